@@ -135,18 +135,27 @@ def crl_verify(crl: object, issuer: object) -> OpensslResult:
 
 
 def ocsp_verify(response: object, issuer: object, cafile: object, serial: int | str | None = None,
-                verify_other: object | None = None, trust_responder: object | None = None) -> OpensslResult:
-    """Check a DER OCSP response; ``status`` is the status of ``serial`` (int or hex string)."""
+                verify_other: object | None = None, trust_responder: object | None = None,
+                request: object | None = None) -> OpensslResult:
+    """Check a DER OCSP response: signature, responder chain to ``cafile`` (``verify_other``: untrusted
+    intermediates; ``trust_responder``: -VAfile). With ``serial`` (int or hex string) ``status`` is
+    that certificate's good/revoked/unknown; with ``request`` (the DER request) the nonce is
+    checked against it instead (openssl then prints no status)."""
     args: list[object] = ["ocsp", "-respin", response, "-issuer", issuer, "-CAfile", cafile]
-    if serial is not None:
-        args += ["-serial", serial if isinstance(serial, str) else hex(serial)]
+    if request is not None:
+        args += ["-reqin", request]
+    else:
+        args.append("-no_nonce")
+        if serial is not None:
+            args += ["-serial", serial if isinstance(serial, str) else hex(serial)]
     if verify_other is not None:
         args += ["-verify_other", verify_other]
     if trust_responder is not None:
         args += ["-VAfile", trust_responder]
     proc = run_openssl(*args)
     m = re.search(r"^\S+: (good|revoked|unknown)\s*$", proc.stdout, re.M)
-    ok = proc.returncode == 0 and "Response verify OK" in (proc.stdout + proc.stderr)
+    out = proc.stdout + proc.stderr
+    ok = proc.returncode == 0 and "Response verify OK" in out and "Verify error" not in out
     return _result(proc, ok, m.group(1) if m else None)
 
 
@@ -169,15 +178,15 @@ def ts_verify(reply: object, cafile: object, data: object | None = None, digest:
     return _result(proc, proc.returncode == 0 and "Verification: OK" in proc.stdout)
 
 
-def cms_verify(cms: object, cafile: object, content: object | None = None,
-               certfile: object | None = None, purpose: str = "any") -> OpensslResult:
-    """``openssl cms -verify`` (RSA/ECDSA only; OpenSSL 3.0 cannot check SM2 CMS)."""
+def cms_verify(cms: object, cafile: object, content: object | None = None, purpose: str = "any") -> OpensslResult:
+    """``openssl cms -verify`` (RSA/ECDSA only; OpenSSL 3.0 cannot check SM2 CMS).
+
+    Intermediates must be inside the SignedData or in ``cafile`` (3.0's ``cms`` has no -untrusted).
+    """
     args: list[object] = ["cms", "-verify", "-binary", "-in", cms, "-inform", _inform(cms),
                           "-CAfile", cafile, "-purpose", purpose, "-out", os.devnull]
     if content is not None:
         args += ["-content", content]
-    if certfile is not None:
-        args += ["-certfile", certfile]
     proc = run_openssl(*args)
     return _result(proc, proc.returncode == 0 and "Verification successful" in proc.stderr)
 
@@ -479,7 +488,7 @@ def make_reference_pki(workdir: object) -> ReferencePki:
     o("cms", "-sign", "-binary", "-in", f["content"], "-signer", f["leaf.pem"], "-inkey", f["leaf.key"],
       "-certfile", f["int.pem"], "-nodetach", "-outform", "DER", "-out", path("cms.der"))
     o("cms", "-sign", "-binary", "-in", f["content"], "-signer", f["leaf.pem"], "-inkey", f["leaf.key"],
-      "-outform", "PEM", "-out", path("cms_detached.pem"))
+      "-outform", "PEM", "-out", path("cms_detached.pem"))  # leaf certificate only
 
     # --- RFC 3161 (ECDSA TSA, critical timeStamping EKU)
     (d / "tsaserial").write_text("2A01\n")
