@@ -7,6 +7,7 @@ All BC verifications of the module run in one JVM through ``bc_verify_many``.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import time
 
@@ -83,11 +84,12 @@ def oid(s: str) -> bytes:
     return core.ObjectIdentifier(s).dump()
 
 
-def openssl_sm2_sign(pki: ReferencePki, key: str, data: bytes, name: str) -> bytes:
+def openssl_sm2_sign(pki: ReferencePki, key: str, data: bytes, name: str,
+                     distid: str | None = "1234567812345678") -> bytes:
     pki.write(name + ".tbs", data)
-    run_openssl("pkeyutl", "-sign", "-inkey", pki[key], "-rawin", "-digest", "sm3",
-                "-pkeyopt", "distid:1234567812345678", "-in", pki[name + ".tbs"],
-                "-out", pki.dir / (name + ".sig"), check=True)
+    idopt = ["-pkeyopt", f"distid:{distid}"] if distid is not None else []
+    run_openssl("pkeyutl", "-sign", "-inkey", pki[key], "-rawin", "-digest", "sm3", *idopt,
+                "-in", pki[name + ".tbs"], "-out", pki.dir / (name + ".sig"), check=True)
     return (pki.dir / (name + ".sig")).read_bytes()
 
 
@@ -114,6 +116,28 @@ def make_seal_artefacts(pki: ReferencePki) -> None:
     # raw r||s in the BIT STRING is tolerated by the harness
     pki.write("seal_raw.der", seq(seal_info, octets(maker_cert), oid(SM2_SM3),
                                   bits(_der_sig_to_raw(sig))))
+
+
+def make_sm2_cms(pki: ReferencePki, name: str, content: bytes, sig_alg: str, gm_types: bool,
+                 distid: str | None = "1234567812345678") -> None:
+    """An SM2 CMS SignedData assembled by hand (signed attributes signed by ``openssl pkeyutl``),
+    in the PKCS#7 or the GM/T 0010 content-type flavour, with ``sig_alg`` as signatureAlgorithm."""
+    from asn1crypto import x509
+
+    cert_der = pem_to_der(pki["sm2_leaf.pem"])
+    cert = x509.Certificate.load(cert_der)
+    data_oid = "1.2.156.10197.6.1.4.2.1" if gm_types else "1.2.840.113549.1.7.1"
+    signed_oid = "1.2.156.10197.6.1.4.2.2" if gm_types else "1.2.840.113549.1.7.2"
+    sm3 = seq(oid("1.2.156.10197.1.401"))
+    attrs = (seq(oid("1.2.840.113549.1.9.3"), tlv(0x31, oid(data_oid)))
+             + seq(oid("1.2.840.113549.1.9.4"), tlv(0x31, octets(hashlib.new("sm3", content).digest()))))
+    sig = openssl_sm2_sign(pki, "sm2_leaf.key", tlv(0x31, attrs), name, distid)
+    signer_info = seq(integer(1), seq(cert.issuer.dump(), integer(cert.serial_number)), sm3,
+                      tlv(0xA0, attrs), seq(oid(sig_alg)), octets(sig))
+    signed_data = seq(integer(1), tlv(0x31, sm3), seq(oid(data_oid), tlv(0xA0, octets(content))),
+                      tlv(0xA0, cert_der), tlv(0x31, signer_info))
+    pki.write(name, seq(oid(signed_oid), tlv(0xA0, signed_data)))
+    pki.tampered(name, content[:12])
 
 
 def _der_sig_to_raw(der: bytes) -> bytes:
@@ -155,6 +179,10 @@ def pki(tmp_path_factory) -> ReferencePki:
     p.write("kat.sig.raw", KAT_R + KAT_S)
     p.write("kat.sig.flip", sm2_raw_to_der(KAT_R[:-1] + bytes([KAT_R[-1] ^ 1]) + KAT_S))
     make_seal_artefacts(p)
+    make_sm2_cms(p, "sm2_cms_501.der", b"SM2 CMS, PKCS#7 types, sm2-with-sm3\n", SM2_SM3, gm_types=False)
+    make_sm2_cms(p, "sm2_cms_gm.der", b"SM2 CMS, GM/T 0010 types, sm2-1\n", "1.2.156.10197.1.301.1", gm_types=True)
+    make_sm2_cms(p, "sm2_cms_emptyid.der", b"SM2 CMS signed with the empty ID\n", SM2_SM3, gm_types=False,
+                 distid=None)
     return p
 
 
@@ -237,6 +265,12 @@ CASES = {
     "cms_detached": (lambda p: ["cms", p["cms_detached.pem"], "--content", p["content"]], 0, "signers=1"),
     "cms_detached_wrong_content": (lambda p: ["cms", p["cms_detached.pem"], "--content", p["content.flip"]], 1, "message-digest"),
     "cms_detached_no_content": (lambda p: ["cms", p["cms_detached.pem"]], 2, "--content"),
+    # SM2 CMS assembled by hand, signed by openssl (BC itself names only 1.2.156.10197.1.501)
+    "cms_sm2": (lambda p: ["cms", p["sm2_cms_501.der"]], 0, "sigAlg=1.2.156.10197.1.501"),
+    "cms_sm2_flipped": (lambda p: ["cms", p["sm2_cms_501.der.flip"]], 1, "message-digest"),
+    "cms_sm2_gm0010": (lambda p: ["cms", p["sm2_cms_gm.der"]], 0, "contentType=1.2.156.10197.6.1.4.2.1"),
+    "cms_sm2_gm0010_flipped": (lambda p: ["cms", p["sm2_cms_gm.der.flip"]], 1, "message-digest"),
+    "cms_sm2_empty_id": (lambda p: ["cms", p["sm2_cms_emptyid.der"]], 1, "signature invalid"),
     # RFC 3161
     "tsp_reply": (lambda p: ["tsp", p["ts.tsr"], "--data", p["ts.data"]], 0, "genTime="),
     "tsp_token": (lambda p: ["tsp", p["ts.token"], "--data", p["ts.data"]], 0, "policy=1.2.3.4.1"),

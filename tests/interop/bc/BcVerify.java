@@ -82,7 +82,6 @@ import org.bouncycastle.cert.ocsp.SingleResp;
 import org.bouncycastle.cms.CMSProcessableByteArray;
 import org.bouncycastle.cms.CMSSignedData;
 import org.bouncycastle.cms.SignerInformation;
-import org.bouncycastle.cms.jcajce.JcaSimpleSignerInfoVerifierBuilder;
 import org.bouncycastle.jce.provider.BouncyCastleProvider;
 import org.bouncycastle.jcajce.spec.SM2ParameterSpec;
 import org.bouncycastle.operator.ContentVerifierProvider;
@@ -102,6 +101,9 @@ public final class BcVerify {
     static final String BC = "BC";
     static final String DEFAULT_ID = "1234567812345678";
     static final String SM2_SM3_OID = "1.2.156.10197.1.501";
+    static final String SM2_SIGN_OID = "1.2.156.10197.1.301.1";
+    static final String SM2_CURVE_OID = "1.2.156.10197.1.301";
+    static final String SM3_OID = "1.2.156.10197.1.401";
 
     /** Exit 1: the artefact was understood and does not verify. */
     static final class Fail extends Exception {
@@ -381,10 +383,12 @@ public final class BcVerify {
             Collection<X509CertificateHolder> m = certs.getMatches(si.getSID());
             if (m.isEmpty()) throw new Fail("signer certificate not in the SignedData");
             X509CertificateHolder c = m.iterator().next();
-            if (!si.verify(new JcaSimpleSignerInfoVerifierBuilder().setProvider(BC).build(c)))
+            if (!si.verify(signerVerifier(c)))
                 throw new Fail("SignerInfo signature invalid for " + c.getSubject());
         }
-        out.println("OK cms signers=" + signers.size() + " contentType=" + sd.getSignedContentTypeOID());
+        SignerInformation first = signers.iterator().next();
+        out.println("OK cms signers=" + signers.size() + " contentType=" + sd.getSignedContentTypeOID()
+                + " digestAlg=" + first.getDigestAlgOID() + " sigAlg=" + first.getEncryptionAlgOID());
     }
 
     static void tsp(Args a, PrintStream out) throws Exception {
@@ -417,7 +421,7 @@ public final class BcVerify {
             tsa = m.iterator().next();
         }
         // checks the signature, the ESS certificate ID, the critical timeStamping EKU and validity at genTime
-        tok.validate(new JcaSimpleSignerInfoVerifierBuilder().setProvider(BC).build(tsa));
+        tok.validate(signerVerifier(tsa));
         if (a.opt("--data") != null) {
             AlgorithmIdentifier alg = tok.getTimeStampInfo().getHashAlgorithm();
             DigestCalculator dc = new JcaDigestCalculatorProviderBuilder().setProvider(BC).build().get(alg);
@@ -659,6 +663,32 @@ public final class BcVerify {
         } catch (Exception e) {
             throw new Usage("cannot parse public key " + path + ": " + e.getMessage());
         }
+    }
+
+    /**
+     * BC 1.72 names SignerInfo algorithms "digest WITH encryption"; GM/T 0010 signers put sm2-1
+     * (1.2.156.10197.1.301.1) or the bare curve OID there, which BC would call "SM3WITH1.2...". Map
+     * those, with an SM3 digest, to SM3WITHSM2 (default user ID); everything else is BC's default.
+     */
+    static final org.bouncycastle.cms.CMSSignatureAlgorithmNameGenerator GM_NAMES =
+            new org.bouncycastle.cms.CMSSignatureAlgorithmNameGenerator() {
+                final org.bouncycastle.cms.DefaultCMSSignatureAlgorithmNameGenerator dflt =
+                        new org.bouncycastle.cms.DefaultCMSSignatureAlgorithmNameGenerator();
+
+                public String getSignatureName(AlgorithmIdentifier digest, AlgorithmIdentifier enc) {
+                    String e = enc.getAlgorithm().getId();
+                    if (digest.getAlgorithm().getId().equals(SM3_OID)
+                            && (e.equals(SM2_SIGN_OID) || e.equals(SM2_CURVE_OID) || e.equals(SM2_SM3_OID)))
+                        return "SM3WITHSM2";
+                    return dflt.getSignatureName(digest, enc);
+                }
+            };
+
+    static org.bouncycastle.cms.SignerInformationVerifier signerVerifier(X509CertificateHolder c) throws Exception {
+        return new org.bouncycastle.cms.SignerInformationVerifier(GM_NAMES,
+                new org.bouncycastle.operator.DefaultSignatureAlgorithmIdentifierFinder(),
+                new JcaContentVerifierProviderBuilder().setProvider(BC).build(c),
+                new JcaDigestCalculatorProviderBuilder().setProvider(BC).build());
     }
 
     static ContentVerifierProvider verifier(X509CertificateHolder c) throws Exception {
