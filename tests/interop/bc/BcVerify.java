@@ -10,12 +10,16 @@
 // Subcommands:
 //   sm2-sig   <public-key|cert> <message-file> <signature-file> [--id ID | --id-hex HEX] [--raw]
 //   cert      <cert> <issuer-cert> [--at YYYYMMDDHHMMSSZ]
-//   cert-path <leaf> <trust-anchor> [<intermediate>...] [--crl FILE]... [--at YYYYMMDDHHMMSSZ]
+//   cert-path <leaf> <trust-anchors> [<intermediates>...] [--crl FILE]... [--at YYYYMMDDHHMMSSZ]
+//             (anchor and intermediate files may hold several PEM certificates; revocation is
+//              checked, for every certificate below the anchor, only when --crl is given)
 //   csr       <csr>
 //   crl       <crl> <issuer-cert>
 //   ocsp      <response> <issuer-cert> [--serial HEX] [--nonce HEX]     (stdout: good|revoked|unknown)
-//   cms       <signed-data> [--content FILE]
-//   tsp       <token-or-reply> [--data FILE] [--cert TSA-CERT]          (stdout: genTime=... serial=...)
+//   cms       <signed-data> [--content FILE] [--ca ISSUER-CERT]
+//   tsp       <token-or-reply> [--data FILE] [--cert TSA-CERT] [--ca ISSUER-CERT]
+//             (stdout: genTime=... serial=... policy=...; checks signature, ESS cert ID, the critical
+//              timeStamping EKU and TSA validity at genTime; --ca: TSA cert signed by that CA)
 //   seal      <SESeal-file>        GB/T 38540 seal: signedValue over DER(eSealInfo), maker cert inside
 //   ses-sig   <SES_Signature-file> GB/T 38540 signature: signature over DER(toSign), signer cert inside
 //   selftest  <empty-dir>  make SM2 artefacts with BC's own builders and verify them through the
@@ -225,18 +229,22 @@ public final class BcVerify {
     static void certPath(Args a, PrintStream out) throws Exception {
         a.need(2, "cert-path <leaf> <trust-anchor> [<intermediate>...] [--crl FILE]... [--at TIME]");
         X509Certificate leaf = loadCert(a.pos(0));
-        X509Certificate anchor = loadCert(a.pos(1));
+        List<X509Certificate> anchors = loadCerts(a.pos(1));
         List<X509Certificate> chain = new ArrayList<>();
         chain.add(leaf);
         List<X509Certificate> inter = new ArrayList<>();
-        for (int i = 2; i < a.positional.size(); i++) inter.add(loadCert(a.pos(i)));
+        for (int i = 2; i < a.positional.size(); i++) inter.addAll(loadCerts(a.pos(i)));
         // order intermediates from the leaf upwards by issuer/subject names
         X509Certificate cur = leaf;
         while (!inter.isEmpty()) {
+            boolean anchored = false;
+            for (X509Certificate x : anchors)
+                anchored |= x.getSubjectX500Principal().equals(cur.getIssuerX500Principal());
+            if (anchored) break;
             X509Certificate next = null;
             for (X509Certificate x : inter)
                 if (x.getSubjectX500Principal().equals(cur.getIssuerX500Principal())) { next = x; break; }
-            if (next == null) throw new Fail("no intermediate issued " + cur.getSubjectX500Principal());
+            if (next == null) break;  // the rest are not on this path (or the anchor issues cur)
             inter.remove(next);
             chain.add(next);
             cur = next;
@@ -245,7 +253,9 @@ public final class BcVerify {
         for (String f : a.opts("--crl")) crls.add(loadCrl(f));
         CertificateFactory cf = CertificateFactory.getInstance("X.509", BC);
         CertPath path = cf.generateCertPath(chain);
-        PKIXParameters params = new PKIXParameters(Collections.singleton(new TrustAnchor(anchor, null)));
+        Set<TrustAnchor> tas = new java.util.HashSet<>();
+        for (X509Certificate x : anchors) tas.add(new TrustAnchor(x, null));
+        PKIXParameters params = new PKIXParameters(tas);
         params.setRevocationEnabled(!crls.isEmpty());
         if (!crls.isEmpty())
             params.addCertStore(CertStore.getInstance("Collection", new CollectionCertStoreParameters(crls), BC));
@@ -362,7 +372,7 @@ public final class BcVerify {
     }
 
     static void cms(Args a, PrintStream out) throws Exception {
-        a.need(1, "cms <signed-data> [--content FILE]");
+        a.need(1, "cms <signed-data> [--content FILE] [--ca ISSUER-CERT]");
         CMSSignedData sd;
         try {
             byte[] d = der(a.pos(0));
@@ -383,6 +393,7 @@ public final class BcVerify {
             Collection<X509CertificateHolder> m = certs.getMatches(si.getSID());
             if (m.isEmpty()) throw new Fail("signer certificate not in the SignedData");
             X509CertificateHolder c = m.iterator().next();
+            checkIssuedBy(c, a.opt("--ca"));
             if (!si.verify(signerVerifier(c)))
                 throw new Fail("SignerInfo signature invalid for " + c.getSubject());
         }
@@ -392,7 +403,7 @@ public final class BcVerify {
     }
 
     static void tsp(Args a, PrintStream out) throws Exception {
-        a.need(1, "tsp <token-or-reply> [--data FILE] [--cert TSA-CERT]");
+        a.need(1, "tsp <token-or-reply> [--data FILE] [--cert TSA-CERT] [--ca ISSUER-CERT]");
         byte[] d = der(a.pos(0));
         TimeStampToken tok;
         try {
@@ -420,6 +431,7 @@ public final class BcVerify {
             if (m.isEmpty()) throw new Fail("TSA certificate not in the token (use --cert)");
             tsa = m.iterator().next();
         }
+        checkIssuedBy(tsa, a.opt("--ca"));
         // checks the signature, the ESS certificate ID, the critical timeStamping EKU and validity at genTime
         tok.validate(signerVerifier(tsa));
         if (a.opt("--data") != null) {
@@ -624,6 +636,23 @@ public final class BcVerify {
         }
     }
 
+    /** Every certificate in a file: concatenated PEM blocks, DER, or a PKCS#7 bundle. */
+    static List<X509Certificate> loadCerts(String path) throws Usage {
+        byte[] b = readFile(path);
+        try {
+            CertificateFactory cf = CertificateFactory.getInstance("X.509", BC);
+            List<X509Certificate> r = new ArrayList<>();
+            for (java.security.cert.Certificate c : cf.generateCertificates(new ByteArrayInputStream(b)))
+                r.add((X509Certificate) c);
+            if (r.isEmpty()) throw new Usage("no certificate in " + path);
+            return r;
+        } catch (Usage e) {
+            throw e;
+        } catch (Exception e) {
+            throw new Usage("cannot parse certificates " + path + ": " + e.getMessage());
+        }
+    }
+
     static X509CertificateHolder loadCertHolder(String path) throws Usage {
         try {
             return new X509CertificateHolder(der(path));
@@ -689,6 +718,16 @@ public final class BcVerify {
                 new org.bouncycastle.operator.DefaultSignatureAlgorithmIdentifierFinder(),
                 new JcaContentVerifierProviderBuilder().setProvider(BC).build(c),
                 new JcaDigestCalculatorProviderBuilder().setProvider(BC).build());
+    }
+
+    /** With --ca: the signer certificate must name the CA as issuer, be signed by it and be valid now. */
+    static void checkIssuedBy(X509CertificateHolder c, String caFile) throws Exception {
+        if (caFile == null) return;
+        X509CertificateHolder ca = loadCertHolder(caFile);
+        if (!c.getIssuer().equals(ca.getSubject()))
+            throw new Fail("signer certificate issuer " + c.getIssuer() + " != CA subject " + ca.getSubject());
+        if (!c.isSignatureValid(verifier(ca))) throw new Fail("signer certificate not signed by the CA");
+        if (!c.isValidOn(new Date())) throw new Fail("signer certificate not valid now");
     }
 
     static ContentVerifierProvider verifier(X509CertificateHolder c) throws Exception {
