@@ -204,6 +204,7 @@ CASES = {
     "sm2_sig_other_id_ok": (lambda p: ["sm2-sig", p["sm2.pub"], p["msg"], p["sm2.sig.alice"], "--id", "ALICE123@YAHOO.COM"], 0, "ALICE"),
     "sm2_sig_other_id_default": (lambda p: ["sm2-sig", p["sm2.pub"], p["msg"], p["sm2.sig.alice"]], 1, "invalid"),
     "sm2_sig_key_from_cert": (lambda p: ["sm2-sig", p["sm2_root.pem"], p["msg"], p["sm2.sig"]], 0, "OK"),
+    "sm2_sig_p256_key": (lambda p: ["sm2-sig", p["leaf.pem"], p["msg"], p["sm2.sig"]], 1, "not an SM2 key"),
     "sm2_sig_wrong_key": (lambda p: ["sm2-sig", p["kat.pub.der"], p["msg"], p["sm2.sig"]], 1, "invalid"),
     # GB/T 32918 known answer
     "kat": (lambda p: ["sm2-sig", p["kat.pub.der"], p["kat.msg"], p["kat.sig"]], 0, "OK"),

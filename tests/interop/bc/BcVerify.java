@@ -187,6 +187,9 @@ public final class BcVerify {
     static void sm2Sig(Args a, PrintStream out) throws Exception {
         a.need(3, "sm2-sig <public-key|cert> <message-file> <signature-file> [--id ID|--id-hex HEX] [--raw]");
         PublicKey key = loadPublicKey(a.pos(0));
+        ASN1Encodable curve = SubjectPublicKeyInfo.getInstance(key.getEncoded()).getAlgorithm().getParameters();
+        if (!(curve instanceof ASN1ObjectIdentifier) || !((ASN1ObjectIdentifier) curve).getId().equals(SM2_CURVE_OID))
+            throw new Fail("public key is not an SM2 key (curve parameters " + curve + ")");
         byte[] msg = readFile(a.pos(1));
         byte[] sig = readFile(a.pos(2));
         byte[] id = a.opt("--id-hex") != null ? hex(a.opt("--id-hex"))
