@@ -326,6 +326,13 @@ CK_RV obj_apply_template(st_object *o, const CK_ATTRIBUTE *t, CK_ULONG n, int or
         return rv;
     for (CK_ULONG i = 0; i < n; i++) {
         CK_ATTRIBUTE_TYPE ty = t[i].type;
+        /* usage flags of the other half of a key pair are ignored, not refused: generic
+           templates (python-pkcs11's unwrap_key, some tools) send every usage flag */
+        if ((o->cls == CKO_PRIVATE_KEY && (ty == CKA_ENCRYPT || ty == CKA_VERIFY || ty == CKA_WRAP ||
+                                           ty == CKA_VERIFY_RECOVER)) ||
+            (o->cls == CKO_PUBLIC_KEY && (ty == CKA_DECRYPT || ty == CKA_SIGN || ty == CKA_UNWRAP ||
+                                          ty == CKA_SIGN_RECOVER)))
+            continue;
         if (!attr_allowed(o->cls, ty))
             return CKR_ATTRIBUTE_TYPE_INVALID;
         if (ty == CKA_LOCAL || ty == CKA_ALWAYS_SENSITIVE || ty == CKA_NEVER_EXTRACTABLE ||

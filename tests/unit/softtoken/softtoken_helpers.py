@@ -64,6 +64,13 @@ def register_vendor_codes() -> None:
         _extend_enum(KeyType, name, value)
     for name, value in VENDOR_MECHANISMS.items():
         _extend_enum(Mechanism, name, value)
+    # default capabilities, so generate_key/unwrap_key work without `capabilities=`
+    from pkcs11.defaults import DEFAULT_KEY_CAPABILITIES
+    DEFAULT_KEY_CAPABILITIES.setdefault(KeyType.SM2, MechanismFlag.SIGN | MechanismFlag.VERIFY
+                                        | MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT
+                                        | MechanismFlag.WRAP | MechanismFlag.UNWRAP)
+    DEFAULT_KEY_CAPABILITIES.setdefault(KeyType.SM4, MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT
+                                        | MechanismFlag.WRAP | MechanismFlag.UNWRAP)
 
 
 register_vendor_codes()
@@ -198,3 +205,27 @@ def gen_sm2(session, label: str = "sm2", store: bool = False, extractable: bool 
         public_template={Attribute.EC_PARAMS: SM2_OID_DER},
         private_template={Attribute.EXTRACTABLE: extractable},
     )
+
+
+CKR_KEY_FUNCTION_NOT_PERMITTED = 0x68
+CKR_ACTION_PROHIBITED = 0x1B
+CKR_CURVE_NOT_SUPPORTED = 0x140
+
+
+class raises_rv:
+    """pytest.raises for CKR_ codes python-pkcs11 0.10.1 does not map to an exception class
+    (e.g. CKR_KEY_FUNCTION_NOT_PERMITTED arrives as PKCS11Error('Unmapped error code 0x68'))."""
+
+    def __init__(self, rv: int):
+        self.rv = rv
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, ev, tb):
+        from pkcs11.exceptions import PKCS11Error
+        assert et is not None, f"expected CKR 0x{self.rv:x}"
+        if not issubclass(et, PKCS11Error):
+            return False
+        assert f"0x{self.rv:x}" in str(ev), f"expected CKR 0x{self.rv:x}, got {et.__name__}: {ev}"
+        return True
