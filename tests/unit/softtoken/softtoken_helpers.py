@@ -168,6 +168,7 @@ def gmssl_verify(pub_xy: bytes, sig: bytes, msg: bytes, uid: bytes = DEFAULT_ID)
     """Verify raw r||s with the pure-Python gmssl package over our own e = SM3(Z||M)."""
     from gmssl import sm2 as gsm2
     c = gsm2.CryptSM2(private_key="", public_key=pub_xy.hex(), asn1=False)
+    c.public_key = pub_xy.hex()   # gmssl 3.2.2 does public_key.lstrip("04"): eats X's leading 0/4 digits
     return bool(c.verify(sig.hex(), sm2_e(pub_xy, msg, uid)))
 
 
