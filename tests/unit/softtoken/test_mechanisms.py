@@ -206,3 +206,26 @@ def test_random(session):
     a, b = session.generate_random(256), session.generate_random(256)
     assert len(a) == 32 and a != b
     session.seed_random(b"extra entropy")
+
+
+def test_rsa_private_key_import_and_p384_keygen(session):
+    ck = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pn = ck.private_numbers()
+
+    def b(v):
+        return v.to_bytes((v.bit_length() + 7) // 8, "big")
+    priv = session.create_object({
+        Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.KEY_TYPE: KeyType.RSA, Attribute.SIGN: True,
+        Attribute.MODULUS: b(pn.public_numbers.n), Attribute.PUBLIC_EXPONENT: b(pn.public_numbers.e),
+        Attribute.PRIVATE_EXPONENT: b(pn.d), Attribute.PRIME_1: b(pn.p), Attribute.PRIME_2: b(pn.q),
+        Attribute.EXPONENT_1: b(pn.dmp1), Attribute.EXPONENT_2: b(pn.dmq1), Attribute.COEFFICIENT: b(pn.iqmp)})
+    assert priv[Attribute.LOCAL] is False and priv[Attribute.ALWAYS_SENSITIVE] is False
+    sig = priv.sign(b"imported", mechanism=Mechanism.SHA512_RSA_PKCS)
+    ck.public_key().verify(sig, b"imported", padding.PKCS1v15(), hashes.SHA512())
+    pub, priv384 = session.generate_keypair(KeyType.EC, 384, mechanism=Mechanism.EC_KEY_PAIR_GEN,
+                                            public_template={Attribute.EC_PARAMS: bytes.fromhex("06052B81040022")})
+    cpub = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP384R1(), pub[Attribute.EC_POINT][2:])
+    s = priv384.sign(b"p384", mechanism=Mechanism.ECDSA_SHA384)
+    assert len(s) == 96
+    cpub.verify(encode_dss_signature(int.from_bytes(s[:48], "big"), int.from_bytes(s[48:], "big")),
+                b"p384", ec.ECDSA(hashes.SHA384()))
