@@ -1,0 +1,60 @@
+"""Shared helpers for the benchmarks: a throw-away software token and the OpenSSL reference figures."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from hsm import HsmConfig, KeyManager, SoftTokenConfig, init_token
+from hsm.provision import build_softtoken
+from pkicore.secret import Secret
+
+
+def scratch_key_manager(pool_size: int = 4) -> KeyManager:
+    """A fresh software token in a temp directory (set before the module is loaded)."""
+    directory = Path(tempfile.mkdtemp(prefix="racentre-bench-"))
+    (directory / "softtoken.conf").write_text("pbkdf2_iterations = 10000\n")
+    config = HsmConfig(module=str(build_softtoken()), token="bench", pin=Secret("bench-pin"),
+                       pool_size=pool_size, softtoken=SoftTokenConfig(dir=str(directory)))
+    init_token(config, Secret("bench-so-pin"), Secret("bench-pin"))
+    return KeyManager(config)
+
+
+def openssl_speed_sm2(seconds: int = 3) -> tuple[float, float]:
+    """(sign/s, verify/s) on one core from `openssl speed sm2`."""
+    out = subprocess.run(["openssl", "speed", "-seconds", str(seconds), "sm2"], capture_output=True,
+                         text=True, check=True).stdout
+    for line in out.splitlines():
+        if "SM2" in line and "bits" in line:
+            nums = re.findall(r"[\d.]+", line)
+            return float(nums[-2]), float(nums[-1])
+    raise RuntimeError("could not parse `openssl speed sm2` output")
+
+
+def rate(fn, threads: int, seconds: float) -> float:
+    """Calls per second of ``fn`` from ``threads`` threads over about ``seconds``."""
+    counts = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def worker(i):
+        n = 0
+        while time.perf_counter() < stop:
+            fn()
+            n += 1
+        counts[i] = n
+
+    start = time.perf_counter()
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0))

@@ -1,0 +1,545 @@
+"""The one door to keys: every private and secret key the RA centre owns is used through this class.
+
+Generate, find, sign, verify, encrypt, decrypt, wrap, unwrap and random over PKCS#11 (v2.40 §5.7-§5.14)
+with a vendor profile translating logical mechanism names ("sm2-sign-sm3", "sm4-ecb", ...) into the
+module's codes. SM2 signatures are returned DER-encoded (GB/T 35276 §7.2) whatever the token emits.
+Keys never leave the HSM in clear: export exists only as ``wrap`` under another HSM key.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import pkcs11
+import pkcs11.exceptions as p11e
+from asn1crypto import algos as asn1_algos
+from asn1crypto import core as asn1_core
+from asn1crypto import keys as asn1_keys
+from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
+
+from hsm.config import HsmConfig
+from hsm.errors import HsmError, KeyNotFound, MechanismUnsupported
+from hsm.keys import DEFAULT_SIGN_MECHANISM, KEY_SPECS, KeyInfo, KeyRef, KeySpec
+from hsm.session_pool import PooledSession, SessionPool
+from hsm.vendor import VendorProfile, detect_profile, load_profile
+from pkicore.keys import point_from_public_key_info, public_key_info_from_point
+from pkicore.signatures import der_to_raw, raw_to_der
+from pkicore.sm2 import DEFAULT_USER_ID, SM2PublicKey, sm2_e
+
+log = logging.getLogger(__name__)
+
+_CURVE_PARAMS = {name: asn1_keys.ECDomainParameters(name="named", value=name).dump()
+                 for name in ("secp256r1", "secp384r1")}
+_SM2_OID_DER = bytes.fromhex("06082a811ccf5501822d")
+_CURVE_PARAMS["sm2p256v1"] = _SM2_OID_DER
+_CURVE_BY_PARAMS = {v: k for k, v in _CURVE_PARAMS.items()}
+_SIG_SIZE = {"sm2p256v1": 32, "secp256r1": 32, "secp384r1": 48}
+
+_PREHASH = {
+    "ecdsa-sha256": ("sha256", "ecdsa"), "ecdsa-sha384": ("sha384", "ecdsa"),
+    "rsa-pkcs1-sha256": ("sha256", "rsa-pkcs1"), "rsa-pkcs1-sha384": ("sha384", "rsa-pkcs1"),
+    "rsa-pkcs1-sha512": ("sha512", "rsa-pkcs1"),
+}
+
+# RFC 8017 §9.1 / PKCS#11 §2.1.11: PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt
+_PARAMS = {"rsa-pss-sha256": (pkcs11.Mechanism.SHA256, pkcs11.MGF.SHA256, 32)}
+
+_PAIR_CAPS = {
+    "sm2": (MechanismFlag.SIGN | MechanismFlag.VERIFY | MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT),
+    "ec": MechanismFlag.SIGN | MechanismFlag.VERIFY,
+    "rsa": MechanismFlag.SIGN | MechanismFlag.VERIFY,
+}
+_SECRET_CAPS = {
+    "sm4": MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT | MechanismFlag.WRAP | MechanismFlag.UNWRAP,
+    "aes": MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT | MechanismFlag.WRAP | MechanismFlag.UNWRAP,
+    "generic": MechanismFlag.SIGN | MechanismFlag.VERIFY,
+}
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    module: str
+    token: str
+    manufacturer: str
+    model: str
+    serial: str
+    vendor_profile: str
+    mechanisms: list[str]
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class KeyManager:
+    """HSM-backed key operations for the whole centre. Thread-safe; share one per process."""
+
+    def __init__(self, config: HsmConfig):
+        self.config = config
+        module_profile = None if config.vendor == "auto" else load_profile(config.vendor)
+        # Only modules proven thread-safe run unserialised; the profile says which.
+        probe_profile = module_profile
+        if probe_profile is None:
+            lib = pkcs11.lib(config.module)
+            probe_profile = detect_profile(lib.manufacturer_id)
+        self.profile: VendorProfile = probe_profile
+        self.pool = SessionPool(config.module, config.token, config.pin, config.pool_size,
+                                thread_safe=self.profile.quirks.thread_safe)
+        self._supported = {int(m) for m in self.pool.token.slot.get_mechanisms()}
+
+    def supports(self, logical: str) -> bool:
+        """True when the vendor profile names the mechanism and the token lists it."""
+        return self.profile.has(logical) and int(self.profile.mechanism(logical)) in self._supported
+
+    # ----------------------------------------------------------------- internals
+    def _find(self, pooled: PooledSession, ref: KeyRef, object_class: ObjectClass):
+        cache_key = (ref, object_class)
+        obj = pooled.objects.get(cache_key)
+        if obj is None:
+            attrs = {Attribute.CLASS: object_class}
+            if ref.label:
+                attrs[Attribute.LABEL] = ref.label
+            if ref.key_id:
+                attrs[Attribute.ID] = ref.key_id
+            found = list(pooled.session.get_objects(attrs))
+            if not found:
+                raise KeyNotFound(f"no {object_class.name.lower().replace('_', ' ')} {ref} in the HSM")
+            if len(found) > 1:
+                raise HsmError(f"{len(found)} objects match {ref}; give an id as well")
+            obj = found[0]
+            pooled.objects[cache_key] = obj
+        return obj
+
+    def _mechanism(self, logical: str):
+        try:
+            return self.profile.mechanism(logical)
+        except KeyError:
+            raise MechanismUnsupported(
+                f"mechanism {logical!r} is not available with HSM profile {self.profile.name!r}") from None
+
+    def _key_type_name(self, key) -> str:
+        kt = key[Attribute.KEY_TYPE]
+        for logical in ("sm2", "sm4"):
+            if logical in self.profile.key_types and kt == self.profile.key_types[logical]:
+                return logical
+        if kt == KeyType.EC:
+            try:
+                if bytes(key[Attribute.EC_PARAMS]) == _SM2_OID_DER:
+                    return "sm2"
+            except p11e.PKCS11Error:
+                pass
+            return "ec"
+        return {KeyType.RSA: "rsa", KeyType.AES: "aes", KeyType.GENERIC_SECRET: "generic"}.get(kt, "unknown")
+
+    @staticmethod
+    def _spki(pub, key_type: str) -> bytes:
+        if key_type in ("sm2", "ec"):
+            curve = _CURVE_BY_PARAMS.get(bytes(pub[Attribute.EC_PARAMS]))
+            if curve is None:
+                raise HsmError("public key on an unsupported curve")
+            raw = bytes(pub[Attribute.EC_POINT])
+            point = asn1_core.OctetString.load(raw).native if raw[:1] == b"\x04" and len(raw) > 2 \
+                and raw[1] == len(raw) - 2 else raw
+            return public_key_info_from_point(curve, point)
+        if key_type == "rsa":
+            return asn1_keys.PublicKeyInfo({
+                "algorithm": {"algorithm": "rsa"},
+                "public_key": asn1_keys.RSAPublicKey({
+                    "modulus": int.from_bytes(pub[Attribute.MODULUS], "big"),
+                    "public_exponent": int.from_bytes(pub[Attribute.PUBLIC_EXPONENT], "big")}),
+            }).dump()
+        raise HsmError(f"no public key for key type {key_type}")
+
+    def _describe(self, pooled: PooledSession, obj) -> KeyInfo:
+        key_type = self._key_type_name(obj)
+        label = obj[Attribute.LABEL]
+        key_id = bytes(obj[Attribute.ID] or b"")
+        pair = obj.object_class == ObjectClass.PRIVATE_KEY
+        spki = None
+        if pair:
+            pub = self._find(pooled, KeyRef(label=label, key_id=key_id or None), ObjectClass.PUBLIC_KEY)
+            spki = self._spki(pub, key_type)
+            algorithm = {"sm2": "sm2"}.get(key_type) or self._pair_algorithm(pub, key_type)
+        else:
+            length = obj[Attribute.VALUE_LEN] * 8 if key_type != "sm4" else 128
+            algorithm = {"sm4": "sm4", "aes": f"aes-{length}", "generic": f"generic-{length}"}[key_type]
+        return KeyInfo(label=label, key_id=key_id, algorithm=algorithm, key_type=key_type, pair=pair,
+                       sensitive=bool(obj[Attribute.SENSITIVE]), extractable=bool(obj[Attribute.EXTRACTABLE]),
+                       public_key_info=spki)
+
+    @staticmethod
+    def _pair_algorithm(pub, key_type: str) -> str:
+        if key_type == "ec":
+            return {"secp256r1": "ec-p256", "secp384r1": "ec-p384"}[_CURVE_BY_PARAMS[bytes(pub[Attribute.EC_PARAMS])]]
+        return f"rsa-{len(pub[Attribute.MODULUS]) * 8}"
+
+    # ----------------------------------------------------------------- key life cycle
+    def generate_key_pair(self, label: str, algorithm: str = "sm2", *, key_id: bytes | None = None,
+                          extractable: bool = False) -> KeyInfo:
+        """Generate a key pair inside the HSM (private half sensitive, by default never extractable)."""
+        spec = self._spec(algorithm, pair=True)
+        key_id = key_id or self.random(16)
+        mech = self._mechanism(spec.keygen)
+        key_type = self._key_type(spec)
+        public_template = {Attribute.TOKEN: True, Attribute.PRIVATE: False}
+        private_template = {Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+                            Attribute.EXTRACTABLE: extractable}
+        if spec.curve:
+            public_template[Attribute.EC_PARAMS] = _CURVE_PARAMS[spec.curve]
+        if spec.key_type == "sm2":  # SM2 encryption keys also carry key envelopes (GB/T 35276 §7.3)
+            public_template[Attribute.WRAP] = True
+            private_template[Attribute.UNWRAP] = True
+
+        def op(pooled):
+            self._ensure_absent(pooled, label)
+            pub, priv = pooled.session.generate_keypair(
+                key_type, spec.bits if spec.key_type == "rsa" else None, id=key_id, label=label, store=True,
+                capabilities=_PAIR_CAPS[spec.key_type], mechanism=mech,
+                public_template=public_template, private_template=private_template)
+            log.info("generated %s key pair %r in the HSM", spec.name, label)
+            return self._describe(pooled, priv)
+
+        return self.pool.run(f"generating {spec.name} key pair", op)
+
+    def generate_secret_key(self, label: str, algorithm: str = "sm4", *, key_id: bytes | None = None,
+                            extractable: bool = False, token: bool = True) -> KeyInfo:
+        """Generate a secret key (SM4/AES key-encryption key, HMAC key) inside the HSM."""
+        spec = self._spec(algorithm, pair=False)
+        key_id = key_id or self.random(16)
+        mech = self._mechanism(spec.keygen)
+        template = {Attribute.TOKEN: token, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: extractable}
+
+        def op(pooled):
+            if token:
+                self._ensure_absent(pooled, label)
+            key = pooled.session.generate_key(
+                self._key_type(spec), spec.bits, id=key_id, label=label, store=token,
+                capabilities=_SECRET_CAPS[spec.key_type], mechanism=mech, template=template)
+            log.info("generated %s secret key %r in the HSM", spec.name, label)
+            return self._describe(pooled, key)
+
+        return self.pool.run(f"generating {spec.name} key", op)
+
+    def _spec(self, algorithm: str, *, pair: bool) -> KeySpec:
+        spec = KEY_SPECS.get(algorithm)
+        if spec is None or spec.pair != pair:
+            names = ", ".join(n for n, s in KEY_SPECS.items() if s.pair == pair)
+            raise MechanismUnsupported(f"unknown key algorithm {algorithm!r} (choose one of {names})")
+        return spec
+
+    def _key_type(self, spec: KeySpec) -> KeyType:
+        try:
+            return self.profile.key_type(spec.key_type)
+        except KeyError:
+            raise MechanismUnsupported(
+                f"key type {spec.key_type!r} is not available with HSM profile {self.profile.name!r}") from None
+
+    def _ensure_absent(self, pooled: PooledSession, label: str) -> None:
+        if list(pooled.session.get_objects({Attribute.LABEL: label})):
+            raise HsmError(f"a key labelled {label!r} already exists in the HSM; refusing to overwrite it")
+
+    def find_key(self, ref: KeyRef | str) -> KeyInfo:
+        ref = KeyRef.parse(ref)
+
+        def op(pooled):
+            try:
+                obj = self._find(pooled, ref, ObjectClass.PRIVATE_KEY)
+            except KeyNotFound:
+                obj = self._find(pooled, ref, ObjectClass.SECRET_KEY)
+            return self._describe(pooled, obj)
+
+        return self.pool.run("finding a key", op)
+
+    def list_keys(self) -> list[KeyInfo]:
+        def op(pooled):
+            out = []
+            for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.SECRET_KEY):
+                # materialise first: a nested search in the same session is CKR_OPERATION_ACTIVE
+                for obj in list(pooled.session.get_objects({Attribute.CLASS: cls, Attribute.TOKEN: True})):
+                    out.append(self._describe(pooled, obj))
+            return sorted(out, key=lambda k: k.label)
+
+        return self.pool.run("listing keys", op)
+
+    def delete_key(self, ref: KeyRef | str) -> None:
+        """Destroy a key (both halves of a pair). Audited by the caller."""
+        ref = KeyRef.parse(ref)
+
+        def op(pooled):
+            attrs = {}
+            if ref.label:
+                attrs[Attribute.LABEL] = ref.label
+            if ref.key_id:
+                attrs[Attribute.ID] = ref.key_id
+            objs = [o for o in pooled.session.get_objects(attrs)
+                    if o.object_class in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY, ObjectClass.SECRET_KEY)]
+            if not objs:
+                raise KeyNotFound(f"no key {ref} in the HSM")
+            for obj in objs:
+                obj.destroy()
+            self.pool.invalidate_objects()
+
+        self.pool.run("deleting a key", op)
+
+    def public_key_info(self, ref: KeyRef | str) -> bytes:
+        """SubjectPublicKeyInfo DER of a key pair's public half."""
+        info = self.find_key(ref)
+        if info.public_key_info is None:
+            raise HsmError(f"{ref} is a secret key; it has no public key")
+        return info.public_key_info
+
+    # ----------------------------------------------------------------- signatures
+    def sign(self, ref: KeyRef | str, data: bytes, mechanism: str | None = None, *,
+             user_id: bytes | None = None) -> bytes:
+        """Sign ``data`` in the HSM. SM2/ECDSA: DER SEQUENCE{r,s}; RSA: the PKCS#1 signature block.
+
+        SM2 with SM3 (GB/T 32918.2 §6.1): the token computes Z when it can take the user ID;
+        otherwise (non-default ID, or a vendor without a message-in mechanism) e = SM3(Z || M) is
+        computed here from public data and the token signs the digest.
+        """
+        ref = KeyRef.parse(ref)
+
+        def op(pooled):
+            key = self._find(pooled, ref, ObjectClass.PRIVATE_KEY)
+            key_type = self._key_type_name(key)
+            logical = mechanism or DEFAULT_SIGN_MECHANISM.get(key_type)
+            if logical is None:
+                raise MechanismUnsupported(f"{ref} cannot sign")
+            if key_type == "sm2" and logical == "sm2-sign-sm3":
+                return self._sm2_sign(pooled, ref, key, data, user_id or DEFAULT_USER_ID)
+            message, logical = self._prehash_if_needed(data, logical)
+            raw = key.sign(message, mechanism=self._mechanism(logical), mechanism_param=_PARAMS.get(logical))
+            if key_type == "ec" or (key_type == "sm2" and not self.profile.quirks.sm2_der_signature):
+                return raw_to_der(raw)
+            return raw
+
+        return self.pool.run("signing", op)
+
+    def _prehash_if_needed(self, data: bytes, logical: str) -> tuple[bytes, str]:
+        """Tokens without hash-and-sign mechanisms (SoftHSMv2 2.6 lacks CKM_ECDSA_SHA256) get the
+        digest computed here (public data) and the raw mechanism: ECDSA over H(m) (SEC 1 §4.1.3),
+        RSA PKCS#1 v1.5 over DigestInfo (RFC 8017 §9.2)."""
+        if self.supports(logical) or logical not in _PREHASH:
+            return data, logical
+        digest_name, raw_logical = _PREHASH[logical]
+        digest = hashlib.new(digest_name, data).digest()
+        if raw_logical == "rsa-pkcs1":
+            digest = asn1_algos.DigestInfo({"digest_algorithm": {"algorithm": digest_name},
+                                            "digest": digest}).dump()
+        return digest, raw_logical
+
+    def _sm2_sign(self, pooled, ref: KeyRef, key, data: bytes, user_id: bytes) -> bytes:
+        q = self.profile.quirks
+        can_message = self.supports("sm2-sign-sm3")
+        if can_message and (user_id == DEFAULT_USER_ID or q.sm2_user_id_parameter):
+            param = user_id if (q.sm2_user_id_parameter and user_id != DEFAULT_USER_ID) else None
+            sig = key.sign(data, mechanism=self._mechanism("sm2-sign-sm3"), mechanism_param=param)
+        else:
+            pub = self._find(pooled, ref, ObjectClass.PUBLIC_KEY)
+            point = SM2PublicKey.from_point(self._ec_point(pub))
+            sig = key.sign(sm2_e(point, data, user_id), mechanism=self._mechanism("sm2-sign-digest"))
+        return sig if q.sm2_der_signature else raw_to_der(sig)
+
+    @staticmethod
+    def _ec_point(pub) -> bytes:
+        raw = bytes(pub[Attribute.EC_POINT])
+        if len(raw) == 67 and raw[0] == 0x04 and raw[1] == 65:
+            return raw[2:]
+        return raw
+
+    def verify(self, ref: KeyRef | str, data: bytes, signature: bytes, mechanism: str | None = None, *,
+               user_id: bytes | None = None) -> bool:
+        """Verify in the HSM with the key pair's public half (signature in the form ``sign`` returns)."""
+        ref = KeyRef.parse(ref)
+
+        def op(pooled):
+            pub = self._find(pooled, ref, ObjectClass.PUBLIC_KEY)
+            key_type = self._key_type_name(pub)
+            logical = mechanism or DEFAULT_SIGN_MECHANISM[key_type]
+            sig = signature
+            if key_type in ("sm2", "ec") and not (key_type == "sm2" and self.profile.quirks.sm2_der_signature):
+                try:
+                    sig = der_to_raw(signature, 48 if logical == "ecdsa-sha384" else 32)
+                except ValueError:
+                    return False
+            param = None
+            message = data
+            if key_type != "sm2":
+                message, logical = self._prehash_if_needed(data, logical)
+            if key_type == "sm2" and logical == "sm2-sign-sm3":
+                uid = user_id or DEFAULT_USER_ID
+                if not self.supports("sm2-sign-sm3") or (
+                        uid != DEFAULT_USER_ID and not self.profile.quirks.sm2_user_id_parameter):
+                    message = sm2_e(SM2PublicKey.from_point(self._ec_point(pub)), data, uid)
+                    logical = "sm2-sign-digest"
+                elif uid != DEFAULT_USER_ID:
+                    param = uid
+            try:
+                return bool(pub.verify(message, sig, mechanism=self._mechanism(logical),
+                                       mechanism_param=param if param is not None else _PARAMS.get(logical)))
+            except (p11e.SignatureInvalid, p11e.SignatureLenRange):
+                return False
+
+        return self.pool.run("verifying", op)
+
+    # ----------------------------------------------------------------- encryption and wrapping
+    def encrypt(self, ref: KeyRef | str, data: bytes, mechanism: str, *, iv: bytes | None = None) -> bytes:
+        """Encrypt with a secret key or a key pair's public half (SM2: GM/T 0009 DER SM2Cipher)."""
+        ref = KeyRef.parse(ref)
+
+        def op(pooled):
+            try:
+                key = self._find(pooled, ref, ObjectClass.SECRET_KEY)
+            except KeyNotFound:
+                key = self._find(pooled, ref, ObjectClass.PUBLIC_KEY)
+            return key.encrypt(data, mechanism=self._mechanism(mechanism), mechanism_param=iv)
+
+        return self.pool.run("encrypting", op)
+
+    def decrypt(self, ref: KeyRef | str, data: bytes, mechanism: str, *, iv: bytes | None = None) -> bytes:
+        ref = KeyRef.parse(ref)
+
+        def op(pooled):
+            try:
+                key = self._find(pooled, ref, ObjectClass.SECRET_KEY)
+            except KeyNotFound:
+                key = self._find(pooled, ref, ObjectClass.PRIVATE_KEY)
+            return key.decrypt(data, mechanism=self._mechanism(mechanism), mechanism_param=iv)
+
+        return self.pool.run("decrypting", op)
+
+    @staticmethod
+    def _outside_sm2_point(public_key_info: bytes) -> bytes:
+        try:
+            curve, point = point_from_public_key_info(public_key_info)
+            if curve != "sm2p256v1":
+                raise ValueError("not an SM2 key")
+            SM2PublicKey.from_point(point)
+        except ValueError as exc:
+            raise MechanismUnsupported(f"recipient key is not a valid SM2 public key: {exc}") from exc
+        return point
+
+    def _session_public_key(self, pooled, point: bytes):
+        """Import an outside SM2 public key as a session object (gone when destroyed or the session ends)."""
+        return pooled.session.create_object({
+            Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.KEY_TYPE: self._key_type(KEY_SPECS["sm2"]),
+            Attribute.TOKEN: False, Attribute.ENCRYPT: True, Attribute.WRAP: True, Attribute.VERIFY: True,
+            Attribute.EC_PARAMS: _SM2_OID_DER, Attribute.EC_POINT: asn1_core.OctetString(point).dump()})
+
+    def encrypt_to(self, public_key_info: bytes, data: bytes) -> bytes:
+        """SM2-encrypt to a public key that is not ours (a subscriber's): imported as a session object."""
+        point = self._outside_sm2_point(public_key_info)
+
+        def op(pooled):
+            pub = self._session_public_key(pooled, point)
+            try:
+                return pub.encrypt(data, mechanism=self._mechanism("sm2-encrypt"))
+            finally:
+                pub.destroy()
+
+        return self.pool.run("encrypting to a public key", op)
+
+    def wrap_to(self, public_key_info: bytes, key: KeyRef | str) -> bytes:
+        """Wrap an extractable HSM secret key (e.g. an SM4 envelope key) to an outside SM2 public key:
+        GM/T 0009 DER SM2Cipher of the key value (the symEncryptedKey of GB/T 35276 SM2EnvelopedKey)."""
+        key = KeyRef.parse(key)
+        point = self._outside_sm2_point(public_key_info)
+
+        def op(pooled):
+            target = self._find(pooled, key, ObjectClass.SECRET_KEY)
+            pub = self._session_public_key(pooled, point)
+            try:
+                return pub.wrap_key(target, mechanism=self._mechanism("sm2-encrypt"))
+            finally:
+                pub.destroy()
+
+        return self.pool.run("wrapping a key to a public key", op)
+
+    def wrap(self, wrapping: KeyRef | str, key: KeyRef | str, mechanism: str, *, iv: bytes | None = None) -> bytes:
+        """Wrap an extractable key under another HSM key (the only way a key leaves the HSM)."""
+        wrapping, key = KeyRef.parse(wrapping), KeyRef.parse(key)
+
+        def op(pooled):
+            try:
+                wkey = self._find(pooled, wrapping, ObjectClass.SECRET_KEY)
+            except KeyNotFound:
+                wkey = self._find(pooled, wrapping, ObjectClass.PUBLIC_KEY)
+            try:
+                target = self._find(pooled, key, ObjectClass.PRIVATE_KEY)
+            except KeyNotFound:
+                target = self._find(pooled, key, ObjectClass.SECRET_KEY)
+            return wkey.wrap_key(target, mechanism=self._mechanism(mechanism), mechanism_param=iv)
+
+        return self.pool.run("wrapping a key", op)
+
+    def unwrap(self, unwrapping: KeyRef | str, blob: bytes, mechanism: str, *, label: str, algorithm: str,
+               iv: bytes | None = None, extractable: bool = False, token: bool = True) -> KeyInfo:
+        """Unwrap a key into the HSM as a new object (sensitive; extractable only if asked)."""
+        unwrapping = KeyRef.parse(unwrapping)
+        spec = KEY_SPECS.get(algorithm)
+        if spec is None:
+            raise MechanismUnsupported(f"unknown key algorithm {algorithm!r}")
+        object_class = ObjectClass.PRIVATE_KEY if spec.pair else ObjectClass.SECRET_KEY
+        template = {Attribute.TOKEN: token, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: extractable, Attribute.LABEL: label, Attribute.ID: self.random(16)}
+        if spec.pair:
+            template[Attribute.SIGN] = True
+            if spec.key_type == "sm2":
+                template[Attribute.DECRYPT] = True
+            if spec.curve:
+                template[Attribute.EC_PARAMS] = _CURVE_PARAMS[spec.curve]
+        else:
+            template.update({Attribute.ENCRYPT: True, Attribute.DECRYPT: True,
+                             Attribute.WRAP: True, Attribute.UNWRAP: True})
+
+        def op(pooled):
+            try:
+                ukey = self._find(pooled, unwrapping, ObjectClass.SECRET_KEY)
+            except KeyNotFound:
+                ukey = self._find(pooled, unwrapping, ObjectClass.PRIVATE_KEY)
+            if token:
+                self._ensure_absent(pooled, label)
+            caps = _PAIR_CAPS[spec.key_type] if spec.pair else _SECRET_CAPS[spec.key_type]
+            new = ukey.unwrap_key(object_class, self._key_type(spec), blob, label=label, store=token,
+                                  capabilities=caps, mechanism=self._mechanism(mechanism), mechanism_param=iv,
+                                  template=template)
+            spki = None
+            if spec.pair and spec.curve:
+                # PKCS#11 unwraps only the private half; rebuild the public object from the point the
+                # token computed (CKA_EC_POINT on the private key) so verify/export keep working.
+                point = new[Attribute.EC_POINT]
+                pub = pooled.session.create_object({
+                    Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.KEY_TYPE: self._key_type(spec),
+                    Attribute.TOKEN: token, Attribute.LABEL: label, Attribute.ID: template[Attribute.ID],
+                    Attribute.EC_PARAMS: _CURVE_PARAMS[spec.curve], Attribute.EC_POINT: point,
+                    Attribute.VERIFY: True, Attribute.ENCRYPT: spec.key_type == "sm2"})
+                spki = self._spki(pub, spec.key_type)
+            return KeyInfo(label=label, key_id=template[Attribute.ID], algorithm=spec.name,
+                           key_type=spec.key_type, pair=spec.pair, sensitive=True, extractable=extractable,
+                           public_key_info=spki)
+
+        return self.pool.run("unwrapping a key", op)
+
+    # ----------------------------------------------------------------- misc
+    def random(self, n: int) -> bytes:
+        """``n`` random bytes from the HSM's generator (C_GenerateRandom)."""
+        return self.pool.run("drawing random bytes", lambda pooled: pooled.session.generate_random(n * 8))
+
+    def digest(self, data: bytes, mechanism: str = "sm3") -> bytes:
+        return self.pool.run("digesting", lambda pooled: pooled.session.digest(data, mechanism=self._mechanism(mechanism)))
+
+    def info(self) -> TokenInfo:
+        token = self.pool.token
+        slot = token.slot
+        names = []
+        reverse = {v: k for k, v in self.profile.vendor_mechanisms.items()}
+        for m in sorted(int(x) for x in slot.get_mechanisms()):
+            names.append(reverse.get(m) or getattr(pkcs11.Mechanism._value2member_map_.get(m), "name", None)
+                         or f"0x{m:08x}")
+        return TokenInfo(module=self.config.module, token=token.label, manufacturer=token.manufacturer_id,
+                         model=token.model, serial=token.serial.decode("ascii", "replace").strip(),
+                         vendor_profile=self.profile.name, mechanisms=names)
+
+    def close(self) -> None:
+        self.pool.close()

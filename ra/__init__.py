@@ -1,0 +1,1 @@
+"""ra: the registration authority - subjects, requests, vetting, four-eyes approval (issue 3)."""

@@ -1,0 +1,49 @@
+"""The `racentre` command: one entry point for operators (click). Reads the same settings as the service."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from hsm.cli import hsm_group
+from pkicore.errors import PkiError
+from racentre.config import load_config
+from racentre.demo import demo_command
+from racentre.serve import serve_command
+
+
+@click.group()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="configuration file (default: $RACENTRE_CONFIG or ./racentre.toml)")
+@click.option("-v", "--verbose", is_flag=True, help="log at INFO level")
+@click.pass_context
+def cli(ctx, config_path, verbose):
+    """RA centre for government identity: RA, SM2 CA, HSM, key escrow, timestamps, seals."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = load_config(config_path)
+
+
+cli.add_command(hsm_group)
+cli.add_command(demo_command)
+cli.add_command(serve_command)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except PkiError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Flask application factory and the one table that maps PkiError classes to HTTP status codes."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from hsm import KeyManager
+from hsm.views import bp as hsm_bp
+from pkicore.errors import ErrorCode, PkiError
+from racentre.config import Config
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 16 * 1024 * 1024
+
+STATUS = {
+    ErrorCode.BAD_REQUEST: 400, ErrorCode.BAD_ENCODING: 400, ErrorCode.BAD_SIGNATURE: 400,
+    ErrorCode.UNSUPPORTED_ALGORITHM: 400, ErrorCode.NOT_FOUND: 404, ErrorCode.CONFLICT: 409,
+    ErrorCode.UNAUTHORIZED: 401, ErrorCode.FORBIDDEN: 403, ErrorCode.HSM_KEY_NOT_FOUND: 404,
+    ErrorCode.HSM_MECHANISM_UNSUPPORTED: 400, ErrorCode.HSM_KEY_NOT_PERMITTED: 403,
+    ErrorCode.HSM_UNAVAILABLE: 503, ErrorCode.HSM_PIN_INCORRECT: 503, ErrorCode.HSM_PIN_LOCKED: 503,
+}
+
+
+def _pki_error(exc: PkiError):
+    status = STATUS.get(exc.code, 500)
+    if status >= 500:
+        log.error("request failed: %s", exc, exc_info=exc)
+    return jsonify(error={"code": exc.code.value, "message": exc.public_message}), status
+
+
+def _http_error(exc: HTTPException):
+    return jsonify(error={"code": exc.name.lower().replace(" ", "_"), "message": exc.description}), exc.code
+
+
+def create_app(config: Config, key_manager: KeyManager) -> Flask:
+    """Build the app around services created by the caller (so tests pass real, small ones)."""
+    app = Flask("racentre")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.extensions["racentre.config"] = config
+    app.extensions["racentre.key_manager"] = key_manager
+    app.register_error_handler(PkiError, _pki_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_blueprint(hsm_bp)
+    return app

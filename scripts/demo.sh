@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Sets everything up, starts the RA centre service on the embedded defaults (SQLite, the SM2 software
+# token initialised automatically with PINs generated into var/demo/, mode 0600), runs
+# `racentre demo --out demo-out`, and keeps serving until interrupted.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+umask 077
+mkdir -p var/demo
+[ -s var/demo/user.pin ] || .venv/bin/python -c 'import secrets; print(secrets.token_hex(8))' > var/demo/user.pin
+[ -s var/demo/so.pin ] || .venv/bin/python -c 'import secrets; print(secrets.token_hex(8))' > var/demo/so.pin
+cat > var/demo/racentre.toml <<TOML
+# Demo configuration written by scripts/demo.sh (embedded defaults).
+[database]
+url = "sqlite:///$(pwd)/var/demo/racentre.db"
+
+[hsm]
+token = "racentre-demo"
+pin_file = "user.pin"
+
+[softtoken]
+dir = "softtoken"
+auto_init = true
+so_pin_file = "so.pin"
+
+[service]
+host = "${RACENTRE_SERVICE_HOST:-127.0.0.1}"
+port = ${RACENTRE_SERVICE_PORT:-8600}
+TOML
+export RACENTRE_CONFIG="$(pwd)/var/demo/racentre.toml"
+
+.venv/bin/racentre serve &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT INT TERM
+url="http://${RACENTRE_SERVICE_HOST:-127.0.0.1}:${RACENTRE_SERVICE_PORT:-8600}"
+for _ in $(seq 1 100); do
+  if .venv/bin/python -c "import urllib.request,sys; urllib.request.urlopen('$url/hsm/health', timeout=2)" 2>/dev/null; then break; fi
+  kill -0 $server 2>/dev/null || { echo "demo.sh: the service did not start" >&2; exit 1; }
+  sleep 0.2
+done
+.venv/bin/racentre demo --out demo-out
+echo
+echo "RA centre service listening on $url  (health: $url/hsm/health, artefacts in $(pwd)/demo-out)"
+echo "Press Ctrl-C to stop."
+wait $server

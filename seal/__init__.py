@@ -1,0 +1,1 @@
+"""seal: GB/T 38540 electronic seals, PDF and OFD sealing, verification (issue 6)."""

@@ -1,0 +1,87 @@
+"""Shared fixtures: a real SM2 software token and a real SoftHSMv2 token, each in a temp directory.
+
+python-pkcs11 loads a module once per process and the software token reads RACENTRE_SOFTTOKEN_DIR at
+C_Initialize, so this process's token directory is fixed here, at import, before anything loads it.
+Tests that need a fresh directory run the token in a subprocess.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="racentre-tests-"))
+SOFTTOKEN_DIR = _SESSION_DIR / "softtoken"
+SOFTTOKEN_DIR.mkdir()
+(SOFTTOKEN_DIR / "softtoken.conf").write_text("slots = 8\npbkdf2_iterations = 1000\nmax_pin_failures = 5\n")
+os.environ["RACENTRE_SOFTTOKEN_DIR"] = str(SOFTTOKEN_DIR)
+
+from hsm import HsmConfig, KeyManager, SoftTokenConfig, init_token  # noqa: E402
+from hsm.provision import build_softtoken  # noqa: E402
+from pkicore.secret import Secret  # noqa: E402
+
+USER_PIN = "user-pin-1234"
+SO_PIN = "so-pin-5678"
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def softtoken_module() -> str:
+    return str(build_softtoken())
+
+
+@pytest.fixture(scope="session")
+def softtoken_config(softtoken_module) -> HsmConfig:
+    config = HsmConfig(module=softtoken_module, token="racentre-test", pin=Secret(USER_PIN),
+                       softtoken=SoftTokenConfig(dir=str(SOFTTOKEN_DIR)))
+    init_token(config, Secret(SO_PIN), Secret(USER_PIN))
+    return config
+
+
+@pytest.fixture(scope="session")
+def softtoken_km(softtoken_config):
+    km = KeyManager(softtoken_config)
+    yield km
+    km.close()
+
+
+@pytest.fixture(scope="session")
+def softhsm_config() -> HsmConfig:
+    if not Path(SOFTHSM_MODULE).is_file():
+        pytest.skip("SoftHSMv2 not installed (apt-get install softhsm2)")
+    conf_dir = _SESSION_DIR / "softhsm"
+    (conf_dir / "tokens").mkdir(parents=True)
+    (conf_dir / "softhsm2.conf").write_text(f"directories.tokendir = {conf_dir / 'tokens'}\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf_dir / "softhsm2.conf")
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "racentre-test",
+                    "--so-pin", SO_PIN, "--pin", USER_PIN], check=True, capture_output=True)
+    return HsmConfig(module=SOFTHSM_MODULE, token="racentre-test", pin=Secret(USER_PIN))
+
+
+@pytest.fixture(scope="session")
+def softhsm_km(softhsm_config):
+    km = KeyManager(softhsm_config)
+    yield km
+    km.close()
+
+
+@pytest.fixture(params=["softtoken", "softhsm2"], scope="session")
+def any_km(request):
+    """The same tests against our token and SoftHSMv2 (algorithms both have: RSA, ECDSA, AES)."""
+    return request.getfixturevalue({"softtoken": "softtoken_km", "softhsm2": "softhsm_km"}[request.param])
+
+
+def run_python(code: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run a snippet in a fresh interpreter (own PKCS#11 module state, own token directory)."""
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    return subprocess.run([str(Path(os.sys.executable)), "-c", code], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=ROOT)
