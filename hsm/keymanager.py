@@ -92,6 +92,15 @@ class KeyManager:
         return self.profile.has(logical) and int(self.profile.mechanism(logical)) in self._supported
 
     # ----------------------------------------------------------------- internals
+    def _find_typed(self, pooled: PooledSession, ref: KeyRef, object_class: ObjectClass):
+        """(object, logical key type), cached per session: the hot signing path asks no attributes."""
+        cache_key = (ref, object_class, "typed")
+        hit = pooled.objects.get(cache_key)
+        if hit is None:
+            obj = self._find(pooled, ref, object_class)
+            hit = pooled.objects[cache_key] = (obj, self._key_type_name(obj))
+        return hit
+
     def _find(self, pooled: PooledSession, ref: KeyRef, object_class: ObjectClass):
         cache_key = (ref, object_class)
         obj = pooled.objects.get(cache_key)
@@ -301,8 +310,7 @@ class KeyManager:
         ref = KeyRef.parse(ref)
 
         def op(pooled):
-            key = self._find(pooled, ref, ObjectClass.PRIVATE_KEY)
-            key_type = self._key_type_name(key)
+            key, key_type = self._find_typed(pooled, ref, ObjectClass.PRIVATE_KEY)
             logical = mechanism or DEFAULT_SIGN_MECHANISM.get(key_type)
             if logical is None:
                 raise MechanismUnsupported(f"{ref} cannot sign")
@@ -354,8 +362,7 @@ class KeyManager:
         ref = KeyRef.parse(ref)
 
         def op(pooled):
-            pub = self._find(pooled, ref, ObjectClass.PUBLIC_KEY)
-            key_type = self._key_type_name(pub)
+            pub, key_type = self._find_typed(pooled, ref, ObjectClass.PUBLIC_KEY)
             logical = mechanism or DEFAULT_SIGN_MECHANISM[key_type]
             sig = signature
             if key_type in ("sm2", "ec") and not (key_type == "sm2" and self.profile.quirks.sm2_der_signature):

@@ -4,11 +4,26 @@ from __future__ import annotations
 from asn1crypto.algos import DSASignature
 
 
+def _der_integer(value: bytes) -> bytes:
+    value = value.lstrip(b"\x00") or b"\x00"
+    if value[0] & 0x80:
+        value = b"\x00" + value
+    return b"\x02" + bytes([len(value)]) + value
+
+
 def raw_to_der(raw: bytes) -> bytes:
-    """r || s (equal halves, as PKCS#11 returns for ECDSA and SM2) -> DER SEQUENCE {r, s}."""
-    if not raw or len(raw) % 2:
-        raise ValueError("raw signature must be r || s of equal lengths")
-    return DSASignature.from_p1363(raw).dump()
+    """r || s (equal halves, as PKCS#11 returns for ECDSA and SM2) -> DER SEQUENCE {r, s}.
+
+    Encoded by hand: it runs once per HSM signature, and asn1crypto's generic path costs more than
+    the rest of our per-signature overhead. Halves up to 66 bytes (P-521) keep short-form lengths.
+    """
+    if not raw or len(raw) % 2 or len(raw) > 132:
+        raise ValueError("raw signature must be r || s of equal lengths (at most 66 bytes each)")
+    half = len(raw) // 2
+    body = _der_integer(raw[:half]) + _der_integer(raw[half:])
+    if len(body) < 0x80:
+        return b"\x30" + bytes([len(body)]) + body
+    return b"\x30\x81" + bytes([len(body)]) + body
 
 
 def der_to_ints(der: bytes) -> tuple[int, int]:

@@ -91,3 +91,18 @@ def test_ecdsa_verification_goes_through_cryptography():
     assert verify_signature(spki, algorithm("ecdsa-sha256"), b"data", sig)
     assert not verify_signature(spki, algorithm("ecdsa-sha256"), b"datA", sig)
     assert not verify_signature(spki, algorithm("sm2-sm3"), b"data", sig)
+
+
+def test_hand_written_der_matches_asn1crypto():
+    import secrets as _secrets
+
+    from asn1crypto.algos import DSASignature
+    samples = [bytes(64), b"\x80" * 64, b"\x00" * 31 + b"\x80" + b"\x7f" * 32]
+    samples += [_secrets.token_bytes(n) for n in (64, 96, 132) for _ in range(300)]
+    for raw in samples:
+        if not any(raw[:len(raw) // 2]) or not any(raw[len(raw) // 2:]):
+            expected = DSASignature({"r": int.from_bytes(raw[:len(raw) // 2], "big"),
+                                     "s": int.from_bytes(raw[len(raw) // 2:], "big")}).dump()
+        else:
+            expected = DSASignature.from_p1363(raw).dump()
+        assert raw_to_der(raw) == expected
