@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from hsm import KeyManager
@@ -35,13 +36,22 @@ def _http_error(exc: HTTPException):
     return jsonify(error={"code": exc.name.lower().replace(" ", "_"), "message": exc.description}), exc.code
 
 
-def create_app(config: Config, key_manager: KeyManager) -> Flask:
-    """Build the app around services created by the caller (so tests pass real, small ones)."""
+def create_app(config: Config, key_manager: KeyManager, db: sessionmaker | None = None, *,
+               services: dict | None = None, blueprints=None) -> Flask:
+    """Build the app around services created by the caller (so tests pass real, small ones).
+
+    ``app.extensions``: ``racentre.config``, ``racentre.key_manager``, ``racentre.db`` (a session
+    factory) and one entry per package service in ``services`` (e.g. ``racentre.ca``).
+    """
     app = Flask("racentre")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["racentre.config"] = config
     app.extensions["racentre.key_manager"] = key_manager
+    app.extensions["racentre.db"] = db
+    for name, service in (services or {}).items():
+        app.extensions[f"racentre.{name}"] = service
     app.register_error_handler(PkiError, _pki_error)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_blueprint(hsm_bp)
+    for bp in (blueprints if blueprints is not None else [hsm_bp]):
+        app.register_blueprint(bp)
     return app

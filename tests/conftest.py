@@ -7,6 +7,7 @@ Tests that need a fresh directory run the token in a subprocess.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -78,6 +79,60 @@ def softhsm_km(softhsm_config):
 def any_km(request):
     """The same tests against our token and SoftHSMv2 (algorithms both have: RSA, ECDSA, AES)."""
     return request.getfixturevalue({"softtoken": "softtoken_km", "softhsm2": "softhsm_km"}[request.param])
+
+
+POSTGRES_URL = os.environ.get("RACENTRE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_reachable() -> str | None:
+    import sqlalchemy
+    try:
+        engine = sqlalchemy.create_engine(POSTGRES_URL)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("select 1")
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+
+def _import_all_models() -> None:
+    """Every package's models, so Base.metadata knows every table (ra/ca_bridge add theirs)."""
+    import importlib
+    for name in ("pkicore.audit", "racentre.auth", "ca_bridge.models", "ra.models", "kms.models"):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], scope="session")
+def db(request, tmp_path_factory):
+    """A session factory on a fresh schema: SQLite in a temp file, and PostgreSQL (CI: 127.0.0.1:5432,
+    database test) in a schema of its own that is dropped afterwards."""
+    from pkicore.db import Base, make_engine, make_session_factory
+    _import_all_models()
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('db') / 'racentre.db'}")
+        Base.metadata.create_all(engine)
+        yield make_session_factory(engine)
+        engine.dispose()
+        return
+    why = _postgres_reachable()
+    if why:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({why})")
+    schema = f"t_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+    Base.metadata.create_all(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.dispose()
 
 
 def run_python(code: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
