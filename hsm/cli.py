@@ -7,7 +7,7 @@ import sys
 import click
 from asn1crypto import pem
 
-from hsm import KEY_SPECS, HsmConfig, init_token, open_key_manager
+from hsm import KEY_SPECS, HsmConfig, init_token
 from hsm.errors import HsmError
 from pkicore.secret import Secret
 
@@ -17,10 +17,7 @@ def _config(ctx: click.Context) -> HsmConfig:
 
 
 def _manager(ctx: click.Context):
-    if "key_manager" not in ctx.obj:
-        ctx.obj["key_manager"] = open_key_manager(_config(ctx))
-        ctx.call_on_close(ctx.obj["key_manager"].close)
-    return ctx.obj["key_manager"]
+    return ctx.obj["services"].key_manager
 
 
 @click.group("hsm")

@@ -11,6 +11,7 @@ from pkicore.errors import PkiError
 from racentre.config import load_config
 from racentre.demo import demo_command
 from racentre.serve import serve_command
+from racentre.services import Services
 
 
 @click.group()
@@ -24,6 +25,8 @@ def cli(ctx, config_path, verbose):
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx.ensure_object(dict)
     ctx.obj["config"] = load_config(config_path)
+    ctx.obj["services"] = services = Services(ctx.obj["config"])
+    ctx.call_on_close(services.close)
 
 
 cli.add_command(hsm_group)

@@ -96,23 +96,13 @@ def _postgres_reachable() -> str | None:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
 
 
-def _import_all_models() -> None:
-    """Every package's models, so Base.metadata knows every table (ra/ca_bridge add theirs)."""
-    import importlib
-    for name in ("pkicore.audit", "racentre.auth", "ca_bridge.models", "ra.models", "kms.models"):
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-
-
 @pytest.fixture(params=["sqlite", "postgresql"], scope="session")
 def db(request, tmp_path_factory):
     """A session factory on a fresh schema: SQLite in a temp file, and PostgreSQL (CI: 127.0.0.1:5432,
     database test) in a schema of its own that is dropped afterwards."""
     from pkicore.db import Base, make_engine, make_session_factory
-    _import_all_models()
+    from racentre.migrate import import_models
+    import_models()
     if request.param == "sqlite":
         engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('db') / 'racentre.db'}")
         Base.metadata.create_all(engine)
