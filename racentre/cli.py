@@ -29,6 +29,19 @@ def cli(ctx, config_path, verbose):
     ctx.call_on_close(services.close)
 
 
+@cli.group("db")
+def db_group():
+    """Database schema (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx):
+    """Bring the configured database to the current schema."""
+    ctx.obj["services"].engine  # noqa: B018 - building the engine runs the upgrade
+    click.echo("database schema is up to date")
+
+
 cli.add_command(hsm_group)
 cli.add_command(demo_command)
 cli.add_command(serve_command)

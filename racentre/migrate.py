@@ -1,16 +1,22 @@
-"""Schema management: bring a database to the current schema.
+"""Schema management with Alembic (racentre/migrations/): bring a database to the current schema.
 
-Until the first Alembic revision lands (issue 3 integration), the schema is created from the models'
-metadata; every package's models module is imported here so the metadata is complete.
+``upgrade(engine)`` runs every pending revision in one transaction; ``check(engine)`` reports any
+difference between the models and the migrated schema (a test keeps them in step).
 """
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.autogenerate import compare_metadata
 from sqlalchemy.engine import Engine
 
 from pkicore.db import Base
 
+MIGRATIONS = Path(__file__).with_name("migrations")
 MODEL_MODULES = ("pkicore.audit", "racentre.auth", "ca_bridge.models", "ra.models", "kms.models")
 
 
@@ -23,6 +29,25 @@ def import_models() -> None:
                 raise
 
 
-def upgrade(engine: Engine) -> None:
+def _config(connection) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    with engine.begin() as connection:
+        command.upgrade(_config(connection), revision)
+
+
+def revision(engine: Engine, message: str) -> None:
+    """Developer tool: autogenerate a new revision from the models (``racentre db revision``)."""
+    with engine.begin() as connection:
+        command.revision(_config(connection), message=message, autogenerate=True)
+
+
+def differences(engine: Engine) -> list:
     import_models()
-    Base.metadata.create_all(engine)
+    with engine.connect() as connection:
+        return compare_metadata(MigrationContext.configure(connection), Base.metadata)

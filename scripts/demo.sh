@@ -6,10 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
-umask 077
-mkdir -p var/demo
-[ -s var/demo/user.pin ] || .venv/bin/python -c 'import secrets; print(secrets.token_hex(8))' > var/demo/user.pin
-[ -s var/demo/so.pin ] || .venv/bin/python -c 'import secrets; print(secrets.token_hex(8))' > var/demo/so.pin
+mkdir -p -m 700 var/demo
+(umask 077
+ [ -s var/demo/user.pin ] || .venv/bin/python -c 'import secrets; print(secrets.token_hex(8))' > var/demo/user.pin
+ [ -s var/demo/so.pin ] || .venv/bin/python -c 'import secrets; print(secrets.token_hex(8))' > var/demo/so.pin)
 cat > var/demo/racentre.toml <<TOML
 # Demo configuration written by scripts/demo.sh (embedded defaults).
 [database]
