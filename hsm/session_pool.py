@@ -129,15 +129,7 @@ class SessionPool:
     def recover(self) -> None:
         """After a lost device: close everything, reinitialise the module, find the token again."""
         with self._cond:
-            while True:
-                try:
-                    pooled = self._idle.get_nowait()
-                except queue.Empty:
-                    break
-                with contextlib.suppress(Exception), self._serial:
-                    pooled.session.close()
-                self._opened -= 1
-            self._logged_in = False
+            self._drain_idle()
             self._generation += 1
         log.warning("HSM session lost; reinitialising module %s", self._module)
         with self._serial:
@@ -174,14 +166,18 @@ class SessionPool:
             return result
         raise AssertionError("unreachable")
 
+    def _drain_idle(self) -> None:
+        """Close every idle session (caller holds the condition); login state goes with the last one."""
+        while True:
+            try:
+                pooled = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            with contextlib.suppress(Exception), self._serial:
+                pooled.session.close()
+            self._opened -= 1
+        self._logged_in = False
+
     def close(self) -> None:
         with self._cond:
-            while True:
-                try:
-                    pooled = self._idle.get_nowait()
-                except queue.Empty:
-                    break
-                with contextlib.suppress(Exception), self._serial:
-                    pooled.session.close()
-                self._opened -= 1
-            self._logged_in = False
+            self._drain_idle()
