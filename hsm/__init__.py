@@ -9,7 +9,7 @@ from hsm.errors import (HsmError, HsmUnavailable, KeyNotFound, KeyNotPermitted, 
                         PinIncorrect, PinLocked)
 from hsm.keymanager import KeyManager, TokenInfo
 from hsm.keys import KEY_SPECS, KeyInfo, KeyRef
-from hsm.provision import ensure_token, init_token
+from hsm.provision import ensure_token, init_token, reinitialize_after_fork
 
 
 def open_key_manager(config: HsmConfig) -> KeyManager:
@@ -20,4 +20,4 @@ def open_key_manager(config: HsmConfig) -> KeyManager:
 
 __all__ = ["HsmConfig", "SoftTokenConfig", "HsmError", "HsmUnavailable", "KeyNotFound", "KeyNotPermitted",
            "MechanismUnsupported", "PinIncorrect", "PinLocked", "KeyManager", "TokenInfo", "KEY_SPECS",
-           "KeyInfo", "KeyRef", "open_key_manager", "ensure_token", "init_token"]
+           "KeyInfo", "KeyRef", "open_key_manager", "ensure_token", "init_token", "reinitialize_after_fork"]

@@ -106,3 +106,11 @@ def ensure_token(config: HsmConfig) -> None:
         raise HsmUnavailable("auto-initialising the software token needs the SO PIN and the user PIN "
                              "(RACENTRE_SOFTTOKEN_SO_PIN, RACENTRE_HSM_PIN)")
     init_token(config, config.softtoken.so_pin, config.pin)
+
+
+def reinitialize_after_fork() -> None:
+    """PKCS#11 v2.40 §6.6.1: a forked child must call C_Initialize itself; python-pkcs11 caches the
+    parent's initialised module, so finalise and initialise every loaded module again."""
+    for lib in list(pkcs11._loaded.values()):
+        if lib.initialized:
+            lib.reinitialize()

@@ -24,7 +24,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "database": {"url": "str"},
     "hsm": {"module": "str", "token": "str", "pin": "secret", "vendor": "str", "pool_size": "int"},
     "softtoken": {"dir": "str", "auto_init": "bool", "so_pin": "secret"},
-    "service": {"host": "str", "port": "int", "threads": "int", "public_url": "str"},
+    "service": {"host": "str", "port": "int", "threads": "int", "workers": "int", "public_url": "str"},
 }
 
 
@@ -37,6 +37,7 @@ class ServiceConfig:
     host: str = "127.0.0.1"
     port: int = 8600
     threads: int = 8
+    workers: int = 1
     public_url: str = ""
 
 

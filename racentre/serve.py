@@ -1,23 +1,63 @@
-"""`racentre serve`: the service on waitress (a production WSGI server, not Flask's development one)."""
+"""`racentre serve`: the service on a production WSGI server, never Flask's development one.
+
+One worker: waitress (threads). Several workers: gunicorn pre-fork with threaded workers; each worker
+builds its own service container after the fork, so every process has its own PKCS#11 module state
+and database pool (neither survives a fork).
+"""
 from __future__ import annotations
 
 import click
 import waitress
+from gunicorn.app.base import BaseApplication
 
-from hsm import open_key_manager
-from racentre.web import create_app
+from hsm import reinitialize_after_fork
+from racentre.config import Config
+from racentre.services import Services
+from racentre.web import DEFAULT_PACKAGES, build_app
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, config: Config, packages: tuple[str, ...], options: dict):
+        self._config = config
+        self._packages = packages
+        self._options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self):  # runs in each worker, after the fork
+        reinitialize_after_fork()
+        return build_app(Services(self._config), self._packages)
+
+
+def serve(config: Config, *, host: str, port: int, workers: int = 1, threads: int | None = None,
+          packages: tuple[str, ...] = DEFAULT_PACKAGES) -> None:
+    threads = threads or config.service.threads
+    if workers <= 1:
+        services = Services(config)
+        waitress.serve(build_app(services, packages), host=host, port=port, threads=threads, ident="racentre")
+        return
+    _Gunicorn(config, packages, {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
+                                 "worker_class": "gthread", "preload_app": False, "accesslog": None,
+                                 "timeout": 60, "graceful_timeout": 10}).run()
 
 
 @click.command("serve")
 @click.option("--host", default=None, help="listen address (default [service] host)")
 @click.option("--port", type=int, default=None, help="listen port (default [service] port)")
+@click.option("--workers", type=int, default=None, help="worker processes (default [service] workers)")
 @click.pass_context
-def serve_command(ctx, host, port):
+def serve_command(ctx, host, port, workers):
     """Run the RA centre service."""
     config = ctx.obj["config"]
-    km = open_key_manager(config.hsm)
-    app = create_app(config, km)
+    # Make sure the token exists (auto-initialised in the demo) before workers fork.
+    ctx.obj["services"].key_manager.info()
+    ctx.obj["services"].close()
     host = host or config.service.host
     port = port or config.service.port
-    click.echo(f"RA centre listening on http://{host}:{port}/ (HSM token {config.hsm.token!r})")
-    waitress.serve(app, host=host, port=port, threads=config.service.threads, ident="racentre")
+    workers = workers or config.service.workers
+    click.echo(f"RA centre listening on http://{host}:{port}/ (HSM token {config.hsm.token!r}, "
+               f"{workers} worker{'s' if workers > 1 else ''})")
+    serve(config, host=host, port=port, workers=workers)

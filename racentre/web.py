@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+import importlib
+
 from flask import Flask, jsonify
 from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
@@ -11,6 +13,7 @@ from hsm import KeyManager
 from hsm.views import bp as hsm_bp
 from pkicore.errors import ErrorCode, PkiError
 from racentre.config import Config
+from racentre.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -54,4 +57,16 @@ def create_app(config: Config, key_manager: KeyManager, db: sessionmaker | None 
     app.register_error_handler(HTTPException, _http_error)
     for bp in (blueprints if blueprints is not None else [hsm_bp]):
         app.register_blueprint(bp)
+    return app
+
+
+# Packages whose ``views.init_app(app, services)`` wires their blueprint and service into the app.
+DEFAULT_PACKAGES = ("hsm",)
+
+
+def build_app(services: Services, packages: tuple[str, ...] = DEFAULT_PACKAGES) -> Flask:
+    """The full service app: every package's blueprint over one service container."""
+    app = create_app(services.config, services.key_manager, services.db, blueprints=[])
+    for name in packages:
+        importlib.import_module(f"{name}.views").init_app(app, services)
     return app
