@@ -1,0 +1,389 @@
+"""CMS SignedData (RFC 5652 §5) with signed attributes and ESS signing-certificate-v2 (RFC 5035), for
+SM2/SM3 (GM/T 0010 algorithms in the RFC 5652 structure, as Bouncy Castle and GmSSL emit) and ECDSA/RSA.
+
+The signer is a callable ``sign(data) -> signature`` (DER r,s for SM2/ECDSA, the PKCS#1 block for
+RSA) plus its certificate and algorithm row, so keys stay wherever the caller keeps them (the HSM).
+``SignedDataTemplate`` precomputes every constant DER piece once per signer, so each signature costs
+one digest, one signing call and some byte concatenation (used on the timestamp hot path).
+``verify_signed_data`` returns a frozen ``CmsVerification`` with one verdict and the reasons.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from asn1crypto import cms, core, tsp, x509  # tsp: registers the ESS attribute specs
+
+from pkicore import asn1 as _asn1  # noqa: F401 - registers sm3 / sm2_sm3 with asn1crypto
+from pkicore.algorithms import ALGORITHMS, Algorithm
+from pkicore.keys import verify_signature
+from pkicore.oids import OID
+
+ID_DATA = "1.2.840.113549.1.7.1"
+ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
+ID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
+ID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+ID_SIGNING_TIME = "1.2.840.113549.1.9.5"
+ID_SIGNING_CERTIFICATE = "1.2.840.113549.1.9.16.2.12"
+ID_SIGNING_CERTIFICATE_V2 = "1.2.840.113549.1.9.16.2.47"
+
+DIGEST_OIDS = {"sm3": OID.SM3, "sha256": OID.SHA256, "sha384": OID.SHA384, "sha512": OID.SHA512,
+               "sha1": "1.3.14.3.2.26"}
+DIGEST_BY_OID = {v: k for k, v in DIGEST_OIDS.items()}
+
+# SignerInfo.signatureAlgorithm values other signers put there: the bare key algorithm (RFC 5652
+# allows rsaEncryption / id-ecPublicKey; GM/T 0010 signers use sm2-1 or the curve OID).
+_KEY_ONLY_SIG_OIDS = {OID.RSA: "rsa", OID.EC_PUBLIC_KEY: "ec", OID.SM2_SIGN: "sm2", OID.SM2_CURVE: "sm2"}
+
+
+# ------------------------------------------------------------------ DER by hand (the hot path)
+
+def der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(body),)) + body
+
+
+def tlv(tag: int, body: bytes) -> bytes:
+    """One DER TLV with a single-byte tag."""
+    return bytes((tag,)) + der_length(len(body)) + body
+
+
+def der_integer(value: int) -> bytes:
+    if value < 0:
+        raise ValueError("only non-negative integers are encoded here")
+    body = value.to_bytes(value.bit_length() // 8 + 1, "big")
+    return tlv(0x02, body)
+
+
+def der_oid(dotted: str) -> bytes:
+    return core.ObjectIdentifier(dotted).dump()
+
+
+def der_set_of(items: Sequence[bytes]) -> bytes:
+    """DER SET OF: elements sorted as octet strings (X.690 §11.6)."""
+    longest = max((len(i) for i in items), default=0)
+    return tlv(0x31, b"".join(sorted(items, key=lambda i: i.ljust(longest, b"\x00"))))
+
+
+def algorithm_identifier(oid: str, null_params: bool = False) -> bytes:
+    return tlv(0x30, der_oid(oid) + (b"\x05\x00" if null_params else b""))
+
+
+def signature_algorithm_identifier(alg: Algorithm) -> bytes:
+    """SignerInfo.signatureAlgorithm: SM2 -> sm2-with-sm3 (1.2.156.10197.1.501, no parameters, as BC
+    1.72 and GmSSL write it); ECDSA -> ecdsa-with-SHAx (no parameters, RFC 5758); RSA -> shaXWithRSA
+    with NULL (RFC 4055)."""
+    if alg.asn1_name == "rsassa_pss":
+        raise ValueError("RSASSA-PSS SignerInfos are not supported")
+    return algorithm_identifier(alg.oid, alg.params_null)
+
+
+def _attribute(oid: str, value: bytes) -> bytes:
+    return tlv(0x30, der_oid(oid) + tlv(0x31, value))
+
+
+def generalized_time(when: dt.datetime, fraction_digits: int = 0) -> bytes:
+    """DER GeneralizedTime in UTC, fraction with trailing zeros removed (X.690 §11.7)."""
+    when = when.astimezone(dt.timezone.utc)
+    text = when.strftime("%Y%m%d%H%M%S")
+    if fraction_digits:
+        frac = f"{when.microsecond:06d}"[:fraction_digits].rstrip("0")
+        if frac:
+            text += "." + frac
+    return tlv(0x18, (text + "Z").encode("ascii"))
+
+
+def signing_time_value(when: dt.datetime) -> bytes:
+    """RFC 5652 §11.3: UTCTime for 1950-2049, GeneralizedTime otherwise."""
+    when = when.astimezone(dt.timezone.utc)
+    if 1950 <= when.year < 2050:
+        return tlv(0x17, when.strftime("%y%m%d%H%M%SZ").encode("ascii"))
+    return generalized_time(when)
+
+
+def ess_cert_id_v2(cert_der: bytes, digest: str = "sha256") -> bytes:
+    """ESSCertIDv2 (RFC 5035 §3): hash of the whole certificate plus issuerSerial; the hash algorithm
+    is omitted when it is the DEFAULT sha256."""
+    cert = x509.Certificate.load(cert_der)
+    issuer_serial = tlv(0x30, tlv(0x30, tlv(0xA4, cert.issuer.dump())) + der_integer(cert.serial_number))
+    alg = b"" if digest == "sha256" else algorithm_identifier(DIGEST_OIDS[digest])
+    return tlv(0x30, alg + tlv(0x04, hashlib.new(digest, cert_der).digest()) + issuer_serial)
+
+
+def signing_certificate_v2_attribute(cert_der: bytes, digest: str = "sha256") -> bytes:
+    return _attribute(ID_SIGNING_CERTIFICATE_V2, tlv(0x30, tlv(0x30, ess_cert_id_v2(cert_der, digest))))
+
+
+def issuer_and_serial(cert_der: bytes) -> bytes:
+    cert = x509.Certificate.load(cert_der)
+    return tlv(0x30, cert.issuer.dump() + der_integer(cert.serial_number))
+
+
+# ------------------------------------------------------------------ building
+
+SignFunction = Callable[[bytes], bytes]
+
+
+@dataclass(frozen=True)
+class CmsSigner:
+    """Who signs: the signing callable (keys stay in the HSM), the certificate and the algorithm row."""
+
+    sign: SignFunction
+    certificate: bytes
+    algorithm: Algorithm
+    chain: tuple[bytes, ...] = ()      # further certificates to carry (issuing CAs)
+
+
+class SignedDataTemplate:
+    """Every constant DER piece of a SignedData for one signer, computed once.
+
+    ``build(content, content_type)`` then costs one digest, one signature and concatenation.
+    """
+
+    def __init__(self, signer: CmsSigner, *, ess_digest: str | None = None, include_chain: bool = True):
+        alg = signer.algorithm
+        self.signer = signer
+        self.digest_name = alg.digest
+        self._digest_alg = algorithm_identifier(DIGEST_OIDS[alg.digest])
+        self._digest_algs_set = tlv(0x31, self._digest_alg)
+        self._sig_alg = signature_algorithm_identifier(alg)
+        self._sid = issuer_and_serial(signer.certificate)
+        certs = [signer.certificate, *(signer.chain if include_chain else ())]
+        self._certs_only_signer = tlv(0xA0, signer.certificate)
+        self._certs_all = tlv(0xA0, b"".join(certs))
+        ess = ess_digest or ("sm3" if alg.digest == "sm3" else "sha256")
+        self._ess_attr = signing_certificate_v2_attribute(signer.certificate, ess)
+        self._content_type_attrs: dict[str, bytes] = {}
+        self._signer_info_version = der_integer(1)
+
+    def _content_type_attr(self, content_type: str) -> bytes:
+        attr = self._content_type_attrs.get(content_type)
+        if attr is None:
+            attr = _attribute(ID_CONTENT_TYPE, der_oid(content_type))
+            self._content_type_attrs[content_type] = attr
+        return attr
+
+    def build(self, content: bytes, content_type: str = ID_DATA, *, detached: bool = False,
+              signing_time: dt.datetime | None = None, include_certificates: bool = True,
+              chain: bool = True, extra_attributes: Sequence[bytes] = ()) -> bytes:
+        """ContentInfo DER of a SignedData over ``content`` (RFC 5652 §5.1, §5.3, §5.4)."""
+        attrs = [self._content_type_attr(content_type),
+                 _attribute(ID_MESSAGE_DIGEST, tlv(0x04, hashlib.new(self.digest_name, content).digest())),
+                 self._ess_attr, *extra_attributes]
+        if signing_time is not None:
+            attrs.append(_attribute(ID_SIGNING_TIME, signing_time_value(signing_time)))
+        signed_attrs = der_set_of(attrs)
+        signature = self.signer.sign(signed_attrs)
+        signer_info = tlv(0x30, self._signer_info_version + self._sid + self._digest_alg
+                          + b"\xa0" + signed_attrs[1:] + self._sig_alg + tlv(0x04, signature))
+        econtent = der_oid(content_type)
+        if not detached:
+            econtent += tlv(0xA0, tlv(0x04, content))
+        version = 1 if content_type == ID_DATA else 3   # RFC 5652 §5.1
+        certs = b""
+        if include_certificates:
+            certs = self._certs_all if chain else self._certs_only_signer
+        signed_data = tlv(0x30, der_integer(version) + self._digest_algs_set + tlv(0x30, econtent) + certs
+                          + tlv(0x31, signer_info))
+        return tlv(0x30, der_oid(ID_SIGNED_DATA) + tlv(0xA0, signed_data))
+
+
+def sign_data(content: bytes, signer: CmsSigner, *, content_type: str = ID_DATA, detached: bool = False,
+              signing_time: dt.datetime | None = None, include_certificates: bool = True) -> bytes:
+    """One-off SignedData (ContentInfo DER); keep a SignedDataTemplate for repeated signing."""
+    return SignedDataTemplate(signer).build(content, content_type, detached=detached,
+                                            signing_time=signing_time,
+                                            include_certificates=include_certificates)
+
+
+# ------------------------------------------------------------------ verifying
+
+@dataclass(frozen=True)
+class CmsVerification:
+    """One verdict for a SignedData with one SignerInfo checked (the first, or the only one)."""
+
+    ok: bool
+    reasons: tuple[str, ...] = ()
+    content_type: str | None = None
+    content: bytes | None = None
+    signer_certificate: bytes | None = None
+    certificates: tuple[bytes, ...] = ()
+    algorithm: str | None = None            # our algorithm name (pkicore.algorithms)
+    signing_time: dt.datetime | None = None
+    digest_algorithm: str | None = None
+    attributes: dict = field(default_factory=dict)   # OID -> DER of the attribute values SET
+
+
+def _find_signer_cert(sid: cms.SignerIdentifier, certs: list[x509.Certificate]) -> x509.Certificate | None:
+    if sid.name == "issuer_and_serial_number":
+        issuer, serial = sid.chosen["issuer"], sid.chosen["serial_number"].native
+        for c in certs:
+            if c.serial_number == serial and c.issuer == issuer:
+                return c
+    else:
+        ski = sid.chosen.native
+        for c in certs:
+            if c.key_identifier == ski:
+                return c
+    return None
+
+
+def resolve_algorithm(sig_oid: str, digest: str) -> Algorithm | None:
+    """The algorithm row for a SignerInfo: a full signature OID, or a bare key OID plus the digest."""
+    kind = _KEY_ONLY_SIG_OIDS.get(sig_oid)
+    for row in ALGORITHMS.values():
+        if kind is None and row.oid == sig_oid and row.digest == digest:
+            return row
+        if kind is not None and row.key_type == kind and row.digest == digest and row.asn1_name != "rsassa_pss":
+            return row
+    return None
+
+
+def _attr_values(oid: str, values_der: bytes):
+    """The parsed values SET of one attribute, given its OID and the DER of the SET."""
+    return cms.CMSAttribute.load(tlv(0x30, der_oid(oid) + values_der))["values"]
+
+
+def check_ess_certificate(attr_values_der: bytes, oid: str, cert_der: bytes) -> str | None:
+    """None if the first ESSCertID(v2) names ``cert_der``, else the reason."""
+    try:
+        first = _attr_values(oid, attr_values_der)[0]
+        cert_id = first["certs"][0]
+        if oid == ID_SIGNING_CERTIFICATE_V2:
+            digest = cert_id["hash_algorithm"]["algorithm"].native
+        else:
+            digest = "sha1"
+        want = cert_id["cert_hash"].native
+        if hashlib.new(digest, cert_der).digest() != want:
+            return "ESS signing-certificate hash does not match the signer certificate"
+        issuer_serial = cert_id["issuer_serial"]
+        if issuer_serial.native is not None:
+            cert = x509.Certificate.load(cert_der)
+            if issuer_serial["serial_number"].native != cert.serial_number:
+                return "ESS signing-certificate issuerSerial does not match the signer certificate"
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        return f"malformed ESS signing-certificate attribute: {exc}"
+    return None
+
+
+def verify_signed_data(data: bytes, *, content: bytes | None = None,
+                       extra_certificates: Sequence[bytes] = (), require_ess: bool = False) -> CmsVerification:
+    """Check a SignedData's first SignerInfo: signer certificate found, contentType and messageDigest
+    attributes, signature (SM2 with the default ID), ESS signing-certificate(-v2) when present.
+
+    The certificate's trust (chain, revocation, key usage) is the caller's business."""
+    reasons: list[str] = []
+    try:
+        info = cms.ContentInfo.load(data, strict=True)
+        if info["content_type"].dotted != ID_SIGNED_DATA:
+            return CmsVerification(False, ("not a SignedData",))
+        sd = info["content"]
+        encap = sd["encap_content_info"]
+        content_type = encap["content_type"].dotted
+        econtent = encap["content"]
+        embedded = None if isinstance(econtent, core.Void) or econtent.contents is None else bytes(econtent)
+        certs = [c.chosen for c in sd["certificates"] if c.name == "certificate"] \
+            if sd["certificates"].native is not None else []
+        certs += [x509.Certificate.load(c) for c in extra_certificates]
+        signer_infos = sd["signer_infos"]
+        if len(signer_infos) == 0:
+            return CmsVerification(False, ("no SignerInfo",), content_type=content_type)
+        si = signer_infos[0]
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        return CmsVerification(False, (f"malformed SignedData: {exc}",))
+
+    if content is not None and embedded is not None and content != embedded:
+        reasons.append("detached content given differs from the embedded content")
+    payload = embedded if embedded is not None else content
+    cert_ders = tuple(c.dump() for c in certs)
+    if payload is None:
+        return CmsVerification(False, ("detached signature: the content is needed",), content_type=content_type,
+                               certificates=cert_ders)
+    try:
+        cert = _find_signer_cert(si["sid"], certs)
+        digest_oid = si["digest_algorithm"]["algorithm"].dotted
+        digest = DIGEST_BY_OID.get(digest_oid)
+        sig_oid = si["signature_algorithm"]["algorithm"].dotted
+        signature = si["signature"].native
+        signed_attrs = si["signed_attrs"]
+        attrs: dict[str, bytes] = {}
+        if signed_attrs.native is not None:
+            for attr in signed_attrs:
+                oid = attr["type"].dotted
+                if oid in attrs:
+                    reasons.append(f"signed attribute {oid} appears twice")
+                attrs[oid] = attr["values"].dump()
+            to_sign = b"\x31" + signed_attrs.dump()[1:]
+        else:
+            to_sign = None
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        return CmsVerification(False, (f"malformed SignerInfo: {exc}",), content_type=content_type)
+
+    if cert is None:
+        return CmsVerification(False, ("signer certificate not found",), content_type=content_type,
+                               content=payload, certificates=cert_ders)
+    cert_der = cert.dump()
+    if digest is None:
+        return CmsVerification(False, (f"unsupported digest algorithm {digest_oid}",), content_type=content_type,
+                               content=payload, signer_certificate=cert_der, certificates=cert_ders)
+    key_alg = cert.public_key.algorithm
+    key_kind = "sm2" if (key_alg == "ec" and cert.public_key["algorithm"]["parameters"].chosen.dotted
+                         == OID.SM2_CURVE) else key_alg
+    alg = resolve_algorithm(sig_oid, digest)
+    if alg is None or alg.key_type != key_kind:
+        return CmsVerification(False, (f"unsupported signature algorithm {sig_oid} with {digest}",),
+                               content_type=content_type, content=payload, signer_certificate=cert_der,
+                               certificates=cert_ders)
+    signing_time = None
+    md = hashlib.new(digest, payload).digest()
+    if to_sign is None:
+        if content_type != ID_DATA:
+            reasons.append("signed attributes are required for content types other than data")
+        to_verify = payload
+    else:
+        to_verify = to_sign
+        try:
+            ct_attr = attrs.get(ID_CONTENT_TYPE)
+            if ct_attr is None:
+                reasons.append("contentType attribute missing")
+            elif _attr_values(ID_CONTENT_TYPE, ct_attr)[0].dotted != content_type:
+                reasons.append("contentType attribute differs from the encapsulated content type")
+            md_attr = attrs.get(ID_MESSAGE_DIGEST)
+            if md_attr is None:
+                reasons.append("messageDigest attribute missing")
+            elif _attr_values(ID_MESSAGE_DIGEST, md_attr)[0].native != md:
+                reasons.append("messageDigest does not match the content")
+            st_attr = attrs.get(ID_SIGNING_TIME)
+            if st_attr is not None:
+                signing_time = _attr_values(ID_SIGNING_TIME, st_attr)[0].native
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            reasons.append(f"malformed signed attribute: {exc}")
+        for ess_oid in (ID_SIGNING_CERTIFICATE_V2, ID_SIGNING_CERTIFICATE):
+            if ess_oid in attrs:
+                why = check_ess_certificate(attrs[ess_oid], ess_oid, cert_der)
+                if why:
+                    reasons.append(why)
+                break
+        else:
+            if require_ess:
+                reasons.append("no ESS signing-certificate attribute")
+    if not verify_signature(cert.public_key.dump(), alg, to_verify, signature):
+        reasons.append("signature invalid")
+    return CmsVerification(not reasons, tuple(reasons), content_type=content_type, content=payload,
+                           signer_certificate=cert_der, certificates=cert_ders, algorithm=alg.name,
+                           signing_time=signing_time, digest_algorithm=digest, attributes=attrs)
+
+
+def digest_algorithm_der(name: str) -> bytes:
+    """AlgorithmIdentifier DER of a digest (parameters absent)."""
+    return algorithm_identifier(DIGEST_OIDS[name])
+
+
+__all__ = ["CmsSigner", "CmsVerification", "SignedDataTemplate", "sign_data", "verify_signed_data",
+           "ess_cert_id_v2", "der_integer", "der_length", "der_oid", "der_set_of", "tlv", "generalized_time",
+           "algorithm_identifier", "signature_algorithm_identifier", "digest_algorithm_der",
+           "ID_DATA", "ID_SIGNED_DATA", "DIGEST_OIDS", "DIGEST_BY_OID"]
