@@ -77,3 +77,29 @@ def rsa_key(bits: int = 2048):
 def spki_der(key) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.DER,
                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def tongsuo_sm2_key():
+    """An SM2 key in Tongsuo (tongsuopy), which signs SM2-with-SM3 with the default ID."""
+    from tongsuopy.crypto.asymciphers import ec as ts_ec
+    return ts_ec.generate_private_key(ts_ec.SM2())
+
+
+def tongsuo_spki(key) -> bytes:
+    from pkicore.keys import public_key_info_from_point
+    n = key.public_key().public_numbers()
+    return public_key_info_from_point("sm2p256v1", b"\x04" + n.x.to_bytes(32, "big") + n.y.to_bytes(32, "big"))
+
+
+def tongsuo_sm2_csr(key, subject: dict | None = None) -> bytes:
+    """A DER SM2 CSR whose info is built with asn1crypto and signed by Tongsuo (default ID)."""
+    from asn1crypto import keys as asn1_keys, x509 as asn1_x509
+    from tongsuopy.crypto import hashes as ts_hashes
+    from tongsuopy.crypto.asymciphers import ec as ts_ec
+    info = asn1_csr.CertificationRequestInfo({
+        "version": "v1", "subject": asn1_x509.Name.build(subject or {}, use_printable=False),
+        "subject_pk_info": asn1_keys.PublicKeyInfo.load(tongsuo_spki(key)), "attributes": []})
+    signature = key.sign(info.dump(), ts_ec.ECDSA(ts_hashes.SM3()))
+    return asn1_csr.CertificationRequest({"certification_request_info": info,
+                                          "signature_algorithm": {"algorithm": "1.2.156.10197.1.501"},
+                                          "signature": signature}).dump()

@@ -1,0 +1,161 @@
+"""The RA service: one unit of work (transaction) per call over ``ra.workflow``, returning plain dicts
+for the REST views and the CLI. Built by ``build_ra_service`` and kept in ``app.extensions["racentre.ra"]``.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ca_bridge.api import CABackend
+from pkicore.audit import AuditEvent
+from pkicore.db import as_utc, transaction
+
+from ra import workflow
+from ra.errors import NotFound, ValidationError
+from ra.models import CertRequest, CivilServant, RequestState, RequestType, Server, Unit
+from ra.workflow import Actor, Policy
+
+SUBJECT_MODELS = {"unit": Unit, "civil-servant": CivilServant, "server": Server}
+MAX_PAGE = 500
+
+
+def _limit(limit) -> int:
+    if limit is None:
+        return 100
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
+        raise ValidationError(f"limit must be an integer from 1 to {MAX_PAGE}")
+    return limit
+
+
+class RaService:
+    """The registration authority over a session factory and a CA backend."""
+
+    def __init__(self, db: sessionmaker[Session], ca: CABackend, policy: Policy | None = None):
+        self.db = db
+        self.ca = ca
+        self.policy = policy or Policy()
+
+    # --- subjects
+    def add_unit(self, actor: Actor, **fields) -> tuple[dict, bool]:
+        with transaction(self.db) as session:
+            unit, created = workflow.add_unit(session, actor, policy=self.policy, **fields)
+            return unit.as_dict(), created
+
+    def add_civil_servant(self, actor: Actor, **fields) -> tuple[dict, bool]:
+        with transaction(self.db) as session:
+            person, created = workflow.add_civil_servant(session, actor, **fields)
+            return person.as_dict(), created
+
+    def add_server(self, actor: Actor, **fields) -> tuple[dict, bool]:
+        with transaction(self.db) as session:
+            server, created = workflow.add_server(session, actor, **fields)
+            return server.as_dict(), created
+
+    def get_subject(self, kind: str, subject_id: int) -> dict:
+        model = self._subject_model(kind)
+        with self.db() as session:
+            row = session.get(model, subject_id)
+            if row is None:
+                raise NotFound(f"{kind} {subject_id} not found")
+            return row.as_dict()
+
+    def list_subjects(self, kind: str, *, unit_id: int | None = None, limit: int | None = None,
+                      after_id: int | None = None) -> list[dict]:
+        model = self._subject_model(kind)
+        query = select(model).order_by(model.id).limit(_limit(limit))
+        if unit_id is not None and model is not Unit:
+            query = query.where(model.unit_id == unit_id)
+        if after_id is not None:
+            query = query.where(model.id > after_id)
+        with self.db() as session:
+            return [row.as_dict() for row in session.scalars(query)]
+
+    @staticmethod
+    def _subject_model(kind: str):
+        try:
+            return SUBJECT_MODELS[kind]
+        except KeyError:
+            raise ValidationError(f"subject kind must be one of {', '.join(SUBJECT_MODELS)}") from None
+
+    # --- requests
+    def _request_dict(self, session: Session, req: CertRequest) -> dict:
+        result = req.as_dict()
+        result.update(workflow.request_summary_subject(session, req))
+        result["approvals_required"] = self.policy.approvals[req.type]
+        return result
+
+    def submit(self, actor: Actor, **fields) -> dict:
+        with transaction(self.db) as session:
+            return self._request_dict(session, workflow.submit(session, actor, policy=self.policy, **fields))
+
+    def vet(self, actor: Actor, request_id: int, *, documents_checked: bool, note: str | None = None) -> dict:
+        with transaction(self.db) as session:
+            req = workflow.vet(session, actor, request_id, documents_checked=documents_checked, note=note,
+                               policy=self.policy)
+            return self._request_dict(session, req)
+
+    def approve(self, actor: Actor, request_id: int) -> dict:
+        with transaction(self.db) as session:
+            req = workflow.approve(session, actor, request_id, self.ca, policy=self.policy)
+            return self._request_dict(session, req)
+
+    def reject(self, actor: Actor, request_id: int, reason: str) -> dict:
+        with transaction(self.db) as session:
+            return self._request_dict(session, workflow.reject(session, actor, request_id, reason))
+
+    def get_request(self, request_id: int) -> dict:
+        with self.db() as session:
+            req = session.get(CertRequest, request_id)
+            if req is None:
+                raise NotFound(f"request {request_id} not found")
+            return self._request_dict(session, req)
+
+    def certificate(self, request_id: int, usage: str) -> bytes:
+        with self.db() as session:
+            req = session.get(CertRequest, request_id)
+            if req is None:
+                raise NotFound(f"request {request_id} not found")
+            for cert in req.certificates:
+                if cert.usage == usage:
+                    return cert.certificate
+            raise NotFound(f"request {request_id} has no {usage} certificate")
+
+    def list_requests(self, *, state: str | None = None, type: str | None = None, unit_id: int | None = None,
+                      limit: int | None = None, after_id: int | None = None) -> list[dict]:
+        query = select(CertRequest).order_by(CertRequest.id).limit(_limit(limit))
+        if state is not None:
+            if state not in {s.value for s in RequestState}:
+                raise ValidationError(f"state must be one of {', '.join(s.value for s in RequestState)}")
+            query = query.where(CertRequest.state == state)
+        if type is not None:
+            if type not in {t.value for t in RequestType}:
+                raise ValidationError(f"type must be one of {', '.join(t.value for t in RequestType)}")
+            query = query.where(CertRequest.type == type)
+        if unit_id is not None:
+            query = query.where(CertRequest.unit_id == unit_id)
+        if after_id is not None:
+            query = query.where(CertRequest.id > after_id)
+        with self.db() as session:
+            return [self._request_dict(session, r) for r in session.scalars(query)]
+
+    # --- audit
+    def audit_events(self, target_type: str, target_id: str, *, limit: int | None = None) -> list[dict]:
+        with self.db() as session:
+            rows = session.scalars(select(AuditEvent).where(AuditEvent.target_type == target_type,
+                                                            AuditEvent.target_id == str(target_id))
+                                   .order_by(AuditEvent.id).limit(_limit(limit)))
+            return [{"id": e.id, "at": as_utc(e.at).isoformat(), "actor": e.actor, "role": e.role,
+                     "action": e.action, "target_type": e.target_type, "target_id": e.target_id,
+                     "detail": e.detail} for e in rows]
+
+
+def build_ra_service(db: sessionmaker[Session], ca_backend: CABackend,
+                     config: Mapping | Policy | None = None) -> RaService:
+    """The RA service for an app or a CLI command. ``config``: a ``Policy`` or a mapping such as
+    ``{"approvals": {"server": 2}, "max_csr_size": 8192}`` (see ``Policy.from_mapping``)."""
+    if not isinstance(ca_backend, CABackend):
+        raise TypeError("ca_backend must implement ca_bridge.api.CABackend")
+    policy = config if isinstance(config, Policy) else Policy.from_mapping(config)
+    return RaService(db, ca_backend, policy)

@@ -1,0 +1,574 @@
+"""The RA workflow (domain; no Flask): register subjects, submit, vet, four-eyes approve, reject, and
+issue or revoke through the CA inside the approving transaction.
+
+Separation of duties (decided here, configurable only in the approval thresholds):
+* the vetter must not be the submitter;
+* an approver must be neither the submitter nor the vetter (the person who checked the identity does
+  not also authorise it), and each officer counts once per request (unique (request, officer));
+* civil-servant and unit requests need two distinct officers, server requests one (``Policy``).
+
+Every call takes the caller's session and writes ``pkicore.audit.record`` rows in it, so the state
+change, the CA's certificate rows (an embedded CA joins the session) and the audit trail commit or
+roll back together. CA calls are idempotent on ``ra-<request id>-<sign|enc>``: a retried approval
+never issues a second certificate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from ca_bridge.api import CABackend, IssuedCertificate, IssueRequest, RevocationReason
+from pkicore.audit import record
+from pkicore.db import utcnow
+from pkicore.errors import PkiError
+from pkicore.oids import OID
+
+from ra.csr import MAX_CSR_SIZE, KeyInfo, check_public_key, load_public_key_info, parse_csr, subject_conflicts
+from ra.errors import ConflictError, CsrError, Forbidden, IssuanceFailed, NotFound, ValidationError
+from ra.identity import validate_hostname, validate_id_number, validate_ip, validate_name, validate_uscc
+from ra.models import (Approval, CertRequest, CivilServant, RaCertificate, RequestKind, RequestState,
+                       RequestType, Server, ServerName, Unit)
+
+TARGET = "ra_request"          # audit target_type of requests
+SUBJECT_TARGETS = {"unit": "ra_unit", "civil-servant": "ra_civil_servant", "server": "ra_server"}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a principal name and the role it acts in (from the API token or the CLI --as)."""
+
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    """RA policy as data: approval thresholds and certificate profiles per request type."""
+
+    approvals: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({
+        RequestType.CIVIL_SERVANT_DUAL.value: 2, RequestType.UNIT.value: 2, RequestType.SERVER.value: 1}))
+    profiles: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({
+        RequestType.CIVIL_SERVANT_DUAL.value: {"sign": "civil-servant-sign", "enc": "civil-servant-enc"},
+        RequestType.UNIT.value: {"sign": "unit"},
+        RequestType.SERVER.value: {"sign": "server"}}))
+    max_csr_size: int = MAX_CSR_SIZE
+    check_org_code: bool = True          # check the GB 11714 digit inside unified social credit codes
+
+    @classmethod
+    def from_mapping(cls, config: Mapping | None) -> "Policy":
+        """From a config section such as {"approvals": {"server": 2}, "max_csr_size": 8192}."""
+        config = dict(config or {})
+        base = cls()
+        approvals = dict(base.approvals)
+        for name, count in dict(config.pop("approvals", {})).items():
+            if name not in approvals or not isinstance(count, int) or count < 1:
+                raise ValidationError(f"ra.approvals.{name}: a request type with a threshold of at least 1")
+            approvals[name] = count
+        profiles = {k: dict(v) for k, v in base.profiles.items()}
+        for name, mapping in dict(config.pop("profiles", {})).items():
+            if name not in profiles:
+                raise ValidationError(f"ra.profiles.{name}: unknown request type")
+            profiles[name].update(mapping)
+        unknown = set(config) - {"max_csr_size", "check_org_code"}
+        if unknown:
+            raise ValidationError(f"unknown RA settings: {', '.join(sorted(unknown))}")
+        return cls(approvals=MappingProxyType(approvals), profiles=MappingProxyType(profiles), **config)
+
+
+# --------------------------------------------------------------------------------------------- subjects
+
+def _get(session: Session, model, ident, what: str):
+    if not isinstance(ident, int) or isinstance(ident, bool):
+        raise ValidationError(f"{what} id must be an integer")
+    row = session.get(model, ident)
+    if row is None:
+        raise NotFound(f"{what} {ident} not found")
+    return row
+
+
+def add_unit(session: Session, actor: Actor, *, name: str, uscc: str, legal_representative: str,
+             policy: Policy = Policy()) -> tuple[Unit, bool]:
+    """Register a unit; (unit, created). The same USCC again with the same name returns the existing
+    row; with a different name it is a conflict."""
+    name = validate_name(name, "unit name", 128)
+    uscc = validate_uscc(uscc, check_org_code=policy.check_org_code)
+    legal_representative = validate_name(legal_representative, "legal representative")
+    existing = session.scalar(select(Unit).where(Unit.uscc == uscc))
+    if existing is not None:
+        if existing.name != name:
+            raise ConflictError(f"unified social credit code {uscc} is already registered to unit "
+                                f"{existing.id} under a different name")
+        return existing, False
+    unit = Unit(name=name, uscc=uscc, legal_representative=legal_representative, created_by=actor.name)
+    session.add(unit)
+    session.flush()
+    record(session, actor=actor.name, role=actor.role, action="ra.unit.add", target_type="ra_unit",
+           target_id=unit.id, uscc=uscc, name=name)
+    return unit, True
+
+
+def add_civil_servant(session: Session, actor: Actor, *, name: str, id_number: str, unit_id: int,
+                      department: str | None = None, position: str | None = None,
+                      contact: str | None = None) -> tuple[CivilServant, bool]:
+    """Register a civil servant; (person, created). The same identity number with another name or
+    another unit is a conflict; with the same name and unit it returns the existing row."""
+    name = validate_name(name, "name")
+    id_number = validate_id_number(id_number)
+    unit = _get(session, Unit, unit_id, "unit")
+    department = validate_name(department, "department") if department else None
+    position = validate_name(position, "position") if position else None
+    contact = validate_name(contact, "contact", 128) if contact else None
+    existing = session.scalar(select(CivilServant).where(CivilServant.id_number == id_number))
+    if existing is not None:
+        if existing.name != name:
+            raise ConflictError("identity number is already registered under a different name "
+                                f"(civil servant {existing.id})")
+        if existing.unit_id != unit.id:
+            raise ConflictError(f"identity number is already registered in unit {existing.unit_id}")
+        return existing, False
+    person = CivilServant(name=name, id_number=id_number, unit_id=unit.id, department=department,
+                          position=position, contact=contact, created_by=actor.name)
+    session.add(person)
+    session.flush()
+    # the audit detail names the person but never the full identity number
+    record(session, actor=actor.name, role=actor.role, action="ra.civil_servant.add",
+           target_type="ra_civil_servant", target_id=person.id, name=name, unit_id=unit.id,
+           id_number_suffix=id_number[-4:])
+    return person, True
+
+
+def add_server(session: Session, actor: Actor, *, host_name: str, unit_id: int,
+               dns_names: list[str] | tuple[str, ...] = (), ip_addresses: list[str] | tuple[str, ...] = ()
+               ) -> tuple[Server, bool]:
+    """Register a server; (server, created). Every DNS name and IP belongs to one server only: a name
+    already held by another server is a conflict; the same registration again returns the existing row."""
+    host = validate_hostname(host_name)
+    unit = _get(session, Unit, unit_id, "unit")
+    names = [host] + [n for n in dict.fromkeys(validate_hostname(n) for n in dns_names) if n != host]
+    ips = list(dict.fromkeys(validate_ip(ip) for ip in ip_addresses))
+    if len(names) + len(ips) > 100:
+        raise ValidationError("a server may carry at most 100 names and addresses")
+    wanted = [("dns", n) for n in names] + [("ip", ip) for ip in ips]
+    existing = session.scalar(select(Server).where(Server.host_name == host))
+    if existing is not None:
+        if existing.unit_id == unit.id and sorted((n.kind, n.value) for n in existing.names) == sorted(wanted):
+            return existing, False
+        raise ConflictError(f"host name {host} is already registered (server {existing.id}, unit {existing.unit_id})")
+    for kind, value in wanted:
+        holder = session.scalar(select(ServerName).where(ServerName.kind == kind, ServerName.value == value))
+        if holder is not None:
+            raise ConflictError(f"{'host name' if kind == 'dns' else 'IP address'} {value} already belongs "
+                                f"to server {holder.server_id}")
+    server = Server(host_name=host, unit_id=unit.id, created_by=actor.name,
+                    names=[ServerName(kind=k, value=v) for k, v in wanted])
+    session.add(server)
+    session.flush()
+    record(session, actor=actor.name, role=actor.role, action="ra.server.add", target_type="ra_server",
+           target_id=server.id, host_name=host, unit_id=unit.id, dns_names=names, ip_addresses=ips)
+    return server, True
+
+
+# ------------------------------------------------------------------------------------- subject building
+
+def vetted_subject(session: Session, req: CertRequest) -> tuple[tuple[str, str], ...]:
+    """The certificate subject built from the vetted record: C=CN, O=<unit>, [OU], CN=<person|unit|host>."""
+    unit = session.get(Unit, req.unit_id)
+    rdns = [("country_name", "CN"), ("organization_name", unit.name)]
+    if req.type == RequestType.CIVIL_SERVANT_DUAL.value:
+        person = session.get(CivilServant, req.civil_servant_id)
+        if person.department:
+            rdns.append(("organizational_unit_name", person.department))
+        rdns.append(("common_name", person.name))
+    elif req.type == RequestType.UNIT.value:
+        rdns.append(("common_name", unit.name))
+    else:
+        rdns.append(("common_name", session.get(Server, req.server_id).host_name))
+    return tuple(rdns)
+
+
+def identity_extensions(session: Session, req: CertRequest) -> tuple[tuple[str, str], ...]:
+    """GM/T 0015 identity extensions: the identity number for people, the USCC for units."""
+    if req.type == RequestType.CIVIL_SERVANT_DUAL.value:
+        return ((OID.ID_CARD_NUMBER, session.get(CivilServant, req.civil_servant_id).id_number),)
+    if req.type == RequestType.UNIT.value:
+        return ((OID.UNIFIED_SOCIAL_CREDIT_CODE, session.get(Unit, req.unit_id).uscc),)
+    return ()
+
+
+# ------------------------------------------------------------------------------------------------ submit
+
+def _parse_type(value: str) -> RequestType:
+    try:
+        return RequestType(value)
+    except ValueError:
+        raise ValidationError(f"request type must be one of {', '.join(t.value for t in RequestType)}") from None
+
+
+def _parse_kind(value: str) -> RequestKind:
+    try:
+        return RequestKind(value)
+    except ValueError:
+        raise ValidationError(f"request kind must be one of {', '.join(k.value for k in RequestKind)}") from None
+
+
+def _parse_reason(value: str | None) -> RevocationReason:
+    try:
+        reason = RevocationReason(value or "unspecified")
+    except ValueError:
+        raise ValidationError("revocation reason must be one of "
+                              f"{', '.join(r.value for r in RevocationReason)}") from None
+    if reason in (RevocationReason.remove_from_crl, RevocationReason.ca_compromise, RevocationReason.aa_compromise):
+        raise ValidationError(f"revocation reason {reason.value} cannot be requested through the RA")
+    return reason
+
+
+def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subject_id: int | None = None,
+           sign_csr: bytes | str | None = None, enc_csr: bytes | str | None = None,
+           enc_public_key: bytes | str | None = None, target_request_id: int | None = None,
+           revocation_reason: str | None = None, policy: Policy = Policy()) -> CertRequest:
+    """Record a request. New requests name their subject; renewal, re-key and revocation requests
+    name the issued request whose certificates they replace or revoke. CSRs are parsed and their
+    proof of possession checked now, so bad input fails at once (400) rather than at vetting."""
+    rtype, rkind = _parse_type(type), _parse_kind(kind)
+    req = CertRequest(type=rtype.value, kind=rkind.value, state=RequestState.SUBMITTED.value,
+                      submitted_by=actor.name, checks={})
+    if rkind is RequestKind.NEW:
+        if target_request_id is not None:
+            raise ValidationError("new requests take subject_id, not target_request_id")
+        if rtype is RequestType.CIVIL_SERVANT_DUAL:
+            person = _get(session, CivilServant, subject_id, "civil servant")
+            req.civil_servant_id, req.unit_id = person.id, person.unit_id
+        elif rtype is RequestType.UNIT:
+            req.unit_id = _get(session, Unit, subject_id, "unit").id
+        else:
+            server = _get(session, Server, subject_id, "server")
+            req.server_id, req.unit_id = server.id, server.unit_id
+    else:
+        target = _get(session, CertRequest, target_request_id, "request")
+        if target.state != RequestState.ISSUED.value or target.kind == RequestKind.REVOCATION.value:
+            raise ConflictError(f"request {target.id} has no issued certificates to {rkind.value}")
+        if target.type != rtype.value:
+            raise ValidationError(f"request {target.id} is a {target.type} request, not {rtype.value}")
+        if subject_id is not None and subject_id != (target.civil_servant_id or target.server_id or target.unit_id):
+            raise ValidationError(f"subject_id does not match the subject of request {target.id}")
+        req.target_request_id = target.id
+        req.unit_id, req.civil_servant_id, req.server_id = target.unit_id, target.civil_servant_id, target.server_id
+    if rkind is RequestKind.REVOCATION:
+        if sign_csr or enc_csr or enc_public_key:
+            raise ValidationError("revocation requests carry no CSR or public key")
+        req.revocation_reason = _parse_reason(revocation_reason).value
+    else:
+        if revocation_reason is not None:
+            raise ValidationError("only revocation requests take a revocation reason")
+        if not sign_csr:
+            raise ValidationError("a CSR is required")
+        sign = parse_csr(sign_csr, max_size=policy.max_csr_size)
+        req.sign_csr, req.sign_spki = sign.der, sign.public_key_info
+        enc = _encryption_key(rtype, rkind, sign.key, enc_csr, enc_public_key, policy, session, target_request_id)
+        if enc is not None:
+            req.enc_csr, req.enc_spki = enc
+    session.add(req)
+    session.flush()
+    record(session, actor=actor.name, role=actor.role, action="ra.request.submit", target_type=TARGET,
+           target_id=req.id, type=req.type, kind=req.kind, unit_id=req.unit_id,
+           target_request_id=req.target_request_id)
+    return req
+
+
+def _encryption_key(rtype, rkind, sign_key: KeyInfo, enc_csr, enc_public_key, policy, session,
+                    target_request_id) -> tuple[bytes | None, bytes] | None:
+    if rtype is not RequestType.CIVIL_SERVANT_DUAL:
+        if enc_csr or enc_public_key:
+            raise ValidationError("only civil-servant dual requests carry an encryption key")
+        return None
+    if enc_csr and enc_public_key:
+        raise ValidationError("give the encryption key as enc_csr or enc_public_key, not both")
+    if enc_csr:
+        enc = parse_csr(enc_csr, max_size=policy.max_csr_size)
+        pair = (enc.der, enc.public_key_info)
+        key = enc.key
+    elif enc_public_key:
+        key = load_public_key_info(enc_public_key)
+        pair = (None, key.public_key_info)
+    elif rkind is RequestKind.RENEWAL:
+        target = session.get(CertRequest, target_request_id)
+        return target.enc_csr, target.enc_spki        # renewal keeps the encryption key too
+    else:
+        raise ValidationError("a civil-servant dual request needs an encryption key (enc_csr or enc_public_key)")
+    if key.key_type != sign_key.key_type:
+        raise ValidationError("the signing and encryption keys of a dual pair must be of the same type")
+    if key.public_key_info == sign_key.public_key_info:
+        raise ValidationError("the encryption key must differ from the signing key")
+    return pair
+
+
+# -------------------------------------------------------------------------------------------------- vet
+
+def _lock(session: Session, request_id: int) -> CertRequest:
+    """The request row, locked for this transaction (FOR UPDATE; SQLite already holds the write lock)."""
+    if not isinstance(request_id, int) or isinstance(request_id, bool):
+        raise ValidationError("request id must be an integer")
+    req = session.scalar(select(CertRequest).where(CertRequest.id == request_id).with_for_update()
+                         .execution_options(populate_existing=True))
+    if req is None:
+        raise NotFound(f"request {request_id} not found")
+    return req
+
+
+def _check(checks: dict, name: str, fn) -> None:
+    try:
+        detail = fn()
+        checks[name] = {"ok": True, "detail": detail or "passed"}
+    except PkiError as exc:
+        checks[name] = {"ok": False, "detail": exc.public_message}
+
+
+def _active_certificates(session: Session, request_id: int) -> list[RaCertificate]:
+    return list(session.scalars(select(RaCertificate).where(RaCertificate.request_id == request_id,
+                                                            RaCertificate.status == "good")
+                                .order_by(RaCertificate.id)))
+
+
+def _identity_check(session: Session, req: CertRequest, policy: Policy) -> str:
+    unit = session.get(Unit, req.unit_id)
+    validate_uscc(unit.uscc, check_org_code=policy.check_org_code)
+    if req.type == RequestType.CIVIL_SERVANT_DUAL.value:
+        validate_id_number(session.get(CivilServant, req.civil_servant_id).id_number)
+        return "identity number and unit code valid"
+    if req.type == RequestType.SERVER.value:
+        server = session.get(Server, req.server_id)
+        for name in server.dns_names:
+            validate_hostname(name)
+        for ip in server.ip_addresses:
+            validate_ip(ip)
+        return "host names, addresses and unit code valid"
+    return "unit code valid"
+
+
+def _csr_check(req: CertRequest, policy: Policy) -> str:
+    sign = parse_csr(req.sign_csr, max_size=policy.max_csr_size)
+    if sign.public_key_info != req.sign_spki:
+        raise CsrError("stored signing key differs from the CSR")
+    if req.enc_csr is not None:
+        parse_csr(req.enc_csr, max_size=policy.max_csr_size)
+    if req.enc_spki is not None:
+        check_public_key(req.enc_spki)
+    return f"proof of possession verified ({sign.signature_algorithm}, {sign.key.key_type} {sign.key.bits})"
+
+
+def _subject_check(session: Session, req: CertRequest, policy: Policy) -> str:
+    expected = vetted_subject(session, req)
+    reasons = []
+    for der in (req.sign_csr, req.enc_csr):
+        if der is not None:
+            reasons += subject_conflicts(parse_csr(der, max_size=policy.max_csr_size).subject, expected)
+    if reasons:
+        raise ValidationError("; ".join(reasons))
+    return "CSR subject consistent with " + ", ".join(f"{k}={v}" for k, v in expected)
+
+
+def _key_check(session: Session, req: CertRequest) -> str:
+    for spki in (req.sign_spki, req.enc_spki):
+        if spki is None:
+            continue
+        others = session.scalars(select(RaCertificate).join(CertRequest).where(
+            RaCertificate.public_key_info == spki, RaCertificate.status == "good"))
+        for cert in others:
+            same_subject = (cert.request.unit_id, cert.request.civil_servant_id, cert.request.server_id) == (
+                req.unit_id, req.civil_servant_id, req.server_id)
+            if not same_subject:
+                raise ConflictError("the public key is already certified for another subject")
+            if req.kind != RequestKind.RENEWAL.value:
+                raise ConflictError("the public key is already certified; use a renewal or a new key")
+    if req.kind in (RequestKind.RENEWAL.value, RequestKind.REKEY.value):
+        old = {c.public_key_info for c in _active_certificates(session, req.target_request_id) if c.usage == "sign"}
+        if req.kind == RequestKind.RENEWAL.value and req.sign_spki not in old:
+            raise ValidationError("a renewal must keep the signing key of the certificate it renews")
+        if req.kind == RequestKind.REKEY.value and req.sign_spki in old:
+            raise ValidationError("a re-key needs a new signing key")
+    return "key not certified for anyone else"
+
+
+def _target_check(session: Session, req: CertRequest) -> str:
+    active = _active_certificates(session, req.target_request_id)
+    if not active:
+        raise ConflictError(f"request {req.target_request_id} has no certificate in force")
+    return "certificates in force: " + ", ".join(f"{c.ca}/{c.serial}" for c in active)
+
+
+def vet(session: Session, actor: Actor, request_id: int, *, documents_checked: bool, note: str | None = None,
+        policy: Policy = Policy()) -> CertRequest:
+    """RA operator's vetting: runs every check and records which passed. ``documents_checked`` is the
+    operator's statement that the paper/electronic identity documents were seen. All passed: vetted;
+    any failed: rejected with the failed checks as the reason."""
+    req = _lock(session, request_id)
+    if req.state != RequestState.SUBMITTED.value:
+        raise ConflictError(f"request {req.id} is {req.state}, only submitted requests can be vetted")
+    if actor.name == req.submitted_by:
+        raise Forbidden("the submitter of a request cannot vet it")
+    checks: dict = {}
+
+    def documents():
+        if documents_checked is not True:
+            raise ValidationError("the operator did not confirm the identity documents")
+        return note or "identity documents checked by the operator"
+
+    _check(checks, "documents", documents)
+    _check(checks, "identity", lambda: _identity_check(session, req, policy))
+    if req.kind == RequestKind.REVOCATION.value:
+        _check(checks, "target", lambda: _target_check(session, req))
+    else:
+        _check(checks, "csr", lambda: _csr_check(req, policy))
+        _check(checks, "subject", lambda: _subject_check(session, req, policy))
+        _check(checks, "key", lambda: _key_check(session, req))
+        if req.kind != RequestKind.NEW.value:
+            _check(checks, "target", lambda: _target_check(session, req))
+    failed = [name for name, result in checks.items() if not result["ok"]]
+    req.checks = checks
+    req.vetted_by, req.vetted_at = actor.name, utcnow()
+    if failed:
+        req.state = RequestState.REJECTED.value
+        req.rejected_by = actor.name
+        req.reject_reason = "vetting failed: " + "; ".join(f"{n}: {checks[n]['detail']}" for n in failed)
+        req.completed_at = utcnow()
+    else:
+        req.state = RequestState.VETTED.value
+    _flush(session)
+    record(session, actor=actor.name, role=actor.role, action="ra.request.vet", target_type=TARGET,
+           target_id=req.id, passed=not failed, failed=failed, checks=checks)
+    return req
+
+
+# ------------------------------------------------------------------------------------ approve / reject
+
+def _flush(session: Session) -> None:
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise ConflictError("the request was changed concurrently; reload and retry") from exc
+    except IntegrityError as exc:
+        raise ConflictError("the change conflicts with a concurrent one; reload and retry") from exc
+
+
+def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
+            policy: Policy = Policy()) -> CertRequest:
+    """An officer's approval. At the type's threshold the request is carried out in this transaction
+    (issue through ``ca`` or revoke); a CA failure raises and rolls everything back. Approving again a
+    request one has already approved returns it unchanged (a retry never issues twice)."""
+    req = _lock(session, request_id)
+    already = any(a.officer == actor.name for a in req.approvals)
+    if already:
+        return req                                        # idempotent retry (whatever the state now)
+    if req.state != RequestState.VETTED.value:
+        raise ConflictError(f"request {req.id} is {req.state}, only vetted requests can be approved")
+    if actor.name == req.submitted_by:
+        raise Forbidden("an officer cannot approve a request they submitted")
+    if actor.name == req.vetted_by:
+        raise Forbidden("an officer cannot approve a request they vetted")
+    session.add(Approval(request_id=req.id, officer=actor.name))
+    _flush(session)
+    count = session.scalar(select(func.count()).select_from(Approval).where(Approval.request_id == req.id))
+    threshold = policy.approvals[req.type]
+    record(session, actor=actor.name, role=actor.role, action="ra.request.approve", target_type=TARGET,
+           target_id=req.id, approvals=count, threshold=threshold)
+    if count >= threshold:
+        req.state = RequestState.APPROVED.value
+        _carry_out(session, actor, req, ca, policy)
+    _flush(session)
+    session.refresh(req, ["approvals", "certificates"])
+    return req
+
+
+def reject(session: Session, actor: Actor, request_id: int, reason: str) -> CertRequest:
+    """Refuse a submitted or vetted request, with a reason that the applicant sees."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationError("a rejection needs a reason")
+    if len(reason) > 2000:
+        raise ValidationError("the rejection reason is longer than 2000 characters")
+    req = _lock(session, request_id)
+    if req.state not in (RequestState.SUBMITTED.value, RequestState.VETTED.value):
+        raise ConflictError(f"request {req.id} is {req.state} and can no longer be rejected")
+    req.state = RequestState.REJECTED.value
+    req.rejected_by, req.reject_reason, req.completed_at = actor.name, reason.strip(), utcnow()
+    _flush(session)
+    record(session, actor=actor.name, role=actor.role, action="ra.request.reject", target_type=TARGET,
+           target_id=req.id, reason=reason.strip())
+    return req
+
+
+# ------------------------------------------------------------------------------------ issue and revoke
+
+def _ca_call(what: str, fn):
+    try:
+        return fn()
+    except PkiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any CA failure aborts the whole approval
+        raise IssuanceFailed(f"the CA failed to {what}; nothing was recorded") from exc
+
+
+def _carry_out(session: Session, actor: Actor, req: CertRequest, ca: CABackend, policy: Policy) -> None:
+    if req.kind == RequestKind.REVOCATION.value:
+        reason = RevocationReason(req.revocation_reason)
+        _revoke_all(session, actor, req, req.target_request_id, reason, ca)
+        req.state, req.completed_at = RequestState.REVOKED.value, utcnow()
+        return
+    _issue(session, actor, req, ca, policy)
+    if req.kind == RequestKind.REKEY.value:
+        _revoke_all(session, actor, req, req.target_request_id, RevocationReason.superseded, ca)
+    req.state, req.completed_at = RequestState.ISSUED.value, utcnow()
+
+
+def _issue(session: Session, actor: Actor, req: CertRequest, ca: CABackend, policy: Policy) -> None:
+    subject = vetted_subject(session, req)
+    identity = identity_extensions(session, req)
+    dns, ips = (), ()
+    if req.type == RequestType.SERVER.value:
+        server = session.get(Server, req.server_id)
+        dns, ips = server.dns_names, server.ip_addresses
+    keys = {"sign": req.sign_spki, "enc": req.enc_spki}
+    for usage, profile in policy.profiles[req.type].items():
+        ca_request = IssueRequest(request_id=f"ra-{req.id}-{usage}", profile=profile, subject=subject,
+                                  public_key_info=keys[usage], dns_names=tuple(dns), ip_addresses=tuple(ips),
+                                  identity=identity)
+        issued: IssuedCertificate = _ca_call("issue a certificate",
+                                             lambda: ca.issue(ca_request, session=session))
+        if issued.request_id != ca_request.request_id:
+            raise IssuanceFailed("the CA answered for another request")
+        session.add(RaCertificate(request_id=req.id, ca_request_id=ca_request.request_id, usage=usage,
+                                  profile=issued.profile, ca=issued.ca, serial=format(issued.serial, "x"),
+                                  public_key_info=keys[usage], certificate=issued.certificate,
+                                  not_before=issued.not_before, not_after=issued.not_after, status="good"))
+        record(session, actor=actor.name, role=actor.role, action="ra.certificate.issue", target_type=TARGET,
+               target_id=req.id, usage=usage, profile=issued.profile, ca=issued.ca, serial=format(issued.serial, "x"),
+               ca_request_id=ca_request.request_id)
+    _flush(session)
+
+
+def _revoke_all(session: Session, actor: Actor, req: CertRequest, target_id: int, reason: RevocationReason,
+                ca: CABackend) -> None:
+    certificates = _active_certificates(session, target_id)
+    if not certificates:
+        raise ConflictError(f"request {target_id} has no certificate in force")
+    for cert in certificates:
+        status = _ca_call("revoke a certificate",
+                          lambda: ca.revoke(cert.ca, cert.serial_int, reason, session=session))
+        cert.status = "revoked"
+        cert.revoked_at = status.revoked_at or utcnow()
+        cert.revocation_reason = reason.value
+        record(session, actor=actor.name, role=actor.role, action="ra.certificate.revoke", target_type=TARGET,
+               target_id=req.id, ca=cert.ca, serial=cert.serial, reason=reason.value,
+               certificate_request_id=target_id)
+
+
+def request_summary_subject(session: Session, req: CertRequest) -> dict:
+    """The subject and identity the request will certify (for display)."""
+    return {"subject": [list(p) for p in vetted_subject(session, req)],
+            "identity": [list(p) for p in identity_extensions(session, req)]}
+
