@@ -15,6 +15,7 @@ from pathlib import Path
 from hsm.config import HsmConfig, SoftTokenConfig
 from pkicore.errors import ErrorCode, PkiError
 from pkicore.secret import Secret
+from timestamp.config import SCHEMA as TSA_SCHEMA, TsaConfig
 
 ENV_PREFIX = "RACENTRE_"
 CONFIG_ENV = "RACENTRE_CONFIG"
@@ -25,6 +26,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "hsm": {"module": "str", "token": "str", "pin": "secret", "vendor": "str", "pool_size": "int"},
     "softtoken": {"dir": "str", "auto_init": "bool", "so_pin": "secret"},
     "service": {"host": "str", "port": "int", "threads": "int", "workers": "int", "public_url": "str"},
+    "tsa": TSA_SCHEMA,
 }
 
 
@@ -51,6 +53,7 @@ class Config:
     hsm: HsmConfig = field(default_factory=HsmConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    tsa: TsaConfig = field(default_factory=TsaConfig)
     source: str | None = None
 
 
@@ -129,4 +132,5 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
     database = dict(values["database"])
     return Config(hsm=HsmConfig(**hsm_values, softtoken=softtoken),
                   database=DatabaseConfig(**database), service=ServiceConfig(**values["service"]),
+                  tsa=TsaConfig.from_values(values["tsa"], base),
                   source=str(path) if path else None)
