@@ -1,0 +1,38 @@
+"""Errors of the key-management centre (GM/T 0034 escrow, GM/T 0014 CA<->KMC protocol)."""
+from __future__ import annotations
+
+from pkicore.errors import ErrorCode, PkiError
+
+
+class EscrowError(PkiError):
+    """Root of every KMC error."""
+
+    code = ErrorCode.BAD_REQUEST
+
+
+class EscrowNotFound(EscrowError):
+    code = ErrorCode.NOT_FOUND
+
+
+class EscrowConflict(EscrowError):
+    code = ErrorCode.CONFLICT
+
+
+class TamperDetected(EscrowError):
+    """An archive record, envelope or message failed its integrity check; it is never used."""
+
+    code = ErrorCode.INTERNAL
+
+
+class ApprovalError(EscrowError):
+    """A recovery, destruction or export was not (or not sufficiently) approved."""
+
+    code = ErrorCode.FORBIDDEN
+
+
+class ProtocolError(EscrowError):
+    """A GM/T 0014 message was malformed, unsigned, from an unknown CA or replayed."""
+
+    def __init__(self, public_message: str, err_no: int, *, code: ErrorCode | None = None):
+        super().__init__(public_message, code=code)
+        self.err_no = err_no
