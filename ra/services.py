@@ -3,17 +3,20 @@ for the REST views and the CLI. Built by ``build_ra_service`` and kept in ``app.
 """
 from __future__ import annotations
 
+import dataclasses
+import importlib
 from typing import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca_bridge.api import CABackend
+from ca_bridge.api import CABackend, CertificateStatus, IssuedCertificate, IssueRequest, RevocationReason
 from pkicore.audit import AuditEvent
 from pkicore.db import as_utc, transaction
+from pkicore.errors import ErrorCode
 
 from ra import workflow
-from ra.errors import NotFound, ValidationError
+from ra.errors import NotFound, RaError, ValidationError
 from ra.models import CertRequest, CivilServant, RequestState, RequestType, Server, Unit
 from ra.workflow import Actor, Policy
 
@@ -56,7 +59,7 @@ class RaService:
     def get_subject(self, kind: str, subject_id: int) -> dict:
         model = self._subject_model(kind)
         with self.db() as session:
-            row = session.get(model, subject_id)
+            row = session.get(model, workflow.check_id(subject_id, kind))
             if row is None:
                 raise NotFound(f"{kind} {subject_id} not found")
             return row.as_dict()
@@ -64,6 +67,8 @@ class RaService:
     def list_subjects(self, kind: str, *, unit_id: int | None = None, limit: int | None = None,
                       after_id: int | None = None) -> list[dict]:
         model = self._subject_model(kind)
+        unit_id = workflow.check_id(unit_id, "unit") if unit_id is not None else None
+        after_id = workflow.check_id(after_id, "after") if after_id is not None else None
         query = select(model).order_by(model.id).limit(_limit(limit))
         if unit_id is not None and model is not Unit:
             query = query.where(model.unit_id == unit_id)
@@ -107,14 +112,14 @@ class RaService:
 
     def get_request(self, request_id: int) -> dict:
         with self.db() as session:
-            req = session.get(CertRequest, request_id)
+            req = session.get(CertRequest, workflow.check_id(request_id, "request"))
             if req is None:
                 raise NotFound(f"request {request_id} not found")
             return self._request_dict(session, req)
 
     def certificate(self, request_id: int, usage: str) -> bytes:
         with self.db() as session:
-            req = session.get(CertRequest, request_id)
+            req = session.get(CertRequest, workflow.check_id(request_id, "request"))
             if req is None:
                 raise NotFound(f"request {request_id} not found")
             for cert in req.certificates:
@@ -124,6 +129,8 @@ class RaService:
 
     def list_requests(self, *, state: str | None = None, type: str | None = None, unit_id: int | None = None,
                       limit: int | None = None, after_id: int | None = None) -> list[dict]:
+        unit_id = workflow.check_id(unit_id, "unit") if unit_id is not None else None
+        after_id = workflow.check_id(after_id, "after") if after_id is not None else None
         query = select(CertRequest).order_by(CertRequest.id).limit(_limit(limit))
         if state is not None:
             if state not in {s.value for s in RequestState}:
@@ -157,5 +164,47 @@ def build_ra_service(db: sessionmaker[Session], ca_backend: CABackend,
     ``{"approvals": {"server": 2}, "max_csr_size": 8192}`` (see ``Policy.from_mapping``)."""
     if not isinstance(ca_backend, CABackend):
         raise TypeError("ca_backend must implement ca_bridge.api.CABackend")
+    if dataclasses.is_dataclass(config) and not isinstance(config, Policy):
+        config = {k: v for k, v in dataclasses.asdict(config).items() if v is not None}
     policy = config if isinstance(config, Policy) else Policy.from_mapping(config)
     return RaService(db, ca_backend, policy)
+
+
+class UnavailableCA:
+    """Stands in when no CA backend can be built: every call fails with a clear message (nothing is
+    half-done: the approval rolls back)."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def _fail(self):
+        raise RaError(f"no CA backend is available: {self.why}", code=ErrorCode.CONFIGURATION)
+
+    def issue(self, request: IssueRequest, session: Session | None = None) -> IssuedCertificate:
+        self._fail()
+
+    def revoke(self, ca: str, serial: int, reason: RevocationReason,
+               session: Session | None = None) -> CertificateStatus:
+        self._fail()
+
+    def status(self, ca: str, serial: int, session: Session | None = None) -> CertificateStatus:
+        self._fail()
+
+
+EMBEDDED_CA_MODULE = "ca_bridge.embedded"
+
+
+def ca_backend_for(services) -> CABackend:
+    """The CA backend for a racentre ``Services`` container: the embedded HSM-backed CA
+    (``ca_bridge.embedded.EmbeddedCA``) when that module is installed, otherwise a stub that refuses
+    every call with a clear message. The integrator adjusts the constructor call here."""
+    try:
+        module = importlib.import_module(EMBEDDED_CA_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != EMBEDDED_CA_MODULE:
+            raise
+        return UnavailableCA("ca_bridge.embedded is not installed")
+    embedded = module.EmbeddedCA
+    if hasattr(embedded, "from_services"):
+        return embedded.from_services(services)
+    return embedded(services.key_manager, services.db)

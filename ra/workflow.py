@@ -83,10 +83,20 @@ class Policy:
 
 # --------------------------------------------------------------------------------------------- subjects
 
-def _get(session: Session, model, ident, what: str):
+MAX_ID = 2**63 - 1
+
+
+def check_id(ident, what: str) -> int:
+    """A row id from outside: an integer within the databases' BIGINT range."""
     if not isinstance(ident, int) or isinstance(ident, bool):
         raise ValidationError(f"{what} id must be an integer")
-    row = session.get(model, ident)
+    if not 0 <= ident <= MAX_ID:
+        raise NotFound(f"{what} {ident} not found")
+    return ident
+
+
+def _get(session: Session, model, ident, what: str):
+    row = session.get(model, check_id(ident, what))
     if row is None:
         raise NotFound(f"{what} {ident} not found")
     return row
@@ -312,8 +322,7 @@ def _encryption_key(rtype, rkind, sign_key: KeyInfo, enc_csr, enc_public_key, po
 
 def _lock(session: Session, request_id: int) -> CertRequest:
     """The request row, locked for this transaction (FOR UPDATE; SQLite already holds the write lock)."""
-    if not isinstance(request_id, int) or isinstance(request_id, bool):
-        raise ValidationError("request id must be an integer")
+    check_id(request_id, "request")
     req = session.scalar(select(CertRequest).where(CertRequest.id == request_id).with_for_update()
                          .execution_options(populate_existing=True))
     if req is None:

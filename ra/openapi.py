@@ -1,0 +1,210 @@
+"""The OpenAPI 3.1 document of the RA REST API (hand-written data; a test keeps it in step with the
+blueprint's URL rules)."""
+from __future__ import annotations
+
+import copy
+
+from ca_bridge.api import RevocationReason
+
+from ra.models import RequestKind, RequestState, RequestType
+
+_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["code", "message"],
+    "properties": {"code": {"type": "string", "description": "stable error code (pkicore.errors.ErrorCode)"},
+                   "message": {"type": "string"}}}}}
+
+_S = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": _S + name}
+
+
+def _json(schema: dict) -> dict:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict:
+    text = {400: "bad input (unknown field, bad type, bad encoding, refused key)", 401: "no or bad token",
+            403: "role or separation of duties refuses this actor", 404: "not found", 409: "state conflict",
+            413: "body too large", 500: "the CA failed; nothing was recorded"}
+    return {str(c): {"description": text[c], **_json(_ref("Error"))} for c in (401, 403, *codes)}
+
+
+def _op(summary: str, roles: tuple[str, ...], ok: dict, *, body: dict | None = None, params=(), errors=(400,),
+        status: str = "200") -> dict:
+    op = {"summary": summary, "x-roles": list(roles), "security": [{"bearer": []}] if roles else [],
+          "responses": {status: ok, **(_errors(*errors) if roles else {})}}
+    if body is not None:
+        op["requestBody"] = {"required": True, **_json(body)}
+        op["responses"].update(_errors(*errors, 413))
+    if params:
+        op["parameters"] = list(params)
+    return op
+
+
+def _path_param(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+
+
+def _query(name: str, schema: dict) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+_PAGE = (_query("limit", {"type": "integer", "minimum": 1, "maximum": 500}), _query("after_id", {"type": "integer"}))
+STAFF = ("ra_operator", "ra_officer", "ra_admin", "auditor")
+
+
+def _list_of(name: str) -> dict:
+    return {"description": "a page", **_json({"type": "object", "properties": {"items": {"type": "array",
+                                                                                       "items": _ref(name)}}})}
+
+
+def _subject_paths(collection: str, schema: str, create: str) -> dict:
+    return {
+        f"/api/v1/ra/{collection}": {
+            "post": _op(f"register a {schema} (the same registration again returns the existing one, 200)",
+                        ("ra_operator", "ra_admin"), {"description": "created", **_json(_ref(schema))},
+                        body=_ref(create), errors=(400, 409), status="201"),
+            "get": _op(f"list {collection}", STAFF, _list_of(schema),
+                       params=(_query("unit_id", {"type": "integer"}), *_PAGE)),
+        },
+        f"/api/v1/ra/{collection}/{{subject_id}}": {
+            "get": _op(f"one {schema}", STAFF, {"description": schema, **_json(_ref(schema))},
+                       params=(_path_param("subject_id"),), errors=(404,)),
+        },
+    }
+
+
+def _obj(required: list[str], **props) -> dict:
+    return {"type": "object", "additionalProperties": False, "required": required, "properties": props}
+
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_NSTR = {"type": ["string", "null"]}
+_NINT = {"type": ["integer", "null"]}
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+_SCHEMAS = {
+    "Error": _ERROR,
+    "UnitCreate": _obj(["name", "uscc", "legal_representative"], name=_STR,
+                       uscc={"type": "string", "description": "统一社会信用代码, GB 32100-2015"},
+                       legal_representative=_STR),
+    "Unit": {"type": "object", "properties": {"id": _INT, "kind": {"const": "unit"}, "name": _STR, "uscc": _STR,
+                                              "legal_representative": _STR, "created_at": _TIME}},
+    "CivilServantCreate": _obj(["name", "id_number", "unit_id"], name=_STR,
+                               id_number={"type": "string", "description": "公民身份号码, GB 11643-1999"},
+                               unit_id=_INT, department=_NSTR, position=_NSTR, contact=_NSTR),
+    "CivilServant": {"type": "object", "properties": {
+        "id": _INT, "kind": {"const": "civil-servant"}, "name": _STR, "id_number": _STR, "unit_id": _INT,
+        "department": _NSTR, "position": _NSTR, "contact": _NSTR, "created_at": _TIME}},
+    "ServerCreate": _obj(["host_name", "unit_id"], host_name=_STR, unit_id=_INT,
+                         dns_names={"type": "array", "items": _STR}, ip_addresses={"type": "array", "items": _STR}),
+    "Server": {"type": "object", "properties": {
+        "id": _INT, "kind": {"const": "server"}, "host_name": _STR, "unit_id": _INT,
+        "dns_names": {"type": "array", "items": _STR}, "ip_addresses": {"type": "array", "items": _STR},
+        "created_at": _TIME}},
+    "RequestSubmit": _obj(
+        ["type"], type={"enum": [t.value for t in RequestType]},
+        kind={"enum": [k.value for k in RequestKind], "default": "new"},
+        subject_id={**_NINT, "description": "civil servant, unit or server id (new requests)"},
+        csr={**_NSTR, "description": "PKCS#10 as PEM or base64 DER; SM2 signed with ID 1234567812345678"},
+        enc_csr={**_NSTR, "description": "civil-servant-dual: the encryption key as a CSR"},
+        enc_public_key={**_NSTR, "description": "civil-servant-dual: the encryption key as SPKI PEM/base64 DER"},
+        target_request_id={**_NINT, "description": "renewal, rekey, revocation: the issued request"},
+        revocation_reason={"enum": [r.value for r in RevocationReason] + [None]}),
+    "Vet": _obj(["documents_checked"], documents_checked={"type": "boolean"}, note=_NSTR),
+    "Reject": _obj(["reason"], reason=_STR),
+    "Revoke": _obj([], reason={"enum": [r.value for r in RevocationReason] + [None]}),
+    "Empty": _obj([]),
+    "Request": {"type": "object", "properties": {
+        "id": _INT, "type": {"enum": [t.value for t in RequestType]}, "kind": {"enum": [k.value for k in RequestKind]},
+        "state": {"enum": [s.value for s in RequestState]}, "unit_id": _INT, "civil_servant_id": _NINT,
+        "server_id": _NINT, "target_request_id": _NINT, "revocation_reason": _NSTR, "submitted_by": _STR,
+        "submitted_at": _TIME, "vetted_by": _NSTR, "vetted_at": _TIME,
+        "checks": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+            "ok": {"type": "boolean"}, "detail": _STR}}},
+        "rejected_by": _NSTR, "reject_reason": _NSTR, "completed_at": _TIME,
+        "approvals": {"type": "array", "items": {"type": "object", "properties": {"officer": _STR, "at": _TIME}}},
+        "approvals_required": _INT,
+        "certificates": {"type": "array", "items": _ref("Certificate")},
+        "subject": {"type": "array", "items": {"type": "array", "items": _STR}},
+        "identity": {"type": "array", "items": {"type": "array", "items": _STR}}}},
+    "Certificate": {"type": "object", "properties": {
+        "usage": {"enum": ["sign", "enc"]}, "profile": _STR, "ca": _STR, "serial": {"type": "string", "description": "hex"},
+        "ca_request_id": _STR, "not_before": _TIME, "not_after": _TIME, "status": {"enum": ["good", "revoked"]},
+        "revoked_at": _TIME, "revocation_reason": _NSTR}},
+    "AuditEvent": {"type": "object", "properties": {
+        "id": _INT, "at": _TIME, "actor": _STR, "role": _STR, "action": _STR, "target_type": _STR,
+        "target_id": _STR, "detail": {"type": "object"}}},
+}
+
+_REQUEST = {"description": "the request", **_json(_ref("Request"))}
+_RID = _path_param("request_id")
+
+_PATHS = {
+    **_subject_paths("units", "Unit", "UnitCreate"),
+    **_subject_paths("civil-servants", "CivilServant", "CivilServantCreate"),
+    **_subject_paths("servers", "Server", "ServerCreate"),
+    "/api/v1/ra/requests": {
+        "post": _op("submit a request (new, renewal, rekey, revocation)", ("applicant", "api_client", "ra_operator"),
+                    {"description": "submitted", **_json(_ref("Request"))}, body=_ref("RequestSubmit"),
+                    errors=(400, 404, 409), status="201"),
+        "get": _op("list requests", STAFF, _list_of("Request"), params=(
+            _query("state", {"enum": [s.value for s in RequestState]}),
+            _query("type", {"enum": [t.value for t in RequestType]}), _query("unit_id", {"type": "integer"}), *_PAGE)),
+    },
+    "/api/v1/ra/requests/{request_id}": {
+        "get": _op("one request (applicants: only their own)", ("applicant", "api_client", *STAFF), _REQUEST,
+                   params=(_RID,), errors=(404,)),
+    },
+    "/api/v1/ra/requests/{request_id}/certificates/{usage}": {
+        "get": _op("an issued certificate: PEM, or DER with Accept: application/pkix-cert",
+                   ("applicant", "api_client", *STAFF),
+                   {"description": "the certificate", "content": {"application/x-pem-file": {"schema": _STR},
+                                                                  "application/pkix-cert": {"schema": _STR}}},
+                   params=(_RID, {"name": "usage", "in": "path", "required": True,
+                                  "schema": {"enum": ["sign", "enc"]}}), errors=(404,)),
+    },
+    "/api/v1/ra/requests/{request_id}/vet": {
+        "post": _op("vet: run and record the checks (all pass: vetted; any fails: rejected)", ("ra_operator",),
+                    _REQUEST, body=_ref("Vet"), params=(_RID,), errors=(400, 404, 409)),
+    },
+    "/api/v1/ra/requests/{request_id}/approve": {
+        "post": _op("approve; at the threshold the CA issues (or revokes) in the same transaction",
+                    ("ra_officer",), _REQUEST, body=_ref("Empty"), params=(_RID,), errors=(400, 404, 409, 500)),
+    },
+    "/api/v1/ra/requests/{request_id}/reject": {
+        "post": _op("reject with a reason", ("ra_officer", "ra_operator"), _REQUEST, body=_ref("Reject"),
+                    params=(_RID,), errors=(400, 404, 409)),
+    },
+    "/api/v1/ra/requests/{request_id}/revoke": {
+        "post": _op("request revocation of an issued request's certificates (vetted and approved like any request)",
+                    ("ra_officer", "applicant", "api_client"),
+                    {"description": "the revocation request", **_json(_ref("Request"))}, body=_ref("Revoke"),
+                    params=(_RID,), errors=(400, 404, 409), status="201"),
+    },
+    "/api/v1/audit": {
+        "get": _op("audit events of one target", ("auditor", "ra_admin"), _list_of("AuditEvent"), params=(
+            {"name": "target", "in": "query", "required": True, "schema": {"type": "string"},
+             "description": "<target_type>:<id>, e.g. ra_request:42"},
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}))),
+    },
+    "/api/v1/openapi.json": {
+        "get": _op("this document", (), {"description": "OpenAPI 3.1", **_json({"type": "object"})}),
+    },
+}
+
+_DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {"title": "RA centre — registration authority API", "version": "1.0.0",
+             "description": "Subjects, certificate requests, vetting, four-eyes approval, issuance and revocation. "
+                            "Errors are {\"error\": {\"code\", \"message\"}} with stable codes."},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": _SCHEMAS},
+    "paths": _PATHS,
+}
+
+
+def openapi_document() -> dict:
+    return copy.deepcopy(_DOCUMENT)
