@@ -1,0 +1,197 @@
+"""`racentre ra ...`: API tokens, subject registration and the request workflow from the command line.
+
+Workflow commands act as a named principal (``--as NAME``): the name must belong to an enabled API
+token holding the role the step needs, so four-eyes holds on the command line as over REST. Output
+is JSON. Commands take ``ctx.obj["services"]`` (racentre.services.Services).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from ca_bridge.api import CABackend
+from pkicore.db import as_utc, transaction, utcnow
+from racentre.auth import ROLES, ApiToken, create_token
+
+from ra.errors import Forbidden
+from ra.services import RaService, build_ra_service, ca_backend_for
+from ra.workflow import Actor
+
+
+def _ca_backend(services) -> CABackend:
+    """The CA the CLI issues through (the integrator may adjust; tests replace it)."""
+    return ca_backend_for(services)
+
+
+def _service(ctx) -> RaService:
+    services = ctx.obj["services"]
+    return build_ra_service(services.db, _ca_backend(services), getattr(services.config, "ra", None))
+
+
+def _actor(ctx, name: str, role: str) -> Actor:
+    """The named principal, checked: an enabled, unexpired API token with ``role``."""
+    with ctx.obj["services"].db() as session:
+        row = session.scalar(select(ApiToken).where(ApiToken.name == name))
+        if row is None or row.disabled or (row.expires_at is not None and as_utc(row.expires_at) <= utcnow()):
+            raise Forbidden(f"no active principal named {name!r} (create one with `racentre ra token create`)")
+        if role not in row.roles.split(","):
+            raise Forbidden(f"principal {name!r} does not hold the role {role}")
+    return Actor(name, role)
+
+
+def _echo(data) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _read(path: str | None) -> bytes | None:
+    return Path(path).read_bytes() if path else None
+
+
+_AS = click.option("--as", "as_name", required=True, metavar="NAME", help="act as this principal")
+
+
+@click.group("ra")
+def ra_group():
+    """Registration authority: tokens, subjects, requests."""
+
+
+# ---------------------------------------------------------------------------------------------- tokens
+
+@ra_group.group("token")
+def token_group():
+    """API tokens (shown once, stored hashed)."""
+
+
+@token_group.command("create")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLES), help="repeatable")
+@click.pass_context
+def token_create(ctx, name, roles):
+    """Create an API token for NAME and print it (it cannot be shown again)."""
+    with transaction(ctx.obj["services"].db) as session:
+        token = create_token(session, name, list(roles))
+    click.echo(token)
+
+
+# -------------------------------------------------------------------------------------------- subjects
+
+@ra_group.group("subject")
+def subject_group():
+    """Register units, civil servants and servers."""
+
+
+@subject_group.command("add-unit")
+@click.option("--name", required=True)
+@click.option("--uscc", required=True, help="统一社会信用代码")
+@click.option("--legal-representative", required=True)
+@_AS
+@click.pass_context
+def add_unit(ctx, name, uscc, legal_representative, as_name):
+    actor = _actor(ctx, as_name, "ra_operator")
+    _echo(_service(ctx).add_unit(actor, name=name, uscc=uscc, legal_representative=legal_representative)[0])
+
+
+@subject_group.command("add-civil-servant")
+@click.option("--name", required=True)
+@click.option("--id-number", required=True, help="公民身份号码")
+@click.option("--unit-id", type=int, required=True)
+@click.option("--department", default=None, help="the certificate's OU")
+@click.option("--position", default=None)
+@click.option("--contact", default=None)
+@_AS
+@click.pass_context
+def add_civil_servant(ctx, name, id_number, unit_id, department, position, contact, as_name):
+    actor = _actor(ctx, as_name, "ra_operator")
+    _echo(_service(ctx).add_civil_servant(actor, name=name, id_number=id_number, unit_id=unit_id,
+                                          department=department, position=position, contact=contact)[0])
+
+
+@subject_group.command("add-server")
+@click.option("--host", "host_name", required=True, help="primary host name (the CN)")
+@click.option("--unit-id", type=int, required=True)
+@click.option("--dns", "dns_names", multiple=True, help="further DNS names (repeatable)")
+@click.option("--ip", "ip_addresses", multiple=True, help="IP addresses (repeatable)")
+@_AS
+@click.pass_context
+def add_server(ctx, host_name, unit_id, dns_names, ip_addresses, as_name):
+    actor = _actor(ctx, as_name, "ra_operator")
+    _echo(_service(ctx).add_server(actor, host_name=host_name, unit_id=unit_id, dns_names=list(dns_names),
+                                   ip_addresses=list(ip_addresses))[0])
+
+
+# -------------------------------------------------------------------------------------------- requests
+
+@ra_group.group("request")
+def request_group():
+    """Submit, vet, approve, reject, show and list certificate requests."""
+
+
+@request_group.command("submit")
+@click.option("--type", "rtype", required=True, type=click.Choice(["civil-servant-dual", "unit", "server"]))
+@click.option("--kind", default="new", type=click.Choice(["new", "renewal", "rekey", "revocation"]))
+@click.option("--subject-id", type=int, default=None)
+@click.option("--csr", type=click.Path(exists=True, dir_okay=False), default=None, help="PEM or DER")
+@click.option("--enc-csr", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--enc-public-key", type=click.Path(exists=True, dir_okay=False), default=None, help="SPKI PEM/DER")
+@click.option("--target", "target_request_id", type=int, default=None, help="renewal/rekey/revocation: request id")
+@click.option("--reason", "revocation_reason", default=None, help="revocation reason (RFC 5280 name)")
+@click.option("--role", default="applicant", type=click.Choice(["applicant", "api_client", "ra_operator"]))
+@_AS
+@click.pass_context
+def submit(ctx, rtype, kind, subject_id, csr, enc_csr, enc_public_key, target_request_id, revocation_reason,
+           role, as_name):
+    actor = _actor(ctx, as_name, role)
+    _echo(_service(ctx).submit(actor, type=rtype, kind=kind, subject_id=subject_id, sign_csr=_read(csr),
+                               enc_csr=_read(enc_csr), enc_public_key=_read(enc_public_key),
+                               target_request_id=target_request_id, revocation_reason=revocation_reason))
+
+
+@request_group.command("vet")
+@click.argument("request_id", type=int)
+@click.option("--documents-checked/--documents-not-checked", default=None, required=True,
+              help="state that the identity documents were seen")
+@click.option("--note", default=None)
+@_AS
+@click.pass_context
+def vet(ctx, request_id, documents_checked, note, as_name):
+    actor = _actor(ctx, as_name, "ra_operator")
+    _echo(_service(ctx).vet(actor, request_id, documents_checked=bool(documents_checked), note=note))
+
+
+@request_group.command("approve")
+@click.argument("request_id", type=int)
+@_AS
+@click.pass_context
+def approve(ctx, request_id, as_name):
+    actor = _actor(ctx, as_name, "ra_officer")
+    _echo(_service(ctx).approve(actor, request_id))
+
+
+@request_group.command("reject")
+@click.argument("request_id", type=int)
+@click.option("--reason", required=True)
+@_AS
+@click.pass_context
+def reject(ctx, request_id, reason, as_name):
+    actor = _actor(ctx, as_name, "ra_officer")
+    _echo(_service(ctx).reject(actor, request_id, reason))
+
+
+@request_group.command("show")
+@click.argument("request_id", type=int)
+@click.pass_context
+def show(ctx, request_id):
+    _echo(_service(ctx).get_request(request_id))
+
+
+@request_group.command("list")
+@click.option("--state", default=None)
+@click.option("--type", "rtype", default=None)
+@click.option("--unit-id", type=int, default=None)
+@click.option("--limit", type=int, default=100)
+@click.pass_context
+def list_requests(ctx, state, rtype, unit_id, limit):
+    _echo(_service(ctx).list_requests(state=state, type=rtype, unit_id=unit_id, limit=limit))

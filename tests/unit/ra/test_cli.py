@@ -1,0 +1,74 @@
+"""`racentre ra ...` through click's runner over the test database and the in-memory CA."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from asn1crypto import pem
+from click.testing import CliRunner
+
+from ra import cli as ra_cli
+from ra.errors import Forbidden
+from racentre.config import Config
+from tests.unit.ra import helpers
+from tests.unit.ra.csr_tools import cryptography_csr, ec_key
+from tests.unit.ra.fake_ca import FakeCA
+
+
+@pytest.fixture
+def run(db, monkeypatch):
+    ca = FakeCA()
+    monkeypatch.setattr(ra_cli, "_ca_backend", lambda services: ca)
+    services = SimpleNamespace(db=db, config=Config(), key_manager=None)
+
+    def invoke(*args):
+        result = CliRunner().invoke(ra_cli.ra_group, [str(a) for a in args], obj={"services": services})
+        return result
+
+    invoke.ca = ca
+    return invoke
+
+
+def _json(result):
+    assert result.exit_code == 0, (result.output, result.exception)
+    return json.loads(result.output)
+
+
+def test_cli_server_flow(run, tmp_path):
+    tag = helpers.tag()
+    names = {"op": f"op-{tag}", "off": f"off-{tag}", "app": f"app-{tag}"}
+    for who, role in (("op", "ra_operator"), ("off", "ra_officer"), ("app", "applicant")):
+        result = run("token", "create", names[who], "--role", role)
+        assert result.exit_code == 0 and result.output.startswith("rac_")
+    unit = _json(run("subject", "add-unit", "--name", f"测试局-{tag}", "--uscc", helpers.uscc(),
+                     "--legal-representative", "王五", "--as", names["op"]))
+    person = _json(run("subject", "add-civil-servant", "--name", "张三", "--id-number", helpers.id_number(),
+                       "--unit-id", unit["id"], "--as", names["op"]))
+    assert person["unit_id"] == unit["id"]
+    host = helpers.host()
+    server = _json(run("subject", "add-server", "--host", host, "--unit-id", unit["id"], "--ip", helpers.ipv4(),
+                       "--as", names["op"]))
+    csr = tmp_path / "server.csr"
+    csr.write_bytes(pem.armor("CERTIFICATE REQUEST", cryptography_csr(ec_key(), host)))
+    req = _json(run("request", "submit", "--type", "server", "--subject-id", server["id"], "--csr", csr,
+                    "--as", names["app"]))
+    assert req["state"] == "submitted"
+    result = run("request", "approve", req["id"], "--as", names["app"])      # not an officer
+    assert isinstance(result.exception, Forbidden)
+    assert _json(run("request", "vet", req["id"], "--documents-checked", "--as", names["op"]))["state"] == "vetted"
+    done = _json(run("request", "approve", req["id"], "--as", names["off"]))
+    assert done["state"] == "issued" and run.ca.issuance_count == 1
+    assert _json(run("request", "show", req["id"]))["certificates"][0]["profile"] == "server"
+    listed = _json(run("request", "list", "--state", "issued", "--unit-id", unit["id"]))
+    assert [r["id"] for r in listed] == [req["id"]]
+    other = _json(run("request", "submit", "--type", "server", "--kind", "revocation", "--target", req["id"],
+                      "--reason", "superseded", "--as", names["app"]))
+    assert _json(run("request", "reject", other["id"], "--reason", "不需要", "--as", names["off"]))["state"] == "rejected"
+
+
+def test_cli_refuses_unknown_principals(run):
+    result = run("subject", "add-unit", "--name", "x", "--uscc", helpers.uscc(), "--legal-representative", "y",
+                 "--as", f"nobody-{helpers.tag()}")
+    assert isinstance(result.exception, Forbidden) and "no active principal" in str(result.exception)
+    assert run("token", "create", f"x-{helpers.tag()}", "--role", "wizard").exit_code == 2
