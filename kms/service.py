@@ -1,0 +1,189 @@
+"""The KMC's GM/T 0014 endpoint: verify a signed CARequest, run its items, answer a signed KMRespond.
+
+A request is accepted only from a CA whose certificate the KMC trusts (matched on EntName's
+entPubKeyHash, subject and serial), with a valid SM2-with-SM3 signature over DER(KSRequest), a
+requestTime inside the freshness window and a (CA, taskNo) pair never seen before. Anything else is
+answered — still signed by the KMC — with an ErrorPkgRespond. The same object serves in-process
+(``kms.client.InProcessTransport``) and over HTTP (``POST /kmc/v1/request``, kms/views.py).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from asn1crypto import x509
+from sqlalchemy.exc import IntegrityError
+
+from kms import gmt0014 as m
+from kms.errors import EscrowConflict, EscrowError, EscrowNotFound
+from kms.escrow import KeyEscrow
+from kms.identity import public_key_hash
+from kms.models import SeenRequest
+from kms.recovery import authorise_subscriber_restore
+from pkicore.algorithms import algorithm
+from pkicore.audit import record
+from pkicore.db import transaction, utcnow
+from pkicore.envelope import Party
+from pkicore.keys import verify_signature
+from pkicore.oids import OID
+
+log = logging.getLogger(__name__)
+
+_SM2_KEY_OIDS = (OID.SM2_CURVE, OID.EC_PUBLIC_KEY, OID.SM2_SIGN)
+_SM2_ENC_OIDS = (OID.SM2_ENCRYPT, OID.SM2_EXCHANGE, OID.SM2_CURVE)
+
+
+class _Refused(Exception):
+    def __init__(self, err_no: m.ErrNo, description: str):
+        super().__init__(description)
+        self.err_no, self.description = err_no, description
+
+
+@dataclass(frozen=True)
+class TrustedCA:
+    certificate: bytes
+    ca_id: str          # hex SM3 of the CA public key (EntName.entPubKeyHash)
+    name: str
+    subject: x509.Name
+    public_key_info: bytes
+
+    @classmethod
+    def load(cls, der: bytes) -> "TrustedCA":
+        cert = x509.Certificate.load(der, strict=True)
+        spki = cert.public_key.dump()
+        return cls(der, public_key_hash(spki).hex(), cert.subject.human_friendly, cert.subject, spki)
+
+
+class KmcService:
+    """GM/T 0014 server side over a KeyEscrow."""
+
+    def __init__(self, escrow: KeyEscrow, trusted_cas: tuple[bytes, ...] | list[bytes] = ()):
+        self.escrow = escrow
+        self.trusted = {}
+        for der in tuple(trusted_cas) or escrow.config.trusted_ca_certificates:
+            self.trust(der)
+
+    def trust(self, ca_certificate: bytes) -> TrustedCA:
+        ca = TrustedCA.load(ca_certificate)
+        self.trusted[ca.ca_id] = ca
+        return ca
+
+    # ------------------------------------------------------------------ entry point
+    def handle(self, der: bytes) -> bytes:
+        """DER CARequest in, DER KMRespond (always signed by the KMC) out."""
+        task_no = 0
+        try:
+            try:
+                req = m.load_strict(m.CARequest, der)
+            except (ValueError, TypeError) as exc:
+                raise _Refused(m.ErrNo.BAD_REQUEST, "malformed CARequest") from exc
+            ks = req["ks_request"]
+            task_no = ks["task_no"].native
+            ca = self._authenticate(req)
+            self._check_fresh_and_new(ca, ks)
+            items = [self._run(ca, item) for item in ks["request_list"]]
+        except _Refused as exc:
+            log.warning("GM/T 0014 request refused (errNo %s): %s", int(exc.err_no), exc.description)
+            self._audit_refusal(exc, task_no)
+            items = [m.Failure(exc.err_no, exc.description)]
+        return self._respond(items, task_no)
+
+    def _respond(self, items, task_no: int) -> bytes:
+        ks = m.build_ks_respond(self.escrow.certificate, items, task_no, utcnow())
+        return m.sign_message(m.KMRespond, ks, self.escrow.sign)
+
+    def _audit_refusal(self, exc: _Refused, task_no: int) -> None:
+        try:
+            with transaction(self.escrow.db) as s:
+                record(s, actor="gmt0014", role="system", action="kms.request.refused", target_type="kms_task",
+                       target_id=task_no, err_no=int(exc.err_no), why=exc.description)
+        except Exception:  # noqa: BLE001 - auditing a refusal must not hide the refusal
+            log.exception("could not audit a refused GM/T 0014 request")
+
+    # ------------------------------------------------------------------ checks
+    def _authenticate(self, req) -> TrustedCA:
+        ks = req["ks_request"]
+        if ks["version"].native != 1:
+            raise _Refused(m.ErrNo.BAD_REQUEST, "KSRequest version must be 1")
+        ent = ks["ca_name"]
+        ca = self.trusted.get(ent["ent_pub_key_hash"].native.hex())
+        if ca is None:
+            raise _Refused(m.ErrNo.UNKNOWN_CA, "the requesting CA is not trusted by this KMC")
+        name = ent["ent_name"]
+        cert = x509.Certificate.load(ca.certificate)
+        if name.name != "directory_name" or name.chosen != ca.subject \
+                or ent["serial_number"].native != cert.serial_number:
+            raise _Refused(m.ErrNo.UNKNOWN_CA, "caName does not match the trusted CA certificate")
+        if req["signature_algorithm"]["algorithm"].dotted != OID.SM2_WITH_SM3:
+            raise _Refused(m.ErrNo.UNSUPPORTED_ALGORITHM, "requests must be signed SM2-with-SM3")
+        if not verify_signature(ca.public_key_info, algorithm("sm2-sm3"), ks.dump(),
+                                req["signature_value"].native):
+            raise _Refused(m.ErrNo.BAD_SIGNATURE, "CARequest signature does not verify")
+        return ca
+
+    def _check_fresh_and_new(self, ca: TrustedCA, ks) -> None:
+        when = ks["request_time"].native
+        window = self.escrow.config.request_freshness
+        if abs(utcnow() - when) > window:
+            raise _Refused(m.ErrNo.STALE, "requestTime outside the accepted window")
+        try:
+            with transaction(self.escrow.db) as s:
+                s.add(SeenRequest(ca_id=ca.ca_id, task_no=str(ks["task_no"].native), request_time=when,
+                                  received_at=utcnow()))
+        except IntegrityError as exc:
+            raise _Refused(m.ErrNo.REPLAY, "replayed request (taskNo already seen)") from exc
+
+    # ------------------------------------------------------------------ items
+    def _run(self, ca: TrustedCA, item):
+        try:
+            if item.name == "apply_key_req":
+                return self._apply(ca, item.chosen)
+            if item.name == "restore_key_req":
+                return self._restore(ca, item.chosen)
+            return self._revoke(ca, item.chosen)
+        except _Refused as exc:
+            return m.Failure(exc.err_no, exc.description)
+        except EscrowNotFound as exc:
+            return m.Failure(m.ErrNo.NOT_FOUND, exc.public_message)
+        except EscrowConflict as exc:
+            return m.Failure(m.ErrNo.CONFLICT, exc.public_message)
+        except EscrowError as exc:
+            return m.Failure(m.ErrNo.BAD_REQUEST, exc.public_message)
+        except Exception:  # noqa: BLE001 - one failed item must not sink the batch; the cause goes to the log
+            log.exception("GM/T 0014 item failed")
+            return m.Failure(m.ErrNo.INTERNAL, "internal error")
+
+    @staticmethod
+    def _check_algs(asym, sym, hsh) -> None:
+        if asym["algorithm"].dotted not in _SM2_ENC_OIDS or sym["algorithm"].dotted != OID.SM4_ECB \
+                or hsh["algorithm"].dotted != OID.SM3:
+            raise _Refused(m.ErrNo.UNSUPPORTED_ALGORITHM, "only SM2 / SM4-ECB / SM3 envelopes are supported")
+
+    def _apply(self, ca: TrustedCA, req) -> m.RetKey:
+        if req["app_key_type"]["algorithm"].dotted not in _SM2_KEY_OIDS or req["app_key_len"].native != 256:
+            raise _Refused(m.ErrNo.UNSUPPORTED_ALGORITHM, "only 256-bit SM2 encryption keys are issued")
+        self._check_algs(req["ret_asym_alg"], req["ret_sym_alg"], req["ret_hash_alg"])
+        info = req["app_user_info"]
+        serial = info["user_cert_no"].native
+        user_name = info["user_name"].native
+        delivery = self.escrow.escrow_new_key(
+            ca_id=ca.ca_id, ca_name=ca.name, user_cert_no=serial,
+            subscriber_public_key_info=info["user_pub_key"].dump(),
+            not_before=info["not_before"].native, not_after=info["not_after"].native,
+            recipient=Party(ca.subject, serial),
+            user_name=user_name.decode("utf-8", "replace") if user_name else None, actor=f"ca:{ca.name}")
+        return m.RetKey(serial, delivery.public_key_info, delivery.signed_and_enveloped)
+
+    def _restore(self, ca: TrustedCA, req) -> m.RetKey:
+        self._check_algs(req["ret_asym_alg"], req["ret_sym_alg"], req["ret_hash_alg"])
+        serial = req["user_cert_no"].native
+        key_id = self.escrow.find(ca.ca_id, serial)
+        auth = authorise_subscriber_restore(key_id, req["user_pub_key"].dump(), ca.ca_id)
+        delivery = self.escrow.recover(auth, recipient=Party(ca.subject, serial), actor=f"ca:{ca.name}")
+        return m.RetKey(serial, delivery.public_key_info, delivery.signed_and_enveloped, restored=True)
+
+    def _revoke(self, ca: TrustedCA, req) -> m.Revoked:
+        serial = req["user_cert_no"].native
+        self.escrow.revoke(ca.ca_id, serial, actor=f"ca:{ca.name}")
+        return m.Revoked(serial)
+
