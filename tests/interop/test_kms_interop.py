@@ -17,7 +17,7 @@ from kms.identity import self_signed_certificate
 from kms.service import KmcService
 from pkicore.envelope import parse_signed_and_enveloped, parse_sm2_enveloped_key, signed_content
 from tests.interop.bouncycastle import assert_bc_fails, assert_bc_ok, bc_verify_many, require_bc
-from tests.unit.kms.conftest import escrow_one, make_escrow, wipe
+from tests.unit.kms.helpers import escrow_one, make_escrow, wipe
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm4_ecb_decrypt
 
 

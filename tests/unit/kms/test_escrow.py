@@ -10,7 +10,7 @@ from kms.errors import EscrowConflict, TamperDetected
 from kms.models import EscrowedKey
 from pkicore.envelope import (parse_signed_and_enveloped, parse_sm2_enveloped_key,
                               verify_signed_and_enveloped)
-from tests.unit.kms.conftest import audit, escrow_one
+from tests.unit.kms.helpers import audit, escrow_one
 from tests.unit.kms.subscriber import C3Mismatch, mul, public_point, sm2_decrypt, sm4_ecb_decrypt
 
 

@@ -12,7 +12,7 @@ from kms.client import InProcessTransport, KmcClient
 from kms.errors import ProtocolError
 from kms.identity import self_signed_certificate
 from kms.service import KmcService
-from tests.unit.kms.conftest import audit
+from tests.unit.kms.helpers import audit
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
 from pkicore.envelope import parse_signed_and_enveloped
 
