@@ -12,6 +12,7 @@ from racentre.config import load_config
 from racentre.demo import demo_command
 from racentre.serve import serve_command
 from racentre.services import Services
+from timestamp.cli import tsa_group
 
 
 @click.group()
@@ -45,6 +46,7 @@ def db_upgrade(ctx):
 cli.add_command(hsm_group)
 cli.add_command(demo_command)
 cli.add_command(serve_command)
+cli.add_command(tsa_group)
 
 
 def main() -> None:

@@ -53,14 +53,19 @@ def build_authority(config: TsaConfig, km: KeyManager, *, archive=None,
         serials=SerialNumbers(config.node_id), archive=archive)
 
 
-def standalone_issuer(km: KeyManager) -> CertificateIssuer:
-    """Certificates from an HSM-backed one-level CA (used when no CA is given)."""
-    holder: dict[str, StandaloneIssuer] = {}
+def standalone_issuer(km: KeyManager, config: TsaConfig) -> CertificateIssuer:
+    """Certificates from HSM-backed one-level CAs, one per key family (SM2 units under an SM2 CA,
+    ECDSA under ECDSA, RSA under RSA, so each unit's chain is checkable by tools without SM2)."""
+    cas: dict[str, StandaloneIssuer] = {}
+    family = {"sm2": "sm2-sm3", "ec": "ecdsa-sha256", "rsa": "rsa-sha256"}
+    units = config.unit_configs()
 
     def issue(spki: bytes, unit: str) -> list[bytes]:
-        if "ca" not in holder:
-            holder["ca"] = StandaloneIssuer.create(km, STANDALONE_CA_LABEL, common_name="RA Centre TSA CA")
-        ca = holder["ca"]
+        kind = algorithm(units[unit].algorithm).key_type
+        if kind not in cas:
+            cas[kind] = StandaloneIssuer.create(km, f"{STANDALONE_CA_LABEL}-{kind}", family[kind],
+                                                common_name=f"RA Centre TSA CA ({kind.upper()})")
+        ca = cas[kind]
         return [ca.issue_tsa(spki, f"RA Centre TSA {unit}"), ca.certificate]
     return issue
 
@@ -68,7 +73,7 @@ def standalone_issuer(km: KeyManager) -> CertificateIssuer:
 def provision(config: TsaConfig, km: KeyManager, issuer: CertificateIssuer | None = None, *,
               force: bool = False) -> dict[str, Path]:
     """Make sure every unit has its key and a certificate file; returns unit -> certificate file."""
-    issuer = issuer or standalone_issuer(km)
+    issuer = issuer or standalone_issuer(km, config)
     out = {}
     for name, unit in config.unit_configs().items():
         path = config.cert_file(name)

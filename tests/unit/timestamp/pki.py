@@ -1,5 +1,5 @@
-"""A TSA test PKI on the shared software token: one HSM-backed CA per algorithm and three TSA units
-(SM2 default, ECDSA, RSA) written as certs_dir/<unit>.pem, as `racentre tsa provision` does."""
+"""A TSA test PKI on the shared software token (fixture tsa_pki): one HSM-backed CA per algorithm and three
+TSA units (SM2 default, ECDSA, RSA) written as certs_dir/<unit>.pem, as `racentre tsa provision` does."""
 from __future__ import annotations
 
 import secrets

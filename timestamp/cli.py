@@ -1,0 +1,95 @@
+"""`racentre tsa ...`: serve the TSA on its own, provision its units, stamp a file and verify a token."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from racentre.serve import serve
+from timestamp.services import TsaService, provision
+from timestamp.verify import load_certificates, load_crls, verify_token
+
+
+@click.group("tsa")
+def tsa_group():
+    """RFC 3161 / GM/T 0033 timestamp authority."""
+
+
+@tsa_group.command("serve")
+@click.option("--host", default=None, help="listen address (default [service] host)")
+@click.option("--port", type=int, default=None, help="listen port (default [service] port)")
+@click.option("--workers", type=int, default=None, help="worker processes (default [service] workers)")
+@click.pass_context
+def tsa_serve(ctx, host, port, workers):
+    """Run the TSA alone (POST /tsa, /tsa/<unit>, /tsa/verify; GET /hsm/health)."""
+    config = ctx.obj["config"]
+    services = ctx.obj["services"]
+    services.key_manager.info()   # the token exists (auto-initialised in the demo) before workers fork
+    services.close()
+    units = config.tsa.unit_configs()
+    missing = [u for u in units if not config.tsa.cert_file(u).is_file()]
+    if missing:
+        click.echo(f"warning: no certificate for unit(s) {', '.join(missing)}; run `racentre tsa provision` "
+                   "(until then they answer systemFailure)", err=True)
+    host = host or config.service.host
+    port = port or config.service.port
+    workers = workers or config.service.workers
+    click.echo(f"TSA listening on http://{host}:{port}/tsa (units: {', '.join(units)}; clock "
+               f"synchronisation {'required' if config.tsa.require_sync else 'not required'})")
+    serve(config, host=host, port=port, workers=workers, packages=("hsm", "timestamp"))
+
+
+@tsa_group.command("provision")
+@click.option("--force", is_flag=True, help="issue new certificates even where one exists")
+@click.pass_context
+def tsa_provision(ctx, force):
+    """Generate missing unit keys in the HSM and write each unit's certificate file."""
+    config = ctx.obj["config"]
+    for unit, path in provision(config.tsa, ctx.obj["services"].key_manager, force=force).items():
+        click.echo(f"{unit}: {path}")
+
+
+@tsa_group.command("stamp")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--unit", default=None, help="TSA unit (default: the default unit)")
+@click.option("--digest", default="sm3", show_default=True, help="imprint hash")
+@click.pass_context
+def tsa_stamp(ctx, data_path, out_path, unit, digest):
+    """Time-stamp a file in process (the token, DER)."""
+    services = ctx.obj["services"]
+    svc = TsaService(ctx.obj["config"].tsa, services.key_manager)
+    token = svc.authority.stamp_digest(digest, hashlib.new(digest, Path(data_path).read_bytes()).digest(),
+                                       unit=unit)
+    Path(out_path).write_bytes(token)
+    click.echo(f"wrote {out_path}")
+
+
+@tsa_group.command("verify")
+@click.option("--token", "token_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="TimeStampToken or TimeStampResp (DER)")
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False), help="the stamped data")
+@click.option("--ca", "ca_path", type=click.Path(exists=True, dir_okay=False), help="trust anchors (PEM/DER)")
+@click.option("--crl", "crl_paths", multiple=True, type=click.Path(exists=True, dir_okay=False), help="CRL(s)")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def tsa_verify(token_path, data_path, ca_path, crl_paths, as_json):
+    """Check a token against data, a chain to --ca and revocation in --crl (exit 1 when it fails)."""
+    crls = [c for p in crl_paths for c in load_crls(Path(p).read_bytes())]
+    result = verify_token(Path(token_path).read_bytes(),
+                          data=Path(data_path).read_bytes() if data_path else None,
+                          trust=load_certificates(Path(ca_path).read_bytes()) if ca_path else (), crls=crls)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"{'OK' if result.ok else 'FAILED'}: genTime={result.gen_time and result.gen_time.isoformat()} "
+                   f"serial={result.serial and format(result.serial, 'x')} policy={result.policy} "
+                   f"tsa={result.tsa_subject!r} algorithm={result.algorithm}")
+        for reason in result.reasons:
+            click.echo(f"  error: {reason}")
+        for warning in result.warnings:
+            click.echo(f"  warning: {warning}")
+    if not result.ok:
+        sys.exit(1)
