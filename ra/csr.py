@@ -17,7 +17,6 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import pem
 from cryptography.hazmat.primitives.asymmetric import ec
 
-import pkicore  # noqa: F401  (registers the SM OIDs with asn1crypto)
 from pkicore.algorithms import algorithm as lookup_algorithm
 from pkicore.errors import ErrorCode
 from pkicore.keys import verify_signature

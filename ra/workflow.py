@@ -513,9 +513,9 @@ def reject(session: Session, actor: Actor, request_id: int, reason: str) -> Cert
 
 # ------------------------------------------------------------------------------------ issue and revoke
 
-def _ca_call(what: str, fn):
+def _ca_call(what: str, fn, *args, **kwargs):
     try:
-        return fn()
+        return fn(*args, **kwargs)
     except PkiError:
         raise
     except Exception as exc:  # noqa: BLE001 - any CA failure aborts the whole approval
@@ -546,8 +546,7 @@ def _issue(session: Session, actor: Actor, req: CertRequest, ca: CABackend, poli
         ca_request = IssueRequest(request_id=f"ra-{req.id}-{usage}", profile=profile, subject=subject,
                                   public_key_info=keys[usage], dns_names=tuple(dns), ip_addresses=tuple(ips),
                                   identity=identity)
-        issued: IssuedCertificate = _ca_call("issue a certificate",
-                                             lambda: ca.issue(ca_request, session=session))
+        issued: IssuedCertificate = _ca_call("issue a certificate", ca.issue, ca_request, session=session)
         if issued.request_id != ca_request.request_id:
             raise IssuanceFailed("the CA answered for another request")
         session.add(RaCertificate(request_id=req.id, ca_request_id=ca_request.request_id, usage=usage,
@@ -566,8 +565,7 @@ def _revoke_all(session: Session, actor: Actor, req: CertRequest, target_id: int
     if not certificates:
         raise ConflictError(f"request {target_id} has no certificate in force")
     for cert in certificates:
-        status = _ca_call("revoke a certificate",
-                          lambda: ca.revoke(cert.ca, cert.serial_int, reason, session=session))
+        status = _ca_call("revoke a certificate", ca.revoke, cert.ca, cert.serial_int, reason, session=session)
         cert.status = "revoked"
         cert.revoked_at = status.revoked_at or utcnow()
         cert.revocation_reason = reason.value
