@@ -94,3 +94,11 @@ def openssl_sm2_key(path: Path) -> tuple[int, bytes]:
 def public_point(spki: bytes) -> tuple[int, int]:
     pt = keys.PublicKeyInfo.load(spki)["public_key"].native
     return int.from_bytes(pt[1:33], "big"), int.from_bytes(pt[33:], "big")
+
+
+def openssl_sm2_certificate(key_path: Path, cert_path: Path, cn: str) -> bytes:
+    """A self-signed SM2 certificate (DER) for an OpenSSL key — a named recovery recipient."""
+    subprocess.run(["openssl", "req", "-new", "-x509", "-key", str(key_path), "-subj", f"/CN={cn}", "-sm3",
+                    "-sigopt", "distid:1234567812345678", "-days", "30", "-outform", "DER", "-out", str(cert_path)],
+                   check=True, capture_output=True)
+    return cert_path.read_bytes()

@@ -1,0 +1,118 @@
+"""Judicial/administrative recovery: M-of-N approvals by distinct, authenticated, unexpired key-recovery
+officers; the key goes only to the named recipient certificate; every step audited."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from kms.errors import ApprovalError
+from kms.recovery import Officer, RecoveryAuthorisation
+from pkicore.envelope import parse_signed_and_enveloped, verify_signed_and_enveloped
+from tests.unit.kms.helpers import OFFICERS, audit, escrow_one
+from tests.unit.kms.subscriber import (mul, openssl_sm2_certificate, openssl_sm2_key, public_point, sm2_decrypt,
+                                       sm4_ecb_decrypt)
+
+
+@pytest.fixture
+def court(tmp_path):
+    d, spki = openssl_sm2_key(tmp_path / "court.pem")
+    cert = openssl_sm2_certificate(tmp_path / "court.pem", tmp_path / "court.der", "Municipal Court")
+    return d, cert
+
+
+@pytest.fixture
+def archived(escrow, subscriber):
+    return escrow_one(escrow, subscriber[1])
+
+
+def _request(book, archived, court):
+    return book.request(purpose="recover", requested_by="ra-admin", reason="court order 2026-17",
+                        key_id=archived.key_id, recipient_certificate=court[1], role="ra_admin")
+
+
+def test_two_of_three_recovery_delivers_to_named_recipient(escrow, book, archived, court):
+    rid = _request(book, archived, court)
+    assert book.approve(rid, OFFICERS[0]) == 1
+    assert book.approve(rid, OFFICERS[2]) == 2
+    auth = book.authorise(rid, actor="ra-admin")
+    assert isinstance(auth, RecoveryAuthorisation) and set(auth.approvers) == {"officer-1", "officer-3"}
+    delivery = escrow.recover(auth, actor="ra-admin")
+    sed = parse_signed_and_enveloped(delivery.signed_and_enveloped)
+    key = sm2_decrypt(court[0], sed.encrypted_key)
+    d = int.from_bytes(sm4_ecb_decrypt(key, sed.encrypted_content), "big")
+    assert mul(d) == public_point(archived.public_key_info)
+    assert verify_signed_and_enveloped(delivery.signed_and_enveloped, escrow.public_key_info, escrow.certificate).ok
+    # single use
+    with pytest.raises(ApprovalError):
+        escrow.recover(auth, actor="ra-admin")
+    assert audit(escrow, "kms_request", rid) == ["kms.recover.requested", "kms.recover.approved",
+                                                 "kms.recover.approved", "kms.recover.authorised"]
+    assert audit(escrow, "kms_key", archived.key_id) == ["kms.key.escrowed", "kms.key.recovered"]
+
+
+def test_refused_with_m_minus_one(escrow, book, archived, court):
+    rid = _request(book, archived, court)
+    book.approve(rid, OFFICERS[0])
+    with pytest.raises(ApprovalError, match="1 valid approval"):
+        book.authorise(rid, actor="ra-admin")
+    assert audit(escrow, "kms_request", rid)[-1] == "kms.recover.authorisation_refused"
+
+
+def test_refused_with_repeated_approver(escrow, book, archived, court):
+    rid = _request(book, archived, court)
+    book.approve(rid, OFFICERS[1])
+    with pytest.raises(ApprovalError, match="already approved"):
+        book.approve(rid, OFFICERS[1])
+    # the same name with other roles is the same person
+    with pytest.raises(ApprovalError):
+        book.approve(rid, Officer("officer-2", frozenset({"key_recovery_officer", "auditor"})))
+    with pytest.raises(ApprovalError):
+        book.authorise(rid, actor="ra-admin")
+    assert "kms.recover.approval_refused" in audit(escrow, "kms_request", rid)
+
+
+def test_refused_with_expired_approval(escrow, book, archived, court):
+    rid = _request(book, archived, court)
+    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=30)
+    book.approve(rid, OFFICERS[0], now=long_ago)     # 24 h approval lifetime: expired
+    book.approve(rid, OFFICERS[1])
+    with pytest.raises(ApprovalError, match="1 valid approval"):
+        book.authorise(rid, actor="ra-admin")
+    book.approve(rid, OFFICERS[2])
+    assert book.authorise(rid, actor="ra-admin").approvers == ("officer-2", "officer-3")
+
+
+def test_refused_without_the_role(escrow, book, archived, court):
+    rid = _request(book, archived, court)
+    book.approve(rid, OFFICERS[0])
+    with pytest.raises(ApprovalError, match="key_recovery_officer"):
+        book.approve(rid, Officer("ra-operator-7", frozenset({"ra_operator", "ra_admin"})))
+    with pytest.raises(ApprovalError):
+        book.authorise(rid, actor="ra-admin")
+
+
+def test_requester_cannot_approve_and_panel_is_enforced(escrow, book, archived, court, softtoken_km):
+    rid = book.request(purpose="recover", requested_by="officer-1", reason="case 9", key_id=archived.key_id,
+                       recipient_certificate=court[1])
+    with pytest.raises(ApprovalError, match="own request"):
+        book.approve(rid, OFFICERS[0])
+    panel = type(book)(escrow.db, dataclasses.replace(escrow.config, officers=("officer-2", "officer-3", "x")))
+    with pytest.raises(ApprovalError, match="panel"):
+        panel.approve(rid, Officer("officer-9", frozenset({"key_recovery_officer"})))
+
+
+def test_authorisation_cannot_be_forged(archived):
+    with pytest.raises(ApprovalError):
+        RecoveryAuthorisation(request_id=1, key_id=archived.key_id, approvers=("me", "myself"),
+                              issued_at=dt.datetime.now(dt.timezone.utc), recipient_public_key_info=b"x")
+
+
+def test_wrong_authorisation_type_refused(escrow, book, archived):
+    rid = book.request(purpose="export", requested_by="ra-admin", reason="DR drill")
+    book.approve(rid, OFFICERS[0])
+    book.approve(rid, OFFICERS[1])
+    export_auth = book.authorise(rid, actor="ra-admin")
+    with pytest.raises(ApprovalError):
+        escrow.recover(export_auth, actor="ra-admin")
