@@ -59,12 +59,14 @@ class LocalIssuer:
         return issuer
 
     def issue(self, spki: bytes, common_name: str, *, organization: str = "RA Centre", days: int = 730,
-              not_before: dt.datetime | None = None) -> bytes:
-        """An end-entity signing certificate (digitalSignature + nonRepudiation)."""
-        return self._build(name(common_name, organization), spki, ca=False, days=days, not_before=not_before)
+              not_before: dt.datetime | None = None, timestamping: bool = False) -> bytes:
+        """An end-entity signing certificate (digitalSignature + nonRepudiation; a TSA's with the critical
+        id-kp-timeStamping EKU, RFC 3161 §2.3)."""
+        return self._build(name(common_name, organization), spki, ca=False, days=days, not_before=not_before,
+                           timestamping=timestamping)
 
     def _build(self, subject: x509.Name, spki: bytes, *, ca: bool, days: int, self_signed: bool = False,
-               not_before: dt.datetime | None = None) -> bytes:
+               not_before: dt.datetime | None = None, timestamping: bool = False) -> bytes:
         now = not_before or dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(minutes=5)
         issuer_name = subject if self_signed else x509.Certificate.load(self.certificate).subject
         issuer_spki = spki if self_signed else x509.Certificate.load(self.certificate).public_key.dump()
@@ -84,7 +86,8 @@ class LocalIssuer:
                 {"extn_id": "key_identifier", "critical": False, "extn_value": _key_id(spki)},
                 {"extn_id": "authority_key_identifier", "critical": False,
                  "extn_value": {"key_identifier": _key_id(issuer_spki)}},
-            ],
+            ] + ([{"extn_id": "extended_key_usage", "critical": True, "extn_value": ["time_stamping"]}]
+                 if timestamping else []),
         })
         signature = self.km.sign(self.label, tbs.dump(), self.alg.mechanism)
         return x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": _sig_alg(self.alg),

@@ -42,3 +42,18 @@ def png_bytes(width: int = 200, height: int = 200, color=(220, 0, 0, 255), fmt: 
 @pytest.fixture(scope="session")
 def stamp_png() -> bytes:
     return png_bytes()
+
+
+@pytest.fixture(scope="session")
+def tsa(seal_pki):
+    """An in-process SM2 TSA (timestamp.tsa) with a certificate from the seal test CA."""
+    from timestamp.tsa import TimeStampAuthority, TsaUnit
+    km, ca = seal_pki["km"], seal_pki["ca"]
+    label = _label("seal-tsa")
+    from seal.pki import ensure_key
+    from pkicore.algorithms import algorithm
+    spki = ensure_key(km, label, algorithm("sm2-sm3"))
+    cert = ca.issue(spki, "Seal Test TSA", timestamping=True)
+    unit = TsaUnit("default", key_manager=km, key_label=label, algorithm_name="sm2-sm3", certificate=cert,
+                   chain=(ca.certificate,), policy="1.3.6.1.4.1.58011.1.1")
+    return TimeStampAuthority({"default": unit}, digests=["sm3", "sha256"])

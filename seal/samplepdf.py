@@ -1,0 +1,40 @@
+"""A small, valid PDF 1.7 writer for demos, tests and the benchmark (ISO 32000-1 §7.5: header, objects,
+cross-reference table, trailer): text pages, optionally padded to a size with an unused image XObject."""
+from __future__ import annotations
+
+import os
+
+
+def make_pdf(pages: int = 1, *, title: str = "RA Centre document", pad_to: int = 0) -> bytes:
+    objs: list[bytes] = []
+    n_pages = max(1, pages)
+    # 1 catalog, 2 pages, 3 font, then per page: page + content, then optional filler
+    page_ids = [4 + 2 * i for i in range(n_pages)]
+    filler_id = 4 + 2 * n_pages
+    objs.append(b"<< /Type /Catalog /Pages 2 0 R >>")
+    objs.append(b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % p for p in page_ids) + b"] /Count %d >>" % n_pages)
+    objs.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    xobj = b" /XObject << /Pad %d 0 R >>" % filler_id if pad_to else b""
+    for i in range(n_pages):
+        text = f"BT /F1 18 Tf 72 760 Td ({title} - page {i + 1}) Tj ET\nBT /F1 11 Tf 72 730 Td " \
+               f"(Sealed by the RA Centre electronic seal service.) Tj ET".encode("latin-1")
+        objs.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >>"
+                    + xobj + b" >> /Contents %d 0 R >>" % (page_ids[i] + 1))
+        objs.append(b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream")
+    if pad_to:
+        size = max(0, pad_to - 2048)
+        side = max(1, int((size / 3) ** 0.5))
+        body = os.urandom(side * side * 3)
+        objs.append(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB "
+                    b"/BitsPerComponent 8 /Length %d >>\nstream\n" % (side, side, len(body)) + body + b"\nendstream")
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for i, body in enumerate(objs, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R /ID [<%s> <%s>] >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objs) + 1, os.urandom(16).hex().encode(), os.urandom(16).hex().encode(), xref)
+    return bytes(out)
