@@ -27,7 +27,7 @@ from asn1crypto import x509
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hsm import KeyManager, KeyNotFound
+from hsm import HsmError, KeyManager, KeyNotFound
 from kms.config import KmsConfig
 from kms.errors import EscrowConflict, EscrowError, EscrowNotFound, TamperDetected
 from kms.identity import self_signed_certificate
@@ -82,7 +82,8 @@ class KeyEscrow:
 
     # ------------------------------------------------------------------ set-up
     def setup(self, actor: str = "system") -> None:
-        """Create what the KMC needs if missing: signing key + certificate, MAC key, KEK version 1."""
+        """Create what the KMC needs if missing: signing key + certificate, MAC key, KEK version 1.
+        Idempotent; several worker processes may run it at once (the database serialises them)."""
         self._ensure_key(self.sign_label, pair=True)
         self._ensure_key(self.mac_label, pair=False)
         with transaction(self.db) as session:
@@ -100,14 +101,22 @@ class KeyEscrow:
         try:
             self.km.find_key(label)
         except KeyNotFound:
-            if pair:
-                self.km.generate_key_pair(label, "sm2")
-            else:
-                self.km.generate_secret_key(label, "sm4")
+            try:
+                if pair:
+                    self.km.generate_key_pair(label, "sm2")
+                else:
+                    self.km.generate_secret_key(label, "sm4")
+            except HsmError:
+                self.km.find_key(label)   # another worker made it meanwhile; else re-raise KeyNotFound
 
     def _new_kek(self, session: Session, version: int, actor: str) -> KekVersion:
         label = f"{self.config.key_prefix}-kek-v{version}"
-        self.km.generate_secret_key(label, "sm4")   # token, sensitive, never extractable
+        try:
+            self.km.find_key(label)
+            raise EscrowError(f"the HSM already holds {label} but the database does not know it; "
+                              "refusing to reuse a key of unknown origin")
+        except KeyNotFound:
+            self.km.generate_secret_key(label, "sm4")   # token, sensitive, never extractable
         kek = KekVersion(version=version, label=label, state="active", created_at=utcnow())
         session.add(kek)
         record(session, actor=actor, role="system", action="kms.kek.created", target_type="kms_kek",

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from pkicore.db import Base, as_utc, utcnow
 from pkicore.errors import ErrorCode, PkiError
 
-ROLES = ("applicant", "ra_operator", "ra_officer", "ra_admin", "auditor", "api_client")
+ROLES = ("applicant", "ra_operator", "ra_officer", "ra_admin", "auditor", "api_client", "key_recovery_officer")
 
 
 class AuthError(PkiError):

@@ -7,6 +7,7 @@ import sys
 import click
 
 from hsm.cli import hsm_group
+from kms.cli import kms_group
 from pkicore.errors import PkiError
 from racentre.config import load_config
 from racentre.demo import demo_command
@@ -47,6 +48,7 @@ cli.add_command(hsm_group)
 cli.add_command(demo_command)
 cli.add_command(serve_command)
 cli.add_command(tsa_group)
+cli.add_command(kms_group)
 
 
 def main() -> None:

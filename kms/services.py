@@ -1,0 +1,47 @@
+"""The KMC assembled over the service container: escrow, approval book and GM/T 0014 service.
+
+Embedded default: the KMC uses the centre's HSM and database (tables ``kms_*``). A stand-alone KMC is
+the same object over its own container (own database URL), reached by ``kms.client.HttpTransport``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kms.client import InProcessTransport, KmcClient
+from kms.config import KmsConfig
+from kms.escrow import KeyEscrow
+from kms.models import ensure_schema
+from kms.recovery import ApprovalBook
+from kms.service import KmcService
+
+
+@dataclass
+class Kmc:
+    escrow: KeyEscrow
+    book: ApprovalBook
+    service: KmcService
+
+    def client_for_ca(self, ca_certificate: bytes, sign) -> KmcClient:
+        """An in-process GM/T 0014 client for a CA (trusted here on the spot): ``sign(data) -> DER``."""
+        self.service.trust(ca_certificate)
+        return KmcClient(InProcessTransport(self.service), ca_certificate=ca_certificate, sign=sign,
+                         kmc_certificate=self.escrow.certificate)
+
+
+def build_kmc(key_manager, db, engine=None, config: KmsConfig | None = None) -> Kmc:
+    """Set up (idempotently) and return the KMC. ``engine``: create missing kms_* tables on it
+    (until an Alembic revision covers them)."""
+    if engine is not None:
+        ensure_schema(engine)
+    escrow = KeyEscrow(key_manager, db, config or KmsConfig())
+    escrow.setup()
+    return Kmc(escrow, ApprovalBook(db, escrow.config), KmcService(escrow))
+
+
+def kmc_from_services(services, config: KmsConfig | None = None) -> Kmc:
+    """One KMC per service container (cached on it)."""
+    kmc = getattr(services, "_kms_kmc", None)
+    if kmc is None:
+        kmc = build_kmc(services.key_manager, services.db, services.engine, config)
+        services._kms_kmc = kmc
+    return kmc

@@ -1,0 +1,141 @@
+"""KMC REST API: GM/T 0014 over HTTP (octet-stream), recovery by officers with their own API tokens,
+role checks, KEK rotation, and the CLI group."""
+from __future__ import annotations
+
+import base64
+import json
+import datetime as dt
+import secrets
+
+import pytest
+from click.testing import CliRunner
+
+from kms import gmt0014 as m
+from kms.cli import kms_group
+from kms.client import KmcClient
+from kms.identity import self_signed_certificate
+from kms.recovery import ApprovalBook
+from kms.service import KmcService
+from kms.services import Kmc
+from kms.views import init_app
+from pkicore.envelope import parse_signed_and_enveloped
+from racentre.auth import create_token
+from racentre.config import Config
+from racentre.web import create_app
+from tests.unit.kms.helpers import audit, escrow_one
+from tests.unit.kms.subscriber import (mul, openssl_sm2_certificate, openssl_sm2_key, public_point, sm2_decrypt,
+                                       sm4_ecb_decrypt)
+
+
+class _Services:
+    def __init__(self, km, db, kmc):
+        self.key_manager, self.db, self._kms_kmc, self.engine = km, db, kmc, None
+
+
+@pytest.fixture
+def kmc(escrow):
+    return Kmc(escrow, ApprovalBook(escrow.db, escrow.config), KmcService(escrow))
+
+
+@pytest.fixture
+def app(kmc, softtoken_km, escrow):
+    app = create_app(Config(), softtoken_km, escrow.db, blueprints=[])
+    init_app(app, _Services(softtoken_km, escrow.db, kmc))
+    return app
+
+
+@pytest.fixture
+def tokens(escrow):
+    tag = secrets.token_hex(3)
+    with escrow.db() as s, s.begin():
+        out = {f"officer-{i}": create_token(s, f"officer-{i}-{tag}", ["key_recovery_officer"]) for i in (1, 2)}
+        out["admin"] = create_token(s, f"admin-{tag}", ["ra_admin"])
+        out["operator"] = create_token(s, f"operator-{tag}", ["ra_operator"])
+    return out
+
+
+def _auth(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+class _FlaskTransport:
+    def __init__(self, client):
+        self.client = client
+
+    def send(self, der):
+        resp = self.client.post("/kmc/v1/request", data=der, content_type=m.CONTENT_TYPE)
+        assert resp.status_code == 200 and resp.mimetype == m.CONTENT_TYPE
+        return resp.data
+
+
+def test_gmt0014_over_http(app, kmc, softtoken_km, subscriber, escrow):
+    label = f"ca-{secrets.token_hex(4)}"
+    softtoken_km.generate_key_pair(label, "sm2")
+    ca_cert = self_signed_certificate(softtoken_km, label, (("common_name", "HTTP CA"),))
+    kmc.service.trust(ca_cert)
+    client = KmcClient(_FlaskTransport(app.test_client()), ca_certificate=ca_cert,
+                       sign=lambda d: softtoken_km.sign(label, d), kmc_certificate=escrow.certificate)
+    now = dt.datetime.now(dt.timezone.utc)
+    got = client.apply_key(12345, subscriber[1], now, now + dt.timedelta(days=10))
+    sed = parse_signed_and_enveloped(got.signed_and_enveloped)
+    d = int.from_bytes(sm4_ecb_decrypt(sm2_decrypt(subscriber[0], sed.encrypted_key), sed.encrypted_content), "big")
+    assert mul(d) == public_point(got.public_key_info)
+    assert app.test_client().post("/kmc/v1/request", data=b"x", content_type="text/plain").status_code == 400
+    assert b"BEGIN CERTIFICATE" in app.test_client().get("/kmc/v1/certificate").data
+
+
+def test_recovery_over_rest(app, escrow, subscriber, tokens, tmp_path):
+    d_court, _ = openssl_sm2_key(tmp_path / "court.pem")
+    court = openssl_sm2_certificate(tmp_path / "court.pem", tmp_path / "court.der", "Court")
+    archived = escrow_one(escrow, subscriber[1])
+    c = app.test_client()
+    body = {"purpose": "recover", "key_id": archived.key_id, "reason": "court order 5",
+            "recipient_certificate": base64.b64encode(court).decode()}
+    assert c.post("/kmc/v1/approval-requests", json=body, headers=_auth(tokens["operator"])).status_code == 403
+    resp = c.post("/kmc/v1/approval-requests", json=body, headers=_auth(tokens["admin"]))
+    assert resp.status_code == 201
+    rid = resp.json["id"]
+    assert c.post(f"/kmc/v1/approval-requests/{rid}/approve", headers=_auth(tokens["admin"])).status_code == 403
+    assert c.post(f"/kmc/v1/approval-requests/{rid}/approve", headers=_auth(tokens["officer-1"])).status_code == 200
+    assert c.post(f"/kmc/v1/approval-requests/{rid}/approve", headers=_auth(tokens["officer-1"])).status_code == 403
+    assert c.post(f"/kmc/v1/approval-requests/{rid}/recover", headers=_auth(tokens["admin"])).status_code == 403
+    c.post(f"/kmc/v1/approval-requests/{rid}/approve", headers=_auth(tokens["officer-2"]))
+    resp = c.post(f"/kmc/v1/approval-requests/{rid}/recover", headers=_auth(tokens["admin"]))
+    assert resp.status_code == 200, resp.json
+    sed = parse_signed_and_enveloped(base64.b64decode(resp.json["signed_and_enveloped"]))
+    d = int.from_bytes(sm4_ecb_decrypt(sm2_decrypt(d_court, sed.encrypted_key), sed.encrypted_content), "big")
+    assert mul(d) == public_point(archived.public_key_info)
+    assert "kms.key.recovered" in audit(escrow, "kms_key", archived.key_id)
+
+
+def test_kek_rotation_over_rest(app, escrow, subscriber, tokens):
+    escrow_one(escrow, subscriber[1])
+    c = app.test_client()
+    assert c.post("/kmc/v1/kek/rotate", headers=_auth(tokens["officer-1"])).status_code == 403
+    assert c.post("/kmc/v1/kek/rotate", headers=_auth(tokens["admin"])).json == {"active_version": 2}
+    assert c.post("/kmc/v1/kek/rewrap", headers=_auth(tokens["admin"])).json == {"moved": 1}
+    assert c.post("/kmc/v1/kek/rewrap", headers=_auth(tokens["admin"])).json == {"moved": 0}
+    states = {k["version"]: k["state"] for k in c.get("/kmc/v1/kek", headers=_auth(tokens["admin"])).json["keks"]}
+    assert states == {1: "retired", 2: "active"}
+
+
+def test_cli_approve_and_recover(kmc, escrow, subscriber, tokens, tmp_path, softtoken_km):
+    d_court, _ = openssl_sm2_key(tmp_path / "court.pem")
+    openssl_sm2_certificate(tmp_path / "court.pem", tmp_path / "court.der", "Court")
+    archived = escrow_one(escrow, subscriber[1])
+    obj = {"services": _Services(softtoken_km, escrow.db, kmc)}
+    run = CliRunner().invoke
+    r = run(kms_group, ["request", "--key-id", str(archived.key_id), "--recipient-cert", str(tmp_path / "court.der"),
+                        "--reason", "case 1", "--token", tokens["admin"]], obj=obj)
+    assert r.exit_code == 0, r.output
+    rid = json.loads(r.output)["id"]
+    for who in ("officer-1", "officer-2"):
+        r = run(kms_group, ["approve", str(rid), "--token", tokens[who]], obj=obj)
+        assert r.exit_code == 0, r.output
+    r = run(kms_group, ["recover", str(rid), "--out-dir", str(tmp_path / "out"), "--token", tokens["admin"]], obj=obj)
+    assert r.exit_code == 0, r.output
+    sed = parse_signed_and_enveloped((tmp_path / "out" / "recovered-envelope-signed.der").read_bytes())
+    d = int.from_bytes(sm4_ecb_decrypt(sm2_decrypt(d_court, sed.encrypted_key), sed.encrypted_content), "big")
+    assert mul(d) == public_point(archived.public_key_info)
+    r = run(kms_group, ["status"], obj=obj)
+    assert r.exit_code == 0 and '"active"' in r.output
