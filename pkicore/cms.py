@@ -10,6 +10,7 @@ one digest, one signing call and some byte concatenation (used on the timestamp 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -59,6 +60,7 @@ def der_integer(value: int) -> bytes:
     return tlv(0x02, body)
 
 
+@functools.lru_cache(maxsize=256)
 def der_oid(dotted: str) -> bytes:
     return core.ObjectIdentifier(dotted).dump()
 

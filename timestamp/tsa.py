@@ -96,7 +96,8 @@ class TsaUnit:
                                  self.chain)
         self.template = SignedDataTemplate(self._signer)
         # TSTInfo pieces: version + policy, accuracy
-        self._prefix = der_integer(1) + der_oid(policy)
+        self.policy_der = der_oid(policy)
+        self._prefix = der_integer(1) + self.policy_der
         self._accuracy = b""
         if accuracy_ms > 0:
             seconds, millis = divmod(accuracy_ms, 1000)
@@ -111,6 +112,29 @@ class TsaUnit:
     def token(self, tst_info: bytes, cert_req: bool) -> bytes:
         return self.template.build(tst_info, ID_CT_TSTINFO, include_certificates=cert_req,
                                    chain=self.include_chain)
+
+
+def _tlv(buf: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the DER TLV at ``pos``: one-byte tags, minimal definite
+    lengths up to 3 bytes; IndexError for anything else."""
+    tag = buf[pos]
+    if tag & 0x1F == 0x1F:
+        raise IndexError("multi-byte tag")
+    first = buf[pos + 1]
+    if first < 0x80:
+        start, length = pos + 2, first
+    else:
+        n = first & 0x7F
+        if n == 0 or n > 3 or buf[pos + 2] == 0:
+            raise IndexError("indefinite or non-minimal length")
+        length = int.from_bytes(buf[pos + 2:pos + 2 + n], "big")
+        if length < 0x80:
+            raise IndexError("non-minimal length")
+        start = pos + 2 + n
+    end = start + length
+    if end > len(buf):
+        raise IndexError("truncated")
+    return tag, start, end
 
 
 def check_tsa_certificate(cert: x509.Certificate) -> None:
@@ -156,12 +180,63 @@ class TimeStampAuthority:
         self.serials = serials or SerialNumbers()
         self.archive = archive
         self._digest_oids = {oid: name for oid, name in DIGEST_BY_OID.items() if name in self.digests}
+        self._digest_ders = {der_oid(oid): name for oid, name in self._digest_oids.items()}
+        self._policy_ders = {der_oid(p): p for p in self.accept_policies}
 
     def unit(self, name: str | None) -> TsaUnit | None:
         return self.units.get(name or self.default_unit)
 
     # ------------------------------------------------------------- query
     def parse_query(self, query: bytes, unit: TsaUnit) -> ParsedQuery:
+        """The query's fields, or TsaRejection. Plain DER queries take a hand-written reader; anything
+        unusual (extensions, BER, odd parameters, errors) goes through asn1crypto for the diagnosis."""
+        fast = self._fast_parse(query, unit)
+        if fast is not None:
+            return fast
+        return self._parse_query(query, unit)
+
+    def _fast_parse(self, query: bytes, unit: TsaUnit) -> ParsedQuery | None:
+        """TimeStampReq in DER with nothing unusual -> ParsedQuery; anything else -> None."""
+        try:
+            tag, start, end = _tlv(query, 0)
+            if tag != 0x30 or end != len(query) or query[start:start + 3] != b"\x02\x01\x01":
+                return None
+            mi_pos = start + 3
+            tag, mi_start, mi_end = _tlv(query, mi_pos)                     # MessageImprint
+            if tag != 0x30:
+                return None
+            tag, alg_start, alg_end = _tlv(query, mi_start)                 # AlgorithmIdentifier
+            tag2, _, oid_end = _tlv(query, alg_start)
+            if tag != 0x30 or tag2 != 0x06 or query[oid_end:alg_end] not in (b"", b"\x05\x00"):
+                return None
+            name = self._digest_ders.get(query[alg_start:oid_end])
+            tag, h_start, h_end = _tlv(query, alg_end)
+            if name is None or tag != 0x04 or h_end != mi_end or h_end - h_start != self.digests[name]:
+                return None
+            pos, policy, nonce_der, cert_req = mi_end, None, b"", False
+            if pos < end and query[pos] == 0x06:                            # reqPolicy
+                _, _, p_end = _tlv(query, pos)
+                policy = self._policy_ders.get(query[pos:p_end]) if query[pos:p_end] != unit.policy_der \
+                    else unit.policy
+                if policy is None:
+                    return None
+                pos = p_end
+            if pos < end and query[pos] == 0x02:                            # nonce
+                _, _, n_end = _tlv(query, pos)
+                if n_end - pos > 66:
+                    return None
+                nonce_der, pos = query[pos:n_end], n_end
+            if pos < end and query[pos] == 0x01:                            # certReq (DER: TRUE only)
+                if query[pos:pos + 3] != b"\x01\x01\xff":
+                    return None
+                cert_req, pos = True, pos + 3
+            if pos != end:                                                  # extensions or junk
+                return None
+        except IndexError:
+            return None
+        return ParsedQuery(query[mi_pos:mi_end], name, query[h_start:h_end], policy, nonce_der, cert_req)
+
+    def _parse_query(self, query: bytes, unit: TsaUnit) -> ParsedQuery:
         try:
             req = tsp.TimeStampReq.load(query, strict=True)
             version = req["version"].native

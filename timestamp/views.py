@@ -134,10 +134,43 @@ def health():
     return jsonify(status="ok", **report)
 
 
+class FastPath:
+    """WSGI middleware for the hot path: POST /tsa or /tsa/<unit> with a timestamp-query body and a
+    Content-Length within the limit is answered here, without Flask's routing, request and response
+    objects (about 150-250 us a request). The answer is the same as the view's (a test holds them
+    equal); everything else — other paths, wrong types, missing or oversized lengths, an unprovisioned
+    TSA — goes on to the Flask app and its error handling. The TSA endpoints are public by design
+    (RFC 3161), so no Flask before-request hook is skipped that matters here."""
+
+    def __init__(self, wsgi_app, service: TsaService):
+        self.wsgi_app = wsgi_app
+        self.service = service
+        self.limit = service.config.max_request_bytes
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "POST":
+            path = environ.get("PATH_INFO", "")
+            unit = None if path in ("/tsa", "/tsa/") else path[5:] if path.startswith("/tsa/") else ""
+            length = environ.get("CONTENT_LENGTH") or ""
+            if unit != "" and length.isdigit() and int(length) <= self.limit and \
+                    environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() in QUERY_TYPES:
+                try:
+                    authority = self.service.authority
+                except PkiError:
+                    authority = None
+                if authority is not None and (unit is None or unit in authority.units):
+                    body = environ["wsgi.input"].read(int(length))
+                    reply = authority.respond(body, unit)
+                    start_response("200 OK", [("Content-Type", REPLY_TYPE), ("Content-Length", str(len(reply)))])
+                    return [reply]
+        return self.wsgi_app(environ, start_response)
+
+
 def install(app, service: TsaService) -> None:
-    """Register the blueprint over a given TSA service (the demo and tests use this directly)."""
+    """Register the blueprint (and the WSGI fast path) over a given TSA service."""
     app.extensions[EXTENSION_KEY] = service
     app.register_blueprint(bp)
+    app.wsgi_app = FastPath(app.wsgi_app, service)
 
 
 def init_app(app, services) -> None:

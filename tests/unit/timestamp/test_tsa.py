@@ -194,3 +194,28 @@ def test_bouncy_castle_validates_tokens(authority, tsa_pki, tmp_path):
         assert "policy=1.2.3.4.1" in results[i].stdout
         assert_bc_ok(results[i + 1])
         assert_bc_fails(results[i + 2])
+
+
+@pytest.mark.parametrize("q", [
+    lambda: query(), lambda: query(nonce=0), lambda: query(nonce=-5), lambda: query(nonce=1 << 500),
+    lambda: query(cert_req=False), lambda: query(policy="1.2.3.4.1", nonce=3), lambda: query(policy="1.2.3.4.9"),
+    lambda: query(digest="sha512", nonce=1 << 70),
+    lambda: tsp.TimeStampReq({"version": "v1", "message_imprint": {
+        "hash_algorithm": {"algorithm": "sha256", "parameters": core.Null()}, "hashed_message": b"\x01" * 32},
+        "nonce": 9}).dump(),
+])
+def test_fast_parser_agrees_with_asn1crypto(authority, q):
+    der = q()
+    unit = authority.units["default"]
+    fast = authority._fast_parse(der, unit)  # noqa: SLF001 - the two parsers must agree
+    assert fast is not None
+    assert fast == authority._parse_query(der, unit)  # noqa: SLF001
+
+
+@pytest.mark.parametrize("q", [
+    lambda: query(policy="1.2.3.4.5"), lambda: query(imprint=b"\x00" * 31), lambda: query(digest="sha1"),
+    lambda: query(extensions=[{"extn_id": "1.2.3.4", "critical": False, "extn_value": b"\x05\x00"}]),
+    lambda: query()[:-1], lambda: query() + b"\x00", lambda: b"\x30\x81\x05" + query()[2:7],
+])
+def test_fast_parser_defers_the_unusual(authority, q):
+    assert authority._fast_parse(q(), authority.units["default"]) is None  # noqa: SLF001

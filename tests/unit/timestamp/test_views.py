@@ -134,3 +134,23 @@ def test_cli_verify(client, tsa_pki, tmp_path):
     assert json.loads(ok.output)["algorithm"] == "rsa-sha256"
     bad = runner.invoke(tsa_group, ["verify", "--token", str(tmp_path / "r.tsr"), "--data", str(tmp_path / "x.bin")])
     assert bad.exit_code == 1 and "FAILED" in bad.output and "imprint" in bad.output
+
+
+def test_fast_path_and_flask_view_answer_alike(tsa_pki):
+    from werkzeug.test import Client
+    from timestamp.views import FastPath
+    app = make_app(TsaService(tsa_pki.config, tsa_pki.km))
+    assert isinstance(app.wsgi_app, FastPath)
+    flask_only = Client(app.wsgi_app.wsgi_app)
+    fast = app.test_client()
+    for path in ("/tsa", "/tsa/ecdsa"):
+        a = fast.post(path, data=query(nonce=11), headers=QT)
+        b = flask_only.post(path, data=query(nonce=11), headers=QT)
+        assert a.status_code == b.status_code == 200
+        assert a.headers["Content-Type"] == b.headers["Content-Type"] == "application/timestamp-reply"
+        ia = TimeStampResp.load(a.data)["time_stamp_token"]["content"]["encap_content_info"]["content"].parsed
+        ib = TimeStampResp.load(b.data)["time_stamp_token"]["content"]["encap_content_info"]["content"].parsed
+        assert ia["nonce"].native == ib["nonce"].native == 11 and ia["policy"] == ib["policy"]
+    for body in (b"", b"\x30\x00"):
+        assert status_of(fast.post("/tsa", data=body, headers=QT).data) == \
+            status_of(flask_only.post("/tsa", data=body, headers=QT).data) == "rejection"
