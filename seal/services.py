@@ -1,0 +1,111 @@
+"""The seal service used by the web layer, the CLI and the demo: the registry, sealing a PDF or OFD with a
+seal a principal may use (signing record audited), and verification.
+
+``default_maker`` provisions a seal-making authority in the HSM with a local issuer (labels
+``seal-ca`` / ``seal-maker``) for sites and demos without the embedded CA.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Callable
+
+from asn1crypto import pem, tsp, x509
+
+from hsm import KeyManager, KeyNotFound
+from pkicore.algorithms import algorithm
+from pkicore.sm2 import sm3
+from seal import ofd, pdf
+from seal.errors import BadDocument
+from seal.pki import KeyAndCert, LocalIssuer, ensure_key
+from seal.registry import SealMaker, SealRegistry, SealUse, sign_with
+from seal.report import DocumentReport
+from seal.verify import document_type, verify_document
+
+
+@dataclass(frozen=True)
+class Placement:
+    page: int = 0
+    x_mm: float = 120.0
+    y_mm: float = 40.0
+
+
+class SealService:
+    def __init__(self, registry: SealRegistry, *, trust: tuple[bytes, ...] = (),
+                 chain: tuple[bytes, ...] = (), tsa_respond: Callable[[bytes], bytes] | None = None):
+        self.registry = registry
+        self.km: KeyManager = registry.km
+        self.trust = trust            # seal CAs (PDF signer chains)
+        self.chain = chain            # certificates carried in PDF signatures
+        self.tsa_respond = tsa_respond
+
+    def seal(self, seal_id: int, data: bytes, *, principal: str, role: str, token: str | None = None,
+             placement: Placement = Placement()) -> bytes:
+        """Seal a PDF or OFD with seal ``seal_id`` if ``principal`` may use it; the signing record is audited."""
+        kind = document_type(data)
+        if kind is None:
+            raise BadDocument("the document is neither a PDF nor an OFD package")
+        use = self.registry.use(seal_id, principal)
+        sealed = self._apply(use, kind, data, placement)
+        self.registry.record_signing(use, signer=principal, role=role, token=token, document_type=kind,
+                                     document_sha256=hashlib.sha256(data).hexdigest(),
+                                     sealed_sha256=hashlib.sha256(sealed).hexdigest())
+        return sealed
+
+    def _apply(self, use: SealUse, kind: str, data: bytes, placement: Placement) -> bytes:
+        s = use.signer
+        if kind == "ofd":
+            stamper = None
+            if self.tsa_respond is not None:
+                stamper = self._ofd_timestamp
+            return ofd.seal_ofd(data, seal_der=use.seal_der, signer_cert=s.certificate, sign=sign_with(self.km, s),
+                                alg=s.alg, place=ofd.StampPlace(placement.page, placement.x_mm, placement.y_mm),
+                                timestamp=stamper)
+        signer = pdf.HsmSigner(self.km, s.key_label, s.certificate, s.alg, chain=self.chain)
+        seal_view = self.registry.get(use.seal_id)
+        return pdf.seal_pdf(data, signer=signer, picture=use.picture, width_mm=use.width_mm, height_mm=use.height_mm,
+                            placement=pdf.Placement(placement.page, placement.x_mm, placement.y_mm),
+                            seal_name=seal_view.name, reason=f"电子印章 {seal_view.name} ({use.es_id})",
+                            timestamper=pdf.InProcessTimeStamper(self.tsa_respond) if self.tsa_respond else None)
+
+    def _ofd_timestamp(self, signature: bytes) -> bytes:
+        """RFC 3161 token over the SES_Signature value (SM3 imprint), for the timeStamp field."""
+        query = tsp.TimeStampReq({"version": "v1", "message_imprint": {
+            "hash_algorithm": {"algorithm": "sm3"}, "hashed_message": sm3(signature)}, "cert_req": True}).dump()
+        resp = tsp.TimeStampResp.load(self.tsa_respond(query))
+        if resp["status"]["status"].native not in ("granted", "granted_with_mods"):
+            raise BadDocument("the TSA refused to timestamp the seal")
+        return resp["time_stamp_token"].dump()
+
+    def verify(self, data: bytes) -> DocumentReport:
+        return verify_document(data, trust=self.trust)
+
+
+def default_maker(km: KeyManager, *, ca_label: str = "seal-ca", maker_label: str = "seal-maker",
+                  vid: str = "RACENTRE") -> tuple[SealMaker, LocalIssuer]:
+    """The seal-making authority (key ``maker_label``) with a certificate from a local issuer
+    (``ca_label``); both keys are created in the HSM on first use. The certificates are re-issued per
+    process; production sites bind a CA-issued maker certificate instead."""
+    issuer = LocalIssuer.create(km, ca_label, common_name="RA Centre Seal CA")
+    alg = algorithm("sm2-sm3")
+    spki = ensure_key(km, maker_label, alg)
+    cert = issuer.issue(spki, "RA Centre Seal Maker")
+    return SealMaker(maker_label, cert, alg, vid), issuer
+
+
+def unit_signer(km: KeyManager, issuer: LocalIssuer, label: str, unit: str) -> KeyAndCert:
+    """A unit's signing key in the HSM (created when absent) with a certificate from ``issuer``."""
+    alg = algorithm("sm2-sm3")
+    try:
+        spki = km.public_key_info(label)
+    except KeyNotFound:
+        spki = ensure_key(km, label, alg)
+    return KeyAndCert(label, issuer.issue(spki, f"{unit} Signing", organization=unit), alg)
+
+
+def cert_der(data: bytes) -> bytes:
+    """DER from a PEM or DER certificate."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        _, _, data = pem.unarmor(data)
+    x509.Certificate.load(data, strict=True)
+    return data
