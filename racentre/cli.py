@@ -13,6 +13,7 @@ from racentre.config import load_config
 from racentre.demo import demo_command
 from racentre.serve import serve_command
 from racentre.services import Services
+from seal.cli import seal_group
 from timestamp.cli import tsa_group
 
 
@@ -49,6 +50,7 @@ cli.add_command(demo_command)
 cli.add_command(serve_command)
 cli.add_command(tsa_group)
 cli.add_command(kms_group)
+cli.add_command(seal_group)
 
 
 def main() -> None:

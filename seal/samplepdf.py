@@ -38,3 +38,33 @@ def make_pdf(pages: int = 1, *, title: str = "RA Centre document", pad_to: int =
     out += b"trailer\n<< /Size %d /Root 1 0 R /ID [<%s> <%s>] >>\nstartxref\n%d\n%%%%EOF\n" % (
         len(objs) + 1, os.urandom(16).hex().encode(), os.urandom(16).hex().encode(), xref)
     return bytes(out)
+
+
+def make_ofd(text: str = "RA Centre demo document") -> bytes:
+    """A one-page OFD package (GB/T 33190: OFD.xml, Document.xml, PublicRes.xml, a page with one text)."""
+    import io as _io
+    import zipfile
+    from xml.sax.saxutils import escape
+
+    ns = 'xmlns:ofd="http://www.ofdspec.org/2016"'
+    files = {
+        "OFD.xml": f'<?xml version="1.0" encoding="UTF-8"?><ofd:OFD {ns} Version="1.0" DocType="OFD"><ofd:DocBody>'
+                   f"<ofd:DocInfo><ofd:DocID>{os.urandom(16).hex()}</ofd:DocID><ofd:Creator>RA Centre</ofd:Creator>"
+                   "</ofd:DocInfo><ofd:DocRoot>Doc_0/Document.xml</ofd:DocRoot></ofd:DocBody></ofd:OFD>",
+        "Doc_0/Document.xml": f'<?xml version="1.0" encoding="UTF-8"?><ofd:Document {ns}><ofd:CommonData>'
+                              "<ofd:MaxUnitID>4</ofd:MaxUnitID><ofd:PageArea><ofd:PhysicalBox>0 0 210 297"
+                              "</ofd:PhysicalBox></ofd:PageArea><ofd:PublicRes>PublicRes.xml</ofd:PublicRes>"
+                              '</ofd:CommonData><ofd:Pages><ofd:Page ID="1" BaseLoc="Pages/Page_0/Content.xml"/>'
+                              "</ofd:Pages></ofd:Document>",
+        "Doc_0/PublicRes.xml": f'<?xml version="1.0" encoding="UTF-8"?><ofd:Res {ns} BaseLoc="Res"><ofd:Fonts>'
+                               '<ofd:Font ID="2" FontName="SimSun" FamilyName="SimSun"/></ofd:Fonts></ofd:Res>',
+        "Doc_0/Pages/Page_0/Content.xml": f'<?xml version="1.0" encoding="UTF-8"?><ofd:Page {ns}><ofd:Content>'
+                                          '<ofd:Layer ID="3"><ofd:TextObject ID="4" Boundary="20 20 170 10" Font="2"'
+                                          f' Size="5"><ofd:TextCode X="0" Y="5">{escape(text)}</ofd:TextCode>'
+                                          "</ofd:TextObject></ofd:Layer></ofd:Content></ofd:Page>",
+    }
+    out = _io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, content in files.items():
+            z.writestr(name, content.encode("utf-8"))
+    return out.getvalue()

@@ -32,12 +32,14 @@ class Placement:
 
 class SealService:
     def __init__(self, registry: SealRegistry, *, trust: tuple[bytes, ...] = (),
-                 chain: tuple[bytes, ...] = (), tsa_respond: Callable[[bytes], bytes] | None = None):
+                 chain: tuple[bytes, ...] = (), tsa_respond: Callable[[bytes], bytes] | None = None,
+                 tsa_trust: tuple[bytes, ...] = ()):
         self.registry = registry
         self.km: KeyManager = registry.km
         self.trust = trust            # seal CAs (PDF signer chains)
         self.chain = chain            # certificates carried in PDF signatures
         self.tsa_respond = tsa_respond
+        self.tsa_trust = tsa_trust    # TSA issuing CAs (PDF signature timestamps)
 
     def seal(self, seal_id: int, data: bytes, *, principal: str, role: str, token: str | None = None,
              placement: Placement = Placement()) -> bytes:
@@ -78,7 +80,7 @@ class SealService:
         return resp["time_stamp_token"].dump()
 
     def verify(self, data: bytes) -> DocumentReport:
-        return verify_document(data, trust=self.trust)
+        return verify_document(data, trust=self.trust, tsa_trust=self.tsa_trust)
 
 
 def default_maker(km: KeyManager, *, ca_label: str = "seal-ca", maker_label: str = "seal-maker",

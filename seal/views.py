@@ -171,5 +171,5 @@ def init_app(app, services) -> None:
     respond = (lambda q: tsa.authority.respond(q)) if tsa is not None else None
     registry = SealRegistry(services.db, services.key_manager, maker)
     install(app, SealService(registry, trust=(issuer.certificate,), chain=(issuer.certificate,),
-                             tsa_respond=respond))
+                             tsa_respond=respond, tsa_trust=tuple(tsa.trust_anchors()) if tsa is not None else ()))
 

@@ -12,7 +12,7 @@ import pytest
 
 from seal import ofd, ses
 from seal.errors import BadDocument
-from tests.unit.seal.conftest import TESTDATA
+from tests.unit.seal.sealpki import TESTDATA
 
 
 def _rezip(data: bytes, change: dict[str, bytes | None] = {}, add: dict[str, bytes] = {}) -> bytes:

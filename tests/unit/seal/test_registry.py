@@ -13,7 +13,7 @@ from seal import ses
 from seal.errors import BadPicture, SealConflict, SealError, SealForbidden
 from seal.picture import validate_picture
 from seal.registry import SealMaker, SealRegistry, Signer
-from tests.unit.seal.conftest import png_bytes
+from tests.unit.seal.sealpki import png_bytes
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from seal import ses
-from tests.unit.seal.conftest import TESTDATA
+from tests.unit.seal.sealpki import TESTDATA
 
 SIGNATURE_XML = "Doc_0/Signs/Sign_0/Signature.xml"
 

@@ -1,0 +1,93 @@
+"""PDF sealing throughput: a 1 MB PDF, one visible SM2 seal (key in our software token) with an SM2
+timestamp from our in-process TSA, documents per second on 1 and 2 threads, beside pyHanko signing the
+same PDF with a plain in-memory ECDSA P-256 key (SimpleSigner, no timestamp) in the same run.
+One figure per line.
+
+    .venv/bin/python bench/seal_pdf.py [--seconds 5]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from asn1crypto import keys as asn1_keys  # noqa: E402
+from asn1crypto import x509  # noqa: E402
+from cryptography import x509 as cx509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter  # noqa: E402
+from pyhanko.sign import signers  # noqa: E402
+from pyhanko_certvalidator.registry import SimpleCertificateStore  # noqa: E402
+
+from bench.common import cpu_count, rate, scratch_key_manager  # noqa: E402
+from pkicore.algorithms import algorithm  # noqa: E402
+from seal import pdf  # noqa: E402
+from seal.demo import demo_picture  # noqa: E402
+from seal.pki import LocalIssuer, ensure_key, make_signer  # noqa: E402
+from seal.samplepdf import make_pdf  # noqa: E402
+from timestamp.tsa import TimeStampAuthority, TsaUnit  # noqa: E402
+
+
+def plain_signer() -> signers.SimpleSigner:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = cx509.Name([cx509.NameAttribute(cx509.oid.NameOID.COMMON_NAME, "bench in-memory")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (cx509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    key_der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return signers.SimpleSigner(signing_cert=x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
+                                signing_key=asn1_keys.PrivateKeyInfo.load(key_der),
+                                cert_registry=SimpleCertificateStore())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    km = scratch_key_manager(pool_size=4)
+    ca = LocalIssuer.create(km, "bench-seal-ca")
+    unit = make_signer(km, ca, "bench-seal-unit", "Bench Unit")
+    tsa_spki = ensure_key(km, "bench-tsa", algorithm("sm2-sm3"))
+    tsa_unit = TsaUnit("default", key_manager=km, key_label="bench-tsa", algorithm_name="sm2-sm3",
+                       certificate=ca.issue(tsa_spki, "Bench TSA", timestamping=True), chain=(ca.certificate,),
+                       policy="1.3.6.1.4.1.58011.1.1")
+    tsa = TimeStampAuthority({"default": tsa_unit}, digests=["sm3", "sha256"])
+    doc = make_pdf(1, pad_to=1024 * 1024)
+    picture = demo_picture()
+    print(f"pdf_input_bytes {len(doc)}")
+    signer = pdf.HsmSigner(km, unit.label, unit.certificate, unit.alg, chain=[ca.certificate])
+    stamper = pdf.InProcessTimeStamper(tsa.respond)
+
+    def ours():
+        return pdf.seal_pdf(doc, signer=signer, picture=picture, width_mm=40, height_mm=40, timestamper=stamper)
+
+    sealed = ours()
+    report = pdf.verify_pdf(sealed, trust=[ca.certificate])
+    assert report.ok and report.seals[0].timestamp_time, report.to_text()
+    plain = plain_signer()
+
+    def theirs():
+        meta = signers.PdfSignatureMetadata(field_name="Sig1")
+        w = IncrementalPdfFileWriter(io.BytesIO(doc))
+        out = io.BytesIO()
+        signers.PdfSigner(meta, plain).sign_pdf(w, output=out)
+        return out.getvalue()
+
+    theirs()
+    for threads in sorted({1, min(2, cpu_count())}):
+        a = rate(ours, threads, args.seconds)
+        b = rate(theirs, threads, args.seconds)
+        print(f"seal_pdf_sm2_visible_timestamped_per_s_{threads}thread {a:.1f}")
+        print(f"pyhanko_plain_inmemory_ecdsa_per_s_{threads}thread {b:.1f}  # ours = {100 * a / b:.0f}%")
+    km.close()
+
+
+if __name__ == "__main__":
+    main()

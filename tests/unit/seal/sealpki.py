@@ -1,0 +1,59 @@
+"""Seal test PKI (plain module; conftest and interop tests import its fixtures): a CA, a seal-making authority, two units' signing keys and an SM2 TSA, all in the software token."""
+from __future__ import annotations
+
+import io
+import secrets
+
+import pytest
+from PIL import Image
+
+from seal.pki import LocalIssuer, make_signer
+
+TESTDATA = __import__("pathlib").Path("/work/shared/testdata/ofd")
+
+
+def _label(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="session")
+def seal_pki(softtoken_km):
+    km = softtoken_km
+    ca = LocalIssuer.create(km, _label("seal-ca"))
+    maker = make_signer(km, ca, _label("seal-maker"), "RA Centre Seal Maker")
+    unit = make_signer(km, ca, _label("unit-sign"), "Unit A Signing", organization="Unit A")
+    unit2 = make_signer(km, ca, _label("unit2-sign"), "Unit B Signing", organization="Unit B")
+    return {"km": km, "ca": ca, "maker": maker, "unit": unit, "unit2": unit2}
+
+
+def png_bytes(width: int = 200, height: int = 200, color=(220, 0, 0, 255), fmt: str = "PNG") -> bytes:
+    img = Image.new("RGBA" if fmt == "PNG" else "RGB", (width, height), (255, 255, 255, 0) if fmt == "PNG"
+                    else (255, 255, 255))
+    for x in range(width):
+        for y in range(height):
+            dx, dy = x - width / 2, y - height / 2
+            if (width / 2 - 8) ** 2 < dx * dx + dy * dy < (width / 2 - 2) ** 2:
+                img.putpixel((x, y), color if fmt == "PNG" else color[:3])
+    out = io.BytesIO()
+    img.save(out, fmt)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def stamp_png() -> bytes:
+    return png_bytes()
+
+
+@pytest.fixture(scope="session")
+def tsa(seal_pki):
+    """An in-process SM2 TSA (timestamp.tsa) with a certificate from the seal test CA."""
+    from timestamp.tsa import TimeStampAuthority, TsaUnit
+    km, ca = seal_pki["km"], seal_pki["ca"]
+    label = _label("seal-tsa")
+    from seal.pki import ensure_key
+    from pkicore.algorithms import algorithm
+    spki = ensure_key(km, label, algorithm("sm2-sm3"))
+    cert = ca.issue(spki, "Seal Test TSA", timestamping=True)
+    unit = TsaUnit("default", key_manager=km, key_label=label, algorithm_name="sm2-sm3", certificate=cert,
+                   chain=(ca.certificate,), policy="1.3.6.1.4.1.58011.1.1")
+    return TimeStampAuthority({"default": unit}, digests=["sm3", "sha256"])
