@@ -1,0 +1,225 @@
+"""``EmbeddedCA``: the HSM-backed CA behind ``ca_bridge.api.CABackend`` (issue, revoke, status), plus the
+CRL publisher and OCSP responder that serve what it issues.
+
+Issuance is idempotent on ``request_id`` and joins the caller's SQLAlchemy session when one is given,
+so the RA's state change, the certificate row and the audit rows commit or roll back together. The hot
+path holds everything constant in memory (profiles, CA certificates and key labels, per-(CA, profile)
+DER templates) and costs one SELECT (idempotency), one HSM signature and two INSERTs (certificate,
+audit row).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import Mapping
+
+from asn1crypto import x509
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ca_bridge import ca as hierarchy
+from ca_bridge.api import CertificateStatus, IssuedCertificate, IssueRequest, RevocationReason
+from ca_bridge.certbuilder import (CertificateTemplate, IssuerInfo, SubjectKey, encode_name, inspect_public_key,
+                                   name_text, random_serial)
+from ca_bridge.crl import CrlPublisher
+from ca_bridge.directory import CaDirectory, CaInfo
+from ca_bridge.errors import CertificateNotFound, IssuanceError, RequestConflict, RevocationConflict
+from ca_bridge.models import IssuedCert
+from ca_bridge.ocsp import OcspResponder
+from ca_bridge.profiles import Profile, get_profile, load_profiles
+from ca_bridge.store import DbStatusStore, to_status
+from hsm import KeyManager
+from pkicore.audit import record
+from pkicore.db import as_utc, transaction, utcnow
+
+log = logging.getLogger(__name__)
+
+BACKDATE = dt.timedelta(seconds=60)     # notBefore slack for relying parties whose clocks run behind
+KEY_FAMILY = {"sm2": "sm2", "ec-p256": "ec", "ec-p384": "ec", "rsa-2048": "rsa", "rsa-3072": "rsa", "rsa-4096": "rsa"}
+ACTOR_ROLE = "ca"
+# prebuilt Core statements: the hot path pays no statement construction or ORM unit-of-work
+_SELECT_BY_REQUEST = (select(IssuedCert.ca_id, IssuedCert.serial, IssuedCert.profile, IssuedCert.certificate,
+                             IssuedCert.not_before, IssuedCert.not_after)
+                      .where(IssuedCert.request_id == bindparam("request_id")))
+_INSERT_CERT = insert(IssuedCert.__table__)
+
+
+class EmbeddedCA:
+    """The embedded CA. Thread-safe; build one per process (``from_services``) and share it."""
+
+    def __init__(self, key_manager: KeyManager, db: sessionmaker[Session], public_url: str = "http://127.0.0.1:8600",
+                 *, profiles: Mapping[str, Profile] | None = None, name_prefix: str = "",
+                 default_cas: Mapping[str, str] | None = None, crl_validity: dt.timedelta = dt.timedelta(days=1),
+                 crl_refresh: dt.timedelta = dt.timedelta(hours=1),
+                 ocsp_validity: dt.timedelta = dt.timedelta(hours=1)):
+        self.km = key_manager
+        self.db = db
+        self.public_url = public_url.rstrip("/")
+        self.profiles = profiles or load_profiles()
+        self.name_prefix = name_prefix
+        # issuing CA per subject key family when the request names none (falls back to the SM2 one)
+        self.default_cas = dict(default_cas or {f: f"{name_prefix}issuing-{k}"
+                                                for f, k in (("sm2", "sm2"), ("ec", "ecdsa"), ("rsa", "rsa"))})
+        self.directory = CaDirectory(db)
+        self.store = DbStatusStore(db, self.directory)
+        self.crls = CrlPublisher(key_manager, db, self.directory, validity=crl_validity, refresh=crl_refresh)
+        self.ocsp = OcspResponder(key_manager, self.store, self.directory, validity=ocsp_validity)
+        self._templates: dict[tuple[int, str], CertificateTemplate] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_services(cls, services) -> "EmbeddedCA":
+        """From a ``racentre.services.Services`` container (key manager, session factory, public URL)."""
+        public_url = getattr(services, "public_url", None)
+        if public_url is None:      # a container without the property: derive it as Services does
+            svc = services.config.service
+            public_url = svc.public_url or f"http://{svc.host}:{svc.port}"
+        return cls(services.key_manager, services.db, public_url)
+
+    # ------------------------------------------------------------------ hierarchy
+    def init_hierarchy(self, *, kinds=("sm2",), label_prefix: str = "", organization: str = "RA Centre",
+                       actor: str = "ca-init") -> list[str]:
+        """Create the CA hierarchy (see ``ca_bridge.ca.init_hierarchy``); refused when it exists."""
+        created = hierarchy.init_hierarchy(self.km, self.db, self.public_url, kinds=kinds, prefix=self.name_prefix,
+                                           label_prefix=label_prefix, organization=organization,
+                                           profiles=self.profiles, actor=actor)
+        self.directory.reload()
+        return created
+
+    def authorities(self) -> Mapping[str, CaInfo]:
+        return self.directory.all()
+
+    # ------------------------------------------------------------------ issuance
+    def _ca_for(self, name: str | None, key: SubjectKey) -> CaInfo:
+        if name is not None:
+            return self.directory.get(name)
+        default = self.default_cas.get(KEY_FAMILY[key.algorithm])
+        info = self.directory.find(default) if default else None
+        return info or self.directory.get(self.default_cas["sm2"])
+
+    def _template(self, ca: CaInfo, profile: Profile) -> CertificateTemplate:
+        key = (ca.id, profile.name)
+        template = self._templates.get(key)
+        if template is None:
+            label, mechanism = ca.key_label, ca.algorithm.mechanism
+            issuer = IssuerInfo(ca.subject_der, ca.key_id, ca.algorithm,
+                                lambda tbs: self.km.sign(label, tbs, mechanism), ca.not_after)
+            template = CertificateTemplate(issuer, profile,
+                                           hierarchy.ca_urls(self.public_url, ca.name, ocsp=bool(ca.ocsp_key_label)))
+            with self._lock:
+                self._templates[key] = template
+        return template
+
+    def issue(self, request: IssueRequest, session: Session | None = None) -> IssuedCertificate:
+        """Issue (or return the certificate already issued for ``request.request_id``)."""
+        if not isinstance(request.request_id, str) or not 0 < len(request.request_id) <= 128:
+            raise IssuanceError("request_id must be a string of 1..128 characters")
+        profile = get_profile(self.profiles, request.profile)
+        if profile.internal:
+            raise IssuanceError(f"profile {profile.name} is issued only when the CA hierarchy is set up")
+        key = inspect_public_key(request.public_key_info)
+        days = profile.validate(key_algorithm=key.algorithm, subject=tuple(request.subject),
+                                dns_names=tuple(request.dns_names), ip_addresses=tuple(request.ip_addresses),
+                                identity=tuple(request.identity), validity_days=request.validity_days)
+        ca = self._ca_for(request.ca, key)
+        if ca.is_root:
+            raise IssuanceError(f"CA {ca.name} is a root CA; end-entity certificates come from an issuing CA")
+        subject_der = encode_name(request.subject)
+        if session is not None:
+            return self._issue(session, request, profile, key, ca, days, subject_der)
+        try:
+            with transaction(self.db) as own:
+                return self._issue(own, request, profile, key, ca, days, subject_der)
+        except IntegrityError:
+            # another worker issued the same request_id between our SELECT and INSERT: return its certificate
+            with self.db() as own:
+                existing = self._existing(own, request.request_id)
+                if existing is None:
+                    raise
+                return self._replay(existing, request, key)
+
+    @staticmethod
+    def _existing(session: Session, request_id: str):
+        return session.connection().execute(_SELECT_BY_REQUEST, {"request_id": request_id}).first()
+
+    def _replay(self, row, request: IssueRequest, key: SubjectKey) -> IssuedCertificate:
+        ca = self.directory.by_id(row.ca_id)
+        spki = x509.Certificate.load(row.certificate)["tbs_certificate"]["subject_public_key_info"].dump()
+        if row.profile != request.profile or spki != key.spki or (request.ca is not None and request.ca != ca.name):
+            raise RequestConflict(f"request {request.request_id} was already used for another certificate")
+        return IssuedCertificate(request.request_id, int(row.serial, 16), ca.name, row.profile, row.certificate,
+                                 as_utc(row.not_before), as_utc(row.not_after), ca.chain)
+
+    def _issue(self, session: Session, request: IssueRequest, profile: Profile, key: SubjectKey, ca: CaInfo,
+               days: int, subject_der: bytes) -> IssuedCertificate:
+        existing = self._existing(session, request.request_id)
+        if existing is not None:
+            return self._replay(existing, request, key)
+        now = utcnow().replace(microsecond=0)
+        not_before = now - BACKDATE
+        not_after = min(now + dt.timedelta(days=days), ca.not_after)
+        serial = random_serial()
+        der = self._template(ca, profile).build(
+            serial=serial, subject_der=subject_der, key=key, not_before=not_before, not_after=not_after,
+            dns_names=request.dns_names, ip_addresses=request.ip_addresses, identity=request.identity)
+        serial_hex = format(serial, "x")
+        session.connection().execute(_INSERT_CERT, {
+            "ca_id": ca.id, "serial": serial_hex, "request_id": request.request_id, "profile": profile.name,
+            "subject": name_text(request.subject), "not_before": not_before, "not_after": not_after,
+            "certificate": der, "status": "good", "created_at": now})
+        record(session, actor=f"ca:{ca.name}", role=ACTOR_ROLE, action="ca.certificate.issue", target_type="certificate",
+               target_id=f"{ca.name}/{serial_hex}", request_id=request.request_id, profile=profile.name)
+        return IssuedCertificate(request.request_id, serial, ca.name, profile.name, der, not_before, not_after, ca.chain)
+
+    # ------------------------------------------------------------------ revocation and status
+    def revoke(self, ca: str, serial: int, reason: RevocationReason,
+               session: Session | None = None) -> CertificateStatus:
+        """Revoke (RFC 5280 §5.3.1 reasons). certificateHold may later be made permanent with another
+        reason, or released with removeFromCRL; revoking a revoked certificate again is a conflict."""
+        info = self.directory.get(ca)
+        try:
+            reason = RevocationReason(reason)
+        except ValueError:
+            raise IssuanceError(f"unknown revocation reason {reason!r}") from None
+        if session is not None:
+            return self._revoke(session, info, serial, reason)
+        with transaction(self.db) as own:
+            return self._revoke(own, info, serial, reason)
+
+    def _revoke(self, session: Session, info: CaInfo, serial: int, reason: RevocationReason) -> CertificateStatus:
+        row = session.scalar(select(IssuedCert).where(IssuedCert.ca_id == info.id,
+                                                      IssuedCert.serial == format(serial, "x")).with_for_update())
+        if row is None:
+            raise CertificateNotFound(f"CA {info.name} has issued no certificate with serial {serial:x}")
+        now = utcnow()
+        hold = RevocationReason.certificate_hold.value
+        if reason == RevocationReason.remove_from_crl:
+            if row.status != "revoked" or row.reason != hold:
+                raise RevocationConflict("only a certificate on hold (certificateHold) can be released")
+            row.status, row.reason, row.revoked_at, action = "good", reason.value, None, "ca.certificate.release"
+        elif row.status == "revoked":
+            if row.reason != hold or reason == RevocationReason.certificate_hold:
+                raise RevocationConflict(f"certificate {serial:x} is already revoked ({row.reason})")
+            row.reason, action = reason.value, "ca.certificate.revoke"      # hold made permanent; date kept
+        else:
+            row.status, row.reason, row.revoked_at, action = "revoked", reason.value, now, "ca.certificate.revoke"
+        row.changed_at = now
+        record(session, actor=f"ca:{info.name}", role=ACTOR_ROLE, action=action, target_type="certificate",
+               target_id=f"{info.name}/{serial:x}", reason=reason.value)
+        session.flush()
+        return to_status(info.name, serial, row.status, row.revoked_at, row.reason)
+
+    def status(self, ca: str, serial: int, session: Session | None = None) -> CertificateStatus:
+        return self.store.status(ca, serial, session)
+
+    def certificate(self, ca: str, serial: int) -> IssuedCert:
+        """The stored row of one certificate (REST look-up)."""
+        info = self.directory.get(ca)
+        with self.db() as session:
+            row = session.scalar(select(IssuedCert).where(IssuedCert.ca_id == info.id,
+                                                          IssuedCert.serial == format(serial, "x")))
+        if row is None:
+            raise CertificateNotFound(f"CA {ca} has issued no certificate with serial {serial:x}")
+        return row

@@ -1,0 +1,69 @@
+"""Persistent state of the CA: authorities, issued certificates and CRLs (SQLAlchemy 2.x, SQLite and
+PostgreSQL). Serials are stored as lowercase hex text (they exceed 64 bits; RFC 5280 §4.1.2.2 allows
+20 octets), unique per CA; ``request_id`` is unique across the CA so issuance is idempotent.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pkicore.db import Base, utcnow
+
+_BIGID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class CertificateAuthority(Base):
+    __tablename__ = "ca_authority"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    algorithm: Mapped[str] = mapped_column(String(32))            # pkicore.algorithms row name, e.g. sm2-sm3
+    key_label: Mapped[str] = mapped_column(String(128))           # the CA key in the HSM
+    certificate: Mapped[bytes] = mapped_column(LargeBinary)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("ca_authority.id"), nullable=True)
+    ocsp_key_label: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    ocsp_certificate: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    crl_number: Mapped[int] = mapped_column(BigInteger, default=0)   # last number used (full and delta share it)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IssuedCert(Base):
+    __tablename__ = "ca_issued_cert"
+    __table_args__ = (
+        UniqueConstraint("ca_id", "serial", name="uq_ca_issued_cert_ca_serial"),
+        Index("ix_ca_issued_cert_ca_status", "ca_id", "status"),
+        Index("ix_ca_issued_cert_ca_changed", "ca_id", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("ca_authority.id"))
+    serial: Mapped[str] = mapped_column(String(42))               # lowercase hex, no leading zeros
+    request_id: Mapped[str] = mapped_column(String(128), unique=True)
+    profile: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(Text)                    # RFC 4514-ish text, for people and search
+    not_before: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    not_after: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    certificate: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="good")   # good | revoked
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)   # RevocationReason value
+    changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # last status change
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CrlRecord(Base):
+    __tablename__ = "ca_crl"
+    __table_args__ = (UniqueConstraint("ca_id", "number", name="uq_ca_crl_ca_number"),
+                      Index("ix_ca_crl_ca_delta_number", "ca_id", "delta", "number"))
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("ca_authority.id"))
+    number: Mapped[int] = mapped_column(BigInteger)
+    delta: Mapped[bool] = mapped_column(Boolean, default=False)
+    base_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    this_update: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    next_update: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    der: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,154 @@
+"""HTTP face of the CA: CA certificates, CRLs (RFC 5280 §5, served as application/pkix-crl per RFC 2585),
+the OCSP responder (RFC 6960 Appendix A: GET with the base64 request in the path, POST with
+application/ocsp-request) and a read-only certificate look-up for API clients.
+
+URL layout (``ca_bridge.ca.ca_urls`` writes the same URLs into certificates):
+    GET  /ca                                 JSON list of CAs
+    GET  /ca/<name>/cert[.pem]               CA certificate, DER (application/pkix-cert) or PEM
+    GET  /ca/<name>/chain.pem                CA certificate up to the root, PEM
+    GET  /ca/<name>/crl                      current full CRL, DER (application/pkix-crl)
+    GET  /ca/<name>/delta-crl                current delta CRL
+    POST /ocsp/<name>  and  /ocsp            OCSPRequest body -> application/ocsp-response
+    GET  /ocsp/<name>/<base64 request>       same, for caching proxies
+    GET  /api/v1/certificates/<ca>/<serial>  JSON (roles api_client, ra_officer, auditor); serial in hex
+
+The service object comes from ``current_app.extensions["racentre.ca"]`` (an ``EmbeddedCA``); this
+module never touches PKCS#11. OCSP protocol errors are OCSPResponses with HTTP 200 (see
+``ca_bridge.ocsp``); wrong content type -> 415, body over 64 KiB -> 413, bad serial -> 400.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+
+from asn1crypto import pem
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+
+from ca_bridge.embedded import EmbeddedCA
+from ca_bridge.errors import CaError
+from pkicore.db import as_utc
+from pkicore.errors import ErrorCode
+from racentre.auth import require_roles
+
+bp = Blueprint("ca", __name__)
+
+EXTENSION_KEY = "racentre.ca"
+MAX_OCSP_REQUEST = 64 * 1024
+OCSP_REQUEST_TYPE = "application/ocsp-request"
+OCSP_RESPONSE_TYPE = "application/ocsp-response"
+
+
+def _ca() -> EmbeddedCA:
+    service = current_app.extensions.get(EXTENSION_KEY)
+    if service is None:
+        raise CaError("the CA is not configured in this service", code=ErrorCode.CONFIGURATION)
+    return service
+
+
+def _der(data: bytes, mimetype: str, max_age: int | None = None) -> Response:
+    response = Response(data, status=200, mimetype=mimetype)
+    if max_age is not None:
+        response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    return response
+
+
+@bp.get("/ca")
+def list_cas():
+    return jsonify(authorities=[{"name": info.name, "algorithm": info.algorithm.name, "parent": info.parent,
+                                 "ocsp": bool(info.ocsp_key_label)} for info in _ca().authorities().values()])
+
+
+@bp.get("/ca/<name>/cert")
+@bp.get("/ca/<name>/cert.pem")
+def ca_certificate(name: str):
+    info = _ca().directory.get(name)
+    if request.path.endswith(".pem") or request.args.get("format") == "pem":
+        return Response(pem.armor("CERTIFICATE", info.certificate), mimetype="application/x-pem-file")
+    return _der(info.certificate, "application/pkix-cert", 3600)
+
+
+@bp.get("/ca/<name>/chain.pem")
+def ca_chain(name: str):
+    svc = _ca()
+    info = svc.directory.get(name)
+    chain, cur = [info.certificate], info
+    while cur.parent is not None:
+        cur = svc.directory.get(cur.parent)
+        chain.append(cur.certificate)
+    return Response(b"".join(pem.armor("CERTIFICATE", c) for c in chain), mimetype="application/x-pem-file")
+
+
+def _crl(name: str, delta: bool):
+    published = _ca().crls.current(name, delta=delta)
+    response = _der(published.der, "application/pkix-crl")
+    response.headers["Last-Modified"] = published.this_update.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    response.headers["Expires"] = published.next_update.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return response
+
+
+@bp.get("/ca/<name>/crl")
+def crl(name: str):
+    return _crl(name, False)
+
+
+@bp.get("/ca/<name>/delta-crl")
+def delta_crl(name: str):
+    return _crl(name, True)
+
+
+def _ocsp_reply(body: bytes, name: str | None) -> Response:
+    return _der(_ca().ocsp.respond(body, name), OCSP_RESPONSE_TYPE)
+
+
+@bp.post("/ocsp")
+@bp.post("/ocsp/<name>")
+def ocsp_post(name: str | None = None):
+    if request.mimetype != OCSP_REQUEST_TYPE:
+        abort(415, description=f"send the OCSPRequest as {OCSP_REQUEST_TYPE}")
+    if request.content_length is not None and request.content_length > MAX_OCSP_REQUEST:
+        abort(413, description=f"OCSP requests are limited to {MAX_OCSP_REQUEST} bytes")
+    body = request.stream.read(MAX_OCSP_REQUEST + 1)
+    if len(body) > MAX_OCSP_REQUEST:
+        abort(413, description=f"OCSP requests are limited to {MAX_OCSP_REQUEST} bytes")
+    if name is not None:
+        _ca().directory.get(name)            # unknown CA name in the URL: 404
+    return _ocsp_reply(body, name)
+
+
+@bp.get("/ocsp/<name>/<path:encoded>")
+def ocsp_get(name: str, encoded: str):
+    """RFC 6960 Appendix A.1: GET {url}/{url-encoding of base-64 encoding of the DER OCSPRequest}."""
+    _ca().directory.get(name)
+    if len(encoded) > MAX_OCSP_REQUEST * 4 // 3 + 4:
+        abort(413, description="OCSP request too large")
+    text = encoded.strip().replace("-", "+").replace("_", "/").replace(" ", "+")
+    try:
+        body = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        body = b""                               # answered as malformedRequest
+    return _ocsp_reply(body, name)
+
+
+@bp.get("/api/v1/certificates/<ca>/<serial>")
+@require_roles("api_client", "ra_officer", "auditor")
+def certificate(ca: str, serial: str):
+    try:
+        number = int(serial, 16)
+        if number < 0 or len(serial) > 42:
+            raise ValueError
+    except ValueError:
+        raise CaError("serial must be a hexadecimal number", code=ErrorCode.BAD_REQUEST) from None
+    row = _ca().certificate(ca, number)
+    return jsonify(ca=ca, serial=row.serial, request_id=row.request_id, profile=row.profile, subject=row.subject,
+                   not_before=as_utc(row.not_before).isoformat(), not_after=as_utc(row.not_after).isoformat(),
+                   status=row.status if row.status == "revoked" else "good",
+                   revoked_at=as_utc(row.revoked_at).isoformat() if row.revoked_at else None,
+                   reason=row.reason if row.status == "revoked" else None,
+                   certificate=pem.armor("CERTIFICATE", row.certificate).decode("ascii"))
+
+
+def init_app(app, services) -> None:
+    """Wire the CA into the service app (racentre.web.build_app): one EmbeddedCA per process."""
+    if EXTENSION_KEY not in app.extensions:
+        app.extensions[EXTENSION_KEY] = EmbeddedCA.from_services(services)
+    app.register_blueprint(bp)
