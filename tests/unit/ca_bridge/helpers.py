@@ -1,9 +1,10 @@
 """Subject keys and requests for the CA tests (software keys: the subject's key never needs the HSM)."""
 from __future__ import annotations
 
+import hashlib
 import secrets
 
-from asn1crypto import x509
+from asn1crypto import ocsp, x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from tongsuopy.crypto.asymciphers import ec as ts_ec
@@ -67,3 +68,15 @@ def extensions(cert: x509.Certificate) -> dict[str, tuple[bool, object]]:
         value = ext["extn_value"].contents if raw else ext["extn_value"].parsed
         out[name] = (ext["critical"].native, value)
     return out
+
+
+def ocsp_request(issuer_der: bytes, serials, digest: str = "sha1", nonce: bytes | None = None) -> bytes:
+    """A DER OCSPRequest for ``serials`` under ``issuer_der`` with CertIDs hashed by ``digest``."""
+    issuer = x509.Certificate.load(issuer_der)
+    name_hash = hashlib.new(digest, issuer.subject.dump()).digest()
+    key_hash = hashlib.new(digest, issuer.public_key["public_key"].contents[1:]).digest()
+    tbs = {"request_list": [{"req_cert": {"hash_algorithm": {"algorithm": digest}, "issuer_name_hash": name_hash,
+                                          "issuer_key_hash": key_hash, "serial_number": s}} for s in serials]}
+    if nonce is not None:
+        tbs["request_extensions"] = [{"extn_id": "nonce", "critical": False, "extn_value": nonce}]
+    return ocsp.OCSPRequest({"tbs_request": tbs}).dump()
