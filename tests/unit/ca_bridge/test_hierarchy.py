@@ -14,7 +14,7 @@ from ca_bridge.models import CertificateAuthority
 from pkicore.algorithms import algorithm
 from pkicore.keys import verify_signature
 from tests.unit.ca_bridge.conftest import PUBLIC_URL
-from tests.unit.ca_bridge.helpers import extensions
+from tests.unit.ca_bridge.helpers import extensions, request, rsa_spki
 
 SM2_SIG_ALG = bytes.fromhex("300a06082a811ccf55018375")     # sm2-with-sm3, parameters ABSENT
 ECDSA_SIG_ALG = bytes.fromhex("300a06082a8648ce3d040302")   # ecdsa-with-SHA256, parameters ABSENT
@@ -83,3 +83,14 @@ def test_rerun_is_refused_and_changes_nothing(ca, db):
 def test_unknown_kind_refused(ca, db):
     with pytest.raises(Exception, match="unknown hierarchy kinds"):
         init_hierarchy(ca.km, db, PUBLIC_URL, kinds=("dsa",), prefix="x-", label_prefix="x-")
+
+
+def test_rsa_hierarchy(softtoken_km, db):
+    tag = f"r{secrets.token_hex(4)}-"
+    authority = EmbeddedCA(softtoken_km, db, PUBLIC_URL, name_prefix=tag)
+    assert authority.init_hierarchy(kinds=("rsa",), label_prefix=tag) == [f"{tag}root-rsa", f"{tag}issuing-rsa"]
+    issued = authority.issue(request("server", rsa_spki()))
+    assert issued.ca == f"{tag}issuing-rsa"
+    cert = x509.Certificate.load(issued.certificate)
+    assert cert["signature_algorithm"].dump() == bytes.fromhex("300d06092a864886f70d01010b0500")  # NULL params
+    assert verifies(issued.certificate, authority.directory.get(f"{tag}issuing-rsa").certificate)
