@@ -18,6 +18,7 @@ from racentre.auth import require_roles
 bp = Blueprint("ra", __name__, url_prefix="/api/v1")
 
 EXTENSION = "racentre.ra"
+CA_EXTENSION = "racentre.ca"
 RA_MAX_BODY = 256 * 1024
 STAFF = ("ra_operator", "ra_officer", "ra_admin", "auditor")
 
@@ -232,6 +233,7 @@ def openapi():
 def init_app(app, services) -> None:
     """Wire the RA into the service app (racentre.web.build_app): service + blueprint."""
     ra_config = getattr(services.config, "ra", None)
-    app.extensions[EXTENSION] = build_ra_service(services.db, ca_backend_for(services), ra_config)
+    ca = app.extensions.get(CA_EXTENSION) or ca_backend_for(services)   # the app's one CA when wired before us
+    app.extensions[EXTENSION] = build_ra_service(services.db, ca, ra_config)
     app.register_blueprint(bp)
 

@@ -6,9 +6,11 @@ import sys
 
 import click
 
+from ca_bridge.cli import ca_group
 from hsm.cli import hsm_group
 from kms.cli import kms_group
 from pkicore.errors import PkiError
+from ra.cli import ra_group
 from racentre.config import load_config
 from racentre.demo import demo_command
 from racentre.serve import serve_command
@@ -46,6 +48,8 @@ def db_upgrade(ctx):
 
 
 cli.add_command(hsm_group)
+cli.add_command(ca_group)
+cli.add_command(ra_group)
 cli.add_command(demo_command)
 cli.add_command(serve_command)
 cli.add_command(tsa_group)

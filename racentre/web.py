@@ -1,9 +1,8 @@
 """Flask application factory and the one table that maps PkiError classes to HTTP status codes."""
 from __future__ import annotations
 
-import logging
-
 import importlib
+import logging
 
 from flask import Flask, jsonify
 from sqlalchemy.orm import sessionmaker
@@ -61,7 +60,7 @@ def create_app(config: Config, key_manager: KeyManager, db: sessionmaker | None 
 
 
 # Packages whose ``views.init_app(app, services)`` wires their blueprint and service into the app.
-DEFAULT_PACKAGES = ("hsm", "timestamp", "kms")
+DEFAULT_PACKAGES = ("hsm", "ca_bridge", "ra", "timestamp", "kms", "seal")
 
 
 def build_app(services: Services, packages: tuple[str, ...] = DEFAULT_PACKAGES) -> Flask:

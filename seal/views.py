@@ -6,6 +6,8 @@ everything is processed in memory (no temporary files). Malformed documents give
 """
 from __future__ import annotations
 
+import threading
+
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from pkicore.algorithms import algorithm
@@ -15,9 +17,11 @@ from seal.registry import SealRegistry, Signer
 from seal.services import Placement, SealService, cert_der, default_maker
 
 EXTENSION_KEY = "racentre.seal"
+FACTORY_KEY = "racentre.seal.factory"
 TSA_EXTENSION_KEY = "racentre.timestamp"
 MAX_DOCUMENT = 32 * 1024 * 1024
 bp = Blueprint("seal", __name__, url_prefix="/seal")
+_build_lock = threading.Lock()
 
 ADMIN = ("ra_admin",)
 READERS = ("ra_admin", "auditor", "ra_officer", "ra_operator", "api_client")
@@ -29,7 +33,13 @@ class SealRequestError(PkiError):
 
 
 def _service() -> SealService:
-    return current_app.extensions[EXTENSION_KEY]
+    service = current_app.extensions.get(EXTENSION_KEY)
+    if service is None:            # built on first use: the TSA and the seal maker need a provisioned site
+        with _build_lock:
+            service = current_app.extensions.get(EXTENSION_KEY)
+            if service is None:
+                service = current_app.extensions[EXTENSION_KEY] = current_app.extensions[FACTORY_KEY]()
+    return service
 
 
 def _body() -> bytes:
@@ -164,12 +174,14 @@ def install(app, service: SealService) -> None:
 
 
 def init_app(app, services) -> None:
-    """Wire the seal service into the app (racentre.web.build_app). The TSA is used when the timestamp
-    package was wired before this one."""
-    maker, issuer = default_maker(services.key_manager)
-    tsa = app.extensions.get(TSA_EXTENSION_KEY)
-    respond = (lambda q: tsa.authority.respond(q)) if tsa is not None else None
-    registry = SealRegistry(services.db, services.key_manager, maker)
-    install(app, SealService(registry, trust=(issuer.certificate,), chain=(issuer.certificate,),
-                             tsa_respond=respond, tsa_trust=tuple(tsa.trust_anchors()) if tsa is not None else ()))
-
+    """Wire the seal service into the app (racentre.web.build_app), built on first use. The TSA is used
+    when the timestamp package was wired before this one."""
+    def build() -> SealService:
+        maker, issuer = default_maker(services.key_manager)
+        tsa = app.extensions.get(TSA_EXTENSION_KEY)
+        respond = (lambda q: tsa.authority.respond(q)) if tsa is not None else None
+        registry = SealRegistry(services.db, services.key_manager, maker)
+        return SealService(registry, trust=(issuer.certificate,), chain=(issuer.certificate,), tsa_respond=respond,
+                           tsa_trust=tuple(tsa.trust_anchors()) if tsa is not None else ())
+    app.extensions[FACTORY_KEY] = build
+    app.register_blueprint(bp)

@@ -7,7 +7,6 @@ Tests that need a fresh directory run the token in a subprocess.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +24,7 @@ os.environ["RACENTRE_SOFTTOKEN_DIR"] = str(SOFTTOKEN_DIR)
 from hsm import HsmConfig, KeyManager, SoftTokenConfig, init_token  # noqa: E402
 from hsm.provision import build_softtoken  # noqa: E402
 from pkicore.secret import Secret  # noqa: E402
+from tests.pgschema import POSTGRES_URL, postgres_unreachable, schema_engine  # noqa: E402
 
 USER_PIN = "user-pin-1234"
 SO_PIN = "so-pin-5678"
@@ -81,21 +81,6 @@ def any_km(request):
     return request.getfixturevalue({"softtoken": "softtoken_km", "softhsm2": "softhsm_km"}[request.param])
 
 
-POSTGRES_URL = os.environ.get("RACENTRE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def _postgres_reachable() -> str | None:
-    import sqlalchemy
-    try:
-        engine = sqlalchemy.create_engine(POSTGRES_URL)
-        with engine.connect() as conn:
-            conn.exec_driver_sql("select 1")
-        engine.dispose()
-        return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"], scope="session")
 def db(request, tmp_path_factory):
     """A session factory on a fresh schema: SQLite in a temp file, and PostgreSQL (CI: 127.0.0.1:5432,
@@ -109,20 +94,12 @@ def db(request, tmp_path_factory):
         yield make_session_factory(engine)
         engine.dispose()
         return
-    why = _postgres_reachable()
+    why = postgres_unreachable()
     if why:
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({why})")
-    schema = f"t_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
-    Base.metadata.create_all(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
+    with schema_engine() as engine:
+        Base.metadata.create_all(engine)
+        yield make_session_factory(engine)
 
 
 def run_python(code: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
