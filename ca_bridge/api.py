@@ -52,6 +52,7 @@ class IssuedCertificate:
     not_before: dt.datetime
     not_after: dt.datetime
     chain: tuple[bytes, ...] = field(default=())   # issuing CA up to (not including) the root
+    key_envelope: bytes | None = None      # KMC-generated key: GM/T 0010 SignedAndEnvelopedData for the subscriber
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,40 @@ class CertificateStatus:
     status: str                            # "good" | "revoked" | "unknown"
     revoked_at: dt.datetime | None = None
     reason: RevocationReason | None = None
+
+
+@dataclass(frozen=True)
+class EscrowedKeyRequest:
+    """Ask for a KMC-generated encryption key pair (GM/T 0034 §6, GM/T 0014 ApplyKeyReq) for the
+    certificate that ``IssueRequest(request_id=...)`` will issue later."""
+    request_id: str                        # the IssueRequest.request_id the key is for
+    profile: str                           # a profile with key_escrow = true
+    subscriber_public_key_info: bytes      # the subscriber's *signing* key: the envelope is encrypted to it
+    user_name: str | None = None
+    validity_days: int | None = None
+    ca: str | None = None
+
+
+@dataclass(frozen=True)
+class EscrowedKey:
+    """A key the KMC generated and archived, reserved for one certificate (serial and validity fixed)."""
+    request_id: str
+    ca: str
+    serial: int                            # the encryption certificate's serial = GM/T 0014 userCertNo
+    public_key_info: bytes                 # put this key in the IssueRequest
+    key_envelope: bytes                    # GM/T 0010 SignedAndEnvelopedData carrying the private key
+    not_before: dt.datetime
+    not_after: dt.datetime
+
+
+@runtime_checkable
+class KeyEscrowCA(Protocol):
+    """Optional capability of a CA with a KMC behind it. Called *before* the caller's transaction (the
+    KMC may be remote; no database lock is held across the call); idempotent on ``request_id``."""
+
+    def can_escrow(self, profile: str) -> bool: ...
+
+    def prepare_escrowed_key(self, request: EscrowedKeyRequest) -> EscrowedKey: ...
 
 
 @runtime_checkable

@@ -20,11 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge import ca as hierarchy
-from ca_bridge.api import CertificateStatus, IssuedCertificate, IssueRequest, RevocationReason
+from ca_bridge.api import (CertificateStatus, EscrowedKey, EscrowedKeyRequest, IssuedCertificate, IssueRequest,
+                           RevocationReason)
 from ca_bridge.certbuilder import (CertificateTemplate, IssuerInfo, SubjectKey, encode_name, inspect_public_key,
                                    name_text, random_serial)
 from ca_bridge.crl import CrlPublisher
 from ca_bridge.directory import CaDirectory, CaInfo
+from ca_bridge.escrow import KmcLink
 from ca_bridge.errors import CertificateNotFound, IssuanceError, RequestConflict, RevocationConflict
 from ca_bridge.models import IssuedCert
 from ca_bridge.ocsp import OcspResponder
@@ -68,6 +70,12 @@ class EmbeddedCA:
         self.ocsp = OcspResponder(key_manager, self.store, self.directory, validity=ocsp_validity)
         self._templates: dict[tuple[int, str], CertificateTemplate] = {}
         self._lock = threading.Lock()
+        self.kmc: KmcLink | None = None
+
+    def attach_kmc(self, transport, kmc_certificate: bytes) -> None:
+        """Put a KMC behind the key-escrow profiles (GM/T 0034): ``transport`` reaches its GM/T 0014
+        endpoint (``kms.client.InProcessTransport`` / ``HttpTransport``), ``kmc_certificate`` verifies it."""
+        self.kmc = KmcLink(self.km, self.db, self.directory, transport, kmc_certificate)
 
     @classmethod
     def from_services(cls, services) -> "EmbeddedCA":
@@ -112,8 +120,35 @@ class EmbeddedCA:
                 self._templates[key] = template
         return template
 
+    def can_escrow(self, profile: str) -> bool:
+        """Whether a KMC is attached and ``profile`` takes KMC-generated keys."""
+        known = self.profiles.get(profile)
+        return self.kmc is not None and known is not None and known.key_escrow
+
+    def prepare_escrowed_key(self, request: EscrowedKeyRequest) -> EscrowedKey:
+        """Reserve a KMC-generated encryption key for the certificate ``request.request_id`` will issue
+        (``ca_bridge.escrow``); call it outside any transaction. Idempotent on the request id."""
+        if not isinstance(request.request_id, str) or not 0 < len(request.request_id) <= 128:
+            raise IssuanceError("request_id must be a string of 1..128 characters")
+        profile = get_profile(self.profiles, request.profile)
+        if not profile.key_escrow:
+            raise IssuanceError(f"profile {profile.name} does not take KMC-generated keys")
+        if self.kmc is None:
+            raise IssuanceError("no key-management centre is attached to this CA")
+        subscriber = inspect_public_key(request.subscriber_public_key_info)
+        if subscriber.algorithm != "sm2" or "sm2" not in profile.key_algorithms:
+            raise IssuanceError("KMC-generated keys are SM2 and are enveloped to an SM2 signing key")
+        days = profile.validity_days if request.validity_days is None else request.validity_days
+        if not isinstance(days, int) or not 1 <= days <= profile.max_validity_days:
+            raise IssuanceError(f"validity must be 1..{profile.max_validity_days} days for profile {profile.name}")
+        ca = self._ca_for(request.ca, subscriber)
+        if ca.is_root:
+            raise IssuanceError(f"CA {ca.name} is a root CA; end-entity certificates come from an issuing CA")
+        return self.kmc.prepare(request, ca, days)
+
     def issue(self, request: IssueRequest, session: Session | None = None) -> IssuedCertificate:
-        """Issue (or return the certificate already issued for ``request.request_id``)."""
+        """Issue (or return the certificate already issued for ``request.request_id``). For a key-escrow
+        profile, a reservation made by ``prepare_escrowed_key`` fixes the serial, validity and key."""
         if not isinstance(request.request_id, str) or not 0 < len(request.request_id) <= 128:
             raise IssuanceError("request_id must be a string of 1..128 characters")
         profile = get_profile(self.profiles, request.profile)
@@ -150,7 +185,19 @@ class EmbeddedCA:
         if row.profile != request.profile or spki != key.spki or (request.ca is not None and request.ca != ca.name):
             raise RequestConflict(f"request {request.request_id} was already used for another certificate")
         return IssuedCertificate(request.request_id, int(row.serial, 16), ca.name, row.profile, row.certificate,
-                                 as_utc(row.not_before), as_utc(row.not_after), ca.chain)
+                                 as_utc(row.not_before), as_utc(row.not_after), ca.chain,
+                                 self._envelope(request.request_id, row.profile))
+
+    def _reserved(self, session: Session, request_id: str, profile_name: str):
+        profile = self.profiles.get(profile_name)
+        if self.kmc is None or profile is None or not profile.key_escrow:
+            return None
+        return self.kmc.reservation(session, request_id)
+
+    def _envelope(self, request_id: str, profile_name: str) -> bytes | None:
+        with self.db() as session:
+            reserved = self._reserved(session, request_id, profile_name)
+            return reserved.key_envelope if reserved is not None else None
 
     def _issue(self, session: Session, request: IssueRequest, profile: Profile, key: SubjectKey, ca: CaInfo,
                days: int, subject_der: bytes) -> IssuedCertificate:
@@ -158,9 +205,16 @@ class EmbeddedCA:
         if existing is not None:
             return self._replay(existing, request, key)
         now = utcnow().replace(microsecond=0)
-        not_before = now - BACKDATE
-        not_after = min(now + dt.timedelta(days=days), ca.not_after)
-        serial = random_serial()
+        reserved = self._reserved(session, request.request_id, profile.name)
+        if reserved is None:
+            not_before = now - BACKDATE
+            not_after = min(now + dt.timedelta(days=days), ca.not_after)
+            serial, envelope = random_serial(), None
+        else:                       # the KMC archived this key for exactly this serial and validity
+            if reserved.public_key_info != key.spki or reserved.ca_id != ca.id:
+                raise RequestConflict(f"request {request.request_id} reserved another KMC key or CA")
+            not_before, not_after = as_utc(reserved.not_before), as_utc(reserved.not_after)
+            serial, envelope = int(reserved.serial, 16), reserved.key_envelope
         der = self._template(ca, profile).build(
             serial=serial, subject_der=subject_der, key=key, not_before=not_before, not_after=not_after,
             dns_names=request.dns_names, ip_addresses=request.ip_addresses, identity=request.identity)
@@ -171,7 +225,8 @@ class EmbeddedCA:
             "certificate": der, "status": "good", "created_at": now})
         record(session, actor=f"ca:{ca.name}", role=ACTOR_ROLE, action="ca.certificate.issue", target_type="certificate",
                target_id=f"{ca.name}/{serial_hex}", request_id=request.request_id, profile=profile.name)
-        return IssuedCertificate(request.request_id, serial, ca.name, profile.name, der, not_before, not_after, ca.chain)
+        return IssuedCertificate(request.request_id, serial, ca.name, profile.name, der, not_before, not_after, ca.chain,
+                                 envelope)
 
     # ------------------------------------------------------------------ revocation and status
     def revoke(self, ca: str, serial: int, reason: RevocationReason,
@@ -205,6 +260,9 @@ class EmbeddedCA:
             row.reason, action = reason.value, "ca.certificate.revoke"      # hold made permanent; date kept
         else:
             row.status, row.reason, row.revoked_at, action = "revoked", reason.value, now, "ca.certificate.revoke"
+        if reason not in (RevocationReason.certificate_hold, RevocationReason.remove_from_crl) \
+                and self._reserved(session, row.request_id, row.profile) is not None:
+            self.kmc.revoke_after_commit(session, info, serial)      # GM/T 0014 RevokeKeyReq
         row.changed_at = now
         record(session, actor=f"ca:{info.name}", role=ACTOR_ROLE, action=action, target_type="certificate",
                target_id=f"{info.name}/{serial:x}", reason=reason.value)

@@ -54,6 +54,25 @@ class IssuedCert(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class EscrowReservation(Base):
+    """A KMC-generated encryption key reserved for the certificate ``request_id`` will issue (GM/T 0034):
+    the serial and validity were sent to the KMC as userCertNo / notBefore / notAfter, so the certificate
+    must use them."""
+    __tablename__ = "ca_escrow_reservation"
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128), unique=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("ca_authority.id"))
+    profile: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[str] = mapped_column(String(42))               # lowercase hex
+    subscriber_public_key_info: Mapped[bytes] = mapped_column(LargeBinary)
+    public_key_info: Mapped[bytes] = mapped_column(LargeBinary)
+    key_envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    not_before: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    not_after: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class CrlRecord(Base):
     __tablename__ = "ca_crl"
     __table_args__ = (UniqueConstraint("ca_id", "number", name="uq_ca_crl_ca_number"),

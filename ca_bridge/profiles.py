@@ -33,7 +33,7 @@ SUBJECT_ATTRIBUTES = frozenset({"country_name", "state_or_province_name", "local
 
 _FIELDS = {"description", "internal", "ca", "path_length", "validity_days", "max_validity_days", "key_algorithms",
            "key_usage", "key_usage_critical", "extended_key_usage", "extended_key_usage_critical", "ocsp_nocheck",
-           "san", "identity_allowed", "identity_required_any", "subject_required"}
+           "san", "identity_allowed", "identity_required_any", "subject_required", "key_escrow"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Profile:
     subject_required: tuple[str, ...]
     ocsp_nocheck: bool = False
     internal: bool = False                       # only the hierarchy set-up issues it
+    key_escrow: bool = False                     # GM/T 0034: the KMC generates and archives the key
 
     def validate(self, *, key_algorithm: str, subject: tuple[tuple[str, str], ...], dns_names: tuple[str, ...],
                  ip_addresses: tuple[str, ...], identity: tuple[tuple[str, str], ...],
@@ -134,7 +135,8 @@ def _profile(name: str, data: dict) -> Profile:
             san=str(data.get("san", "forbidden")), identity_allowed=frozenset(data.get("identity_allowed", ())),
             identity_required_any=frozenset(data.get("identity_required_any", ())),
             subject_required=tuple(data.get("subject_required", ("common_name",))),
-            ocsp_nocheck=bool(data.get("ocsp_nocheck", False)), internal=bool(data.get("internal", False)))
+            ocsp_nocheck=bool(data.get("ocsp_nocheck", False)), internal=bool(data.get("internal", False)),
+            key_escrow=bool(data.get("key_escrow", False)))
     except KeyError as exc:
         raise ProfileError(f"profile {name}: missing field {exc.args[0]}") from None
     problems = []

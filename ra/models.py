@@ -216,6 +216,9 @@ class RaCertificate(Base):
     serial: Mapped[str] = mapped_column(String(64))           # lower-case hex, no leading zeros
     public_key_info: Mapped[bytes] = mapped_column(LargeBinary)
     certificate: Mapped[bytes] = mapped_column(LargeBinary)
+    # KMC-generated encryption key (GM/T 0034): the GM/T 0010 SignedAndEnvelopedData for the subscriber,
+    # encrypted to its signing key (useless to anyone else)
+    key_envelope: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     not_before: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     not_after: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default="good")
@@ -232,4 +235,4 @@ class RaCertificate(Base):
         return {"usage": self.usage, "profile": self.profile, "ca": self.ca, "serial": self.serial,
                 "ca_request_id": self.ca_request_id, "not_before": _iso(self.not_before),
                 "not_after": _iso(self.not_after), "status": self.status, "revoked_at": _iso(self.revoked_at),
-                "revocation_reason": self.revocation_reason}
+                "revocation_reason": self.revocation_reason, "key_escrowed": self.key_envelope is not None}

@@ -134,7 +134,8 @@ _SCHEMAS = {
     "Certificate": {"type": "object", "properties": {
         "usage": {"enum": ["sign", "enc"]}, "profile": _STR, "ca": _STR, "serial": {"type": "string", "description": "hex"},
         "ca_request_id": _STR, "not_before": _TIME, "not_after": _TIME, "status": {"enum": ["good", "revoked"]},
-        "revoked_at": _TIME, "revocation_reason": _NSTR}},
+        "revoked_at": _TIME, "revocation_reason": _NSTR,
+        "key_escrowed": {"type": "boolean", "description": "the KMC generated the key (GM/T 0034)"}}},
     "AuditEvent": {"type": "object", "properties": {
         "id": _INT, "at": _TIME, "actor": _STR, "role": _STR, "action": _STR, "target_type": _STR,
         "target_id": _STR, "detail": {"type": "object"}}},
@@ -166,6 +167,13 @@ _PATHS = {
                                                                   "application/pkix-cert": {"schema": _STR}}},
                    params=(_RID, {"name": "usage", "in": "path", "required": True,
                                   "schema": {"enum": ["sign", "enc"]}}), errors=(404,)),
+    },
+    "/api/v1/ra/requests/{request_id}/certificates/enc/envelope": {
+        "get": _op("the KMC-generated encryption private key for the subscriber: GM/T 0010 SignedAndEnvelopedData "
+                   "(DER), encrypted to the subscriber's signing key and signed by the KMC",
+                   ("applicant", "api_client", *STAFF),
+                   {"description": "the envelope", "content": {"application/octet-stream": {"schema": _STR}}},
+                   params=(_RID,), errors=(404,)),
     },
     "/api/v1/ra/requests/{request_id}/vet": {
         "post": _op("vet: run and record the checks (all pass: vetted; any fails: rejected)", ("ra_operator",),

@@ -178,6 +178,13 @@ def get_certificate(request_id, usage):
     return Response(pem.armor("CERTIFICATE", der), mimetype="application/x-pem-file")
 
 
+@bp.get("/ra/requests/<int:request_id>/certificates/enc/envelope")
+@require_roles("applicant", "api_client", *STAFF)
+def get_key_envelope(request_id):
+    _visible_request(request_id)
+    return Response(_service().key_envelope(request_id), mimetype="application/octet-stream")
+
+
 @bp.post("/ra/requests/<int:request_id>/vet")
 @require_roles("ra_operator")
 def vet_request(request_id):

@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from ca_bridge.api import CABackend, IssuedCertificate, IssueRequest, RevocationReason
+from ca_bridge.api import (CABackend, EscrowedKey, EscrowedKeyRequest, IssuedCertificate, IssueRequest,
+                           RevocationReason)
 from pkicore.audit import record
 from pkicore.db import utcnow
 from pkicore.errors import PkiError
@@ -308,9 +309,11 @@ def _encryption_key(rtype, rkind, sign_key: KeyInfo, enc_csr, enc_public_key, po
         pair = (None, key.public_key_info)
     elif rkind is RequestKind.RENEWAL:
         target = session.get(CertRequest, target_request_id)
-        return target.enc_csr, target.enc_spki        # renewal keeps the encryption key too
+        if target.enc_spki is None:
+            return None          # the KMC generated the last one: it generates the next (GM/T 0034)
+        return target.enc_csr, target.enc_spki        # renewal keeps a subscriber-held encryption key
     else:
-        raise ValidationError("a civil-servant dual request needs an encryption key (enc_csr or enc_public_key)")
+        return None              # GM/T 0034: the KMC generates the encryption key pair at issuance
     if key.key_type != sign_key.key_type:
         raise ValidationError("the signing and encryption keys of a dual pair must be of the same type")
     if key.public_key_info == sign_key.public_key_info:
@@ -465,11 +468,31 @@ def _flush(session: Session) -> None:
         raise ConflictError("the change conflicts with a concurrent one; reload and retry") from exc
 
 
+def escrow_needed(session: Session, actor: Actor, request_id: int, *,
+                  policy: Policy = Policy()) -> EscrowedKeyRequest | None:
+    """What to ask the CA's KMC for before ``approve`` runs (outside its transaction), when this
+    officer's approval will carry out a dual request whose encryption key the KMC generates."""
+    req = session.get(CertRequest, check_id(request_id, "request"))
+    if req is None or req.type != RequestType.CIVIL_SERVANT_DUAL.value or req.enc_spki is not None \
+            or req.kind == RequestKind.REVOCATION.value or req.state != RequestState.VETTED.value \
+            or any(a.officer == actor.name for a in req.approvals) \
+            or len(req.approvals) + 1 < policy.approvals[req.type]:
+        return None
+    person = session.get(CivilServant, req.civil_servant_id)
+    return EscrowedKeyRequest(request_id=_ca_request_id(req, "enc"), profile=policy.profiles[req.type]["enc"],
+                              subscriber_public_key_info=req.sign_spki, user_name=person.name if person else None)
+
+
+def _ca_request_id(req: CertRequest, usage: str) -> str:
+    return f"ra-{req.id}-{usage}"
+
+
 def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
-            policy: Policy = Policy()) -> CertRequest:
+            policy: Policy = Policy(), escrowed: EscrowedKey | None = None) -> CertRequest:
     """An officer's approval. At the type's threshold the request is carried out in this transaction
     (issue through ``ca`` or revoke); a CA failure raises and rolls everything back. Approving again a
-    request one has already approved returns it unchanged (a retry never issues twice)."""
+    request one has already approved returns it unchanged (a retry never issues twice). ``escrowed``:
+    the KMC key reserved beforehand (``escrow_needed``) for a dual request's encryption certificate."""
     req = _lock(session, request_id)
     already = any(a.officer == actor.name for a in req.approvals)
     if already:
@@ -488,7 +511,7 @@ def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
            target_id=req.id, approvals=count, threshold=threshold)
     if count >= threshold:
         req.state = RequestState.APPROVED.value
-        _carry_out(session, actor, req, ca, policy)
+        _carry_out(session, actor, req, ca, policy, escrowed)
     _flush(session)
     session.refresh(req, ["approvals", "certificates"])
     return req
@@ -513,7 +536,7 @@ def reject(session: Session, actor: Actor, request_id: int, reason: str) -> Cert
 
 # ------------------------------------------------------------------------------------ issue and revoke
 
-def _ca_call(what: str, fn, *args, **kwargs):
+def ca_call(what: str, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except PkiError:
@@ -522,19 +545,21 @@ def _ca_call(what: str, fn, *args, **kwargs):
         raise IssuanceFailed(f"the CA failed to {what}; nothing was recorded") from exc
 
 
-def _carry_out(session: Session, actor: Actor, req: CertRequest, ca: CABackend, policy: Policy) -> None:
+def _carry_out(session: Session, actor: Actor, req: CertRequest, ca: CABackend, policy: Policy,
+               escrowed: EscrowedKey | None = None) -> None:
     if req.kind == RequestKind.REVOCATION.value:
         reason = RevocationReason(req.revocation_reason)
         _revoke_all(session, actor, req, req.target_request_id, reason, ca)
         req.state, req.completed_at = RequestState.REVOKED.value, utcnow()
         return
-    _issue(session, actor, req, ca, policy)
+    _issue(session, actor, req, ca, policy, escrowed)
     if req.kind == RequestKind.REKEY.value:
         _revoke_all(session, actor, req, req.target_request_id, RevocationReason.superseded, ca)
     req.state, req.completed_at = RequestState.ISSUED.value, utcnow()
 
 
-def _issue(session: Session, actor: Actor, req: CertRequest, ca: CABackend, policy: Policy) -> None:
+def _issue(session: Session, actor: Actor, req: CertRequest, ca: CABackend, policy: Policy,
+           escrowed: EscrowedKey | None = None) -> None:
     subject = vetted_subject(session, req)
     identity = identity_extensions(session, req)
     dns, ips = (), ()
@@ -542,16 +567,22 @@ def _issue(session: Session, actor: Actor, req: CertRequest, ca: CABackend, poli
         server = session.get(Server, req.server_id)
         dns, ips = server.dns_names, server.ip_addresses
     keys = {"sign": req.sign_spki, "enc": req.enc_spki}
+    if req.type == RequestType.CIVIL_SERVANT_DUAL.value and req.enc_spki is None:
+        if escrowed is None or escrowed.request_id != _ca_request_id(req, "enc"):
+            raise IssuanceFailed("the encryption key comes from the key-management centre, and the CA has none "
+                                 "attached (or reserved no key for this request)")
+        keys["enc"] = escrowed.public_key_info
     for usage, profile in policy.profiles[req.type].items():
-        ca_request = IssueRequest(request_id=f"ra-{req.id}-{usage}", profile=profile, subject=subject,
+        ca_request = IssueRequest(request_id=_ca_request_id(req, usage), profile=profile, subject=subject,
                                   public_key_info=keys[usage], dns_names=tuple(dns), ip_addresses=tuple(ips),
                                   identity=identity)
-        issued: IssuedCertificate = _ca_call("issue a certificate", ca.issue, ca_request, session=session)
+        issued: IssuedCertificate = ca_call("issue a certificate", ca.issue, ca_request, session=session)
         if issued.request_id != ca_request.request_id:
             raise IssuanceFailed("the CA answered for another request")
         session.add(RaCertificate(request_id=req.id, ca_request_id=ca_request.request_id, usage=usage,
                                   profile=issued.profile, ca=issued.ca, serial=format(issued.serial, "x"),
                                   public_key_info=keys[usage], certificate=issued.certificate,
+                                  key_envelope=issued.key_envelope,
                                   not_before=issued.not_before, not_after=issued.not_after, status="good"))
         record(session, actor=actor.name, role=actor.role, action="ra.certificate.issue", target_type=TARGET,
                target_id=req.id, usage=usage, profile=issued.profile, ca=issued.ca, serial=format(issued.serial, "x"),
@@ -565,7 +596,7 @@ def _revoke_all(session: Session, actor: Actor, req: CertRequest, target_id: int
     if not certificates:
         raise ConflictError(f"request {target_id} has no certificate in force")
     for cert in certificates:
-        status = _ca_call("revoke a certificate", ca.revoke, cert.ca, cert.serial_int, reason, session=session)
+        status = ca_call("revoke a certificate", ca.revoke, cert.ca, cert.serial_int, reason, session=session)
         cert.status = "revoked"
         cert.revoked_at = status.revoked_at or utcnow()
         cert.revocation_reason = reason.value

@@ -11,10 +11,12 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ca_bridge.embedded import EmbeddedCA
 from hsm import KeyManager, open_key_manager
 from pkicore.db import make_engine, make_session_factory
 from racentre.config import Config
 from racentre.migrate import upgrade
+from racentre.provision import Site
 
 
 class Services:
@@ -42,6 +44,15 @@ class Services:
     @cached_property
     def db(self) -> sessionmaker[Session]:
         return make_session_factory(self.engine)
+
+    @cached_property
+    def ca(self) -> EmbeddedCA:
+        """The embedded CA, one per process (shared by the CA views, the RA and site provisioning)."""
+        return EmbeddedCA.from_services(self)
+
+    @cached_property
+    def site(self) -> Site:
+        return Site(self.ca, self.key_manager)
 
     def close(self) -> None:
         if "key_manager" in self.__dict__:

@@ -12,6 +12,7 @@ from hsm import KeyManager
 from hsm.views import bp as hsm_bp
 from pkicore.errors import ErrorCode, PkiError
 from racentre.config import Config
+from racentre.provision import wire_site
 from racentre.services import Services
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ DEFAULT_PACKAGES = ("hsm", "ca_bridge", "ra", "timestamp", "kms", "seal")
 
 def build_app(services: Services, packages: tuple[str, ...] = DEFAULT_PACKAGES) -> Flask:
     """The full service app: every package's blueprint over one service container."""
-    app = create_app(services.config, services.key_manager, services.db, blueprints=[])
+    app = create_app(services.config, services.key_manager, services.db, blueprints=[],
+                     services={"ca": services.ca} if "ca_bridge" in packages else None)
     for name in packages:
         importlib.import_module(f"{name}.views").init_app(app, services)
+    wire_site(app, services)
     return app

@@ -1,0 +1,141 @@
+"""Site provisioning, the composition root's part: the centre's own service identities are certified by
+the embedded CA — TSA units (profile ``tsa``, RFC 3161 §2.3), the KMC (``kmc``), the seal-making
+authority (``seal-maker``, GB/T 38540 §6) — and the KMC is attached to the CA, which asks it for the
+encryption keys of GM/T 0034 dual certificates over GM/T 0014.
+
+Idempotent: each identity's key is generated in the HSM once (never extractable) and certified once
+per key — the IssueRequest id is ``site:<role>:<SHA-256 of the key, 16 hex>`` and EmbeddedCA issuance is
+idempotent on it — so every worker process may call these at start-up and reads the same certificate.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from asn1crypto import x509
+
+from ca_bridge.api import IssueRequest
+from ca_bridge.embedded import EmbeddedCA
+from hsm import KeyManager, KeyNotFound
+from kms.client import InProcessTransport
+from kms.services import Kmc
+from pkicore.algorithms import algorithm
+from seal.registry import SealMaker, SealRegistry
+from seal.services import SealService
+
+log = logging.getLogger(__name__)
+
+SEAL_MAKER_LABEL = "seal-maker"
+SEAL_FACTORY = "racentre.seal.factory"
+
+
+@dataclass(frozen=True)
+class Certified:
+    certificate: bytes
+    chain: tuple[bytes, ...]          # issuing CA up to and including the root
+
+    @property
+    def root(self) -> bytes:
+        return self.chain[-1]
+
+
+class Site:
+    """The embedded CA plus what the centre's own services need from it."""
+
+    def __init__(self, ca: EmbeddedCA, key_manager: KeyManager, organization: str = "RA Centre"):
+        self.ca = ca
+        self.km = key_manager
+        self.organization = organization
+
+    @property
+    def provisioned(self) -> bool:
+        """True once the CA hierarchy exists (``racentre setup`` or ``racentre ca init``)."""
+        return bool(self.ca.authorities())
+
+    def init(self, kinds: tuple[str, ...] = ("sm2",)) -> list[str]:
+        """Create the CA hierarchy when none exists; returns the CAs created (none when it existed)."""
+        if self.provisioned:
+            return []
+        return self.ca.init_hierarchy(kinds=kinds, organization=self.organization, actor="site-setup")
+
+    # ------------------------------------------------------------------ certificates
+    def roots(self) -> tuple[bytes, ...]:
+        return tuple(info.certificate for info in self.ca.authorities().values() if info.is_root)
+
+    def issuing(self) -> tuple[bytes, ...]:
+        return tuple(info.certificate for info in self.ca.authorities().values() if not info.is_root)
+
+    def _with_root(self, ca_name: str, chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
+        info = self.ca.authorities()[ca_name]
+        while info.parent is not None:
+            info = self.ca.authorities()[info.parent]
+        return tuple(chain) + (info.certificate,)
+
+    def certify(self, role: str, public_key_info: bytes, profile: str, common_name: str) -> Certified:
+        """The certificate of a service key (issued on first call, read back after)."""
+        key_hash = hashlib.sha256(public_key_info).hexdigest()[:16]
+        issued = self.ca.issue(IssueRequest(
+            request_id=f"site:{role}:{key_hash}", profile=profile, public_key_info=public_key_info,
+            subject=(("country_name", "CN"), ("organization_name", self.organization), ("common_name", common_name))))
+        return Certified(issued.certificate, self._with_root(issued.ca, issued.chain))
+
+    def ensure_key(self, label: str, key_algorithm: str = "sm2") -> bytes:
+        """The SPKI of the HSM key pair ``label``, generated (non-extractable) when absent."""
+        try:
+            return self.km.public_key_info(label)
+        except KeyNotFound:
+            self.km.generate_key_pair(label, key_algorithm)
+            return self.km.public_key_info(label)
+
+    # ------------------------------------------------------------------ services
+    def tsa_issuer(self):
+        """A ``timestamp.services.CertificateIssuer``: (SPKI, unit) -> [TSA certificate, issuing CA, root]."""
+        def issue(spki: bytes, unit: str) -> list[bytes]:
+            certified = self.certify(f"tsa-{unit}", spki, "tsa", f"{self.organization} TSA {unit}")
+            return [certified.certificate, *certified.chain]
+        return issue
+
+    def seal_maker(self, label: str = SEAL_MAKER_LABEL, vid: str = "RACENTRE") -> SealMaker:
+        """The seal-making authority: an SM2 key in the HSM with a CA-issued certificate."""
+        spki = self.ensure_key(label, "sm2")
+        certified = self.certify("seal-maker", spki, "seal-maker", f"{self.organization} Seal Maker")
+        return SealMaker(label, certified.certificate, algorithm("sm2-sm3"), vid)
+
+    def connect_kmc(self, kmc: Kmc) -> None:
+        """Certify the KMC signing key by the CA (replacing its bootstrap self-signed certificate), let
+        the KMC trust our SM2 issuing CAs, and attach it to the CA in process (GM/T 0014)."""
+        cert = x509.Certificate.load(kmc.escrow.certificate)
+        if cert.self_signed != "no":
+            certified = self.certify("kmc", kmc.escrow.public_key_info, "kmc", f"{self.organization} KMC")
+            kmc.escrow.install_certificate(certified.certificate, actor="site-setup")
+        for info in self.ca.authorities().values():
+            if not info.is_root and info.algorithm.key_type == "sm2":
+                kmc.service.trust(info.certificate)
+        self.ca.attach_kmc(InProcessTransport(kmc.service), kmc.escrow.certificate)
+
+
+def build_seal_service(site: Site, services, tsa=None):
+    """The seal service over the CA-certified seal maker; PDF signer chains end at our roots; the TSA (if
+    wired) timestamps seals."""
+    maker = site.seal_maker()
+    registry = SealRegistry(services.db, services.key_manager, maker)
+    return SealService(registry, trust=site.roots(), chain=site.issuing(),
+                       tsa_respond=(lambda q: tsa.authority.respond(q)) if tsa is not None else None,
+                       tsa_trust=site.roots() if tsa is not None else ())
+
+
+def wire_site(app, services) -> None:
+    """After every package is wired (``racentre.web.build_app``): once the site is provisioned, the KMC
+    is attached to the CA and the seal service uses the CA-certified seal maker. Before that (a fresh
+    site) the packages keep their own start-up behaviour and ``racentre setup`` is the next step."""
+    site = services.site
+    if "racentre.ca" not in app.extensions or not site.provisioned:
+        log.warning("the CA hierarchy is not set up yet: run `racentre setup` (or `racentre ca init`)")
+        return
+    kmc = app.extensions.get("racentre.kms")
+    if kmc is not None:
+        site.connect_kmc(kmc)
+    if SEAL_FACTORY in app.extensions:
+        tsa = app.extensions.get("racentre.timestamp")
+        app.extensions[SEAL_FACTORY] = lambda: build_seal_service(site, services, tsa)

@@ -1,0 +1,168 @@
+"""GM/T 0034 dual certificates through the whole service app (build_app over a real Services container,
+migrated database, the software token): a civil servant's signing CSR is vetted and approved by two
+officers; the CA asks the KMC (GM/T 0014, in process) for the encryption key pair; the subscriber fetches
+both certificates and the KMC's SignedAndEnvelopedData over REST and opens it with independent code; the
+key matches the encryption certificate. Revoking the pair puts both on the CRL, OCSP says revoked, and
+the KMC's archive marks the escrowed key revoked. On SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from urllib.parse import quote
+
+import pytest
+from asn1crypto import crl as asn1_crl, ocsp as asn1_ocsp, pem, x509
+from sqlalchemy import select
+
+from hsm import init_token
+from kms.models import EscrowedKey
+from pkicore.db import transaction
+from pkicore.secret import Secret
+from pkicore.envelope import parse_signed_and_enveloped, verify_signed_and_enveloped
+from racentre.auth import create_token
+from racentre.config import Config, DatabaseConfig
+from racentre.services import Services
+from racentre.web import build_app
+from tests.pgschema import POSTGRES_URL, postgres_unreachable, schema_engine
+from tests.unit.ca_bridge.helpers import ocsp_request
+from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
+from tests.unit.ra import helpers
+from tests.unit.ra.csr_tools import openssl_csr
+
+ROLES = {"applicant": ["applicant"], "operator": ["ra_operator"], "officer_a": ["ra_officer"],
+         "officer_b": ["ra_officer"]}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def services(request, tmp_path, softtoken_config):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'racentre.db'}"
+        yield _services(url, softtoken_config)
+        return
+    why = postgres_unreachable()
+    if why:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({why})")
+    with schema_engine("e2e") as engine:
+        yield _services(_url_with_schema(engine), softtoken_config)
+
+
+def _url_with_schema(engine) -> str:
+    with engine.connect() as conn:
+        schema = conn.exec_driver_sql("select current_schema()").scalar()
+    return f"{POSTGRES_URL}?options={quote(f'-csearch_path={schema}')}"
+
+
+def _services(url: str, hsm_config) -> Services:
+    """A site of its own: a fresh database and a fresh token (the CA refuses to reuse key labels)."""
+    hsm_config = dataclasses.replace(hsm_config, token=f"e2e-{secrets.token_hex(4)}")
+    init_token(hsm_config, Secret(secrets.token_hex(8)), hsm_config.pin)
+    config = Config(hsm=hsm_config, database=DatabaseConfig(url=url))
+    services = Services(config)
+    services.site.init(kinds=("sm2",))
+    return services
+
+
+@pytest.fixture
+def client(services):
+    app = build_app(services)
+    tag = helpers.tag()
+    tokens = {}
+    with transaction(services.db) as session:
+        for who, roles in ROLES.items():
+            tokens[who] = create_token(session, f"{who}-{tag}", roles)
+    http = app.test_client()
+
+    def call(method, path, who=None, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if who:
+            headers["Authorization"] = f"Bearer {tokens[who]}"
+        return http.open(path, method=method, headers=headers, **kwargs)
+
+    yield call
+    services.close()
+
+
+def test_dual_pair_with_kmc_generated_encryption_key(client, services, tmp_path):
+    unit = client("POST", "/api/v1/ra/units", "operator",
+                  json={"name": f"杭州市测试局-{helpers.tag()}", "uscc": helpers.uscc(), "legal_representative": "王五"})
+    assert unit.status_code == 201, unit.json
+    person = client("POST", "/api/v1/ra/civil-servants", "operator",
+                    json={"name": "张三", "id_number": helpers.id_number(), "unit_id": unit.json["id"],
+                          "department": "办公室"})
+    assert person.status_code == 201, person.json
+    # the subscriber's own signing key and CSR, made by OpenSSL with the default SM2 ID
+    d_sub, spki_sub = openssl_sm2_key(tmp_path / "sign.key")
+    csr = openssl_csr(tmp_path, "sign", "/CN=张三", sm2=True, key=tmp_path / "sign.key")
+    resp = client("POST", "/api/v1/ra/requests", "applicant",
+                  json={"type": "civil-servant-dual", "subject_id": person.json["id"], "csr": csr.decode()})
+    assert resp.status_code == 201, resp.json
+    rid = resp.json["id"]
+    assert client("POST", f"/api/v1/ra/requests/{rid}/vet", "operator",
+                  json={"documents_checked": True}).json["state"] == "vetted"
+    assert client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_a").json["state"] == "vetted"
+    done = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
+    assert done.status_code == 200 and done.json["state"] == "issued", done.json
+    by_usage = {c["usage"]: c for c in done.json["certificates"]}
+    assert by_usage["enc"]["key_escrowed"] is True and by_usage["sign"]["key_escrowed"] is False
+
+    sign = x509.Certificate.load(pem.unarmor(client("GET", f"/api/v1/ra/requests/{rid}/certificates/sign",
+                                                    "applicant").data)[2])
+    enc = x509.Certificate.load(pem.unarmor(client("GET", f"/api/v1/ra/requests/{rid}/certificates/enc",
+                                                   "applicant").data)[2])
+    assert sign.public_key.dump() == spki_sub and enc.public_key.dump() != spki_sub
+    assert sign.subject == enc.subject and sign.issuer == enc.issuer
+    assert enc.key_usage_value.native == {"key_encipherment", "data_encipherment", "key_agreement"}
+
+    # the envelope: signed by the KMC (its certificate now issued by our CA), opened with independent code
+    envelope = client("GET", f"/api/v1/ra/requests/{rid}/certificates/enc/envelope", "applicant")
+    assert envelope.status_code == 200 and envelope.mimetype == "application/octet-stream"
+    kmc = services.site.ca.kmc
+    kmc_cert = x509.Certificate.load(kmc.kmc_certificate)
+    assert kmc_cert.issuer == sign.issuer and kmc_cert.self_signed == "no"
+    check = verify_signed_and_enveloped(envelope.data, kmc_cert.public_key.dump(), kmc.kmc_certificate)
+    assert check.ok, check.reasons
+    sed = parse_signed_and_enveloped(envelope.data)
+    d_enc = int.from_bytes(sm4_ecb_decrypt(sm2_decrypt(d_sub, sed.encrypted_key), sed.encrypted_content), "big")
+    assert mul(d_enc) == public_point(enc.public_key.dump())
+    assert client("GET", f"/api/v1/ra/requests/{rid}/certificates/enc/envelope", "officer_a").status_code == 200
+    assert client("GET", f"/api/v1/ra/requests/{rid}/certificates/sign/envelope", "applicant").status_code == 404
+
+    # the KMC archived exactly this key under the encryption certificate's serial
+    with services.db() as session:
+        row = session.scalar(select(EscrowedKey).where(EscrowedKey.user_cert_no == str(enc.serial_number)))
+        assert row is not None and row.public_key_info == enc.public_key.dump() and row.status == "active"
+
+    # revocation goes through the same gate; the CRL, OCSP and the KMC archive follow
+    rev = client("POST", f"/api/v1/ra/requests/{rid}/revoke", "applicant", json={"reason": "key_compromise"})
+    assert rev.status_code == 201, rev.json
+    rev_id = rev.json["id"]
+    client("POST", f"/api/v1/ra/requests/{rev_id}/vet", "operator", json={"documents_checked": True})
+    client("POST", f"/api/v1/ra/requests/{rev_id}/approve", "officer_a")
+    final = client("POST", f"/api/v1/ra/requests/{rev_id}/approve", "officer_b")
+    assert final.status_code == 200 and final.json["state"] == "revoked", final.json
+    with services.db() as session:
+        row = session.scalar(select(EscrowedKey).where(EscrowedKey.user_cert_no == str(enc.serial_number)))
+        assert row.status == "revoked"
+    ca_name = by_usage["enc"]["ca"]
+    crl = asn1_crl.CertificateList.load(services.ca.crls.generate(ca_name).der)
+    listed = {r["user_certificate"].native for r in crl["tbs_cert_list"]["revoked_certificates"]}
+    assert {sign.serial_number, enc.serial_number} <= listed
+    issuer_der = services.ca.authorities()[ca_name].certificate
+    ocsp = client("POST", f"/ocsp/{ca_name}", data=ocsp_request(issuer_der, [enc.serial_number]),
+                  headers={"Content-Type": "application/ocsp-request"})
+    assert ocsp.status_code == 200
+    basic = asn1_ocsp.OCSPResponse.load(ocsp.data)["response_bytes"]["response"].parsed
+    assert basic["tbs_response_data"]["responses"][0]["cert_status"].name == "revoked"
+
+
+def test_dual_request_without_kmc_is_refused_at_submission(client, services, tmp_path):
+    services.ca.kmc = None          # a CA with no key-management centre attached
+    unit = client("POST", "/api/v1/ra/units", "operator",
+                  json={"name": f"测试局-{helpers.tag()}", "uscc": helpers.uscc(), "legal_representative": "王五"})
+    person = client("POST", "/api/v1/ra/civil-servants", "operator",
+                    json={"name": "李四", "id_number": helpers.id_number(), "unit_id": unit.json["id"]})
+    openssl_sm2_key(tmp_path / "k.key")
+    csr = openssl_csr(tmp_path, "s", "/CN=李四", sm2=True, key=tmp_path / "k.key")
+    resp = client("POST", "/api/v1/ra/requests", "applicant",
+                  json={"type": "civil-servant-dual", "subject_id": person.json["id"], "csr": csr.decode()})
+    assert resp.status_code == 400 and "key-management centre" in resp.json["error"]["message"]
