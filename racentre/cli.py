@@ -11,6 +11,7 @@ from hsm.cli import hsm_group
 from kms.cli import kms_group
 from pkicore.errors import PkiError
 from ra.cli import ra_group
+from racentre.audit_cli import audit_group
 from racentre.config import load_config
 from racentre.demo import demo_command
 from racentre.serve import serve_command
@@ -55,6 +56,7 @@ cli.add_command(serve_command)
 cli.add_command(tsa_group)
 cli.add_command(kms_group)
 cli.add_command(seal_group)
+cli.add_command(audit_group)
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "hsm": {"module": "str", "token": "str", "pin": "secret", "vendor": "str", "pool_size": "int"},
     "softtoken": {"dir": "str", "auto_init": "bool", "so_pin": "secret"},
     "service": {"host": "str", "port": "int", "threads": "int", "workers": "int", "public_url": "str"},
+    "audit": {"node_id": "str", "key_label": "str", "checkpoint_interval": "int"},
     "tsa": TSA_SCHEMA,
 }
 
@@ -44,6 +45,15 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """The audit trail (racentre.audit): this node's name in writer ids (default: the host name), the
+    HSM label of the SM2 checkpoint key, and seconds between periodic checkpoints (0: cron only)."""
+    node_id: str = ""
+    key_label: str = "audit-signing"
+    checkpoint_interval: int = 0
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     url: str = "sqlite:///var/racentre.db"
 
@@ -54,6 +64,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     tsa: TsaConfig = field(default_factory=TsaConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     source: str | None = None
 
 
@@ -132,5 +143,5 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
     database = dict(values["database"])
     return Config(hsm=HsmConfig(**hsm_values, softtoken=softtoken),
                   database=DatabaseConfig(**database), service=ServiceConfig(**values["service"]),
-                  tsa=TsaConfig.from_values(values["tsa"], base),
+                  tsa=TsaConfig.from_values(values["tsa"], base), audit=AuditConfig(**values["audit"]),
                   source=str(path) if path else None)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.embedded import EmbeddedCA
 from hsm import KeyManager, open_key_manager
+from pkicore.audit import bind_node
 from pkicore.db import make_engine, make_session_factory
 from racentre.config import Config
 from racentre.migrate import upgrade
@@ -38,6 +39,7 @@ class Services:
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         engine = make_engine(url)
+        bind_node(engine, self.config.audit.node_id)
         upgrade(engine)
         return engine
 

@@ -1,0 +1,610 @@
+"""The tamper-evident audit trail's HSM side: signed checkpoints, verification and the auditor export.
+
+``pkicore.audit`` holds the tables, the per-writer hash chains and the canonical encoding; this module
+adds what needs the HSM audit key (an SM2 key generated in the HSM on first use, label from
+``[audit] key_label``), after REFERENCES.md §8:
+
+* ``checkpoint(db, km)``: one ``audit_checkpoint`` row that signs (SM2 with SM3, GB/T 32918.2, default
+  user ID) every chain's head (writer, seq, hash), the previous checkpoint's hash and the key's
+  fingerprint. Cron ``racentre audit checkpoint``; ``verify``/``export`` checkpoint too, and
+  ``start_periodic_checkpoints`` is the hook for a service timer.
+* ``verify(db, spki)``: recomputes every row hash and link, every checkpoint hash, link and signature,
+  and checks each signed head against the chain. Every finding names the row (id, writer, seq) and what
+  is wrong: modified, deleted (a seq gap or a signed head gone), inserted or reordered. Rows after the
+  last checkpoint are reported as unanchored; ones dated well before it (``grace``) are flagged, since a
+  legitimate row that old would have been covered. Result objects, not exceptions (STYLE §3).
+* ``export_range``/``verify_export``: a JSON range for an external reviewer with the links (writer, seq,
+  prev_hash, body digest, hash; no content) from the range to signed checkpoint heads, the covering
+  checkpoints and the public key, plus a detached SM2 signature over the file's exact bytes.
+  ``verify_export`` needs nothing of ours but pkicore: no HSM, no database.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asn1crypto import pem
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from hsm import KeyManager, KeyNotFound
+from pkicore import algorithm, verify_signature
+from pkicore.audit import (CHECKPOINT_GENESIS, HASH_ALGORITHM, AuditCheckpoint, AuditEvent, AuditWriter,
+                           body_digest, canonical_time, chain_heads, checkpoint_tbs, link_hash, record, row_hash,
+                           sm3_hex, writer_genesis)
+from pkicore.db import as_utc, transaction, utcnow
+from pkicore.errors import ErrorCode, PkiError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEY_LABEL = "audit-signing"
+EXPORT_FORMAT = "racentre-audit-export/1"
+SM2_SM3 = algorithm("sm2-sm3")
+DEFAULT_GRACE = dt.timedelta(minutes=10)
+_ROW_COLUMNS = ("id", "writer_id", "seq", "prev_hash", "hash", "at", "actor", "role", "action", "target_type",
+                "target_id", "detail")
+
+
+class AuditError(PkiError):
+    code = ErrorCode.BAD_REQUEST
+
+
+def key_fingerprint(spki: bytes) -> str:
+    return sm3_hex(spki)
+
+
+def ensure_audit_key(km: KeyManager, label: str = DEFAULT_KEY_LABEL) -> bytes:
+    """SPKI DER of the audit key, generating the SM2 pair in the HSM (non-extractable) on first use."""
+    try:
+        return km.public_key_info(label)
+    except KeyNotFound:
+        log.info("generating the SM2 audit key %r in the HSM", label)
+        return km.generate_key_pair(label, "sm2").public_key_info
+
+
+def audit_public_key(km: KeyManager, label: str = DEFAULT_KEY_LABEL) -> bytes | None:
+    try:
+        return km.public_key_info(label)
+    except KeyNotFound:
+        return None
+
+
+# ----------------------------------------------------------------------------- checkpoints
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    at: dt.datetime
+    hash: str
+    heads: tuple[tuple[str, int, str], ...]
+
+    def as_dict(self) -> dict:
+        return {"seq": self.seq, "at": canonical_time(self.at), "hash": self.hash,
+                "heads": [list(h) for h in self.heads]}
+
+
+def checkpoint(db: sessionmaker[Session], km: KeyManager, *, key_label: str = DEFAULT_KEY_LABEL) -> Checkpoint:
+    """Sign every chain's current head (and the previous checkpoint) with the HSM audit key."""
+    spki = ensure_audit_key(km, key_label)
+    fingerprint = key_fingerprint(spki)
+    for attempt in range(5):
+        try:
+            with transaction(db) as session:
+                prev = session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1))
+                heads = [h.as_list() for h in chain_heads(session)]
+                seq = prev.seq + 1 if prev else 1
+                prev_hash = prev.hash if prev else CHECKPOINT_GENESIS
+                at = utcnow()
+                tbs = checkpoint_tbs(seq, at, prev_hash, fingerprint, heads)
+                signature = km.sign(key_label, tbs)
+                session.add(AuditCheckpoint(seq=seq, at=at, prev_hash=prev_hash, heads=heads, key_label=key_label,
+                                            key_fingerprint=fingerprint, signature=signature.hex(),
+                                            hash=sm3_hex(tbs)))
+            log.info("audit checkpoint #%d over %d chains", seq, len(heads))
+            return Checkpoint(seq, at, sm3_hex(tbs), tuple(tuple(h) for h in heads))
+        except IntegrityError:      # another node took this number first: sign again over the new state
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def start_periodic_checkpoints(db: sessionmaker[Session], km: KeyManager, interval: float, *,
+                               key_label: str = DEFAULT_KEY_LABEL) -> threading.Event:
+    """The service hook: a daemon thread that checkpoints every ``interval`` seconds until the returned
+    event is set. Failures are logged and retried at the next tick."""
+    stop = threading.Event()
+
+    def loop():
+        while not stop.wait(interval):
+            try:
+                checkpoint(db, km, key_label=key_label)
+            except Exception:  # noqa: BLE001 - a timer must survive a transient HSM/database failure
+                log.exception("periodic audit checkpoint failed")
+
+    threading.Thread(target=loop, name="audit-checkpoint", daemon=True).start()
+    return stop
+
+
+# ----------------------------------------------------------------------------- verification results
+@dataclass(frozen=True)
+class Problem:
+    """One finding; ``row_id``/``writer``/``seq`` name the audit row, ``checkpoint`` the checkpoint."""
+    kind: str              # modified | deleted | inserted | reordered | broken-link | checkpoint | signature | ...
+    message: str
+    row_id: int | None = None
+    writer: str | None = None
+    seq: int | None = None
+    checkpoint: int | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    rows: int
+    writers: int
+    checkpoints: int
+    unanchored: int                      # rows after the last checkpoint (chained, not yet signed)
+    problems: tuple[Problem, ...] = ()
+    notes: tuple[str, ...] = ()
+    fingerprint: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "rows": self.rows, "writers": self.writers, "checkpoints": self.checkpoints,
+                "unanchored_rows": self.unanchored, "key_fingerprint": self.fingerprint,
+                "problems": [p.as_dict() for p in self.problems], "notes": list(self.notes)}
+
+
+def _where(row_id, writer, seq) -> str:
+    return f"row id {row_id} ({writer}#{seq})" if row_id is not None else f"row {writer}#{seq}"
+
+
+class _CheckpointState:
+    """Checks the checkpoint chain and signatures; remembers which (writer, seq) each one signed."""
+
+    def __init__(self, spki: bytes | None, problems: list[Problem]):
+        self.spki, self.problems = spki, problems
+        self.fingerprint = key_fingerprint(spki) if spki else None
+        self.signed: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        self.last: dict | None = None
+        self.count = 0
+
+    def check(self, cps: list[dict]) -> None:
+        prev_hash, expected, prev_heads = CHECKPOINT_GENESIS, 1, {}
+        for cp in sorted(cps, key=lambda c: c["seq"]):
+            self.count += 1
+            n = cp["seq"]
+            tbs = checkpoint_tbs(n, cp["at"], cp["prev_hash"], cp["key_fingerprint"], cp["heads"])
+            if n != expected:
+                self.problems.append(Problem("checkpoint", f"checkpoints #{expected}..#{n - 1} are missing "
+                                             f"(deleted) before checkpoint #{n}", checkpoint=n))
+            if sm3_hex(tbs) != cp["hash"]:
+                self.problems.append(Problem("checkpoint", f"checkpoint #{n} was modified: its content does not "
+                                             "match its hash", checkpoint=n))
+            if cp["prev_hash"] != prev_hash and n == expected:
+                self.problems.append(Problem("checkpoint", f"checkpoint #{n} does not chain to checkpoint "
+                                             f"#{n - 1}", checkpoint=n))
+            if self.spki is None:
+                self.problems.append(Problem("signature", f"checkpoint #{n} cannot be checked: no audit public key",
+                                             checkpoint=n))
+            elif cp["key_fingerprint"] != self.fingerprint:
+                self.problems.append(Problem("signature", f"checkpoint #{n} names a key that is not the audit key "
+                                             f"({cp['key_fingerprint'][:16]}...)", checkpoint=n))
+            elif not _signature_ok(self.spki, tbs, cp["signature"]):
+                self.problems.append(Problem("signature", f"checkpoint #{n}: the SM2 signature does not verify",
+                                             checkpoint=n))
+            heads = {}
+            for w, s, h in cp["heads"]:
+                heads[w] = int(s)
+                self.signed.setdefault((w, int(s)), []).append((n, h))
+            for w, s in prev_heads.items():
+                if heads.get(w, -1) < s:
+                    self.problems.append(Problem("checkpoint", f"checkpoint #{n} shrinks chain {w} "
+                                                 f"(#{s} -> #{heads.get(w)})", writer=w, checkpoint=n))
+            prev_hash, expected, prev_heads = cp["hash"], n + 1, heads
+            self.last = {"seq": n, "at": as_utc(_time(cp["at"])), "heads": heads}
+
+
+def _time(value) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+
+
+def _signature_ok(spki: bytes, data: bytes, signature_hex: str) -> bool:
+    try:
+        return verify_signature(spki, SM2_SM3, data, bytes.fromhex(signature_hex))
+    except ValueError:
+        return False
+
+
+class _ChainWalker:
+    """Walks rows in (writer, seq) order, one writer at a time, and records what does not chain."""
+
+    REORDER_WINDOW = 64
+
+    def __init__(self, writers: dict[str, str | None], cps: _CheckpointState, problems: list[Problem],
+                 grace: dt.timedelta):
+        self.writers = writers          # writer id -> genesis hash (None: writer not registered)
+        self.cps, self.problems, self.grace = cps, problems, grace
+        self.current: str | None = None
+        self.rows = self.unanchored = 0
+        self.seen_writers: set[str] = set()
+
+    def _start(self, writer: str, row_id, seq) -> None:
+        self.current, self.expected, self.prev_hash, self.prev_id = writer, 1, self.writers.get(writer), None
+        self.seen_writers.add(writer)
+        if writer not in self.writers:
+            self.problems.append(Problem("inserted", f"{_where(row_id, writer, seq)} claims writer {writer!r}, "
+                                         "which was never registered: inserted", row_id, writer, seq))
+
+    def row(self, row_id, writer: str, seq: int, prev_hash: str, stored: str, computed: str | None,
+            at: dt.datetime | None, content=None) -> None:
+        """``computed`` is the hash recomputed from the row (None for a content-less link)."""
+        self.rows += 1
+        if writer != self.current:
+            self._start(writer, row_id, seq)
+        where = _where(row_id, writer, seq)
+        gap = seq != self.expected
+        if seq > self.expected:
+            missing = (f"#{self.expected}" if seq == self.expected + 1 else f"#{self.expected}..#{seq - 1}")
+            after = f" (after row id {self.prev_id})" if self.prev_id is not None else ""
+            self.problems.append(Problem("deleted", f"writer {writer}: row {missing} is missing before {where}"
+                                         f"{after}: deleted", row_id, writer, self.expected))
+        elif seq < self.expected:
+            self.problems.append(Problem("inserted", f"{where} repeats a sequence number already used in its "
+                                         "chain: inserted", row_id, writer, seq))
+        modified = computed is not None and computed != stored
+        if modified:
+            kind, how = "modified", "its content does not match its hash: modified"
+            moved = self._hashes_at_other_seq(content, seq, stored)
+            if moved is not None:
+                kind, how = "reordered", f"its content hashes correctly at {writer}#{moved}: reordered (seq changed)"
+            self.problems.append(Problem(kind, f"{where}: {how}", row_id, writer, seq))
+        if not gap and self.prev_hash is not None and prev_hash != self.prev_hash and not modified:
+            prev = f"row id {self.prev_id}" if self.prev_id is not None else "the writer's registration"
+            self.problems.append(Problem("broken-link", f"{where} does not chain to {prev} ({writer}#{seq - 1}): "
+                                         f"{prev} was modified (and re-hashed) or {where} was inserted",
+                                         row_id, writer, seq))
+        for n, signed_hash in self.cps.signed.pop((writer, seq), ()):
+            if signed_hash != stored or modified:
+                self.problems.append(Problem("modified", f"{where} differs from the head signed in checkpoint "
+                                             f"#{n}: modified or replaced", row_id, writer, seq, n))
+        last = self.cps.last
+        if last is None or seq > last["heads"].get(writer, 0):
+            self.unanchored += 1
+            if last is not None and at is not None and as_utc(at) < last["at"] - self.grace:
+                self.problems.append(Problem("inserted", f"{where} is dated {canonical_time(at)}, before checkpoint "
+                                             f"#{last['seq']} ({canonical_time(last['at'])}), but that checkpoint "
+                                             "does not cover it: inserted after the checkpoint", row_id, writer,
+                                             seq, last["seq"]))
+        self.expected = max(self.expected, seq + 1)
+        self.prev_hash, self.prev_id = stored, row_id
+
+    def _hashes_at_other_seq(self, content, seq: int, stored: str) -> int | None:
+        if content is None:
+            return None
+        probe = dict(content)
+        for delta in range(1, self.REORDER_WINDOW + 1):
+            for candidate in (seq - delta, seq + delta):
+                if candidate > 0:
+                    probe["seq"] = candidate
+                    if row_hash(probe) == stored:
+                        return candidate
+        return None
+
+    def finish(self) -> None:
+        for (writer, seq), signed in sorted(self.cps.signed.items()):
+            for n, _h in signed:
+                self.problems.append(Problem("deleted", f"row {writer}#{seq}, signed as a chain head in checkpoint "
+                                             f"#{n}, is missing: deleted", None, writer, seq, n))
+        self.cps.signed.clear()
+
+
+def verify(db: sessionmaker[Session], public_key_info: bytes | None, *, grace: dt.timedelta = DEFAULT_GRACE,
+           batch: int = 5000) -> VerifyResult:
+    """Check the whole audit trail in the database against the audit public key (SPKI DER)."""
+    problems: list[Problem] = []
+    with db() as session:
+        writers = {w.id: writer_genesis(w) for w in session.scalars(select(AuditWriter))}
+        cps = _CheckpointState(public_key_info, problems)
+        cps.check([{"seq": c.seq, "at": c.at, "prev_hash": c.prev_hash, "key_fingerprint": c.key_fingerprint,
+                    "heads": c.heads, "signature": c.signature, "hash": c.hash}
+                   for c in session.scalars(select(AuditCheckpoint))])
+        walker = _ChainWalker(writers, cps, problems, grace)
+        columns = [getattr(AuditEvent, c) for c in _ROW_COLUMNS]
+        result = session.execute(select(*columns).order_by(AuditEvent.writer_id, AuditEvent.seq)
+                                 .execution_options(yield_per=batch))
+        for row in result:
+            content = dict(row._mapping)
+            walker.row(content["id"], content["writer_id"], content["seq"], content["prev_hash"], content["hash"],
+                       row_hash(content), content["at"], content)
+        walker.finish()
+    for writer in sorted(set(writers) - walker.seen_writers):
+        problems.append(Problem("deleted", f"writer {writer} is registered but has no rows: all deleted",
+                                writer=writer))
+    notes = []
+    if walker.unanchored:
+        notes.append(f"{walker.unanchored} rows after the last checkpoint are chained but not yet signed")
+    return VerifyResult(not problems, walker.rows, len(writers | dict.fromkeys(walker.seen_writers)), cps.count,
+                        walker.unanchored, tuple(problems), tuple(notes), cps.fingerprint)
+
+
+# ----------------------------------------------------------------------------- auditor export
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    signature_path: Path
+    public_key_path: Path
+    rows: int
+    links: int
+    checkpoints: int
+
+    def files(self) -> list[Path]:
+        return [self.path, self.signature_path, self.public_key_path]
+
+
+def parse_bound(text: str | None) -> int | dt.datetime | None:
+    """``--from``/``--to``: a row id (digits) or an ISO 8601 time (UTC if no offset is given)."""
+    if text is None or text == "":
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise AuditError(f"{text!r} is neither a row id nor an ISO 8601 time") from exc
+    return as_utc(value)
+
+
+def _bound_clause(start, end):
+    clauses = []
+    for bound, op in ((start, "ge"), (end, "le")):
+        if bound is None:
+            continue
+        column = AuditEvent.id if isinstance(bound, int) else AuditEvent.at
+        clauses.append(column >= bound if op == "ge" else column <= bound)
+    return clauses
+
+
+def _json_row(row: dict) -> dict:
+    return {"id": row["id"], "writer": row["writer_id"], "seq": row["seq"], "prev_hash": row["prev_hash"],
+            "hash": row["hash"], "at": canonical_time(row["at"]), "actor": row["actor"], "role": row["role"],
+            "action": row["action"], "target_type": row["target_type"], "target_id": row["target_id"],
+            "detail": row["detail"]}
+
+
+def _json_link(row: dict) -> dict:
+    digest = body_digest(row["at"], row["actor"], row["role"], row["action"], row["target_type"], row["target_id"],
+                         row["detail"])
+    return {"writer": row["writer_id"], "seq": row["seq"], "prev_hash": row["prev_hash"], "body_digest": digest,
+            "hash": row["hash"]}
+
+
+def _json_checkpoint(cp: AuditCheckpoint) -> dict:
+    return {"seq": cp.seq, "at": canonical_time(cp.at), "prev_hash": cp.prev_hash, "heads": cp.heads,
+            "key_fingerprint": cp.key_fingerprint, "signature": cp.signature, "hash": cp.hash}
+
+
+def export_range(db: sessionmaker[Session], km: KeyManager, out: str | Path, *, start=None, end=None,
+                 key_label: str = DEFAULT_KEY_LABEL, actor: str = "auditor", role: str = "auditor",
+                 public_key_path: str | Path | None = None) -> ExportResult:
+    """Write rows ``start..end`` (ids or times, inclusive) to ``out`` with their links to signed heads, sign
+    the file's bytes with the audit key (``out.sig``, DER) and write the public key PEM beside it."""
+    out = Path(out)
+    spki = ensure_audit_key(km, key_label)
+    checkpoint(db, km, key_label=key_label)          # the range's newest rows are covered by a signature
+    columns = [getattr(AuditEvent, c) for c in _ROW_COLUMNS]
+    with db() as session:
+        in_range = [dict(r._mapping) for r in session.execute(
+            select(*columns).where(*_bound_clause(start, end)).order_by(AuditEvent.writer_id, AuditEvent.seq))]
+        cps = list(session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq)))
+        spans: dict[str, list[int]] = {}
+        for r in in_range:
+            span = spans.setdefault(r["writer_id"], [r["seq"], r["seq"]])
+            span[0], span[1] = min(span[0], r["seq"]), max(span[1], r["seq"])
+        used_cps: dict[int, AuditCheckpoint] = {}
+        links: list[dict] = []
+        have = {(r["writer_id"], r["seq"]) for r in in_range}
+        for writer, (low, high) in sorted(spans.items()):
+            cover = next((cp for cp in cps for w, s, _h in cp.heads if w == writer and s >= high), None)
+            if cover is None:
+                raise AuditError(f"no checkpoint covers writer {writer} up to #{high}")
+            used_cps[cover.seq] = cover
+            top = next(s for w, s, _h in cover.heads if w == writer)
+            for r in session.execute(select(*columns).where(AuditEvent.writer_id == writer, AuditEvent.seq >= low,
+                                                            AuditEvent.seq <= top).order_by(AuditEvent.seq)):
+                r = dict(r._mapping)
+                if (writer, r["seq"]) not in have:
+                    links.append(_json_link(r))
+        writers = [{"id": w.id, "node": w.node, "pid": w.pid, "nonce": w.nonce, "slot": w.slot,
+                    "started_at": canonical_time(w.started_at)}
+                   for w in session.scalars(select(AuditWriter).where(AuditWriter.id.in_(list(spans))))]
+    public_pem = pem.armor("PUBLIC KEY", spki).decode("ascii")
+    document = {
+        "format": EXPORT_FORMAT,
+        "generated_at": canonical_time(utcnow()),
+        "range": {"from": _bound_text(start), "to": _bound_text(end)},
+        "hash_algorithm": HASH_ALGORITHM,
+        "signature_algorithm": "sm2-with-sm3 (GB/T 32918.2, user ID 1234567812345678), DER",
+        "encoding": "see pkicore/audit.py: row hash = SM3(tag|lp(writer)|lp(seq)|lp(prev_hash)|lp(body_digest))",
+        "key_fingerprint": key_fingerprint(spki),
+        "public_key": public_pem,
+        "writers": sorted(writers, key=lambda w: w["id"]),
+        "rows": [_json_row(r) for r in in_range],
+        "links": links,
+        "checkpoints": [_json_checkpoint(cp) for _n, cp in sorted(used_cps.items())],
+    }
+    data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8") + b"\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    sig_path = out.with_name(out.name + ".sig")
+    sig_path.write_bytes(km.sign(key_label, data))
+    pub_path = Path(public_key_path) if public_key_path else out.with_name(out.name + ".pub.pem")
+    pub_path.write_text(public_pem, encoding="ascii")
+    with transaction(db) as session:
+        record(session, actor=actor, role=role, action="audit.export", target_type="audit", target_id=out.name,
+               range=document["range"], rows=len(in_range), sm3=sm3_hex(data))
+    return ExportResult(out, sig_path, pub_path, len(in_range), len(links), len(used_cps))
+
+
+def _bound_text(bound) -> str | int | None:
+    return canonical_time(bound) if isinstance(bound, dt.datetime) else bound
+
+
+def load_public_key(path: str | Path) -> bytes:
+    data = Path(path).read_bytes()
+    if pem.detect(data):
+        _kind, _headers, data = pem.unarmor(data)
+    return data
+
+
+@dataclass(frozen=True)
+class ExportCheck:
+    ok: bool
+    rows: int
+    links: int
+    checkpoints: int
+    fingerprint: str | None
+    key_source: str
+    problems: tuple[Problem, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "rows": self.rows, "links": self.links, "checkpoints": self.checkpoints,
+                "key_fingerprint": self.fingerprint, "key_source": self.key_source,
+                "problems": [p.as_dict() for p in self.problems]}
+
+
+def verify_export(path: str | Path, *, signature_path: str | Path | None = None,
+                  public_key_info: bytes | None = None) -> ExportCheck:
+    """Check an export on its own: the detached signature over its bytes, every row and link, and that each
+    writer's rows chain to a head signed in an included checkpoint. Without ``public_key_info`` the key
+    embedded in the file is used (compare its fingerprint with one obtained out of band)."""
+    path = Path(path)
+    data = path.read_bytes()
+    problems: list[Problem] = []
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = None
+        problems.append(Problem("format", f"{path.name} is not valid JSON: {exc}"))
+    key_source = "given"
+    if public_key_info is None and isinstance(doc, dict) and isinstance(doc.get("public_key"), str):
+        try:
+            public_key_info = pem.unarmor(doc["public_key"].encode("ascii"))[2]
+            key_source = "embedded in the export"
+        except (ValueError, UnicodeEncodeError):
+            problems.append(Problem("format", "the embedded public key is not a PEM public key"))
+    if public_key_info is None:
+        problems.append(Problem("signature", "no public key to check the export with"))
+    sig_path = Path(signature_path) if signature_path else path.with_name(path.name + ".sig")
+    try:
+        signature = sig_path.read_bytes()
+    except OSError:
+        signature = None
+        problems.append(Problem("signature", f"signature file {sig_path.name} is missing"))
+    if public_key_info is not None and signature is not None:
+        try:
+            good = verify_signature(public_key_info, SM2_SM3, data, signature)
+        except ValueError:
+            good = False
+        if not good:
+            problems.append(Problem("signature", f"the signature in {sig_path.name} does not verify over "
+                                    f"{path.name}: the file was altered or signed by another key"))
+    fingerprint = key_fingerprint(public_key_info) if public_key_info else None
+    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+        if doc is not None:
+            problems.append(Problem("format", f"not a {EXPORT_FORMAT} document"))
+        return ExportCheck(False, 0, 0, 0, fingerprint, key_source, tuple(problems))
+    try:
+        rows, links, cp_count = _check_export_chains(doc, public_key_info, problems)
+    except (KeyError, TypeError, ValueError) as exc:
+        problems.append(Problem("format", f"malformed export: {type(exc).__name__}: {exc}"))
+        rows = links = cp_count = 0
+    return ExportCheck(not problems, rows, links, cp_count, fingerprint, key_source, tuple(problems))
+
+
+def _check_export_chains(doc: dict, spki: bytes | None, problems: list[Problem]) -> tuple[int, int, int]:
+    cps = _CheckpointState(spki, problems)
+    checkpoints = doc["checkpoints"]
+    # An export carries only the covering checkpoints: check each one's own hash and signature, not the
+    # checkpoint-to-checkpoint links (those are checked by `racentre audit verify` on the database).
+    for cp in checkpoints:
+        tbs = checkpoint_tbs(cp["seq"], cp["at"], cp["prev_hash"], cp["key_fingerprint"], cp["heads"])
+        n = cp["seq"]
+        if sm3_hex(tbs) != cp["hash"]:
+            problems.append(Problem("checkpoint", f"checkpoint #{n} was modified: its content does not match its "
+                                    "hash", checkpoint=n))
+        if spki is not None and (cp["key_fingerprint"] != cps.fingerprint or not _signature_ok(spki, tbs,
+                                                                                                cp["signature"])):
+            problems.append(Problem("signature", f"checkpoint #{n}: the SM2 signature does not verify",
+                                    checkpoint=n))
+    heads: dict[tuple[str, int], list[tuple[int, str]]] = {}
+    for cp in checkpoints:
+        for w, s, h in cp["heads"]:
+            heads.setdefault((w, int(s)), []).append((cp["seq"], h))
+    genesis = {w["id"]: writer_genesis(w) for w in doc["writers"]}
+    entries: dict[str, list[tuple[int, dict, bool]]] = {}
+    for r in doc["rows"]:
+        entries.setdefault(r["writer"], []).append((int(r["seq"]), r, True))
+    for link in doc["links"]:
+        entries.setdefault(link["writer"], []).append((int(link["seq"]), link, False))
+    for writer, items in sorted(entries.items()):
+        items.sort(key=lambda item: item[0])
+        prev_hash, expected = None, None
+        for seq, item, full in items:
+            row_id = item.get("id")
+            where = _where(row_id, writer, seq)
+            if full:
+                fields = {"writer_id": writer, "seq": seq, "prev_hash": item["prev_hash"], "at": item["at"],
+                          "actor": item["actor"], "role": item["role"], "action": item["action"],
+                          "target_type": item["target_type"], "target_id": item["target_id"],
+                          "detail": item["detail"]}
+                computed = row_hash(fields)
+            else:
+                computed = link_hash(writer, seq, item["prev_hash"], item["body_digest"])
+            if computed != item["hash"]:
+                problems.append(Problem("modified", f"{where}: its content does not match its hash: modified",
+                                        row_id, writer, seq))
+            if expected is None:
+                if seq == 1 and item["prev_hash"] != genesis.get(writer):
+                    problems.append(Problem("broken-link", f"{where} does not chain to its writer's registration",
+                                            row_id, writer, seq))
+            elif seq != expected:
+                problems.append(Problem("deleted", f"writer {writer}: rows #{expected}..#{seq - 1} are missing "
+                                        f"from the export before {where}", row_id, writer, expected))
+            elif item["prev_hash"] != prev_hash:
+                problems.append(Problem("broken-link", f"{where} does not chain to {writer}#{seq - 1}",
+                                        row_id, writer, seq))
+            prev_hash, expected = item["hash"], seq + 1
+        last_seq = items[-1][0]
+        signed = heads.get((writer, last_seq))
+        if not signed:
+            problems.append(Problem("unanchored", f"writer {writer}: the export ends at #{last_seq}, which no "
+                                    "included checkpoint signs", writer=writer, seq=last_seq))
+        elif any(h != prev_hash for _n, h in signed):
+            problems.append(Problem("modified", f"writer {writer}#{last_seq} differs from the head signed in "
+                                    f"checkpoint #{signed[0][0]}", writer=writer, seq=last_seq,
+                                    checkpoint=signed[0][0]))
+    return len(doc["rows"]), len(doc["links"]), len(checkpoints)
+
+
+# ----------------------------------------------------------------------------- demo
+def write_demo_artefacts(services, out_dir) -> list[str]:
+    """For ``racentre demo``: export the whole trail as ``audit-export.json`` with ``audit-export.json.sig``
+    and ``audit-public-key.pem``, verified before returning; returns the file names written."""
+    out = Path(out_dir)
+    label = services.config.audit.key_label
+    result = export_range(services.db, services.key_manager, out / "audit-export.json", key_label=label,
+                          actor="demo", public_key_path=out / "audit-public-key.pem")
+    check = verify_export(result.path, public_key_info=load_public_key(result.public_key_path))
+    if not check.ok:
+        raise AuditError("the demo audit export does not verify: " + "; ".join(map(str, check.problems)))
+    return [p.name for p in result.files()]
