@@ -345,3 +345,15 @@ def verify_signed_and_enveloped(der: bytes, signer_public_key_info: bytes,
     elif not verify_signature(signer_public_key_info, algorithm("sm2-sm3"), signed_content(env), env.signature):
         reasons.append("signature does not verify")
     return EnvelopeCheck(not reasons, tuple(reasons))
+
+
+def enveloped_key_from_signed_and_enveloped(der: bytes, public_key_info: bytes) -> bytes:
+    """The GB/T 35276 SM2EnvelopedKey carrying the same key as a GM/T 0010 SignedAndEnvelopedData whose
+    content is the private key under SM4-ECB (what a KMC returns over GM/T 0014): both hold the same
+    SM2Cipher of the SM4 key and the same SM4-ECB(d), so the repackaging needs no key at all. The KMC's
+    signature is not carried over — check it (``verify_signed_and_enveloped``) before relying on this."""
+    env = parse_signed_and_enveloped(der)
+    if env.cipher != OID.SM4_ECB:
+        raise ValueError("the enveloped private key is not under SM4-ECB")
+    _, point = point_from_public_key_info(public_key_info)
+    return build_sm2_enveloped_key(env.encrypted_key, point, env.encrypted_content)

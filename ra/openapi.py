@@ -173,7 +173,9 @@ _PATHS = {
                    "(DER), encrypted to the subscriber's signing key and signed by the KMC",
                    ("applicant", "api_client", *STAFF),
                    {"description": "the envelope", "content": {"application/octet-stream": {"schema": _STR}}},
-                   params=(_RID,), errors=(404,)),
+                   params=(_RID, {"name": "format", "in": "query", "required": False,
+                                  "schema": {"enum": ["signed-and-enveloped", "sm2-enveloped-key"]}}),
+                   errors=(400, 404)),
     },
     "/api/v1/ra/requests/{request_id}/vet": {
         "post": _op("vet: run and record the checks (all pass: vetted; any fails: rejected)", ("ra_operator",),

@@ -181,8 +181,14 @@ def get_certificate(request_id, usage):
 @bp.get("/ra/requests/<int:request_id>/certificates/enc/envelope")
 @require_roles("applicant", "api_client", *STAFF)
 def get_key_envelope(request_id):
+    """GM/T 0010 SignedAndEnvelopedData (default), or ``?format=sm2-enveloped-key`` for the GB/T 35276
+    SM2EnvelopedKey that USB-key middleware imports."""
+    _check_query(("format",))
+    fmt = request.args.get("format", "signed-and-enveloped")
+    if fmt not in ("signed-and-enveloped", "sm2-enveloped-key"):
+        raise ValidationError("format must be signed-and-enveloped or sm2-enveloped-key")
     _visible_request(request_id)
-    return Response(_service().key_envelope(request_id), mimetype="application/octet-stream")
+    return Response(_service().key_envelope(request_id, fmt), mimetype="application/octet-stream")
 
 
 @bp.post("/ra/requests/<int:request_id>/vet")

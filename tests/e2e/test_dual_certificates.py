@@ -18,7 +18,7 @@ from hsm import init_token
 from kms.models import EscrowedKey
 from pkicore.db import transaction
 from pkicore.secret import Secret
-from pkicore.envelope import parse_signed_and_enveloped, verify_signed_and_enveloped
+from pkicore.envelope import parse_signed_and_enveloped, parse_sm2_enveloped_key, verify_signed_and_enveloped
 from racentre.auth import create_token
 from racentre.config import Config, DatabaseConfig
 from racentre.services import Services
@@ -124,6 +124,15 @@ def test_dual_pair_with_kmc_generated_encryption_key(client, services, tmp_path)
     sed = parse_signed_and_enveloped(envelope.data)
     d_enc = int.from_bytes(sm4_ecb_decrypt(sm2_decrypt(d_sub, sed.encrypted_key), sed.encrypted_content), "big")
     assert mul(d_enc) == public_point(enc.public_key.dump())
+    # the same key as a GB/T 35276 SM2EnvelopedKey (what USB-key middleware imports)
+    blob = client("GET", f"/api/v1/ra/requests/{rid}/certificates/enc/envelope?format=sm2-enveloped-key", "applicant")
+    assert blob.status_code == 200
+    env = parse_sm2_enveloped_key(blob.data)
+    assert env.public_key_info == enc.public_key.dump()
+    assert int.from_bytes(sm4_ecb_decrypt(sm2_decrypt(d_sub, env.sym_encrypted_key), env.encrypted_private_key),
+                          "big") == d_enc
+    assert client("GET", f"/api/v1/ra/requests/{rid}/certificates/enc/envelope?format=pem",
+                  "applicant").status_code == 400
     assert client("GET", f"/api/v1/ra/requests/{rid}/certificates/enc/envelope", "officer_a").status_code == 200
     assert client("GET", f"/api/v1/ra/requests/{rid}/certificates/sign/envelope", "applicant").status_code == 404
 
