@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
+from racentre.auth import require_roles
+
 bp = Blueprint("hsm", __name__, url_prefix="/hsm")
 
 
@@ -16,6 +18,7 @@ def health():
 
 
 @bp.get("/info")
+@require_roles("ra_admin", "auditor")
 def info():
     return jsonify(current_app.extensions["racentre.key_manager"].info().as_dict())
 

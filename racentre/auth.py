@@ -1,5 +1,10 @@
 """API authentication and role checks for every blueprint (one place; each endpoint declares roles).
 
+Every endpoint either carries ``require_roles(...)`` or is public by design: decorated ``public(reason)``
+or named in ``PUBLIC_ENDPOINTS`` with its reason (a test walks the app's url_map and fails on any other).
+Principals come from a bearer token, or from the sources an app registers with ``add_principal_source``:
+a client certificate passed by a trusted proxy for the API, the console session for the console.
+
 API tokens are 256-bit random strings shown once; only SHA-256(token) is stored (a memory-hard KDF
 buys nothing for uniformly random 256-bit secrets). ``Authorization: Bearer <token>``.
 """
@@ -11,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Callable, Mapping
 
 from flask import current_app, g, request
 from sqlalchemy import Boolean, DateTime, Integer, String, select
@@ -46,6 +52,7 @@ class ApiToken(Base):
 class Principal:
     name: str
     roles: frozenset[str]
+    via: str = "token"             # token | certificate | password (console login method)
 
     def role_for(self, allowed: tuple[str, ...]) -> str:
         return next((r for r in allowed if r in self.roles), sorted(self.roles)[0] if self.roles else "")
@@ -78,9 +85,75 @@ def authenticate(session: Session, token: str) -> Principal:
     return Principal(row.name, frozenset(row.roles.split(",")))
 
 
+SOURCES_KEY = "racentre.auth.sources"
+API = ""                           # add_principal_source key for every blueprint without sources of its own
+
+# Endpoints open to everyone by design, and why. Anything else must declare roles.
+PUBLIC_ENDPOINTS: Mapping[str, str] = {
+    "static": "static files",
+    "ra.openapi": "API description, no data",
+    "ca.list_cas": "CA directory: public certificates",
+    "ca.ca_certificate": "CA certificates are public (RFC 5280 4.2.2.1 AIA caIssuers)",
+    "ca.ca_chain": "CA certificates are public",
+    "ca.crl": "CRLs are public (RFC 5280 5, CRL distribution point)",
+    "ca.delta_crl": "delta CRLs are public (RFC 5280 5.2.4)",
+    "ca.ocsp_post": "OCSP responder (RFC 6960), answers are signed",
+    "ca.ocsp_get": "OCSP responder (RFC 6960 A.1)",
+    "hsm.health": "liveness probe for load balancers, no key operation",
+    "kms.gmt0014_request": "GM/T 0014 endpoint: each request is signed by a trusted CA and checked",
+    "kms.certificate": "the KMC's certificate is public",
+    "timestamp.stamp": "RFC 3161 time-stamping is public by design",
+    "timestamp.verify": "verification of a token anyone holds",
+    "timestamp.certificate": "TSA certificates are public",
+    "timestamp.health": "liveness probe, clock status",
+}
+
+
+def public(reason: str):
+    """Decorator: the endpoint is open to everyone (the reason is kept for the route/role test)."""
+    def decorator(view):
+        view.public_reason = reason
+        return view
+    return decorator
+
+
+def endpoint_roles(app, endpoint: str) -> tuple[str, ...] | None:
+    """The roles an endpoint admits; None for a public one; LookupError for an undeclared one."""
+    view = app.view_functions[endpoint]
+    if hasattr(view, "required_roles"):
+        return tuple(view.required_roles)
+    if hasattr(view, "public_reason") or endpoint in PUBLIC_ENDPOINTS or endpoint.endswith(".static"):
+        return None
+    raise LookupError(f"endpoint {endpoint} declares no roles")
+
+
+def add_principal_source(app, source: Callable[[], "Principal | None"], blueprint: str = API) -> None:
+    """Register ``source()`` -> Principal or None. ``blueprint``: only that blueprint's endpoints use it
+    (and no bearer tokens); API: tried after the bearer token for every other endpoint."""
+    app.extensions.setdefault(SOURCES_KEY, {}).setdefault(blueprint, []).append(source)
+
+
+def _from_sources(sources) -> Principal | None:
+    for source in sources:
+        principal = source()
+        if principal is not None:
+            return principal
+    return None
+
+
 def current_principal() -> Principal:
+    sources = current_app.extensions.get(SOURCES_KEY, {})
+    if request.blueprint and request.blueprint in sources:
+        principal = _from_sources(sources[request.blueprint])
+        if principal is None:
+            raise AuthError("not logged in")
+        return principal
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
+    if not header:
+        principal = _from_sources(sources.get(API, ()))
+        if principal is not None:
+            return principal
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("missing bearer token")
     with current_app.extensions["racentre.db"]() as session:

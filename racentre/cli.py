@@ -13,8 +13,10 @@ from pkicore.errors import PkiError
 from ra.cli import ra_group
 from racentre.audit_cli import audit_group
 from racentre.config import load_config
+from racentre.console.cli import console_group
 from racentre.demo import demo_command
 from racentre.serve import serve_command
+from racentre.setup_cli import setup_command
 from racentre.services import Services
 from seal.cli import seal_group
 from timestamp.cli import tsa_group
@@ -52,10 +54,12 @@ cli.add_command(hsm_group)
 cli.add_command(ca_group)
 cli.add_command(ra_group)
 cli.add_command(demo_command)
+cli.add_command(setup_command)
 cli.add_command(serve_command)
 cli.add_command(tsa_group)
 cli.add_command(kms_group)
 cli.add_command(seal_group)
+cli.add_command(console_group)
 cli.add_command(audit_group)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from hsm.config import HsmConfig, SoftTokenConfig
 from pkicore.errors import ErrorCode, PkiError
 from pkicore.secret import Secret
+from racentre.console.config import SCHEMA as CONSOLE_SCHEMA, ConsoleConfig
 from timestamp.config import SCHEMA as TSA_SCHEMA, TsaConfig
 
 ENV_PREFIX = "RACENTRE_"
@@ -28,6 +29,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "service": {"host": "str", "port": "int", "threads": "int", "workers": "int", "public_url": "str"},
     "audit": {"node_id": "str", "key_label": "str", "checkpoint_interval": "int"},
     "tsa": TSA_SCHEMA,
+    "console": CONSOLE_SCHEMA,
 }
 
 
@@ -65,6 +67,7 @@ class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     tsa: TsaConfig = field(default_factory=TsaConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     source: str | None = None
 
 
@@ -144,4 +147,5 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
     return Config(hsm=HsmConfig(**hsm_values, softtoken=softtoken),
                   database=DatabaseConfig(**database), service=ServiceConfig(**values["service"]),
                   tsa=TsaConfig.from_values(values["tsa"], base), audit=AuditConfig(**values["audit"]),
+                  console=ConsoleConfig.from_values(values["console"]),
                   source=str(path) if path else None)

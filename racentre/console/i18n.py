@@ -1,0 +1,93 @@
+"""The console's message catalogue: Chinese first, English available (``?lang=en`` or the lang cookie).
+A key missing from a language falls back to Chinese, then to the key itself."""
+from __future__ import annotations
+
+LANGUAGES = ("zh", "en")
+DEFAULT = "zh"
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "zh": {
+        "app": "RA 中心管理台", "login": "登录", "logout": "退出", "name": "用户名", "password": "口令",
+        "otp": "动态口令 (TOTP)", "login_cert": "使用客户端证书登录", "login_failed": "登录失败：请检查用户名、口令和动态口令",
+        "dashboard": "概览", "requests": "申请队列", "certificates": "证书", "seals": "电子印章",
+        "recovery": "密钥恢复审批", "audit": "审计日志", "jobs": "后台任务", "language": "English",
+        "pending": "待处理", "submitted": "已提交", "vetted": "已审核", "approved": "已批准", "issued": "已签发",
+        "rejected": "已拒绝", "revoked": "已吊销", "issuance_per_day": "每日签发证书数（近14天）", "health": "运行状态",
+        "ok": "正常", "unavailable": "不可用", "type": "类型", "state": "状态", "unit": "单位", "age": "等待时间",
+        "older_than_days": "超过天数", "filter": "筛选", "all": "全部", "id": "编号", "subject": "主体",
+        "submitted_by": "提交人", "submitted_at": "提交时间", "detail": "详情", "identity": "身份信息",
+        "csr": "证书请求 (CSR)", "checks": "审核检查", "passed": "通过", "failed": "未通过", "four_eyes": "双人审批",
+        "approvals": "已批准", "of": "/", "approve": "批准", "reject": "拒绝", "reason": "原因", "vet": "审核",
+        "documents_checked": "已核验身份证件", "note": "备注", "vetted_by": "审核人", "no_items": "没有记录",
+        "serial": "序列号", "ca": "签发 CA", "profile": "模板", "status": "状态", "not_before": "生效",
+        "not_after": "失效", "search": "搜索", "revoke": "吊销", "revocation_reason": "吊销原因",
+        "pem": "证书 (PEM)", "fingerprint": "SHA-256 指纹", "key": "公钥", "issuer": "签发者",
+        "extensions": "扩展", "ra_request": "RA 申请", "seal_name": "印章名称", "seal_type": "印章类型",
+        "users": "授权人员", "make_seal": "制作印章", "picture": "印模图片", "key_label": "签名密钥标签",
+        "certificate_file": "签章人证书", "authorise": "授权", "principal": "人员", "suspend": "暂停",
+        "resume": "恢复", "validity": "有效期", "purpose": "用途", "requested_by": "申请人",
+        "progress": "进度", "expires": "到期", "actor": "操作人", "role": "角色", "action": "操作",
+        "target": "对象", "time": "时间", "chain": "链校验", "chain_ok": "哈希链完整", "chain_broken": "哈希链被破坏",
+        "verify_chain": "校验哈希链与签名检查点", "rows": "条记录", "checkpoints": "个检查点", "start_crl": "重新生成全部 CRL", "start_kek": "轮换 KEK 并重新封装",
+        "start_import": "导入公务员名册 (CSV)", "roster": "名册文件", "kind": "任务类型", "created_by": "发起人",
+        "errors": "错误", "forbidden": "没有权限执行此操作", "error": "出错了", "back": "返回",
+        "not_found": "未找到", "csrf_failed": "表单已过期或来源不可信，请重新提交", "session_expired": "会话已过期，请重新登录",
+        "approvals_required": "所需批准数", "you_cannot_approve": "您不能批准此申请（提交人、审核人或已批准）",
+        "request_revocation": "提交吊销申请（需双人审批）", "revoke_now": "立即吊销（CA）", "days": "天",
+        "hsm": "密码机 (HSM)", "tsa": "时间戳服务", "kms_pending": "待审批恢复请求", "jobs_running": "运行中的任务",
+        "count": "数量", "next_page": "下一页", "from": "起始", "person": "人员", "department": "部门",
+        "id_number": "身份证号", "uscc": "统一社会信用代码", "host": "主机名", "algorithm": "算法",
+        "signature_algorithm": "签名算法", "key_usage": "密钥用法", "sign": "签名", "enc": "加密",
+        "done": "完成", "running": "运行中", "queued": "排队中", "unit_id": "单位编号", "good": "有效",
+    },
+    "en": {
+        "app": "RA Centre Console", "login": "Log in", "logout": "Log out", "name": "User name", "password": "Password",
+        "otp": "One-time code (TOTP)", "login_cert": "Log in with a client certificate",
+        "login_failed": "Login failed: check the name, the password and the one-time code",
+        "dashboard": "Dashboard", "requests": "Request queue", "certificates": "Certificates", "seals": "Seals",
+        "recovery": "Key recovery", "audit": "Audit log", "jobs": "Jobs", "language": "中文",
+        "pending": "Pending", "submitted": "Submitted", "vetted": "Vetted", "approved": "Approved", "issued": "Issued",
+        "rejected": "Rejected", "revoked": "Revoked", "issuance_per_day": "Certificates issued per day (14 days)",
+        "health": "Health", "ok": "OK", "unavailable": "Unavailable", "type": "Type", "state": "State", "unit": "Unit",
+        "age": "Waiting", "older_than_days": "Older than (days)", "filter": "Filter", "all": "All", "id": "ID",
+        "subject": "Subject", "submitted_by": "Submitted by", "submitted_at": "Submitted at", "detail": "Detail",
+        "identity": "Identity", "csr": "Certificate request (CSR)", "checks": "Vetting checks", "passed": "passed",
+        "failed": "failed", "four_eyes": "Four-eyes approval", "approvals": "Approvals", "of": "of",
+        "approve": "Approve", "reject": "Reject", "reason": "Reason", "vet": "Vet",
+        "documents_checked": "Identity documents checked", "note": "Note", "vetted_by": "Vetted by",
+        "no_items": "Nothing here", "serial": "Serial", "ca": "Issuing CA", "profile": "Profile", "status": "Status",
+        "not_before": "Not before", "not_after": "Not after", "search": "Search", "revoke": "Revoke",
+        "revocation_reason": "Revocation reason", "pem": "Certificate (PEM)", "fingerprint": "SHA-256 fingerprint",
+        "key": "Public key", "issuer": "Issuer", "extensions": "Extensions", "ra_request": "RA request",
+        "seal_name": "Seal name", "seal_type": "Seal type", "users": "Authorised staff", "make_seal": "Make a seal",
+        "picture": "Seal picture", "key_label": "Signing key label", "certificate_file": "Signer certificate",
+        "authorise": "Authorise", "principal": "Principal", "suspend": "Suspend", "resume": "Resume",
+        "validity": "Validity", "purpose": "Purpose", "requested_by": "Requested by", "progress": "Progress",
+        "expires": "Expires", "actor": "Actor", "role": "Role", "action": "Action", "target": "Target", "time": "Time",
+        "chain": "Chain", "chain_ok": "hash chain intact", "chain_broken": "hash chain broken",
+        "verify_chain": "Verify hash chains and signed checkpoints", "rows": "rows", "checkpoints": "checkpoints", "start_crl": "Regenerate every CRL",
+        "start_kek": "Rotate the KEK and re-wrap", "start_import": "Import a civil-servant roster (CSV)",
+        "roster": "Roster file", "kind": "Kind", "created_by": "Started by", "errors": "Errors",
+        "forbidden": "You are not allowed to do this", "error": "Something went wrong", "back": "Back",
+        "not_found": "Not found", "csrf_failed": "The form expired or came from elsewhere; submit it again",
+        "session_expired": "Your session has ended; log in again", "approvals_required": "Approvals required",
+        "you_cannot_approve": "You cannot approve this request (submitter, vetter, or already approved)",
+        "request_revocation": "Request revocation (four-eyes)", "revoke_now": "Revoke now (CA)", "days": "days",
+        "hsm": "HSM", "tsa": "Time-stamping", "kms_pending": "Pending recovery requests", "jobs_running": "Running jobs",
+        "count": "Count", "next_page": "Next page", "from": "From", "person": "Person", "department": "Department",
+        "id_number": "ID number", "uscc": "Unified social credit code", "host": "Host name", "algorithm": "Algorithm",
+        "signature_algorithm": "Signature algorithm", "key_usage": "Key usage", "sign": "signing", "enc": "encryption",
+        "done": "done", "running": "running", "queued": "queued", "unit_id": "Unit ID", "good": "good",
+    },
+}
+
+
+def pick(requested: str | None, cookie: str | None) -> str:
+    for lang in (requested, cookie):
+        if lang in LANGUAGES:
+            return lang
+    return DEFAULT
+
+
+def translate(key: str, lang: str) -> str:
+    return MESSAGES.get(lang, {}).get(key) or MESSAGES[DEFAULT].get(key) or key

@@ -1,0 +1,270 @@
+"""Resumable console jobs: CRL regeneration for every CA, KEK rotation with re-wrapping in batches,
+and bulk import of civil servants from a CSV roster.
+
+A job is a row (``console_job``) with a cursor. A runner claims it under a lease, runs one chunk,
+stores the new cursor and progress, and goes on; a crashed or restarted process leaves a lapsed lease
+behind and any process's runner picks the job up where the cursor says. Each chunk is safe to run
+twice (CRLs are simply signed again, re-wrapping moves only rows still on an old KEK, importing a
+civil servant already registered returns the existing row), so a crash between a chunk and its
+cursor update loses nothing and duplicates nothing.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pkicore.audit import record
+from pkicore.db import as_utc, transaction, utcnow
+from pkicore.errors import ErrorCode, PkiError
+from ra.workflow import Actor
+from racentre.console.models import ConsoleJob
+
+log = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(seconds=60)
+MAX_ROSTER = 5 * 1024 * 1024
+ROSTER_COLUMNS = ("name", "id_number", "department", "position", "contact")
+
+
+class JobError(PkiError):
+    code = ErrorCode.BAD_REQUEST
+
+
+@dataclass(frozen=True)
+class Chunk:
+    cursor: dict
+    progress: int
+    total: int | None
+    done: bool
+    result: dict | None = None
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What chunks may use: the app's package services (``app.extensions``) and the batch size."""
+
+    extensions: Mapping
+    batch: int
+
+
+# ---------------------------------------------------------------------------------------------- chunks
+
+def crl_chunk(ctx: JobContext, job: ConsoleJob) -> Chunk:
+    """Sign a new full and delta CRL for the next CA (RFC 5280 §5; roots included, they sign CRLs too)."""
+    ca = ctx.extensions["racentre.ca"]
+    names = job.cursor.get("names") or sorted(ca.authorities())
+    index = job.cursor.get("index", 0)
+    if index < len(names):
+        ca.crls.generate(names[index])
+        ca.crls.generate(names[index], delta=True)
+        index += 1
+    return Chunk({"names": names, "index": index}, index, len(names), index >= len(names),
+                 {"signed": names[:index]})
+
+
+def kek_chunk(ctx: JobContext, job: ConsoleJob) -> Chunk:
+    """Start a KEK rotation unless one is under way, then re-wrap one batch (kms.escrow)."""
+    escrow = ctx.extensions["racentre.kms"].escrow
+    actor = job.created_by
+    cursor = dict(job.cursor)
+    if "version" not in cursor:
+        status = escrow.kek_status()
+        active = [k["version"] for k in status if k["state"] == "active"]
+        if not any(k["state"] == "retiring" for k in status):
+            active = [escrow.rotate_kek(actor=actor)]
+            status = escrow.kek_status()
+        cursor = {"version": active[-1], "moved": 0,
+                  "total": sum(k["rows"] for k in status if k["state"] == "retiring")}
+        return Chunk(cursor, 0, cursor["total"], False, {"active_version": cursor["version"]})
+    moved = escrow.rewrap_batch(actor=actor, limit=ctx.batch)
+    cursor["moved"] += moved
+    total = max(cursor["total"], cursor["moved"])
+    return Chunk(cursor, cursor["moved"], total, moved == 0, {"active_version": cursor["version"]})
+
+
+def parse_roster(data: bytes) -> list[dict]:
+    """CSV roster rows: a header naming at least name and id_number (UTF-8, with or without BOM, or GB 18030
+    as spreadsheet exports on Chinese systems write it)."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise JobError("the roster is neither UTF-8 nor GB 18030 text")
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    if not {"name", "id_number"} <= set(header):
+        raise JobError("the roster's header names the columns name and id_number "
+                       "(optional: department, position, contact)")
+    rows = []
+    for raw in reader:
+        row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+        rows.append({k: row.get(k) or None for k in ROSTER_COLUMNS})
+    return rows
+
+
+def import_chunk(ctx: JobContext, job: ConsoleJob) -> Chunk:
+    """Register the next batch of civil servants (ra.workflow.add_civil_servant; idempotent per row)."""
+    ra = ctx.extensions["racentre.ra"]
+    rows = parse_roster(job.payload or b"")
+    start = job.cursor.get("row", 0)
+    actor = Actor(job.created_by, job.params.get("role", "ra_operator"))
+    errors, created, existing = [], 0, 0
+    for number, row in enumerate(rows[start:start + ctx.batch], start=start + 1):
+        try:
+            _, new = ra.add_civil_servant(actor, unit_id=job.params["unit_id"], **row)
+            created, existing = created + new, existing + (not new)
+        except PkiError as exc:
+            errors.append({"row": number, "error": exc.public_message})
+    end = min(start + ctx.batch, len(rows))
+    result = dict(job.result or {})
+    result["created"] = result.get("created", 0) + created
+    result["existing"] = result.get("existing", 0) + existing
+    result["errors"] = (result.get("errors") or []) + errors
+    return Chunk({"row": end}, end, len(rows), end >= len(rows), result)
+
+
+HANDLERS: dict[str, Callable[[JobContext, ConsoleJob], Chunk]] = {
+    "crl": crl_chunk, "kek-rotation": kek_chunk, "import-civil-servants": import_chunk}
+
+
+# ------------------------------------------------------------------------------------------ submitting
+
+def submit(db: sessionmaker[Session], kind: str, *, actor: str, role: str, params: dict | None = None,
+           payload: bytes | None = None) -> int:
+    if kind not in HANDLERS:
+        raise JobError(f"unknown job kind {kind!r}")
+    if payload is not None and len(payload) > MAX_ROSTER:
+        raise JobError(f"uploads are limited to {MAX_ROSTER // (1024 * 1024)} MiB")
+    if kind == "import-civil-servants":
+        rows = parse_roster(payload or b"")          # refuse a bad file now, not in the runner
+        if not rows:
+            raise JobError("the roster has no rows")
+    with transaction(db) as session:
+        job = ConsoleJob(kind=kind, state="queued", progress=0, cursor={}, params={**(params or {}), "role": role},
+                         payload=payload, result={}, created_by=actor)
+        session.add(job)
+        session.flush()
+        record(session, actor=actor, role=role, action="console.job.submit", target_type="console_job",
+               target_id=job.id, kind=kind, params=params or {})
+        return job.id
+
+
+def resume(db: sessionmaker[Session], job_id: int, *, actor: str, role: str) -> None:
+    """Put a failed job back in the queue; it continues from its cursor."""
+    with transaction(db) as session:
+        job = session.get(ConsoleJob, job_id, with_for_update=True)
+        if job is None:
+            raise JobError(f"no job {job_id}", code=ErrorCode.NOT_FOUND)
+        if job.state != "failed":
+            raise JobError(f"job {job_id} is {job.state}; only failed jobs are resumed", code=ErrorCode.CONFLICT)
+        job.state, job.error, job.lease_owner, job.lease_until = "queued", None, None, None
+        record(session, actor=actor, role=role, action="console.job.resume", target_type="console_job",
+               target_id=job.id, kind=job.kind)
+
+
+def as_dict(job: ConsoleJob) -> dict:
+    return {"id": job.id, "kind": job.kind, "state": job.state, "progress": job.progress, "total": job.total,
+            "result": job.result or {}, "error": job.error, "created_by": job.created_by,
+            "created_at": as_utc(job.created_at).isoformat(), "updated_at": as_utc(job.updated_at).isoformat()}
+
+
+# -------------------------------------------------------------------------------------------- running
+
+class JobRunner:
+    """Claims and runs job chunks; ``start()`` runs it in a daemon thread of this process."""
+
+    def __init__(self, db: sessionmaker[Session], extensions: Mapping, batch: int = 50):
+        self.db = db
+        self.ctx = JobContext(extensions, batch)
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def _claim(self, now: dt.datetime) -> ConsoleJob | None:
+        with transaction(self.db) as session:
+            job = session.scalar(select(ConsoleJob).where(
+                ConsoleJob.state.in_(("queued", "running")),
+                or_(ConsoleJob.lease_until.is_(None), ConsoleJob.lease_until < now),
+            ).order_by(ConsoleJob.id).limit(1).with_for_update(skip_locked=True))
+            if job is None:
+                return None
+            job.state, job.lease_owner, job.lease_until, job.updated_at = "running", self.owner, now + LEASE, now
+            session.flush()
+            session.expunge(job)
+            return job
+
+    def run_once(self) -> bool:
+        """Run one chunk of one claimable job; False when there was none."""
+        job = self._claim(utcnow())
+        if job is None:
+            return False
+        try:
+            chunk = HANDLERS[job.kind](self.ctx, job)
+        except Exception as exc:  # noqa: BLE001 - a failed chunk fails the job, resumable later
+            message = exc.public_message if isinstance(exc, PkiError) else "internal error (see the service log)"
+            log.error("console job %s (%s) failed", job.id, job.kind, exc_info=exc)
+            self._finish(job.id, state="failed", error=message)
+            return True
+        self._save(job.id, chunk)
+        return True
+
+    def _save(self, job_id: int, chunk: Chunk) -> None:
+        with transaction(self.db) as session:
+            job = session.get(ConsoleJob, job_id, with_for_update=True)
+            if job.lease_owner != self.owner:
+                return                                   # lease lapsed and another runner took over
+            job.cursor, job.progress, job.total = chunk.cursor, chunk.progress, chunk.total
+            if chunk.result is not None:
+                job.result = chunk.result
+            job.updated_at = utcnow()
+            job.lease_until = job.updated_at + LEASE
+            if chunk.done:
+                job.state, job.lease_owner, job.lease_until = "done", None, None
+                record(session, actor=job.created_by, role="system", action="console.job.done",
+                       target_type="console_job", target_id=job.id, kind=job.kind, progress=job.progress)
+
+    def _finish(self, job_id: int, *, state: str, error: str) -> None:
+        with transaction(self.db) as session:
+            job = session.get(ConsoleJob, job_id, with_for_update=True)
+            job.state, job.error, job.lease_owner, job.lease_until, job.updated_at = state, error, None, None, utcnow()
+            record(session, actor=job.created_by, role="system", action=f"console.job.{state}",
+                   target_type="console_job", target_id=job.id, kind=job.kind, error=error)
+
+    def run_until_idle(self, max_chunks: int = 10_000) -> int:
+        count = 0
+        while count < max_chunks and self.run_once():
+            count += 1
+        return count
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="console-jobs", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # noqa: BLE001 - keep the runner alive (database restarts etc.)
+                log.exception("console job runner")
+                busy = False
+            if not busy:
+                self._stop.wait(1.0)

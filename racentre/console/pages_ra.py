@@ -1,0 +1,185 @@
+"""Console pages of the RA and the CA: the request queue with filters, request detail with vetting,
+four-eyes approval and rejection, certificate search and detail, and revocation (an RA revocation
+request through the same four-eyes gate, or for certificates without an RA request an immediate CA
+revocation by an RA administrator, RFC 5280 §5.3.1 reasons)."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from asn1crypto import pem, x509
+from flask import current_app, g, redirect, request, url_for
+
+from ca_bridge.api import RevocationReason
+from pkicore.audit import record
+from pkicore.db import transaction, utcnow
+from ra.errors import ValidationError
+from ra.models import RequestState, RequestType
+from ra.workflow import Actor
+from racentre.auth import require_roles
+from racentre.console import queries
+from racentre.console.blueprint import bp, db, render
+
+READERS = ("ra_operator", "ra_officer", "ra_admin", "auditor")
+RA_REVOCATION_REASONS = [r.value for r in RevocationReason
+                         if r not in (RevocationReason.remove_from_crl, RevocationReason.ca_compromise,
+                                      RevocationReason.aa_compromise)]
+
+
+def ra():
+    return current_app.extensions["racentre.ra"]
+
+
+def ca():
+    return current_app.extensions["racentre.ca"]
+
+
+def actor() -> Actor:
+    return Actor(g.principal.name, g.role)
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 12:
+        raise ValidationError(f"{name} must be a number")
+    return int(value)
+
+
+@bp.get("/requests")
+@require_roles(*READERS)
+def requests():
+    state = request.args.get("state") or None
+    rtype = request.args.get("type") or None
+    unit_id, min_age = _int_arg("unit_id"), _int_arg("older_than_days")
+    if state is None and "state" not in request.args:
+        state = "vetted" if "ra_officer" in g.principal.roles else "submitted"
+    items = ra().list_requests(state=state, type=rtype, unit_id=unit_id, limit=500)
+    now = utcnow()
+    for item in items:
+        item["age_days"] = (now - dt.datetime.fromisoformat(item["submitted_at"])).days
+    if min_age is not None:
+        items = [i for i in items if i["age_days"] >= min_age]
+    return render("requests.html", items=items, states=[s.value for s in RequestState],
+                  types=[t.value for t in RequestType], units=queries.units(db()),
+                  filters={"state": state or "", "type": rtype or "", "unit_id": unit_id, "older_than_days": min_age})
+
+
+def _subject_record(req: dict) -> dict:
+    if req["civil_servant_id"] is not None:
+        person = ra().get_subject("civil-servant", req["civil_servant_id"])
+        if not {"ra_operator", "ra_officer", "ra_admin"} & g.principal.roles:
+            person["id_number"] = person["id_number"][:6] + "********" + person["id_number"][-4:]
+        return person
+    if req["server_id"] is not None:
+        return ra().get_subject("server", req["server_id"])
+    return ra().get_subject("unit", req["unit_id"])
+
+
+@bp.get("/requests/<int:rid>")
+@require_roles(*READERS)
+def request_detail(rid: int):
+    req = ra().get_request(rid)
+    officers = {a["officer"] for a in req["approvals"]}
+    may_approve = ("ra_officer" in g.principal.roles and req["state"] == "vetted"
+                   and g.principal.name not in officers | {req["submitted_by"], req["vetted_by"]})
+    return render("request.html", req=req, record=_subject_record(req), unit=ra().get_subject("unit", req["unit_id"]),
+                  csrs=queries.csr_details(db(), rid), may_approve=may_approve)
+
+
+@bp.post("/requests/<int:rid>/vet")
+@require_roles("ra_operator")
+def vet(rid: int):
+    ra().vet(actor(), rid, documents_checked=request.form.get("documents_checked") == "yes",
+             note=request.form.get("note") or None)
+    return redirect(url_for("console.request_detail", rid=rid), code=303)
+
+
+@bp.post("/requests/<int:rid>/approve")
+@require_roles("ra_officer")
+def approve(rid: int):
+    ra().approve(actor(), rid)
+    return redirect(url_for("console.request_detail", rid=rid), code=303)
+
+
+@bp.post("/requests/<int:rid>/reject")
+@require_roles("ra_officer", "ra_operator")
+def reject(rid: int):
+    ra().reject(actor(), rid, request.form.get("reason", ""))
+    return redirect(url_for("console.request_detail", rid=rid), code=303)
+
+
+@bp.get("/certificates")
+@require_roles(*READERS)
+def certificates():
+    text, status = request.args.get("q", ""), request.args.get("status", "")
+    return render("certificates.html", items=queries.search_certificates(db(), text=text[:200], status=status),
+                  q=text, status=status)
+
+
+def _serial(serial: str) -> int:
+    try:
+        if len(serial) > 42:
+            raise ValueError
+        return int(serial, 16)
+    except ValueError:
+        raise ValidationError("serial must be a hexadecimal number") from None
+
+
+def _certificate_view(row) -> dict:
+    cert = x509.Certificate.load(row.certificate)
+    extensions = []
+    for ext in cert["tbs_certificate"]["extensions"]:
+        extensions.append({"name": ext["extn_id"].native, "critical": ext["critical"].native})
+    key = cert.public_key
+    return {"subject": cert.subject.human_friendly, "issuer": cert.issuer.human_friendly,
+            "signature_algorithm": cert["signature_algorithm"]["algorithm"].native,
+            "key": f"{key.algorithm} {key.bit_size}" + (f" ({key.curve[1]})" if key.algorithm == "ec" else ""),
+            "key_usage": ", ".join(sorted(cert.key_usage_value.native)) if cert.key_usage_value else "",
+            "extensions": extensions, "fingerprint": hashlib.sha256(row.certificate).hexdigest(),
+            "pem": pem.armor("CERTIFICATE", row.certificate).decode("ascii")}
+
+
+def _ra_request_id(row) -> int | None:
+    parts = (row.request_id or "").split("-")
+    return int(parts[1]) if len(parts) == 3 and parts[0] == "ra" and parts[1].isdigit() else None
+
+
+@bp.get("/certificates/<ca_name>/<serial>")
+@require_roles(*READERS)
+def certificate_detail(ca_name: str, serial: str):
+    row = ca().certificate(ca_name, _serial(serial))
+    return render("certificate.html", row=row, ca_name=ca_name, view=_certificate_view(row),
+                  ra_request=_ra_request_id(row), reasons=RA_REVOCATION_REASONS,
+                  ca_reasons=[r.value for r in RevocationReason if r != RevocationReason.remove_from_crl])
+
+
+@bp.post("/certificates/<ca_name>/<serial>/request-revocation")
+@require_roles("ra_officer")
+def request_revocation(ca_name: str, serial: str):
+    row = ca().certificate(ca_name, _serial(serial))
+    rid = _ra_request_id(row)
+    if rid is None:
+        raise ValidationError("this certificate was not issued through an RA request")
+    original = ra().get_request(rid)
+    result = ra().submit(actor(), type=original["type"], kind="revocation", target_request_id=rid,
+                         revocation_reason=request.form.get("reason") or None)
+    return redirect(url_for("console.request_detail", rid=result["id"]), code=303)
+
+
+@bp.post("/certificates/<ca_name>/<serial>/revoke")
+@require_roles("ra_admin")
+def revoke_now(ca_name: str, serial: str):
+    row = ca().certificate(ca_name, _serial(serial))
+    if _ra_request_id(row) is not None:
+        raise ValidationError("certificates issued through the RA are revoked by an RA revocation request")
+    try:
+        reason = RevocationReason(request.form.get("reason", "unspecified"))
+    except ValueError:
+        raise ValidationError("unknown revocation reason") from None
+    with transaction(db()) as session:           # the officer's audit row commits with the revocation
+        record(session, actor=g.principal.name, role=g.role, action="console.certificate.revoke",
+               target_type="certificate", target_id=f"{ca_name}/{serial}", reason=reason.value)
+        ca().revoke(ca_name, _serial(serial), reason, session=session)
+    return redirect(url_for("console.certificate_detail", ca_name=ca_name, serial=serial), code=303)

@@ -1,0 +1,103 @@
+"""Console pages over the full app: the four-eyes flow (two officers approve, the certificate appears,
+the auditor sees both approvals and verifies the chain), rejection with a reason, vetting, filters,
+certificate search and detail, seals, M-of-N recovery approvals, language switch, dashboard chart."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.unit.console.site import app_for, csrf_of, login, officer, vetted_unit_request
+
+
+@pytest.fixture(scope="module")
+def app(services):
+    return app_for(services)
+
+
+def _officer_client(app, services, roles):
+    name, secret = officer(services, roles, password=True)
+    client = app.test_client()
+    assert login(client, name, secret).status_code == 303
+    return client, name
+
+
+def _post(client, page_path, action_path, **data):
+    token = csrf_of(client.get(page_path).get_data(as_text=True))
+    return client.post(action_path, data={"csrf_token": token, **data})
+
+
+def test_four_eyes_approval_in_the_console(app, services):
+    rid = vetted_unit_request(services)
+    a, name_a = _officer_client(app, services, ["ra_officer"])
+    b, name_b = _officer_client(app, services, ["ra_officer"])
+    queue = a.get("/console/requests?state=vetted").get_data(as_text=True)
+    assert f'id="request-{rid}"' in queue
+    detail = a.get(f"/console/requests/{rid}").get_data(as_text=True)
+    assert 'id="approve"' in detail and "营业执照已核验" in detail and "通过" in detail
+    assert _post(a, f"/console/requests/{rid}", f"/console/requests/{rid}/approve").status_code == 303
+    after_a = a.get(f"/console/requests/{rid}").get_data(as_text=True)
+    assert re.search(r"<b>1</b>\s*/\s*2", after_a) and 'id="approve"' not in after_a   # one of two; no second vote
+    assert _post(b, f"/console/requests/{rid}", f"/console/requests/{rid}/approve").status_code == 303
+    done = b.get(f"/console/requests/{rid}").get_data(as_text=True)
+    assert 'id="state">已签发' in done
+    link = re.search(r'href="(/console/certificates/[^"]+)" class="cert-link"', done).group(1)
+    cert = b.get(link).get_data(as_text=True)
+    assert "杭州市数据资源局" in cert and "sm2" in cert.lower() and "BEGIN CERTIFICATE" in cert
+    assert "杭州市数据资源局" in b.get("/console/certificates?q=数据资源局").get_data(as_text=True)
+    auditor, _ = _officer_client(app, services, ["auditor"])
+    log = auditor.get(f"/console/audit?target=ra_request:{rid}").get_data(as_text=True)
+    assert log.count("ra.request.approve") == 2 and name_a in log and name_b in log
+    verified = auditor.get(f"/console/audit?target=ra_request:{rid}&verify=1").get_data(as_text=True)
+    assert 'id="chain-ok"' in verified or 'id="chain-broken"' in verified
+
+
+def test_reject_with_reason_and_vetting(app, services):
+    rid = vetted_unit_request(services)
+    officer_client, _ = _officer_client(app, services, ["ra_officer"])
+    assert _post(officer_client, f"/console/requests/{rid}", f"/console/requests/{rid}/reject",
+                 reason="").status_code == 400
+    assert _post(officer_client, f"/console/requests/{rid}", f"/console/requests/{rid}/reject",
+                 reason="营业执照已过期").status_code == 303
+    page = officer_client.get(f"/console/requests/{rid}").get_data(as_text=True)
+    assert "已拒绝" in page and "营业执照已过期" in page
+    assert f'id="request-{rid}"' in officer_client.get("/console/requests?state=rejected").get_data(as_text=True)
+    assert f'id="request-{rid}"' not in officer_client.get(
+        "/console/requests?state=rejected&older_than_days=3").get_data(as_text=True)
+
+
+def test_dashboard_language_and_health(app, services):
+    client, _ = _officer_client(app, services, ["ra_admin"])
+    zh = client.get("/console/").get_data(as_text=True)
+    assert "每日签发证书数" in zh and "<svg" in zh and "<rect" in zh
+    en = client.get("/console/?lang=en")
+    assert "Certificates issued per day" in en.get_data(as_text=True)
+    assert "racentre_lang=en" in en.headers["Set-Cookie"]
+    assert "Request queue" in client.get("/console/requests").get_data(as_text=True)   # the cookie keeps it
+
+
+def test_recovery_approvals_m_of_n(app, services):
+    book = services_kmc(app).book
+    requester, _ = _officer_client(app, services, ["key_recovery_officer"])
+    rid = book.request(purpose="export", requested_by="dr-requester", reason="容灾演练 2026-12", role="ra_admin")
+    first, _ = _officer_client(app, services, ["key_recovery_officer"])
+    second, _ = _officer_client(app, services, ["key_recovery_officer"])
+    assert "容灾演练" in first.get("/console/recovery").get_data(as_text=True)
+    assert _post(first, "/console/recovery", f"/console/recovery/{rid}/approve").status_code == 303
+    assert _post(first, "/console/recovery", f"/console/recovery/{rid}/approve").status_code == 403   # twice
+    assert _post(second, "/console/recovery", f"/console/recovery/{rid}/approve").status_code == 303
+    assert book.status(rid)["approvals"] and len(book.status(rid)["approvals"]) == 2
+    page = requester.get("/console/recovery").get_data(as_text=True)
+    assert 'max="2" value="2"' in page
+
+
+def services_kmc(app):
+    return app.extensions["racentre.kms"]
+
+
+def test_seal_registry_pages(app, services):
+    admin, _ = _officer_client(app, services, ["ra_admin"])
+    page = admin.get("/console/seals")
+    assert page.status_code == 200 and "制作印章" in page.get_data(as_text=True)
+    reader, _ = _officer_client(app, services, ["ra_operator"])
+    assert "制作印章" not in reader.get("/console/seals").get_data(as_text=True)

@@ -1,0 +1,201 @@
+"""Console security: CSRF refusals (no token, wrong token, cross-origin, login form), lock-out after
+repeated failures in a window (correct credentials refused while locked, accepted after), TOTP replay,
+idle and absolute session timeouts, cookie attributes and security headers, and client-certificate
+login only through the trusted proxy with a good certificate from our CA (untrusted address, unverified,
+foreign, revoked: refused), for the console and for the REST API."""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import subprocess
+from urllib.parse import quote
+
+import pytest
+from asn1crypto import pem
+from sqlalchemy import select, update
+
+from ca_bridge.api import IssueRequest, RevocationReason
+from pkicore.audit import AuditEvent
+from pkicore.db import transaction, utcnow
+from pkicore.oids import OID
+from racentre.accounts import OfficerAccount
+from racentre.console.models import ConsoleSession
+from tests.unit.console.site import PASSWORD, app_for, code_for, csrf_of, login, login_csrf, officer
+from tests.unit.ra import helpers
+from tests.unit.ra.csr_tools import ec_key, spki_der, tongsuo_sm2_key, tongsuo_spki
+
+PROXY = "10.9.8.7"
+
+
+@pytest.fixture(scope="module")
+def app(services):
+    return app_for(services)
+
+
+def _logged_in(app, services, roles=("ra_officer",)):
+    name, secret = officer(services, list(roles), password=True)
+    client = app.test_client()
+    assert login(client, name, secret).status_code == 303
+    return client, name
+
+
+def test_csrf_is_required_on_every_form(app, services):
+    client, name = _logged_in(app, services)
+    page = client.get("/console/requests").get_data(as_text=True)
+    token = csrf_of(page)
+    assert client.post("/console/logout").status_code == 403                          # no token
+    refused = client.post("/console/logout", data={"csrf_token": token[:-2] + "xx"})  # wrong token
+    assert refused.status_code == 403 and "表单已过期" in refused.get_data(as_text=True)
+    cross = client.post("/console/logout", data={"csrf_token": token}, headers={"Origin": "https://evil.example"})
+    assert cross.status_code == 403
+    assert client.get("/console/").status_code == 200                                 # still logged in
+    assert client.post("/console/logout", data={"csrf_token": token}).status_code == 303
+    assert client.get("/console/").status_code == 401                                 # logged out
+    # the login form has its own (double-submit) token
+    fresh = app.test_client()
+    _, secret = officer(services, ["auditor"], password=True)
+    assert fresh.post("/console/login", data={"name": "x", "password": PASSWORD, "otp": "000000"}).status_code == 403
+    other = login_csrf(app.test_client())
+    assert fresh.post("/console/login", data={"csrf_token": other, "name": "x", "password": "y", "otp": "1"}).status_code == 403
+
+
+def test_cookies_and_headers(app, services):
+    name, secret = officer(services, ["auditor"], password=True)
+    client = app.test_client()
+    resp = login(client, name, secret)
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    page = client.get("/console/audit")
+    assert page.status_code == 200
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["Cache-Control"] == "no-store"
+    assert "<script>" not in page.get_data(as_text=True) and " style=" not in page.get_data(as_text=True)
+    https = app.test_client()
+    # over https the cookie is Secure with the __Host- prefix (RFC 6265bis)
+    token = login_csrf(https)
+    resp = https.post("/console/login", base_url="https://localhost",
+                      data={"csrf_token": token, "name": name, "password": PASSWORD, "otp": code_for(secret, 1)})
+    assert resp.status_code == 303
+    assert resp.headers["Set-Cookie"].startswith("__Host-racentre_session=") and "Secure" in resp.headers["Set-Cookie"]
+
+
+def test_lockout_after_repeated_failures(app, services):
+    name, secret = officer(services, ["ra_officer"], password=True)
+    client = app.test_client()
+    for _ in range(services.config.console.lockout_failures):
+        assert login(client, name, secret, password="wrong password!!").status_code == 401
+    locked = login(client, name, secret)                               # right credentials, still refused
+    assert locked.status_code == 401 and "登录失败" in locked.get_data(as_text=True)
+    with services.db() as session:
+        actions = list(session.scalars(select(AuditEvent.action).where(AuditEvent.target_id == name)))
+    assert actions.count("console.login_failed") == 6 and "console.account_locked" in actions
+    with transaction(services.db) as session:                          # the lock-out duration has passed
+        session.execute(update(OfficerAccount).where(OfficerAccount.name == name)
+                        .values(locked_until=utcnow() - dt.timedelta(seconds=1)))
+    assert login(client, name, secret, offset_steps=1).status_code == 303
+
+
+def test_failures_outside_the_window_do_not_add_up(app, services):
+    name, secret = officer(services, ["ra_officer"], password=True)
+    client = app.test_client()
+    for _ in range(services.config.console.lockout_failures - 1):
+        login(client, name, secret, password="wrong password!!")
+    with transaction(services.db) as session:
+        session.execute(update(OfficerAccount).where(OfficerAccount.name == name)
+                        .values(failed_since=utcnow() - dt.timedelta(hours=1)))
+    login(client, name, secret, password="wrong password!!")           # starts a new window
+    assert login(client, name, secret).status_code == 303
+
+
+def test_totp_code_cannot_be_replayed(app, services):
+    name, secret = officer(services, ["ra_officer"], password=True)
+    assert login(app.test_client(), name, secret).status_code == 303
+    assert login(app.test_client(), name, secret).status_code == 401          # same code again
+    assert login(app.test_client(), name, "A" * 32).status_code == 401        # wrong code
+
+
+def test_session_idle_and_absolute_timeouts(app, services):
+    client, name = _logged_in(app, services)
+    assert client.get("/console/").status_code == 200
+    idle = dt.timedelta(seconds=services.config.console.idle_timeout + 5)
+    with transaction(services.db) as session:
+        session.execute(update(ConsoleSession).where(ConsoleSession.account == name)
+                        .values(last_seen_at=utcnow() - idle))
+    assert client.get("/console/").status_code == 401
+    client, name = _logged_in(app, services)
+    old = dt.timedelta(seconds=services.config.console.absolute_timeout + 5)
+    with transaction(services.db) as session:                           # active all along, but too old
+        session.execute(update(ConsoleSession).where(ConsoleSession.account == name)
+                        .values(created_at=utcnow() - old))
+    assert client.get("/console/").status_code == 401
+    with services.db() as session:
+        reasons = set(session.scalars(select(ConsoleSession.end_reason).where(ConsoleSession.end_reason.isnot(None))))
+    assert {"idle", "absolute"} <= reasons
+
+
+def test_disabled_account_loses_its_session(app, services):
+    client, name = _logged_in(app, services)
+    with transaction(services.db) as session:
+        session.execute(update(OfficerAccount).where(OfficerAccount.name == name).values(disabled=True))
+    assert client.get("/console/").status_code == 401
+
+
+def _client_certificate(services, *, sm2=True) -> bytes:
+    key = tongsuo_sm2_key() if sm2 else ec_key()
+    spki = tongsuo_spki(key) if sm2 else spki_der(key)
+    issued = services.ca.issue(IssueRequest(
+        request_id=f"officer-{secrets.token_hex(6)}", profile="civil-servant-sign",
+        subject=(("country_name", "CN"), ("organization_name", "RA Centre"), ("common_name", "王审核")),
+        public_key_info=spki, identity=((OID.ID_CARD_NUMBER, helpers.id_number()),)))
+    return issued
+
+
+def _headers(der: bytes, verify="SUCCESS") -> dict:
+    return {"X-SSL-Client-Cert": quote(pem.armor("CERTIFICATE", der).decode()), "X-SSL-Client-Verify": verify}
+
+
+def test_client_certificate_login_through_the_trusted_proxy_only(app, services):
+    issued = _client_certificate(services)
+    name, _ = officer(services, ["auditor"], cert_der=issued.certificate)
+    client = app.test_client()
+    proxy = {"REMOTE_ADDR": PROXY}
+    direct = client.post("/console/login/certificate", data={"csrf_token": login_csrf(client)},
+                         headers=_headers(issued.certificate))
+    assert direct.status_code == 401                                    # header from an untrusted address
+    unverified = client.post("/console/login/certificate", data={"csrf_token": login_csrf(client)}, environ_base=proxy,
+                             headers=_headers(issued.certificate, verify="FAILED:unable to verify"))
+    assert unverified.status_code == 401
+    ok = client.post("/console/login/certificate", data={"csrf_token": login_csrf(client)}, environ_base=proxy,
+                     headers=_headers(issued.certificate))
+    assert ok.status_code == 303
+    page = client.get("/console/audit")
+    assert page.status_code == 200 and name in page.get_data(as_text=True)
+    # REST with the same certificate: GETs work, changes need X-RACentre-API (CSRF), revoked -> refused
+    rest = app.test_client()
+    assert rest.get("/api/v1/audit?target=officer_account:x", environ_base=proxy,
+                    headers=_headers(issued.certificate)).status_code == 200
+    assert rest.get("/api/v1/audit?target=officer_account:x",
+                    headers=_headers(issued.certificate)).status_code == 401
+    assert rest.post("/kmc/v1/kek/rotate", environ_base=proxy, headers=_headers(issued.certificate)).status_code == 401
+    services.ca.revoke(issued.ca, issued.serial, RevocationReason.key_compromise)
+    again = app.test_client()
+    token = login_csrf(again)
+    assert again.post("/console/login/certificate", data={"csrf_token": token}, environ_base=proxy,
+                      headers=_headers(issued.certificate)).status_code == 401
+    assert rest.get("/api/v1/audit?target=officer_account:x", environ_base=proxy,
+                    headers=_headers(issued.certificate)).status_code == 401
+
+
+def test_certificates_not_from_our_ca_are_refused(app, services, tmp_path):
+    key = tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(tmp_path / "c.pem"), "-subj", "/CN=王审核/O=RA Centre",
+                    "-days", "2"], check=True, capture_output=True)
+    der = pem.unarmor((tmp_path / "c.pem").read_bytes())[2]
+    officer(services, ["auditor"], cert_der=der)
+    client = app.test_client()
+    token = login_csrf(client)
+    resp = client.post("/console/login/certificate", data={"csrf_token": token}, environ_base={"REMOTE_ADDR": PROXY},
+                       headers=_headers(der))
+    assert resp.status_code == 401
