@@ -125,7 +125,9 @@ def canonical_time(value: dt.datetime | str) -> str:
     """UTC with microseconds and a Z; a naive value (SQLite gives those back) is taken as UTC."""
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return as_utc(value).astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not None and value.tzinfo is not dt.timezone.utc:
+        value = value.astimezone(dt.timezone.utc)
+    return value.replace(tzinfo=None).isoformat(sep="T", timespec="microseconds") + "Z"
 
 
 def _lp(text: str) -> bytes:
@@ -280,14 +282,18 @@ def _chain_row(_mapper, connection, target: AuditEvent) -> None:
     if not writer.registered and not lease.registering:
         connection.execute(insert(AuditWriter.__table__).values(**writer.row()))
         lease.registering = True
-    at = target.at
-    at = utcnow() if at is None else as_utc(at).astimezone(dt.timezone.utc)
-    detail = {} if target.detail is None else target.detail
-    target.at, target.detail = at, detail
-    target.target_id = str(target.target_id)
+    d = target.__dict__       # plain reads; only the four chain columns are set through the ORM below
+    at = d.get("at")
+    if at is None or at.tzinfo is not dt.timezone.utc:
+        target.at = at = utcnow() if at is None else as_utc(at).astimezone(dt.timezone.utc)
+    detail = d.get("detail")
+    if detail is None:
+        target.detail = detail = {}
+    target_id = d.get("target_id")
+    if not isinstance(target_id, str):
+        target.target_id = target_id = str(target_id)
     seq = lease.seq + 1
-    digest = body_digest(at, target.actor, target.role, target.action, target.target_type, target.target_id,
-                         detail)
+    digest = body_digest(at, d.get("actor"), d.get("role"), d.get("action"), d.get("target_type"), target_id, detail)
     h = link_hash(writer.id, seq, lease.hash, digest)
     target.writer_id, target.seq, target.prev_hash, target.hash = writer.id, seq, lease.hash, h
     lease.seq, lease.hash = seq, h
