@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up, starts the RA centre service on the embedded defaults (SQLite, the SM2 software
 # token initialised automatically with PINs generated into var/demo/, mode 0600), runs
-# `racentre demo --out demo-out`, and keeps serving until interrupted.
+# `racentre setup`, starts the service, runs `racentre demo --out demo-out` against it over HTTP, and
+# keeps serving until interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -24,12 +25,16 @@ dir = "softtoken"
 auto_init = true
 so_pin_file = "so.pin"
 
+[tsa]
+units = "ecdsa=tsa-ecdsa:ecdsa-sha256"
+
 [service]
 host = "${RACENTRE_SERVICE_HOST:-127.0.0.1}"
 port = ${RACENTRE_SERVICE_PORT:-8600}
 TOML
 export RACENTRE_CONFIG="$(pwd)/var/demo/racentre.toml"
 
+.venv/bin/racentre setup --with-ecdsa      # CA hierarchies, TSA/KMC/seal-maker certificates (idempotent)
 .venv/bin/racentre serve &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT INT TERM
@@ -39,7 +44,7 @@ for _ in $(seq 1 100); do
   kill -0 $server 2>/dev/null || { echo "demo.sh: the service did not start" >&2; exit 1; }
   sleep 0.2
 done
-.venv/bin/racentre demo --out demo-out
+.venv/bin/racentre demo --out demo-out --url "$url"
 echo
 echo "RA centre service listening on $url  (health: $url/hsm/health, artefacts in $(pwd)/demo-out)"
 echo "Press Ctrl-C to stop."

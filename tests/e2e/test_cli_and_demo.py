@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.bouncycastle import assert_bc_ok, bc_verify_many, require_bc
+from tests.e2e.demo_checks import check_demo_artefacts
 from tests.interop.openssl_cli import sm2_verify as openssl_sm2_verify
 
 RACENTRE = [sys.executable, "-m", "racentre.cli"]
@@ -27,7 +27,8 @@ def site(tmp_path_factory, softtoken_module):
     (root / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\nmax_pin_failures = 3\n")
     (root / "racentre.toml").write_text(
         '[hsm]\ntoken = "site-token"\npin_file = "user.pin"\n'
-        '[softtoken]\ndir = "softtoken"\nauto_init = true\nso_pin_file = "so.pin"\n')
+        '[softtoken]\ndir = "softtoken"\nauto_init = true\nso_pin_file = "so.pin"\n'
+        '[tsa]\nunits = "ecdsa=tsa-ecdsa:ecdsa-sha256"\n')
     return root
 
 
@@ -95,13 +96,12 @@ def test_pin_lockout_after_repeated_failures(tmp_path, softtoken_module):
 
 
 def test_demo_writes_artefacts_that_outside_verifiers_accept(site, tmp_path):
+    setup = run(site, "setup", "--with-ecdsa")
+    assert setup.returncode == 0, setup.stderr
+    assert b"created CA issuing-sm2" in setup.stdout and b"KMC: signing certificate issued by our CA" in setup.stdout
+    again = run(site, "setup", "--with-ecdsa")
+    assert again.returncode == 0 and b"already set up" in again.stdout
     out = tmp_path / "demo"
     demo = run(site, "demo", "--out", str(out))
     assert demo.returncode == 0, demo.stderr
-    for name in ("hsm-sm2-pub.pem", "hsm-sm2-msg.bin", "hsm-sm2-sig.der"):
-        assert (out / name).stat().st_size > 0
-    assert openssl_sm2_verify(out / "hsm-sm2-pub.pem", out / "hsm-sm2-msg.bin", out / "hsm-sm2-sig.der")
-    require_bc()
-    [result] = bc_verify_many([["sm2-sig", out / "hsm-sm2-pub.pem", out / "hsm-sm2-msg.bin",
-                                out / "hsm-sm2-sig.der"]])
-    assert_bc_ok(result)
+    check_demo_artefacts(out)

@@ -1,0 +1,109 @@
+"""What outside verifiers say about the artefacts of `racentre demo --out DIR` (every issue's list):
+Bouncy Castle for every SM2 artefact, OpenSSL for the ECDSA ones and for SM2 CSRs/raw signatures with
+the default ID, independent SM2/SM4 code (tests/unit/kms/subscriber.py) for the key envelopes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from asn1crypto import keys, pem, x509
+
+from pkicore.envelope import parse_sm2_enveloped_key
+from tests.interop.bouncycastle import assert_bc_fails, assert_bc_ok, bc_verify_many, require_bc
+from tests.interop.openssl_cli import (crl_verify, ocsp_verify, req_verify, sm2_verify, ts_verify,
+                                       verify_chain)
+from tests.unit.kms.subscriber import mul, public_point, sm2_decrypt, sm4_ecb_decrypt
+
+HIERARCHY = ("root-ca.pem", "issuing-ca.pem", "civil-servant-sign.pem", "civil-servant-enc.pem", "unit.pem",
+             "server.pem", "server.csr", "revoked.pem", "crl.der", "ocsp-request.der", "ocsp-response.der")
+EXPECTED = (("hsm-sm2-pub.pem", "hsm-sm2-msg.bin", "hsm-sm2-sig.der") + HIERARCHY
+            + tuple(f"ecdsa/{n}" for n in HIERARCHY)
+            + ("subscriber-sign-key.pem", "enc-envelope.der", "enc-envelope-signed.der", "kmc.pem",
+               "recovered-envelope.der", "tsa.pem", "tsa-data.bin", "tsq.der", "tsr.der", "ecdsa/tsq.der",
+               "ecdsa/tsr.der", "seal.esl", "seal-maker.pem", "unsealed.pdf", "sealed.pdf", "sealed.ofd",
+               "sealed-verify.json"))
+
+
+def _cert(path: Path) -> x509.Certificate:
+    data = path.read_bytes()
+    return x509.Certificate.load(pem.unarmor(data)[2] if pem.detect(data) else data)
+
+
+def _private_d(path: Path) -> int:
+    der = pem.unarmor(path.read_bytes())[2]
+    info = keys.PrivateKeyInfo.load(der)
+    return info["private_key"].parsed["private_key"].native
+
+
+def _open(d: int, enveloped_key_der: bytes) -> int:
+    env = parse_sm2_enveloped_key(enveloped_key_der)
+    sm4_key = sm2_decrypt(d, env.sym_encrypted_key)
+    return int.from_bytes(sm4_ecb_decrypt(sm4_key, env.encrypted_private_key), "big")
+
+
+def check_demo_artefacts(out: Path) -> None:
+    missing = [n for n in EXPECTED if not (out / n).is_file() or not (out / n).stat().st_size]
+    assert not missing, f"demo artefacts missing: {missing}"
+
+    # ECDSA hierarchy: OpenSSL 3.0 end to end
+    e = out / "ecdsa"
+    for name in ("civil-servant-sign.pem", "civil-servant-enc.pem", "unit.pem", "server.pem"):
+        assert verify_chain(e / name, e / "root-ca.pem", untrusted=[e / "issuing-ca.pem"]).ok, name
+    assert not verify_chain(e / "revoked.pem", e / "root-ca.pem", untrusted=[e / "issuing-ca.pem"],
+                            crls=[_crl_pem(e)]).ok
+    assert verify_chain(e / "server.pem", e / "root-ca.pem", untrusted=[e / "issuing-ca.pem"], crls=[_crl_pem(e)]).ok
+    assert crl_verify(e / "crl.der", e / "issuing-ca.pem").ok
+    status = ocsp_verify(e / "ocsp-response.der", e / "issuing-ca.pem", e / "root-ca.pem",
+                         serial=_cert(e / "revoked.pem").serial_number, verify_other=e / "issuing-ca.pem")
+    assert status.ok and status.status == "revoked", status.stdout + status.stderr
+    assert req_verify(e / "server.csr", distid=None).ok
+    tsa_chain = out / "ecdsa-tsa-ca.pem"
+    tsa_chain.write_bytes((e / "root-ca.pem").read_bytes())
+    assert ts_verify(e / "tsr.der", tsa_chain, queryfile=e / "tsq.der", untrusted=e / "tsa.pem").ok
+
+    # SM2: OpenSSL only where it can take the default ID (raw signatures, CSRs)
+    assert sm2_verify(out / "hsm-sm2-pub.pem", out / "hsm-sm2-msg.bin", out / "hsm-sm2-sig.der").ok
+    assert req_verify(out / "server.csr").ok
+
+    # SM2: Bouncy Castle for every certificate, path, CRL, OCSP answer, token and seal
+    require_bc()
+    root, issuing = out / "root-ca.pem", out / "issuing-ca.pem"
+    serial = format(_cert(out / "revoked.pem").serial_number, "x")
+    leaves = ("civil-servant-sign.pem", "civil-servant-enc.pem", "unit.pem", "server.pem", "kmc.pem",
+              "seal-maker.pem")
+    argvs = [["sm2-sig", out / "hsm-sm2-pub.pem", out / "hsm-sm2-msg.bin", out / "hsm-sm2-sig.der"],
+             ["csr", out / "server.csr"],
+             ["cert", issuing, root], ["crl", out / "crl.der", issuing],
+             ["ocsp", out / "ocsp-response.der", issuing, "--serial", serial],
+             ["cert-path", out / "server.pem", root, issuing, "--crl", out / "crl.der", "--crl", out / "root-crl.der"],
+             ["cert-path", out / "revoked.pem", root, issuing, "--crl", out / "crl.der", "--crl", out / "root-crl.der"],
+             ["tsp", out / "tsr.der", "--data", out / "tsa-data.bin"],
+             ["seal", out / "seal.esl"]]
+    argvs += [["cert-path", out / name, root, issuing] for name in leaves]
+    results = bc_verify_many(argvs)
+    for argv, result in zip(argvs, results):
+        if argv[1] == out / "revoked.pem":
+            assert "revocation" in assert_bc_fails(result).stderr.lower()
+        else:
+            assert_bc_ok(result)
+    assert results[4].stdout.split()[0] == "revoked"
+
+    # KMC: the subscriber opens its envelopes with its own key; the recovered one opens with the court's
+    d_sub = _private_d(out / "subscriber-sign-key.pem")
+    enc = _cert(out / "civil-servant-enc.pem")
+    assert mul(_open(d_sub, (out / "enc-envelope.der").read_bytes())) == public_point(enc.public_key.dump())
+    assert mul(d_sub) == public_point(_cert(out / "civil-servant-sign.pem").public_key.dump())
+    d_court = _private_d(out / "recovery-recipient-key.pem")
+    assert mul(_open(d_court, (out / "recovered-envelope.der").read_bytes())) == public_point(enc.public_key.dump())
+    assert _cert(out / "kmc.pem").issuer == _cert(issuing).subject
+
+    # seals: our verifier's report says every seal of both documents is valid
+    report = json.loads((out / "sealed-verify.json").read_text())
+    assert report["sealed.pdf"]["verdict"] == "valid" and len(report["sealed.pdf"]["seals"]) == 2
+    assert report["sealed.ofd"]["verdict"] == "valid"
+
+
+def _crl_pem(folder: Path) -> Path:
+    path = folder.parent / f"{folder.name}-crl.pem"
+    path.write_bytes(pem.armor("X509 CRL", (folder / "crl.der").read_bytes()))
+    return path
