@@ -7,6 +7,7 @@ Keys never leave the HSM in clear: export exists only as ``wrap`` under another 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ from pkicore.signatures import der_to_raw, raw_to_der
 from pkicore.sm2 import DEFAULT_USER_ID, SM2PublicKey, sm2_e
 
 log = logging.getLogger(__name__)
+
+# sign/verify run thousands of times a second with the same few key names: parse each once
+_parse_ref = functools.lru_cache(maxsize=1024)(KeyRef.parse)
 
 _CURVE_PARAMS = {name: asn1_keys.ECDomainParameters(name="named", value=name).dump()
                  for name in ("secp256r1", "secp384r1")}
@@ -86,10 +90,17 @@ class KeyManager:
         self.pool = SessionPool(config.module, config.token, config.pin, config.pool_size,
                                 thread_safe=self.profile.quirks.thread_safe)
         self._supported = {int(m) for m in self.pool.token.slot.get_mechanisms()}
+        # logical name -> Mechanism / supported flag; the profile and the token's list are fixed
+        self._mechanisms: dict = {}
+        self._supports: dict = {}
 
     def supports(self, logical: str) -> bool:
         """True when the vendor profile names the mechanism and the token lists it."""
-        return self.profile.has(logical) and int(self.profile.mechanism(logical)) in self._supported
+        hit = self._supports.get(logical)
+        if hit is None:
+            hit = self._supports[logical] = (self.profile.has(logical)
+                                             and int(self.profile.mechanism(logical)) in self._supported)
+        return hit
 
     # ----------------------------------------------------------------- internals
     def _find_typed(self, pooled: PooledSession, ref: KeyRef, object_class: ObjectClass):
@@ -120,11 +131,14 @@ class KeyManager:
         return obj
 
     def _mechanism(self, logical: str):
-        try:
-            return self.profile.mechanism(logical)
-        except KeyError:
-            raise MechanismUnsupported(
-                f"mechanism {logical!r} is not available with HSM profile {self.profile.name!r}") from None
+        mech = self._mechanisms.get(logical)
+        if mech is None:
+            try:
+                mech = self._mechanisms[logical] = self.profile.mechanism(logical)
+            except KeyError:
+                raise MechanismUnsupported(
+                    f"mechanism {logical!r} is not available with HSM profile {self.profile.name!r}") from None
+        return mech
 
     def _key_type_name(self, key) -> str:
         kt = key[Attribute.KEY_TYPE]
@@ -307,7 +321,7 @@ class KeyManager:
         otherwise (non-default ID, or a vendor without a message-in mechanism) e = SM3(Z || M) is
         computed here from public data and the token signs the digest.
         """
-        ref = KeyRef.parse(ref)
+        ref = _parse_ref(ref)
 
         def op(pooled):
             key, key_type = self._find_typed(pooled, ref, ObjectClass.PRIVATE_KEY)
@@ -359,7 +373,7 @@ class KeyManager:
     def verify(self, ref: KeyRef | str, data: bytes, signature: bytes, mechanism: str | None = None, *,
                user_id: bytes | None = None) -> bool:
         """Verify in the HSM with the key pair's public half (signature in the form ``sign`` returns)."""
-        ref = KeyRef.parse(ref)
+        ref = _parse_ref(ref)
 
         def op(pooled):
             pub, key_type = self._find_typed(pooled, ref, ObjectClass.PUBLIC_KEY)

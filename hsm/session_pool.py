@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
 
 import pkcs11
@@ -39,7 +38,7 @@ class SessionPool:
         self._token_label = token_label
         self._pin = pin
         self._size = max(1, size)
-        self._idle: queue.LifoQueue[PooledSession] = queue.LifoQueue()
+        self._idle: list[PooledSession] = []   # LIFO, guarded by self._lock (no second lock per call)
         self._opened = 0
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -87,11 +86,8 @@ class SessionPool:
     def acquire(self) -> PooledSession:
         with self._cond:
             while True:
-                try:
-                    pooled = self._idle.get_nowait()
-                except queue.Empty:
-                    pooled = None
-                if pooled is not None:
+                if self._idle:
+                    pooled = self._idle.pop()
                     if pooled.generation != self._generation:
                         pooled.objects.clear()
                         pooled.generation = self._generation
@@ -110,7 +106,7 @@ class SessionPool:
 
     def release(self, pooled: PooledSession) -> None:
         with self._cond:
-            self._idle.put(pooled)
+            self._idle.append(pooled)
             self._cond.notify()
 
     def discard(self, pooled: PooledSession) -> None:
@@ -168,11 +164,8 @@ class SessionPool:
 
     def _drain_idle(self) -> None:
         """Close every idle session (caller holds the condition); login state goes with the last one."""
-        while True:
-            try:
-                pooled = self._idle.get_nowait()
-            except queue.Empty:
-                break
+        while self._idle:
+            pooled = self._idle.pop()
             with contextlib.suppress(Exception), self._serial:
                 pooled.session.close()
             self._opened -= 1

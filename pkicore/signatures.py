@@ -1,8 +1,6 @@
 """Signature encodings: DER SEQUENCE {r, s} (RFC 3279 §2.2.3, GB/T 35276 §7.2) <-> raw r || s (PKCS#11)."""
 from __future__ import annotations
 
-from asn1crypto.algos import DSASignature
-
 
 def _der_integer(value: bytes) -> bytes:
     value = value.lstrip(b"\x00") or b"\x00"
@@ -26,17 +24,56 @@ def raw_to_der(raw: bytes) -> bytes:
     return b"\x30\x81" + bytes([len(body)]) + body
 
 
-def der_to_ints(der: bytes) -> tuple[int, int]:
-    """Strict DER SEQUENCE {r, s}: BER forms, trailing bytes and non-positive integers are refused."""
-    try:
-        sig = DSASignature.load(der, strict=True)
-        r, s = sig["r"].native, sig["s"].native
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise ValueError(f"malformed signature encoding: {exc}") from exc
-    if DSASignature({"r": r, "s": s}).dump() != der:
+def _der_length(der: bytes, pos: int) -> tuple[int, int]:
+    """(length, position after it) of a DER length octet string (X.690 §10.1: minimal, definite)."""
+    if pos >= len(der):
+        raise ValueError("malformed signature encoding: truncated")
+    first = der[pos]
+    pos += 1
+    if first < 0x80:
+        return first, pos
+    count = first & 0x7F
+    if count == 0 or count > 4 or pos + count > len(der) or der[pos] == 0:
+        raise ValueError("signature is not DER (indefinite or non-minimal length)")
+    length = int.from_bytes(der[pos:pos + count], "big")
+    if length < 0x80:
         raise ValueError("signature is not DER (non-minimal encoding)")
-    if r <= 0 or s <= 0:
+    return length, pos + count
+
+
+def _der_positive_integer(der: bytes, pos: int) -> tuple[int, int]:
+    if pos >= len(der) or der[pos] != 0x02:
+        raise ValueError("malformed signature encoding: expected an INTEGER")
+    length, pos = _der_length(der, pos + 1)
+    end = pos + length
+    if length == 0 or end > len(der):
+        raise ValueError("malformed signature encoding: bad INTEGER length")
+    if der[pos] & 0x80:
         raise ValueError("signature integers must be positive")
+    if length > 1 and der[pos] == 0 and not der[pos + 1] & 0x80:
+        raise ValueError("signature is not DER (non-minimal encoding)")
+    value = int.from_bytes(der[pos:end], "big")
+    if value == 0:
+        raise ValueError("signature integers must be positive")
+    return value, end
+
+
+def der_to_ints(der: bytes) -> tuple[int, int]:
+    """Strict DER SEQUENCE {r, s}: BER forms, trailing bytes and non-positive integers are refused.
+
+    Parsed by hand (X.690 §8.3, §10.1): it runs on every signature the HSM verifies, and the
+    asn1crypto load-and-re-encode check cost about as much as the rest of the call.
+    """
+    der = bytes(der)
+    if len(der) < 2 or der[0] != 0x30:
+        raise ValueError("malformed signature encoding: expected a SEQUENCE")
+    length, pos = _der_length(der, 1)
+    if pos + length != len(der):
+        raise ValueError("malformed signature encoding: length does not match the data")
+    r, pos = _der_positive_integer(der, pos)
+    s, pos = _der_positive_integer(der, pos)
+    if pos != len(der):
+        raise ValueError("malformed signature encoding: trailing data inside the SEQUENCE")
     return r, s
 
 
