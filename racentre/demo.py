@@ -16,6 +16,8 @@ signed there).
 - TSA (issue 5): ``tsa.pem``, ``tsa-data.bin``, ``tsq.der``, ``tsr.der``, ``ecdsa/tsq.der``, ``ecdsa/tsr.der``.
 - Seals (issue 6): ``seal.esl``, ``seal-maker.pem``, ``unsealed.pdf``, ``sealed.pdf``, ``sealed.ofd``,
   ``sealed-verify.json``.
+- Audit (issue 7): ``audit-export.json``, ``audit-export.json.sig`` (SM2 by the HSM audit key) and
+  ``audit-public-key.pem``, as ``racentre audit export`` writes them.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from kms.identity import public_key_hash
 from pkicore import algorithm, verify_signature
 from pkicore.csr import build_csr
 from pkicore.db import transaction
+from racentre.audit import write_demo_artefacts as write_audit_export
 from racentre.auth import create_token
 from racentre.setup_cli import setup_site
 from racentre.web import build_app
@@ -393,6 +396,7 @@ def run_demo(services, out: Path, url: str | None = None) -> list[str]:
     demo.timestamps()
     demo.seals(sm2)
     written += demo.written
+    written += write_audit_export(services, out)      # the auditor's signed export of the whole trail
     (out / "manifest.json").write_text(json.dumps({"artefacts": written}, indent=2))
     return written
 

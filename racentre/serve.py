@@ -11,6 +11,7 @@ import waitress
 from gunicorn.app.base import BaseApplication
 
 from hsm import reinitialize_after_fork
+from racentre.audit import start_periodic_checkpoints
 from racentre.config import Config
 from racentre.services import Services
 from racentre.web import DEFAULT_PACKAGES, build_app
@@ -29,7 +30,18 @@ class _Gunicorn(BaseApplication):
 
     def load(self):  # runs in each worker, after the fork
         reinitialize_after_fork()
-        return build_app(Services(self._config), self._packages)
+        return service_app(Services(self._config), self._packages)
+
+
+def service_app(services: Services, packages: tuple[str, ...]):
+    """The app of one serving process, plus its background duties: periodic audit checkpoints when
+    ``[audit] checkpoint_interval`` is set (each worker signs; checkpoints are idempotent over heads)."""
+    app = build_app(services, packages)
+    interval = services.config.audit.checkpoint_interval
+    if interval > 0:
+        start_periodic_checkpoints(services.db, services.key_manager, interval,
+                                   key_label=services.config.audit.key_label)
+    return app
 
 
 def serve(config: Config, *, host: str, port: int, workers: int = 1, threads: int | None = None,
@@ -37,7 +49,7 @@ def serve(config: Config, *, host: str, port: int, workers: int = 1, threads: in
     threads = threads or config.service.threads
     if workers <= 1:
         services = Services(config)
-        waitress.serve(build_app(services, packages), host=host, port=port, threads=threads, ident="racentre")
+        waitress.serve(service_app(services, packages), host=host, port=port, threads=threads, ident="racentre")
         return
     _Gunicorn(config, packages, {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
                                  "worker_class": "gthread", "preload_app": False, "accesslog": None,

@@ -21,7 +21,7 @@ EXPECTED = (("hsm-sm2-pub.pem", "hsm-sm2-msg.bin", "hsm-sm2-sig.der") + HIERARCH
             + ("subscriber-sign-key.pem", "enc-envelope.der", "enc-envelope-signed.der", "kmc.pem",
                "recovered-envelope.der", "tsa.pem", "tsa-data.bin", "tsq.der", "tsr.der", "ecdsa/tsq.der",
                "ecdsa/tsr.der", "seal.esl", "seal-maker.pem", "unsealed.pdf", "sealed.pdf", "sealed.ofd",
-               "sealed-verify.json"))
+               "sealed-verify.json", "audit-export.json", "audit-export.json.sig", "audit-public-key.pem"))
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -64,6 +64,7 @@ def check_demo_artefacts(out: Path) -> None:
     # SM2: OpenSSL only where it can take the default ID (raw signatures, CSRs)
     assert sm2_verify(out / "hsm-sm2-pub.pem", out / "hsm-sm2-msg.bin", out / "hsm-sm2-sig.der").ok
     assert req_verify(out / "server.csr").ok
+    assert sm2_verify(out / "audit-public-key.pem", out / "audit-export.json", out / "audit-export.json.sig").ok
 
     # SM2: Bouncy Castle for every certificate, path, CRL, OCSP answer, token and seal
     require_bc()
@@ -78,7 +79,8 @@ def check_demo_artefacts(out: Path) -> None:
              ["cert-path", out / "server.pem", root, issuing, "--crl", out / "crl.der", "--crl", out / "root-crl.der"],
              ["cert-path", out / "revoked.pem", root, issuing, "--crl", out / "crl.der", "--crl", out / "root-crl.der"],
              ["tsp", out / "tsr.der", "--data", out / "tsa-data.bin"],
-             ["seal", out / "seal.esl"]]
+             ["seal", out / "seal.esl"],
+             ["sm2-sig", out / "audit-public-key.pem", out / "audit-export.json", out / "audit-export.json.sig"]]
     argvs += [["cert-path", out / name, root, issuing] for name in leaves]
     results = bc_verify_many(argvs)
     for argv, result in zip(argvs, results):
@@ -101,6 +103,10 @@ def check_demo_artefacts(out: Path) -> None:
     report = json.loads((out / "sealed-verify.json").read_text())
     assert report["sealed.pdf"]["verdict"] == "valid" and len(report["sealed.pdf"]["seals"]) == 2
     assert report["sealed.ofd"]["verdict"] == "valid"
+
+    # audit: the export covers what the demo did (issuance, KMC recovery, sealing) and checks out
+    actions = {row["action"] for row in json.loads((out / "audit-export.json").read_text())["rows"]}
+    assert {"ra.request.approve", "ca.certificate.issue", "ca.escrow.reserve", "seal.make"} <= actions, actions
 
 
 def _crl_pem(folder: Path) -> Path:

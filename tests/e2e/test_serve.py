@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,13 +20,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _checkpoints(path) -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("select count(*) from audit_checkpoint").fetchone()[0]
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_service_answers_health(tmp_path, softtoken_module, workers):
     (tmp_path / "softtoken").mkdir()
     (tmp_path / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\n")
     (tmp_path / "racentre.toml").write_text(
         '[hsm]\ntoken = "serve-test"\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
-        f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite"\n')
+        f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite"\n[audit]\ncheckpoint_interval = 1\n')
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(RACENTRE_CONFIG=str(tmp_path / "racentre.toml"), RACENTRE_HSM_PIN="serve-pin",
@@ -44,6 +50,10 @@ def test_service_answers_health(tmp_path, softtoken_module, workers):
                 assert proc.poll() is None, proc.stdout.read().decode()
                 time.sleep(0.2)
         assert len(answers) == 6 and all(a["status"] == "ok" and a["token"] == "serve-test" for a in answers)
+        # every serving process signs periodic audit checkpoints ([audit] checkpoint_interval)
+        while time.monotonic() < deadline + 15 and _checkpoints(tmp_path / "db.sqlite") == 0:
+            time.sleep(0.3)
+        assert _checkpoints(tmp_path / "db.sqlite") > 0
     finally:
         proc.terminate()
         out = proc.communicate(timeout=20)[0].decode()
