@@ -108,7 +108,7 @@ def _headers(response):
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"   # no-referrer would make Chrome send Origin: null
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     if request.endpoint != "console.static":
         response.headers["Cache-Control"] = "no-store"

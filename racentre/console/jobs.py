@@ -198,7 +198,7 @@ class JobRunner:
         with transaction(self.db) as session:
             job = session.scalar(select(ConsoleJob).where(
                 ConsoleJob.state.in_(("queued", "running")),
-                or_(ConsoleJob.lease_until.is_(None), ConsoleJob.lease_until < now),
+                or_(ConsoleJob.lease_until.is_(None), ConsoleJob.lease_until < now, ConsoleJob.lease_owner == self.owner),
             ).order_by(ConsoleJob.id).limit(1).with_for_update(skip_locked=True))
             if job is None:
                 return None
