@@ -187,28 +187,46 @@ def add_server(session: Session, actor: Actor, *, host_name: str, unit_id: int,
 
 # ------------------------------------------------------------------------------------- subject building
 
+_KEEP = "ra.subject_rows"
+
+
+def _subject_row(session: Session, model, ident):
+    """``session.get`` that keeps the row referenced for the session's life. The identity map holds
+    objects weakly, so without this an approval SELECTed the same unit/server/person (and the server's
+    names) again in each of vetted_subject, identity_extensions, _issue and the response."""
+    row = session.get(model, ident)
+    if row is not None:
+        session.info.setdefault(_KEEP, {})[(model, ident)] = row
+    return row
+
+
 def vetted_subject(session: Session, req: CertRequest) -> tuple[tuple[str, str], ...]:
     """The certificate subject built from the vetted record: C=CN, O=<unit>, [OU], CN=<person|unit|host>."""
-    unit = session.get(Unit, req.unit_id)
-    rdns = [("country_name", "CN"), ("organization_name", unit.name)]
+    # the person or server first: its unit comes with it (joined), so the unit is an identity-map hit
+    person = server = None
     if req.type == RequestType.CIVIL_SERVANT_DUAL.value:
-        person = session.get(CivilServant, req.civil_servant_id)
+        person = _subject_row(session, CivilServant, req.civil_servant_id)
+    elif req.type != RequestType.UNIT.value:
+        server = _subject_row(session, Server, req.server_id)
+    unit = _subject_row(session, Unit, req.unit_id)
+    rdns = [("country_name", "CN"), ("organization_name", unit.name)]
+    if person is not None:
         if person.department:
             rdns.append(("organizational_unit_name", person.department))
         rdns.append(("common_name", person.name))
-    elif req.type == RequestType.UNIT.value:
+    elif server is None:
         rdns.append(("common_name", unit.name))
     else:
-        rdns.append(("common_name", session.get(Server, req.server_id).host_name))
+        rdns.append(("common_name", server.host_name))
     return tuple(rdns)
 
 
 def identity_extensions(session: Session, req: CertRequest) -> tuple[tuple[str, str], ...]:
     """GM/T 0015 identity extensions: the identity number for people, the USCC for units."""
     if req.type == RequestType.CIVIL_SERVANT_DUAL.value:
-        return ((OID.ID_CARD_NUMBER, session.get(CivilServant, req.civil_servant_id).id_number),)
+        return ((OID.ID_CARD_NUMBER, _subject_row(session, CivilServant, req.civil_servant_id).id_number),)
     if req.type == RequestType.UNIT.value:
-        return ((OID.UNIFIED_SOCIAL_CREDIT_CODE, session.get(Unit, req.unit_id).uscc),)
+        return ((OID.UNIFIED_SOCIAL_CREDIT_CODE, _subject_row(session, Unit, req.unit_id).uscc),)
     return ()
 
 
@@ -472,7 +490,12 @@ def escrow_needed(session: Session, actor: Actor, request_id: int, *,
                   policy: Policy = Policy()) -> EscrowedKeyRequest | None:
     """What to ask the CA's KMC for before ``approve`` runs (outside its transaction), when this
     officer's approval will carry out a dual request whose encryption key the KMC generates."""
-    req = session.get(CertRequest, check_id(request_id, "request"))
+    check_id(request_id, "request")
+    # one narrow SELECT settles every other request type (no request, approvals and certificates load)
+    if session.scalar(select(CertRequest.type).where(CertRequest.id == request_id)) \
+            != RequestType.CIVIL_SERVANT_DUAL.value:
+        return None
+    req = session.get(CertRequest, request_id)
     if req is None or req.type != RequestType.CIVIL_SERVANT_DUAL.value or req.enc_spki is not None \
             or req.kind == RequestKind.REVOCATION.value or req.state != RequestState.VETTED.value \
             or any(a.officer == actor.name for a in req.approvals) \
@@ -564,7 +587,7 @@ def _issue(session: Session, actor: Actor, req: CertRequest, ca: CABackend, poli
     identity = identity_extensions(session, req)
     dns, ips = (), ()
     if req.type == RequestType.SERVER.value:
-        server = session.get(Server, req.server_id)
+        server = _subject_row(session, Server, req.server_id)
         dns, ips = server.dns_names, server.ip_addresses
     keys = {"sign": req.sign_spki, "enc": req.enc_spki}
     if req.type == RequestType.CIVIL_SERVANT_DUAL.value and req.enc_spki is None:
