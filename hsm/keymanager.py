@@ -305,6 +305,17 @@ class KeyManager:
 
         self.pool.run("deleting a key", op)
 
+    def ensure_key_pair(self, label: str, algorithm: str = "sm2") -> bytes:
+        """SubjectPublicKeyInfo DER of the key pair ``label``, generated (non-extractable) when absent.
+        Several processes may race here: the loser finds the winner's key."""
+        try:
+            return self.public_key_info(label)
+        except KeyNotFound:
+            try:
+                return self.generate_key_pair(label, algorithm).public_key_info
+            except HsmError:
+                return self.public_key_info(label)    # made meanwhile by another process; else re-raise
+
     def public_key_info(self, ref: KeyRef | str) -> bytes:
         """SubjectPublicKeyInfo DER of a key pair's public half."""
         info = self.find_key(ref)

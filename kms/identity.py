@@ -5,13 +5,12 @@ the key manager. Integrator hook: ``KeyEscrow.install_certificate(der)`` replace
 """
 from __future__ import annotations
 
-import datetime as dt
-
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509
 
 from hsm import KeyManager
-from pkicore.oids import OID
+from pkicore.algorithms import algorithm
+from pkicore.certificate import build_certificate
 from pkicore.sm2 import sm3
 
 
@@ -24,28 +23,10 @@ def self_signed_certificate(km: KeyManager, label: str, subject: tuple[tuple[str
     """A self-signed SM2-with-SM3 certificate for an HSM key (digitalSignature, not a CA)."""
     spki = km.public_key_info(label)
     name = subject_name(subject)
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    ski = sm3(asn1_keys.PublicKeyInfo.load(spki)["public_key"].contents[1:])[:20]
-    tbs = x509.TbsCertificate({
-        "version": "v3",
-        "serial_number": int.from_bytes(km.random(16), "big") >> 1 or 1,
-        "signature": {"algorithm": OID.SM2_WITH_SM3},
-        "issuer": name,
-        "validity": {"not_before": x509.Time(name="utc_time", value=now - dt.timedelta(minutes=5)),
-                     "not_after": x509.Time(name="general_time", value=now + dt.timedelta(days=days))},
-        "subject": name,
-        "subject_public_key_info": asn1_keys.PublicKeyInfo.load(spki),
-        "extensions": [
-            {"extn_id": "basic_constraints", "critical": True, "extn_value": {"ca": False}},
-            {"extn_id": "key_usage", "critical": True,
-             "extn_value": x509.KeyUsage({"digital_signature", "non_repudiation"})},
-            {"extn_id": "key_identifier", "critical": False, "extn_value": ski},
-            {"extn_id": "authority_key_identifier", "critical": False, "extn_value": {"key_identifier": ski}},
-        ],
-    })
-    signature = km.sign(label, tbs.dump())
-    return x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": {"algorithm": OID.SM2_WITH_SM3},
-                             "signature_value": signature}).dump()
+    alg = algorithm("sm2-sm3")
+    return build_certificate(subject=name, issuer=name, spki=spki, issuer_spki=spki, alg=alg, days=days,
+                             sign=lambda tbs: km.sign(label, tbs, alg.mechanism),
+                             serial=int.from_bytes(km.random(16), "big") >> 1 or 1)
 
 
 def public_key_hash(spki_der: bytes) -> bytes:

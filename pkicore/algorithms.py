@@ -21,6 +21,13 @@ class Algorithm:
     curve: str | None = None
     params_null: bool = False   # RFC 4055: RSA PKCS#1 v1.5 AlgorithmIdentifiers carry NULL params
 
+    @property
+    def key_algorithm(self) -> str:
+        """The HSM key-generation name of a key that signs with this (``sm2``, ``ec-p256``, ``rsa-2048``)."""
+        if self.key_type == "ec":
+            return {"secp256r1": "ec-p256", "secp384r1": "ec-p384"}[self.curve]
+        return "sm2" if self.key_type == "sm2" else "rsa-2048"
+
 
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("sm2-sm3", OID.SM2_WITH_SM3, "sm2_sm3", "sm3", "sm2", "sm2-sign-sm3", curve="sm2p256v1"),

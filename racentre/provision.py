@@ -17,7 +17,7 @@ from asn1crypto import x509
 
 from ca_bridge.api import IssueRequest
 from ca_bridge.embedded import EmbeddedCA
-from hsm import KeyManager, KeyNotFound
+from hsm import KeyManager
 from kms.client import InProcessTransport
 from kms.services import Kmc
 from pkicore.algorithms import algorithm
@@ -80,14 +80,6 @@ class Site:
             subject=(("country_name", "CN"), ("organization_name", self.organization), ("common_name", common_name))))
         return Certified(issued.certificate, self._with_root(issued.ca, issued.chain))
 
-    def ensure_key(self, label: str, key_algorithm: str = "sm2") -> bytes:
-        """The SPKI of the HSM key pair ``label``, generated (non-extractable) when absent."""
-        try:
-            return self.km.public_key_info(label)
-        except KeyNotFound:
-            self.km.generate_key_pair(label, key_algorithm)
-            return self.km.public_key_info(label)
-
     # ------------------------------------------------------------------ services
     def tsa_issuer(self):
         """A ``timestamp.services.CertificateIssuer``: (SPKI, unit) -> [TSA certificate, issuing CA, root]."""
@@ -98,7 +90,7 @@ class Site:
 
     def seal_maker(self, label: str = SEAL_MAKER_LABEL, vid: str = "RACENTRE") -> SealMaker:
         """The seal-making authority: an SM2 key in the HSM with a CA-issued certificate."""
-        spki = self.ensure_key(label, "sm2")
+        spki = self.km.ensure_key_pair(label, "sm2")
         certified = self.certify("seal-maker", spki, "seal-maker", f"{self.organization} Seal Maker")
         return SealMaker(label, certified.certificate, algorithm("sm2-sm3"), vid)
 

@@ -1,0 +1,105 @@
+"""A plain X.509 v3 certificate builder (RFC 5280 §4.1) over a signing callable, and ``LocalIssuer``, a
+one-level CA whose key lives in the HSM — for tests, bootstrap identities (the KMC's self-signed
+certificate before the CA certifies it) and sites without the embedded CA. Production certificates come
+from ``ca_bridge`` (GM/T 0015 profiles, DER templates); this is the small shared builder the packages
+would otherwise each write again.
+
+Extensions: basicConstraints (critical), keyUsage (critical; keyCertSign + cRLSign for a CA, else
+digitalSignature + nonRepudiation), subjectKeyIdentifier / authorityKeyIdentifier (RFC 5280
+§4.2.1.2 method 1, SHA-1 of the subjectPublicKey bits), and an optional critical extendedKeyUsage
+(a TSA's id-kp-timeStamping, RFC 3161 §2.3).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Callable
+
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509
+
+from pkicore import asn1 as _asn1  # noqa: F401  (SM2/SM3 names for asn1crypto)
+from pkicore.algorithms import Algorithm, algorithm
+
+
+def simple_name(common_name: str, organization: str = "RA Centre", country: str = "CN") -> x509.Name:
+    return x509.Name.build({"country_name": country, "organization_name": organization,
+                            "common_name": common_name}, use_printable=False)
+
+
+def key_identifier(spki: bytes) -> bytes:
+    """RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING value."""
+    return hashlib.sha1(asn1_keys.PublicKeyInfo.load(spki)["public_key"].contents[1:]).digest()
+
+
+def signature_algorithm_id(alg: Algorithm) -> dict:
+    """AlgorithmIdentifier: parameters absent for SM2/ECDSA (GM/T 0015, RFC 5758), NULL for RSA."""
+    return {"algorithm": alg.asn1_name} if alg.params_null else {"algorithm": alg.asn1_name, "parameters": None}
+
+
+def build_certificate(*, subject: x509.Name, issuer: x509.Name, spki: bytes, issuer_spki: bytes, alg: Algorithm,
+                      sign: Callable[[bytes], bytes], ca: bool = False, extended_key_usage: tuple[str, ...] = (),
+                      days: int = 365, serial: int | None = None, not_before: dt.datetime | None = None) -> bytes:
+    """DER certificate; ``sign(tbs_der) -> signature`` (DER r,s for SM2/ECDSA) with ``alg``."""
+    start = not_before or dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(minutes=5)
+    exts = [
+        {"extn_id": "basic_constraints", "critical": True, "extn_value": {"ca": ca}},
+        {"extn_id": "key_usage", "critical": True,
+         "extn_value": {"key_cert_sign", "crl_sign"} if ca else {"digital_signature", "non_repudiation"}},
+        {"extn_id": "key_identifier", "critical": False, "extn_value": key_identifier(spki)},
+        {"extn_id": "authority_key_identifier", "critical": False,
+         "extn_value": {"key_identifier": key_identifier(issuer_spki)}},
+    ]
+    if extended_key_usage:
+        exts.append({"extn_id": "extended_key_usage", "critical": True, "extn_value": list(extended_key_usage)})
+    tbs = x509.TbsCertificate({
+        "version": "v3",
+        "serial_number": serial or secrets.randbits(126) | (1 << 125),
+        "signature": signature_algorithm_id(alg),
+        "issuer": issuer,
+        "validity": {"not_before": x509.Time(name="utc_time", value=start),
+                     "not_after": x509.Time(name="utc_time", value=start + dt.timedelta(days=days))},
+        "subject": subject,
+        "subject_public_key_info": asn1_keys.PublicKeyInfo.load(spki),
+        "extensions": exts,
+    })
+    return x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": signature_algorithm_id(alg),
+                             "signature_value": sign(tbs.dump())}).dump()
+
+
+@dataclass
+class LocalIssuer:
+    """A one-level CA over an HSM key: ``km`` signs with ``label`` (any object with
+    ``sign(label, data, mechanism)``)."""
+
+    km: object
+    label: str
+    alg: Algorithm
+    certificate: bytes
+
+    @classmethod
+    def create(cls, km, label: str, spki: bytes, alg_name: str = "sm2-sm3",
+               common_name: str = "RA Centre Test CA", days: int = 3650) -> "LocalIssuer":
+        """Self-sign a CA certificate for the key pair ``label`` whose SPKI is ``spki``."""
+        issuer = cls(km, label, algorithm(alg_name), b"")
+        subject = simple_name(common_name)
+        issuer.certificate = build_certificate(subject=subject, issuer=subject, spki=spki, issuer_spki=spki,
+                                               alg=issuer.alg, sign=issuer._sign, ca=True, days=days)
+        return issuer
+
+    def _sign(self, tbs: bytes) -> bytes:
+        return self.km.sign(self.label, tbs, self.alg.mechanism)
+
+    @property
+    def name(self) -> x509.Name:
+        return x509.Certificate.load(self.certificate).subject
+
+    def issue(self, spki: bytes, common_name: str, *, organization: str = "RA Centre", days: int = 730,
+              not_before: dt.datetime | None = None, timestamping: bool = False) -> bytes:
+        """An end-entity signing certificate (a TSA's with the critical id-kp-timeStamping EKU)."""
+        cert = x509.Certificate.load(self.certificate)
+        return build_certificate(subject=simple_name(common_name, organization), issuer=cert.subject, spki=spki,
+                                 issuer_spki=cert.public_key.dump(), alg=self.alg, sign=self._sign, days=days,
+                                 not_before=not_before, extended_key_usage=("time_stamping",) if timestamping else ())
