@@ -16,6 +16,7 @@ signed there).
 - TSA (issue 5): ``tsa.pem``, ``tsa-data.bin``, ``tsq.der``, ``tsr.der``, ``ecdsa/tsq.der``, ``ecdsa/tsr.der``.
 - Seals (issue 6): ``seal.esl``, ``seal-maker.pem``, ``unsealed.pdf``, ``sealed.pdf``, ``sealed.ofd``,
   ``sealed-verify.json``.
+- Console (issue 7): ``screenshots/*.png`` of the main pages in headless Chromium.
 - Audit (issue 7): ``audit-export.json``, ``audit-export.json.sig`` (SM2 by the HSM audit key) and
   ``audit-public-key.pem``, as ``racentre audit export`` writes them.
 """
@@ -45,6 +46,11 @@ from racentre.setup_cli import setup_site
 from racentre.web import build_app
 from seal.demo import demo_picture
 from seal.samplepdf import make_ofd, make_pdf
+
+try:     # screenshots need selenium and Debian's chromium (installed by scripts/setup.sh with the [test] extra)
+    from racentre.console.demo import write_screenshots
+except ImportError:       # pragma: no cover - a production install without the test extra
+    write_screenshots = None
 
 DEMO_SM2_KEY = "demo-sm2"
 DISTID = "distid:1234567812345678"
@@ -396,6 +402,10 @@ def run_demo(services, out: Path, url: str | None = None) -> list[str]:
     demo.timestamps()
     demo.seals(sm2)
     written += demo.written
+    if write_screenshots is None:
+        click.echo("no screenshots: selenium (the [test] extra) is not installed", err=True)
+    else:     # the console in headless Chromium, logged in as a throw-away auditor + RA admin
+        written += [str(Path(p).relative_to(out)) for p in write_screenshots(services, out)]
     written += write_audit_export(services, out)      # the auditor's signed export of the whole trail
     (out / "manifest.json").write_text(json.dumps({"artefacts": written}, indent=2))
     return written

@@ -21,7 +21,8 @@ EXPECTED = (("hsm-sm2-pub.pem", "hsm-sm2-msg.bin", "hsm-sm2-sig.der") + HIERARCH
             + ("subscriber-sign-key.pem", "enc-envelope.der", "enc-envelope-signed.der", "kmc.pem",
                "recovered-envelope.der", "tsa.pem", "tsa-data.bin", "tsq.der", "tsr.der", "ecdsa/tsq.der",
                "ecdsa/tsr.der", "seal.esl", "seal-maker.pem", "unsealed.pdf", "sealed.pdf", "sealed.ofd",
-               "sealed-verify.json", "audit-export.json", "audit-export.json.sig", "audit-public-key.pem"))
+               "sealed-verify.json", "audit-export.json", "audit-export.json.sig", "audit-public-key.pem",
+               "screenshots/dashboard.png", "screenshots/requests.png", "screenshots/audit.png"))
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -44,6 +45,8 @@ def _open(d: int, enveloped_key_der: bytes) -> int:
 def check_demo_artefacts(out: Path) -> None:
     missing = [n for n in EXPECTED if not (out / n).is_file() or not (out / n).stat().st_size]
     assert not missing, f"demo artefacts missing: {missing}"
+    assert all((out / "screenshots" / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+               for f in ("dashboard.png", "requests.png", "audit.png"))
 
     # ECDSA hierarchy: OpenSSL 3.0 end to end
     e = out / "ecdsa"
