@@ -2,6 +2,10 @@
 an optional client certificate bound by its SHA-256 fingerprint, and lock-out after repeated failures
 within a time window. Every login, failure, lock-out and account change is audited (pkicore.audit).
 
+TOTP keys are stored sealed (``racentre.secretbox``: SM4-CBC + SM4-CMAC under two SM4 keys in the HSM,
+``TOTP_ENC_KEY`` and ``TOTP_MAC_KEY``), bound to the account's name; a sealed key that fails its
+integrity check fails the login (and says so in the audit row), it is never used.
+
 Failure messages are the same whatever went wrong (unknown name, wrong password, wrong code, locked,
 disabled), so the login form tells an attacker nothing; the audit row says which.
 """
@@ -9,9 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, select
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, LargeBinary, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from pkicore.audit import record
@@ -19,9 +24,14 @@ from pkicore.db import Base, as_utc, transaction, utcnow
 from pkicore.errors import ErrorCode, PkiError
 from racentre import passwords, totp
 from racentre.auth import ROLES, AuthError, Principal
+from racentre.secretbox import SecretBox, SecretBoxError
+
+log = logging.getLogger(__name__)
 
 TARGET = "officer_account"
 LOGIN_FAILED = "login failed: check the name, the password and the one-time code"
+TOTP_ENC_KEY = "racentre-console-totp-enc"      # HSM SM4 key labels (made on first use)
+TOTP_MAC_KEY = "racentre-console-totp-mac"
 
 
 class AccountError(PkiError):
@@ -41,7 +51,7 @@ class OfficerAccount(Base):
     display_name: Mapped[str] = mapped_column(String(128))
     roles: Mapped[str] = mapped_column(String(256))                       # comma-separated racentre.auth.ROLES
     password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)   # base32
+    totp_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # racentre.secretbox
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     cert_fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)  # SHA-256 hex
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -58,7 +68,7 @@ class OfficerAccount(Base):
     def as_dict(self) -> dict:
         locked = self.locked_until is not None and as_utc(self.locked_until) > utcnow()
         return {"name": self.name, "display_name": self.display_name, "roles": self.roles.split(","),
-                "password": self.password_hash is not None, "totp": self.totp_secret is not None,
+                "password": self.password_hash is not None, "totp": self.totp_secret_sealed is not None,
                 "certificate": self.cert_fingerprint, "disabled": self.disabled, "locked": locked,
                 "last_login_at": as_utc(self.last_login_at).isoformat() if self.last_login_at else None}
 
@@ -72,6 +82,22 @@ class LockoutPolicy:
 
 def fingerprint(cert_der: bytes) -> str:
     return hashlib.sha256(cert_der).hexdigest()
+
+
+def totp_box(key_manager) -> SecretBox:
+    """The box the officers' TOTP keys are sealed in (the app's or the CLI's key manager)."""
+    return SecretBox(key_manager, TOTP_ENC_KEY, TOTP_MAC_KEY)
+
+
+def totp_context(name: str) -> bytes:
+    """What a sealed TOTP key is bound to: its account (a box copied to another row does not open)."""
+    return b"officer_account:" + name.encode("utf-8")
+
+
+def _new_totp(box: SecretBox, name: str) -> tuple[str, bytes]:
+    """A fresh TOTP key: (base32 to show once, sealed blob to store)."""
+    secret = totp.new_secret()
+    return secret, box.seal(totp.secret_bytes(secret), totp_context(name))
 
 
 def _roles(roles) -> str:
@@ -90,7 +116,7 @@ def _get(session: Session, name: str, *, lock: bool = False) -> OfficerAccount:
     return row
 
 
-def add_account(session: Session, *, name: str, roles, actor: str, display_name: str | None = None,
+def add_account(session: Session, *, name: str, roles, actor: str, box: SecretBox, display_name: str | None = None,
                 password: str | None = None, cert_der: bytes | None = None) -> tuple[OfficerAccount, str | None]:
     """Create an account; returns (account, TOTP secret or None). A password always comes with TOTP."""
     if not name or len(name) > 128 or not name.isprintable() or name != name.strip():
@@ -103,9 +129,9 @@ def add_account(session: Session, *, name: str, roles, actor: str, display_name:
         password_hash = passwords.hash_password(password) if password is not None else None
     except passwords.WeakPassword as exc:
         raise AccountError(str(exc)) from exc
-    secret = totp.new_secret() if password is not None else None
+    secret, sealed = _new_totp(box, name) if password is not None else (None, None)
     row = OfficerAccount(name=name, display_name=display_name or name, roles=_roles(roles),
-                         password_hash=password_hash, totp_secret=secret,
+                         password_hash=password_hash, totp_secret_sealed=sealed,
                          cert_fingerprint=fingerprint(cert_der) if cert_der else None, created_by=actor,
                          failed_count=0, disabled=False)
     session.add(row)
@@ -127,26 +153,31 @@ def set_disabled(session: Session, name: str, disabled: bool, *, actor: str) -> 
     return row
 
 
-def reset_totp(session: Session, name: str, *, actor: str) -> str:
+def reset_totp(session: Session, name: str, *, actor: str, box: SecretBox) -> str:
     """A new TOTP secret (the old one stops working at once); returns it to be shown once."""
     row = _get(session, name, lock=True)
-    row.totp_secret, row.totp_last_step = totp.new_secret(), None
+    secret, row.totp_secret_sealed = _new_totp(box, name)
+    row.totp_last_step = None
     record(session, actor=actor, role="ra_admin", action="console.account.reset_totp", target_type=TARGET,
            target_id=name)
-    return row.totp_secret
+    return secret
 
 
-def set_password(session: Session, name: str, password: str, *, actor: str) -> None:
+def set_password(session: Session, name: str, password: str, *, actor: str, box: SecretBox) -> str | None:
+    """Set the password (and clear a lock-out); an account without TOTP gets a key, returned to be shown once."""
     row = _get(session, name, lock=True)
     try:
         row.password_hash = passwords.hash_password(password)
     except passwords.WeakPassword as exc:
         raise AccountError(str(exc)) from exc
-    if row.totp_secret is None:
-        row.totp_secret = totp.new_secret()
+    secret = None
+    if row.totp_secret_sealed is None:
+        secret, row.totp_secret_sealed = _new_totp(box, name)
+        row.totp_last_step = None
     row.failed_count, row.failed_since, row.locked_until = 0, None, None
     record(session, actor=actor, role="ra_admin", action="console.account.set_password", target_type=TARGET,
            target_id=name)
+    return secret
 
 
 def bind_certificate(session: Session, name: str, cert_der: bytes | None, *, actor: str) -> None:
@@ -175,7 +206,7 @@ def _fail(session: Session, row: OfficerAccount, why: str, policy: LockoutPolicy
                target_id=row.name, until=row.locked_until.isoformat(), remote=remote)
 
 
-def password_login(db: sessionmaker[Session], name: str, password: str, code: str, *,
+def password_login(db: sessionmaker[Session], name: str, password: str, code: str, *, box: SecretBox,
                    policy: LockoutPolicy = LockoutPolicy(), remote: str = "", now: dt.datetime | None = None) -> Principal:
     """Check password + TOTP; the failure count and audit rows are committed before LoginFailed is raised.
 
@@ -195,12 +226,14 @@ def password_login(db: sessionmaker[Session], name: str, password: str, code: st
         elif _locked(row, now):
             record(session, actor=row.name, role="officer", action="console.login_failed", target_type=TARGET,
                    target_id=row.name, why="locked", remote=remote)
-        elif row.disabled or row.totp_secret is None:
+        elif row.disabled or row.totp_secret_sealed is None:
             _fail(session, row, "disabled" if row.disabled else "no password login", policy, now, remote)
         elif not password_ok or row.password_hash != stored:
             _fail(session, row, "password", policy, now, remote)
+        elif (key := _open_totp(box, row)) is None:
+            _fail(session, row, "sealed TOTP key failed its integrity check", policy, now, remote)
         else:
-            step = totp.verify(totp.secret_bytes(row.totp_secret), code, now.timestamp())
+            step = totp.verify(key, code, now.timestamp())
             if step is None or (row.totp_last_step is not None and step <= row.totp_last_step):
                 _fail(session, row, "totp" if step is None else "totp replayed", policy, now, remote)
             else:
@@ -212,6 +245,14 @@ def password_login(db: sessionmaker[Session], name: str, password: str, code: st
     if principal is None:
         raise LoginFailed()
     return principal
+
+
+def _open_totp(box: SecretBox, row: OfficerAccount) -> bytes | None:
+    try:
+        return box.open(row.totp_secret_sealed, totp_context(row.name))
+    except SecretBoxError:
+        log.error("the sealed TOTP key of officer account %r failed its integrity check", row.name)
+        return None
 
 
 def certificate_account(db: sessionmaker[Session], cert_der: bytes, *, audit_login: bool, remote: str = "") -> Principal:

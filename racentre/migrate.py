@@ -30,16 +30,24 @@ def import_models() -> None:
                 raise
 
 
-def _config(connection) -> AlembicConfig:
+def _config(connection, key_manager=None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
+    cfg.attributes["key_manager"] = key_manager
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, key_manager=None) -> None:
+    """``key_manager``: a callable returning the HSM key manager, for revisions that re-encrypt data
+    (called only when one needs it, so an up-to-date schema never opens the HSM)."""
     with engine.begin() as connection:
-        command.upgrade(_config(connection), revision)
+        command.upgrade(_config(connection, key_manager), revision)
+
+
+def downgrade(engine: Engine, revision: str, *, key_manager=None) -> None:
+    with engine.begin() as connection:
+        command.downgrade(_config(connection, key_manager), revision)
 
 
 def revision(engine: Engine, message: str) -> None:

@@ -40,7 +40,7 @@ class Services:
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         engine = make_engine(url)
         bind_node(engine, self.config.audit.node_id)
-        upgrade(engine)
+        upgrade(engine, key_manager=lambda: self.key_manager)
         return engine
 
     @cached_property

@@ -31,6 +31,10 @@ def _db(ctx):
     return ctx.obj["services"].db
 
 
+def _box(ctx):
+    return accounts.totp_box(ctx.obj["services"].key_manager)
+
+
 def _password(stdin: bool) -> str:
     if stdin:
         return sys.stdin.readline().rstrip("\n")
@@ -55,8 +59,8 @@ def add_command(ctx, name, roles, display_name, password, password_stdin, cert_p
     clear = _password(password_stdin) if password else None
     cert = cert_der(Path(cert_path).read_bytes()) if cert_path else None
     with transaction(_db(ctx)) as session:
-        _, secret = accounts.add_account(session, name=name, roles=roles, actor="cli", display_name=display_name,
-                                         password=clear, cert_der=cert)
+        _, secret = accounts.add_account(session, name=name, roles=roles, actor="cli", box=_box(ctx),
+                                         display_name=display_name, password=clear, cert_der=cert)
     click.echo(f"created officer account {name} ({', '.join(sorted(roles))})")
     if secret:
         _show_secret(name, secret)
@@ -99,7 +103,7 @@ def enable_command(ctx, name):
 def reset_totp_command(ctx, name):
     """Give NAME a new TOTP secret (the old one stops working)."""
     with transaction(_db(ctx)) as session:
-        secret = accounts.reset_totp(session, name, actor="cli")
+        secret = accounts.reset_totp(session, name, actor="cli", box=_box(ctx))
     _show_secret(name, secret)
 
 
@@ -111,8 +115,10 @@ def set_password_command(ctx, name, password_stdin):
     """Set NAME's password (and clear a lock-out)."""
     clear = _password(password_stdin)
     with transaction(_db(ctx)) as session:
-        accounts.set_password(session, name, clear, actor="cli")
+        secret = accounts.set_password(session, name, clear, actor="cli", box=_box(ctx))
     click.echo(f"password of {name} set")
+    if secret:
+        _show_secret(name, secret)
 
 
 @user_group.command("bind-cert")

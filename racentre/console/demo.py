@@ -69,7 +69,7 @@ def write_screenshots(source, out_dir: str | Path) -> list[str]:
     name, password = f"demo-screens-{secrets.token_hex(3)}", secrets.token_urlsafe(18)
     with transaction(source.db) as session:
         _, secret = accounts.add_account(session, name=name, roles=["auditor", "ra_admin"], actor="demo",
-                                         password=password)
+                                         box=accounts.totp_box(source.key_manager), password=password)
     port = _free_port()
     server = waitress.create_server(build_app(source), host="127.0.0.1", port=port, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -18,6 +18,7 @@ from racentre.console.charts import bar_chart
 from racentre.console.jobs import JobRunner
 
 JOBS_KEY = "racentre.console.jobs"
+TOTP_BOX_KEY = "racentre.console.totp_box"
 
 
 def _policy() -> accounts.LockoutPolicy:
@@ -48,7 +49,8 @@ def login():
         return login_page()
     try:
         principal = accounts.password_login(db(), request.form.get("name", ""), request.form.get("password", ""),
-                                            request.form.get("otp", ""), policy=_policy(),
+                                            request.form.get("otp", ""), box=current_app.extensions[TOTP_BOX_KEY],
+                                            policy=_policy(),
                                             remote=request.remote_addr or "")
     except accounts.LoginFailed:
         return login_page(401, t("login_failed"))
@@ -113,4 +115,5 @@ def init_app(app, services) -> None:
     app.register_blueprint(bp)
     add_principal_source(app, session_principal, blueprint=bp.name)
     add_principal_source(app, certauth.api_principal)
+    app.extensions[TOTP_BOX_KEY] = accounts.totp_box(app.extensions["racentre.key_manager"])
     app.extensions[JOBS_KEY] = JobRunner(services.db, app.extensions, services.config.console.job_batch)

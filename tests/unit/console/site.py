@@ -54,7 +54,7 @@ def officer(services: Services, roles, *, password: bool = False, cert_der: byte
     name = f"{'-'.join(sorted(roles))}-{secrets.token_hex(3)}"
     with transaction(services.db) as session:
         _, secret = accounts.add_account(session, name=name, roles=roles, actor="test",
-                                         password=PASSWORD if password else None,
+                                         box=accounts.totp_box(services.key_manager), password=PASSWORD if password else None,
                                          cert_der=cert_der if cert_der or password else secrets.token_bytes(32))
     return name, secret
 

@@ -13,9 +13,14 @@ from racentre.config import load_config
 from tests.unit.console.site import PASSWORD
 
 
-def test_user_commands(tmp_path):
+def test_user_commands(tmp_path, softtoken_module, monkeypatch):
+    (tmp_path / "softtoken").mkdir()
+    (tmp_path / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\n")
     config = tmp_path / "racentre.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite"\n')
+    config.write_text('[hsm]\ntoken = "console-cli"\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
+                      f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite"\n')
+    monkeypatch.setenv("RACENTRE_HSM_PIN", "cli-user-pin")
+    monkeypatch.setenv("RACENTRE_SOFTTOKEN_SO_PIN", "cli-so-pin")
     runner = CliRunner()
 
     def run(*args, stdin=None):
@@ -26,7 +31,8 @@ def test_user_commands(tmp_path):
     assert added.exit_code == 0 and PASSWORD not in added.output
     secret = re.search(r"secret=([A-Z2-7]+)", added.output).group(1)
     services = Services(load_config(config))
-    principal = accounts.password_login(services.db, "wang", PASSWORD, totp.totp(totp.secret_bytes(secret)))
+    principal = accounts.password_login(services.db, "wang", PASSWORD, totp.totp(totp.secret_bytes(secret)),
+                                        box=accounts.totp_box(services.key_manager))
     assert principal.roles == {"ra_officer", "auditor"}
     listed = run("list")
     assert "wang\tauditor,ra_officer\tpassword+totp" in listed.output
