@@ -213,6 +213,11 @@ def serve(site: Site, workers: int, threads: int):
                 raise RuntimeError("racentre serve did not come up within 60 s")
             time.sleep(0.2)
         yield port, proc
+    except BaseException:
+        log.flush()
+        print(f"# racentre serve log (tail):\n{(site.dir / 'serve.log').read_text(errors='replace')[-4000:]}",
+              file=sys.stderr)
+        raise
     finally:
         proc.terminate()
         try:
@@ -241,9 +246,14 @@ def approve_all(port: int, token: str, ids: list[int], clients: int) -> tuple[fl
                     break
                 rid = queue.pop()
             t0 = time.perf_counter()
-            conn.request("POST", f"/api/v1/ra/requests/{rid}/approve", body=b"{}", headers=headers)
-            resp = conn.getresponse()
-            body = resp.read()
+            try:
+                conn.request("POST", f"/api/v1/ra/requests/{rid}/approve", body=b"{}", headers=headers)
+                resp = conn.getresponse()
+                body = resp.read()
+            except OSError as exc:
+                errors.append(f"request {rid}: {exc!r}")
+                conn.close()
+                continue
             mine.append(time.perf_counter() - t0)
             if resp.status != 200 or json.loads(body).get("state") != "issued":
                 errors.append(f"request {rid}: HTTP {resp.status} {body[:200]!r}")
@@ -367,7 +377,7 @@ def run_database(kind: str, workdir: Path, args) -> dict[str, float]:
     site = Site(kind, workdir)
     try:
         site.cli("db", "upgrade")
-        site.cli("ca", "init")
+        site.cli("setup")           # CA hierarchy, TSA, KMC and seal-maker keys once, before workers fork
         warm = 4 * args.clients
         prepared = _phase(site, "prepare", args.count + warm)
         ids, token = prepared["ids"], prepared["tokens"]["officer"]
