@@ -100,6 +100,11 @@ class EmbeddedCA:
         return self.directory.all()
 
     # ------------------------------------------------------------------ issuance
+    def issuing_ca_for(self, public_key_info: bytes) -> CaInfo:
+        """The CA that issues for this key when the request names none: the issuing CA of the key's
+        family (SM2, ECDSA, RSA) when that hierarchy exists, else the SM2 one."""
+        return self._ca_for(None, inspect_public_key(public_key_info))
+
     def _ca_for(self, name: str | None, key: SubjectKey) -> CaInfo:
         if name is not None:
             return self.directory.get(name)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from asn1crypto import x509
 
 from ca_bridge.api import IssueRequest
+from ca_bridge.ca import names_for
 from ca_bridge.embedded import EmbeddedCA
 from hsm import KeyManager
 from kms.client import InProcessTransport
@@ -54,10 +55,12 @@ class Site:
         return bool(self.ca.authorities())
 
     def init(self, kinds: tuple[str, ...] = ("sm2",)) -> list[str]:
-        """Create the CA hierarchy when none exists; returns the CAs created (none when it existed)."""
-        if self.provisioned:
+        """Create the hierarchies of ``kinds`` that do not exist yet; returns the CAs created."""
+        present = self.ca.authorities()
+        missing = tuple(k for k in kinds if names_for(k, self.ca.name_prefix)["root"] not in present)
+        if not missing:
             return []
-        return self.ca.init_hierarchy(kinds=kinds, organization=self.organization, actor="site-setup")
+        return self.ca.init_hierarchy(kinds=missing, organization=self.organization, actor="site-setup")
 
     # ------------------------------------------------------------------ certificates
     def roots(self) -> tuple[bytes, ...]:
@@ -73,10 +76,12 @@ class Site:
         return tuple(chain) + (info.certificate,)
 
     def certify(self, role: str, public_key_info: bytes, profile: str, common_name: str) -> Certified:
-        """The certificate of a service key (issued on first call, read back after)."""
+        """The certificate of a service key from the issuing CA of its key family (issued on first call,
+        read back after; issued again by the right CA once that family's hierarchy is added)."""
         key_hash = hashlib.sha256(public_key_info).hexdigest()[:16]
+        ca = self.ca.issuing_ca_for(public_key_info).name
         issued = self.ca.issue(IssueRequest(
-            request_id=f"site:{role}:{key_hash}", profile=profile, public_key_info=public_key_info,
+            request_id=f"site:{role}:{ca}:{key_hash}", profile=profile, public_key_info=public_key_info, ca=ca,
             subject=(("country_name", "CN"), ("organization_name", self.organization), ("common_name", common_name))))
         return Certified(issued.certificate, self._with_root(issued.ca, issued.chain))
 

@@ -12,13 +12,17 @@ from racentre.provision import Site
 from timestamp.services import provision as provision_tsa
 
 
-def _chains_to(path, roots: tuple[bytes, ...]) -> bool:
-    """Whether a TSA certificate file ends with one of our roots (else it came from elsewhere)."""
+def _current(path, site: Site) -> bool:
+    """Whether a TSA certificate file was issued by the CA that issues for its key now (else it came
+    from elsewhere, or from the SM2 CA before the key's own hierarchy was added)."""
     try:
         certs = [der for _, _, der in pem.unarmor(path.read_bytes(), multiple=True)]
     except (OSError, ValueError):
         return False
-    return bool(certs) and certs[-1] in roots and x509.Certificate.load(certs[0]).self_signed == "no"
+    if not certs:
+        return False
+    cert = x509.Certificate.load(certs[0])
+    return cert.issuer.dump() == site.ca.issuing_ca_for(cert.public_key.dump()).subject_der
 
 
 def setup_site(services, kinds: tuple[str, ...] = ("sm2",)) -> list[str]:
@@ -26,8 +30,7 @@ def setup_site(services, kinds: tuple[str, ...] = ("sm2",)) -> list[str]:
     site: Site = services.site
     done = [f"created CA {name}" for name in site.init(kinds)]
     config = services.config.tsa
-    roots = site.roots()
-    stale = [name for name in config.unit_configs() if not _chains_to(config.cert_file(name), roots)]
+    stale = [name for name in config.unit_configs() if not _current(config.cert_file(name), site)]
     for unit, path in provision_tsa(config, services.key_manager, site.tsa_issuer(), force=bool(stale)).items():
         if unit in stale:
             done.append(f"TSA unit {unit}: certificate from our CA written to {path}")

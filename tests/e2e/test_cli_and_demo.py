@@ -96,9 +96,12 @@ def test_pin_lockout_after_repeated_failures(tmp_path, softtoken_module):
 
 
 def test_demo_writes_artefacts_that_outside_verifiers_accept(site, tmp_path):
-    setup = run(site, "setup", "--with-ecdsa")
+    setup = run(site, "setup")
     assert setup.returncode == 0, setup.stderr
     assert b"created CA issuing-sm2" in setup.stdout and b"KMC: signing certificate issued by our CA" in setup.stdout
+    assert b"ecdsa" not in setup.stdout.split(b"TSA unit")[0]
+    more = run(site, "setup", "--with-ecdsa")        # a hierarchy added later; the SM2 one is kept
+    assert more.returncode == 0 and b"created CA issuing-ecdsa" in more.stdout and b"sm2" not in more.stdout
     again = run(site, "setup", "--with-ecdsa")
     assert again.returncode == 0 and b"already set up" in again.stdout
     out = tmp_path / "demo"
