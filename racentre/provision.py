@@ -18,6 +18,7 @@ from asn1crypto import x509
 from ca_bridge.api import IssueRequest
 from ca_bridge.ca import names_for
 from ca_bridge.embedded import EmbeddedCA
+from ca_bridge.revinfo import revocation_info
 from hsm import KeyManager
 from kms.client import InProcessTransport
 from kms.services import Kmc
@@ -114,12 +115,13 @@ class Site:
 
 def build_seal_service(site: Site, services, tsa=None):
     """The seal service over the CA-certified seal maker; PDF signer chains end at our roots; the TSA (if
-    wired) timestamps seals."""
+    wired) timestamps seals; our CA's CRLs and OCSP responses make PDF seals PAdES B-LT."""
     maker = site.seal_maker()
     registry = SealRegistry(services.db, services.key_manager, maker)
     return SealService(registry, trust=site.roots(), chain=site.issuing(),
                        tsa_respond=(lambda q: tsa.authority.respond(q)) if tsa is not None else None,
-                       tsa_trust=site.roots() if tsa is not None else ())
+                       tsa_trust=site.roots() if tsa is not None else (),
+                       revocation_info=lambda certs: revocation_info(site.ca, certs))
 
 
 def wire_site(app, services) -> None:

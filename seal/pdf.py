@@ -6,20 +6,25 @@ The seams (pyHanko ``sign/signers/pdf_cms.py``, ``sign/timestamps/api.py``):
 * ``Sm2SignatureValidator`` — a ``SignatureValidator`` that checks SM2-with-SM3 (GM/T 0003, also the
   GM/T 0010 sm2-1 + SM3 form) and leaves the rest to pyHanko's default; pass it to
   ``ValidationContext(signature_validator=...)``;
-* ``InProcessTimeStamper`` — a ``TimeStamper`` over a TSA's ``respond(query DER) -> reply DER``.
+* ``InProcessTimeStamper`` — a ``TimeStamper`` over a TSA's ``respond(query DER) -> reply DER``;
+* ``LongTerm`` — PAdES B-LT (EN 319 142-1 §5.4): before signing, the revocation info of the signer's
+  and the TSA's chains is asked of a revocation source (our CA's CRLs and OCSP responses), the chains
+  are validated with it, and pyHanko writes it to the document security store (/DSS) in an incremental
+  update after the signature.
 
 The seal picture is the visible appearance of the signature field; further seals are incremental
 updates, so earlier seals stay valid.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import io
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
-from asn1crypto import algos, cms, tsp, x509
+from asn1crypto import algos, cms, crl, ocsp, tsp, x509
 from cryptography.exceptions import InvalidSignature
 from PIL import Image
 from pyhanko.pdf_utils.images import PdfImage
@@ -30,10 +35,20 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.timestamps.api import TimeStamper
-from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.ades.report import AdESFailure, AdESPassed
+from pyhanko.sign.validation import DocumentSecurityStore, validate_pdf_signature
+from pyhanko.sign.validation.ades import ades_with_time_validation
+from pyhanko.sign.validation.errors import NoDSSFoundError
+from pyhanko.sign.validation.policy_decl import (LocalKnowledge, RevocationInfoGatheringSpec,
+                                                 RevinfoOnlineFetchingRule, SignatureValidationSpec)
+from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
-from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
+from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
+from pyhanko_certvalidator.registry import SimpleCertificateStore, SimpleTrustManager
+from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
 from pyhanko_certvalidator.sig_validate import DefaultSignatureValidator
 
 import pkicore  # noqa: F401 - registers sm3 / sm2_sm3 / the SM2 curve with asn1crypto
@@ -100,11 +115,51 @@ class InProcessTimeStamper(TimeStamper):
 
 
 def validation_context(trust: Iterable[bytes] = (), other_certs: Iterable[bytes] = (), *,
-                       at: dt.datetime | None = None) -> ValidationContext:
+                       at: dt.datetime | None = None, crls: Iterable[bytes] = (), ocsps: Iterable[bytes] = (),
+                       revocation_mode: str = "soft-fail") -> ValidationContext:
     trust = [x509.Certificate.load(c) for c in trust]
     return ValidationContext(trust_roots=trust, other_certs=[x509.Certificate.load(c) for c in other_certs],
-                             allow_fetching=False, revocation_mode="soft-fail",
-                             signature_validator=Sm2SignatureValidator(), moment=at)
+                             allow_fetching=False, revocation_mode=revocation_mode, crls=list(crls),
+                             ocsps=list(ocsps), signature_validator=Sm2SignatureValidator(), moment=at)
+
+
+# (certificates DER) -> (CRLs DER, OCSPResponses DER) covering them, e.g. ca_bridge.revinfo.revocation_info
+RevocationSource = Callable[[Sequence[bytes]], "tuple[Sequence[bytes], Sequence[bytes]]"]
+
+
+@dataclass(frozen=True)
+class LongTerm:
+    """PAdES B-LT at signing: the roots the signer's and the TSA's chains end at, and where their
+    revocation info comes from. Sealing fails when a chain does not validate with that info (a revoked
+    signer or TSA certificate, a chain outside ``trust``), so a B-LT seal is never made unverifiable."""
+
+    trust: tuple[bytes, ...]
+    revocation_info: RevocationSource
+
+
+def _ltv_context(ltv: LongTerm, signer: "HsmSigner", timestamper: TimeStamper | None) -> ValidationContext:
+    certs = [signer.signing_cert.dump()] + [c.dump() for c in signer.cert_registry]
+    if timestamper is not None:
+        # the TSA's certificates travel in its tokens; pyHanko asks for this dummy token anyway (to size
+        # the signature) and caches it, so this costs no extra TSA call
+        token = asyncio.run(timestamper.async_dummy_response(signer.alg.digest))
+        certs += [c.chosen.dump() for c in token["content"]["certificates"] or ()]
+    crls, ocsps = ltv.revocation_info(certs)
+    ocsps = [o for o in ocsps if not _sm2_ocsp(o)]
+    return validation_context(ltv.trust, certs, crls=crls, ocsps=ocsps, revocation_mode="hard-fail")
+
+
+def _sm2_ocsp(der: bytes) -> bool:
+    """An OCSP response signed with SM2. pyhanko-certvalidator 0.33 checks a delegated responder's
+    certificate in a fresh ValidationContext that drops our ``signature_validator``
+    (``revinfo/validate_ocsp.py``, ``_validate_delegated_ocsp_provenance``), so an SM2 response can
+    neither be validated at signing nor at LT validation (UnsupportedAlgorithm for the SM2 curve): SM2
+    chains carry CRLs only; ECDSA/RSA chains carry CRLs and OCSP responses."""
+    try:
+        basic = ocsp.OCSPResponse.load(der)["response_bytes"]["response"].parsed
+        return basic["signature_algorithm"]["algorithm"].dotted in _SM2_SIG_OIDS
+    except (ValueError, TypeError, KeyError):
+        return True             # unreadable: leave it out
 
 
 @dataclass(frozen=True)
@@ -143,8 +198,10 @@ def _reader(data: bytes) -> PdfFileReader:
 
 def seal_pdf(data: bytes, *, signer: HsmSigner, picture: bytes, width_mm: int, height_mm: int,
              placement: Placement = Placement(), field_name: str | None = None, reason: str | None = None,
-             timestamper: TimeStamper | None = None, seal_name: str | None = None) -> bytes:
-    """Add one visible seal as an incremental update (PAdES B-B, or B-T with ``timestamper``)."""
+             timestamper: TimeStamper | None = None, seal_name: str | None = None,
+             long_term: LongTerm | None = None) -> bytes:
+    """Add one visible seal as an incremental update (PAdES B-B, B-T with ``timestamper``, B-LT with
+    ``long_term`` too: the revocation info goes to the /DSS in a further incremental update)."""
     reader = _reader(data)
     try:
         pages = int(reader.root["/Pages"]["/Count"])
@@ -159,16 +216,21 @@ def seal_pdf(data: bytes, *, signer: HsmSigner, picture: bytes, width_mm: int, h
         name += "_"
     x, y = placement.x_mm * MM, placement.y_mm * MM
     box = (round(x), round(y), round(x + width_mm * MM), round(y + height_mm * MM))
+    vc = _ltv_context(long_term, signer, timestamper) if long_term is not None else None
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
         fields.append_signature_field(writer, fields.SigFieldSpec(name, on_page=page, box=box))
         meta = signers.PdfSignatureMetadata(field_name=name, md_algorithm=signer.alg.digest,
                                             subfilter=fields.SigSeedSubFilter.PADES, reason=reason,
-                                            name=seal_name)
+                                            name=seal_name, embed_validation_info=vc is not None,
+                                            validation_context=vc)
         pdf_signer = signers.PdfSigner(meta, signer, stamp_style=_stamp_style(picture), timestamper=timestamper)
         out = io.BytesIO()
         pdf_signer.sign_pdf(writer, output=out)
         return out.getvalue()
+    except SigningError as exc:         # e.g. a B-LT signer or TSA chain that does not validate (revoked)
+        cause = exc.__cause__
+        raise SealError(f"sealing refused: {exc}" + (f": {cause}" if cause is not None else "")) from exc
     except (PdfError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise BadDocument(f"the PDF could not be sealed: {exc}") from exc
 
@@ -191,13 +253,86 @@ def verify_pdf(data: bytes, *, trust: Iterable[bytes] = (), tsa_trust: Iterable[
         return combine("pdf", [], [f"PDF unreadable: {exc}"], digest)
     trust = list(trust)
     tsa_trust = list(tsa_trust) or trust
+    dss = _dss_summary(reader)
     verdicts = []
     for i, emb in enumerate(sigs):
-        verdicts.append(_verify_one(i, emb, trust, tsa_trust, at))
+        verdicts.append(_verify_one(i, emb, trust, tsa_trust, at, dss))
     return combine("pdf", verdicts, [], digest)
 
 
-def _verify_one(index: int, emb, trust: list[bytes], tsa_trust: list[bytes], at) -> SealVerdict:
+def _dss_summary(reader: PdfFileReader) -> dict:
+    """What the document security store holds (PAdES B-LT revocation info)."""
+    try:
+        dss = DocumentSecurityStore.read_dss(reader)
+    except (PdfError, KeyError, TypeError, ValueError, AttributeError, NoDSSFoundError):
+        return {"dss": False, "crls": 0, "ocsp_responses": 0, "certificates": 0}
+    return {"dss": True, "crls": len(dss.crls), "ocsp_responses": len(dss.ocsps), "certificates": len(dss.certs)}
+
+
+def _policy(trust: list[bytes]) -> CertValidationPolicySpec:
+    return CertValidationPolicySpec(
+        trust_manager=SimpleTrustManager.build(trust_roots=[x509.Certificate.load(c) for c in trust]),
+        revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO), signature_validator=Sm2SignatureValidator())
+
+
+def dss_knowledge(reader: PdfFileReader) -> LocalKnowledge:
+    """The /DSS content (CRLs, OCSP responses, certificates) as pyHanko validation knowledge."""
+    try:
+        dss = DocumentSecurityStore.read_dss(reader)
+    except NoDSSFoundError:
+        return LocalKnowledge()
+    return LocalKnowledge(
+        known_crls=[CRLContainer(crl.CertificateList.load(c.get_object().data)) for c in dss.crls],
+        known_ocsps=[cont for o in dss.ocsps
+                     for cont in OCSPContainer.load_multi(ocsp.OCSPResponse.load(o.get_object().data))],
+        known_certs=list(dss.load_certs()))
+
+
+def long_term_validation(emb, trust: list[bytes], tsa_trust: list[bytes], at: dt.datetime | None = None):
+    """PAdES B-LT validation: pyHanko's AdES "validation of signatures with time and with long-term
+    validation material" (EN 319 102-1 §5.5, ``ades_with_time_validation``) with our SM2 validator,
+    revocation info required for every certificate of the signer's and the TSA's paths and nothing
+    fetched, so it passes only on what the document carries in its /DSS; the signature timestamp is the
+    best signature time. (pyHanko 0.38 has no ``validate_pdf_ltv_signature`` /
+    ``RevocationInfoValidationType.PADES_LT`` any more. Its §5.6.3 ``ades_lta_validation`` also runs
+    past-signature validation, which needs proofs of existence of the CA certificates, i.e. a document
+    timestamp (B-LTA): for a B-LT document it ends in NO_POE.) Returns the
+    ``AdESWithTimeValidationResult``."""
+    spec = SignatureValidationSpec(
+        cert_validation_policy=_policy(trust), ts_cert_validation_policy=_policy(tsa_trust),
+        revinfo_gathering_policy=RevocationInfoGatheringSpec(
+            online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY),
+        local_knowledge=dss_knowledge(emb.reader))
+    timing = ValidationTimingInfo(at, at, True) if at is not None else ValidationTimingInfo.now()
+    if not emb._integrity_checked:       # noqa: SLF001 - pyHanko offers no public "already computed" check
+        emb.compute_integrity_info()
+    return asyncio.run(ades_with_time_validation(
+        emb.signed_data, spec, timing_info=timing, raw_digest=emb.compute_digest(),
+        extra_status_kwargs=emb.summarise_integrity_info(), status_cls=PdfSignatureStatus))
+
+
+def _ltv_check(emb, trust: list[bytes], tsa_trust: list[bytes], at, dss: dict) -> tuple[dict, str | None, str | None]:
+    """(details, reason, warning) of the long-term validation of one signature."""
+    details = dict(dss, validated=False, indication=None)
+    if not dss["dss"]:
+        return details, None, "no revocation info embedded (not PAdES B-LT): revocation status not checked"
+    if not trust:
+        return details, None, None
+    try:
+        result = long_term_validation(emb, trust, tsa_trust, at)
+    except Exception as exc:  # noqa: BLE001 - pyHanko raises many kinds on hostile input: a finding, not a crash
+        return details, None, f"long-term validation failed to run: {type(exc).__name__}: {exc}"
+    indication = result.ades_subindic
+    details.update(indication=f"{type(indication).__name__}.{indication.name}", validated=indication == AdESPassed.OK)
+    if indication == AdESPassed.OK:
+        return details, None, None
+    why = f"{indication.name.lower()}" + (f": {result.failure_msg}" if result.failure_msg else "")
+    if isinstance(indication, AdESFailure) or indication.name.startswith("REVOKED"):
+        return details, f"long-term validation with the embedded revocation info failed ({why})", None
+    return details, None, f"long-term validation with the embedded revocation info indeterminate ({why})"
+
+
+def _verify_one(index: int, emb, trust: list[bytes], tsa_trust: list[bytes], at, dss: dict) -> SealVerdict:
     reasons: list[str] = []
     warnings: list[str] = []
     name = emb.field_name
@@ -231,6 +366,11 @@ def _verify_one(index: int, emb, trust: list[bytes], tsa_trust: list[bytes], at)
             reasons.append("signature timestamp invalid")
         elif tsa_trust and not ts.trusted:
             reasons.append("signature timestamp from an untrusted TSA")
+    ltv, ltv_reason, ltv_warning = _ltv_check(emb, trust, tsa_trust, at, dss)
+    if ltv_reason:
+        reasons.append(ltv_reason)
+    if ltv_warning:
+        warnings.append(ltv_warning)
     signer = None
     try:
         signer = status.signing_cert.subject.human_friendly
@@ -246,7 +386,7 @@ def _verify_one(index: int, emb, trust: list[bytes], tsa_trust: list[bytes], at)
                  "coverage": status.coverage.name if status.coverage else None,
                  "modification_level": level.name if level is not None else None,
                  "reason": str(sig_obj.get("/Reason")) if "/Reason" in sig_obj else None,
-                 "byte_range": [int(v) for v in sig_obj["/ByteRange"]]})
+                 "byte_range": [int(v) for v in sig_obj["/ByteRange"]], "ltv": ltv})
 
 
 def cms_and_signed_bytes(data: bytes, index: int = 0) -> tuple[bytes, bytes]:

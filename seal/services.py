@@ -33,13 +33,16 @@ class Placement:
 class SealService:
     def __init__(self, registry: SealRegistry, *, trust: tuple[bytes, ...] = (),
                  chain: tuple[bytes, ...] = (), tsa_respond: Callable[[bytes], bytes] | None = None,
-                 tsa_trust: tuple[bytes, ...] = ()):
+                 tsa_trust: tuple[bytes, ...] = (), revocation_info: pdf.RevocationSource | None = None):
         self.registry = registry
         self.km: KeyManager = registry.km
         self.trust = trust            # seal CAs (PDF signer chains)
         self.chain = chain            # certificates carried in PDF signatures
         self.tsa_respond = tsa_respond
         self.tsa_trust = tsa_trust    # TSA issuing CAs (PDF signature timestamps)
+        # (certificates) -> (CRLs, OCSP responses): PDF seals are PAdES B-LT with it (e.g. our CA's,
+        # ca_bridge.revinfo.revocation_info), B-T without
+        self.revocation_info = revocation_info
 
     def seal(self, seal_id: int, data: bytes, *, principal: str, role: str, token: str | None = None,
              placement: Placement = Placement()) -> bytes:
@@ -65,10 +68,15 @@ class SealService:
                                 timestamp=stamper)
         signer = pdf.HsmSigner(self.km, s.key_label, s.certificate, s.alg, chain=self.chain)
         seal_view = self.registry.get(use.seal_id)
+        long_term = None
+        if self.revocation_info is not None:
+            roots = tuple(dict.fromkeys(self.trust + self.tsa_trust))
+            long_term = pdf.LongTerm(roots, self.revocation_info)
         return pdf.seal_pdf(data, signer=signer, picture=use.picture, width_mm=use.width_mm, height_mm=use.height_mm,
                             placement=pdf.Placement(placement.page, placement.x_mm, placement.y_mm),
                             seal_name=seal_view.name, reason=f"电子印章 {seal_view.name} ({use.es_id})",
-                            timestamper=pdf.InProcessTimeStamper(self.tsa_respond) if self.tsa_respond else None)
+                            timestamper=pdf.InProcessTimeStamper(self.tsa_respond) if self.tsa_respond else None,
+                            long_term=long_term)
 
     def _ofd_timestamp(self, signature: bytes) -> bytes:
         """RFC 3161 token over the SES_Signature value (SM3 imprint), for the timeStamp field."""

@@ -105,6 +105,10 @@ def check_demo_artefacts(out: Path) -> None:
     # seals: our verifier's report says every seal of both documents is valid
     report = json.loads((out / "sealed-verify.json").read_text())
     assert report["sealed.pdf"]["verdict"] == "valid" and len(report["sealed.pdf"]["seals"]) == 2
+    # PAdES B-LT: our CA's CRLs in the /DSS, and pyHanko's LT validation (nothing fetched) passes on them
+    for seal in report["sealed.pdf"]["seals"]:
+        ltv = seal["details"]["ltv"]
+        assert ltv["dss"] and ltv["crls"] >= 2 and ltv["validated"], ltv
     assert report["sealed.ofd"]["verdict"] == "valid"
 
     # audit: the export covers what the demo did (issuance, KMC recovery, sealing) and checks out

@@ -1,0 +1,52 @@
+"""Revocation information for certificates our CA issued, gathered for long-term validation (PAdES B-LT,
+ETSI EN 319 142-1 §5.4; RFC 5280 CRLs, RFC 6960 OCSP): for each certificate whose issuer is one of our
+CAs, that CA's current full CRL and, when it has a delegated OCSP responder, an OCSP response for the
+certificate. Certificates of other issuers are skipped (the caller decides whether that is acceptable).
+"""
+from __future__ import annotations
+
+from typing import Iterable, NamedTuple
+
+from asn1crypto import ocsp, x509
+
+from ca_bridge.embedded import EmbeddedCA
+
+
+class RevocationInfo(NamedTuple):
+    """DER CRLs and DER OCSPResponses (successful only), each once; unpacks as ``crls, ocsp_responses``."""
+
+    crls: tuple[bytes, ...] = ()
+    ocsp_responses: tuple[bytes, ...] = ()
+
+
+def ocsp_request(cert: x509.Certificate, issuer_hashes: tuple[bytes, bytes], digest: str = "sha256") -> bytes:
+    """A DER OCSPRequest (no nonce: the response is archived, not checked for replay) for one certificate."""
+    name_hash, key_hash = issuer_hashes
+    return ocsp.OCSPRequest({"tbs_request": {"request_list": [{"req_cert": {
+        "hash_algorithm": {"algorithm": digest}, "issuer_name_hash": name_hash, "issuer_key_hash": key_hash,
+        "serial_number": cert.serial_number}}]}}).dump()
+
+
+def revocation_info(ca: EmbeddedCA, certificates: Iterable[bytes], *, with_ocsp: bool = True) -> RevocationInfo:
+    """CRLs and OCSP responses from ``ca`` covering ``certificates`` (DER); self-signed ones need none."""
+    by_subject = {info.subject_der: info for info in ca.authorities().values()}
+    crls: dict[str, bytes] = {}
+    responses: list[bytes] = []
+    seen: set[bytes] = set()
+    for der in certificates:
+        if der in seen:
+            continue
+        seen.add(der)
+        cert = x509.Certificate.load(der)
+        if cert.self_signed != "no":
+            continue
+        issuer = by_subject.get(cert.issuer.dump())
+        if issuer is None:
+            continue
+        if issuer.name not in crls:
+            crls[issuer.name] = ca.crls.current(issuer.name).der
+        if with_ocsp and issuer.ocsp_key_label and issuer.ocsp_certificate and der != issuer.ocsp_certificate:
+            answer = ca.ocsp.respond(ocsp_request(cert, issuer.certid_hashes["sha256"]), issuer.name)
+            if ocsp.OCSPResponse.load(answer)["response_status"].native == "successful":
+                responses.append(answer)
+    return RevocationInfo(tuple(crls.values()), tuple(responses))
