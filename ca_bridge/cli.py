@@ -1,12 +1,18 @@
-"""``racentre ca``: set up the CA hierarchy, list CAs, write CRLs, revoke certificates (operators)."""
+"""``racentre ca``: set up the CA hierarchy, list CAs, write CRLs, revoke certificates, certify a
+service key held elsewhere from its PKCS#10 request (e.g. a stand-alone KMC) (operators)."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import click
+from asn1crypto import csr as asn1_csr, pem
 
-from ca_bridge.api import RevocationReason
+from ca_bridge.api import IssueRequest, RevocationReason
 from ca_bridge.embedded import EmbeddedCA
+from ca_bridge.errors import BadEncoding, IssuanceError
+from pkicore.algorithms import algorithm
+from pkicore.keys import verify_signature
 
 
 def _ca(ctx) -> EmbeddedCA:
@@ -70,3 +76,46 @@ def revoke_command(ctx, serial, ca_name, reason):
         raise click.BadParameter("SERIAL must be hexadecimal", param_hint="SERIAL") from None
     status = _ca(ctx).revoke(ca_name, number, RevocationReason(reason))
     click.echo(f"{ca_name}/{number:x}: {status.status}" + (f" ({status.reason.value})" if status.reason else ""))
+
+
+def read_csr(data: bytes) -> tuple[tuple[tuple[str, str], ...], bytes]:
+    """A PKCS#10 request (PEM or DER) whose signature verifies with its own key (proof of possession;
+    SM2 with the default user ID): its subject RDNs and SubjectPublicKeyInfo."""
+    try:
+        der = pem.unarmor(data)[2] if pem.detect(data) else data
+        req = asn1_csr.CertificationRequest.load(der, strict=True)
+        info = req["certification_request_info"]
+        spki = info["subject_pk_info"].dump()
+        subject = tuple((ava["type"].native, ava["value"].native) for rdn in info["subject"].chosen for ava in rdn)
+        alg = algorithm(req["signature_algorithm"]["algorithm"].dotted)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise BadEncoding("not a PKCS#10 request with a supported signature algorithm (PEM or DER)") from exc
+    if not all(isinstance(value, str) for _, value in subject):
+        raise BadEncoding("the request's subject has a non-string attribute")
+    if not verify_signature(spki, alg, info.dump(), req["signature"].native):
+        raise IssuanceError("the request's signature does not verify with its public key (no proof of possession)")
+    return subject, spki
+
+
+@ca_group.command("issue")
+@click.option("--profile", required=True, help="a profile of ca_bridge/profiles (e.g. kmc for a stand-alone KMC)")
+@click.option("--csr", "csr_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="the PKCS#10 request (e.g. from racentre kms csr)")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="certificate to write (PEM)")
+@click.option("--ca-out", type=click.Path(dir_okay=False), default=None,
+              help="also write the issuing CA's certificate (PEM), e.g. for racentre kms trust-ca")
+@click.option("--ca", "ca_name", default=None, help="issuing CA (default: the profile's)")
+@click.option("--validity-days", type=int, default=None)
+@click.pass_context
+def issue_command(ctx, profile, csr_path, out, ca_out, ca_name, validity_days):
+    """Issue a certificate for a service key that lives elsewhere (its CSR). Idempotent per key and
+    profile: issuing again returns the same certificate."""
+    subject, spki = read_csr(Path(csr_path).read_bytes())
+    key_hash = hashlib.sha256(spki).hexdigest()[:16]
+    issued = _ca(ctx).issue(IssueRequest(request_id=f"cli:{profile}:{key_hash}", profile=profile, subject=subject,
+                                         public_key_info=spki, validity_days=validity_days, ca=ca_name))
+    Path(out).write_bytes(pem.armor("CERTIFICATE", issued.certificate))
+    if ca_out:
+        Path(ca_out).write_bytes(pem.armor("CERTIFICATE", _ca(ctx).authorities()[issued.ca].certificate))
+    click.echo(f"{issued.ca}/{issued.serial:x} ({issued.profile}) written to {out}"
+               + (f"; issuing CA to {ca_out}" if ca_out else ""))

@@ -1,15 +1,19 @@
 """`racentre kms ...`: the KMC for operators — status, recovery requests and approvals (each
-authenticated by the officer's API token), recovery, KEK rotation, disaster-recovery export/import."""
+authenticated by the officer's API token), recovery, KEK rotation, disaster-recovery export/import, and
+a stand-alone KMC's identity: its CSR for the CA, the issued certificate, the CAs it trusts."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import click
-from asn1crypto import pem
+from asn1crypto import pem, x509
 
+from kms.config import read_certificates
 from kms.recovery import Officer
 from kms.services import kmc_from_services
+from pkicore.algorithms import algorithm
+from pkicore.csr import build_csr
 from racentre.auth import authenticate
 
 
@@ -54,6 +58,43 @@ def certificate(ctx, out):
         Path(out).write_bytes(data)
     else:
         click.echo(data.decode(), nl=False)
+
+
+@kms_group.command("csr")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PKCS#10 file to write (PEM)")
+@click.option("--common-name", default=None, help="CN of the request (default: the KMC's configured subject)")
+@click.pass_context
+def csr_cmd(ctx, out, common_name):
+    """A PKCS#10 request for the KMC signing key (in the HSM), for the CA: racentre ca issue --profile kmc."""
+    kmc = _kmc(ctx)
+    subject = tuple((k, common_name if k == "common_name" and common_name else v)
+                    for k, v in kmc.escrow.config.kmc_subject)
+    alg = algorithm("sm2-sm3")
+    der = build_csr(subject, kmc.escrow.public_key_info, alg, kmc.escrow.sign)
+    Path(out).write_bytes(pem.armor("CERTIFICATE REQUEST", der))
+    click.echo(f"wrote {out}")
+
+
+@kms_group.command("install-certificate")
+@click.argument("cert_file", type=click.Path(exists=True, dir_okay=False))
+@click.pass_context
+def install_certificate(ctx, cert_file):
+    """Install the KMC signing certificate the CA issued (PEM/DER; it must certify the KMC signing key)."""
+    certs = read_certificates(cert_file)
+    _kmc(ctx).escrow.install_certificate(certs[0], actor="cli")
+    click.echo(f"installed the KMC certificate for {x509.Certificate.load(certs[0]).subject.human_friendly}")
+
+
+@kms_group.command("trust-ca")
+@click.argument("cert_file", type=click.Path(exists=True, dir_okay=False))
+@click.pass_context
+def trust_ca(ctx, cert_file):
+    """Let the CA(s) in CERT_FILE (PEM/DER; the SM2 issuing CA) call this KMC; stored in its database,
+    picked up by a running KMC on the CA's next request."""
+    service = _kmc(ctx).service
+    for der in read_certificates(cert_file):
+        ca = service.trust(der, persist=True, actor="cli")
+        click.echo(f"trusted CA {ca.name} (key hash {ca.ca_id[:16]}...)")
 
 
 @kms_group.command("request")

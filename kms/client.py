@@ -5,6 +5,8 @@ default) or HTTP (``POST {url}/kmc/v1/request``, application/octet-stream) to a 
 from __future__ import annotations
 
 import datetime as dt
+import http.client
+import logging
 import secrets
 import urllib.error
 import urllib.request
@@ -20,6 +22,8 @@ from pkicore.db import utcnow
 from pkicore.errors import ErrorCode
 from pkicore.keys import verify_signature
 from pkicore.oids import OID
+
+log = logging.getLogger(__name__)
 
 
 class Transport(Protocol):
@@ -37,7 +41,10 @@ class InProcessTransport:
 
 
 class HttpTransport:
-    """A stand-alone KMC over HTTP(S)."""
+    """A stand-alone KMC over HTTP(S). Failures are ``ProtocolError`` with code UPSTREAM_UNAVAILABLE
+    (HTTP 503 to our callers); the URL and the cause go to the log, not into the public message."""
+
+    MAX_RESPONSE = 4 * 1024 * 1024
 
     def __init__(self, base_url: str, timeout: float = 30.0):
         self.url = base_url.rstrip("/") + "/kmc/v1/request"
@@ -48,12 +55,19 @@ class HttpTransport:
                                      headers={"Content-Type": m.CONTENT_TYPE, "Accept": m.CONTENT_TYPE})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return resp.read()
+                body = resp.read(self.MAX_RESPONSE + 1)
         except urllib.error.HTTPError as exc:
-            raise ProtocolError(f"KMC answered HTTP {exc.code}", int(m.ErrNo.INTERNAL),
-                                code=ErrorCode.HSM_UNAVAILABLE) from exc
-        except OSError as exc:
-            raise ProtocolError("KMC unreachable", int(m.ErrNo.INTERNAL), code=ErrorCode.HSM_UNAVAILABLE) from exc
+            log.warning("KMC %s answered HTTP %s", self.url, exc.code)
+            raise ProtocolError(f"the key-management centre answered HTTP {exc.code}; try again later",
+                                int(m.ErrNo.INTERNAL), code=ErrorCode.UPSTREAM_UNAVAILABLE) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            log.warning("KMC %s unreachable: %s", self.url, exc)
+            raise ProtocolError("the key-management centre is unreachable; try again later", int(m.ErrNo.INTERNAL),
+                                code=ErrorCode.UPSTREAM_UNAVAILABLE) from exc
+        if len(body) > self.MAX_RESPONSE:
+            raise ProtocolError("the key-management centre's answer is too large", int(m.ErrNo.BAD_REQUEST),
+                                code=ErrorCode.UPSTREAM_UNTRUSTED)
+        return body
 
 
 @dataclass(frozen=True)
@@ -118,14 +132,17 @@ class KmcClient:
         try:
             resp = m.load_strict(m.KMRespond, der)
         except (ValueError, TypeError) as exc:
-            raise ProtocolError("malformed KMRespond", int(m.ErrNo.BAD_REQUEST), code=ErrorCode.BAD_ENCODING) from exc
+            raise ProtocolError("the key-management centre's answer is not a well-formed KMRespond",
+                                int(m.ErrNo.BAD_REQUEST), code=ErrorCode.UPSTREAM_UNTRUSTED) from exc
         ks = resp["ks_respond"]
         if resp["signature_algorithm"]["algorithm"].dotted != OID.SM2_WITH_SM3 or not verify_signature(
                 self._kmc_spki, algorithm("sm2-sm3"), ks.dump(), resp["signature_value"].native):
-            raise ProtocolError("KMRespond signature does not verify", int(m.ErrNo.BAD_SIGNATURE),
-                                code=ErrorCode.BAD_SIGNATURE)
+            raise ProtocolError("KMRespond signature does not verify with the configured KMC certificate "
+                                "(another KMC, or a tampered answer)", int(m.ErrNo.BAD_SIGNATURE),
+                                code=ErrorCode.UPSTREAM_UNTRUSTED)
         if ks["task_no"].native != task_no:
-            raise ProtocolError("KMRespond answers another task", int(m.ErrNo.BAD_REQUEST))
+            raise ProtocolError("KMRespond answers another task", int(m.ErrNo.BAD_REQUEST),
+                                code=ErrorCode.UPSTREAM_UNTRUSTED)
         return [m.decode_respond(r) for r in ks["respond_list"]]
 
 
@@ -133,4 +150,4 @@ _ERR_CODES = {int(m.ErrNo.BAD_SIGNATURE): ErrorCode.BAD_SIGNATURE, int(m.ErrNo.N
               int(m.ErrNo.CONFLICT): ErrorCode.CONFLICT, int(m.ErrNo.UNKNOWN_CA): ErrorCode.FORBIDDEN,
               int(m.ErrNo.REPLAY): ErrorCode.CONFLICT,
               int(m.ErrNo.UNSUPPORTED_ALGORITHM): ErrorCode.UNSUPPORTED_ALGORITHM,
-              int(m.ErrNo.INTERNAL): ErrorCode.INTERNAL}
+              int(m.ErrNo.INTERNAL): ErrorCode.UPSTREAM_UNAVAILABLE}

@@ -12,13 +12,14 @@ import logging
 from dataclasses import dataclass
 
 from asn1crypto import x509
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from kms import gmt0014 as m
 from kms.errors import EscrowConflict, EscrowError, EscrowNotFound
 from kms.escrow import KeyEscrow
 from kms.identity import public_key_hash
-from kms.models import SeenRequest
+from kms.models import KmcSetting, SeenRequest
 from kms.recovery import authorise_subscriber_restore
 from pkicore.algorithms import algorithm
 from pkicore.audit import record
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 _SM2_KEY_OIDS = (OID.SM2_CURVE, OID.EC_PUBLIC_KEY, OID.SM2_SIGN)
 _SM2_ENC_OIDS = (OID.SM2_ENCRYPT, OID.SM2_EXCHANGE, OID.SM2_CURVE)
+_TRUST_PREFIX, _TRUST_ID_LEN = "trusted-ca:", 48      # kms_setting.name is String(64)
 
 
 class _Refused(Exception):
@@ -55,18 +57,43 @@ class TrustedCA:
 
 
 class KmcService:
-    """GM/T 0014 server side over a KeyEscrow."""
+    """GM/T 0014 server side over a KeyEscrow. Trusted CAs: those given here or configured
+    (``KmsConfig.trusted_cas``), those trusted in process (``trust``, the embedded KMC) and those an
+    operator stored in the KMC database (``trust(..., persist=True)``, ``racentre kms trust-ca``; read at
+    start and again when an unknown CA calls, so a running stand-alone KMC needs no restart)."""
 
     def __init__(self, escrow: KeyEscrow, trusted_cas: tuple[bytes, ...] | list[bytes] = ()):
         self.escrow = escrow
         self.trusted = {}
-        for der in tuple(trusted_cas) or escrow.config.trusted_ca_certificates:
+        for der in tuple(trusted_cas) or escrow.config.trusted_cas():
             self.trust(der)
+        self._load_stored()
 
-    def trust(self, ca_certificate: bytes) -> TrustedCA:
+    def trust(self, ca_certificate: bytes, *, persist: bool = False, actor: str = "system") -> TrustedCA:
+        """Accept GM/T 0014 requests signed by this CA. ``persist``: store it in the KMC database (audited)."""
         ca = TrustedCA.load(ca_certificate)
+        if persist:
+            cert = x509.Certificate.load(ca_certificate)
+            if not cert.ca or cert.public_key.algorithm != "ec":
+                raise EscrowError("only a CA certificate with an SM2 key can be trusted to call the KMC")
+            with transaction(self.escrow.db) as s:
+                name = _TRUST_PREFIX + ca.ca_id[:_TRUST_ID_LEN]
+                row = s.get(KmcSetting, name)
+                if row is None:
+                    s.add(KmcSetting(name=name, value=ca_certificate))
+                else:
+                    row.value = ca_certificate
+                record(s, actor=actor, role="system", action="kms.ca.trusted", target_type="ca",
+                       target_id=ca.ca_id, subject=ca.name)
         self.trusted[ca.ca_id] = ca
         return ca
+
+    def _load_stored(self) -> None:
+        with self.escrow.db() as s:
+            stored = [bytes(r.value) for r in s.scalars(
+                select(KmcSetting).where(KmcSetting.name.startswith(_TRUST_PREFIX)))]
+        for der in stored:
+            self.trust(der)
 
     # ------------------------------------------------------------------ entry point
     def handle(self, der: bytes) -> bytes:
@@ -106,7 +133,11 @@ class KmcService:
         if ks["version"].native != 1:
             raise _Refused(m.ErrNo.BAD_REQUEST, "KSRequest version must be 1")
         ent = ks["ca_name"]
-        ca = self.trusted.get(ent["ent_pub_key_hash"].native.hex())
+        ca_id = ent["ent_pub_key_hash"].native.hex()
+        ca = self.trusted.get(ca_id)
+        if ca is None:
+            self._load_stored()       # trusted since start-up by `racentre kms trust-ca`?
+            ca = self.trusted.get(ca_id)
         if ca is None:
             raise _Refused(m.ErrNo.UNKNOWN_CA, "the requesting CA is not trusted by this KMC")
         name = ent["ent_name"]

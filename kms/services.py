@@ -1,7 +1,8 @@
 """The KMC assembled over the service container: escrow, approval book and GM/T 0014 service.
 
 Embedded default: the KMC uses the centre's HSM and database (tables ``kms_*``). A stand-alone KMC is
-the same object over its own container (own database URL), reached by ``kms.client.HttpTransport``.
+the same object over its own container (own token and database: ``racentre serve --packages hsm,kms``),
+reached by the CA through ``kms.client.HttpTransport`` when the CA's ``[kmc] url`` is set.
 """
 from __future__ import annotations
 
@@ -39,9 +40,9 @@ def build_kmc(key_manager, db, engine=None, config: KmsConfig | None = None) -> 
 
 
 def kmc_from_services(services, config: KmsConfig | None = None) -> Kmc:
-    """One KMC per service container (cached on it)."""
+    """One KMC per service container (cached on it); settings from its ``[kmc]`` section by default."""
     kmc = getattr(services, "_kms_kmc", None)
     if kmc is None:
-        kmc = build_kmc(services.key_manager, services.db, services.engine, config)
+        kmc = build_kmc(services.key_manager, services.db, services.engine, config or services.config.kmc)
         services._kms_kmc = kmc
     return kmc

@@ -152,7 +152,11 @@ def kek_rewrap():
 
 
 def init_app(app, services) -> None:
-    """Wire the KMC into the service app (racentre.web.build_app)."""
+    """Wire the KMC into the service app (racentre.web.build_app) — unless ``[kmc] url`` names a
+    stand-alone KMC: then this app is its CA's side only and has no KMC (nor KMC endpoints) of its own."""
+    config = app.extensions.get("racentre.config")
+    if config is not None and config.kmc.remote and "racentre.kms" not in app.extensions:
+        return
     if "racentre.kms" not in app.extensions:
         app.extensions["racentre.kms"] = kmc_from_services(services)
     app.register_blueprint(bp)

@@ -28,6 +28,9 @@ class ErrorCode(str, enum.Enum):
     HSM_MECHANISM_UNSUPPORTED = "hsm_mechanism_unsupported"
     HSM_OPERATION_FAILED = "hsm_operation_failed"
     HSM_KEY_NOT_PERMITTED = "hsm_key_not_permitted"
+    # a service we depend on (e.g. a stand-alone KMC) is down, failing, or answered unverifiably
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    UPSTREAM_UNTRUSTED = "upstream_untrusted"
     INTERNAL = "internal"
 
 

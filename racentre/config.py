@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hsm.config import HsmConfig, SoftTokenConfig
+from kms.config import SCHEMA as KMC_SCHEMA, KmsConfig
 from pkicore.errors import ErrorCode, PkiError
 from pkicore.secret import Secret
 from racentre.console.config import SCHEMA as CONSOLE_SCHEMA, ConsoleConfig
@@ -26,10 +27,12 @@ SCHEMA: dict[str, dict[str, str]] = {
     "database": {"url": "str"},
     "hsm": {"module": "str", "token": "str", "pin": "secret", "vendor": "str", "pool_size": "int"},
     "softtoken": {"dir": "str", "auto_init": "bool", "so_pin": "secret"},
-    "service": {"host": "str", "port": "int", "threads": "int", "workers": "int", "public_url": "str"},
+    "service": {"host": "str", "port": "int", "threads": "int", "workers": "int", "public_url": "str",
+                "packages": "str"},
     "audit": {"node_id": "str", "key_label": "str", "checkpoint_interval": "int"},
     "tsa": TSA_SCHEMA,
     "console": CONSOLE_SCHEMA,
+    "kmc": KMC_SCHEMA,
 }
 
 
@@ -44,6 +47,7 @@ class ServiceConfig:
     threads: int = 8
     workers: int = 1
     public_url: str = ""
+    packages: str = ""        # comma-separated packages to serve ("" = all); a stand-alone KMC: "hsm,kms"
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Config:
     tsa: TsaConfig = field(default_factory=TsaConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    kmc: KmsConfig = field(default_factory=KmsConfig)
     source: str | None = None
 
 
@@ -113,10 +118,13 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
         if section not in SCHEMA or not isinstance(content, dict):
             raise ConfigError(f"unknown configuration section [{section}]")
         for key, value in content.items():
-            kind = SCHEMA[section].get(key.removesuffix("_file"))
+            kind = SCHEMA[section].get(key)          # e.g. kmc.certificate_file: a plain path
+            secret_file = kind is None and key.endswith("_file")
+            if secret_file:
+                kind = SCHEMA[section].get(key.removesuffix("_file"))
             if kind is None:
                 raise ConfigError(f"unknown setting {section}.{key}")
-            if key.endswith("_file"):
+            if secret_file:
                 if kind != "secret":
                     raise ConfigError(f"{section}.{key}: only secrets can be read from a file")
                 secret_path = base / value
@@ -148,4 +156,5 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
                   database=DatabaseConfig(**database), service=ServiceConfig(**values["service"]),
                   tsa=TsaConfig.from_values(values["tsa"], base), audit=AuditConfig(**values["audit"]),
                   console=ConsoleConfig.from_values(values["console"]),
+                  kmc=KmsConfig.from_values(values["kmc"], base),
                   source=str(path) if path else None)

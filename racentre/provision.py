@@ -20,7 +20,7 @@ from ca_bridge.ca import names_for
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.revinfo import revocation_info
 from hsm import KeyManager
-from kms.client import InProcessTransport
+from kms.client import HttpTransport, InProcessTransport
 from kms.services import Kmc
 from pkicore.algorithms import algorithm
 from seal.registry import SealMaker, SealRegistry
@@ -126,14 +126,20 @@ def build_seal_service(site: Site, services, tsa=None):
 
 def wire_site(app, services) -> None:
     """After every package is wired (``racentre.web.build_app``): once the site is provisioned, the KMC
-    is attached to the CA and the seal service uses the CA-certified seal maker. Before that (a fresh
-    site) the packages keep their own start-up behaviour and ``racentre setup`` is the next step."""
+    (the embedded one, or the stand-alone one named by ``[kmc] url``) is attached to the CA and the seal
+    service uses the CA-certified seal maker. Before that (a fresh site) the packages keep their own
+    start-up behaviour and ``racentre setup`` is the next step."""
+    if "racentre.ca" not in app.extensions:
+        return                      # no CA in this app (e.g. a stand-alone KMC: --packages hsm,kms)
     site = services.site
-    if "racentre.ca" not in app.extensions or not site.provisioned:
+    if not site.provisioned:
         log.warning("the CA hierarchy is not set up yet: run `racentre setup` (or `racentre ca init`)")
         return
-    kmc = app.extensions.get("racentre.kms")
-    if kmc is not None:
+    kmc_config = services.config.kmc
+    if kmc_config.remote:
+        # a stand-alone KMC ([kmc] url): GM/T 0014 over HTTP, answers verified by its configured certificate
+        site.ca.attach_kmc(HttpTransport(kmc_config.url, kmc_config.timeout), kmc_config.kmc_certificate())
+    elif (kmc := app.extensions.get("racentre.kms")) is not None:
         site.connect_kmc(kmc)
     if SEAL_FACTORY in app.extensions:
         tsa = app.extensions.get("racentre.timestamp")

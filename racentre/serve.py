@@ -56,14 +56,30 @@ def serve(config: Config, *, host: str, port: int, workers: int = 1, threads: in
                                  "timeout": 60, "graceful_timeout": 10}).run()
 
 
+def parse_packages(text: str) -> tuple[str, ...]:
+    """``"hsm,kms"`` -> the packages to serve, in build order; "" -> all of them."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        return DEFAULT_PACKAGES
+    unknown = sorted(set(names) - set(DEFAULT_PACKAGES))
+    if unknown:
+        raise click.BadParameter(f"unknown package(s) {', '.join(unknown)}; choose from {', '.join(DEFAULT_PACKAGES)}",
+                                 param_hint="--packages")
+    return tuple(p for p in DEFAULT_PACKAGES if p in names)
+
+
 @click.command("serve")
 @click.option("--host", default=None, help="listen address (default [service] host)")
 @click.option("--port", type=int, default=None, help="listen port (default [service] port)")
 @click.option("--workers", type=int, default=None, help="worker processes (default [service] workers)")
+@click.option("--packages", "packages_text", default=None,
+              help="comma-separated packages to serve (default [service] packages, else all); "
+                   "a stand-alone KMC: hsm,kms")
 @click.pass_context
-def serve_command(ctx, host, port, workers):
-    """Run the RA centre service."""
+def serve_command(ctx, host, port, workers, packages_text):
+    """Run the RA centre service (or a part of it, e.g. a stand-alone KMC)."""
     config = ctx.obj["config"]
+    packages = parse_packages(config.service.packages if packages_text is None else packages_text)
     # Make sure the token exists (auto-initialised in the demo) before workers fork.
     ctx.obj["services"].key_manager.info()
     ctx.obj["services"].close()
@@ -71,5 +87,6 @@ def serve_command(ctx, host, port, workers):
     port = port or config.service.port
     workers = workers or config.service.workers
     click.echo(f"RA centre listening on http://{host}:{port}/ (HSM token {config.hsm.token!r}, "
-               f"{workers} worker{'s' if workers > 1 else ''})")
-    serve(config, host=host, port=port, workers=workers)
+               f"{workers} worker{'s' if workers > 1 else ''}"
+               + ("" if packages == DEFAULT_PACKAGES else f", packages {','.join(packages)}") + ")")
+    serve(config, host=host, port=port, workers=workers, packages=packages)

@@ -34,11 +34,13 @@ def setup_site(services, kinds: tuple[str, ...] = ("sm2",)) -> list[str]:
     for unit, path in provision_tsa(config, services.key_manager, site.tsa_issuer(), force=bool(stale)).items():
         if unit in stale:
             done.append(f"TSA unit {unit}: certificate from our CA written to {path}")
-    kmc = kmc_from_services(services)
-    was_self_signed = x509.Certificate.load(kmc.escrow.certificate).self_signed != "no"
-    site.connect_kmc(kmc)
-    if was_self_signed:
-        done.append("KMC: signing certificate issued by our CA")
+    # a stand-alone KMC ([kmc] url) is certified from its CSR instead: racentre ca issue --profile kmc ...
+    if not services.config.kmc.remote:
+        kmc = kmc_from_services(services)
+        was_self_signed = x509.Certificate.load(kmc.escrow.certificate).self_signed != "no"
+        site.connect_kmc(kmc)
+        if was_self_signed:
+            done.append("KMC: signing certificate issued by our CA")
     site.seal_maker()
     return done
 
