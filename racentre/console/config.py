@@ -11,6 +11,8 @@ TLS-terminating proxy trusted for client-certificate headers, and the job runner
     lockout_failures = 5                 # failed logins within lockout_window lock the account ...
     lockout_window = 900
     lockout_duration = 900               # ... for this many seconds
+    throttle_failures = 30               # failed password logins from one client address (any accounts) ...
+    throttle_window = 300                # ... within this many seconds: further attempts get 429 + Retry-After
     job_thread = true                    # run console jobs in a background thread of each process
     job_batch = 50                       # rows per job chunk
 """
@@ -37,6 +39,8 @@ class ConsoleConfig:
     lockout_failures: int = 5
     lockout_window: int = 900
     lockout_duration: int = 900
+    throttle_failures: int = 30
+    throttle_window: int = 300
     job_thread: bool = True
     job_batch: int = 50
 
@@ -46,8 +50,9 @@ class ConsoleConfig:
         config.proxy_networks()
         if config.secure_cookies not in ("auto", "always", "never"):
             raise ConsoleConfigError("console.secure_cookies is auto, always or never")
-        if min(config.idle_timeout, config.absolute_timeout, config.lockout_failures, config.job_batch) < 1:
-            raise ConsoleConfigError("console timeouts, lockout_failures and job_batch are positive")
+        if min(config.idle_timeout, config.absolute_timeout, config.lockout_failures, config.job_batch,
+               config.throttle_failures, config.throttle_window) < 1:
+            raise ConsoleConfigError("console timeouts, lockout_failures, throttle_* and job_batch are positive")
         return config
 
     def proxy_networks(self) -> tuple:
@@ -61,4 +66,5 @@ class ConsoleConfig:
 # racentre.config.SCHEMA["console"]: key -> type
 SCHEMA = {"trusted_proxies": "str", "cert_header": "str", "verify_header": "str", "secure_cookies": "str",
           "idle_timeout": "int", "absolute_timeout": "int", "lockout_failures": "int", "lockout_window": "int",
-          "lockout_duration": "int", "job_thread": "bool", "job_batch": "int"}
+          "lockout_duration": "int", "throttle_failures": "int", "throttle_window": "int", "job_thread": "bool",
+          "job_batch": "int"}

@@ -9,6 +9,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "zh": {
         "app": "RA 中心管理台", "login": "登录", "logout": "退出", "name": "用户名", "password": "口令",
         "otp": "动态口令 (TOTP)", "login_cert": "使用客户端证书登录", "login_failed": "登录失败：请检查用户名、口令和动态口令",
+        "login_throttled": "来自此地址的登录失败次数过多，请稍后再试",
         "dashboard": "概览", "requests": "申请队列", "certificates": "证书", "seals": "电子印章",
         "recovery": "密钥恢复审批", "audit": "审计日志", "jobs": "后台任务", "language": "English",
         "pending": "待处理", "submitted": "已提交", "vetted": "已审核", "approved": "已批准", "issued": "已签发",
@@ -44,6 +45,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "app": "RA Centre Console", "login": "Log in", "logout": "Log out", "name": "User name", "password": "Password",
         "otp": "One-time code (TOTP)", "login_cert": "Log in with a client certificate",
         "login_failed": "Login failed: check the name, the password and the one-time code",
+        "login_throttled": "Too many failed logins from this address; try again later",
         "dashboard": "Dashboard", "requests": "Request queue", "certificates": "Certificates", "seals": "Seals",
         "recovery": "Key recovery", "audit": "Audit log", "jobs": "Jobs", "language": "中文",
         "pending": "Pending", "submitted": "Submitted", "vetted": "Vetted", "approved": "Approved", "issued": "Issued",

@@ -1,5 +1,6 @@
-"""Console tables: server-side sessions (the cookie holds a random token, the table its SHA-256) and
-resumable jobs (state, progress, cursor; a lease lets another process take over after a crash)."""
+"""Console tables: server-side sessions (the cookie holds a random token, the table its SHA-256),
+resumable jobs (state, progress, cursor; a lease lets another process take over after a crash) and
+failed password logins per client address (racentre.console.throttle)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -45,3 +46,11 @@ class ConsoleJob(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ConsoleLoginFailure(Base):
+    __tablename__ = "console_login_failure"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True)
+    remote: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)

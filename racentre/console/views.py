@@ -11,7 +11,7 @@ from flask import current_app, g, redirect, request, url_for
 from pkicore.errors import PkiError
 from racentre import accounts, certauth
 from racentre.auth import add_principal_source, public, require_roles
-from racentre.console import pages_ops, pages_ra, queries, sessions  # noqa: F401 - pages register routes on bp
+from racentre.console import pages_ops, pages_ra, queries, sessions, throttle  # noqa: F401 - pages register routes on bp
 from racentre.console.blueprint import (STAFF, bp, config, db, login_page, render, session_cookie_name,
                                         session_principal, set_cookie, t)
 from racentre.console.charts import bar_chart
@@ -47,12 +47,19 @@ def _logged_in(principal):
 def login():
     if request.method == "GET":
         return login_page()
+    remote = throttle.client_address(request.remote_addr, request.headers, config())
+    limits = throttle.ThrottlePolicy.from_config(config())
+    wait = throttle.retry_after(db(), remote, limits)
+    if wait is not None:                       # per address, across accounts (RFC 6585 §4)
+        response = login_page(429, t("login_throttled"))
+        response.headers["Retry-After"] = str(wait)
+        return response
     try:
         principal = accounts.password_login(db(), request.form.get("name", ""), request.form.get("password", ""),
                                             request.form.get("otp", ""), box=current_app.extensions[TOTP_BOX_KEY],
-                                            policy=_policy(),
-                                            remote=request.remote_addr or "")
+                                            policy=_policy(), remote=remote)
     except accounts.LoginFailed:
+        throttle.note_failure(db(), remote, limits)
         return login_page(401, t("login_failed"))
     return _logged_in(principal)
 

@@ -1,6 +1,7 @@
 """Console security: CSRF refusals (no token, wrong token, cross-origin, login form), lock-out after
 repeated failures in a window (correct credentials refused while locked, accepted after), TOTP replay,
-idle and absolute session timeouts, cookie attributes and security headers, and client-certificate
+per-address throttling across accounts (429 + Retry-After), idle and absolute session timeouts, cookie
+attributes and security headers, and client-certificate
 login only through the trusted proxy with a good certificate from our CA (untrusted address, unverified,
 foreign, revoked: refused), for the console and for the REST API."""
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pkicore.audit import AuditEvent
 from pkicore.db import transaction, utcnow
 from pkicore.oids import OID
 from racentre.accounts import OfficerAccount
-from racentre.console.models import ConsoleSession
+from racentre.console.models import ConsoleLoginFailure, ConsoleSession
 from tests.unit.console.site import PASSWORD, app_for, code_for, csrf_of, login, login_csrf, officer
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import ec_key, spki_der, tongsuo_sm2_key, tongsuo_spki
@@ -199,3 +200,60 @@ def test_certificates_not_from_our_ca_are_refused(app, services, tmp_path):
     resp = client.post("/console/login/certificate", data={"csrf_token": token}, environ_base={"REMOTE_ADDR": PROXY},
                        headers=_headers(der))
     assert resp.status_code == 401
+
+
+def test_per_address_throttling_across_accounts(app, services):
+    """N failed logins from one address, spread over several accounts (none of them locked), make that
+    address wait: 429 with Retry-After even for correct credentials; other addresses are unaffected;
+    behind the trusted proxy the forwarded client address counts, elsewhere X-Forwarded-For is ignored."""
+    limit = services.config.console.throttle_failures
+    assert limit > services.config.console.lockout_failures
+    attacker = {"REMOTE_ADDR": "192.0.2.77"}
+    per_account = services.config.console.lockout_failures - 1       # none of them reaches its own lock-out
+    victims = [officer(services, ["ra_officer"], password=True) for _ in range(-(-limit // per_account))]
+    client = app.test_client()
+    for attempt in range(limit):
+        name, secret = victims[attempt % len(victims)]
+        token = login_csrf(client)
+        resp = client.post("/console/login", environ_base=attacker,
+                           data={"csrf_token": token, "name": name, "password": "wrong password!!",
+                                 "otp": code_for(secret)})
+        assert resp.status_code == 401, attempt
+    with services.db() as session:
+        rows = session.scalars(select(OfficerAccount).where(OfficerAccount.name.in_([n for n, _ in victims]))).all()
+    assert all(r.locked_until is None for r in rows)
+    fresh, fresh_secret = officer(services, ["ra_officer"], password=True)
+    token = login_csrf(client)
+    refused = client.post("/console/login", environ_base=attacker,
+                          data={"csrf_token": token, "name": fresh, "password": PASSWORD, "otp": code_for(fresh_secret)})
+    assert refused.status_code == 429
+    wait = int(refused.headers["Retry-After"])
+    assert 0 < wait <= services.config.console.throttle_window
+    assert "登录失败次数过多" in refused.get_data(as_text=True)
+    # a spoofed X-Forwarded-For from an untrusted address changes nothing
+    token = login_csrf(client)
+    spoofed = client.post("/console/login", environ_base=attacker, headers={"X-Forwarded-For": "198.51.100.1"},
+                          data={"csrf_token": token, "name": fresh, "password": PASSWORD, "otp": code_for(fresh_secret)})
+    assert spoofed.status_code == 429
+    # another client (here: forwarded by the trusted proxy) logs in as usual
+    other = app.test_client()
+    token = login_csrf(other)
+    ok = other.post("/console/login", environ_base={"REMOTE_ADDR": PROXY},
+                    headers={"X-Forwarded-For": "203.0.113.5"},
+                    data={"csrf_token": token, "name": fresh, "password": PASSWORD, "otp": code_for(fresh_secret)})
+    assert ok.status_code == 303
+    with services.db() as session:
+        throttled = list(session.scalars(select(AuditEvent.target_id).where(AuditEvent.action == "console.login_throttled")))
+        remotes = list(session.scalars(select(AuditEvent.detail).where(AuditEvent.action == "console.login",
+                                                                       AuditEvent.target_id == fresh)))
+    assert throttled.count("192.0.2.77") == 1
+    assert "203.0.113.5" in str(remotes)
+    # once the window has passed the address may try again
+    with transaction(services.db) as session:
+        session.execute(update(ConsoleLoginFailure).where(ConsoleLoginFailure.remote == "192.0.2.77")
+                        .values(at=utcnow() - dt.timedelta(seconds=services.config.console.throttle_window + 1)))
+    name, secret = victims[0]
+    token = login_csrf(client)
+    again = client.post("/console/login", environ_base=attacker,
+                        data={"csrf_token": token, "name": name, "password": PASSWORD, "otp": code_for(secret, 1)})
+    assert again.status_code == 303
