@@ -1,5 +1,5 @@
 """Resumable console jobs: CRL regeneration for every CA, KEK rotation with re-wrapping in batches,
-and bulk import of civil servants from a CSV roster.
+and bulk import of civil servants from a CSV or XLSX (ECMA-376 / ISO/IEC 29500 workbook) roster.
 
 A job is a row (``console_job``) with a cursor. A runner claims it under a lease, runs one chunk,
 stores the new cursor and progress, and goes on; a crashed or restarted process leaves a lapsed lease
@@ -17,9 +17,11 @@ import logging
 import os
 import threading
 import uuid
+import zipfile
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+import openpyxl
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 LEASE = dt.timedelta(seconds=60)
 MAX_ROSTER = 5 * 1024 * 1024
+MAX_UNPACKED = 64 * 1024 * 1024          # an XLSX is a ZIP: refuse one that unpacks to more than this
+XLSX_MAGIC = b"PK\x03\x04"
 ROSTER_COLUMNS = ("name", "id_number", "department", "position", "contact")
 
 
@@ -92,9 +96,65 @@ def kek_chunk(ctx: JobContext, job: ConsoleJob) -> Chunk:
     return Chunk(cursor, cursor["moved"], total, moved == 0, {"active_version": cursor["version"]})
 
 
+def _rows_from_header(header, records) -> list[dict]:
+    """Roster rows from a header and value tuples, the same checks whatever the file format."""
+    header = [str(h).strip().lower() if h is not None else "" for h in header or []]
+    if not {"name", "id_number"} <= set(header):
+        raise JobError("the roster's header names the columns name and id_number "
+                       "(optional: department, position, contact)")
+    rows = []
+    for values in records:
+        row = {}
+        for key, value in zip(header, values):
+            if key and key not in row:
+                row[key] = (value or "").strip()
+        if not any(row.values()):
+            continue                                    # blank lines (spreadsheets keep formatted empty rows)
+        rows.append({k: row.get(k) or None for k in ROSTER_COLUMNS})
+    return rows
+
+
+def _cell_text(value) -> str:
+    """A cell as the text a person typed: whole numbers without ".0", dates as ISO 8601."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return str(value)
+
+
+def _parse_xlsx(data: bytes) -> list[dict]:
+    """The first worksheet of an XLSX roster: the first non-empty row is the header."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if sum(info.file_size for info in archive.infolist()) > MAX_UNPACKED:
+                raise JobError(f"the XLSX roster unpacks to more than {MAX_UNPACKED // (1024 * 1024)} MiB")
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except JobError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile, XML and openpyxl errors alike mean "not a workbook"
+        raise JobError("the roster is not a readable XLSX workbook") from exc
+    try:
+        sheet = workbook.worksheets[0] if workbook.worksheets else None
+        if sheet is None:
+            raise JobError("the XLSX roster has no worksheet")
+        records = ([_cell_text(v) for v in values] for values in sheet.iter_rows(values_only=True))
+        header = next((r for r in records if any(r)), None)
+        return _rows_from_header(header, records)
+    finally:
+        workbook.close()
+
+
 def parse_roster(data: bytes) -> list[dict]:
-    """CSV roster rows: a header naming at least name and id_number (UTF-8, with or without BOM, or GB 18030
-    as spreadsheet exports on Chinese systems write it)."""
+    """Roster rows: a header naming at least name and id_number. XLSX (recognised by its ZIP signature;
+    the first worksheet) or CSV (UTF-8, with or without BOM, or GB 18030 as spreadsheet exports on
+    Chinese systems write it)."""
+    if data.startswith(XLSX_MAGIC):
+        return _parse_xlsx(data)
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             text = data.decode(encoding)
@@ -103,16 +163,8 @@ def parse_roster(data: bytes) -> list[dict]:
             continue
     else:
         raise JobError("the roster is neither UTF-8 nor GB 18030 text")
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    if not {"name", "id_number"} <= set(header):
-        raise JobError("the roster's header names the columns name and id_number "
-                       "(optional: department, position, contact)")
-    rows = []
-    for raw in reader:
-        row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
-        rows.append({k: row.get(k) or None for k in ROSTER_COLUMNS})
-    return rows
+    reader = csv.reader(io.StringIO(text))
+    return _rows_from_header(next(reader, None), reader)
 
 
 def import_chunk(ctx: JobContext, job: ConsoleJob) -> Chunk:

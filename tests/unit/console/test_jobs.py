@@ -1,5 +1,6 @@
 """Resumable console jobs over the full app: CRL regeneration for every CA, KEK rotation with
-re-wrapping, a civil-servant roster import (GB 18030 CSV, bad rows reported, re-import idempotent);
+re-wrapping, a civil-servant roster import (GB 18030 CSV and an openpyxl-made XLSX, bad rows reported,
+re-import idempotent);
 a job whose runner died mid-way is taken over after its lease lapses; a failed job resumes from its
 cursor; progress is served as JSON for the page's script."""
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 
+import openpyxl
 import pytest
 from sqlalchemy import update
 
@@ -104,3 +106,73 @@ def test_roster_import_is_resumable(app, services):
     with pytest.raises(jobs.JobError):
         jobs.submit(services.db, "import-civil-servants", actor=operator, role="ra_operator",
                     params={"unit_id": unit["id"]}, payload=b"foo,bar\n1,2\n")
+
+
+def _xlsx_roster(good: int) -> tuple[bytes, list[str]]:
+    """A real workbook written by openpyxl: a title row above the header, typed cells (a phone number
+    as an integer), a blank row, and one bad identity number."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "名册"
+    sheet.append([])
+    sheet.append(["Name", "ID_Number", "Department", "Position", "Contact"])
+    ids = [helpers.id_number() for _ in range(good)]
+    for i, number in enumerate(ids):
+        sheet.append([f"表格公务员{i}", number, "办公室", "科员", 13800138000 + i])
+        if i == 1:
+            sheet.append([None, None, None])
+    sheet.append(["坏数据", "123", "办公室", "科员", None])
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue(), ids
+
+
+def test_xlsx_roster_import_is_resumable_and_idempotent(app, services):
+    ra = app.extensions["racentre.ra"]
+    operator, secret = officer(services, ["ra_operator"], password=True)
+    unit, _ = ra.add_unit(Actor(operator, "ra_operator"), name=f"表格局{helpers.tag()}", uscc=helpers.uscc(),
+                          legal_representative="李四")
+    roster, ids = _xlsx_roster(5)
+    assert roster.startswith(b"PK\x03\x04")
+    parsed = jobs.parse_roster(roster)
+    assert [r["id_number"] for r in parsed[:5]] == ids and parsed[0]["contact"] == "13800138000"
+    assert len(parsed) == 6 and parsed[5]["name"] == "坏数据"
+    client = app.test_client()
+    login(client, operator, secret)
+    token = csrf_of(client.get("/console/jobs").get_data(as_text=True))
+    resp = client.post("/console/jobs/import", data={"csrf_token": token, "unit_id": str(unit["id"]),
+                                                     "roster": (io.BytesIO(roster), "roster.xlsx")},
+                       content_type="multipart/form-data")
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    job_id = int(resp.headers["Location"].rsplit("/", 1)[1])
+    dead = _runner(app, services)
+    assert dead.run_once() is True                       # one chunk of two rows, then the process dies
+    assert _job(services, job_id).progress == 2
+    assert dead._claim(utcnow()).id == job_id             # ... holding the lease
+    other = _runner(app, services)
+    assert other.run_once() is False
+    with transaction(services.db) as session:
+        session.execute(update(ConsoleJob).where(ConsoleJob.id == job_id)
+                        .values(lease_until=utcnow() - dt.timedelta(seconds=1)))
+    other.run_until_idle()
+    job = _job(services, job_id)
+    assert job.state == "done" and job.progress == job.total == 6
+    assert job.result["created"] == 5 and [e["row"] for e in job.result["errors"]] == [6]
+    people = ra.list_subjects("civil-servant", unit_id=unit["id"])
+    assert len(people) == 5
+    again = jobs.submit(services.db, "import-civil-servants", actor=operator, role="ra_operator",
+                        params={"unit_id": unit["id"]}, payload=roster)
+    other.run_until_idle()
+    assert _job(services, again).result["existing"] == 5 and _job(services, again).result["created"] == 0
+    assert len(ra.list_subjects("civil-servant", unit_id=unit["id"])) == 5
+    # the same refusals as for CSV, at submission
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["姓名", "身份证号"])
+    workbook.active.append(["张三", helpers.id_number()])
+    no_header = io.BytesIO()
+    workbook.save(no_header)
+    for bad, why in ((no_header.getvalue(), "header"), (b"PK\x03\x04" + b"\x00" * 64, "XLSX"),
+                     (roster[: len(roster) // 2], "XLSX")):
+        with pytest.raises(jobs.JobError, match=why):
+            jobs.submit(services.db, "import-civil-servants", actor=operator, role="ra_operator",
+                        params={"unit_id": unit["id"]}, payload=bad)
