@@ -2,11 +2,14 @@
 re-wrapping, a civil-servant roster import (GB 18030 CSV and an openpyxl-made XLSX, bad rows reported,
 re-import idempotent);
 a job whose runner died mid-way is taken over after its lease lapses; a failed job resumes from its
-cursor; progress is served as JSON for the page's script."""
+cursor; progress is served as JSON for the page's script; the thread started by the first console
+request runs a job to completion."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
+import time
 
 import openpyxl
 import pytest
@@ -176,3 +179,29 @@ def test_xlsx_roster_import_is_resumable_and_idempotent(app, services):
         with pytest.raises(jobs.JobError, match=why):
             jobs.submit(services.db, "import-civil-servants", actor=operator, role="ra_operator",
                         params={"unit_id": unit["id"]}, payload=bad)
+
+
+def test_first_console_request_starts_the_job_thread(services):
+    """With ``job_thread`` on, the process's first console request starts the runner thread, which
+    takes a queued CRL job to done by itself (polled with a deadline)."""
+    app = app_for(services)
+    config = services.config
+    app.extensions["racentre.config"] = dataclasses.replace(
+        config, console=dataclasses.replace(config.console, job_thread=True))
+    runner = app.extensions["racentre.console.jobs"]
+    assert runner._thread is None
+    job_id = jobs.submit(services.db, "crl", actor="thread-test", role="ra_admin")
+    try:
+        assert app.test_client().get("/console/login").status_code == 200
+        assert runner._thread is not None and runner._thread.is_alive()
+        deadline = time.monotonic() + 120
+        while _job(services, job_id).state in ("queued", "running"):
+            assert time.monotonic() < deadline, f"job still {_job(services, job_id).state} after 120 s"
+            time.sleep(0.2)
+    finally:
+        runner.stop()
+        if runner._thread is not None:
+            runner._thread.join(timeout=30)
+    job = _job(services, job_id)
+    assert job.state == "done" and job.progress == job.total == len(services.ca.authorities())
+    assert job.lease_owner is None and not runner._thread.is_alive()

@@ -1,13 +1,21 @@
 """Console pages over the full app: the four-eyes flow (two officers approve, the certificate appears,
 the auditor sees both approvals and verifies the chain), rejection with a reason, vetting, filters,
-certificate search and detail, seals, M-of-N recovery approvals, language switch, dashboard chart."""
+certificate search and detail, seals (made, staff authorised and suspended through the forms, CSRF
+refused), M-of-N recovery approvals, language switch, dashboard chart."""
 from __future__ import annotations
 
+import io
 import re
+import secrets
 
 import pytest
+from asn1crypto import pem
+from sqlalchemy import select
 
+from pkicore.audit import AuditEvent
+from seal.pki import LocalIssuer, make_signer
 from tests.unit.console.site import app_for, csrf_of, login, officer, vetted_unit_request
+from tests.unit.seal.sealpki import png_bytes
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +109,54 @@ def test_seal_registry_pages(app, services):
     assert page.status_code == 200 and "制作印章" in page.get_data(as_text=True)
     reader, _ = _officer_client(app, services, ["ra_operator"])
     assert "制作印章" not in reader.get("/console/seals").get_data(as_text=True)
+
+
+def test_seal_make_authorise_and_suspend_through_the_forms(app, services):
+    """An RA admin makes a seal for an HSM-held unit key, authorises a clerk and suspends the seal with
+    the console's forms; each form without the page's CSRF token is refused and changes nothing."""
+    km = services.key_manager
+    tag = secrets.token_hex(3)
+    issuer = LocalIssuer.create(km, f"console-seal-ca-{tag}")
+    signer = make_signer(km, issuer, f"console-unit-{tag}", "Console Unit Signing", organization="Console Unit")
+    admin, admin_name = _officer_client(app, services, ["ra_admin"])
+    form = {"unit": f"控制台测试单位{tag}", "name": f"控制台测试单位公章{tag}", "type": "official",
+            "key_label": signer.label, "users": "clerk-a"}
+
+    def files():
+        return {"certificate": (io.BytesIO(pem.armor("CERTIFICATE", signer.certificate)), "unit.pem"),
+                "picture": (io.BytesIO(png_bytes()), "seal.png")}
+
+    def seals_named():
+        return [s for s in app.extensions["racentre.seal"].registry.list() if s.name == form["name"]]
+
+    refused = admin.post("/console/seals", data={**form, **files()}, content_type="multipart/form-data")
+    assert refused.status_code == 403
+    token = csrf_of(admin.get("/console/seals").get_data(as_text=True))
+    assert seals_named() == []
+    made = admin.post("/console/seals", data={"csrf_token": token, **form, **files()},
+                      content_type="multipart/form-data")
+    assert made.status_code == 303 and made.headers["Location"].endswith("/console/seals")
+    [seal] = seals_named()
+    assert seal.status == "active" and seal.users == ("clerk-a",) and seal.unit == form["unit"]
+    page = admin.get("/console/seals").get_data(as_text=True)
+    assert form["name"] in page and f"/console/seals/{seal.id}/suspend" in page
+
+    assert admin.post(f"/console/seals/{seal.id}/users", data={"principal": "clerk-b"}).status_code == 403
+    assert admin.post(f"/console/seals/{seal.id}/users",
+                      data={"csrf_token": token, "principal": "clerk-b"}).status_code == 303
+    assert seals_named()[0].users == ("clerk-a", "clerk-b")
+
+    assert admin.post(f"/console/seals/{seal.id}/suspend", data={"reason": "x"}).status_code == 403
+    assert seals_named()[0].status == "active"
+    suspended = admin.post(f"/console/seals/{seal.id}/suspend", data={"csrf_token": token, "reason": "印章遗失"})
+    assert suspended.status_code == 303 and seals_named()[0].status == "suspended"
+    page = admin.get("/console/seals").get_data(as_text=True)
+    assert f"/console/seals/{seal.id}/resume" in page and f"/console/seals/{seal.id}/suspend" not in page
+    # an officer without ra_admin cannot use the forms even with a token
+    reader, _ = _officer_client(app, services, ["ra_operator"])
+    reader_token = csrf_of(reader.get("/console/seals").get_data(as_text=True))
+    assert reader.post(f"/console/seals/{seal.id}/resume", data={"csrf_token": reader_token}).status_code == 403
+    with services.db() as session:
+        actions = list(session.scalars(select(AuditEvent.action).where(
+            AuditEvent.actor == admin_name, AuditEvent.target_type == "seal", AuditEvent.target_id == str(seal.id))))
+    assert sorted(actions) == ["seal.authorise", "seal.make", "seal.suspend"]
