@@ -122,6 +122,16 @@ def _openssl(*args: str, data: bytes | None = None) -> bytes:
     return subprocess.run(["openssl", *args], input=data, check=True, capture_output=True).stdout
 
 
+def _openssl_key_and_csr(key: Path, subject: str, kind: str) -> bytes:
+    """A key made client-side by OpenSSL (SM2 or P-256, mode 0600) and its PEM CSR (SM2: SM3 with the
+    default ID 1234567812345678, GB/T 35276)."""
+    curve = "SM2" if kind == "sm2" else "P-256"
+    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", f"ec_paramgen_curve:{curve}", "-out", str(key))
+    key.chmod(0o600)
+    digest = ("-sm3", "-sigopt", DISTID) if kind == "sm2" else ("-sha256",)
+    return _openssl("req", "-new", "-utf8", "-key", str(key), "-subj", subject, *digest)
+
+
 def _der(pem_or_der: bytes) -> bytes:
     return pem.unarmor(pem_or_der)[2] if pem.detect(pem_or_der) else pem_or_der
 
@@ -171,16 +181,20 @@ class Demo:
 
     # ------------------------------------------------------------------ RA
     def _carry_out(self, request_body: dict) -> dict:
+        """Submit as the applicant, vet as the operator, approve as one or two officers (four-eyes)."""
         rid = self.api("POST", "/api/v1/ra/requests", "applicant", json_body=request_body, expect=201).json()["id"]
+        return self._vet_and_approve(rid, "issued")
+
+    def _vet_and_approve(self, rid: int, outcome: str) -> dict:
         vetted = self.api("POST", f"/api/v1/ra/requests/{rid}/vet", "operator",
                           json_body={"documents_checked": True, "note": "demo: documents seen"}).json()
         if vetted["state"] != "vetted":
             raise DemoError(f"request {rid} failed vetting: {vetted['checks']}")
         reply = self.api("POST", f"/api/v1/ra/requests/{rid}/approve", "officer-a").json()
-        if reply["state"] != "issued" and reply["state"] != "revoked":
-            reply = self.api("POST", f"/api/v1/ra/requests/{rid}/approve", "officer-b").json()   # four-eyes
-        if reply["state"] not in ("issued", "revoked"):
-            raise DemoError(f"request {rid} ended {reply['state']}")
+        if reply["state"] == "vetted":       # the profile wants a second officer
+            reply = self.api("POST", f"/api/v1/ra/requests/{rid}/approve", "officer-b").json()
+        if reply["state"] != outcome:
+            raise DemoError(f"request {rid} ended {reply['state']}, not {outcome}")
         return reply
 
     def _cert(self, rid: int, usage: str) -> bytes:
@@ -191,73 +205,76 @@ class Demo:
         sub = "" if kind == "sm2" else "ecdsa"
         work = self.out / (sub or ".") / ".work"
         work.mkdir(parents=True, exist_ok=True)
-        sm2 = kind == "sm2"
-        unit = self.api("POST", "/api/v1/ra/units", "operator", expect=201, json_body={
-            "name": f"示范市数据资源局-{kind}-{self.tag}", "uscc": _demo_uscc(), "legal_representative": "王五"}).json()
-        result = {"unit_id": unit["id"], "unit_name": unit["name"]}
-        # a unit certificate for a key held in the HSM (the unit seals documents with it)
-        unit_label = f"demo-unit-{kind}-{self.tag}"
-        km = self.services.key_manager
-        km.generate_key_pair(unit_label, "sm2" if sm2 else "ec-p256")
-        alg = algorithm("sm2-sm3" if sm2 else "ecdsa-sha256")
-        unit_csr = build_csr((("country_name", "CN"), ("common_name", unit["name"])), km.public_key_info(unit_label),
-                             alg, lambda tbs: km.sign(unit_label, tbs, alg.mechanism))
-        done = self._carry_out({"type": "unit", "subject_id": unit["id"],
-                                "csr": pem.armor("CERTIFICATE REQUEST", unit_csr).decode()})
-        unit_cert = self._cert(done["id"], "sign")
-        self.write("unit.pem", unit_cert, sub)
-        result["unit"] = (unit_label, _der(unit_cert), alg.name)
+        try:
+            unit = self.api("POST", "/api/v1/ra/units", "operator", expect=201, json_body={
+                "name": f"示范市数据资源局-{kind}-{self.tag}", "uscc": _demo_uscc(),
+                "legal_representative": "王五"}).json()
+            result = {"unit_name": unit["name"], "unit": self._unit_certificate(kind, sub, unit)}
+            result.update(self._dual_pair(kind, sub, unit["id"], work))
+            revoked_pem = self._servers(kind, sub, unit["id"], work)
+            self._ca_artefacts(sub, revoked_pem)
+        finally:
+            for leftover in work.iterdir():
+                leftover.unlink()
+            work.rmdir()
+        return result
 
-        # a civil servant's dual pair: the subscriber's own signing key (OpenSSL), its CSR with the default ID
+    def _unit_certificate(self, kind: str, sub: str, unit: dict) -> tuple[str, bytes, str]:
+        """A unit certificate for a key generated in the HSM, CSR signed there (the unit seals with it)."""
+        label = f"demo-unit-{kind}-{self.tag}"
+        km = self.services.key_manager
+        alg = algorithm("sm2-sm3" if kind == "sm2" else "ecdsa-sha256")
+        spki = km.ensure_key_pair(label, alg.key_algorithm)
+        csr = build_csr((("country_name", "CN"), ("common_name", unit["name"])), spki, alg,
+                        lambda tbs: km.sign(label, tbs, alg.mechanism))
+        done = self._carry_out({"type": "unit", "subject_id": unit["id"],
+                                "csr": pem.armor("CERTIFICATE REQUEST", csr).decode()})
+        cert = self._cert(done["id"], "sign")
+        self.write("unit.pem", cert, sub)
+        return label, _der(cert), alg.name
+
+    def _dual_pair(self, kind: str, sub: str, unit_id: int, work: Path) -> dict:
+        """A civil servant's signing + encryption pair; the subscriber makes its own signing key and CSR
+        (OpenSSL, default SM2 ID). SM2: the KMC generates the encryption key; ECDSA: the subscriber's."""
         person = self.api("POST", "/api/v1/ra/civil-servants", "operator", expect=201, json_body={
-            "name": "张三", "id_number": _demo_id_number(), "unit_id": unit["id"], "department": "办公室",
+            "name": "张三", "id_number": _demo_id_number(), "unit_id": unit_id, "department": "办公室",
             "position": "科员"}).json()
         key = work / "subscriber-sign-key.pem"
-        if sm2:
-            _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:SM2", "-out", str(key))
-            csr = _openssl("req", "-new", "-utf8", "-key", str(key), "-subj", "/CN=张三", "-sm3", "-sigopt", DISTID)
-            body = {"type": "civil-servant-dual", "subject_id": person["id"], "csr": csr.decode()}
-        else:
-            _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key))
-            csr = _openssl("req", "-new", "-utf8", "-key", str(key), "-subj", "/CN=张三", "-sha256")
+        body = {"type": "civil-servant-dual", "subject_id": person["id"],
+                "csr": _openssl_key_and_csr(key, "/CN=张三", kind).decode()}
+        if kind != "sm2":
             enc_key = work / "enc.key"
-            _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(enc_key))
-            enc_spki = _openssl("pkey", "-in", str(enc_key), "-pubout", "-outform", "DER")
-            body = {"type": "civil-servant-dual", "subject_id": person["id"], "csr": csr.decode(),
-                    "enc_public_key": base64.b64encode(enc_spki).decode()}
+            _openssl_key_and_csr(enc_key, "/CN=张三", kind)
+            body["enc_public_key"] = base64.b64encode(
+                _openssl("pkey", "-in", str(enc_key), "-pubout", "-outform", "DER")).decode()
         done = self._carry_out(body)
-        dual_id = done["id"]
-        self.write("civil-servant-sign.pem", self._cert(dual_id, "sign"), sub)
-        self.write("civil-servant-enc.pem", self._cert(dual_id, "enc"), sub)
-        result["dual_request"] = dual_id
-        result["enc_serial"] = int(next(c["serial"] for c in done["certificates"] if c["usage"] == "enc"), 16)
-        result["enc_ca"] = next(c["ca"] for c in done["certificates"] if c["usage"] == "enc")
-        if sm2:
-            key.chmod(0o600)
+        self.write("civil-servant-sign.pem", self._cert(done["id"], "sign"), sub)
+        self.write("civil-servant-enc.pem", self._cert(done["id"], "enc"), sub)
+        if kind == "sm2":
             self.write("subscriber-sign-key.pem", key.read_bytes())
             (self.out / "subscriber-sign-key.pem").chmod(0o600)
+        enc = next(c for c in done["certificates"] if c["usage"] == "enc")
+        return {"dual_request": done["id"], "enc_serial": int(enc["serial"], 16), "enc_ca": enc["ca"]}
 
-        # a server certificate, and one more that the demo revokes
-        server_certs = {}
+    def _servers(self, kind: str, sub: str, unit_id: int, work: Path) -> bytes:
+        """A server certificate, and one more that the demo has revoked (returned, PEM)."""
+        issued = {}
         for name in ("server", "revoked"):
             host = f"{name}-{kind}-{self.tag}.demo.gov.cn"
             server = self.api("POST", "/api/v1/ra/servers", "operator", expect=201, json_body={
-                "host_name": host, "unit_id": unit["id"], "dns_names": [host], "ip_addresses": []}).json()
-            skey = work / f"{name}.key"
-            _openssl("genpkey", "-algorithm", "EC", "-pkeyopt",
-                     "ec_paramgen_curve:SM2" if sm2 else "ec_paramgen_curve:P-256", "-out", str(skey))
-            scsr = _openssl("req", "-new", "-utf8", "-key", str(skey), "-subj", f"/CN={host}",
-                            *(("-sm3", "-sigopt", DISTID) if sm2 else ("-sha256",)))
-            done = self._carry_out({"type": "server", "subject_id": server["id"], "csr": scsr.decode()})
-            server_certs[name] = (done["id"], self._cert(done["id"], "sign"))
-            if name == "server":
-                self.write("server.csr", scsr, sub)
-                self.write("server.pem", server_certs[name][1], sub)
-        revoked_id, revoked_pem = server_certs["revoked"]
-        self._carry_out_revocation(revoked_id)
-        self.write("revoked.pem", revoked_pem, sub)
+                "host_name": host, "unit_id": unit_id, "dns_names": [host], "ip_addresses": []}).json()
+            csr = _openssl_key_and_csr(work / f"{name}.key", f"/CN={host}", kind)
+            done = self._carry_out({"type": "server", "subject_id": server["id"], "csr": csr.decode()})
+            issued[name] = (done["id"], self._cert(done["id"], "sign"), csr)
+        self.write("server.csr", issued["server"][2], sub)
+        self.write("server.pem", issued["server"][1], sub)
+        self._carry_out_revocation(issued["revoked"][0])
+        self.write("revoked.pem", issued["revoked"][1], sub)
+        return issued["revoked"][1]
 
-        # the CA: certificates, CRL and OCSP over its public endpoints
+    def _ca_artefacts(self, sub: str, revoked_pem: bytes) -> None:
+        """The CA certificates, CRLs and an OCSP exchange about the revoked certificate, from the CA's
+        public endpoints."""
         revoked = x509.Certificate.load(_der(revoked_pem))
         ca_name = next(n for n, info in self.services.ca.authorities().items()
                        if info.subject_der == revoked.issuer.dump())
@@ -274,20 +291,11 @@ class Demo:
         if status["tbs_response_data"]["responses"][0]["cert_status"].name != "revoked":
             raise DemoError("OCSP does not report the revoked certificate as revoked")
         self.write("ocsp-response.der", response, sub)
-        for leftover in work.iterdir():
-            leftover.unlink()
-        work.rmdir()
-        return result
 
     def _carry_out_revocation(self, request_id: int) -> None:
         rid = self.api("POST", f"/api/v1/ra/requests/{request_id}/revoke", "applicant", expect=201,
                        json_body={"reason": "key_compromise"}).json()["id"]
-        self.api("POST", f"/api/v1/ra/requests/{rid}/vet", "operator", json_body={"documents_checked": True})
-        reply = self.api("POST", f"/api/v1/ra/requests/{rid}/approve", "officer-a").json()
-        if reply["state"] != "revoked":
-            reply = self.api("POST", f"/api/v1/ra/requests/{rid}/approve", "officer-b").json()
-        if reply["state"] != "revoked":
-            raise DemoError(f"revocation request {rid} ended {reply['state']}")
+        self._vet_and_approve(rid, "revoked")
 
     # ------------------------------------------------------------------ KMC
     def key_escrow(self, sm2: dict) -> None:
