@@ -58,14 +58,18 @@ def make(ctx, unit, name, seal_type, picture, key_label, cert_path, size_mm, day
 @click.argument("document", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @click.option("--as", "principal", required=True, help="the authorised principal sealing")
-@click.option("--page", default=1, show_default=True)
+@click.option("--page", type=int, default=None, help="1-based; -1 = last  [default: 1, or with --anchor any page]")
 @click.option("--x-mm", default=120.0, show_default=True)
 @click.option("--y-mm", default=40.0, show_default=True)
+@click.option("--anchor", default=None, help="centre the seal over this text (e.g. the unit's name)")
 @click.pass_context
-def sign(ctx, seal_id, document, out, principal, page, x_mm, y_mm):
+def sign(ctx, seal_id, document, out, principal, page, x_mm, y_mm, anchor):
     from seal.services import Placement  # noqa: PLC0415
+    if page is None and not anchor:
+        page = 1
+    index = None if page is None else (page - 1 if page > 0 else page)
     sealed = _service(ctx).seal(seal_id, Path(document).read_bytes(), principal=principal, role="ra_operator",
-                                token="cli", placement=Placement(page - 1, x_mm, y_mm))
+                                token="cli", placement=Placement(index, x_mm, y_mm, anchor=anchor))
     Path(out).write_bytes(sealed)
     click.echo(f"sealed {document} -> {out}")
 

@@ -247,6 +247,22 @@ def seal_ofd(data: bytes, *, seal_der: bytes, signer_cert: bytes, sign: Callable
     return write_package(OfdPackage(files))
 
 
+def page_contents(data: bytes) -> list[tuple[int, ET.Element]]:
+    """(page index, parsed Content.xml) of every page of the first document (for anchored seals)."""
+    pkg = read_package(data)
+    paths = doc_paths(pkg)
+    doc = parse_xml(pkg.read(paths.doc_root), paths.doc_root)
+    doc_dir = posixpath.dirname(paths.doc_root)
+    out = []
+    for i, page in enumerate(doc.findall(f"{_Q}Pages/{_Q}Page")):
+        loc = page.get("BaseLoc")
+        if loc:
+            path = _resolve(doc_dir, loc)
+            if path in pkg.files:
+                out.append((i, parse_xml(pkg.read(path), path)))
+    return out
+
+
 def _page_ids(pkg: OfdPackage, paths: DocPaths) -> list[str]:
     doc = parse_xml(pkg.read(paths.doc_root), paths.doc_root)
     return [p.get("ID") for p in doc.findall(f"{_Q}Pages/{_Q}Page") if p.get("ID")]

@@ -183,6 +183,11 @@ def _stamp_style(picture: bytes) -> TextStampStyle:
     return TextStampStyle(stamp_text="", border_width=0, background=PdfImage(img), background_opacity=1.0)
 
 
+def reader(data: bytes) -> PdfFileReader:
+    """A PDF reader over ``data`` (BadDocument when it is not a readable PDF)."""
+    return _reader(data)
+
+
 def _reader(data: bytes) -> PdfFileReader:
     if len(data) > MAX_PDF:
         raise BadDocument(f"PDF larger than {MAX_PDF} bytes")

@@ -1,25 +1,57 @@
 """A small, valid PDF 1.7 writer for demos, tests and the benchmark (ISO 32000-1 §7.5: header, objects,
-cross-reference table, trailer): text pages, optionally padded to a size with an unused image XObject."""
+cross-reference table, trailer): text pages, optionally padded to a size with an unused image XObject,
+optionally with a signature line (the issuing unit's name, e.g. 杭州市财政局, where the seal goes) on the last
+page: Latin-1 text in Helvetica, other text in the Adobe CJK font STSong-Light (UniGB-UCS2-H, §9.7.5.2,
+no embedding needed) with a /ToUnicode CMap."""
 from __future__ import annotations
 
 import os
 
 
-def make_pdf(pages: int = 1, *, title: str = "RA Centre document", pad_to: int = 0) -> bytes:
+def _cjk_font(first_id: int, text: str) -> list[bytes]:
+    """Type0 STSong-Light font (first_id), its CIDFont (+1) and a ToUnicode CMap for ``text`` (+2)."""
+    pairs = "".join(f"<{ord(c):04X}> <{ord(c):04X}>\n" for c in dict.fromkeys(text))
+    cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /RaCentre-UCS2 def "
+            "/CMapType 2 def 1 begincodespacerange <0000> <FFFF> endcodespacerange\n"
+            f"{len(dict.fromkeys(text))} beginbfchar\n{pairs}endbfchar\n"
+            "endcmap CMapName currentdict /CMap defineresource pop end end").encode()
+    return [b"<< /Type /Font /Subtype /Type0 /BaseFont /STSong-Light /Encoding /UniGB-UCS2-H "
+            b"/DescendantFonts [%d 0 R] /ToUnicode %d 0 R >>" % (first_id + 1, first_id + 2),
+            b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /STSong-Light /CIDSystemInfo << /Registry (Adobe) "
+            b"/Ordering (GB1) /Supplement 2 >> /FontDescriptor << /Type /FontDescriptor /FontName /STSong-Light "
+            b"/Flags 6 /FontBBox [-25 -254 1000 880] /ItalicAngle 0 /Ascent 880 /Descent -120 /CapHeight 880 "
+            b"/StemV 93 >> /DW 1000 >>",
+            b"<< /Length %d >>\nstream\n" % len(cmap) + cmap + b"\nendstream"]
+
+
+def make_pdf(pages: int = 1, *, title: str = "RA Centre document", pad_to: int = 0,
+             signature_line: str | None = None, signature_at: tuple[float, float] = (380, 160)) -> bytes:
+    """``signature_line``: a text drawn at ``signature_at`` (points) on the last page, 16 pt."""
     objs: list[bytes] = []
     n_pages = max(1, pages)
-    # 1 catalog, 2 pages, 3 font, then per page: page + content, then optional filler
+    # 1 catalog, 2 pages, 3 font, then per page: page + content, then optional filler, then the CJK font
     page_ids = [4 + 2 * i for i in range(n_pages)]
     filler_id = 4 + 2 * n_pages
+    cjk_id = filler_id + (1 if pad_to else 0)
+    latin = signature_line is None or all(ord(c) < 256 for c in signature_line)
     objs.append(b"<< /Type /Catalog /Pages 2 0 R >>")
     objs.append(b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % p for p in page_ids) + b"] /Count %d >>" % n_pages)
     objs.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     xobj = b" /XObject << /Pad %d 0 R >>" % filler_id if pad_to else b""
+    cjk = b"" if latin else b" /F2 %d 0 R" % cjk_id
     for i in range(n_pages):
         text = f"BT /F1 18 Tf 72 760 Td ({title} - page {i + 1}) Tj ET\nBT /F1 11 Tf 72 730 Td " \
                f"(Sealed by the RA Centre electronic seal service.) Tj ET".encode("latin-1")
-        objs.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >>"
-                    + xobj + b" >> /Contents %d 0 R >>" % (page_ids[i] + 1))
+        if signature_line is not None and i == n_pages - 1:
+            x, y = signature_at
+            if latin:
+                shown = b"/F1 16 Tf (" + signature_line.encode("latin-1").replace(b"\\", b"\\\\") \
+                    .replace(b"(", b"\\(").replace(b")", b"\\)") + b") Tj"
+            else:
+                shown = b"/F2 16 Tf <" + signature_line.encode("utf-16-be").hex().upper().encode() + b"> Tj"
+            text += b"\nq 1 0 0 1 %.2f %.2f cm BT 0 0 Td " % (x, y) + shown + b" ET Q"
+        objs.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R"
+                    + cjk + b" >>" + xobj + b" >> /Contents %d 0 R >>" % (page_ids[i] + 1))
         objs.append(b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream")
     if pad_to:
         size = max(0, pad_to - 2048)
@@ -27,6 +59,8 @@ def make_pdf(pages: int = 1, *, title: str = "RA Centre document", pad_to: int =
         body = os.urandom(side * side * 3)
         objs.append(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB "
                     b"/BitsPerComponent 8 /Length %d >>\nstream\n" % (side, side, len(body)) + body + b"\nendstream")
+    if not latin:
+        objs += _cjk_font(cjk_id, signature_line)
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for i, body in enumerate(objs, start=1):

@@ -15,7 +15,7 @@ from asn1crypto import pem, tsp, x509
 from hsm import KeyManager, KeyNotFound
 from pkicore.algorithms import algorithm
 from pkicore.sm2 import sm3
-from seal import ofd, pdf
+from seal import anchor, ofd, pdf
 from seal.errors import BadDocument
 from seal.pki import KeyAndCert, LocalIssuer, ensure_key
 from seal.registry import SealMaker, SealRegistry, SealUse, sign_with
@@ -25,9 +25,14 @@ from seal.verify import document_type, verify_document
 
 @dataclass(frozen=True)
 class Placement:
-    page: int = 0
+    """Page (0-based; -1 = last; None = the first page, or with ``anchor`` any page) and position in mm
+    (PDF: lower-left corner from the lower-left; OFD: top-left corner from the top-left), or centred
+    over the text ``anchor`` (seal.anchor)."""
+
+    page: int | None = 0
     x_mm: float = 120.0
     y_mm: float = 40.0
+    anchor: str | None = None
 
 
 class SealService:
@@ -57,7 +62,24 @@ class SealService:
                                      sealed_sha256=hashlib.sha256(sealed).hexdigest())
         return sealed
 
+    @staticmethod
+    def _anchored(use: SealUse, kind: str, data: bytes, placement: Placement) -> Placement:
+        """The seal centred over the anchor text (AnchorNotFound, a 400, when it is not there)."""
+        if kind == "ofd":
+            pages = ofd.page_contents(data)
+            if placement.page is not None:
+                wanted = placement.page % len(pages) if pages else placement.page
+                pages = [(i, root) for i, root in pages if i == wanted]
+            found = anchor.find_in_ofd(pages, placement.anchor, "{%s}" % ofd.NS)
+            return Placement(found.page, found.cx - use.width_mm / 2, found.cy - use.height_mm / 2)
+        found = anchor.find_in_pdf(pdf.reader(data), placement.anchor, placement.page)
+        return Placement(found.page, found.cx / pdf.MM - use.width_mm / 2, found.cy / pdf.MM - use.height_mm / 2)
+
     def _apply(self, use: SealUse, kind: str, data: bytes, placement: Placement) -> bytes:
+        if placement.anchor:
+            placement = self._anchored(use, kind, data, placement)
+        elif placement.page is None:
+            placement = Placement(0, placement.x_mm, placement.y_mm)
         s = use.signer
         if kind == "ofd":
             stamper = None

@@ -142,10 +142,17 @@ def deauthorise(seal_id: int, principal: str):
 @bp.post("/seals/<int:seal_id>/sign")
 @require_roles(*SEALERS)
 def sign(seal_id: int):
-    """Body: the PDF or OFD; query: page (1-based), x_mm, y_mm. Returns the sealed document."""
+    """Body: the PDF or OFD; query: page (1-based; -1 = last), x_mm, y_mm, or anchor=<text> to centre the
+    seal over that text (on ``page`` if given, else the first page showing it; 400 when not found).
+    Returns the sealed document."""
     data = _body()
-    page = _int("page", 1)
-    placement = Placement(page - 1 if page > 0 else page, _float("x_mm", 120.0), _float("y_mm", 40.0))
+    anchor = request.args.get("anchor") or None
+    if anchor is not None and len(anchor) > 256:
+        raise SealRequestError("anchor must be at most 256 characters")
+    page = _int("page", None if anchor else 1)
+    if page is not None:
+        page = page - 1 if page > 0 else page
+    placement = Placement(page, _float("x_mm", 120.0), _float("y_mm", 40.0), anchor=anchor)
     sealed = _service().seal(seal_id, data, principal=g.principal.name, role=g.role, token=g.principal.name,
                              placement=placement)
     kind = "application/ofd" if sealed.startswith(b"PK") else "application/pdf"
