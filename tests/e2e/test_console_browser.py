@@ -2,8 +2,7 @@
 downloads) against a real `racentre serve` with a fresh software token: officer A logs in with
 password + TOTP and approves a request, officer B completes four-eyes, the certificate appears; the
 auditor sees both approvals in the audit browser and verifies the chain. No CSP violations in the
-browser log. Screenshots of the main pages go to $RACENTRE_SCREENSHOTS or tests/artifacts/screenshots;
-``racentre.console.demo.write_screenshots`` copies them, or shoots the pages itself over a Services."""
+browser log. Screenshots of the main pages go to $RACENTRE_SCREENSHOTS or tests/artifacts/screenshots."""
 from __future__ import annotations
 
 import json
@@ -28,13 +27,8 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from PIL import Image  # noqa: E402
-from sqlalchemy import select  # noqa: E402
-
-from pkicore.audit import AuditEvent  # noqa: E402
-from racentre import accounts  # noqa: E402
 from racentre.console import demo  # noqa: E402
-from tests.unit.console.site import PASSWORD, make_services  # noqa: E402
+from tests.unit.console.site import PASSWORD  # noqa: E402
 
 SETUP = """
 import json
@@ -178,23 +172,3 @@ def test_demo_copies_the_screenshots(site, shots, tmp_path):
     assert sorted(Path(p).name for p in written) == sorted(p.name for p in shots.glob("*.png"))
     assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
 
-
-def test_demo_screenshots_from_services(tmp_path, softtoken_config):
-    """``write_screenshots(services, out)`` as ``racentre demo`` calls it: serves the console over the
-    services on a loopback port, logs a throw-away account in, shoots every main page, disables it."""
-    os.environ.setdefault("SE_OFFLINE", "1")
-    services = make_services(f"sqlite:///{tmp_path / 'shots.db'}", softtoken_config)
-    try:
-        written = demo.write_screenshots(services, tmp_path / "demo-out")
-        with services.db() as session:
-            made = [a for a in accounts.list_accounts(session) if a["name"].startswith("demo-screens-")]
-            logins = list(session.scalars(select(AuditEvent.action).where(AuditEvent.actor == made[0]["name"])))
-    finally:
-        services.close()
-    assert sorted(Path(p).name for p in written) == sorted(f"{label}.png" for label, _ in demo.PAGES)
-    assert all(Path(p).parent == tmp_path / "demo-out" / "screenshots" for p in written)
-    for path in written:
-        with Image.open(path) as image:
-            assert image.format == "PNG" and image.size[0] >= 1000
-    assert len(made) == 1 and made[0]["disabled"]
-    assert "console.login" in logins and "console.login_failed" not in logins
