@@ -21,7 +21,8 @@ if not (Path(demo.CHROMIUM).is_file() and Path(demo.CHROMEDRIVER).is_file()):
 
 def test_write_screenshots_from_services(services, tmp_path):
     os.environ.setdefault("SE_OFFLINE", "1")            # Selenium Manager must not try to download
-    before = {a["name"] for a in accounts.list_accounts(services.db())}
+    with services.db() as session:
+        before = {a["name"] for a in accounts.list_accounts(session)}
     written = demo.write_screenshots(services, tmp_path / "demo-out")
     with services.db() as session:
         made = [a for a in accounts.list_accounts(session) if a["name"] not in before]
