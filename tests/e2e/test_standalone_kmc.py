@@ -64,6 +64,7 @@ class KmcProcess:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
+        self.certificate: Path | None = None      # its signing certificate, issued by the CA site
         (root / "softtoken").mkdir(parents=True)
         (root / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\n")
         (root / "racentre.toml").write_text(
@@ -117,69 +118,23 @@ def _pg_url(engine) -> str:
     return f"{POSTGRES_URL}?options={quote(f'-csearch_path={schema}')}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def kmc(request, tmp_path, softtoken_module):
-    if request.param == "sqlite":
-        process = KmcProcess(tmp_path / "kmc", f"sqlite:///{tmp_path / 'kmc' / 'kmc.db'}")
-        yield process
-        process.stop()
-        return
-    why = postgres_unreachable()
-    if why:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({why})")
-    with schema_engine("kmc") as engine:
-        process = KmcProcess(tmp_path / "kmc", _pg_url(engine))
-        yield process
-        process.stop()
+@dataclasses.dataclass
+class Site:
+    """The CA/RA site in this process (one per module: every fresh token takes a slot of this process's
+    software token directory, tests/conftest.py)."""
+    root: Path
+    services: Services
+    tokens: dict
+    env: dict
+    issuing_ca: Path
+    app: object = None
 
-
-@pytest.fixture
-def ca_site(tmp_path, kmc, softtoken_config):
-    """The CA site: `racentre setup` with `[kmc] url`, the KMC certified from its CSR by
-    `racentre ca issue`, the KMC trusting our issuing CA, the KMC serving; then the CA/RA app here."""
-    root = tmp_path / "ca"
-    root.mkdir()
-    label = f"ca-{secrets.token_hex(4)}"      # this process's token directory is fixed (tests/conftest.py)
-    (root / "racentre.toml").write_text(
-        f'[hsm]\nmodule = "{softtoken_config.module}"\ntoken = "{label}"\n'
-        f'[softtoken]\ndir = "{SOFTTOKEN_DIR}"\nauto_init = true\n'
-        f'[database]\nurl = "sqlite:///{root / "ca.db"}"\n'
-        f'[kmc]\nurl = "{kmc.url}"\ncertificate_file = "kmc.pem"\ntimeout = 10\n')
-    env = {"RACENTRE_HSM_PIN": USER_PIN, "RACENTRE_SOFTTOKEN_SO_PIN": "ca-so-pin"}
-
-    def ca_cli(*args) -> str:
-        result = CliRunner().invoke(cli, ["--config", str(root / "racentre.toml"), *args], env=env,
+    def cli(self, *args) -> str:
+        """`racentre --config <the CA site's file> ...`, in this process."""
+        result = CliRunner().invoke(cli, ["--config", str(self.root / "racentre.toml"), *args], env=self.env,
                                     catch_exceptions=False)
         assert result.exit_code == 0, result.output
         return result.output
-
-    kmc.run("kms", "csr", "--out", str(tmp_path / "kmc.csr"))
-    setup = ca_cli("setup")
-    assert "created CA" in setup and "KMC" not in setup     # no local KMC with [kmc] url
-    issued = ca_cli("ca", "issue", "--profile", "kmc", "--csr", str(tmp_path / "kmc.csr"),
-                    "--out", str(root / "kmc.pem"), "--ca-out", str(tmp_path / "issuing-ca.pem"))
-    assert "(kmc)" in issued
-    ca_cli("ca", "issue", "--profile", "kmc", "--csr", str(tmp_path / "kmc.csr"), "--out", str(tmp_path / "again.pem"))
-    assert (tmp_path / "again.pem").read_bytes() == (root / "kmc.pem").read_bytes()      # once per key
-    kmc.run("kms", "install-certificate", str(root / "kmc.pem"))
-    assert "trusted CA" in kmc.run("kms", "trust-ca", str(tmp_path / "issuing-ca.pem"))
-    kmc.start()
-
-    services = Services(load_config(root / "racentre.toml", environ=env))
-    app = build_app(services)
-    tag = helpers.tag()
-    with transaction(services.db) as session:
-        tokens = {who: create_token(session, f"{who}-{tag}", roles) for who, roles in ROLES.items()}
-    yield Site(root, services, app, tokens)
-    services.close()
-
-
-@dataclasses.dataclass
-class Site:
-    root: Path
-    services: Services
-    app: object
-    tokens: dict
 
     def call(self, method, path, who=None, **kwargs):
         headers = kwargs.pop("headers", {})
@@ -188,10 +143,64 @@ class Site:
         return self.app.test_client().open(path, method=method, headers=headers, **kwargs)
 
     def rebuild(self, **kmc_settings) -> None:
-        """The app again, after an operator changed [kmc] settings."""
+        """The app again, after an operator changed [kmc] settings (as a restart would)."""
         config = self.services.config
         self.services.config = dataclasses.replace(config, kmc=dataclasses.replace(config.kmc, **kmc_settings))
         self.app = build_app(self.services)
+
+
+@pytest.fixture(scope="module")
+def ca_site(tmp_path_factory, softtoken_config):
+    """`racentre setup` on a site with `[kmc] url` (no local KMC is made), then its services here."""
+    root = tmp_path_factory.mktemp("ca")
+    label = f"ca-{secrets.token_hex(4)}"      # this process's token directory is fixed (tests/conftest.py)
+    (root / "racentre.toml").write_text(
+        f'[hsm]\nmodule = "{softtoken_config.module}"\ntoken = "{label}"\n'
+        f'[softtoken]\ndir = "{SOFTTOKEN_DIR}"\nauto_init = true\n'
+        f'[database]\nurl = "sqlite:///{root / "ca.db"}"\n'
+        '[kmc]\nurl = "http://127.0.0.1:9"\ncertificate_file = "kmc.pem"\ntimeout = 10\n')
+    env = {"RACENTRE_HSM_PIN": USER_PIN, "RACENTRE_SOFTTOKEN_SO_PIN": "ca-so-pin"}
+    site = Site(root, None, {}, env, root / "issuing-ca.pem")
+    setup = site.cli("setup")
+    assert "created CA" in setup and "KMC" not in setup     # no local KMC with [kmc] url
+    site.services = Services(load_config(root / "racentre.toml", environ=env))
+    tag = helpers.tag()
+    with transaction(site.services.db) as session:
+        site.tokens = {who: create_token(session, f"{who}-{tag}", roles) for who, roles in ROLES.items()}
+    yield site
+    site.services.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def kmc(request, tmp_path, softtoken_module, ca_site):
+    """A stand-alone KMC certified by the CA site from its CSR, trusting the CA site's issuing CA, serving;
+    the CA site's app reaches it by [kmc] url with its certificate."""
+    if request.param == "sqlite":
+        process = KmcProcess(tmp_path / "kmc", f"sqlite:///{tmp_path / 'kmc' / 'kmc.db'}")
+        yield from _deploy(process, ca_site, tmp_path)
+        return
+    why = postgres_unreachable()
+    if why:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({why})")
+    with schema_engine("kmc") as engine:
+        yield from _deploy(KmcProcess(tmp_path / "kmc", _pg_url(engine)), ca_site, tmp_path)
+
+
+def _deploy(kmc: KmcProcess, site: Site, tmp_path: Path):
+    kmc.run("kms", "csr", "--out", str(tmp_path / "kmc.csr"))
+    issued = site.cli("ca", "issue", "--profile", "kmc", "--csr", str(tmp_path / "kmc.csr"),
+                      "--out", str(tmp_path / "kmc.pem"), "--ca-out", str(site.issuing_ca))
+    assert "(kmc)" in issued
+    kmc.run("kms", "install-certificate", str(tmp_path / "kmc.pem"))
+    assert "trusted CA" in kmc.run("kms", "trust-ca", str(site.issuing_ca))
+    kmc.start()
+    kmc.certificate = tmp_path / "kmc.pem"
+    site.rebuild(url=kmc.url, certificate_file=str(kmc.certificate))
+    try:
+        yield kmc
+    finally:
+        out = kmc.stop()
+        assert "kmc-user-pin" not in out and "kmc-so-pin" not in out
 
 
 def _vetted_dual_request(site: Site, tmp_path: Path) -> tuple[int, int]:
@@ -245,7 +254,7 @@ def test_dual_certificate_from_a_standalone_kmc(ca_site, kmc, tmp_path):
     assert enc.subject == sign.subject and enc.issuer == sign.issuer
 
     # the envelope was made and signed by the remote KMC, whose certificate our CA issued from its CSR
-    kmc_der = pem.unarmor((site.root / "kmc.pem").read_bytes())[2]
+    kmc_der = pem.unarmor(kmc.certificate.read_bytes())[2]
     with urllib.request.urlopen(f"{kmc.url}/kmc/v1/certificate", timeout=5) as resp:
         assert pem.unarmor(resp.read())[2] == kmc_der
     kmc_cert = x509.Certificate.load(kmc_der)
@@ -271,8 +280,9 @@ def test_dual_certificate_from_a_standalone_kmc(ca_site, kmc, tmp_path):
     final = site.call("POST", f"/api/v1/ra/requests/{rev.json['id']}/approve", "officer_b")
     assert final.status_code == 200 and final.json["state"] == "revoked", final.json
     assert kmc.archive_status(enc.serial_number) == "revoked"
-    out = kmc.stop()
-    assert "kmc-user-pin" not in out and "kmc-so-pin" not in out
+    # the KMC certificate is issued once per key: asking again gives the same one
+    site.cli("ca", "issue", "--profile", "kmc", "--csr", str(tmp_path / "kmc.csr"), "--out", str(tmp_path / "again.pem"))
+    assert (tmp_path / "again.pem").read_bytes() == kmc.certificate.read_bytes()
 
 
 @pytest.mark.parametrize("kmc", ["sqlite"], indirect=True)
@@ -300,7 +310,7 @@ def test_kmc_with_another_certificate_or_url_is_refused(ca_site, kmc, tmp_path):
     site.rebuild(certificate_file=str(site.root / "other-kmc.pem"))
     _refused_and_untouched(site, rid, "upstream_untrusted", "does not verify with the configured KMC certificate")
     # a URL where no KMC answers GM/T 0014 (the KMC's server answers 404)
-    site.rebuild(url=f"{kmc.url}/not-the-kmc", certificate_file=str(site.root / "kmc.pem"))
+    site.rebuild(url=f"{kmc.url}/not-the-kmc", certificate_file=str(kmc.certificate))
     _refused_and_untouched(site, rid, "upstream_unavailable", "answered HTTP 404")
     # configured right, the same request is approved
     site.rebuild(url=kmc.url)

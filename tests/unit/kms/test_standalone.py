@@ -9,6 +9,7 @@ import secrets
 import click
 import pytest
 from asn1crypto import pem
+from click.testing import CliRunner
 
 from ca_bridge.cli import read_csr
 from ca_bridge.errors import BadEncoding, IssuanceError
@@ -21,6 +22,7 @@ from kms.service import KmcService
 from pkicore.algorithms import algorithm
 from pkicore.certificate import build_certificate
 from pkicore.csr import build_csr
+from racentre.cli import cli
 from racentre.config import ConfigError, load_config
 from racentre.serve import parse_packages
 from racentre.web import DEFAULT_PACKAGES
@@ -133,3 +135,8 @@ def test_read_csr_checks_proof_of_possession(softtoken_km):
         read_csr(forged)
     with pytest.raises(BadEncoding):
         read_csr(b"\x30\x03\x02\x01\x01")
+
+
+def test_kms_commands_refuse_on_a_site_whose_kmc_is_remote(tmp_path):
+    result = CliRunner().invoke(cli, ["kms", "status"], env={"RACENTRE_CONFIG": "", "RACENTRE_KMC_URL": "http://kmc:8700"})
+    assert result.exit_code == 2 and "stand-alone one at http://kmc:8700" in result.output
