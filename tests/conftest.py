@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="racentre-tests-"))
 SOFTTOKEN_DIR = _SESSION_DIR / "softtoken"
 SOFTTOKEN_DIR.mkdir()
-(SOFTTOKEN_DIR / "softtoken.conf").write_text("slots = 8\npbkdf2_iterations = 1000\nmax_pin_failures = 5\n")
+(SOFTTOKEN_DIR / "softtoken.conf").write_text("slots = 40\npbkdf2_iterations = 1000\nmax_pin_failures = 5\n")
 os.environ["RACENTRE_SOFTTOKEN_DIR"] = str(SOFTTOKEN_DIR)
 
 from hsm import HsmConfig, KeyManager, SoftTokenConfig, init_token  # noqa: E402
@@ -104,6 +104,6 @@ def db(request, tmp_path_factory):
 
 def run_python(code: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
     """Run a snippet in a fresh interpreter (own PKCS#11 module state, own token directory)."""
-    full_env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
     return subprocess.run([str(Path(os.sys.executable)), "-c", code], capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=ROOT)

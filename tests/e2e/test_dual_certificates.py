@@ -33,10 +33,10 @@ ROLES = {"applicant": ["applicant"], "operator": ["ra_operator"], "officer_a": [
          "officer_b": ["ra_officer"]}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def services(request, tmp_path, softtoken_config):
+@pytest.fixture(params=["sqlite", "postgresql"], scope="module")
+def services(request, tmp_path_factory, softtoken_config):
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'racentre.db'}"
+        url = f"sqlite:///{tmp_path_factory.mktemp('dual') / 'racentre.db'}"
         yield _services(url, softtoken_config)
         return
     why = postgres_unreachable()
@@ -62,7 +62,7 @@ def _services(url: str, hsm_config) -> Services:
     return services
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(services):
     app = build_app(services)
     tag = helpers.tag()
@@ -164,8 +164,15 @@ def test_dual_pair_with_kmc_generated_encryption_key(client, services, tmp_path)
     assert basic["tbs_response_data"]["responses"][0]["cert_status"].name == "revoked"
 
 
-def test_dual_request_without_kmc_is_refused_at_submission(client, services, tmp_path):
-    services.ca.kmc = None          # a CA with no key-management centre attached
+@pytest.fixture
+def without_kmc(services):
+    """The same site's CA with its key-management centre detached for one test."""
+    kmc, services.ca.kmc = services.ca.kmc, None
+    yield
+    services.ca.kmc = kmc
+
+
+def test_dual_request_without_kmc_is_refused_at_submission(client, services, without_kmc, tmp_path):
     unit = client("POST", "/api/v1/ra/units", "operator",
                   json={"name": f"测试局-{helpers.tag()}", "uscc": helpers.uscc(), "legal_representative": "王五"})
     person = client("POST", "/api/v1/ra/civil-servants", "operator",

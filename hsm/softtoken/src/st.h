@@ -32,7 +32,7 @@
 #include <openssl/evp.h>
 #include "racentre_vendor.h"
 
-#define ST_MAX_SLOTS        16
+#define ST_MAX_SLOTS        64
 #define ST_MK_LEN           32      /* token master key: AES-256-GCM */
 #define ST_SALT_LEN         16
 #define ST_UID_LEN          16
