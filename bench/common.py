@@ -24,10 +24,12 @@ def scratch_key_manager(pool_size: int = 4) -> KeyManager:
     return KeyManager(config)
 
 
-def openssl_speed_sm2(seconds: int = 3, multi: int = 1) -> tuple[float, float]:
+def openssl_speed_sm2(seconds: int = 3, multi: int = 1, elapsed: bool = False) -> tuple[float, float]:
     """(sign/s, verify/s) from `openssl speed sm2`: one core, or the total of ``multi`` processes
-    (`-multi N`, the fair reference for N threads on a machine other jobs share)."""
-    cmd = ["openssl", "speed", "-seconds", str(seconds)] + (["-multi", str(multi)] if multi > 1 else []) + ["sm2"]
+    (`-multi N`). Note that openssl speed divides by its *user CPU time* unless ``elapsed`` (-elapsed:
+    wall-clock time, what a wall-clock rate of ours must be compared with on a machine others share)."""
+    cmd = ["openssl", "speed", "-seconds", str(seconds)] + (["-multi", str(multi)] if multi > 1 else []) \
+        + (["-elapsed"] if elapsed else []) + ["sm2"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
         if "SM2" in line and "bits" in line:
@@ -59,3 +61,26 @@ def rate(fn, threads: int, seconds: float) -> float:
 
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0))
+
+
+def rate_and_cpu(fn, threads: int, seconds: float) -> tuple[float, float]:
+    """(calls per wall-clock second, calls per CPU-second of this process) of ``fn`` from ``threads``
+    threads; the second is comparable with `openssl speed` without -elapsed even on a busy machine."""
+    counts = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def worker(i):
+        n = 0
+        while time.perf_counter() < stop:
+            fn()
+            n += 1
+        counts[i] = n
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return sum(counts) / wall, sum(counts) / max(cpu, 1e-9)
