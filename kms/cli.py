@@ -18,9 +18,9 @@ from racentre.auth import authenticate
 
 
 def _kmc(ctx):
-    config = ctx.obj["config"].kmc
-    if config.remote:
-        raise click.UsageError(f"this site's KMC is the stand-alone one at {config.url} ([kmc] url): "
+    config = ctx.obj.get("config")
+    if config is not None and config.kmc.remote:
+        raise click.UsageError(f"this site's KMC is the stand-alone one at {config.kmc.url} ([kmc] url): "
                                "run `racentre kms ...` with the KMC's own configuration, on its host")
     return kmc_from_services(ctx.obj["services"])
 
