@@ -7,10 +7,13 @@ Keys never leave the HSM in clear: export exists only as ``wrap`` under another 
 """
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import logging
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import pkcs11
 import pkcs11.exceptions as p11e
@@ -306,15 +309,29 @@ class KeyManager:
         self.pool.run("deleting a key", op)
 
     def ensure_key_pair(self, label: str, algorithm: str = "sm2") -> bytes:
-        """SubjectPublicKeyInfo DER of the key pair ``label``, generated (non-extractable) when absent.
-        Several processes may race here: the loser finds the winner's key."""
+        """SubjectPublicKeyInfo DER of the key pair ``label``, generated (non-extractable) when absent."""
+        return self._ensure(label, lambda: self.generate_key_pair(label, algorithm)).public_key_info
+
+    def ensure_secret_key(self, label: str, algorithm: str = "sm4") -> KeyInfo:
+        """The secret key ``label``, generated (non-extractable) when absent."""
+        return self._ensure(label, lambda: self.generate_secret_key(label, algorithm))
+
+    def _ensure(self, label: str, generate) -> KeyInfo:
+        """Find or make one key. PKCS#11 does not keep labels unique, so two processes starting on a
+        fresh token (gunicorn workers) would each make one; they take a host-wide lock (a lock file
+        named after module and token) and look again before generating. Processes on other hosts must
+        not race: ``racentre setup`` makes the centre's keys before the service starts."""
         try:
-            return self.public_key_info(label)
+            return self.find_key(label)
         except KeyNotFound:
+            pass
+        lock_name = hashlib.sha256(f"{self.config.module}\0{self.config.token}".encode()).hexdigest()[:16]
+        with open(Path(tempfile.gettempdir()) / f"racentre-keygen-{lock_name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                return self.generate_key_pair(label, algorithm).public_key_info
-            except HsmError:
-                return self.public_key_info(label)    # made meanwhile by another process; else re-raise
+                return self.find_key(label)
+            except KeyNotFound:
+                return generate()
 
     def public_key_info(self, ref: KeyRef | str) -> bytes:
         """SubjectPublicKeyInfo DER of a key pair's public half."""

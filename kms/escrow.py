@@ -27,7 +27,7 @@ from asn1crypto import x509
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hsm import HsmError, KeyManager, KeyNotFound
+from hsm import KeyManager, KeyNotFound
 from kms.config import KmsConfig
 from kms.errors import EscrowConflict, EscrowError, EscrowNotFound, TamperDetected
 from kms.identity import self_signed_certificate
@@ -84,8 +84,8 @@ class KeyEscrow:
     def setup(self, actor: str = "system") -> None:
         """Create what the KMC needs if missing: signing key + certificate, MAC key, KEK version 1.
         Idempotent; several worker processes may run it at once (the database serialises them)."""
-        self._ensure_key(self.sign_label, pair=True)
-        self._ensure_key(self.mac_label, pair=False)
+        self.km.ensure_key_pair(self.sign_label, "sm2")        # several workers may race here: the key
+        self.km.ensure_secret_key(self.mac_label, "sm4")       # manager serialises them per host
         with transaction(self.db) as session:
             if session.get(KmcSetting, "certificate") is None:
                 cert = self_signed_certificate(self.km, self.sign_label, self.config.kmc_subject)
@@ -96,18 +96,6 @@ class KeyEscrow:
                 self._new_kek(session, 1, actor)
         self._certificate = None
         self.certificate  # noqa: B018 - load it now, outside any later transaction
-
-    def _ensure_key(self, label: str, *, pair: bool) -> None:
-        try:
-            self.km.find_key(label)
-        except KeyNotFound:
-            try:
-                if pair:
-                    self.km.generate_key_pair(label, "sm2")
-                else:
-                    self.km.generate_secret_key(label, "sm4")
-            except HsmError:
-                self.km.find_key(label)   # another worker made it meanwhile; else re-raise KeyNotFound
 
     def _new_kek(self, session: Session, version: int, actor: str) -> KekVersion:
         label = f"{self.config.key_prefix}-kek-v{version}"
@@ -420,7 +408,7 @@ class KeyEscrow:
     # ------------------------------------------------------------------ disaster recovery
     def dr_public_key_info(self) -> bytes:
         """The SM2 key another KMC exports to when this one is its disaster-recovery site (made on demand)."""
-        self._ensure_key(self.dr_label, pair=True)
+        self.km.ensure_key_pair(self.dr_label, "sm2")
         return self.km.public_key_info(self.dr_label)
 
     def export_archive(self, auth: ExportAuthorisation, dr_public_key_info: bytes, *, actor: str) -> bytes:
