@@ -44,6 +44,20 @@ class JobError(PkiError):
     code = ErrorCode.BAD_REQUEST
 
 
+class KmcElsewhere(PkiError):
+    """This service holds no KMC: it runs as its own service ([kmc] url); use the console there."""
+    code = ErrorCode.NOT_FOUND
+
+
+def local_kmc(extensions: Mapping):
+    """The in-process KMC (``kms.services.Kmc``), or a clear error when the KMC is a separate service."""
+    kmc = extensions.get("racentre.kms")
+    if kmc is None:
+        raise KmcElsewhere("the key-management centre runs as a separate service here ([kmc] url): "
+                           "key recovery and KEK rotation are done in that service's console")
+    return kmc
+
+
 @dataclass(frozen=True)
 class Chunk:
     cursor: dict
@@ -78,7 +92,7 @@ def crl_chunk(ctx: JobContext, job: ConsoleJob) -> Chunk:
 
 def kek_chunk(ctx: JobContext, job: ConsoleJob) -> Chunk:
     """Start a KEK rotation unless one is under way, then re-wrap one batch (kms.escrow)."""
-    escrow = ctx.extensions["racentre.kms"].escrow
+    escrow = local_kmc(ctx.extensions).escrow
     actor = job.created_by
     cursor = dict(job.cursor)
     if "version" not in cursor:

@@ -79,7 +79,7 @@ def seal_status(seal_id: int, action: str):
 @bp.get("/recovery")
 @require_roles(*RECOVERY_READERS)
 def recovery():
-    book = current_app.extensions["racentre.kms"].book
+    book = jobs.local_kmc(current_app.extensions).book
     items = [book.status(rid) for rid in queries.kms_request_ids(db())]
     return render("recovery.html", items=items)
 
@@ -87,7 +87,7 @@ def recovery():
 @bp.post("/recovery/<int:rid>/approve")
 @require_roles("key_recovery_officer")
 def recovery_approve(rid: int):
-    current_app.extensions["racentre.kms"].book.approve(rid, Officer(g.principal.name, g.principal.roles))
+    jobs.local_kmc(current_app.extensions).book.approve(rid, Officer(g.principal.name, g.principal.roles))
     return _back("console.recovery")
 
 

@@ -99,6 +99,18 @@ def test_recovery_approvals_m_of_n(app, services):
     assert 'max="2" value="2"' in page
 
 
+def test_recovery_page_with_the_kmc_elsewhere(app, services):
+    """A CA site whose KMC is a separate service ([kmc] url) has no local approval book: a clear 404."""
+    client, _ = _officer_client(app, services, ["key_recovery_officer"])
+    kmc = app.extensions.pop("racentre.kms")
+    try:
+        page = client.get("/console/recovery")
+        assert page.status_code == 404 and "separate service" in page.get_data(as_text=True)
+    finally:
+        app.extensions["racentre.kms"] = kmc
+    assert client.get("/console/recovery").status_code == 200
+
+
 def services_kmc(app):
     return app.extensions["racentre.kms"]
 
