@@ -201,14 +201,18 @@ class KeyManager:
 
     # ----------------------------------------------------------------- key life cycle
     def generate_key_pair(self, label: str, algorithm: str = "sm2", *, key_id: bytes | None = None,
-                          extractable: bool = False) -> KeyInfo:
-        """Generate a key pair inside the HSM (private half sensitive, by default never extractable)."""
+                          extractable: bool = False, token: bool = True) -> KeyInfo:
+        """Generate a key pair inside the HSM (private half sensitive, by default never extractable).
+
+        ``token=False``: both halves are session objects (CKA_TOKEN false, PKCS#11 v2.40 §4.4): never
+        written to the token's storage, visible to this process's sessions only, and destroyed when the
+        session that made them closes -- for short-lived pairs that are wrapped and destroyed at once."""
         spec = self._spec(algorithm, pair=True)
         key_id = key_id or self.random(16)
         mech = self._mechanism(spec.keygen)
         key_type = self._key_type(spec)
-        public_template = {Attribute.TOKEN: True, Attribute.PRIVATE: False}
-        private_template = {Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+        public_template = {Attribute.TOKEN: token, Attribute.PRIVATE: False}
+        private_template = {Attribute.TOKEN: token, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
                             Attribute.EXTRACTABLE: extractable}
         if spec.curve:
             public_template[Attribute.EC_PARAMS] = _CURVE_PARAMS[spec.curve]
@@ -217,9 +221,10 @@ class KeyManager:
             private_template[Attribute.UNWRAP] = True
 
         def op(pooled):
-            self._ensure_absent(pooled, label)
+            if token:
+                self._ensure_absent(pooled, label)
             pub, priv = pooled.session.generate_keypair(
-                key_type, spec.bits if spec.key_type == "rsa" else None, id=key_id, label=label, store=True,
+                key_type, spec.bits if spec.key_type == "rsa" else None, id=key_id, label=label, store=token,
                 capabilities=_PAIR_CAPS[spec.key_type], mechanism=mech,
                 public_template=public_template, private_template=private_template)
             log.info("generated %s key pair %r in the HSM", spec.name, label)

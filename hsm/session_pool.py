@@ -20,6 +20,8 @@ from pkicore.secret import Secret
 
 log = logging.getLogger(__name__)
 
+_STALE_HANDLE = (p11e.ObjectHandleInvalid, p11e.KeyHandleInvalid)
+
 
 class PooledSession:
     """A session plus the key objects already looked up in it (handles are per session object)."""
@@ -152,6 +154,17 @@ class SessionPool:
                 if not isinstance(exc, p11e.UserNotLoggedIn):
                     self.recover()
                 continue
+            except _STALE_HANDLE as exc:
+                if attempt == 1 and pooled.objects:
+                    # a cached handle outlived its object (a session object dies with the session that
+                    # made it, possibly another pool's): forget this session's handles and look again
+                    pooled.objects.clear()
+                    self.release(pooled)
+                    log.debug("%s: %s on a cached handle; retrying with fresh look-ups", action,
+                              type(exc).__name__)
+                    continue
+                self.release(pooled)
+                raise wrap_pkcs11_error(exc, action) from exc
             except p11e.PKCS11Error as exc:
                 self.release(pooled)
                 raise wrap_pkcs11_error(exc, action) from exc

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hmac
-import inspect
 import json
 import logging
 import secrets
@@ -76,7 +75,6 @@ class KeyEscrow:
         self.config = config or KmsConfig()
         p = self.config.key_prefix
         self.sign_label, self.mac_label, self.dr_label = f"{p}-sign", f"{p}-mac", f"{p}-dr"
-        self._session_pairs = "token" in inspect.signature(key_manager.generate_key_pair).parameters
         self._certificate: bytes | None = None
         self._kek_cache: tuple[float, int, str] | None = None
 
@@ -168,9 +166,9 @@ class KeyEscrow:
         return f"{self.config.key_prefix}-{kind}-{secrets.token_hex(8)}"
 
     def _generate_pair(self, label: str):
-        if self._session_pairs:
-            return self.km.generate_key_pair(label, "sm2", extractable=True, token=False)
-        return self.km.generate_key_pair(label, "sm2", extractable=True)
+        """A session key pair (never written to the token's storage; gone with its session at the
+        latest), sensitive, extractable only by wrapping -- wrapped at once and destroyed."""
+        return self.km.generate_key_pair(label, "sm2", extractable=True, token=False)
 
     def _envelope_parts(self, pair_label: str, recipient_spki: bytes) -> tuple[bytes, bytes]:
         """(SM2Cipher of a fresh SM4 key to the recipient, SM4-ECB(d) under it); the SM4 key is destroyed."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from asn1crypto import keys
+from pkcs11 import Attribute
 
 from kms.errors import EscrowConflict, TamperDetected
 from kms.models import EscrowedKey
@@ -41,6 +42,10 @@ def test_no_token_copy_remains_and_archive_is_wrapped(escrow, subscriber, softto
     prefix = escrow.config.key_prefix
     assert {f"{prefix}-sign", f"{prefix}-mac", f"{prefix}-kek-v1"} <= labels
     assert not [label for label in labels if label.startswith(f"{prefix}-enc") or label.startswith(f"{prefix}-cek")]
+    # nor a session copy: the temporary pair and envelope key are session objects, destroyed at once
+    seen = softtoken_km.pool.run("listing", lambda pooled: {
+        o[Attribute.LABEL] for o in list(pooled.session.get_objects({Attribute.PRIVATE: True}))})
+    assert not [label for label in seen if label.startswith(f"{prefix}-enc") or label.startswith(f"{prefix}-cek")]
     with escrow.db() as s:
         row = s.get(EscrowedKey, delivery.key_id)
         assert len(row.wrapped_private_key) == 32 and row.kek_version == 1
