@@ -37,10 +37,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import openssl_speed_sm2  # noqa: E402
+from ra.identity import USCC_CHARSET, org_code_check_character, uscc_check_character  # noqa: E402
 
 RACENTRE = [sys.executable, "-m", "racentre.cli"]
 POSTGRES_URL = os.environ.get("RACENTRE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-_USCC_SET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _rng = random.SystemRandom()
 
 
@@ -48,13 +48,9 @@ _rng = random.SystemRandom()
 
 def uscc() -> str:
     """A valid 统一社会信用代码 (GB 32100 check character over a GB 11714 organization code)."""
-    org8 = "".join(_rng.choice(_USCC_SET) for _ in range(8))
-    c = 11 - sum((int(ch) if ch.isdigit() else ord(ch) - 55) * w
-                 for ch, w in zip(org8, (3, 7, 9, 10, 5, 8, 4, 2))) % 11
-    first17 = "11330100" + org8 + {10: "X", 11: "0"}.get(c, str(c))
-    weights = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
-    c = 31 - sum(_USCC_SET.index(ch) * w for ch, w in zip(first17, weights)) % 31
-    return first17 + _USCC_SET[0 if c == 31 else c]
+    org8 = "".join(_rng.choice(USCC_CHARSET) for _ in range(8))
+    first17 = "11330100" + org8 + org_code_check_character(org8)
+    return first17 + uscc_check_character(first17)
 
 
 def sm2_csr(common_name: str) -> bytes:

@@ -40,6 +40,7 @@ from kms.identity import public_key_hash
 from pkicore import algorithm, verify_signature
 from pkicore.csr import build_csr
 from pkicore.db import transaction
+from ra.identity import id_check_character, org_code_check_character, uscc_check_character
 from racentre.audit import write_demo_artefacts as write_audit_export
 from racentre.auth import create_token
 from racentre.setup_cli import setup_site
@@ -378,24 +379,17 @@ def _ocsp_request(issuer_der: bytes, serial: int) -> bytes:
 
 
 def _demo_id_number() -> str:
-    """A GB 11643 citizen number with a valid check digit (random sequence part)."""
-    body = f"330106198{secrets.randbelow(10)}0{secrets.randbelow(9) + 1}1{secrets.randbelow(9)}{secrets.randbelow(900) + 100}"
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    check = "10X98765432"[sum(int(c) * w for c, w in zip(body, weights)) % 11]
-    return body + check
+    """A GB 11643 citizen number (born 1980-1989, random sequence) with its check character."""
+    first17 = (f"330106198{secrets.randbelow(10)}0{secrets.randbelow(9) + 1}1{secrets.randbelow(9)}"
+               f"{secrets.randbelow(900) + 100}")
+    return first17 + id_check_character(first17)
 
 
 def _demo_uscc() -> str:
-    """A GB 32100 unified social credit code with valid GB 11714 and GB 32100 check characters."""
-    chars = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-    org = "".join(secrets.choice("0123456789ABCDEFGHJKLMNPQRTUWXY"[:10]) for _ in range(8))
-    ow = [3, 7, 9, 10, 5, 8, 4, 2]
-    c9 = 11 - sum(int(c) * w for c, w in zip(org, ow)) % 11
-    org += "X" if c9 == 10 else "0" if c9 == 11 else str(c9)
-    body = "11" + "330100" + org
-    weights = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
-    check = (31 - sum(chars.index(c) * w for c, w in zip(body, weights)) % 31) % 31
-    return body + chars[check]
+    """A GB 32100 unified social credit code over a random GB 11714 organization code."""
+    org8 = "".join(secrets.choice("0123456789") for _ in range(8))
+    first17 = "11330100" + org8 + org_code_check_character(org8)
+    return first17 + uscc_check_character(first17)
 
 
 def run_demo(services, out: Path, url: str | None = None) -> list[str]:

@@ -24,7 +24,7 @@ os.environ["RACENTRE_SOFTTOKEN_DIR"] = str(SOFTTOKEN_DIR)
 from hsm import HsmConfig, KeyManager, SoftTokenConfig, init_token  # noqa: E402
 from hsm.provision import build_softtoken  # noqa: E402
 from pkicore.secret import Secret  # noqa: E402
-from tests.pgschema import POSTGRES_URL, postgres_unreachable, schema_engine  # noqa: E402
+from tests.pgschema import empty_engine  # noqa: E402
 
 USER_PIN = "user-pin-1234"
 SO_PIN = "so-pin-5678"
@@ -85,19 +85,10 @@ def any_km(request):
 def db(request, tmp_path_factory):
     """A session factory on a fresh schema: SQLite in a temp file, and PostgreSQL (CI: 127.0.0.1:5432,
     database test) in a schema of its own that is dropped afterwards."""
-    from pkicore.db import Base, make_engine, make_session_factory
+    from pkicore.db import Base, make_session_factory
     from racentre.migrate import import_models
     import_models()
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('db') / 'racentre.db'}")
-        Base.metadata.create_all(engine)
-        yield make_session_factory(engine)
-        engine.dispose()
-        return
-    why = postgres_unreachable()
-    if why:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({why})")
-    with schema_engine() as engine:
+    with empty_engine(request.param, tmp_path_factory.mktemp("db"), "racentre") as engine:
         Base.metadata.create_all(engine)
         yield make_session_factory(engine)
 

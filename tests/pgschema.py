@@ -1,11 +1,15 @@
-"""PostgreSQL for the tests (CI: 127.0.0.1:5432, trust auth, database ``test``): reachability and a
-throw-away schema per use, so concurrent runs never see each other's tables."""
+"""Databases for the tests: PostgreSQL (CI: 127.0.0.1:5432, trust auth, database ``test``) reachability, a
+throw-away schema per use so concurrent runs never see each other's tables, and an empty SQLite or
+PostgreSQL engine for the fixtures that run a test on both."""
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+from pathlib import Path
+from urllib.parse import quote
 
+import pytest
 import sqlalchemy
 
 from pkicore.db import make_engine
@@ -40,3 +44,38 @@ def schema_engine(prefix: str = "t"):
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
+
+
+def url_of(engine) -> str:
+    """A database URL for ``engine``'s fresh schema (for code that builds its own engine from a URL)."""
+    with engine.connect() as conn:
+        schema = conn.exec_driver_sql("select current_schema()").scalar()
+    return f"{POSTGRES_URL}?options={quote(f'-csearch_path={schema}')}"
+
+
+@contextlib.contextmanager
+def empty_engine(kind: str, directory: Path, prefix: str = "t"):
+    """An engine on an empty database: ``kind`` "sqlite" (a file in ``directory``) or "postgresql" (a
+    fresh schema, dropped on exit; the test is skipped, saying why, when no server answers)."""
+    if kind == "sqlite":
+        engine = make_engine(f"sqlite:///{directory / f'{prefix}.db'}")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    why = postgres_unreachable()
+    if why:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({why})")
+    with schema_engine(prefix) as engine:
+        yield engine
+
+
+@contextlib.contextmanager
+def database_url(kind: str, directory: Path, prefix: str = "t"):
+    """A URL of an empty database for a service container (which builds and migrates its own engine)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / f'{prefix}.db'}"
+        return
+    with empty_engine(kind, directory, prefix) as engine:
+        yield url_of(engine)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from urllib.parse import quote
 
 import pytest
 from asn1crypto import crl as asn1_crl, ocsp as asn1_ocsp, pem, x509
@@ -23,7 +22,7 @@ from racentre.auth import create_token
 from racentre.config import Config, DatabaseConfig
 from racentre.services import Services
 from racentre.web import build_app
-from tests.pgschema import POSTGRES_URL, postgres_unreachable, schema_engine
+from tests.pgschema import database_url
 from tests.unit.ca_bridge.helpers import ocsp_request
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
 from tests.unit.ra import helpers
@@ -35,21 +34,8 @@ ROLES = {"applicant": ["applicant"], "operator": ["ra_operator"], "officer_a": [
 
 @pytest.fixture(params=["sqlite", "postgresql"], scope="module")
 def services(request, tmp_path_factory, softtoken_config):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('dual') / 'racentre.db'}"
+    with database_url(request.param, tmp_path_factory.mktemp("dual"), "dual") as url:
         yield _services(url, softtoken_config)
-        return
-    why = postgres_unreachable()
-    if why:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({why})")
-    with schema_engine("e2e") as engine:
-        yield _services(_url_with_schema(engine), softtoken_config)
-
-
-def _url_with_schema(engine) -> str:
-    with engine.connect() as conn:
-        schema = conn.exec_driver_sql("select current_schema()").scalar()
-    return f"{POSTGRES_URL}?options={quote(f'-csearch_path={schema}')}"
 
 
 def _services(url: str, hsm_config) -> Services:

@@ -8,11 +8,11 @@ import importlib.util
 import pytest
 from sqlalchemy import text
 
-from pkicore.db import make_engine, make_session_factory, transaction
+from pkicore.db import make_session_factory, transaction
 from pkicore.audit import record
 from racentre.migrate import MIGRATIONS, upgrade
 from racentre.audit import verify
-from tests.pgschema import POSTGRES_URL, postgres_unreachable, schema_engine
+from tests.pgschema import empty_engine
 
 _spec = importlib.util.spec_from_file_location("audit_rev", MIGRATIONS / "versions" / "980db7b06bb6_audit_hash_chains_per_writer_and_signed_.py")
 REVISION = importlib.util.module_from_spec(_spec)
@@ -21,15 +21,7 @@ _spec.loader.exec_module(REVISION)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'legacy.db'}")
-        yield eng
-        eng.dispose()
-        return
-    why = postgres_unreachable()
-    if why:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({why})")
-    with schema_engine("l") as eng:
+    with empty_engine(request.param, tmp_path, "legacy") as eng:
         yield eng
 
 

@@ -7,7 +7,6 @@ import datetime as dt
 import re
 import secrets
 import time
-from urllib.parse import quote
 
 from hsm import init_token
 from pkicore.db import transaction
@@ -24,12 +23,6 @@ from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
 
 PASSWORD = "correct horse battery staple"
-
-
-def url_with_schema(postgres_url: str, engine) -> str:
-    with engine.connect() as conn:
-        schema = conn.exec_driver_sql("select current_schema()").scalar()
-    return f"{postgres_url}?options={quote(f'-csearch_path={schema}')}"
 
 
 def make_services(url: str, hsm_config, console: ConsoleConfig | None = None) -> Services:

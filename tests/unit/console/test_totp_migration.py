@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
-from pkicore.db import make_engine, make_session_factory, transaction
+from pkicore.db import make_session_factory, transaction
 from racentre import accounts, passwords, totp
 from racentre.migrate import MIGRATIONS, downgrade, upgrade
-from tests.pgschema import POSTGRES_URL, postgres_unreachable, schema_engine
+from tests.pgschema import empty_engine
 from tests.unit.console.site import PASSWORD
 
 _spec = importlib.util.spec_from_file_location(
@@ -25,15 +25,7 @@ _spec.loader.exec_module(REVISION)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'legacy.db'}")
-        yield eng
-        eng.dispose()
-        return
-    why = postgres_unreachable()
-    if why:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({why})")
-    with schema_engine("t") as eng:
+    with empty_engine(request.param, tmp_path, "legacy") as eng:
         yield eng
 
 
