@@ -6,9 +6,15 @@ and database pool (neither survives a fork).
 """
 from __future__ import annotations
 
+import os
+import time
+
 import click
 import waitress
+from gunicorn import SERVER as GUNICORN_SERVER
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from hsm import reinitialize_after_fork
 from racentre.audit import start_periodic_checkpoints
@@ -33,6 +39,61 @@ class _Gunicorn(BaseApplication):
         return service_app(Services(self._config), self._packages)
 
 
+class FastPathThreadWorker(ThreadWorker):
+    """gunicorn's gthread worker, plus the TSA's hot path answered straight from gunicorn's parsed
+    request: POST /tsa[/<unit>] that ``timestamp.views.FastPath`` takes skips building the WSGI
+    environ, gunicorn's Response object and its two sends (status+headers, then body) — one
+    ``sendall`` instead. The reply is the one the WSGI middleware gives (same bytes, same status line,
+    Server/Date/Connection headers gunicorn writes, then Content-Type and Content-Length) and
+    keep-alive follows gunicorn's rules (Connection: close, max_requests, keepalive = 0, a full
+    keep-alive queue, a worker shutting down). Anything else — other paths, %-escaped paths,
+    Expect/Transfer-Encoding/SCRIPT_NAME headers, an access log configured, a FastPath that is not the
+    app's outermost WSGI layer — takes the ordinary gthread path unchanged."""
+
+    _FALLBACK_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "SCRIPT_NAME"})
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        from timestamp.views import FastPath
+        fast = getattr(self.wsgi, "wsgi_app", None)
+        usable = isinstance(fast, FastPath) and not os.environ.get("SCRIPT_NAME") and not self.cfg.accesslog
+        self._fast = fast if usable else None
+        self._date_second, self._date = -1, ""
+
+    def _http_date(self) -> str:
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second, self._date = now, gunicorn_util.http_date(now)
+        return self._date
+
+    def handle_request(self, req, conn):
+        fast = self._fast
+        if fast is None or "%" in req.path:
+            return super().handle_request(req, conn)
+        content_type = length = ""
+        for name, value in req.headers:        # the last one wins, as in gunicorn's environ
+            if name == "CONTENT-TYPE":
+                content_type = value
+            elif name == "CONTENT-LENGTH":
+                length = value
+            elif name in self._FALLBACK_HEADERS:
+                return super().handle_request(req, conn)
+        reply = fast.answer(req.method, req.path, content_type, length, req.body.read)
+        if reply is None:
+            return super().handle_request(req, conn)
+        self.nr += 1
+        if self.nr >= self.max_requests and self.alive:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+        close = (not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived
+                 or req.should_close())
+        head = (f"HTTP/{req.version[0]}.{req.version[1]} 200 OK\r\nServer: {GUNICORN_SERVER}\r\n"
+                f"Date: {self._http_date()}\r\nConnection: {'close' if close else 'keep-alive'}\r\n"
+                f"Content-Type: application/timestamp-reply\r\nContent-Length: {len(reply)}\r\n\r\n")
+        conn.sock.sendall(head.encode("latin-1") + reply)
+        return not close
+
+
 def service_app(services: Services, packages: tuple[str, ...]):
     """The app of one serving process, plus its background duties: periodic audit checkpoints when
     ``[audit] checkpoint_interval`` is set (each worker signs; checkpoints are idempotent over heads)."""
@@ -52,7 +113,7 @@ def serve(config: Config, *, host: str, port: int, workers: int = 1, threads: in
         waitress.serve(service_app(services, packages), host=host, port=port, threads=threads, ident="racentre")
         return
     _Gunicorn(config, packages, {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
-                                 "worker_class": "gthread", "preload_app": False, "accesslog": None,
+                                 "worker_class": "racentre.serve.FastPathThreadWorker", "preload_app": False, "accesslog": None,
                                  "timeout": 60, "graceful_timeout": 10}).run()
 
 

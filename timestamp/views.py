@@ -147,23 +147,32 @@ class FastPath:
         self.service = service
         self.limit = service.config.max_request_bytes
 
+    def answer(self, method: str, path: str, content_type: str, length: str, read) -> bytes | None:
+        """The TimeStampResp for a request the fast path takes (``read(n)`` is then called once for the
+        body), or None — nothing read — when the request belongs to the Flask app. Shared by the WSGI
+        middleware and the serving worker's pre-WSGI path (racentre.serve), so both take the same requests."""
+        if method != "POST":
+            return None
+        unit = None if path in ("/tsa", "/tsa/") else path[5:] if path.startswith("/tsa/") else ""
+        if unit == "" or not length.isdigit() or int(length) > self.limit or \
+                content_type.split(";", 1)[0].strip().lower() not in QUERY_TYPES:
+            return None
+        try:
+            authority = self.service.authority
+        except PkiError:
+            return None
+        if unit is not None and unit not in authority.units:
+            return None
+        return authority.respond(read(int(length)), unit)
+
     def __call__(self, environ, start_response):
-        if environ.get("REQUEST_METHOD") == "POST":
-            path = environ.get("PATH_INFO", "")
-            unit = None if path in ("/tsa", "/tsa/") else path[5:] if path.startswith("/tsa/") else ""
-            length = environ.get("CONTENT_LENGTH") or ""
-            if unit != "" and length.isdigit() and int(length) <= self.limit and \
-                    environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() in QUERY_TYPES:
-                try:
-                    authority = self.service.authority
-                except PkiError:
-                    authority = None
-                if authority is not None and (unit is None or unit in authority.units):
-                    body = environ["wsgi.input"].read(int(length))
-                    reply = authority.respond(body, unit)
-                    start_response("200 OK", [("Content-Type", REPLY_TYPE), ("Content-Length", str(len(reply)))])
-                    return [reply]
-        return self.wsgi_app(environ, start_response)
+        reply = self.answer(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
+                            environ.get("CONTENT_TYPE", ""), environ.get("CONTENT_LENGTH") or "",
+                            environ["wsgi.input"].read)
+        if reply is None:
+            return self.wsgi_app(environ, start_response)
+        start_response("200 OK", [("Content-Type", REPLY_TYPE), ("Content-Length", str(len(reply)))])
+        return [reply]
 
 
 def install(app, service: TsaService) -> None:
