@@ -249,8 +249,11 @@ static int set_point(st_object *o, const unsigned char *pub, size_t publ)
     return r;
 }
 
-/* fill priv (may be NULL) and pub (may be NULL) from a freshly made or decoded key */
-CK_RV key_from_pkey(st_object *priv, st_object *pub, EVP_PKEY *pk, int curve)
+/* fill priv (may be NULL) and pub (may be NULL) from a freshly made or decoded key. generated: pk
+ * comes from our own EVP_PKEY_generate, whose public point is d*G already, so it is taken as is (one
+ * scalar multiplication fewer per key pair); a decoded key's point is always recomputed from d, never
+ * trusted from the encoding. */
+CK_RV key_from_pkey(st_object *priv, st_object *pub, EVP_PKEY *pk, int curve, int generated)
 {
     int err = 0;
     if (curve != ST_CURVE_NONE) {
@@ -262,7 +265,12 @@ CK_RV key_from_pkey(st_object *priv, st_object *pub, EVP_PKEY *pk, int curve)
             return CKR_FUNCTION_FAILED;
         int ok = BN_bn2binpad(bd, d, (int)f) == (int)f;
         BN_clear_free(bd);
-        if (!ok || ec_pub_from_priv(curve, d, f, pt, &pl) != CKR_OK) {
+        int have_pt = 0;
+        if (ok && generated &&
+            EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &pl) &&
+            pl == 1 + 2 * f && pt[0] == 0x04)
+            have_pt = 1;
+        if (!ok || (!have_pt && ec_pub_from_priv(curve, d, f, pt, &pl) != CKR_OK)) {
             OPENSSL_cleanse(d, sizeof(d));
             return CKR_FUNCTION_FAILED;
         }
@@ -427,7 +435,7 @@ CK_RV key_from_pkcs8(st_object *o, const unsigned char *der, size_t len)
     } else {
         goto done;
     }
-    rv = key_from_pkey(o, NULL, pk, curve);
+    rv = key_from_pkey(o, NULL, pk, curve, 0);
 done:
     EVP_PKEY_free(pk);
     return rv;

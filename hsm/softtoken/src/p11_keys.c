@@ -241,7 +241,7 @@ CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = CKR_FUNCTION_FAILED;
         goto out;
     }
-    if ((rv = key_from_pkey(priv, pub, pk, curve)) != CKR_OK)
+    if ((rv = key_from_pkey(priv, pub, pk, curve, 1)) != CKR_OK)
         goto out;
     priv->pkey = pk;
     pk = NULL;
