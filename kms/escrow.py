@@ -77,6 +77,7 @@ class KeyEscrow:
         self.sign_label, self.mac_label, self.dr_label = f"{p}-sign", f"{p}-mac", f"{p}-dr"
         self._certificate: bytes | None = None
         self._kek_cache: tuple[float, int, str] | None = None
+        self._signer_cache: tuple[bytes, Party] | None = None
 
     # ------------------------------------------------------------------ set-up
     def setup(self, actor: str = "system") -> None:
@@ -138,6 +139,14 @@ class KeyEscrow:
                    target_type="kms_identity", target_id=self.sign_label, serial=cert.serial_number)
         self._certificate = certificate
 
+    def _signer(self) -> Party:
+        """The KMC as signer (issuer and serial of its certificate), parsed once per certificate."""
+        cert = self.certificate
+        cached = self._signer_cache
+        if cached is None or cached[0] is not cert:
+            cached = self._signer_cache = (cert, Party.from_certificate(cert))
+        return cached[1]
+
     def sign(self, data: bytes) -> bytes:
         """SM2-with-SM3 (default ID) by the KMC signing key."""
         return self.km.sign(self.sign_label, data)
@@ -186,7 +195,7 @@ class KeyEscrow:
         _, point = point_from_public_key_info(spki)
         enveloped = build_sm2_enveloped_key(sym_encrypted_key, point, encrypted_d)
         sed = build_signed_and_enveloped(recipient=recipient, encrypted_key=sym_encrypted_key,
-                                         encrypted_content=encrypted_d, signer=Party.from_certificate(self.certificate),
+                                         encrypted_content=encrypted_d, signer=self._signer(),
                                          sign=self.sign)
         return Delivery(key_id, user_cert_no, spki, enveloped, sed)
 

@@ -17,6 +17,7 @@ exactly those bytes. A subscriber checks the signature, decrypts, and checks d·
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -201,6 +202,43 @@ class Party:
     def asn1(self) -> cms.IssuerAndSerialNumber:
         return cms.IssuerAndSerialNumber({"issuer": self.issuer, "serial_number": self.serial})
 
+    def dump(self) -> bytes:
+        """DER IssuerAndSerialNumber (memoised: a Party is immutable)."""
+        der = self.__dict__.get("_der")
+        if der is None:
+            der = self.asn1().dump()
+            object.__setattr__(self, "_der", der)
+        return der
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    """One DER TLV (X.690 §8.1: definite length, short form below 128)."""
+    n = len(content)
+    if n < 0x80:
+        return bytes((tag, n)) + content
+    length = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + content
+
+
+@functools.lru_cache(maxsize=64)
+def _oid_contents(dotted: str) -> bytes:
+    return core.ObjectIdentifier(dotted).contents
+
+
+@functools.lru_cache(maxsize=64)
+def _alg_null_der(dotted: str) -> bytes:
+    return alg_id(dotted).dump()
+
+
+_DER_INT_1 = core.Integer(1).dump()
+_DER_ALG_SM2_ENCRYPT = alg_id(OID.SM2_ENCRYPT, null_params=False).dump()
+_DER_DIGEST_ALGS_SM3 = DigestAlgorithms([alg_id(OID.SM3, null_params=False)]).dump()
+_REFERENCE_SIGNER = cms.SignerInfo({"version": "v1", "digest_algorithm": {"algorithm": "sm3"},
+                                    "signature_algorithm": {"algorithm": OID.SM2_SIGN}})
+_DER_SIGNER_ALGS = _REFERENCE_SIGNER["digest_algorithm"].dump() + _REFERENCE_SIGNER["signature_algorithm"].dump()
+del _REFERENCE_SIGNER
+_DER_OID_SIGNED_AND_ENVELOPED = core.ObjectIdentifier(OID.GMT_SIGNED_AND_ENVELOPED_DATA).dump()
+
 
 def build_signed_and_enveloped(*, recipient: Party, encrypted_key: bytes, encrypted_content: bytes,
                                signer: Party, sign: Callable[[bytes], bytes],
@@ -215,6 +253,30 @@ def build_signed_and_enveloped(*, recipient: Party, encrypted_key: bytes, encryp
     """
     parse_sm2_cipher(encrypted_key)
     signature = sign(encrypted_content)
+    if not certificates:
+        # the KMC's hot path (one per escrowed key): the same DER as below, concatenated directly from
+        # cached constant parts instead of through asn1crypto's object tree (~2.5 ms -> ~50 us)
+        sed = _der(0x30, b"".join((
+            _DER_INT_1,
+            _der(0x31, _der(0x30, b"".join((_DER_INT_1, recipient.dump(), _DER_ALG_SM2_ENCRYPT,
+                                            _der(0x04, encrypted_key))))),
+            _DER_DIGEST_ALGS_SM3,
+            _der(0x30, _der(0x06, _oid_contents(content_oid)) + _alg_null_der(cipher_oid)
+                 + _der(0x80, encrypted_content)),
+            _der(0x31, _der(0x30, _DER_INT_1 + signer.dump() + _DER_SIGNER_ALGS + _der(0x04, signature))),
+        )))
+        if content_info:
+            return _der(0x30, _DER_OID_SIGNED_AND_ENVELOPED + _der(0xA0, sed))
+        return sed
+    return _signed_and_enveloped_asn1(recipient, encrypted_key, encrypted_content, signer, signature,
+                                      certificates, content_oid, cipher_oid, content_info)
+
+
+def _signed_and_enveloped_asn1(recipient: Party, encrypted_key: bytes, encrypted_content: bytes, signer: Party,
+                               signature: bytes, certificates: tuple[bytes, ...], content_oid: str,
+                               cipher_oid: str, content_info: bool) -> bytes:
+    """The same structure through asn1crypto's object tree (with certificates; the reference the direct
+    encoding is tested against)."""
     signer_info = cms.SignerInfo({
         "version": "v1",
         "sid": cms.SignerIdentifier(name="issuer_and_serial_number", value=signer.asn1()),

@@ -109,3 +109,27 @@ def test_malformed_signed_and_enveloped_refused():
         with pytest.raises(ValueError):
             parse_signed_and_enveloped(bad)
     assert SM2Cipher  # spec exported for reuse
+
+
+@pytest.mark.parametrize("content_info", [False, True])
+@pytest.mark.parametrize("content_len", [32, 200, 70_000])
+def test_direct_encoding_equals_asn1crypto_reference(content_info, content_len):
+    """build_signed_and_enveloped concatenates DER directly (the KMC's hot path); it must give exactly
+    the bytes asn1crypto's object tree gives, for short and long (multi-byte length) contents and big
+    serial numbers, and the result must pass the strict parser."""
+    from pkicore.envelope import _signed_and_enveloped_asn1
+    recipient = Party(x509.Name.build({"common_name": "收件人 " * 30, "organization_name": "某市政务"}),
+                      2 ** 159 + secrets.randbelow(2 ** 100))
+    signer = Party(x509.Name.build({"common_name": "KMC"}), 1)
+    key, content = _cipher(), secrets.token_bytes(content_len)
+    sig = bytes.fromhex("3045022100") + secrets.token_bytes(32) + bytes.fromhex("0220") + secrets.token_bytes(32)
+    fast = build_signed_and_enveloped(recipient=recipient, encrypted_key=key, encrypted_content=content,
+                                      signer=signer, sign=lambda data: sig, content_info=content_info)
+    reference = _signed_and_enveloped_asn1(recipient, key, content, signer, sig, (), OID.GMT_DATA, OID.SM4_ECB,
+                                           content_info)
+    assert fast == reference
+    env = parse_signed_and_enveloped(fast)
+    assert env.recipient.serial == recipient.serial and env.signer.serial == 1
+    assert env.encrypted_content == content and env.signature == sig and env.encrypted_key == key
+    # a Party's memoised encoding is its IssuerAndSerialNumber
+    assert recipient.dump() == recipient.asn1().dump()
