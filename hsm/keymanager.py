@@ -307,9 +307,15 @@ class KeyManager:
                     if o.object_class in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY, ObjectClass.SECRET_KEY)]
             if not objs:
                 raise KeyNotFound(f"no key {ref} in the HSM")
+            labels, ids = set(), set()
             for obj in objs:
-                obj.destroy()
-            self.pool.invalidate_objects()
+                labels.add(obj[Attribute.LABEL])
+                ids.add(bytes(obj[Attribute.ID] or b""))
+            try:
+                for obj in objs:
+                    obj.destroy()
+            finally:
+                self.pool.forget_objects(labels, ids)
 
         self.pool.run("deleting a key", op)
 

@@ -41,6 +41,7 @@ class SessionPool:
         self._pin = pin
         self._size = max(1, size)
         self._idle: list[PooledSession] = []   # LIFO, guarded by self._lock (no second lock per call)
+        self._all: set[PooledSession] = set()  # idle and in use, for forget_objects
         self._opened = 0
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -83,7 +84,10 @@ class SessionPool:
                     session = self.token.open(rw=True)
                 except p11e.PKCS11Error as exc:
                     raise wrap_pkcs11_error(exc, "opening an HSM session") from exc
-        return PooledSession(session, self._generation)
+        pooled = PooledSession(session, self._generation)
+        with self._cond:
+            self._all.add(pooled)
+        return pooled
 
     def acquire(self) -> PooledSession:
         with self._cond:
@@ -117,7 +121,22 @@ class SessionPool:
             pooled.session.close()
         with self._cond:
             self._opened -= 1
+            self._all.discard(pooled)
             self._cond.notify()
+
+    def forget_objects(self, labels: set, ids: set) -> None:
+        """Forget, in every session, the cached handles of objects that were just destroyed, named by
+        their CKA_LABEL and CKA_ID values. A cache entry is keyed by the reference it was found with,
+        and an object matches a reference only when the reference's label or id is the object's, so
+        entries naming neither cannot point at a destroyed object and stay (no re-lookup of the
+        centre's long-lived keys after each temporary key is destroyed)."""
+        with self._cond:
+            sessions = list(self._all)
+        for pooled in sessions:
+            for key in list(pooled.objects):
+                ref = key[0]
+                if (ref.label and ref.label in labels) or (ref.key_id and ref.key_id in ids):
+                    pooled.objects.pop(key, None)
 
     def invalidate_objects(self) -> None:
         """Forget cached object handles in every session (after a key was deleted or replaced)."""
@@ -182,6 +201,7 @@ class SessionPool:
             with contextlib.suppress(Exception), self._serial:
                 pooled.session.close()
             self._opened -= 1
+            self._all.discard(pooled)
         self._logged_in = False
 
     def close(self) -> None:

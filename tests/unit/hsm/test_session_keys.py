@@ -109,3 +109,29 @@ def test_session_pair_vanishes_when_its_session_closes(softtoken_config, softtok
     with pytest.raises(KeyNotFound):
         softtoken_km.find_key(label)
     assert label not in _all_private_labels(softtoken_km)
+
+
+def test_destroying_a_key_forgets_only_its_cached_handles(softtoken_config):
+    """delete_key drops the destroyed object's cached handles in every pooled session (whatever
+    reference they were found with) and keeps the others', so long-lived keys are not looked up
+    again after every temporary key."""
+    from hsm import KeyRef
+    km = KeyManager(softtoken_config)
+    try:
+        keep = km.generate_key_pair(f"keep-{secrets.token_hex(4)}", "sm2", extractable=True, token=False)
+        temp = km.generate_key_pair(f"temp-{secrets.token_hex(4)}", "sm2", extractable=True, token=False)
+        km.sign(keep.label, b"m")
+        km.sign(temp.label, b"m")                                  # cached under its label
+        km.sign(KeyRef(key_id=temp.key_id), b"m")                  # and under its id
+        cached = lambda: {(k[0].label, k[0].key_id) for p in km.pool._all for k in p.objects}  # noqa: E731
+        assert (keep.label, None) in cached() and (temp.label, None) in cached()
+        assert (None, temp.key_id) in cached()
+        km.delete_key(f"pkcs11:id=%{'%'.join(f'{b:02x}' for b in temp.key_id)}")   # destroyed by id
+        assert (temp.label, None) not in cached() and (None, temp.key_id) not in cached()
+        assert (keep.label, None) in cached()
+        with pytest.raises(KeyNotFound):
+            km.sign(temp.label, b"m")
+        assert km.verify(keep.label, b"m", km.sign(keep.label, b"m"))
+        km.delete_key(keep.label)
+    finally:
+        km.close()
