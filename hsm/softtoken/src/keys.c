@@ -309,7 +309,7 @@ CK_RV key_from_pkey(st_object *priv, st_object *pub, EVP_PKEY *pk, int curve, in
 }
 
 /* normalise and check imported (or generated) asymmetric key material */
-CK_RV key_validate_import(st_object *o)
+CK_RV key_validate_import(st_object *o, int generated)
 {
     if (o->ktype == CKK_EC || o->ktype == CKK_SM2) {
         st_attr *p = obj_attr(o, CKA_EC_PARAMS);
@@ -329,7 +329,11 @@ CK_RV key_validate_import(st_object *o)
         size_t f = curve_bytes(curve);
         unsigned char pt[97];
         size_t pl;
-        if (o->cls == CKO_PRIVATE_KEY) {
+        if (o->cls == CKO_PRIVATE_KEY && generated && o->pkey && obj_attr(o, CKA_VALUE) &&
+            obj_attr(o, CKA_EC_POINT)) {
+            /* C_GenerateKeyPair: d and Q = d*G come from the EVP_PKEY we just generated
+             * (key_from_pkey), nothing imported to check -- spare a second scalar multiplication */
+        } else if (o->cls == CKO_PRIVATE_KEY) {
             st_attr *v = obj_attr(o, CKA_VALUE);
             if (!v)
                 return CKR_TEMPLATE_INCOMPLETE;

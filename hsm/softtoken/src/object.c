@@ -479,7 +479,7 @@ CK_RV obj_finish(st_object *o, int origin, CK_MECHANISM_TYPE genmech)
             return CKR_HOST_MEMORY;
     }
     if (o->cls == CKO_PUBLIC_KEY || o->cls == CKO_PRIVATE_KEY) {
-        CK_RV rv = key_validate_import(o);
+        CK_RV rv = key_validate_import(o, gen);
         if (rv != CKR_OK)
             return rv;
         obj_refresh_cache(o);

@@ -134,7 +134,7 @@ int ec_point_decode(const unsigned char *in, size_t len, size_t fbytes, unsigned
 CK_RV ec_pub_from_priv(int curve, const unsigned char *d, size_t dlen, unsigned char *pub, size_t *publen);
 CK_RV key_build_pkey(st_object *o);           /* fills o->pkey from attributes */
 CK_RV key_from_pkey(st_object *priv, st_object *pub, EVP_PKEY *pk, int curve, int generated);
-CK_RV key_validate_import(st_object *o);      /* checks & completes imported key material */
+CK_RV key_validate_import(st_object *o, int generated);      /* checks & completes imported key material */
 CK_RV key_to_pkcs8(st_object *o, unsigned char **der, size_t *len);
 CK_RV key_from_pkcs8(st_object *o, const unsigned char *der, size_t len);
 
