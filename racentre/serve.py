@@ -7,6 +7,8 @@ and database pool (neither survives a fork).
 from __future__ import annotations
 
 import os
+import re
+import socket
 import time
 
 import click
@@ -39,6 +41,54 @@ class _Gunicorn(BaseApplication):
         return service_app(Services(self._config), self._packages)
 
 
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^`|~0-9A-Za-z]+\Z")          # RFC 9110 token, no underscore
+_TSA_TARGET = re.compile(rb"/tsa(?:/[0-9A-Za-z.-]*)?\Z")
+_FALLBACK_FIELDS = frozenset({b"TRANSFER-ENCODING", b"EXPECT", b"SCRIPT_NAME", b"UPGRADE", b"HTTP2-SETTINGS"})
+
+
+def simple_tsa_request(data: bytes):
+    """A complete, plain HTTP/1.x POST /tsa[/<unit>] request that is all of ``data`` ->
+    (path, (major, minor), content type, content length, connection header or None, body); anything
+    else (incomplete, a pipelined next request, odd syntax, obs-fold, duplicate or unusual fields,
+    an escaped or query target) -> None, and gunicorn's own parser takes it."""
+    if not data.startswith(b"POST /tsa"):
+        return None
+    end = data.find(b"\r\n\r\n")
+    if end < 0 or end > 8190:
+        return None
+    lines = data[:end].split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0") or not _TSA_TARGET.match(parts[1]) \
+            or len(lines) > 101:
+        return None
+    ctype = length = connection = None
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not _TOKEN.match(name) or b"\n" in value or b"\r" in value or b"\x00" in value:
+            return None
+        value = value.strip(b" \t")
+        name = name.upper()
+        if name == b"CONTENT-TYPE":
+            if ctype is not None:
+                return None
+            ctype = value
+        elif name == b"CONTENT-LENGTH":
+            if length is not None or not value.isdigit() or len(value) > 9:
+                return None
+            length = value
+        elif name == b"CONNECTION":
+            connection = value.lower()
+            if connection not in (b"close", b"keep-alive"):
+                return None
+        elif name in _FALLBACK_FIELDS:
+            return None
+    if ctype is None or length is None or len(data) != end + 4 + int(length):
+        return None
+    version = (1, 1) if parts[2] == b"HTTP/1.1" else (1, 0)
+    return (parts[1].decode("ascii"), version, ctype.decode("latin-1"), length.decode("ascii"),
+            connection, data[end + 4:])
+
+
 class FastPathThreadWorker(ThreadWorker):
     """gunicorn's gthread worker, plus the TSA's hot path answered straight from gunicorn's parsed
     request: POST /tsa[/<unit>] that ``timestamp.views.FastPath`` takes skips building the WSGI
@@ -51,6 +101,7 @@ class FastPathThreadWorker(ThreadWorker):
     app's outermost WSGI layer — takes the ordinary gthread path unchanged."""
 
     _FALLBACK_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "SCRIPT_NAME"})
+    _PEEK = 16384
 
     def load_wsgi(self):
         super().load_wsgi()
@@ -58,6 +109,9 @@ class FastPathThreadWorker(ThreadWorker):
         fast = getattr(self.wsgi, "wsgi_app", None)
         usable = isinstance(fast, FastPath) and not os.environ.get("SCRIPT_NAME") and not self.cfg.accesslog
         self._fast = fast if usable else None
+        # the main thread answers kept-alive plain-TCP connections itself (no thread-pool hand-off)
+        self._inline = self._fast is not None and not self.cfg.is_ssl and \
+            str(getattr(self.cfg, "proxy_protocol", "off") or "off").lower() in ("off", "false")
         self._date_second, self._date = -1, ""
 
     def _http_date(self) -> str:
@@ -65,6 +119,75 @@ class FastPathThreadWorker(ThreadWorker):
         if now != self._date_second:
             self._date_second, self._date = now, gunicorn_util.http_date(now)
         return self._date
+
+    def _head(self, version, close: bool, length: int) -> bytes:
+        return (f"HTTP/{version[0]}.{version[1]} 200 OK\r\nServer: {GUNICORN_SERVER}\r\n"
+                f"Date: {self._http_date()}\r\nConnection: {'close' if close else 'keep-alive'}\r\n"
+                f"Content-Type: application/timestamp-reply\r\nContent-Length: {length}\r\n\r\n"
+                ).encode("latin-1")
+
+    def on_client_socket_readable(self, conn, client):
+        """A kept-alive connection has data. When it is exactly one plain POST /tsa the fast path takes
+        (peeked, not yet read), the main thread answers it here, without the thread pool's hand-off,
+        gunicorn's parser and two poller re-registrations; everything else goes the gthread way."""
+        if self._inline and self.alive and conn.initialized and not conn.is_http2 and conn.parser is not None \
+                and not conn.parser.unreader.buf.getvalue():
+            try:
+                data = client.recv(self._PEEK, socket.MSG_PEEK)
+            except OSError:
+                data = b""
+            request = simple_tsa_request(data) if data else None
+            if request is not None and self._answer_inline(conn, client, len(data), request):
+                return
+        super().on_client_socket_readable(conn, client)
+
+    def _answer_inline(self, conn, client, size: int, request) -> bool:
+        path, version, ctype, length, connection, body = request
+        try:
+            reply = self._fast.answer("POST", path, ctype, length, lambda n: body[:n])
+        except Exception:  # noqa: BLE001 - nothing read yet: the gthread path answers it (500) the usual way
+            self.log.exception("TSA fast path failed; handing the request to the thread pool")
+            return False
+        if reply is None:
+            return False
+        got = 0
+        while got < size:                       # consume the request just answered (already peeked)
+            chunk = client.recv(size - got)
+            if not chunk:
+                break
+            got += len(chunk)
+        self.nr += 1
+        if self.nr >= self.max_requests and self.alive:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+        should_close = connection == b"close" or (connection is None and version <= (1, 0))
+        close = (should_close or not self.alive or not self.cfg.keepalive
+                 or len(self.keepalived_conns) - 1 >= self.max_keepalived)
+        out = self._head(version, close, len(reply)) + reply
+        try:
+            try:
+                sent = client.send(out)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(out):
+                client.setblocking(True)
+                client.sendall(out[sent:])
+                client.setblocking(False)
+        except OSError:
+            close = True
+        if close:
+            self.poller.unregister(client)
+            self.keepalived_conns.remove(conn)
+            self.nr_conns -= 1
+            try:
+                conn.close(graceful=True)
+            except OSError:
+                pass
+        else:                                   # stays on the poller; moves to the back of the queue
+            self.keepalived_conns.remove(conn)
+            conn.set_timeout()
+            self.keepalived_conns.append(conn)
+        return True
 
     def handle_request(self, req, conn):
         fast = self._fast
@@ -87,10 +210,7 @@ class FastPathThreadWorker(ThreadWorker):
             self.alive = False
         close = (not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived
                  or req.should_close())
-        head = (f"HTTP/{req.version[0]}.{req.version[1]} 200 OK\r\nServer: {GUNICORN_SERVER}\r\n"
-                f"Date: {self._http_date()}\r\nConnection: {'close' if close else 'keep-alive'}\r\n"
-                f"Content-Type: application/timestamp-reply\r\nContent-Length: {len(reply)}\r\n\r\n")
-        conn.sock.sendall(head.encode("latin-1") + reply)
+        conn.sock.sendall(self._head(req.version, close, len(reply)) + reply)
         return not close
 
 

@@ -13,7 +13,7 @@ import time
 import pytest
 from asn1crypto import tsp
 
-from bench.tsa_http import SERVER, free_port, prepare, wait_ready
+from bench.tsa_http import SERVER, free_port, wait_ready
 from timestamp.tsa import TimeStampResp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -22,10 +22,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope="module")
 def port(tmp_path_factory, softtoken_module):
     directory = tmp_path_factory.mktemp("tsa-serve")
-    config = prepare(directory, 1)
-    p = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(PYTHONPATH=ROOT, RACENTRE_SOFTTOKEN_DIR=str(directory / "softtoken"))
+    # the bench's scratch token and TSA, set up in a child: this process's PKCS#11 module serves the suite's token
+    done = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                           "from bench.tsa_http import prepare; print(prepare(Path(sys.argv[1]), 1))", str(directory)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    config = done.stdout.strip().splitlines()[-1]
+    p = free_port()
     log = open(directory / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(config), str(p), "2", "1"], cwd=ROOT, env=env,
                             stdout=log, stderr=log)
@@ -191,3 +196,48 @@ def test_many_connections_both_workers(port):
     finally:
         for c in conns:
             c.close()
+
+
+def test_kept_alive_connection_follow_ups(port):
+    """After the first request a connection is kept alive on the worker's poller, where the main thread
+    answers plain POST /tsa itself: Connection: close, HTTP/1.0 keep-alive, a request arriving in two
+    pieces and odd syntax (handed to gunicorn's parser) all behave as on the first request."""
+    c = Conn(port)
+    try:
+        c.sock.sendall(post(query(501)))
+        assert granted_nonce(c.response()[2]) == 501
+        whole = post(query(502))
+        c.sock.sendall(whole[:40])                                        # incomplete: gunicorn waits for it
+        time.sleep(0.2)
+        c.sock.sendall(whole[40:])
+        assert granted_nonce(c.response()[2]) == 502
+        c.sock.sendall(post(query(503), extra="X-Folded: a\r\n b\r\n"))   # obs-fold: gunicorn's answer
+        status, _, _ = c.response()
+        assert status.startswith("HTTP/1.1 400")
+    finally:
+        c.close()
+    c = Conn(port)
+    try:
+        c.sock.sendall(post(query(504), version="1.0", extra="Connection: keep-alive\r\n"))
+        status, headers, body = c.response()
+        assert status == "HTTP/1.0 200 OK" and headers["connection"] == "keep-alive" and granted_nonce(body) == 504
+        c.sock.sendall(post(query(505), version="1.0", extra="Connection: keep-alive\r\n"))
+        status, headers, body = c.response()
+        assert status == "HTTP/1.0 200 OK" and headers["connection"] == "keep-alive" and granted_nonce(body) == 505
+        c.sock.sendall(post(query(506), extra="Connection: close\r\n"))
+        status, headers, body = c.response()
+        assert headers["connection"] == "close" and granted_nonce(body) == 506
+        assert c.closed()
+    finally:
+        c.close()
+    c = Conn(port)
+    try:
+        for nonce in (507, 508):
+            c.sock.sendall(post(query(nonce), path="/tsa/"))
+            assert granted_nonce(c.response()[2]) == nonce
+        c.sock.sendall(post(query(509), version="1.0"))                   # HTTP/1.0 without keep-alive: closed
+        status, headers, body = c.response()
+        assert status == "HTTP/1.0 200 OK" and headers["connection"] == "close" and granted_nonce(body) == 509
+        assert c.closed()
+    finally:
+        c.close()

@@ -1,0 +1,60 @@
+"""racentre.serve.simple_tsa_request: the main thread's reader of a kept-alive connection's peeked bytes
+takes only one complete, plain POST /tsa[/<unit>] and leaves everything else to gunicorn's parser."""
+from __future__ import annotations
+
+import pytest
+
+from racentre.serve import simple_tsa_request
+
+CT = b"Content-Type: application/timestamp-query\r\n"
+
+
+def req(body=b"\x30\x00", *, line=b"POST /tsa HTTP/1.1", fields=b"Host: x\r\n" + CT, length=None) -> bytes:
+    n = len(body) if length is None else length
+    return line + b"\r\n" + fields + b"Content-Length: %d\r\n\r\n" % n + body
+
+
+def test_plain_requests_are_read():
+    assert simple_tsa_request(req(b"abc")) == ("/tsa", (1, 1), "application/timestamp-query", "3", None, b"abc")
+    assert simple_tsa_request(req(line=b"POST /tsa/ecdsa HTTP/1.0", fields=CT + b"Connection: Keep-Alive\r\n")) == \
+        ("/tsa/ecdsa", (1, 0), "application/timestamp-query", "2", b"keep-alive", b"\x30\x00")
+    assert simple_tsa_request(req(line=b"POST /tsa/ HTTP/1.1", fields=b"content-type:  x/y ; a=b \t\r\n")) == \
+        ("/tsa/", (1, 1), "x/y ; a=b", "2", None, b"\x30\x00")
+
+
+@pytest.mark.parametrize("data", [
+    b"",
+    req()[:-1],                                                     # body incomplete
+    req()[:20],                                                     # head incomplete
+    req() + req(),                                                  # pipelined: gunicorn's parser
+    req(line=b"GET /tsa HTTP/1.1"),
+    req(line=b"POST /tsafoo HTTP/1.1"),
+    req(line=b"POST /tsa?x=1 HTTP/1.1"),
+    req(line=b"POST /ts%61 HTTP/1.1"),
+    req(line=b"POST /tsa/%2e HTTP/1.1"),
+    req(line=b"POST /tsa HTTP/2.0"),
+    req(line=b"POST  /tsa HTTP/1.1"),
+    req(line=b"POST /tsa HTTP/1.1 x"),
+    req(fields=b"Host: x\r\n"),                                      # no content type
+    req(fields=CT + CT),                                            # duplicate content type
+    req(fields=CT + b"Content-Length: 2\r\n"),                      # duplicate length
+    req(fields=CT + b"Transfer-Encoding: chunked\r\n"),
+    req(fields=CT + b"Expect: 100-continue\r\n"),
+    req(fields=CT + b"SCRIPT_NAME: /x\r\n"),
+    req(fields=CT + b"Upgrade: h2c\r\nConnection: Upgrade\r\n"),
+    req(fields=CT + b"Connection: keep-alive, upgrade\r\n"),
+    req(fields=CT + b"X-A: 1\r\n b\r\n"),                           # obs-fold
+    req(fields=CT + b"X A: 1\r\n"),
+    req(fields=CT + b"X-A : 1\r\n"),
+    req(fields=CT + b"X_A: 1\r\n"),
+    req(fields=CT + b"NoColon\r\n"),
+    req(fields=CT + b"X-A: a\nb\r\n"),
+    req(fields=CT + b"X-A: a\x00b\r\n"),
+    req(fields=CT + b"X-A: " + b"a" * 9000 + b"\r\n"),               # over gunicorn's field size limit
+    b"POST /tsa HTTP/1.1\r\n" + CT + b"Content-Length: +2\r\n\r\n\x30\x00",
+    b"POST /tsa HTTP/1.1\r\n" + CT + b"Content-Length: 0x2\r\n\r\n\x30\x00",
+    b"POST /tsa HTTP/1.1\r\n" + CT + b"Content-Length: 1234567890\r\n\r\n",
+    b"POST /tsa HTTP/1.1\n" + CT + b"Content-Length: 2\n\n\x30\x00",
+])
+def test_everything_else_is_left_to_gunicorn(data):
+    assert simple_tsa_request(data) is None
