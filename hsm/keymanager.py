@@ -78,6 +78,16 @@ class TokenInfo:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class EnvelopedPair:
+    """What ``generate_enveloped_pair`` leaves of a key pair: public data and wrapped copies only."""
+
+    public_key_info: bytes          # SPKI DER
+    archived: bytes                 # d wrapped under the caller's HSM key
+    sym_encrypted_key: bytes        # DER SM2Cipher of the SM4 key, to the recipient
+    encrypted_private_key: bytes    # d under that SM4 key
+
+
 class KeyManager:
     """HSM-backed key operations for the whole centre. Thread-safe; share one per process."""
 
@@ -515,6 +525,54 @@ class KeyManager:
                 pub.destroy()
 
         return self.pool.run("wrapping a key to a public key", op)
+
+    def generate_enveloped_pair(self, wrapping: KeyRef | str, recipient_public_key_info: bytes, *,
+                                label: str = "", mechanism: str = "sm4-ecb") -> "EnvelopedPair":
+        """A new SM2 key pair for someone else (a key-management centre's encryption key pair), in one
+        session and without any clear private key outside the HSM: the pair and a fresh SM4 key are
+        session objects (sensitive; extractable only by wrapping), d is wrapped under the HSM key
+        ``wrapping`` (the archive copy) and under the SM4 key, which is wrapped to the outside SM2 key
+        ``recipient_public_key_info`` (GM/T 0009 SM2Cipher); then all of them are destroyed, so the
+        wrapped copies are the only ones left. Same objects and wraps as ``generate_key_pair(token=
+        False)`` + ``wrap`` + ``generate_secret_key(token=False)`` + ``wrap`` + ``wrap_to`` +
+        ``delete_key``, without the look-ups between the calls."""
+        wrapping = KeyRef.parse(wrapping)
+        point = self._outside_sm2_point(recipient_public_key_info)
+        pair_spec, sym_spec = KEY_SPECS["sm2"], KEY_SPECS["sm4"]
+        pair_mech, sym_mech = self._mechanism(pair_spec.keygen), self._mechanism(sym_spec.keygen)
+        wrap_mech, sm2_mech = self._mechanism(mechanism), self._mechanism("sm2-encrypt")
+        pair_type, sym_type = self._key_type(pair_spec), self._key_type(sym_spec)
+        public_template = {Attribute.TOKEN: False, Attribute.PRIVATE: False,
+                           Attribute.EC_PARAMS: _CURVE_PARAMS[pair_spec.curve], Attribute.WRAP: True}
+        private_template = {Attribute.TOKEN: False, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+                            Attribute.EXTRACTABLE: True, Attribute.UNWRAP: True}
+        sym_template = {Attribute.TOKEN: False, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+                        Attribute.EXTRACTABLE: True}
+
+        def op(pooled):
+            wkey = self._find(pooled, wrapping, ObjectClass.SECRET_KEY)
+            made = []
+            try:
+                pub, priv = pooled.session.generate_keypair(
+                    pair_type, None, label=label, store=False, capabilities=_PAIR_CAPS["sm2"],
+                    mechanism=pair_mech, public_template=public_template, private_template=private_template)
+                made += [pub, priv]
+                spki = self._spki(pub, "sm2")
+                archived = wkey.wrap_key(priv, mechanism=wrap_mech)
+                sym = pooled.session.generate_key(sym_type, sym_spec.bits, label=label, store=False,
+                                                  capabilities=_SECRET_CAPS["sm4"], mechanism=sym_mech,
+                                                  template=sym_template)
+                made.append(sym)
+                encrypted_private_key = sym.wrap_key(priv, mechanism=wrap_mech)
+                recipient = self._session_public_key(pooled, point)
+                made.append(recipient)
+                sym_encrypted_key = recipient.wrap_key(sym, mechanism=sm2_mech)
+            finally:
+                for obj in reversed(made):
+                    obj.destroy()
+            return EnvelopedPair(spki, archived, sym_encrypted_key, encrypted_private_key)
+
+        return self.pool.run("generating an enveloped key pair", op)
 
     def wrap(self, wrapping: KeyRef | str, key: KeyRef | str, mechanism: str, *, iv: bytes | None = None) -> bytes:
         """Wrap an extractable key under another HSM key (the only way a key leaves the HSM)."""

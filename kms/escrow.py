@@ -174,11 +174,6 @@ class KeyEscrow:
     def _tmp_label(self, kind: str) -> str:
         return f"{self.config.key_prefix}-{kind}-{secrets.token_hex(8)}"
 
-    def _generate_pair(self, label: str):
-        """A session key pair (never written to the token's storage; gone with its session at the
-        latest), sensitive, extractable only by wrapping -- wrapped at once and destroyed."""
-        return self.km.generate_key_pair(label, "sm2", extractable=True, token=False)
-
     def _envelope_parts(self, pair_label: str, recipient_spki: bytes) -> tuple[bytes, bytes]:
         """(SM2Cipher of a fresh SM4 key to the recipient, SM4-ECB(d) under it); the SM4 key is destroyed."""
         cek = self._tmp_label("cek")
@@ -210,13 +205,11 @@ class KeyEscrow:
         The HSM work runs before the database transaction, which stays short."""
         _sm2_spki(subscriber_public_key_info)
         kek_version, kek_label = self._current_kek()
-        pair = self._tmp_label("enc")
-        info = self._generate_pair(pair)
-        try:
-            wrapped = self.km.wrap(kek_label, pair, "sm4-ecb")
-            sym_encrypted_key, encrypted_d = self._envelope_parts(pair, subscriber_public_key_info)
-        finally:
-            self.km.delete_key(pair)   # the archive copy (under the KEK) is the only one left
+        # one HSM session: session pair + session SM4 key, d wrapped under the KEK and the SM4 key, the
+        # SM4 key wrapped to the subscriber, all destroyed -- the archive copy is the only one left
+        made = self.km.generate_enveloped_pair(kek_label, subscriber_public_key_info, label=self._tmp_label("enc"))
+        wrapped, sym_encrypted_key, encrypted_d = made.archived, made.sym_encrypted_key, made.encrypted_private_key
+        spki = made.public_key_info
         with _maybe_transaction(self.db, session) as s:
             kek = s.get(KekVersion, kek_version, with_for_update=True)
             if kek is None or kek.state == "retired":
@@ -226,7 +219,7 @@ class KeyEscrow:
                                                      EscrowedKey.user_cert_no == str(user_cert_no))) is not None:
                 raise EscrowConflict(f"a key is already archived for certificate {user_cert_no}")
             row = EscrowedKey(ca_id=ca_id, ca_name=ca_name, user_cert_no=str(user_cert_no), user_name=user_name,
-                              public_key_info=info.public_key_info, wrapped_private_key=wrapped,
+                              public_key_info=spki, wrapped_private_key=wrapped,
                               kek_version=kek_version, status="active", not_before=not_before, not_after=not_after,
                               created_at=utcnow(), mac=b"")
             s.add(row)
@@ -235,7 +228,7 @@ class KeyEscrow:
             record(s, actor=actor, role="system", action="kms.key.escrowed", target_type="kms_key",
                    target_id=row.id, user_cert_no=str(user_cert_no), ca=ca_name, kek_version=kek_version)
             key_id = row.id
-        return self._package(key_id, user_cert_no, info.public_key_info, sym_encrypted_key, encrypted_d, recipient)
+        return self._package(key_id, user_cert_no, spki, sym_encrypted_key, encrypted_d, recipient)
 
     def _current_kek(self) -> tuple[int, str]:
         """(version, label) of the active KEK, cached a few seconds (a row names its KEK version, and the

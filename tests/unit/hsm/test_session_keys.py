@@ -135,3 +135,29 @@ def test_destroying_a_key_forgets_only_its_cached_handles(softtoken_config):
         km.delete_key(keep.label)
     finally:
         km.close()
+
+
+def test_generate_enveloped_pair_leaves_only_wrapped_copies(softtoken_config, softtoken_km, tmp_path):
+    """One session: pair + SM4 key made, d wrapped under the KEK and to the recipient, everything
+    destroyed. The recipient opens it with independent code (own SM2 decryption, pyca SM4) and finds
+    d with d*G = Q; the archive copy unwraps to the same public key; no object and no file is left."""
+    from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
+    d_sub, spki_sub = openssl_sm2_key(tmp_path / "recipient.pem")
+    kek = softtoken_km.generate_secret_key(f"env-kek-{secrets.token_hex(4)}", "sm4")
+    label = f"env-pair-{secrets.token_hex(4)}"
+    before_files, before_keys = _stored_files(softtoken_config), _all_private_labels(softtoken_km)
+    made = softtoken_km.generate_enveloped_pair(kek.label, spki_sub, label=label)
+    assert _stored_files(softtoken_config) == before_files
+    assert _all_private_labels(softtoken_km) == before_keys and label not in before_keys
+    with pytest.raises(KeyNotFound):
+        softtoken_km.find_key(label)
+    sym = sm2_decrypt(d_sub, made.sym_encrypted_key)
+    d = int.from_bytes(sm4_ecb_decrypt(sym, made.encrypted_private_key), "big")
+    assert 1 <= d and mul(d) == public_point(made.public_key_info)
+    back = softtoken_km.unwrap(kek.label, made.archived, "sm4-ecb", label=label + "-u", algorithm="sm2", token=False)
+    assert back.public_key_info == made.public_key_info and back.sensitive and not back.extractable
+    softtoken_km.delete_key(back.label)
+    # two calls never give the same pair or envelope key
+    other = softtoken_km.generate_enveloped_pair(kek.label, spki_sub)
+    assert other.public_key_info != made.public_key_info and other.archived != made.archived
+    softtoken_km.delete_key(kek.label)
