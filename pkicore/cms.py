@@ -90,8 +90,10 @@ def _attribute(oid: str, value: bytes) -> bytes:
 
 def generalized_time(when: dt.datetime, fraction_digits: int = 0) -> bytes:
     """DER GeneralizedTime in UTC, fraction with trailing zeros removed (X.690 §11.7)."""
-    when = when.astimezone(dt.timezone.utc)
-    text = when.strftime("%Y%m%d%H%M%S")
+    if when.tzinfo is not dt.timezone.utc:
+        when = when.astimezone(dt.timezone.utc)
+    # by hand: strftime costs several microseconds on the timestamp hot path
+    text = f"{when.year:04d}{when.month:02d}{when.day:02d}{when.hour:02d}{when.minute:02d}{when.second:02d}"
     if fraction_digits:
         frac = f"{when.microsecond:06d}"[:fraction_digits].rstrip("0")
         if frac:
@@ -161,6 +163,7 @@ class SignedDataTemplate:
         self._ess_attr = signing_certificate_v2_attribute(signer.certificate, ess)
         self._content_type_attrs: dict[str, bytes] = {}
         self._signer_info_version = der_integer(1)
+        self._digest_proto = hashlib.new(self.digest_name)   # copy() skips the by-name lookup per token
 
     def _content_type_attr(self, content_type: str) -> bytes:
         attr = self._content_type_attrs.get(content_type)
@@ -169,12 +172,17 @@ class SignedDataTemplate:
             self._content_type_attrs[content_type] = attr
         return attr
 
+    def _digest(self, content: bytes) -> bytes:
+        h = self._digest_proto.copy()
+        h.update(content)
+        return h.digest()
+
     def build(self, content: bytes, content_type: str = ID_DATA, *, detached: bool = False,
               signing_time: dt.datetime | None = None, include_certificates: bool = True,
               chain: bool = True, extra_attributes: Sequence[bytes] = ()) -> bytes:
         """ContentInfo DER of a SignedData over ``content`` (RFC 5652 §5.1, §5.3, §5.4)."""
         attrs = [self._content_type_attr(content_type),
-                 _attribute(ID_MESSAGE_DIGEST, tlv(0x04, hashlib.new(self.digest_name, content).digest())),
+                 _attribute(ID_MESSAGE_DIGEST, tlv(0x04, self._digest(content))),
                  self._ess_attr, *extra_attributes]
         if signing_time is not None:
             attrs.append(_attribute(ID_SIGNING_TIME, signing_time_value(signing_time)))
