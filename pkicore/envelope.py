@@ -108,9 +108,17 @@ def build_sm2_enveloped_key(sym_encrypted_key: bytes, public_point: bytes, encry
                             sym_oid: str = OID.SM4_ECB) -> bytes:
     """DER SM2EnvelopedKey from its parts (the SM2Cipher as DER, e.g. from KeyManager.wrap_to)."""
     SM2PublicKey.from_point(public_point)
-    parse_sm2_cipher(sym_encrypted_key)
+    parse_sm2_cipher(sym_encrypted_key)          # also proves it is DER, so it goes in verbatim
     if len(encrypted_private_key) != 32:
         raise ValueError("sm2EncryptedPrivateKey must be SM4-ECB of a 32-byte d")
+    # direct DER (byte-identical to _sm2_enveloped_key_asn1, tested)
+    return _der(0x30, _alg_null_der(sym_oid) + bytes(sym_encrypted_key) + _der(0x03, b"\x00" + bytes(public_point))
+                + _der(0x03, b"\x00" + bytes(encrypted_private_key)))
+
+
+def _sm2_enveloped_key_asn1(sym_encrypted_key: bytes, public_point: bytes, encrypted_private_key: bytes,
+                            sym_oid: str = OID.SM4_ECB) -> bytes:
+    """The same SM2EnvelopedKey through asn1crypto (the reference the direct encoding is tested against)."""
     return SM2EnvelopedKey({
         "sym_alg_id": alg_id(sym_oid),
         "sym_encrypted_key": SM2Cipher.load(sym_encrypted_key),

@@ -16,10 +16,14 @@ from pkicore.sm2 import DEFAULT_USER_ID, SM2PublicKey, sm2_verify
 _CURVE_OIDS = {"sm2p256v1": OID.SM2_CURVE, "secp256r1": OID.P256, "secp384r1": OID.P384}
 
 
-def public_key_info_from_point(curve: str, point: bytes) -> bytes:
-    """SPKI DER for an EC/SM2 point (id-ecPublicKey + namedCurve, as GM/T 0015 requires for SM2)."""
-    if curve == "sm2p256v1":
-        SM2PublicKey.from_point(point)  # validates
+# DER before the point, per (curve, point length): SEQUENCE { SEQUENCE { id-ecPublicKey, namedCurve },
+# BIT STRING { 00 || point } } ends with the point bytes verbatim, so one asn1crypto encoding per shape
+# gives the prefix and every later SPKI of that shape is prefix + point (the KMC makes one per key).
+_SPKI_PREFIX: dict[tuple[str, int], bytes] = {}
+_SM2_SPKI_PREFIX_65: bytes | None = None
+
+
+def _spki_asn1(curve: str, point: bytes) -> bytes:
     return asn1_keys.PublicKeyInfo({
         "algorithm": {"algorithm": "ec", "parameters": asn1_keys.ECDomainParameters(
             name="named", value=_CURVE_OIDS.get(curve, curve))},
@@ -27,8 +31,27 @@ def public_key_info_from_point(curve: str, point: bytes) -> bytes:
     }).dump()
 
 
+def public_key_info_from_point(curve: str, point: bytes) -> bytes:
+    """SPKI DER for an EC/SM2 point (id-ecPublicKey + namedCurve, as GM/T 0015 requires for SM2)."""
+    global _SM2_SPKI_PREFIX_65
+    if curve == "sm2p256v1":
+        SM2PublicKey.from_point(point)  # validates
+    prefix = _SPKI_PREFIX.get((curve, len(point)))
+    if prefix is not None:
+        return prefix + point
+    der = _spki_asn1(curve, point)
+    if point and der.endswith(point):
+        _SPKI_PREFIX[(curve, len(point))] = der[:-len(point)]
+        if curve == "sm2p256v1" and len(point) == 65:
+            _SM2_SPKI_PREFIX_65 = der[:-65]
+    return der
+
+
 def point_from_public_key_info(spki_der: bytes) -> tuple[str, bytes]:
     """(curve name, uncompressed point) from an EC/SM2 SubjectPublicKeyInfo."""
+    prefix = _SM2_SPKI_PREFIX_65
+    if prefix is not None and len(spki_der) == len(prefix) + 65 and spki_der.startswith(prefix):
+        return "sm2p256v1", bytes(spki_der[len(prefix):])   # exactly the DER shape built above
     info = asn1_keys.PublicKeyInfo.load(spki_der, strict=True)
     if info["algorithm"]["algorithm"].native != "ec":
         raise ValueError("not an EC/SM2 public key")

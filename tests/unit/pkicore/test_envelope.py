@@ -133,3 +133,13 @@ def test_direct_encoding_equals_asn1crypto_reference(content_info, content_len):
     assert env.encrypted_content == content and env.signature == sig and env.encrypted_key == key
     # a Party's memoised encoding is its IssuerAndSerialNumber
     assert recipient.dump() == recipient.asn1().dump()
+
+
+def test_enveloped_key_direct_encoding_equals_asn1crypto_reference():
+    from pkicore.envelope import _sm2_enveloped_key_asn1
+    for _ in range(5):
+        cipher, enc = _cipher(), secrets.token_bytes(32)
+        der = build_sm2_enveloped_key(cipher, _point_g(), enc)
+        assert der == _sm2_enveloped_key_asn1(cipher, _point_g(), enc)
+        env = parse_sm2_enveloped_key(der)
+        assert (env.sym_encrypted_key, env.public_point, env.encrypted_private_key) == (cipher, _point_g(), enc)
