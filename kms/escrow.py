@@ -45,6 +45,20 @@ EXPORT_FORMAT = "racentre-kms-export/1"
 
 
 @dataclass(frozen=True)
+class EscrowRequest:
+    """One encryption certificate to generate, archive and envelope a key for (``escrow_new_keys``)."""
+
+    ca_id: str
+    ca_name: str
+    user_cert_no: int
+    subscriber_public_key_info: bytes   # the subscriber's signing key: the envelope is encrypted to it
+    not_before: dt.datetime
+    not_after: dt.datetime
+    recipient: Party
+    user_name: str | None = None
+
+
+@dataclass(frozen=True)
 class Delivery:
     """What the subscriber (or a named recipient) receives, plus the public key for the certificate."""
 
@@ -203,32 +217,62 @@ class KeyEscrow:
         signing key). ``session``: join the caller's transaction (else one of our own).
 
         The HSM work runs before the database transaction, which stays short."""
-        _sm2_spki(subscriber_public_key_info)
+        return self.escrow_new_keys([EscrowRequest(
+            ca_id=ca_id, ca_name=ca_name, user_cert_no=user_cert_no,
+            subscriber_public_key_info=subscriber_public_key_info, not_before=not_before, not_after=not_after,
+            recipient=recipient, user_name=user_name)], actor=actor, session=session)[0]
+
+    def escrow_new_keys(self, requests: "list[EscrowRequest]", *, actor: str = "ca",
+                        session: Session | None = None) -> list[Delivery]:
+        """``escrow_new_key`` for several certificates (bulk issuance; a GM/T 0014 request may carry
+        several ApplyKeyReq items) in one database transaction: all archived or none (a certificate
+        that already has a key, or appears twice, raises EscrowConflict and nothing is written). Each key
+        gets its own row, MAC and audit row, exactly as one at a time."""
+        requests = list(requests)
+        seen = set()
+        for req in requests:
+            _sm2_spki(req.subscriber_public_key_info)
+            key = (req.ca_id, str(req.user_cert_no))
+            if key in seen:
+                raise EscrowConflict(f"certificate {req.user_cert_no} appears twice in the request")
+            seen.add(key)
+        if not requests:
+            return []
         kek_version, kek_label = self._current_kek()
-        # one HSM session: session pair + session SM4 key, d wrapped under the KEK and the SM4 key, the
-        # SM4 key wrapped to the subscriber, all destroyed -- the archive copy is the only one left
-        made = self.km.generate_enveloped_pair(kek_label, subscriber_public_key_info, label=self._tmp_label("enc"))
-        wrapped, sym_encrypted_key, encrypted_d = made.archived, made.sym_encrypted_key, made.encrypted_private_key
-        spki = made.public_key_info
+        # one HSM session per key: session pair + session SM4 key, d wrapped under the KEK and the SM4
+        # key, the SM4 key wrapped to the subscriber, all destroyed -- the archive copy is the only one left
+        made = [self.km.generate_enveloped_pair(kek_label, req.subscriber_public_key_info,
+                                                label=self._tmp_label("enc")) for req in requests]
         with _maybe_transaction(self.db, session) as s:
             kek = s.get(KekVersion, kek_version, with_for_update=True)
             if kek is None or kek.state == "retired":
                 self._kek_cache = None
                 raise EscrowError("the key-encryption key was retired meanwhile; retry")
-            if s.scalar(select(EscrowedKey.id).where(EscrowedKey.ca_id == ca_id,
-                                                     EscrowedKey.user_cert_no == str(user_cert_no))) is not None:
-                raise EscrowConflict(f"a key is already archived for certificate {user_cert_no}")
-            row = EscrowedKey(ca_id=ca_id, ca_name=ca_name, user_cert_no=str(user_cert_no), user_name=user_name,
-                              public_key_info=spki, wrapped_private_key=wrapped,
-                              kek_version=kek_version, status="active", not_before=not_before, not_after=not_after,
-                              created_at=utcnow(), mac=b"")
-            s.add(row)
+            by_ca: dict[str, list[str]] = {}
+            for req in requests:
+                by_ca.setdefault(req.ca_id, []).append(str(req.user_cert_no))
+            for ca_id, serials in by_ca.items():
+                taken = s.scalar(select(EscrowedKey.user_cert_no).where(
+                    EscrowedKey.ca_id == ca_id, EscrowedKey.user_cert_no.in_(serials)).limit(1))
+                if taken is not None:
+                    raise EscrowConflict(f"a key is already archived for certificate {taken}")
+            now = utcnow()
+            rows = [EscrowedKey(ca_id=req.ca_id, ca_name=req.ca_name, user_cert_no=str(req.user_cert_no),
+                                user_name=req.user_name, public_key_info=m.public_key_info,
+                                wrapped_private_key=m.archived, kek_version=kek_version, status="active",
+                                not_before=req.not_before, not_after=req.not_after, created_at=now, mac=b"")
+                    for req, m in zip(requests, made)]
+            s.add_all(rows)
             s.flush()
-            self._seal(row)
-            record(s, actor=actor, role="system", action="kms.key.escrowed", target_type="kms_key",
-                   target_id=row.id, user_cert_no=str(user_cert_no), ca=ca_name, kek_version=kek_version)
-            key_id = row.id
-        return self._package(key_id, user_cert_no, spki, sym_encrypted_key, encrypted_d, recipient)
+            for req, row in zip(requests, rows):
+                self._seal(row)
+                record(s, actor=actor, role="system", action="kms.key.escrowed", target_type="kms_key",
+                       target_id=row.id, user_cert_no=str(req.user_cert_no), ca=req.ca_name,
+                       kek_version=kek_version)
+            key_ids = [row.id for row in rows]
+        return [self._package(key_id, req.user_cert_no, m.public_key_info, m.sym_encrypted_key,
+                              m.encrypted_private_key, req.recipient)
+                for key_id, req, m in zip(key_ids, requests, made)]
 
     def _current_kek(self) -> tuple[int, str]:
         """(version, label) of the active KEK, cached a few seconds (a row names its KEK version, and the
