@@ -149,3 +149,30 @@ def test_client_refuses_tampered_or_foreign_response(client, service, subscriber
     der = client.build_request([m.RevokeKey(1)], task_no=556)
     with pytest.raises(ProtocolError):
         client.parse_response(service.handle(der), 999)   # answers another task
+
+
+def test_bulk_apply_is_one_transaction_and_falls_back_per_item(client, subscriber, escrow):
+    """A request of ApplyKeyReq items only is escrowed in one transaction (one creation time for all
+    rows); when that is refused as a whole (here: the same certificate twice) nothing is written and
+    each item gets its own verdict, as in a mixed request."""
+    from kms.models import EscrowedKey
+    d_sub, spki_sub = subscriber
+    serials = [secrets.randbits(60) for _ in range(3)]
+    results = client.send([m.ApplyKey(serial, spki_sub, *_window()) for serial in serials])
+    assert [r.user_cert_no for r in results] == serials
+    created = set()
+    for r in results:
+        assert isinstance(r, m.RetKey) and mul(_open(d_sub, r.signed_and_enveloped)) == public_point(r.public_key_info)
+        key_id = escrow.find(client_ca_id(client), r.user_cert_no)
+        assert audit(escrow, "kms_key", key_id) == ["kms.key.escrowed"]
+        with escrow.db() as s:
+            row = s.get(EscrowedKey, key_id)
+            escrow.check_record(row)
+            created.add(row.created_at)
+    assert len(created) == 1
+    again = secrets.randbits(60)
+    results = client.send([m.ApplyKey(again, spki_sub, *_window()), m.ApplyKey(again, spki_sub, *_window())])
+    assert isinstance(results[0], m.RetKey) and results[0].user_cert_no == again
+    assert results[1] == m.Failure(m.ErrNo.CONFLICT, results[1].description)
+    key_id = escrow.find(client_ca_id(client), again)
+    assert audit(escrow, "kms_key", key_id) == ["kms.key.escrowed"]
