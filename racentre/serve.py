@@ -102,6 +102,7 @@ class FastPathThreadWorker(ThreadWorker):
 
     _FALLBACK_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "SCRIPT_NAME"})
     _PEEK = 16384
+    _SEND_TIMEOUT = 5.0          # the main thread never blocks longer on one peer's reply
 
     def load_wsgi(self):
         super().load_wsgi()
@@ -150,12 +151,15 @@ class FastPathThreadWorker(ThreadWorker):
             return False
         if reply is None:
             return False
-        got = 0
-        while got < size:                       # consume the request just answered (already peeked)
-            chunk = client.recv(size - got)
-            if not chunk:
-                break
-            got += len(chunk)
+        got, lost = 0, False
+        try:
+            while got < size:                   # consume the request just answered (already peeked)
+                chunk = client.recv(size - got)
+                if not chunk:
+                    break
+                got += len(chunk)
+        except OSError:                         # the peer went away: the answer is not sent
+            lost = True
         self.nr += 1
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
@@ -165,14 +169,18 @@ class FastPathThreadWorker(ThreadWorker):
                  or len(self.keepalived_conns) - 1 >= self.max_keepalived)
         out = self._head(version, close, len(reply)) + reply
         try:
+            if lost:
+                raise ConnectionResetError
             try:
                 sent = client.send(out)
             except BlockingIOError:
                 sent = 0
-            if sent < len(out):
-                client.setblocking(True)
-                client.sendall(out[sent:])
-                client.setblocking(False)
+            if sent < len(out):                 # a peer not reading: bounded wait, then dropped
+                client.settimeout(self._SEND_TIMEOUT)
+                try:
+                    client.sendall(out[sent:])
+                finally:
+                    client.setblocking(False)
         except OSError:
             close = True
         if close:
