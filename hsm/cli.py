@@ -1,6 +1,9 @@
 """`racentre hsm ...`: operator commands over the key manager (info, init-token, keygen, list, sign, pubkey)."""
 from __future__ import annotations
 
+import contextlib
+import getpass
+import hashlib
 import json
 import sys
 
@@ -9,6 +12,8 @@ from asn1crypto import pem
 
 from hsm import KEY_SPECS, HsmConfig, init_token
 from hsm.errors import HsmError
+from pkicore.audit import record
+from pkicore.db import transaction
 from pkicore.secret import Secret
 
 
@@ -18,6 +23,20 @@ def _config(ctx: click.Context) -> HsmConfig:
 
 def _manager(ctx: click.Context):
     return ctx.obj["services"].key_manager
+
+
+def _operator() -> str:
+    """The operator as the OS knows them (the CLI has no console login)."""
+    return f"os:{getpass.getuser()}"
+
+
+@contextlib.contextmanager
+def _audited(ctx: click.Context, action: str, label: str, **detail):
+    """An operator's key operation and its audit row, committed together (nothing audited if it fails)."""
+    with transaction(ctx.obj["services"].db) as session:
+        yield
+        record(session, actor=_operator(), role="hsm_operator", action=action, target_type="hsm_key",
+               target_id=label, **detail)
 
 
 @click.group("hsm")
@@ -61,8 +80,9 @@ def keygen(ctx, label, algorithm, extractable):
     """Generate a key (pair) inside the HSM."""
     km = _manager(ctx)
     spec = KEY_SPECS[algorithm]
-    info = (km.generate_key_pair(label, algorithm, extractable=extractable) if spec.pair
-            else km.generate_secret_key(label, algorithm, extractable=extractable))
+    with _audited(ctx, "hsm.key.generate", label, algorithm=algorithm, extractable=extractable):
+        info = (km.generate_key_pair(label, algorithm, extractable=extractable) if spec.pair
+                else km.generate_secret_key(label, algorithm, extractable=extractable))
     click.echo(json.dumps(info.as_dict()))
 
 
@@ -104,7 +124,8 @@ def pubkey(ctx, key, out):
 def sign(ctx, key, infile, outfile, mechanism, user_id):
     """Sign data with a key in the HSM (SM2/ECDSA: DER r,s)."""
     data = infile.read()
-    sig = _manager(ctx).sign(key, data, mechanism, user_id=user_id.encode() if user_id else None)
+    with _audited(ctx, "hsm.key.sign", key, mechanism=mechanism, sha256=hashlib.sha256(data).hexdigest()):
+        sig = _manager(ctx).sign(key, data, mechanism, user_id=user_id.encode() if user_id else None)
     outfile.write(sig)
     if outfile is sys.stdout.buffer:
         outfile.flush()

@@ -3,8 +3,10 @@ auto-initialised software token, keys generated and used through `racentre hsm .
 by Bouncy Castle and OpenSSL."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +60,14 @@ def test_info_keygen_list_sign_pubkey(site, tmp_path):
     pub = run(site, "hsm", "pubkey", "ca-sign", "--out", str(tmp_path / "pub.pem"))
     assert pub.returncode == 0, pub.stderr
     assert openssl_sm2_verify(tmp_path / "pub.pem", tmp_path / "msg", tmp_path / "sig")
+    # the operator's key generation and signature are in the audit trail, which verifies
+    with sqlite3.connect(site / "var" / "racentre.db") as conn:
+        rows = conn.execute("select action, actor, detail from audit_event where target_id = 'ca-sign' "
+                            "order by id").fetchall()
+    assert [r[0] for r in rows] == ["hsm.key.generate", "hsm.key.sign"] and rows[0][1].startswith("os:")
+    assert hashlib.sha256(b"signed by the operator CLI").hexdigest() in rows[1][2]
+    verify = run(site, "audit", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 def test_errors_are_clear_and_keep_secrets(site):
