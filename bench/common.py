@@ -40,23 +40,7 @@ def openssl_speed_sm2(seconds: int = 3, multi: int = 1, elapsed: bool = False) -
 
 def rate(fn, threads: int, seconds: float) -> float:
     """Calls per second of ``fn`` from ``threads`` threads over about ``seconds``."""
-    counts = [0] * threads
-    stop = time.perf_counter() + seconds
-
-    def worker(i):
-        n = 0
-        while time.perf_counter() < stop:
-            fn()
-            n += 1
-        counts[i] = n
-
-    start = time.perf_counter()
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return sum(counts) / (time.perf_counter() - start)
+    return rate_and_cpu(fn, threads, seconds)[0]
 
 
 def cpu_count() -> int:

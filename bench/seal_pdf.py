@@ -62,10 +62,12 @@ def main() -> None:
     doc = make_pdf(1, pad_to=1024 * 1024)
     picture = demo_picture()
     print(f"pdf_input_bytes {len(doc)}")
-    signer = pdf.HsmSigner(km, unit.label, unit.certificate, unit.alg, chain=[ca.certificate])
     stamper = pdf.InProcessTimeStamper(tsa.respond)
 
     def ours():
+        # a signer per document, as SealService makes one: its asn1crypto certificate objects fill lazy
+        # caches while signing and must not be shared between threads
+        signer = pdf.HsmSigner(km, unit.label, unit.certificate, unit.alg, chain=[ca.certificate])
         return pdf.seal_pdf(doc, signer=signer, picture=picture, width_mm=40, height_mm=40, timestamper=stamper)
 
     sealed = ours()
