@@ -4,8 +4,9 @@ authority (``seal-maker``, GB/T 38540 §6) — and the KMC is attached to the CA
 encryption keys of GM/T 0034 dual certificates over GM/T 0014.
 
 Idempotent: each identity's key is generated in the HSM once (never extractable) and certified once
-per key — the IssueRequest id is ``site:<role>:<SHA-256 of the key, 16 hex>`` and EmbeddedCA issuance is
-idempotent on it — so every worker process may call these at start-up and reads the same certificate.
+per key and issuing CA — the IssueRequest id is ``site:<role>:<CA name>:<SHA-256 of the key, 16 hex>`` and
+EmbeddedCA issuance is idempotent on it — so every worker process may call these at start-up and reads
+the same certificate.
 """
 from __future__ import annotations
 
@@ -36,10 +37,6 @@ SEAL_FACTORY = "racentre.seal.factory"
 class Certified:
     certificate: bytes
     chain: tuple[bytes, ...]          # issuing CA up to and including the root
-
-    @property
-    def root(self) -> bytes:
-        return self.chain[-1]
 
 
 class Site:
