@@ -14,14 +14,23 @@ from hsm.provision import build_softtoken
 from pkicore.secret import Secret
 
 
+def _scratch_config(directory: Path, pool_size: int) -> HsmConfig:
+    return HsmConfig(module=str(build_softtoken()), token="bench", pin=Secret("bench-pin"),
+                     pool_size=pool_size, softtoken=SoftTokenConfig(dir=str(directory)))
+
+
 def scratch_key_manager(pool_size: int = 4) -> KeyManager:
     """A fresh software token in a temp directory (set before the module is loaded)."""
     directory = Path(tempfile.mkdtemp(prefix="racentre-bench-"))
     (directory / "softtoken.conf").write_text("pbkdf2_iterations = 10000\n")
-    config = HsmConfig(module=str(build_softtoken()), token="bench", pin=Secret("bench-pin"),
-                       pool_size=pool_size, softtoken=SoftTokenConfig(dir=str(directory)))
+    config = _scratch_config(directory, pool_size)
     init_token(config, Secret("bench-so-pin"), Secret("bench-pin"))
     return KeyManager(config)
+
+
+def scratch_key_manager_at(directory: Path, pool_size: int = 4) -> KeyManager:
+    """Another process's key manager on the token ``scratch_key_manager`` made in ``directory``."""
+    return KeyManager(_scratch_config(directory, pool_size))
 
 
 def openssl_speed_sm2(seconds: int = 3, multi: int = 1, elapsed: bool = False) -> tuple[float, float]:

@@ -214,7 +214,9 @@ class Party:
         """DER IssuerAndSerialNumber (memoised: a Party is immutable)."""
         der = self.__dict__.get("_der")
         if der is None:
-            der = self.asn1().dump()
+            # SEQUENCE { issuer Name, serialNumber INTEGER } (RFC 5652 10.2.4) concatenated directly: the
+            # issuer's DER is cached by asn1crypto, and a KMC makes one Party per escrowed key
+            der = _der(0x30, self.issuer.dump() + core.Integer(self.serial).dump())
             object.__setattr__(self, "_der", der)
         return der
 

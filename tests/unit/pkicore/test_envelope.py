@@ -133,6 +133,10 @@ def test_direct_encoding_equals_asn1crypto_reference(content_info, content_len):
     assert env.encrypted_content == content and env.signature == sig and env.encrypted_key == key
     # a Party's memoised encoding is its IssuerAndSerialNumber
     assert recipient.dump() == recipient.asn1().dump()
+    for serial in (0, 1, 127, 128, 255, 2 ** 63, 2 ** 64 - 1):
+        for issuer in (recipient.issuer, x509.Name.load(recipient.issuer.dump())):
+            party = Party(issuer, serial)
+            assert party.dump() == party.asn1().dump()
 
 
 def test_enveloped_key_direct_encoding_equals_asn1crypto_reference():
