@@ -97,6 +97,8 @@ class KeyEscrowCA(Protocol):
 
     def prepare_escrowed_key(self, request: EscrowedKeyRequest) -> EscrowedKey: ...
 
+    def release_escrowed_key(self, request_id: str, session: Session) -> bool: ...
+
 
 @runtime_checkable
 class CABackend(Protocol):

@@ -151,6 +151,16 @@ class EmbeddedCA:
             raise IssuanceError(f"CA {ca.name} is a root CA; end-entity certificates come from an issuing CA")
         return self.kmc.prepare(request, ca, days)
 
+    def release_escrowed_key(self, request_id: str, session: Session) -> bool:
+        """Give back a key ``prepare_escrowed_key`` reserved for a request that will not be issued (in
+        ``session``'s transaction; the KMC is told after it commits). A request id that was already
+        issued keeps its key: its certificate names it."""
+        if self.kmc is None:
+            return False
+        if self._existing(session, request_id) is not None:
+            raise RequestConflict(f"request {request_id} was issued; revoke its certificate instead")
+        return self.kmc.release(session, request_id)
+
     def issue(self, request: IssueRequest, session: Session | None = None) -> IssuedCertificate:
         """Issue (or return the certificate already issued for ``request.request_id``). For a key-escrow
         profile, a reservation made by ``prepare_escrowed_key`` fixes the serial, validity and key."""

@@ -110,6 +110,22 @@ class KmcLink:
             raise RequestConflict(f"request {request.request_id} already reserved a key for another subscriber key")
         return _as_key(row, ca.name)
 
+    def release(self, session: Session, request_id: str) -> bool:
+        """Give back the key reserved for ``request_id`` when that request will never be issued (the RA
+        rejected it after an approval attempt reserved one): the reservation goes in ``session``'s
+        transaction, and the KMC gets a RevokeKeyReq for the reserved serial once it has committed, so the
+        archive holds no live key that no certificate names. False if nothing was reserved."""
+        row = self.reservation(session, request_id)
+        if row is None:
+            return False
+        ca = self.directory.by_id(row.ca_id)
+        serial = int(row.serial, 16)
+        session.delete(row)
+        record(session, actor=f"ca:{ca.name}", role="ca", action="ca.escrow.release", target_type="certificate",
+               target_id=f"{ca.name}/{serial:x}", request_id=request_id)
+        self.revoke_after_commit(session, ca, serial)
+        return True
+
     # ------------------------------------------------------------------ revocation
     def notify_revoked(self, ca: CaInfo, serial: int) -> None:
         """RevokeKeyReq now; a failure is logged (the archive keeps the key; revocation stands)."""

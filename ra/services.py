@@ -127,7 +127,12 @@ class RaService:
 
     def reject(self, actor: Actor, request_id: int, reason: str) -> dict:
         with transaction(self.db) as session:
-            return self._request_dict(session, workflow.reject(session, actor, request_id, reason))
+            req = workflow.reject(session, actor, request_id, reason)
+            if isinstance(self.ca, KeyEscrowCA) and req.type == RequestType.CIVIL_SERVANT_DUAL.value:
+                # an approval attempt may have reserved a KMC key for the encryption certificate: give it back
+                workflow.ca_call("release the reserved KMC key", self.ca.release_escrowed_key,
+                                 workflow.ca_request_id(req, "enc"), session)
+            return self._request_dict(session, req)
 
     def get_request(self, request_id: int) -> dict:
         with self.db() as session:

@@ -504,11 +504,11 @@ def escrow_needed(session: Session, actor: Actor, request_id: int, *,
             or len(req.approvals) + 1 < policy.approvals[req.type]:
         return None
     person = session.get(CivilServant, req.civil_servant_id)
-    return EscrowedKeyRequest(request_id=_ca_request_id(req, "enc"), profile=policy.profiles[req.type]["enc"],
+    return EscrowedKeyRequest(request_id=ca_request_id(req, "enc"), profile=policy.profiles[req.type]["enc"],
                               subscriber_public_key_info=req.sign_spki, user_name=person.name if person else None)
 
 
-def _ca_request_id(req: CertRequest, usage: str) -> str:
+def ca_request_id(req: CertRequest, usage: str) -> str:
     return f"ra-{req.id}-{usage}"
 
 
@@ -593,12 +593,12 @@ def _issue(session: Session, actor: Actor, req: CertRequest, ca: CABackend, poli
         dns, ips = server.dns_names, server.ip_addresses
     keys = {"sign": req.sign_spki, "enc": req.enc_spki}
     if req.type == RequestType.CIVIL_SERVANT_DUAL.value and req.enc_spki is None:
-        if escrowed is None or escrowed.request_id != _ca_request_id(req, "enc"):
+        if escrowed is None or escrowed.request_id != ca_request_id(req, "enc"):
             raise IssuanceFailed("the encryption key comes from the key-management centre, and the CA has none "
                                  "attached (or reserved no key for this request)")
         keys["enc"] = escrowed.public_key_info
     for usage, profile in policy.profiles[req.type].items():
-        ca_request = IssueRequest(request_id=_ca_request_id(req, usage), profile=profile, subject=subject,
+        ca_request = IssueRequest(request_id=ca_request_id(req, usage), profile=profile, subject=subject,
                                   public_key_info=keys[usage], dns_names=tuple(dns), ip_addresses=tuple(ips),
                                   identity=identity)
         issued: IssuedCertificate = ca_call("issue a certificate", ca.issue, ca_request, session=session)

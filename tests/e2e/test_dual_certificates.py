@@ -168,3 +168,47 @@ def test_dual_request_without_kmc_is_refused_at_submission(client, services, wit
     resp = client("POST", "/api/v1/ra/requests", "applicant",
                   json={"type": "civil-servant-dual", "subject_id": person.json["id"], "csr": csr.decode()})
     assert resp.status_code == 400 and "key-management centre" in resp.json["error"]["message"]
+
+
+def test_rejecting_after_a_failed_approval_gives_the_reserved_kmc_key_back(client, services, tmp_path, monkeypatch):
+    """The final approval reserves a KMC key before its transaction; if issuing then fails, the reservation
+    stays (a retry reuses it). Rejecting the request afterwards deletes the reservation and tells the KMC
+    (RevokeKeyReq), so the archive keeps no live key that no certificate names; both steps are audited."""
+    from ca_bridge.models import EscrowReservation
+    from pkicore.audit import AuditEvent
+    unit = client("POST", "/api/v1/ra/units", "operator",
+                  json={"name": f"杭州市拒绝局-{helpers.tag()}", "uscc": helpers.uscc(), "legal_representative": "王五"})
+    person = client("POST", "/api/v1/ra/civil-servants", "operator",
+                    json={"name": "李四", "id_number": helpers.id_number(), "unit_id": unit.json["id"]})
+    assert person.status_code == 201, person.json
+    openssl_sm2_key(tmp_path / "sign.key")
+    csr = openssl_csr(tmp_path, "sign", "/CN=李四", sm2=True, key=tmp_path / "sign.key")
+    rid = client("POST", "/api/v1/ra/requests", "applicant",
+                 json={"type": "civil-servant-dual", "subject_id": person.json["id"], "csr": csr.decode()}).json["id"]
+    client("POST", f"/api/v1/ra/requests/{rid}/vet", "operator", json={"documents_checked": True})
+    assert client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_a").json["state"] == "vetted"
+
+    def broken_issue(*args, **kwargs):
+        raise RuntimeError("CA signing failed")
+
+    monkeypatch.setattr(services.ca, "issue", broken_issue)
+    failed = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
+    assert failed.status_code >= 500 and "nothing was recorded" in failed.get_data(as_text=True), failed.json
+    monkeypatch.undo()
+    with services.db() as session:
+        reserved = session.scalar(select(EscrowReservation).where(EscrowReservation.request_id == f"ra-{rid}-enc"))
+        assert reserved is not None
+        serial = str(int(reserved.serial, 16))
+        assert session.scalar(select(EscrowedKey.status).where(EscrowedKey.user_cert_no == serial)) == "active"
+
+    rejected = client("POST", f"/api/v1/ra/requests/{rid}/reject", "officer_b", json={"reason": "材料不实"})
+    assert rejected.status_code == 200 and rejected.json["state"] == "rejected", rejected.json
+    with services.db() as session:
+        assert session.scalar(select(EscrowReservation).where(EscrowReservation.request_id == f"ra-{rid}-enc")) is None
+        assert session.scalar(select(EscrowedKey.status).where(EscrowedKey.user_cert_no == serial)) == "revoked"
+        actions = set(session.scalars(select(AuditEvent.action).where(
+            AuditEvent.action.in_(("ca.escrow.reserve", "ca.escrow.release")),
+            AuditEvent.target_id.like(f"%/{int(serial):x}"))))
+        assert actions == {"ca.escrow.reserve", "ca.escrow.release"}
+    # the rejected request has nothing to hand out
+    assert client("GET", f"/api/v1/ra/requests/{rid}/certificates/enc/envelope", "applicant").status_code == 404
