@@ -6,9 +6,15 @@ through Alembic (``migrations/``); ``create_all`` is used only by tests of a sin
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
+import sqlite3
+import threading
+import time
 from contextlib import contextmanager
 
 from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -32,10 +38,110 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.timezone.utc)
 
 
+SQLITE_LOCK_TIMEOUT = 30.0
+
+
+class SqliteWriterLock:
+    """One SQLite write transaction at a time per database file, across the threads of a process
+    (a mutex) and across processes (``flock`` on ``<file>-writelock``), taken before BEGIN IMMEDIATE
+    and given back after COMMIT or ROLLBACK.
+
+    SQLite itself serialises writers too, but a writer that finds the database locked sleeps in its busy
+    handler (1, 2, 5 ... 100 ms) and is not woken when the lock is free: with a few dozen request threads
+    the database then sits idle while they sleep (p99 of seconds). Waiting here hands the lock over at
+    once. SQLite's own locking stays underneath for any process that does not take this lock."""
+
+    _registry: dict[tuple[int, str], "SqliteWriterLock"] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, path: str):
+        self.path = path
+        self._mutex = threading.Lock()
+        self._fd: int | None = None
+
+    @classmethod
+    def for_file(cls, path: str) -> "SqliteWriterLock":
+        """The process's lock for ``path`` (per pid: a forked worker gets its own mutex and descriptor)."""
+        key = (os.getpid(), os.path.realpath(path))
+        with cls._registry_lock:
+            lock = cls._registry.get(key)
+            if lock is None:
+                lock = cls._registry[key] = cls(key[1])
+            return lock
+
+    def acquire(self, timeout: float = SQLITE_LOCK_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        if not self._mutex.acquire(timeout=timeout):
+            raise sqlite3.OperationalError(f"database is locked (no write transaction within {timeout:.0f} s)")
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path + "-writelock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            pause = 5e-5
+            while True:           # another process holds it: poll (only one thread of ours waits here)
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise sqlite3.OperationalError(
+                            f"database is locked (no write transaction within {timeout:.0f} s)") from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, 5e-4)
+        except BaseException:
+            self._mutex.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._mutex.release()
+
+
+class _LockingConnection(sqlite3.Connection):
+    """pysqlite connection that gives the writer lock back once its transaction has ended."""
+
+    writer_lock: SqliteWriterLock | None = None
+    holds_writer_lock = False
+
+    def _give_back(self) -> None:
+        if self.holds_writer_lock:
+            self.holds_writer_lock = False
+            self.writer_lock.release()
+
+    def commit(self) -> None:
+        super().commit()          # a failed COMMIT leaves the transaction open: rollback gives the lock back
+        self._give_back()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._give_back()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._give_back()
+
+
+def _sqlite_file(url: str) -> str | None:
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
 def make_engine(url: str, **kwargs) -> Engine:
-    """An engine with the settings we rely on: SQLite foreign keys and WAL, PostgreSQL pre-ping."""
+    """An engine with the settings we rely on: SQLite foreign keys, WAL and one writer at a time
+    (``SqliteWriterLock``), PostgreSQL pre-ping."""
     if url.startswith("sqlite"):
-        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        path = _sqlite_file(url)
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_LOCK_TIMEOUT}
+        if path is not None:
+            connect_args["factory"] = _LockingConnection
+        kwargs.setdefault("connect_args", connect_args)
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -52,7 +158,17 @@ def make_engine(url: str, **kwargs) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
             # BEGIN IMMEDIATE: writers serialise at the start, so read-then-write never deadlocks.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            dbapi_conn = conn.connection.dbapi_connection
+            if isinstance(dbapi_conn, _LockingConnection) and not dbapi_conn.holds_writer_lock:
+                lock = SqliteWriterLock.for_file(path)
+                lock.acquire()
+                dbapi_conn.writer_lock, dbapi_conn.holds_writer_lock = lock, True
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                if isinstance(dbapi_conn, _LockingConnection):
+                    dbapi_conn._give_back()
+                raise
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
