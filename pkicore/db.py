@@ -39,6 +39,7 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 SQLITE_LOCK_TIMEOUT = 30.0
+READ_ONLY = "racentre_read_only"        # execution option set by ``reading``
 
 
 class SqliteWriterLock:
@@ -158,6 +159,9 @@ def make_engine(url: str, **kwargs) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
             # BEGIN IMMEDIATE: writers serialise at the start, so read-then-write never deadlocks.
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")       # deferred: a WAL reader neither waits nor blocks anyone
+                return
             dbapi_conn = conn.connection.dbapi_connection
             if isinstance(dbapi_conn, _LockingConnection) and not dbapi_conn.holds_writer_lock:
                 lock = SqliteWriterLock.for_file(path)
@@ -186,3 +190,23 @@ def transaction(factory: sessionmaker[Session]):
     with factory() as session:
         with session.begin():
             yield session
+
+
+@contextmanager
+def reading(factory: sessionmaker[Session]):
+    """A unit of work that only reads (a token look-up, a pre-check): on SQLite a deferred transaction
+    that takes no writer lock, so it never queues behind writers; rolled back at the end. Writing in it
+    is refused (a flush raises), so a misuse cannot slip past the writer lock."""
+    with factory() as session:
+        session.connection(execution_options={READ_ONLY: True})
+        session.info[READ_ONLY] = True
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
+@event.listens_for(Session, "before_flush")
+def _no_writes_when_reading(session: Session, _context, _instances) -> None:
+    if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise RuntimeError("a read-only unit of work (pkicore.db.reading) tried to write")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.api import CABackend, CertificateStatus, IssuedCertificate, IssueRequest, KeyEscrowCA, RevocationReason
 from pkicore.audit import AuditEvent
-from pkicore.db import as_utc, transaction
+from pkicore.db import as_utc, reading, transaction
 from pkicore.envelope import enveloped_key_from_signed_and_enveloped
 from pkicore.errors import ErrorCode
 
@@ -117,7 +117,7 @@ class RaService:
         if isinstance(self.ca, KeyEscrowCA):
             # GM/T 0034: the KMC makes the encryption key before the approving transaction opens (it may be
             # remote; no lock is held across the call); the reservation is reused if the approval fails
-            with self.db() as session:
+            with reading(self.db) as session:
                 need = workflow.escrow_needed(session, actor, request_id, policy=self.policy)
             if need is not None:
                 escrowed = workflow.ca_call("reserve a KMC encryption key", self.ca.prepare_escrowed_key, need)

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from ca_bridge.api import (CABackend, EscrowedKey, EscrowedKeyRequest, IssuedCertificate, IssueRequest,
@@ -528,9 +529,12 @@ def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
         raise Forbidden("an officer cannot approve a request they submitted")
     if actor.name == req.vetted_by:
         raise Forbidden("an officer cannot approve a request they vetted")
-    session.add(Approval(request_id=req.id, officer=actor.name))
+    # _lock loaded the approvals after taking the row lock, so they are every committed one: no COUNT
+    req.approvals.append(Approval(officer=actor.name))
     _flush(session)
-    count = session.scalar(select(func.count()).select_from(Approval).where(Approval.request_id == req.id))
+    count = len(req.approvals)
+    # a vetted request has no certificates yet (they are added with the move to issued): none to load
+    set_committed_value(req, "certificates", [])
     threshold = policy.approvals[req.type]
     record(session, actor=actor.name, role=actor.role, action="ra.request.approve", target_type=TARGET,
            target_id=req.id, approvals=count, threshold=threshold)
@@ -538,7 +542,6 @@ def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
         req.state = RequestState.APPROVED.value
         _carry_out(session, actor, req, ca, policy, escrowed)
     _flush(session)
-    session.refresh(req, ["approvals", "certificates"])
     return req
 
 
@@ -604,7 +607,7 @@ def _issue(session: Session, actor: Actor, req: CertRequest, ca: CABackend, poli
         issued: IssuedCertificate = ca_call("issue a certificate", ca.issue, ca_request, session=session)
         if issued.request_id != ca_request.request_id:
             raise IssuanceFailed("the CA answered for another request")
-        session.add(RaCertificate(request_id=req.id, ca_request_id=ca_request.request_id, usage=usage,
+        req.certificates.append(RaCertificate(ca_request_id=ca_request.request_id, usage=usage,
                                   profile=issued.profile, ca=issued.ca, serial=format(issued.serial, "x"),
                                   public_key_info=keys[usage], certificate=issued.certificate,
                                   key_envelope=issued.key_envelope,

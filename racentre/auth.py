@@ -22,7 +22,7 @@ from flask import current_app, g, request
 from sqlalchemy import Boolean, DateTime, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from pkicore.db import Base, as_utc, utcnow
+from pkicore.db import Base, as_utc, reading, utcnow
 from pkicore.errors import ErrorCode, PkiError
 
 ROLES = ("applicant", "ra_operator", "ra_officer", "ra_admin", "auditor", "api_client", "key_recovery_officer")
@@ -156,7 +156,7 @@ def current_principal() -> Principal:
             return principal
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("missing bearer token")
-    with current_app.extensions["racentre.db"]() as session:
+    with reading(current_app.extensions["racentre.db"]) as session:
         return authenticate(session, token.strip())
 
 

@@ -105,3 +105,32 @@ def test_memory_databases_need_no_lock():
     with eng.begin() as conn:
         assert conn.execute(text("SELECT 1")).scalar_one() == 1
     eng.dispose()
+
+
+def test_reading_takes_no_writer_lock_and_refuses_to_write(engine, tmp_path):
+    from sqlalchemy import Column, Integer, MetaData, Table
+    from sqlalchemy.orm import registry
+
+    from pkicore.db import make_session_factory, reading
+    lock = SqliteWriterLock.for_file(str(tmp_path / "lock.db"))
+    factory = make_session_factory(engine)
+    lock.acquire()                      # a writer holds the database: a reader still reads at once
+    try:
+        t0 = time.perf_counter()
+        with reading(factory) as session:
+            assert session.execute(text("SELECT n FROM counter")).scalar_one() == 0
+        assert time.perf_counter() - t0 < 1.0
+    finally:
+        lock.release()
+
+    class Counter:
+        pass
+
+    table = Table("counter", MetaData(), Column("id", Integer, primary_key=True), Column("n", Integer))
+    registry().map_imperatively(Counter, table)
+    with pytest.raises(RuntimeError, match="read-only"):
+        with reading(factory) as session:
+            session.get(Counter, 1).n = 99
+            session.flush()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT n FROM counter")).scalar_one() == 0
