@@ -14,6 +14,7 @@
 void snap_free(st_keysnap *k)
 {
     EVP_PKEY_free(k->pkey);
+    sm2p256_key_free(k->sm2);
     OPENSSL_cleanse(k, sizeof(*k));
 }
 
@@ -45,7 +46,8 @@ CK_RV snap_key(st_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE usage, st_ke
         k->slen = v->len;
         return CKR_OK;
     }
-    if ((rv = key_build_pkey(o)) != CKR_OK)
+    int own_sm2 = o->curve == ST_CURVE_SM2 && st_sm2_fast();
+    if ((rv = own_sm2 ? key_build_sm2(o) : key_build_pkey(o)) != CKR_OK)
         return rv;
     if (o->curve != ST_CURVE_NONE) {
         if (ec_point_raw(o, k->pub, &k->publ) != CKR_OK)
@@ -54,6 +56,11 @@ CK_RV snap_key(st_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE usage, st_ke
             memcpy(k->zdef, o->zdef, 32);
             k->zdef_ok = 1;
         }
+    }
+    if (own_sm2) {
+        sm2p256_key_ref(o->sm2);
+        k->sm2 = o->sm2;
+        return CKR_OK;
     }
     if (!EVP_PKEY_up_ref(o->pkey))
         return CKR_GENERAL_ERROR;
@@ -195,9 +202,61 @@ CK_RV sym_oneshot(st_op *op, int enc, const unsigned char *in, size_t inl, unsig
 
 /* ------------------------------------------------------------------ asymmetric encryption */
 
-CK_RV asym_crypt(CK_MECHANISM_TYPE m, EVP_PKEY *pk, int enc, const unsigned char *in, size_t inl,
+/* SM2 on our own code (sm2p256.c), same conventions as the OpenSSL path below: a size query
+ * answers OpenSSL's bound for encryption and the exact length for decryption */
+static CK_RV sm2_crypt(sm2p256_key *k, int enc, const unsigned char *in, size_t inl, unsigned char *out,
+                       CK_ULONG *outl)
+{
+    size_t need;
+    if (enc) {
+        if (inl == 0 || inl > ((size_t)1 << 30))
+            return CKR_DATA_LEN_RANGE;
+        need = sm2p256_cipher_bound(inl);
+    } else if (!sm2p256_key_has_priv(k) || sm2p256_plain_len(in, inl, &need)) {
+        return CKR_ENCRYPTED_DATA_INVALID;
+    }
+    if (!out) {
+        *outl = need;
+        return CKR_OK;
+    }
+    if (*outl < need) {
+        if (!enc) {
+            *outl = need;
+            return CKR_BUFFER_TOO_SMALL;
+        }
+        /* the bound may exceed the real size: encrypt into a scratch buffer first */
+        unsigned char *tmp = OPENSSL_malloc(need);
+        size_t tl = need;
+        CK_RV rv;
+        if (!tmp)
+            return CKR_HOST_MEMORY;
+        if (sm2p256_encrypt(sm2p256_key_pub(k), in, inl, tmp, &tl)) {
+            rv = CKR_FUNCTION_FAILED;
+        } else if (tl > *outl) {
+            *outl = tl;
+            rv = CKR_BUFFER_TOO_SMALL;
+        } else {
+            memcpy(out, tmp, tl);
+            *outl = tl;
+            rv = CKR_OK;
+        }
+        OPENSSL_free(tmp);
+        return rv;
+    }
+    size_t ol = *outl;
+    if (enc ? sm2p256_encrypt(sm2p256_key_pub(k), in, inl, out, &ol) : sm2p256_decrypt(k, in, inl, out, &ol))
+        return enc ? CKR_FUNCTION_FAILED : CKR_ENCRYPTED_DATA_INVALID;
+    *outl = ol;
+    return CKR_OK;
+}
+
+CK_RV asym_crypt(CK_MECHANISM_TYPE m, EVP_PKEY *pk, sm2p256_key *sm2, int enc, const unsigned char *in, size_t inl,
                  unsigned char *out, CK_ULONG *outl)
 {
+    if (m == CKM_SM2_ENCRYPT && sm2)
+        return sm2_crypt(sm2, enc, in, inl, out, outl);
+    if (!pk)
+        return CKR_FUNCTION_FAILED;
     EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
     CK_RV rv = CKR_FUNCTION_FAILED;
     size_t need = 0;

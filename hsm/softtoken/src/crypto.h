@@ -11,7 +11,8 @@ typedef struct {
     CK_KEY_TYPE ktype;
     int curve;
     int extractable;
-    EVP_PKEY *pkey;                 /* own reference */
+    EVP_PKEY *pkey;                 /* own reference; NULL for SM2 keys on our own code */
+    sm2p256_key *sm2;               /* own reference, SM2 keys on our own code */
     unsigned char secret[512];      /* secret key value */
     size_t slen;
     unsigned char pub[97];          /* EC/SM2 public point 04||X||Y */
@@ -28,6 +29,6 @@ int mech_is_symmetric(CK_MECHANISM_TYPE m);
 int mech_is_keywrap(CK_MECHANISM_TYPE m);
 CK_RV sym_init(st_op *op, const CK_MECHANISM *mech, const st_keysnap *k, int enc);
 CK_RV sym_oneshot(st_op *op, int enc, const unsigned char *in, size_t inl, unsigned char *out, CK_ULONG *outl);
-CK_RV asym_crypt(CK_MECHANISM_TYPE m, EVP_PKEY *pk, int enc, const unsigned char *in, size_t inl,
+CK_RV asym_crypt(CK_MECHANISM_TYPE m, EVP_PKEY *pk, sm2p256_key *sm2, int enc, const unsigned char *in, size_t inl,
                  unsigned char *out, CK_ULONG *outl);
 #endif

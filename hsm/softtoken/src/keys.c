@@ -7,6 +7,8 @@
  *   RSA keys (v2.40 current mechanisms 2.1.2/2.1.3);
  *   PKCS#8 PrivateKeyInfo (RFC 5208) for AES key wrap of private keys.
  * Private scalars are checked to lie in [1, n-1] ([1, n-2] for SM2, GB/T 32918.1 6.1).
+ * SM2 keys are also (and, unless RACENTRE_SOFTTOKEN_SM2_IMPL=openssl, only) held as our own
+ * sm2p256_key (sm2p256.c): key_build_sm2.
  */
 #include "st.h"
 #include <openssl/bn.h>
@@ -97,8 +99,19 @@ CK_RV ec_point_raw(const st_object *o, unsigned char *out, size_t *outlen)
     return CKR_OK;
 }
 
+int st_sm2_fast(void)
+{
+    return !g_st.sm2_openssl;
+}
+
 CK_RV ec_pub_from_priv(int curve, const unsigned char *d, size_t dlen, unsigned char *pub, size_t *publen)
 {
+    if (curve == ST_CURVE_SM2 && st_sm2_fast()) {
+        if (dlen != 32 || sm2p256_pub_from_priv(d, pub))    /* d in [1, n-2], constant time */
+            return CKR_ATTRIBUTE_VALUE_INVALID;
+        *publen = 65;
+        return CKR_OK;
+    }
     CK_RV rv = CKR_ATTRIBUTE_VALUE_INVALID;
     EC_GROUP *g = EC_GROUP_new_by_curve_name(curve_nid(curve));
     BN_CTX *ctx = BN_CTX_new();
@@ -226,6 +239,46 @@ done:
     return rv;
 }
 
+/* g_st.lock held (or o not yet shared): o->sm2 from CKA_EC_POINT and, for a private key,
+ * CKA_VALUE; the point is checked to be on the curve, d to lie in [1, n-2] */
+CK_RV key_build_sm2(st_object *o)
+{
+    if (o->sm2)
+        return CKR_OK;
+    if (o->broken)
+        return CKR_DEVICE_ERROR;
+    int priv = o->cls == CKO_PRIVATE_KEY;
+    if (priv && o->locked)
+        return CKR_USER_NOT_LOGGED_IN;
+    if (o->curve != ST_CURVE_SM2 || (o->ktype != CKK_EC && o->ktype != CKK_SM2))
+        return CKR_KEY_HANDLE_INVALID;
+    unsigned char pub[65], d[32];
+    size_t publ;
+    if (ec_point_raw(o, pub, &publ) != CKR_OK || publ != 65)
+        return CKR_KEY_HANDLE_INVALID;
+    if (priv) {
+        st_attr *v = obj_attr(o, CKA_VALUE);
+        size_t vl = v ? v->len : 0;
+        const unsigned char *vp = v ? v->val : NULL;
+        while (vl > 32 && *vp == 0) {
+            vp++;
+            vl--;
+        }
+        if (vl == 0 || vl > 32)
+            return CKR_KEY_HANDLE_INVALID;
+        memset(d, 0, 32 - vl);
+        memcpy(d + 32 - vl, vp, vl);
+    }
+    o->sm2 = sm2p256_key_new(priv ? d : NULL, pub);
+    OPENSSL_cleanse(d, sizeof(d));
+    if (!o->sm2)
+        return CKR_ATTRIBUTE_VALUE_INVALID;
+    if (!o->zdef_ok &&
+        sm2_compute_z((const unsigned char *)RACENTRE_SM2_DEFAULT_ID, RACENTRE_SM2_DEFAULT_ID_LEN, pub, o->zdef) == 0)
+        o->zdef_ok = 1;
+    return CKR_OK;
+}
+
 static int set_bn(st_object *o, CK_ATTRIBUTE_TYPE t, const BIGNUM *b)
 {
     int n = BN_num_bytes(b);
@@ -329,10 +382,11 @@ CK_RV key_validate_import(st_object *o, int generated)
         size_t f = curve_bytes(curve);
         unsigned char pt[97];
         size_t pl;
-        if (o->cls == CKO_PRIVATE_KEY && generated && o->pkey && obj_attr(o, CKA_VALUE) &&
+        if (o->cls == CKO_PRIVATE_KEY && generated && (o->pkey || o->sm2_gen) && obj_attr(o, CKA_VALUE) &&
             obj_attr(o, CKA_EC_POINT)) {
             /* C_GenerateKeyPair: d and Q = d*G come from the EVP_PKEY we just generated
-             * (key_from_pkey), nothing imported to check -- spare a second scalar multiplication */
+             * (key_from_pkey) or from sm2p256_keygen, nothing imported to check -- spare a
+             * second scalar multiplication */
         } else if (o->cls == CKO_PRIVATE_KEY) {
             st_attr *v = obj_attr(o, CKA_VALUE);
             if (!v)
@@ -371,10 +425,10 @@ CK_RV key_validate_import(st_object *o, int generated)
     } else {
         return CKR_ATTRIBUTE_VALUE_INVALID;
     }
-    if (o->pkey)
+    if (o->pkey || (generated && o->sm2_gen))
         return CKR_OK;
     /* build once to prove the material is a valid key (point on curve, RSA consistency) */
-    CK_RV rv = key_build_pkey(o);
+    CK_RV rv = (o->curve == ST_CURVE_SM2 && st_sm2_fast()) ? key_build_sm2(o) : key_build_pkey(o);
     if (rv != CKR_OK)
         return CKR_ATTRIBUTE_VALUE_INVALID;
     if (o->ktype == CKK_RSA && o->cls == CKO_PUBLIC_KEY)

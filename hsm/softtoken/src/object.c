@@ -30,6 +30,7 @@ void obj_free(st_object *o)
     free(o->attrs);
     OPENSSL_free(o->enc);
     EVP_PKEY_free(o->pkey);
+    sm2p256_key_free(o->sm2);
     OPENSSL_cleanse(o, sizeof(*o));
     free(o);
 }
@@ -157,6 +158,8 @@ void obj_drop_secrets(st_object *o)
     o->nattrs = j;
     EVP_PKEY_free(o->pkey);
     o->pkey = NULL;
+    sm2p256_key_free(o->sm2);        /* the cached d and (1+d)^-1 are cleansed with it */
+    o->sm2 = NULL;
     if (had || o->enc_len)
         o->locked = 1;
 }

@@ -107,6 +107,8 @@ static CK_RV crypt_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HA
         else {
             op->pkey = k.pkey;
             k.pkey = NULL;
+            op->sm2 = k.sm2;
+            k.sm2 = NULL;
             op->mech = mech->mechanism;
         }
     } else {
@@ -134,7 +136,7 @@ static CK_RV crypt_run(st_op *op, int enc, const unsigned char *in, size_t inl, 
     } else if (op->cctx) {
         return CKR_OPERATION_ACTIVE;
     } else {
-        rv = asym_crypt(op->mech, op->pkey, enc, in, inl, out, outl);
+        rv = asym_crypt(op->mech, op->pkey, op->sm2, enc, in, inl, out, outl);
         if (rv == CKR_OK && !out)
             return CKR_OK;
     }
@@ -604,6 +606,8 @@ static CK_RV sv_init(st_session *s, st_op *op, CK_MECHANISM_PTR mech, CK_OBJECT_
     if (rv == CKR_OK) {
         op->pkey = k.pkey;
         k.pkey = NULL;
+        op->sm2 = k.sm2;
+        k.sm2 = NULL;
         op->active = 1;
     }
 out:
@@ -697,6 +701,12 @@ static CK_RV sign_final(st_session *s, st_op *op, unsigned char *sig, CK_ULONG *
         *sigl = l;
         return CKR_OK;
     }
+    if (op->sm2) {                      /* SM2 on our own code: tbs is e, 32 bytes */
+        if (tbsl != 32 || sm2p256_sign(op->sm2, tbs, sig))
+            return CKR_FUNCTION_FAILED;
+        *sigl = 64;
+        return CKR_OK;
+    }
     if (op->curve != ST_CURVE_NONE) {
         unsigned char der[160];
         size_t derl = sizeof(der);
@@ -740,6 +750,11 @@ static CK_RV verify_final(st_session *s, st_op *op, const unsigned char *sig, si
         if (!EVP_MAC_final(op->mac, mac, &l, sizeof(mac)))
             return CKR_FUNCTION_FAILED;
         return (l == sigl && CRYPTO_memcmp(mac, sig, l) == 0) ? CKR_OK : CKR_SIGNATURE_INVALID;
+    }
+    if (op->sm2) {
+        if (tbsl != 32)
+            return CKR_FUNCTION_FAILED;
+        return sm2p256_verify(sm2p256_key_pub(op->sm2), tbs, sig) == 1 ? CKR_OK : CKR_SIGNATURE_INVALID;
     }
     if (op->curve != ST_CURVE_NONE) {
         unsigned char der[160];

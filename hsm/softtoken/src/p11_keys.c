@@ -137,6 +137,30 @@ done:
     return pk;
 }
 
+static CK_RV sm2_keygen(st_object *priv, st_object *pub)
+{
+    unsigned char d[32], pt[65], *der = NULL;
+    size_t pl, derl = 0;
+    const unsigned char *params = curve_params_der(ST_CURVE_SM2, &pl);
+    CK_RV rv = CKR_FUNCTION_FAILED;
+    if (sm2p256_keygen(d, pt) || der_octet_wrap(pt, 65, &der, &derl))
+        goto done;
+    int err = 0;
+    if (!obj_attr(priv, CKA_EC_PARAMS))
+        err |= obj_set(priv, CKA_EC_PARAMS, params, pl);
+    if (!obj_attr(pub, CKA_EC_PARAMS))
+        err |= obj_set(pub, CKA_EC_PARAMS, params, pl);
+    err |= obj_set(priv, CKA_VALUE, d, 32);
+    err |= obj_set(priv, CKA_EC_POINT, der, derl);
+    err |= obj_set(pub, CKA_EC_POINT, der, derl);
+    rv = err ? CKR_HOST_MEMORY : CKR_OK;
+    priv->sm2_gen = pub->sm2_gen = 1;
+done:
+    OPENSSL_cleanse(d, sizeof(d));
+    OPENSSL_free(der);
+    return rv;
+}
+
 CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pPubT,
                         CK_ULONG nPub, CK_ATTRIBUTE_PTR pPrivT, CK_ULONG nPriv, CK_OBJECT_HANDLE_PTR phPub,
                         CK_OBJECT_HANDLE_PTR phPriv)
@@ -237,14 +261,21 @@ CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = CKR_HOST_MEMORY;
         goto out;
     }
-    if (!(pk = keygen(curve, bits, e))) {
-        rv = CKR_FUNCTION_FAILED;
-        goto out;
+    if (curve == ST_CURVE_SM2 && st_sm2_fast()) {
+        /* our own constant-time SM2 keygen: d uniform in [1, n-2] from RAND_priv_bytes, Q = d*G;
+         * the key caches (o->sm2, o->pkey) are built on first use */
+        if ((rv = sm2_keygen(priv, pub)) != CKR_OK)
+            goto out;
+    } else {
+        if (!(pk = keygen(curve, bits, e))) {
+            rv = CKR_FUNCTION_FAILED;
+            goto out;
+        }
+        if ((rv = key_from_pkey(priv, pub, pk, curve, 1)) != CKR_OK)
+            goto out;
+        priv->pkey = pk;
+        pk = NULL;
     }
-    if ((rv = key_from_pkey(priv, pub, pk, curve, 1)) != CKR_OK)
-        goto out;
-    priv->pkey = pk;
-    pk = NULL;
     if ((rv = obj_finish(pub, ST_ORIGIN_GENERATE, pMechanism->mechanism)) != CKR_OK ||
         (rv = obj_finish(priv, ST_ORIGIN_GENERATE, pMechanism->mechanism)) != CKR_OK)
         goto out;
@@ -360,7 +391,7 @@ CK_RV C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJE
         else if (pMechanism->ulParameterLen)
             rv = CKR_MECHANISM_PARAM_INVALID;
         else
-            rv = asym_crypt(CKM_SM2_ENCRYPT, k.pkey, 1, mat, matl, pWrappedKey, pulWrappedKeyLen);
+            rv = asym_crypt(CKM_SM2_ENCRYPT, k.pkey, k.sm2, 1, mat, matl, pWrappedKey, pulWrappedKeyLen);
     } else if (mech_is_symmetric(pMechanism->mechanism)) {
         rv = sym_init(&op, pMechanism, &k, 1);
         if (rv == CKR_KEY_TYPE_INCONSISTENT)
@@ -453,7 +484,7 @@ CK_RV C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OB
         else if (cls != CKO_SECRET_KEY)
             rv = CKR_TEMPLATE_INCONSISTENT;
         else
-            rv = asym_crypt(CKM_SM2_ENCRYPT, k.pkey, 0, pWrappedKey, ulWrappedKeyLen, pt, &ptl);
+            rv = asym_crypt(CKM_SM2_ENCRYPT, k.pkey, k.sm2, 0, pWrappedKey, ulWrappedKeyLen, pt, &ptl);
     } else if (mech_is_symmetric(pMechanism->mechanism)) {
         rv = sym_init(&op, pMechanism, &k, 0);
         if (rv == CKR_KEY_TYPE_INCONSISTENT)

@@ -80,6 +80,7 @@ CK_RV obj_lookup(st_session *s, CK_OBJECT_HANDLE h, st_object **out)
 void op_reset(st_op *op)
 {
     EVP_PKEY_free(op->pkey);
+    sm2p256_key_free(op->sm2);
     EVP_MD_CTX_free(op->md);
     EVP_CIPHER_CTX_free(op->cctx);
     EVP_MAC_CTX_free(op->mac);
@@ -234,6 +235,12 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
     g_st.sha512 = EVP_MD_fetch(NULL, "SHA512", NULL);
     g_st.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     if (!g_st.sm3 || !g_st.sha1 || !g_st.sha256 || !g_st.sha384 || !g_st.sha512 || !g_st.hmac)
+        goto out;
+    {
+        const char *impl = getenv("RACENTRE_SOFTTOKEN_SM2_IMPL");
+        g_st.sm2_openssl = impl && !strcmp(impl, "openssl");
+    }
+    if (!g_st.sm2_openssl && sm2p256_init())      /* generator table, built once per process */
         goto out;
     g_st.nslots = g_st.cfg.slots;
     for (unsigned i = 0; i < g_st.nslots; i++) {

@@ -251,6 +251,8 @@ CK_RV C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, 
     n->handle = o->handle;
     n->pkey = o->pkey;
     o->pkey = NULL;
+    n->sm2 = o->sm2;
+    o->sm2 = NULL;
     g_st.objs[o->handle - 1] = n;
     obj_free(o);
     n = NULL;

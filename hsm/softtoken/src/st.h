@@ -9,6 +9,10 @@
  *   object.c      the object model: attributes, templates, defaults, access rules
  *   keys.c        key material <-> OpenSSL EVP_PKEY, EC points, SM2 Z value
  *   sm2.c         GB/T 32918 helpers: Z value, raw r||s <-> DER conversion
+ *   sm2p256.c     own constant-time sm2p256v1 code: k*G comb, k*P windows, SM2 sign/verify
+ *                 (GB/T 32918.2), encrypt/decrypt (GB/T 32918.4); every SM2 operation runs
+ *                 here unless RACENTRE_SOFTTOKEN_SM2_IMPL=openssl (OpenSSL 3.0 has no fast SM2)
+ *   sm2p256_field.c  its arithmetic mod p and mod n
  *   mech.c        the mechanism table (C_GetMechanismList/Info)
  *   store.c       persistent, encrypted token storage, PIN wrapping and file locking
  *   config.c      RACENTRE_SOFTTOKEN_DIR and softtoken.conf
@@ -17,8 +21,9 @@
  * Locking model: one process-wide mutex (g_st.lock) guards the slot, session and object
  * tables and is only held for table look-ups and bookkeeping, never during signing or
  * other cryptography, never during PBKDF2.  Each session has its own mutex for its
- * operation state.  Operations hold their own reference to the key's EVP_PKEY, so a
- * concurrent C_DestroyObject cannot pull the key from under a running signature.
+ * operation state.  Operations hold their own reference to the key's EVP_PKEY (or, for SM2,
+ * to its sm2p256_key), so a concurrent C_DestroyObject cannot pull the key from under a
+ * running signature.  Both per-key caches are built under g_st.lock and dropped at logout.
  */
 #ifndef ST_H
 #define ST_H
@@ -31,6 +36,7 @@
 #include <sys/types.h>
 #include <openssl/evp.h>
 #include "racentre_vendor.h"
+#include "sm2p256.h"
 
 #define ST_MAX_SLOTS        64
 #define ST_MK_LEN           32      /* token master key: AES-256-GCM */
@@ -87,6 +93,8 @@ typedef struct st_object {
     EVP_PKEY *pkey;                /* cached key, built on first use, freed at logout */
     unsigned char zdef[32];        /* SM2 Z for the default ID, valid if zdef_ok */
     int zdef_ok;
+    sm2p256_key *sm2;              /* SM2 keys: cached own key (d, (1+d)^-1), freed at logout */
+    int sm2_gen;                   /* material made by our SM2 keygen: pub = d*G, no re-check */
 } st_object;
 
 enum { ST_CURVE_NONE = 0, ST_CURVE_P256, ST_CURVE_P384, ST_CURVE_SM2 };
@@ -133,6 +141,8 @@ CK_RV ec_point_raw(const st_object *o, unsigned char *out, size_t *outlen); /* 0
 int ec_point_decode(const unsigned char *in, size_t len, size_t fbytes, unsigned char *out);
 CK_RV ec_pub_from_priv(int curve, const unsigned char *d, size_t dlen, unsigned char *pub, size_t *publen);
 CK_RV key_build_pkey(st_object *o);           /* fills o->pkey from attributes */
+CK_RV key_build_sm2(st_object *o);            /* fills o->sm2 (and zdef) from attributes */
+int st_sm2_fast(void);                         /* SM2 on our own code (not RACENTRE_SOFTTOKEN_SM2_IMPL=openssl) */
 CK_RV key_from_pkey(st_object *priv, st_object *pub, EVP_PKEY *pk, int curve, int generated);
 CK_RV key_validate_import(st_object *o, int generated);      /* checks & completes imported key material */
 CK_RV key_to_pkcs8(st_object *o, unsigned char **der, size_t *len);
@@ -198,6 +208,7 @@ typedef struct {
     int active;
     CK_MECHANISM_TYPE mech;
     EVP_PKEY *pkey;
+    sm2p256_key *sm2;               /* own reference, SM2 on our own code */
     EVP_MD_CTX *md;
     EVP_CIPHER_CTX *cctx;
     EVP_MAC_CTX *mac;
@@ -243,6 +254,7 @@ typedef struct {
     size_t nobjs, capobjs;
     EVP_MD *sm3, *sha1, *sha256, *sha384, *sha512;
     EVP_MAC *hmac;
+    int sm2_openssl;                /* RACENTRE_SOFTTOKEN_SM2_IMPL=openssl at C_Initialize */
 } st_global;
 
 extern st_global g_st;
