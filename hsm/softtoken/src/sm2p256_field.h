@@ -60,43 +60,130 @@ static inline void fp_reduce_once(sm2_fe r, const sm2_ull t[4], sm2_ull hi)
     r[3] = (t[3] & keep) | (s3 & ~keep);
 }
 
-/* Montgomery product a*b/2^256 mod p.  Operand scanning; each reduction step adds q*p for
- * q = t0 (-p^-1 = 1 mod 2^64) without multiplying: with p = 2^256 - 2^224 - 2^96 + 2^64 - 1,
- * (t + q*p) / 2^64 = t/2^64 + q*(2^192 + 1) - q*2^32*(2^128 + 1), and the last term is the
- * non-negative 4-limb value [q, 0, 0, q] - [q<<32, q>>32, q<<32, q>>32]. */
-static inline void fp_mul(sm2_fe r, const sm2_fe a, const sm2_fe b)
+/* Montgomery reduction of a 512-bit T < p^2: four steps V <- (V + q*p)/2^64 (q = V mod 2^64,
+ * same multiplication-free q*p as fp_mul) on the low half, then + the high half.  Each V stays
+ * below 2^(256-64k) + p < 2^256, so four limbs hold it; the sum is < 2p. */
+static inline void fp_redc(sm2_fe r, sm2_ull x0, sm2_ull x1, sm2_ull x2, sm2_ull x3, sm2_ull h0, sm2_ull h1,
+                           sm2_ull h2, sm2_ull h3)
 {
-    sm2_ull t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, t5;
+#pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
-        uint64_t bi = b[i];
-        unsigned __int128 c = (unsigned __int128)a[0] * bi + t0;
-        t0 = (uint64_t)c;
-        c = (c >> 64) + (unsigned __int128)a[1] * bi + t1;
-        t1 = (uint64_t)c;
-        c = (c >> 64) + (unsigned __int128)a[2] * bi + t2;
-        t2 = (uint64_t)c;
-        c = (c >> 64) + (unsigned __int128)a[3] * bi + t3;
-        t3 = (uint64_t)c;
-        c = (c >> 64) + t4;
-        t4 = (uint64_t)c;
-        t5 = (uint64_t)(c >> 64);
-        sm2_ull q = t0, lo = q << 32, hi = q >> 32, d0, d1, d2, d3;
+        sm2_ull q = x0, lo = q << 32, hi = q >> 32, d0, d1, d2, d3;
         unsigned char bw = _subborrow_u64(0, q, lo, &d0);
         bw = _subborrow_u64(bw, 0, hi, &d1);
         bw = _subborrow_u64(bw, 0, lo, &d2);
         (void)_subborrow_u64(bw, q, hi, &d3);
-        unsigned char cy = _addcarry_u64(0, t1, d0, &t0);
-        cy = _addcarry_u64(cy, t2, d1, &t1);
-        cy = _addcarry_u64(cy, t3, d2, &t2);
-        cy = _addcarry_u64(cy, t4, d3, &t3);
-        t4 = t5 + cy;
+        unsigned char cy = _addcarry_u64(0, x1, d0, &x0);
+        cy = _addcarry_u64(cy, x2, d1, &x1);
+        cy = _addcarry_u64(cy, x3, d2, &x2);
+        x3 = d3 + cy;
     }
-    sm2_ull t[4] = { t0, t1, t2, t3 };
-    fp_reduce_once(r, t, t4);
+    sm2_ull t[4];
+    unsigned char c = _addcarry_u64(0, x0, h0, &t[0]);
+    c = _addcarry_u64(c, x1, h1, &t[1]);
+    c = _addcarry_u64(c, x2, h2, &t[2]);
+    c = _addcarry_u64(c, x3, h3, &t[3]);
+    fp_reduce_once(r, t, c);
 }
 
-static inline void fp_sqr(sm2_fe r, const sm2_fe a) { fp_mul(r, a, a); }
+/* a^2 / 2^256 mod p: 6 cross products doubled + 4 squares, then fp_redc */
+static inline void fp_sqr(sm2_fe r, const sm2_fe a)
+{
+    unsigned __int128 c;
+    sm2_ull t0, t1, t2, t3, t4, t5, t6, t7, h;
+    c = (unsigned __int128)a[0] * a[1];
+    t1 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[0] * a[2] + h;
+    t2 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[0] * a[3] + h;
+    t3 = (uint64_t)c;
+    t4 = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[1] * a[2] + t3;
+    t3 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[1] * a[3] + t4 + h;
+    t4 = (uint64_t)c;
+    t5 = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[2] * a[3] + t5;
+    t5 = (uint64_t)c;
+    t6 = (uint64_t)(c >> 64);
+    t7 = t6 >> 63;
+    t6 = (t6 << 1) | (t5 >> 63);
+    t5 = (t5 << 1) | (t4 >> 63);
+    t4 = (t4 << 1) | (t3 >> 63);
+    t3 = (t3 << 1) | (t2 >> 63);
+    t2 = (t2 << 1) | (t1 >> 63);
+    t1 <<= 1;
+    unsigned __int128 s0 = (unsigned __int128)a[0] * a[0], s1 = (unsigned __int128)a[1] * a[1],
+                      s2 = (unsigned __int128)a[2] * a[2], s3 = (unsigned __int128)a[3] * a[3];
+    t0 = (uint64_t)s0;
+    unsigned char cy = _addcarry_u64(0, t1, (uint64_t)(s0 >> 64), &t1);
+    cy = _addcarry_u64(cy, t2, (uint64_t)s1, &t2);
+    cy = _addcarry_u64(cy, t3, (uint64_t)(s1 >> 64), &t3);
+    cy = _addcarry_u64(cy, t4, (uint64_t)s2, &t4);
+    cy = _addcarry_u64(cy, t5, (uint64_t)(s2 >> 64), &t5);
+    cy = _addcarry_u64(cy, t6, (uint64_t)s3, &t6);
+    (void)_addcarry_u64(cy, t7, (uint64_t)(s3 >> 64), &t7);
+    fp_redc(r, t0, t1, t2, t3, t4, t5, t6, t7);
+}
 
+/* a*b / 2^256 mod p: schoolbook 512-bit product, then fp_redc */
+static inline void fp_mul(sm2_fe r, const sm2_fe a, const sm2_fe b)
+{
+    unsigned __int128 c;
+    sm2_ull t0, t1, t2, t3, t4, t5, t6, t7, h;
+    c = (unsigned __int128)a[0] * b[0];
+    t0 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[1] * b[0] + h;
+    t1 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[2] * b[0] + h;
+    t2 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[3] * b[0] + h;
+    t3 = (uint64_t)c;
+    t4 = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[0] * b[1] + t1;
+    t1 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[1] * b[1] + t2 + h;
+    t2 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[2] * b[1] + t3 + h;
+    t3 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[3] * b[1] + t4 + h;
+    t4 = (uint64_t)c;
+    t5 = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[0] * b[2] + t2;
+    t2 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[1] * b[2] + t3 + h;
+    t3 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[2] * b[2] + t4 + h;
+    t4 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[3] * b[2] + t5 + h;
+    t5 = (uint64_t)c;
+    t6 = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[0] * b[3] + t3;
+    t3 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[1] * b[3] + t4 + h;
+    t4 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[2] * b[3] + t5 + h;
+    t5 = (uint64_t)c;
+    h = (uint64_t)(c >> 64);
+    c = (unsigned __int128)a[3] * b[3] + t6 + h;
+    t6 = (uint64_t)c;
+    t7 = (uint64_t)(c >> 64);
+    fp_redc(r, t0, t1, t2, t3, t4, t5, t6, t7);
+}
 static inline void fp_add(sm2_fe r, const sm2_fe a, const sm2_fe b)
 {
     sm2_ull t[4];

@@ -228,3 +228,17 @@ def test_many_signatures_verify_with_gmssl(session):
             sig = priv.sign(msg, mechanism=M.SM2_SM3)
             assert gmssl_verify(xy, sig, msg)
             assert pub.verify(msg, sig, mechanism=M.SM2_SM3)
+
+
+def test_ec_key_pair_gen_on_the_sm2_curve_is_sm2_throughout(session):
+    """CKM_EC_KEY_PAIR_GEN with the SM2 curve OID makes an SM2 key on the own code: it signs
+    (gmssl verifies) and encrypts/decrypts with CKM_SM2_ENCRYPT."""
+    from pkcs11 import KeyType
+    from softtoken_helpers import ALL_CAPS
+    pub, priv = session.generate_keypair(KeyType.EC, 256, mechanism=M.EC_KEY_PAIR_GEN, capabilities=ALL_CAPS,
+                                         public_template={Attribute.EC_PARAMS: SM2_OID_DER})
+    assert pub[Attribute.KEY_TYPE] == KeyType.EC
+    sig = priv.sign(b"ec-sm2", mechanism=M.SM2_SM3)
+    assert gmssl_verify(ec_point_xy(pub), sig, b"ec-sm2")
+    ct = pub.encrypt(b"ec-sm2 secret", mechanism=M.SM2_ENCRYPT)
+    assert priv.decrypt(ct, mechanism=M.SM2_ENCRYPT) == b"ec-sm2 secret"
