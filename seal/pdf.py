@@ -21,6 +21,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import io
+import logging
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -34,6 +35,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.general import SigningError
+from pyhanko.sign._session_scope import run_and_release
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.ades.report import AdESFailure, AdESPassed
 from pyhanko.sign.validation import DocumentSecurityStore, validate_pdf_signature
@@ -56,12 +58,15 @@ from hsm import KeyManager
 from pkicore.algorithms import Algorithm, algorithm
 from pkicore.keys import verify_signature
 from pkicore.oids import OID
+from seal import pades
 from seal.errors import BadDocument, SealError
 from seal.report import DocumentReport, SealVerdict, combine
 
 MM = 72 / 25.4
 MAX_PDF = 64 * 1024 * 1024
 _SM2_SIG_OIDS = {OID.SM2_WITH_SM3, OID.SM2_SIGN}
+_OVERFLOW = "Final ByteRange payload larger than expected"
+log = logging.getLogger(__name__)
 
 
 class HsmSigner(signers.Signer):
@@ -69,6 +74,7 @@ class HsmSigner(signers.Signer):
 
     def __init__(self, km: KeyManager, key_label: str, certificate: bytes, alg: Algorithm,
                  chain: Iterable[bytes] = ()):
+        chain = tuple(chain)
         cert = x509.Certificate.load(certificate)
         mech = algos.SignedDigestAlgorithm({"algorithm": alg.asn1_name})
         super().__init__(signature_mechanism=mech, signing_cert=cert, embed_roots=True,
@@ -76,7 +82,17 @@ class HsmSigner(signers.Signer):
         self.km = km
         self.key_label = key_label
         self.alg = alg
+        self.certificate = certificate
+        self.chain = chain
+        self._mechanism = mech.dump()
         self._dummy = 512 if alg.key_type == "rsa" else 72
+
+    def pades_template(self) -> pades.PadesTemplate | None:
+        """The constant parts of this signer's PAdES SignedData (``seal.pades``; cached per certificate,
+        chain and algorithm), or None where pyHanko must build the CMS itself (RSASSA-PSS)."""
+        if self.alg.asn1_name == "rsassa_pss":
+            return None
+        return pades.template(self.certificate, self.chain, self.alg.digest, self._mechanism, self.embed_roots)
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         if digest_algorithm != self.alg.digest:
@@ -143,6 +159,7 @@ def _ltv_context(ltv: LongTerm, signer: "HsmSigner", timestamper: TimeStamper | 
         # the TSA's certificates travel in its tokens; pyHanko asks for this dummy token anyway (to size
         # the signature) and caches it, so this costs no extra TSA call
         token = asyncio.run(timestamper.async_dummy_response(signer.alg.digest))
+        token = cms.ContentInfo.load(token.dump())      # own copy: the cached one may serve other threads
         certs += [c.chosen.dump() for c in token["content"]["certificates"] or ()]
     crls, ocsps = ltv.revocation_info(certs)
     ocsps = [o for o in ocsps if not _sm2_ocsp(o)]
@@ -222,22 +239,62 @@ def seal_pdf(data: bytes, *, signer: HsmSigner, picture: bytes, width_mm: int, h
     x, y = placement.x_mm * MM, placement.y_mm * MM
     box = (round(x), round(y), round(x + width_mm * MM), round(y + height_mm * MM))
     vc = _ltv_context(long_term, signer, timestamper) if long_term is not None else None
-    try:
+    def prepare() -> tuple[IncrementalPdfFileWriter, signers.PdfSigner]:
         writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
         fields.append_signature_field(writer, fields.SigFieldSpec(name, on_page=page, box=box))
         meta = signers.PdfSignatureMetadata(field_name=name, md_algorithm=signer.alg.digest,
                                             subfilter=fields.SigSeedSubFilter.PADES, reason=reason,
                                             name=seal_name, embed_validation_info=vc is not None,
                                             validation_context=vc)
-        pdf_signer = signers.PdfSigner(meta, signer, stamp_style=_stamp_style(picture), timestamper=timestamper)
-        out = io.BytesIO()
-        pdf_signer.sign_pdf(writer, output=out)
-        return out.getvalue()
+        return writer, signers.PdfSigner(meta, signer, stamp_style=style, timestamper=timestamper)
+
+    try:
+        style = _stamp_style(picture)
+        # the coroutine hands back the buffer, not its bytes: asyncio.run's SIGINT handling (main thread)
+        # formats the finished task, whose repr would copy a result of megabytes
+        return asyncio.run(run_and_release(_sign(prepare, signer, timestamper), vc)).getvalue()
     except SigningError as exc:         # e.g. a B-LT signer or TSA chain that does not validate (revoked)
         cause = exc.__cause__
         raise SealError(f"sealing refused: {exc}" + (f": {cause}" if cause is not None else "")) from exc
     except (PdfError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise BadDocument(f"the PDF could not be sealed: {exc}") from exc
+
+
+class _ReservedTooSmall(Exception):
+    """The SignedData outgrew the /Contents placeholder."""
+
+
+async def _sign(prepare, signer: HsmSigner, timestamper: TimeStamper | None) -> io.BytesIO:
+    """The sealed document. pyHanko lays out the PDF with a /Contents placeholder of a size computed
+    from the signer's template (``seal.pades``: exact but for the TSA's token, which the timestamper's
+    cached sizing token stands for) instead of its own estimate, which builds a whole dummy CMS; should
+    the SignedData still not fit, this document is sealed again with pyHanko's own estimate."""
+    writer, pdf_signer = prepare()
+    try:
+        template = signer.pades_template()
+    except ValueError:
+        template = None
+    try:
+        if template is None:
+            return await _sign_by_pyhanko(writer, pdf_signer, None)
+        token_size = None
+        if timestamper is not None:
+            token_size = len((await timestamper.async_dummy_response(template.digest)).dump())
+        return await _sign_by_pyhanko(writer, pdf_signer, template.bytes_reserved(token_size))
+    except (SigningError, _ReservedTooSmall) as exc:
+        if not (isinstance(exc, _ReservedTooSmall) or _OVERFLOW in str(exc)):
+            raise
+        log.warning("PDF seal: the SignedData outgrew its reserved space (%s); sealing again with "
+                    "pyHanko's own size estimate", exc)
+        writer, pdf_signer = prepare()
+        return await _sign_by_pyhanko(writer, pdf_signer, None)
+
+
+async def _sign_by_pyhanko(writer: IncrementalPdfFileWriter, pdf_signer: signers.PdfSigner,
+                           bytes_reserved: int | None) -> io.BytesIO:
+    out = io.BytesIO()
+    await pdf_signer.async_sign_pdf(writer, output=out, bytes_reserved=bytes_reserved)
+    return out
 
 
 _OK_LEVELS = (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES, ModificationLevel.FORM_FILLING)

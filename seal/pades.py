@@ -1,0 +1,141 @@
+"""PAdES CMS SignedData (ETSI EN 319 142-1 §5.3 B-B, §5.4 B-T; RFC 5652 §5) by DER concatenation, for
+pyHanko's interrupted signing (``PdfSigner.async_digest_doc_for_signing`` / ``PdfTBSDocument.finish_signing``).
+
+pyHanko keeps the PDF part (field, visible appearance, /ByteRange, /DSS); the SignedData put into /Contents
+is built here the way pyHanko 0.38's ``Signer.async_sign(use_pades=True)`` builds it, byte for byte:
+
+* signed attributes (a DER SET OF, sorted): content-type ``data``, message-digest, signing-certificate-v2
+  (RFC 5035; ESSCertIDv2 with SHA-256 — pyHanko's choice for every key type — so the DEFAULT hash
+  algorithm is omitted, issuerSerial present); no signing-time (PAdES forbids it) and no CMS algorithm
+  protection (pyHanko adds it only to non-PAdES signatures);
+* unsigned attributes: the signature-time-stamp-token (RFC 3161 token over the signature value,
+  ``id-aa-signatureTimeStampToken``) for B-T;
+* SignedData version 1, detached ``data``, the certificates as pyHanko carries them (the signer's plus its
+  chain, roots only with ``embed_roots``) in a sorted SET OF;
+* SM2: digest SM3 (1.2.156.10197.1.401), signatureAlgorithm SM3withSM2 (1.2.156.10197.1.501), DER r,s made
+  by the HSM with the default user ID; RSA/ECDSA as asn1crypto names them (RSA with NULL parameters,
+  SHA-2 digest identifiers with NULL parameters as asn1crypto writes them).
+
+The AlgorithmIdentifiers are pyHanko's own objects, dumped once; every other constant piece comes from
+``pkicore.cms``. ``PadesTemplate`` holds only bytes, so one template serves every thread and document of a
+signer; per document the work is one digest, one HSM signature, the TSA call and some concatenation.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+
+from asn1crypto import algos, x509
+
+from pkicore.cms import (ID_CONTENT_TYPE, ID_DATA, ID_MESSAGE_DIGEST, ID_SIGNED_DATA, der_integer, der_oid,
+                         der_set_of, issuer_and_serial, signing_certificate_v2_attribute, tlv)
+
+ID_SIGNATURE_TIME_STAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"   # RFC 3161 Appendix A, id-aa-signatureTimeStampToken
+
+_CONTENT_TYPE_DATA = tlv(0x30, der_oid(ID_CONTENT_TYPE) + tlv(0x31, der_oid(ID_DATA)))
+_MESSAGE_DIGEST_OID = der_oid(ID_MESSAGE_DIGEST)
+_TST_OID = der_oid(ID_SIGNATURE_TIME_STAMP_TOKEN)
+_VERSION_1 = der_integer(1)
+_ENCAP_DATA = tlv(0x30, der_oid(ID_DATA))          # detached: eContentType only
+_SIGNED_DATA_OID = der_oid(ID_SIGNED_DATA)
+
+# Room left beside the exact size of the CMS for what a TSA may vary between two tokens (serial number,
+# nonce, fraction digits of genTime, signature length: a few bytes in practice) and for safety.
+SLACK_BYTES = 64
+
+
+def max_signature_size(public_key: "x509.PublicKeyInfo | bytes") -> int:
+    """The longest signature value a key makes: RSA the modulus length; SM2/ECDSA a DER SEQUENCE of two
+    INTEGERs of at most the order's length plus a sign byte."""
+    key = public_key if not isinstance(public_key, bytes) else x509.PublicKeyInfo.load(public_key)
+    if key.algorithm in ("rsa", "rsassa_pss"):
+        return (key.bit_size + 7) // 8
+    if key.algorithm == "ec":
+        n = (key.bit_size + 7) // 8 + 1
+        body = 2 * len(tlv(0x02, bytes(n)))
+        return len(tlv(0x30, bytes(body)))
+    raise ValueError(f"no signature size bound for {key.algorithm} keys")
+
+
+@dataclass(frozen=True)
+class PadesTemplate:
+    """The constant DER pieces of one signer's PAdES SignedData."""
+
+    digest: str                 # hashlib name of the message digest (sm3, sha256, ...)
+    digest_length: int
+    digest_algorithm: bytes     # AlgorithmIdentifier DER
+    signature_algorithm: bytes  # AlgorithmIdentifier DER
+    sid: bytes                  # IssuerAndSerialNumber DER
+    ess_attribute: bytes        # signing-certificate-v2 Attribute DER
+    certificates: bytes         # [0] IMPLICIT CertificateSet DER
+    signature_max: int          # longest signature value the key makes
+
+    def signed_attributes(self, document_digest: bytes) -> bytes:
+        """DER SET OF the signed attributes: what the signature covers (RFC 5652 §5.4)."""
+        if len(document_digest) != self.digest_length:
+            raise ValueError(f"a {self.digest} digest has {self.digest_length} bytes, not {len(document_digest)}")
+        message_digest = tlv(0x30, _MESSAGE_DIGEST_OID + tlv(0x31, tlv(0x04, document_digest)))
+        return der_set_of([_CONTENT_TYPE_DATA, message_digest, self.ess_attribute])
+
+    def content_info(self, signed_attributes: bytes, signature: bytes, timestamp_token: bytes | None = None) -> bytes:
+        """ContentInfo DER of the SignedData; ``timestamp_token`` (a TimeStampToken ContentInfo DER over
+        the signature value) becomes the signature-time-stamp-token unsigned attribute."""
+        unsigned = b""
+        if timestamp_token is not None:
+            unsigned = tlv(0xA1, tlv(0x30, _TST_OID + tlv(0x31, timestamp_token)))
+        signer_info = tlv(0x30, _VERSION_1 + self.sid + self.digest_algorithm + b"\xa0" + signed_attributes[1:]
+                          + self.signature_algorithm + tlv(0x04, signature) + unsigned)
+        signed_data = tlv(0x30, _VERSION_1 + tlv(0x31, self.digest_algorithm) + _ENCAP_DATA + self.certificates
+                          + tlv(0x31, signer_info))
+        return tlv(0x30, _SIGNED_DATA_OID + tlv(0xA0, signed_data))
+
+    def size_bound(self, timestamp_token_size: int | None = None) -> int:
+        """Exact DER size of the longest SignedData this template makes with a token of that size."""
+        token = None if timestamp_token_size is None else bytes(timestamp_token_size)
+        return len(self.content_info(self.signed_attributes(bytes(self.digest_length)),
+                                     bytes(self.signature_max), token))
+
+    def bytes_reserved(self, timestamp_token_size: int | None = None) -> int:
+        """``bytes_reserved`` for pyHanko (hex characters, even): the bound, the slack (more with a
+        timestamp: tokens differ a little from the sizing one) and nothing estimated from dummies."""
+        slack = SLACK_BYTES + (timestamp_token_size // 8 if timestamp_token_size else 0)
+        return 2 * (self.size_bound(timestamp_token_size) + slack)
+
+
+def _certificate_set(signing_cert: bytes, chain: tuple[bytes, ...], embed_roots: bool) -> bytes:
+    """The certificates as pyHanko's ``_package_signature`` carries them: every certificate of its
+    registry (deduplicated by issuer and serial there; self-signed ones only with ``embed_roots``) plus
+    the signer's, in a DER SET OF."""
+    seen, certs = set(), []
+    for der in chain:
+        cert = x509.Certificate.load(der)
+        if cert.issuer_serial in seen:
+            continue
+        seen.add(cert.issuer_serial)
+        if embed_roots or cert.self_signed == "no":
+            certs.append(der)
+    certs.append(signing_cert)
+    return b"\xa0" + der_set_of(certs)[1:]
+
+
+@functools.lru_cache(maxsize=256)
+def template(signing_cert: bytes, chain: tuple[bytes, ...], digest: str, signature_algorithm: bytes,
+             embed_roots: bool = True) -> PadesTemplate:
+    """The template of one signer (cached: certificate, chain, digest and signature algorithm)."""
+    cert = x509.Certificate.load(signing_cert)
+    if cert.serial_number < 0 or der_integer(cert.serial_number) != cert["tbs_certificate"]["serial_number"].dump():
+        raise ValueError("certificate serial number not in minimal DER: leave the CMS to pyHanko")
+    return PadesTemplate(
+        digest=digest, digest_length=hashlib.new(digest).digest_size,
+        digest_algorithm=algos.DigestAlgorithm({"algorithm": digest}).dump(),
+        signature_algorithm=signature_algorithm, sid=issuer_and_serial(signing_cert),
+        ess_attribute=signing_certificate_v2_attribute(signing_cert, "sha256"),
+        certificates=_certificate_set(signing_cert, chain, embed_roots),
+        signature_max=max_signature_size(cert.public_key))
+
+
+def template_for(signer, digest: str) -> PadesTemplate:
+    """The template of any pyHanko ``Signer`` (its certificate, registry, mechanism and ``embed_roots``)."""
+    return template(signer.signing_cert.dump(), tuple(c.dump() for c in signer.cert_registry), digest,
+                    signer.get_signature_mechanism_for_digest(digest).dump(), signer.embed_roots)
