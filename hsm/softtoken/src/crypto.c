@@ -2,7 +2,8 @@
  * crypto.c - mechanism implementations shared by the PKCS#11 entry points:
  *   symmetric ciphers (SM4 GB/T 32907 ECB/CBC; AES ECB/CBC/CBC_PAD, v2.40 current
  *   mechanisms 2.9; AES key wrap RFC 3394 and with padding RFC 5649, 2.14),
- *   SM2 public-key encryption (GB/T 32918.4, output = GM/T 0009 DER SM2Cipher),
+ *   SM2 public-key encryption (GB/T 32918.4, output = GM/T 0009 DER SM2Cipher; sm2p256.c, or
+ *   OpenSSL with RACENTRE_SOFTTOKEN_SM2_IMPL=openssl),
  *   RSA PKCS #1 v1.5 encryption, and the key snapshot taken at each C_xxxInit.
  */
 #include "st.h"

@@ -12,6 +12,7 @@
  *                    CKR_KEY_TYPE_INCONSISTENT (plain ECDSA on the SM2 curve is not SM2).
  *   RSA PKCS #1 v1.5 and PSS (CK_RSA_PKCS_PSS_PARAMS honoured), HMAC-SHA256, HMAC-SM3.
  * SM2 and ECDSA signatures are raw r || s, each half the curve size, big-endian.
+ * SM2 signing and verification run on sm2p256.c (unless RACENTRE_SOFTTOKEN_SM2_IMPL=openssl).
  *
  * Hot path: C_SignInit takes the global lock only to look the key up and reference its
  * cached EVP_PKEY; the EVP_PKEY_CTX is cached per session and reused while the key is the

@@ -13,6 +13,8 @@
  *   CKM_SM2_ENCRYPT with an SM2 public key:
  *       secret key  -> DER SM2Cipher (GM/T 0009) of its value
  * Only keys with CKA_EXTRACTABLE true leave the token, and only this way.
+ * SM2 key pairs (CKM_SM2_KEY_PAIR_GEN, CKM_EC_KEY_PAIR_GEN on the SM2 curve) and CKM_SM2_ENCRYPT
+ * run on sm2p256.c unless RACENTRE_SOFTTOKEN_SM2_IMPL=openssl.
  */
 #include "st.h"
 #include "crypto.h"
