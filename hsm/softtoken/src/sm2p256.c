@@ -522,6 +522,22 @@ sm2p256_key *sm2p256_key_new(const unsigned char *d32, const unsigned char pub[6
             OPENSSL_clear_free(k, sizeof(*k));
             return NULL;
         }
+        /* the stored point must be d*G: a mismatch means damaged or forged key material */
+        unsigned char q[65];
+        jpt r;
+        apt a;
+        mul_g(&r, d);
+        pt_to_affine(&a, &r);
+        pt_encode(q, &a);
+        int same = CRYPTO_memcmp(q, pub, 65) == 0;
+        CT_PUBLIC(&same, sizeof(same));
+        cleanse(&r, sizeof(r));
+        cleanse(&a, sizeof(a));
+        if (!same) {
+            cleanse(d, sizeof(d));
+            OPENSSL_clear_free(k, sizeof(*k));
+            return NULL;
+        }
         key_fill_priv(k, d);
         cleanse(d, sizeof(d));
     }

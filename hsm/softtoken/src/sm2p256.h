@@ -24,7 +24,7 @@ typedef struct sm2p256_key sm2p256_key;
 int sm2p256_init(void);          /* builds the generator table once (pthread_once); 0 ok */
 
 /* A key object: the public point (validated: on the curve, not infinity) and, if d is given,
- * d in [1, n-2] with its cached Montgomery forms of d and (1+d)^-1.  Reference counted;
+ * d in [1, n-2] with pub = d*G, and its cached Montgomery forms of d and (1+d)^-1.  Reference counted;
  * the secret part is cleansed when the last reference goes. NULL on invalid input. */
 sm2p256_key *sm2p256_key_new(const unsigned char *d32, const unsigned char pub[65]);
 void sm2p256_key_ref(sm2p256_key *k);

@@ -382,8 +382,19 @@ static void test_sign(int iters)
         sm2p256_key_free(key);
         EVP_PKEY_free(pk);
     }
-    /* out-of-range private keys are refused */
+    /* out-of-range private keys, and a point that is not d*G, are refused */
     unsigned char d[32], pub[65];
+    {
+        unsigned char d2[32], pub2[65];
+        sm2p256_keygen(d, pub);
+        sm2p256_keygen(d2, pub2);
+        sm2p256_key *k2 = sm2p256_key_new(d, pub2);
+        CHECK(k2 == NULL, "key with pub != d*G accepted");
+        sm2p256_key_free(k2);
+        k2 = sm2p256_key_new(NULL, pub2);
+        CHECK(k2 != NULL, "public-only key refused");
+        sm2p256_key_free(k2);
+    }
     memcpy(d, n_be, 32);
     CHECK(sm2p256_pub_from_priv(d, pub) == -1, "d = n accepted");
     sub_small(d, n_be, 1);

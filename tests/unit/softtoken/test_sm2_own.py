@@ -242,3 +242,34 @@ def test_ec_key_pair_gen_on_the_sm2_curve_is_sm2_throughout(session):
     assert gmssl_verify(ec_point_xy(pub), sig, b"ec-sm2")
     ct = pub.encrypt(b"ec-sm2 secret", mechanism=M.SM2_ENCRYPT)
     assert priv.decrypt(ct, mechanism=M.SM2_ENCRYPT) == b"ec-sm2 secret"
+
+
+def test_threads_share_one_key_cache_for_encrypt_and_decrypt(token):
+    """Four sessions in four threads encrypt to and decrypt with one stored key at once (one
+    sm2p256_key cache per key object, referenced by each operation)."""
+    import threading
+    from conftest import USER_PIN
+    with token.open(rw=True, user_pin=USER_PIN) as s0:
+        gen_sm2(s0, store=True, label="tdec")
+        errors, done = [], []
+
+        def worker(n):
+            try:
+                with token.open() as s:
+                    pub = s.get_key(label="tdec", object_class=ObjectClass.PUBLIC_KEY)
+                    priv = s.get_key(label="tdec", object_class=ObjectClass.PRIVATE_KEY)
+                    for i in range(30):
+                        msg = f"thread {n} secret {i}".encode()
+                        assert priv.decrypt(pub.encrypt(msg, mechanism=M.SM2_ENCRYPT),
+                                            mechanism=M.SM2_ENCRYPT) == msg
+                        done.append(1)
+            except Exception as exc:   # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert len(done) == 120
