@@ -14,6 +14,11 @@ The seams (pyHanko ``sign/signers/pdf_cms.py``, ``sign/timestamps/api.py``):
 
 The seal picture is the visible appearance of the signature field; further seals are incremental
 updates, so earlier seals stay valid.
+
+Sealing uses pyHanko's interrupted signing: pyHanko lays out the field, the appearance, the /Contents
+placeholder (sized from the signer's template, never by pyHanko's dummy-CMS estimate) and the /ByteRange
+digest, and does the B-LT /DSS update afterwards; the CMS SignedData in between is ``seal.pades``'s,
+byte for byte what pyHanko's ``Signer.async_sign`` would make, from constant parts cached per signer.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.general import SigningError
 from pyhanko.sign._session_scope import run_and_release
+from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.ades.report import AdESFailure, AdESPassed
 from pyhanko.sign.validation import DocumentSecurityStore, validate_pdf_signature
@@ -74,11 +80,11 @@ class HsmSigner(signers.Signer):
 
     def __init__(self, km: KeyManager, key_label: str, certificate: bytes, alg: Algorithm,
                  chain: Iterable[bytes] = ()):
-        chain = tuple(chain)
+        certificate, chain = bytes(certificate), tuple(bytes(c) for c in chain)
         cert = x509.Certificate.load(certificate)
         mech = algos.SignedDigestAlgorithm({"algorithm": alg.asn1_name})
-        super().__init__(signature_mechanism=mech, signing_cert=cert, embed_roots=True,
-                         cert_registry=SimpleCertificateStore.from_certs([x509.Certificate.load(c) for c in chain]))
+        super().__init__(signature_mechanism=mech, signing_cert=cert, embed_roots=True)
+        self._cert_registry = None      # built on first use: the direct CMS path never needs it
         self.km = km
         self.key_label = key_label
         self.alg = alg
@@ -86,6 +92,12 @@ class HsmSigner(signers.Signer):
         self.chain = chain
         self._mechanism = mech.dump()
         self._dummy = 512 if alg.key_type == "rsa" else 72
+
+    @property
+    def cert_registry(self) -> SimpleCertificateStore:
+        if self._cert_registry is None:
+            self._cert_registry = SimpleCertificateStore.from_certs([x509.Certificate.load(c) for c in self.chain])
+        return self._cert_registry
 
     def pades_template(self) -> pades.PadesTemplate | None:
         """The constant parts of this signer's PAdES SignedData (``seal.pades``; cached per certificate,
@@ -128,6 +140,11 @@ class InProcessTimeStamper(TimeStamper):
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         return tsp.TimeStampResp.load(self.respond(req.dump()))
+
+    def forget_sizing_tokens(self) -> None:
+        """Drop the cached tokens that size signatures (pyHanko's dummy responses), e.g. after one
+        outgrew its placeholder: the TSA's certificate may have changed."""
+        self._dummy_response_cache.clear()
 
 
 def validation_context(trust: Iterable[bytes] = (), other_certs: Iterable[bytes] = (), *,
@@ -267,8 +284,10 @@ class _ReservedTooSmall(Exception):
 async def _sign(prepare, signer: HsmSigner, timestamper: TimeStamper | None) -> io.BytesIO:
     """The sealed document. pyHanko lays out the PDF with a /Contents placeholder of a size computed
     from the signer's template (``seal.pades``: exact but for the TSA's token, which the timestamper's
-    cached sizing token stands for) instead of its own estimate, which builds a whole dummy CMS; should
-    the SignedData still not fit, this document is sealed again with pyHanko's own estimate."""
+    cached sizing token stands for) instead of its own estimate, which builds a whole dummy CMS, and the
+    SignedData is the template's (``_sign_direct``). pyHanko builds the CMS itself for RSASSA-PSS and
+    encrypted documents (where it may add PDF MAC attributes); should the SignedData not fit, this
+    document is sealed again by pyHanko with its own estimate."""
     writer, pdf_signer = prepare()
     try:
         template = signer.pades_template()
@@ -280,14 +299,45 @@ async def _sign(prepare, signer: HsmSigner, timestamper: TimeStamper | None) -> 
         token_size = None
         if timestamper is not None:
             token_size = len((await timestamper.async_dummy_response(template.digest)).dump())
-        return await _sign_by_pyhanko(writer, pdf_signer, template.bytes_reserved(token_size))
+        if writer.security_handler is not None:     # encrypted: pyHanko may add PDF MAC attributes
+            return await _sign_by_pyhanko(writer, pdf_signer, template.bytes_reserved(token_size))
+        return await _sign_direct(writer, pdf_signer, signer, template, timestamper,
+                                  template.bytes_reserved(token_size))
     except (SigningError, _ReservedTooSmall) as exc:
         if not (isinstance(exc, _ReservedTooSmall) or _OVERFLOW in str(exc)):
             raise
         log.warning("PDF seal: the SignedData outgrew its reserved space (%s); sealing again with "
                     "pyHanko's own size estimate", exc)
+        if isinstance(timestamper, InProcessTimeStamper):
+            timestamper.forget_sizing_tokens()
         writer, pdf_signer = prepare()
         return await _sign_by_pyhanko(writer, pdf_signer, None)
+
+
+async def _sign_direct(writer: IncrementalPdfFileWriter, pdf_signer: signers.PdfSigner, signer: HsmSigner,
+                       template: pades.PadesTemplate, timestamper: TimeStamper | None,
+                       bytes_reserved: int) -> io.BytesIO:
+    """pyHanko's interrupted signing: pyHanko writes the field, the appearance and the placeholder and
+    digests the /ByteRange; the SignedData is ``template``'s (what pyHanko's ``Signer.async_sign`` would
+    make, without its asn1crypto object building); pyHanko fills it in and does the post-signing work
+    (the /DSS update of B-LT)."""
+    prepared, tbs, out = await pdf_signer.async_digest_doc_for_signing(writer, bytes_reserved=bytes_reserved,
+                                                                       output=io.BytesIO())
+    digest = tbs.md_algorithm
+    if digest != template.digest:
+        raise SigningError(f"{signer.alg.name} signs with {template.digest}, not {digest}")
+    signed_attributes = template.signed_attributes(prepared.document_digest)
+    signature = await signer.async_sign_raw(signed_attributes, digest)
+    token = None
+    if timestamper is not None:            # B-T: RFC 3161 token over the signature value
+        imprint = hashlib.new(digest, signature).digest()
+        token = (await timestamper.async_timestamp(imprint, digest)).dump()
+    signed_data = template.content_info(signed_attributes, signature, token)
+    if 2 * len(signed_data) > bytes_reserved:
+        raise _ReservedTooSmall(f"{2 * len(signed_data)} hex digits for {bytes_reserved} reserved")
+    await PdfTBSDocument.async_finish_signing(out, prepared, signed_data, post_sign_instr=tbs.post_sign_instructions,
+                                              validation_context=tbs.validation_context)
+    return out
 
 
 async def _sign_by_pyhanko(writer: IncrementalPdfFileWriter, pdf_signer: signers.PdfSigner,

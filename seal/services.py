@@ -44,6 +44,9 @@ class SealService:
         self.trust = trust            # seal CAs (PDF signer chains)
         self.chain = chain            # certificates carried in PDF signatures
         self.tsa_respond = tsa_respond
+        # one timestamper for B-T seals: it keeps the TSA token that sizes the signature placeholder, so a
+        # seal costs one TSA call, not two (B-LT seals get their own: pyHanko validates its certificates)
+        self._stamper = pdf.InProcessTimeStamper(tsa_respond) if tsa_respond is not None else None
         self.tsa_trust = tsa_trust    # TSA issuing CAs (PDF signature timestamps)
         # (certificates) -> (CRLs, OCSP responses): PDF seals are PAdES B-LT with it (e.g. our CA's,
         # ca_bridge.revinfo.revocation_info), B-T without
@@ -94,11 +97,13 @@ class SealService:
         if self.revocation_info is not None:
             roots = tuple(dict.fromkeys(self.trust + self.tsa_trust))
             long_term = pdf.LongTerm(roots, self.revocation_info)
+        stamper = self._stamper
+        if stamper is not None and long_term is not None:
+            stamper = pdf.InProcessTimeStamper(self.tsa_respond)
         return pdf.seal_pdf(data, signer=signer, picture=use.picture, width_mm=use.width_mm, height_mm=use.height_mm,
                             placement=pdf.Placement(placement.page, placement.x_mm, placement.y_mm),
                             seal_name=seal_view.name, reason=f"电子印章 {seal_view.name} ({use.es_id})",
-                            timestamper=pdf.InProcessTimeStamper(self.tsa_respond) if self.tsa_respond else None,
-                            long_term=long_term)
+                            timestamper=stamper, long_term=long_term)
 
     def _ofd_timestamp(self, signature: bytes) -> bytes:
         """RFC 3161 token over the SES_Signature value (SM3 imprint), for the timeStamp field."""

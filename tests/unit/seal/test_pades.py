@@ -225,11 +225,50 @@ def _contents_size(sealed: bytes) -> int:
 def test_too_small_reservation_falls_back_to_pyhankos_estimate(monkeypatch, sm2, seal_pki, stamp_png, tsa, caplog):
     stamper = pdf.InProcessTimeStamper(tsa.respond)
     normal = _seal(sm2, stamp_png, make_pdf(1), timestamper=stamper)
+    sizing = stamper._dummy_response_cache["sm3"]
     monkeypatch.setattr(pades.PadesTemplate, "bytes_reserved", lambda self, size=None: 600)
     with caplog.at_level(logging.WARNING, logger="seal.pdf"):
         sealed = _seal(sm2, stamp_png, make_pdf(1), timestamper=stamper)
     assert any("outgrew" in r.getMessage() for r in caplog.records)
+    # the sizing token was fetched afresh (pyHanko's estimate refilled the cache): the TSA may have changed
+    assert stamper._dummy_response_cache["sm3"] is not sizing
     report = pdf.verify_pdf(sealed, trust=[seal_pki["ca"].certificate])
     assert report.ok and report.seals[0].timestamp_time, report.to_text()
     # pyHanko's estimate: its dummy CMS plus 50 %, larger than ours
     assert _contents_size(sealed) > _contents_size(normal) > 300
+
+
+def _embedded(sealed: bytes, index: int = 0):
+    """(CMS DER without the placeholder's padding, document digest) of one seal."""
+    cms_der, signed = pdf.cms_and_signed_bytes(sealed, index)
+    si = cms.ContentInfo.load(cms_der)["content"]["signer_infos"][0]
+    return cms_der, hashlib.new(si["digest_algorithm"]["algorithm"].native, signed).digest()
+
+
+@pytest.mark.parametrize("kind,timestamped", [("sm2", True), ("sm2", False), ("ecdsa-p384", True), ("rsa", False)])
+def test_sealed_documents_carry_what_pyhanko_would_have_made(no_estimate, monkeypatch, hsm_signers, tsa, wide_tsa,
+                                                             stamp_png, kind, timestamped):
+    """pyHanko's interrupted signing with our SignedData: the CMS in the document is byte for byte the one
+    pyHanko's Signer.async_sign makes for the same document digest, signature and timestamp token."""
+    signer = hsm_signers[kind]
+
+    async def refuse(*args, **kwargs):
+        raise AssertionError("pyHanko built the CMS")
+    stamper = pdf.InProcessTimeStamper((tsa if signer.alg.digest == "sm3" else wide_tsa).respond)
+    with monkeypatch.context() as m:
+        m.setattr(pdf.HsmSigner, "async_sign", refuse)
+        once = _seal(signer, stamp_png, make_pdf(2), timestamper=stamper if timestamped else None)
+        twice = _seal(signer, stamp_png, once, timestamper=stamper if timestamped else None,
+                      placement=pdf.Placement(page=1))
+    for index, sealed in ((0, once), (1, twice)):
+        embedded, document_digest = _embedded(sealed, index)
+        token = None
+        if timestamped:
+            si = cms.ContentInfo.load(embedded)["content"]["signer_infos"][0]
+            token = si["unsigned_attrs"][0]["values"][0].dump()
+        reference = _pyhanko_cms(signer, signer.alg.digest, document_digest,
+                                 FixedTimeStamper(token) if token else None)
+        assert embedded == reference
+    report = pdf.verify_pdf(twice, trust=[c for c in signer.chain])
+    assert report.ok, report.to_text()
+    assert len(report.seals) == 2 and all(bool(s.timestamp_time) == timestamped for s in report.seals)
