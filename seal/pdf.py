@@ -173,8 +173,8 @@ class LongTerm:
 def _ltv_context(ltv: LongTerm, signer: "HsmSigner", timestamper: TimeStamper | None) -> ValidationContext:
     certs = [signer.signing_cert.dump()] + [c.dump() for c in signer.cert_registry]
     if timestamper is not None:
-        # the TSA's certificates travel in its tokens; pyHanko asks for this dummy token anyway (to size
-        # the signature) and caches it, so this costs no extra TSA call
+        # the TSA's certificates travel in its tokens; this dummy token sizes the signature placeholder
+        # anyway (_sign) and the timestamper caches it, so this costs no extra TSA call
         token = asyncio.run(timestamper.async_dummy_response(signer.alg.digest))
         token = cms.ContentInfo.load(token.dump())      # own copy: the cached one may serve other threads
         certs += [c.chosen.dump() for c in token["content"]["certificates"] or ()]

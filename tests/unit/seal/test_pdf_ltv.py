@@ -204,3 +204,19 @@ def test_revoked_signer_is_refused_and_reported(ltv_pki, stamp_png, softtoken_km
                      long_term=_long_term(ltv_pki, "sm2"))
     # the seal made before the revocation still carries the "good" CRL of its time and validates
     assert pdf.verify_pdf(sealed, trust=[ltv_pki["sm2"]["root"]]).ok
+
+
+def test_b_lt_seal_cms_is_ours_and_dss_is_pyhankos(ltv_pki, stamp_png, monkeypatch):
+    """B-LT through pyHanko's interrupted signing: pyHanko neither estimates the signature size nor
+    builds the CMS (seal.pades does), and still validates the chains before and writes the /DSS after."""
+    from pyhanko.sign.signers.pdf_signer import PdfSigningSession
+
+    async def refuse(*args, **kwargs):
+        raise AssertionError("pyHanko estimated or built the CMS")
+    monkeypatch.setattr(PdfSigningSession, "estimate_signature_container_size", refuse)
+    monkeypatch.setattr(pdf.HsmSigner, "async_sign", refuse)
+    for kind in ("sm2", "ecdsa"):
+        sealed = _seal(ltv_pki, kind, make_pdf(1), stamp_png)
+        assert len(_dss(sealed).crls) >= 2
+        report = pdf.verify_pdf(sealed, trust=[ltv_pki[kind]["root"]])
+        assert report.ok and report.seals[0].details["ltv"]["validated"], report.to_text()
