@@ -48,31 +48,32 @@ def _requests(counter, subscriber: bytes, n: int, ca_id: str = "bench") -> list[
 
 def worker(args) -> None:
     """One KMC worker process: own key manager (session pool) on the shared token, own connection to the
-    shared database; batches of BATCH from ``--start`` (a time.time() instant) for ``--seconds``."""
+    shared database; batches of ``--batch`` from ``--start`` (a time.time() instant) for ``--seconds``."""
     km = scratch_key_manager_at(Path(args.token_dir), pool_size=4)
     engine = make_engine(args.db_url)
     escrow = KeyEscrow(km, make_session_factory(engine))
     subscriber = km.public_key_info("bench-subscriber")
     counter = itertools.count(1)
-    ca_id = f"bench-p{args.worker}"
+    ca_id = f"bench-p{args.worker}-b{args.batch}"
     for _ in range(2):                                    # warm: sessions, statements, caches
         escrow.escrow_new_keys(_requests(counter, subscriber, BATCH, ca_id))
     time.sleep(max(0.0, args.start - time.time()))
     cpu0, t0 = time.process_time(), time.perf_counter()
     stop, n = t0 + args.seconds, 0
     while time.perf_counter() < stop:
-        n += len(escrow.escrow_new_keys(_requests(counter, subscriber, BATCH, ca_id)))
+        n += len(escrow.escrow_new_keys(_requests(counter, subscriber, args.batch, ca_id)))
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     km.close()
     engine.dispose()
     print(json.dumps({"keys": n, "wall": wall, "cpu": cpu}))
 
 
-def multiprocess(token_dir: Path, db_url: str, processes: int, seconds: float) -> tuple[float, float]:
+def multiprocess(token_dir: Path, db_url: str, processes: int, seconds: float, batch: int) -> tuple[float, float]:
     """(keys per wall-clock second of all processes together, keys per CPU-second of the workers)."""
     start = time.time() + 8.0                          # every worker has started and warmed up by then
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(i), "--token-dir", str(token_dir),
-                               "--db-url", db_url, "--start", repr(start), "--seconds", str(seconds)],
+                               "--db-url", db_url, "--start", repr(start), "--seconds", str(seconds),
+                               "--batch", str(batch)],
                               stdout=subprocess.PIPE, text=True) for i in range(processes)]
     results = []
     for p in procs:
@@ -92,6 +93,7 @@ def main() -> None:
     parser.add_argument("--token-dir", help=argparse.SUPPRESS)
     parser.add_argument("--db-url", help=argparse.SUPPRESS)
     parser.add_argument("--start", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=BATCH, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
         worker(args)
@@ -147,7 +149,10 @@ def main() -> None:
     km.close()
     engine.dispose()
     if args.processes > 0:
-        wall, cpu = multiprocess(Path(token_dir), db_url, args.processes, args.seconds)
+        wall, cpu = multiprocess(Path(token_dir), db_url, args.processes, args.seconds, 1)
+        print(f"kms_escrow_per_s_{args.processes}processes {wall:.0f}  cpu {cpu:.0f}"
+              f"  # {args.processes} KMC worker processes, one token, one SQLite database, one key per transaction")
+        wall, cpu = multiprocess(Path(token_dir), db_url, args.processes, args.seconds, batch)
         print(f"kms_escrow_batch{batch}_per_s_{args.processes}processes {wall:.0f}  cpu {cpu:.0f}"
               f"  # {args.processes} KMC worker processes, one token, one SQLite database, goal >= 1000")
 
