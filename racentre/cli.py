@@ -34,7 +34,20 @@ def cli(ctx, config_path, verbose):
     ctx.ensure_object(dict)
     ctx.obj["config"] = load_config(config_path)
     ctx.obj["services"] = services = Services(ctx.obj["config"])
+    ctx.obj["seal_service"] = lambda: _site_seal_service(services)
     ctx.call_on_close(services.close)
+
+
+def _site_seal_service(services: Services):
+    """``racentre seal ...`` on a set-up site: the seal service ``racentre serve`` runs (seal maker
+    certified by our CA, the configured TSA units, our CRLs/OCSP for B-LT); None on a fresh site."""
+    if not services.site.provisioned:
+        return None
+    from racentre.provision import build_seal_service  # noqa: PLC0415 - pyHanko: only for seal commands
+    from timestamp.services import TsaService  # noqa: PLC0415
+    config = services.config.tsa
+    tsa = TsaService(config, services.key_manager, services.db if config.archive else None)
+    return build_seal_service(services.site, services, tsa)
 
 
 @cli.group("db")

@@ -14,6 +14,13 @@ from pkicore.algorithms import algorithm
 
 
 def _service(ctx):
+    """The same seal service as ``racentre serve`` once the site is set up (the CA-certified seal maker,
+    the site's TSA and revocation info: PAdES B-LT seals), given by the ``racentre`` CLI as
+    ``ctx.obj["seal_service"]``; before that, the package's own stand-alone maker."""
+    factory = ctx.obj.get("seal_service")
+    service = factory() if factory is not None else None
+    if service is not None:
+        return service
     from seal.registry import SealRegistry  # noqa: PLC0415 - start-up cost, see above
     from seal.services import SealService, default_maker  # noqa: PLC0415
     services = ctx.obj["services"]

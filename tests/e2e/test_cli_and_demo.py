@@ -118,3 +118,26 @@ def test_demo_writes_artefacts_that_outside_verifiers_accept(site, tmp_path):
     demo = run(site, "demo", "--out", str(out))
     assert demo.returncode == 0, demo.stderr
     check_demo_artefacts(out)
+
+
+def test_cli_seals_like_the_service_once_the_site_is_set_up(site, tmp_path):
+    """After `racentre setup` (the demo test above ran it) `racentre seal sign` uses the service's seal
+    maker, TSA and revocation info: the CLI's PDF seal is timestamped and PAdES B-LT, and validates long
+    term against our root with only what the document carries."""
+    from seal.pdf import verify_pdf
+    from seal.samplepdf import make_pdf
+    with sqlite3.connect(site / "var" / "racentre.db") as conn:
+        seal_id, principal = conn.execute("select seal_id, principal from seal_user order by id desc").fetchone()
+        roots = [row[0] for row in conn.execute("select certificate from ca_authority where parent_id is null")]
+    (tmp_path / "in.pdf").write_bytes(make_pdf(1, title="sealed from the CLI"))
+    signed = run(site, "seal", "sign", str(seal_id), str(tmp_path / "in.pdf"), "--out", str(tmp_path / "out.pdf"),
+                 "--as", principal)
+    assert signed.returncode == 0, signed.stderr
+    report = verify_pdf((tmp_path / "out.pdf").read_bytes(), trust=roots)
+    assert report.ok, report.to_text()
+    (verdict,) = report.seals
+    ltv = verdict.details["ltv"]
+    assert verdict.timestamp_time and ltv["dss"] and ltv["crls"] and ltv["validated"], verdict.details
+    refused = run(site, "seal", "sign", str(seal_id), str(tmp_path / "in.pdf"), "--out", str(tmp_path / "no.pdf"),
+                  "--as", "someone-else")
+    assert refused.returncode != 0 and not (tmp_path / "no.pdf").exists()
