@@ -1,9 +1,11 @@
 """Shared helpers for the benchmarks: a throw-away software token and the OpenSSL reference figures."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -77,3 +79,18 @@ def rate_and_cpu(fn, threads: int, seconds: float) -> tuple[float, float]:
         t.join()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return sum(counts) / wall, sum(counts) / max(cpu, 1e-9)
+
+
+def run_workers(script: str, worker_args: list[list[str]], seconds: float, warm_up: float = 8.0) -> list[dict]:
+    """One ``python script <args> --start T --seconds S`` process per entry of ``worker_args``, all timing
+    the same wall-clock window from T (by then each has started and warmed up); the JSON each prints last."""
+    start = time.time() + warm_up
+    procs = [subprocess.Popen([sys.executable, script, *args, "--start", repr(start), "--seconds", str(seconds)],
+                              stdout=subprocess.PIPE, text=True) for args in worker_args]
+    results = []
+    for p in procs:
+        out, _ = p.communicate(timeout=120 + warm_up + seconds)
+        if p.returncode:
+            raise RuntimeError(f"{os.path.basename(script)} worker failed (exit {p.returncode})")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results

@@ -17,7 +17,6 @@ import datetime as dt
 import itertools
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import cpu_count, rate_and_cpu, scratch_key_manager, scratch_key_manager_at  # noqa: E402
+from bench.common import cpu_count, rate_and_cpu, run_workers, scratch_key_manager, scratch_key_manager_at  # noqa: E402,E501
 from kms.escrow import EscrowRequest, KeyEscrow  # noqa: E402
 from kms.identity import subject_name  # noqa: E402
 from pkicore.db import Base, make_engine, make_session_factory  # noqa: E402
@@ -70,17 +69,8 @@ def worker(args) -> None:
 
 def multiprocess(token_dir: Path, db_url: str, processes: int, seconds: float, batch: int) -> tuple[float, float]:
     """(keys per wall-clock second of all processes together, keys per CPU-second of the workers)."""
-    start = time.time() + 8.0                          # every worker has started and warmed up by then
-    procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(i), "--token-dir", str(token_dir),
-                               "--db-url", db_url, "--start", repr(start), "--seconds", str(seconds),
-                               "--batch", str(batch)],
-                              stdout=subprocess.PIPE, text=True) for i in range(processes)]
-    results = []
-    for p in procs:
-        out, _ = p.communicate(timeout=120 + seconds)
-        if p.returncode:
-            raise RuntimeError(f"worker failed (exit {p.returncode})")
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = run_workers(__file__, [["--worker", str(i), "--token-dir", str(token_dir), "--db-url", db_url,
+                                      "--batch", str(batch)] for i in range(processes)], seconds)
     keys = sum(r["keys"] for r in results)
     return keys / max(r["wall"] for r in results), keys / sum(r["cpu"] for r in results)
 

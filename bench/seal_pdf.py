@@ -14,7 +14,6 @@ import datetime as dt
 import io
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter  # noq
 from pyhanko.sign import signers  # noqa: E402
 from pyhanko_certvalidator.registry import SimpleCertificateStore  # noqa: E402
 
-from bench.common import cpu_count, rate, scratch_key_manager, scratch_key_manager_at  # noqa: E402
+from bench.common import cpu_count, rate, run_workers, scratch_key_manager, scratch_key_manager_at  # noqa: E402
 from pkicore.algorithms import algorithm  # noqa: E402
 from seal import pdf  # noqa: E402
 from seal.demo import demo_picture  # noqa: E402
@@ -95,16 +94,8 @@ def worker(args) -> None:
 
 def multiprocess(token_dir: str, certs: Path, processes: int, seconds: float) -> float:
     """Documents per wall-clock second of all processes together."""
-    start = time.time() + 8.0                          # every worker has started and warmed up by then
-    procs = [subprocess.Popen([sys.executable, __file__, "--worker", "--token-dir", token_dir, "--certs", str(certs),
-                               "--start", repr(start), "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True)
-             for _ in range(processes)]
-    results = []
-    for p in procs:
-        out, _ = p.communicate(timeout=120 + seconds)
-        if p.returncode:
-            raise RuntimeError(f"worker failed (exit {p.returncode})")
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = run_workers(__file__, [["--worker", "--token-dir", token_dir, "--certs", str(certs)]] * processes,
+                          seconds)
     return sum(r["docs"] for r in results) / max(r["wall"] for r in results)
 
 
