@@ -32,6 +32,10 @@ def token_dir(tmp_path, lib_path):
         os.environ.pop("RACENTRE_SOFTTOKEN_DIR", None)
     else:
         os.environ["RACENTRE_SOFTTOKEN_DIR"] = old
+    if os.environ.get("RACENTRE_SOFTTOKEN_DIR") is not None:
+        # the module is one per process (python-pkcs11 loads a path once): leave it on the directory the
+        # rest of the suite set up, not on this test's, whatever order the tests run in
+        pkcs11.lib(str(lib_path)).reinitialize()
 
 
 @pytest.fixture
