@@ -4,6 +4,7 @@ the default ID, independent SM2/SM4 code (tests/unit/kms/subscriber.py) for the 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from asn1crypto import keys, pem, x509
@@ -85,10 +86,25 @@ def check_demo_artefacts(out: Path) -> None:
              ["seal", out / "seal.esl"],
              ["sm2-sig", out / "audit-public-key.pem", out / "audit-export.json", out / "audit-export.json.sig"]]
     argvs += [["cert-path", out / name, root, issuing] for name in leaves]
+    # the KMC's envelopes: BC's SM2Engine and SM4 open them with the recipient's key, d*G is the
+    # encryption certificate's key, and the signed one carries a valid KMC signature
+    enc_cert, sub_key, court_key = out / "civil-servant-enc.pem", out / "subscriber-sign-key.pem", \
+        out / "recovery-recipient-key.pem"
+    tampered = Path(tempfile.mkdtemp(prefix="racentre-demo-check-")) / "tampered-envelope.der"
+    signed = bytearray((out / "enc-envelope-signed.der").read_bytes())
+    signed[-10] ^= 0x01                          # inside s of the KMC signature (the last field)
+    tampered.write_bytes(bytes(signed))
+    must_fail = [["sm2-envelope", sub_key, tampered, enc_cert, "--signer", out / "kmc.pem"],
+                 ["sm2-envelope", court_key, out / "enc-envelope.der", enc_cert]]       # not the court's envelope
+    argvs += [["sm2-envelope", sub_key, out / "enc-envelope.der", enc_cert],
+              ["sm2-envelope", sub_key, out / "enc-envelope-signed.der", enc_cert, "--signer", out / "kmc.pem"],
+              ["sm2-envelope", court_key, out / "recovered-envelope.der", enc_cert]] + must_fail
     results = bc_verify_many(argvs)
     for argv, result in zip(argvs, results):
         if argv[1] == out / "revoked.pem":
             assert "revocation" in assert_bc_fails(result).stderr.lower()
+        elif argv in must_fail:
+            assert_bc_fails(result)
         else:
             assert_bc_ok(result)
     assert results[4].stdout.split()[0] == "revoked"

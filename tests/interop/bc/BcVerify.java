@@ -22,6 +22,11 @@
 //              timeStamping EKU and TSA validity at genTime; --ca: TSA cert signed by that CA)
 //   seal      <SESeal-file>        GB/T 38540 seal: signedValue over DER(eSealInfo), maker cert inside
 //   ses-sig   <SES_Signature-file> GB/T 38540 signature: signature over DER(toSign), signer cert inside
+//   sm2-envelope <private-key> <envelope> <enc-cert> [--signer CERT]
+//             a KMC key envelope, GB/T 35276 SM2EnvelopedKey or GM/T 0010 SignedAndEnvelopedData (bare or
+//             in its ContentInfo): BC's SM2Engine (C1C3C2) opens the SM4 key with the recipient's private
+//             key, SM4-ECB gives d, and d*G must be the encryption certificate's key; --signer: the
+//             SignedAndEnvelopedData's SM2 signature over the encrypted content verifies with that cert
 //   selftest  <empty-dir>  make SM2 artefacts with BC's own builders and verify them through the
 //             subcommands above (used once at build time to train the class-data-sharing archive)
 //   batch     read argv lines from stdin (fields separated by TAB), print one line per command:
@@ -148,6 +153,7 @@ public final class BcVerify {
                 case "tsp": tsp(new Args(a), out); break;
                 case "seal": sesSigned(new Args(a), out, "seal"); break;
                 case "ses-sig": sesSigned(new Args(a), out, "ses-sig"); break;
+                case "sm2-envelope": sm2Envelope(new Args(a), out); break;
                 case "selftest": selftest(new Args(a), out); break;
                 default: throw new Usage("unknown subcommand: " + argv[0]);
             }
@@ -206,6 +212,104 @@ public final class BcVerify {
         s.update(msg);
         if (!s.verify(sig)) throw new Fail("SM3withSM2 signature invalid (id=" + printable(id) + ")");
         out.println("OK sm2-sig id=" + printable(id));
+    }
+
+    static void sm2Envelope(Args a, PrintStream out) throws Exception {
+        a.need(3, "sm2-envelope <private-key> <envelope> <enc-cert> [--signer CERT]");
+        BigInteger d = loadSm2PrivateScalar(a.pos(0));
+        org.bouncycastle.asn1.x9.X9ECParameters x9 = org.bouncycastle.asn1.gm.GMNamedCurves.getByName("sm2p256v1");
+        org.bouncycastle.crypto.params.ECDomainParameters dom = new org.bouncycastle.crypto.params.ECDomainParameters(
+                x9.getCurve(), x9.getG(), x9.getN(), x9.getH());
+        ASN1Sequence env;
+        try {
+            env = ASN1Sequence.getInstance(der(a.pos(1)));
+            if (env.getObjectAt(0) instanceof ASN1ObjectIdentifier)          // ContentInfo
+                env = ASN1Sequence.getInstance(
+                        org.bouncycastle.asn1.ASN1TaggedObject.getInstance(env.getObjectAt(1)).getObject());
+        } catch (Exception e) {
+            throw new Usage("cannot parse envelope " + a.pos(1) + ": " + e.getMessage());
+        }
+        byte[] cipher, encrypted, signature = null;
+        String kind;
+        if (env.getObjectAt(0) instanceof ASN1Integer) {                       // GM/T 0010 SignedAndEnvelopedData
+            kind = "SignedAndEnvelopedData";
+            ASN1Sequence ri = ASN1Sequence.getInstance(
+                    org.bouncycastle.asn1.ASN1Set.getInstance(env.getObjectAt(1)).getObjectAt(0));
+            cipher = ASN1OctetString.getInstance(ri.getObjectAt(3)).getOctets();
+            ASN1Sequence eci = ASN1Sequence.getInstance(env.getObjectAt(3));
+            encrypted = ASN1OctetString.getInstance(
+                    org.bouncycastle.asn1.ASN1TaggedObject.getInstance(eci.getObjectAt(2)), false).getOctets();
+            ASN1Sequence si = ASN1Sequence.getInstance(org.bouncycastle.asn1.ASN1Set.getInstance(
+                    env.getObjectAt(env.size() - 1)).getObjectAt(0));
+            signature = ASN1OctetString.getInstance(si.getObjectAt(si.size() - 1)).getOctets();
+        } else {                                                               // GB/T 35276 SM2EnvelopedKey
+            kind = "SM2EnvelopedKey";
+            cipher = env.getObjectAt(1).toASN1Primitive().getEncoded("DER");
+            encrypted = ASN1BitString.getInstance(env.getObjectAt(3)).getOctets();
+        }
+        // GM/T 0009 SM2Cipher { x, y, hash, cipherText } -> BC's C1 || C3 || C2
+        ASN1Sequence c = ASN1Sequence.getInstance(cipher);
+        byte[] x = fixed32(ASN1Integer.getInstance(c.getObjectAt(0)).getPositiveValue());
+        byte[] y = fixed32(ASN1Integer.getInstance(c.getObjectAt(1)).getPositiveValue());
+        byte[] c3 = ASN1OctetString.getInstance(c.getObjectAt(2)).getOctets();
+        byte[] c2 = ASN1OctetString.getInstance(c.getObjectAt(3)).getOctets();
+        ByteArrayOutputStream in = new ByteArrayOutputStream();
+        in.write(4);
+        in.write(x);
+        in.write(y);
+        in.write(c3);
+        in.write(c2);
+        org.bouncycastle.crypto.engines.SM2Engine engine =
+                new org.bouncycastle.crypto.engines.SM2Engine(org.bouncycastle.crypto.engines.SM2Engine.Mode.C1C3C2);
+        engine.init(false, new org.bouncycastle.crypto.params.ECPrivateKeyParameters(d, dom));
+        byte[] sm4Key;
+        try {
+            byte[] all = in.toByteArray();
+            sm4Key = engine.processBlock(all, 0, all.length);
+        } catch (org.bouncycastle.crypto.InvalidCipherTextException e) {
+            throw new Fail("SM2 decryption of the content-encryption key failed: " + e.getMessage());
+        }
+        if (sm4Key.length != 16) throw new Fail("the content-encryption key is " + sm4Key.length + " bytes, not 16");
+        javax.crypto.Cipher sm4 = javax.crypto.Cipher.getInstance("SM4/ECB/NoPadding", BC);
+        sm4.init(javax.crypto.Cipher.DECRYPT_MODE, new javax.crypto.spec.SecretKeySpec(sm4Key, "SM4"));
+        BigInteger encD = new BigInteger(1, sm4.doFinal(encrypted));
+        byte[] q = dom.getG().multiply(encD).normalize().getEncoded(false);
+        byte[] certQ = loadCertHolder(a.pos(2)).getSubjectPublicKeyInfo().getPublicKeyData().getOctets();
+        if (!Arrays.equals(q, certQ)) throw new Fail("the enveloped private key does not match the certificate's key");
+        if (kind.equals("SM2EnvelopedKey")
+                && !Arrays.equals(ASN1BitString.getInstance(env.getObjectAt(2)).getOctets(), certQ))
+            throw new Fail("sm2PublicKey of the SM2EnvelopedKey is not the certificate's key");
+        if (a.opt("--signer") != null) {
+            if (signature == null) throw new Usage("--signer: an SM2EnvelopedKey carries no signature");
+            Signature v = Signature.getInstance("SM3withSM2", BC);
+            v.setParameter(new SM2ParameterSpec(DEFAULT_ID.getBytes(StandardCharsets.UTF_8)));
+            v.initVerify(loadPublicKey(a.opt("--signer")));
+            v.update(encrypted);
+            if (!v.verify(signature)) throw new Fail("the KMC signature over the encrypted content is invalid");
+        }
+        out.println("OK sm2-envelope " + kind + (a.opt("--signer") != null ? " signed" : ""));
+    }
+
+    static byte[] fixed32(BigInteger v) throws Fail {
+        byte[] b = v.toByteArray();
+        if (b.length > 33 || (b.length == 33 && b[0] != 0)) throw new Fail("SM2Cipher coordinate longer than 32 bytes");
+        byte[] r = new byte[32];
+        System.arraycopy(b, Math.max(0, b.length - 32), r, 32 - Math.min(32, b.length), Math.min(32, b.length));
+        return r;
+    }
+
+    /** The scalar d of an SM2 private key file: PKCS#8 or SEC1 (RFC 5915), PEM or DER. */
+    static BigInteger loadSm2PrivateScalar(String path) throws Usage {
+        byte[] d = der(path);
+        try {
+            ASN1Sequence seq = ASN1Sequence.getInstance(d);
+            if (seq.getObjectAt(1) instanceof ASN1Sequence)                  // PKCS#8 PrivateKeyInfo
+                seq = ASN1Sequence.getInstance(
+                        org.bouncycastle.asn1.pkcs.PrivateKeyInfo.getInstance(seq).parsePrivateKey());
+            return org.bouncycastle.asn1.sec.ECPrivateKey.getInstance(seq).getKey();
+        } catch (Exception e) {
+            throw new Usage("cannot parse SM2 private key " + path + ": " + e.getMessage());
+        }
     }
 
     static void cert(Args a, PrintStream out) throws Exception {
