@@ -26,6 +26,7 @@ from ca_bridge.errors import IssuanceError, RequestConflict
 from ca_bridge.models import EscrowReservation
 from hsm import KeyManager
 from kms.client import KmcClient, Transport
+from kms.errors import KmcRefused
 from pkicore.audit import record
 from pkicore.db import as_utc, transaction, utcnow
 
@@ -78,10 +79,18 @@ class KmcLink:
         now = utcnow().replace(microsecond=0)
         serial = random_serial()
         not_before, not_after = now - BACKDATE, min(now + dt.timedelta(days=days), ca.not_after)
-        answer = self.client(ca).apply_key(serial, request.subscriber_public_key_info, not_before, not_after,
-                                           user_name=request.user_name)
-        if answer.user_cert_no != serial or inspect_public_key(answer.public_key_info).algorithm != "sm2":
-            raise IssuanceError("the KMC answered with another certificate number or a non-SM2 key")
+        try:
+            answer = self.client(ca).apply_key(serial, request.subscriber_public_key_info, not_before, not_after,
+                                               user_name=request.user_name)
+            if answer.user_cert_no != serial or inspect_public_key(answer.public_key_info).algorithm != "sm2":
+                raise IssuanceError("the KMC answered with another certificate number or a non-SM2 key")
+        except KmcRefused:
+            raise                           # a verified Failure: the KMC made no key
+        except Exception:
+            # no usable answer (lost, a 5xx, unverifiable): the KMC may have archived a key for this serial
+            # that no certificate will ever name -- ask it to revoke that key (best-effort), then fail
+            self.notify_revoked(ca, serial)
+            raise
         try:
             with transaction(self.db) as session:
                 row = EscrowReservation(request_id=request.request_id, ca_id=ca.id, profile=request.profile,

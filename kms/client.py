@@ -16,7 +16,7 @@ from typing import Callable, Protocol
 from asn1crypto import x509
 
 from kms import gmt0014 as m
-from kms.errors import ProtocolError
+from kms.errors import KmcRefused, ProtocolError
 from pkicore.algorithms import algorithm
 from pkicore.db import utcnow
 from pkicore.errors import ErrorCode
@@ -109,8 +109,8 @@ class KmcClient:
     def _one(self, item):
         result = self.send([item])[0]
         if isinstance(result, m.Failure):
-            raise ProtocolError(f"KMC refused the request: {result.description} (errNo {result.err_no})",
-                                result.err_no, code=_ERR_CODES.get(result.err_no, ErrorCode.BAD_REQUEST))
+            raise KmcRefused(f"KMC refused the request: {result.description} (errNo {result.err_no})",
+                             result.err_no, code=_ERR_CODES.get(result.err_no, ErrorCode.BAD_REQUEST))
         if isinstance(result, m.RetKey):
             return EncryptionKey(result.user_cert_no, result.public_key_info, result.signed_and_enveloped)
         return result

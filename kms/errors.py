@@ -36,3 +36,7 @@ class ProtocolError(EscrowError):
     def __init__(self, public_message: str, err_no: int, *, code: ErrorCode | None = None):
         super().__init__(public_message, code=code)
         self.err_no = err_no
+
+
+class KmcRefused(ProtocolError):
+    """The KMC answered, verifiably, with a Failure for the item: it did nothing for it."""

@@ -212,3 +212,55 @@ def test_rejecting_after_a_failed_approval_gives_the_reserved_kmc_key_back(clien
         assert actions == {"ca.escrow.reserve", "ca.escrow.release"}
     # the rejected request has nothing to hand out
     assert client("GET", f"/api/v1/ra/requests/{rid}/certificates/enc/envelope", "applicant").status_code == 404
+
+
+def test_a_lost_kmc_answer_leaves_no_live_orphan_key(client, services, tmp_path):
+    """The KMC archives a key but its answer never reaches the CA: the approval fails (nothing issued, no
+    reservation), the CA tells the KMC to revoke the key it may have made for that serial, and the retry
+    reserves a fresh key and issues."""
+    from ca_bridge.models import EscrowReservation
+    from kms.errors import ProtocolError
+    from pkicore.errors import ErrorCode
+    unit = client("POST", "/api/v1/ra/units", "operator",
+                  json={"name": f"杭州市失联局-{helpers.tag()}", "uscc": helpers.uscc(), "legal_representative": "王五"})
+    person = client("POST", "/api/v1/ra/civil-servants", "operator",
+                    json={"name": "王五", "id_number": helpers.id_number(), "unit_id": unit.json["id"]})
+    openssl_sm2_key(tmp_path / "sign.key")
+    csr = openssl_csr(tmp_path, "sign", "/CN=王五", sm2=True, key=tmp_path / "sign.key")
+    rid = client("POST", "/api/v1/ra/requests", "applicant",
+                 json={"type": "civil-servant-dual", "subject_id": person.json["id"], "csr": csr.decode()}).json["id"]
+    client("POST", f"/api/v1/ra/requests/{rid}/vet", "operator", json={"documents_checked": True})
+    assert client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_a").json["state"] == "vetted"
+
+    link = services.ca.kmc
+    real = link.transport
+
+    class LosesOneAnswer:
+        lost = False
+
+        def send(self, der: bytes) -> bytes:
+            answer = real.send(der)            # the KMC does the work ...
+            if not self.lost:
+                self.lost = True               # ... and the first answer is lost on the way back
+                raise ProtocolError("the key-management centre is unreachable; try again later", 1,
+                                    code=ErrorCode.UPSTREAM_UNAVAILABLE)        # what HttpTransport raises
+            return answer
+
+    with services.db() as session:
+        before = set(session.scalars(select(EscrowedKey.id)))
+    link.transport, link._clients = LosesOneAnswer(), {}
+    try:
+        failed = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
+    finally:
+        link.transport, link._clients = real, {}
+    assert failed.status_code == 503 and "unreachable" in failed.get_data(as_text=True), failed.json
+    with services.db() as session:
+        orphans = session.scalars(select(EscrowedKey).where(EscrowedKey.id.notin_(before))).all()
+        assert len(orphans) == 1 and orphans[0].status == "revoked"     # archived by the KMC, then revoked
+        assert session.scalar(select(EscrowReservation).where(EscrowReservation.request_id == f"ra-{rid}-enc")) is None
+    done = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
+    assert done.status_code == 200 and done.json["state"] == "issued", done.json
+    enc = next(c for c in done.json["certificates"] if c["usage"] == "enc")
+    with services.db() as session:
+        live = session.scalar(select(EscrowedKey).where(EscrowedKey.user_cert_no == str(int(enc["serial"], 16))))
+        assert live is not None and live.status == "active" and live.id != orphans[0].id
