@@ -13,7 +13,9 @@ from pathlib import Path
 import waitress
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from pkicore.db import transaction
 from racentre import accounts, totp
@@ -46,6 +48,12 @@ def login(driver, base_url: str, name: str, password: str, secret: str) -> None:
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "otp").send_keys(totp.totp(totp.secret_bytes(secret)))
     driver.find_element(By.ID, "login-submit").click()
+    # the click only starts the POST: wait until it has landed (a page other than the login form), or a
+    # following driver.get() may cancel it and every screenshot would show the login page
+    try:
+        WebDriverWait(driver, 30).until(lambda d: "/console/login" not in d.current_url)
+    except TimeoutException:
+        raise RuntimeError(f"console login as {name} did not succeed (still on {driver.current_url})") from None
 
 
 def _free_port() -> int:
