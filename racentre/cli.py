@@ -45,9 +45,7 @@ def _site_seal_service(services: Services):
         return None
     from racentre.provision import build_seal_service  # noqa: PLC0415 - pyHanko: only for seal commands
     from timestamp.services import TsaService  # noqa: PLC0415
-    config = services.config.tsa
-    tsa = TsaService(config, services.key_manager, services.db if config.archive else None)
-    return build_seal_service(services.site, services, tsa)
+    return build_seal_service(services.site, services, TsaService.for_site(services))
 
 
 @cli.group("db")

@@ -98,6 +98,13 @@ class TsaService:
         self._authority: TimeStampAuthority | None = None
         self._lock = threading.Lock()
 
+    @classmethod
+    def for_site(cls, services) -> "TsaService":
+        """The site's TSA as the service runs it: ``[tsa]`` settings, the site's HSM, and its database
+        when ``[tsa] archive`` keeps issued tokens (``services``: a ``racentre.services.Services``)."""
+        config = services.config.tsa
+        return cls(config, services.key_manager, services.db if config.archive else None)
+
     @property
     def authority(self) -> TimeStampAuthority:
         if self._authority is None:

@@ -184,5 +184,4 @@ def install(app, service: TsaService) -> None:
 
 def init_app(app, services) -> None:
     """Wire the TSA into the service app (racentre.web.build_app)."""
-    config = services.config.tsa
-    install(app, TsaService(config, services.key_manager, services.db if config.archive else None))
+    install(app, TsaService.for_site(services))

@@ -170,23 +170,30 @@ def test_dual_request_without_kmc_is_refused_at_submission(client, services, wit
     assert resp.status_code == 400 and "key-management centre" in resp.json["error"]["message"]
 
 
+def _one_approval_from_issuance(client, tmp_path, unit_name: str, person: str) -> int:
+    """A civil servant's dual request (signing CSR only, the KMC makes the encryption key), vetted and
+    approved by officer_a: officer_b's approval is the final one."""
+    unit = client("POST", "/api/v1/ra/units", "operator",
+                  json={"name": f"{unit_name}-{helpers.tag()}", "uscc": helpers.uscc(), "legal_representative": "王五"})
+    subject = client("POST", "/api/v1/ra/civil-servants", "operator",
+                     json={"name": person, "id_number": helpers.id_number(), "unit_id": unit.json["id"]})
+    assert subject.status_code == 201, subject.json
+    openssl_sm2_key(tmp_path / "sign.key")
+    csr = openssl_csr(tmp_path, "sign", f"/CN={person}", sm2=True, key=tmp_path / "sign.key")
+    rid = client("POST", "/api/v1/ra/requests", "applicant",
+                 json={"type": "civil-servant-dual", "subject_id": subject.json["id"], "csr": csr.decode()}).json["id"]
+    client("POST", f"/api/v1/ra/requests/{rid}/vet", "operator", json={"documents_checked": True})
+    assert client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_a").json["state"] == "vetted"
+    return rid
+
+
 def test_rejecting_after_a_failed_approval_gives_the_reserved_kmc_key_back(client, services, tmp_path, monkeypatch):
     """The final approval reserves a KMC key before its transaction; if issuing then fails, the reservation
     stays (a retry reuses it). Rejecting the request afterwards deletes the reservation and tells the KMC
     (RevokeKeyReq), so the archive keeps no live key that no certificate names; both steps are audited."""
     from ca_bridge.models import EscrowReservation
     from pkicore.audit import AuditEvent
-    unit = client("POST", "/api/v1/ra/units", "operator",
-                  json={"name": f"杭州市拒绝局-{helpers.tag()}", "uscc": helpers.uscc(), "legal_representative": "王五"})
-    person = client("POST", "/api/v1/ra/civil-servants", "operator",
-                    json={"name": "李四", "id_number": helpers.id_number(), "unit_id": unit.json["id"]})
-    assert person.status_code == 201, person.json
-    openssl_sm2_key(tmp_path / "sign.key")
-    csr = openssl_csr(tmp_path, "sign", "/CN=李四", sm2=True, key=tmp_path / "sign.key")
-    rid = client("POST", "/api/v1/ra/requests", "applicant",
-                 json={"type": "civil-servant-dual", "subject_id": person.json["id"], "csr": csr.decode()}).json["id"]
-    client("POST", f"/api/v1/ra/requests/{rid}/vet", "operator", json={"documents_checked": True})
-    assert client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_a").json["state"] == "vetted"
+    rid = _one_approval_from_issuance(client, tmp_path, "杭州市拒绝局", "李四")
 
     def broken_issue(*args, **kwargs):
         raise RuntimeError("CA signing failed")
@@ -221,16 +228,7 @@ def test_a_lost_kmc_answer_leaves_no_live_orphan_key(client, services, tmp_path)
     from ca_bridge.models import EscrowReservation
     from kms.errors import ProtocolError
     from pkicore.errors import ErrorCode
-    unit = client("POST", "/api/v1/ra/units", "operator",
-                  json={"name": f"杭州市失联局-{helpers.tag()}", "uscc": helpers.uscc(), "legal_representative": "王五"})
-    person = client("POST", "/api/v1/ra/civil-servants", "operator",
-                    json={"name": "王五", "id_number": helpers.id_number(), "unit_id": unit.json["id"]})
-    openssl_sm2_key(tmp_path / "sign.key")
-    csr = openssl_csr(tmp_path, "sign", "/CN=王五", sm2=True, key=tmp_path / "sign.key")
-    rid = client("POST", "/api/v1/ra/requests", "applicant",
-                 json={"type": "civil-servant-dual", "subject_id": person.json["id"], "csr": csr.decode()}).json["id"]
-    client("POST", f"/api/v1/ra/requests/{rid}/vet", "operator", json={"documents_checked": True})
-    assert client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_a").json["state"] == "vetted"
+    rid = _one_approval_from_issuance(client, tmp_path, "杭州市失联局", "王五")
 
     link = services.ca.kmc
     real = link.transport
