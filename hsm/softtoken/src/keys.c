@@ -169,15 +169,24 @@ static EVP_PKEY *fromdata(const char *alg, OSSL_PARAM_BLD *bld, int selection)
     return pk;
 }
 
+/* whether o's key material may be parsed now: not damaged, and a private key only while logged in */
+static CK_RV key_material_usable(const st_object *o)
+{
+    if (o->broken)
+        return CKR_DEVICE_ERROR;
+    if (o->cls == CKO_PRIVATE_KEY && o->locked)
+        return CKR_USER_NOT_LOGGED_IN;
+    return CKR_OK;
+}
+
 CK_RV key_build_pkey(st_object *o)
 {
     if (o->pkey)
         return CKR_OK;
-    if (o->broken)
-        return CKR_DEVICE_ERROR;
+    CK_RV usable = key_material_usable(o);
+    if (usable != CKR_OK)
+        return usable;
     int priv = o->cls == CKO_PRIVATE_KEY;
-    if (priv && o->locked)
-        return CKR_USER_NOT_LOGGED_IN;
     CK_RV rv = CKR_KEY_HANDLE_INVALID;
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     BIGNUM *bn[8] = { 0 };
@@ -245,11 +254,10 @@ CK_RV key_build_sm2(st_object *o)
 {
     if (o->sm2)
         return CKR_OK;
-    if (o->broken)
-        return CKR_DEVICE_ERROR;
+    CK_RV usable = key_material_usable(o);
+    if (usable != CKR_OK)
+        return usable;
     int priv = o->cls == CKO_PRIVATE_KEY;
-    if (priv && o->locked)
-        return CKR_USER_NOT_LOGGED_IN;
     if (o->curve != ST_CURVE_SM2 || (o->ktype != CKK_EC && o->ktype != CKK_SM2))
         return CKR_KEY_HANDLE_INVALID;
     unsigned char pub[65], d[32];
