@@ -410,11 +410,21 @@ static void mul_var(jpt *r, const apt *p, const sm2_fe k)
     cleanse(&t, sizeof(t));
 }
 
+/* out = 04 || x || y of k*G; the Jacobian and affine intermediates are cleansed (k is the caller's) */
+static void mul_g_encode(unsigned char out[65], const sm2_fe k)
+{
+    jpt r;
+    apt a;
+    mul_g(&r, k);
+    pt_to_affine(&a, &r);
+    pt_encode(out, &a);
+    cleanse(&r, sizeof(r));
+    cleanse(&a, sizeof(a));
+}
+
 int sm2p256_base_mul(unsigned char out[65], const unsigned char kb[32])
 {
     sm2_fe k;
-    jpt r;
-    apt a;
     if (sm2p256_init())
         return -1;
     fe_from_be(k, kb);
@@ -423,12 +433,8 @@ int sm2p256_base_mul(unsigned char out[65], const unsigned char kb[32])
     CT_PUBLIC(&zero, sizeof(zero));
     if (zero)
         return -1;
-    mul_g(&r, k);
-    pt_to_affine(&a, &r);
-    pt_encode(out, &a);
+    mul_g_encode(out, k);
     cleanse(k, sizeof(k));
-    cleanse(&r, sizeof(r));
-    cleanse(&a, sizeof(a));
     return 0;
 }
 
@@ -488,6 +494,15 @@ static int rand_scalar(sm2_fe k, int off)
     return -1;
 }
 
+/* all-ones when d is a valid private key, d in [1, n - 2] (GB/T 32918.1 6.1), else 0; constant time */
+static u64 priv_in_range(const sm2_fe d)
+{
+    sm2_fe lim;
+    memcpy(lim, sm2_n, sizeof(lim));
+    lim[0] -= 1;                           /* d < n - 1 */
+    return ~fe_is_zero(d) & fe_lt(d, lim);
+}
+
 static int key_fill_priv(sm2p256_key *key, const sm2_fe d)
 {
     sm2_fe t;
@@ -511,11 +526,9 @@ sm2p256_key *sm2p256_key_new(const unsigned char *d32, const unsigned char pub[6
     k->refs = 1;
     memcpy(k->pub, pub, 65);
     if (d32) {
-        sm2_fe d, lim;
-        memcpy(lim, sm2_n, sizeof(lim));
-        lim[0] -= 1;
+        sm2_fe d;
         fe_from_be(d, d32);
-        u64 ok = ~fe_is_zero(d) & fe_lt(d, lim);
+        u64 ok = priv_in_range(d);
         CT_PUBLIC(&ok, sizeof(ok));
         if (!ok) {
             cleanse(d, sizeof(d));
@@ -524,15 +537,9 @@ sm2p256_key *sm2p256_key_new(const unsigned char *d32, const unsigned char pub[6
         }
         /* the stored point must be d*G: a mismatch means damaged or forged key material */
         unsigned char q[65];
-        jpt r;
-        apt a;
-        mul_g(&r, d);
-        pt_to_affine(&a, &r);
-        pt_encode(q, &a);
+        mul_g_encode(q, d);
         int same = CRYPTO_memcmp(q, pub, 65) == 0;
         CT_PUBLIC(&same, sizeof(same));
-        cleanse(&r, sizeof(r));
-        cleanse(&a, sizeof(a));
         if (!same) {
             cleanse(d, sizeof(d));
             OPENSSL_clear_free(k, sizeof(*k));
@@ -561,45 +568,31 @@ int sm2p256_key_has_priv(const sm2p256_key *k) { return k->has_priv; }
 
 int sm2p256_pub_from_priv(const unsigned char d32[32], unsigned char pub[65])
 {
-    sm2_fe d, lim;
-    jpt r;
-    apt a;
+    sm2_fe d;
     if (sm2p256_init())
         return -1;
-    memcpy(lim, sm2_n, sizeof(lim));
-    lim[0] -= 1;
     fe_from_be(d, d32);
-    u64 ok = ~fe_is_zero(d) & fe_lt(d, lim);
+    u64 ok = priv_in_range(d);
     CT_PUBLIC(&ok, sizeof(ok));
     if (!ok) {
         cleanse(d, sizeof(d));
         return -1;
     }
-    mul_g(&r, d);
-    pt_to_affine(&a, &r);
-    pt_encode(pub, &a);
+    mul_g_encode(pub, d);
     CT_PUBLIC(pub, 65);
     cleanse(d, sizeof(d));
-    cleanse(&r, sizeof(r));
-    cleanse(&a, sizeof(a));
     return 0;
 }
 
 int sm2p256_keygen(unsigned char d32[32], unsigned char pub[65])
 {
     sm2_fe d;
-    jpt r;
-    apt a;
     if (sm2p256_init() || rand_scalar(d, 2))
         return -1;
-    mul_g(&r, d);
-    pt_to_affine(&a, &r);
-    pt_encode(pub, &a);
+    mul_g_encode(pub, d);
     CT_PUBLIC(pub, 65);
     fe_to_be(d32, d);
     cleanse(d, sizeof(d));
-    cleanse(&r, sizeof(r));
-    cleanse(&a, sizeof(a));
     return 0;
 }
 
