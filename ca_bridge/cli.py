@@ -1,5 +1,6 @@
 """``racentre ca``: set up the CA hierarchy, list CAs, write CRLs, revoke certificates, certify a
-service key held elsewhere from its PKCS#10 request (e.g. a stand-alone KMC) (operators)."""
+service key held elsewhere from its PKCS#10 request (e.g. a stand-alone KMC), and list or retry the
+GM/T 0014 notifications the CA still owes the KMC (``ca_bridge.escrow`` outbox) (operators)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +12,9 @@ from asn1crypto import csr as asn1_csr, pem
 from ca_bridge.api import IssueRequest, RevocationReason
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import BadEncoding, IssuanceError
+from ca_bridge.escrow import KmcLink, pending_notifications
+from kms.client import HttpTransport, InProcessTransport
+from kms.services import kmc_from_services
 from pkicore.algorithms import algorithm
 from pkicore.keys import verify_signature
 
@@ -20,6 +24,24 @@ def _ca(ctx) -> EmbeddedCA:
     if "ca" not in ctx.obj:
         ctx.obj["ca"] = EmbeddedCA.from_services(services)
     return ctx.obj["ca"]
+
+
+def _kmc_link(ctx) -> KmcLink:
+    """The CA's GM/T 0014 link as ``racentre serve`` wires it: the stand-alone KMC of ``[kmc] url`` over
+    HTTP, else the embedded KMC in process (trusting our SM2 issuing CAs)."""
+    ca = _ca(ctx)
+    if ca.kmc is None:
+        services = ctx.obj["services"]
+        config = services.config.kmc
+        if config.remote:
+            ca.attach_kmc(HttpTransport(config.url, config.timeout), config.kmc_certificate())
+        else:
+            kmc = kmc_from_services(services)
+            for info in ca.authorities().values():
+                if not info.is_root and info.algorithm.key_type == "sm2":
+                    kmc.service.trust(info.certificate)
+            ca.attach_kmc(InProcessTransport(kmc.service), kmc.escrow.certificate)
+    return ca.kmc
 
 
 @click.group("ca")
@@ -119,3 +141,33 @@ def issue_command(ctx, profile, csr_path, out, ca_out, ca_name, validity_days):
         Path(ca_out).write_bytes(pem.armor("CERTIFICATE", _ca(ctx).authorities()[issued.ca].certificate))
     click.echo(f"{issued.ca}/{issued.serial:x} ({issued.profile}) written to {out}"
                + (f"; issuing CA to {ca_out}" if ca_out else ""))
+
+
+@ca_group.command("kmc-pending")
+@click.pass_context
+def kmc_pending_command(ctx):
+    """List the notifications the KMC has not answered yet (RevokeKeyReq outbox)."""
+    ca = _ca(ctx)
+    rows = pending_notifications(ca.db, ca.directory)
+    if not rows:
+        click.echo("no pending KMC notifications")
+        return
+    click.echo("ca/serial\tkind\tattempts\tnext attempt\tlast error")
+    for row in rows:
+        nxt = f"{row.next_attempt_at:%Y-%m-%d %H:%M:%S}Z" if row.next_attempt_at else "-"
+        click.echo(f"{row.ca}/{row.serial:x}\t{row.kind}\t{row.attempts}\t{nxt}\t{row.last_error or '-'}")
+
+
+@ca_group.command("kmc-retry")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="at most this many notifications in this sweep")
+@click.pass_context
+def kmc_retry_command(ctx, limit):
+    """Send the notifications owed to the KMC that are due (one sweep; for cron)."""
+    ca = _ca(ctx)
+    if not pending_notifications(ca.db, ca.directory, limit=1):
+        answered, failed = 0, 0                 # nothing owed: no need to reach (or build) the KMC
+    else:
+        answered, failed = _kmc_link(ctx).retry_due(limit=limit)
+    left = len(pending_notifications(ca.db, ca.directory))
+    click.echo(f"KMC notifications: {answered} answered, {failed} failed, {left} pending")

@@ -7,13 +7,21 @@ the subscriber's *signing* key, to which the KMC envelopes the private key) and 
 and no database lock is held across the call — and is idempotent on the request id. Issuance later
 uses the reservation's serial, validity and key, and hands the envelope to the subscriber.
 
-When such a certificate is revoked the KMC is told (RevokeKeyReq) after the revocation has committed.
+When such a certificate is revoked, or a reserved key is given back, the KMC must be told (RevokeKeyReq).
+That goes through an outbox (``ca_kmc_notification``, the transactional-outbox pattern of Dogtag/EJBCA
+publishers): the row is written in the transaction that revokes or releases, so it commits or rolls
+back with it; once that has committed delivery is tried at once; a KMC that cannot be reached leaves
+the row pending with exponential back-off (30 s doubling, capped at 1 h) for ``KmcLink.retry_due``
+(``racentre ca kmc-retry``, or the service's sweep). A RevokeKeyReq is idempotent at the KMC, so a
+repeated delivery is harmless; a verified refusal that no retry can change (no such key) ends it.
+Queueing, delivery and refusal are audited in the transaction that changes the row.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import threading
+from dataclasses import dataclass
 
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
@@ -23,17 +31,63 @@ from ca_bridge.api import EscrowedKey, EscrowedKeyRequest
 from ca_bridge.certbuilder import inspect_public_key, random_serial
 from ca_bridge.directory import CaDirectory, CaInfo
 from ca_bridge.errors import IssuanceError, RequestConflict
-from ca_bridge.models import EscrowReservation
+from ca_bridge.models import EscrowReservation, KmcNotification
 from hsm import KeyManager
 from kms.client import KmcClient, Transport
 from kms.errors import KmcRefused
+from kms.gmt0014 import ErrNo
 from pkicore.audit import record
-from pkicore.db import as_utc, transaction, utcnow
+from pkicore.db import as_utc, reading, transaction, utcnow
+from pkicore.errors import PkiError
 
 log = logging.getLogger(__name__)
 
 BACKDATE = dt.timedelta(seconds=60)
 _PENDING = "ca_bridge.kmc_revocations"
+
+REVOKE_KEY = "revoke-key"                       # KmcNotification.kind: a GM/T 0014 RevokeKeyReq
+FIRST_RETRY = dt.timedelta(seconds=30)
+MAX_RETRY = dt.timedelta(hours=1)
+CLAIM = dt.timedelta(minutes=5)     # a delivery in progress holds its row this long; then a sweep may take it
+ERROR_LENGTH = 200
+# verified KMC refusals that no retry can change (e.g. no archived key for that serial): the row is done;
+# any other (internal error, unknown CA, replay, stale clock) is retried like an unreachable KMC
+FINAL_REFUSALS = frozenset({int(ErrNo.NOT_FOUND), int(ErrNo.CONFLICT), int(ErrNo.BAD_REQUEST),
+                            int(ErrNo.UNSUPPORTED_ALGORITHM)})
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """The wait after the ``attempts``-th failed delivery: 30 s, 1 min, 2 min, ... at most 1 h."""
+    return min(FIRST_RETRY * 2 ** min(max(attempts - 1, 0), 16), MAX_RETRY)
+
+
+def _short_error(exc: BaseException) -> str:
+    """What an operator may read: the public message of our errors, the class name of anything else
+    (whose text might carry a URL or a library's internals)."""
+    text = exc.public_message if isinstance(exc, PkiError) else type(exc).__name__
+    return text[:ERROR_LENGTH]
+
+
+@dataclass(frozen=True)
+class PendingNotification:
+    """One outbox row not yet answered by the KMC (``racentre ca kmc-pending``)."""
+    ca: str
+    serial: int
+    kind: str
+    created_at: dt.datetime
+    attempts: int
+    last_error: str | None
+    next_attempt_at: dt.datetime | None
+
+
+def pending_notifications(db: sessionmaker[Session], directory: CaDirectory,
+                          limit: int | None = None) -> list[PendingNotification]:
+    """The outbox rows the KMC has not answered yet, oldest first (no KMC needed to list them)."""
+    query = select(KmcNotification).where(KmcNotification.done_at.is_(None)).order_by(KmcNotification.id)
+    with reading(db) as session:
+        rows = [(r.ca_id, int(r.serial, 16), r.kind, as_utc(r.created_at), r.attempts, r.last_error,
+                 as_utc(r.next_attempt_at)) for r in session.scalars(query.limit(limit) if limit else query)]
+    return [PendingNotification(directory.by_id(ca_id).name, *rest) for ca_id, *rest in rows]
 
 
 def _as_key(row: EscrowReservation, ca: str) -> EscrowedKey:
@@ -88,8 +142,8 @@ class KmcLink:
             raise                           # a verified Failure: the KMC made no key
         except Exception:
             # no usable answer (lost, a 5xx, unverifiable): the KMC may have archived a key for this serial
-            # that no certificate will ever name -- ask it to revoke that key (best-effort), then fail
-            self.notify_revoked(ca, serial)
+            # that no certificate will ever name -- queue a RevokeKeyReq for it (outbox), then fail
+            self.notify_revoked(ca, serial, why="no usable ApplyKeyReq answer")
             raise
         try:
             with transaction(self.db) as session:
@@ -106,7 +160,7 @@ class KmcLink:
                 return _as_key(row, ca.name)
         except IntegrityError:
             # a concurrent prepare for the same request won: give our KMC key back, use theirs
-            self.notify_revoked(ca, serial)
+            self.notify_revoked(ca, serial, why="a concurrent reservation won")
             with self.db() as session:
                 row = self.reservation(session, request.request_id)
                 if row is None:
@@ -132,26 +186,149 @@ class KmcLink:
         session.delete(row)
         record(session, actor=f"ca:{ca.name}", role="ca", action="ca.escrow.release", target_type="certificate",
                target_id=f"{ca.name}/{serial:x}", request_id=request_id)
-        self.revoke_after_commit(session, ca, serial)
+        self.revoke_after_commit(session, ca, serial, why="reservation released")
         return True
 
-    # ------------------------------------------------------------------ revocation
-    def notify_revoked(self, ca: CaInfo, serial: int) -> None:
-        """RevokeKeyReq now; a failure is logged (the archive keeps the key; revocation stands)."""
+    # ------------------------------------------------------------------ revocation (outbox)
+    def notify_revoked(self, ca: CaInfo, serial: int, *, why: str = "orphan key") -> None:
+        """RevokeKeyReq for a key no certificate will name: queued in its own transaction, then sent at
+        once; a failure leaves the row for ``retry_due``. Never raises (the caller is already failing or
+        has moved on); what could not even be queued is logged."""
         try:
-            self.client(ca).revoke_key(serial)
-        except Exception:  # noqa: BLE001 - the revocation has committed; the KMC is told best-effort
-            log.exception("could not tell the KMC that certificate %s/%x was revoked", ca.name, serial)
+            with transaction(self.db) as session:
+                self._queue(session, ca, serial, why)
+        except Exception:  # noqa: BLE001 - the caller's own outcome must not be replaced by this one
+            log.exception("could not queue the RevokeKeyReq for %s/%x", ca.name, serial)
+            return
+        self._attempt(ca, serial)
 
-    def revoke_after_commit(self, session: Session, ca: CaInfo, serial: int) -> None:
-        """Tell the KMC once ``session``'s transaction has committed (never for a rolled-back one)."""
-        session.info.setdefault(_PENDING, []).append((self, ca, serial))
+    def revoke_after_commit(self, session: Session, ca: CaInfo, serial: int, *,
+                            why: str = "certificate revoked") -> None:
+        """Queue a RevokeKeyReq in ``session``'s transaction (it commits or rolls back with the change
+        that needs it) and send it once that transaction has committed."""
+        if self._queue(session, ca, serial, why):
+            session.info.setdefault(_PENDING, []).append((self, ca, serial))
+
+    def _queue(self, session: Session, ca: CaInfo, serial: int, why: str) -> bool:
+        """Add the outbox row (audited); False when this key's RevokeKeyReq is queued already. The row is
+        held for the immediate attempt (``CLAIM``), after which a sweep takes it over if that one died."""
+        hex_serial = format(serial, "x")
+        known = session.scalar(select(KmcNotification.id).where(
+            KmcNotification.ca_id == ca.id, KmcNotification.serial == hex_serial, KmcNotification.kind == REVOKE_KEY))
+        if known is not None:
+            return False
+        now = utcnow()
+        session.add(KmcNotification(ca_id=ca.id, serial=hex_serial, kind=REVOKE_KEY, created_at=now, attempts=0,
+                                    next_attempt_at=now + CLAIM))
+        record(session, actor=f"ca:{ca.name}", role="ca", action="ca.kmc.notify.queue", target_type="certificate",
+               target_id=f"{ca.name}/{hex_serial}", kind=REVOKE_KEY, why=why)
+        session.flush()
+        return True
+
+    def _attempt(self, ca: CaInfo, serial: int, now: dt.datetime | None = None) -> bool | None:
+        """Send one queued RevokeKeyReq and record the outcome: True answered (revoked, or refused for
+        good), False failed (retried later), None if even recording failed (the claim then expires and
+        a sweep tries again). Never raises."""
+        try:
+            try:
+                self.client(ca).revoke_key(serial)
+            except KmcRefused as exc:
+                if exc.err_no in FINAL_REFUSALS:
+                    log.warning("the KMC refused the RevokeKeyReq for %s/%x for good: %s", ca.name, serial,
+                                exc.public_message)
+                    self._finish(ca, serial, "refused", _short_error(exc), now)
+                    return True
+                log.warning("the KMC refused the RevokeKeyReq for %s/%x for now (retried later): %s", ca.name,
+                            serial, exc.public_message)
+                self._finish(ca, serial, None, _short_error(exc), now)
+                return False
+            except Exception as exc:  # noqa: BLE001 - unreachable, 5xx, unverifiable: all are retried
+                log.warning("could not tell the KMC that %s/%x is revoked (retried later): %s", ca.name, serial,
+                            _short_error(exc))
+                self._finish(ca, serial, None, _short_error(exc), now)
+                return False
+            self._finish(ca, serial, "delivered", None, now)
+            return True
+        except Exception:  # noqa: BLE001 - runs after the caller's commit: it must not fail the caller
+            log.exception("could not record the RevokeKeyReq outcome for %s/%x", ca.name, serial)
+            return None
+
+    def _finish(self, ca: CaInfo, serial: int, outcome: str | None, error: str | None,
+                now: dt.datetime | None) -> None:
+        """Record one attempt in its own transaction: ``outcome`` delivered / refused marks the row done
+        (audited), None schedules the next attempt after ``backoff``."""
+        now = now or utcnow()
+        hex_serial = format(serial, "x")
+        with transaction(self.db) as session:
+            row = session.scalar(select(KmcNotification).where(
+                KmcNotification.ca_id == ca.id, KmcNotification.serial == hex_serial,
+                KmcNotification.kind == REVOKE_KEY).with_for_update())
+            if row is None or row.done_at is not None:
+                return                                  # another worker recorded the answer meanwhile
+            row.attempts += 1
+            if error is not None:
+                row.last_error = error
+            if outcome is None:
+                row.next_attempt_at = now + backoff(row.attempts)
+                return
+            row.done_at, row.next_attempt_at, row.outcome = now, None, outcome
+            action = "ca.kmc.notify.done" if outcome == "delivered" else "ca.kmc.notify.refused"
+            record(session, actor=f"ca:{ca.name}", role="ca", action=action, target_type="certificate",
+                   target_id=f"{ca.name}/{hex_serial}", kind=REVOKE_KEY, attempts=row.attempts,
+                   **({"refusal": error} if outcome == "refused" else {}))
+
+    def retry_due(self, now: dt.datetime | None = None, limit: int = 100) -> tuple[int, int]:
+        """One sweep of the outbox: send every notification due at ``now`` (at most ``limit``) and return
+        (answered, failed); answered counts refusals for good too. The due rows are claimed first in one
+        short transaction (FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite the write transaction
+        serialises sweeps), so two workers never send the same one in parallel and no database lock is
+        held across the GM/T 0014 calls."""
+        now = now or utcnow()
+        with transaction(self.db) as session:
+            rows = session.scalars(select(KmcNotification)
+                                   .where(KmcNotification.kind == REVOKE_KEY, KmcNotification.next_attempt_at <= now)
+                                   .order_by(KmcNotification.next_attempt_at, KmcNotification.id).limit(limit)
+                                   .with_for_update(skip_locked=True)).all()
+            for row in rows:
+                row.next_attempt_at = now + CLAIM
+            claimed = [(row.ca_id, int(row.serial, 16)) for row in rows]
+        answered = failed = 0
+        for ca_id, serial in claimed:
+            try:
+                ca = self.directory.by_id(ca_id)
+            except Exception:  # noqa: BLE001 - one bad row must not stop the sweep; its claim expires
+                log.exception("KMC outbox: no CA %s for serial %x", ca_id, serial)
+                failed += 1
+                continue
+            if self._attempt(ca, serial, now):
+                answered += 1
+            else:
+                failed += 1
+        return answered, failed
+
+    def pending(self, limit: int | None = None) -> list[PendingNotification]:
+        return pending_notifications(self.db, self.directory, limit)
+
+    def start_retry_sweep(self, interval: float) -> threading.Event:
+        """A daemon thread running ``retry_due`` every ``interval`` seconds until the returned event is
+        set (the service's hook; ``racentre ca kmc-retry`` from cron does the same once)."""
+        stop = threading.Event()
+
+        def loop():
+            while not stop.wait(interval):
+                try:
+                    self.retry_due()
+                except Exception:  # noqa: BLE001 - a timer must survive a transient database failure
+                    log.exception("KMC outbox sweep failed")
+
+        threading.Thread(target=loop, name="kmc-outbox", daemon=True).start()
+        return stop
 
 
 @event.listens_for(Session, "after_commit")
 def _notify_after_commit(session: Session) -> None:
     for link, ca, serial in session.info.pop(_PENDING, ()):
-        link.notify_revoked(ca, serial)
+        link._attempt(ca, serial)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -1,6 +1,7 @@
-"""Persistent state of the CA: authorities, issued certificates and CRLs (SQLAlchemy 2.x, SQLite and
-PostgreSQL). Serials are stored as lowercase hex text (they exceed 64 bits; RFC 5280 §4.1.2.2 allows
-20 octets), unique per CA; ``request_id`` is unique across the CA so issuance is idempotent.
+"""Persistent state of the CA: authorities, issued certificates, CRLs, key-escrow reservations and the
+outbox of GM/T 0014 notifications owed to the KMC (SQLAlchemy 2.x, SQLite and PostgreSQL).
+Serials are stored as lowercase hex text (they exceed 64 bits; RFC 5280 §4.1.2.2 allows 20 octets),
+unique per CA; ``request_id`` is unique across the CA so issuance is idempotent.
 """
 from __future__ import annotations
 
@@ -86,3 +87,24 @@ class CrlRecord(Base):
     this_update: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     next_update: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     der: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class KmcNotification(Base):
+    """The outbox of GM/T 0014 notifications the CA owes the KMC (``kind`` "revoke-key": a RevokeKeyReq
+    for ``serial``). Written in the transaction that makes the notification necessary, delivered after it
+    and retried until the KMC has answered; ``done_at`` is set once it has (``outcome`` delivered, or
+    refused with the KMC's reason in ``last_error``), and ``next_attempt_at`` is then NULL."""
+    __tablename__ = "ca_kmc_notification"
+    __table_args__ = (UniqueConstraint("ca_id", "serial", "kind", name="uq_ca_kmc_notification_ca_serial_kind"),
+                      Index("ix_ca_kmc_notification_next_attempt_at", "next_attempt_at"))
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("ca_authority.id"))
+    serial: Mapped[str] = mapped_column(String(42))               # lowercase hex
+    kind: Mapped[str] = mapped_column(String(16))                 # revoke-key
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)   # short, public text only
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    done_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)       # delivered | refused

@@ -1,0 +1,333 @@
+"""The CA's outbox of GM/T 0014 RevokeKeyReq notifications (``ca_bridge.escrow``): the row commits or
+rolls back with the revocation, delivery is tried at once, a KMC that cannot be reached leaves the row
+pending with exponential back-off, ``retry_due`` and ``racentre ca kmc-retry`` deliver it later, and a
+final refusal ends it. Real CA and KMC over the software token, the in-process transport (wrapped to
+fail on purpose), SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import delete, select, update
+
+from ca_bridge.api import EscrowedKeyRequest, RevocationReason
+from ca_bridge.cli import ca_group
+from ca_bridge.embedded import EmbeddedCA
+from ca_bridge.escrow import CLAIM, backoff
+from ca_bridge.models import KmcNotification
+from kms.client import InProcessTransport
+from kms.errors import ProtocolError
+from kms.models import EscrowedKey
+from kms.service import KmcService
+from pkicore.audit import AuditEvent
+from pkicore.db import as_utc, transaction, utcnow
+from pkicore.errors import ErrorCode
+from tests.unit.ca_bridge.helpers import request, sm2_spki
+from tests.unit.kms.helpers import make_escrow, wipe
+
+UNREACHABLE = "the key-management centre is unreachable; try again later"
+
+
+class FlakyTransport:
+    """The in-process transport with the failures of a real link: ``down`` (nothing reaches the KMC) and
+    ``lose_answers`` (the KMC does the work, the answer is lost on the way back), each raising what
+    ``HttpTransport`` raises."""
+
+    def __init__(self, real):
+        self.real = real
+        self.down = False
+        self.lose_answers = False
+        self.sent = 0
+        self.during_send = None          # called while a request is on the wire (another worker's sweep)
+
+    def send(self, der: bytes) -> bytes:
+        if self.down:
+            raise ProtocolError(UNREACHABLE, 9, code=ErrorCode.UPSTREAM_UNAVAILABLE)
+        if self.during_send is not None:
+            self.during_send()
+        self.sent += 1
+        answer = self.real.send(der)
+        if self.lose_answers:
+            raise ProtocolError(UNREACHABLE, 9, code=ErrorCode.UPSTREAM_UNAVAILABLE)
+        return answer
+
+
+@pytest.fixture(scope="module")
+def authority(softtoken_km, db) -> EmbeddedCA:
+    tag = f"o{secrets.token_hex(4)}-"
+    ca = EmbeddedCA(softtoken_km, db, "http://outbox.test", name_prefix=tag)
+    ca.init_hierarchy(kinds=("sm2",), label_prefix=tag)
+    return ca
+
+
+@pytest.fixture
+def site(authority, softtoken_km, db):
+    """The CA with a fresh KMC attached through a FlakyTransport, and an empty outbox."""
+    wipe(db)
+    with transaction(db) as session:
+        session.execute(delete(KmcNotification))
+    escrow = make_escrow(softtoken_km, db)
+    service = KmcService(escrow, [authority.directory.get(f"{authority.name_prefix}issuing-sm2").certificate])
+    link = FlakyTransport(InProcessTransport(service))
+    authority.attach_kmc(link, escrow.certificate)
+    yield SimpleNamespace(ca=authority, kmc=authority.kmc, link=link, escrow=escrow, db=db, service=service)
+    authority.kmc = None
+
+
+def _issue_escrowed(ca: EmbeddedCA):
+    """An encryption certificate whose key the KMC generated (GM/T 0034): (CA name, serial)."""
+    rid = f"outbox-{secrets.token_hex(6)}"
+    key = ca.prepare_escrowed_key(EscrowedKeyRequest(rid, "civil-servant-enc", sm2_spki()))
+    issued = ca.issue(request("civil-servant-enc", key.public_key_info, request_id=rid))
+    assert issued.serial == key.serial
+    return issued.ca, issued.serial
+
+
+def _row(db, serial: int) -> KmcNotification | None:
+    with db() as session:
+        return session.scalar(select(KmcNotification).where(KmcNotification.serial == format(serial, "x")))
+
+
+def _archived(db, serial: int) -> str | None:
+    with db() as session:
+        return session.scalar(select(EscrowedKey.status).where(EscrowedKey.user_cert_no == str(serial)))
+
+
+def _actions(db, ca: str, serial: int) -> list[str]:
+    with db() as session:
+        return list(session.scalars(select(AuditEvent.action).where(
+            AuditEvent.action.like("ca.kmc.notify.%"), AuditEvent.target_id == f"{ca}/{serial:x}")
+            .order_by(AuditEvent.id)))
+
+
+def _make_due(db, serial: int) -> None:
+    """Move the row's next attempt into the past (what waiting out the back-off would do)."""
+    with transaction(db) as session:
+        session.execute(update(KmcNotification).where(KmcNotification.serial == format(serial, "x"))
+                        .values(next_attempt_at=utcnow() - dt.timedelta(seconds=1)))
+
+
+def test_revocation_delivers_at_once_when_the_kmc_is_up(site):
+    name, serial = _issue_escrowed(site.ca)
+    site.ca.revoke(name, serial, RevocationReason.key_compromise)
+    row = _row(site.db, serial)
+    assert row.done_at is not None and row.outcome == "delivered" and row.attempts == 1
+    assert row.next_attempt_at is None and row.last_error is None and row.kind == "revoke-key"
+    assert _archived(site.db, serial) == "revoked"
+    assert _actions(site.db, name, serial) == ["ca.kmc.notify.queue", "ca.kmc.notify.done"]
+    with site.db() as session:
+        queued = session.scalar(select(AuditEvent).where(AuditEvent.action == "ca.kmc.notify.queue",
+                                                         AuditEvent.target_id == f"{name}/{serial:x}"))
+        assert queued.actor == f"ca:{name}" and queued.role == "ca" and queued.detail["why"] == "certificate revoked"
+    assert site.kmc.pending() == []
+
+
+def test_unreachable_kmc_leaves_a_pending_row_that_a_later_sweep_delivers(site):
+    name, serial = _issue_escrowed(site.ca)
+    site.link.down = True
+    before = utcnow()
+    status = site.ca.revoke(name, serial, RevocationReason.key_compromise)
+    assert status.status == "revoked"                       # the revocation stands
+    row = _row(site.db, serial)
+    assert row.done_at is None and row.attempts == 1 and row.last_error == UNREACHABLE
+    assert before + backoff(1) <= as_utc(row.next_attempt_at) <= utcnow() + backoff(1)
+    assert _archived(site.db, serial) == "active"           # the KMC was not told
+    assert _actions(site.db, name, serial) == ["ca.kmc.notify.queue"]
+    [pending] = site.kmc.pending()
+    assert (pending.ca, pending.serial, pending.attempts, pending.last_error) == (name, serial, 1, UNREACHABLE)
+
+    site.link.down = False
+    assert site.kmc.retry_due() == (0, 0)                   # not due yet: nothing sent
+    assert _archived(site.db, serial) == "active"
+    assert site.kmc.retry_due(now=utcnow() + backoff(1) + dt.timedelta(seconds=1)) == (1, 0)
+    row = _row(site.db, serial)
+    assert row.done_at is not None and row.outcome == "delivered" and row.attempts == 2 and row.next_attempt_at is None
+    assert _archived(site.db, serial) == "revoked"
+    assert _actions(site.db, name, serial) == ["ca.kmc.notify.queue", "ca.kmc.notify.done"]
+    assert site.kmc.pending() == []
+    assert site.kmc.retry_due(now=utcnow() + dt.timedelta(days=1)) == (0, 0)     # done rows are never sent again
+
+
+def test_back_off_doubles_from_30_seconds_up_to_an_hour(site):
+    assert [backoff(n).total_seconds() for n in range(1, 10)] == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert backoff(10_000) == dt.timedelta(hours=1)
+    name, serial = _issue_escrowed(site.ca)
+    site.link.down = True
+    site.ca.revoke(name, serial, RevocationReason.superseded)
+    now = utcnow()
+    for attempts in range(2, 6):
+        now = as_utc(_row(site.db, serial).next_attempt_at)
+        assert site.kmc.retry_due(now=now) == (0, 1)
+        row = _row(site.db, serial)
+        assert row.attempts == attempts and as_utc(row.next_attempt_at) == now + backoff(attempts)
+        assert site.kmc.retry_due(now=now + backoff(attempts) - dt.timedelta(seconds=1)) == (0, 0)
+
+
+def test_a_rolled_back_revocation_queues_and_sends_nothing(site):
+    name, serial = _issue_escrowed(site.ca)
+    sent = site.link.sent
+    with pytest.raises(RuntimeError):
+        with transaction(site.db) as session:
+            site.ca.revoke(name, serial, RevocationReason.key_compromise, session=session)
+            raise RuntimeError("the caller's transaction fails after the revocation")
+    assert _row(site.db, serial) is None
+    assert site.link.sent == sent and _archived(site.db, serial) == "active"
+    assert _actions(site.db, name, serial) == []
+    assert site.ca.status(name, serial).status == "good"
+
+
+def test_a_released_reservation_goes_through_the_outbox(site):
+    rid = f"outbox-{secrets.token_hex(6)}"
+    key = site.ca.prepare_escrowed_key(EscrowedKeyRequest(rid, "civil-servant-enc", sm2_spki()))
+    site.link.down = True
+    with transaction(site.db) as session:
+        assert site.ca.release_escrowed_key(rid, session)
+    row = _row(site.db, key.serial)
+    assert row.done_at is None and row.attempts == 1
+    site.link.down = False
+    assert site.kmc.retry_due(now=utcnow() + backoff(1)) == (1, 0)
+    assert _archived(site.db, key.serial) == "revoked"
+    with site.db() as session:
+        why = session.scalar(select(AuditEvent.detail).where(AuditEvent.action == "ca.kmc.notify.queue",
+                                                             AuditEvent.target_id == f"{key.ca}/{key.serial:x}"))
+    assert why["why"] == "reservation released"
+
+
+def test_a_lost_apply_answer_with_the_kmc_then_gone_leaves_a_pending_revocation(site):
+    """The KMC archives a key but its answer is lost, and the RevokeKeyReq that follows cannot be sent
+    either: the row stays pending, and a later sweep revokes the orphan key."""
+    with site.db() as session:
+        known = set(session.scalars(select(EscrowedKey.id)))
+    site.link.lose_answers = True
+
+    def gone_after_first():
+        site.link.down = True                   # the first request (ApplyKeyReq) got through; nothing after
+    site.link.during_send = gone_after_first
+    with pytest.raises(ProtocolError):
+        site.ca.prepare_escrowed_key(EscrowedKeyRequest(f"outbox-{secrets.token_hex(6)}", "civil-servant-enc",
+                                                        sm2_spki()))
+    site.link.lose_answers, site.link.down, site.link.during_send = False, False, None
+    with site.db() as session:
+        [orphan] = session.scalars(select(EscrowedKey).where(EscrowedKey.id.notin_(known))).all()
+    assert orphan.status == "active"
+    [pending] = site.kmc.pending()
+    assert pending.serial == int(orphan.user_cert_no) and pending.attempts == 1 and pending.last_error == UNREACHABLE
+    assert _actions(site.db, pending.ca, pending.serial) == ["ca.kmc.notify.queue"]
+    assert site.kmc.retry_due(now=utcnow() + backoff(1)) == (1, 0)
+    assert _archived(site.db, pending.serial) == "revoked"
+    assert site.kmc.pending() == []
+
+
+def test_a_final_refusal_ends_the_notification(site):
+    """ApplyKeyReq never reached the KMC: the RevokeKeyReq for that serial is refused (no archived key),
+    verifiably; the row is done with the KMC's reason instead of being retried for ever."""
+    site.link.down = True
+    with pytest.raises(ProtocolError):
+        site.ca.prepare_escrowed_key(EscrowedKeyRequest(f"outbox-{secrets.token_hex(6)}", "civil-servant-enc",
+                                                        sm2_spki()))
+    site.link.down = False
+    [pending] = site.kmc.pending()
+    assert site.kmc.retry_due(now=utcnow() + backoff(1)) == (1, 0)
+    row = _row(site.db, pending.serial)
+    assert row.done_at is not None and row.outcome == "refused" and "no archived key" in row.last_error
+    assert _actions(site.db, pending.ca, pending.serial) == ["ca.kmc.notify.queue", "ca.kmc.notify.refused"]
+    assert site.kmc.pending() == []
+
+
+def test_a_transient_refusal_is_retried(site, authority):
+    """A KMC that does not (yet) trust the CA answers a verified Failure too, but an operator can fix that:
+    the row stays pending."""
+    name, serial = _issue_escrowed(site.ca)
+    site.link.real = InProcessTransport(KmcService(site.escrow, [site.escrow.certificate]))   # trusts no CA of ours
+    site.ca.revoke(name, serial, RevocationReason.key_compromise)
+    row = _row(site.db, serial)
+    assert row.done_at is None and row.attempts == 1 and row.last_error
+    site.link.real = InProcessTransport(site.service)
+    assert site.kmc.retry_due(now=utcnow() + backoff(1)) == (1, 0)
+    assert _archived(site.db, serial) == "revoked"
+
+
+def test_a_claimed_row_is_not_sent_by_a_second_sweep(site):
+    name, serial = _issue_escrowed(site.ca)
+    site.link.down = True
+    site.ca.revoke(name, serial, RevocationReason.key_compromise)
+    site.link.down = False
+    now = utcnow() + backoff(1)
+    seen = []
+    site.link.during_send = lambda: seen.append(site.kmc.retry_due(now=now))     # another worker, meanwhile
+    assert site.kmc.retry_due(now=now) == (1, 0)
+    assert seen == [(0, 0)] and site.link.sent == 2      # the ApplyKeyReq and this RevokeKeyReq, once
+    site.link.during_send = None
+    # a sweep that died after claiming: the claim expires and another sweep delivers
+    name, serial = _issue_escrowed(site.ca)
+    site.link.down = True
+    site.ca.revoke(name, serial, RevocationReason.key_compromise)
+    with transaction(site.db) as session:
+        session.execute(update(KmcNotification).where(KmcNotification.serial == format(serial, "x"))
+                        .values(next_attempt_at=utcnow() + CLAIM))
+    site.link.down = False
+    assert site.kmc.retry_due(now=utcnow() + backoff(1)) == (0, 0)
+    assert site.kmc.retry_due(now=utcnow() + CLAIM + dt.timedelta(seconds=1)) == (1, 0)
+
+
+def test_the_same_key_is_queued_once(site):
+    name, serial = _issue_escrowed(site.ca)
+    info = site.ca.directory.get(name)
+    site.link.down = True
+    with transaction(site.db) as session:
+        site.kmc.revoke_after_commit(session, info, serial)
+        site.kmc.revoke_after_commit(session, info, serial)
+    site.kmc.notify_revoked(info, serial)
+    with site.db() as session:
+        assert len(session.scalars(select(KmcNotification).where(
+            KmcNotification.serial == format(serial, "x"))).all()) == 1
+    assert _row(site.db, serial).attempts == 2           # the first after-commit attempt and notify_revoked's
+    assert _actions(site.db, name, serial) == ["ca.kmc.notify.queue"]
+
+
+def test_background_sweep_delivers_due_rows(site):
+    name, serial = _issue_escrowed(site.ca)
+    site.link.down = True
+    site.ca.revoke(name, serial, RevocationReason.key_compromise)
+    site.link.down = False
+    _make_due(site.db, serial)
+    stop = site.kmc.start_retry_sweep(0.05)
+    try:
+        deadline = time.monotonic() + 10
+        while _row(site.db, serial).done_at is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+    assert _row(site.db, serial).outcome == "delivered" and _archived(site.db, serial) == "revoked"
+
+
+def test_cli_lists_and_retries_pending_notifications(site, softtoken_km):
+    runner = CliRunner()
+    obj = {"services": SimpleNamespace(key_manager=softtoken_km, db=site.db, public_url="http://outbox.test"),
+           "ca": site.ca}
+    result = runner.invoke(ca_group, ["kmc-pending"], obj=obj)
+    assert result.exit_code == 0 and "no pending KMC notifications" in result.output
+    result = runner.invoke(ca_group, ["kmc-retry"], obj=obj)
+    assert result.exit_code == 0 and "0 answered, 0 failed, 0 pending" in result.output, result.output
+
+    name, serial = _issue_escrowed(site.ca)
+    site.link.down = True
+    site.ca.revoke(name, serial, RevocationReason.key_compromise)
+    result = runner.invoke(ca_group, ["kmc-pending"], obj=obj)
+    assert result.exit_code == 0, result.output
+    [header, line] = result.output.strip().splitlines()
+    assert header.startswith("ca/serial\tkind\tattempts")
+    assert line.startswith(f"{name}/{serial:x}\trevoke-key\t1\t") and line.endswith(UNREACHABLE)
+    _make_due(site.db, serial)
+    result = runner.invoke(ca_group, ["kmc-retry"], obj=obj)          # still unreachable
+    assert result.exit_code == 0 and "0 answered, 1 failed, 1 pending" in result.output, result.output
+    site.link.down = False
+    _make_due(site.db, serial)
+    result = runner.invoke(ca_group, ["kmc-retry", "--limit", "10"], obj=obj)
+    assert result.exit_code == 0 and "1 answered, 0 failed, 0 pending" in result.output, result.output
+    assert _archived(site.db, serial) == "revoked"
+    assert "no pending KMC notifications" in runner.invoke(ca_group, ["kmc-pending"], obj=obj).output
