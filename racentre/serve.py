@@ -224,12 +224,17 @@ class FastPathThreadWorker(ThreadWorker):
 
 def service_app(services: Services, packages: tuple[str, ...]):
     """The app of one serving process, plus its background duties: periodic audit checkpoints when
-    ``[audit] checkpoint_interval`` is set (each worker signs; checkpoints are idempotent over heads)."""
+    ``[audit] checkpoint_interval`` is set (each worker signs; checkpoints are idempotent over heads),
+    and sweeps of the CA's KMC outbox every ``[service] kmc_retry_interval`` seconds when a KMC is
+    attached (workers claim rows, so none is sent twice at once)."""
     app = build_app(services, packages)
     interval = services.config.audit.checkpoint_interval
     if interval > 0:
         start_periodic_checkpoints(services.db, services.key_manager, interval,
                                    key_label=services.config.audit.key_label)
+    link = getattr(app.extensions.get("racentre.ca"), "kmc", None)
+    if link is not None and services.config.service.kmc_retry_interval > 0:
+        app.extensions["racentre.kmc_outbox_sweep"] = link.start_retry_sweep(services.config.service.kmc_retry_interval)
     return app
 
 

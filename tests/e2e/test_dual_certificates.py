@@ -262,3 +262,103 @@ def test_a_lost_kmc_answer_leaves_no_live_orphan_key(client, services, tmp_path)
     with services.db() as session:
         live = session.scalar(select(EscrowedKey).where(EscrowedKey.user_cert_no == str(int(enc["serial"], 16))))
         assert live is not None and live.status == "active" and live.id != orphans[0].id
+
+
+def test_a_revocation_the_kmc_missed_is_delivered_by_racentre_ca_kmc_retry(client, services, tmp_path):
+    """The KMC is unreachable when the certificate is revoked: the revocation stands, the RevokeKeyReq
+    waits in the CA's outbox (``racentre ca kmc-pending``), and ``racentre ca kmc-retry`` -- wired from the
+    service container as the CLI is, with the embedded KMC -- delivers it once it is due."""
+    from click.testing import CliRunner
+    from sqlalchemy import update
+    from ca_bridge.cli import ca_group
+    from ca_bridge.models import KmcNotification
+    from kms.errors import ProtocolError
+    from pkicore.db import utcnow
+    from pkicore.errors import ErrorCode
+    rid = _one_approval_from_issuance(client, tmp_path, "杭州市外联局", "赵六")
+    done = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
+    assert done.status_code == 200 and done.json["state"] == "issued", done.json
+    enc = next(c for c in done.json["certificates"] if c["usage"] == "enc")
+    serial = int(enc["serial"], 16)
+
+    class Unreachable:
+        def send(self, der: bytes) -> bytes:
+            raise ProtocolError("the key-management centre is unreachable; try again later", 9,
+                                code=ErrorCode.UPSTREAM_UNAVAILABLE)          # what HttpTransport raises
+
+    link = services.ca.kmc
+    real = link.transport
+    link.transport, link._clients = Unreachable(), {}
+    try:
+        rev = client("POST", f"/api/v1/ra/requests/{rid}/revoke", "applicant", json={"reason": "key_compromise"})
+        rev_id = rev.json["id"]
+        client("POST", f"/api/v1/ra/requests/{rev_id}/vet", "operator", json={"documents_checked": True})
+        client("POST", f"/api/v1/ra/requests/{rev_id}/approve", "officer_a")
+        final = client("POST", f"/api/v1/ra/requests/{rev_id}/approve", "officer_b")
+    finally:
+        link.transport, link._clients = real, {}
+    assert final.status_code == 200 and final.json["state"] == "revoked", final.json
+    with services.db() as session:
+        assert session.scalar(select(EscrowedKey.status).where(EscrowedKey.user_cert_no == str(serial))) == "active"
+
+    runner = CliRunner()
+    listed = runner.invoke(ca_group, ["kmc-pending"], obj={"services": services})
+    assert listed.exit_code == 0 and f"{enc['ca']}/{serial:x}\trevoke-key\t1\t" in listed.output, listed.output
+    with transaction(services.db) as session:          # wait out the back-off
+        session.execute(update(KmcNotification).where(KmcNotification.serial == format(serial, "x"))
+                        .values(next_attempt_at=utcnow()))
+    retried = runner.invoke(ca_group, ["kmc-retry"], obj={"services": services})
+    assert retried.exit_code == 0 and "1 answered, 0 failed, 0 pending" in retried.output, retried.output
+    with services.db() as session:
+        assert session.scalar(select(EscrowedKey.status).where(EscrowedKey.user_cert_no == str(serial))) == "revoked"
+
+
+def test_racentre_serve_sweeps_the_kmc_outbox(client, services, tmp_path, monkeypatch):
+    """The serving process retries what the KMC missed by itself, every ``[service] kmc_retry_interval``
+    seconds (here 1), through the same link the CA revokes with."""
+    import time
+    from sqlalchemy import update
+    from ca_bridge.api import RevocationReason
+    from ca_bridge.models import KmcNotification
+    from kms.errors import ProtocolError
+    from pkicore.db import utcnow
+    from pkicore.errors import ErrorCode
+    from racentre.serve import service_app
+    from racentre.web import DEFAULT_PACKAGES
+    rid = _one_approval_from_issuance(client, tmp_path, "杭州市巡检局", "钱七")
+    done = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
+    enc = next(c for c in done.json["certificates"] if c["usage"] == "enc")
+    serial = int(enc["serial"], 16)
+    monkeypatch.setattr(services, "config", dataclasses.replace(
+        services.config, service=dataclasses.replace(services.config.service, kmc_retry_interval=1)))
+    app = service_app(services, DEFAULT_PACKAGES)
+    stop = app.extensions["racentre.kmc_outbox_sweep"]
+    try:
+        link = services.ca.kmc
+        real = link.transport
+
+        class Unreachable:
+            def send(self, der: bytes) -> bytes:
+                raise ProtocolError("the key-management centre is unreachable; try again later", 9,
+                                    code=ErrorCode.UPSTREAM_UNAVAILABLE)
+
+        link.transport, link._clients = Unreachable(), {}
+        try:
+            services.ca.revoke(enc["ca"], serial, RevocationReason.key_compromise)
+        finally:
+            link.transport, link._clients = real, {}
+        with transaction(services.db) as session:      # wait out the back-off
+            session.execute(update(KmcNotification).where(KmcNotification.serial == format(serial, "x"))
+                            .values(next_attempt_at=utcnow()))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with services.db() as session:
+                if session.scalar(select(EscrowedKey.status).where(EscrowedKey.user_cert_no == str(serial))) \
+                        == "revoked":
+                    break
+            time.sleep(0.2)
+        with services.db() as session:
+            row = session.scalar(select(KmcNotification).where(KmcNotification.serial == format(serial, "x")))
+            assert row.outcome == "delivered" and row.attempts == 2
+    finally:
+        stop.set()
