@@ -2,16 +2,21 @@
 on a fresh software token, SQLite and PostgreSQL, beside the in-process EmbeddedCA.issue rate and
 `openssl speed sm2` measured in the same run. One figure per line.
 
-    .venv/bin/python bench/ra_issuance.py [--count 2000] [--clients 32] [--databases sqlite,postgresql]
+    .venv/bin/python bench/ra_issuance.py [--count 2000] [--clients 32] [--bulk-count 10000] [--batch 100]
+                                          [--bulk-clients 4] [--databases sqlite,postgresql]
 
-Per database: a fresh site (`racentre db upgrade`, `racentre ca init` on a new token), then ``count``
-server requests (SM2 CSRs made with tongsuopy) are submitted and vetted in process (untimed); with the
+Per database: a fresh site (`racentre db upgrade`, `racentre setup` on a new token), then server
+requests (SM2 CSRs made with tongsuopy) are submitted and vetted in process (untimed); with the
 default policy a server request needs one officer's approval, so that approval is the final one and
-issues the certificate. The timed part is only that: ``clients`` threads with keep-alive connections
-POST /api/v1/ra/requests/<id>/approve until every request is issued. Each answer must say "issued".
-The service is warmed up first (a few approvals per client, not counted). CPU per certificate is the
-workers' user+system time over the timed window; the client threads run on the same two cores and
-their CPU is reported too.
+issues the certificate. Two timed parts, each after a warm-up that is not counted:
+
+* one request per call: ``clients`` threads with keep-alive connections POST
+  /api/v1/ra/requests/<id>/approve until ``count`` requests are issued; each answer must say "issued";
+* bulk approval: ``bulk-clients`` threads POST /api/v1/ra/requests/approve with ``batch`` ids per call
+  until ``bulk-count`` requests are issued; every item of every answer must say "issued".
+
+CPU per certificate is the workers' user+system time over the timed window; the client threads run on
+the same two cores and their CPU is reported too.
 """
 from __future__ import annotations
 
@@ -223,8 +228,10 @@ def serve(site: Site, workers: int, threads: int):
         log.close()
 
 
-def approve_all(port: int, token: str, ids: list[int], clients: int) -> tuple[float, list[float]]:
-    """Final approvals of ``ids`` from ``clients`` keep-alive connections: (elapsed s, latencies s)."""
+def approve_all(port: int, token: str, ids: list[int], clients: int, batch: int = 0) -> tuple[float, list[float]]:
+    """Final approvals of ``ids`` from ``clients`` keep-alive connections: (elapsed s, latencies s per
+    call). ``batch`` 0: one POST /requests/<id>/approve per request; N: POST /requests/approve with up
+    to N ids per call (the bulk approval)."""
     queue = list(reversed(ids))
     lock = threading.Lock()
     latencies: list[float] = []
@@ -232,27 +239,47 @@ def approve_all(port: int, token: str, ids: list[int], clients: int) -> tuple[fl
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Connection": "keep-alive"}
     start_gate = threading.Barrier(clients + 1)
 
+    def take() -> list[int]:
+        with lock:
+            n = min(len(queue), max(batch, 1))
+            return [queue.pop() for _ in range(n)]
+
+    def check(rids, status, body) -> None:
+        if status != 200:
+            errors.append(f"requests {rids[:3]}...: HTTP {status} {body[:200]!r}")
+            return
+        if not batch:
+            if json.loads(body).get("state") != "issued":
+                errors.append(f"request {rids[0]}: {body[:200]!r}")
+            return
+        items = json.loads(body)["items"]
+        if [i["id"] for i in items] != rids or any(i["result"] != "issued" for i in items):
+            bad = next((i for i in items if i["result"] != "issued"), items[:1])
+            errors.append(f"bulk call for {len(rids)} requests: {bad!r}"[:300])
+
     def client():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         mine = []
         start_gate.wait()
         while True:
-            with lock:
-                if not queue:
-                    break
-                rid = queue.pop()
+            rids = take()
+            if not rids:
+                break
+            if batch:
+                path, payload = "/api/v1/ra/requests/approve", json.dumps({"request_ids": rids}).encode()
+            else:
+                path, payload = f"/api/v1/ra/requests/{rids[0]}/approve", b"{}"
             t0 = time.perf_counter()
             try:
-                conn.request("POST", f"/api/v1/ra/requests/{rid}/approve", body=b"{}", headers=headers)
+                conn.request("POST", path, body=payload, headers=headers)
                 resp = conn.getresponse()
                 body = resp.read()
             except OSError as exc:
-                errors.append(f"request {rid}: {exc!r}")
+                errors.append(f"requests {rids[:3]}: {exc!r}")
                 conn.close()
                 continue
             mine.append(time.perf_counter() - t0)
-            if resp.status != 200 or json.loads(body).get("state") != "issued":
-                errors.append(f"request {rid}: HTTP {resp.status} {body[:200]!r}")
+            check(rids, resp.status, body)
         conn.close()
         with lock:
             latencies.extend(mine)
@@ -266,7 +293,7 @@ def approve_all(port: int, token: str, ids: list[int], clients: int) -> tuple[fl
         t.join()
     elapsed = time.perf_counter() - t0
     if errors:
-        raise RuntimeError(f"{len(errors)} approvals did not issue, e.g. {errors[0]}")
+        raise RuntimeError(f"{len(errors)} calls did not issue, e.g. {errors[0]}")
     return elapsed, latencies
 
 
@@ -369,31 +396,69 @@ def run_phase(args) -> None:
             print(json.dumps({"rate": inprocess_issue_rate(services, args.count)}))
 
 
-def run_database(kind: str, workdir: Path, args) -> dict[str, float]:
+def _timed(port: int, token: str, ids: list[int], clients: int, batch: int, workers: list[int],
+           py_spy: str | None, outdir: Path) -> dict:
+    cpu0 = sum(_cpu_seconds(p) for p in workers)
+    own0 = time.process_time()
+    with sampling(py_spy, workers, outdir) as files:
+        elapsed, latencies = approve_all(port, token, ids, clients, batch)
+        cpu = sum(_cpu_seconds(p) for p in workers) - cpu0
+        own = time.process_time() - own0
+    split = split_samples([f for f in files if f.exists()]) if files else {}
+    n, lat = len(ids), sorted(latencies)
+    return {"rate": n / elapsed, "p50": statistics.median(lat) * 1e3, "p99": lat[int(0.99 * (len(lat) - 1))] * 1e3,
+            "cpu_us": 1e6 * cpu / n, "client_cpu_us": 1e6 * own / n, "n": n, "calls": len(lat), "split": split}
+
+
+def run_database(kind: str, workdir: Path, args) -> dict[str, dict]:
+    """One site: the one-request figure, then the bulk one, then the in-process reference."""
     site = Site(kind, workdir)
     try:
         site.cli("db", "upgrade")
         site.cli("setup")           # CA hierarchy, TSA, KMC and seal-maker keys once, before workers fork
         warm = 4 * args.clients
-        prepared = _phase(site, "prepare", args.count + warm)
+        bulk_clients = max(1, min(args.bulk_clients, args.bulk_count // max(args.batch, 1)))
+        bulk_warm = 2 * bulk_clients * args.batch if args.bulk_count else 0
+        total = args.count + warm + args.bulk_count + bulk_warm
+        prepared = _phase(site, "prepare", total)
         ids, token = prepared["ids"], prepared["tokens"]["officer"]
+        single, bulk_ids = ids[:args.count + warm], ids[args.count + warm:]
+        out = {}
         with serve(site, args.workers, args.threads) as (port, proc):
-            approve_all(port, token, ids[:warm], args.clients)
             workers = _children(proc.pid)
-            cpu0 = sum(_cpu_seconds(p) for p in workers)
-            own0 = time.process_time()
-            with sampling(args.py_spy, workers, site.dir) as files:
-                elapsed, latencies = approve_all(port, token, ids[warm:], args.clients)
-                cpu = sum(_cpu_seconds(p) for p in workers) - cpu0
-                own = time.process_time() - own0
-        split = split_samples([f for f in files if f.exists()]) if files else {}
-        inproc = _phase(site, "inprocess", args.inprocess_count)["rate"]
+            if args.count:
+                approve_all(port, token, single[:warm], args.clients)
+                out["single"] = _timed(port, token, single[warm:], args.clients, 0, workers, args.py_spy, site.dir)
+            if args.bulk_count:
+                approve_all(port, token, bulk_ids[:bulk_warm], bulk_clients, args.batch)
+                out["bulk"] = _timed(port, token, bulk_ids[bulk_warm:], bulk_clients, args.batch, workers,
+                                     args.py_spy, site.dir)
+                out["bulk"]["clients"] = bulk_clients
+        out["inproc"] = _phase(site, "inprocess", args.inprocess_count)["rate"]
     finally:
         site.drop()
-    n = len(latencies)
-    lat = sorted(latencies)
-    return {"rate": n / elapsed, "p50": statistics.median(lat) * 1e3, "p99": lat[int(0.99 * (n - 1))] * 1e3,
-            "cpu_us": 1e6 * cpu / n, "client_cpu_us": 1e6 * own / n, "n": n, "inproc": inproc, "split": split}
+    return out
+
+
+def report(kind: str, name: str, r: dict, args) -> None:
+    if name == "single":
+        label = f"ra_issue_per_s_{kind}_{args.workers}workers"
+        how = f"{r['n']} final approvals, one per call, {args.clients} keep-alive clients"
+        unit = "ms per call"
+    else:
+        label = f"ra_bulk_issue_per_s_{kind}_{args.workers}workers_batch{args.batch}"
+        how = (f"{r['n']} final approvals in {r['calls']} bulk calls of up to {args.batch}, "
+               f"{r['clients']} keep-alive clients")
+        unit = "ms per call"
+    print(f"{label} {r['rate']:.0f}  # {how}, p50 {r['p50']:.0f} {unit}, p99 {r['p99']:.0f} {unit}")
+    cpu_label = "ra_issue_cpu_us_per_cert" if name == "single" else "ra_bulk_issue_cpu_us_per_cert"
+    print(f"{cpu_label}_{kind} {r['cpu_us']:.0f}  # service workers' CPU per certificate "
+          f"(clients on the same cores: {r['client_cpu_us']:.0f} us each)")
+    total = sum(r["split"].values())
+    prefix = "ra_issue_split_us" if name == "single" else "ra_bulk_issue_split_us"
+    for part, samples in r["split"].items():
+        print(f"{prefix}_{kind}_{part} {r['cpu_us'] * samples / total:.0f}  "
+              f"# {100 * samples / total:.1f}% of the workers' busy samples, scaled to CPU per certificate")
 
 
 def postgres_unreachable() -> str | None:
@@ -412,6 +477,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=2000, help="timed final approvals per database")
     parser.add_argument("--clients", type=int, default=32, help="client threads (keep-alive connections)")
+    parser.add_argument("--bulk-count", type=int, default=10000,
+                        help="timed final approvals per database through the bulk approval (0: none)")
+    parser.add_argument("--batch", type=int, default=100, help="requests per bulk approval call")
+    parser.add_argument("--bulk-clients", type=int, default=4, help="client threads for the bulk calls")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
     parser.add_argument("--databases", default="sqlite,postgresql")
@@ -428,6 +497,8 @@ def main() -> None:
         run_phase(args)
         return
     args.inprocess_count = args.inprocess_count or max(10, args.count // 2)
+    if not 1 <= args.batch <= 500:
+        parser.error("--batch must be 1..500 (the bulk approval takes at most 500 requests per call)")
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
     if "postgresql" in kinds:
         why = postgres_unreachable()
@@ -441,14 +512,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="racentre-bench-ra-") as tmp:
         for kind in kinds:
             r = run_database(kind, Path(tmp), args)
-            print(f"ra_issue_per_s_{kind}_{args.workers}workers {r['rate']:.0f}  # {r['n']} final approvals, "
-                  f"{args.clients} keep-alive clients, p50 {r['p50']:.0f} ms, p99 {r['p99']:.0f} ms")
-            print(f"ra_issue_cpu_us_per_cert_{kind} {r['cpu_us']:.0f}  # service workers' CPU per certificate "
-                  f"(clients on the same cores: {r['client_cpu_us']:.0f} us each)")
-            total = sum(r["split"].values())
-            for name, samples in r["split"].items():
-                print(f"ra_issue_split_us_{kind}_{name} {r['cpu_us'] * samples / total:.0f}  "
-                      f"# {100 * samples / total:.1f}% of the workers' busy samples, scaled to CPU per certificate")
+            for name in ("single", "bulk"):
+                if name in r:
+                    report(kind, name, r[name], args)
             suffix = "" if kind == "sqlite" else f"_{kind}"
             print(f"ca_issue_per_s_inprocess_1thread{suffix} {r['inproc']:.0f}  # EmbeddedCA.issue, own "
                   f"transaction, {kind}")

@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 
 from sqlalchemy.orm import Session
 
+from pkicore.errors import PkiError
+
 
 class RevocationReason(str, enum.Enum):
     """RFC 5280 §5.3.1 CRLReason (names as asn1crypto spells them)."""
@@ -112,3 +114,25 @@ class CABackend(Protocol):
                session: Session | None = None) -> CertificateStatus: ...
 
     def status(self, ca: str, serial: int, session: Session | None = None) -> CertificateStatus: ...
+
+
+def issue_groups(ca: CABackend, groups, session: Session | None = None) -> list:
+    """Issue groups of requests, each group all or nothing (one RA request's certificates, e.g. a dual
+    pair); the result holds per group its list of ``IssuedCertificate`` or the ``PkiError`` that refused
+    it. A backend with its own ``issue_groups`` (the embedded CA: one statement per table) does it in
+    ``session``'s transaction; for any other backend each request goes through ``issue``, a group in a
+    savepoint of ``session`` when there is one, so a refused group leaves nothing behind."""
+    native = getattr(ca, "issue_groups", None)
+    if native is not None and session is not None:
+        return native(groups, session)
+    results: list = []
+    for group in groups:
+        try:
+            if session is None:
+                results.append([ca.issue(r) for r in group])
+            else:
+                with session.begin_nested():
+                    results.append([ca.issue(r, session=session) for r in group])
+        except PkiError as exc:
+            results.append(exc)
+    return results

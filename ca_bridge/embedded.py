@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 from asn1crypto import x509
 from sqlalchemy import bindparam, insert, select
@@ -28,13 +29,14 @@ from ca_bridge.crl import CrlPublisher
 from ca_bridge.directory import CaDirectory, CaInfo
 from ca_bridge.escrow import KmcLink
 from ca_bridge.errors import CertificateNotFound, IssuanceError, RequestConflict, RevocationConflict
-from ca_bridge.models import IssuedCert
+from ca_bridge.models import EscrowReservation, IssuedCert
 from ca_bridge.ocsp import OcspResponder
 from ca_bridge.profiles import Profile, get_profile, load_profiles
 from ca_bridge.store import DbStatusStore, to_status
 from hsm import KeyManager
-from pkicore.audit import record
+from pkicore.audit import record, record_many
 from pkicore.db import as_utc, transaction, utcnow
+from pkicore.errors import PkiError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,28 @@ ACTOR_ROLE = "ca"
 _SELECT_BY_REQUEST = (select(IssuedCert.ca_id, IssuedCert.serial, IssuedCert.profile, IssuedCert.certificate,
                              IssuedCert.not_before, IssuedCert.not_after)
                       .where(IssuedCert.request_id == bindparam("request_id")))
+_SELECT_BY_REQUESTS = (select(IssuedCert.request_id, IssuedCert.ca_id, IssuedCert.serial, IssuedCert.profile,
+                              IssuedCert.certificate, IssuedCert.not_before, IssuedCert.not_after)
+                       .where(IssuedCert.request_id.in_(bindparam("ids", expanding=True))))
 _INSERT_CERT = insert(IssuedCert.__table__)
+_CHUNK = 500                            # ids per IN (...) list
+
+
+def _chunks(items: list, size: int = _CHUNK):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One checked issuance request (``EmbeddedCA._plan``)."""
+
+    request: IssueRequest
+    profile: Profile
+    key: SubjectKey
+    ca: CaInfo
+    days: int
+    subject_der: bytes
 
 
 class EmbeddedCA:
@@ -161,9 +184,8 @@ class EmbeddedCA:
             raise RequestConflict(f"request {request_id} was issued; revoke its certificate instead")
         return self.kmc.release(session, request_id)
 
-    def issue(self, request: IssueRequest, session: Session | None = None) -> IssuedCertificate:
-        """Issue (or return the certificate already issued for ``request.request_id``). For a key-escrow
-        profile, a reservation made by ``prepare_escrowed_key`` fixes the serial, validity and key."""
+    def _plan(self, request: IssueRequest) -> "_Plan":
+        """Every check of one request that needs no database: profile, key, names, validity, CA."""
         if not isinstance(request.request_id, str) or not 0 < len(request.request_id) <= 128:
             raise IssuanceError("request_id must be a string of 1..128 characters")
         profile = get_profile(self.profiles, request.profile)
@@ -176,19 +198,82 @@ class EmbeddedCA:
         ca = self._ca_for(request.ca, key)
         if ca.is_root:
             raise IssuanceError(f"CA {ca.name} is a root CA; end-entity certificates come from an issuing CA")
-        subject_der = encode_name(request.subject)
+        return _Plan(request, profile, key, ca, days, encode_name(request.subject))
+
+    def issue(self, request: IssueRequest, session: Session | None = None) -> IssuedCertificate:
+        """Issue (or return the certificate already issued for ``request.request_id``). For a key-escrow
+        profile, a reservation made by ``prepare_escrowed_key`` fixes the serial, validity and key."""
+        plan = self._plan(request)
         if session is not None:
-            return self._issue(session, request, profile, key, ca, days, subject_der)
+            return self._issue(session, plan)
         try:
             with transaction(self.db) as own:
-                return self._issue(own, request, profile, key, ca, days, subject_der)
+                return self._issue(own, plan)
         except IntegrityError:
             # another worker issued the same request_id between our SELECT and INSERT: return its certificate
             with self.db() as own:
                 existing = self._existing(own, request.request_id)
                 if existing is None:
                     raise
-                return self._replay(existing, request, key)
+                return self._replay(existing, request, plan.key)
+
+    def issue_groups(self, groups: Sequence[Sequence[IssueRequest]], session: Session) -> list:
+        """Issue many certificates in ``session``'s transaction with one statement per table (the RA's
+        bulk approval). Each group (the certificates of one RA request, e.g. a GM/T 0034 dual pair) is
+        all or nothing: its entry in the result is the list of its ``IssuedCertificate`` (replayed ones
+        included, as ``issue`` would), or the ``PkiError`` that refused it, in which case nothing of
+        that group is written. Errors that are not refusals (HSM, database) propagate and the caller's
+        transaction rolls back whole."""
+        results: list = [None] * len(groups)
+        plans: list = [None] * len(groups)
+        seen: set[str] = set()
+        for g, group in enumerate(groups):
+            try:
+                plans[g] = [self._plan(r) for r in group]
+                ids = [r.request_id for r in group]
+                if len(set(ids)) != len(ids) or seen.intersection(ids):
+                    raise RequestConflict("a request id appears twice in one issuance batch")
+                seen.update(ids)
+            except PkiError as exc:
+                results[g] = exc
+        wanted = sorted(seen)
+        connection = session.connection()
+        existing = {}
+        reservations = {}
+        for chunk in _chunks(wanted):
+            existing.update((row.request_id, row) for row in connection.execute(_SELECT_BY_REQUESTS, {"ids": chunk}))
+        escrowed = [p.request.request_id for group in plans if group for p in group
+                    if p.profile.key_escrow and self.kmc is not None and p.request.request_id not in existing]
+        for chunk in _chunks(escrowed):
+            reservations.update((row.request_id, row) for row in session.scalars(
+                select(EscrowReservation).where(EscrowReservation.request_id.in_(chunk))))
+        now = utcnow().replace(microsecond=0)
+        cert_rows, audit_rows = [], []
+        for g, group in enumerate(plans):
+            if group is None:
+                continue
+            try:
+                issued, rows, events = [], [], []
+                for plan in group:
+                    row = existing.get(plan.request.request_id)
+                    if row is not None:
+                        issued.append(self._replay(row, plan.request, plan.key))
+                        continue
+                    reserved = reservations.get(plan.request.request_id) if plan.profile.key_escrow else None
+                    cert, cert_row, event_ = self._sign(plan, reserved, now)
+                    issued.append(cert)
+                    rows.append(cert_row)
+                    events.append(event_)
+            except PkiError as exc:
+                results[g] = exc
+                continue
+            results[g] = issued
+            cert_rows += rows
+            audit_rows += events
+        if cert_rows:
+            connection.execute(_INSERT_CERT, cert_rows)
+            record_many(session, audit_rows)
+        return results
 
     @staticmethod
     def _existing(session: Session, request_id: str):
@@ -214,16 +299,23 @@ class EmbeddedCA:
             reserved = self._reserved(session, request_id, profile_name)
             return reserved.key_envelope if reserved is not None else None
 
-    def _issue(self, session: Session, request: IssueRequest, profile: Profile, key: SubjectKey, ca: CaInfo,
-               days: int, subject_der: bytes) -> IssuedCertificate:
+    def _issue(self, session: Session, plan: "_Plan") -> IssuedCertificate:
+        request = plan.request
         existing = self._existing(session, request.request_id)
         if existing is not None:
-            return self._replay(existing, request, key)
-        now = utcnow().replace(microsecond=0)
-        reserved = self._reserved(session, request.request_id, profile.name)
+            return self._replay(existing, request, plan.key)
+        reserved = self._reserved(session, request.request_id, plan.profile.name)
+        cert, cert_row, event_ = self._sign(plan, reserved, utcnow().replace(microsecond=0))
+        session.connection().execute(_INSERT_CERT, cert_row)
+        record(session, **{k: v for k, v in event_.items() if k != "detail"}, **event_["detail"])
+        return cert
+
+    def _sign(self, plan: "_Plan", reserved, now: dt.datetime) -> tuple[IssuedCertificate, dict, dict]:
+        """The signed certificate of one planned request, its ``ca_issued_cert`` row and its audit event."""
+        request, profile, key, ca = plan.request, plan.profile, plan.key, plan.ca
         if reserved is None:
             not_before = now - BACKDATE
-            not_after = min(now + dt.timedelta(days=days), ca.not_after)
+            not_after = min(now + dt.timedelta(days=plan.days), ca.not_after)
             serial, envelope = random_serial(), None
         else:                       # the KMC archived this key for exactly this serial and validity
             if reserved.public_key_info != key.spki or reserved.ca_id != ca.id:
@@ -231,17 +323,17 @@ class EmbeddedCA:
             not_before, not_after = as_utc(reserved.not_before), as_utc(reserved.not_after)
             serial, envelope = int(reserved.serial, 16), reserved.key_envelope
         der = self._template(ca, profile).build(
-            serial=serial, subject_der=subject_der, key=key, not_before=not_before, not_after=not_after,
+            serial=serial, subject_der=plan.subject_der, key=key, not_before=not_before, not_after=not_after,
             dns_names=request.dns_names, ip_addresses=request.ip_addresses, identity=request.identity)
         serial_hex = format(serial, "x")
-        session.connection().execute(_INSERT_CERT, {
-            "ca_id": ca.id, "serial": serial_hex, "request_id": request.request_id, "profile": profile.name,
-            "subject": name_text(request.subject), "not_before": not_before, "not_after": not_after,
-            "certificate": der, "status": "good", "created_at": now})
-        record(session, actor=f"ca:{ca.name}", role=ACTOR_ROLE, action="ca.certificate.issue", target_type="certificate",
-               target_id=f"{ca.name}/{serial_hex}", request_id=request.request_id, profile=profile.name)
-        return IssuedCertificate(request.request_id, serial, ca.name, profile.name, der, not_before, not_after, ca.chain,
-                                 envelope)
+        row = {"ca_id": ca.id, "serial": serial_hex, "request_id": request.request_id, "profile": profile.name,
+               "subject": name_text(request.subject), "not_before": not_before, "not_after": not_after,
+               "certificate": der, "status": "good", "created_at": now}
+        event_ = {"actor": f"ca:{ca.name}", "role": ACTOR_ROLE, "action": "ca.certificate.issue",
+                  "target_type": "certificate", "target_id": f"{ca.name}/{serial_hex}",
+                  "detail": {"request_id": request.request_id, "profile": profile.name}}
+        return (IssuedCertificate(request.request_id, serial, ca.name, profile.name, der, not_before, not_after,
+                                  ca.chain, envelope), row, event_)
 
     # ------------------------------------------------------------------ revocation and status
     def revoke(self, ca: str, serial: int, reason: RevocationReason,

@@ -270,18 +270,24 @@ def _pool(engine: Engine) -> _WriterPool:
     return pool
 
 
-@event.listens_for(AuditEvent, "before_insert")
-def _chain_row(_mapper, connection, target: AuditEvent) -> None:
-    session = object_session(target)
+def _lease(session: Session, connection) -> _Lease:
+    """The writer this transaction leases (checked out on its first audit row, registered in
+    ``audit_writer`` by the transaction that writes the writer's first row)."""
     info = session.info
     lease = info.get(_LEASE)
     if lease is None:
         pool = _pool(connection.engine)
         lease = info[_LEASE] = _Lease(pool, pool.checkout())
-    writer = lease.writer
-    if not writer.registered and not lease.registering:
-        connection.execute(insert(AuditWriter.__table__).values(**writer.row()))
+    if not lease.writer.registered and not lease.registering:
+        connection.execute(insert(AuditWriter.__table__).values(**lease.writer.row()))
         lease.registering = True
+    return lease
+
+
+@event.listens_for(AuditEvent, "before_insert")
+def _chain_row(_mapper, connection, target: AuditEvent) -> None:
+    lease = _lease(object_session(target), connection)
+    writer = lease.writer
     d = target.__dict__       # plain reads; only the four chain columns are set through the ORM below
     at = d.get("at")
     if at is None or at.tzinfo is not dt.timezone.utc:
@@ -361,6 +367,38 @@ def record(session: Session, *, actor: str, role: str, action: str, target_type:
                         target_id=str(target_id), detail=json.loads(text))
     session.add(event_)
     return event_
+
+
+_INSERT_EVENTS = insert(AuditEvent.__table__)
+
+
+def record_many(session: Session, events) -> int:
+    """Append many audit rows in the caller's transaction with one multi-row INSERT (the batch paths:
+    ``ra.bulk``, ``EmbeddedCA.issue_groups``). ``events``: mappings with the keyword arguments of
+    ``record`` (``actor``, ``role``, ``action``, ``target_type``, ``target_id``, ``detail``).
+
+    The rows take the next positions of this transaction's chain in the order given, exactly as
+    ``record`` rows flushed in that order would (same hashes); rows ``record`` added earlier are
+    flushed first so the chain order is the order of the calls. Returns the number of rows."""
+    session.flush()
+    connection = session.connection()
+    lease = None
+    rows = []
+    for e in events:
+        if lease is None:
+            lease = _lease(session, connection)
+        detail = json.loads(json.dumps(e.get("detail") or {}, default=str, allow_nan=False))
+        at, target_id = utcnow(), str(e["target_id"])
+        seq = lease.seq + 1
+        digest = body_digest(at, e["actor"], e["role"], e["action"], e["target_type"], target_id, detail)
+        h = link_hash(lease.writer.id, seq, lease.hash, digest)
+        rows.append({"at": at, "actor": e["actor"], "role": e["role"], "action": e["action"],
+                     "target_type": e["target_type"], "target_id": target_id, "detail": detail,
+                     "writer_id": lease.writer.id, "seq": seq, "prev_hash": lease.hash, "hash": h})
+        lease.seq, lease.hash = seq, h
+    if rows:
+        connection.execute(_INSERT_EVENTS, rows)
+    return len(rows)
 
 
 def events_for(session: Session, target_type: str, target_id: str | int) -> list[AuditEvent]:

@@ -162,12 +162,16 @@ def vet(ctx, request_id, documents_checked, note, as_name):
 
 
 @request_group.command("approve")
-@click.argument("request_id", type=int)
+@click.argument("request_ids", type=int, nargs=-1, required=True)
 @_AS
 @click.pass_context
-def approve(ctx, request_id, as_name):
+def approve(ctx, request_ids, as_name):
+    """Approve one request (prints it), or several in one transaction (prints one outcome each)."""
     actor = _actor(ctx, as_name, "ra_officer")
-    _echo(_service(ctx).approve(actor, request_id))
+    if len(request_ids) == 1:
+        _echo(_service(ctx).approve(actor, request_ids[0]))
+    else:
+        _echo({"items": _service(ctx).approve_many(actor, list(request_ids))})
 
 
 @request_group.command("reject")

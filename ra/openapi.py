@@ -118,6 +118,17 @@ _SCHEMAS = {
     "Reject": _obj(["reason"], reason=_STR),
     "Revoke": _obj([], reason={"enum": [r.value for r in RevocationReason] + [None]}),
     "Empty": _obj([]),
+    "BulkApprove": _obj(["request_ids"], request_ids={"type": "array", "minItems": 1, "maxItems": 500,
+                                                      "uniqueItems": True, "items": {"type": "integer", "minimum": 0}}),
+    "BulkOutcome": {"type": "object", "required": ["id", "result", "state"], "properties": {
+        "id": _INT,
+        "result": {"enum": ["issued", "approved", "revoked", "unchanged", "failed"],
+                   "description": "issued/revoked: this approval carried the request out; approved: recorded, "
+                                  "below the threshold; unchanged: already approved by this officer; failed: "
+                                  "refused, nothing of this request was written"},
+        "state": {"enum": [s.value for s in RequestState] + [None]},
+        "certificates": {"type": "array", "items": {"type": "object"}},
+        "error": _ERROR["properties"]["error"]}},
     "Request": {"type": "object", "properties": {
         "id": _INT, "type": {"enum": [t.value for t in RequestType]}, "kind": {"enum": [k.value for k in RequestKind]},
         "state": {"enum": [s.value for s in RequestState]}, "unit_id": _INT, "civil_servant_id": _NINT,
@@ -184,6 +195,13 @@ _PATHS = {
     "/api/v1/ra/requests/{request_id}/approve": {
         "post": _op("approve; at the threshold the CA issues (or revokes) in the same transaction",
                     ("ra_officer",), _REQUEST, body=_ref("Empty"), params=(_RID,), errors=(400, 404, 409, 500)),
+    },
+    "/api/v1/ra/requests/approve": {
+        "post": _op("bulk approval: this officer approves each listed request (at most 500) in one transaction; "
+                    "one outcome per request, in the order given", ("ra_officer",),
+                    {"description": "the outcomes", **_json({"type": "object", "properties": {
+                        "items": {"type": "array", "items": _ref("BulkOutcome")}}})},
+                    body=_ref("BulkApprove"), errors=(400, 409, 500)),
     },
     "/api/v1/ra/requests/{request_id}/reject": {
         "post": _op("reject with a reason", ("ra_officer", "ra_operator"), _REQUEST, body=_ref("Reject"),

@@ -8,16 +8,18 @@ import importlib
 from typing import Mapping
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from ca_bridge.api import CABackend, CertificateStatus, IssuedCertificate, IssueRequest, KeyEscrowCA, RevocationReason
 from pkicore.audit import AuditEvent
 from pkicore.db import as_utc, reading, transaction
 from pkicore.envelope import enveloped_key_from_signed_and_enveloped
-from pkicore.errors import ErrorCode
+from pkicore.errors import ErrorCode, PkiError
 
-from ra import workflow
-from ra.errors import NotFound, RaError, ValidationError
+from ra import bulk, workflow
+from ra.errors import ConflictError, NotFound, RaError, ValidationError
 from ra.models import CertRequest, CivilServant, RequestState, RequestType, Server, Unit
 from ra.workflow import Actor, Policy
 
@@ -124,6 +126,40 @@ class RaService:
         with transaction(self.db) as session:
             req = workflow.approve(session, actor, request_id, self.ca, policy=self.policy, escrowed=escrowed)
             return self._request_dict(session, req)
+
+    def approve_many(self, actor: Actor, request_ids) -> list[dict]:
+        """This officer's approval of each of ``request_ids`` in one transaction (``ra.bulk``): one
+        outcome per request, in the order given."""
+        ids = bulk.check_ids(request_ids)
+        escrowed, refused = {}, {}
+        if isinstance(self.ca, KeyEscrowCA):
+            # as approve: the KMC keys are reserved before the transaction opens (no lock across the calls)
+            with reading(self.db) as session:
+                needs = bulk.escrow_needs(session, actor, ids, policy=self.policy)
+            for rid, need in needs.items():
+                try:
+                    escrowed[rid] = workflow.ca_call("reserve a KMC encryption key", self.ca.prepare_escrowed_key,
+                                                     need)
+                except PkiError as exc:
+                    refused[rid] = bulk.Outcome(rid, "failed", RequestState.VETTED.value, error=exc)
+        try:
+            with transaction(self.db) as session:
+                outcomes, one_by_one = bulk.approve_many(session, actor, [i for i in ids if i not in refused],
+                                                         self.ca, policy=self.policy, escrowed=escrowed)
+        except (IntegrityError, StaleDataError) as exc:
+            raise ConflictError("a request was changed concurrently; nothing was recorded, retry") from exc
+        outcomes.update(refused)
+        for rid in one_by_one:              # revocations and re-keys: a transaction each, as approve
+            try:
+                done = self.approve(actor, rid)
+                outcomes[rid] = bulk.Outcome(rid, "revoked" if done["state"] == RequestState.REVOKED.value
+                                             else "issued" if done["state"] == RequestState.ISSUED.value
+                                             else "approved", done["state"], done["certificates"])
+            except PkiError as exc:
+                with self.db() as session:
+                    state = session.scalar(select(CertRequest.state).where(CertRequest.id == rid))
+                outcomes[rid] = bulk.Outcome(rid, "failed", state, error=exc)
+        return [outcomes[i].as_dict() for i in ids]
 
     def reject(self, actor: Actor, request_id: int, reason: str) -> dict:
         with transaction(self.db) as session:

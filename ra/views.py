@@ -43,8 +43,8 @@ def _is_staff() -> bool:
 
 # ------------------------------------------------------------------------------------------ input checks
 
-_TYPES = {"str": (str,), "int": (int,), "bool": (bool,), "list[str]": (list,), "str?": (str, type(None)),
-          "int?": (int, type(None))}
+_TYPES = {"str": (str,), "int": (int,), "bool": (bool,), "list[str]": (list,), "list[int]": (list,),
+          "str?": (str, type(None)), "int?": (int, type(None))}
 
 
 def _body(fields: dict[str, str], required: tuple[str, ...] = ()) -> dict:
@@ -66,6 +66,8 @@ def _body(fields: dict[str, str], required: tuple[str, ...] = ()) -> dict:
         ok = isinstance(value, _TYPES[kind]) and not (kind.startswith("int") and isinstance(value, bool))
         if kind == "list[str]" and ok:
             ok = all(isinstance(v, str) for v in value)
+        if kind == "list[int]" and ok:
+            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         if not ok:
             raise ValidationError(f"field {name} must be {kind.rstrip('?')}{' or null' if kind.endswith('?') else ''}")
     return data
@@ -203,6 +205,14 @@ def vet_request(request_id):
 def approve_request(request_id):
     _body({})
     return jsonify(_service().approve(_actor(), request_id))
+
+
+@bp.post("/ra/requests/approve")
+@require_roles("ra_officer")
+def approve_requests():
+    """Bulk approval (``ra.bulk``): ``{"request_ids": [...]}``, at most 500; one outcome per request."""
+    data = _body({"request_ids": "list[int]"}, ("request_ids",))
+    return jsonify(items=_service().approve_many(_actor(), data["request_ids"]))
 
 
 @bp.post("/ra/requests/<int:request_id>/reject")

@@ -201,34 +201,48 @@ def _subject_row(session: Session, model, ident):
     return row
 
 
-def vetted_subject(session: Session, req: CertRequest) -> tuple[tuple[str, str], ...]:
-    """The certificate subject built from the vetted record: C=CN, O=<unit>, [OU], CN=<person|unit|host>."""
-    # the person or server first: its unit comes with it (joined), so the unit is an identity-map hit
-    person = server = None
-    if req.type == RequestType.CIVIL_SERVANT_DUAL.value:
-        person = _subject_row(session, CivilServant, req.civil_servant_id)
-    elif req.type != RequestType.UNIT.value:
-        server = _subject_row(session, Server, req.server_id)
-    unit = _subject_row(session, Unit, req.unit_id)
+def subject_rdns(rtype: str, unit, person=None, server=None) -> tuple[tuple[str, str], ...]:
+    """The certificate subject of a vetted record: C=CN, O=<unit>, [OU=<department>], CN=<person|unit|host>.
+    ``unit``/``person``/``server``: ORM rows or Core rows with the same column names."""
     rdns = [("country_name", "CN"), ("organization_name", unit.name)]
-    if person is not None:
+    if rtype == RequestType.CIVIL_SERVANT_DUAL.value:
         if person.department:
             rdns.append(("organizational_unit_name", person.department))
         rdns.append(("common_name", person.name))
-    elif server is None:
+    elif rtype == RequestType.UNIT.value:
         rdns.append(("common_name", unit.name))
     else:
         rdns.append(("common_name", server.host_name))
     return tuple(rdns)
 
 
-def identity_extensions(session: Session, req: CertRequest) -> tuple[tuple[str, str], ...]:
+def identity_pairs(rtype: str, unit, person=None) -> tuple[tuple[str, str], ...]:
     """GM/T 0015 identity extensions: the identity number for people, the USCC for units."""
-    if req.type == RequestType.CIVIL_SERVANT_DUAL.value:
-        return ((OID.ID_CARD_NUMBER, _subject_row(session, CivilServant, req.civil_servant_id).id_number),)
-    if req.type == RequestType.UNIT.value:
-        return ((OID.UNIFIED_SOCIAL_CREDIT_CODE, _subject_row(session, Unit, req.unit_id).uscc),)
+    if rtype == RequestType.CIVIL_SERVANT_DUAL.value:
+        return ((OID.ID_CARD_NUMBER, person.id_number),)
+    if rtype == RequestType.UNIT.value:
+        return ((OID.UNIFIED_SOCIAL_CREDIT_CODE, unit.uscc),)
     return ()
+
+
+def vetted_subject(session: Session, req: CertRequest) -> tuple[tuple[str, str], ...]:
+    """``subject_rdns`` of a request's stored subject."""
+    # the person or server first: its unit comes with it (joined), so the unit is an identity-map hit
+    person = server = None
+    if req.type == RequestType.CIVIL_SERVANT_DUAL.value:
+        person = _subject_row(session, CivilServant, req.civil_servant_id)
+    elif req.type != RequestType.UNIT.value:
+        server = _subject_row(session, Server, req.server_id)
+    return subject_rdns(req.type, _subject_row(session, Unit, req.unit_id), person, server)
+
+
+def identity_extensions(session: Session, req: CertRequest) -> tuple[tuple[str, str], ...]:
+    """``identity_pairs`` of a request's stored subject."""
+    person = None
+    if req.type == RequestType.CIVIL_SERVANT_DUAL.value:
+        person = _subject_row(session, CivilServant, req.civil_servant_id)
+    unit = _subject_row(session, Unit, req.unit_id) if req.type == RequestType.UNIT.value else None
+    return identity_pairs(req.type, unit, person)
 
 
 # ------------------------------------------------------------------------------------------------ submit
@@ -594,28 +608,39 @@ def _issue(session: Session, actor: Actor, req: CertRequest, ca: CABackend, poli
     if req.type == RequestType.SERVER.value:
         server = _subject_row(session, Server, req.server_id)
         dns, ips = server.dns_names, server.ip_addresses
+    for usage, ca_request in issue_requests(req, policy, subject, identity, dns, ips, escrowed):
+        issued: IssuedCertificate = ca_call("issue a certificate", ca.issue, ca_request, session=session)
+        if issued.request_id != ca_request.request_id:
+            raise IssuanceFailed("the CA answered for another request")
+        req.certificates.append(RaCertificate(**ra_certificate_fields(usage, ca_request, issued)))
+        record(session, actor=actor.name, role=actor.role, action="ra.certificate.issue", target_type=TARGET,
+               target_id=req.id, usage=usage, profile=issued.profile, ca=issued.ca, serial=format(issued.serial, "x"),
+               ca_request_id=ca_request.request_id)
+    _flush(session)
+
+
+def issue_requests(req, policy: Policy, subject, identity, dns_names=(), ip_addresses=(),
+                   escrowed: EscrowedKey | None = None) -> list[tuple[str, IssueRequest]]:
+    """(usage, IssueRequest) for each certificate of the request's profile set (sign, and enc for a
+    GM/T 0034 dual pair, whose KMC-generated key is ``escrowed``). ``req``: ORM or Core row."""
     keys = {"sign": req.sign_spki, "enc": req.enc_spki}
     if req.type == RequestType.CIVIL_SERVANT_DUAL.value and req.enc_spki is None:
         if escrowed is None or escrowed.request_id != ca_request_id(req, "enc"):
             raise IssuanceFailed("the encryption key comes from the key-management centre, and the CA has none "
                                  "attached (or reserved no key for this request)")
         keys["enc"] = escrowed.public_key_info
-    for usage, profile in policy.profiles[req.type].items():
-        ca_request = IssueRequest(request_id=ca_request_id(req, usage), profile=profile, subject=subject,
-                                  public_key_info=keys[usage], dns_names=tuple(dns), ip_addresses=tuple(ips),
-                                  identity=identity)
-        issued: IssuedCertificate = ca_call("issue a certificate", ca.issue, ca_request, session=session)
-        if issued.request_id != ca_request.request_id:
-            raise IssuanceFailed("the CA answered for another request")
-        req.certificates.append(RaCertificate(ca_request_id=ca_request.request_id, usage=usage,
-                                  profile=issued.profile, ca=issued.ca, serial=format(issued.serial, "x"),
-                                  public_key_info=keys[usage], certificate=issued.certificate,
-                                  key_envelope=issued.key_envelope,
-                                  not_before=issued.not_before, not_after=issued.not_after, status="good"))
-        record(session, actor=actor.name, role=actor.role, action="ra.certificate.issue", target_type=TARGET,
-               target_id=req.id, usage=usage, profile=issued.profile, ca=issued.ca, serial=format(issued.serial, "x"),
-               ca_request_id=ca_request.request_id)
-    _flush(session)
+    return [(usage, IssueRequest(request_id=ca_request_id(req, usage), profile=profile, subject=subject,
+                                 public_key_info=keys[usage], dns_names=tuple(dns_names),
+                                 ip_addresses=tuple(ip_addresses), identity=identity))
+            for usage, profile in policy.profiles[req.type].items()]
+
+
+def ra_certificate_fields(usage: str, ca_request: IssueRequest, issued: IssuedCertificate) -> dict:
+    """The ``ra_certificate`` columns of one issued certificate (less the request id)."""
+    return {"ca_request_id": ca_request.request_id, "usage": usage, "profile": issued.profile, "ca": issued.ca,
+            "serial": format(issued.serial, "x"), "public_key_info": ca_request.public_key_info,
+            "certificate": issued.certificate, "key_envelope": issued.key_envelope,
+            "not_before": issued.not_before, "not_after": issued.not_after, "status": "good"}
 
 
 def _revoke_all(session: Session, actor: Actor, req: CertRequest, target_id: int, reason: RevocationReason,

@@ -11,7 +11,8 @@ import pytest
 from gmssl import sm3 as gm_sm3
 from sqlalchemy import func, select
 
-from pkicore.audit import (AuditEvent, AuditWriter, body_digest, canonical_json, link_hash, record, row_hash)
+from pkicore.audit import (AuditEvent, AuditWriter, body_digest, canonical_json, link_hash, record, record_many,
+                           row_hash)
 from pkicore.db import transaction
 from racentre.audit import audit_public_key, ensure_audit_key, verify
 from tests.unit.audit.helpers import LABEL, add, build_trail, rows
@@ -121,6 +122,38 @@ def test_savepoint_rollback_rewinds_the_lease(db, softtoken_km):
                                                                              AuditEvent.seq >= kept.seq - 1)))
         assert seqs[:3] == [kept.seq - 1, kept.seq, kept.seq + 1]
     assert verify(db, audit_public_key(softtoken_km, LABEL)).ok
+
+
+def test_record_many_continues_the_chain_in_call_order_and_rolls_back_cleanly(db, softtoken_km):
+    """Batch rows (one multi-row INSERT) interleave with record() rows in call order; a rolled-back
+    batch, also one inside a savepoint, leaves no gap; the stored rows hash as record() rows would."""
+    batch = [{"actor": "officer-1", "role": "ra_officer", "action": "bulk.approve", "target_type": "t",
+              "target_id": i, "detail": {"n": i, "名": "张三", "at": dt.datetime(2026, 1, 1)}} for i in range(5)]
+    with pytest.raises(RuntimeError):
+        with transaction(db) as doomed:
+            record_many(doomed, batch)
+            raise RuntimeError("the batch failed after its audit rows were written")
+    with transaction(db) as session:
+        first = record(session, actor="a", role="ra_officer", action="bulk.before", target_type="t", target_id=1)
+        assert record_many(session, batch) == 5
+        savepoint = session.begin_nested()
+        record_many(session, [dict(batch[0], action="bulk.dropped")])
+        savepoint.rollback()
+        last = record(session, actor="a", role="ra_officer", action="bulk.after", target_type="t", target_id=2)
+        assert record_many(session, []) == 0
+    with db() as session:
+        assert session.scalar(select(func.count()).where(AuditEvent.action == "bulk.dropped")) == 0
+        chain = session.scalars(select(AuditEvent).where(AuditEvent.writer_id == first.writer_id,
+                                                         AuditEvent.seq >= first.seq)
+                                .order_by(AuditEvent.seq)).all()
+        assert [e.action for e in chain] == ["bulk.before"] + ["bulk.approve"] * 5 + ["bulk.after"]
+        assert [e.seq for e in chain] == list(range(first.seq, first.seq + 7)) and chain[-1].id == last.id
+        assert [e.target_id for e in chain[1:6]] == ["0", "1", "2", "3", "4"]
+        assert chain[1].detail == {"n": 0, "名": "张三", "at": "2026-01-01 00:00:00"}
+        for prev, row in zip(chain, chain[1:]):
+            assert row.prev_hash == prev.hash and row_hash(row) == row.hash
+    result = verify(db, audit_public_key(softtoken_km, LABEL))
+    assert result.ok, result.problems
 
 
 def test_a_failed_commit_retires_its_writer(db, softtoken_km):

@@ -72,3 +72,27 @@ def test_cli_refuses_unknown_principals(run):
                  "--as", f"nobody-{helpers.tag()}")
     assert isinstance(result.exception, Forbidden) and "no active principal" in str(result.exception)
     assert run("token", "create", f"x-{helpers.tag()}", "--role", "wizard").exit_code == 2
+
+
+def test_cli_approves_several_requests_in_one_call(run, tmp_path):
+    tag = helpers.tag()
+    names = {"op": f"op-{tag}", "off": f"off-{tag}", "app": f"app-{tag}"}
+    for who, role in (("op", "ra_operator"), ("off", "ra_officer"), ("app", "applicant")):
+        assert run("token", "create", names[who], "--role", role).exit_code == 0
+    unit = _json(run("subject", "add-unit", "--name", f"批量局-{tag}", "--uscc", helpers.uscc(),
+                     "--legal-representative", "王五", "--as", names["op"]))
+    ids = []
+    for i in range(3):
+        host = helpers.host()
+        server = _json(run("subject", "add-server", "--host", host, "--unit-id", unit["id"], "--as", names["op"]))
+        csr = tmp_path / f"{i}.csr"
+        csr.write_bytes(pem.armor("CERTIFICATE REQUEST", cryptography_csr(ec_key(), host)))
+        req = _json(run("request", "submit", "--type", "server", "--subject-id", server["id"], "--csr", csr,
+                        "--as", names["app"]))
+        if i < 2:
+            _json(run("request", "vet", req["id"], "--documents-checked", "--as", names["op"]))
+        ids.append(req["id"])
+    items = _json(run("request", "approve", *ids, "--as", names["off"]))["items"]
+    assert [(i["id"], i["result"]) for i in items] == [(ids[0], "issued"), (ids[1], "issued"), (ids[2], "failed")]
+    assert items[2]["error"]["code"] == "conflict" and run.ca.issuance_count == 2
+    assert run("request", "approve", "--as", names["off"]).exit_code == 2          # no id at all

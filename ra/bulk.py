@@ -1,0 +1,275 @@
+"""Bulk approval: one officer approves many requests in one call and one transaction (EJBCA's
+"approve selected", a unit enrolling its staff), with the same rules and the same records as
+``workflow.approve`` for each request.
+
+Each request is judged on its own and the answer says, per request, what happened:
+
+* ``issued`` -- this approval reached the threshold and the CA issued (GM/T 0034 pairs: both or none);
+* ``approved`` -- the approval was recorded, the threshold is not reached yet;
+* ``revoked`` -- a revocation request was carried out;
+* ``unchanged`` -- this officer had already approved it (a retried call never issues twice);
+* ``failed`` -- refused (not found, wrong state, separation of duties, the CA refused): nothing of
+  that request was written.
+
+What is written commits together or not at all: approvals, state changes, certificates and the audit
+rows (``ra.request.approve``, ``ra.certificate.issue``, the CA's ``ca.certificate.issue``). Plain
+issuance -- new and renewal requests, the bulk of the work -- runs as one statement per table
+(SELECT ... IN, multi-row INSERT, executemany UPDATE) instead of the ORM's ~18 statements per request.
+Approvals that revoke certificates (revocation and re-key requests at their threshold) are left to
+the caller, which runs ``workflow.approve`` for each in a transaction of its own (they are rare, and
+the KMC is told of a revoked escrowed key only after its transaction commits). Rows are locked in id order (SELECT ... FOR UPDATE on PostgreSQL; on SQLite the
+transaction holds the writer lock), so concurrent batches serialise on the requests they share and
+never deadlock.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from ca_bridge.api import CABackend, EscrowedKey, EscrowedKeyRequest, issue_groups
+from pkicore.audit import record_many
+from pkicore.db import as_utc, utcnow
+from pkicore.errors import PkiError
+
+from ra import workflow
+from ra.errors import ConflictError, Forbidden, IssuanceFailed, NotFound, ValidationError
+from ra.models import (Approval, CertRequest, CivilServant, RaCertificate, RequestKind, RequestState, RequestType,
+                       Server, ServerName, Unit)
+from ra.workflow import TARGET, Actor, Policy
+
+MAX_BATCH = 500
+_CHUNK = 500
+
+_IDS = bindparam("ids", expanding=True)
+_SELECT_REQUESTS = (select(CertRequest.id, CertRequest.type, CertRequest.kind, CertRequest.state,
+                           CertRequest.unit_id, CertRequest.civil_servant_id, CertRequest.server_id,
+                           CertRequest.sign_spki, CertRequest.enc_spki, CertRequest.submitted_by,
+                           CertRequest.vetted_by, CertRequest.version)
+                    .where(CertRequest.id.in_(_IDS)).order_by(CertRequest.id).with_for_update())
+_SELECT_APPROVALS = select(Approval.request_id, Approval.officer).where(Approval.request_id.in_(_IDS))
+_SELECT_UNITS = select(Unit.id, Unit.name, Unit.uscc).where(Unit.id.in_(_IDS))
+_SELECT_PEOPLE = (select(CivilServant.id, CivilServant.name, CivilServant.id_number, CivilServant.department)
+                  .where(CivilServant.id.in_(_IDS)))
+_SELECT_SERVERS = select(Server.id, Server.host_name).where(Server.id.in_(_IDS))
+_SELECT_NAMES = (select(ServerName.server_id, ServerName.kind, ServerName.value)
+                 .where(ServerName.server_id.in_(_IDS)).order_by(ServerName.id))
+_SELECT_CERTIFICATES = (select(RaCertificate.request_id, RaCertificate.usage, RaCertificate.profile,
+                               RaCertificate.ca, RaCertificate.serial, RaCertificate.not_after, RaCertificate.status)
+                        .where(RaCertificate.request_id.in_(_IDS)).order_by(RaCertificate.id))
+_INSERT_APPROVALS = insert(Approval.__table__)
+_INSERT_CERTIFICATES = insert(RaCertificate.__table__)
+_BUMP = (update(CertRequest.__table__)
+         .where(CertRequest.__table__.c.id == bindparam("rid"), CertRequest.__table__.c.version == bindparam("old"))
+         .values(version=bindparam("new")))
+_COMPLETE = (update(CertRequest.__table__)
+             .where(CertRequest.__table__.c.id == bindparam("rid"),
+                    CertRequest.__table__.c.version == bindparam("old"))
+             .values(version=bindparam("new"), state=bindparam("new_state"), completed_at=bindparam("done")))
+
+
+@dataclass
+class Outcome:
+    """What one request of a bulk approval came to."""
+
+    request_id: int
+    result: str                      # issued | approved | revoked | unchanged | failed
+    state: str | None = None         # the request's state afterwards (None: no such request)
+    certificates: list[dict] = field(default_factory=list)
+    error: PkiError | None = None
+
+    def as_dict(self) -> dict:
+        out = {"id": self.request_id, "result": self.result, "state": self.state}
+        if self.certificates:
+            out["certificates"] = self.certificates
+        if self.error is not None:
+            out["error"] = {"code": self.error.code.value, "message": self.error.public_message}
+        return out
+
+
+def _iso(value) -> str:
+    return as_utc(value).isoformat()
+
+
+def check_ids(request_ids) -> list[int]:
+    """The ids of one bulk call: a non-empty list of distinct request ids, at most ``MAX_BATCH``."""
+    if not isinstance(request_ids, (list, tuple)) or not request_ids:
+        raise ValidationError("request_ids must be a non-empty list of request ids")
+    if len(request_ids) > MAX_BATCH:
+        raise ValidationError(f"at most {MAX_BATCH} requests per call")
+    ids = [workflow.check_id(i, "request") for i in request_ids]
+    if len(set(ids)) != len(ids):
+        raise ValidationError("request_ids lists a request twice")
+    return ids
+
+
+def _chunked(connection, statement, ids) -> list:
+    ids = sorted(set(ids))
+    rows = []
+    for i in range(0, len(ids), _CHUNK):
+        rows += connection.execute(statement, {"ids": ids[i:i + _CHUNK]}).all()
+    return rows
+
+
+def escrow_needs(session: Session, actor: Actor, request_ids: Sequence[int], *,
+                 policy: Policy = Policy()) -> dict[int, EscrowedKeyRequest]:
+    """The KMC keys to reserve before ``approve_many`` (outside its transaction): ``workflow.escrow_needed``
+    of each dual request among ``request_ids`` whose approval here will issue."""
+    dual = session.scalars(select(CertRequest.id).where(
+        CertRequest.id.in_(list(request_ids)), CertRequest.type == RequestType.CIVIL_SERVANT_DUAL.value,
+        CertRequest.state == RequestState.VETTED.value, CertRequest.enc_spki.is_(None)))
+    needs = {}
+    for rid in dual:
+        need = workflow.escrow_needed(session, actor, rid, policy=policy)
+        if need is not None:
+            needs[rid] = need
+    return needs
+
+
+def _certificate_dicts(rows) -> list[dict]:
+    return [{"usage": r.usage, "profile": r.profile, "ca": r.ca, "serial": r.serial,
+             "not_after": _iso(r.not_after), "status": r.status} for r in rows]
+
+
+def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca: CABackend, *,
+                 policy: Policy = Policy(), escrowed: Mapping[int, EscrowedKey] | None = None
+                 ) -> tuple[dict[int, Outcome], list[int]]:
+    """This officer's approval of each of ``request_ids`` (``check_ids``), in ``session``'s transaction:
+    (outcome by request id, ids left to ``workflow.approve``). Left are the requests whose approval
+    would revoke certificates (revocation and re-key at their threshold): the caller approves each in a
+    transaction of its own, as the one-request path does. ``escrowed``: KMC keys reserved beforehand
+    (``escrow_needs``), by request id."""
+    escrowed = escrowed or {}
+    connection = session.connection()
+    requests = {r.id: r for r in _chunked(connection, _SELECT_REQUESTS, request_ids)}
+    approvers = defaultdict(set)
+    for rid, officer in _chunked(connection, _SELECT_APPROVALS, requests):
+        approvers[rid].add(officer)
+    outcomes: dict[int, Outcome] = {}
+    pending, issuing, carried_out, unchanged = [], [], [], []
+    for rid in request_ids:
+        row = requests.get(rid)
+        if row is None:
+            outcomes[rid] = Outcome(rid, "failed", error=NotFound(f"request {rid} not found"))
+            continue
+        if actor.name in approvers[rid]:
+            outcomes[rid] = Outcome(rid, "unchanged", row.state)
+            unchanged.append(rid)
+            continue
+        error = None
+        if row.state != RequestState.VETTED.value:
+            error = ConflictError(f"request {rid} is {row.state}, only vetted requests can be approved")
+        elif actor.name == row.submitted_by:
+            error = Forbidden("an officer cannot approve a request they submitted")
+        elif actor.name == row.vetted_by:
+            error = Forbidden("an officer cannot approve a request they vetted")
+        if error is not None:
+            outcomes[rid] = Outcome(rid, "failed", row.state, error=error)
+            continue
+        count = len(approvers[rid]) + 1
+        if count < policy.approvals[row.type]:
+            pending.append((row, count))
+        elif row.kind in (RequestKind.REVOCATION.value, RequestKind.REKEY.value):
+            carried_out.append(rid)
+        else:
+            issuing.append((row, count))
+
+    issued = _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes)
+    _write(session, connection, actor, pending, issued, policy, outcomes)
+    if unchanged:
+        by_request = defaultdict(list)
+        for r in _chunked(connection, _SELECT_CERTIFICATES, unchanged):
+            by_request[r.request_id].append(r)
+        for rid in unchanged:
+            outcomes[rid].certificates = _certificate_dicts(by_request[rid])
+    return outcomes, carried_out
+
+
+def _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes) -> list:
+    """Issue the certificates of every request whose approval completes it: [(row, count, [(usage,
+    IssueRequest, IssuedCertificate)])] for those the CA issued; refusals go to ``outcomes``."""
+    if not issuing:
+        return []
+    rows = [row for row, _ in issuing]
+    units = {u.id: u for u in _chunked(connection, _SELECT_UNITS, [r.unit_id for r in rows])}
+    people = {p.id: p for p in _chunked(connection, _SELECT_PEOPLE, [r.civil_servant_id for r in rows
+                                                                    if r.civil_servant_id is not None])}
+    server_ids = [r.server_id for r in rows if r.type == RequestType.SERVER.value]
+    servers = {s.id: s for s in _chunked(connection, _SELECT_SERVERS, server_ids)}
+    names = defaultdict(lambda: ([], []))
+    for server_id, kind, value in _chunked(connection, _SELECT_NAMES, server_ids):
+        names[server_id][0 if kind == "dns" else 1].append(value)
+    planned, groups = [], []
+    for row, count in issuing:
+        person, server = people.get(row.civil_servant_id), servers.get(row.server_id)
+        dns, ips = names[row.server_id] if server is not None else ((), ())
+        try:
+            pairs = workflow.issue_requests(row, policy, workflow.subject_rdns(row.type, units[row.unit_id], person,
+                                                                               server),
+                                            workflow.identity_pairs(row.type, units[row.unit_id], person),
+                                            dns, ips, escrowed.get(row.id))
+        except PkiError as exc:
+            outcomes[row.id] = Outcome(row.id, "failed", row.state, error=exc)
+            continue
+        planned.append((row, count, pairs))
+        groups.append([r for _, r in pairs])
+    results = workflow.ca_call("issue certificates", issue_groups, ca, groups, session)
+    done = []
+    for (row, count, pairs), result in zip(planned, results):
+        if isinstance(result, PkiError):
+            outcomes[row.id] = Outcome(row.id, "failed", row.state, error=result)
+            continue
+        if [c.request_id for c in result] != [r.request_id for _, r in pairs]:
+            raise IssuanceFailed("the CA answered for another request")
+        done.append((row, count, [(usage, r, c) for (usage, r), c in zip(pairs, result)]))
+    return done
+
+
+def _write(session, connection, actor, pending, issued, policy, outcomes) -> None:
+    """Approvals, state changes, RA certificate rows and audit rows: one statement per table."""
+    now = utcnow()
+    approved = [(row, count) for row, count in pending] + [(row, count) for row, count, _ in issued]
+    if not approved:
+        return
+    connection.execute(_INSERT_APPROVALS, [{"request_id": row.id, "officer": actor.name, "at": now}
+                                           for row, _ in approved])
+    _update(connection, _BUMP, [{"rid": row.id, "old": row.version, "new": row.version + 1} for row, _ in pending])
+    _update(connection, _COMPLETE, [{"rid": row.id, "old": row.version, "new": row.version + 1,
+                                     "new_state": RequestState.ISSUED.value, "done": now} for row, _, _ in issued])
+    certificates, events = [], []
+    for row, count in pending:
+        events.append(_approve_event(actor, row, count, policy))
+        outcomes[row.id] = Outcome(row.id, "approved", row.state)
+    for row, count, triples in issued:
+        events.append(_approve_event(actor, row, count, policy))
+        listed = []
+        for usage, ca_request, cert in triples:
+            fields = workflow.ra_certificate_fields(usage, ca_request, cert)
+            certificates.append(dict(fields, request_id=row.id))
+            events.append({"actor": actor.name, "role": actor.role, "action": "ra.certificate.issue",
+                           "target_type": TARGET, "target_id": row.id,
+                           "detail": {"usage": usage, "profile": cert.profile, "ca": cert.ca,
+                                      "serial": fields["serial"], "ca_request_id": ca_request.request_id}})
+            listed.append({"usage": usage, "profile": cert.profile, "ca": cert.ca, "serial": fields["serial"],
+                           "not_after": _iso(cert.not_after), "status": "good"})
+        outcomes[row.id] = Outcome(row.id, "issued", RequestState.ISSUED.value, listed)
+    if certificates:
+        connection.execute(_INSERT_CERTIFICATES, certificates)
+    record_many(session, events)
+
+
+def _approve_event(actor: Actor, row, count: int, policy: Policy) -> dict:
+    return {"actor": actor.name, "role": actor.role, "action": "ra.request.approve", "target_type": TARGET,
+            "target_id": row.id, "detail": {"approvals": count, "threshold": policy.approvals[row.type]}}
+
+
+def _update(connection, statement, params: list[dict]) -> None:
+    if not params:
+        return
+    result = connection.execute(statement, params)
+    if connection.dialect.supports_sane_multi_rowcount and result.rowcount != len(params):
+        # the rows are locked (FOR UPDATE / the SQLite writer lock), so this is a bug or a foreign writer
+        raise ConflictError("a request was changed concurrently; reload and retry")
