@@ -7,14 +7,15 @@ the subscriber's *signing* key, to which the KMC envelopes the private key) and 
 and no database lock is held across the call — and is idempotent on the request id. Issuance later
 uses the reservation's serial, validity and key, and hands the envelope to the subscriber.
 
-When such a certificate is revoked, or a reserved key is given back, the KMC must be told (RevokeKeyReq).
-That goes through an outbox (``ca_kmc_notification``, the transactional-outbox pattern of Dogtag/EJBCA
-publishers): the row is written in the transaction that revokes or releases, so it commits or rolls
-back with it; once that has committed delivery is tried at once; a KMC that cannot be reached leaves
-the row pending with exponential back-off (30 s doubling, capped at 1 h) for ``KmcLink.retry_due``
-(``racentre ca kmc-retry``, or the service's sweep). A RevokeKeyReq is idempotent at the KMC, so a
-repeated delivery is harmless; a verified refusal that no retry can change (no such key) ends it.
-Queueing, delivery and refusal are audited in the transaction that changes the row.
+When such a certificate is revoked, or a reserved key is given back, the KMC must be told
+(RevokeKeyReq). That goes through an outbox (``ca_kmc_notification``: the transactional-outbox pattern,
+much like EJBCA's publisher queue): the row is written in the transaction that revokes or releases, so
+it commits or rolls back with it (an orphan key's in a transaction of its own); once that has committed
+delivery is tried at once; a KMC that cannot be reached leaves the row pending with exponential
+back-off (30 s doubling, capped at 1 h) for ``KmcLink.retry_due`` (``racentre ca kmc-retry``, or the
+service's sweep). A RevokeKeyReq is idempotent at the KMC, so a repeated delivery is harmless; a
+verified refusal that no retry can change (no such key) ends it. Queueing, delivery and refusal are
+audited in the transaction that changes the row.
 """
 from __future__ import annotations
 

@@ -199,6 +199,7 @@ def test_rejecting_after_a_failed_approval_gives_the_reserved_kmc_key_back(clien
         raise RuntimeError("CA signing failed")
 
     monkeypatch.setattr(services.ca, "issue", broken_issue)
+    monkeypatch.setattr(services.ca, "issue_groups", broken_issue)     # the path approvals take (ra.bulk)
     failed = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
     assert failed.status_code >= 500 and "nothing was recorded" in failed.get_data(as_text=True), failed.json
     monkeypatch.undo()
@@ -351,14 +352,14 @@ def test_racentre_serve_sweeps_the_kmc_outbox(client, services, tmp_path, monkey
             session.execute(update(KmcNotification).where(KmcNotification.serial == format(serial, "x"))
                             .values(next_attempt_at=utcnow()))
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:             # the outbox row is done once the KMC has answered
             with services.db() as session:
-                if session.scalar(select(EscrowedKey.status).where(EscrowedKey.user_cert_no == str(serial))) \
-                        == "revoked":
-                    break
+                row = session.scalar(select(KmcNotification).where(KmcNotification.serial == format(serial, "x")))
+            if row.done_at is not None:
+                break
             time.sleep(0.2)
+        assert row.outcome == "delivered" and row.attempts == 2, (row.attempts, row.last_error)
         with services.db() as session:
-            row = session.scalar(select(KmcNotification).where(KmcNotification.serial == format(serial, "x")))
-            assert row.outcome == "delivered" and row.attempts == 2
+            assert session.scalar(select(EscrowedKey.status).where(EscrowedKey.user_cert_no == str(serial))) == "revoked"
     finally:
         stop.set()
