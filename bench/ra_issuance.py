@@ -2,7 +2,7 @@
 on a fresh software token, SQLite and PostgreSQL, beside the in-process EmbeddedCA.issue rate and
 `openssl speed sm2` measured in the same run. One figure per line.
 
-    .venv/bin/python bench/ra_issuance.py [--count 2000] [--clients 32] [--bulk-count 10000] [--batch 100]
+    .venv/bin/python bench/ra_issuance.py [--count 2000] [--clients 32] [--bulk-count 6000] [--batch 100]
                                           [--bulk-clients 4] [--databases sqlite,postgresql]
 
 Per database: a fresh site (`racentre db upgrade`, `racentre setup` on a new token), then server
@@ -334,8 +334,9 @@ SPLIT = (
     ("audit_rows", r"pkicore/audit\.py"),                     # audit INSERTs, chaining hooks
     ("db_begin_commit", r"do_commit|_sqlite_begin|Connection\.commit|SessionTransaction\.commit"),
     ("auth_token_lookup", r"\bauthenticate \(|current_principal \("),
-    ("ca_issue_sql", r"EmbeddedCA\._?issue \("),               # idempotency SELECT, certificate INSERT
-    ("ra_workflow_orm", r"ra/workflow\.py|ra/services\.py"),   # the RA's ORM loads, flushes, refresh
+    ("ca_issue_sql", r"EmbeddedCA\.(_?issue|issue_groups) \("),   # idempotency SELECT, certificate INSERT
+    ("ra_bulk_sql", r"ra/bulk\.py"),                          # the RA's Core statements (ra.bulk)
+    ("ra_workflow_orm", r"ra/workflow\.py|ra/services\.py"),   # ORM: the answer's request record
     ("json", r"json/|jsonify|get_json|_body \(ra/views"),
     ("http_gunicorn_flask", r"."),
 )
@@ -441,23 +442,20 @@ def run_database(kind: str, workdir: Path, args) -> dict[str, dict]:
 
 
 def report(kind: str, name: str, r: dict, args) -> None:
+    prefix = "ra_issue" if name == "single" else "ra_bulk_issue"
     if name == "single":
-        label = f"ra_issue_per_s_{kind}_{args.workers}workers"
+        label = f"{prefix}_per_s_{kind}_{args.workers}workers"
         how = f"{r['n']} final approvals, one per call, {args.clients} keep-alive clients"
-        unit = "ms per call"
     else:
-        label = f"ra_bulk_issue_per_s_{kind}_{args.workers}workers_batch{args.batch}"
+        label = f"{prefix}_per_s_{kind}_{args.workers}workers_batch{args.batch}"
         how = (f"{r['n']} final approvals in {r['calls']} bulk calls of up to {args.batch}, "
                f"{r['clients']} keep-alive clients")
-        unit = "ms per call"
-    print(f"{label} {r['rate']:.0f}  # {how}, p50 {r['p50']:.0f} {unit}, p99 {r['p99']:.0f} {unit}")
-    cpu_label = "ra_issue_cpu_us_per_cert" if name == "single" else "ra_bulk_issue_cpu_us_per_cert"
-    print(f"{cpu_label}_{kind} {r['cpu_us']:.0f}  # service workers' CPU per certificate "
+    print(f"{label} {r['rate']:.0f}  # {how}, latency per call p50 {r['p50']:.0f} ms, p99 {r['p99']:.0f} ms")
+    print(f"{prefix}_cpu_us_per_cert_{kind} {r['cpu_us']:.0f}  # service workers' CPU per certificate "
           f"(clients on the same cores: {r['client_cpu_us']:.0f} us each)")
     total = sum(r["split"].values())
-    prefix = "ra_issue_split_us" if name == "single" else "ra_bulk_issue_split_us"
     for part, samples in r["split"].items():
-        print(f"{prefix}_{kind}_{part} {r['cpu_us'] * samples / total:.0f}  "
+        print(f"{prefix}_split_us_{kind}_{part} {r['cpu_us'] * samples / total:.0f}  "
               f"# {100 * samples / total:.1f}% of the workers' busy samples, scaled to CPU per certificate")
 
 
@@ -477,7 +475,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=2000, help="timed final approvals per database")
     parser.add_argument("--clients", type=int, default=32, help="client threads (keep-alive connections)")
-    parser.add_argument("--bulk-count", type=int, default=10000,
+    parser.add_argument("--bulk-count", type=int, default=6000,
                         help="timed final approvals per database through the bulk approval (0: none)")
     parser.add_argument("--batch", type=int, default=100, help="requests per bulk approval call")
     parser.add_argument("--bulk-clients", type=int, default=4, help="client threads for the bulk calls")

@@ -129,9 +129,10 @@ def escrow_needs(session: Session, actor: Actor, request_ids: Sequence[int], *,
     return needs
 
 
-def _certificate_dicts(rows) -> list[dict]:
-    return [{"usage": r.usage, "profile": r.profile, "ca": r.ca, "serial": r.serial,
-             "not_after": _iso(r.not_after), "status": r.status} for r in rows]
+def _certificate_dict(usage: str, profile: str, ca: str, serial: str, not_after, status: str = "good") -> dict:
+    """What an outcome says of one certificate (the full record: GET /requests/<id>)."""
+    return {"usage": usage, "profile": profile, "ca": ca, "serial": serial, "not_after": _iso(not_after),
+            "status": status}
 
 
 def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca: CABackend, *,
@@ -184,7 +185,8 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
         for r in _chunked(connection, _SELECT_CERTIFICATES, unchanged):
             by_request[r.request_id].append(r)
         for rid in unchanged:
-            outcomes[rid].certificates = _certificate_dicts(by_request[rid])
+            outcomes[rid].certificates = [_certificate_dict(r.usage, r.profile, r.ca, r.serial, r.not_after, r.status)
+                                          for r in by_request[rid]]
     return outcomes, carried_out
 
 
@@ -253,8 +255,7 @@ def _write(session, connection, actor, pending, issued, policy, outcomes) -> Non
                            "target_type": TARGET, "target_id": row.id,
                            "detail": {"usage": usage, "profile": cert.profile, "ca": cert.ca,
                                       "serial": fields["serial"], "ca_request_id": ca_request.request_id}})
-            listed.append({"usage": usage, "profile": cert.profile, "ca": cert.ca, "serial": fields["serial"],
-                           "not_after": _iso(cert.not_after), "status": "good"})
+            listed.append(_certificate_dict(usage, cert.profile, cert.ca, fields["serial"], cert.not_after))
         outcomes[row.id] = Outcome(row.id, "issued", RequestState.ISSUED.value, listed)
     if certificates:
         connection.execute(_INSERT_CERTIFICATES, certificates)
