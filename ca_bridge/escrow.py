@@ -210,6 +210,13 @@ class KmcLink:
         if self._queue(session, ca, serial, why):
             session.info.setdefault(_PENDING, []).append((self, ca, serial))
 
+    def queued(self, ca: CaInfo, serial: int) -> bool:
+        """Whether a RevokeKeyReq for this key is in the outbox and not answered yet."""
+        with reading(self.db) as session:
+            return session.scalar(select(KmcNotification.id).where(
+                KmcNotification.ca_id == ca.id, KmcNotification.serial == format(serial, "x"),
+                KmcNotification.kind == REVOKE_KEY, KmcNotification.done_at.is_(None))) is not None
+
     def _queue(self, session: Session, ca: CaInfo, serial: int, why: str) -> bool:
         """Add the outbox row (audited); False when this key's RevokeKeyReq is queued already. The row is
         held for the immediate attempt (``CLAIM``), after which a sweep takes it over if that one died."""
@@ -328,10 +335,19 @@ class KmcLink:
 
 @event.listens_for(Session, "after_commit")
 def _notify_after_commit(session: Session) -> None:
-    for link, ca, serial in session.info.pop(_PENDING, ()):
-        link._attempt(ca, serial)
+    if session.in_nested_transaction():
+        return          # a savepoint was released: the revocation is not committed until the outer commit
+    pending = session.info.pop(_PENDING, ())
+    if not pending:
+        return
+    for link, ca, serial in pending:
+        # a savepoint rolled back takes its outbox row with it (and its revocation): send only what committed
+        if link.queued(ca, serial):
+            link._attempt(ca, serial)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
+    if session.in_nested_transaction():
+        return          # a savepoint: what it queued went with its rows; the outer commit checks each row
     session.info.pop(_PENDING, None)

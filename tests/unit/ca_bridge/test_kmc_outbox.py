@@ -180,6 +180,23 @@ def test_a_rolled_back_revocation_queues_and_sends_nothing(site):
     assert site.ca.status(name, serial).status == "good"
 
 
+def test_a_revocation_in_a_savepoint_is_sent_only_after_the_outer_commit(site):
+    """Releasing a savepoint is not a commit: nothing is sent until the outer transaction commits; a
+    revocation whose savepoint rolled back is never sent, even though the outer transaction commits."""
+    (name, kept), (_, dropped) = _issue_escrowed(site.ca), _issue_escrowed(site.ca)
+    sent = site.link.sent
+    with transaction(site.db) as session:
+        with session.begin_nested():
+            site.ca.revoke(name, kept, RevocationReason.key_compromise, session=session)
+        assert site.link.sent == sent                                   # nothing sent yet
+        savepoint = session.begin_nested()
+        site.ca.revoke(name, dropped, RevocationReason.key_compromise, session=session)
+        savepoint.rollback()
+    assert _archived(site.db, kept) == "revoked" and _row(site.db, kept).outcome == "delivered"
+    assert _archived(site.db, dropped) == "active" and _row(site.db, dropped) is None
+    assert site.ca.status(name, dropped).status == "good" and site.link.sent == sent + 1
+
+
 def test_a_released_reservation_goes_through_the_outbox(site):
     rid = f"outbox-{secrets.token_hex(6)}"
     key = site.ca.prepare_escrowed_key(EscrowedKeyRequest(rid, "civil-servant-enc", sm2_spki()))
