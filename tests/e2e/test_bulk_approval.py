@@ -19,9 +19,8 @@ from kms.models import EscrowedKey
 from pkicore.audit import AuditEvent
 from pkicore.db import transaction
 from racentre.audit import verify
-from racentre.auth import create_token
-from racentre.web import build_app
 from ra.models import Approval, RaCertificate
+from tests.e2e.apiclient import api_client
 from tests.e2e.test_dual_certificates import _one_approval_from_issuance, _services
 from tests.interop.bouncycastle import assert_bc_ok, bc_available, bc_verify_many
 from tests.pgschema import database_url
@@ -43,22 +42,7 @@ def services(request, tmp_path_factory, softtoken_config):
 
 @pytest.fixture(scope="module")
 def client(services):
-    app = build_app(services)
-    tag = helpers.tag()
-    tokens = {}
-    with transaction(services.db) as session:
-        for who, roles in ROLES.items():
-            tokens[who] = create_token(session, f"{who}-{tag}", roles)
-    http = app.test_client()
-
-    def call(method, path, who=None, **kwargs):
-        headers = kwargs.pop("headers", {})
-        if who:
-            headers["Authorization"] = f"Bearer {tokens[who]}"
-        return http.open(path, method=method, headers=headers, **kwargs)
-
-    call.names = {who: f"{who}-{tag}" for who in ROLES}
-    return call
+    return api_client(services, ROLES)
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,9 @@ from kms.models import EscrowedKey
 from pkicore.db import transaction
 from pkicore.secret import Secret
 from pkicore.envelope import parse_signed_and_enveloped, parse_sm2_enveloped_key, verify_signed_and_enveloped
-from racentre.auth import create_token
 from racentre.config import Config, DatabaseConfig
 from racentre.services import Services
-from racentre.web import build_app
+from tests.e2e.apiclient import api_client
 from tests.pgschema import database_url
 from tests.unit.ca_bridge.helpers import ocsp_request
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
@@ -50,20 +49,7 @@ def _services(url: str, hsm_config) -> Services:
 
 @pytest.fixture(scope="module")
 def client(services):
-    app = build_app(services)
-    tag = helpers.tag()
-    tokens = {}
-    with transaction(services.db) as session:
-        for who, roles in ROLES.items():
-            tokens[who] = create_token(session, f"{who}-{tag}", roles)
-    http = app.test_client()
-
-    def call(method, path, who=None, **kwargs):
-        headers = kwargs.pop("headers", {})
-        if who:
-            headers["Authorization"] = f"Bearer {tokens[who]}"
-        return http.open(path, method=method, headers=headers, **kwargs)
-
+    call = api_client(services, ROLES)
     yield call
     services.close()
 
