@@ -96,7 +96,10 @@ def revoke_command(ctx, serial, ca_name, reason):
         number = int(serial, 16)
     except ValueError:
         raise click.BadParameter("SERIAL must be hexadecimal", param_hint="SERIAL") from None
-    status = _ca(ctx).revoke(ca_name, number, RevocationReason(reason))
+    ca = _ca(ctx)
+    if ca.kmc is None and ca.escrowed(ca_name, number):
+        _kmc_link(ctx)           # the KMC archived this key: the revocation queues its RevokeKeyReq (outbox)
+    status = ca.revoke(ca_name, number, RevocationReason(reason))
     click.echo(f"{ca_name}/{number:x}: {status.status}" + (f" ({status.reason.value})" if status.reason else ""))
 
 

@@ -35,7 +35,7 @@ from ca_bridge.profiles import Profile, get_profile, load_profiles
 from ca_bridge.store import DbStatusStore, to_status
 from hsm import KeyManager
 from pkicore.audit import record, record_many
-from pkicore.db import as_utc, transaction, utcnow
+from pkicore.db import as_utc, reading, transaction, utcnow
 from pkicore.errors import PkiError
 
 log = logging.getLogger(__name__)
@@ -375,6 +375,15 @@ class EmbeddedCA:
                target_id=f"{info.name}/{serial:x}", reason=reason.value)
         session.flush()
         return to_status(info.name, serial, row.status, row.revoked_at, row.reason)
+
+    def escrowed(self, ca: str, serial: int) -> bool:
+        """Whether the KMC generated this certificate's key (GM/T 0034): revoking it owes the KMC a
+        RevokeKeyReq, so the caller attaches the KMC link first (``racentre ca revoke``)."""
+        info = self.directory.get(ca)
+        with reading(self.db) as session:
+            return session.scalar(select(EscrowReservation.id).join(
+                IssuedCert, IssuedCert.request_id == EscrowReservation.request_id).where(
+                IssuedCert.ca_id == info.id, IssuedCert.serial == format(serial, "x"))) is not None
 
     def status(self, ca: str, serial: int, session: Session | None = None) -> CertificateStatus:
         return self.store.status(ca, serial, session)

@@ -349,3 +349,26 @@ def test_racentre_serve_sweeps_the_kmc_outbox(client, services, tmp_path, monkey
             assert session.scalar(select(EscrowedKey.status).where(EscrowedKey.user_cert_no == str(serial))) == "revoked"
     finally:
         stop.set()
+
+
+def test_racentre_ca_revoke_tells_the_kmc(client, services, tmp_path):
+    """Revoking an encryption certificate from the command line (a CA of its own, wired from the service
+    container as the CLI is) queues and sends the RevokeKeyReq like a revocation through the RA does."""
+    from click.testing import CliRunner
+    from ca_bridge.cli import ca_group
+    from ca_bridge.models import KmcNotification
+    rid = _one_approval_from_issuance(client, tmp_path, "杭州市命令行局", "钱七")
+    done = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
+    certs = {c["usage"]: c for c in done.json["certificates"]}
+    enc, sign = certs["enc"], certs["sign"]
+    runner = CliRunner()
+    for cert in (enc, sign):
+        result = runner.invoke(ca_group, ["revoke", cert["serial"], "--ca", cert["ca"], "--reason", "superseded"],
+                               obj={"services": services})
+        assert result.exit_code == 0 and f"{cert['serial']}: revoked (superseded)" in result.output, result.output
+    with services.db() as session:
+        assert session.scalar(select(EscrowedKey.status).where(
+            EscrowedKey.user_cert_no == str(int(enc["serial"], 16)))) == "revoked"
+        rows = session.scalars(select(KmcNotification).where(
+            KmcNotification.serial.in_([enc["serial"], sign["serial"]]))).all()
+        assert [(r.serial, r.outcome) for r in rows] == [(enc["serial"], "delivered")]   # the signing key: none
