@@ -40,6 +40,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id_number": "身份证号", "uscc": "统一社会信用代码", "host": "主机名", "algorithm": "算法",
         "signature_algorithm": "签名算法", "key_usage": "密钥用法", "sign": "签名", "enc": "加密",
         "done": "完成", "running": "运行中", "queued": "排队中", "unit_id": "单位编号", "good": "有效",
+        "approve_selected": "批准所选", "select_all": "全选本页", "select_request": "选择申请",
+        "confirm_approve_selected": "批准所选申请？", "nothing_selected": "未选择任何申请，没有执行任何操作",
+        "approve_results": "批量批准结果", "result": "结果", "failures": "未能批准的申请", "message": "原因",
+        "back_to_queue": "返回申请队列", "result_issued": "已签发", "result_approved": "已批准（待其他审批人）",
+        "result_revoked": "已吊销", "result_unchanged": "无变化（您已批准过）", "result_failed": "失败",
     },
     "en": {
         "app": "RA Centre Console", "login": "Log in", "logout": "Log out", "name": "User name", "password": "Password",
@@ -80,6 +85,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id_number": "ID number", "uscc": "Unified social credit code", "host": "Host name", "algorithm": "Algorithm",
         "signature_algorithm": "Signature algorithm", "key_usage": "Key usage", "sign": "signing", "enc": "encryption",
         "done": "done", "running": "running", "queued": "queued", "unit_id": "Unit ID", "good": "good",
+        "approve_selected": "Approve selected", "select_all": "Select all on this page",
+        "select_request": "Select request", "confirm_approve_selected": "Approve the selected requests?",
+        "nothing_selected": "No request was selected; nothing was done", "approve_results": "Approval results",
+        "result": "Result", "failures": "Requests not approved", "message": "Reason",
+        "back_to_queue": "Back to the request queue", "result_issued": "issued",
+        "result_approved": "approved (waiting for another officer)", "result_revoked": "revoked",
+        "result_unchanged": "unchanged (you had approved it already)", "result_failed": "failed",
     },
 }
 

@@ -1,11 +1,13 @@
 """Console pages of the RA and the CA: the request queue with filters, request detail with vetting,
-four-eyes approval and rejection, certificate search and detail, and revocation (an RA revocation
+four-eyes approval and rejection, "approve selected" from the queue (``RaService.approve_many``, one
+transaction, one outcome per request), certificate search and detail, and revocation (an RA revocation
 request through the same four-eyes gate, or for certificates without an RA request an immediate CA
 revocation by an RA administrator, RFC 5280 §5.3.1 reasons)."""
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections import Counter
 
 from asn1crypto import pem, x509
 from flask import current_app, g, redirect, request, url_for
@@ -18,9 +20,10 @@ from ra.models import RequestState, RequestType
 from ra.workflow import Actor
 from racentre.auth import require_roles
 from racentre.console import queries
-from racentre.console.blueprint import bp, db, render
+from racentre.console.blueprint import bp, db, render, t
 
 READERS = ("ra_operator", "ra_officer", "ra_admin", "auditor")
+RESULTS = ("issued", "approved", "revoked", "unchanged", "failed")       # RaService.approve_many's outcomes
 RA_REVOCATION_REASONS = [r.value for r in RevocationReason
                          if r not in (RevocationReason.remove_from_crl, RevocationReason.ca_compromise,
                                       RevocationReason.aa_compromise)]
@@ -47,6 +50,25 @@ def _int_arg(name: str) -> int | None:
     return int(value)
 
 
+def _may_approve(req: dict) -> bool:
+    """Whether this officer may approve ``req`` (a request dict of the service): four-eyes, so neither
+    its submitter, nor its vetter, nor an officer who approved it already. The service checks again."""
+    officers = {a["officer"] for a in req["approvals"]}
+    return ("ra_officer" in g.principal.roles and req["state"] == "vetted"
+            and g.principal.name not in officers | {req["submitted_by"], req["vetted_by"]})
+
+
+def _form_ids(name: str) -> list[int]:
+    """The ids a form's checkboxes ``name`` selected, in order, each once."""
+    ids = []
+    for value in request.form.getlist(name):
+        value = value.strip()
+        if not value.isdigit() or len(value) > 12:
+            raise ValidationError(f"{name} must be a number")
+        ids.append(int(value))
+    return list(dict.fromkeys(ids))
+
+
 @bp.get("/requests")
 @require_roles(*READERS)
 def requests():
@@ -59,6 +81,7 @@ def requests():
     now = utcnow()
     for item in items:
         item["age_days"] = (now - dt.datetime.fromisoformat(item["submitted_at"])).days
+        item["may_approve"] = _may_approve(item)
     if min_age is not None:
         items = [i for i in items if i["age_days"] >= min_age]
     return render("requests.html", items=items, states=[s.value for s in RequestState],
@@ -81,11 +104,8 @@ def _subject_record(req: dict) -> dict:
 @require_roles(*READERS)
 def request_detail(rid: int):
     req = ra().get_request(rid)
-    officers = {a["officer"] for a in req["approvals"]}
-    may_approve = ("ra_officer" in g.principal.roles and req["state"] == "vetted"
-                   and g.principal.name not in officers | {req["submitted_by"], req["vetted_by"]})
     return render("request.html", req=req, record=_subject_record(req), unit=ra().get_subject("unit", req["unit_id"]),
-                  csrs=queries.csr_details(db(), rid), may_approve=may_approve)
+                  csrs=queries.csr_details(db(), rid), may_approve=_may_approve(req))
 
 
 @bp.post("/requests/<int:rid>/vet")
@@ -101,6 +121,20 @@ def vet(rid: int):
 def approve(rid: int):
     ra().approve(actor(), rid)
     return redirect(url_for("console.request_detail", rid=rid), code=303)
+
+
+@bp.post("/requests/approve")
+@require_roles("ra_officer")
+def approve_selected():
+    """EJBCA's "approve selected": the ticked requests of the queue in one ``approve_many`` call (at most
+    500; the service refuses more), then a page with the counts per result and each failure's reason."""
+    ids = _form_ids("request_id")
+    if not ids:
+        raise ValidationError(t("nothing_selected"))
+    outcomes = ra().approve_many(actor(), ids)
+    counts = Counter(o["result"] for o in outcomes)
+    return render("approve_result.html", outcomes=outcomes, counts=[(r, counts[r]) for r in RESULTS if counts[r]],
+                  failed=[o for o in outcomes if o["result"] == "failed"])
 
 
 @bp.post("/requests/<int:rid>/reject")

@@ -24,3 +24,14 @@ document.addEventListener("DOMContentLoaded", function () {
   var state = document.getElementById("job-state").textContent;
   if (state === "queued" || state === "running") { window.setTimeout(poll, 1000); }
 });
+document.addEventListener("DOMContentLoaded", function () {
+  // "select all on this page" for the queue's approve-selected form (hidden without script)
+  Array.prototype.forEach.call(document.querySelectorAll("input[data-select-all]"), function (all) {
+    var boxes = all.form.querySelectorAll("input[type=checkbox][name='" + all.dataset.selectAll + "']");
+    if (!boxes.length) { return; }
+    all.hidden = false;
+    all.addEventListener("change", function () {
+      Array.prototype.forEach.call(boxes, function (box) { box.checked = all.checked; });
+    });
+  });
+});
