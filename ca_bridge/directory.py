@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ca_bridge.errors import UnknownCA
 from ca_bridge.models import CertificateAuthority
 from pkicore.algorithms import Algorithm, algorithm
+from pkicore.db import reading
 
 MISS_RELOAD_INTERVAL = 1.0   # seconds between reloads caused by unknown names
 CERTID_DIGESTS = ("sha1", "sha256", "sha384", "sha512", "sm3")
@@ -76,9 +77,11 @@ class CaDirectory:
         self._reloaded_at = 0.0
 
     def reload(self) -> Mapping[str, CaInfo]:
-        with self.db() as session:
+        # read-only: a first use inside a caller's write transaction must not wait for the SQLite writer
+        # lock that transaction holds (a fresh CA's first issuance inside an RA approval did, for 30 s)
+        with reading(self.db) as session:
             rows = {r.id: r for r in session.scalars(select(CertificateAuthority))}
-        by_name = MappingProxyType({r.name: _info(r, rows) for r in rows.values()})
+            by_name = MappingProxyType({r.name: _info(r, rows) for r in rows.values()})
         with self._lock:
             self._by_name, self._loaded, self._reloaded_at = by_name, True, time.monotonic()
         return by_name

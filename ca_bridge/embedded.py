@@ -295,7 +295,8 @@ class EmbeddedCA:
         return self.kmc.reservation(session, request_id)
 
     def _envelope(self, request_id: str, profile_name: str) -> bytes | None:
-        with self.db() as session:
+        # read-only, and called inside the caller's transaction when a request is replayed
+        with reading(self.db) as session:
             reserved = self._reserved(session, request_id, profile_name)
             return reserved.key_envelope if reserved is not None else None
 

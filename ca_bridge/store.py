@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ca_bridge.api import CertificateStatus, RevocationReason
 from ca_bridge.directory import CaDirectory
 from ca_bridge.models import IssuedCert
-from pkicore.db import as_utc
+from pkicore.db import as_utc, reading
 
 
 class OcspStore(Protocol):
@@ -43,7 +43,7 @@ class DbStatusStore:
         if session is not None:
             row = session.execute(query).first()
         else:
-            with self.db() as own:
+            with reading(self.db) as own:
                 row = own.execute(query).first()
         return to_status(ca, serial, *(row if row is not None else (None, None, None)))
 
@@ -51,7 +51,7 @@ class DbStatusStore:
         """Several serials of one CA in one SELECT (an OCSP request may carry many CertIDs)."""
         info = self.directory.get(ca)
         wanted = {format(s, "x"): s for s in serials}
-        with self.db() as session:
+        with reading(self.db) as session:
             rows = session.execute(select(IssuedCert.serial, IssuedCert.status, IssuedCert.revoked_at, IssuedCert.reason)
                                    .where(IssuedCert.ca_id == info.id, IssuedCert.serial.in_(list(wanted))))
             found = {row.serial: row for row in rows}

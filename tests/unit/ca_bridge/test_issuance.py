@@ -195,3 +195,22 @@ def test_ip_address_encoding(ca):
     issued = ca.issue(request("server", dns_names=(), ip_addresses=("192.0.2.7",)))
     san = parse(issued.certificate).subject_alt_name_value
     assert san[0].chosen.contents == ipaddress.ip_address("192.0.2.7").packed
+
+
+def test_a_fresh_ca_issues_inside_a_write_transaction_without_waiting(ca, softtoken_km, db):
+    """A CA object whose directory is not loaded yet, used first inside the caller's write transaction
+    (an RA approval in a new process): its read-only look-ups must not queue behind the SQLite writer lock
+    that very transaction holds. Before, they waited out the lock timeout (30 s) and failed."""
+    import time
+    from ca_bridge.embedded import EmbeddedCA
+    fresh = EmbeddedCA(softtoken_km, db, PUBLIC_URL, name_prefix=ca.test_tag)
+    wanted = request("server", sm2_spki(), dns_names=("fresh.example.cn",), ip_addresses=())
+    started = time.monotonic()
+    with transaction(db) as session:
+        session.connection()                  # the caller has begun (an approval has read its request rows)
+        issued = fresh.issue(wanted, session=session)
+        replayed = fresh.issue(wanted, session=session)           # the idempotent answer, same transaction
+    assert time.monotonic() - started < 10
+    assert replayed.serial == issued.serial and replayed.certificate == issued.certificate
+    assert EmbeddedCA(softtoken_km, db, PUBLIC_URL, name_prefix=ca.test_tag).status(
+        issued.ca, issued.serial).status == "good"
