@@ -8,15 +8,16 @@ APT_PACKAGES=(gcc make libc6-dev libssl-dev openssl libp11-kit-dev p11-kit-modul
               python3 python3-venv python3-dev openjdk-17-jdk-headless
               libbcprov-java libbcpkix-java libbcutil-java
               chromium chromium-driver fonts-noto-cjk
-              valgrind)   # make -C hsm/softtoken ctgrind: constant-time check of the SM2 code
+              valgrind    # make -C hsm/softtoken ctgrind: constant-time check of the SM2 code
+              gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)   # make -C hsm/softtoken selftest-aarch64
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if ((${#missing[@]})); then
   echo "setup: installing system packages: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
@@ -34,6 +35,34 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" --config-settings editable_mode=compat
   touch "$stamp"
 fi
+
+# OpenSSL's arm64 headers and libcrypto for make selftest-aarch64 (the SM2 self-test cross-built and
+# run under qemu-aarch64): the two .debs are downloaded and unpacked into a sysroot, not installed
+# (libssl-dev:arm64 would need multiarch and pin the amd64 libssl to the same version); arm64 is
+# added to dpkg's architectures only for the download and removed again. Best effort (~10 s): if it
+# fails, that test skips.
+aarch64_sysroot() {
+  local sr=hsm/softtoken/build/aarch64-sysroot tmp added="" ok=""
+  [ -f "$sr/usr/include/openssl/evp.h" ] && [ -e "$sr/usr/lib/aarch64-linux-gnu/libcrypto.so" ] && return 0
+  command -v aarch64-linux-gnu-gcc >/dev/null && [ "$(dpkg --print-architecture)" = amd64 ] || return 0
+  echo "setup: unpacking OpenSSL for arm64 into $sr"
+  tmp=$(mktemp -d /tmp/racentre-arm64-XXXXXX) && chmod 777 "$tmp" || return 1
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $SUDO dpkg --add-architecture arm64 && added=1
+  fi
+  $SUDO apt-get update -qq && (cd "$tmp" && $SUDO apt-get download -qq libssl-dev:arm64 libssl3:arm64) && ok=1
+  if [ -n "$added" ]; then
+    $SUDO dpkg --remove-architecture arm64
+    $SUDO apt-get update -qq || true
+  fi
+  if [ -n "$ok" ]; then
+    rm -rf "$sr.tmp" && mkdir -p "$sr.tmp" && for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$sr.tmp" || ok=""; done
+    [ -n "$ok" ] && rm -rf "$sr" && mv "$sr.tmp" "$sr"
+  fi
+  rm -rf "$tmp" "$sr.tmp"
+  [ -n "$ok" ]
+}
+aarch64_sysroot || echo "setup: no OpenSSL arm64 sysroot (make -C hsm/softtoken selftest-aarch64 and its test skip)"
 
 make -s -C hsm/softtoken
 echo "setup: ready (.venv/bin/racentre, hsm/softtoken/build/libracentre-softtoken.so)"
