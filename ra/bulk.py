@@ -37,26 +37,18 @@ from pkicore.errors import PkiError
 
 from ra import workflow
 from ra.errors import ConflictError, Forbidden, IssuanceFailed, NotFound, ValidationError
-from ra.models import (Approval, CertRequest, CivilServant, RaCertificate, RequestKind, RequestState, RequestType,
-                       Server, ServerName, Unit)
+from ra.models import Approval, CertRequest, RaCertificate, RequestKind, RequestState, RequestType
+from ra.records import IDS as _IDS, SELECT_NAMES, chunked, subjects
 from ra.workflow import TARGET, Actor, Policy
 
 MAX_BATCH = 500
-_CHUNK = 500
 
-_IDS = bindparam("ids", expanding=True)
 _SELECT_REQUESTS = (select(CertRequest.id, CertRequest.type, CertRequest.kind, CertRequest.state,
                            CertRequest.unit_id, CertRequest.civil_servant_id, CertRequest.server_id,
                            CertRequest.sign_spki, CertRequest.enc_spki, CertRequest.submitted_by,
                            CertRequest.vetted_by, CertRequest.version)
                     .where(CertRequest.id.in_(_IDS)).order_by(CertRequest.id).with_for_update())
 _SELECT_APPROVALS = select(Approval.request_id, Approval.officer).where(Approval.request_id.in_(_IDS))
-_SELECT_UNITS = select(Unit.id, Unit.name, Unit.uscc).where(Unit.id.in_(_IDS))
-_SELECT_PEOPLE = (select(CivilServant.id, CivilServant.name, CivilServant.id_number, CivilServant.department)
-                  .where(CivilServant.id.in_(_IDS)))
-_SELECT_SERVERS = select(Server.id, Server.host_name).where(Server.id.in_(_IDS))
-_SELECT_NAMES = (select(ServerName.server_id, ServerName.kind, ServerName.value)
-                 .where(ServerName.server_id.in_(_IDS)).order_by(ServerName.id))
 _SELECT_CERTIFICATES = (select(RaCertificate.request_id, RaCertificate.usage, RaCertificate.profile,
                                RaCertificate.ca, RaCertificate.serial, RaCertificate.not_after, RaCertificate.status)
                         .where(RaCertificate.request_id.in_(_IDS)).order_by(RaCertificate.id))
@@ -106,14 +98,6 @@ def check_ids(request_ids) -> list[int]:
     return ids
 
 
-def _chunked(connection, statement, ids) -> list:
-    ids = sorted(set(ids))
-    rows = []
-    for i in range(0, len(ids), _CHUNK):
-        rows += connection.execute(statement, {"ids": ids[i:i + _CHUNK]}).all()
-    return rows
-
-
 def escrow_needs(session: Session, actor: Actor, request_ids: Sequence[int], *,
                  policy: Policy = Policy()) -> dict[int, EscrowedKeyRequest]:
     """The KMC keys to reserve before ``approve_many`` (outside its transaction): ``workflow.escrow_needed``
@@ -145,9 +129,9 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
     (``escrow_needs``), by request id."""
     escrowed = escrowed or {}
     connection = session.connection()
-    requests = {r.id: r for r in _chunked(connection, _SELECT_REQUESTS, request_ids)}
+    requests = {r.id: r for r in chunked(connection, _SELECT_REQUESTS, request_ids)}
     approvers = defaultdict(set)
-    for rid, officer in _chunked(connection, _SELECT_APPROVALS, requests):
+    for rid, officer in chunked(connection, _SELECT_APPROVALS, requests):
         approvers[rid].add(officer)
     outcomes: dict[int, Outcome] = {}
     pending, issuing, carried_out, unchanged = [], [], [], []
@@ -182,7 +166,7 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
     _write(session, connection, actor, pending, issued, policy, outcomes)
     if unchanged:
         by_request = defaultdict(list)
-        for r in _chunked(connection, _SELECT_CERTIFICATES, unchanged):
+        for r in chunked(connection, _SELECT_CERTIFICATES, unchanged):
             by_request[r.request_id].append(r)
         for rid in unchanged:
             outcomes[rid].certificates = [_certificate_dict(r.usage, r.profile, r.ca, r.serial, r.not_after, r.status)
@@ -196,13 +180,9 @@ def _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes) 
     if not issuing:
         return []
     rows = [row for row, _ in issuing]
-    units = {u.id: u for u in _chunked(connection, _SELECT_UNITS, [r.unit_id for r in rows])}
-    people = {p.id: p for p in _chunked(connection, _SELECT_PEOPLE, [r.civil_servant_id for r in rows
-                                                                    if r.civil_servant_id is not None])}
-    server_ids = [r.server_id for r in rows if r.type == RequestType.SERVER.value]
-    servers = {s.id: s for s in _chunked(connection, _SELECT_SERVERS, server_ids)}
+    units, people, servers = subjects(connection, rows)
     names = defaultdict(lambda: ([], []))
-    for server_id, kind, value in _chunked(connection, _SELECT_NAMES, server_ids):
+    for server_id, kind, value in chunked(connection, SELECT_NAMES, list(servers)):
         names[server_id][0 if kind == "dns" else 1].append(value)
     planned, groups = [], []
     for row, count in issuing:

@@ -171,17 +171,7 @@ class CertRequest(Base):
                                                                lazy="selectin", order_by=lambda: RaCertificate.id)
 
     def as_dict(self) -> dict:
-        return {
-            "id": self.id, "type": self.type, "kind": self.kind, "state": self.state, "unit_id": self.unit_id,
-            "civil_servant_id": self.civil_servant_id, "server_id": self.server_id,
-            "target_request_id": self.target_request_id, "revocation_reason": self.revocation_reason,
-            "submitted_by": self.submitted_by, "submitted_at": _iso(self.submitted_at),
-            "vetted_by": self.vetted_by, "vetted_at": _iso(self.vetted_at), "checks": self.checks or {},
-            "rejected_by": self.rejected_by, "reject_reason": self.reject_reason,
-            "completed_at": _iso(self.completed_at),
-            "approvals": [a.as_dict() for a in self.approvals],
-            "certificates": [c.as_dict() for c in self.certificates],
-        }
+        return request_fields(self, self.approvals, self.certificates)
 
 
 class Approval(Base):
@@ -198,7 +188,7 @@ class Approval(Base):
     request: Mapped[CertRequest] = relationship("ra.models.CertRequest", back_populates="approvals")
 
     def as_dict(self) -> dict:
-        return {"officer": self.officer, "at": _iso(self.at)}
+        return approval_fields(self)
 
 
 class RaCertificate(Base):
@@ -231,8 +221,37 @@ class RaCertificate(Base):
     def serial_int(self) -> int:
         return int(self.serial, 16)
 
+    @property
+    def key_escrowed(self) -> bool:
+        return self.key_envelope is not None
+
     def as_dict(self) -> dict:
-        return {"usage": self.usage, "profile": self.profile, "ca": self.ca, "serial": self.serial,
-                "ca_request_id": self.ca_request_id, "not_before": _iso(self.not_before),
-                "not_after": _iso(self.not_after), "status": self.status, "revoked_at": _iso(self.revoked_at),
-                "revocation_reason": self.revocation_reason, "key_escrowed": self.key_envelope is not None}
+        return certificate_fields(self)
+
+
+# The API's view of a request, its approvals and certificates, from ORM objects or from Core rows with the
+# same column names (``ra.records`` reads many requests with one statement per table).
+
+def request_fields(r, approvals, certificates) -> dict:
+    return {
+        "id": r.id, "type": r.type, "kind": r.kind, "state": r.state, "unit_id": r.unit_id,
+        "civil_servant_id": r.civil_servant_id, "server_id": r.server_id,
+        "target_request_id": r.target_request_id, "revocation_reason": r.revocation_reason,
+        "submitted_by": r.submitted_by, "submitted_at": _iso(r.submitted_at),
+        "vetted_by": r.vetted_by, "vetted_at": _iso(r.vetted_at), "checks": r.checks or {},
+        "rejected_by": r.rejected_by, "reject_reason": r.reject_reason,
+        "completed_at": _iso(r.completed_at),
+        "approvals": [approval_fields(a) for a in approvals],
+        "certificates": [certificate_fields(c) for c in certificates],
+    }
+
+
+def approval_fields(a) -> dict:
+    return {"officer": a.officer, "at": _iso(a.at)}
+
+
+def certificate_fields(c) -> dict:
+    return {"usage": c.usage, "profile": c.profile, "ca": c.ca, "serial": c.serial,
+            "ca_request_id": c.ca_request_id, "not_before": _iso(c.not_before),
+            "not_after": _iso(c.not_after), "status": c.status, "revoked_at": _iso(c.revoked_at),
+            "revocation_reason": c.revocation_reason, "key_escrowed": bool(c.key_escrowed)}

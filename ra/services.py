@@ -18,7 +18,7 @@ from pkicore.db import as_utc, reading, transaction
 from pkicore.envelope import enveloped_key_from_signed_and_enveloped
 from pkicore.errors import ErrorCode, PkiError
 
-from ra import bulk, workflow
+from ra import bulk, records, workflow
 from ra.errors import ConflictError, NotFound, RaError, ValidationError
 from ra.models import CertRequest, CivilServant, RequestState, RequestType, Server, Unit
 from ra.workflow import Actor, Policy
@@ -185,10 +185,10 @@ class RaService:
 
     def get_request(self, request_id: int) -> dict:
         with reading(self.db) as session:
-            req = session.get(CertRequest, workflow.check_id(request_id, "request"))
-            if req is None:
-                raise NotFound(f"request {request_id} not found")
-            return self._request_dict(session, req)
+            found = records.request_records(session, [workflow.check_id(request_id, "request")], self.policy)
+        if request_id not in found:
+            raise NotFound(f"request {request_id} not found")
+        return found[request_id]
 
     def _issued(self, session: Session, request_id: int, usage: str):
         req = session.get(CertRequest, workflow.check_id(request_id, "request"))
@@ -217,7 +217,7 @@ class RaService:
                       limit: int | None = None, after_id: int | None = None) -> list[dict]:
         unit_id = workflow.check_id(unit_id, "unit") if unit_id is not None else None
         after_id = workflow.check_id(after_id, "after") if after_id is not None else None
-        query = select(CertRequest).order_by(CertRequest.id).limit(_limit(limit))
+        query = select(CertRequest.id).order_by(CertRequest.id).limit(_limit(limit))
         if state is not None:
             if state not in {s.value for s in RequestState}:
                 raise ValidationError(f"state must be one of {', '.join(s.value for s in RequestState)}")
@@ -231,7 +231,9 @@ class RaService:
         if after_id is not None:
             query = query.where(CertRequest.id > after_id)
         with reading(self.db) as session:
-            return [self._request_dict(session, r) for r in session.scalars(query)]
+            ids = list(session.scalars(query))
+            found = records.request_records(session, ids, self.policy)
+        return [found[i] for i in ids]
 
     # --- audit
     def audit_events(self, target_type: str, target_id: str, *, limit: int | None = None) -> list[dict]:
