@@ -5,6 +5,7 @@ auditor sees both approvals in the audit browser and verifies the chain. No CSP 
 browser log. Screenshots of the main pages go to $RACENTRE_SCREENSHOTS or tests/artifacts/screenshots."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -50,18 +51,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, softtoken_module):
-    tmp = tmp_path_factory.mktemp("browser")
+@contextlib.contextmanager
+def served_site(tmp: Path, token: str, setup: str):
+    """A site of its own in ``tmp`` (SQLite, a fresh software token): ``setup`` runs in a child
+    interpreter and prints one JSON line; then `racentre serve` runs until the block ends. Yields
+    (base URL, the JSON data). On the way out the service's output must name no PIN or password."""
     (tmp / "softtoken").mkdir()
     (tmp / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\n")
     (tmp / "racentre.toml").write_text(
-        '[hsm]\ntoken = "browser-test"\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
+        f'[hsm]\ntoken = "{token}"\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
         f'[database]\nurl = "sqlite:///{tmp}/db.sqlite"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(RACENTRE_CONFIG=str(tmp / "racentre.toml"), RACENTRE_HSM_PIN="browser-pin",
                RACENTRE_SOFTTOKEN_SO_PIN="browser-so-pin", RACENTRE_SOFTTOKEN_DIR=str(tmp / "softtoken"))
-    done = run_python(SETUP, env=env, timeout=300)
+    done = run_python(setup, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads(done.stdout.strip().splitlines()[-1])
     port = _free_port()
@@ -80,6 +83,12 @@ def site(tmp_path_factory, softtoken_module):
     proc.terminate()
     out = proc.communicate(timeout=30)[0].decode()
     assert "browser-pin" not in out and PASSWORD not in out
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, softtoken_module):
+    with served_site(tmp_path_factory.mktemp("browser"), "browser-test", SETUP) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

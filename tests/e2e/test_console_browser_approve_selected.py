@@ -5,17 +5,11 @@ No CSP violations in the browser log."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import ROOT, run_python
-from tests.e2e.test_console_browser import _csp_violations, _free_port, _login, browser  # noqa: F401
+from tests.e2e.test_console_browser import _csp_violations, _login, browser, served_site  # noqa: F401
 
 from selenium.webdriver.common.by import By  # noqa: E402  (after the module-level skip above)
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
@@ -53,34 +47,10 @@ s.close()
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, softtoken_module):
     tmp = tmp_path_factory.mktemp("browser-bulk")
-    (tmp / "softtoken").mkdir()
-    (tmp / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\n")
-    (tmp / "racentre.toml").write_text(
-        '[hsm]\ntoken = "browser-bulk"\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
-        f'[database]\nurl = "sqlite:///{tmp}/db.sqlite"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
-    env.update(RACENTRE_CONFIG=str(tmp / "racentre.toml"), RACENTRE_HSM_PIN="browser-pin",
-               RACENTRE_SOFTTOKEN_SO_PIN="browser-so-pin", RACENTRE_SOFTTOKEN_DIR=str(tmp / "softtoken"))
-    done = run_python(SETUP, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    data = json.loads(done.stdout.strip().splitlines()[-1])
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "racentre.cli", "serve", "--port", str(port)], env=env,
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/hsm/health", timeout=5).read()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()[-3000:]
-            time.sleep(0.3)
-    engine = create_engine(f"sqlite:///{tmp}/db.sqlite")
-    yield base, data, engine
-    engine.dispose()
-    proc.terminate()
-    proc.communicate(timeout=30)
+    with served_site(tmp, "browser-bulk", SETUP) as (base, data):
+        engine = create_engine(f"sqlite:///{tmp}/db.sqlite")
+        yield base, data, engine
+        engine.dispose()
 
 
 def test_approve_selected_in_the_browser(site, browser):  # noqa: F811
