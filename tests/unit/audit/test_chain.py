@@ -4,7 +4,6 @@ retires its writer, and concurrent threads produce valid chains."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 
 import pytest
@@ -16,6 +15,7 @@ from pkicore.audit import (AuditEvent, AuditWriter, body_digest, canonical_json,
 from pkicore.db import transaction
 from racentre.audit import audit_public_key, ensure_audit_key, verify
 from tests.unit.audit.helpers import LABEL, add, build_trail, rows
+from tests.threads import run_threads
 
 TRICKY = {"名字": "张三", "z": [1, 2.5, -0.0, 10 ** 20, True, None], "a": {"y": "é\u0000\U0001F600", "b": ""},
           "quote": "\"\\/\n\t"}
@@ -177,24 +177,15 @@ def test_concurrent_threads_produce_valid_chains(db, softtoken_km):
     ensure_audit_key(softtoken_km, LABEL)
     with db() as session:
         before = session.scalar(select(func.count()).select_from(AuditEvent))
-    errors = []
 
     def work(n):
-        try:
-            for i in range(15):
-                with transaction(db) as session:
-                    for j in range(3):
-                        record(session, actor=f"thread-{n}", role="ra_officer", action="issue.cert",
-                               target_type="certificate", target_id=f"{n}-{i}-{j}", i=i)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for i in range(15):
+            with transaction(db) as session:
+                for j in range(3):
+                    record(session, actor=f"thread-{n}", role="ra_officer", action="issue.cert",
+                           target_type="certificate", target_id=f"{n}-{i}-{j}", i=i)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_threads(work, 8) == []
     with db() as session:
         assert session.scalar(select(func.count()).select_from(AuditEvent)) == before + 8 * 15 * 3
     result = verify(db, audit_public_key(softtoken_km, LABEL))

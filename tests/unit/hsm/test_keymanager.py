@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from hsm import HsmError, KeyNotFound, KeyRef, MechanismUnsupported
 from pkicore import algorithm, verify_signature
+from tests.threads import run_threads
 
 
 def _label(prefix: str) -> str:
@@ -92,25 +93,17 @@ def test_random_is_from_the_token(any_km):
 def test_concurrent_signing_from_many_threads(any_km):
     info = any_km.generate_key_pair(_label("thr"), "ec-p256")
     pub = serialization.load_der_public_key(info.public_key_info)
-    errors, count = [], [0]
+    count = [0]
     lock = threading.Lock()
 
     def worker(n):
-        try:
-            for i in range(25):
-                msg = f"{n}-{i}".encode()
-                pub.verify(any_km.sign(info.label, msg), msg, ec.ECDSA(hashes.SHA256()))
-                with lock:
-                    count[0] += 1
-        except Exception as exc:  # collected and asserted below
-            errors.append(exc)
+        for i in range(25):
+            msg = f"{n}-{i}".encode()
+            pub.verify(any_km.sign(info.label, msg), msg, ec.ECDSA(hashes.SHA256()))
+            with lock:
+                count[0] += 1
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not run_threads(worker, 8)
     assert count[0] == 200
 
 

@@ -5,7 +5,6 @@ DER ciphertext, cross-checked against gmssl, tongsuopy and the OpenSSL CLI."""
 from __future__ import annotations
 
 import subprocess
-import threading
 
 import pytest
 from pkcs11 import Attribute, ObjectClass
@@ -14,6 +13,7 @@ from pkcs11.exceptions import (EncryptedDataInvalid, KeyTypeInconsistent, Mechan
 
 from softtoken_helpers import (CKK_SM2, DEFAULT_ID, M, SM2_OID_DER, ec_point_xy, gen_sm2, gmssl_verify,
                                raw_to_der, sm2_e, sm2_public_template, sm2_z)
+from tests.threads import run_threads
 
 KAT_D = 0x3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8
 KAT_X = "09F9DF311E5421A150DD7D161E4BC5C672179FAD1833FC076BB08FF356F35020"
@@ -205,23 +205,16 @@ def test_eight_threads_sign_concurrently(token):
     with token.open(rw=True, user_pin=USER_PIN) as s0:
         pub, priv = gen_sm2(s0, store=True, label="threads")
         xy = ec_point_xy(pub)
-        results, errors = [], []
+        results = []
 
         def worker(n):
-            try:
-                with token.open() as s:     # login state is per token, already logged in
-                    k = s.get_key(label="threads", object_class=ObjectClass.PRIVATE_KEY)
-                    for i in range(40):
-                        msg = f"thread {n} message {i}".encode()
-                        results.append((msg, k.sign(msg, mechanism=M.SM2_SM3)))
-            except Exception as exc:   # noqa: BLE001 - collected and asserted below
-                errors.append(exc)
+            with token.open() as s:     # login state is per token, already logged in
+                k = s.get_key(label="threads", object_class=ObjectClass.PRIVATE_KEY)
+                for i in range(40):
+                    msg = f"thread {n} message {i}".encode()
+                    results.append((msg, k.sign(msg, mechanism=M.SM2_SM3)))
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = run_threads(worker, 8)
         assert not errors, errors
         assert len(results) == 320
         for msg, sig in results:

@@ -16,6 +16,7 @@ from pkcs11.exceptions import EncryptedDataInvalid
 
 from softtoken_helpers import (CKK_SM2, REPO, SM2_GX, SM2_GY, SM2_N, SM2_OID_DER, SOFTTOKEN_DIR, M, ec_point_xy,
                                gen_sm2, gmssl_verify, raw_to_der, sm2_e, sm2_public_template)
+from tests.threads import run_threads
 
 KAT = json.loads((REPO / "tests" / "vectors" / "sm2_sign_kat.json").read_text())
 SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d034200")
@@ -247,29 +248,21 @@ def test_ec_key_pair_gen_on_the_sm2_curve_is_sm2_throughout(session):
 def test_threads_share_one_key_cache_for_encrypt_and_decrypt(token):
     """Four sessions in four threads encrypt to and decrypt with one stored key at once (one
     sm2p256_key cache per key object, referenced by each operation)."""
-    import threading
     from conftest import USER_PIN
     with token.open(rw=True, user_pin=USER_PIN) as s0:
         gen_sm2(s0, store=True, label="tdec")
-        errors, done = [], []
+        done = []
 
         def worker(n):
-            try:
-                with token.open() as s:
-                    pub = s.get_key(label="tdec", object_class=ObjectClass.PUBLIC_KEY)
-                    priv = s.get_key(label="tdec", object_class=ObjectClass.PRIVATE_KEY)
-                    for i in range(30):
-                        msg = f"thread {n} secret {i}".encode()
-                        assert priv.decrypt(pub.encrypt(msg, mechanism=M.SM2_ENCRYPT),
-                                            mechanism=M.SM2_ENCRYPT) == msg
-                        done.append(1)
-            except Exception as exc:   # noqa: BLE001 - collected and asserted below
-                errors.append(exc)
+            with token.open() as s:
+                pub = s.get_key(label="tdec", object_class=ObjectClass.PUBLIC_KEY)
+                priv = s.get_key(label="tdec", object_class=ObjectClass.PRIVATE_KEY)
+                for i in range(30):
+                    msg = f"thread {n} secret {i}".encode()
+                    assert priv.decrypt(pub.encrypt(msg, mechanism=M.SM2_ENCRYPT),
+                                        mechanism=M.SM2_ENCRYPT) == msg
+                    done.append(1)
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = run_threads(worker, 4)
         assert not errors, errors
         assert len(done) == 120
