@@ -114,25 +114,36 @@ class RaService:
                                policy=self.policy)
             return self._request_dict(session, req)
 
+    def _reserve_kmc_keys(self, actor: Actor, request_ids: list[int]) -> tuple[dict, dict]:
+        """GM/T 0034: the KMC makes a dual request's encryption key before the approving transaction opens
+        (it may be remote; no lock is held across the call; a reservation is reused if the approval
+        fails). (reserved keys, refusals) by request id, for the approvals here that will issue."""
+        escrowed, refused = {}, {}
+        if not isinstance(self.ca, KeyEscrowCA):
+            return escrowed, refused
+        with reading(self.db) as session:
+            needs = bulk.escrow_needs(session, actor, request_ids, policy=self.policy)
+        for rid, need in needs.items():
+            try:
+                escrowed[rid] = workflow.ca_call("reserve a KMC encryption key", self.ca.prepare_escrowed_key, need)
+            except PkiError as exc:
+                refused[rid] = exc
+        return escrowed, refused
+
     def approve(self, actor: Actor, request_id: int) -> dict:
         workflow.check_id(request_id, "request")
-        escrowed = None
-        if isinstance(self.ca, KeyEscrowCA):
-            # GM/T 0034: the KMC makes the encryption key before the approving transaction opens (it may be
-            # remote; no lock is held across the call); the reservation is reused if the approval fails
-            with reading(self.db) as session:
-                need = workflow.escrow_needed(session, actor, request_id, policy=self.policy)
-            if need is not None:
-                escrowed = workflow.ca_call("reserve a KMC encryption key", self.ca.prepare_escrowed_key, need)
+        escrowed, refused = self._reserve_kmc_keys(actor, [request_id])
+        if refused:
+            raise refused[request_id]
         # plain issuance goes through the bulk engine (Core statements, no ORM unit of work, so the SQLite
         # writer lock is held for a fraction of the time); approvals that revoke take workflow.approve
         try:
             with transaction(self.db) as session:
                 outcomes, one_by_one = bulk.approve_many(session, actor, [request_id], self.ca, policy=self.policy,
-                                                         escrowed={request_id: escrowed} if escrowed else None)
+                                                         escrowed=escrowed)
                 if one_by_one:
                     req = workflow.approve(session, actor, request_id, self.ca, policy=self.policy,
-                                           escrowed=escrowed)
+                                           escrowed=escrowed.get(request_id))
                     return self._request_dict(session, req)
                 if outcomes[request_id].error is not None:
                     raise outcomes[request_id].error
@@ -144,24 +155,15 @@ class RaService:
         """This officer's approval of each of ``request_ids`` in one transaction (``ra.bulk``): one
         outcome per request, in the order given."""
         ids = bulk.check_ids(request_ids)
-        escrowed, refused = {}, {}
-        if isinstance(self.ca, KeyEscrowCA):
-            # as approve: the KMC keys are reserved before the transaction opens (no lock across the calls)
-            with reading(self.db) as session:
-                needs = bulk.escrow_needs(session, actor, ids, policy=self.policy)
-            for rid, need in needs.items():
-                try:
-                    escrowed[rid] = workflow.ca_call("reserve a KMC encryption key", self.ca.prepare_escrowed_key,
-                                                     need)
-                except PkiError as exc:
-                    refused[rid] = bulk.Outcome(rid, "failed", RequestState.VETTED.value, error=exc)
+        escrowed, refused = self._reserve_kmc_keys(actor, ids)
         try:
             with transaction(self.db) as session:
                 outcomes, one_by_one = bulk.approve_many(session, actor, [i for i in ids if i not in refused],
                                                          self.ca, policy=self.policy, escrowed=escrowed)
         except (IntegrityError, StaleDataError) as exc:
             raise ConflictError("a request was changed concurrently; nothing was recorded, retry") from exc
-        outcomes.update(refused)
+        outcomes.update((rid, bulk.Outcome(rid, "failed", RequestState.VETTED.value, error=exc))
+                        for rid, exc in refused.items())
         for rid in one_by_one:              # revocations and re-keys: a transaction each, as approve
             try:
                 done = self.approve(actor, rid)
