@@ -35,7 +35,7 @@ from ca_bridge.profiles import Profile, get_profile, load_profiles
 from ca_bridge.store import DbStatusStore, to_status
 from hsm import KeyManager
 from pkicore.audit import record, record_many
-from pkicore.db import as_utc, reading, transaction, utcnow
+from pkicore.db import IDS, as_utc, reading, select_in, transaction, utcnow
 from pkicore.errors import PkiError
 
 log = logging.getLogger(__name__)
@@ -49,14 +49,9 @@ _SELECT_BY_REQUEST = (select(IssuedCert.ca_id, IssuedCert.serial, IssuedCert.pro
                       .where(IssuedCert.request_id == bindparam("request_id")))
 _SELECT_BY_REQUESTS = (select(IssuedCert.request_id, IssuedCert.ca_id, IssuedCert.serial, IssuedCert.profile,
                               IssuedCert.certificate, IssuedCert.not_before, IssuedCert.not_after)
-                       .where(IssuedCert.request_id.in_(bindparam("ids", expanding=True))))
+                       .where(IssuedCert.request_id.in_(IDS)))
+_SELECT_RESERVATIONS = select(*EscrowReservation.__table__.c).where(EscrowReservation.request_id.in_(IDS))
 _INSERT_CERT = insert(IssuedCert.__table__)
-_CHUNK = 500                            # ids per IN (...) list
-
-
-def _chunks(items: list, size: int = _CHUNK):
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 @dataclass(frozen=True)
@@ -236,17 +231,11 @@ class EmbeddedCA:
                 seen.update(ids)
             except PkiError as exc:
                 results[g] = exc
-        wanted = sorted(seen)
         connection = session.connection()
-        existing = {}
-        reservations = {}
-        for chunk in _chunks(wanted):
-            existing.update((row.request_id, row) for row in connection.execute(_SELECT_BY_REQUESTS, {"ids": chunk}))
+        existing = {row.request_id: row for row in select_in(connection, _SELECT_BY_REQUESTS, seen)}
         escrowed = [p.request.request_id for group in plans if group for p in group
                     if p.profile.key_escrow and self.kmc is not None and p.request.request_id not in existing]
-        for chunk in _chunks(escrowed):
-            reservations.update((row.request_id, row) for row in session.scalars(
-                select(EscrowReservation).where(EscrowReservation.request_id.in_(chunk))))
+        reservations = {row.request_id: row for row in select_in(connection, _SELECT_RESERVATIONS, escrowed)}
         now = utcnow().replace(microsecond=0)
         cert_rows, audit_rows = [], []
         for g, group in enumerate(plans):
@@ -308,7 +297,7 @@ class EmbeddedCA:
         reserved = self._reserved(session, request.request_id, plan.profile.name)
         cert, cert_row, event_ = self._sign(plan, reserved, utcnow().replace(microsecond=0))
         session.connection().execute(_INSERT_CERT, cert_row)
-        record(session, **{k: v for k, v in event_.items() if k != "detail"}, **event_["detail"])
+        record_many(session, [event_])
         return cert
 
     def _sign(self, plan: "_Plan", reserved, now: dt.datetime) -> tuple[IssuedCertificate, dict, dict]:

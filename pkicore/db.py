@@ -13,7 +13,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, bindparam, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -182,6 +182,22 @@ def make_engine(url: str, **kwargs) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+IDS = bindparam("ids", expanding=True)
+"""The expanding ``ids`` parameter of statements read with ``select_in``: ``... .where(Table.id.in_(IDS))``."""
+IN_CHUNK = 500                                   # ids per IN (...) list
+
+
+def select_in(connection, statement, ids) -> list:
+    """The rows of ``statement`` (a SELECT filtering on ``IDS``) for any number of ids: distinct, not
+    None, ascending, at most ``IN_CHUNK`` per statement, so row locks a statement takes (FOR UPDATE) are
+    taken in id order and concurrent batches never deadlock."""
+    wanted = sorted({i for i in ids if i is not None})
+    rows = []
+    for i in range(0, len(wanted), IN_CHUNK):
+        rows += connection.execute(statement, {"ids": wanted[i:i + IN_CHUNK]}).all()
+    return rows
 
 
 @contextmanager

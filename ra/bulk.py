@@ -32,13 +32,13 @@ from sqlalchemy.orm import Session
 
 from ca_bridge.api import CABackend, EscrowedKey, EscrowedKeyRequest, issue_groups
 from pkicore.audit import record_many
-from pkicore.db import as_utc, utcnow
+from pkicore.db import IDS, as_utc, select_in, utcnow
 from pkicore.errors import PkiError
 
 from ra import workflow
 from ra.errors import ConflictError, Forbidden, IssuanceFailed, NotFound, ValidationError
 from ra.models import Approval, CertRequest, RaCertificate, RequestKind, RequestState, RequestType
-from ra.records import IDS as _IDS, SELECT_NAMES, chunked, subjects
+from ra.records import SELECT_NAMES, subjects
 from ra.workflow import TARGET, Actor, Policy
 
 MAX_BATCH = 500
@@ -47,11 +47,11 @@ _SELECT_REQUESTS = (select(CertRequest.id, CertRequest.type, CertRequest.kind, C
                            CertRequest.unit_id, CertRequest.civil_servant_id, CertRequest.server_id,
                            CertRequest.sign_spki, CertRequest.enc_spki, CertRequest.submitted_by,
                            CertRequest.vetted_by, CertRequest.version)
-                    .where(CertRequest.id.in_(_IDS)).order_by(CertRequest.id).with_for_update())
-_SELECT_APPROVALS = select(Approval.request_id, Approval.officer).where(Approval.request_id.in_(_IDS))
+                    .where(CertRequest.id.in_(IDS)).order_by(CertRequest.id).with_for_update())
+_SELECT_APPROVALS = select(Approval.request_id, Approval.officer).where(Approval.request_id.in_(IDS))
 _SELECT_CERTIFICATES = (select(RaCertificate.request_id, RaCertificate.usage, RaCertificate.profile,
                                RaCertificate.ca, RaCertificate.serial, RaCertificate.not_after, RaCertificate.status)
-                        .where(RaCertificate.request_id.in_(_IDS)).order_by(RaCertificate.id))
+                        .where(RaCertificate.request_id.in_(IDS)).order_by(RaCertificate.id))
 _INSERT_APPROVALS = insert(Approval.__table__)
 _INSERT_CERTIFICATES = insert(RaCertificate.__table__)
 _BUMP = (update(CertRequest.__table__)
@@ -129,9 +129,9 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
     (``escrow_needs``), by request id."""
     escrowed = escrowed or {}
     connection = session.connection()
-    requests = {r.id: r for r in chunked(connection, _SELECT_REQUESTS, request_ids)}
+    requests = {r.id: r for r in select_in(connection, _SELECT_REQUESTS, request_ids)}
     approvers = defaultdict(set)
-    for rid, officer in chunked(connection, _SELECT_APPROVALS, requests):
+    for rid, officer in select_in(connection, _SELECT_APPROVALS, requests):
         approvers[rid].add(officer)
     outcomes: dict[int, Outcome] = {}
     pending, issuing, carried_out, unchanged = [], [], [], []
@@ -166,7 +166,7 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
     _write(session, connection, actor, pending, issued, policy, outcomes)
     if unchanged:
         by_request = defaultdict(list)
-        for r in chunked(connection, _SELECT_CERTIFICATES, unchanged):
+        for r in select_in(connection, _SELECT_CERTIFICATES, unchanged):
             by_request[r.request_id].append(r)
         for rid in unchanged:
             outcomes[rid].certificates = [_certificate_dict(r.usage, r.profile, r.ca, r.serial, r.not_after, r.status)
@@ -182,7 +182,7 @@ def _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes) 
     rows = [row for row, _ in issuing]
     units, people, servers = subjects(connection, rows)
     names = defaultdict(lambda: ([], []))
-    for server_id, kind, value in chunked(connection, SELECT_NAMES, list(servers)):
+    for server_id, kind, value in select_in(connection, SELECT_NAMES, list(servers)):
         names[server_id][0 if kind == "dns" else 1].append(value)
     planned, groups = [], []
     for row, count in issuing:

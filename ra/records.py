@@ -11,14 +11,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Sequence
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pkicore.db import IDS, select_in
 from ra.models import Approval, CertRequest, CivilServant, RaCertificate, Server, ServerName, Unit, request_fields
 from ra.workflow import Policy, identity_pairs, subject_rdns
-
-CHUNK = 500                                      # ids per IN (...) list
-IDS = bindparam("ids", expanding=True)
 
 SELECT_UNITS = select(Unit.id, Unit.name, Unit.uscc).where(Unit.id.in_(IDS))
 SELECT_PEOPLE = (select(CivilServant.id, CivilServant.name, CivilServant.id_number, CivilServant.department)
@@ -39,34 +37,25 @@ _SELECT_CERTIFICATES = (select(RaCertificate.request_id, RaCertificate.usage, Ra
                         .where(RaCertificate.request_id.in_(IDS)).order_by(RaCertificate.id))
 
 
-def chunked(connection, statement, ids) -> list:
-    """``statement`` (with the expanding ``IDS`` parameter) over any number of ids."""
-    ids = sorted(set(i for i in ids if i is not None))
-    rows = []
-    for i in range(0, len(ids), CHUNK):
-        rows += connection.execute(statement, {"ids": ids[i:i + CHUNK]}).all()
-    return rows
-
-
 def subjects(connection, requests) -> tuple[dict, dict, dict]:
     """(units, people, servers) by id for the given request rows."""
-    units = {u.id: u for u in chunked(connection, SELECT_UNITS, [r.unit_id for r in requests])}
-    people = {p.id: p for p in chunked(connection, SELECT_PEOPLE, [r.civil_servant_id for r in requests])}
-    servers = {s.id: s for s in chunked(connection, SELECT_SERVERS, [r.server_id for r in requests])}
+    units = {u.id: u for u in select_in(connection, SELECT_UNITS, [r.unit_id for r in requests])}
+    people = {p.id: p for p in select_in(connection, SELECT_PEOPLE, [r.civil_servant_id for r in requests])}
+    servers = {s.id: s for s in select_in(connection, SELECT_SERVERS, [r.server_id for r in requests])}
     return units, people, servers
 
 
 def request_records(session: Session, request_ids: Sequence[int], policy: Policy) -> dict[int, dict]:
     """The API record of each of ``request_ids`` that exists, by id."""
     connection = session.connection()
-    requests = chunked(connection, _SELECT_REQUESTS, request_ids)
+    requests = select_in(connection, _SELECT_REQUESTS, request_ids)
     if not requests:
         return {}
     ids = [r.id for r in requests]
     approvals, certificates = defaultdict(list), defaultdict(list)
-    for a in chunked(connection, _SELECT_APPROVALS, ids):
+    for a in select_in(connection, _SELECT_APPROVALS, ids):
         approvals[a.request_id].append(a)
-    for c in chunked(connection, _SELECT_CERTIFICATES, ids):
+    for c in select_in(connection, _SELECT_CERTIFICATES, ids):
         certificates[c.request_id].append(c)
     units, people, servers = subjects(connection, requests)
     out = {}
