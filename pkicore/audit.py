@@ -219,6 +219,13 @@ class _Lease:
     def dirty(self) -> bool:
         return self.seq != self.writer.seq or self.registering
 
+    def append(self, at, actor, role, action, target_type, target_id: str, detail) -> tuple[int, str, str]:
+        """Take the next position of this chain for a row with this content: (seq, prev_hash, hash)."""
+        seq, prev = self.seq + 1, self.hash
+        h = link_hash(self.writer.id, seq, prev, body_digest(at, actor, role, action, target_type, target_id, detail))
+        self.seq, self.hash = seq, h
+        return seq, prev, h
+
 
 class _WriterPool:
     """The writers of this process on one database: free ones on a stack, leased ones out."""
@@ -287,7 +294,6 @@ def _lease(session: Session, connection) -> _Lease:
 @event.listens_for(AuditEvent, "before_insert")
 def _chain_row(_mapper, connection, target: AuditEvent) -> None:
     lease = _lease(object_session(target), connection)
-    writer = lease.writer
     d = target.__dict__       # plain reads; only the four chain columns are set through the ORM below
     at = d.get("at")
     if at is None or at.tzinfo is not dt.timezone.utc:
@@ -298,11 +304,9 @@ def _chain_row(_mapper, connection, target: AuditEvent) -> None:
     target_id = d.get("target_id")
     if not isinstance(target_id, str):
         target.target_id = target_id = str(target_id)
-    seq = lease.seq + 1
-    digest = body_digest(at, d.get("actor"), d.get("role"), d.get("action"), d.get("target_type"), target_id, detail)
-    h = link_hash(writer.id, seq, lease.hash, digest)
-    target.writer_id, target.seq, target.prev_hash, target.hash = writer.id, seq, lease.hash, h
-    lease.seq, lease.hash = seq, h
+    target.seq, target.prev_hash, target.hash = lease.append(at, d.get("actor"), d.get("role"), d.get("action"),
+                                                             d.get("target_type"), target_id, detail)
+    target.writer_id = lease.writer.id
 
 
 @event.listens_for(Session, "after_transaction_create")
@@ -357,14 +361,19 @@ def _ended(session: Session, transaction) -> None:
 
 
 # ----------------------------------------------------------------------------- the API
+def _plain(detail):
+    """``detail`` as JSON gives it back (what the column stores and the hash covers); fails early on
+    an unserialisable value."""
+    return json.loads(json.dumps(detail, default=str, allow_nan=False))
+
+
 def record(session: Session, *, actor: str, role: str, action: str, target_type: str, target_id: str | int,
            **detail) -> AuditEvent:
     """Append an audit row in the caller's transaction (it commits or rolls back with the change).
 
     The chain position and hash are assigned when the row is flushed (see the module docstring)."""
-    text = json.dumps(detail, default=str, allow_nan=False)  # fail early on unserialisable detail
     event_ = AuditEvent(at=utcnow(), actor=actor, role=role, action=action, target_type=target_type,
-                        target_id=str(target_id), detail=json.loads(text))
+                        target_id=str(target_id), detail=_plain(detail))
     session.add(event_)
     return event_
 
@@ -387,15 +396,12 @@ def record_many(session: Session, events) -> int:
     for e in events:
         if lease is None:
             lease = _lease(session, connection)
-        detail = json.loads(json.dumps(e.get("detail") or {}, default=str, allow_nan=False))
+        detail = _plain(e.get("detail") or {})
         at, target_id = utcnow(), str(e["target_id"])
-        seq = lease.seq + 1
-        digest = body_digest(at, e["actor"], e["role"], e["action"], e["target_type"], target_id, detail)
-        h = link_hash(lease.writer.id, seq, lease.hash, digest)
+        seq, prev, h = lease.append(at, e["actor"], e["role"], e["action"], e["target_type"], target_id, detail)
         rows.append({"at": at, "actor": e["actor"], "role": e["role"], "action": e["action"],
                      "target_type": e["target_type"], "target_id": target_id, "detail": detail,
-                     "writer_id": lease.writer.id, "seq": seq, "prev_hash": lease.hash, "hash": h})
-        lease.seq, lease.hash = seq, h
+                     "writer_id": lease.writer.id, "seq": seq, "prev_hash": prev, "hash": h})
     if rows:
         connection.execute(_INSERT_EVENTS, rows)
     return len(rows)
