@@ -42,6 +42,7 @@ from ra.records import SELECT_NAMES, subjects
 from ra.workflow import TARGET, Actor, Policy
 
 MAX_BATCH = 500
+RESULTS = ("issued", "approved", "revoked", "unchanged", "failed")       # what an Outcome's result can be
 
 _SELECT_REQUESTS = (select(CertRequest.id, CertRequest.type, CertRequest.kind, CertRequest.state,
                            CertRequest.unit_id, CertRequest.civil_servant_id, CertRequest.server_id,

@@ -6,6 +6,7 @@ import copy
 
 from ca_bridge.api import RevocationReason
 
+from ra.bulk import RESULTS
 from ra.models import RequestKind, RequestState, RequestType
 
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
@@ -122,7 +123,7 @@ _SCHEMAS = {
                                                       "uniqueItems": True, "items": {"type": "integer", "minimum": 0}}),
     "BulkOutcome": {"type": "object", "required": ["id", "result", "state"], "properties": {
         "id": _INT,
-        "result": {"enum": ["issued", "approved", "revoked", "unchanged", "failed"],
+        "result": {"enum": list(RESULTS),
                    "description": "issued/revoked: this approval carried the request out; approved: recorded, "
                                   "below the threshold; unchanged: already approved by this officer; failed: "
                                   "refused, nothing of this request was written"},

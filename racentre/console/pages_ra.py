@@ -15,6 +15,7 @@ from flask import current_app, g, redirect, request, url_for
 from ca_bridge.api import RevocationReason
 from pkicore.audit import record
 from pkicore.db import transaction, utcnow
+from ra.bulk import RESULTS
 from ra.errors import ValidationError
 from ra.models import RequestState, RequestType
 from ra.workflow import Actor
@@ -23,7 +24,6 @@ from racentre.console import queries
 from racentre.console.blueprint import bp, db, render, t
 
 READERS = ("ra_operator", "ra_officer", "ra_admin", "auditor")
-RESULTS = ("issued", "approved", "revoked", "unchanged", "failed")       # RaService.approve_many's outcomes
 RA_REVOCATION_REASONS = [r.value for r in RevocationReason
                          if r not in (RevocationReason.remove_from_crl, RevocationReason.ca_compromise,
                                       RevocationReason.aa_compromise)]
