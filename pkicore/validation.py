@@ -260,7 +260,7 @@ def validate_certificate(cert_der: bytes, policy: TrustPolicy, *, at: dt.datetim
             if hasattr(path, "iter_certs") else ()
         return CertificateResult(tuple(findings), **base, path=names)
     except RevokedError as exc:
-        ee = exc.proc_state.is_ee_cert if exc.proc_state is not None else True
+        ee = getattr(exc, "is_ee_cert", True)
         reason = exc.reason.human_friendly if exc.reason is not None else None
         if proven:
             finding = failed(SubIndication.REVOKED, f"{who} {'' if ee else 'CA '}certificate revoked on "
@@ -298,6 +298,11 @@ def validate_certificate(cert_der: bytes, policy: TrustPolicy, *, at: dt.datetim
     except (InvalidCertificateError, PathValidationError, ValidationError) as exc:
         return CertificateResult((*findings, indeterminate(
             SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE, f"{who} certificate path invalid: {exc}")), **base)
+    except UnicodeDecodeError:
+        return CertificateResult((*findings, indeterminate(
+            SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE,
+            f"{who} certificate path unverifiable: a name in the chain holds bytes its string type does not "
+            "allow (e.g. UTF-8 in an IA5String), so names cannot be compared")), **base)
     except (ValueError, TypeError, KeyError) as exc:
         return CertificateResult((*findings, indeterminate(
             SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE, f"{who} certificate path unverifiable: {exc}")), **base)
