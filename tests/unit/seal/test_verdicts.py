@@ -389,3 +389,28 @@ def test_utf8_bytes_in_ia5string_and_corrupt_deflate(site, tmp_path):
     (tmp_path / "broken.ofd").write_bytes(bytes(raw))
     cli = CliRunner().invoke(seal_group, ["verify", str(tmp_path / "broken.ofd")])
     assert cli.exit_code == 1 and "FORMAT_FAILURE" in cli.output and "Traceback" not in cli.output, cli.output
+
+
+def _seal_pdf(site, label: str, cert: bytes, chain=(), *, timestamp: bool = True) -> bytes:
+    signer = pdf.HsmSigner(site["km"], label, cert, algorithm("sm2-sm3"), chain=chain)
+    return pdf.seal_pdf(make_pdf(1), signer=signer, picture=_png(), width_mm=30, height_mm=30,
+                        timestamper=pdf.InProcessTimeStamper(site["tsa"].respond) if timestamp else None)
+
+
+def test_pdf_expired_and_revoked_signers(site, expired_signer):
+    """The same time rules on PDF signatures: expired signer with a timestamp TOTAL_FAILED / EXPIRED and
+    without OUT_OF_BOUNDS_NO_POE; a signer revoked at our CA REVOKED (timestamp after) or REVOKED_NO_POE."""
+    es = expired_signer
+    for stamp, want in ((True, ("TOTAL_FAILED", "EXPIRED", True)),
+                        (False, ("INDETERMINATE", "OUT_OF_BOUNDS_NO_POE", True))):
+        report = pdf.verify_pdf(_seal_pdf(site, es["label"], es["cert"], timestamp=stamp), es["policy"])
+        assert _seal_indications(report) == [want], report.to_text()
+    ca, km, tag = site["ca"], site["km"], site["tag"]
+    label = f"{tag}pdfrev-{secrets.token_hex(2)}"
+    issued = ca.issue(IssueRequest(request_id=f"{label}-req", profile="unit", subject=UNIT, identity=USCC,
+                                   public_key_info=km.ensure_key_pair(label, "sm2")))
+    ca.revoke(issued.ca, issued.serial, RevocationReason.key_compromise)
+    for stamp, want in ((True, ("TOTAL_FAILED", "REVOKED", True)), (False, ("INDETERMINATE", "REVOKED_NO_POE", True))):
+        report = pdf.verify_pdf(_seal_pdf(site, label, issued.certificate, issued.chain, timestamp=stamp),
+                                site["policy"])
+        assert _seal_indications(report) == [want], report.to_text()
