@@ -56,3 +56,15 @@ def test_scrypt_hashes():
     assert passwords.needs_rehash(stored.replace(f"ln={passwords.LOG_N}", "ln=14"))
     with pytest.raises(passwords.WeakPassword):
         passwords.hash_password("short")
+
+
+@pytest.mark.parametrize("weak", ["aaaaaaaaaaaa", "password1234", "qwertyuiop123", "123456789012", "iloveyou2026!",
+                                  "wangwei123456"])
+def test_common_and_patterned_passwords_are_refused(weak):
+    """Length alone let "aaaaaaaaaaaa" through (issue 15): common passwords, keyboard walks, repeats and
+    the account's own name are refused with a reason."""
+    with pytest.raises(passwords.WeakPassword) as exc:
+        passwords.hash_password(weak, ("wangwei",))
+    assert "refused" in str(exc.value)
+    assert passwords.verify_password("correct horse battery staple",
+                                     passwords.hash_password("correct horse battery staple", ("wangwei",)))
