@@ -33,7 +33,7 @@ SITE_ROLES = {"sm2": {"tsa-sm2": "tsa", "kmc": "kmc", "seal-maker": "seal-maker"
 _SPKI = {"sm2": sm2_spki, "ec-p256": ec_spki, "ec-p384": lambda: ec_spki(ec.SECP384R1), "rsa-2048": rsa_spki}
 # which GmSSL certificate type each profile is checked as (tests/interop/gmssl_rules.py)
 GMSSL_KIND = {"root-ca": "ca", "issuing-ca": "ca", "ocsp-signer": "ocsp", "civil-servant-sign": "client",
-              "civil-servant-enc": "client_enc", "unit": "client", "server": "server", "tsa": "other",
+              "civil-servant-enc": "encipher", "unit": "client", "server": "server", "tsa": "other",
               "kmc": "other", "seal-maker": "other"}
 
 
@@ -108,14 +108,15 @@ def every_profile(embedded_ca, softtoken_km) -> list[Issued]:
 
 
 def with_extension(der: bytes, oid_name: str, value, critical: bool) -> bytes:
-    """``der`` with extension ``oid_name`` replaced or added (the old signature is kept, so only for checks
+    """``der`` with extension ``oid_name`` replaced, added or (``value`` None) removed (the old signature is kept, so only for checks
     that read no signature: GmSSL's x509_cert_check, pkilint)."""
     cert = x509.Certificate.load(der)
     tbs = cert["tbs_certificate"].copy()
     exts = [e for e in tbs["extensions"] if e["extn_id"].native != oid_name]
     if isinstance(value, bytes):          # the extnValue's DER as it is
         value = x509.ParsableOctetString(value)
-    exts.append(x509.Extension({"extn_id": oid_name, "critical": critical, "extn_value": value}))
+    if value is not None:                 # None: removed
+        exts.append(x509.Extension({"extn_id": oid_name, "critical": critical, "extn_value": value}))
     tbs["extensions"] = x509.Extensions(exts)
     return x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": cert["signature_algorithm"],
                              "signature_value": cert["signature_value"]}).dump()

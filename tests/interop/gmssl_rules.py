@@ -47,7 +47,9 @@ _EKU_NEEDED = {"server": "server_auth", "server_enc": "server_auth", "client": "
 def rule_violations(der: bytes, kind: str, now: dt.datetime | None = None) -> list[str]:
     """Every REFERENCES §10 rule ``der`` breaks when checked as ``kind``: ``ca`` (root or issuing CA, which
     signs certificates and CRLs), ``server``/``client`` (TLS entity), ``server_enc``/``client_enc`` (TLCP
-    key-encipherment certificate), ``ocsp`` (responder) or ``other`` (an end entity with no GmSSL type)."""
+    key-encipherment certificate), ``encipher`` (a key-encipherment certificate whose extended key usage
+    is not a TLS purpose: GmSSL's key-encipherment rules without the EKU purpose), ``ocsp`` (responder)
+    or ``other`` (an end entity with no GmSSL type)."""
     cert = x509.Certificate.load(der)
     tbs = cert["tbs_certificate"]
     found = []
@@ -103,7 +105,7 @@ def rule_violations(der: bytes, kind: str, now: dt.datetime | None = None) -> li
         # GmSSL (SM2 keys only) wants keyEncipherment; for an ECDH P-256/P-384 key RFC 8813 §3 forbids it,
         # and keyAgreement is that key's usage (GmSSL's own "un-comment for compatibility" alternative)
         ecdh = cert.public_key.algorithm == "ec" and cert.public_key.curve[1] != "sm2p256v1"
-        if kind in ("server_enc", "client_enc") and "key_encipherment" not in bits \
+        if kind in ("server_enc", "client_enc", "encipher") and "key_encipherment" not in bits \
                 and not (ecdh and "key_agreement" in bits):
             found.append("no keyEncipherment")
         if kind != "ca" and bits & {"key_cert_sign", "crl_sign"}:

@@ -22,8 +22,7 @@ from tests.unit.ca_bridge.test_hierarchy import SM2_SIG_ALG, verifies
 
 EXPECTED = {
     "civil-servant-sign": ({"digital_signature", "non_repudiation"}, ["client_auth", "email_protection"], False),
-    "civil-servant-enc": ({"key_encipherment", "data_encipherment", "key_agreement"},
-                          ["client_auth", "email_protection"], False),
+    "civil-servant-enc": ({"key_encipherment", "data_encipherment", "key_agreement"}, ["email_protection"], False),
     "unit": ({"digital_signature", "non_repudiation"}, ["client_auth", "email_protection"], False),
     "server": ({"digital_signature"}, ["server_auth", "client_auth"], False),
     "tsa": ({"digital_signature", "non_repudiation"}, ["time_stamping"], True),
