@@ -1,23 +1,27 @@
 """One embedded CA for the interop tests (SM2, ECDSA P-256 and RSA hierarchies on an SQLite database of its
 own), and ``every_profile``: a certificate of every profile for every key family it accepts, issued the
 way the site issues them (``EmbeddedCA.issue`` for subscribers, ``racentre.provision.Site.certify`` for
-the TSA, the KMC and the seal maker), with each hierarchy's CRLs and OCSP responses."""
+the TSA, the KMC and the seal maker), with each hierarchy's CRLs and OCSP responses;
+``local_issuer_certificates``: what ``pkicore.certificate`` builds for sites without the embedded CA (the
+seal and TSA test PKIs' ``LocalIssuer`` CAs and end entities, the KMC's bootstrap self-signed certificate)."""
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from dataclasses import dataclass, field
 
 import pytest
-from asn1crypto import x509
+from asn1crypto import pem
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ca_bridge.api import RevocationReason
 from ca_bridge.embedded import EmbeddedCA
 from pkicore.db import Base, make_engine, make_session_factory
 from racentre.migrate import import_models
+from kms.identity import self_signed_certificate
 from racentre.provision import Site
 from tests.unit.ca_bridge.helpers import ec_spki, ocsp_request, request, rsa_spki, sm2_spki
+from tests.unit.seal.sealpki import seal_pki  # noqa: F401 - the seal test PKI fixture (LocalIssuer)
+from tests.unit.timestamp.pki import tsa_pki  # noqa: F401 - the TSA test PKI fixture (StandaloneIssuer)
 
 KINDS = ("sm2", "ecdsa", "rsa")
 # subscriber profiles (IssueRequest through the RA) and the subject keys each is tried with, per hierarchy
@@ -31,11 +35,6 @@ SUBSCRIBER_KEYS = {
 SITE_ROLES = {"sm2": {"tsa-sm2": "tsa", "kmc": "kmc", "seal-maker": "seal-maker"},
               "ecdsa": {"tsa-ecdsa": "tsa"}, "rsa": {"tsa-rsa": "tsa"}}
 _SPKI = {"sm2": sm2_spki, "ec-p256": ec_spki, "ec-p384": lambda: ec_spki(ec.SECP384R1), "rsa-2048": rsa_spki}
-# which GmSSL certificate type each profile is checked as (tests/interop/gmssl_rules.py)
-GMSSL_KIND = {"root-ca": "ca", "issuing-ca": "ca", "ocsp-signer": "ocsp", "civil-servant-sign": "client",
-              "civil-servant-enc": "encipher", "unit": "client", "server": "server", "tsa": "other",
-              "kmc": "other", "seal-maker": "other"}
-
 
 def _spki(algorithm: str) -> bytes:
     return _SPKI[algorithm]()
@@ -107,27 +106,19 @@ def every_profile(embedded_ca, softtoken_km) -> list[Issued]:
     return out
 
 
-def with_extension(der: bytes, oid_name: str, value, critical: bool) -> bytes:
-    """``der`` with extension ``oid_name`` replaced, added or (``value`` None) removed (the old signature is kept, so only for checks
-    that read no signature: GmSSL's x509_cert_check, pkilint)."""
-    cert = x509.Certificate.load(der)
-    tbs = cert["tbs_certificate"].copy()
-    exts = [e for e in tbs["extensions"] if e["extn_id"].native != oid_name]
-    if isinstance(value, bytes):          # the extnValue's DER as it is
-        value = x509.ParsableOctetString(value)
-    if value is not None:                 # None: removed
-        exts.append(x509.Extension({"extn_id": oid_name, "critical": critical, "extn_value": value}))
-    tbs["extensions"] = x509.Extensions(exts)
-    return x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": cert["signature_algorithm"],
-                             "signature_value": cert["signature_value"]}).dump()
-
-
-def with_validity(der: bytes, days: int) -> bytes:
-    """``der`` valid for ``days`` from its notBefore (the old signature is kept, as in ``with_extension``)."""
-    cert = x509.Certificate.load(der)
-    tbs = cert["tbs_certificate"].copy()
-    start = cert.not_valid_before
-    tbs["validity"] = x509.Validity({"not_before": x509.Time(name="utc_time", value=start),
-                                     "not_after": x509.Time(name="utc_time", value=start + dt.timedelta(days=days))})
-    return x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": cert["signature_algorithm"],
-                             "signature_value": cert["signature_value"]}).dump()
+@pytest.fixture(scope="package")
+def local_issuer_certificates(seal_pki, tsa_pki, softtoken_km) -> list[Issued]:  # noqa: F811
+    """(kind "local"; profile "ca" or "end-entity"; key = signature algorithm) with the issuer's certificate."""
+    seal_ca = seal_pki["ca"].certificate
+    out = [Issued("local", "ca", "sm2-sm3", seal_ca, ())]
+    out += [Issued("local", "end-entity", "sm2-sm3", seal_pki[name].certificate, (seal_ca,))
+            for name in ("maker", "unit")]
+    for unit, ca in tsa_pki.ca.items():
+        out.append(Issued("local", "ca", ca.alg.name, ca.certificate, ()))
+        (tsa, *_) = pem.unarmor((tsa_pki.certs_dir / f"{unit}.pem").read_bytes(), multiple=True)
+        out.append(Issued("local", "tsa", ca.alg.name, tsa[2], (ca.certificate,)))
+    label = f"kmc-bootstrap-{secrets.token_hex(4)}"
+    softtoken_km.ensure_key_pair(label, "sm2")
+    out.append(Issued("local", "end-entity", "sm2-sm3", self_signed_certificate(
+        softtoken_km, label, (("country_name", "CN"), ("common_name", "Bootstrap KMC"))), ()))
+    return out

@@ -40,6 +40,25 @@ _KNOWN = {"authority_key_identifier", "key_identifier", "key_usage", "certificat
 _NEVER_CRITICAL = {"authority_key_identifier", "key_identifier", "certificate_policies", "issuer_alt_name",
                    "subject_directory_attributes", "crl_distribution_points", "freshest_crl"}
 _FORBIDDEN = {"policy_mappings", "policy_constraints", "inhibit_any_policy"}
+# the kind (rule_violations) a certificate of each profile is checked as
+GMSSL_KIND = {"root-ca": "ca", "issuing-ca": "ca", "ocsp-signer": "ocsp", "civil-servant-sign": "client",
+              "civil-servant-enc": "encipher", "unit": "client", "server": "server", "tsa": "other",
+              "kmc": "other", "seal-maker": "other"}
+# the GmSSL certificate types an SM2 certificate of each profile is checked as (x509_cert_check)
+GMSSL_TYPES = {"root-ca": ["ca"], "issuing-ca": ["ca"], "civil-servant-sign": ["client"],
+               "civil-servant-enc": ["client_enc"], "unit": ["client"], "server": ["server", "client"]}
+
+
+def as_gmssl_sees(profile: str, der: bytes) -> bytes:
+    """The encryption certificate's emailProtection is no TLS purpose, which GmSSL 3.1.1 has no type for
+    (x509_ext_key_usage_check refuses any EKU for a type outside TLS): GmSSL checks it as a TLCP client
+    key-encipherment certificate without its EKU, i.e. every other rule. We give it no clientAuth on
+    purpose (an escrowed key never authenticates its holder; civil-servant-enc.toml)."""
+    if profile == "civil-servant-enc":
+        return with_extension(der, "extended_key_usage", None, False)
+    return der
+
+
 _EKU_NEEDED = {"server": "server_auth", "server_enc": "server_auth", "client": "client_auth",
                "client_enc": "client_auth", "ocsp": "ocsp_signing"}
 
@@ -153,3 +172,29 @@ class GmSSL:
         """GmSSL's ``x509_cert_verify_by_ca_cert`` (SM2 signature with the default ID)."""
         return self.lib.x509_cert_verify_by_ca_cert(der, ctypes.c_size_t(len(der)), ca, ctypes.c_size_t(len(ca)),
                                                     SM2_DEFAULT_ID, ctypes.c_size_t(len(SM2_DEFAULT_ID))) == 1
+
+
+def with_extension(der: bytes, oid_name: str, value, critical: bool) -> bytes:
+    """``der`` with extension ``oid_name`` replaced, added or (``value`` None) removed. The old signature is
+    kept, so only for checks that read no signature: GmSSL's x509_cert_check, pkilint."""
+    cert = x509.Certificate.load(der)
+    tbs = cert["tbs_certificate"].copy()
+    exts = [e for e in tbs["extensions"] if e["extn_id"].native != oid_name]
+    if isinstance(value, bytes):          # the extnValue's DER as it is
+        value = x509.ParsableOctetString(value)
+    if value is not None:                 # None: removed
+        exts.append(x509.Extension({"extn_id": oid_name, "critical": critical, "extn_value": value}))
+    tbs["extensions"] = x509.Extensions(exts)
+    return x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": cert["signature_algorithm"],
+                             "signature_value": cert["signature_value"]}).dump()
+
+
+def with_validity(der: bytes, days: int) -> bytes:
+    """``der`` valid for ``days`` from its notBefore (the old signature is kept, as in ``with_extension``)."""
+    cert = x509.Certificate.load(der)
+    tbs = cert["tbs_certificate"].copy()
+    start = cert.not_valid_before
+    tbs["validity"] = x509.Validity({"not_before": x509.Time(name="utc_time", value=start),
+                                     "not_after": x509.Time(name="utc_time", value=start + dt.timedelta(days=days))})
+    return x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": cert["signature_algorithm"],
+                             "signature_value": cert["signature_value"]}).dump()

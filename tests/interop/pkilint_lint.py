@@ -9,6 +9,10 @@ from pkilint import loader, pkix
 from pkilint.pkix import certificate, crl, extension, name, ocsp
 from pkilint.validation import ValidationFindingSeverity
 
+# The one finding expected at ERROR level: an SM2 encryption certificate's keyEncipherment/dataEncipherment
+# (GM/T 0015 requires them; pkilint applies RFC 8813 to every id-ecPublicKey key; REFERENCES §11)
+SM2_ENCRYPTION_KEY_USAGE = "pkix.key_usage_value_prohibited_for_ec"
+
 _CERT_VALIDATOR = certificate.create_pkix_certificate_validator_container(
     certificate.create_decoding_validators(name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS),
     [certificate.create_issuer_validator_container([]), certificate.create_validity_validator_container(),
@@ -50,3 +54,4 @@ def lint_crl(der: bytes, threshold=ValidationFindingSeverity.WARNING) -> list[Fi
 
 def lint_ocsp_response(der: bytes, threshold=ValidationFindingSeverity.WARNING) -> list[Finding]:
     return _findings(_OCSP_VALIDATOR, loader.RFC6960OCSPResponseDocumentLoader().load_der_document(der), threshold)
+

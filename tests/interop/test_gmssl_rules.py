@@ -17,23 +17,10 @@ from __future__ import annotations
 import pytest
 from asn1crypto import x509
 
-from tests.interop.conftest import GMSSL_KIND, with_extension, with_validity
-from tests.interop.gmssl_rules import ABSENT, GmSSL, rule_violations
+from tests.interop.gmssl_rules import (ABSENT, GMSSL_KIND, GMSSL_TYPES, GmSSL, as_gmssl_sees, rule_violations,
+                                       with_extension, with_validity)
 
 CERTIFICATE_PROFILES = set(GMSSL_KIND)
-# the GmSSL certificate types an SM2 certificate of each profile is checked as (x509_cert_check)
-GMSSL_TYPES = {"root-ca": ["ca"], "issuing-ca": ["ca"], "civil-servant-sign": ["client"],
-               "civil-servant-enc": ["client_enc"], "unit": ["client"], "server": ["server", "client"]}
-
-
-def as_gmssl_sees(cert) -> bytes:
-    """The encryption certificate's emailProtection is no TLS purpose, which GmSSL 3.1.1 has no type for
-    (x509_ext_key_usage_check refuses any EKU for a type outside TLS): GmSSL checks it as a TLCP client
-    key-encipherment certificate without its EKU, i.e. every other rule. We give it no clientAuth on
-    purpose (an escrowed key never authenticates its holder; civil-servant-enc.toml)."""
-    if cert.profile == "civil-servant-enc":
-        return with_extension(cert.der, "extended_key_usage", None, False)
-    return cert.der
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +58,7 @@ def test_sm2_certificates_pass_gmssls_own_checks(gmssl, certificates):
     checked = []
     for c in sm2:
         for kind in GMSSL_TYPES.get(c.profile, ()):
-            assert gmssl.cert_check(as_gmssl_sees(c), kind), f"GmSSL x509_cert_check refuses {c.name} as {kind}"
+            assert gmssl.cert_check(as_gmssl_sees(c.profile, c.der), kind), f"{c.name} refused as {kind}"
             checked.append((c.profile, kind))
         if c.chain:
             # the SM2 signature with the default ID, by the issuer
@@ -89,7 +76,7 @@ def test_gmssl_cannot_be_fooled_by_the_wrong_type(gmssl, certificates):
     entity is no CA, a client certificate is no server certificate, and a chain needs the right root."""
     by = {(c.kind, c.profile): c for c in certificates if c.key in ("sm2",)}
     assert not gmssl.cert_check(by["sm2", "civil-servant-sign"].der, "client_enc")
-    assert not gmssl.cert_check(as_gmssl_sees(by["sm2", "civil-servant-enc"]), "client")
+    assert not gmssl.cert_check(as_gmssl_sees("civil-servant-enc", by["sm2", "civil-servant-enc"].der), "client")
     assert not gmssl.cert_check(by["sm2", "civil-servant-enc"].der, "client_enc")     # emailProtection only
     assert not gmssl.cert_check(by["sm2", "unit"].der, "ca")
     assert not gmssl.cert_check(by["sm2", "issuing-ca"].der, "server")
@@ -150,3 +137,19 @@ def test_other_gmssl_rules_are_applied(certificates, gmssl_or_none, profile, kin
 def gmssl_or_none():
     """The real GmSSL where installed; the negative tests also run the independent checker without it."""
     return GmSSL.load()
+
+
+def test_local_issuer_certificates_follow_the_gmssl_rules(local_issuer_certificates, gmssl_or_none):
+    """pkicore.certificate (LocalIssuer for seal/timestamp test and stand-alone sites, the KMC's bootstrap
+    certificate): CA certificates with critical cA TRUE, end entities without basicConstraints."""
+    kinds = {"ca": "ca", "end-entity": "other", "tsa": "other"}
+    broken = {f"{c.profile}/{c.key}/{i}": rule_violations(c.der, kinds[c.profile])
+              for i, c in enumerate(local_issuer_certificates)}
+    assert {name: found for name, found in broken.items() if found} == {}
+    assert {c.key for c in local_issuer_certificates} == {"sm2-sm3", "ecdsa-sha256", "rsa-sha256"}
+    if gmssl_or_none is not None:
+        for c in local_issuer_certificates:
+            if c.key == "sm2-sm3" and c.profile == "ca":
+                assert gmssl_or_none.cert_check(c.der, "ca")
+            if c.key == "sm2-sm3" and c.chain:
+                assert gmssl_or_none.verify_by_ca(c.der, c.chain[0])

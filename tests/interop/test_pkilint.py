@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pkilint.validation import ValidationFindingSeverity
 
-from tests.interop.conftest import with_extension
+from tests.interop.gmssl_rules import with_extension
 from tests.interop.pkilint_lint import Finding, lint_certificate, lint_crl, lint_ocsp_response
 
 ERROR = ValidationFindingSeverity.ERROR
@@ -54,3 +54,9 @@ def test_pkilint_reports_what_we_used_to_issue(every_profile):
         old = with_extension(cert.der, "key_usage", usage, critical=True)
         assert [f.code for f in lint_certificate(old, ERROR)] == ["pkix.key_usage_value_prohibited_for_ec"]
         assert lint_certificate(cert.der, ERROR) == []
+
+
+def test_local_issuer_certificates_are_clean(local_issuer_certificates):
+    """pkicore.certificate's certificates (LocalIssuer, the KMC's bootstrap one): no ERROR, no WARNING."""
+    linted = {f"{c.profile}/{c.key}/{i}": lint_certificate(c.der) for i, c in enumerate(local_issuer_certificates)}
+    assert {name: found for name, found in linted.items() if found} == {}
