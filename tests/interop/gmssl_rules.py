@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import ctypes
 import datetime as dt
+import os
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
-from asn1crypto import x509
+from asn1crypto import pem, x509
 
 try:
     from easy_gmssl.gmssl import gmssl as _LIBGMSSL      # importing loads libgmssl.so.3.1 or raises
@@ -167,6 +170,17 @@ class GmSSL:
         certs, result = b"".join(chain), ctypes.c_int()
         return self.lib.x509_certs_verify(certs, ctypes.c_size_t(len(certs)), CHAIN_TYPES[kind], root,
                                           ctypes.c_size_t(len(root)), 6, ctypes.byref(result)) == 1
+
+    def certverify(self, chain: list[bytes], root: bytes, workdir: Path, *, double_certs: bool = False):
+        """``gmssl certverify -in chain.pem -cacert root.pem [-double_certs]``, the command-line tool the same
+        build installs beside the library (``bin/gmssl``); returns the CompletedProcess."""
+        lib_dir = Path(self.lib._name).parent
+        (workdir / "chain.pem").write_bytes(b"".join(pem.armor("CERTIFICATE", c) for c in chain))
+        (workdir / "root.pem").write_bytes(pem.armor("CERTIFICATE", root))
+        argv = [str(lib_dir.parent / "bin" / "gmssl"), "certverify", "-in", str(workdir / "chain.pem"),
+                "-cacert", str(workdir / "root.pem")] + (["-double_certs"] if double_certs else [])
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                              env={**os.environ, "LD_LIBRARY_PATH": str(lib_dir)})
 
     def verify_by_ca(self, der: bytes, ca: bytes) -> bool:
         """GmSSL's ``x509_cert_verify_by_ca_cert`` (SM2 signature with the default ID)."""

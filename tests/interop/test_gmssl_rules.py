@@ -71,6 +71,22 @@ def test_sm2_certificates_pass_gmssls_own_checks(gmssl, certificates):
                 assert gmssl.certs_verify([c.der, c.chain[0]], c.chain[1], kind), f"{c.name} chain as {kind}"
 
 
+def test_gmssl_certverify_accepts_our_chains(gmssl, certificates, tmp_path):
+    """``gmssl certverify``, the command-line tool: every SM2 end entity's chain, and the GM/T 0034 pair
+    (signing + encryption certificate, ``-double_certs``); a chain under another root is refused."""
+    sm2 = {c.profile: c for c in certificates if c.kind == "sm2"}
+    for profile in ("civil-servant-sign", "unit", "server", "tsa", "kmc", "seal-maker", "ocsp-signer"):
+        c = sm2[profile]
+        done = gmssl.certverify([c.der, *c.chain[:-1]], c.chain[-1], tmp_path)
+        assert done.returncode == 0 and done.stdout.count("Verification success") == 2, (profile, done.stderr)
+    sign, enc = sm2["civil-servant-sign"], sm2["civil-servant-enc"]
+    done = gmssl.certverify([sign.der, enc.der, sign.chain[0]], sign.chain[1], tmp_path, double_certs=True)
+    assert done.returncode == 0 and done.stdout.count("Verification success") == 3, done.stdout + done.stderr
+    other_root = next(c for c in certificates if c.kind == "ecdsa" and c.profile == "root-ca").der
+    refused = gmssl.certverify([sign.der, sign.chain[0]], other_root, tmp_path)
+    assert refused.returncode != 0
+
+
 def test_gmssl_cannot_be_fooled_by_the_wrong_type(gmssl, certificates):
     """GmSSL's checks are not a no-op here: a signing certificate is no key-encipherment certificate, an end
     entity is no CA, a client certificate is no server certificate, and a chain needs the right root."""
