@@ -4,10 +4,11 @@ certificate before the CA certifies it) and sites without the embedded CA. Produ
 from ``ca_bridge`` (GM/T 0015 profiles, DER templates); this is the small shared builder the packages
 would otherwise each write again.
 
-Extensions: basicConstraints (critical, CA certificates only), keyUsage (critical; keyCertSign + cRLSign for a CA, else
-digitalSignature + nonRepudiation), subjectKeyIdentifier / authorityKeyIdentifier (RFC 5280
+Extensions: basicConstraints (critical, CA certificates only), keyUsage (critical; keyCertSign + cRLSign
+for a CA, else digitalSignature + nonRepudiation), subjectKeyIdentifier / authorityKeyIdentifier (RFC 5280
 §4.2.1.2 method 1, SHA-1 of the subjectPublicKey bits), and an optional critical extendedKeyUsage
-(a TSA's id-kp-timeStamping, RFC 3161 §2.3).
+(a TSA's id-kp-timeStamping, RFC 3161 §2.3). Validity at most 3,653 days. Both as GmSSL 3 demands
+(../shared/REFERENCES.md §10).
 """
 from __future__ import annotations
 
