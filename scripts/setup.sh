@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc make libc6-dev libssl-dev openssl libp11-kit-dev p11-kit-modules softhsm2 opensc
+APT_PACKAGES=(gcc make cmake libc6-dev libssl-dev openssl libp11-kit-dev p11-kit-modules softhsm2 opensc
               python3 python3-venv python3-dev openjdk-17-jdk-headless
               libbcprov-java libbcpkix-java libbcutil-java
               chromium chromium-driver fonts-noto-cjk
