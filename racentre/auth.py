@@ -22,6 +22,7 @@ from flask import current_app, g, request
 from sqlalchemy import Boolean, DateTime, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from pkicore import audit
 from pkicore.db import Base, as_utc, reading, utcnow
 from pkicore.errors import ErrorCode, PkiError
 
@@ -72,6 +73,42 @@ def create_token(session: Session, name: str, roles: list[str] | tuple[str, ...]
     session.add(ApiToken(name=name, token_hash=_hash(token), roles=",".join(sorted(set(roles))),
                          expires_at=expires_at))
     return token
+
+
+def token_list(session: Session) -> list[dict]:
+    """Every API token's principal, roles and state (never the token itself, which is not stored)."""
+    now = utcnow()
+    out = []
+    for row in session.scalars(select(ApiToken).order_by(ApiToken.name)):
+        expires = as_utc(row.expires_at) if row.expires_at is not None else None
+        state = "disabled" if row.disabled else "expired" if expires is not None and expires <= now else "active"
+        out.append({"name": row.name, "roles": row.roles.split(","), "state": state,
+                    "created_at": as_utc(row.created_at).isoformat() if row.created_at else None,
+                    "expires_at": expires.isoformat() if expires else None})
+    return out
+
+
+def _token_row(session: Session, name: str) -> ApiToken:
+    row = session.scalar(select(ApiToken).where(ApiToken.name == name).with_for_update())
+    if row is None:
+        raise PkiError(f"no API token named {name!r}", code=ErrorCode.NOT_FOUND)
+    return row
+
+
+def token_set_disabled(session: Session, name: str, disabled: bool, *, actor: str) -> None:
+    """Disable (or enable again) the API token of principal ``name``; audited."""
+    row = _token_row(session, name)
+    row.disabled = disabled
+    audit.record(session, actor=actor, role="ra_admin", action="auth.token." + ("disable" if disabled else "enable"),
+                 target_type="api_token", target_id=name)
+
+
+def token_set_expiry(session: Session, name: str, expires_at: dt.datetime | None, *, actor: str) -> None:
+    """Let the token of ``name`` expire at ``expires_at`` (now: at once; None: never); audited."""
+    row = _token_row(session, name)
+    row.expires_at = expires_at
+    audit.record(session, actor=actor, role="ra_admin", action="auth.token.expire", target_type="api_token",
+                 target_id=name, expires_at=expires_at.isoformat() if expires_at else None)
 
 
 def authenticate(session: Session, token: str) -> Principal:
