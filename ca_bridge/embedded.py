@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 BACKDATE = dt.timedelta(seconds=60)     # notBefore slack for relying parties whose clocks run behind
 KEY_FAMILY = {"sm2": "sm2", "ec-p256": "ec", "ec-p384": "ec", "rsa-2048": "rsa", "rsa-3072": "rsa", "rsa-4096": "rsa"}
-ACTOR_ROLE = "ca"
+ACTOR_ROLE = hierarchy.ACTOR_ROLE
 # prebuilt Core statements: the hot path pays no statement construction or ORM unit-of-work
 _SELECT_BY_REQUEST = (select(IssuedCert.ca_id, IssuedCert.serial, IssuedCert.profile, IssuedCert.certificate,
                              IssuedCert.not_before, IssuedCert.not_after)

@@ -98,3 +98,16 @@ def test_rsa_hierarchy(softtoken_km, db):
     cert = x509.Certificate.load(issued.certificate)
     assert cert["signature_algorithm"].dump() == bytes.fromhex("300d06092a864886f70d01010b0500")  # NULL params
     assert verifies(issued.certificate, authority.directory.get(f"{tag}issuing-rsa").certificate)
+
+
+def test_hierarchy_certificates_are_audited_like_any_issuance(ca, db):
+    """Issue 15: the issuing-CA and OCSP-signer certificates `ca init` makes have their
+    ca.certificate.issue rows (by the CA that signed each), beside ca.hierarchy.create."""
+    from pkicore import audit
+    issuing = ca.directory.get(f"{ca.test_tag}issuing-sm2")
+    root = ca.directory.get(f"{ca.test_tag}root-sm2")
+    with db() as s:
+        for signer, der in ((root.name, issuing.certificate), (issuing.name, issuing.ocsp_certificate)):
+            serial = format(x509.Certificate.load(der).serial_number, "x")
+            events = audit.events_for(s, "certificate", f"{signer}/{serial}")
+            assert [(e.action, e.actor) for e in events] == [("ca.certificate.issue", f"ca:{signer}")], signer
