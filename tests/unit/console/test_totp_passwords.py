@@ -2,6 +2,8 @@
 and the scrypt password hashes (format, parameters, wrong passwords, rehash on parameter change)."""
 from __future__ import annotations
 
+from urllib.parse import parse_qs, unquote, urlsplit
+
 import pytest
 
 from racentre import passwords, totp
@@ -41,7 +43,15 @@ def test_secret_and_uri():
     secret = totp.new_secret()
     assert len(totp.secret_bytes(secret)) == 20
     uri = totp.provisioning_uri(secret, "张三")
-    assert uri.startswith("otpauth://totp/RA%20Centre%3A%E5%BC%A0%E4%B8%89?") and f"secret={secret}" in uri
+    # Key Uri Format: otpauth://totp/Issuer:account?secret=&issuer=&algorithm=&digits=&period=
+    parsed = urlsplit(uri)
+    assert (parsed.scheme, parsed.netloc, unquote(parsed.path)) == ("otpauth", "totp", "/RA Centre:张三")
+    query = parse_qs(parsed.query)
+    assert query == {"secret": [secret], "issuer": ["RA Centre"], "algorithm": ["SHA1"], "digits": ["6"],
+                     "period": ["30"]}
+    # the code an authenticator computes from that URI is the one we accept (RFC 6238 Appendix B vector too)
+    assert totp.verify(totp.secret_bytes(secret), totp.totp(totp.secret_bytes(secret))) is not None
+    assert totp.totp(b"12345678901234567890", 59, digits=8) == "94287082"
 
 
 def test_scrypt_hashes():
