@@ -25,7 +25,7 @@ from ca_bridge.api import (CertificateStatus, EscrowedKey, EscrowedKeyRequest, I
                            RevocationReason)
 from ca_bridge.certbuilder import (CertificateTemplate, IssuerInfo, SubjectKey, encode_name, inspect_public_key,
                                    name_text, random_serial)
-from ca_bridge.crl import CrlPublisher
+from ca_bridge.crl import CrlPublisher, bump_revocation_seq
 from ca_bridge.directory import CaDirectory, CaInfo
 from ca_bridge.escrow import KmcLink
 from ca_bridge.errors import CertificateNotFound, IssuanceError, RequestConflict, RevocationConflict
@@ -363,6 +363,8 @@ class EmbeddedCA:
         row.changed_at = now
         record(session, actor=f"ca:{info.name}", role=ACTOR_ROLE, action=action, target_type="certificate",
                target_id=f"{info.name}/{serial:x}", reason=reason.value)
+        # last, so the CA row (CRL freshness, ca_bridge.crl) stays locked for the shortest time
+        row.change_seq = bump_revocation_seq(session, info.id)
         session.flush()
         return to_status(info.name, serial, row.status, row.revoked_at, row.reason)
 

@@ -28,6 +28,10 @@ class CertificateAuthority(Base):
     ocsp_key_label: Mapped[str | None] = mapped_column(String(128), nullable=True)
     ocsp_certificate: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     crl_number: Mapped[int] = mapped_column(BigInteger, default=0)   # last number used (full and delta share it)
+    # one more per status change (revocation, hold made permanent, release) of a certificate this CA
+    # issued, bumped in the changing transaction: the row lock orders changes, and a CRL names the value
+    # it covers (``CrlRecord.covers_seq``), so freshness is decided by the database, never by clocks
+    revocation_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -36,7 +40,7 @@ class IssuedCert(Base):
     __table_args__ = (
         UniqueConstraint("ca_id", "serial", name="uq_ca_issued_cert_ca_serial"),
         Index("ix_ca_issued_cert_ca_status", "ca_id", "status"),
-        Index("ix_ca_issued_cert_ca_changed", "ca_id", "changed_at"),
+        Index("ix_ca_issued_cert_ca_change_seq", "ca_id", "change_seq"),
     )
 
     id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
@@ -52,6 +56,10 @@ class IssuedCert(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(32), nullable=True)   # RevocationReason value
     changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # last status change
+    # the CA's revocation_seq that the last status change took (NULL: never changed, or changed before
+    # the counter existed and so covered by every CRL signed since): a delta CRL lists change_seq > its
+    # base's covers_seq
+    change_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -87,6 +95,9 @@ class CrlRecord(Base):
     this_update: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     next_update: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     der: Mapped[bytes] = mapped_column(LargeBinary)
+    # the CA's revocation_seq when this CRL was signed: it lists every change up to that value (NULL:
+    # signed before the counter existed, never fresh)
+    covers_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class KmcNotification(Base):

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pkicore.db import Base, utcnow
+from pkicore.generation import DbGeneration
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
@@ -99,7 +100,7 @@ class KmcSetting(Base):
 
 
 TABLES = [KekVersion.__table__, EscrowedKey.__table__, ApprovalRequest.__table__, Approval.__table__,
-          SeenRequest.__table__, KmcSetting.__table__]
+          SeenRequest.__table__, KmcSetting.__table__, DbGeneration.__table__]
 
 
 def ensure_schema(engine: Engine) -> None:
