@@ -82,6 +82,26 @@ class EscrowReservation(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class EscrowAttempt(Base):
+    """An ApplyKeyReq for ``request_id`` that reached the KMC but got no usable answer: the KMC may have
+    archived a key for ``serial``. The next attempt for the same request sends the same serial and
+    validity (and takes the key back with RestoreKeyReq if the KMC already has it), so retries leave no
+    orphan key each; a RevokeKeyReq is queued only when the request is released or the attempt
+    expires (``ca_bridge.escrow``)."""
+    __tablename__ = "ca_escrow_attempt"
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128), unique=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("ca_authority.id"))
+    serial: Mapped[str] = mapped_column(String(42))               # lowercase hex
+    subscriber_public_key_info: Mapped[bytes] = mapped_column(LargeBinary)
+    not_before: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    not_after: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    failures: Mapped[int] = mapped_column(Integer, default=1)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)   # short, public text only
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class CrlRecord(Base):
     __tablename__ = "ca_crl"
     __table_args__ = (UniqueConstraint("ca_id", "number", name="uq_ca_crl_ca_number"),
