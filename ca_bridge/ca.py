@@ -23,6 +23,7 @@ from hsm import KeyManager, KeyNotFound
 from pkicore.algorithms import algorithm
 from pkicore.audit import record
 from pkicore.db import transaction, utcnow
+from pkicore.generation import CA_AUTHORITIES, bump
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ def _create_kind(km: KeyManager, session: Session, public_url: str, kind: Hierar
             subject=name_text(_rdns_of(subject)), not_before=now,
             not_after=min(now + dt.timedelta(days=days), root_not_after), certificate=der, status="good",
             created_at=now))
+    bump(session, CA_AUTHORITIES)     # every process's CaDirectory reloads (ca_bridge.directory)
     record(session, actor=actor, role="ca_admin", action="ca.hierarchy.create", target_type="ca",
            target_id=names["issuing"], root=names["root"], algorithm=alg.name,
            keys=[names["root_label"], names["issuing_label"], names["ocsp_label"]])

@@ -31,6 +31,7 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.exc import IntegrityError
@@ -109,26 +110,38 @@ class KmcLink:
     """GM/T 0014 client per SM2 CA (each CA signs its own requests with its HSM key)."""
 
     def __init__(self, key_manager: KeyManager, db: sessionmaker[Session], directory: CaDirectory,
-                 transport: Transport, kmc_certificate: bytes):
+                 transport: Transport, kmc_certificate: bytes | Callable[[], bytes]):
+        """``kmc_certificate``: the KMC's certificate, or a callable returning the current one (the
+        in-process KMC's ``KeyEscrow.certificate``, which follows ``racentre kms install-certificate``
+        run anywhere)."""
         self.km = key_manager
         self.db = db
         self.directory = directory
         self.transport = transport
-        self.kmc_certificate = kmc_certificate
-        self._clients: dict[int, KmcClient] = {}
+        self._kmc_certificate = kmc_certificate
+        self._clients: dict[int, tuple[CaInfo, bytes, KmcClient]] = {}
         self._lock = threading.Lock()
 
+    @property
+    def kmc_certificate(self) -> bytes:
+        certificate = self._kmc_certificate
+        return certificate() if callable(certificate) else certificate
+
     def client(self, ca: CaInfo) -> KmcClient:
-        client = self._clients.get(ca.id)
-        if client is None:
-            if ca.algorithm.key_type != "sm2":
-                raise IssuanceError(f"CA {ca.name} is not an SM2 CA; GM/T 0014 requests are signed SM2-with-SM3")
-            label, mechanism = ca.key_label, ca.algorithm.mechanism
-            client = KmcClient(self.transport, ca_certificate=ca.certificate,
-                               sign=lambda data: self.km.sign(label, data, mechanism),
-                               kmc_certificate=self.kmc_certificate)
-            with self._lock:
-                self._clients[ca.id] = client
+        """The GM/T 0014 client of ``ca``; built again when the CA (``CaDirectory`` reloaded it) or the
+        KMC certificate changed."""
+        kmc_certificate = self.kmc_certificate
+        cached = self._clients.get(ca.id)
+        if cached is not None and cached[0] is ca and cached[1] == kmc_certificate:
+            return cached[2]
+        if ca.algorithm.key_type != "sm2":
+            raise IssuanceError(f"CA {ca.name} is not an SM2 CA; GM/T 0014 requests are signed SM2-with-SM3")
+        label, mechanism = ca.key_label, ca.algorithm.mechanism
+        client = KmcClient(self.transport, ca_certificate=ca.certificate,
+                           sign=lambda data: self.km.sign(label, data, mechanism),
+                           kmc_certificate=kmc_certificate)
+        with self._lock:
+            self._clients[ca.id] = (ca, kmc_certificate, client)
         return client
 
     # ------------------------------------------------------------------ reservation

@@ -100,10 +100,11 @@ class KmcSetting(Base):
 
 
 TABLES = [KekVersion.__table__, EscrowedKey.__table__, ApprovalRequest.__table__, Approval.__table__,
-          SeenRequest.__table__, KmcSetting.__table__, DbGeneration.__table__]
+          SeenRequest.__table__, KmcSetting.__table__]
 
 
 def ensure_schema(engine: Engine) -> None:
     """Create the KMC tables if missing (a stand-alone KMC database; the embedded one should come from
     an Alembic revision — see kms/README)."""
-    Base.metadata.create_all(engine, tables=TABLES, checkfirst=True)
+    # db_generation: KeyEscrow.certificate follows certificates installed by other processes through it
+    Base.metadata.create_all(engine, tables=TABLES + [DbGeneration.__table__], checkfirst=True)

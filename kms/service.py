@@ -25,6 +25,7 @@ from pkicore.algorithms import algorithm
 from pkicore.audit import record
 from pkicore.db import transaction, utcnow
 from pkicore.envelope import Party
+from pkicore.generation import KMC_SETTINGS, bump
 from pkicore.keys import verify_signature
 from pkicore.oids import OID
 
@@ -83,6 +84,7 @@ class KmcService:
                     s.add(KmcSetting(name=name, value=ca_certificate))
                 else:
                     row.value = ca_certificate
+                bump(s, KMC_SETTINGS)
                 record(s, actor=actor, role="system", action="kms.ca.trusted", target_type="ca",
                        target_id=ca.ca_id, subject=ca.name)
         self.trusted[ca.ca_id] = ca
