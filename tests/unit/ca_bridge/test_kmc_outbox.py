@@ -264,6 +264,18 @@ def test_a_real_http_link_to_a_closed_port_is_unreachable_not_ambiguous(site):
         transport.send(b"\x30\x00")
 
 
+def test_a_real_http_link_that_sent_the_request_but_got_no_answer_is_ambiguous(site):
+    """Connected and sent, then silence (a KMC that hangs): the KMC may act on it, so it is not
+    ``KmcUnreachable``."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        transport = HttpTransport(f"http://127.0.0.1:{server.getsockname()[1]}", timeout=0.5)
+        with pytest.raises(ProtocolError, match="did not answer") as info:
+            transport.send(b"\x30\x00")
+        assert not isinstance(info.value, KmcUnreachable)
+
+
 def test_repeated_unanswered_apply_requests_reuse_one_serial_and_write_one_row(site):
     """The KMC got the requests but the CA never saw a usable answer: one attempt row (audited once), every
     retry sends the same userCertNo, and nothing goes to the outbox while the request may still be issued."""
