@@ -180,6 +180,9 @@ class KmcLink:
             with transaction(self.db) as session:
                 if attempt is not None and session.execute(delete(EscrowAttempt).where(
                         EscrowAttempt.id == attempt.id, EscrowAttempt.serial == attempt.serial)).rowcount != 1:
+                    won = self.reservation(session, request.request_id)
+                    if won is not None:             # a concurrent prepare took the same key back first
+                        return self._reuse(won, request, ca)
                     # expired meanwhile (retry_due): its RevokeKeyReq is queued, so this key must not be used
                     raise KmcUnreachable("the key-management centre's key for this request was withdrawn; "
                                          "try again", int(ErrNo.INTERNAL), code=ErrorCode.UPSTREAM_UNAVAILABLE)

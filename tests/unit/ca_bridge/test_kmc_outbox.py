@@ -28,6 +28,7 @@ from kms.service import KmcService
 from pkicore.audit import AuditEvent
 from pkicore.db import as_utc, transaction, utcnow
 from pkicore.errors import ErrorCode
+from tests.threads import run_threads
 from tests.unit.ca_bridge.helpers import request, sm2_spki
 from tests.unit.kms.helpers import make_escrow, wipe
 
@@ -322,6 +323,21 @@ def test_a_lost_apply_answer_is_taken_back_by_the_retry_not_orphaned(site):
     with site.db() as session:
         assert session.scalar(select(func.count()).select_from(EscrowAttempt)
                               .where(EscrowAttempt.request_id == rid)) == 0
+
+
+def test_two_retries_of_one_unanswered_attempt_at_once_share_its_key(site):
+    keys = _escrow_rows(site.db)
+    rid = f"outbox-{secrets.token_hex(6)}"
+    spki = sm2_spki()
+    site.link.lose_answers = True
+    with pytest.raises(ProtocolError):
+        site.ca.prepare_escrowed_key(EscrowedKeyRequest(rid, "civil-servant-enc", spki))
+    site.link.lose_answers = False
+    got = []
+    errors = run_threads(lambda n: got.append(site.ca.prepare_escrowed_key(
+        EscrowedKeyRequest(rid, "civil-servant-enc", spki))), 2)
+    assert errors == [] and len(got) == 2 and got[0] == got[1]
+    assert len(_escrow_rows(site.db) - keys) == 1 and site.kmc.pending() == [] and _row(site.db, got[0].serial) is None
 
 
 def test_an_unanswered_attempt_not_retried_in_time_is_revoked(site):
