@@ -18,8 +18,8 @@ that is not retried within ``ATTEMPT_TTL``, goes to the outbox below.
 When such a certificate is revoked, or a reserved key is given back, the KMC must be told
 (RevokeKeyReq). That goes through an outbox (``ca_kmc_notification``: the transactional-outbox pattern,
 much like EJBCA's publisher queue): the row is written in the transaction that revokes or releases, so
-it commits or rolls back with it (an orphan key's, from a lost race, in a transaction of its own); once that has committed
-delivery is tried at once; a KMC that cannot be reached leaves the row pending with exponential
+it commits or rolls back with it (an orphan key's, from a lost race, in a transaction of its own); once
+that has committed delivery is tried at once; a KMC that cannot be reached leaves the row pending with exponential
 back-off (30 s doubling, capped at 1 h) for ``KmcLink.retry_due`` (``racentre ca kmc-retry``, or the
 service's sweep). A RevokeKeyReq is idempotent at the KMC, so a repeated delivery is harmless; a
 verified refusal that no retry can change (no such key) ends it. Queueing, delivery and refusal are
