@@ -23,6 +23,7 @@ from hsm import KeyManager, KeyNotFound
 from pkicore.algorithms import algorithm
 from pkicore.audit import record
 from pkicore.db import transaction, utcnow
+from pkicore.generation import CA_AUTHORITIES, bump
 
 log = logging.getLogger(__name__)
 ACTOR_ROLE = "ca"          # the audit role of rows the CA writes itself
@@ -164,6 +165,7 @@ def _create_kind(km: KeyManager, session: Session, public_url: str, kind: Hierar
         # the same audit row as any issuance (EmbeddedCA._sign_one), by the issuing CA
         record(session, actor=f"ca:{ca_name}", role=ACTOR_ROLE, action="ca.certificate.issue", target_type="certificate",
                target_id=f"{ca_name}/{format(serial, 'x')}", request_id=request_id, profile=profile.name)
+    bump(session, CA_AUTHORITIES)     # every process's CaDirectory reloads (ca_bridge.directory)
     record(session, actor=actor, role="ca_admin", action="ca.hierarchy.create", target_type="ca",
            target_id=names["issuing"], root=names["root"], algorithm=alg.name,
            keys=[names["root_label"], names["issuing_label"], names["ocsp_label"]])

@@ -25,6 +25,7 @@ from pkicore.algorithms import algorithm
 from pkicore.audit import record
 from pkicore.db import transaction, utcnow
 from pkicore.envelope import Party
+from pkicore.generation import KMC_SETTINGS, GenerationWatch, bump
 from pkicore.keys import verify_signature
 from pkicore.oids import OID
 
@@ -60,13 +61,16 @@ class KmcService:
     """GM/T 0014 server side over a KeyEscrow. Trusted CAs: those given here or configured
     (``KmsConfig.trusted_cas``), those trusted in process (``trust``, the embedded KMC) and those an
     operator stored in the KMC database (``trust(..., persist=True)``, ``racentre kms trust-ca``; read at
-    start and again when an unknown CA calls, so a running stand-alone KMC needs no restart)."""
+    start, again when an unknown CA calls, and within a second of a change made anywhere
+    (``pkicore.generation``), so a running stand-alone KMC needs no restart)."""
 
     def __init__(self, escrow: KeyEscrow, trusted_cas: tuple[bytes, ...] | list[bytes] = ()):
         self.escrow = escrow
         self.trusted = {}
         for der in tuple(trusted_cas) or escrow.config.trusted_cas():
             self.trust(der)
+        # `racentre kms trust-ca` run elsewhere (a new CA, or a renewed certificate of a known key)
+        self._stored_watch = GenerationWatch(escrow.db, KMC_SETTINGS)
         self._load_stored()
 
     def trust(self, ca_certificate: bytes, *, persist: bool = False, actor: str = "system") -> TrustedCA:
@@ -83,17 +87,20 @@ class KmcService:
                     s.add(KmcSetting(name=name, value=ca_certificate))
                 else:
                     row.value = ca_certificate
+                bump(s, KMC_SETTINGS)
                 record(s, actor=actor, role="system", action="kms.ca.trusted", target_type="ca",
                        target_id=ca.ca_id, subject=ca.name)
         self.trusted[ca.ca_id] = ca
         return ca
 
     def _load_stored(self) -> None:
+        generation = self._stored_watch.read()
         with self.escrow.db() as s:
             stored = [bytes(r.value) for r in s.scalars(
                 select(KmcSetting).where(KmcSetting.name.startswith(_TRUST_PREFIX)))]
         for der in stored:
             self.trust(der)
+        self._stored_watch.loaded(generation)
 
     # ------------------------------------------------------------------ entry point
     def handle(self, der: bytes) -> bytes:
@@ -134,6 +141,8 @@ class KmcService:
             raise _Refused(m.ErrNo.BAD_REQUEST, "KSRequest version must be 1")
         ent = ks["ca_name"]
         ca_id = ent["ent_pub_key_hash"].native.hex()
+        if self._stored_watch.due():
+            self._load_stored()
         ca = self.trusted.get(ca_id)
         if ca is None:
             self._load_stored()       # trusted since start-up by `racentre kms trust-ca`?
