@@ -14,6 +14,7 @@ import click
 from sqlalchemy import select
 
 from ca_bridge.api import CABackend
+from pkicore import audit
 from pkicore.db import as_utc, reading, transaction, utcnow
 from racentre.auth import ROLES, ApiToken, create_token, token_list, token_set_disabled, token_set_expiry
 
@@ -40,7 +41,8 @@ def _actor(ctx, name: str, role: str) -> Actor:
             raise Forbidden(f"no active principal named {name!r} (create one with `racentre ra token create`)")
         if role not in row.roles.split(","):
             raise Forbidden(f"principal {name!r} does not hold the role {role}")
-    return Actor(name, role)
+        person = row.person          # the officer the token acts for (four-eyes counts persons)
+    return Actor(person, role)
 
 
 def _echo(data) -> None:
@@ -70,12 +72,19 @@ def token_group():
 @click.argument("name")
 @click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLES), help="repeatable")
 @click.option("--expires-in-days", type=click.IntRange(1, 3660), default=None, help="default: no expiry")
+@click.option("--officer", default=None,
+              help="the officer (person) this token acts for, e.g. their console account name [default: NAME]")
+@click.option("--actor", default="cli", show_default=True)
 @click.pass_context
-def token_create(ctx, name, roles, expires_in_days):
-    """Create an API token for NAME and print it (it cannot be shown again)."""
+def token_create(ctx, name, roles, expires_in_days, officer, actor):
+    """Create an API token for NAME and print it (it cannot be shown again). A token and a console account
+    of one officer (--officer) count as one person for four-eyes approval."""
     expires = utcnow() + dt.timedelta(days=expires_in_days) if expires_in_days else None
     with transaction(ctx.obj["services"].db) as session:
-        token = create_token(session, name, list(roles), expires_at=expires)
+        token = create_token(session, name, list(roles), expires_at=expires, officer=officer)
+        audit.record(session, actor=actor, role="ra_admin", action="auth.token.create", target_type="api_token",
+                     target_id=name, officer=officer or name, roles=sorted(set(roles)),
+                     expires_at=expires.isoformat() if expires else None)
     click.echo(token)
 
 
@@ -90,7 +99,8 @@ def token_list_cmd(ctx, as_json):
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     for r in rows:
-        click.echo(f"{r['name']:<24} {r['state']:<9} {','.join(r['roles']):<40} expires {r['expires_at'] or 'never'}")
+        click.echo(f"{r['name']:<24} officer {r['officer']:<20} {r['state']:<9} {','.join(r['roles']):<40} "
+                   f"expires {r['expires_at'] or 'never'}")
 
 
 @token_group.command("disable")

@@ -63,7 +63,7 @@ class OfficerAccount(Base):
     created_by: Mapped[str] = mapped_column(String(128))
 
     def principal(self, via: str) -> Principal:
-        return Principal(self.name, frozenset(self.roles.split(",")), via=via)
+        return Principal(self.name, frozenset(self.roles.split(",")), via=via, credential=self.name)
 
     def as_dict(self) -> dict:
         locked = self.locked_until is not None and as_utc(self.locked_until) > utcnow()

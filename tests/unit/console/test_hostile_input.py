@@ -134,3 +134,44 @@ def test_database_outage_is_a_503_and_the_tsa_keeps_answering(hostile, services)
         finally:
             event.remove(engine, "do_connect", refuse)
             engine.dispose()
+
+
+def test_four_eyes_counts_persons_not_credentials(hostile, services):
+    """Issue 15: an officer's API token (linked to them with --officer) and their console account are one
+    person: approving a two-officer request through both leaves it at 1/2; a second person completes it."""
+    import re
+
+    from pkicore import audit
+    from racentre.auth import authenticate
+    from tests.unit.console.site import vetted_unit_request
+    app, _ = hostile
+    rid = vetted_unit_request(services)
+    wang, _ = officer(services, ["ra_officer"], password=True)
+    with transaction(services.db) as session:
+        token = create_token(session, f"{wang}-api", ["ra_officer"], officer=wang)
+    with services.db() as session:
+        principal = authenticate(session, token)
+    assert (principal.name, principal.credential) == (wang, f"{wang}-api")
+    client = app.test_client()
+    api = {"Authorization": f"Bearer {token}", "X-RACentre-API": "1"}
+    first = client.post(f"/api/v1/ra/requests/{rid}/approve", headers=api, json={})
+    assert first.status_code == 200 and first.json["state"] == "vetted" and len(first.json["approvals"]) == 1, first.json
+    cookie, csrf = session_cookie(services, wang)
+    client.set_cookie("racentre_session", cookie)
+    page = client.get(f"/console/requests/{rid}").get_data(as_text=True)
+    assert f"/console/requests/{rid}/approve" not in page          # the console knows wang approved already
+    again = client.post(f"/console/requests/{rid}/approve", data={"csrf_token": csrf})
+    assert again.status_code in (303, 403, 409), again.status_code     # "unchanged": nothing happens
+    client.delete_cookie("racentre_session")
+    still = client.get(f"/api/v1/ra/requests/{rid}", headers=api).json
+    assert still["state"] == "vetted" and len(still["approvals"]) == 1, still
+    li, _ = officer(services, ["ra_officer"], password=True)
+    cookie, csrf = session_cookie(services, li)
+    client.set_cookie("racentre_session", cookie)
+    done = client.post(f"/console/requests/{rid}/approve", data={"csrf_token": csrf})
+    assert done.status_code == 303
+    with services.db() as session:
+        approvers = [e.actor for e in audit.events_for(session, "ra_request", str(rid))
+                     if e.action == "ra.request.approve"]
+    assert approvers == [wang, li], approvers
+    assert re.match(r"^[\w-]+$", wang)

@@ -123,6 +123,7 @@ def test_token_list_disable_enable_expire(run, db):
     with db() as s:
         assert authenticate(s, token).name == name
         actions = [e.action for e in audit.events_for(s, "api_token", name)]
-    assert actions == ["auth.token.disable", "auth.token.enable", "auth.token.expire", "auth.token.expire"]
+    assert actions == ["auth.token.create", "auth.token.disable", "auth.token.enable", "auth.token.expire",
+                       "auth.token.expire"]
     missing = run("token", "disable", f"nobody-{tag}")
     assert missing.exit_code != 0 and "no API token named" in str(missing.exception)
