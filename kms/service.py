@@ -26,12 +26,14 @@ from pkicore.audit import record
 from pkicore.db import transaction, utcnow
 from pkicore.envelope import Party
 from pkicore.generation import KMC_SETTINGS, GenerationWatch, bump
-from pkicore.keys import verify_signature
+from pkicore.keys import point_from_public_key_info, verify_signature
 from pkicore.oids import OID
+from pkicore.sm2 import SM2PublicKey
 
 log = logging.getLogger(__name__)
 
 _SM2_KEY_OIDS = (OID.SM2_CURVE, OID.EC_PUBLIC_KEY, OID.SM2_SIGN)
+MAX_SERIAL = 1 << 159          # a positive INTEGER of at most 20 octets (RFC 5280 §4.1.2.2)
 _SM2_ENC_OIDS = (OID.SM2_ENCRYPT, OID.SM2_EXCHANGE, OID.SM2_CURVE)
 _TRUST_PREFIX, _TRUST_ID_LEN = "trusted-ca:", 48      # kms_setting.name is String(64)
 
@@ -230,9 +232,28 @@ class KmcService:
             raise _Refused(m.ErrNo.UNSUPPORTED_ALGORITHM, "only SM2 / SM4-ECB / SM3 envelopes are supported")
 
     def _check_apply(self, req) -> None:
+        """An ApplyKeyReq we can honour: SM2 key of 256 bits, our envelope algorithms, a certificate serial
+        RFC 5280 §4.1.2.2 allows (positive, at most 20 octets), a validity that ends after it starts, and a
+        subscriber signing key that is a point on the SM2 curve (GB/T 32918.1 §6.2.1) — the envelope is
+        encrypted to it. Each refusal is the GM/T 0014 error that says why."""
         if req["app_key_type"]["algorithm"].dotted not in _SM2_KEY_OIDS or req["app_key_len"].native != 256:
             raise _Refused(m.ErrNo.UNSUPPORTED_ALGORITHM, "only 256-bit SM2 encryption keys are issued")
         self._check_algs(req["ret_asym_alg"], req["ret_sym_alg"], req["ret_hash_alg"])
+        info = req["app_user_info"]
+        serial = info["user_cert_no"].native
+        if not 0 < serial < MAX_SERIAL:
+            raise _Refused(m.ErrNo.BAD_REQUEST, "userCertNo must be a positive certificate serial of at most 20 "
+                                                "octets (RFC 5280 §4.1.2.2)")
+        if info["not_after"].native <= info["not_before"].native:
+            raise _Refused(m.ErrNo.BAD_REQUEST, "the key's validity ends before it starts")
+        try:
+            curve, point = point_from_public_key_info(info["user_pub_key"].dump())
+            if curve != "sm2p256v1":
+                raise ValueError(curve)
+            SM2PublicKey.from_point(point)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise _Refused(m.ErrNo.BAD_REQUEST, "userPubKey is not an SM2 public key on the curve "
+                                                "(GB/T 32918.1 §6.2.1)") from exc
 
     def _apply(self, ca: TrustedCA, req) -> m.RetKey:
         self._check_apply(req)
