@@ -11,6 +11,8 @@
                                         # call this KMC, besides those of `racentre kms trust-ca`
     approvals_required = 2              # M of the M-of-N key recovery ...
     panel_size = 3                      # ... N
+    recipient_files = "court.pem"       # certificates (PEM/DER, comma-separated) a recovered key may be
+                                        # enveloped to besides those the trusted CAs issued (the recipient list)
 
 Relative file names are relative to the configuration file. Files are read when used (a KMC's
 certificate is issued after its configuration exists), and a missing one is a clear error then.
@@ -26,7 +28,7 @@ from pkicore.errors import ErrorCode, PkiError
 
 # key -> type, as racentre.config.SCHEMA; every key is overridable by RACENTRE_KMC_<KEY>
 SCHEMA = {"url": "str", "certificate_file": "str", "timeout": "int", "trusted_ca_files": "str",
-          "approvals_required": "int", "panel_size": "int"}
+          "approvals_required": "int", "panel_size": "int", "recipient_files": "str"}
 
 
 class KmsConfigError(PkiError):
@@ -55,6 +57,7 @@ class KmsConfig:
     rotation_batch: int = 200
     trusted_ca_certificates: tuple[bytes, ...] = field(default=())   # DER; CAs allowed to call the KMC
     trusted_ca_files: tuple[str, ...] = ()  # more of them, read when the KMC service starts
+    recipient_files: tuple[str, ...] = ()   # the recovery recipient list (read when a request is opened)
     # CA side: a stand-alone KMC ("" = the embedded one) and its signing certificate's file
     url: str = ""
     certificate_file: str = ""
@@ -77,10 +80,12 @@ class KmsConfig:
         if values.get("certificate_file"):
             values["certificate_file"] = str(base / values["certificate_file"])
         files = [f.strip() for f in values.pop("trusted_ca_files", "").split(",") if f.strip()]
+        recipients = [f.strip() for f in values.pop("recipient_files", "").split(",") if f.strip()]
         if values.get("timeout", 30) <= 0:
             raise KmsConfigError("kmc.timeout must be a positive number of seconds")
         try:
-            return cls(**values, trusted_ca_files=tuple(str(base / f) for f in files))
+            return cls(**values, trusted_ca_files=tuple(str(base / f) for f in files),
+                       recipient_files=tuple(str(base / f) for f in recipients))
         except ValueError as exc:
             raise KmsConfigError(f"[kmc]: {exc}") from exc
 
@@ -98,6 +103,10 @@ class KmsConfig:
         if len(certs) != 1:
             raise KmsConfigError(f"kmc.certificate_file ({self.certificate_file}) must hold exactly one certificate")
         return certs[0]
+
+    def recovery_recipients(self) -> tuple[bytes, ...]:
+        """The recipient list: certificates a recovered key may be enveloped to without being ours."""
+        return tuple(der for path in self.recipient_files for der in read_certificates(path))
 
     def trusted_cas(self) -> tuple[bytes, ...]:
         """KMC side: the CA certificates configured as allowed callers (inline ones, then the files')."""

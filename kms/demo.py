@@ -8,6 +8,8 @@ KMC certificate is self-signed until ``KeyEscrow.install_certificate`` gets a CA
 """
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as dt
 import secrets
 import subprocess
@@ -17,7 +19,7 @@ from typing import Callable
 from asn1crypto import pem
 
 from kms.identity import self_signed_certificate, subject_name
-from kms.recovery import Officer
+from kms.recovery import ApprovalBook, Officer
 from kms.services import Kmc, kmc_from_services
 from pkicore.envelope import Party, verify_signed_and_enveloped
 
@@ -71,13 +73,16 @@ def write_demo_artefacts(services, out_dir, *, kmc: Kmc | None = None,
     recipient_label = f"demo-recovery-recipient-{secrets.token_hex(4)}"
     km.generate_key_pair(recipient_label, "sm2")
     recipient_cert = self_signed_certificate(km, recipient_label, (("common_name", "Demo Court Recipient"),))
-    rid = kmc.book.request(purpose="recover", requested_by="demo-ra-admin", reason="demo court order",
+    # a court certificate no CA of ours issued: an administrator puts it on the recipient list first
+    (out / "recovery-recipient.pem").write_bytes(pem.armor("CERTIFICATE", recipient_cert))
+    book = ApprovalBook(kmc.book.db, dataclasses.replace(kmc.book.config, recipient_files=(
+        str(out / "recovery-recipient.pem"),)), kmc.book.issuers)
+    rid = book.request(purpose="recover", requested_by="demo-ra-admin", reason="demo court order",
                            key_id=delivery.key_id, recipient_certificate=recipient_cert, role="ra_admin")
-    kmc.book.approve(rid, DEMO_OFFICERS[0])
-    kmc.book.approve(rid, DEMO_OFFICERS[2])
-    recovered = kmc.escrow.recover(kmc.book.authorise(rid, actor="demo-ra-admin"), actor="demo-ra-admin")
+    book.approve(rid, DEMO_OFFICERS[0])
+    book.approve(rid, DEMO_OFFICERS[2])
+    recovered = kmc.escrow.recover(book.authorise(rid, actor="demo-ra-admin"), actor="demo-ra-admin")
     (out / "recovered-envelope.der").write_bytes(recovered.enveloped_key)
     (out / "recovered-envelope-signed.der").write_bytes(recovered.signed_and_enveloped)
-    (out / "recovery-recipient.pem").write_bytes(pem.armor("CERTIFICATE", recipient_cert))
     written += ["recovered-envelope.der", "recovered-envelope-signed.der", "recovery-recipient.pem"]
     return written

@@ -11,7 +11,9 @@ used in the same transaction as the operation. Every step is audited (pkicore.au
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 from asn1crypto import x509
 from sqlalchemy import select
@@ -20,8 +22,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from kms.config import KmsConfig
 from kms.errors import ApprovalError, EscrowNotFound
 from kms.models import Approval, ApprovalRequest, EscrowedKey
+from pkicore.algorithms import algorithm
 from pkicore.audit import record
 from pkicore.db import as_utc, transaction, utcnow
+from pkicore.errors import ErrorCode
+from pkicore.keys import verify_signature
+from pkicore.names import display_name
 
 OFFICER_ROLE = "key_recovery_officer"
 PURPOSES = ("recover", "destroy", "export")
@@ -80,9 +86,38 @@ def authorise_subscriber_restore(key_id: int, recipient_public_key_info: bytes, 
 class ApprovalBook:
     """Recovery/destruction/export requests and their approvals (one database, audited)."""
 
-    def __init__(self, db: sessionmaker[Session], config: KmsConfig):
+    def __init__(self, db: sessionmaker[Session], config: KmsConfig,
+                 issuers: Callable[[], Iterable[bytes]] = tuple):
         self.db = db
         self.config = config
+        self.issuers = issuers          # the CA certificates whose subscribers may receive a recovered key
+
+    def check_recipient(self, cert_der: bytes, now: dt.datetime | None = None) -> dict:
+        """The recipient a recovered key would be enveloped to, checked: a certificate issued by one of our
+        CAs (its signature verified, valid now) or one on the recipient list
+        an administrator keeps (``[kmc] recipient_files``); never a self-made one. Returns what approvers
+        are shown (subject, issuer, serial, SHA-256 fingerprint, validity, why it is accepted)."""
+        try:
+            cert = x509.Certificate.load(cert_der, strict=True)
+            cert.public_key.dump()
+            facts = recipient_facts(cert_der)
+        except (ValueError, TypeError) as exc:
+            raise ApprovalError("recipient certificate is malformed", code=ErrorCode.BAD_REQUEST) from exc
+        if cert_der in self.config.recovery_recipients():
+            return dict(facts, accepted="on the recipient list ([kmc] recipient_files)")
+        now = now or utcnow()
+        validity = cert["tbs_certificate"]["validity"]
+        for issuer_der in self.issuers():
+            issuer = x509.Certificate.load(issuer_der)
+            if issuer.subject != cert.issuer or not _signed_by(cert, issuer):
+                continue
+            if not validity["not_before"].native <= now <= validity["not_after"].native:
+                raise ApprovalError("the recipient certificate is not valid now", code=ErrorCode.BAD_REQUEST)
+            # no keyUsage test: GM/T 0014 envelopes go to signing keys too (ApplyKeyReq's userPubKey)
+            return dict(facts, accepted=f"issued by {display_name(issuer.subject)}")
+        raise ApprovalError("the recipient certificate was not issued by one of our CAs and is not on the "
+                            "recipient list ([kmc] recipient_files): a recovered key goes only to known recipients",
+                            code=ErrorCode.BAD_REQUEST)
 
     # ------------------------------------------------------------------ requests
     def request(self, *, purpose: str, requested_by: str, reason: str, key_id: int | None = None,
@@ -94,6 +129,7 @@ class ApprovalBook:
             raise ApprovalError(f"a {purpose} request names an archived key")
         if purpose == "recover" and not recipient_certificate:
             raise ApprovalError("a recovery request names the recipient certificate")
+        recipient = self.check_recipient(recipient_certificate) if recipient_certificate else None
         if not reason.strip():
             raise ApprovalError("a request states its reason (court order, case number, ...)")
         with transaction(self.db) as session:
@@ -107,7 +143,8 @@ class ApprovalBook:
             session.flush()
             record(session, actor=requested_by, role=role, action=f"kms.{purpose}.requested",
                    target_type="kms_request", target_id=req.id, key_id=key_id, reason=reason,
-                   required=req.required, panel_size=self.config.panel_size)
+                   required=req.required, panel_size=self.config.panel_size,
+                   recipient=recipient["fingerprint_sha256"] if recipient else None)
             return req.id
 
     def approve(self, request_id: int, officer, *, now: dt.datetime | None = None) -> int:
@@ -213,7 +250,8 @@ class ApprovalBook:
             valid = self._valid_approvals(session, req, now)
             return {"id": req.id, "purpose": req.purpose, "key_id": req.key_id, "state": req.state,
                     "requested_by": req.requested_by, "reason": req.reason, "required": req.required,
-                    "approvals": [a.officer for a in valid], "expires_at": as_utc(req.expires_at).isoformat()}
+                    "approvals": [a.officer for a in valid], "expires_at": as_utc(req.expires_at).isoformat(),
+                    "recipient": recipient_facts(req.recipient_certificate) if req.recipient_certificate else None}
 
 
 def consume(session: Session, auth: _Authorisation, expected: type) -> None:
@@ -238,3 +276,26 @@ def _certificate_public_key(cert_der: bytes | None) -> bytes:
         return x509.Certificate.load(cert_der, strict=True).public_key.dump()
     except ValueError as exc:
         raise ApprovalError("recipient certificate is malformed") from exc
+
+
+def recipient_facts(cert_der: bytes) -> dict:
+    """What an approver sees of a recipient certificate before approving a recovery to it."""
+    try:
+        cert = x509.Certificate.load(cert_der)
+        validity = cert["tbs_certificate"]["validity"]
+        return {"subject": display_name(cert.subject), "issuer": display_name(cert.issuer),
+                "serial": format(cert.serial_number, "X"), "fingerprint_sha256": hashlib.sha256(cert_der).hexdigest(),
+                "not_before": validity["not_before"].native.isoformat(),
+                "not_after": validity["not_after"].native.isoformat()}
+    except (ValueError, TypeError):
+        return {"subject": "?", "issuer": "?", "serial": "?", "fingerprint_sha256": hashlib.sha256(cert_der).hexdigest(),
+                "not_before": None, "not_after": None}
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        alg = algorithm(cert["signature_algorithm"]["algorithm"].dotted)
+        return verify_signature(issuer.public_key.dump(), alg, cert["tbs_certificate"].dump(),
+                                cert["signature_value"].native)
+    except (KeyError, ValueError, TypeError):
+        return False

@@ -36,7 +36,10 @@ def build_kmc(key_manager, db, engine=None, config: KmsConfig | None = None) -> 
         ensure_schema(engine)
     escrow = KeyEscrow(key_manager, db, config or KmsConfig())
     escrow.setup()
-    return Kmc(escrow, ApprovalBook(db, escrow.config), KmcService(escrow))
+    service = KmcService(escrow)
+    # recovered keys go to subscribers of the CAs this KMC serves (or the configured recipient list)
+    book = ApprovalBook(db, escrow.config, issuers=lambda: [ca.certificate for ca in list(service.trusted.values())])
+    return Kmc(escrow, book, service)
 
 
 def kmc_from_services(services, config: KmsConfig | None = None) -> Kmc:

@@ -310,12 +310,16 @@ class Demo:
             "GET", f"/api/v1/ra/requests/{rid}/certificates/enc/envelope?format=sm2-enveloped-key", "applicant").data)
         self.write("kmc.pem", self.api("GET", "/kmc/v1/certificate").data)
         # judicial recovery: 2 of 3 key recovery officers, delivered only to a named recipient certificate
+        # to the court: a unit whose own key (made by OpenSSL, not the centre) our CA certified through the
+        # RA; the KMC envelopes recovered keys only to certificates of our CAs or its recipient list
         recipient_key = self.out / "recovery-recipient-key.pem"      # the court's own key, not the centre's
-        _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:SM2", "-out", str(recipient_key))
+        court = self.api("POST", "/api/v1/ra/units", "operator", expect=201, json_body={
+            "name": f"示范市中级人民法院-{self.tag}", "uscc": _demo_uscc(), "legal_representative": "赵六"}).json()
+        csr = _openssl_key_and_csr(recipient_key, f"/CN={court['name']}", "sm2")
         recipient_key.chmod(0o600)
         self.written.append(recipient_key.name)
-        recipient = _openssl("req", "-new", "-x509", "-key", str(recipient_key), "-subj", "/CN=示范法院 Demo Court",
-                             "-sm3", "-sigopt", DISTID, "-days", "30", "-outform", "DER")
+        done = self._carry_out({"type": "unit", "subject_id": court["id"], "csr": csr.decode()})
+        recipient = _der(self._cert(done["id"], "sign"))
         issuing = self.services.ca.authorities()[sm2["enc_ca"]].certificate
         ca_id = public_key_hash(x509.Certificate.load(issuing).public_key.dump()).hex()
         req = self.api("POST", "/kmc/v1/approval-requests", "admin", expect=201, json_body={

@@ -197,3 +197,31 @@ def test_seal_verify_page_says_what_the_api_says(app, services):
     empty = officer_client.post("/console/seals/verify", content_type="multipart/form-data",
                                 data={"csrf_token": token})
     assert empty.status_code == 400
+
+
+def test_recovery_page_shows_the_recipient_before_approval(app, services, tmp_path):
+    """Issue 15: key-recovery officers see whom the key would go to (subject, issuer, serial, SHA-256)
+    before they approve; the recipient was certified by our CA (a self-made one is refused)."""
+    import hashlib
+
+    from asn1crypto import x509
+
+    from kms.errors import ApprovalError
+    from tests.unit.kms.helpers import escrow_one
+    from tests.unit.kms.subscriber import openssl_sm2_certificate, openssl_sm2_key
+    kmc = services_kmc(app)
+    _, spki = openssl_sm2_key(tmp_path / "sub.pem")
+    archived = escrow_one(kmc.escrow, spki)
+    _, court_spki = openssl_sm2_key(tmp_path / "court.pem")
+    court = services.site.certify(f"court-{secrets.token_hex(3)}", court_spki, "seal-maker", "示范市中级人民法院").certificate
+    selfmade = openssl_sm2_certificate(tmp_path / "court.pem", tmp_path / "court.der", "Court")
+    with pytest.raises(ApprovalError, match="not issued by one of our CAs"):
+        kmc.book.request(purpose="recover", requested_by="ra-admin", reason="法院裁定 2026-19", key_id=archived.key_id,
+                         recipient_certificate=selfmade, role="ra_admin")
+    rid = kmc.book.request(purpose="recover", requested_by="ra-admin", reason="法院裁定 2026-19",
+                           key_id=archived.key_id, recipient_certificate=court, role="ra_admin")
+    officer_client, _ = _officer_client(app, services, ["key_recovery_officer"])
+    page = officer_client.get("/console/recovery").get_data(as_text=True)
+    assert "接收方证书" in page and "CN=示范市中级人民法院" in page and hashlib.sha256(court).hexdigest() in page
+    assert format(x509.Certificate.load(court).serial_number, "X") in page
+    assert kmc.book.status(rid)["recipient"]["issuer"].endswith("Issuing CA")

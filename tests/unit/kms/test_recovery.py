@@ -16,13 +16,6 @@ from tests.unit.kms.subscriber import (mul, openssl_sm2_certificate, openssl_sm2
 
 
 @pytest.fixture
-def court(tmp_path):
-    d, spki = openssl_sm2_key(tmp_path / "court.pem")
-    cert = openssl_sm2_certificate(tmp_path / "court.pem", tmp_path / "court.der", "Municipal Court")
-    return d, cert
-
-
-@pytest.fixture
 def archived(escrow, subscriber):
     return escrow_one(escrow, subscriber[1])
 
@@ -116,3 +109,36 @@ def test_wrong_authorisation_type_refused(escrow, book, archived):
     export_auth = book.authorise(rid, actor="ra-admin")
     with pytest.raises(ApprovalError):
         escrow.recover(export_auth, actor="ra-admin")
+
+
+def test_recipient_must_be_ours_or_listed_and_approvers_see_it(escrow, archived, court, softtoken_km):
+    """Issue 15: a self-made recipient certificate is refused (400, why); one issued by a CA this KMC serves
+    is accepted; one on the administrator's recipient list is accepted; the request's status shows the
+    approvers subject, issuer, serial and fingerprint before they approve."""
+    import hashlib
+    import secrets
+
+    from asn1crypto import x509
+
+    from kms.recovery import ApprovalBook
+    from pkicore.certificate import LocalIssuer
+    from tests.unit.kms.conftest import with_recipients
+    label = f"recipient-ca-{secrets.token_hex(3)}"
+    issuer = LocalIssuer.create(softtoken_km, label, softtoken_km.generate_key_pair(label, "sm2").public_key_info,
+                                common_name="Test Issuing CA")
+    court_spki = x509.Certificate.load(court[1]).public_key.dump()
+    issued = issuer.issue(court_spki, "示范市中级人民法院")
+    plain = ApprovalBook(escrow.db, escrow.config, issuers=lambda: [issuer.certificate])
+    with pytest.raises(ApprovalError, match="not issued by one of our CAs") as refused:
+        _request(plain, archived, court)                             # self-signed, not on the list
+    assert refused.value.code.value == "bad_request"
+    rid = plain.request(purpose="recover", requested_by="ra-admin", reason="court order 2026-18",
+                        key_id=archived.key_id, recipient_certificate=issued, role="ra_admin")
+    shown = plain.status(rid)["recipient"]
+    assert shown["subject"].endswith("CN=示范市中级人民法院") and shown["issuer"].endswith("CN=Test Issuing CA")
+    assert shown["fingerprint_sha256"] == hashlib.sha256(issued).hexdigest()
+    assert shown["serial"] == format(x509.Certificate.load(issued).serial_number, "X")
+    listed = ApprovalBook(escrow.db, with_recipients(escrow.config, court[2]))
+    assert listed.check_recipient(court[1])["accepted"].startswith("on the recipient list")
+    with pytest.raises(ApprovalError, match="malformed"):
+        listed.check_recipient(b"\x30\x03\x02\x01\x01")

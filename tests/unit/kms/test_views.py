@@ -22,6 +22,7 @@ from pkicore.envelope import parse_signed_and_enveloped
 from racentre.auth import create_token
 from racentre.config import Config
 from racentre.web import create_app
+from tests.unit.kms.conftest import with_recipients
 from tests.unit.kms.helpers import audit, escrow_one
 from tests.unit.kms.subscriber import (mul, openssl_sm2_certificate, openssl_sm2_key, public_point, sm2_decrypt,
                                        sm4_ecb_decrypt)
@@ -33,8 +34,8 @@ class _Services:
 
 
 @pytest.fixture
-def kmc(escrow):
-    return Kmc(escrow, ApprovalBook(escrow.db, escrow.config), KmcService(escrow))
+def kmc(escrow, court):
+    return Kmc(escrow, ApprovalBook(escrow.db, with_recipients(escrow.config, court[2])), KmcService(escrow))
 
 
 @pytest.fixture
@@ -84,9 +85,8 @@ def test_gmt0014_over_http(app, kmc, softtoken_km, subscriber, escrow):
     assert b"BEGIN CERTIFICATE" in app.test_client().get("/kmc/v1/certificate").data
 
 
-def test_recovery_over_rest(app, escrow, subscriber, tokens, tmp_path):
-    d_court, _ = openssl_sm2_key(tmp_path / "court.pem")
-    court = openssl_sm2_certificate(tmp_path / "court.pem", tmp_path / "court.der", "Court")
+def test_recovery_over_rest(app, escrow, subscriber, tokens, tmp_path, court):
+    d_court, court = court[0], court[1]
     archived = escrow_one(escrow, subscriber[1])
     c = app.test_client()
     body = {"purpose": "recover", "key_id": archived.key_id, "reason": "court order 5",
@@ -119,9 +119,9 @@ def test_kek_rotation_over_rest(app, escrow, subscriber, tokens):
     assert states == {1: "retired", 2: "active"}
 
 
-def test_cli_approve_and_recover(kmc, escrow, subscriber, tokens, tmp_path, softtoken_km):
-    d_court, _ = openssl_sm2_key(tmp_path / "court.pem")
-    openssl_sm2_certificate(tmp_path / "court.pem", tmp_path / "court.der", "Court")
+def test_cli_approve_and_recover(kmc, escrow, subscriber, tokens, tmp_path, softtoken_km, court):
+    d_court = court[0]
+    (tmp_path / "court.der").write_bytes(court[1])
     archived = escrow_one(escrow, subscriber[1])
     obj = {"services": _Services(softtoken_km, escrow.db, kmc)}
     run = CliRunner().invoke
