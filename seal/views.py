@@ -15,6 +15,7 @@ from pkicore.errors import ErrorCode, PkiError
 from racentre.auth import require_roles
 from seal.registry import SealRegistry, Signer
 from seal.services import Placement, SealService, cert_der, default_maker
+from seal.timestamps import SealTimestamps
 
 EXTENSION_KEY = "racentre.seal"
 FACTORY_KEY = "racentre.seal.factory"
@@ -182,13 +183,14 @@ def install(app, service: SealService) -> None:
 
 def init_app(app, services) -> None:
     """Wire the seal service into the app (racentre.web.build_app), built on first use. The TSA is used
-    when the timestamp package was wired before this one."""
+    when the timestamp package was wired before this one: each seal is stamped by a unit of its key's
+    family (seal.timestamps)."""
     def build() -> SealService:
         maker, issuer = default_maker(services.key_manager)
         tsa = app.extensions.get(TSA_EXTENSION_KEY)
-        respond = (lambda q: tsa.authority.respond(q)) if tsa is not None else None
         registry = SealRegistry(services.db, services.key_manager, maker)
-        return SealService(registry, trust=(issuer.certificate,), chain=(issuer.certificate,), tsa_respond=respond,
+        return SealService(registry, trust=(issuer.certificate,), chain=(issuer.certificate,),
+                           timestamps=SealTimestamps.of_tsa_service(tsa) if tsa is not None else None,
                            tsa_trust=tuple(tsa.trust_anchors()) if tsa is not None else ())
     app.extensions[FACTORY_KEY] = build
     app.register_blueprint(bp)
