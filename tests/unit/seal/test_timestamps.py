@@ -23,7 +23,7 @@ from racentre.web import create_app
 from seal import ofd, pdf, ses, views
 from seal.errors import SealError
 from seal.pki import ensure_key
-from seal.registry import SealMaker, SealRegistry, Signer
+from seal.registry import SealMaker, SealRegistry, Signer, signer_algorithm
 from seal.samplepdf import make_ofd, make_pdf
 from seal.services import SealService
 from seal.timestamps import NoTimestampUnit, SealTimestamps, TsaUnitRef, token_family
@@ -186,3 +186,22 @@ def test_ess_cert_id_hash_follows_the_family(seal_pki, ecdsa_pki, stamp_png):
         assert check_ess_certid(x509.Certificate.load(u.certificate), cert_id)
         report = pdf.verify_pdf(sealed, trust=[ca.certificate])
         assert report.ok, report.to_text()
+
+
+def test_signing_algorithm_follows_the_certificate_key(db, seal_pki, ecdsa_pki, stamp_png):
+    """A seal's signer algorithm defaults to its certificate key's (REST, CLI and console make seals with
+    it) and an algorithm of another family or curve is refused when the seal is made, not at sealing."""
+    assert signer_algorithm(seal_pki["unit"].certificate).name == "sm2-sm3"
+    assert signer_algorithm(ecdsa_pki["unit"].certificate).name == "ecdsa-sha256"
+    assert signer_algorithm(ecdsa_pki["rsa_unit"].certificate).name == "rsa-sha256"
+    assert signer_algorithm(ecdsa_pki["rsa_unit"].certificate, "rsa-sha384").name == "rsa-sha384"
+    with pytest.raises(SealError):
+        signer_algorithm(ecdsa_pki["unit"].certificate, "no-such-algorithm")
+    service = _service(db, seal_pki, ecdsa_pki, ecdsa_pki["tsa_units"])
+    for u, wrong in ((ecdsa_pki["unit"], "sm2-sm3"), (ecdsa_pki["unit"], "ecdsa-sha384"),
+                     (seal_pki["unit"], "ecdsa-sha256"), (ecdsa_pki["rsa_unit"], "ecdsa-sha256")):
+        with pytest.raises(SealError) as refused:
+            service.registry.make_seal(actor="t", role="ra_admin", unit="U", name="U 章", seal_type="official",
+                                       picture=stamp_png, width_mm=40, height_mm=40,
+                                       signers=[Signer(u.label, u.certificate, algorithm(wrong))])
+        assert f"algorithm {wrong} does not sign with the certificate's" in refused.value.public_message
