@@ -6,7 +6,9 @@ The seams (pyHanko ``sign/signers/pdf_cms.py``, ``sign/timestamps/api.py``):
 * ``Sm2SignatureValidator`` — a ``SignatureValidator`` that checks SM2-with-SM3 (GM/T 0003, also the
   GM/T 0010 sm2-1 + SM3 form) and leaves the rest to pyHanko's default; pass it to
   ``ValidationContext(signature_validator=...)``;
-* ``InProcessTimeStamper`` — a ``TimeStamper`` over a TSA's ``respond(query DER) -> reply DER``;
+* ``InProcessTimeStamper`` — a ``TimeStamper`` over a TSA's ``respond(query DER) -> reply DER``; whatever
+  the timestamper, its token must come from a TSA of the seal key's family (``seal.timestamps``: checked on
+  the token that sizes the placeholder, before anything is signed);
 * ``LongTerm`` — PAdES B-LT (EN 319 142-1 §5.4): before signing, the revocation info of the signer's
   and the TSA's chains is asked of a revocation source (our CA's CRLs and OCSP responses), the chains
   are validated with it, and pyHanko writes it to the document security store (/DSS) in an incremental

@@ -13,6 +13,7 @@ from pkicore.envelope import parse_sm2_enveloped_key
 from tests.interop.bouncycastle import assert_bc_fails, assert_bc_ok, bc_verify_many, require_bc
 from tests.interop.openssl_cli import (crl_verify, ocsp_verify, req_verify, sm2_verify, ts_verify,
                                        verify_chain)
+from tests.interop.stock_pyhanko import check_pdf_seal_with_openssl, stock_pyhanko_validate
 from tests.unit.kms.subscriber import mul, public_point, sm2_decrypt, sm4_ecb_decrypt
 
 HIERARCHY = ("root-ca.pem", "issuing-ca.pem", "civil-servant-sign.pem", "civil-servant-enc.pem", "unit.pem",
@@ -21,7 +22,7 @@ EXPECTED = (("hsm-sm2-pub.pem", "hsm-sm2-msg.bin", "hsm-sm2-sig.der") + HIERARCH
             + tuple(f"ecdsa/{n}" for n in HIERARCHY)
             + ("subscriber-sign-key.pem", "enc-envelope.der", "enc-envelope-signed.der", "kmc.pem",
                "recovered-envelope.der", "tsa.pem", "tsa-data.bin", "tsq.der", "tsr.der", "ecdsa/tsq.der",
-               "ecdsa/tsr.der", "seal.esl", "seal-maker.pem", "unsealed.pdf", "sealed.pdf", "sealed.ofd",
+               "ecdsa/tsr.der", "ecdsa/sealed.pdf", "seal.esl", "seal-maker.pem", "unsealed.pdf", "sealed.pdf", "sealed.ofd",
                "sealed-verify.json", "audit-export.json", "audit-export.json.sig", "audit-public-key.pem",
                "screenshots/dashboard.png", "screenshots/requests.png", "screenshots/audit.png"))
 
@@ -64,6 +65,12 @@ def check_demo_artefacts(out: Path) -> None:
     tsa_chain = out / "ecdsa-tsa-ca.pem"
     tsa_chain.write_bytes((e / "root-ca.pem").read_bytes())
     assert ts_verify(e / "tsr.der", tsa_chain, queryfile=e / "tsq.der", untrusted=e / "tsa.pem").ok
+    # the ECDSA seal: stock pyHanko (its own process, no SM2 code) with the ECDSA root alone; OpenSSL for
+    # its timestamp token and its CMS
+    stock = stock_pyhanko_validate(e / "sealed.pdf", e / "root-ca.pem")
+    assert stock.returncode == 0 and ":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>" in stock.stdout, \
+        stock.stdout + stock.stderr
+    check_pdf_seal_with_openssl(e / "sealed.pdf", e / "root-ca.pem", Path(tempfile.mkdtemp(prefix="racentre-e-")))
 
     # SM2: OpenSSL only where it can take the default ID (raw signatures, CSRs)
     assert sm2_verify(out / "hsm-sm2-pub.pem", out / "hsm-sm2-msg.bin", out / "hsm-sm2-sig.der").ok

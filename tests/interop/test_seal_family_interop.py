@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import secrets
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,24 +26,9 @@ from seal.samplepdf import make_ofd, make_pdf
 from seal.services import SealService
 from seal.timestamps import SealTimestamps, token_family
 from tests.interop.bouncycastle import bc_verify_many, require_bc
-from tests.interop.openssl_cli import cms_verify, require_openssl, ts_verify
+from tests.interop.openssl_cli import require_openssl, ts_verify
+from tests.interop.stock_pyhanko import check_pdf_seal_with_openssl, stock_pyhanko_validate, token_and_signature
 from tests.unit.seal.sealpki import ecdsa_pki, seal_pki, stamp_png, tsa  # noqa: F401
-
-PYHANKO = Path(sys.executable).with_name("pyhanko")
-
-
-def _stock_pyhanko(pdf_path: Path, *trust: Path) -> subprocess.CompletedProcess:
-    """``pyhanko sign validate`` with only ``trust`` as anchors, no network, in a clean environment."""
-    if not PYHANKO.is_file() and shutil.which("pyhanko") is None:
-        pytest.skip("pyhanko-cli not installed: pip install pyhanko-cli==0.6.0 (setup.cfg [test])")
-    argv = [str(PYHANKO if PYHANKO.is_file() else shutil.which("pyhanko")), "sign", "validate", "--trust-replace",
-            "--no-revocation-check"]
-    for t in trust:
-        argv += ["--trust", str(t)]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
-    return subprocess.run(argv + [str(pdf_path)], capture_output=True, text=True, env=env, cwd=pdf_path.parent,
-                          timeout=120)
-
 
 def _pem(path: Path, der: bytes) -> Path:
     path.write_bytes(pem.armor("CERTIFICATE", der))
@@ -72,11 +53,6 @@ def _seal_for(service, signer, stamp_png) -> tuple[int, str]:
     return record.id, clerk
 
 
-def _token_and_signature(sealed: bytes) -> tuple[bytes, bytes]:
-    si = cms.ContentInfo.load(pdf.cms_and_signed_bytes(sealed)[0])["content"]["signer_infos"][0]
-    return si["unsigned_attrs"][0]["values"][0].dump(), si["signature"].native
-
-
 @pytest.mark.parametrize("kind", ["unit", "rsa_unit"])
 def test_international_seal_validates_with_stock_pyhanko_and_openssl(service, ecdsa_pki, seal_pki, stamp_png,
                                                                      tmp_path, kind):
@@ -84,7 +60,7 @@ def test_international_seal_validates_with_stock_pyhanko_and_openssl(service, ec
     signer = ecdsa_pki[kind]                       # an ECDSA P-256 or an RSA-2048 signing key
     seal_id, clerk = _seal_for(service, signer, stamp_png)
     sealed = service.seal(seal_id, make_pdf(1), principal=clerk, role="api_client")
-    token, signature = _token_and_signature(sealed)
+    token, signature = token_and_signature(sealed)
     # an ECDSA unit stamps it (the site has no RSA unit: the RSA seal takes the ECDSA one), SHA-256 imprint
     assert token_family(token) == "ec"
     info = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
@@ -94,26 +70,16 @@ def test_international_seal_validates_with_stock_pyhanko_and_openssl(service, ec
     root = _pem(tmp_path / "ecdsa-root.pem", ecdsa_pki["ca"].certificate)
     sm2_root = _pem(tmp_path / "sm2-root.pem", seal_pki["ca"].certificate)
 
-    ok = _stock_pyhanko(pdf_path, root)
+    ok = stock_pyhanko_validate(pdf_path, root)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>,UNTOUCHED" in ok.stdout, ok.stdout
-    untrusted = _stock_pyhanko(pdf_path, sm2_root)       # twin: the seal's root is not trusted
+    untrusted = stock_pyhanko_validate(pdf_path, sm2_root)       # twin: the seal's root is not trusted
     assert untrusted.returncode != 0 and ":INTACT:UNTRUSTED,TIMESTAMP_TOKEN<INTACT:UNTRUSTED>" in untrusted.stdout
 
+    check_pdf_seal_with_openssl(pdf_path, root, tmp_path / "openssl")
     (tmp_path / "token.der").write_bytes(token)
     (tmp_path / "signature.bin").write_bytes(signature)
-    (tmp_path / "other.bin").write_bytes(signature[:-1] + bytes([signature[-1] ^ 1]))
-    good = ts_verify(tmp_path / "token.der", root, data=tmp_path / "signature.bin", token=True)
-    assert good.ok, good.stdout + good.stderr
-    assert not ts_verify(tmp_path / "token.der", root, data=tmp_path / "other.bin", token=True).ok
     assert not ts_verify(tmp_path / "token.der", sm2_root, data=tmp_path / "signature.bin", token=True).ok
-
-    cms_der, signed = pdf.cms_and_signed_bytes(sealed)
-    (tmp_path / "seal.p7s").write_bytes(cms_der)
-    (tmp_path / "content.bin").write_bytes(signed)
-    (tmp_path / "changed.bin").write_bytes(signed[:200] + bytes([signed[200] ^ 1]) + signed[201:])
-    assert cms_verify(tmp_path / "seal.p7s", root, content=tmp_path / "content.bin").ok
-    assert not cms_verify(tmp_path / "seal.p7s", root, content=tmp_path / "changed.bin").ok
 
 
 def test_ecdsa_seal_with_the_sm2_units_token_fails_stock_pyhanko(service, ecdsa_pki, stamp_png, tmp_path,
@@ -132,10 +98,10 @@ def test_ecdsa_seal_with_the_sm2_units_token_fails_stock_pyhanko(service, ecdsa_
     monkeypatch.setattr(pdf, "check_token_family", lambda family, token: None)    # the old behaviour
     old = pdf.seal_pdf(make_pdf(1), signer=hsm_signer, picture=stamp_png, width_mm=40, height_mm=40,
                        timestamper=pdf.InProcessTimeStamper(sm2_unit.respond))
-    assert token_family(_token_and_signature(old)[0]) == "sm2"
+    assert token_family(token_and_signature(old)[0]) == "sm2"
     (tmp_path / "old.pdf").write_bytes(old)
     root = _pem(tmp_path / "ecdsa-root.pem", ecdsa_pki["ca"].certificate)
-    result = _stock_pyhanko(tmp_path / "old.pdf", root)
+    result = stock_pyhanko_validate(tmp_path / "old.pdf", root)
     # pyhanko-cli 0.6 / pyHanko 0.38: "Error: Generic processing error." (asn1crypto has no SM3 / SM2 OIDs)
     assert result.returncode != 0 and "INTACT:TRUSTED" not in result.stdout, result.stdout + result.stderr
 
