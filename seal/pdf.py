@@ -72,7 +72,7 @@ from pkicore.oids import OID
 from seal import pades
 from seal.errors import BadDocument, SealError
 from seal.report import DocumentReport, SealVerdict, combine
-from seal.timestamps import check_token_family
+from seal.timestamps import check_token_family, refusal
 
 MM = 72 / 25.4
 MAX_PDF = 64 * 1024 * 1024
@@ -180,7 +180,11 @@ class InProcessTimeStamper(TimeStamper):
         self.respond = respond
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
-        return tsp.TimeStampResp.load(self.respond(req.dump()))
+        reply = self.respond(req.dump())
+        why = refusal(reply)            # a rejection has no token: asn1crypto's TimeStampResp cannot load it
+        if why is not None:
+            raise TimestampRequestError(f"the TSA refused: {why}")
+        return tsp.TimeStampResp.load(reply)
 
     def forget_sizing_tokens(self) -> None:
         """Drop the cached tokens that size signatures (pyHanko's dummy responses), e.g. after one

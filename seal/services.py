@@ -14,12 +14,13 @@ from asn1crypto import pem, tsp, x509
 
 from hsm import KeyManager, KeyNotFound
 from pkicore.algorithms import algorithm
+from pkicore.errors import ErrorCode
 from seal import anchor, ofd, pdf
 from seal.errors import BadDocument, SealError
 from seal.pki import KeyAndCert, LocalIssuer, ensure_key
 from seal.registry import SealMaker, SealRegistry, SealUse, sign_with
 from seal.report import DocumentReport
-from seal.timestamps import SealTimestamps, TsaUnitRef
+from seal.timestamps import SealTimestamps, TsaUnitRef, refusal
 from seal.verify import document_type, verify_document
 
 
@@ -100,8 +101,11 @@ class SealService:
             long_term = pdf.LongTerm(roots, self.revocation_info)
         stamper = None
         if unit is not None:
-            stamper = pdf.InProcessTimeStamper(unit.respond) if long_term is not None else \
-                self._stampers.setdefault(unit.name, pdf.InProcessTimeStamper(unit.respond))
+            stamper = None if long_term is not None else self._stampers.get(unit.name)
+            if stamper is None:
+                stamper = pdf.InProcessTimeStamper(unit.respond)
+                if long_term is None:
+                    stamper = self._stampers.setdefault(unit.name, stamper)
         return pdf.seal_pdf(data, signer=signer, picture=use.picture, width_mm=use.width_mm, height_mm=use.height_mm,
                             placement=pdf.Placement(placement.page, placement.x_mm, placement.y_mm),
                             seal_name=seal_view.name, reason=f"电子印章 {seal_view.name} ({use.es_id})",
@@ -118,11 +122,12 @@ def _ofd_timestamper(unit: TsaUnitRef, digest: str) -> Callable[[bytes], bytes]:
         query = tsp.TimeStampReq({"version": "v1", "message_imprint": {
             "hash_algorithm": {"algorithm": digest}, "hashed_message": hashlib.new(digest, signature).digest()},
             "cert_req": True}).dump()
-        resp = tsp.TimeStampResp.load(unit.respond(query))
-        if resp["status"]["status"].native not in ("granted", "granted_with_mods"):
-            raise SealError(f"the TSA unit {unit.name} refused to timestamp the seal: "
-                            f"{resp['status']['status_string'].native or resp['status']['fail_info'].native}")
-        return resp["time_stamp_token"].dump()
+        reply = unit.respond(query)
+        why = refusal(reply)
+        if why is not None:
+            raise SealError(f"the TSA unit {unit.name} did not timestamp the seal: {why}",
+                            code=ErrorCode.UPSTREAM_UNAVAILABLE)
+        return tsp.TimeStampResp.load(reply)["time_stamp_token"].dump()
     return stamp
 
 

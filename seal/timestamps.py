@@ -28,7 +28,7 @@ import functools
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
-from asn1crypto import cms, keys, x509
+from asn1crypto import cms, core, keys, tsp, x509
 
 import pkicore  # noqa: F401 - registers sm3 / sm2_sm3 / the SM2 curve with asn1crypto
 from pkicore.oids import OID
@@ -111,6 +111,28 @@ def _either(families: Iterable[str]) -> str:
     """'an ECDSA or RSA' for ("ec", "rsa")."""
     names = [FAMILY_NAMES[f] for f in families]
     return _A[next(iter(families))].split(" ")[0] + " " + " or ".join(names) if names else "a known"
+
+
+class _TimeStampResp(core.Sequence):
+    """RFC 3161 §2.4.2 TimeStampResp with the token optional (asn1crypto's requires it, so a rejection,
+    which has none, does not load there)."""
+
+    _fields = [("status", tsp.PKIStatusInfo), ("time_stamp_token", cms.ContentInfo, {"optional": True})]
+
+
+def refusal(reply: bytes) -> str | None:
+    """None when a TimeStampResp grants a token, else why not (its status, statusString, failInfo)."""
+    try:
+        resp = _TimeStampResp.load(reply)
+        status = resp["status"]
+        if status["status"].native in ("granted", "granted_with_mods") and resp["time_stamp_token"].native:
+            return None
+        text = "; ".join(status["status_string"].native or ())
+        fail = status["fail_info"].native
+        return f"{status['status'].native}" + (f": {text}" if text else "") + (f" ({', '.join(sorted(fail))})"
+                                                                               if fail else "")
+    except (ValueError, TypeError, KeyError) as exc:
+        return f"not a TimeStampResp: {exc}"
 
 
 @dataclass(frozen=True)

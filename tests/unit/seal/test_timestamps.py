@@ -205,3 +205,17 @@ def test_signing_algorithm_follows_the_certificate_key(db, seal_pki, ecdsa_pki, 
                                        picture=stamp_png, width_mm=40, height_mm=40,
                                        signers=[Signer(u.label, u.certificate, algorithm(wrong))])
         assert f"algorithm {wrong} does not sign with the certificate's" in refused.value.public_message
+
+
+def test_a_tsa_refusal_is_a_503_not_a_500(db, seal_pki, ecdsa_pki, stamp_png):
+    """The ECDSA unit of a TSA that accepts SM3 imprints only refuses the seal's SHA-256 query (badAlg):
+    sealing fails with UPSTREAM_UNAVAILABLE (503) for PDF and OFD, nothing is sealed."""
+    units = dict(ecdsa_pki["tsa_units"].units)
+    service = _service(db, seal_pki, ecdsa_pki, TimeStampAuthority(units, digests=["sm3"]))
+    seal_id, clerk = _make(service, ecdsa_pki["unit"], stamp_png)
+    for doc in (make_pdf(1), make_ofd("refused")):
+        with pytest.raises(SealError) as refused:
+            service.seal(seal_id, doc, principal=clerk, role="api_client")
+        assert refused.value.code == ErrorCode.UPSTREAM_UNAVAILABLE, refused.value
+        assert "rejection" in refused.value.public_message and "bad_alg" in refused.value.public_message, \
+            refused.value.public_message
