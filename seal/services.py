@@ -1,5 +1,6 @@
 """The seal service used by the web layer, the CLI and the demo: the registry, sealing a PDF or OFD with a
-seal a principal may use (signing record audited), and verification.
+seal a principal may use (signing record audited; timestamped by a TSA unit of the seal key's family,
+seal.timestamps), and verification.
 
 ``default_maker`` provisions a seal-making authority in the HSM with a local issuer (labels
 ``seal-ca`` / ``seal-maker``) for sites and demos without the embedded CA.

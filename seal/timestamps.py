@@ -11,16 +11,17 @@ the seal can check its timestamp too (RFC 3161 token as the PAdES signature-time
 Why: a verifier that knows only the international algorithms (stock pyHanko, Adobe Acrobat, EU DSS,
 OpenSSL) cannot check an SM2/SM3 token, so an ECDSA or RSA seal stamped by the SM2 unit (the default unit)
 can never validate there (``pyhanko sign validate`` stops at the SM3 OID). ECDSA and RSA stand in for each
-other, because every such verifier checks both. An SM2 seal is checked by GM/T tools (GB/T 38540, 密评) that expect the SM2/SM3 family
-throughout, so it is stamped by an SM2 unit only.
+other, because every such verifier checks both. An SM2 seal is checked by GM/T tools (GB/T 38540) that
+expect the SM2/SM3 family throughout, so it is stamped by an SM2 unit only.
 
 When the site has no unit of an acceptable family, sealing is refused (``NoTimestampUnit``, HTTP 409) with
 the configuration to add, instead of sealing without a timestamp: a site with a TSA promises B-T seals
 (proof of the signing time, which keeps a seal verifiable after its signer certificate expires or is
-revoked), and a silently weaker seal would be noticed only when it no longer validates. That is what
-signing products do when the configured timestamp cannot be had (Adobe Acrobat fails the signature with a
-timestamp-server error, EU DSS's signing service throws for a -T level). A service wired without any TSA
-seals without timestamps, as it always did.
+revoked), and a silently weaker seal would be noticed only when it no longer validates. Signing libraries
+do the same: EU DSS signing at PAdES-BASELINE-T throws when its TSP source gives no token (the
+``OnlineTSPSource`` exception ends the signature, e.g. jsignpdf issue 441), and digitorus/pdfsign (PR 153)
+makes unsupported levels "fail explicitly instead of downgrading". A service wired without any TSA seals
+without timestamps, as it always did.
 """
 from __future__ import annotations
 
