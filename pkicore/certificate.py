@@ -15,10 +15,11 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from asn1crypto import keys as asn1_keys
-from asn1crypto import x509
+from asn1crypto import pem, x509
 
 from pkicore import asn1 as _asn1  # noqa: F401  (SM2/SM3 names for asn1crypto)
 from pkicore.algorithms import Algorithm, algorithm
@@ -103,3 +104,23 @@ class LocalIssuer:
         return build_certificate(subject=simple_name(common_name, organization), issuer=cert.subject, spki=spki,
                                  issuer_spki=cert.public_key.dump(), alg=self.alg, sign=self._sign, days=days,
                                  not_before=not_before, extended_key_usage=("time_stamping",) if timestamping else ())
+
+
+def read_certificates(path: str | Path, *, error: type[Exception] = ValueError) -> tuple[bytes, ...]:
+    """Every certificate in a PEM file (or the one in a DER file), as DER; ``error(message)`` with a clear
+    message when the file cannot be read or holds no valid X.509 certificate."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read certificate file {path}") from exc
+    try:
+        ders = tuple(der for kind, _, der in pem.unarmor(data, multiple=True) if kind == "CERTIFICATE") \
+            if pem.detect(data) else (data,)
+        for der in ders:
+            cert = x509.Certificate.load(der, strict=True)
+            cert.public_key.dump(), cert.subject.dump()  # noqa: B018 - parse the parts we use now
+    except (ValueError, TypeError) as exc:
+        raise error(f"{path} does not hold a valid X.509 certificate (PEM or DER)") from exc
+    if not ders:
+        raise error(f"{path} holds no certificate")
+    return ders

@@ -117,10 +117,11 @@ def build_seal_service(site: Site, services, tsa=None):
     OCSP responses make PDF seals PAdES B-LT."""
     maker = site.seal_maker()
     registry = SealRegistry(services.db, services.key_manager, maker)
+    seal_config = services.config.seal
     return SealService(registry, trust=site.roots(), chain=site.issuing(),
                        timestamps=SealTimestamps.of_tsa_service(tsa) if tsa is not None else None,
-                       tsa_trust=site.roots() if tsa is not None else (),
-                       revocation_info=lambda certs: revocation_info(site.ca, certs))
+                       tsa_trust=site.roots(), revocation_info=lambda certs: revocation_info(site.ca, certs),
+                       trust_list=seal_config.trust_list(), require_revocation=seal_config.require_revocation)
 
 
 def wire_site(app, services) -> None:

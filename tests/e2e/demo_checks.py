@@ -22,8 +22,9 @@ EXPECTED = (("hsm-sm2-pub.pem", "hsm-sm2-msg.bin", "hsm-sm2-sig.der") + HIERARCH
             + tuple(f"ecdsa/{n}" for n in HIERARCHY)
             + ("subscriber-sign-key.pem", "enc-envelope.der", "enc-envelope-signed.der", "kmc.pem",
                "recovered-envelope.der", "tsa.pem", "tsa-data.bin", "tsq.der", "tsr.der", "ecdsa/tsq.der",
-               "ecdsa/tsr.der", "ecdsa/sealed.pdf", "seal.esl", "seal-maker.pem", "unsealed.pdf", "sealed.pdf", "sealed.ofd",
-               "sealed-verify.json", "audit-export.json", "audit-export.json.sig", "audit-public-key.pem",
+               "ecdsa/tsr.der", "ecdsa/sealed.pdf", "seal.esl", "seal-maker.pem", "unsealed.pdf", "sealed.pdf",
+               "sealed.ofd", "sealed-verify.json", "verify-report.json", "audit-export.json", "audit-export.json.sig",
+               "audit-public-key.pem",
                "screenshots/dashboard.png", "screenshots/requests.png", "screenshots/audit.png"))
 
 
@@ -133,6 +134,14 @@ def check_demo_artefacts(out: Path) -> None:
         ltv = seal["details"]["ltv"]
         assert ltv["dss"] and ltv["crls"] >= 2 and ltv["validated"], ltv
     assert report["sealed.ofd"]["verdict"] == "valid"
+    # issue 13: every sealed artefact TOTAL_PASSED with its timestamp as proof of time; the altered copy fails
+    verdicts = json.loads((out / "verify-report.json").read_text())
+    for name in ("seal.esl", "sealed.pdf", "sealed.ofd"):
+        assert verdicts[name]["indication"] == "TOTAL_PASSED", (name, verdicts[name]["seals"])
+        assert all(s["signature_intact"] for s in verdicts[name]["seals"])
+    assert all(s["time_proven"] for s in verdicts["sealed.pdf"]["seals"] + verdicts["sealed.ofd"]["seals"])
+    altered = verdicts["sealed.ofd, page changed after sealing"]
+    assert (altered["indication"], altered["sub_indication"]) == ("TOTAL_FAILED", "HASH_FAILURE"), altered["seals"]
 
     # audit: the export covers what the demo did (issuance, KMC recovery, sealing) and checks out
     actions = {row["action"] for row in json.loads((out / "audit-export.json").read_text())["rows"]}

@@ -27,6 +27,7 @@ from seal.registry import SealMaker, SealRegistry, Signer, signer_algorithm
 from seal.samplepdf import make_ofd, make_pdf
 from seal.services import SealService
 from seal.timestamps import NoTimestampUnit, SealTimestamps, TsaUnitRef, token_family
+from seal.validation import SealPolicy
 from timestamp.config import TsaConfig
 from timestamp.services import TsaService
 from timestamp.tsa import TimeStampAuthority, TsaUnit
@@ -184,7 +185,7 @@ def test_ess_cert_id_hash_follows_the_family(seal_pki, ecdsa_pki, stamp_png):
             assert cert_id["hash_algorithm"].dump() == bytes.fromhex("300a06082a811ccf55018311")
         assert cert_id["cert_hash"].native == hash_fn(u.certificate)
         assert check_ess_certid(x509.Certificate.load(u.certificate), cert_id)
-        report = pdf.verify_pdf(sealed, trust=[ca.certificate])
+        report = pdf.verify_pdf(sealed, SealPolicy.anchored([ca.certificate]))
         assert report.ok, report.to_text()
 
 
