@@ -355,7 +355,7 @@ class Demo:
             {"picture": ("seal.png", demo_picture()), "certificate": ("unit.der", unit_cert)})
         return self.api("POST", "/seal/seals", "admin", data=body, content_type=ctype, expect=201).json()
 
-    def ecdsa_seal(self, ecdsa: dict) -> None:
+    def ecdsa_seal(self, ecdsa: dict) -> bytes:
         """``ecdsa/sealed.pdf``: a seal of the ECDSA unit key, timestamped by the ECDSA TSA unit (a seal is
         stamped by a unit of its key's family, seal.timestamps), so stock PAdES verifiers validate it with
         ``ecdsa/root-ca.pem`` alone."""
@@ -364,8 +364,11 @@ class Demo:
                           data=make_pdf(1, title="RA Centre demo document, ECDSA seal"),
                           content_type="application/pdf").data
         self.write("sealed.pdf", sealed, "ecdsa")
+        return sealed
 
-    def seals(self, sm2: dict) -> None:
+    def seals(self, sm2: dict, ecdsa: dict | None = None) -> None:
+        """The SM2 unit's seal on a PDF (twice) and an OFD; with ``ecdsa`` also ``ecdsa/sealed.pdf``; our
+        verifier's reports on all of them."""
         seal = self._make_seal(sm2, "示范市数据资源局公章")
         self.write("seal.esl", self.api("GET", f"/seal/seals/{seal['id']}/esl", "admin").data)
         self.write("seal-maker.pem", pem.armor("CERTIFICATE", self.services.site.seal_maker().certificate))
@@ -387,10 +390,13 @@ class Demo:
         # sealed OFD whose page was changed after sealing (it must fail)
         esl = self.api("GET", f"/seal/seals/{seal['id']}/esl", "admin").data
         tampered = _tampered_ofd(ofd)
+        documents = [("seal.esl", esl, "application/octet-stream"), ("sealed.pdf", twice, "application/pdf"),
+                     ("sealed.ofd", ofd, "application/ofd"),
+                     ("sealed.ofd, page changed after sealing", tampered, "application/ofd")]
+        if ecdsa is not None:
+            documents.append(("ecdsa/sealed.pdf", self.ecdsa_seal(ecdsa), "application/pdf"))
         summary = {}
-        for name, doc, kind in (("seal.esl", esl, "application/octet-stream"), ("sealed.pdf", twice, "application/pdf"),
-                                ("sealed.ofd", ofd, "application/ofd"),
-                                ("sealed.ofd, page changed after sealing", tampered, "application/ofd")):
+        for name, doc, kind in documents:
             report = self.api("POST", "/seal/verify", "clerk", data=doc, content_type=kind).json()
             summary[name] = {"indication": report["indication"], "sub_indication": report["sub_indication"],
                              "seals": [{k: s[k] for k in ("indication", "sub_indication", "signature_intact",
@@ -446,8 +452,7 @@ def run_demo(services, out: Path, url: str | None = None) -> list[str]:
     ecdsa = demo.hierarchy("ecdsa")
     demo.key_escrow(sm2)
     demo.timestamps()
-    demo.seals(sm2)
-    demo.ecdsa_seal(ecdsa)
+    demo.seals(sm2, ecdsa)
     written += demo.written
     if write_screenshots is None:
         click.echo("no screenshots: selenium (the [test] extra) is not installed", err=True)

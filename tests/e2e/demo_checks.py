@@ -136,10 +136,11 @@ def check_demo_artefacts(out: Path) -> None:
     assert report["sealed.ofd"]["verdict"] == "valid"
     # issue 13: every sealed artefact TOTAL_PASSED with its timestamp as proof of time; the altered copy fails
     verdicts = json.loads((out / "verify-report.json").read_text())
-    for name in ("seal.esl", "sealed.pdf", "sealed.ofd"):
+    for name in ("seal.esl", "sealed.pdf", "sealed.ofd", "ecdsa/sealed.pdf"):
         assert verdicts[name]["indication"] == "TOTAL_PASSED", (name, verdicts[name]["seals"])
         assert all(s["signature_intact"] for s in verdicts[name]["seals"])
-    assert all(s["time_proven"] for s in verdicts["sealed.pdf"]["seals"] + verdicts["sealed.ofd"]["seals"])
+    assert all(s["time_proven"] for s in verdicts["sealed.pdf"]["seals"] + verdicts["sealed.ofd"]["seals"]
+               + verdicts["ecdsa/sealed.pdf"]["seals"])
     altered = verdicts["sealed.ofd, page changed after sealing"]
     assert (altered["indication"], altered["sub_indication"]) == ("TOTAL_FAILED", "HASH_FAILURE"), altered["seals"]
 
