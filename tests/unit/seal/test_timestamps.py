@@ -7,6 +7,7 @@ SM3 ESSCertIDv2 (seal.pades) against the ECDSA family's DEFAULT SHA-256, checked
 from __future__ import annotations
 
 import hashlib
+import io
 import secrets
 
 import pytest
@@ -139,8 +140,9 @@ def test_pdf_sealing_refuses_a_token_of_another_family(seal_pki, ecdsa_pki, stam
 
 
 def test_rest_sealing_without_a_unit_of_the_family_is_409(db, seal_pki, ecdsa_pki, tsa, stamp_png):
-    """The SM2-only TSA (the default configuration): an ECDSA seal is refused with what to configure, an
-    SM2 seal is sealed and stamped as before."""
+    """The SM2-only TSA (the default configuration): an ECDSA seal — made over REST without naming its
+    algorithm, which comes from the certificate's key — is refused with what to configure; an SM2 seal is
+    sealed and stamped as before."""
     km = seal_pki["km"]
     app = create_app(Config(), km, db, blueprints=[])
     service = _service(db, seal_pki, ecdsa_pki, tsa)
@@ -148,13 +150,17 @@ def test_rest_sealing_without_a_unit_of_the_family_is_409(db, seal_pki, ecdsa_pk
     tag = secrets.token_hex(3)
     with transaction(db) as s:
         clerk = create_token(s, f"clerk-{tag}", ["api_client"])
+        admin = create_token(s, f"admin-{tag}", ["ra_admin"])
     client = app.test_client()
-    for signer, status in ((ecdsa_pki["unit"], 409), (seal_pki["unit"], 200)):
-        record = service.registry.make_seal(actor="t", role="ra_admin", unit="U", name="U 章", seal_type="official",
-                                            picture=stamp_png, width_mm=40, height_mm=40, users=(f"clerk-{tag}",),
-                                            signers=[Signer(signer.label, signer.certificate, signer.alg)])
+    for signer, alg, status in ((ecdsa_pki["unit"], "ecdsa-sha256", 409), (seal_pki["unit"], "sm2-sm3", 200)):
+        made = client.post("/seal/seals", headers={"Authorization": f"Bearer {admin}"}, data={
+            "unit": "U", "name": "U 章", "type": "official", "key_label": signer.label, "users": f"clerk-{tag}",
+            "certificate": (io.BytesIO(signer.certificate), "unit.der"),
+            "picture": (io.BytesIO(stamp_png), "stamp.png")}, content_type="multipart/form-data")
+        assert made.status_code == 201, made.json
+        assert service.registry.use(made.json["id"], f"clerk-{tag}").signer.alg.name == alg
         for doc, kind in ((make_pdf(1), "application/pdf"), (make_ofd("x"), "application/ofd")):
-            r = client.post(f"/seal/seals/{record.id}/sign", data=doc, content_type=kind,
+            r = client.post(f"/seal/seals/{made.json['id']}/sign", data=doc, content_type=kind,
                             headers={"Authorization": f"Bearer {clerk}"})
             assert r.status_code == status, r.get_data(as_text=True)
             if status == 409:
