@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pkicore.db import Base, utcnow
+from pkicore.generation import DbGeneration
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
@@ -105,4 +106,5 @@ TABLES = [KekVersion.__table__, EscrowedKey.__table__, ApprovalRequest.__table__
 def ensure_schema(engine: Engine) -> None:
     """Create the KMC tables if missing (a stand-alone KMC database; the embedded one should come from
     an Alembic revision — see kms/README)."""
-    Base.metadata.create_all(engine, tables=TABLES, checkfirst=True)
+    # db_generation: KeyEscrow.certificate follows certificates installed by other processes through it
+    Base.metadata.create_all(engine, tables=TABLES + [DbGeneration.__table__], checkfirst=True)

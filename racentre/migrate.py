@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from pkicore.db import Base
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-MODEL_MODULES = ("pkicore.audit", "racentre.auth", "ca_bridge.models", "ra.models", "kms.models", "timestamp.models", "seal.models",
-                 "racentre.accounts", "racentre.console.models")
+MODEL_MODULES = ("pkicore.audit", "pkicore.generation", "racentre.auth", "ca_bridge.models", "ra.models", "kms.models",
+                 "timestamp.models", "seal.models", "racentre.accounts", "racentre.console.models")
 
 
 def import_models() -> None:

@@ -108,7 +108,7 @@ class Site:
         for info in self.ca.authorities().values():
             if not info.is_root and info.algorithm.key_type == "sm2":
                 kmc.service.trust(info.certificate)
-        self.ca.attach_kmc(InProcessTransport(kmc.service), kmc.escrow.certificate)
+        self.ca.attach_kmc(InProcessTransport(kmc.service), lambda: kmc.escrow.certificate)
 
 
 def build_seal_service(site: Site, services, tsa=None):

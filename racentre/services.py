@@ -37,7 +37,7 @@ class Services:
     def engine(self) -> Engine:
         url = self.config.database.url
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = make_engine(url)
         bind_node(engine, self.config.audit.node_id)
         upgrade(engine, key_manager=lambda: self.key_manager)

@@ -23,6 +23,8 @@ from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
 from asn1crypto import cms, core
+from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from defusedxml import ElementTree as defused_et
 
 from pkicore.cms import GM_SIGNED_DATA, ID_SIGNED_DATA, verify_signed_data
 from pkicore.oids import OID
@@ -125,10 +127,12 @@ def write_package(pkg: OfdPackage) -> bytes:
 
 
 def parse_xml(data: bytes, what: str) -> ET.Element:
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise BadDocument(f"{what}: DTDs and entities are not allowed")
+    """Parse one XML part with defusedxml: no DTD at all (so no entity expansion, no external
+    entities), the result an ElementTree element."""
     try:
-        root = ET.fromstring(data)
+        root = defused_et.fromstring(data, forbid_dtd=True)
+    except (DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden) as exc:
+        raise BadDocument(f"{what}: DTDs and entities are not allowed") from exc
     except ET.ParseError as exc:
         raise BadDocument(f"{what} is not well-formed XML: {exc}") from exc
     for el in root.iter():

@@ -7,7 +7,7 @@ DEFAULT = "zh"
 
 MESSAGES: dict[str, dict[str, str]] = {
     "zh": {
-        "verify_seal": "签章验证", "document_to_verify": "待验证文件（PDF、OFD 或印章 .esl）", "verify": "验证",
+        "database_unavailable": "数据库暂时不可用，请稍后重试", "verify_seal": "签章验证", "document_to_verify": "待验证文件（PDF、OFD 或印章 .esl）", "verify": "验证",
         "verify_policy_note": "按本中心的验证策略：受信任根证书、吊销状态、时间戳证明的签署时间、印章状态。",
         "signer": "签章人", "verdict": "结论", "signature_intact": "签名值完整", "signing_time": "签署时间",
         "reasons": "原因", "yes": "是", "no": "否", "time_proven": "时间戳证明", "time_claimed": "签章人自称",
@@ -51,7 +51,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "result_revoked": "已吊销", "result_unchanged": "无变化（您已批准过）", "result_failed": "失败",
     },
     "en": {
-        "verify_seal": "Verify seals", "document_to_verify": "Document to verify (PDF, OFD or a seal .esl)",
+        "database_unavailable": "The database is unavailable; try again later", "verify_seal": "Verify seals", "document_to_verify": "Document to verify (PDF, OFD or a seal .esl)",
         "verify": "Verify", "verify_policy_note": "Under this centre's policy: trusted roots, revocation, the signing "
         "time a timestamp proves, the seal's state.", "signer": "Signer", "verdict": "Verdict",
         "signature_intact": "Signature intact", "signing_time": "Signing time", "reasons": "Reasons", "yes": "yes",
