@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
+import types
 
 import pytest
 from asn1crypto import cms, x509
+from click.testing import CliRunner
 from pyhanko.sign.general import check_ess_certid
 
 from pkicore.algorithms import algorithm
@@ -22,11 +24,12 @@ from racentre.auth import create_token
 from racentre.config import Config
 from racentre.web import create_app
 from seal import ofd, pdf, ses, views
+from seal.cli import seal_group
 from seal.errors import SealError
 from seal.pki import ensure_key
 from seal.registry import SealMaker, SealRegistry, Signer, signer_algorithm
 from seal.samplepdf import make_ofd, make_pdf
-from seal.services import SealService
+from seal.services import SealService, default_maker
 from seal.timestamps import NoTimestampUnit, SealTimestamps, TsaUnitRef, token_family
 from seal.validation import SealPolicy
 from timestamp.config import TsaConfig
@@ -226,3 +229,22 @@ def test_a_tsa_refusal_is_a_503_not_a_500(db, seal_pki, ecdsa_pki, stamp_png):
         assert refused.value.code == ErrorCode.UPSTREAM_UNAVAILABLE, refused.value
         assert "rejection" in refused.value.public_message and "bad_alg" in refused.value.public_message, \
             refused.value.public_message
+
+
+def test_cli_seal_make_takes_the_algorithm_from_the_certificate(db, softtoken_km, ecdsa_pki, stamp_png, tmp_path):
+    """``racentre seal make`` with an ECDSA unit certificate: ecdsa-sha256 without --algorithm; a
+    --algorithm of another family is refused when the seal is made."""
+    services = types.SimpleNamespace(key_manager=softtoken_km, db=db)
+    u = ecdsa_pki["unit"]
+    (tmp_path / "unit.der").write_bytes(u.certificate)
+    (tmp_path / "seal.png").write_bytes(stamp_png)
+    argv = ["make", "--unit", "Unit E", "--name", "Unit E 公章", "--picture", str(tmp_path / "seal.png"),
+            "--key-label", u.label, "--cert", str(tmp_path / "unit.der"), "--user", "clerk-e"]
+    made = CliRunner().invoke(seal_group, argv, obj={"services": services})
+    assert made.exit_code == 0, made.output
+    seal_id = int(made.output.split()[1])
+    maker, _ = default_maker(softtoken_km)
+    assert SealRegistry(db, softtoken_km, maker).use(seal_id, "clerk-e").signer.alg.name == "ecdsa-sha256"
+    refused = CliRunner().invoke(seal_group, argv + ["--algorithm", "sm2-sm3"], obj={"services": services})
+    assert isinstance(refused.exception, SealError)
+    assert "algorithm sm2-sm3 does not sign with the certificate's ECDSA secp256r1 key" in str(refused.exception)
