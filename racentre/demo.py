@@ -16,7 +16,8 @@ signed there).
 - TSA (issue 5): ``tsa.pem``, ``tsa-data.bin``, ``tsq.der``, ``tsr.der``, ``ecdsa/tsq.der``, ``ecdsa/tsr.der``.
 - Seals (issue 6): ``seal.esl``, ``seal-maker.pem``, ``unsealed.pdf``, ``sealed.pdf``, ``sealed.ofd``,
   ``sealed-verify.json``; ``verify-report.json`` (issue 13: our verifier's indication for every sealed
-  artefact, and TOTAL_FAILED / HASH_FAILURE for a sealed OFD changed afterwards).
+  artefact, and TOTAL_FAILED / HASH_FAILURE for a sealed OFD changed afterwards); ``ecdsa/sealed.pdf`` (an
+  ECDSA seal with an ECDSA timestamp, issue 13).
 - Console (issue 7): ``screenshots/*.png`` of the main pages in headless Chromium.
 - Audit (issue 7): ``audit-export.json``, ``audit-export.json.sig`` (SM2 by the HSM audit key) and
   ``audit-public-key.pem``, as ``racentre audit export`` writes them.
@@ -349,14 +350,30 @@ class Demo:
             self.write("tsa.pem", self.api("GET", f"{path}/certificate").data, sub)
 
     # ------------------------------------------------------------------ seals
-    def seals(self, sm2: dict) -> None:
-        label, unit_cert, alg = sm2["unit"]
+    def _make_seal(self, hierarchy: dict, name: str) -> dict:
+        label, unit_cert, alg = hierarchy["unit"]
         body, ctype = multipart(
-            {"unit": sm2["unit_name"], "name": "示范市数据资源局公章", "type": "official", "key_label": label,
+            {"unit": hierarchy["unit_name"], "name": name, "type": "official", "key_label": label,
              "algorithm": alg, "width_mm": "40", "height_mm": "40", "valid_days": "365",
              "users": self.principal["clerk"]},
             {"picture": ("seal.png", demo_picture()), "certificate": ("unit.der", unit_cert)})
-        seal = self.api("POST", "/seal/seals", "admin", data=body, content_type=ctype, expect=201).json()
+        return self.api("POST", "/seal/seals", "admin", data=body, content_type=ctype, expect=201).json()
+
+    def ecdsa_seal(self, ecdsa: dict) -> bytes:
+        """``ecdsa/sealed.pdf``: a seal of the ECDSA unit key, timestamped by the ECDSA TSA unit (a seal is
+        stamped by a unit of its key's family, seal.timestamps), so stock PAdES verifiers validate it with
+        ``ecdsa/root-ca.pem`` alone."""
+        seal = self._make_seal(ecdsa, "示范市数据资源局公章（ECDSA）")
+        sealed = self.api("POST", f"/seal/seals/{seal['id']}/sign?page=1&x_mm=120&y_mm=40", "clerk",
+                          data=make_pdf(1, title="RA Centre demo document, ECDSA seal"),
+                          content_type="application/pdf").data
+        self.write("sealed.pdf", sealed, "ecdsa")
+        return sealed
+
+    def seals(self, sm2: dict, ecdsa: dict | None = None) -> None:
+        """The SM2 unit's seal on a PDF (twice) and an OFD; with ``ecdsa`` also ``ecdsa/sealed.pdf``; our
+        verifier's reports on all of them."""
+        seal = self._make_seal(sm2, "示范市数据资源局公章")
         self.write("seal.esl", self.api("GET", f"/seal/seals/{seal['id']}/esl", "admin").data)
         self.write("seal-maker.pem", pem.armor("CERTIFICATE", self.services.site.seal_maker().certificate))
         unsealed = make_pdf(2, title="RA Centre demo official document")
@@ -377,10 +394,13 @@ class Demo:
         # sealed OFD whose page was changed after sealing (it must fail)
         esl = self.api("GET", f"/seal/seals/{seal['id']}/esl", "admin").data
         tampered = _tampered_ofd(ofd)
+        documents = [("seal.esl", esl, "application/octet-stream"), ("sealed.pdf", twice, "application/pdf"),
+                     ("sealed.ofd", ofd, "application/ofd"),
+                     ("sealed.ofd, page changed after sealing", tampered, "application/ofd")]
+        if ecdsa is not None:
+            documents.append(("ecdsa/sealed.pdf", self.ecdsa_seal(ecdsa), "application/pdf"))
         summary = {}
-        for name, doc, kind in (("seal.esl", esl, "application/octet-stream"), ("sealed.pdf", twice, "application/pdf"),
-                                ("sealed.ofd", ofd, "application/ofd"),
-                                ("sealed.ofd, page changed after sealing", tampered, "application/ofd")):
+        for name, doc, kind in documents:
             report = self.api("POST", "/seal/verify", "clerk", data=doc, content_type=kind).json()
             summary[name] = {"indication": report["indication"], "sub_indication": report["sub_indication"],
                              "seals": [{k: s[k] for k in ("indication", "sub_indication", "signature_intact",
@@ -433,10 +453,10 @@ def run_demo(services, out: Path, url: str | None = None) -> list[str]:
     client = Client(url=url) if url else Client(app=build_app(services))
     demo = Demo(services, client, out)
     sm2 = demo.hierarchy("sm2")
-    demo.hierarchy("ecdsa")
+    ecdsa = demo.hierarchy("ecdsa")
     demo.key_escrow(sm2)
     demo.timestamps()
-    demo.seals(sm2)
+    demo.seals(sm2, ecdsa)
     written += demo.written
     if write_screenshots is None:
         click.echo("no screenshots: selenium (the [test] extra) is not installed", err=True)

@@ -26,6 +26,7 @@ from kms.services import Kmc
 from pkicore.algorithms import algorithm
 from seal.registry import SealMaker, SealRegistry
 from seal.services import SealService
+from seal.timestamps import SealTimestamps
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +113,13 @@ class Site:
 
 def build_seal_service(site: Site, services, tsa=None):
     """The seal service over the CA-certified seal maker; PDF signer chains end at our roots; the TSA (if
-    wired) timestamps seals; our CA's CRLs and OCSP responses make PDF seals PAdES B-LT."""
+    wired) timestamps seals, each with a unit of the seal key's family (seal.timestamps); our CA's CRLs and
+    OCSP responses make PDF seals PAdES B-LT."""
     maker = site.seal_maker()
     registry = SealRegistry(services.db, services.key_manager, maker)
     seal_config = services.config.seal
     return SealService(registry, trust=site.roots(), chain=site.issuing(),
-                       tsa_respond=(lambda q: tsa.authority.respond(q)) if tsa is not None else None,
+                       timestamps=SealTimestamps.of_tsa_service(tsa) if tsa is not None else None,
                        tsa_trust=site.roots(), revocation_info=lambda certs: revocation_info(site.ca, certs),
                        trust_list=seal_config.trust_list(), require_revocation=seal_config.require_revocation)
 

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from pkicore.algorithms import algorithm
-
 # pyHanko (behind seal.services / seal.verify) costs ~0.8 s to import: loaded when a seal command runs,
 # not on every `racentre` start.
 
@@ -40,20 +38,23 @@ def seal_group():
 @click.option("--picture", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--key-label", required=True, help="the unit's signing key in the HSM")
 @click.option("--cert", "cert_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--algorithm", "alg_name", default=None,
+              help="signature algorithm (default: the certificate key's: sm2-sm3, ecdsa-sha256/-sha384, rsa-sha256)")
 @click.option("--size-mm", default=40, show_default=True)
 @click.option("--days", default=365, show_default=True)
 @click.option("--user", "users", multiple=True, help="principal allowed to use the seal (repeatable)")
 @click.option("--out", type=click.Path(dir_okay=False), help="write the SESeal (.esl) here")
 @click.option("--actor", default="cli")
 @click.pass_context
-def make(ctx, unit, name, seal_type, picture, key_label, cert_path, size_mm, days, users, out, actor):
-    from seal.registry import Signer  # noqa: PLC0415
+def make(ctx, unit, name, seal_type, picture, key_label, cert_path, alg_name, size_mm, days, users, out, actor):
+    from seal.registry import Signer, signer_algorithm  # noqa: PLC0415
     from seal.services import cert_der  # noqa: PLC0415
     svc = _service(ctx)
+    cert = cert_der(Path(cert_path).read_bytes())
     rec = svc.registry.make_seal(actor=actor, role="ra_admin", unit=unit, name=name, seal_type=seal_type,
                                  picture=Path(picture).read_bytes(), width_mm=size_mm, height_mm=size_mm,
-                                 signers=[Signer(key_label, cert_der(Path(cert_path).read_bytes()),
-                                                 algorithm("sm2-sm3"))], valid_days=days, users=users)
+                                 signers=[Signer(key_label, cert, signer_algorithm(cert, alg_name))], valid_days=days,
+                                 users=users)
     if out:
         Path(out).write_bytes(svc.registry.seal_der(rec.id))
     click.echo(f"seal {rec.id} es_id={rec.es_id} {rec.name} valid until {rec.valid_end.isoformat()}")

@@ -7,7 +7,6 @@ import json
 import math
 import secrets
 from pathlib import Path
-from typing import Callable
 
 from asn1crypto import pem
 from PIL import Image, ImageDraw
@@ -15,6 +14,7 @@ from PIL import Image, ImageDraw
 from seal.registry import SealRegistry, Signer
 from seal.samplepdf import make_ofd, make_pdf
 from seal.services import Placement, SealService, default_maker, unit_signer
+from seal.timestamps import SealTimestamps
 
 def demo_picture(size: int = 240) -> bytes:
     """A red round seal picture (transparent PNG)."""
@@ -32,9 +32,9 @@ def demo_picture(size: int = 240) -> bytes:
     return out.getvalue()
 
 
-def write_demo_artefacts(services, out_dir: Path | str, *, tsa_respond: Callable[[bytes], bytes] | None = None,
+def write_demo_artefacts(services, out_dir: Path | str, *, timestamps: SealTimestamps | None = None,
                          tsa_trust: tuple[bytes, ...] = (), ofd_input: bytes | None = None) -> dict[str, Path]:
-    """``tsa_respond``: a TSA (TimeStampReq DER -> TimeStampResp DER) for timestamps; ``tsa_trust``: its CAs.
+    """``timestamps``: the TSA units that stamp the seals (seal.timestamps); ``tsa_trust``: their CAs.
     Write seal.esl, seal-maker.pem, unsealed.pdf, sealed.pdf, sealed.ofd and sealed-verify.json to
     ``out_dir``; ``services`` gives ``key_manager`` and ``db`` (the schema must include seal.models)."""
     out = Path(out_dir)
@@ -42,7 +42,7 @@ def write_demo_artefacts(services, out_dir: Path | str, *, tsa_respond: Callable
     km = services.key_manager
     maker, issuer = default_maker(km)
     registry = SealRegistry(services.db, km, maker)
-    service = SealService(registry, trust=(issuer.certificate,), chain=(issuer.certificate,), tsa_respond=tsa_respond,
+    service = SealService(registry, trust=(issuer.certificate,), chain=(issuer.certificate,), timestamps=timestamps,
                           tsa_trust=tuple(tsa_trust))
     tag = secrets.token_hex(3)
     signer = unit_signer(km, issuer, "seal-demo-unit", "示范单位")

@@ -5,9 +5,8 @@ pyHanko keeps the PDF part (field, visible appearance, /ByteRange, /DSS); the Si
 is built here the way pyHanko 0.38's ``Signer.async_sign(use_pades=True)`` builds it, byte for byte:
 
 * signed attributes (a DER SET OF, sorted): content-type ``data``, message-digest, signing-certificate-v2
-  (RFC 5035; ESSCertIDv2 with SHA-256 — pyHanko's choice for every key type — so the DEFAULT hash
-  algorithm is omitted, issuerSerial present); no signing-time (PAdES forbids it) and no CMS algorithm
-  protection (pyHanko adds it only to non-PAdES signatures);
+  (RFC 5035 ESSCertIDv2, issuerSerial present; see "ESSCertIDv2 hash" below); no signing-time (PAdES
+  forbids it) and no CMS algorithm protection (pyHanko adds it only to non-PAdES signatures);
 * unsigned attributes: the signature-time-stamp-token (RFC 3161 token over the signature value,
   ``id-aa-signatureTimeStampToken``) for B-T;
 * SignedData version 1, detached ``data``, the certificates as pyHanko carries them (the signer's plus its
@@ -15,6 +14,30 @@ is built here the way pyHanko 0.38's ``Signer.async_sign(use_pades=True)`` build
 * SM2: digest SM3 (1.2.156.10197.1.401), signatureAlgorithm SM3withSM2 (1.2.156.10197.1.501), DER r,s made
   by the HSM with the default user ID; RSA/ECDSA as asn1crypto names them (RSA with NULL parameters,
   SHA-2 digest identifiers with NULL parameters as asn1crypto writes them).
+
+ESSCertIDv2 hash (``ess_digest``): SM3 (hashAlgorithm 1.2.156.10197.1.401, no parameters) when the seal
+signs with SM2/SM3; SHA-256, the DEFAULT and so omitted, for ECDSA and RSA — pyHanko's own choice for
+every key type. RFC 5035 §3 lets the signer pick any hash; GM/T 0031 / GB/T 38540 tools expect the SM2 family
+to use SM3 throughout, and a SHA-256 hash inside an SM2/SM3 signature is the one non-SM algorithm left. What
+outside verifiers do with an SM3 ESSCertIDv2 (checked in tests/unit/seal/test_pades.py and
+tests/interop/test_seal_interop.py):
+
+* Bouncy Castle 1.72 writes one itself — its ``TimeStampTokenGenerator`` puts the digest calculator's
+  algorithm in the ESSCertIDv2 (omitted only for SHA-256) — and checks one: ``TimeStampToken.validate``
+  hashes the certificate with the ESSCertIDv2's algorithm; its ``ESSCertIDv2`` parser and SM3 digest
+  calculator match our signer certificate in the PDF's SignedData (harness ``cms --ess``);
+* pyHanko 0.38 (``sign.general.check_ess_certid``, run by every ``validate_pdf_signature``) hashes with
+  the algorithm the ESSCertIDv2 names, through ``cryptography``'s ``hashes.SM3``, and accepts it (our SM2
+  signature validator is needed for the SM2 signature, not for the attribute);
+* our TSA's SM2 tokens (``pkicore.cms.SignedDataTemplate``) already carry an SM3 ESSCertIDv2, and Bouncy
+  Castle and our verifier accept them (tests/interop/test_tsa_interop.py);
+* GmSSL 3 (``src/cms.c``) signs and verifies the authenticated attributes as opaque bytes (it checks the
+  sm3 / sm2sign-with-sm3 identifiers and the signature), and BC's ``CMSSignedDataGenerator`` — what
+  BC-based Chinese PDF signing code builds SM2 CMS with — adds no ESS attribute by default: neither writes
+  nor checks signing-certificate-v2, so either hash passes them.
+
+pyHanko builds the CMS itself for encrypted documents and as the fallback; ``seal.pdf.HsmSigner`` makes
+it write the same SM3 ESSCertIDv2 for SM2 keys, so both paths give the same bytes.
 
 The AlgorithmIdentifiers are pyHanko's own objects, dumped once; every other constant piece comes from
 ``pkicore.cms``. ``PadesTemplate`` holds only bytes, so one template serves every thread and document of a
@@ -119,6 +142,13 @@ def _certificate_set(signing_cert: bytes, chain: tuple[bytes, ...], embed_roots:
     return b"\xa0" + der_set_of(certs)[1:]
 
 
+def ess_digest(digest: str) -> str:
+    """The hash of the ESSCertIDv2 in the signing-certificate-v2 attribute: SM3 in the SM2 family (the
+    signature digests with SM3), SHA-256 — the RFC 5035 DEFAULT, omitted — otherwise (see the module
+    docstring for the evidence)."""
+    return "sm3" if digest == "sm3" else "sha256"
+
+
 @functools.lru_cache(maxsize=256)
 def template(signing_cert: bytes, chain: tuple[bytes, ...], digest: str, signature_algorithm: bytes,
              embed_roots: bool = True) -> PadesTemplate:
@@ -130,7 +160,7 @@ def template(signing_cert: bytes, chain: tuple[bytes, ...], digest: str, signatu
         digest=digest, digest_length=hashlib.new(digest).digest_size,
         digest_algorithm=algos.DigestAlgorithm({"algorithm": digest}).dump(),
         signature_algorithm=signature_algorithm, sid=issuer_and_serial(signing_cert),
-        ess_attribute=signing_certificate_v2_attribute(signing_cert, "sha256"),
+        ess_attribute=signing_certificate_v2_attribute(signing_cert, ess_digest(digest)),
         certificates=_certificate_set(signing_cert, chain, embed_roots),
         signature_max=max_signature_size(cert.public_key))
 

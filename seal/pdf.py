@@ -4,7 +4,9 @@ The seams (pyHanko ``sign/signers/pdf_cms.py``, ``sign/timestamps/api.py``):
 * ``HsmSigner`` — a pyHanko ``Signer`` whose ``async_sign_raw`` calls ``KeyManager.sign`` (SM2 with the
   default user ID, ECDSA, RSA PKCS#1 v1.5);
 * ``pkicore.validation.Sm2SignatureValidator`` — SM2-with-SM3 inside pyHanko's validation contexts;
-* ``InProcessTimeStamper`` — a ``TimeStamper`` over a TSA's ``respond(query DER) -> reply DER``;
+* ``InProcessTimeStamper`` — a ``TimeStamper`` over a TSA's ``respond(query DER) -> reply DER``; whatever
+  the timestamper, its token must come from a TSA of the seal key's family (``seal.timestamps``: checked on
+  the token that sizes the placeholder, before anything is signed);
 * ``LongTerm`` — PAdES B-LT (EN 319 142-1 §5.4): before signing, the revocation info of the signer's
   and the TSA's chains is asked of a revocation source (our CA's CRLs and OCSP responses), the chains
   are validated with it, and pyHanko writes it to the document security store (/DSS) in an incremental
@@ -35,12 +37,14 @@ from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign import fields, signers
+from pyhanko.sign import attributes, fields, signers
 from pyhanko.sign.diff_analysis import ModificationLevel
-from pyhanko.sign.general import SigningError
+from pyhanko.sign.general import SigningError, as_signing_certificate_v2
 from pyhanko.sign._session_scope import run_and_release
+from pyhanko.sign.signers.pdf_cms import SignedAttributeProviderSpec
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.timestamps.api import TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.ades.report import AdESFailure, AdESPassed
 from pyhanko.sign.validation import DocumentSecurityStore, validate_pdf_signature
 from pyhanko.sign.validation.ades import ades_with_time_validation
@@ -59,12 +63,14 @@ from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
 import pkicore  # noqa: F401 - registers sm3 / sm2_sm3 / the SM2 curve with asn1crypto
 from hsm import KeyManager
 from pkicore.algorithms import Algorithm, algorithm
+from pkicore.errors import ErrorCode
 from pkicore.names import display_name
 from pkicore.validation import (Finding, RevocationSource, Sm2SignatureValidator, SubIndication, failed,
                                 indeterminate, is_sm2_ocsp, validate_certificate)
 from seal import pades
 from seal.errors import BadDocument, SealError
 from seal.report import DocumentReport, SealVerdict, combine, unreadable
+from seal.timestamps import check_token_family, refusal
 from seal.validation import SealPolicy
 
 MM = 72 / 25.4
@@ -104,12 +110,47 @@ class HsmSigner(signers.Signer):
             return None
         return pades.template(self.certificate, self.chain, self.alg.digest, self._mechanism, self.embed_roots)
 
+    def _signed_attr_provider_spec(self, attr_settings, timestamper=None, use_cades=False, is_pdf_sig=True):
+        """pyHanko's signed attributes, with the ESSCertIDv2 hashed by ``pades.ess_digest`` (SM3 for SM2
+        keys), so that the CMS pyHanko builds (encrypted documents, the fallback) equals the template's.
+        (pyHanko 0.38 ``Signer._signed_attr_provider_spec``; its ``SigningCertificateV2Provider`` always
+        hashes with SHA-256.)"""
+        spec = super()._signed_attr_provider_spec(attr_settings, timestamper=timestamper, use_cades=use_cades,
+                                                  is_pdf_sig=is_pdf_sig)
+        ess = pades.ess_digest(self.alg.digest)
+        return spec if ess == "sha256" else _EssDigestSpec(spec, ess)
+
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         if digest_algorithm != self.alg.digest:
             raise SigningError(f"{self.alg.name} signs with {self.alg.digest}, not {digest_algorithm}")
         if dry_run:
             return bytes(self._dummy)
         return self.km.sign(self.key_label, data, self.alg.mechanism)
+
+
+class _SigningCertificateV2(attributes.SigningCertificateV2Provider):
+    """signing-certificate-v2 (RFC 5035) with an ESSCertIDv2 of the given hash."""
+
+    def __init__(self, signing_cert: x509.Certificate, digest: str):
+        super().__init__(signing_cert)
+        self.digest = digest
+
+    async def build_attr_value(self, dry_run=False):
+        return as_signing_certificate_v2(self.signing_cert, self.digest)
+
+
+class _EssDigestSpec(SignedAttributeProviderSpec):
+    """A pyHanko signed-attribute spec whose signing-certificate-v2 hashes with ``digest``."""
+
+    def __init__(self, inner: SignedAttributeProviderSpec, digest: str):
+        self.inner = inner
+        self.digest = digest
+
+    def signed_attr_providers(self, data_digest: bytes, digest_algorithm: str):
+        for provider in self.inner.signed_attr_providers(data_digest=data_digest, digest_algorithm=digest_algorithm):
+            if isinstance(provider, attributes.SigningCertificateV2Provider):
+                provider = _SigningCertificateV2(provider.signing_cert, self.digest)
+            yield provider
 
 
 class InProcessTimeStamper(TimeStamper):
@@ -120,7 +161,11 @@ class InProcessTimeStamper(TimeStamper):
         self.respond = respond
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
-        return tsp.TimeStampResp.load(self.respond(req.dump()))
+        reply = self.respond(req.dump())
+        why = refusal(reply)            # a rejection has no token: asn1crypto's TimeStampResp cannot load it
+        if why is not None:
+            raise TimestampRequestError(f"the TSA refused: {why}")
+        return tsp.TimeStampResp.load(reply)
 
     def forget_sizing_tokens(self) -> None:
         """Drop the cached tokens that size signatures (pyHanko's dummy responses), e.g. after one
@@ -239,6 +284,8 @@ def seal_pdf(data: bytes, *, signer: HsmSigner, picture: bytes, width_mm: int, h
     except SigningError as exc:         # e.g. a B-LT signer or TSA chain that does not validate (revoked)
         cause = exc.__cause__
         raise SealError(f"sealing refused: {exc}" + (f": {cause}" if cause is not None else "")) from exc
+    except TimestampRequestError as exc:
+        raise SealError(f"the TSA did not timestamp the seal: {exc}", code=ErrorCode.UPSTREAM_UNAVAILABLE) from exc
     except (PdfError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise BadDocument(f"the PDF could not be sealed: {exc}") from exc
 
@@ -259,12 +306,16 @@ async def _sign(prepare, signer: HsmSigner, timestamper: TimeStamper | None) -> 
         template = signer.pades_template()
     except ValueError:
         template = None
+    token_size = None
+    if timestamper is not None:
+        # the token that sizes the placeholder (cached by the timestamper) also shows the TSA's family
+        sizing = await timestamper.async_dummy_response(signer.alg.digest)
+        token_der = sizing.dump()
+        check_token_family(signer.alg.key_type, token_der)
+        token_size = len(token_der)
     try:
         if template is None:
             return await _sign_by_pyhanko(writer, pdf_signer, None)
-        token_size = None
-        if timestamper is not None:
-            token_size = len((await timestamper.async_dummy_response(template.digest)).dump())
         if writer.security_handler is not None:     # encrypted: pyHanko may add PDF MAC attributes
             return await _sign_by_pyhanko(writer, pdf_signer, template.bytes_reserved(token_size))
         return await _sign_direct(writer, pdf_signer, signer, template, timestamper,

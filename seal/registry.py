@@ -20,6 +20,7 @@ from seal import ses
 from seal.errors import SealConflict, SealError, SealForbidden, SealNotFound
 from seal.models import SealRow, SealSignerRow, SealStatus, SealUserRow, SigningRecordRow
 from seal.picture import check_size_mm, validate_picture
+from seal.timestamps import FAMILY_NAMES, key_family
 from seal.validation import SealState
 
 MAX_VALIDITY_DAYS = 3 * 366
@@ -163,6 +164,9 @@ class SealRegistry:
             raise SealError(f"signing certificate unreadable: {exc}") from exc
         if spki != self.km.public_key_info(signer.key_label):
             raise SealError(f"certificate does not belong to HSM key {signer.key_label!r}")
+        why = algorithm_mismatch(signer.alg, cert.public_key)
+        if why:
+            raise SealError(why)
         validity = cert["tbs_certificate"]["validity"]
         if validity["not_after"].native < start:
             raise SealError("signing certificate expired before the seal would start")
@@ -301,6 +305,44 @@ class SealRegistry:
             return [{"id": r.id, "at": as_utc(r.at).isoformat(), "signer": r.signer, "token": r.token,
                      "document_type": r.document_type, "document_sha256": r.document_sha256,
                      "sealed_sha256": r.sealed_sha256} for r in rows]
+
+
+# a signing key's default signature algorithm: by key family, for EC keys by curve
+_DEFAULT_ALGORITHMS = {("sm2", None): "sm2-sm3", ("ec", "secp256r1"): "ecdsa-sha256",
+                       ("ec", "secp384r1"): "ecdsa-sha384", ("rsa", None): "rsa-sha256"}
+
+
+def _key_kind(public_key: x509.PublicKeyInfo) -> tuple[str, str | None]:
+    family = key_family(public_key)
+    return family, public_key.curve[1] if family == "ec" else None
+
+
+def algorithm_mismatch(alg: Algorithm, public_key: x509.PublicKeyInfo) -> str | None:
+    """None when ``alg`` signs with this key (its family, and for ECDSA its curve), else the reason."""
+    try:
+        family, curve = _key_kind(public_key)
+    except ValueError as exc:
+        return f"signing certificate: {exc}"
+    if alg.key_type != family or (family == "ec" and alg.curve != curve):
+        return (f"algorithm {alg.name} does not sign with the certificate's {FAMILY_NAMES[family]}"
+                f"{' ' + curve if curve else ''} key")
+    return None
+
+
+def signer_algorithm(certificate: bytes, name: str | None = None) -> Algorithm:
+    """The signature algorithm a unit's signing certificate is used with: ``name`` when given, else the
+    default of its key (SM2 -> sm2-sm3, P-256 -> ecdsa-sha256, P-384 -> ecdsa-sha384, RSA -> rsa-sha256).
+    SealError for an unknown name or a certificate without a usable key."""
+    try:
+        key = x509.Certificate.load(certificate).public_key
+        if name:
+            return algorithm(name)
+        return algorithm(_DEFAULT_ALGORITHMS[_key_kind(key)])
+    except KeyError as exc:
+        raise SealError(f"no signature algorithm {name!r} for this certificate's key" if name else
+                        "the certificate's key has no supported signature algorithm") from exc
+    except ValueError as exc:
+        raise SealError(f"signing certificate unreadable: {exc}") from exc
 
 
 def sign_with(km: KeyManager, signer: Signer):

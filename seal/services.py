@@ -1,5 +1,6 @@
 """The seal service used by the web layer, the CLI and the demo: the registry, sealing a PDF or OFD with a
-seal a principal may use (signing record audited), and verification.
+seal a principal may use (signing record audited; timestamped by a TSA unit of the seal key's family,
+seal.timestamps), and verification.
 
 ``default_maker`` provisions a seal-making authority in the HSM with a local issuer (labels
 ``seal-ca`` / ``seal-maker``) for sites and demos without the embedded CA.
@@ -14,13 +15,14 @@ from asn1crypto import pem, tsp, x509
 
 from hsm import KeyManager, KeyNotFound
 from pkicore.algorithms import algorithm
+from pkicore.errors import ErrorCode
 from pkicore.validation import RevocationSource, TrustPolicy
-from pkicore.sm2 import sm3
 from seal import anchor, ofd, pdf
-from seal.errors import BadDocument
+from seal.errors import BadDocument, SealError
 from seal.pki import KeyAndCert, LocalIssuer, ensure_key
 from seal.registry import SealMaker, SealRegistry, SealUse, sign_with
 from seal.report import DocumentReport
+from seal.timestamps import SealTimestamps, TsaUnitRef, refusal
 from seal.validation import SealPolicy
 from seal.verify import document_type, verify_document
 
@@ -39,17 +41,19 @@ class Placement:
 
 class SealService:
     def __init__(self, registry: SealRegistry, *, trust: tuple[bytes, ...] = (),
-                 chain: tuple[bytes, ...] = (), tsa_respond: Callable[[bytes], bytes] | None = None,
+                 chain: tuple[bytes, ...] = (), timestamps: SealTimestamps | None = None,
                  tsa_trust: tuple[bytes, ...] = (), revocation_info: RevocationSource | None = None,
                  trust_list: tuple[bytes, ...] = (), require_revocation: bool = True):
         self.registry = registry
         self.km: KeyManager = registry.km
         self.trust = trust            # seal CAs (PDF signer chains)
         self.chain = chain            # certificates carried in PDF signatures
-        self.tsa_respond = tsa_respond
-        # one timestamper for B-T seals: it keeps the TSA token that sizes the signature placeholder, so a
-        # seal costs one TSA call, not two (B-LT seals get their own: pyHanko validates its certificates)
-        self._stamper = pdf.InProcessTimeStamper(tsa_respond) if tsa_respond is not None else None
+        # the TSA units seals are stamped by, one of the seal key's family (seal.timestamps); None: no timestamps
+        self.timestamps = timestamps
+        # one timestamper per TSA unit for B-T seals: it keeps the TSA token that sizes the signature
+        # placeholder, so a seal costs one TSA call, not two (B-LT seals get their own: pyHanko validates
+        # its certificates)
+        self._stampers: dict[str, pdf.InProcessTimeStamper] = {}
         self.tsa_trust = tsa_trust    # TSA issuing CAs (PDF signature timestamps)
         # (certificates) -> (CRLs, OCSP responses): PDF seals are PAdES B-LT with it (e.g. our CA's,
         # ca_bridge.revinfo.revocation_info), B-T without
@@ -95,10 +99,9 @@ class SealService:
         elif placement.page is None:
             placement = Placement(0, placement.x_mm, placement.y_mm)
         s = use.signer
+        unit = self.timestamps.unit_for(s.alg.key_type) if self.timestamps is not None else None
         if kind == "ofd":
-            stamper = None
-            if self.tsa_respond is not None:
-                stamper = self._ofd_timestamp
+            stamper = _ofd_timestamper(unit, s.alg.digest) if unit is not None else None
             return ofd.seal_ofd(data, seal_der=use.seal_der, signer_cert=s.certificate, sign=sign_with(self.km, s),
                                 alg=s.alg, place=ofd.StampPlace(placement.page, placement.x_mm, placement.y_mm),
                                 timestamp=stamper)
@@ -108,22 +111,17 @@ class SealService:
         if self.revocation_info is not None:
             roots = tuple(dict.fromkeys(self.trust + self.tsa_trust))
             long_term = pdf.LongTerm(roots, self.revocation_info)
-        stamper = self._stamper
-        if stamper is not None and long_term is not None:
-            stamper = pdf.InProcessTimeStamper(self.tsa_respond)
+        stamper = None
+        if unit is not None:
+            stamper = None if long_term is not None else self._stampers.get(unit.name)
+            if stamper is None:
+                stamper = pdf.InProcessTimeStamper(unit.respond)
+                if long_term is None:
+                    stamper = self._stampers.setdefault(unit.name, stamper)
         return pdf.seal_pdf(data, signer=signer, picture=use.picture, width_mm=use.width_mm, height_mm=use.height_mm,
                             placement=pdf.Placement(placement.page, placement.x_mm, placement.y_mm),
                             seal_name=seal_view.name, reason=f"电子印章 {seal_view.name} ({use.es_id})",
                             timestamper=stamper, long_term=long_term)
-
-    def _ofd_timestamp(self, signature: bytes) -> bytes:
-        """RFC 3161 token over the SES_Signature value (SM3 imprint), for the timeStamp field."""
-        query = tsp.TimeStampReq({"version": "v1", "message_imprint": {
-            "hash_algorithm": {"algorithm": "sm3"}, "hashed_message": sm3(signature)}, "cert_req": True}).dump()
-        resp = tsp.TimeStampResp.load(self.tsa_respond(query))
-        if resp["status"]["status"].native not in ("granted", "granted_with_mods"):
-            raise BadDocument("the TSA refused to timestamp the seal")
-        return resp["time_stamp_token"].dump()
 
     def verify(self, data: bytes, *, trust: tuple[bytes, ...] | None = None) -> DocumentReport:
         """A PDF, OFD or bare seal under this site's policy; ``trust`` replaces the trust anchors (the
@@ -132,6 +130,22 @@ class SealService:
         if trust is not None:
             policy = SealPolicy(policy.trust.with_anchors(trust), policy.tsa, policy.seal_state)
         return verify_document(data, policy)
+
+
+def _ofd_timestamper(unit: TsaUnitRef, digest: str) -> Callable[[bytes], bytes]:
+    """signature value -> RFC 3161 token over it for the SES_Signature timeStamp (GB/T 38540 §7.2), from
+    ``unit`` (of the seal key's family) with the seal's own digest as the imprint (SM3 for SM2 seals)."""
+    def stamp(signature: bytes) -> bytes:
+        query = tsp.TimeStampReq({"version": "v1", "message_imprint": {
+            "hash_algorithm": {"algorithm": digest}, "hashed_message": hashlib.new(digest, signature).digest()},
+            "cert_req": True}).dump()
+        reply = unit.respond(query)
+        why = refusal(reply)
+        if why is not None:
+            raise SealError(f"the TSA unit {unit.name} did not timestamp the seal: {why}",
+                            code=ErrorCode.UPSTREAM_UNAVAILABLE)
+        return tsp.TimeStampResp.load(reply)["time_stamp_token"].dump()
+    return stamp
 
 
 def default_maker(km: KeyManager, *, ca_label: str = "seal-ca", maker_label: str = "seal-maker",

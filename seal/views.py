@@ -10,11 +10,11 @@ import threading
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from pkicore.algorithms import algorithm
 from pkicore.errors import ErrorCode, PkiError
 from racentre.auth import require_roles
-from seal.registry import SealRegistry, Signer
+from seal.registry import SealRegistry, Signer, signer_algorithm
 from seal.services import Placement, SealService, cert_der, default_maker
+from seal.timestamps import SealTimestamps
 
 EXTENSION_KEY = "racentre.seal"
 FACTORY_KEY = "racentre.seal.factory"
@@ -74,7 +74,8 @@ def _float(name: str, default: float) -> float:
 @require_roles(*ADMIN)
 def make_seal():
     """multipart/form-data: unit, name, type, width_mm, height_mm, valid_days, key_label, certificate
-    (file, PEM or DER), picture (file), users (comma-separated principals)."""
+    (file, PEM or DER), picture (file), users (comma-separated principals), algorithm (optional; default
+    the certificate key's: sm2-sm3, ecdsa-sha256 / -sha384 by curve, rsa-sha256)."""
     form, files = request.form, request.files
     for field in ("unit", "name", "type", "key_label"):
         if not form.get(field):
@@ -83,9 +84,9 @@ def make_seal():
         raise SealRequestError("picture and certificate files are required")
     try:
         cert = cert_der(files["certificate"].read(64 * 1024))
-        alg = algorithm(form.get("algorithm", "sm2-sm3"))
     except (ValueError, TypeError, KeyError) as exc:
-        raise SealRequestError("certificate must be a PEM or DER X.509 certificate and algorithm a known one") from exc
+        raise SealRequestError("certificate must be a PEM or DER X.509 certificate") from exc
+    alg = signer_algorithm(cert, form.get("algorithm"))     # default: the certificate key's
     svc = _service()
     record = svc.registry.make_seal(
         actor=g.principal.name, role=g.role, unit=form["unit"], name=form["name"], seal_type=form["type"],
@@ -186,14 +187,15 @@ def install(app, service: SealService) -> None:
 
 def init_app(app, services) -> None:
     """Wire the seal service into the app (racentre.web.build_app), built on first use. The TSA is used
-    when the timestamp package was wired before this one."""
+    when the timestamp package was wired before this one: each seal is stamped by a unit of its key's
+    family (seal.timestamps)."""
     def build() -> SealService:
         maker, issuer = default_maker(services.key_manager)
         tsa = app.extensions.get(TSA_EXTENSION_KEY)
-        respond = (lambda q: tsa.authority.respond(q)) if tsa is not None else None
         registry = SealRegistry(services.db, services.key_manager, maker)
         seal_config = services.config.seal
-        return SealService(registry, trust=(issuer.certificate,), chain=(issuer.certificate,), tsa_respond=respond,
+        return SealService(registry, trust=(issuer.certificate,), chain=(issuer.certificate,),
+                           timestamps=SealTimestamps.of_tsa_service(tsa) if tsa is not None else None,
                            tsa_trust=tuple(tsa.trust_anchors()) if tsa is not None else (),
                            trust_list=seal_config.trust_list(), require_revocation=seal_config.require_revocation)
     app.extensions[FACTORY_KEY] = build

@@ -118,6 +118,11 @@ class TsaService:
                     self._authority = build_authority(self.config, self._km, archive=archive, clock=self._clock)
         return self._authority
 
+    def unit_families(self) -> dict[str, str]:
+        """Unit name -> key family (``sm2`` | ``ec`` | ``rsa``) of every configured unit, the default unit
+        first, read from ``[tsa]`` without building the authority (sealing picks a unit by family)."""
+        return {name: algorithm(unit.algorithm).key_type for name, unit in self.config.unit_configs().items()}
+
     def trust_anchors(self) -> list[bytes]:
         """The issuing CAs of every unit (the service vouches for its own tokens)."""
         anchors = []

@@ -5,14 +5,13 @@ from __future__ import annotations
 from flask import current_app, g, jsonify, redirect, request, url_for
 
 from kms.recovery import Officer
-from pkicore.algorithms import algorithm
 from ra.errors import ValidationError
 from racentre import audit as audit_trail
 from racentre.auth import require_roles
 from racentre.console import jobs, queries
 from racentre.console.blueprint import bp, db, render
 from seal import views as seal_views
-from seal.registry import Signer
+from seal.registry import Signer, signer_algorithm
 from seal.services import cert_der
 
 SEAL_READERS = ("ra_admin", "auditor", "ra_officer", "ra_operator")
@@ -45,7 +44,8 @@ def seal_make():
     if "picture" not in files or "certificate" not in files:
         raise ValidationError("picture and certificate files are required")
     try:
-        signer = Signer(form.get("key_label", ""), cert_der(files["certificate"].read(64 * 1024)), algorithm("sm2-sm3"))
+        cert = cert_der(files["certificate"].read(64 * 1024))
+        signer = Signer(form.get("key_label", ""), cert, signer_algorithm(cert))
         width, height, days = (int(form.get(k) or d) for k, d in (("width_mm", 40), ("height_mm", 40), ("valid_days", 365)))
     except (ValueError, TypeError) as exc:
         raise ValidationError("the certificate must be PEM or DER and sizes whole numbers") from exc

@@ -18,6 +18,7 @@ from tests.interop.gmssl_rules import GMSSL_KIND, GMSSL_TYPES, GmSSL, as_gmssl_s
 from tests.interop.pkilint_lint import SM2_ENCRYPTION_KEY_USAGE, lint_certificate, lint_crl, lint_ocsp_response
 from tests.interop.openssl_cli import (crl_verify, ocsp_verify, req_verify, sm2_verify, ts_verify,
                                        verify_chain)
+from tests.interop.stock_pyhanko import check_pdf_seal_with_openssl, stock_pyhanko_validate
 from tests.unit.kms.subscriber import mul, public_point, sm2_decrypt, sm4_ecb_decrypt
 
 HIERARCHY = ("root-ca.pem", "issuing-ca.pem", "civil-servant-sign.pem", "civil-servant-enc.pem", "unit.pem",
@@ -26,8 +27,9 @@ EXPECTED = (("hsm-sm2-pub.pem", "hsm-sm2-msg.bin", "hsm-sm2-sig.der") + HIERARCH
             + tuple(f"ecdsa/{n}" for n in HIERARCHY)
             + ("subscriber-sign-key.pem", "enc-envelope.der", "enc-envelope-signed.der", "kmc.pem",
                "recovered-envelope.der", "tsa.pem", "tsa-data.bin", "tsq.der", "tsr.der", "ecdsa/tsq.der",
-               "ecdsa/tsr.der", "seal.esl", "seal-maker.pem", "unsealed.pdf", "sealed.pdf", "sealed.ofd",
-               "sealed-verify.json", "verify-report.json", "audit-export.json", "audit-export.json.sig", "audit-public-key.pem",
+               "ecdsa/tsr.der", "ecdsa/sealed.pdf", "seal.esl", "seal-maker.pem", "unsealed.pdf", "sealed.pdf",
+               "sealed.ofd", "sealed-verify.json", "verify-report.json", "audit-export.json", "audit-export.json.sig",
+               "audit-public-key.pem",
                "screenshots/dashboard.png", "screenshots/requests.png", "screenshots/audit.png"))
 
 
@@ -71,6 +73,12 @@ def check_demo_artefacts(out: Path) -> None:
     tsa_chain = out / "ecdsa-tsa-ca.pem"
     tsa_chain.write_bytes((e / "root-ca.pem").read_bytes())
     assert ts_verify(e / "tsr.der", tsa_chain, queryfile=e / "tsq.der", untrusted=e / "tsa.pem").ok
+    # the ECDSA seal: stock pyHanko (its own process, no SM2 code) with the ECDSA root alone; OpenSSL for
+    # its timestamp token and its CMS
+    stock = stock_pyhanko_validate(e / "sealed.pdf", e / "root-ca.pem")
+    assert stock.returncode == 0 and ":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>" in stock.stdout, \
+        stock.stdout + stock.stderr
+    check_pdf_seal_with_openssl(e / "sealed.pdf", e / "root-ca.pem", Path(tempfile.mkdtemp(prefix="racentre-e-")))
 
     # SM2: OpenSSL only where it can take the default ID (raw signatures, CSRs)
     assert sm2_verify(out / "hsm-sm2-pub.pem", out / "hsm-sm2-msg.bin", out / "hsm-sm2-sig.der").ok
@@ -135,10 +143,11 @@ def check_demo_artefacts(out: Path) -> None:
     assert report["sealed.ofd"]["verdict"] == "valid"
     # issue 13: every sealed artefact TOTAL_PASSED with its timestamp as proof of time; the altered copy fails
     verdicts = json.loads((out / "verify-report.json").read_text())
-    for name in ("seal.esl", "sealed.pdf", "sealed.ofd"):
+    for name in ("seal.esl", "sealed.pdf", "sealed.ofd", "ecdsa/sealed.pdf"):
         assert verdicts[name]["indication"] == "TOTAL_PASSED", (name, verdicts[name]["seals"])
         assert all(s["signature_intact"] for s in verdicts[name]["seals"])
-    assert all(s["time_proven"] for s in verdicts["sealed.pdf"]["seals"] + verdicts["sealed.ofd"]["seals"])
+    assert all(s["time_proven"] for s in verdicts["sealed.pdf"]["seals"] + verdicts["sealed.ofd"]["seals"]
+               + verdicts["ecdsa/sealed.pdf"]["seals"])
     altered = verdicts["sealed.ofd, page changed after sealing"]
     assert (altered["indication"], altered["sub_indication"]) == ("TOTAL_FAILED", "HASH_FAILURE"), altered["seals"]
 

@@ -8,11 +8,12 @@ import zipfile
 import pytest
 from asn1crypto import cms
 
-from seal import ofd, pdf, ses
+from seal import ofd, pdf, ses, timestamps
 from seal.pki import make_signer
 from seal.samplepdf import make_ofd, make_pdf
+from seal.timestamps import SealTimestamps
 from tests.interop.bouncycastle import bc_verify_many, require_bc
-from tests.unit.seal.sealpki import TESTDATA, seal_pki, stamp_png, tsa  # noqa: F401
+from tests.unit.seal.sealpki import TESTDATA, ecdsa_pki, seal_pki, stamp_png, tsa  # noqa: F401
 from tests.unit.seal.test_ofd import _seal
 
 
@@ -40,17 +41,21 @@ def test_bc_and_we_agree_on_outside_and_our_artefacts(seal_pki, stamp_png, tmp_p
     assert [r.returncode for r in results] == expect, [(a, r.stderr) for a, r in zip(argv, results)]
 
 
-@pytest.mark.parametrize("alg_name", ["sm2-sm3", "ecdsa-sha256"])
-def test_bc_verifies_our_pdf_seal_cms_and_its_timestamp(seal_pki, stamp_png, tsa, tmp_path, alg_name):
+@pytest.mark.parametrize("family", ["sm2", "ec"])
+def test_bc_verifies_our_pdf_seal_cms_and_its_timestamp(seal_pki, ecdsa_pki, stamp_png, tmp_path, family):
+    """Each seal with a timestamp from a TSA unit of its own family (seal.timestamps); BC also matches the
+    signing-certificate-v2 attribute: SM3 in the SM2 family, the DEFAULT SHA-256 otherwise."""
     require_bc()
-    km, ca = seal_pki["km"], seal_pki["ca"]
-    u = seal_pki["unit"] if alg_name == "sm2-sm3" else make_signer(km, ca, f"bc-pdf-{alg_name}", "Unit E", alg_name)
+    km = seal_pki["km"]
+    ca, u = (seal_pki["ca"], seal_pki["unit"]) if family == "sm2" else (ecdsa_pki["ca"], ecdsa_pki["unit"])
     signer = pdf.HsmSigner(km, u.label, u.certificate, u.alg, chain=[ca.certificate])
-    stamper = pdf.InProcessTimeStamper(tsa.respond)
+    unit = SealTimestamps.of_authority(ecdsa_pki["tsa_units"]).unit_for(family)
+    stamper = pdf.InProcessTimeStamper(unit.respond)
     once = pdf.seal_pdf(make_pdf(2), signer=signer, picture=stamp_png, width_mm=40, height_mm=40)
     twice = pdf.seal_pdf(once, signer=signer, picture=stamp_png, width_mm=40, height_mm=40, timestamper=stamper,
                          placement=pdf.Placement(page=1))
     (tmp_path / "ca.pem").write_bytes(ca.certificate)
+    (tmp_path / "tsa-ca.pem").write_bytes(ca.certificate if family == "ec" else seal_pki["ca"].certificate)
     argv, expect = [], []
     for index in (0, 1):
         cms_der, signed = pdf.cms_and_signed_bytes(twice, index)
@@ -58,7 +63,7 @@ def test_bc_verifies_our_pdf_seal_cms_and_its_timestamp(seal_pki, stamp_png, tsa
         sig.write_bytes(cms_der)
         content.write_bytes(signed)
         wrong.write_bytes(signed[:100] + bytes([signed[100] ^ 1]) + signed[101:])
-        argv += [["cms", str(sig), "--content", str(content), "--ca", str(tmp_path / "ca.pem")],
+        argv += [["cms", str(sig), "--content", str(content), "--ca", str(tmp_path / "ca.pem"), "--ess"],
                  ["cms", str(sig), "--content", str(wrong)]]
         expect += [0, 1]
     si = cms.ContentInfo.load(pdf.cms_and_signed_bytes(twice, 1)[0])["content"]["signer_infos"][0]
@@ -67,8 +72,14 @@ def test_bc_verifies_our_pdf_seal_cms_and_its_timestamp(seal_pki, stamp_png, tsa
     signature = si["signature"].native
     (tmp_path / "other.bin").write_bytes(signature[:-1] + bytes([signature[-1] ^ 1]))
     argv += [["tsp", str(tmp_path / "token.der"), "--data", str(tmp_path / "signature.bin"),
-              "--ca", str(tmp_path / "ca.pem")],
+              "--ca", str(tmp_path / "tsa-ca.pem")],
              ["tsp", str(tmp_path / "token.der"), "--data", str(tmp_path / "other.bin")]]
     expect += [0, 1]
     results = bc_verify_many(argv)
     assert [r.returncode for r in results] == expect, [(a, r.stderr) for a, r in zip(argv, results)]
+    ess = {"sm2": "1.2.156.10197.1.401", "ec": "2.16.840.1.101.3.4.2.1"}[family]
+    assert all(f"ess={ess}" in results[i].stdout for i in (0, 2)), [results[i].stdout for i in (0, 2)]
+    token = cms.ContentInfo.load((tmp_path / "token.der").read_bytes())
+    assert timestamps.token_family(token) == family
+    imprint = token["content"]["encap_content_info"]["content"].parsed["message_imprint"]
+    assert imprint["hash_algorithm"]["algorithm"].native == ("sm3" if family == "sm2" else "sha256")

@@ -16,7 +16,10 @@
 //   csr       <csr>
 //   crl       <crl> <issuer-cert>
 //   ocsp      <response> <issuer-cert> [--serial HEX] [--nonce HEX]     (stdout: good|revoked|unknown)
-//   cms       <signed-data> [--content FILE] [--ca ISSUER-CERT]
+//   cms       <signed-data> [--content FILE] [--ca ISSUER-CERT] [--ess]
+//             (--ess: the first signer's signing-certificate-v2 attribute (RFC 5035) must be there and its
+//              first ESSCertIDv2 must hash the signer certificate with the algorithm it names, issuerSerial
+//              matching; stdout gains ess=<hash OID>)
 //   tsp       <token-or-reply> [--data FILE] [--cert TSA-CERT] [--ca ISSUER-CERT]
 //             (stdout: genTime=... serial=... policy=...; checks signature, ESS cert ID, the critical
 //              timeStamping EKU and TSA validity at genTime; --ca: TSA cert signed by that CA)
@@ -74,8 +77,13 @@ import org.bouncycastle.asn1.ASN1ObjectIdentifier;
 import org.bouncycastle.asn1.ASN1OctetString;
 import org.bouncycastle.asn1.ASN1Sequence;
 import org.bouncycastle.asn1.DERSequence;
+import org.bouncycastle.asn1.cms.Attribute;
+import org.bouncycastle.asn1.cms.AttributeTable;
 import org.bouncycastle.asn1.cms.ContentInfo;
+import org.bouncycastle.asn1.ess.ESSCertIDv2;
+import org.bouncycastle.asn1.ess.SigningCertificateV2;
 import org.bouncycastle.asn1.ocsp.OCSPObjectIdentifiers;
+import org.bouncycastle.asn1.pkcs.PKCSObjectIdentifiers;
 import org.bouncycastle.asn1.x509.AlgorithmIdentifier;
 import org.bouncycastle.asn1.x509.Extension;
 import org.bouncycastle.asn1.x509.KeyPurposeId;
@@ -505,8 +513,31 @@ public final class BcVerify {
                 throw new Fail("SignerInfo signature invalid for " + c.getSubject());
         }
         SignerInformation first = signers.iterator().next();
+        String ess = "";
+        if (a.flag("--ess")) {
+            @SuppressWarnings("unchecked")
+            X509CertificateHolder c = (X509CertificateHolder) certs.getMatches(first.getSID()).iterator().next();
+            ess = " ess=" + checkEssCertIdV2(first, c);
+        }
         out.println("OK cms signers=" + signers.size() + " contentType=" + sd.getSignedContentTypeOID()
-                + " digestAlg=" + first.getDigestAlgOID() + " sigAlg=" + first.getEncryptionAlgOID());
+                + " digestAlg=" + first.getDigestAlgOID() + " sigAlg=" + first.getEncryptionAlgOID() + ess);
+    }
+
+    /** BC's ESSCertIDv2 (DEFAULT sha256 when absent) hashed by BC's digest provider; returns the hash OID. */
+    static String checkEssCertIdV2(SignerInformation si, X509CertificateHolder cert) throws Exception {
+        AttributeTable attrs = si.getSignedAttributes();
+        Attribute attr = attrs == null ? null : attrs.get(PKCSObjectIdentifiers.id_aa_signingCertificateV2);
+        if (attr == null) throw new Fail("no signing-certificate-v2 attribute");
+        ESSCertIDv2 id = SigningCertificateV2.getInstance(attr.getAttrValues().getObjectAt(0)).getCerts()[0];
+        DigestCalculator dc = new JcaDigestCalculatorProviderBuilder().setProvider(BC).build()
+                .get(id.getHashAlgorithm());
+        dc.getOutputStream().write(cert.getEncoded());
+        dc.getOutputStream().close();
+        if (!Arrays.equals(dc.getDigest(), id.getCertHash()))
+            throw new Fail("ESSCertIDv2 hash does not match the signer certificate");
+        if (id.getIssuerSerial() != null && !id.getIssuerSerial().getSerial().getValue().equals(cert.getSerialNumber()))
+            throw new Fail("ESSCertIDv2 issuerSerial does not name the signer certificate");
+        return id.getHashAlgorithm().getAlgorithm().getId();
     }
 
     static void tsp(Args a, PrintStream out) throws Exception {
@@ -658,7 +689,7 @@ public final class BcVerify {
     static final class Args {
         final List<String> positional = new ArrayList<>();
         final List<String[]> options = new ArrayList<>();
-        static final Set<String> FLAGS = Set.of("--raw");
+        static final Set<String> FLAGS = Set.of("--raw", "--ess");
 
         Args(String[] a) throws Usage {
             for (int i = 0; i < a.length; i++) {

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from seal.pki import LocalIssuer, make_signer
+from pkicore.algorithms import algorithm
+from seal.pki import LocalIssuer, ensure_key, make_signer
+from timestamp.tsa import TimeStampAuthority, TsaUnit
 
 # ../shared beside the checkout (CI clones the repository next to it), else the workplace's copy
 _BESIDE = Path(__file__).resolve().parents[3].parent / "shared" / "testdata" / "ofd"
@@ -60,3 +62,23 @@ def tsa(seal_pki):
     unit = TsaUnit("default", key_manager=km, key_label=label, algorithm_name="sm2-sm3", certificate=cert,
                    chain=(ca.certificate,), policy="1.3.6.1.4.1.58011.1.1")
     return TimeStampAuthority({"default": unit}, digests=["sm3", "sha256"])
+
+
+@pytest.fixture(scope="session")
+def ecdsa_pki(seal_pki, tsa):
+    """The international family beside the SM2 one: an ECDSA P-256 CA, a unit's ECDSA signing key and an
+    RSA one (certified by that CA), and ``tsa_units``: a TSA with the SM2 unit of ``tsa`` as its default
+    and an ECDSA unit certified by the ECDSA CA (as ``racentre setup --with-ecdsa`` with
+    ``[tsa] units = "ecdsa=tsa-ecdsa:ecdsa-sha256"`` makes them)."""
+    km = seal_pki["km"]
+    ca = LocalIssuer.create(km, _label("seal-ecdsa-ca"), "ecdsa-sha256", common_name="RA Centre ECDSA Root")
+    unit = make_signer(km, ca, _label("unit-ecdsa"), "Unit E Signing", "ecdsa-sha256", organization="Unit E")
+    rsa_unit = make_signer(km, ca, _label("unit-rsa"), "Unit R Signing", "rsa-sha256", organization="Unit R")
+    label = _label("seal-tsa-ecdsa")
+    spki = ensure_key(km, label, algorithm("ecdsa-sha256"))
+    tsa_cert = ca.issue(spki, "Seal Test TSA ECDSA", timestamping=True)
+    ecdsa_unit = TsaUnit("ecdsa", key_manager=km, key_label=label, algorithm_name="ecdsa-sha256",
+                         certificate=tsa_cert, chain=(ca.certificate,), policy="1.3.6.1.4.1.58011.1.1")
+    units = TimeStampAuthority({"default": tsa.units["default"], "ecdsa": ecdsa_unit},
+                               digests=["sm3", "sha256", "sha384"])
+    return {"ca": ca, "unit": unit, "rsa_unit": rsa_unit, "tsa_cert": tsa_cert, "tsa_units": units}

@@ -9,13 +9,14 @@ from click.testing import CliRunner
 from seal import ses
 from seal.cli import seal_group
 from seal.demo import write_demo_artefacts
+from seal.timestamps import SealTimestamps
 from seal.verify import verify_document
 from tests.unit.seal.sealpki import TESTDATA
 
 
 def test_demo_artefacts(db, softtoken_km, tsa, tmp_path):
     services = types.SimpleNamespace(key_manager=softtoken_km, db=db)
-    written = write_demo_artefacts(services, tmp_path, tsa_respond=tsa.respond,
+    written = write_demo_artefacts(services, tmp_path, timestamps=SealTimestamps.of_authority(tsa),
                                    tsa_trust=tsa.units["default"].chain)
     assert set(written) == {"seal.esl", "seal-maker.pem", "unsealed.pdf", "sealed.pdf", "sealed.ofd",
                             "sealed-verify.json"}

@@ -18,6 +18,7 @@ from seal import views
 from seal.registry import SealMaker, SealRegistry
 from seal.samplepdf import make_pdf
 from seal.services import SealService
+from seal.timestamps import SealTimestamps
 from tests.unit.seal.sealpki import TESTDATA
 
 
@@ -27,7 +28,7 @@ def client(db, seal_pki, tsa):
     app = create_app(Config(), km, db, blueprints=[])
     registry = SealRegistry(db, km, SealMaker(m.label, m.certificate, m.alg))
     views.install(app, SealService(registry, trust=(seal_pki["ca"].certificate,),
-                                   chain=(seal_pki["ca"].certificate,), tsa_respond=tsa.respond,
+                                   chain=(seal_pki["ca"].certificate,), timestamps=SealTimestamps.of_authority(tsa),
                                    tsa_trust=(seal_pki["ca"].certificate,)))
     tag = secrets.token_hex(3)
     with transaction(db) as s:
