@@ -3,9 +3,16 @@
 # "no tests collected" (pytest's 5) is turned into a failure message rather than a silent pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# --fast: the quick tier for a developer's loop (no end-to-end, interop, browser, PostgreSQL or Java
+# tests; see the markers in setup.cfg). CI runs everything.
+FAST=()
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  FAST=(-m "not slow and not postgres and not java and not browser" -q)
+fi
 scripts/setup.sh
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "${FAST[@]}" "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

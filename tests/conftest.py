@@ -35,6 +35,46 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
+# ---------------------------------------------------------------------------- tiers (setup.cfg markers)
+# Every test keeps running in CI (scripts/test.sh); `scripts/test.sh --fast` leaves out the marked tiers.
+_SLOW_DIRS = ("tests/e2e/", "tests/interop/", "tests/unit/console/", "tests/unit/softtoken/")
+_SLOW_TESTS = {"tests/unit/test_sqlite_writer_lock.py::test_processes_serialise_through_the_lock_file"}
+_HSM_FIXTURES = {"softtoken_km", "softhsm_km", "any_km", "softtoken_config", "softhsm_config", "services"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Markers from what a test uses: ``postgres`` (a PostgreSQL parameter), ``java`` (Bouncy Castle),
+    ``browser`` (Chromium), ``hsm`` (a PKCS#11 token), ``slow`` (end-to-end, interop, console site,
+    C self-tests, and tests marked so by hand)."""
+    for item in items:
+        path = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if any(v == "postgresql" for v in params.values()):
+            item.add_marker(pytest.mark.postgres)
+        source = _module_source(item)
+        if "bouncycastle" in source or "require_bc" in source:
+            item.add_marker(pytest.mark.java)
+        if "browser" in path or "selenium" in source or "chromium" in source:
+            item.add_marker(pytest.mark.browser)
+        if _HSM_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.hsm)
+        if path.startswith(_SLOW_DIRS) or item.nodeid.split("[")[0] in _SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
+_SOURCES: dict[str, str] = {}
+
+
+def _module_source(item) -> str:
+    key = str(item.fspath)
+    if key not in _SOURCES:
+        try:
+            _SOURCES[key] = Path(key).read_text(encoding="utf-8")
+        except OSError:
+            _SOURCES[key] = ""
+    return _SOURCES[key]
+
+
 @pytest.fixture(scope="session")
 def softtoken_module() -> str:
     return str(build_softtoken())
