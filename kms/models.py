@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint)
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pkicore.db import Base, utcnow
@@ -101,8 +100,3 @@ class KmcSetting(Base):
 TABLES = [KekVersion.__table__, EscrowedKey.__table__, ApprovalRequest.__table__, Approval.__table__,
           SeenRequest.__table__, KmcSetting.__table__]
 
-
-def ensure_schema(engine: Engine) -> None:
-    """Create the KMC tables if missing (a stand-alone KMC database; the embedded one should come from
-    an Alembic revision — see kms/README)."""
-    Base.metadata.create_all(engine, tables=TABLES, checkfirst=True)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from kms.client import InProcessTransport, KmcClient
 from kms.config import KmsConfig
 from kms.escrow import KeyEscrow
-from kms.models import ensure_schema
 from kms.recovery import ApprovalBook
 from kms.service import KmcService
 
@@ -29,11 +28,9 @@ class Kmc:
                          kmc_certificate=self.escrow.certificate)
 
 
-def build_kmc(key_manager, db, engine=None, config: KmsConfig | None = None) -> Kmc:
-    """Set up (idempotently) and return the KMC. ``engine``: create missing kms_* tables on it
-    (until an Alembic revision covers them)."""
-    if engine is not None:
-        ensure_schema(engine)
+def build_kmc(key_manager, db, config: KmsConfig | None = None) -> Kmc:
+    """Set up (idempotently) and return the KMC. Its tables (``kms_*``) come with the schema
+    (``racentre db upgrade``), embedded or stand-alone alike."""
     escrow = KeyEscrow(key_manager, db, config or KmsConfig())
     escrow.setup()
     return Kmc(escrow, ApprovalBook(db, escrow.config), KmcService(escrow))
@@ -43,6 +40,6 @@ def kmc_from_services(services, config: KmsConfig | None = None) -> Kmc:
     """One KMC per service container (cached on it); settings from its ``[kmc]`` section by default."""
     kmc = getattr(services, "_kms_kmc", None)
     if kmc is None:
-        kmc = build_kmc(services.key_manager, services.db, services.engine, config or services.config.kmc)
+        kmc = build_kmc(services.key_manager, services.db, config or services.config.kmc)
         services._kms_kmc = kmc
     return kmc

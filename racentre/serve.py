@@ -274,8 +274,10 @@ def serve_command(ctx, host, port, workers, packages_text):
     """Run the RA centre service (or a part of it, e.g. a stand-alone KMC)."""
     config = ctx.obj["config"]
     packages = parse_packages(config.service.packages if packages_text is None else packages_text)
-    # Make sure the token exists (auto-initialised in the demo) before workers fork.
+    # Make sure the token exists (auto-initialised in the demo) and the database is at this version's
+    # schema (else refuse, saying why) before workers fork.
     ctx.obj["services"].key_manager.info()
+    ctx.obj["services"].engine  # noqa: B018
     ctx.obj["services"].close()
     host = host or config.service.host
     port = port or config.service.port
