@@ -11,6 +11,7 @@ the models and the migrated schema (a test keeps them in step).
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from pathlib import Path
 
@@ -71,14 +72,31 @@ def upgrade(engine: Engine, revision: str = "head", *, key_manager=None) -> None
     (called only when one needs it, so an up-to-date schema never opens the HSM)."""
     with engine.begin() as connection:
         _lock_for_upgrade(connection)
+        have = tuple(MigrationContext.configure(connection).get_current_heads())
+        unknown = [rev for rev in have if not _known(rev)]
+        if unknown:
+            raise SchemaError(f"the database schema ({', '.join(unknown)}) is newer than this code ({head()}): "
+                              "another node upgraded it; install the same racentre version on this node")
         command.upgrade(_config(connection, key_manager), revision)
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg)
+
+
+def _known(rev: str) -> bool:
+    try:
+        return _scripts().get_revision(rev) is not None
+    except CommandError:
+        return False
 
 
 def head() -> str:
     """This code's schema revision (the one head of racentre/migrations)."""
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    return _scripts().get_current_head()
 
 
 def current(engine: Engine) -> tuple[str, ...]:
@@ -96,14 +114,7 @@ def require_current(engine: Engine) -> None:
     if not have:
         raise SchemaError("the database has no racentre schema yet: run `racentre db upgrade` "
                           "(or `racentre setup` for a new site) first")
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    script = ScriptDirectory.from_config(cfg)
-    try:
-        known = all(script.get_revision(rev) is not None for rev in have)
-    except CommandError:
-        known = False
-    if known:
+    if all(_known(rev) for rev in have):
         raise SchemaError(f"the database schema ({', '.join(have)}) is older than this code ({want}): "
                           "run `racentre db upgrade` (once, from one node), then start the nodes again")
     raise SchemaError(f"the database schema ({', '.join(have)}) is newer than this code ({want}): another "
