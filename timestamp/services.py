@@ -172,7 +172,7 @@ class TsaService:
             if time.monotonic() >= self._next_build:
                 self._build()
             if self._authority is None:
-                raise TsaError(str(self._failure))
+                raise TsaError(self._failure.public_message)
             return self._authority
 
     def _build(self) -> None:
@@ -187,6 +187,7 @@ class TsaService:
             self._next_build = time.monotonic() + self.refresh_seconds
         except Exception as exc:  # noqa: BLE001 - the database or the HSM may be away for a moment
             failure = exc if isinstance(exc, TsaError) else TsaError(f"the TSA cannot be built: {exc}")
+            # (a TsaError's public_message is what later uses raise: no growing traceback is kept)
             if failure is not exc:
                 failure.__cause__ = exc
             if self._authority is not None:
