@@ -24,7 +24,7 @@ from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from pkicore.db import Base, lock_key
+from pkicore.db import READ_ONLY, Base, lock_key
 from pkicore.errors import ErrorCode, PkiError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -102,6 +102,7 @@ def head() -> str:
 def current(engine: Engine) -> tuple[str, ...]:
     """The revision(s) the database is at (empty: never upgraded)."""
     with engine.connect() as connection:
+        connection.execution_options(**{READ_ONLY: True})     # SQLite: a deferred BEGIN, no writer lock
         return tuple(MigrationContext.configure(connection).get_current_heads())
 
 

@@ -1,12 +1,18 @@
 """`racentre db upgrade` is the one step that changes the schema, and the only one that may run on an
 empty, older or newer database: concurrent upgrades on an empty schema both succeed (the second waits
 on the advisory lock, then finds nothing to do); every other command — and `racentre serve` before it
-forks — refuses an absent, older or newer schema with a clear message and exit status 2."""
+forks — refuses an absent, older or newer schema with a clear message and exit status 2; a running node
+whose schema another version changed stops serving (503) instead of using tables it does not know."""
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -31,7 +37,8 @@ def _racentre(tmp_path: Path, url: str, *args) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(PYTHONPATH=str(ROOT), RACENTRE_DATABASE_URL=url, RACENTRE_HSM_TOKEN="guard",
                RACENTRE_HSM_PIN="guard-pin", RACENTRE_SOFTTOKEN_SO_PIN="guard-so-pin",
-               RACENTRE_SOFTTOKEN_DIR=str(tmp_path / "softtoken"), RACENTRE_SOFTTOKEN_AUTO_INIT="true")
+               RACENTRE_SOFTTOKEN_DIR=str(tmp_path / "softtoken"), RACENTRE_SOFTTOKEN_AUTO_INIT="true",
+               RACENTRE_SERVICE_SCHEMA_CHECK_INTERVAL="1")
     return subprocess.Popen([sys.executable, "-m", "racentre.cli", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -83,3 +90,40 @@ def test_commands_and_serve_refuse_a_newer_schema(database, tmp_path):
                 and "install the same racentre version" in refused.stderr), refused.stderr
         assert "Traceback" not in refused.stderr
     assert current(engine) == ("f00dfeedbeef",)
+
+
+def test_a_running_node_stops_serving_once_another_version_upgraded_the_schema(database, tmp_path):
+    engine, url = database
+    upgrade(engine)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    node = _racentre(tmp_path, url, "serve", "--port", str(port))
+    health = f"http://127.0.0.1:{port}/hsm/health"
+
+    def status() -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(health, timeout=5) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert status()[0] == 200
+                break
+            except OSError:
+                assert node.poll() is None and time.monotonic() < deadline, node.communicate()
+                time.sleep(0.2)
+        with engine.begin() as conn:         # a newer version's `racentre db upgrade`, run elsewhere
+            conn.execute(text("update alembic_version set version_num = 'f00dfeedbeef'"))
+        deadline = time.monotonic() + 15
+        while (answer := status())[0] == 200 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert answer[0] == 503 and answer[1]["error"]["code"] == "configuration"
+        assert "newer than this code" in answer[1]["error"]["message"]
+    finally:
+        node.terminate()
+        node.communicate(timeout=30)
