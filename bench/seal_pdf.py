@@ -36,6 +36,7 @@ from seal import pdf  # noqa: E402
 from seal.demo import demo_picture  # noqa: E402
 from seal.pki import LocalIssuer, ensure_key, make_signer  # noqa: E402
 from seal.samplepdf import make_pdf  # noqa: E402
+from seal.validation import SealPolicy  # noqa: E402
 from timestamp.tsa import TimeStampAuthority, TsaUnit  # noqa: E402
 
 
@@ -119,7 +120,7 @@ def main() -> None:
     doc, ours = sealer(km, unit.certificate, ca.certificate, tsa_cert)
     print(f"pdf_input_bytes {len(doc)}")
     sealed = ours()
-    report = pdf.verify_pdf(sealed, trust=[ca.certificate])
+    report = pdf.verify_pdf(sealed, SealPolicy.anchored([ca.certificate]))
     assert report.ok and report.seals[0].timestamp_time, report.to_text()
     plain = plain_signer()
 

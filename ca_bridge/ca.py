@@ -23,8 +23,10 @@ from hsm import KeyManager, KeyNotFound
 from pkicore.algorithms import algorithm
 from pkicore.audit import record
 from pkicore.db import transaction, utcnow
+from pkicore.generation import CA_AUTHORITIES, bump
 
 log = logging.getLogger(__name__)
+ACTOR_ROLE = "ca"          # the audit role of rows the CA writes itself
 
 
 @dataclass(frozen=True)
@@ -150,16 +152,20 @@ def _create_kind(km: KeyManager, session: Session, public_url: str, kind: Hierar
     session.add(issuing)
     session.flush()
     # the CA-issued certificates are in the status store too (root CRL lists a revoked issuing CA)
-    for ca_id, serial, profile, subject, der, days, request_id in (
-            (root.id, issuing_serial, issuing_profile, issuing_subject, issuing_cert, issuing_profile.validity_days,
-             f"ca-init:{names['issuing']}"),
-            (issuing.id, ocsp_serial, ocsp_profile, ocsp_subject, ocsp_cert, ocsp_profile.validity_days,
-             f"ca-init:{names['issuing']}:ocsp")):
+    for ca_id, ca_name, serial, profile, subject, der, days, request_id in (
+            (root.id, names["root"], issuing_serial, issuing_profile, issuing_subject, issuing_cert,
+             issuing_profile.validity_days, f"ca-init:{names['issuing']}"),
+            (issuing.id, names["issuing"], ocsp_serial, ocsp_profile, ocsp_subject, ocsp_cert,
+             ocsp_profile.validity_days, f"ca-init:{names['issuing']}:ocsp")):
         session.execute(insert(IssuedCert).values(
             ca_id=ca_id, serial=format(serial, "x"), request_id=request_id, profile=profile.name,
             subject=name_text(_rdns_of(subject)), not_before=now,
             not_after=min(now + dt.timedelta(days=days), root_not_after), certificate=der, status="good",
             created_at=now))
+        # the same audit row as any issuance (EmbeddedCA._sign_one), by the issuing CA
+        record(session, actor=f"ca:{ca_name}", role=ACTOR_ROLE, action="ca.certificate.issue", target_type="certificate",
+               target_id=f"{ca_name}/{format(serial, 'x')}", request_id=request_id, profile=profile.name)
+    bump(session, CA_AUTHORITIES)     # every process's CaDirectory reloads (ca_bridge.directory)
     record(session, actor=actor, role="ca_admin", action="ca.hierarchy.create", target_type="ca",
            target_id=names["issuing"], root=names["root"], algorithm=alg.name,
            keys=[names["root_label"], names["issuing_label"], names["ocsp_label"]])

@@ -17,6 +17,10 @@ asn1crypto encodes, and signed by the key manager (keys never leave the HSM):
   credit codes always do), UTF8String otherwise. The value type is our reading (unconfirmed in the
   public text of the standard); parsers should accept any DirectoryString.
 
+* basicConstraints only in CA certificates (critical, cA TRUE); keyUsage by the subject key's family
+  (``Profile.key_usage_for``); notAfter - notBefore at most 3,653 days unless the profile allows more
+  (GmSSL 3 ``x509_cert_check``; ../shared/REFERENCES.md §10).
+
 ``CertificateTemplate`` precomputes every DER piece that is constant for one (issuer, profile, URLs)
 combination, so issuing costs the per-certificate pieces, one concatenation and one HSM signature.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -32,12 +37,14 @@ from typing import Callable, Sequence
 from asn1crypto import x509
 from asn1crypto import keys as asn1_keys
 
-from ca_bridge.errors import BadEncoding, UnsupportedKey
-from ca_bridge.profiles import Profile
+from ca_bridge.errors import BadEncoding, IssuanceError, UnsupportedKey
+from ca_bridge.profiles import GMSSL_MAX_VALIDITY_DAYS, Profile
 from pkicore.algorithms import Algorithm
 from pkicore.cms import algorithm_identifier, der_integer, der_oid, tlv
 from pkicore.oids import OID
 from pkicore.sm2 import SM2PublicKey
+
+log = logging.getLogger(__name__)
 
 ID_PKIX_OCSP_NOCHECK = "1.3.6.1.5.5.7.48.1.5"
 _OID_BY_NAME = {"subject_key_identifier": "2.5.29.14", "key_usage": "2.5.29.15", "subject_alt_name": "2.5.29.17",
@@ -227,15 +234,25 @@ class CertificateTemplate:
         self.profile = profile
         self._sig_alg = signature_algorithm(issuer.algorithm)
         self._after_serial = self._sig_alg + issuer.name_der
-        bc = {"ca": True} if profile.ca else {"ca": False}
-        if profile.ca and profile.path_length is not None:
-            bc["path_len_constraint"] = profile.path_length
-        head = [extension("basic_constraints", x509.BasicConstraints(bc).dump(), critical=profile.ca),
-                extension("key_usage", x509.KeyUsage(set(profile.key_usage)).dump(), profile.key_usage_critical)]
+        # basicConstraints: CA certificates only, critical, cA TRUE (RFC 5280 §4.2.1.9). An end entity has
+        # none at all: the DEFAULT-only encoding of cA FALSE is an empty SEQUENCE (30 00), which GmSSL 3's
+        # parser refuses (x509_basic_constraints_from_der)
+        bc = b""
+        if profile.ca:
+            value = {"ca": True}
+            if profile.path_length is not None:
+                value["path_len_constraint"] = profile.path_length
+            bc = extension("basic_constraints", x509.BasicConstraints(value).dump(), critical=True)
+        eku = b""
         if profile.extended_key_usage:
-            head.append(extension("extended_key_usage", x509.ExtKeyUsageSyntax(list(profile.extended_key_usage)).dump(),
-                                  profile.extended_key_usage_critical))
-        self._head_extensions = b"".join(head)
+            eku = extension("extended_key_usage", x509.ExtKeyUsageSyntax(list(profile.extended_key_usage)).dump(),
+                            profile.extended_key_usage_critical)
+        # keyUsage depends on the subject key's family (RFC 8813 §3 for EC keys; profile key_usage_by_key)
+        self._head_extensions = {
+            algorithm: bc + extension("key_usage", x509.KeyUsage(set(profile.key_usage_for(algorithm))).dump(),
+                                      profile.key_usage_critical) + eku
+            for algorithm in profile.key_algorithms}
+        self._max_span = None if profile.allow_long_validity else dt.timedelta(days=GMSSL_MAX_VALIDITY_DAYS)
         tail = [extension("authority_key_identifier",
                           x509.AuthorityKeyIdentifier({"key_identifier": issuer.key_id}).dump())]
         urls = urls or Urls()
@@ -259,8 +276,17 @@ class CertificateTemplate:
         """The signed certificate DER."""
         if self.issuer.not_after is not None and not_after > self.issuer.not_after:
             not_after = self.issuer.not_after
-        exts = [self._head_extensions, extension("subject_key_identifier", tlv(0x04, key.key_id)),
-                self._tail_extensions]
+        span = not_after - not_before
+        if self._max_span is not None and span > self._max_span:
+            raise IssuanceError(f"a {self.profile.name} certificate valid for {span} is longer than the "
+                                f"{GMSSL_MAX_VALIDITY_DAYS} days GmSSL 3 accepts (profile allow_long_validity)")
+        if span > dt.timedelta(days=GMSSL_MAX_VALIDITY_DAYS):
+            log.warning("issuing a %s certificate valid for %s (allow_long_validity): GmSSL 3 refuses more than "
+                        "%d days", self.profile.name, span, GMSSL_MAX_VALIDITY_DAYS)
+        head = self._head_extensions.get(key.algorithm)
+        if head is None:
+            raise UnsupportedKey(f"profile {self.profile.name} does not accept {key.algorithm} keys")
+        exts = [head, extension("subject_key_identifier", tlv(0x04, key.key_id)), self._tail_extensions]
         if dns_names or ip_addresses:
             # RFC 5280 §4.2.1.6: critical only when the subject DN is empty
             exts.append(extension("subject_alt_name", encode_general_names(dns_names, ip_addresses),

@@ -40,7 +40,7 @@ def _kmc_link(ctx) -> KmcLink:
             for info in ca.authorities().values():
                 if not info.is_root and info.algorithm.key_type == "sm2":
                     kmc.service.trust(info.certificate)
-            ca.attach_kmc(InProcessTransport(kmc.service), kmc.escrow.certificate)
+            ca.attach_kmc(InProcessTransport(kmc.service), lambda: kmc.escrow.certificate)
     return ca.kmc
 
 

@@ -1,5 +1,6 @@
-"""The CAs this process serves, read once from the database into frozen ``CaInfo`` rows (certificate,
-key label, issuer hashes), so the issuance, CRL and OCSP paths never reload them per request."""
+"""The CAs this process serves, read from the database into frozen ``CaInfo`` rows (certificate, key
+label, issuer hashes), so the issuance, CRL and OCSP paths never reload them per request; reloaded when
+another process or node changed the hierarchy (``pkicore.generation``: seen within a second, no restart)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -18,6 +19,7 @@ from ca_bridge.errors import UnknownCA
 from ca_bridge.models import CertificateAuthority
 from pkicore.algorithms import Algorithm, algorithm
 from pkicore.db import reading
+from pkicore.generation import CA_AUTHORITIES, CHECK_INTERVAL, GenerationWatch
 
 MISS_RELOAD_INTERVAL = 1.0   # seconds between reloads caused by unknown names
 CERTID_DIGESTS = ("sha1", "sha256", "sha384", "sha512", "sm3")
@@ -67,16 +69,20 @@ def _info(row: CertificateAuthority, rows: dict[int, CertificateAuthority]) -> C
 
 
 class CaDirectory:
-    """Cached view of the ``ca_authority`` table; reloads on a miss (a CA created by another process)."""
+    """Cached view of the ``ca_authority`` table. Reloaded when the ``ca_authority`` generation moved
+    (``ca_bridge.ca.init_hierarchy`` bumps it in the creating transaction, on whatever node or CLI run;
+    looked at most every ``check_interval`` seconds) and on a miss (throttled)."""
 
-    def __init__(self, db: sessionmaker[Session]):
+    def __init__(self, db: sessionmaker[Session], check_interval: float = CHECK_INTERVAL):
         self.db = db
         self._lock = threading.Lock()
         self._by_name: Mapping[str, CaInfo] = MappingProxyType({})
         self._loaded = False
         self._reloaded_at = 0.0
+        self.watch = GenerationWatch(db, CA_AUTHORITIES, check_interval)
 
     def reload(self) -> Mapping[str, CaInfo]:
+        generation = self.watch.read()        # before the rows: a change committed meanwhile reloads again
         # read-only: a first use inside a caller's write transaction must not wait for the SQLite writer
         # lock that transaction holds (a fresh CA's first issuance inside an RA approval did, for 30 s)
         with reading(self.db) as session:
@@ -84,10 +90,13 @@ class CaDirectory:
             by_name = MappingProxyType({r.name: _info(r, rows) for r in rows.values()})
         with self._lock:
             self._by_name, self._loaded, self._reloaded_at = by_name, True, time.monotonic()
+        self.watch.loaded(generation)
         return by_name
 
     def all(self) -> Mapping[str, CaInfo]:
-        return self._by_name if self._loaded else self.reload()
+        if not self._loaded or self.watch.due():
+            return self.reload()
+        return self._by_name
 
     def find(self, name: str) -> CaInfo | None:
         info = self.all().get(name)

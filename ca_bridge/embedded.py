@@ -25,7 +25,7 @@ from ca_bridge.api import (CertificateStatus, EscrowedKey, EscrowedKeyRequest, I
                            RevocationReason)
 from ca_bridge.certbuilder import (CertificateTemplate, IssuerInfo, SubjectKey, encode_name, inspect_public_key,
                                    name_text, random_serial)
-from ca_bridge.crl import CrlPublisher
+from ca_bridge.crl import CrlPublisher, bump_revocation_seq
 from ca_bridge.directory import CaDirectory, CaInfo
 from ca_bridge.escrow import KmcLink
 from ca_bridge.errors import CertificateNotFound, IssuanceError, NoPublicUrl, RequestConflict, RevocationConflict
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 BACKDATE = dt.timedelta(seconds=60)     # notBefore slack for relying parties whose clocks run behind
 KEY_FAMILY = {"sm2": "sm2", "ec-p256": "ec", "ec-p384": "ec", "rsa-2048": "rsa", "rsa-3072": "rsa", "rsa-4096": "rsa"}
-ACTOR_ROLE = "ca"
+ACTOR_ROLE = hierarchy.ACTOR_ROLE
 # prebuilt Core statements: the hot path pays no statement construction or ORM unit-of-work
 _SELECT_BY_REQUEST = (select(IssuedCert.ca_id, IssuedCert.serial, IssuedCert.profile, IssuedCert.certificate,
                              IssuedCert.not_before, IssuedCert.not_after)
@@ -86,13 +86,14 @@ class EmbeddedCA:
         self.store = DbStatusStore(db, self.directory)
         self.crls = CrlPublisher(key_manager, db, self.directory, validity=crl_validity, refresh=crl_refresh)
         self.ocsp = OcspResponder(key_manager, self.store, self.directory, validity=ocsp_validity)
-        self._templates: dict[tuple[int, str], CertificateTemplate] = {}
+        self._templates: dict[tuple[int, str], tuple[CaInfo, CertificateTemplate]] = {}
         self._lock = threading.Lock()
         self.kmc: KmcLink | None = None
 
-    def attach_kmc(self, transport, kmc_certificate: bytes) -> None:
+    def attach_kmc(self, transport, kmc_certificate) -> None:
         """Put a KMC behind the key-escrow profiles (GM/T 0034): ``transport`` reaches its GM/T 0014
-        endpoint (``kms.client.InProcessTransport`` / ``HttpTransport``), ``kmc_certificate`` verifies it."""
+        endpoint (``kms.client.InProcessTransport`` / ``HttpTransport``), ``kmc_certificate`` (DER, or a
+        callable returning the current DER) verifies it."""
         self.kmc = KmcLink(self.km, self.db, self.directory, transport, kmc_certificate)
 
     @classmethod
@@ -142,15 +143,17 @@ class EmbeddedCA:
 
     def _template(self, ca: CaInfo, profile: Profile) -> CertificateTemplate:
         key = (ca.id, profile.name)
-        template = self._templates.get(key)
-        if template is None:
-            label, mechanism = ca.key_label, ca.algorithm.mechanism
-            issuer = IssuerInfo(ca.subject_der, ca.key_id, ca.algorithm,
-                                lambda tbs: self.km.sign(label, tbs, mechanism), ca.not_after)
-            template = CertificateTemplate(issuer, profile,
-                                           hierarchy.ca_urls(self.public_url, ca.name, ocsp=bool(ca.ocsp_key_label)))
-            with self._lock:
-                self._templates[key] = template
+        cached = self._templates.get(key)
+        if cached is not None and cached[0] is ca:
+            return cached[1]
+        # first use, or the directory reloaded this CA (another node changed it): build it from ``ca``
+        label, mechanism = ca.key_label, ca.algorithm.mechanism
+        issuer = IssuerInfo(ca.subject_der, ca.key_id, ca.algorithm,
+                            lambda tbs: self.km.sign(label, tbs, mechanism), ca.not_after)
+        template = CertificateTemplate(issuer, profile,
+                                       hierarchy.ca_urls(self.public_url, ca.name, ocsp=bool(ca.ocsp_key_label)))
+        with self._lock:
+            self._templates[key] = (ca, template)
         return template
 
     def can_escrow(self, profile: str) -> bool:
@@ -385,6 +388,8 @@ class EmbeddedCA:
         row.changed_at = now
         record(session, actor=f"ca:{info.name}", role=ACTOR_ROLE, action=action, target_type="certificate",
                target_id=f"{info.name}/{serial:x}", reason=reason.value)
+        # last, so the CA row (CRL freshness, ca_bridge.crl) stays locked for the shortest time
+        row.change_seq = bump_revocation_seq(session, info.id)
         session.flush()
         return to_status(info.name, serial, row.status, row.revoked_at, row.reason)
 

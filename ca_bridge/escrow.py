@@ -7,11 +7,19 @@ the subscriber's *signing* key, to which the KMC envelopes the private key) and 
 and no database lock is held across the call — and is idempotent on the request id. Issuance later
 uses the reservation's serial, validity and key, and hands the envelope to the subscriber.
 
+An ApplyKeyReq that never reached the KMC (``KmcUnreachable``) or that it refused leaves nothing behind:
+no key can exist. One that reached it but got no usable answer (lost, a 5xx, unverifiable) may have
+made a key: the CA records the attempt (``ca_escrow_attempt``, audited once) and the next attempt for the
+same request sends the same serial and validity; if the KMC made the key the first time, it says the
+certificate has one, and RestoreKeyReq hands that key to the same subscriber signing key. So repeated
+failures never leave a key (or an outbox row) per attempt. An attempt whose request is rejected, or
+that is not retried within ``ATTEMPT_TTL``, goes to the outbox below.
+
 When such a certificate is revoked, or a reserved key is given back, the KMC must be told
 (RevokeKeyReq). That goes through an outbox (``ca_kmc_notification``: the transactional-outbox pattern,
 much like EJBCA's publisher queue): the row is written in the transaction that revokes or releases, so
-it commits or rolls back with it (an orphan key's in a transaction of its own); once that has committed
-delivery is tried at once; a KMC that cannot be reached leaves the row pending with exponential
+it commits or rolls back with it (an orphan key's, from a lost race, in a transaction of its own); once
+that has committed delivery is tried at once; a KMC that cannot be reached leaves the row pending with exponential
 back-off (30 s doubling, capped at 1 h) for ``KmcLink.retry_due`` (``racentre ca kmc-retry``, or the
 service's sweep). A RevokeKeyReq is idempotent at the KMC, so a repeated delivery is harmless; a
 verified refusal that no retry can change (no such key) ends it. Queueing, delivery and refusal are
@@ -23,8 +31,9 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,14 +41,14 @@ from ca_bridge.api import EscrowedKey, EscrowedKeyRequest
 from ca_bridge.certbuilder import inspect_public_key, random_serial
 from ca_bridge.directory import CaDirectory, CaInfo
 from ca_bridge.errors import IssuanceError, RequestConflict
-from ca_bridge.models import EscrowReservation, KmcNotification
+from ca_bridge.models import EscrowAttempt, EscrowReservation, KmcNotification
 from hsm import KeyManager
 from kms.client import KmcClient, Transport
-from kms.errors import KmcRefused
+from kms.errors import KmcRefused, KmcUnreachable
 from kms.gmt0014 import ErrNo
 from pkicore.audit import record
 from pkicore.db import as_utc, reading, transaction, utcnow
-from pkicore.errors import PkiError
+from pkicore.errors import ErrorCode, PkiError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +58,7 @@ _PENDING = "ca_bridge.kmc_revocations"
 REVOKE_KEY = "revoke-key"                       # KmcNotification.kind: a GM/T 0014 RevokeKeyReq
 FIRST_RETRY = dt.timedelta(seconds=30)
 MAX_RETRY = dt.timedelta(hours=1)
+ATTEMPT_TTL = dt.timedelta(days=1)   # an unanswered ApplyKeyReq's serial is reused this long, then revoked
 CLAIM = dt.timedelta(minutes=5)     # a delivery in progress holds its row this long; then a sweep may take it
 ERROR_LENGTH = 200
 # verified KMC refusals that no retry can change (e.g. no archived key for that serial): the row is done;
@@ -100,26 +110,38 @@ class KmcLink:
     """GM/T 0014 client per SM2 CA (each CA signs its own requests with its HSM key)."""
 
     def __init__(self, key_manager: KeyManager, db: sessionmaker[Session], directory: CaDirectory,
-                 transport: Transport, kmc_certificate: bytes):
+                 transport: Transport, kmc_certificate: bytes | Callable[[], bytes]):
+        """``kmc_certificate``: the KMC's certificate, or a callable returning the current one (the
+        in-process KMC's ``KeyEscrow.certificate``, which follows ``racentre kms install-certificate``
+        run anywhere)."""
         self.km = key_manager
         self.db = db
         self.directory = directory
         self.transport = transport
-        self.kmc_certificate = kmc_certificate
-        self._clients: dict[int, KmcClient] = {}
+        self._kmc_certificate = kmc_certificate
+        self._clients: dict[int, tuple[CaInfo, bytes, KmcClient]] = {}
         self._lock = threading.Lock()
 
+    @property
+    def kmc_certificate(self) -> bytes:
+        certificate = self._kmc_certificate
+        return certificate() if callable(certificate) else certificate
+
     def client(self, ca: CaInfo) -> KmcClient:
-        client = self._clients.get(ca.id)
-        if client is None:
-            if ca.algorithm.key_type != "sm2":
-                raise IssuanceError(f"CA {ca.name} is not an SM2 CA; GM/T 0014 requests are signed SM2-with-SM3")
-            label, mechanism = ca.key_label, ca.algorithm.mechanism
-            client = KmcClient(self.transport, ca_certificate=ca.certificate,
-                               sign=lambda data: self.km.sign(label, data, mechanism),
-                               kmc_certificate=self.kmc_certificate)
-            with self._lock:
-                self._clients[ca.id] = client
+        """The GM/T 0014 client of ``ca``; built again when the CA (``CaDirectory`` reloaded it) or the
+        KMC certificate changed."""
+        kmc_certificate = self.kmc_certificate
+        cached = self._clients.get(ca.id)
+        if cached is not None and cached[0] is ca and cached[1] == kmc_certificate:
+            return cached[2]
+        if ca.algorithm.key_type != "sm2":
+            raise IssuanceError(f"CA {ca.name} is not an SM2 CA; GM/T 0014 requests are signed SM2-with-SM3")
+        label, mechanism = ca.key_label, ca.algorithm.mechanism
+        client = KmcClient(self.transport, ca_certificate=ca.certificate,
+                           sign=lambda data: self.km.sign(label, data, mechanism),
+                           kmc_certificate=kmc_certificate)
+        with self._lock:
+            self._clients[ca.id] = (ca, kmc_certificate, client)
         return client
 
     # ------------------------------------------------------------------ reservation
@@ -127,46 +149,105 @@ class KmcLink:
         return session.scalar(select(EscrowReservation).where(EscrowReservation.request_id == request_id))
 
     def prepare(self, request: EscrowedKeyRequest, ca: CaInfo, days: int) -> EscrowedKey:
-        with self.db() as session:
+        with reading(self.db) as session:
             row = self.reservation(session, request.request_id)
             if row is not None:
                 return self._reuse(row, request, ca)
-        now = utcnow().replace(microsecond=0)
-        serial = random_serial()
-        not_before, not_after = now - BACKDATE, min(now + dt.timedelta(days=days), ca.not_after)
+            attempt = session.execute(select(EscrowAttempt.id, EscrowAttempt.ca_id, EscrowAttempt.serial,
+                                             EscrowAttempt.subscriber_public_key_info, EscrowAttempt.not_before,
+                                             EscrowAttempt.not_after)
+                                      .where(EscrowAttempt.request_id == request.request_id)).first()
+        if attempt is None:
+            now = utcnow().replace(microsecond=0)
+            serial = random_serial()
+            not_before, not_after = now - BACKDATE, min(now + dt.timedelta(days=days), ca.not_after)
+        else:     # an earlier ApplyKeyReq for this request went unanswered: same serial and validity again
+            if attempt.subscriber_public_key_info != request.subscriber_public_key_info or attempt.ca_id != ca.id:
+                raise RequestConflict(f"request {request.request_id} already asked for a key for another "
+                                      "subscriber key")
+            serial, not_before, not_after = int(attempt.serial, 16), as_utc(attempt.not_before), \
+                as_utc(attempt.not_after)
         try:
-            answer = self.client(ca).apply_key(serial, request.subscriber_public_key_info, not_before, not_after,
-                                               user_name=request.user_name)
-            if answer.user_cert_no != serial or inspect_public_key(answer.public_key_info).algorithm != "sm2":
-                raise IssuanceError("the KMC answered with another certificate number or a non-SM2 key")
-        except KmcRefused:
-            raise                           # a verified Failure: the KMC made no key
-        except Exception:
-            # no usable answer (lost, a 5xx, unverifiable): the KMC may have archived a key for this serial
-            # that no certificate will ever name -- queue a RevokeKeyReq for it (outbox), then fail
-            self.notify_revoked(ca, serial, why="no usable ApplyKeyReq answer")
+            answer = self._apply(ca, serial, request, not_before, not_after, retried=attempt is not None)
+        except (KmcRefused, KmcUnreachable):
+            raise                           # a verified Failure, or never delivered: the KMC made no key now
+        except Exception as exc:
+            # no usable answer (lost, a 5xx, unverifiable): the KMC may have archived a key for this serial;
+            # remember it, so the next attempt asks for (or takes back) that key instead of a new one
+            self._unanswered(request, ca, serial, not_before, not_after, attempt, exc)
             raise
         try:
             with transaction(self.db) as session:
+                if attempt is not None and session.execute(delete(EscrowAttempt).where(
+                        EscrowAttempt.id == attempt.id, EscrowAttempt.serial == attempt.serial)).rowcount != 1:
+                    won = self.reservation(session, request.request_id)
+                    if won is not None:             # a concurrent prepare took the same key back first
+                        return self._reuse(won, request, ca)
+                    # expired meanwhile (retry_due): its RevokeKeyReq is queued, so this key must not be used
+                    raise KmcUnreachable("the key-management centre's key for this request was withdrawn; "
+                                         "try again", int(ErrNo.INTERNAL), code=ErrorCode.UPSTREAM_UNAVAILABLE)
                 row = EscrowReservation(request_id=request.request_id, ca_id=ca.id, profile=request.profile,
                                         serial=format(serial, "x"),
                                         subscriber_public_key_info=request.subscriber_public_key_info,
                                         public_key_info=answer.public_key_info,
                                         key_envelope=answer.signed_and_enveloped, not_before=not_before,
-                                        not_after=not_after, created_at=now)
+                                        not_after=not_after, created_at=utcnow().replace(microsecond=0))
                 session.add(row)
                 session.flush()
                 record(session, actor=f"ca:{ca.name}", role="ca", action="ca.escrow.reserve",
                        target_type="certificate", target_id=f"{ca.name}/{serial:x}", request_id=request.request_id)
                 return _as_key(row, ca.name)
         except IntegrityError:
-            # a concurrent prepare for the same request won: give our KMC key back, use theirs
-            self.notify_revoked(ca, serial, why="a concurrent reservation won")
+            # a concurrent prepare for the same request won: give our KMC key back (unless it is the very
+            # key the winner reserved, as when both reused one unanswered attempt), use theirs
             with self.db() as session:
                 row = self.reservation(session, request.request_id)
                 if row is None:
                     raise
-                return self._reuse(row, request, ca)
+                won = self._reuse(row, request, ca)
+            if won.serial != serial:
+                self.notify_revoked(ca, serial, why="a concurrent reservation won")
+            return won
+
+    def _apply(self, ca: CaInfo, serial: int, request: EscrowedKeyRequest, not_before: dt.datetime,
+               not_after: dt.datetime, *, retried: bool):
+        """ApplyKeyReq for ``serial``; when it repeats an unanswered one that the KMC did carry out (it
+        answers that the certificate has a key already), RestoreKeyReq hands that key to the same
+        subscriber signing key instead (GM/T 0014)."""
+        client = self.client(ca)
+        try:
+            answer = client.apply_key(serial, request.subscriber_public_key_info, not_before, not_after,
+                                      user_name=request.user_name)
+        except KmcRefused as exc:
+            if not retried or exc.err_no != int(ErrNo.CONFLICT):
+                raise
+            answer = client.restore_key(serial, request.subscriber_public_key_info)
+        if answer.user_cert_no != serial or inspect_public_key(answer.public_key_info).algorithm != "sm2":
+            raise IssuanceError("the KMC answered with another certificate number or a non-SM2 key")
+        return answer
+
+    def _unanswered(self, request: EscrowedKeyRequest, ca: CaInfo, serial: int, not_before: dt.datetime,
+                    not_after: dt.datetime, attempt, exc: BaseException) -> None:
+        """Record an unanswered ApplyKeyReq: the first one inserts the attempt (audited), a repeat only
+        counts it. Never raises (the caller is failing already)."""
+        try:
+            with transaction(self.db) as session:
+                if attempt is not None:
+                    session.execute(update(EscrowAttempt).where(EscrowAttempt.id == attempt.id).values(
+                        failures=EscrowAttempt.failures + 1, last_error=_short_error(exc)))
+                    return
+                session.add(EscrowAttempt(request_id=request.request_id, ca_id=ca.id, serial=format(serial, "x"),
+                                          subscriber_public_key_info=request.subscriber_public_key_info,
+                                          not_before=not_before, not_after=not_after, failures=1,
+                                          last_error=_short_error(exc), created_at=utcnow()))
+                record(session, actor=f"ca:{ca.name}", role="ca", action="ca.escrow.unanswered",
+                       target_type="certificate", target_id=f"{ca.name}/{serial:x}", request_id=request.request_id)
+        except IntegrityError:
+            # a concurrent attempt for the same request recorded its own serial first: ours is an orphan
+            self.notify_revoked(ca, serial, why="no usable ApplyKeyReq answer")
+        except Exception:  # noqa: BLE001 - the caller's own outcome must not be replaced by this one
+            log.exception("could not record the unanswered ApplyKeyReq for %s/%x", ca.name, serial)
+            self.notify_revoked(ca, serial, why="no usable ApplyKeyReq answer")
 
     def _reuse(self, row: EscrowReservation, request: EscrowedKeyRequest, ca: CaInfo) -> EscrowedKey:
         if row.subscriber_public_key_info != request.subscriber_public_key_info or row.profile != request.profile \
@@ -176,19 +257,23 @@ class KmcLink:
 
     def release(self, session: Session, request_id: str) -> bool:
         """Give back the key reserved for ``request_id`` when that request will never be issued (the RA
-        rejected it after an approval attempt reserved one): the reservation goes in ``session``'s
-        transaction, and the KMC gets a RevokeKeyReq for the reserved serial once it has committed, so the
-        archive holds no live key that no certificate names. False if nothing was reserved."""
-        row = self.reservation(session, request_id)
-        if row is None:
-            return False
-        ca = self.directory.by_id(row.ca_id)
-        serial = int(row.serial, 16)
-        session.delete(row)
-        record(session, actor=f"ca:{ca.name}", role="ca", action="ca.escrow.release", target_type="certificate",
-               target_id=f"{ca.name}/{serial:x}", request_id=request_id)
-        self.revoke_after_commit(session, ca, serial, why="reservation released")
-        return True
+        rejected it after an approval attempt reserved one, or left an unanswered ApplyKeyReq): the
+        reservation or attempt goes in ``session``'s transaction, and the KMC gets a RevokeKeyReq for its
+        serial once it has committed, so the archive holds no live key that no certificate names. False if
+        nothing was reserved or attempted."""
+        released = False
+        for model, why in ((EscrowReservation, "reservation released"), (EscrowAttempt, "unanswered attempt released")):
+            row = session.scalar(select(model).where(model.request_id == request_id).with_for_update())
+            if row is None:
+                continue
+            ca = self.directory.by_id(row.ca_id)
+            serial = int(row.serial, 16)
+            session.delete(row)
+            record(session, actor=f"ca:{ca.name}", role="ca", action="ca.escrow.release", target_type="certificate",
+                   target_id=f"{ca.name}/{serial:x}", request_id=request_id)
+            self.revoke_after_commit(session, ca, serial, why=why)
+            released = True
+        return released
 
     # ------------------------------------------------------------------ revocation (outbox)
     def notify_revoked(self, ca: CaInfo, serial: int, *, why: str = "orphan key") -> None:
@@ -292,6 +377,7 @@ class KmcLink:
         serialises sweeps), so two workers never send the same one in parallel and no database lock is
         held across the GM/T 0014 calls."""
         now = now or utcnow()
+        self._expire_attempts(now)
         with transaction(self.db) as session:
             rows = session.scalars(select(KmcNotification)
                                    .where(KmcNotification.kind == REVOKE_KEY, KmcNotification.next_attempt_at <= now)
@@ -313,6 +399,20 @@ class KmcLink:
             else:
                 failed += 1
         return answered, failed
+
+    def _expire_attempts(self, now: dt.datetime) -> None:
+        """Unanswered ApplyKeyReqs older than ``ATTEMPT_TTL`` whose request was not approved again: their
+        possible key goes to the outbox (RevokeKeyReq, due at once), and a later approval starts afresh."""
+        with transaction(self.db) as session:
+            expired = session.scalars(select(EscrowAttempt).where(EscrowAttempt.created_at <= now - ATTEMPT_TTL)
+                                      .order_by(EscrowAttempt.id).limit(100).with_for_update(skip_locked=True)).all()
+            for row in expired:
+                ca = self.directory.by_id(row.ca_id)
+                session.delete(row)
+                if self._queue(session, ca, int(row.serial, 16), "unanswered ApplyKeyReq expired"):
+                    session.execute(update(KmcNotification).where(
+                        KmcNotification.ca_id == ca.id, KmcNotification.serial == row.serial,
+                        KmcNotification.kind == REVOKE_KEY).values(next_attempt_at=now))
 
     def pending(self, limit: int | None = None) -> list[PendingNotification]:
         return pending_notifications(self.db, self.directory, limit)

@@ -28,6 +28,10 @@ class CertificateAuthority(Base):
     ocsp_key_label: Mapped[str | None] = mapped_column(String(128), nullable=True)
     ocsp_certificate: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     crl_number: Mapped[int] = mapped_column(BigInteger, default=0)   # last number used (full and delta share it)
+    # one more per status change (revocation, hold made permanent, release) of a certificate this CA
+    # issued, bumped in the changing transaction: the row lock orders changes, and a CRL names the value
+    # it covers (``CrlRecord.covers_seq``), so freshness is decided by the database, never by clocks
+    revocation_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -36,7 +40,7 @@ class IssuedCert(Base):
     __table_args__ = (
         UniqueConstraint("ca_id", "serial", name="uq_ca_issued_cert_ca_serial"),
         Index("ix_ca_issued_cert_ca_status", "ca_id", "status"),
-        Index("ix_ca_issued_cert_ca_changed", "ca_id", "changed_at"),
+        Index("ix_ca_issued_cert_ca_change_seq", "ca_id", "change_seq"),
     )
 
     id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
@@ -52,6 +56,10 @@ class IssuedCert(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(32), nullable=True)   # RevocationReason value
     changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # last status change
+    # the CA's revocation_seq that the last status change took (NULL: never changed, or changed before
+    # the counter existed and so covered by every CRL signed since): a delta CRL lists change_seq > its
+    # base's covers_seq
+    change_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -74,6 +82,26 @@ class EscrowReservation(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class EscrowAttempt(Base):
+    """An ApplyKeyReq for ``request_id`` that reached the KMC but got no usable answer: the KMC may have
+    archived a key for ``serial``. The next attempt for the same request sends the same serial and
+    validity (and takes the key back with RestoreKeyReq if the KMC already has it), so retries leave no
+    orphan key each; a RevokeKeyReq is queued only when the request is released or the attempt
+    expires (``ca_bridge.escrow``)."""
+    __tablename__ = "ca_escrow_attempt"
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128), unique=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("ca_authority.id"))
+    serial: Mapped[str] = mapped_column(String(42))               # lowercase hex
+    subscriber_public_key_info: Mapped[bytes] = mapped_column(LargeBinary)
+    not_before: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    not_after: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    failures: Mapped[int] = mapped_column(Integer, default=1)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)   # short, public text only
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class CrlRecord(Base):
     __tablename__ = "ca_crl"
     __table_args__ = (UniqueConstraint("ca_id", "number", name="uq_ca_crl_ca_number"),
@@ -87,6 +115,9 @@ class CrlRecord(Base):
     this_update: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     next_update: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     der: Mapped[bytes] = mapped_column(LargeBinary)
+    # the CA's revocation_seq when this CRL was signed: it lists every change up to that value (NULL:
+    # signed before the counter existed, never fresh)
+    covers_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class KmcNotification(Base):

@@ -16,7 +16,7 @@ from typing import Callable, Protocol
 from asn1crypto import x509
 
 from kms import gmt0014 as m
-from kms.errors import KmcRefused, ProtocolError
+from kms.errors import KmcRefused, KmcUnreachable, ProtocolError
 from pkicore.algorithms import algorithm
 from pkicore.db import utcnow
 from pkicore.errors import ErrorCode
@@ -42,7 +42,8 @@ class InProcessTransport:
 
 class HttpTransport:
     """A stand-alone KMC over HTTP(S). Failures are ``ProtocolError`` with code UPSTREAM_UNAVAILABLE
-    (HTTP 503 to our callers); the URL and the cause go to the log, not into the public message."""
+    (HTTP 503 to our callers), ``KmcUnreachable`` when the request never reached the KMC; the URL and
+    the cause go to the log, not into the public message."""
 
     MAX_RESPONSE = 4 * 1024 * 1024
 
@@ -60,9 +61,16 @@ class HttpTransport:
             log.warning("KMC %s answered HTTP %s", self.url, exc.code)
             raise ProtocolError(f"the key-management centre answered HTTP {exc.code}; try again later",
                                 int(m.ErrNo.INTERNAL), code=ErrorCode.UPSTREAM_UNAVAILABLE) from exc
+        except urllib.error.URLError as exc:
+            # urllib raises URLError only while connecting and sending (AbstractHTTPHandler.do_open): the
+            # request never arrived whole, so the KMC did nothing
+            log.warning("KMC %s unreachable: %s", self.url, exc.reason)
+            raise KmcUnreachable("the key-management centre is unreachable; try again later", int(m.ErrNo.INTERNAL),
+                                 code=ErrorCode.UPSTREAM_UNAVAILABLE) from exc
         except (OSError, http.client.HTTPException) as exc:
-            log.warning("KMC %s unreachable: %s", self.url, exc)
-            raise ProtocolError("the key-management centre is unreachable; try again later", int(m.ErrNo.INTERNAL),
+            # sent, but the answer was lost (timeout, reset): the KMC may have acted on it
+            log.warning("KMC %s sent no answer: %s", self.url, exc)
+            raise ProtocolError("the key-management centre did not answer; try again later", int(m.ErrNo.INTERNAL),
                                 code=ErrorCode.UPSTREAM_UNAVAILABLE) from exc
         if len(body) > self.MAX_RESPONSE:
             raise ProtocolError("the key-management centre's answer is too large", int(m.ErrNo.BAD_REQUEST),

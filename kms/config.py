@@ -21,8 +21,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asn1crypto import pem, x509
-
+from pkicore import certificate
 from pkicore.errors import ErrorCode, PkiError
 
 # key -> type, as racentre.config.SCHEMA; every key is overridable by RACENTRE_KMC_<KEY>
@@ -35,22 +34,8 @@ class KmsConfigError(PkiError):
 
 
 def read_certificates(path: str | Path) -> tuple[bytes, ...]:
-    """Every certificate in a PEM file (or the one in a DER file), as DER; clear errors otherwise."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise KmsConfigError(f"cannot read certificate file {path}") from exc
-    try:
-        ders = tuple(der for kind, _, der in pem.unarmor(data, multiple=True) if kind == "CERTIFICATE") \
-            if pem.detect(data) else (data,)
-        for der in ders:
-            cert = x509.Certificate.load(der, strict=True)
-            cert.public_key.dump(), cert.subject.dump()  # noqa: B018 - parse the parts we use now
-    except (ValueError, TypeError) as exc:
-        raise KmsConfigError(f"{path} does not hold a valid X.509 certificate (PEM or DER)") from exc
-    if not ders:
-        raise KmsConfigError(f"{path} holds no certificate")
-    return ders
+    """Every certificate in a PEM file (or the one in a DER file), as DER; KmsConfigError otherwise."""
+    return certificate.read_certificates(path, error=KmsConfigError)
 
 
 @dataclass(frozen=True)

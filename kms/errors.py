@@ -40,3 +40,8 @@ class ProtocolError(EscrowError):
 
 class KmcRefused(ProtocolError):
     """The KMC answered, verifiably, with a Failure for the item: it did nothing for it."""
+
+
+class KmcUnreachable(ProtocolError):
+    """The request never reached the KMC whole (no connection, or the connection failed while it was
+    being sent): the KMC cannot have acted on it. Unlike a lost answer, nothing needs undoing."""

@@ -33,8 +33,9 @@ from kms.identity import self_signed_certificate
 from kms.models import EscrowedKey, KekVersion, KmcSetting
 from kms.recovery import (DestructionAuthorisation, ExportAuthorisation, RecoveryAuthorisation, consume)
 from pkicore.audit import record
-from pkicore.db import as_utc, transaction, utcnow
+from pkicore.db import as_utc, reading, transaction, utcnow
 from pkicore.envelope import Party, build_signed_and_enveloped, build_sm2_enveloped_key
+from pkicore.generation import KMC_SETTINGS, GenerationWatch, bump
 from pkicore.keys import point_from_public_key_info, verify_signature
 from pkicore.algorithms import algorithm
 from pkicore.sm2 import sm3
@@ -90,6 +91,8 @@ class KeyEscrow:
         p = self.config.key_prefix
         self.sign_label, self.mac_label, self.dr_label = f"{p}-sign", f"{p}-mac", f"{p}-dr"
         self._certificate: bytes | None = None
+        # `racentre kms install-certificate` (another process or node) bumps it: seen within a second
+        self._certificate_watch = GenerationWatch(db, KMC_SETTINGS)
         self._kek_cache: tuple[float, int, str] | None = None
         self._signer_cache: tuple[bytes, Party] | None = None
 
@@ -103,6 +106,7 @@ class KeyEscrow:
             if session.get(KmcSetting, "certificate") is None:
                 cert = self_signed_certificate(self.km, self.sign_label, self.config.kmc_subject)
                 session.add(KmcSetting(name="certificate", value=cert))
+                bump(session, KMC_SETTINGS)
                 record(session, actor=actor, role="system", action="kms.identity.self_signed",
                        target_type="kms_identity", target_id=self.sign_label)
             if session.scalar(select(func.count()).select_from(KekVersion)) == 0:
@@ -126,12 +130,16 @@ class KeyEscrow:
 
     @property
     def certificate(self) -> bytes:
-        if self._certificate is None:
-            with self.db() as session:
-                row = session.get(KmcSetting, "certificate")
-                if row is None:
-                    raise EscrowError("the KMC is not set up (run setup())")
-                self._certificate = bytes(row.value)
+        """The KMC's certificate, cached; read again once another process or node installed a new one
+        (``pkicore.generation``, looked at most once a second; read-only, so safe inside a transaction)."""
+        if self._certificate is None or self._certificate_watch.due():
+            generation = self._certificate_watch.read()
+            with reading(self.db) as session:
+                value = session.scalar(select(KmcSetting.value).where(KmcSetting.name == "certificate"))
+            if value is None:
+                raise EscrowError("the KMC is not set up (run setup())")
+            self._certificate = bytes(value)
+            self._certificate_watch.loaded(generation)
         return self._certificate
 
     @property
@@ -149,6 +157,7 @@ class KeyEscrow:
                 session.add(KmcSetting(name="certificate", value=certificate))
             else:
                 row.value = certificate
+            bump(session, KMC_SETTINGS)          # every process's KeyEscrow.certificate reloads
             record(session, actor=actor, role="system", action="kms.identity.certificate_installed",
                    target_type="kms_identity", target_id=self.sign_label, serial=cert.serial_number)
         self._certificate = certificate

@@ -99,4 +99,3 @@ class KmcSetting(Base):
 
 TABLES = [KekVersion.__table__, EscrowedKey.__table__, ApprovalRequest.__table__, Approval.__table__,
           SeenRequest.__table__, KmcSetting.__table__]
-

@@ -25,12 +25,15 @@ from pkicore.algorithms import algorithm
 from pkicore.audit import record
 from pkicore.db import transaction, utcnow
 from pkicore.envelope import Party
-from pkicore.keys import verify_signature
+from pkicore.generation import KMC_SETTINGS, GenerationWatch, bump
+from pkicore.keys import point_from_public_key_info, verify_signature
 from pkicore.oids import OID
+from pkicore.sm2 import SM2PublicKey
 
 log = logging.getLogger(__name__)
 
 _SM2_KEY_OIDS = (OID.SM2_CURVE, OID.EC_PUBLIC_KEY, OID.SM2_SIGN)
+MAX_SERIAL = 1 << 159          # a positive INTEGER of at most 20 octets (RFC 5280 §4.1.2.2)
 _SM2_ENC_OIDS = (OID.SM2_ENCRYPT, OID.SM2_EXCHANGE, OID.SM2_CURVE)
 _TRUST_PREFIX, _TRUST_ID_LEN = "trusted-ca:", 48      # kms_setting.name is String(64)
 
@@ -60,13 +63,16 @@ class KmcService:
     """GM/T 0014 server side over a KeyEscrow. Trusted CAs: those given here or configured
     (``KmsConfig.trusted_cas``), those trusted in process (``trust``, the embedded KMC) and those an
     operator stored in the KMC database (``trust(..., persist=True)``, ``racentre kms trust-ca``; read at
-    start and again when an unknown CA calls, so a running stand-alone KMC needs no restart)."""
+    start, again when an unknown CA calls, and within a second of a change made anywhere
+    (``pkicore.generation``), so a running stand-alone KMC needs no restart)."""
 
     def __init__(self, escrow: KeyEscrow, trusted_cas: tuple[bytes, ...] | list[bytes] = ()):
         self.escrow = escrow
         self.trusted = {}
         for der in tuple(trusted_cas) or escrow.config.trusted_cas():
             self.trust(der)
+        # `racentre kms trust-ca` run elsewhere (a new CA, or a renewed certificate of a known key)
+        self._stored_watch = GenerationWatch(escrow.db, KMC_SETTINGS)
         self._load_stored()
 
     def trust(self, ca_certificate: bytes, *, persist: bool = False, actor: str = "system") -> TrustedCA:
@@ -83,17 +89,20 @@ class KmcService:
                     s.add(KmcSetting(name=name, value=ca_certificate))
                 else:
                     row.value = ca_certificate
+                bump(s, KMC_SETTINGS)
                 record(s, actor=actor, role="system", action="kms.ca.trusted", target_type="ca",
                        target_id=ca.ca_id, subject=ca.name)
         self.trusted[ca.ca_id] = ca
         return ca
 
     def _load_stored(self) -> None:
+        generation = self._stored_watch.read()
         with self.escrow.db() as s:
             stored = [bytes(r.value) for r in s.scalars(
                 select(KmcSetting).where(KmcSetting.name.startswith(_TRUST_PREFIX)))]
         for der in stored:
             self.trust(der)
+        self._stored_watch.loaded(generation)
 
     # ------------------------------------------------------------------ entry point
     def handle(self, der: bytes) -> bytes:
@@ -134,6 +143,8 @@ class KmcService:
             raise _Refused(m.ErrNo.BAD_REQUEST, "KSRequest version must be 1")
         ent = ks["ca_name"]
         ca_id = ent["ent_pub_key_hash"].native.hex()
+        if self._stored_watch.due():
+            self._load_stored()
         ca = self.trusted.get(ca_id)
         if ca is None:
             self._load_stored()       # trusted since start-up by `racentre kms trust-ca`?
@@ -221,9 +232,28 @@ class KmcService:
             raise _Refused(m.ErrNo.UNSUPPORTED_ALGORITHM, "only SM2 / SM4-ECB / SM3 envelopes are supported")
 
     def _check_apply(self, req) -> None:
+        """An ApplyKeyReq we can honour: SM2 key of 256 bits, our envelope algorithms, a certificate serial
+        RFC 5280 §4.1.2.2 allows (positive, at most 20 octets), a validity that ends after it starts, and a
+        subscriber signing key that is a point on the SM2 curve (GB/T 32918.1 §6.2.1) — the envelope is
+        encrypted to it. Each refusal is the GM/T 0014 error that says why."""
         if req["app_key_type"]["algorithm"].dotted not in _SM2_KEY_OIDS or req["app_key_len"].native != 256:
             raise _Refused(m.ErrNo.UNSUPPORTED_ALGORITHM, "only 256-bit SM2 encryption keys are issued")
         self._check_algs(req["ret_asym_alg"], req["ret_sym_alg"], req["ret_hash_alg"])
+        info = req["app_user_info"]
+        serial = info["user_cert_no"].native
+        if not 0 < serial < MAX_SERIAL:
+            raise _Refused(m.ErrNo.BAD_REQUEST, "userCertNo must be a positive certificate serial of at most 20 "
+                                                "octets (RFC 5280 §4.1.2.2)")
+        if info["not_after"].native <= info["not_before"].native:
+            raise _Refused(m.ErrNo.BAD_REQUEST, "the key's validity ends before it starts")
+        try:
+            curve, point = point_from_public_key_info(info["user_pub_key"].dump())
+            if curve != "sm2p256v1":
+                raise ValueError(curve)
+            SM2PublicKey.from_point(point)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise _Refused(m.ErrNo.BAD_REQUEST, "userPubKey is not an SM2 public key on the curve "
+                                                "(GB/T 32918.1 §6.2.1)") from exc
 
     def _apply(self, ca: TrustedCA, req) -> m.RetKey:
         self._check_apply(req)

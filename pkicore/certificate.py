@@ -4,10 +4,11 @@ certificate before the CA certifies it) and sites without the embedded CA. Produ
 from ``ca_bridge`` (GM/T 0015 profiles, DER templates); this is the small shared builder the packages
 would otherwise each write again.
 
-Extensions: basicConstraints (critical), keyUsage (critical; keyCertSign + cRLSign for a CA, else
-digitalSignature + nonRepudiation), subjectKeyIdentifier / authorityKeyIdentifier (RFC 5280
+Extensions: basicConstraints (critical, CA certificates only), keyUsage (critical; keyCertSign + cRLSign
+for a CA, else digitalSignature + nonRepudiation), subjectKeyIdentifier / authorityKeyIdentifier (RFC 5280
 §4.2.1.2 method 1, SHA-1 of the subjectPublicKey bits), and an optional critical extendedKeyUsage
-(a TSA's id-kp-timeStamping, RFC 3161 §2.3).
+(a TSA's id-kp-timeStamping, RFC 3161 §2.3). Validity at most 3,653 days. Both as GmSSL 3 demands
+(../shared/REFERENCES.md §10).
 """
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from asn1crypto import keys as asn1_keys
-from asn1crypto import x509
+from asn1crypto import pem, x509
 
 from pkicore import asn1 as _asn1  # noqa: F401  (SM2/SM3 names for asn1crypto)
 from pkicore.algorithms import Algorithm, algorithm
+
+GMSSL_MAX_VALIDITY_DAYS = 3653          # GmSSL 3 X509_VALIDITY_MAX_DAYS: notAfter - notBefore
 
 
 def simple_name(common_name: str, organization: str = "RA Centre", country: str = "CN") -> x509.Name:
@@ -43,9 +47,13 @@ def build_certificate(*, subject: x509.Name, issuer: x509.Name, spki: bytes, iss
                       sign: Callable[[bytes], bytes], ca: bool = False, extended_key_usage: tuple[str, ...] = (),
                       days: int = 365, serial: int | None = None, not_before: dt.datetime | None = None) -> bytes:
     """DER certificate; ``sign(tbs_der) -> signature`` (DER r,s for SM2/ECDSA) with ``alg``."""
+    if not 0 < days <= GMSSL_MAX_VALIDITY_DAYS:
+        raise ValueError(f"validity must be 1..{GMSSL_MAX_VALIDITY_DAYS} days (GmSSL 3 refuses longer ones)")
     start = not_before or dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(minutes=5)
-    exts = [
-        {"extn_id": "basic_constraints", "critical": True, "extn_value": {"ca": ca}},
+    # basicConstraints in CA certificates only: an end entity's {"ca": False} encodes as an empty SEQUENCE
+    # (30 00), which GmSSL 3 refuses (REFERENCES §10); RFC 5280 §4.2.1.9 lets an end entity omit it
+    exts = [{"extn_id": "basic_constraints", "critical": True, "extn_value": {"ca": True}}] if ca else []
+    exts += [
         {"extn_id": "key_usage", "critical": True,
          "extn_value": {"key_cert_sign", "crl_sign"} if ca else {"digital_signature", "non_repudiation"}},
         {"extn_id": "key_identifier", "critical": False, "extn_value": key_identifier(spki)},
@@ -103,3 +111,23 @@ class LocalIssuer:
         return build_certificate(subject=simple_name(common_name, organization), issuer=cert.subject, spki=spki,
                                  issuer_spki=cert.public_key.dump(), alg=self.alg, sign=self._sign, days=days,
                                  not_before=not_before, extended_key_usage=("time_stamping",) if timestamping else ())
+
+
+def read_certificates(path: str | Path, *, error: type[Exception] = ValueError) -> tuple[bytes, ...]:
+    """Every certificate in a PEM file (or the one in a DER file), as DER; ``error(message)`` with a clear
+    message when the file cannot be read or holds no valid X.509 certificate."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read certificate file {path}") from exc
+    try:
+        ders = tuple(der for kind, _, der in pem.unarmor(data, multiple=True) if kind == "CERTIFICATE") \
+            if pem.detect(data) else (data,)
+        for der in ders:
+            cert = x509.Certificate.load(der, strict=True)
+            cert.public_key.dump(), cert.subject.dump()  # noqa: B018 - parse the parts we use now
+    except (ValueError, TypeError) as exc:
+        raise error(f"{path} does not hold a valid X.509 certificate (PEM or DER)") from exc
+    if not ders:
+        raise error(f"{path} holds no certificate")
+    return ders

@@ -29,6 +29,10 @@ ID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 ID_SIGNING_TIME = "1.2.840.113549.1.9.5"
 ID_SIGNING_CERTIFICATE = "1.2.840.113549.1.9.16.2.12"
 ID_SIGNING_CERTIFICATE_V2 = "1.2.840.113549.1.9.16.2.47"
+# GM/T 0010-2012 §7 content types: the same structures as RFC 5652 under Chinese OIDs (REFERENCES §1)
+GM_DATA = "1.2.156.10197.6.1.4.2.1"
+GM_SIGNED_DATA = "1.2.156.10197.6.1.4.2.2"
+_DATA_TYPES = {ID_DATA, GM_DATA}
 
 DIGEST_OIDS = {"sm3": OID.SM3, "sha256": OID.SHA256, "sha384": OID.SHA384, "sha512": OID.SHA512,
                "sha1": "1.3.14.3.2.26"}
@@ -289,6 +293,9 @@ def verify_signed_data(data: bytes, *, content: bytes | None = None,
     reasons: list[str] = []
     try:
         info = cms.ContentInfo.load(data, strict=True)
+        if info["content_type"].dotted == GM_SIGNED_DATA:       # GM/T 0010 form: same SignedData inside
+            info = cms.ContentInfo({"content_type": "signed_data",
+                                    "content": cms.SignedData.load(info["content"].dump())})
         if info["content_type"].dotted != ID_SIGNED_DATA:
             return CmsVerification(False, ("not a SignedData",))
         sd = info["content"]
@@ -351,7 +358,7 @@ def verify_signed_data(data: bytes, *, content: bytes | None = None,
     signing_time = None
     md = hashlib.new(digest, payload).digest()
     if to_sign is None:
-        if content_type != ID_DATA:
+        if content_type not in _DATA_TYPES:
             reasons.append("signed attributes are required for content types other than data")
         to_verify = payload
     else:

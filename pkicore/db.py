@@ -136,11 +136,26 @@ def _sqlite_file(url: str) -> str | None:
     return database
 
 
+def _private_sqlite_file(path: str) -> None:
+    """Create a new SQLite database file 0600 in a folder created 0700: it holds full identity numbers.
+    SQLite gives its -wal and -shm files the database file's permissions. An existing file is left as
+    the operator set it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     """An engine with the settings we rely on: SQLite foreign keys, WAL and one writer at a time
-    (``SqliteWriterLock``), PostgreSQL pre-ping."""
+    (``SqliteWriterLock``), a new database file private to its owner; PostgreSQL pre-ping."""
     if url.startswith("sqlite"):
         path = _sqlite_file(url)
+        if path is not None:
+            _private_sqlite_file(path)
         connect_args = {"check_same_thread": False, "timeout": SQLITE_LOCK_TIMEOUT}
         if path is not None:
             connect_args["factory"] = _LockingConnection

@@ -20,6 +20,7 @@ class ErrorCode(str, enum.Enum):
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     CONFIGURATION = "configuration"
+    TOO_LARGE = "too_large"
     # HSM
     HSM_UNAVAILABLE = "hsm_unavailable"
     HSM_PIN_INCORRECT = "hsm_pin_incorrect"

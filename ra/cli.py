@@ -6,6 +6,7 @@ is JSON. Commands take ``ctx.obj["services"]`` (racentre.services.Services).
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import click
 from sqlalchemy import select
 
 from ca_bridge.api import CABackend
-from pkicore.db import as_utc, transaction, utcnow
-from racentre.auth import ROLES, ApiToken, create_token
+from pkicore import audit
+from pkicore.db import as_utc, reading, transaction, utcnow
+from racentre.auth import ROLES, ApiToken, create_token, token_list, token_set_disabled, token_set_expiry
 
 from ra.errors import Forbidden
 from ra.services import RaService, build_ra_service, ca_backend_for
@@ -39,7 +41,8 @@ def _actor(ctx, name: str, role: str) -> Actor:
             raise Forbidden(f"no active principal named {name!r} (create one with `racentre ra token create`)")
         if role not in row.roles.split(","):
             raise Forbidden(f"principal {name!r} does not hold the role {role}")
-    return Actor(name, role)
+        person = row.person          # the officer the token acts for (four-eyes counts persons)
+    return Actor(person, role)
 
 
 def _echo(data) -> None:
@@ -68,12 +71,73 @@ def token_group():
 @token_group.command("create")
 @click.argument("name")
 @click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLES), help="repeatable")
+@click.option("--expires-in-days", type=click.IntRange(1, 3660), default=None, help="default: no expiry")
+@click.option("--officer", default=None,
+              help="the officer (person) this token acts for, e.g. their console account name [default: NAME]")
+@click.option("--actor", default="cli", show_default=True)
 @click.pass_context
-def token_create(ctx, name, roles):
-    """Create an API token for NAME and print it (it cannot be shown again)."""
+def token_create(ctx, name, roles, expires_in_days, officer, actor):
+    """Create an API token for NAME and print it (it cannot be shown again). A token and a console account
+    of one officer (--officer) count as one person for four-eyes approval."""
+    expires = utcnow() + dt.timedelta(days=expires_in_days) if expires_in_days else None
     with transaction(ctx.obj["services"].db) as session:
-        token = create_token(session, name, list(roles))
+        token = create_token(session, name, list(roles), expires_at=expires, officer=officer)
+        audit.record(session, actor=actor, role="ra_admin", action="auth.token.create", target_type="api_token",
+                     target_id=name, officer=officer or name, roles=sorted(set(roles)),
+                     expires_at=expires.isoformat() if expires else None)
     click.echo(token)
+
+
+@token_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def token_list_cmd(ctx, as_json):
+    """Every API token: principal, roles, state (active / disabled / expired) and expiry."""
+    with reading(ctx.obj["services"].db) as session:
+        rows = token_list(session)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<24} officer {r['officer']:<20} {r['state']:<9} {','.join(r['roles']):<40} "
+                   f"expires {r['expires_at'] or 'never'}")
+
+
+@token_group.command("disable")
+@click.argument("name")
+@click.option("--actor", default="cli", show_default=True)
+@click.pass_context
+def token_disable(ctx, name, actor):
+    """Disable NAME's API token at once (audited); `enable` undoes it."""
+    with transaction(ctx.obj["services"].db) as session:
+        token_set_disabled(session, name, True, actor=actor)
+    click.echo(f"API token of {name} disabled")
+
+
+@token_group.command("enable")
+@click.argument("name")
+@click.option("--actor", default="cli", show_default=True)
+@click.pass_context
+def token_enable(ctx, name, actor):
+    """Enable NAME's API token again (audited)."""
+    with transaction(ctx.obj["services"].db) as session:
+        token_set_disabled(session, name, False, actor=actor)
+    click.echo(f"API token of {name} enabled")
+
+
+@token_group.command("expire")
+@click.argument("name")
+@click.option("--in-days", type=click.IntRange(0, 3660), default=0, show_default=True,
+              help="0: expire now")
+@click.option("--never", is_flag=True, help="remove the expiry")
+@click.option("--actor", default="cli", show_default=True)
+@click.pass_context
+def token_expire(ctx, name, in_days, never, actor):
+    """Set when NAME's API token expires (now by default; audited)."""
+    when = None if never else utcnow() + dt.timedelta(days=in_days)
+    with transaction(ctx.obj["services"].db) as session:
+        token_set_expiry(session, name, when, actor=actor)
+    click.echo(f"API token of {name} expires {when.isoformat() if when else 'never'}")
 
 
 # -------------------------------------------------------------------------------------------- subjects

@@ -43,3 +43,10 @@ class IssuanceFailed(RaError):
     """The CA refused or failed; the whole approval rolled back."""
 
     code = ErrorCode.INTERNAL
+
+
+class KmcKeyNotReserved(IssuanceFailed):
+    """A dual request reached its approval threshold in a transaction for which no KMC encryption key was
+    reserved beforehand: another officer's approval committed between this call's KMC pre-step and its
+    transaction, making this one the final approval. The transaction rolls back; the RA service reserves
+    the key and approves again (``RaService.approve``)."""

@@ -1,8 +1,10 @@
 """Identity validators: 公民身份号码 (GB 11643-1999), 统一社会信用代码 (GB 32100-2015) with its embedded
-组织机构代码 (GB 11714-1997), host names (RFC 1123 LDH, RFC 5890 IDNA) and IP addresses.
+组织机构代码 (GB 11714-1997), host names (RFC 1123 LDH, RFC 5890/5891 IDNA 2008) and IP addresses.
 
 Each validator returns the normalised value or raises ``ValidationError`` with a message that says
-which rule failed.
+which rule failed. The check characters come from python-stdnum (``stdnum.cn.ric``, ``stdnum.cn.uscc``)
+and IDNA 2008 from the ``idna`` package; the organisation-code check inside a USCC (GB 11714), which
+stdnum does not have, is written here.
 """
 from __future__ import annotations
 
@@ -10,6 +12,10 @@ import datetime as dt
 import ipaddress
 import re
 import unicodedata
+
+import idna
+from stdnum.cn import ric as stdnum_ric
+from stdnum.cn import uscc as stdnum_uscc
 
 from ra.errors import ValidationError
 
@@ -22,13 +28,11 @@ PROVINCES = frozenset({
     "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65",
     "71", "81", "82", "83",
 })
-_ID_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))   # 7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2
-_ID_CHECK = "10X98765432"                                     # (sum mod 11) -> check character
 
 
 def id_check_character(first17: str) -> str:
-    """ISO 7064 MOD 11-2 check character over the first 17 digits (GB 11643-1999 §8.2)."""
-    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS)) % 11]
+    """ISO 7064 MOD 11-2 check character over the first 17 digits (GB 11643-1999 §8.2), by python-stdnum."""
+    return stdnum_ric.calc_check_digit(first17 + "0")      # stdnum takes the number with a check place
 
 
 def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
@@ -58,7 +62,6 @@ def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
 
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"                # 31 characters: no I O Z S V
 _USCC_VALUE = {c: i for i, c in enumerate(USCC_CHARSET)}
-_USCC_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))         # 1 3 9 27 19 26 16 17 20 29 25 13 8 24 10 30 28
 # GB 32100 table 1: registration management department codes (机构编制 1, 外交 2, 司法行政 3, 文化 4,
 # 民政 5, 旅游 6, 宗教 7, 工会 8, 工商 9, 中央军委改革和编制办公室 A, 农业 N, 其他 Y)
 USCC_DEPARTMENTS = frozenset("123456789ANY")
@@ -66,9 +69,8 @@ _ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 
 
 def uscc_check_character(first17: str) -> str:
-    """GB 32100-2015 §5: weighted MOD 31 check character over the first 17 characters."""
-    total = sum(_USCC_VALUE[c] * w for c, w in zip(first17, _USCC_WEIGHTS))
-    return USCC_CHARSET[(31 - total % 31) % 31]
+    """GB 32100-2015 §5: weighted MOD 31 check character over the first 17 characters, by python-stdnum."""
+    return stdnum_uscc.calc_check_digit(first17)
 
 
 def org_code_check_character(first8: str) -> str:
@@ -131,7 +133,8 @@ def validate_hostname(value: str) -> str:
 
     RFC 1123 LDH labels of 1-63 octets, at most 253 octets in all, at least two labels, no wildcard,
     a top-level label that is not all digits (that would be an IP address). Non-ASCII labels are
-    converted with IDNA (Python's codec: IDNA 2003 nameprep + punycode).
+    converted to A-labels by IDNA 2008 (RFC 5891 with UTS #46 mapping, the ``idna`` package), which
+    refuses what IDNA 2003 let through (e.g. symbols and disallowed code points).
     """
     if not isinstance(value, str):
         raise ValidationError("host name must be a string")
@@ -142,9 +145,10 @@ def validate_hostname(value: str) -> str:
         raise ValidationError(f"host name {value!r}: wildcards are not issued")
     if not name.isascii():
         try:
-            name = name.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise ValidationError(f"host name {value!r} is not a valid internationalised name") from exc
+            name = idna.encode(name, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise ValidationError(f"host name {value!r} is not a valid internationalised name (IDNA 2008: "
+                                  f"{exc})") from exc
     name = name.lower()
     if len(name) > 253:
         raise ValidationError(f"host name {value!r} is longer than 253 characters")

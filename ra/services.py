@@ -19,12 +19,13 @@ from pkicore.envelope import enveloped_key_from_signed_and_enveloped
 from pkicore.errors import ErrorCode, PkiError
 
 from ra import bulk, records, workflow
-from ra.errors import ConflictError, NotFound, RaError, ValidationError
+from ra.errors import ConflictError, KmcKeyNotReserved, NotFound, RaError, ValidationError
 from ra.models import CertRequest, CivilServant, RequestState, RequestType, Server, Unit
 from ra.workflow import Actor, Policy
 
 SUBJECT_MODELS = {"unit": Unit, "civil-servant": CivilServant, "server": Server}
 MAX_PAGE = 500
+KMC_RACE_ATTEMPTS = 3       # approve: KMC pre-step + transaction, again when a concurrent approval made ours final
 
 
 def _limit(limit) -> int:
@@ -132,6 +133,17 @@ class RaService:
 
     def approve(self, actor: Actor, request_id: int) -> dict:
         workflow.check_id(request_id, "request")
+        for _ in range(KMC_RACE_ATTEMPTS):
+            try:
+                return self._approve_once(actor, request_id)
+            except KmcKeyNotReserved:
+                # another officer's approval committed after our KMC pre-step and made ours the final one:
+                # nothing was written; reserve the key now and approve again
+                if not self.escrows_keys:
+                    raise
+        raise ConflictError("the request kept changing while it was approved; reload and retry")
+
+    def _approve_once(self, actor: Actor, request_id: int) -> dict:
         escrowed, refused = self._reserve_kmc_keys(actor, [request_id])
         if refused:
             raise refused[request_id]
@@ -164,6 +176,10 @@ class RaService:
             raise ConflictError("a request was changed concurrently; nothing was recorded, retry") from exc
         outcomes.update((rid, bulk.Outcome(rid, "failed", RequestState.VETTED.value, error=exc))
                         for rid, exc in refused.items())
+        # dual requests another officer's concurrent approval made final after our KMC pre-step: nothing of
+        # them was written; approve them again one by one (approve reserves their keys first)
+        one_by_one += [rid for rid, outcome in outcomes.items()
+                       if isinstance(outcome.error, KmcKeyNotReserved) and self.escrows_keys]
         for rid in one_by_one:              # revocations and re-keys: a transaction each, as approve
             try:
                 done = self.approve(actor, rid)

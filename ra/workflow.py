@@ -32,7 +32,7 @@ from pkicore.errors import PkiError
 from pkicore.oids import OID
 
 from ra.csr import MAX_CSR_SIZE, KeyInfo, check_public_key, load_public_key_info, parse_csr, subject_conflicts
-from ra.errors import ConflictError, CsrError, Forbidden, IssuanceFailed, NotFound, ValidationError
+from ra.errors import ConflictError, CsrError, Forbidden, IssuanceFailed, KmcKeyNotReserved, NotFound, ValidationError
 from ra.identity import validate_hostname, validate_id_number, validate_ip, validate_name, validate_uscc
 from ra.models import (Approval, CertRequest, CivilServant, RaCertificate, RequestKind, RequestState,
                        RequestType, Server, ServerName, Unit)
@@ -626,8 +626,8 @@ def issue_requests(req, policy: Policy, subject, identity, dns_names=(), ip_addr
     keys = {"sign": req.sign_spki, "enc": req.enc_spki}
     if req.type == RequestType.CIVIL_SERVANT_DUAL.value and req.enc_spki is None:
         if escrowed is None or escrowed.request_id != ca_request_id(req, "enc"):
-            raise IssuanceFailed("the encryption key comes from the key-management centre, and the CA has none "
-                                 "attached (or reserved no key for this request)")
+            raise KmcKeyNotReserved("the encryption key comes from the key-management centre, and the CA has "
+                                    "none attached (or reserved no key for this request)")
         keys["enc"] = escrowed.public_key_info
     return [(usage, IssueRequest(request_id=ca_request_id(req, usage), profile=profile, subject=subject,
                                  public_key_info=keys[usage], dns_names=tuple(dns_names),

@@ -63,7 +63,7 @@ class OfficerAccount(Base):
     created_by: Mapped[str] = mapped_column(String(128))
 
     def principal(self, via: str) -> Principal:
-        return Principal(self.name, frozenset(self.roles.split(",")), via=via)
+        return Principal(self.name, frozenset(self.roles.split(",")), via=via, credential=self.name)
 
     def as_dict(self) -> dict:
         locked = self.locked_until is not None and as_utc(self.locked_until) > utcnow()
@@ -126,7 +126,8 @@ def add_account(session: Session, *, name: str, roles, actor: str, box: SecretBo
     if password is None and cert_der is None:
         raise AccountError("an account logs in by password + TOTP, by client certificate, or both")
     try:
-        password_hash = passwords.hash_password(password) if password is not None else None
+        password_hash = passwords.hash_password(password, (name, display_name or "")) \
+            if password is not None else None
     except passwords.WeakPassword as exc:
         raise AccountError(str(exc)) from exc
     secret, sealed = _new_totp(box, name) if password is not None else (None, None)
@@ -167,7 +168,7 @@ def set_password(session: Session, name: str, password: str, *, actor: str, box:
     """Set the password (and clear a lock-out); an account without TOTP gets a key, returned to be shown once."""
     row = _get(session, name, lock=True)
     try:
-        row.password_hash = passwords.hash_password(password)
+        row.password_hash = passwords.hash_password(password, (name, row.display_name or ""))
     except passwords.WeakPassword as exc:
         raise AccountError(str(exc)) from exc
     secret = None

@@ -22,6 +22,7 @@ from flask import current_app, g, request
 from sqlalchemy import Boolean, DateTime, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from pkicore import audit
 from pkicore.db import Base, as_utc, reading, utcnow
 from pkicore.errors import ErrorCode, PkiError
 
@@ -46,13 +47,25 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the officer (person) this token acts for; None: the token's own name is the person. A console
+    # account is always its own officer, so a token for officer "wang" and wang's console account are
+    # one person to four-eyes rules and separation of duties.
+    officer: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+
+    @property
+    def person(self) -> str:
+        return self.officer or self.name
 
 
 @dataclass(frozen=True)
 class Principal:
+    """Who acts: ``name`` is the officer (the person: approvals, separation of duties and the audit trail
+    count persons), ``credential`` the API token or console account used, ``via`` how it was presented."""
+
     name: str
     roles: frozenset[str]
     via: str = "token"             # token | certificate | password (console login method)
+    credential: str = ""
 
     def role_for(self, allowed: tuple[str, ...]) -> str:
         return next((r for r in allowed if r in self.roles), sorted(self.roles)[0] if self.roles else "")
@@ -63,15 +76,56 @@ def _hash(token: str) -> str:
 
 
 def create_token(session: Session, name: str, roles: list[str] | tuple[str, ...],
-                 expires_at: dt.datetime | None = None) -> str:
-    """Create an API token; returns the clear token (shown once, never stored)."""
+                 expires_at: dt.datetime | None = None, officer: str | None = None) -> str:
+    """Create an API token; returns the clear token (shown once, never stored). ``officer``: the person
+    it acts for (e.g. the officer's console account name), so one person holding a token and a console
+    account is still one approver."""
     unknown = set(roles) - set(ROLES)
     if unknown or not roles:
         raise PkiError(f"unknown roles: {', '.join(sorted(unknown)) or '(none given)'}", code=ErrorCode.BAD_REQUEST)
+    if officer is not None and (not officer or len(officer) > 128 or not officer.isprintable()
+                                or officer != officer.strip()):
+        raise PkiError("an officer name is 1..128 printable characters", code=ErrorCode.BAD_REQUEST)
     token = "rac_" + secrets.token_urlsafe(32)
     session.add(ApiToken(name=name, token_hash=_hash(token), roles=",".join(sorted(set(roles))),
-                         expires_at=expires_at))
+                         expires_at=expires_at, officer=officer if officer != name else None))
     return token
+
+
+def token_list(session: Session) -> list[dict]:
+    """Every API token's principal, roles and state (never the token itself, which is not stored)."""
+    now = utcnow()
+    out = []
+    for row in session.scalars(select(ApiToken).order_by(ApiToken.name)):
+        expires = as_utc(row.expires_at) if row.expires_at is not None else None
+        state = "disabled" if row.disabled else "expired" if expires is not None and expires <= now else "active"
+        out.append({"name": row.name, "officer": row.person, "roles": row.roles.split(","), "state": state,
+                    "created_at": as_utc(row.created_at).isoformat() if row.created_at else None,
+                    "expires_at": expires.isoformat() if expires else None})
+    return out
+
+
+def _token_row(session: Session, name: str) -> ApiToken:
+    row = session.scalar(select(ApiToken).where(ApiToken.name == name).with_for_update())
+    if row is None:
+        raise PkiError(f"no API token named {name!r}", code=ErrorCode.NOT_FOUND)
+    return row
+
+
+def token_set_disabled(session: Session, name: str, disabled: bool, *, actor: str) -> None:
+    """Disable (or enable again) the API token of principal ``name``; audited."""
+    row = _token_row(session, name)
+    row.disabled = disabled
+    audit.record(session, actor=actor, role="ra_admin", action="auth.token." + ("disable" if disabled else "enable"),
+                 target_type="api_token", target_id=name)
+
+
+def token_set_expiry(session: Session, name: str, expires_at: dt.datetime | None, *, actor: str) -> None:
+    """Let the token of ``name`` expire at ``expires_at`` (now: at once; None: never); audited."""
+    row = _token_row(session, name)
+    row.expires_at = expires_at
+    audit.record(session, actor=actor, role="ra_admin", action="auth.token.expire", target_type="api_token",
+                 target_id=name, expires_at=expires_at.isoformat() if expires_at else None)
 
 
 def authenticate(session: Session, token: str) -> Principal:
@@ -82,7 +136,7 @@ def authenticate(session: Session, token: str) -> Principal:
         raise AuthError("API token disabled")
     if row.expires_at is not None and as_utc(row.expires_at) <= utcnow():
         raise AuthError("API token expired")
-    return Principal(row.name, frozenset(row.roles.split(",")))
+    return Principal(row.person, frozenset(row.roles.split(",")), credential=row.name)
 
 
 SOURCES_KEY = "racentre.auth.sources"

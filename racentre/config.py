@@ -17,6 +17,7 @@ from kms.config import SCHEMA as KMC_SCHEMA, KmsConfig
 from pkicore.errors import ErrorCode, PkiError
 from pkicore.secret import Secret
 from racentre.console.config import SCHEMA as CONSOLE_SCHEMA, ConsoleConfig
+from seal.config import SCHEMA as SEAL_SCHEMA, SealConfig
 from timestamp.config import SCHEMA as TSA_SCHEMA, TsaConfig
 
 ENV_PREFIX = "RACENTRE_"
@@ -33,6 +34,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "tsa": TSA_SCHEMA,
     "console": CONSOLE_SCHEMA,
     "kmc": KMC_SCHEMA,
+    "seal": SEAL_SCHEMA,
 }
 
 
@@ -75,6 +77,7 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     kmc: KmsConfig = field(default_factory=KmsConfig)
+    seal: SealConfig = field(default_factory=SealConfig)
     source: str | None = None
 
 
@@ -159,4 +162,5 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
                   tsa=TsaConfig.from_values(values["tsa"], base), audit=AuditConfig(**values["audit"]),
                   console=ConsoleConfig.from_values(values["console"]),
                   kmc=KmsConfig.from_values(values["kmc"], base),
+                  seal=SealConfig.from_values(values["seal"], base),
                   source=str(path) if path else None)

@@ -15,7 +15,8 @@ signed there).
   ``kmc.pem``, ``recovered-envelope.der`` (2-of-3 recovery to ``recovery-recipient.pem``).
 - TSA (issue 5): ``tsa.pem``, ``tsa-data.bin``, ``tsq.der``, ``tsr.der``, ``ecdsa/tsq.der``, ``ecdsa/tsr.der``.
 - Seals (issue 6): ``seal.esl``, ``seal-maker.pem``, ``unsealed.pdf``, ``sealed.pdf``, ``sealed.ofd``,
-  ``sealed-verify.json``.
+  ``sealed-verify.json``; ``verify-report.json`` (issue 13: our verifier's indication for every sealed
+  artefact, and TOTAL_FAILED / HASH_FAILURE for a sealed OFD changed afterwards).
 - Console (issue 7): ``screenshots/*.png`` of the main pages in headless Chromium.
 - Audit (issue 7): ``audit-export.json``, ``audit-export.json.sig`` (SM2 by the HSM audit key) and
   ``audit-public-key.pem``, as ``racentre audit export`` writes them.
@@ -24,11 +25,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import secrets
 import subprocess
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -366,6 +369,33 @@ class Demo:
         for name, doc, kind in (("sealed.pdf", twice, "application/pdf"), ("sealed.ofd", ofd, "application/ofd")):
             reports[name] = self.api("POST", "/seal/verify", "clerk", data=doc, content_type=kind).json()
         self.write("sealed-verify.json", json.dumps(reports, ensure_ascii=False, indent=2).encode())
+        # our verifier on every sealed artefact (the seal itself too), with indications, and on a copy of the
+        # sealed OFD whose page was changed after sealing (it must fail)
+        esl = self.api("GET", f"/seal/seals/{seal['id']}/esl", "admin").data
+        tampered = _tampered_ofd(ofd)
+        summary = {}
+        for name, doc, kind in (("seal.esl", esl, "application/octet-stream"), ("sealed.pdf", twice, "application/pdf"),
+                                ("sealed.ofd", ofd, "application/ofd"),
+                                ("sealed.ofd, page changed after sealing", tampered, "application/ofd")):
+            report = self.api("POST", "/seal/verify", "clerk", data=doc, content_type=kind).json()
+            summary[name] = {"indication": report["indication"], "sub_indication": report["sub_indication"],
+                             "seals": [{k: s[k] for k in ("indication", "sub_indication", "signature_intact",
+                                                           "time_proven", "reasons", "warnings")}
+                                       for s in report["seals"]], "report": report}
+        self.write("verify-report.json", json.dumps(summary, ensure_ascii=False, indent=2).encode())
+
+
+def _tampered_ofd(data: bytes) -> bytes:
+    """The OFD with one word of its first page changed (a protected file): the demo's negative case."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            content = src.read(info.filename)
+            if info.filename.endswith("Page_0/Content.xml"):
+                content = content.replace(b"demo", b"DEMO", 1)
+            z.writestr(info.filename, content)
+    return out.getvalue()
 
 
 def _ocsp_request(issuer_der: bytes, serial: int) -> bytes:

@@ -9,12 +9,17 @@ import base64
 import hashlib
 import hmac
 import secrets
+from typing import Iterable
+
+from zxcvbn import zxcvbn
 
 LOG_N, R, P = 17, 8, 1
 DKLEN = 32
 MAXMEM = 256 * 1024 * 1024
 MIN_LENGTH = 12
 MAX_LENGTH = 1024
+MIN_SCORE = 3           # zxcvbn's 0..4; 3 = "safely unguessable" (~10^10 guesses)
+SCORED_PREFIX = 100     # zxcvbn's cost grows with length: score the first 100 characters
 
 
 class WeakPassword(ValueError):
@@ -33,16 +38,23 @@ def _kdf(password: str, salt: bytes, log_n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=2 ** log_n, r=r, p=p, maxmem=MAXMEM, dklen=DKLEN)
 
 
-def check_strength(password: str) -> None:
-    """Length rules only (NIST SP 800-63B §5.1.1.2: at least 8, we ask 12; no composition rules)."""
+def check_strength(password: str, user_inputs: Iterable[str] = ()) -> None:
+    """NIST SP 800-63B §5.1.1.2: at least 12 characters (it asks 8), no composition rules, and refuse what
+    is commonly used, expected or compromised — judged by zxcvbn (dictionaries of common passwords,
+    names and words, keyboard patterns, repeats, dates; ``user_inputs`` such as the account name count as
+    known words): a score below 3 is refused with zxcvbn's own hint."""
     if not isinstance(password, str) or len(password) < MIN_LENGTH:
         raise WeakPassword(f"a password has at least {MIN_LENGTH} characters")
     if len(password) > MAX_LENGTH:
         raise WeakPassword(f"a password has at most {MAX_LENGTH} characters")
+    verdict = zxcvbn(password[:SCORED_PREFIX], user_inputs=[u for u in user_inputs if u][:10])
+    if verdict["score"] < MIN_SCORE:
+        hint = verdict["feedback"].get("warning") or "it is too easy to guess"
+        raise WeakPassword(f"password refused: {hint.rstrip('.')} (use a longer passphrase of unrelated words)")
 
 
-def hash_password(password: str) -> str:
-    check_strength(password)
+def hash_password(password: str, user_inputs: Iterable[str] = ()) -> str:
+    check_strength(password, user_inputs)
     salt = secrets.token_bytes(16)
     return f"$scrypt$ln={LOG_N},r={R},p={P}${_b64(salt)}${_b64(_kdf(password, salt, LOG_N, R, P))}"
 

@@ -128,7 +128,7 @@ class Site:
         for info in self.ca.authorities().values():
             if not info.is_root and info.algorithm.key_type == "sm2":
                 kmc.service.trust(info.certificate)
-        self.ca.attach_kmc(InProcessTransport(kmc.service), kmc.escrow.certificate)
+        self.ca.attach_kmc(InProcessTransport(kmc.service), lambda: kmc.escrow.certificate)
 
 
 def build_seal_service(site: Site, services, tsa=None):
@@ -136,10 +136,11 @@ def build_seal_service(site: Site, services, tsa=None):
     wired) timestamps seals; our CA's CRLs and OCSP responses make PDF seals PAdES B-LT."""
     maker = site.seal_maker()
     registry = SealRegistry(services.db, services.key_manager, maker)
+    seal_config = services.config.seal
     return SealService(registry, trust=site.roots(), chain=site.issuing(),
                        tsa_respond=(lambda q: tsa.authority.respond(q)) if tsa is not None else None,
-                       tsa_trust=site.roots() if tsa is not None else (),
-                       revocation_info=lambda certs: revocation_info(site.ca, certs))
+                       tsa_trust=site.roots(), revocation_info=lambda certs: revocation_info(site.ca, certs),
+                       trust_list=seal_config.trust_list(), require_revocation=seal_config.require_revocation)
 
 
 def wire_site(app, services) -> None:

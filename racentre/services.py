@@ -51,7 +51,7 @@ class Services:
         """The engine, whatever the schema (for ``upgrade_database`` and locks); use ``engine``."""
         url = self.config.database.url
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = make_engine(url)
         bind_node(engine, self.config.audit.node_id)
         return engine

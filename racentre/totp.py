@@ -1,21 +1,23 @@
 """One-time passwords: HOTP (RFC 4226 §5) and TOTP (RFC 6238 §4), the officers' second factor.
 
 Secrets are random 160-bit keys (RFC 4226 §4 R6), shown once as base32 in an ``otpauth://`` URI (the
-Key Uri Format that authenticator apps read). ``verify`` accepts the current time step and one step
-either side (RFC 6238 §5.2 network delay) and returns the step that matched, so the caller can refuse
-a code whose step is not later than the last one used (no replay within the window).
+Key Uri Format that authenticator apps read). The codes and the URI come from ``cryptography``'s
+``twofactor`` HOTP/TOTP; ``verify`` accepts the current time step and one step either side (RFC 6238
+§5.2 network delay) and returns the step that matched, so the caller can refuse a code whose step is
+not later than the last one used (no replay within the window) — the one part cryptography leaves to us.
 """
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
-import struct
 import time
-from urllib.parse import quote, urlencode
 
-DIGESTS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.twofactor.hotp import HOTP
+from cryptography.hazmat.primitives.twofactor.totp import TOTP
+
+DIGESTS = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha512": hashes.SHA512}
 STEP = 30           # RFC 6238 X, seconds
 DIGITS = 6
 WINDOW = 1          # steps accepted either side of now
@@ -32,11 +34,8 @@ def secret_bytes(secret_b32: str) -> bytes:
 
 
 def hotp(key: bytes, counter: int, digits: int = DIGITS, digest: str = "sha1") -> str:
-    """RFC 4226 §5.3: HMAC over the 8-byte counter, dynamic truncation, modulo 10^digits."""
-    mac = hmac.new(key, struct.pack(">Q", counter), DIGESTS[digest]).digest()
-    offset = mac[-1] & 0x0F
-    code = (struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF) % (10 ** digits)
-    return str(code).zfill(digits)
+    """RFC 4226 §5.3 (HMAC over the 8-byte counter, dynamic truncation, modulo 10^digits), by cryptography."""
+    return HOTP(key, digits, DIGESTS[digest](), enforce_key_length=False).generate(counter).decode("ascii")
 
 
 def time_step(at: float | None = None, step: int = STEP) -> int:
@@ -64,7 +63,5 @@ def verify(key: bytes, code: str, at: float | None = None, *, window: int = WIND
 
 def provisioning_uri(secret_b32: str, account: str, issuer: str = "RA Centre") -> str:
     """``otpauth://totp/Issuer:account?secret=...&issuer=...`` for an authenticator app (QR code)."""
-    label = quote(f"{issuer}:{account}")
-    query = urlencode({"secret": secret_b32, "issuer": issuer, "algorithm": "SHA1", "digits": DIGITS,
-                       "period": STEP})
-    return f"otpauth://totp/{label}?{query}"
+    return TOTP(secret_bytes(secret_b32), DIGITS, hashes.SHA1(), STEP,
+                enforce_key_length=False).get_provisioning_uri(account, issuer)

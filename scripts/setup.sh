@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc make libc6-dev libssl-dev openssl libp11-kit-dev p11-kit-modules softhsm2 opensc
+APT_PACKAGES=(gcc make cmake libc6-dev libssl-dev openssl libp11-kit-dev p11-kit-modules softhsm2 opensc
               python3 python3-venv python3-dev openjdk-17-jdk-headless
               libbcprov-java libbcpkix-java libbcutil-java
               chromium chromium-driver fonts-noto-cjk
+              faketime    # tests/e2e/test_crl_across_nodes.py: a node whose clock runs behind
               valgrind    # make -C hsm/softtoken ctgrind: constant-time check of the SM2 code
               gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)   # make -C hsm/softtoken selftest-aarch64
 

@@ -1,7 +1,6 @@
 """``racentre seal make|sign|verify``: seal making, sealing a PDF/OFD and verification from the shell."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -81,21 +80,33 @@ def sign(ctx, seal_id, document, out, principal, page, x_mm, y_mm, anchor):
     click.echo(f"sealed {document} -> {out}")
 
 
+EXIT_CODES = {"TOTAL_PASSED": 0, "TOTAL_FAILED": 1, "INDETERMINATE": 3}
+
+
 @seal_group.command("verify")
 @click.argument("document", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--trust", multiple=True, type=click.Path(exists=True, dir_okay=False), help="seal CA certificate")
-def verify(document, as_json, trust):
-    """Verify a sealed PDF/OFD, or a bare seal (.esl). Exit status 0 valid, 1 invalid."""
-    from seal import ses  # noqa: PLC0415
-    from seal.services import cert_der  # noqa: PLC0415
-    from seal.verify import verify_document  # noqa: PLC0415
+@click.option("--trust", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="trust anchor (PEM or DER root certificate), repeatable: replaces the site's roots and trust list")
+@click.pass_context
+def verify(ctx, document, as_json, trust):
+    """Verify a sealed PDF or OFD, or a bare seal (.esl), under the site's verification policy (its roots,
+    [seal] trust_anchor_files, revocation, the seal registry). Prints the ETSI EN 319 102-1 indication per
+    seal. Exit status: 0 TOTAL_PASSED, 1 TOTAL_FAILED, 3 INDETERMINATE."""
+    from seal.services import cert_der  # noqa: PLC0415 - start-up cost, see above
+    anchors = None
+    if trust:
+        try:
+            anchors = tuple(cert_der(Path(t).read_bytes()) for t in trust)
+        except ValueError as exc:
+            raise click.ClickException(f"--trust: not a PEM or DER certificate ({exc})") from None
     data = Path(document).read_bytes()
-    if data[:1] == b"\x30":
-        check = ses.verify_seal(data)
-        click.echo(json.dumps(check.as_dict(), ensure_ascii=False, indent=2) if as_json else
-                   f"seal {check.name} ({check.es_id}): {'VALID' if check.ok else 'INVALID'} {'; '.join(check.reasons)}")
-        sys.exit(0 if check.ok else 1)
-    report = verify_document(data, trust=[cert_der(Path(t).read_bytes()) for t in trust])
+    if ctx.obj:                             # inside `racentre`: the site's policy (or its stand-alone one)
+        report = _service(ctx).verify(data, trust=anchors)
+    else:                                   # the group alone (no site): only what --trust names is trusted
+        from pkicore.validation import TrustPolicy  # noqa: PLC0415
+        from seal.validation import SealPolicy  # noqa: PLC0415
+        from seal.verify import verify_document  # noqa: PLC0415
+        report = verify_document(data, SealPolicy(TrustPolicy(anchors or ()), TrustPolicy(anchors or ())))
     click.echo(report.to_json() if as_json else report.to_text())
-    sys.exit(0 if report.ok else 1)
+    sys.exit(EXIT_CODES[report.indication.value])

@@ -16,19 +16,30 @@ import io
 import posixpath
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Callable
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
+from asn1crypto import cms, core
+from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from defusedxml import ElementTree as defused_et
+
+from pkicore.cms import GM_SIGNED_DATA, ID_SIGNED_DATA, verify_signed_data
 from pkicore.oids import OID
 from pkicore.sm2 import sm3
+from pkicore.validation import Finding, SubIndication, failed, indeterminate, validate_certificate
 from seal import ses
 from seal.errors import BadDocument
-from seal.report import DocumentReport, SealVerdict, combine
+from seal.report import DocumentReport, SealVerdict, combine, unreadable
+from seal.validation import SealPolicy, evaluate_signature
 
 NS = "http://www.ofdspec.org/2016"
 _Q = "{%s}" % NS
+# GB/T 33190 names its namespace http://www.ofdspec.org/2016; Suwell (数科) and others write it without
+# the year (REFERENCES §13). Both are read; elements are renamed to the 2016 form after parsing.
+_OTHER_NAMESPACES = ("{http://www.ofdspec.org}", "{http://www.ofdspec.org/}")
 
 MAX_PACKAGE = 64 * 1024 * 1024
 MAX_ENTRIES = 2000
@@ -94,7 +105,8 @@ def read_package(data: bytes) -> OfdPackage:
         try:
             with zf.open(info) as fh:           # never trust the declared size: read at most size + 1
                 content = fh.read(info.file_size + 1)
-        except (zipfile.BadZipFile, NotImplementedError, ValueError, OSError, EOFError, RuntimeError) as exc:
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, ValueError, OSError, EOFError,
+                RuntimeError) as exc:
             raise BadDocument(f"OFD package entry {name!r} unreadable: {exc}") from exc
         if len(content) != info.file_size:
             raise BadDocument(f"OFD package entry {name!r} size differs from its header")
@@ -115,12 +127,19 @@ def write_package(pkg: OfdPackage) -> bytes:
 
 
 def parse_xml(data: bytes, what: str) -> ET.Element:
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise BadDocument(f"{what}: DTDs and entities are not allowed")
+    """Parse one XML part with defusedxml: no DTD at all (so no entity expansion, no external
+    entities), the result an ElementTree element."""
     try:
-        return ET.fromstring(data)
+        root = defused_et.fromstring(data, forbid_dtd=True)
+    except (DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden) as exc:
+        raise BadDocument(f"{what}: DTDs and entities are not allowed") from exc
     except ET.ParseError as exc:
         raise BadDocument(f"{what} is not well-formed XML: {exc}") from exc
+    for el in root.iter():
+        tag = el.tag
+        if isinstance(tag, str) and tag.startswith(_OTHER_NAMESPACES):
+            el.tag = _Q + tag.split("}", 1)[1]
+    return root
 
 
 def _resolve(base_dir: str, loc: str) -> str:
@@ -173,8 +192,10 @@ def _checkvalue(content: bytes) -> str:
 
 def seal_ofd(data: bytes, *, seal_der: bytes, signer_cert: bytes, sign: Callable[[bytes], bytes], alg,
              place: StampPlace = StampPlace(), timestamp: Callable[[bytes], bytes] | None = None,
-             now: dt.datetime | None = None, provider: str = "RA Centre") -> bytes:
-    """Seal an OFD package: a new Sign_N with Signature.xml + SignedValue.dat, listed in Signatures.xml."""
+             now: dt.datetime | None = None, provider: str = "RA Centre", protect_signature_list: bool = False) -> bytes:
+    """Seal an OFD package: a new Sign_N with Signature.xml + SignedValue.dat, listed in Signatures.xml.
+    ``protect_signature_list``: also cover Signatures.xml (as some producers do, e.g. KingGrid; a later seal
+    then necessarily changes it, which verifiers must expect)."""
     pkg = read_package(data)
     files = dict(pkg.files)
     paths = doc_paths(pkg)
@@ -213,9 +234,15 @@ def seal_ofd(data: bytes, *, seal_der: bytes, signer_cert: bytes, sign: Callable
     value_path = f"{sign_dir}/SignedValue.dat"
     new_id = max_id + 1
 
+    entries = "".join(f'<ofd:Signature ID={quoteattr(i or "")}'
+                      + (f" Type={quoteattr(t)}" if t else "") + f' BaseLoc={quoteattr(b or "")}/>'
+                      for i, t, b in existing)
+    entries += f'<ofd:Signature ID="{new_id}" Type="Seal" BaseLoc="/{escape(sig_xml_path)}"/>'
+    files[sigs_path] = (f'<?xml version="1.0" encoding="UTF-8"?>\n<ofd:Signatures xmlns:ofd="{NS}">'
+                        f"<ofd:MaxSignId>{new_id}</ofd:MaxSignId>{entries}</ofd:Signatures>").encode("utf-8")
     # references: every file except Signatures.xml (later seals add to it) and this signature's own files
     refs = [(f"/{name}", _checkvalue(content)) for name, content in files.items()
-            if name != sigs_path and not name.startswith(sign_dir + "/")]
+            if (name != sigs_path or protect_signature_list) and not name.startswith(sign_dir + "/")]
     page_ids = _page_ids(pkg, paths)
     if not 0 <= place.page < len(page_ids):
         raise BadDocument(f"the document has no page {place.page + 1}")
@@ -236,12 +263,6 @@ def seal_ofd(data: bytes, *, seal_der: bytes, signer_cert: bytes, sign: Callable
     sig_xml = "".join(parts).encode("utf-8")
     signed_value = ses.sign_document(seal_der, data=sig_xml, property_info=f"/{sig_xml_path}",
                                      signer_cert=signer_cert, sign=sign, alg=alg, time_info=now, timestamp=timestamp)
-    entries = "".join(f'<ofd:Signature ID={quoteattr(i or "")}'
-                      + (f" Type={quoteattr(t)}" if t else "") + f' BaseLoc={quoteattr(b or "")}/>'
-                      for i, t, b in existing)
-    entries += f'<ofd:Signature ID="{new_id}" Type="Seal" BaseLoc="/{escape(sig_xml_path)}"/>'
-    files[sigs_path] = (f'<?xml version="1.0" encoding="UTF-8"?>\n<ofd:Signatures xmlns:ofd="{NS}">'
-                        f"<ofd:MaxSignId>{new_id}</ofd:MaxSignId>{entries}</ofd:Signatures>").encode("utf-8")
     files[sig_xml_path] = sig_xml
     files[value_path] = signed_value
     return write_package(OfdPackage(files))
@@ -272,24 +293,26 @@ def _page_ids(pkg: OfdPackage, paths: DocPaths) -> list[str]:
 
 _CHECK_METHODS = {OID.SM3: sm3, "sm3": sm3, "SM3": sm3,
                   "2.16.840.1.101.3.4.2.1": lambda d: hashlib.sha256(d).digest()}
+# SignedValue.dat of a Type="Sign" signature (GM/T 0099-2020 §7.2.2 b): GB/T 35275 SignedData
+_SIGNED_DATA_TYPES = {ID_SIGNED_DATA, GM_SIGNED_DATA}
 
 
-def verify_ofd(data: bytes, *, at: dt.datetime | None = None) -> DocumentReport:
-    """Check every seal of an OFD package: each referenced file's CheckValue, the SES_Signature (document
-    signature over DER(TBS_Sign), dataHash = SM3(Signature.xml), propertyInfo), the seal inside (maker
-    signature, validity at signing time), the timestamp when present, and files added after sealing."""
+def verify_ofd(data: bytes, policy: SealPolicy = SealPolicy(), *, at: dt.datetime | None = None) -> DocumentReport:
+    """Check every signature of an OFD package (GB/T 38540 §8.3, GM/T 0099 §7) under ``policy``: each
+    referenced file's CheckValue, then a seal's SES_Signature (seal.validation) or a plain signature's
+    GB/T 35275 SignedData, the signer's and seal maker's certificates at the proven signing time."""
     digest = hashlib.sha256(data).hexdigest()
     try:
         pkg = read_package(data)
         paths = doc_paths(pkg)
     except BadDocument as exc:
-        return combine("ofd", [], [exc.public_message], digest)
+        return unreadable("ofd", exc.public_message, digest)
     if paths.signatures is None or paths.signatures not in pkg.files:
-        return combine("ofd", [], ["the document carries no seal (no Signatures.xml)"], digest)
+        return combine("ofd", [], [], digest)
     try:
         root = parse_xml(pkg.files[paths.signatures], paths.signatures)
     except BadDocument as exc:
-        return combine("ofd", [], [exc.public_message], digest)
+        return unreadable("ofd", exc.public_message, digest)
     sigs_dir = posixpath.dirname(paths.signatures)
     entries = root.findall(f"{_Q}Signature")
     sign_dirs = []
@@ -301,77 +324,174 @@ def verify_ofd(data: bytes, *, at: dt.datetime | None = None) -> DocumentReport:
     verdicts = []
     for i, entry in enumerate(entries):
         later = {d for d in sign_dirs[i:] if d}
-        verdicts.append(_verify_one(pkg, paths, i, entry, sigs_dir, later, at))
+        verdicts.append(_verify_one(pkg, paths, i, entry, sigs_dir, later, i < len(entries) - 1, policy, at))
     return combine("ofd", verdicts, [], digest)
 
 
-def _verify_one(pkg: OfdPackage, paths: DocPaths, index: int, entry: ET.Element, sigs_dir: str,
-                own_and_later_dirs: set[str], at: dt.datetime | None) -> SealVerdict:
-    name = entry.get("ID")
-    reasons: list[str] = []
+def _check_references(pkg: OfdPackage, paths: DocPaths, refs_el: ET.Element, sig_dir: str, own_and_later: set[str],
+                      later_seals: bool) -> tuple[list[Finding], list[str], set[str]]:
+    """The References (GB/T 33190 §18.2.2): every listed file's CheckValue, and which files no reference
+    covers. OFD.xml and Signatures.xml must change when a seal is added, so a seal never covers them
+    reliably (REFERENCES §13): a mismatch there after later seals is expected, and their absence is normal.
+    Files left unprotected are warnings (templates, attachments); the document's own root (Document.xml)
+    left unprotected means the seal does not cover what is shown."""
+    findings: list[Finding] = []
     warnings: list[str] = []
+    method = (refs_el.get("CheckMethod") or OID.SM3).strip()
+    hasher = _CHECK_METHODS.get(method)
+    protected: set[str] = set()
+    rewritten = {"OFD.xml", paths.signatures}
+    if hasher is None:
+        findings.append(indeterminate(SubIndication.CRYPTO_CONSTRAINTS_FAILURE, f"unsupported CheckMethod {method}"))
+        return findings, warnings, protected
+    for ref in refs_el.findall(f"{_Q}Reference"):
+        loc = ref.get("FileRef") or ""
+        try:
+            path = _resolve(sig_dir, loc)
+        except BadDocument as exc:
+            findings.append(failed(SubIndication.FORMAT_FAILURE, exc.public_message))
+            continue
+        protected.add(path)
+        content = pkg.files.get(path)
+        if content is None:
+            findings.append(indeterminate(SubIndication.SIGNED_DATA_NOT_FOUND, f"protected file {loc} is missing"))
+            continue
+        try:
+            want = base64.b64decode((ref.findtext(f"{_Q}CheckValue") or "").strip(), validate=True)
+        except ValueError:
+            findings.append(failed(SubIndication.FORMAT_FAILURE, f"CheckValue of {loc} is not base64"))
+            continue
+        if hasher(content) != want:
+            if path in rewritten and later_seals:
+                warnings.append(f"{loc} changed since this seal: later seals were added, which rewrite it")
+            else:
+                findings.append(failed(SubIndication.HASH_FAILURE, f"protected file {loc} was changed after sealing"))
+    if paths.doc_root not in protected:
+        findings.append(indeterminate(SubIndication.SIGNED_DATA_NOT_FOUND,
+                                      f"the document shown (/{paths.doc_root}) is not protected by this seal"))
+    loose = [p for p in pkg.files if p not in protected and p not in rewritten and p != paths.doc_root
+             and not any(p.startswith(d + "/") for d in own_and_later)]
+    if loose:
+        shown = ", ".join(f"/{p}" for p in loose[:5]) + (f" and {len(loose) - 5} more" if len(loose) > 5 else "")
+        warnings.append(f"not protected by this seal: {shown}")
+    return findings, warnings, protected
+
+
+def _verify_one(pkg: OfdPackage, paths: DocPaths, index: int, entry: ET.Element, sigs_dir: str,
+                own_and_later_dirs: set[str], later_seals: bool, policy: SealPolicy,
+                at: dt.datetime | None) -> SealVerdict:
+    name = entry.get("ID")
+    sig_type = (entry.get("Type") or "Seal").strip()
+    kind = "ofd-sign" if sig_type == "Sign" else "ofd-seal"
     try:
         sig_xml_path = _resolve(sigs_dir, entry.get("BaseLoc") or "")
         sig_xml = pkg.read(sig_xml_path)
         root = parse_xml(sig_xml, sig_xml_path)
     except BadDocument as exc:
-        return SealVerdict(index, False, (exc.public_message,), kind="ofd-ses", name=name)
+        return SealVerdict(index, (indeterminate(SubIndication.SIGNED_DATA_NOT_FOUND, exc.public_message),),
+                           kind=kind, name=name)
+    if sig_type not in ("Seal", "Sign"):
+        return SealVerdict(index, (indeterminate(SubIndication.FORMAT_FAILURE,
+                                                 f"signature type {sig_type!r} is neither Seal nor Sign"),),
+                           kind=kind, name=name)
     sig_dir = posixpath.dirname(sig_xml_path)
     info = root.find(f"{_Q}SignedInfo")
     refs_el = info.find(f"{_Q}References") if info is not None else None
     if refs_el is None:
-        return SealVerdict(index, False, ("Signature.xml has no References",), kind="ofd-ses", name=name)
-    method = (refs_el.get("CheckMethod") or OID.SM3).strip()
-    hasher = _CHECK_METHODS.get(method)
-    protected: set[str] = set()
-    if hasher is None:
-        reasons.append(f"unsupported CheckMethod {method}")
-    else:
-        for ref in refs_el.findall(f"{_Q}Reference"):
-            loc = ref.get("FileRef") or ""
-            try:
-                path = _resolve(sig_dir, loc)
-            except BadDocument as exc:
-                reasons.append(exc.public_message)
-                continue
-            protected.add(path)
-            content = pkg.files.get(path)
-            if content is None:
-                reasons.append(f"protected file {loc} is missing")
-                continue
-            try:
-                want = base64.b64decode((ref.findtext(f"{_Q}CheckValue") or "").strip(), validate=True)
-            except ValueError:
-                reasons.append(f"CheckValue of {loc} is not base64")
-                continue
-            if hasher(content) != want:
-                reasons.append(f"protected file {loc} was changed after sealing")
-    for path in pkg.files:
-        if path in protected or path == paths.signatures or any(path.startswith(d + "/") for d in own_and_later_dirs):
-            continue
-        reasons.append(f"file /{path} is not protected by this seal (added after sealing)")
-    value_loc = root.findtext(f"{_Q}SignedValue")
-    ses_check = None
+        return SealVerdict(index, (failed(SubIndication.FORMAT_FAILURE, "Signature.xml has no References"),),
+                           kind=kind, name=name)
+    findings, warnings, protected = _check_references(pkg, paths, refs_el, sig_dir, own_and_later_dirs, later_seals)
+    details = {"signature_xml": f"/{sig_xml_path}", "type": sig_type, "references": len(protected)}
     try:
-        value = pkg.read(_resolve(sig_dir, value_loc or ""))
+        value = pkg.read(_resolve(sig_dir, root.findtext(f"{_Q}SignedValue") or ""))
     except BadDocument as exc:
-        reasons.append(f"SignedValue: {exc.public_message}")
-    else:
-        ses_check = ses.verify_ses_signature(value, signed_data=sig_xml, property_info=f"/{sig_xml_path}", at=at)
-        if ses_check.property_info is not None and ses_check.property_info != f"/{sig_xml_path}" \
-                and ses_check.property_info.lstrip("/") == sig_xml_path:
+        findings.append(indeterminate(SubIndication.SIGNED_DATA_NOT_FOUND, f"SignedValue: {exc.public_message}"))
+        return SealVerdict(index, tuple(findings), tuple(warnings), kind=kind, name=name, details=details)
+    if sig_type == "Sign":
+        return _verify_sign(index, name, value, sig_xml, findings, warnings, details, policy, at)
+    ev = evaluate_signature(value, policy, signed_data=sig_xml, at=at)
+    findings += ev.findings
+    warnings += ev.warnings
+    view = ev.check.view if ev.check else None
+    if view is not None:
+        if view.property_info.lstrip("/") != sig_xml_path:
+            findings.append(failed(SubIndication.FORMAT_FAILURE,
+                                   f"propertyInfo {view.property_info!r} does not name /{sig_xml_path}"))
+        elif not view.property_info.startswith("/"):
             warnings.append("propertyInfo is a relative path")
-        reasons += list(ses_check.reasons)
-        warnings += list(ses_check.warnings)
-    seal = ses_check.seal if ses_check else None
+    details.update(ev.details())
+    stamp = ev.timestamp
     return SealVerdict(
-        index, not reasons, tuple(reasons), tuple(warnings), kind="ofd-ses", name=name,
-        seal_name=seal.name if seal else None, es_id=seal.es_id if seal else None,
-        signer=ses_check.signer_subject if ses_check else None,
-        signing_time=ses_check.sign_time.isoformat() if ses_check and ses_check.sign_time else None,
-        timestamp_time=ses_check.timestamp_time.isoformat() if ses_check and ses_check.timestamp_time else None,
-        details={"signature_xml": f"/{sig_xml_path}", "references": len(protected),
-                 "ses": ses_check.as_dict() if ses_check else None})
+        index, tuple(findings), tuple(warnings), kind=kind, name=name, signature_intact=ev.intact,
+        seal_name=view.seal.name if view else None, es_id=view.seal.es_id if view else None,
+        signer=ev.check.signer_subject if ev.check else None,
+        signing_time=view.time_info.isoformat() if view else None,
+        timestamp_time=stamp.gen_time.isoformat() if stamp and stamp.gen_time else None,
+        validation_time=ev.validation_time.isoformat() if ev.validation_time else None,
+        time_proven=ev.time_proven, details=details)
+
+
+def _signed_data_type(value: bytes) -> str | None:
+    try:
+        return cms.ContentInfo.load(value, strict=True)["content_type"].dotted
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _bare_signature(value: bytes) -> bool:
+    if len(value) == 64:
+        return True
+    try:
+        seq = core.Sequence.load(value, strict=True)
+        return len(seq) == 2 and all(isinstance(core.Integer.load(v.dump()), core.Integer) for v in seq)
+    except (ValueError, TypeError):
+        return False
+
+
+def _verify_sign(index: int, name: str | None, value: bytes, sig_xml: bytes, findings: list[Finding],
+                 warnings: list[str], details: dict, policy: SealPolicy, at: dt.datetime | None) -> SealVerdict:
+    """A plain digital signature (Type="Sign", GM/T 0099-2020 §7.2.2 b): a GB/T 35275 SignedData whose
+    content is SM3(Signature.xml) (ofdrw and GM/T 0099 producers) or Signature.xml itself, attached or
+    detached. A bare SM2 signature names no signer certificate: it cannot be validated."""
+    content_type = _signed_data_type(value)
+    if content_type not in _SIGNED_DATA_TYPES:
+        if _bare_signature(value):
+            findings.append(indeterminate(SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
+                                          "a bare SM2 signature carries no signer certificate: not verifiable"))
+        else:
+            findings.append(failed(SubIndication.FORMAT_FAILURE, "the SignedValue of a Type=\"Sign\" signature is "
+                                   "neither a GB/T 35275 SignedData nor an SM2 signature"))
+        return SealVerdict(index, tuple(findings), tuple(warnings), kind="ofd-sign", name=name, details=details)
+    result = verify_signed_data(value)
+    if result.content is None:                     # detached: over Signature.xml
+        result = verify_signed_data(value, content=sig_xml)
+        covers = "Signature.xml (detached)"
+    elif result.content == sm3(sig_xml):
+        covers = "SM3(Signature.xml)"
+    elif result.content == sig_xml:
+        covers = "Signature.xml"
+    else:
+        covers = None
+        findings.append(failed(SubIndication.HASH_FAILURE,
+                               "the signed content is not this Signature.xml (document altered)"))
+    intact = result.ok
+    if not result.ok:
+        findings.append(failed(SubIndication.SIG_CRYPTO_FAILURE, "signature invalid: " + "; ".join(result.reasons)))
+    signer = None
+    if result.signer_certificate is None:
+        findings.append(indeterminate(SubIndication.NO_SIGNING_CERTIFICATE_FOUND, "signer certificate not found"))
+    else:
+        checked = validate_certificate(result.signer_certificate, policy.trust, at=at, proven=False, who="signer",
+                                       extra_certs=result.certificates)
+        findings += checked.findings
+        warnings += checked.warnings
+        signer = checked.subject
+        details["signer_certificate"] = checked.as_dict()
+    warnings.append("no timestamp: the signing time is the signer's claim only")
+    details.update(covers=covers, algorithm=result.algorithm)
+    return SealVerdict(index, tuple(findings), tuple(warnings), kind="ofd-sign", name=name, signature_intact=intact,
+                       signer=signer, signing_time=result.signing_time.isoformat() if result.signing_time else None,
+                       validation_time=(at or dt.datetime.now(dt.timezone.utc)).isoformat(), details=details)
 
 
 def extract_signed_values(data: bytes) -> list[tuple[str, bytes]]:

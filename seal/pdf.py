@@ -3,9 +3,7 @@
 The seams (pyHanko ``sign/signers/pdf_cms.py``, ``sign/timestamps/api.py``):
 * ``HsmSigner`` — a pyHanko ``Signer`` whose ``async_sign_raw`` calls ``KeyManager.sign`` (SM2 with the
   default user ID, ECDSA, RSA PKCS#1 v1.5);
-* ``Sm2SignatureValidator`` — a ``SignatureValidator`` that checks SM2-with-SM3 (GM/T 0003, also the
-  GM/T 0010 sm2-1 + SM3 form) and leaves the rest to pyHanko's default; pass it to
-  ``ValidationContext(signature_validator=...)``;
+* ``pkicore.validation.Sm2SignatureValidator`` — SM2-with-SM3 inside pyHanko's validation contexts;
 * ``InProcessTimeStamper`` — a ``TimeStamper`` over a TSA's ``respond(query DER) -> reply DER``;
 * ``LongTerm`` — PAdES B-LT (EN 319 142-1 §5.4): before signing, the revocation info of the signer's
   and the TSA's chains is asked of a revocation source (our CA's CRLs and OCSP responses), the chains
@@ -57,20 +55,20 @@ from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
 from pyhanko_certvalidator.registry import SimpleCertificateStore, SimpleTrustManager
 from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
-from pyhanko_certvalidator.sig_validate import DefaultSignatureValidator
 
 import pkicore  # noqa: F401 - registers sm3 / sm2_sm3 / the SM2 curve with asn1crypto
 from hsm import KeyManager
 from pkicore.algorithms import Algorithm, algorithm
-from pkicore.keys import verify_signature
-from pkicore.oids import OID
+from pkicore.names import display_name
+from pkicore.validation import (Finding, RevocationSource, Sm2SignatureValidator, SubIndication, failed,
+                                indeterminate, is_sm2_ocsp, validate_certificate)
 from seal import pades
 from seal.errors import BadDocument, SealError
-from seal.report import DocumentReport, SealVerdict, combine
+from seal.report import DocumentReport, SealVerdict, combine, unreadable
+from seal.validation import SealPolicy
 
 MM = 72 / 25.4
 MAX_PDF = 64 * 1024 * 1024
-_SM2_SIG_OIDS = {OID.SM2_WITH_SM3, OID.SM2_SIGN}
 _OVERFLOW = "Final ByteRange payload larger than expected"
 log = logging.getLogger(__name__)
 
@@ -114,23 +112,6 @@ class HsmSigner(signers.Signer):
         return self.km.sign(self.key_label, data, self.alg.mechanism)
 
 
-class Sm2SignatureValidator(DefaultSignatureValidator):
-    """pyHanko/certvalidator signature check with SM2-with-SM3 (default user ID) added."""
-
-    def validate_signature(self, signature, signed_data, public_key_info, signature_algorithm, context=None):
-        oid = signature_algorithm["algorithm"].dotted
-        params = public_key_info["algorithm"]["parameters"]
-        sm2_key = public_key_info.algorithm == "ec" and params.name == "named" and params.chosen.dotted == OID.SM2_CURVE
-        if oid in _SM2_SIG_OIDS or sm2_key:
-            if not sm2_key or not verify_signature(public_key_info.dump(), algorithm("sm2-sm3"), signed_data,
-                                                   signature):
-                raise InvalidSignature("SM2 signature invalid")
-            return
-        if context is None:
-            return super().validate_signature(signature, signed_data, public_key_info, signature_algorithm)
-        return super().validate_signature(signature, signed_data, public_key_info, signature_algorithm, context)
-
-
 class InProcessTimeStamper(TimeStamper):
     """RFC 3161 timestamps from a TSA in this process: ``respond(TimeStampReq DER) -> TimeStampResp DER``."""
 
@@ -156,8 +137,6 @@ def validation_context(trust: Iterable[bytes] = (), other_certs: Iterable[bytes]
                              ocsps=list(ocsps), signature_validator=Sm2SignatureValidator(), moment=at)
 
 
-# (certificates DER) -> (CRLs DER, OCSPResponses DER) covering them, e.g. ca_bridge.revinfo.revocation_info
-RevocationSource = Callable[[Sequence[bytes]], "tuple[Sequence[bytes], Sequence[bytes]]"]
 
 
 @dataclass(frozen=True)
@@ -179,21 +158,8 @@ def _ltv_context(ltv: LongTerm, signer: "HsmSigner", timestamper: TimeStamper | 
         token = cms.ContentInfo.load(token.dump())      # own copy: the cached one may serve other threads
         certs += [c.chosen.dump() for c in token["content"]["certificates"] or ()]
     crls, ocsps = ltv.revocation_info(certs)
-    ocsps = [o for o in ocsps if not _sm2_ocsp(o)]
+    ocsps = [o for o in ocsps if not is_sm2_ocsp(o)]
     return validation_context(ltv.trust, certs, crls=crls, ocsps=ocsps, revocation_mode="hard-fail")
-
-
-def _sm2_ocsp(der: bytes) -> bool:
-    """An OCSP response signed with SM2. pyhanko-certvalidator 0.33 checks a delegated responder's
-    certificate in a fresh ValidationContext that drops our ``signature_validator``
-    (``revinfo/validate_ocsp.py``, ``_validate_delegated_ocsp_provenance``), so an SM2 response can
-    neither be validated at signing nor at LT validation (UnsupportedAlgorithm for the SM2 curve): SM2
-    chains carry CRLs only; ECDSA/RSA chains carry CRLs and OCSP responses."""
-    try:
-        basic = ocsp.OCSPResponse.load(der)["response_bytes"]["response"].parsed
-        return basic["signature_algorithm"]["algorithm"].dotted in _SM2_SIG_OIDS
-    except (ValueError, TypeError, KeyError):
-        return True             # unreadable: leave it out
 
 
 @dataclass(frozen=True)
@@ -350,26 +316,34 @@ async def _sign_by_pyhanko(writer: IncrementalPdfFileWriter, pdf_signer: signers
 _OK_LEVELS = (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES, ModificationLevel.FORM_FILLING)
 
 
-def verify_pdf(data: bytes, *, trust: Iterable[bytes] = (), tsa_trust: Iterable[bytes] = (),
-               at: dt.datetime | None = None) -> DocumentReport:
-    """Check every signature of a PDF with pyHanko (our SM2 validator loaded): integrity over the byte
-    ranges, the signature, the signer chain against ``trust`` (when given), the timestamp, and changes made
-    after each signature (pyHanko's difference analysis: a page added, an appearance replaced, ...)."""
+def verify_pdf(data: bytes, policy: SealPolicy = SealPolicy(), *, at: dt.datetime | None = None) -> DocumentReport:
+    """Check every signature of a PDF: pyHanko (our SM2 validator loaded) for the integrity over the byte
+    ranges, the signature, the timestamp and the changes made after each signature (its difference
+    analysis: a page added, an appearance replaced, ...); then the same policy as every other seal
+    (seal.validation): the signer certificate's path to the trust anchors with revocation (what /DSS
+    embeds and the policy's source) at the time a trusted timestamp proves, else now."""
     digest = hashlib.sha256(data).hexdigest()
     try:
         reader = _reader(data)
         sigs = list(reader.embedded_signatures)
     except BadDocument as exc:
-        return combine("pdf", [], [exc.public_message], digest)
-    except (PdfError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        return combine("pdf", [], [f"PDF unreadable: {exc}"], digest)
-    trust = list(trust)
-    tsa_trust = list(tsa_trust) or trust
+        return unreadable("pdf", exc.public_message, digest)
+    except (PdfError, KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as exc:
+        return unreadable("pdf", f"PDF unreadable: {exc}", digest)
     dss = _dss_summary(reader)
-    verdicts = []
-    for i, emb in enumerate(sigs):
-        verdicts.append(_verify_one(i, emb, trust, tsa_trust, at, dss))
+    material = _dss_material(reader)
+    verdicts = [_verify_one(i, emb, policy, at, dss, material) for i, emb in enumerate(sigs)]
     return combine("pdf", verdicts, [], digest)
+
+
+def _dss_material(reader: PdfFileReader) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """(certificates, CRLs, OCSP responses) DER from the document security store."""
+    try:
+        dss = DocumentSecurityStore.read_dss(reader)
+        return ([c.dump() for c in dss.load_certs()], [c.get_object().data for c in dss.crls],
+                [o.get_object().data for o in dss.ocsps])
+    except (PdfError, KeyError, TypeError, ValueError, AttributeError, NoDSSFoundError):
+        return [], [], []
 
 
 def _dss_summary(reader: PdfFileReader) -> dict:
@@ -444,61 +418,81 @@ def _ltv_check(emb, trust: list[bytes], tsa_trust: list[bytes], at, dss: dict) -
     return details, None, f"long-term validation with the embedded revocation info indeterminate ({why})"
 
 
-def _verify_one(index: int, emb, trust: list[bytes], tsa_trust: list[bytes], at, dss: dict) -> SealVerdict:
-    reasons: list[str] = []
+def _verify_one(index: int, emb, policy: SealPolicy, at, dss: dict, material) -> SealVerdict:
+    findings: list[Finding] = []
     warnings: list[str] = []
     name = emb.field_name
+    trust, tsa_trust = list(policy.trust.trust_anchors), list(policy.tsa.trust_anchors)
     try:
         status = validate_pdf_signature(emb, signer_validation_context=validation_context(trust, at=at),
                                         ts_validation_context=validation_context(tsa_trust, at=at))
     except Exception as exc:  # noqa: BLE001 - pyHanko raises many kinds on hostile input: a verdict, not a crash
-        return SealVerdict(index, False, (f"signature unverifiable: {type(exc).__name__}: {exc}",), kind="pdf-cms",
-                           name=name)
+        return SealVerdict(index, (failed(SubIndication.FORMAT_FAILURE,
+                                          f"signature unverifiable: {type(exc).__name__}: {exc}"),),
+                           kind="pdf-cms", name=name)
     if not status.intact:
-        reasons.append("document digest does not match: the signed bytes were changed")
+        findings.append(failed(SubIndication.HASH_FAILURE, "document digest does not match: the signed bytes were changed"))
     if not status.valid:
-        reasons.append("signature invalid")
-    if trust and not status.trusted:
-        reasons.append("signer certificate does not chain to a trusted seal CA")
-    elif not trust:
-        warnings.append("no trust anchors given: the signer chain was not checked")
+        findings.append(failed(SubIndication.SIG_CRYPTO_FAILURE, "signature invalid"))
     level = status.modification_level
     if status.coverage is None or status.coverage.name not in ("ENTIRE_FILE", "ENTIRE_REVISION"):
-        reasons.append("the signature does not cover its whole revision")
+        findings.append(failed(SubIndication.HASH_FAILURE, "the signature does not cover its whole revision"))
     if level is not None and level not in _OK_LEVELS:
-        reasons.append(f"the document was changed after this seal in a way a seal does not allow "
-                       f"({level.name.lower()}, e.g. content or a seal picture replaced, pages added)")
+        findings.append(failed(SubIndication.HASH_FAILURE,
+                               f"the document was changed after this seal in a way a seal does not allow "
+                               f"({level.name.lower()}, e.g. content or a seal picture replaced, pages added)"))
     if status.docmdp_ok is False:
-        reasons.append("changes after this seal violate its modification policy")
+        findings.append(failed(SubIndication.HASH_FAILURE, "changes after this seal violate its modification policy"))
     ts_time = None
+    proven_time = None
     ts = status.timestamp_validity
-    if ts is not None:
+    if ts is None:
+        warnings.append("no timestamp: the signing time is the signer's claim only")
+    else:
         ts_time = ts.timestamp.isoformat()
         if not (ts.intact and ts.valid):
-            reasons.append("signature timestamp invalid")
-        elif tsa_trust and not ts.trusted:
-            reasons.append("signature timestamp from an untrusted TSA")
-    ltv, ltv_reason, ltv_warning = _ltv_check(emb, trust, tsa_trust, at, dss)
-    if ltv_reason:
-        reasons.append(ltv_reason)
-    if ltv_warning:
-        warnings.append(ltv_warning)
+            findings.append(indeterminate(SubIndication.SIG_CONSTRAINTS_FAILURE, "signature timestamp invalid"))
+        elif not ts.trusted:
+            warnings.append("signature timestamp from a TSA that is not trusted: time not proven")
+        else:
+            proven_time = ts.timestamp
+    certs, crls, ocsps = material
     signer = None
+    signer_result = None
     try:
-        signer = status.signing_cert.subject.human_friendly
-    except AttributeError:
-        pass
+        signing_cert = status.signing_cert
+        signer = _display(signing_cert)
+        embedded = [c.chosen.dump() for c in emb.signed_data["certificates"] or () if c.name == "certificate"]
+        signer_result = validate_certificate(signing_cert.dump(), policy.trust, at=proven_time or at,
+                                             proven=proven_time is not None, who="signer",
+                                             extra_certs=[*embedded, *certs], extra_crls=crls, extra_ocsps=ocsps)
+        findings += signer_result.findings
+        warnings += signer_result.warnings
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        findings.append(indeterminate(SubIndication.NO_SIGNING_CERTIFICATE_FOUND, f"signer certificate unusable: {exc}"))
+    ltv, ltv_reason, ltv_warning = _ltv_check(emb, trust, tsa_trust, at, dss)
+    for w in (ltv_reason, ltv_warning):
+        if w:
+            warnings.append(w)
     sig_obj = emb.sig_object
     return SealVerdict(
-        index, not reasons, tuple(reasons), tuple(warnings), kind="pdf-cms", name=name,
+        index, tuple(findings), tuple(warnings), kind="pdf-cms", name=name,
+        signature_intact=bool(status.intact and status.valid),
         seal_name=str(sig_obj.get("/Name")) if "/Name" in sig_obj else None,
         signer=signer, signing_time=status.signer_reported_dt.isoformat() if status.signer_reported_dt else None,
         timestamp_time=ts_time,
+        validation_time=signer_result.validation_time.isoformat() if signer_result and signer_result.validation_time
+        else None, time_proven=proven_time is not None,
         details={"algorithm": status.md_algorithm + "/" + str(status.pkcs7_signature_mechanism),
                  "coverage": status.coverage.name if status.coverage else None,
                  "modification_level": level.name if level is not None else None,
                  "reason": str(sig_obj.get("/Reason")) if "/Reason" in sig_obj else None,
-                 "byte_range": [int(v) for v in sig_obj["/ByteRange"]], "ltv": ltv})
+                 "byte_range": [int(v) for v in sig_obj["/ByteRange"]], "ltv": ltv,
+                 "signer_certificate": signer_result.as_dict() if signer_result else None})
+
+
+def _display(cert: x509.Certificate) -> str:
+    return display_name(cert.subject)
 
 
 def cms_and_signed_bytes(data: bytes, index: int = 0) -> tuple[bytes, bytes]:

@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from hsm import KeyManager
 from pkicore import audit
 from pkicore.algorithms import Algorithm, algorithm
-from pkicore.db import as_utc, transaction, utcnow
+from pkicore.db import as_utc, reading, transaction, utcnow
 from seal import ses
 from seal.errors import SealConflict, SealError, SealForbidden, SealNotFound
 from seal.models import SealRow, SealSignerRow, SealStatus, SealUserRow, SigningRecordRow
 from seal.picture import check_size_mm, validate_picture
+from seal.validation import SealState
 
 MAX_VALIDITY_DAYS = 3 * 366
 
@@ -95,6 +96,17 @@ class SealRegistry:
         self.db = db
         self.km = km
         self.maker = maker
+
+    def state(self, es_id: str):
+        """A seal's state in this registry by esID (seal.validation.SealState), None for seals made
+        elsewhere; an active seal past its validEnd reads as expired."""
+        with reading(self.db) as session:
+            row = session.execute(select(SealRow.status, SealRow.status_changed_at, SealRow.status_reason)
+                                  .where(SealRow.es_id == es_id)).first()
+        if row is None:
+            return None
+        return SealState(row.status, as_utc(row.status_changed_at) if row.status_changed_at else None,
+                         row.status_reason)
 
     # ------------------------------------------------------------ making
     def make_seal(self, *, actor: str, role: str, unit: str, name: str, seal_type: str, picture: bytes,

@@ -14,12 +14,14 @@ from asn1crypto import pem, tsp, x509
 
 from hsm import KeyManager, KeyNotFound
 from pkicore.algorithms import algorithm
+from pkicore.validation import RevocationSource, TrustPolicy
 from pkicore.sm2 import sm3
 from seal import anchor, ofd, pdf
 from seal.errors import BadDocument
 from seal.pki import KeyAndCert, LocalIssuer, ensure_key
 from seal.registry import SealMaker, SealRegistry, SealUse, sign_with
 from seal.report import DocumentReport
+from seal.validation import SealPolicy
 from seal.verify import document_type, verify_document
 
 
@@ -38,7 +40,8 @@ class Placement:
 class SealService:
     def __init__(self, registry: SealRegistry, *, trust: tuple[bytes, ...] = (),
                  chain: tuple[bytes, ...] = (), tsa_respond: Callable[[bytes], bytes] | None = None,
-                 tsa_trust: tuple[bytes, ...] = (), revocation_info: pdf.RevocationSource | None = None):
+                 tsa_trust: tuple[bytes, ...] = (), revocation_info: RevocationSource | None = None,
+                 trust_list: tuple[bytes, ...] = (), require_revocation: bool = True):
         self.registry = registry
         self.km: KeyManager = registry.km
         self.trust = trust            # seal CAs (PDF signer chains)
@@ -51,12 +54,20 @@ class SealService:
         # (certificates) -> (CRLs, OCSP responses): PDF seals are PAdES B-LT with it (e.g. our CA's,
         # ca_bridge.revinfo.revocation_info), B-T without
         self.revocation_info = revocation_info
+        # verification: our roots plus the operator's trust list ([seal] trust_anchor_files), known
+        # intermediates, our revocation info, and the registry's word on our own seals' state
+        anchors = tuple(dict.fromkeys(trust + trust_list))
+        self.policy = SealPolicy(
+            trust=TrustPolicy(anchors, chain, revocation_info, require_revocation),
+            tsa=TrustPolicy(tuple(dict.fromkeys((tsa_trust or trust) + trust_list)), chain, revocation_info,
+                            require_revocation),
+            seal_state=registry.state)
 
     def seal(self, seal_id: int, data: bytes, *, principal: str, role: str, token: str | None = None,
              placement: Placement = Placement()) -> bytes:
         """Seal a PDF or OFD with seal ``seal_id`` if ``principal`` may use it; the signing record is audited."""
         kind = document_type(data)
-        if kind is None:
+        if kind not in ("pdf", "ofd"):
             raise BadDocument("the document is neither a PDF nor an OFD package")
         use = self.registry.use(seal_id, principal)
         sealed = self._apply(use, kind, data, placement)
@@ -114,8 +125,13 @@ class SealService:
             raise BadDocument("the TSA refused to timestamp the seal")
         return resp["time_stamp_token"].dump()
 
-    def verify(self, data: bytes) -> DocumentReport:
-        return verify_document(data, trust=self.trust, tsa_trust=self.tsa_trust)
+    def verify(self, data: bytes, *, trust: tuple[bytes, ...] | None = None) -> DocumentReport:
+        """A PDF, OFD or bare seal under this site's policy; ``trust`` replaces the trust anchors (the
+        CLI's --trust), never adds to them silently."""
+        policy = self.policy
+        if trust is not None:
+            policy = SealPolicy(policy.trust.with_anchors(trust), policy.tsa, policy.seal_state)
+        return verify_document(data, policy)
 
 
 def default_maker(km: KeyManager, *, ca_label: str = "seal-ca", maker_label: str = "seal-maker",

@@ -19,7 +19,9 @@ from pkicore.algorithms import Algorithm, algorithm
 from pkicore.cms import tlv, verify_signed_data
 from pkicore.keys import verify_signature
 from pkicore.signatures import raw_to_der
+from pkicore.names import display_name
 from pkicore.sm2 import sm3
+from pkicore.validation import Finding, SubIndication, failed, indeterminate
 
 SEAL_VERSION = 4
 HEADER_ID = "ES"
@@ -273,120 +275,125 @@ def parse_signature(der: bytes) -> SignatureView:
 
 
 # ------------------------------------------------------------------ verification (frozen results)
+# Structure, cryptography and binding only: whether the seal is trusted, valid at the signing time and
+# not revoked is decided by seal.validation under a trust policy.
 
 @dataclass(frozen=True)
 class SealCheck:
-    """The verdict on a seal: ok, the reasons it is not, and what the seal says."""
+    """A seal's structure and its maker's signature over DER(SES_SealInfo) (GB/T 38540 §8.2 a–c):
+    findings (empty: intact) and what the seal says."""
 
-    ok: bool
-    reasons: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
     warnings: tuple[str, ...] = ()
-    version: int | None = None
-    es_id: str | None = None
-    name: str | None = None
-    seal_type: int | None = None
-    vid: str | None = None
-    valid_start: dt.datetime | None = None
-    valid_end: dt.datetime | None = None
+    view: SealView | None = None
+    intact: bool | None = None        # the maker's signature verified
     maker_subject: str | None = None
-    picture_type: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(f.message for f in self.findings)
 
     def as_dict(self) -> dict:
-        return {"ok": self.ok, "reasons": list(self.reasons), "warnings": list(self.warnings),
-                "version": self.version, "es_id": self.es_id, "name": self.name, "seal_type": self.seal_type,
-                "vid": self.vid, "valid_start": _iso(self.valid_start), "valid_end": _iso(self.valid_end),
-                "maker": self.maker_subject, "picture_type": self.picture_type}
+        v = self.view
+        return {"ok": self.ok, "signature_intact": self.intact, "reasons": list(self.reasons),
+                "warnings": list(self.warnings), "version": v.version if v else None, "es_id": v.es_id if v else None,
+                "name": v.name if v else None, "seal_type": v.seal_type if v else None, "vid": v.vid if v else None,
+                "valid_start": _iso(v.valid_start) if v else None, "valid_end": _iso(v.valid_end) if v else None,
+                "maker": self.maker_subject, "picture_type": v.picture_type if v else None}
 
 
 @dataclass(frozen=True)
 class SignatureCheck:
-    """The verdict on an SES_Signature (document signature + the seal inside)."""
+    """An SES_Signature's structure, the document signature over DER(TBS_Sign), the seal inside, the
+    signer certificate's binding to the seal, dataHash and propertyInfo (GB/T 38540 §8.3 a–f)."""
 
-    ok: bool
-    reasons: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
     warnings: tuple[str, ...] = ()
-    version: int | None = None
+    view: SignatureView | None = None
+    intact: bool | None = None        # both the document and the seal maker's signatures verified
     seal: SealCheck | None = None
     signer_subject: str | None = None
-    sign_time: dt.datetime | None = None
-    property_info: str | None = None
-    data_hash: bytes | None = None
-    timestamp_time: dt.datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(f.message for f in self.findings)
+
+    @property
+    def sign_time(self) -> dt.datetime | None:
+        return self.view.time_info if self.view else None
+
+    @property
+    def property_info(self) -> str | None:
+        return self.view.property_info if self.view else None
 
     def as_dict(self) -> dict:
-        return {"ok": self.ok, "reasons": list(self.reasons), "warnings": list(self.warnings),
-                "version": self.version, "seal": self.seal.as_dict() if self.seal else None,
-                "signer": self.signer_subject, "sign_time": _iso(self.sign_time),
-                "property_info": self.property_info,
-                "data_hash": self.data_hash.hex() if self.data_hash is not None else None,
-                "timestamp_time": _iso(self.timestamp_time)}
+        v = self.view
+        return {"ok": self.ok, "signature_intact": self.intact, "reasons": list(self.reasons),
+                "warnings": list(self.warnings), "version": v.version if v else None,
+                "seal": self.seal.as_dict() if self.seal else None, "signer": self.signer_subject,
+                "sign_time": _iso(v.time_info) if v else None, "property_info": v.property_info if v else None,
+                "data_hash": v.data_hash.hex() if v else None, "timestamp": v is not None and v.time_stamp is not None}
 
 
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _subject(cert: x509.Certificate) -> str:
-    return cert.subject.human_friendly
-
-
 def _check_signature(cert_der: bytes, alg_oid: str, data: bytes, signature: bytes, who: str,
-                     reasons: list[str]) -> x509.Certificate | None:
+                     findings: list[Finding]) -> tuple[x509.Certificate | None, bool]:
+    """(certificate, signature verified)."""
     try:
         cert = x509.Certificate.load(cert_der, strict=True)
         spki = cert.public_key.dump()
     except _PARSE_ERRORS as exc:
-        reasons.append(f"{who} certificate unreadable: {exc}")
-        return None
+        findings.append(failed(SubIndication.FORMAT_FAILURE, f"{who} certificate unreadable: {exc}"))
+        return None, False
     try:
         alg = algorithm(alg_oid)
     except KeyError:
-        reasons.append(f"{who} signature algorithm {alg_oid} not supported")
-        return cert
+        findings.append(indeterminate(SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+                                      f"{who} signature algorithm {alg_oid} not supported"))
+        return cert, False
     try:
         ok = verify_signature(spki, alg, data, signature)
     except (ValueError, TypeError) as exc:
-        reasons.append(f"{who} signature unverifiable: {exc}")
-        return cert
+        findings.append(failed(SubIndication.SIG_CRYPTO_FAILURE, f"{who} signature unverifiable: {exc}"))
+        return cert, False
     if not ok:
-        reasons.append(f"{who} signature invalid")
-    return cert
+        findings.append(failed(SubIndication.SIG_CRYPTO_FAILURE, f"{who} signature invalid"))
+    return cert, ok
 
 
-def verify_seal(der: bytes, *, at: dt.datetime | None = None) -> SealCheck:
-    """Check a seal: structure, header, the seal maker's signature over DER(SES_SealInfo), and, when
-    ``at`` is given, that the seal is valid at that time (its own validity and the maker certificate's)."""
+def verify_seal(der: bytes) -> SealCheck:
+    """A seal's structure, header and the seal maker's signature over DER(SES_SealInfo)."""
     try:
         view = parse_seal(der)
     except ValueError as exc:
-        return SealCheck(False, (str(exc),))
-    return _verify_seal_view(view, at)
+        return SealCheck((failed(SubIndication.FORMAT_FAILURE, str(exc)),))
+    return _verify_seal_view(view)
 
 
-def _verify_seal_view(view: SealView, at: dt.datetime | None) -> SealCheck:
-    reasons: list[str] = []
+def _verify_seal_view(view: SealView) -> SealCheck:
+    findings: list[Finding] = []
     warnings: list[str] = []
-    cert = _check_signature(view.maker_cert, view.sign_alg_oid, view.signed_bytes, view.signature,
-                            "seal maker", reasons)
+    cert, ok = _check_signature(view.maker_cert, view.sign_alg_oid, view.signed_bytes, view.signature,
+                                "seal maker", findings)
     if view.version != 4:
         warnings.append(f"GM/T 0031 v{view.version} seal (read-only support)")
     if view.valid_end < view.valid_start:
-        reasons.append("seal validity period ends before it starts")
-    if at is not None:
-        if at < view.valid_start:
-            reasons.append(f"seal not yet valid at {at.isoformat()} (valid from {view.valid_start.isoformat()})")
-        elif at > view.valid_end:
-            reasons.append(f"seal expired at {at.isoformat()} (valid until {view.valid_end.isoformat()})")
-        if cert is not None:
-            validity = cert["tbs_certificate"]["validity"]
-            if not (validity["not_before"].native <= at <= validity["not_after"].native):
-                warnings.append(f"seal maker certificate not valid at {at.isoformat()}")
+        findings.append(failed(SubIndication.FORMAT_FAILURE, "seal validity period ends before it starts"))
     if view.cert_list_type == 1 and not view.certs:
-        reasons.append("seal binds no signing certificate")
-    return SealCheck(not reasons, tuple(reasons), tuple(warnings), version=view.version, es_id=view.es_id,
-                     name=view.name, seal_type=view.seal_type, vid=view.vid, valid_start=view.valid_start,
-                     valid_end=view.valid_end, maker_subject=_subject(cert) if cert is not None else None,
-                     picture_type=view.picture_type)
+        findings.append(failed(SubIndication.FORMAT_FAILURE, "seal binds no signing certificate"))
+    return SealCheck(tuple(findings), tuple(warnings), view, ok,
+                     display_name(cert.subject) if cert is not None else None)
 
 
 def _cert_bound(view: SealView, signer_cert: bytes) -> bool:
@@ -401,48 +408,36 @@ def _cert_bound(view: SealView, signer_cert: bytes) -> bool:
     return False
 
 
-def verify_ses_signature(der: bytes, *, signed_data: bytes | None = None, property_info: str | None = None,
-                         at: dt.datetime | None = None) -> SignatureCheck:
-    """Check an SES_Signature: the document signature over DER(TBS_Sign), the seal inside (maker signature,
-    valid at the signing time), the signer certificate bound to the seal, the signer certificate valid at
-    the signing time, dataHash = SM3(``signed_data``) when given, ``property_info`` when given, and the
-    timestamp when present. ``at``: also require the seal to be valid then (e.g. now)."""
+def verify_ses_signature(der: bytes, *, signed_data: bytes | None = None,
+                         property_info: str | None = None) -> SignatureCheck:
+    """An SES_Signature's structure, the document signature over DER(TBS_Sign), the seal inside (maker
+    signature), the signer certificate bound to the seal, dataHash = SM3(``signed_data``) and
+    ``property_info`` when given. Time, trust and revocation: seal.validation."""
     try:
         view = parse_signature(der)
     except ValueError as exc:
-        return SignatureCheck(False, (str(exc),))
-    reasons: list[str] = []
-    warnings: list[str] = []
-    seal = _verify_seal_view(view.seal, view.time_info)
-    for r in seal.reasons:
-        reasons.append(f"seal: {r}")
-    warnings.extend(f"seal: {w}" for w in seal.warnings)
-    if at is not None and not (view.seal.valid_start <= at <= view.seal.valid_end):
-        reasons.append(f"seal not valid at {at.isoformat()}")
-    cert = _check_signature(view.signer_cert, view.sign_alg_oid, view.signed_bytes, view.signature,
-                            "document", reasons)
-    if cert is not None:
-        validity = cert["tbs_certificate"]["validity"]
-        if not (validity["not_before"].native <= view.time_info <= validity["not_after"].native):
-            reasons.append("signer certificate not valid at the signing time")
+        return SignatureCheck((failed(SubIndication.FORMAT_FAILURE, str(exc)),))
+    findings: list[Finding] = []
+    seal = _verify_seal_view(view.seal)
+    findings += [Finding(f.indication, f.sub_indication, f"seal: {f.message}") for f in seal.findings]
+    warnings = [f"seal: {w}" for w in seal.warnings]
+    cert, ok = _check_signature(view.signer_cert, view.sign_alg_oid, view.signed_bytes, view.signature,
+                                "document", findings)
     if not _cert_bound(view.seal, view.signer_cert):
-        reasons.append("signer certificate is not bound to the seal (not in its certList)")
+        findings.append(failed(SubIndication.SIG_CONSTRAINTS_FAILURE,
+                               "signer certificate is not bound to the seal (not in its certList)"))
     if signed_data is not None and sm3(signed_data) != view.data_hash:
-        reasons.append("dataHash does not match the signed data (document altered)")
+        findings.append(failed(SubIndication.HASH_FAILURE, "dataHash does not match the signed data (document altered)"))
     if property_info is not None and view.property_info != property_info:
-        reasons.append(f"propertyInfo {view.property_info!r} does not name {property_info!r}")
-    ts_time = None
-    if view.time_stamp is not None:
-        ts_time, why = check_timestamp(view.time_stamp, view.signature)
-        if why:
-            reasons.append(f"timestamp: {why}")
-    return SignatureCheck(not reasons, tuple(reasons), tuple(warnings), version=view.version, seal=seal,
-                          signer_subject=_subject(cert) if cert is not None else None, sign_time=view.time_info,
-                          property_info=view.property_info, data_hash=view.data_hash, timestamp_time=ts_time)
+        findings.append(failed(SubIndication.FORMAT_FAILURE,
+                               f"propertyInfo {view.property_info!r} does not name {property_info!r}"))
+    return SignatureCheck(tuple(findings), tuple(warnings), view, bool(ok and seal.intact), seal,
+                          display_name(cert.subject) if cert is not None else None)
 
 
 def check_timestamp(token: bytes, stamped: bytes) -> tuple[dt.datetime | None, str | None]:
-    """(genTime, None) when ``token`` is a valid RFC 3161 token over ``stamped``, else (genTime?, reason)."""
+    """(genTime, None) when ``token`` is an intact RFC 3161 token over ``stamped``, else (genTime?, reason).
+    The TSA's trust: seal.validation.check_timestamp."""
     result = verify_signed_data(token)
     try:
         info = tsp.TSTInfo.load(result.content) if result.content else None
@@ -450,16 +445,20 @@ def check_timestamp(token: bytes, stamped: bytes) -> tuple[dt.datetime | None, s
         info = None
     if info is None:
         return None, "not an RFC 3161 token" + (f" ({'; '.join(result.reasons)})" if result.reasons else "")
-    gen_time = info["gen_time"].native
-    imprint = info["message_imprint"]
-    digest_name = imprint["hash_algorithm"]["algorithm"].native
     try:
-        expect = hashlib.new(digest_name, stamped).digest()
+        gen_time = info["gen_time"].native
+        imprint = info["message_imprint"]
+        digest_name = imprint["hash_algorithm"]["algorithm"].native
+        hashed = imprint["hashed_message"].native
+    except _PARSE_ERRORS as exc:
+        return None, f"unreadable TSTInfo: {exc}"
+    try:
+        expect = sm3(stamped) if digest_name == "sm3" else hashlib.new(digest_name, stamped).digest()
     except (ValueError, TypeError):
         return gen_time, f"unsupported imprint digest {digest_name}"
     if not result.ok:
         return gen_time, "; ".join(result.reasons)
-    if imprint["hashed_message"].native != expect:
+    if hashed != expect:
         return gen_time, "message imprint does not match the signature value"
     return gen_time, None
 
@@ -522,7 +521,7 @@ def sign_document(seal_der: bytes, *, data: bytes, property_info: str, signer_ce
 
 
 def cert_subject(cert_der: bytes) -> str:
-    return x509.Certificate.load(cert_der).subject.human_friendly
+    return display_name(x509.Certificate.load(cert_der).subject)
 
 
 __all__ = ["SESeal", "SESSealInfo", "TBSSign", "SESSignature", "SESealV1", "SESSignatureV1", "SealView",

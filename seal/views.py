@@ -32,6 +32,10 @@ class SealRequestError(PkiError):
     code = ErrorCode.BAD_REQUEST
 
 
+class DocumentTooLarge(PkiError):
+    code = ErrorCode.TOO_LARGE
+
+
 def _service() -> SealService:
     service = current_app.extensions.get(EXTENSION_KEY)
     if service is None:            # built on first use: the TSA and the seal maker need a provisioned site
@@ -44,7 +48,7 @@ def _service() -> SealService:
 
 def _body() -> bytes:
     if request.content_length is not None and request.content_length > MAX_DOCUMENT:
-        raise SealRequestError(f"document larger than {MAX_DOCUMENT} bytes")
+        raise DocumentTooLarge(f"document larger than {MAX_DOCUMENT} bytes")
     data = request.get_data(cache=False)
     if not data:
         raise SealRequestError("send the document as the request body")
@@ -188,7 +192,9 @@ def init_app(app, services) -> None:
         tsa = app.extensions.get(TSA_EXTENSION_KEY)
         respond = (lambda q: tsa.authority.respond(q)) if tsa is not None else None
         registry = SealRegistry(services.db, services.key_manager, maker)
+        seal_config = services.config.seal
         return SealService(registry, trust=(issuer.certificate,), chain=(issuer.certificate,), tsa_respond=respond,
-                           tsa_trust=tuple(tsa.trust_anchors()) if tsa is not None else ())
+                           tsa_trust=tuple(tsa.trust_anchors()) if tsa is not None else (),
+                           trust_list=seal_config.trust_list(), require_revocation=seal_config.require_revocation)
     app.extensions[FACTORY_KEY] = build
     app.register_blueprint(bp)

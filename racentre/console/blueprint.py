@@ -14,7 +14,7 @@ from racentre import accounts, certauth
 from racentre.auth import Principal
 from racentre.console import i18n, sessions
 from racentre.console.config import ConsoleConfig
-from racentre.web import STATUS
+from racentre.web import DATABASE_ERRORS, DB_RETRY_AFTER, STATUS
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
 
@@ -153,5 +153,13 @@ def _error(exc):
     return render("error.html", status, status=status, message=message)
 
 
+def _database_unavailable(exc):
+    current_app.logger.error("console: database unavailable (%s)", exc.__class__.__name__, exc_info=exc)
+    body, status = render("error.html", 503, status=503, message=t("database_unavailable"))
+    return body, status, {"Retry-After": str(DB_RETRY_AFTER)}
+
+
 bp.register_error_handler(PkiError, _error)
 bp.register_error_handler(HTTPException, _error)
+for _db_error in DATABASE_ERRORS:
+    bp.register_error_handler(_db_error, _database_unavailable)

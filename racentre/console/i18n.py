@@ -7,6 +7,10 @@ DEFAULT = "zh"
 
 MESSAGES: dict[str, dict[str, str]] = {
     "zh": {
+        "database_unavailable": "数据库暂时不可用，请稍后重试", "verify_seal": "签章验证", "document_to_verify": "待验证文件（PDF、OFD 或印章 .esl）", "verify": "验证",
+        "verify_policy_note": "按本中心的验证策略：受信任根证书、吊销状态、时间戳证明的签署时间、印章状态。",
+        "signer": "签章人", "verdict": "结论", "signature_intact": "签名值完整", "signing_time": "签署时间",
+        "reasons": "原因", "yes": "是", "no": "否", "time_proven": "时间戳证明", "time_claimed": "签章人自称",
         "app": "RA 中心管理台", "login": "登录", "logout": "退出", "name": "用户名", "password": "口令",
         "otp": "动态口令 (TOTP)", "login_cert": "使用客户端证书登录", "login_failed": "登录失败：请检查用户名、口令和动态口令",
         "login_throttled": "来自此地址的登录失败次数过多，请稍后再试",
@@ -47,6 +51,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "result_revoked": "已吊销", "result_unchanged": "无变化（您已批准过）", "result_failed": "失败",
     },
     "en": {
+        "database_unavailable": "The database is unavailable; try again later", "verify_seal": "Verify seals", "document_to_verify": "Document to verify (PDF, OFD or a seal .esl)",
+        "verify": "Verify", "verify_policy_note": "Under this centre's policy: trusted roots, revocation, the signing "
+        "time a timestamp proves, the seal's state.", "signer": "Signer", "verdict": "Verdict",
+        "signature_intact": "Signature intact", "signing_time": "Signing time", "reasons": "Reasons", "yes": "yes",
+        "no": "no", "time_proven": "proven by a timestamp", "time_claimed": "claimed by the signer",
         "app": "RA Centre Console", "login": "Log in", "logout": "Log out", "name": "User name", "password": "Password",
         "otp": "One-time code (TOTP)", "login_cert": "Log in with a client certificate",
         "login_failed": "Login failed: check the name, the password and the one-time code",

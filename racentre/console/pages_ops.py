@@ -74,6 +74,25 @@ def seal_status(seal_id: int, action: str):
     return _back("console.seals")
 
 
+@bp.route("/seals/verify", methods=["GET", "POST"])
+@require_roles(*SEAL_READERS)
+def seal_verify():
+    """Upload a sealed PDF/OFD or a bare seal (.esl): the same report as POST /seal/verify and
+    `racentre seal verify` (one policy, seal.validation), in the officer's language."""
+    report = None
+    name = None
+    if request.method == "POST":
+        upload = request.files.get("document")
+        data = upload.read(seal_views.MAX_DOCUMENT + 1) if upload is not None else b""
+        if not data:
+            raise ValidationError("choose a document to verify")
+        if len(data) > seal_views.MAX_DOCUMENT:
+            raise seal_views.DocumentTooLarge(f"document larger than {seal_views.MAX_DOCUMENT} bytes")
+        name = upload.filename
+        report = _seals().verify(data).as_dict()
+    return render("seal_verify.html", report=report, filename=name)
+
+
 # -------------------------------------------------------------------------------------- key recovery
 
 @bp.get("/recovery")

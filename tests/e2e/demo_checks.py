@@ -1,16 +1,21 @@
 """What outside verifiers say about the artefacts of `racentre demo --out DIR` (every issue's list):
 Bouncy Castle for every SM2 artefact, OpenSSL for the ECDSA ones and for SM2 CSRs/raw signatures with
-the default ID, independent SM2/SM4 code (tests/unit/kms/subscriber.py) for the key envelopes."""
+the default ID, independent SM2/SM4 code (tests/unit/kms/subscriber.py) for the key envelopes; the
+GmSSL 3 rules (real GmSSL where installed, and the independent checker) and pkilint on the certificate of
+every profile, the CRLs and the OCSP responses (``check_profiles``)."""
 from __future__ import annotations
 
 import json
 import tempfile
 from pathlib import Path
 
-from asn1crypto import keys, pem, x509
+from asn1crypto import keys, ocsp, pem, x509
+from pkilint.validation import ValidationFindingSeverity
 
 from pkicore.envelope import parse_sm2_enveloped_key
 from tests.interop.bouncycastle import assert_bc_fails, assert_bc_ok, bc_verify_many, require_bc
+from tests.interop.gmssl_rules import GMSSL_KIND, GMSSL_TYPES, GmSSL, as_gmssl_sees, rule_violations
+from tests.interop.pkilint_lint import SM2_ENCRYPTION_KEY_USAGE, lint_certificate, lint_crl, lint_ocsp_response
 from tests.interop.openssl_cli import (crl_verify, ocsp_verify, req_verify, sm2_verify, ts_verify,
                                        verify_chain)
 from tests.unit.kms.subscriber import mul, public_point, sm2_decrypt, sm4_ecb_decrypt
@@ -22,7 +27,7 @@ EXPECTED = (("hsm-sm2-pub.pem", "hsm-sm2-msg.bin", "hsm-sm2-sig.der") + HIERARCH
             + ("subscriber-sign-key.pem", "enc-envelope.der", "enc-envelope-signed.der", "kmc.pem",
                "recovered-envelope.der", "tsa.pem", "tsa-data.bin", "tsq.der", "tsr.der", "ecdsa/tsq.der",
                "ecdsa/tsr.der", "seal.esl", "seal-maker.pem", "unsealed.pdf", "sealed.pdf", "sealed.ofd",
-               "sealed-verify.json", "audit-export.json", "audit-export.json.sig", "audit-public-key.pem",
+               "sealed-verify.json", "verify-report.json", "audit-export.json", "audit-export.json.sig", "audit-public-key.pem",
                "screenshots/dashboard.png", "screenshots/requests.png", "screenshots/audit.png"))
 
 
@@ -46,6 +51,8 @@ def _open(d: int, enveloped_key_der: bytes) -> int:
 def check_demo_artefacts(out: Path) -> None:
     missing = [n for n in EXPECTED if not (out / n).is_file() or not (out / n).stat().st_size]
     assert not missing, f"demo artefacts missing: {missing}"
+    warnings = check_profiles(out)          # GmSSL 3 rules and pkilint: no ERROR (but GM/T 0015's)
+    assert warnings == {}, warnings         # and no pkilint WARNING either
     assert all((out / "screenshots" / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
                for f in ("dashboard.png", "requests.png", "audit.png"))
 
@@ -126,10 +133,65 @@ def check_demo_artefacts(out: Path) -> None:
         ltv = seal["details"]["ltv"]
         assert ltv["dss"] and ltv["crls"] >= 2 and ltv["validated"], ltv
     assert report["sealed.ofd"]["verdict"] == "valid"
+    # issue 13: every sealed artefact TOTAL_PASSED with its timestamp as proof of time; the altered copy fails
+    verdicts = json.loads((out / "verify-report.json").read_text())
+    for name in ("seal.esl", "sealed.pdf", "sealed.ofd"):
+        assert verdicts[name]["indication"] == "TOTAL_PASSED", (name, verdicts[name]["seals"])
+        assert all(s["signature_intact"] for s in verdicts[name]["seals"])
+    assert all(s["time_proven"] for s in verdicts["sealed.pdf"]["seals"] + verdicts["sealed.ofd"]["seals"])
+    altered = verdicts["sealed.ofd, page changed after sealing"]
+    assert (altered["indication"], altered["sub_indication"]) == ("TOTAL_FAILED", "HASH_FAILURE"), altered["seals"]
 
     # audit: the export covers what the demo did (issuance, KMC recovery, sealing) and checks out
     actions = {row["action"] for row in json.loads((out / "audit-export.json").read_text())["rows"]}
     assert {"ra.request.approve", "ca.certificate.issue", "ca.escrow.reserve", "seal.make"} <= actions, actions
+
+
+# the demo's certificates by profile; the OCSP signer's comes in the OCSP response
+DEMO_PROFILES = {"root-ca.pem": "root-ca", "issuing-ca.pem": "issuing-ca",
+                 "civil-servant-sign.pem": "civil-servant-sign", "civil-servant-enc.pem": "civil-servant-enc",
+                 "unit.pem": "unit", "server.pem": "server", "revoked.pem": "server", "tsa.pem": "tsa"}
+SM2_ONLY = {"kmc.pem": "kmc", "seal-maker.pem": "seal-maker"}
+
+
+def _responder(folder: Path) -> bytes:
+    """The delegated OCSP responder's certificate, as the demo's OCSP response carries it."""
+    basic = ocsp.OCSPResponse.load((folder / "ocsp-response.der").read_bytes()).basic_ocsp_response
+    (responder,) = [c.dump() for c in basic["certs"]
+                    if c.extended_key_usage_value is not None and "ocsp_signing" in c.extended_key_usage_value.native]
+    return responder
+
+
+def check_profiles(out: Path) -> dict[str, list]:
+    """The GmSSL 3 rules (REFERENCES §10) and pkilint (§11) on the demo's certificate of every profile, in
+    the SM2 and the ECDSA hierarchy, its CRLs and OCSP responses. Returns the pkilint WARNING findings."""
+    gmssl = GmSSL.load()
+    warnings = {}
+    for folder, family in ((out, "sm2"), (out / "ecdsa", "ecdsa")):
+        certs = {(folder / n, profile): _cert(folder / n).dump() for n, profile in DEMO_PROFILES.items()}
+        certs[folder / "ocsp-response.der", "ocsp-signer"] = _responder(folder)
+        if family == "sm2":
+            certs.update({(folder / n, profile): _cert(folder / n).dump() for n, profile in SM2_ONLY.items()})
+        assert {p for _, p in certs} >= set(GMSSL_KIND) - ({"kmc", "seal-maker"} if family == "ecdsa" else set())
+        issuing, root = _cert(folder / "issuing-ca.pem").dump(), _cert(folder / "root-ca.pem").dump()
+        for (path, profile), der in certs.items():
+            assert rule_violations(der, GMSSL_KIND[profile]) == [], (path, profile)
+            if family == "sm2" and gmssl is not None:
+                for kind in GMSSL_TYPES.get(profile, ()):
+                    assert gmssl.cert_check(as_gmssl_sees(profile, der), kind), (path, profile, kind)
+                if profile in ("civil-servant-sign", "unit", "server"):
+                    assert gmssl.certs_verify([der, issuing], root, "server" if profile == "server" else "client")
+            errors = lint_certificate(der, ValidationFindingSeverity.ERROR)
+            expected = [SM2_ENCRYPTION_KEY_USAGE] if (family, profile) == ("sm2", "civil-servant-enc") else []
+            assert [f.code for f in errors] == expected, (path, profile, errors)
+            warnings[f"{path.relative_to(out)}:{profile}"] = [f for f in lint_certificate(der)
+                                                              if f.severity == "WARNING"]
+        for name, lint in (("crl.der", lint_crl), ("root-crl.der", lint_crl),
+                           ("ocsp-response.der", lint_ocsp_response)):
+            findings = lint((folder / name).read_bytes())
+            assert not [f for f in findings if f.severity in ("FATAL", "ERROR")], (folder / name, findings)
+            warnings[str((folder / name).relative_to(out))] = [f for f in findings if f.severity == "WARNING"]
+    return {name: found for name, found in warnings.items() if found}
 
 
 def _crl_pem(folder: Path) -> Path:

@@ -128,6 +128,7 @@ def test_cli_seals_like_the_service_once_the_site_is_set_up(site, tmp_path):
     maker, TSA and revocation info: the CLI's PDF seal is timestamped and PAdES B-LT, and validates long
     term against our root with only what the document carries."""
     from seal.pdf import verify_pdf
+    from seal.validation import SealPolicy
     from seal.samplepdf import make_pdf
     with sqlite3.connect(site / "var" / "racentre.db") as conn:
         seal_id, principal = conn.execute("select seal_id, principal from seal_user order by id desc").fetchone()
@@ -136,7 +137,7 @@ def test_cli_seals_like_the_service_once_the_site_is_set_up(site, tmp_path):
     signed = run(site, "seal", "sign", str(seal_id), str(tmp_path / "in.pdf"), "--out", str(tmp_path / "out.pdf"),
                  "--as", principal)
     assert signed.returncode == 0, signed.stderr
-    report = verify_pdf((tmp_path / "out.pdf").read_bytes(), trust=roots)
+    report = verify_pdf((tmp_path / "out.pdf").read_bytes(), SealPolicy.anchored(roots))
     assert report.ok, report.to_text()
     (verdict,) = report.seals
     ltv = verdict.details["ltv"]

@@ -210,8 +210,8 @@ def test_rejecting_after_a_failed_approval_gives_the_reserved_kmc_key_back(clien
 
 def test_a_lost_kmc_answer_leaves_no_live_orphan_key(client, services, tmp_path):
     """The KMC archives a key but its answer never reaches the CA: the approval fails (nothing issued, no
-    reservation), the CA tells the KMC to revoke the key it may have made for that serial, and the retry
-    reserves a fresh key and issues."""
+    reservation, the key stays for the retry), and the retry asks for the same serial, takes that very
+    key back (RestoreKeyReq) and issues: no orphan key, no outbox row."""
     from ca_bridge.models import EscrowReservation
     from kms.errors import ProtocolError
     from pkicore.errors import ErrorCode
@@ -241,14 +241,15 @@ def test_a_lost_kmc_answer_leaves_no_live_orphan_key(client, services, tmp_path)
     assert failed.status_code == 503 and "unreachable" in failed.get_data(as_text=True), failed.json
     with services.db() as session:
         orphans = session.scalars(select(EscrowedKey).where(EscrowedKey.id.notin_(before))).all()
-        assert len(orphans) == 1 and orphans[0].status == "revoked"     # archived by the KMC, then revoked
+        assert len(orphans) == 1 and orphans[0].status == "active"      # archived by the KMC, kept for the retry
         assert session.scalar(select(EscrowReservation).where(EscrowReservation.request_id == f"ra-{rid}-enc")) is None
     done = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
     assert done.status_code == 200 and done.json["state"] == "issued", done.json
     enc = next(c for c in done.json["certificates"] if c["usage"] == "enc")
     with services.db() as session:
         live = session.scalar(select(EscrowedKey).where(EscrowedKey.user_cert_no == str(int(enc["serial"], 16))))
-        assert live is not None and live.status == "active" and live.id != orphans[0].id
+        assert live is not None and live.status == "active" and live.id == orphans[0].id
+        assert session.scalars(select(EscrowedKey).where(EscrowedKey.id.notin_(before))).all() == [live]
 
 
 def test_a_revocation_the_kmc_missed_is_delivered_by_racentre_ca_kmc_retry(client, services, tmp_path):

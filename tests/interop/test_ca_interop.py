@@ -11,9 +11,6 @@ import pytest
 from asn1crypto import pem
 
 from ca_bridge.api import RevocationReason
-from ca_bridge.embedded import EmbeddedCA
-from pkicore.db import Base, make_engine, make_session_factory
-from racentre.migrate import import_models
 from tests.interop.bouncycastle import assert_bc_fails, assert_bc_ok, bc_available, bc_verify_many
 from tests.interop.openssl_cli import crl_verify, flip_byte, ocsp_verify, openssl_available, verify_chain
 from tests.unit.ca_bridge.helpers import ec_spki, ocsp_request, request, sm2_spki
@@ -22,18 +19,9 @@ PROFILES = ("civil-servant-sign", "civil-servant-enc", "unit", "server", "tsa")
 
 
 @pytest.fixture(scope="module")
-def pki(softtoken_km, tmp_path_factory):
-    """SM2 + ECDSA hierarchies on an SQLite database of their own (interop needs one backend)."""
-    import_models()
-    work = tmp_path_factory.mktemp("ca-interop")
-    engine = make_engine(f"sqlite:///{work / 'ca.db'}")
-    Base.metadata.create_all(engine)
-    tag = f"i{secrets.token_hex(4)}-"
-    ca = EmbeddedCA(softtoken_km, make_session_factory(engine), "http://ca.interop.test", name_prefix=tag)
-    ca.init_hierarchy(kinds=("sm2", "ecdsa"), label_prefix=tag)
-    ca.test_tag, ca.work = tag, work
-    yield ca
-    engine.dispose()
+def pki(embedded_ca):
+    """The interop CA of tests/interop/conftest.py (SM2, ECDSA and RSA hierarchies, SQLite)."""
+    return embedded_ca
 
 
 def write(dir_, name: str, der: bytes, as_pem: str | None = None):

@@ -134,3 +134,22 @@ def test_reading_takes_no_writer_lock_and_refuses_to_write(engine, tmp_path):
             session.flush()
     with engine.connect() as conn:
         assert conn.execute(text("SELECT n FROM counter")).scalar_one() == 0
+
+
+def test_new_sqlite_database_is_private(tmp_path):
+    """Issue 15: the default database holds full identity numbers; a new one is created 0600 in a folder
+    created 0700, and SQLite's -wal/-shm files follow the database file's mode."""
+    import stat
+
+    from sqlalchemy import text
+
+    from pkicore.db import make_engine
+    path = tmp_path / "site" / "var" / "racentre.db"
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("create table t (x integer)"))
+        conn.execute(text("insert into t values (1)"))
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(path) == 0o600 and mode(path.parent) == 0o700
+    assert mode(path.with_name("racentre.db-wal")) == 0o600
+    engine.dispose()

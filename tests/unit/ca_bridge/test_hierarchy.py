@@ -1,6 +1,7 @@
 """ca_bridge.ca: the SM2/ECDSA hierarchy in the HSM, its certificates, and refusal to set it up twice."""
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 
 import pytest
@@ -48,6 +49,9 @@ def test_hierarchy_certificates(ca, kind, sig_alg):
     assert root_cert.key_usage_value.native == {"key_cert_sign", "crl_sign"}
     assert extensions(root_cert)["key_usage"][0] is True
     assert extensions(root_cert)["basic_constraints"][0] is True
+    # 10 years by default, inside GmSSL 3's 3,653 days (ca_bridge/profiles/root-ca.toml)
+    assert root_cert.not_valid_after - root_cert.not_valid_before == dt.timedelta(days=3650)
+    assert extensions(issuing_cert)["basic_constraints"][0] is True
     assert issuing_cert.ca and issuing_cert.max_path_length == 0
     assert issuing_cert.authority_key_identifier == root_cert.key_identifier
     assert issuing_cert.crl_distribution_points[0]["distribution_point"].native == [f"{PUBLIC_URL}/ca/{root.name}/crl"]
@@ -57,7 +61,7 @@ def test_hierarchy_certificates(ca, kind, sig_alg):
     assert ocsp_cert.extended_key_usage_value.native == ["ocsp_signing"]
     assert "1.3.6.1.5.5.7.48.1.5" in exts or "ocsp_no_check" in exts
     assert ocsp_cert.key_usage_value.native == {"digital_signature"}
-    assert not ocsp_cert.ca
+    assert not ocsp_cert.ca and "basic_constraints" not in exts
     assert ocsp_cert.authority_key_identifier == issuing_cert.key_identifier
     # the CA keys are in the HSM, sensitive and not extractable
     for label in (root.key_label, issuing.key_label, issuing.ocsp_key_label):
@@ -94,3 +98,16 @@ def test_rsa_hierarchy(softtoken_km, db):
     cert = x509.Certificate.load(issued.certificate)
     assert cert["signature_algorithm"].dump() == bytes.fromhex("300d06092a864886f70d01010b0500")  # NULL params
     assert verifies(issued.certificate, authority.directory.get(f"{tag}issuing-rsa").certificate)
+
+
+def test_hierarchy_certificates_are_audited_like_any_issuance(ca, db):
+    """Issue 15: the issuing-CA and OCSP-signer certificates `ca init` makes have their
+    ca.certificate.issue rows (by the CA that signed each), beside ca.hierarchy.create."""
+    from pkicore import audit
+    issuing = ca.directory.get(f"{ca.test_tag}issuing-sm2")
+    root = ca.directory.get(f"{ca.test_tag}root-sm2")
+    with db() as s:
+        for signer, der in ((root.name, issuing.certificate), (issuing.name, issuing.ocsp_certificate)):
+            serial = format(x509.Certificate.load(der).serial_number, "x")
+            events = audit.events_for(s, "certificate", f"{signer}/{serial}")
+            assert [(e.action, e.actor) for e in events] == [("ca.certificate.issue", f"ca:{signer}")], signer

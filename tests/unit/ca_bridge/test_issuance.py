@@ -24,7 +24,7 @@ EXPECTED = {
     "civil-servant-sign": ({"digital_signature", "non_repudiation"}, ["client_auth", "email_protection"], False),
     "civil-servant-enc": ({"key_encipherment", "data_encipherment", "key_agreement"}, ["email_protection"], False),
     "unit": ({"digital_signature", "non_repudiation"}, ["client_auth", "email_protection"], False),
-    "server": ({"digital_signature", "key_encipherment"}, ["server_auth", "client_auth"], False),
+    "server": ({"digital_signature"}, ["server_auth", "client_auth"], False),
     "tsa": ({"digital_signature", "non_repudiation"}, ["time_stamping"], True),
 }
 
@@ -51,7 +51,8 @@ def test_profile_extensions(ca, profile):
     assert cert.key_usage_value.native == ku and exts["key_usage"][0] is True
     assert not ku & {"key_cert_sign", "crl_sign"}
     assert cert.extended_key_usage_value.native == eku and exts["extended_key_usage"][0] is eku_critical
-    assert not cert.ca and exts["basic_constraints"][0] is False
+    # no basicConstraints at all in an end entity (an empty SEQUENCE is refused by GmSSL 3)
+    assert not cert.ca and "basic_constraints" not in exts
     assert cert.key_identifier == hashlib.sha1(cert.public_key["public_key"].contents[1:]).digest()
     assert cert.authority_key_identifier == x509.Certificate.load(issuing.certificate).key_identifier
     assert [dp["distribution_point"].native for dp in cert.crl_distribution_points] == [
@@ -129,6 +130,21 @@ def test_key_family_chooses_the_issuing_ca(ca):
     assert named.ca == f"{ca.test_tag}issuing-sm2"
     rsa = ca.issue(request("server", rsa_spki()))      # no RSA hierarchy here: the SM2 CA
     assert rsa.ca == f"{ca.test_tag}issuing-sm2"
+
+
+@pytest.mark.parametrize("profile,make_spki,usage", [
+    ("server", lambda: ec_spki(), {"digital_signature"}),
+    ("server", lambda: ec_spki(ec.SECP384R1), {"digital_signature"}),
+    ("server", rsa_spki, {"digital_signature", "key_encipherment"}),
+    ("server", sm2_spki, {"digital_signature"}),
+    ("civil-servant-enc", lambda: ec_spki(), {"key_agreement"}),
+    ("civil-servant-enc", sm2_spki, {"key_encipherment", "data_encipherment", "key_agreement"}),
+])
+def test_key_usage_follows_the_key_family(ca, profile, make_spki, usage):
+    """RFC 8813 §3: no keyEncipherment/dataEncipherment with an ECDSA/ECDH key; RSA key transport keeps
+    keyEncipherment; an SM2 encryption certificate keeps both encipherment bits (GM/T 0015)."""
+    cert = parse(ca.issue(request(profile, make_spki())).certificate)
+    assert cert.key_usage_value.native == usage and extensions(cert)["key_usage"][0] is True
 
 
 def test_validity_days_and_cap(ca):

@@ -7,52 +7,65 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import socket
 import time
 from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from ca_bridge.api import EscrowedKeyRequest, RevocationReason
 from ca_bridge.cli import ca_group
 from ca_bridge.embedded import EmbeddedCA
-from ca_bridge.escrow import CLAIM, backoff
-from ca_bridge.models import KmcNotification
-from kms.client import InProcessTransport
-from kms.errors import ProtocolError
+from ca_bridge.escrow import ATTEMPT_TTL, CLAIM, backoff
+from ca_bridge.models import EscrowAttempt, KmcNotification
+from kms.client import HttpTransport, InProcessTransport
+from kms.errors import KmcUnreachable, ProtocolError
+from kms.gmt0014 import CARequest
 from kms.models import EscrowedKey
 from kms.service import KmcService
 from pkicore.audit import AuditEvent
 from pkicore.db import as_utc, transaction, utcnow
 from pkicore.errors import ErrorCode
+from tests.threads import run_threads
 from tests.unit.ca_bridge.helpers import request, sm2_spki
 from tests.unit.kms.helpers import make_escrow, wipe
 
 UNREACHABLE = "the key-management centre is unreachable; try again later"
+NO_ANSWER = "the key-management centre did not answer; try again later"
 
 
 class FlakyTransport:
-    """The in-process transport with the failures of a real link: ``down`` (nothing reaches the KMC) and
-    ``lose_answers`` (the KMC does the work, the answer is lost on the way back), each raising what
-    ``HttpTransport`` raises."""
+    """The in-process transport with the failures of a real link: ``down`` (nothing reaches the KMC),
+    ``lose_answers`` (the KMC does the work, the answer is lost on the way back) and ``lose_requests``
+    (the request was sent but never processed, and no answer came: to the CA, as ambiguous as a lost
+    answer), each raising what ``HttpTransport`` raises."""
 
     def __init__(self, real):
         self.real = real
         self.down = False
         self.lose_answers = False
+        self.lose_requests = False
         self.sent = 0
+        self.items: list = []            # (item kind, userCertNo) of every request that reached the KMC
         self.during_send = None          # called while a request is on the wire (another worker's sweep)
 
     def send(self, der: bytes) -> bytes:
         if self.down:
-            raise ProtocolError(UNREACHABLE, 9, code=ErrorCode.UPSTREAM_UNAVAILABLE)
+            raise KmcUnreachable(UNREACHABLE, 9, code=ErrorCode.UPSTREAM_UNAVAILABLE)
         if self.during_send is not None:
             self.during_send()
+        if self.lose_requests:
+            raise ProtocolError(NO_ANSWER, 9, code=ErrorCode.UPSTREAM_UNAVAILABLE)
         self.sent += 1
+        for item in CARequest.load(der)["ks_request"]["request_list"]:
+            inner = item.chosen
+            number = inner["app_user_info"]["user_cert_no"] if item.name == "apply_key_req" else inner["user_cert_no"]
+            self.items.append((item.name, number.native))
         answer = self.real.send(der)
         if self.lose_answers:
-            raise ProtocolError(UNREACHABLE, 9, code=ErrorCode.UPSTREAM_UNAVAILABLE)
+            raise ProtocolError(NO_ANSWER, 9, code=ErrorCode.UPSTREAM_UNAVAILABLE)
         return answer
 
 
@@ -70,6 +83,7 @@ def site(authority, softtoken_km, db):
     wipe(db)
     with transaction(db) as session:
         session.execute(delete(KmcNotification))
+        session.execute(delete(EscrowAttempt))
     escrow = make_escrow(softtoken_km, db)
     service = KmcService(escrow, [authority.directory.get(f"{authority.name_prefix}issuing-sm2").certificate])
     link = FlakyTransport(InProcessTransport(service))
@@ -214,38 +228,146 @@ def test_a_released_reservation_goes_through_the_outbox(site):
     assert why["why"] == "reservation released"
 
 
-def test_a_lost_apply_answer_with_the_kmc_then_gone_leaves_a_pending_revocation(site):
-    """The KMC archives a key but its answer is lost, and the RevokeKeyReq that follows cannot be sent
-    either: the row stays pending, and a later sweep revokes the orphan key."""
-    with site.db() as session:
-        known = set(session.scalars(select(EscrowedKey.id)))
-    site.link.lose_answers = True
+def _escrow_rows(db) -> set[int]:
+    with db() as session:
+        return set(session.scalars(select(EscrowedKey.id)))
 
-    def gone_after_first():
-        site.link.down = True                   # the first request (ApplyKeyReq) got through; nothing after
-    site.link.during_send = gone_after_first
-    with pytest.raises(ProtocolError):
-        site.ca.prepare_escrowed_key(EscrowedKeyRequest(f"outbox-{secrets.token_hex(6)}", "civil-servant-enc",
-                                                        sm2_spki()))
-    site.link.lose_answers, site.link.down, site.link.during_send = False, False, None
+
+def _outbox_and_audit(db) -> tuple[int, int]:
+    with db() as session:
+        return (session.scalar(select(func.count()).select_from(KmcNotification)),
+                session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action.like("ca.%"))))
+
+
+def test_a_kmc_outage_writes_no_outbox_or_audit_row_however_often_it_is_retried(site):
+    """ApplyKeyReqs that never reached the KMC: no key can exist, so nothing is owed to the KMC."""
+    before, keys = _outbox_and_audit(site.db), _escrow_rows(site.db)
+    site.link.down = True
+    rid = f"outbox-{secrets.token_hex(6)}"
+    for _ in range(3):
+        with pytest.raises(KmcUnreachable) as info:
+            site.ca.prepare_escrowed_key(EscrowedKeyRequest(rid, "civil-servant-enc", sm2_spki()))
+        assert info.value.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert _outbox_and_audit(site.db) == before and site.kmc.pending() == []
     with site.db() as session:
-        [orphan] = session.scalars(select(EscrowedKey).where(EscrowedKey.id.notin_(known))).all()
-    assert orphan.status == "active"
-    [pending] = site.kmc.pending()
-    assert pending.serial == int(orphan.user_cert_no) and pending.attempts == 1 and pending.last_error == UNREACHABLE
-    assert _actions(site.db, pending.ca, pending.serial) == ["ca.kmc.notify.queue"]
-    assert site.kmc.retry_due(now=utcnow() + backoff(1)) == (1, 0)
-    assert _archived(site.db, pending.serial) == "revoked"
-    assert site.kmc.pending() == []
+        assert session.scalar(select(func.count()).select_from(EscrowAttempt)) == 0
+    site.link.down = False
+    key = site.ca.prepare_escrowed_key(EscrowedKeyRequest(rid, "civil-servant-enc", sm2_spki()))
+    assert len(_escrow_rows(site.db) - keys) == 1 and key.serial == site.link.items[-1][1]
+
+
+def test_a_real_http_link_to_a_closed_port_is_unreachable_not_ambiguous(site):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]                  # nothing listens here once the socket is closed
+    transport = HttpTransport(f"http://127.0.0.1:{port}", timeout=2)
+    with pytest.raises(KmcUnreachable):
+        transport.send(b"\x30\x00")
+
+
+def test_a_real_http_link_that_sent_the_request_but_got_no_answer_is_ambiguous(site):
+    """Connected and sent, then silence (a KMC that hangs): the KMC may act on it, so it is not
+    ``KmcUnreachable``."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        transport = HttpTransport(f"http://127.0.0.1:{server.getsockname()[1]}", timeout=0.5)
+        with pytest.raises(ProtocolError, match="did not answer") as info:
+            transport.send(b"\x30\x00")
+        assert not isinstance(info.value, KmcUnreachable)
+
+
+def test_repeated_unanswered_apply_requests_reuse_one_serial_and_write_one_row(site):
+    """The KMC got the requests but the CA never saw a usable answer: one attempt row (audited once), every
+    retry sends the same userCertNo, and nothing goes to the outbox while the request may still be issued."""
+    before = _outbox_and_audit(site.db)
+    site.link.lose_requests = True
+    rid = f"outbox-{secrets.token_hex(6)}"
+    spki = sm2_spki()
+    for _ in range(3):
+        with pytest.raises(ProtocolError, match="did not answer"):
+            site.ca.prepare_escrowed_key(EscrowedKeyRequest(rid, "civil-servant-enc", spki))
+    with site.db() as session:
+        [attempt] = session.scalars(select(EscrowAttempt).where(EscrowAttempt.request_id == rid)).all()
+    assert attempt.failures == 3 and attempt.last_error == NO_ANSWER
+    outbox, audit = _outbox_and_audit(site.db)
+    assert outbox == before[0] and audit == before[1] + 1           # ca.escrow.unanswered, once
+    # rejected: the one serial that may hold a key goes to the outbox, once; the KMC never made it
+    site.link.lose_requests = False
+    with transaction(site.db) as session:
+        assert site.ca.release_escrowed_key(rid, session)
+    row = _row(site.db, int(attempt.serial, 16))
+    assert row.outcome == "refused" and "no archived key" in row.last_error
+    assert _outbox_and_audit(site.db)[0] == before[0] + 1
+
+
+def test_a_lost_apply_answer_is_taken_back_by_the_retry_not_orphaned(site):
+    """The KMC archived a key but its answer was lost: the retry asks for the same serial, the KMC says that
+    certificate has a key, and RestoreKeyReq hands it over; the certificate names that key, no orphan."""
+    keys = _escrow_rows(site.db)
+    rid = f"outbox-{secrets.token_hex(6)}"
+    spki = sm2_spki()
+    site.link.lose_answers = True
+    with pytest.raises(ProtocolError, match="did not answer"):
+        site.ca.prepare_escrowed_key(EscrowedKeyRequest(rid, "civil-servant-enc", spki))
+    site.link.lose_answers = False
+    with site.db() as session:
+        [orphan] = session.scalars(select(EscrowedKey).where(EscrowedKey.id.notin_(keys))).all()
+    key = site.ca.prepare_escrowed_key(EscrowedKeyRequest(rid, "civil-servant-enc", spki))
+    assert key.serial == int(orphan.user_cert_no) and key.public_key_info == orphan.public_key_info
+    assert [kind for kind, number in site.link.items[-3:]] == ["apply_key_req", "apply_key_req", "restore_key_req"]
+    assert {number for _, number in site.link.items[-3:]} == {key.serial}
+    issued = site.ca.issue(request("civil-servant-enc", key.public_key_info, request_id=rid))
+    assert issued.serial == key.serial and _escrow_rows(site.db) - keys == {orphan.id}
+    assert site.kmc.pending() == [] and _row(site.db, key.serial) is None
+    with site.db() as session:
+        assert session.scalar(select(func.count()).select_from(EscrowAttempt)
+                              .where(EscrowAttempt.request_id == rid)) == 0
+
+
+def test_two_retries_of_one_unanswered_attempt_at_once_share_its_key(site):
+    keys = _escrow_rows(site.db)
+    rid = f"outbox-{secrets.token_hex(6)}"
+    spki = sm2_spki()
+    site.link.lose_answers = True
+    with pytest.raises(ProtocolError):
+        site.ca.prepare_escrowed_key(EscrowedKeyRequest(rid, "civil-servant-enc", spki))
+    site.link.lose_answers = False
+    got = []
+    errors = run_threads(lambda n: got.append(site.ca.prepare_escrowed_key(
+        EscrowedKeyRequest(rid, "civil-servant-enc", spki))), 2)
+    assert errors == [] and len(got) == 2 and got[0] == got[1]
+    assert len(_escrow_rows(site.db) - keys) == 1 and site.kmc.pending() == [] and _row(site.db, got[0].serial) is None
+
+
+def test_an_unanswered_attempt_not_retried_in_time_is_revoked(site):
+    keys = _escrow_rows(site.db)
+    rid = f"outbox-{secrets.token_hex(6)}"
+    spki = sm2_spki()
+    site.link.lose_answers = True
+    with pytest.raises(ProtocolError):
+        site.ca.prepare_escrowed_key(EscrowedKeyRequest(rid, "civil-servant-enc", spki))
+    site.link.lose_answers = False
+    [orphan] = _escrow_rows(site.db) - keys
+    assert site.kmc.retry_due() == (0, 0)                              # not expired: kept for the retry
+    assert site.kmc.retry_due(now=utcnow() + ATTEMPT_TTL) == (1, 0)
+    with site.db() as session:
+        assert session.get(EscrowedKey, orphan).status == "revoked"
+    key = site.ca.prepare_escrowed_key(EscrowedKeyRequest(rid, "civil-servant-enc", spki))
+    assert _escrow_rows(site.db) - keys - {orphan} and key.serial != site.link.items[-2][1]
 
 
 def test_a_final_refusal_ends_the_notification(site):
-    """ApplyKeyReq never reached the KMC: the RevokeKeyReq for that serial is refused (no archived key),
-    verifiably; the row is done with the KMC's reason instead of being retried for ever."""
-    site.link.down = True
+    """An ApplyKeyReq that reached the KMC but was never processed (to the CA: no answer); the request is
+    rejected, and the RevokeKeyReq for that serial is refused (no archived key), verifiably: the row is
+    done with the KMC's reason instead of being retried for ever."""
+    rid = f"outbox-{secrets.token_hex(6)}"
+    site.link.lose_requests = True
     with pytest.raises(ProtocolError):
-        site.ca.prepare_escrowed_key(EscrowedKeyRequest(f"outbox-{secrets.token_hex(6)}", "civil-servant-enc",
-                                                        sm2_spki()))
+        site.ca.prepare_escrowed_key(EscrowedKeyRequest(rid, "civil-servant-enc", sm2_spki()))
+    site.link.lose_requests, site.link.down = False, True
+    with transaction(site.db) as session:
+        assert site.ca.release_escrowed_key(rid, session)
     site.link.down = False
     [pending] = site.kmc.pending()
     assert site.kmc.retry_due(now=utcnow() + backoff(1)) == (1, 0)

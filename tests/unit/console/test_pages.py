@@ -172,3 +172,28 @@ def test_seal_make_authorise_and_suspend_through_the_forms(app, services):
         actions = list(session.scalars(select(AuditEvent.action).where(
             AuditEvent.actor == admin_name, AuditEvent.target_type == "seal", AuditEvent.target_id == str(seal.id))))
     assert sorted(actions) == ["seal.authorise", "seal.make", "seal.suspend"]
+
+
+def test_seal_verify_page_says_what_the_api_says(app, services):
+    """签章验证: the console shows the same indication as POST /seal/verify, in Chinese first; an unknown
+    root is 无法确定 (INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND), never 有效; the form needs its CSRF token."""
+    from tests.unit.seal.sealpki import TESTDATA
+    officer_client, _ = _officer_client(app, services, ["ra_officer"])
+    page = officer_client.get("/console/seals/verify")
+    assert page.status_code == 200 and "签章验证" in page.get_data(as_text=True)
+    token = csrf_of(page.get_data(as_text=True))
+    doc = (TESTDATA / "v4signed.ofd").read_bytes()
+    refused = officer_client.post("/console/seals/verify", data={"document": (io.BytesIO(doc), "v4signed.ofd")},
+                                  content_type="multipart/form-data")
+    assert refused.status_code == 403
+    shown = officer_client.post("/console/seals/verify", content_type="multipart/form-data",
+                                data={"csrf_token": token, "document": (io.BytesIO(doc), "v4signed.ofd")})
+    html = shown.get_data(as_text=True)
+    assert shown.status_code == 200 and "无法确定" in html and "NO_CERTIFICATE_CHAIN_FOUND" in html, html[-2000:]
+    assert "有效</strong>" not in html and "证书不能链接到受信任的根证书" in html
+    english = officer_client.post("/console/seals/verify?lang=en", content_type="multipart/form-data",
+                                  data={"csrf_token": token, "document": (io.BytesIO(doc), "v4signed.ofd")})
+    assert "indeterminate" in english.get_data(as_text=True)
+    empty = officer_client.post("/console/seals/verify", content_type="multipart/form-data",
+                                data={"csrf_token": token})
+    assert empty.status_code == 400

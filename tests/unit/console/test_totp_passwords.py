@@ -2,6 +2,8 @@
 and the scrypt password hashes (format, parameters, wrong passwords, rehash on parameter change)."""
 from __future__ import annotations
 
+from urllib.parse import parse_qs, unquote, urlsplit
+
 import pytest
 
 from racentre import passwords, totp
@@ -41,7 +43,15 @@ def test_secret_and_uri():
     secret = totp.new_secret()
     assert len(totp.secret_bytes(secret)) == 20
     uri = totp.provisioning_uri(secret, "张三")
-    assert uri.startswith("otpauth://totp/RA%20Centre%3A%E5%BC%A0%E4%B8%89?") and f"secret={secret}" in uri
+    # Key Uri Format: otpauth://totp/Issuer:account?secret=&issuer=&algorithm=&digits=&period=
+    parsed = urlsplit(uri)
+    assert (parsed.scheme, parsed.netloc, unquote(parsed.path)) == ("otpauth", "totp", "/RA Centre:张三")
+    query = parse_qs(parsed.query)
+    assert query == {"secret": [secret], "issuer": ["RA Centre"], "algorithm": ["SHA1"], "digits": ["6"],
+                     "period": ["30"]}
+    # the code an authenticator computes from that URI is the one we accept (RFC 6238 Appendix B vector too)
+    assert totp.verify(totp.secret_bytes(secret), totp.totp(totp.secret_bytes(secret))) is not None
+    assert totp.totp(b"12345678901234567890", 59, digits=8) == "94287082"
 
 
 def test_scrypt_hashes():
@@ -56,3 +66,15 @@ def test_scrypt_hashes():
     assert passwords.needs_rehash(stored.replace(f"ln={passwords.LOG_N}", "ln=14"))
     with pytest.raises(passwords.WeakPassword):
         passwords.hash_password("short")
+
+
+@pytest.mark.parametrize("weak", ["aaaaaaaaaaaa", "password1234", "qwertyuiop123", "123456789012", "iloveyou2026!",
+                                  "wangwei123456"])
+def test_common_and_patterned_passwords_are_refused(weak):
+    """Length alone let "aaaaaaaaaaaa" through (issue 15): common passwords, keyboard walks, repeats and
+    the account's own name are refused with a reason."""
+    with pytest.raises(passwords.WeakPassword) as exc:
+        passwords.hash_password(weak, ("wangwei",))
+    assert "refused" in str(exc.value)
+    assert passwords.verify_password("correct horse battery staple",
+                                     passwords.hash_password("correct horse battery staple", ("wangwei",)))

@@ -176,3 +176,29 @@ def test_bulk_apply_is_one_transaction_and_falls_back_per_item(client, subscribe
     assert results[1] == m.Failure(m.ErrNo.CONFLICT, results[1].description)
     key_id = escrow.find(client_ca_id(client), again)
     assert audit(escrow, "kms_key", key_id) == ["kms.key.escrowed"]
+
+
+def test_apply_key_requests_that_cannot_be_honoured_get_their_error(client, service, subscriber, ca, softtoken_km):
+    """Issue 15: the KMC accepted serial -5, 0 and 2^200 and a validity ending before it starts, and
+    answered "internal error" for an off-curve subscriber key. Each is now refused with BAD_REQUEST and
+    the reason, in the same batch as a good request that is still served. (Built by hand: our own
+    client refuses to send such requests.)"""
+    from asn1crypto import keys as asn1_keys
+    now, later = _window()
+    good = secrets.randbits(60)
+    items = [m.ApplyKey(s_, subscriber[1], now, later) for s_ in (1, 2, 3, 4, 5, good)]
+    ks = m.build_ks_request(ca[1], items, 77, dt.datetime.now(dt.timezone.utc))
+    reqs = [r.chosen["app_user_info"] for r in ks["request_list"]]
+    for info, serial in zip(reqs[:3], (-5, 0, 1 << 200)):
+        info["user_cert_no"] = serial
+    reqs[3]["not_before"], reqs[3]["not_after"] = later, now
+    off_curve = bytearray(subscriber[1])
+    off_curve[-1] ^= 1
+    reqs[4]["user_pub_key"] = asn1_keys.PublicKeyInfo.load(bytes(off_curve))
+    der = m.sign_message(m.CARequest, ks, lambda d: softtoken_km.sign(ca[0], d))
+    results = client.parse_response(service.handle(der), 77)
+    reasons = [r.description if isinstance(r, m.Failure) else None for r in results]
+    assert [r.err_no if isinstance(r, m.Failure) else None for r in results[:5]] == [m.ErrNo.BAD_REQUEST] * 5, reasons
+    assert "RFC 5280" in reasons[0] and "RFC 5280" in reasons[1] and "RFC 5280" in reasons[2]
+    assert "ends before it starts" in reasons[3] and "on the curve" in reasons[4]
+    assert isinstance(results[5], m.RetKey) and results[5].user_cert_no == good

@@ -96,3 +96,34 @@ def test_cli_approves_several_requests_in_one_call(run, tmp_path):
     assert [(i["id"], i["result"]) for i in items] == [(ids[0], "issued"), (ids[1], "issued"), (ids[2], "failed")]
     assert items[2]["error"]["code"] == "conflict" and run.ca.issuance_count == 2
     assert run("request", "approve", "--as", names["off"]).exit_code == 2          # no id at all
+
+
+def test_token_list_disable_enable_expire(run, db):
+    """Issue 15: an operator can see, disable, enable and expire API tokens from the CLI; each change is
+    audited and takes effect on the next request."""
+    from pkicore import audit
+    from racentre.auth import AuthError, authenticate
+    tag = helpers.tag()
+    name = f"tok-{tag}"
+    token = run("token", "create", name, "--role", "ra_officer", "--expires-in-days", "30").output.strip()
+    listed = {r["name"]: r for r in _json(run("token", "list", "--json"))}
+    assert listed[name]["state"] == "active" and listed[name]["roles"] == ["ra_officer"] and listed[name]["expires_at"]
+    assert "rac_" not in run("token", "list").output                 # tokens are never shown again
+    with db() as s:
+        assert authenticate(s, token).name == name
+    assert run("token", "disable", name).exit_code == 0
+    with db() as s, pytest.raises(AuthError, match="disabled"):
+        authenticate(s, token)
+    assert {r["name"]: r for r in _json(run("token", "list", "--json"))}[name]["state"] == "disabled"
+    assert run("token", "enable", name).exit_code == 0
+    assert run("token", "expire", name).exit_code == 0
+    with db() as s, pytest.raises(AuthError, match="expired"):
+        authenticate(s, token)
+    assert run("token", "expire", name, "--never").exit_code == 0
+    with db() as s:
+        assert authenticate(s, token).name == name
+        actions = [e.action for e in audit.events_for(s, "api_token", name)]
+    assert actions == ["auth.token.create", "auth.token.disable", "auth.token.enable", "auth.token.expire",
+                       "auth.token.expire"]
+    missing = run("token", "disable", f"nobody-{tag}")
+    assert missing.exit_code != 0 and "no API token named" in str(missing.exception)

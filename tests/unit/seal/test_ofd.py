@@ -12,6 +12,7 @@ import pytest
 
 from seal import ofd, ses
 from seal.errors import BadDocument
+from seal.validation import SealPolicy
 from tests.unit.seal.sealpki import TESTDATA
 
 
@@ -28,10 +29,15 @@ def _rezip(data: bytes, change: dict[str, bytes | None] = {}, add: dict[str, byt
     return out.getvalue()
 
 
-def test_commercial_sample_verifies():
-    report = ofd.verify_ofd((TESTDATA / "v4signed.ofd").read_bytes())
-    assert report.ok, report.to_text()
+def test_commercial_sample_intact_but_not_trusted():
+    """Its signatures verify, but its roots are nobody we trust: INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND,
+    never valid (issue 13 §1)."""
+    report = ofd.verify_ofd((TESTDATA / "v4signed.ofd").read_bytes(),
+                            at=dt.datetime(2021, 6, 1, tzinfo=dt.timezone.utc))
     (seal,) = report.seals
+    assert seal.signature_intact is True and not report.ok, report.to_text()
+    assert (seal.indication.value, seal.sub_indication.value) == ("INDETERMINATE", "NO_CERTIFICATE_CHAIN_FOUND")
+    assert report.indication.value == "INDETERMINATE"
     assert seal.details["references"] == 13 and seal.seal_name.startswith("测试全国统一发票监制章")
 
 
@@ -54,16 +60,20 @@ def test_commercial_sample_one_byte_changes_fail(path, why):
     if path.endswith("Signature.xml"):
         pos = original.index(b'Company="BW"') + 9        # a byte of an attribute value, still well-formed
     report = ofd.verify_ofd(_rezip(data, {path: _flip(original, pos)}))
-    assert not report.ok
+    assert report.indication.value == "TOTAL_FAILED"
     assert any(why in r for r in report.seals[0].reasons), report.to_text()
 
 
 def test_commercial_sample_added_page_or_removed_file_fail():
     data = (TESTDATA / "v4signed.ofd").read_bytes()
+    """An extra file is reported as not protected (a warning: nothing proves when it was added); a
+    protected file that is gone means the signed data cannot be found."""
     added = ofd.verify_ofd(_rezip(data, add={"Doc_0/Pages/Page_1/Content.xml": b"<x/>"}))
-    assert not added.ok and any("added after sealing" in r for r in added.seals[0].reasons)
+    assert any("not protected by this seal: /Doc_0/Pages/Page_1/Content.xml" in w for w in added.seals[0].warnings)
+    assert not any("added after" in r for r in added.seals[0].reasons + added.seals[0].warnings)
     removed = ofd.verify_ofd(_rezip(data, {"Doc_0/Res/qr.png": None}))
     assert not removed.ok and any("missing" in r for r in removed.seals[0].reasons)
+    assert any(f.sub_indication.value == "SIGNED_DATA_NOT_FOUND" for f in removed.seals[0].findings)
 
 
 def _seal(seal_pki, stamp_png, data, **kw):
@@ -79,11 +89,12 @@ def _seal(seal_pki, stamp_png, data, **kw):
 
 
 def test_seal_round_trip_two_seals(seal_pki, stamp_png, tmp_path):
+    policy = SealPolicy.anchored([seal_pki["ca"].certificate])
     once = _seal(seal_pki, stamp_png, (TESTDATA / "helloworld.ofd").read_bytes())
-    r1 = ofd.verify_ofd(once)
+    r1 = ofd.verify_ofd(once, policy)
     assert r1.ok, r1.to_text()
     twice = _seal(seal_pki, stamp_png, once, place=ofd.StampPlace(0, 30, 30))
-    r2 = ofd.verify_ofd(twice)
+    r2 = ofd.verify_ofd(twice, policy)
     assert r2.ok and len(r2.seals) == 2, r2.to_text()
     names = zipfile.ZipFile(io.BytesIO(twice)).namelist()
     assert "Doc_0/Signs/Sign_1/SignedValue.dat" in names
@@ -91,11 +102,15 @@ def test_seal_round_trip_two_seals(seal_pki, stamp_png, tmp_path):
         zipfile.ZipFile(io.BytesIO(twice)).read("OFD.xml")
     # changing the page after both seals breaks both; the second seal's files do not break the first
     content = zipfile.ZipFile(io.BytesIO(twice)).read("Doc_0/Pages/Page_0/Content.xml")
-    bad = ofd.verify_ofd(_rezip(twice, {"Doc_0/Pages/Page_0/Content.xml": content.replace(b"Reader", b"Leader")}))
-    assert not bad.ok and all(not s.ok for s in bad.seals)
-    # and the commercial document can be sealed again, its first seal staying valid
-    again = ofd.verify_ofd(_seal(seal_pki, stamp_png, (TESTDATA / "v4signed.ofd").read_bytes()))
-    assert again.ok and len(again.seals) == 2, again.to_text()
+    bad = ofd.verify_ofd(_rezip(twice, {"Doc_0/Pages/Page_0/Content.xml": content.replace(b"Reader", b"Leader")}),
+                         policy)
+    assert bad.indication.value == "TOTAL_FAILED" and all(s.sub_indication.value == "HASH_FAILURE" for s in bad.seals)
+    # and the commercial document can be sealed again: its first seal stays intact (and as untrusted as
+    # before), ours passes
+    again = ofd.verify_ofd(_seal(seal_pki, stamp_png, (TESTDATA / "v4signed.ofd").read_bytes()), policy)
+    first, second = again.seals
+    assert first.signature_intact and first.sub_indication.value == "NO_CERTIFICATE_CHAIN_FOUND", again.to_text()
+    assert second.ok, again.to_text()
 
 
 def test_bouncy_castle_checks_ofd_signed_value(seal_pki, stamp_png, tmp_path):

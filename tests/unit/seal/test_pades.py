@@ -24,6 +24,7 @@ from pyhanko.sign.signers.pdf_signer import PdfSigningSession
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from seal.validation import SealPolicy
 from seal import pades, pdf
 from seal.pki import LocalIssuer, make_signer
 from seal.samplepdf import make_pdf
@@ -212,7 +213,7 @@ def test_pyhanko_does_not_estimate(no_estimate, sm2, seal_pki, stamp_png, tsa):
     stamper = pdf.InProcessTimeStamper(tsa.respond)
     for kw in ({}, {"timestamper": stamper}):
         sealed = _seal(sm2, stamp_png, make_pdf(1), **kw)
-        report = pdf.verify_pdf(sealed, trust=[seal_pki["ca"].certificate])
+        report = pdf.verify_pdf(sealed, SealPolicy.anchored([seal_pki["ca"].certificate]))
         assert report.ok, report.to_text()
         assert bool(report.seals[0].timestamp_time) == bool(kw)
 
@@ -232,7 +233,7 @@ def test_too_small_reservation_falls_back_to_pyhankos_estimate(monkeypatch, sm2,
     assert any("outgrew" in r.getMessage() for r in caplog.records)
     # the sizing token was fetched afresh (pyHanko's estimate refilled the cache): the TSA may have changed
     assert stamper._dummy_response_cache["sm3"] is not sizing
-    report = pdf.verify_pdf(sealed, trust=[seal_pki["ca"].certificate])
+    report = pdf.verify_pdf(sealed, SealPolicy.anchored([seal_pki["ca"].certificate]))
     assert report.ok and report.seals[0].timestamp_time, report.to_text()
     # pyHanko's estimate: its dummy CMS plus 50 %, larger than ours
     assert _contents_size(sealed) > _contents_size(normal) > 300
@@ -269,6 +270,6 @@ def test_sealed_documents_carry_what_pyhanko_would_have_made(no_estimate, monkey
         reference = _pyhanko_cms(signer, signer.alg.digest, document_digest,
                                  FixedTimeStamper(token) if token else None)
         assert embedded == reference
-    report = pdf.verify_pdf(twice, trust=[c for c in signer.chain])
+    report = pdf.verify_pdf(twice, SealPolicy.anchored([c for c in signer.chain]))
     assert report.ok, report.to_text()
     assert len(report.seals) == 2 and all(bool(s.timestamp_time) == timestamped for s in report.seals)

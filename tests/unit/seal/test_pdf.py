@@ -13,6 +13,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
+from seal.validation import SealPolicy
 from seal import pdf
 from seal.errors import BadDocument, SealError
 from seal.pki import LocalIssuer, make_signer
@@ -36,7 +37,7 @@ def test_sm2_seal_validates_with_pyhanko_and_our_report(sm2, seal_pki, stamp_png
                            signature_validator=pdf.Sm2SignatureValidator())
     status = validate_pdf_signature(emb, signer_validation_context=vc)
     assert status.intact and status.valid and status.trusted and status.md_algorithm == "sm3"
-    report = pdf.verify_pdf(sealed, trust=[seal_pki["ca"].certificate])
+    report = pdf.verify_pdf(sealed, SealPolicy.anchored([seal_pki["ca"].certificate]))
     assert report.ok, report.to_text()
     assert report.seals[0].seal_name == "单位公章" and "Unit A" in report.seals[0].signer
     # without our validator pyHanko cannot check SM2: the extension is what makes it work
@@ -48,7 +49,7 @@ def test_sm2_seal_validates_with_pyhanko_and_our_report(sm2, seal_pki, stamp_png
 
 def test_untrusted_chain_reported(sm2, stamp_png, seal_pki, softtoken_km):
     other_ca = LocalIssuer.create(softtoken_km, "seal-other-ca-" + __import__("secrets").token_hex(3))
-    report = pdf.verify_pdf(_seal(sm2, stamp_png, make_pdf()), trust=[other_ca.certificate])
+    report = pdf.verify_pdf(_seal(sm2, stamp_png, make_pdf()), SealPolicy.anchored([other_ca.certificate]))
     assert not report.ok and any("trusted" in r for r in report.seals[0].reasons)
 
 
@@ -74,7 +75,7 @@ def test_two_seals_and_timestamps(sm2, seal_pki, stamp_png, tsa):
     u2 = seal_pki["unit2"]
     second = pdf.HsmSigner(seal_pki["km"], u2.label, u2.certificate, u2.alg)
     twice = _seal(second, stamp_png, once, timestamper=stamper, placement=pdf.Placement(page=-1, x_mm=20, y_mm=20))
-    report = pdf.verify_pdf(twice, trust=[seal_pki["ca"].certificate])
+    report = pdf.verify_pdf(twice, SealPolicy.anchored([seal_pki["ca"].certificate]))
     assert report.ok, report.to_text()
     assert len(report.seals) == 2 and all(s.timestamp_time for s in report.seals)
     assert report.seals[0].details["coverage"] == "ENTIRE_REVISION"
@@ -101,7 +102,7 @@ def sealed_twice(sm2, stamp_png):
 def test_byte_changed_after_sealing(sealed_twice, seal_pki):
     pos = sealed_twice.index(b"page 1")
     bad = sealed_twice[:pos] + b"page 7" + sealed_twice[pos + 6:]
-    report = pdf.verify_pdf(bad, trust=[seal_pki["ca"].certificate])
+    report = pdf.verify_pdf(bad, SealPolicy.anchored([seal_pki["ca"].certificate]))
     assert not report.ok
     assert all(any("signed bytes were changed" in r for r in s.reasons) for s in report.seals), report.to_text()
 
@@ -120,7 +121,7 @@ def test_page_added_after_sealing(sealed_twice, seal_pki):
                                          generic.pdf_name("/MediaBox"): generic.ArrayObject(
                                              [generic.NumberObject(v) for v in (0, 0, 595, 842)])})
         w.insert_page(page)
-    report = pdf.verify_pdf(_incremental(sealed_twice, add_page), trust=[seal_pki["ca"].certificate])
+    report = pdf.verify_pdf(_incremental(sealed_twice, add_page), SealPolicy.anchored([seal_pki["ca"].certificate]))
     assert not report.ok
     assert all(any("changed after this seal" in r for r in s.reasons) for s in report.seals), report.to_text()
 
@@ -136,7 +137,7 @@ def test_seal_picture_replaced_after_sealing(sealed_twice, seal_pki):
                                       stream_data=b"0 0 1 rg 0 0 100 100 re f")
         field["/AP"] = generic.DictionaryObject({generic.pdf_name("/N"): w.add_object(stream)})
         w.update_container(field)
-    report = pdf.verify_pdf(_incremental(sealed_twice, replace_picture), trust=[seal_pki["ca"].certificate])
+    report = pdf.verify_pdf(_incremental(sealed_twice, replace_picture), SealPolicy.anchored([seal_pki["ca"].certificate]))
     assert not report.ok
     assert any("changed after this seal" in r for r in report.seals[0].reasons), report.to_text()
 

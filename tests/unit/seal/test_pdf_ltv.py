@@ -28,6 +28,7 @@ from ca_bridge.revinfo import revocation_info
 from pkicore.algorithms import algorithm
 from pkicore.db import Base, make_engine, make_session_factory
 from racentre.migrate import import_models
+from seal.validation import SealPolicy
 from seal import pdf
 from seal.errors import SealError
 from seal.samplepdf import make_pdf
@@ -109,7 +110,7 @@ def test_sm2_seal_carries_our_crl_and_ocsp_in_the_dss(ltv_pki, stamp_png):
     assert expected <= issuers
     # SM2 chains carry CRLs only: pyhanko-certvalidator cannot check an SM2 delegated OCSP responder
     assert ocsps == []
-    report = pdf.verify_pdf(sealed, trust=[ltv_pki["sm2"]["root"]])
+    report = pdf.verify_pdf(sealed, SealPolicy.anchored([ltv_pki["sm2"]["root"]]))
     assert report.ok, report.to_text()
     ltv = report.seals[0].details["ltv"]
     assert ltv["dss"] and ltv["crls"] >= 2 and ltv["ocsp_responses"] == 0
@@ -125,11 +126,17 @@ def test_lt_validation_needs_the_dss(ltv_pki, stamp_png):
     emb = PdfFileReader(io.BytesIO(bt)).embedded_signatures[0]
     result = pdf.long_term_validation(emb, root, root)
     assert result.ades_subindic != AdESPassed.OK
-    report = pdf.verify_pdf(bt, trust=root)
-    assert report.ok and report.seals[0].details["ltv"] == {"dss": False, "crls": 0, "ocsp_responses": 0,
-                                                            "certificates": 0, "validated": False,
-                                                            "indication": None}
+    report = pdf.verify_pdf(bt, SealPolicy.anchored(root))
+    # nothing embedded and no revocation source: the status of the CA-issued signer is unknown, so the
+    # verdict is "cannot tell", never valid
+    assert report.indication.value == "INDETERMINATE" and report.seals[0].sub_indication.value == "TRY_LATER"
+    assert report.seals[0].signature_intact is True
+    assert report.seals[0].details["ltv"] == {"dss": False, "crls": 0, "ocsp_responses": 0, "certificates": 0,
+                                              "validated": False, "indication": None}
     assert any("not PAdES B-LT" in w for w in report.seals[0].warnings)
+    # with the CA as revocation source (what the site's verifier has) it passes
+    online = pdf.verify_pdf(bt, SealPolicy.anchored(root, revocation_info=lambda c: revocation_info(ltv_pki["ca"], c)))
+    assert online.ok, online.to_text()
     lt = _seal(ltv_pki, "sm2", make_pdf(1), stamp_png)
     emb = PdfFileReader(io.BytesIO(lt)).embedded_signatures[0]
     assert pdf.long_term_validation(emb, root, root).ades_subindic == AdESPassed.OK
@@ -178,7 +185,7 @@ def test_several_b_lt_seals_by_incremental_updates(ltv_pki, stamp_png):
     once = _seal(ltv_pki, "sm2", make_pdf(2), stamp_png)
     twice = _seal(ltv_pki, "sm2", once, stamp_png, placement=pdf.Placement(page=-1, x_mm=20, y_mm=20))
     thrice = _seal(ltv_pki, "ecdsa", twice, stamp_png, placement=pdf.Placement(page=0, x_mm=20, y_mm=200))
-    report = pdf.verify_pdf(thrice, trust=[ltv_pki["sm2"]["root"], ltv_pki["ecdsa"]["root"]])
+    report = pdf.verify_pdf(thrice, SealPolicy.anchored([ltv_pki["sm2"]["root"], ltv_pki["ecdsa"]["root"]]))
     assert report.ok, report.to_text()
     assert len(report.seals) == 3
     assert all(s.details["ltv"]["validated"] for s in report.seals), [s.details["ltv"] for s in report.seals]
@@ -203,7 +210,7 @@ def test_revoked_signer_is_refused_and_reported(ltv_pki, stamp_png, softtoken_km
                      timestamper=pdf.InProcessTimeStamper(ltv_pki["sm2"]["tsa"].respond),
                      long_term=_long_term(ltv_pki, "sm2"))
     # the seal made before the revocation still carries the "good" CRL of its time and validates
-    assert pdf.verify_pdf(sealed, trust=[ltv_pki["sm2"]["root"]]).ok
+    assert pdf.verify_pdf(sealed, SealPolicy.anchored([ltv_pki["sm2"]["root"]])).ok
 
 
 def test_b_lt_seal_cms_is_ours_and_dss_is_pyhankos(ltv_pki, stamp_png, monkeypatch):
@@ -218,5 +225,5 @@ def test_b_lt_seal_cms_is_ours_and_dss_is_pyhankos(ltv_pki, stamp_png, monkeypat
     for kind in ("sm2", "ecdsa"):
         sealed = _seal(ltv_pki, kind, make_pdf(1), stamp_png)
         assert len(_dss(sealed).crls) >= 2
-        report = pdf.verify_pdf(sealed, trust=[ltv_pki[kind]["root"]])
+        report = pdf.verify_pdf(sealed, SealPolicy.anchored([ltv_pki[kind]["root"]]))
         assert report.ok and report.seals[0].details["ltv"]["validated"], report.to_text()

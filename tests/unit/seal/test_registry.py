@@ -38,8 +38,8 @@ def test_make_seal_signed_by_maker_and_audited(registry, seal_pki, stamp_png, db
     rec = _make(registry, seal_pki, stamp_png)
     assert rec.status == "active" and rec.users == ("clerk",) and rec.picture_type == "PNG"
     der = registry.seal_der(rec.id)
-    check = ses.verify_seal(der, at=dt.datetime.now(dt.timezone.utc))
-    assert check.ok and check.es_id == rec.es_id and check.vid == "RACENTRE" and check.name == "Unit A 公章"
+    check = ses.verify_seal(der)
+    assert check.ok and check.view.es_id == rec.es_id and check.view.vid == "RACENTRE" and check.view.name == "Unit A 公章"
     view = ses.parse_seal(der)
     assert view.certs == (seal_pki["unit"].certificate,) and view.maker_cert == seal_pki["maker"].certificate
     with db() as s:

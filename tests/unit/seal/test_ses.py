@@ -8,6 +8,7 @@ import zipfile
 import pytest
 
 from seal import ses
+from seal.validation import SealPolicy, evaluate_seal, evaluate_signature
 from tests.unit.seal.sealpki import TESTDATA
 
 SIGNATURE_XML = "Doc_0/Signs/Sign_0/Signature.xml"
@@ -21,8 +22,8 @@ def _outside_signature():
 @pytest.mark.parametrize("name,version", [("UserV4.esl", 4), ("UserV1.esl", 1)])
 def test_outside_seals_verify(name, version):
     check = ses.verify_seal((TESTDATA / name).read_bytes())
-    assert check.ok, check.reasons
-    assert check.version == version and check.vid == "OFDR&WTest" and check.picture_type == "PNG"
+    assert check.ok and check.intact, check.reasons
+    assert check.view.version == version and check.view.vid == "OFDR&WTest" and check.view.picture_type == "PNG"
 
 
 @pytest.mark.parametrize("name", ["UserV4.esl", "UserV1.esl"])
@@ -40,16 +41,20 @@ def test_outside_seals_altered_fail(name):
 
 
 def test_outside_seal_validity_window():
+    """Validity is the policy's business (seal.validation): in its window only the maker's chain is
+    unknown (INDETERMINATE); after it the seal is expired (TOTAL_FAILED / EXPIRED)."""
     data = (TESTDATA / "UserV4.esl").read_bytes()
-    late = ses.verify_seal(data, at=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))
-    assert not late.ok and any("expired" in r for r in late.reasons)
+    inside = evaluate_seal(data, SealPolicy(), at=dt.datetime(2021, 6, 1, tzinfo=dt.timezone.utc))
+    assert [f.sub_indication.value for f in inside.findings] == ["NO_CERTIFICATE_CHAIN_FOUND"]
+    late = evaluate_seal(data, SealPolicy(), at=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))
+    assert any(f.sub_indication.value == "EXPIRED" and f.indication.value == "TOTAL_FAILED" for f in late.findings)
 
 
 def test_commercial_ofd_signature_verifies():
     sig, xml = _outside_signature()
     check = ses.verify_ses_signature(sig, signed_data=xml, property_info="/" + SIGNATURE_XML)
-    assert check.ok, check.reasons
-    assert check.version == 4 and check.seal.ok and check.seal.vid == "GOMAIN"
+    assert check.ok and check.intact, check.reasons
+    assert check.view.version == 4 and check.seal.ok and check.seal.view.vid == "GOMAIN"
     assert check.property_info == "/" + SIGNATURE_XML
 
 
@@ -90,8 +95,8 @@ def _make(seal_pki, stamp_png, **over):
 def test_make_and_sign_round_trip(seal_pki, stamp_png):
     km, unit = seal_pki["km"], seal_pki["unit"]
     seal_der = _make(seal_pki, stamp_png)
-    check = ses.verify_seal(seal_der, at=dt.datetime.now(dt.timezone.utc))
-    assert check.ok and check.version == 4 and check.name == "测试单位公章"
+    check = ses.verify_seal(seal_der)
+    assert check.ok and check.view.version == 4 and check.view.name == "测试单位公章"
     view = ses.parse_seal(seal_der)
     assert view.signed_bytes == ses.SESeal.load(seal_der)["e_seal_info"].dump()
     sig = ses.sign_document(seal_der, data=b"<xml/>", property_info="/Doc_0/Signs/Sign_0/Signature.xml",
@@ -116,8 +121,11 @@ def test_signing_outside_seal_validity(seal_pki, stamp_png):
     seal_der = _make(seal_pki, stamp_png, valid_start=now - dt.timedelta(days=10), valid_end=now - dt.timedelta(days=1))
     sig = ses.sign_document(seal_der, data=b"x", property_info="/p", signer_cert=unit.certificate,
                             sign=lambda d: km.sign(unit.label, d), alg=unit.alg)
-    check = ses.verify_ses_signature(sig)
-    assert not check.ok and any("seal expired" in r for r in check.reasons)
+    assert ses.verify_ses_signature(sig).ok          # intact: the structure is fine
+    ev = evaluate_signature(sig, SealPolicy.anchored([seal_pki["ca"].certificate]))
+    # the signer's own timeInfo lies after the seal's validEnd: a failure whatever the proof
+    assert any(f.indication.value == "TOTAL_FAILED" and f.sub_indication.value == "EXPIRED" and "seal" in f.message
+               for f in ev.findings), ev.findings
 
 
 def test_bouncy_castle_checks_our_seal_and_signature(seal_pki, stamp_png, tmp_path):

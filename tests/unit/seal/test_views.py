@@ -64,7 +64,7 @@ def test_make_sign_verify_pdf_and_ofd(client, seal_pki, stamp_png, db):
                     data=(TESTDATA / "helloworld.ofd").read_bytes(), content_type="application/ofd")
     assert o.status_code == 200 and o.mimetype == "application/ofd"
     vo = client.post("/seal/verify?format=text", headers=client.tokens["clerk"], data=o.data)
-    assert vo.status_code == 200 and "OFD document: VALID" in vo.get_data(as_text=True), vo.get_data(as_text=True)
+    assert vo.status_code == 200 and "OFD document: TOTAL_PASSED" in vo.get_data(as_text=True), vo.get_data(as_text=True)
     assert set(os.listdir(tempfile.gettempdir())) <= before | set()
     recs = client.get(f"/seal/seals/{seal['id']}/records", headers=client.tokens["admin"]).json["records"]
     assert [x["document_type"] for x in recs] == ["pdf", "ofd"] and recs[0]["signer"] == client.clerk_name
@@ -102,3 +102,31 @@ def test_malformed_documents_are_4xx(client, seal_pki, stamp_png, blob):
     assert 400 <= r.status_code < 500, r.data
     v = client.post("/seal/verify", headers=client.tokens["clerk"], data=blob)
     assert v.status_code == 400 if not blob else v.status_code == 200 and not v.json["ok"]
+
+
+def test_verify_reports_indications_over_rest(client, seal_pki, stamp_png):
+    """Issue 13 through REST: JSON and text say the same indication; the registry's state counts (a
+    suspended seal cannot be trusted now); a bare seal (.esl) gets a report too; an OFD whose signer
+    chains to a root we do not trust is INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND, signature intact."""
+    seal = _make(client, seal_pki, stamp_png)
+    doc = client.post(f"/seal/seals/{seal['id']}/sign", headers=client.tokens["clerk"],
+                      data=(TESTDATA / "helloworld.ofd").read_bytes(), content_type="application/ofd").data
+    ok = client.post("/seal/verify", headers=client.tokens["clerk"], data=doc).json
+    assert (ok["indication"], ok["seals"][0]["signature_intact"], ok["seals"][0]["time_proven"]) == \
+        ("TOTAL_PASSED", True, True), ok
+    esl = client.get(f"/seal/seals/{seal['id']}/esl", headers=client.tokens["admin"]).data
+    r = client.post("/seal/verify", headers=client.tokens["clerk"], data=esl).json
+    assert r["document_type"] == "esl" and r["indication"] == "TOTAL_PASSED", r
+    foreign = client.post("/seal/verify", headers=client.tokens["clerk"],
+                          data=(TESTDATA / "v4signed.ofd").read_bytes()).json
+    assert (foreign["seals"][0]["indication"], foreign["seals"][0]["sub_indication"],
+            foreign["seals"][0]["signature_intact"]) == ("INDETERMINATE", "NO_CERTIFICATE_CHAIN_FOUND", True)
+    text = client.post("/seal/verify?format=text", headers=client.tokens["clerk"],
+                       data=(TESTDATA / "v4signed.ofd").read_bytes()).get_data(as_text=True)
+    assert "INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND" in text and "signature intact" in text
+    assert client.post(f"/seal/seals/{seal['id']}/suspend", headers=client.tokens["admin"],
+                       json={"reason": "lost"}).status_code == 200
+    held = client.post("/seal/verify", headers=client.tokens["clerk"], data=doc).json
+    assert (held["indication"], held["sub_indication"]) == ("INDETERMINATE", "TRY_LATER"), held
+    big = client.post("/seal/verify", headers=client.tokens["clerk"], data=b"%PDF-" + bytes(33 * 1024 * 1024))
+    assert big.status_code == 413, big.status_code
