@@ -54,12 +54,11 @@ def prepare(directory: Path, threads: int) -> Path:
     config_path.write_text(
         f'[hsm]\nmodule = "{module}"\ntoken = "bench"\npin_file = "pin"\npool_size = {threads}\n'
         f'[softtoken]\ndir = "{token_dir}"\n[database]\nurl = "sqlite:///{directory}/db.sqlite"\n'
-        f'[tsa]\nkey = "bench-tsa-sm2"\nalgorithm = "sm2-sm3"\ncerts_dir = "certs"\n')
-    # provisioning in a child: this process must not load the PKCS#11 module before the server forks
-    code = ("import sys; from racentre.config import load_config; from hsm import open_key_manager; "
-            "from timestamp.services import provision; c = load_config(sys.argv[1]); km = open_key_manager(c.hsm); "
-            "provision(c.tsa, km); km.close()")
-    subprocess.run([sys.executable, "-c", code, str(config_path)], check=True, cwd=ROOT,
+        f'[service]\npublic_url = "http://tsa-bench.test"\n[tsa]\nkey = "bench-tsa-sm2"\nalgorithm = "sm2-sm3"\n')
+    # `racentre setup` in a child (the unit certificate from the site's CA, in the database): this
+    # process must not load the PKCS#11 module before the server forks
+    subprocess.run([sys.executable, "-m", "racentre.cli", "--config", str(config_path), "setup"], check=True,
+                   cwd=ROOT, stdout=subprocess.DEVNULL,
                    env=dict(os.environ, PYTHONPATH=str(ROOT), RACENTRE_SOFTTOKEN_DIR=str(token_dir)))
     return config_path
 

@@ -28,7 +28,7 @@ from ca_bridge.certbuilder import (CertificateTemplate, IssuerInfo, SubjectKey, 
 from ca_bridge.crl import CrlPublisher, bump_revocation_seq
 from ca_bridge.directory import CaDirectory, CaInfo
 from ca_bridge.escrow import KmcLink
-from ca_bridge.errors import CertificateNotFound, IssuanceError, RequestConflict, RevocationConflict
+from ca_bridge.errors import CertificateNotFound, IssuanceError, NoPublicUrl, RequestConflict, RevocationConflict
 from ca_bridge.models import EscrowReservation, IssuedCert
 from ca_bridge.ocsp import OcspResponder
 from ca_bridge.profiles import Profile, get_profile, load_profiles
@@ -98,17 +98,27 @@ class EmbeddedCA:
 
     @classmethod
     def from_services(cls, services) -> "EmbeddedCA":
-        """From a ``racentre.services.Services`` container (key manager, session factory, public URL)."""
+        """From a ``racentre.services.Services`` container (key manager, session factory, public URL: the
+        site's ``[service] public_url``; when unset this CA serves CRLs and OCSP but issues nothing)."""
         public_url = getattr(services, "public_url", None)
-        if public_url is None:      # a container without the property: derive it as Services does
-            svc = services.config.service
-            public_url = svc.public_url or f"http://{svc.host}:{svc.port}"
+        if public_url is None:      # a container without the property: read it as Services does
+            public_url = services.config.service.public_url
         return cls(services.key_manager, services.db, public_url)
+
+    def _require_public_url(self) -> None:
+        """Refuse to issue without the site's public URL: it goes into every certificate's CRL DP and
+        AIA (RFC 5280 §4.2.1.13, §4.2.2.1), and a node's own address would strand relying parties when
+        that node goes away. Never derived from the listening address."""
+        if not self.public_url:
+            raise NoPublicUrl("no [service] public_url is set: certificates would carry no reachable CRL "
+                              "and OCSP address; set it to the address relying parties use (the load "
+                              "balancer's URL, e.g. https://pki.example.gov.cn) on every node")
 
     # ------------------------------------------------------------------ hierarchy
     def init_hierarchy(self, *, kinds=("sm2",), label_prefix: str = "", organization: str = "RA Centre",
                        actor: str = "ca-init") -> list[str]:
         """Create the CA hierarchy (see ``ca_bridge.ca.init_hierarchy``); refused when it exists."""
+        self._require_public_url()
         created = hierarchy.init_hierarchy(self.km, self.db, self.public_url, kinds=kinds, prefix=self.name_prefix,
                                            label_prefix=label_prefix, organization=organization,
                                            profiles=self.profiles, actor=actor)
@@ -154,6 +164,7 @@ class EmbeddedCA:
     def prepare_escrowed_key(self, request: EscrowedKeyRequest) -> EscrowedKey:
         """Reserve a KMC-generated encryption key for the certificate ``request.request_id`` will issue
         (``ca_bridge.escrow``); call it outside any transaction. Idempotent on the request id."""
+        self._require_public_url()
         if not isinstance(request.request_id, str) or not 0 < len(request.request_id) <= 128:
             raise IssuanceError("request_id must be a string of 1..128 characters")
         profile = get_profile(self.profiles, request.profile)
@@ -183,7 +194,8 @@ class EmbeddedCA:
         return self.kmc.release(session, request_id)
 
     def _plan(self, request: IssueRequest) -> "_Plan":
-        """Every check of one request that needs no database: profile, key, names, validity, CA."""
+        """Every check of one request that needs no database: public URL, profile, key, names, validity, CA."""
+        self._require_public_url()
         if not isinstance(request.request_id, str) or not 0 < len(request.request_id) <= 128:
             raise IssuanceError("request_id must be a string of 1..128 characters")
         profile = get_profile(self.profiles, request.profile)
@@ -266,6 +278,16 @@ class EmbeddedCA:
             connection.execute(_INSERT_CERT, cert_rows)
             record_many(session, audit_rows)
         return results
+
+    def find_issued(self, request_id: str) -> IssuedCertificate | None:
+        """The certificate issued for ``request_id``, or None (read only: nothing is issued)."""
+        with reading(self.db) as session:
+            row = self._existing(session, request_id)
+        if row is None:
+            return None
+        ca = self.directory.by_id(row.ca_id)
+        return IssuedCertificate(request_id, int(row.serial, 16), ca.name, row.profile, row.certificate,
+                                 as_utc(row.not_before), as_utc(row.not_after), ca.chain)
 
     @staticmethod
     def _existing(session: Session, request_id: str):

@@ -11,6 +11,13 @@ class CaError(PkiError):
     code = ErrorCode.INTERNAL
 
 
+class NoPublicUrl(CaError):
+    """Issuance without ``[service] public_url``: the certificate's CRL distribution point and AIA
+    (RFC 5280 §4.2.1.13, §4.2.2.1) would name whichever node issued it, not the site."""
+
+    code = ErrorCode.CONFIGURATION
+
+
 class IssuanceError(CaError):
     """A request the profile refuses (key algorithm, SAN, identity extensions, subject, validity)."""
 

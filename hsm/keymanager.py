@@ -7,13 +7,13 @@ Keys never leave the HSM in clear: export exists only as ``wrap`` under another 
 """
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import logging
-import tempfile
+import threading
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Callable
 
 import pkcs11
 import pkcs11.exceptions as p11e
@@ -88,11 +88,38 @@ class EnvelopedPair:
     encrypted_private_key: bytes    # d under that SM4 key
 
 
-class KeyManager:
-    """HSM-backed key operations for the whole centre. Thread-safe; share one per process."""
+# label -> a context manager held while a token key of that label is looked for and made
+CreationLock = Callable[[str], AbstractContextManager]
 
-    def __init__(self, config: HsmConfig):
+
+class _ProcessLocks:
+    """The default ``CreationLock``: one lock per label, for the threads of this process only."""
+
+    def __init__(self):
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def __call__(self, label: str):
+        with self._guard:
+            lock = self._locks.setdefault(label, threading.Lock())
+        with lock:
+            yield
+
+
+class KeyManager:
+    """HSM-backed key operations for the whole centre. Thread-safe; share one per process.
+
+    ``creation_lock``: PKCS#11 does not keep labels unique (v2.40 §4.4: CKA_LABEL is a plain attribute),
+    so two processes that each find no key ``label`` and generate one leave two objects, after which
+    every use of the label fails. Every token key is therefore looked for and made under
+    ``creation_lock(label)``. The default covers the threads of one process; a service shares its
+    token with other processes and hosts and passes a lock of its database
+    (``racentre.services.Services`` wires ``pkicore.db.named_lock``), never a local file."""
+
+    def __init__(self, config: HsmConfig, *, creation_lock: CreationLock | None = None):
         self.config = config
+        self.creation_lock: CreationLock = creation_lock or _ProcessLocks()
         module_profile = None if config.vendor == "auto" else load_profile(config.vendor)
         # Only modules proven thread-safe run unserialised; the profile says which.
         probe_profile = module_profile
@@ -210,13 +237,22 @@ class KeyManager:
         return f"rsa-{len(pub[Attribute.MODULUS]) * 8}"
 
     # ----------------------------------------------------------------- key life cycle
+    def _creating(self, label: str, token: bool) -> AbstractContextManager:
+        return self.creation_lock(label) if token else nullcontext()
+
     def generate_key_pair(self, label: str, algorithm: str = "sm2", *, key_id: bytes | None = None,
                           extractable: bool = False, token: bool = True) -> KeyInfo:
-        """Generate a key pair inside the HSM (private half sensitive, by default never extractable).
+        """Generate a key pair inside the HSM (private half sensitive, by default never extractable);
+        a token key is refused when one with that label exists (checked under ``creation_lock``).
 
         ``token=False``: both halves are session objects (CKA_TOKEN false, PKCS#11 v2.40 §4.4): never
         written to the token's storage, visible to this process's sessions only, and destroyed when the
         session that made them closes -- for short-lived pairs that are wrapped and destroyed at once."""
+        with self._creating(label, token):
+            return self._generate_key_pair(label, algorithm, key_id=key_id, extractable=extractable, token=token)
+
+    def _generate_key_pair(self, label: str, algorithm: str, *, key_id: bytes | None = None,
+                           extractable: bool = False, token: bool = True) -> KeyInfo:
         spec = self._spec(algorithm, pair=True)
         key_id = key_id or self.random(16)
         mech = self._mechanism(spec.keygen)
@@ -244,7 +280,13 @@ class KeyManager:
 
     def generate_secret_key(self, label: str, algorithm: str = "sm4", *, key_id: bytes | None = None,
                             extractable: bool = False, token: bool = True) -> KeyInfo:
-        """Generate a secret key (SM4/AES key-encryption key, HMAC key) inside the HSM."""
+        """Generate a secret key (SM4/AES key-encryption key, HMAC key) inside the HSM; a token key is
+        refused when one with that label exists (checked under ``creation_lock``)."""
+        with self._creating(label, token):
+            return self._generate_secret_key(label, algorithm, key_id=key_id, extractable=extractable, token=token)
+
+    def _generate_secret_key(self, label: str, algorithm: str, *, key_id: bytes | None = None,
+                             extractable: bool = False, token: bool = True) -> KeyInfo:
         spec = self._spec(algorithm, pair=False)
         key_id = key_id or self.random(16)
         mech = self._mechanism(spec.keygen)
@@ -331,24 +373,21 @@ class KeyManager:
 
     def ensure_key_pair(self, label: str, algorithm: str = "sm2") -> bytes:
         """SubjectPublicKeyInfo DER of the key pair ``label``, generated (non-extractable) when absent."""
-        return self._ensure(label, lambda: self.generate_key_pair(label, algorithm)).public_key_info
+        return self._ensure(label, lambda: self._generate_key_pair(label, algorithm)).public_key_info
 
     def ensure_secret_key(self, label: str, algorithm: str = "sm4") -> KeyInfo:
         """The secret key ``label``, generated (non-extractable) when absent."""
-        return self._ensure(label, lambda: self.generate_secret_key(label, algorithm))
+        return self._ensure(label, lambda: self._generate_secret_key(label, algorithm))
 
     def _ensure(self, label: str, generate) -> KeyInfo:
-        """Find or make one key. PKCS#11 does not keep labels unique, so two processes starting on a
-        fresh token (gunicorn workers) would each make one; they take a host-wide lock (a lock file
-        named after module and token) and look again before generating. Processes on other hosts must
-        not race: ``racentre setup`` makes the centre's keys before the service starts."""
+        """Find or make one key: looked for, then, when absent, looked for again and made under
+        ``creation_lock(label)``, so racing processes (gunicorn workers, nodes sharing a network HSM)
+        end with one object. ``racentre setup`` makes every key of the centre before it serves."""
         try:
             return self.find_key(label)
         except KeyNotFound:
             pass
-        lock_name = hashlib.sha256(f"{self.config.module}\0{self.config.token}".encode()).hexdigest()[:16]
-        with open(Path(tempfile.gettempdir()) / f"racentre-keygen-{lock_name}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self.creation_lock(label):
             try:
                 return self.find_key(label)
             except KeyNotFound:
@@ -617,7 +656,7 @@ class KeyManager:
             except KeyNotFound:
                 ukey = self._find(pooled, unwrapping, ObjectClass.PRIVATE_KEY)
             if token:
-                self._ensure_absent(pooled, label)
+                self._ensure_absent(pooled, label)        # under creation_lock (below)
             caps = _PAIR_CAPS[spec.key_type] if spec.pair else _SECRET_CAPS[spec.key_type]
             new = ukey.unwrap_key(object_class, self._key_type(spec), blob, label=label, store=token,
                                   capabilities=caps, mechanism=self._mechanism(mechanism), mechanism_param=iv,
@@ -637,7 +676,8 @@ class KeyManager:
                            key_type=spec.key_type, pair=spec.pair, sensitive=True, extractable=extractable,
                            public_key_info=spki)
 
-        return self.pool.run("unwrapping a key", op)
+        with self._creating(label, token):
+            return self.pool.run("unwrapping a key", op)
 
     # ----------------------------------------------------------------- misc
     def random(self, n: int) -> bytes:

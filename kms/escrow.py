@@ -100,8 +100,8 @@ class KeyEscrow:
     def setup(self, actor: str = "system") -> None:
         """Create what the KMC needs if missing: signing key + certificate, MAC key, KEK version 1.
         Idempotent; several worker processes may run it at once (the database serialises them)."""
-        self.km.ensure_key_pair(self.sign_label, "sm2")        # several workers may race here: the key
-        self.km.ensure_secret_key(self.mac_label, "sm4")       # manager serialises them per host
+        self.km.ensure_key_pair(self.sign_label, "sm2")        # several nodes may race here: the key manager
+        self.km.ensure_secret_key(self.mac_label, "sm4")       # makes each under its creation lock
         with transaction(self.db) as session:
             if session.get(KmcSetting, "certificate") is None:
                 cert = self_signed_certificate(self.km, self.sign_label, self.config.kmc_subject)
@@ -460,9 +460,9 @@ class KeyEscrow:
 
     # ------------------------------------------------------------------ disaster recovery
     def dr_public_key_info(self) -> bytes:
-        """The SM2 key another KMC exports to when this one is its disaster-recovery site (made on demand)."""
-        self.km.ensure_key_pair(self.dr_label, "sm2")
-        return self.km.public_key_info(self.dr_label)
+        """The SM2 key another KMC exports to when this one is its disaster-recovery site (made by
+        ``racentre setup``, else on demand under the key manager's creation lock)."""
+        return self.km.ensure_key_pair(self.dr_label, "sm2")
 
     def export_archive(self, auth: ExportAuthorisation, dr_public_key_info: bytes, *, actor: str) -> bytes:
         """The archive re-wrapped under a one-time SM4 transport key, itself wrapped to the DR site's SM2

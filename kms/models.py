@@ -8,11 +8,9 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint)
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pkicore.db import Base, utcnow
-from pkicore.generation import DbGeneration
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
@@ -101,10 +99,3 @@ class KmcSetting(Base):
 
 TABLES = [KekVersion.__table__, EscrowedKey.__table__, ApprovalRequest.__table__, Approval.__table__,
           SeenRequest.__table__, KmcSetting.__table__]
-
-
-def ensure_schema(engine: Engine) -> None:
-    """Create the KMC tables if missing (a stand-alone KMC database; the embedded one should come from
-    an Alembic revision — see kms/README)."""
-    # db_generation: KeyEscrow.certificate follows certificates installed by other processes through it
-    Base.metadata.create_all(engine, tables=TABLES + [DbGeneration.__table__], checkfirst=True)

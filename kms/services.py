@@ -6,14 +6,17 @@ reached by the CA through ``kms.client.HttpTransport`` when the CA's ``[kmc] url
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from kms.client import InProcessTransport, KmcClient
 from kms.config import KmsConfig
 from kms.escrow import KeyEscrow
-from kms.models import ensure_schema
 from kms.recovery import ApprovalBook
 from kms.service import KmcService
+from pkicore.db import named_lock
+
+KMC_SETUP_LOCK = "kmc-setup"
 
 
 @dataclass
@@ -29,13 +32,14 @@ class Kmc:
                          kmc_certificate=self.escrow.certificate)
 
 
-def build_kmc(key_manager, db, engine=None, config: KmsConfig | None = None) -> Kmc:
-    """Set up (idempotently) and return the KMC. ``engine``: create missing kms_* tables on it
-    (until an Alembic revision covers them)."""
-    if engine is not None:
-        ensure_schema(engine)
+def build_kmc(key_manager, db, config: KmsConfig | None = None, *, setup_lock=nullcontext) -> Kmc:
+    """Set up (idempotently) and return the KMC. Its tables (``kms_*``) come with the schema
+    (``racentre db upgrade``), embedded or stand-alone alike. ``setup_lock()``: held while the KMC's
+    keys, bootstrap certificate and first KEK are looked for and made, so the workers and nodes that
+    start together on a fresh KMC make them once (``kmc_from_services``: a lock of the database)."""
     escrow = KeyEscrow(key_manager, db, config or KmsConfig())
-    escrow.setup()
+    with setup_lock():
+        escrow.setup()
     service = KmcService(escrow)
     # recovered keys go to subscribers of the CAs this KMC serves (or the configured recipient list)
     book = ApprovalBook(db, escrow.config, issuers=lambda: [ca.certificate for ca in list(service.trusted.values())])
@@ -46,6 +50,7 @@ def kmc_from_services(services, config: KmsConfig | None = None) -> Kmc:
     """One KMC per service container (cached on it); settings from its ``[kmc]`` section by default."""
     kmc = getattr(services, "_kms_kmc", None)
     if kmc is None:
-        kmc = build_kmc(services.key_manager, services.db, services.engine, config or services.config.kmc)
+        kmc = build_kmc(services.key_manager, services.db, config or services.config.kmc,
+                        setup_lock=lambda: named_lock(services.database, KMC_SETUP_LOCK))
         services._kms_kmc = kmc
     return kmc

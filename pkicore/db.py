@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import os
 import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
-from sqlalchemy import MetaData, bindparam, create_engine, event
+from sqlalchemy import MetaData, bindparam, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -241,3 +243,54 @@ def reading(factory: sessionmaker[Session]):
 def _no_writes_when_reading(session: Session, _context, _instances) -> None:
     if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
         raise RuntimeError("a read-only unit of work (pkicore.db.reading) tried to write")
+
+
+def lock_key(schema: str, name: str) -> int:
+    """The 64-bit PostgreSQL advisory lock key of ``name`` in ``schema`` (signed, as bigint takes it)."""
+    return int.from_bytes(hashlib.sha256(f"racentre\0{schema}\0{name}".encode()).digest()[:8], "big", signed=True)
+
+
+_MEMORY_LOCKS: dict[str, threading.Lock] = {}
+_MEMORY_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def named_lock(engine: Engine, name: str):
+    """Hold the lock ``name`` of this database: one holder at a time among every thread, process and host
+    that uses the same database (and, on PostgreSQL, the same schema). It needs no table, so it also
+    guards work on an empty database (the schema upgrade, site set-up) and work outside the database
+    (creating an HSM key once for every node sharing the token).
+
+    PostgreSQL: a session-level advisory lock (``pg_advisory_lock``, PostgreSQL docs §13.3.5) on a
+    connection kept for the duration, keyed by ``lock_key(current_schema(), name)``; a node that dies
+    loses its session and so the lock. SQLite (one host by nature): ``flock`` on
+    ``<database>-locks/<hash of name>``, opened anew for each holder, so threads of one process exclude
+    each other too; an in-memory database: a process lock."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            schema = conn.execute(text("select current_schema()")).scalar_one()
+            key = lock_key(schema, name)
+            conn.execute(text("select pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("select pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+        return
+    path = _sqlite_file(str(engine.url)) if engine.dialect.name == "sqlite" else None
+    if path is None:
+        with _MEMORY_LOCKS_GUARD:
+            lock = _MEMORY_LOCKS.setdefault(name, threading.Lock())
+        with lock:
+            yield
+        return
+    directory = Path(os.path.realpath(path) + "-locks")
+    directory.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(directory / hashlib.sha256(name.encode()).hexdigest()[:32], os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)              # closing the only descriptor of this open file gives the flock back

@@ -59,12 +59,9 @@ def key_fingerprint(spki: bytes) -> str:
 
 
 def ensure_audit_key(km: KeyManager, label: str = DEFAULT_KEY_LABEL) -> bytes:
-    """SPKI DER of the audit key, generating the SM2 pair in the HSM (non-extractable) on first use."""
-    try:
-        return km.public_key_info(label)
-    except KeyNotFound:
-        log.info("generating the SM2 audit key %r in the HSM", label)
-        return km.generate_key_pair(label, "sm2").public_key_info
+    """SPKI DER of the audit key; the SM2 pair is made in the HSM (non-extractable) by ``racentre setup``,
+    else on first use under the key manager's creation lock (one key for every node)."""
+    return km.ensure_key_pair(label, "sm2")
 
 
 def audit_public_key(km: KeyManager, label: str = DEFAULT_KEY_LABEL) -> bytes | None:

@@ -15,6 +15,7 @@ from racentre.audit_cli import audit_group
 from racentre.config import load_config
 from racentre.console.cli import console_group
 from racentre.demo import demo_command
+from racentre.migrate import head, require_current
 from racentre.serve import serve_command
 from racentre.setup_cli import setup_command
 from racentre.services import Services
@@ -56,9 +57,19 @@ def db_group():
 @db_group.command("upgrade")
 @click.pass_context
 def db_upgrade(ctx):
-    """Bring the configured database to the current schema."""
-    ctx.obj["services"].engine  # noqa: B018 - building the engine runs the upgrade
-    click.echo("database schema is up to date")
+    """Bring the configured database to this version's schema (the one step that changes it; run it once,
+    from one node, before starting nodes of a new version; concurrent runs wait for each other)."""
+    services = ctx.obj["services"]
+    services.upgrade_database()
+    click.echo(f"database schema is at {head()}")
+
+
+@db_group.command("check")
+@click.pass_context
+def db_check(ctx):
+    """Exit 0 when the database is at this version's schema, else say why (exit 2)."""
+    require_current(ctx.obj["services"].database)
+    click.echo(f"database schema is at {head()}, as this version expects")
 
 
 cli.add_command(hsm_group)

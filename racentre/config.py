@@ -29,7 +29,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "hsm": {"module": "str", "token": "str", "pin": "secret", "vendor": "str", "pool_size": "int"},
     "softtoken": {"dir": "str", "auto_init": "bool", "so_pin": "secret"},
     "service": {"host": "str", "port": "int", "threads": "int", "workers": "int", "public_url": "str",
-                "packages": "str", "kmc_retry_interval": "int"},
+                "packages": "str", "kmc_retry_interval": "int", "schema_check_interval": "int"},
     "audit": {"node_id": "str", "key_label": "str", "checkpoint_interval": "int"},
     "tsa": TSA_SCHEMA,
     "console": CONSOLE_SCHEMA,
@@ -51,6 +51,7 @@ class ServiceConfig:
     public_url: str = ""
     packages: str = ""        # comma-separated packages to serve ("" = all); a stand-alone KMC: "hsm,kms"
     kmc_retry_interval: int = 60   # seconds between sweeps of the CA's KMC outbox in racentre serve (0: cron only)
+    schema_check_interval: int = 30   # seconds between checks that the schema is still this version's (0: off)
 
 
 @dataclass(frozen=True)

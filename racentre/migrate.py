@@ -1,10 +1,17 @@
-"""Schema management with Alembic (racentre/migrations/): bring a database to the current schema.
+"""Schema management with Alembic (racentre/migrations/): bring a database to the current schema, and
+refuse to run on any other.
 
-``upgrade(engine)`` runs every pending revision in one transaction; ``check(engine)`` reports any
-difference between the models and the migrated schema (a test keeps them in step).
+``upgrade(engine)`` runs every pending revision in one transaction, one upgrader at a time (a
+PostgreSQL advisory transaction lock; SQLite's BEGIN IMMEDIATE); it is the only code that changes the
+schema, reached by ``racentre db upgrade`` (and ``racentre setup``, which creates a site). Every other
+command and every serving process calls ``require_current(engine)`` first, which refuses a database
+whose revision is not this code's head — older (run ``racentre db upgrade``), newer (this node's
+software is older than the schema) or absent. ``differences(engine)`` reports any difference between
+the models and the migrated schema (a test keeps them in step).
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from pathlib import Path
 
@@ -12,9 +19,13 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.autogenerate import compare_metadata
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from pkicore.db import Base
+from pkicore.db import READ_ONLY, Base, lock_key
+from pkicore.errors import ErrorCode, PkiError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MODEL_MODULES = ("pkicore.audit", "pkicore.generation", "racentre.auth", "ca_bridge.models", "ra.models", "kms.models",
@@ -38,11 +49,77 @@ def _config(connection, key_manager=None) -> AlembicConfig:
     return cfg
 
 
+UPGRADE_LOCK = "schema-upgrade"
+
+
+class SchemaError(PkiError):
+    """The database schema is not the one this code was written for."""
+
+    code = ErrorCode.CONFIGURATION
+
+
+def _lock_for_upgrade(connection) -> None:
+    """Serialise schema changes: on PostgreSQL an advisory lock held until this transaction ends (a second
+    upgrader waits here, then finds the schema current and does nothing); SQLite's BEGIN IMMEDIATE
+    (pkicore.db) already admits one writer."""
+    if connection.dialect.name == "postgresql":
+        schema = connection.execute(text("select current_schema()")).scalar_one()
+        connection.execute(text("select pg_advisory_xact_lock(:k)"), {"k": lock_key(schema, UPGRADE_LOCK)})
+
+
 def upgrade(engine: Engine, revision: str = "head", *, key_manager=None) -> None:
     """``key_manager``: a callable returning the HSM key manager, for revisions that re-encrypt data
     (called only when one needs it, so an up-to-date schema never opens the HSM)."""
     with engine.begin() as connection:
+        _lock_for_upgrade(connection)
+        have = tuple(MigrationContext.configure(connection).get_current_heads())
+        unknown = [rev for rev in have if not _known(rev)]
+        if unknown:
+            raise SchemaError(f"the database schema ({', '.join(unknown)}) is newer than this code ({head()}): "
+                              "another node upgraded it; install the same racentre version on this node")
         command.upgrade(_config(connection, key_manager), revision)
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg)
+
+
+def _known(rev: str) -> bool:
+    try:
+        return _scripts().get_revision(rev) is not None
+    except CommandError:
+        return False
+
+
+def head() -> str:
+    """This code's schema revision (the one head of racentre/migrations)."""
+    return _scripts().get_current_head()
+
+
+def current(engine: Engine) -> tuple[str, ...]:
+    """The revision(s) the database is at (empty: never upgraded)."""
+    with engine.connect() as connection:
+        connection.execution_options(**{READ_ONLY: True})     # SQLite: a deferred BEGIN, no writer lock
+        return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
+def require_current(engine: Engine) -> None:
+    """Refuse (SchemaError, saying what to do) a database whose schema is not this code's head."""
+    want = head()
+    have = current(engine)
+    if have == (want,):
+        return
+    if not have:
+        raise SchemaError("the database has no racentre schema yet: run `racentre db upgrade` "
+                          "(or `racentre setup` for a new site) first")
+    if all(_known(rev) for rev in have):
+        raise SchemaError(f"the database schema ({', '.join(have)}) is older than this code ({want}): "
+                          "run `racentre db upgrade` (once, from one node), then start the nodes again")
+    raise SchemaError(f"the database schema ({', '.join(have)}) is newer than this code ({want}): another "
+                      "node upgraded it; install the same racentre version on this node")
 
 
 def downgrade(engine: Engine, revision: str, *, key_manager=None) -> None:

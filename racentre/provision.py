@@ -18,6 +18,7 @@ from asn1crypto import x509
 
 from ca_bridge.api import IssueRequest
 from ca_bridge.ca import names_for
+from ca_bridge.errors import UnknownCA
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.revinfo import revocation_info
 from hsm import KeyManager
@@ -74,13 +75,27 @@ class Site:
             info = self.ca.authorities()[info.parent]
         return tuple(chain) + (info.certificate,)
 
+    def _request_id(self, role: str, public_key_info: bytes) -> tuple[str, str]:
+        """(IssueRequest id, CA name) of a service key's certificate: one per role, key and issuing CA."""
+        key_hash = hashlib.sha256(public_key_info).hexdigest()[:16]
+        ca = self.ca.issuing_ca_for(public_key_info).name
+        return f"site:{role}:{ca}:{key_hash}", ca
+
+    def certified(self, role: str, public_key_info: bytes) -> Certified | None:
+        """The certificate ``certify`` issued for this key, read from the database (None: not yet)."""
+        try:
+            request_id, _ = self._request_id(role, public_key_info)
+        except UnknownCA:          # no hierarchy yet (the CA directory looks again on a miss)
+            return None
+        issued = self.ca.find_issued(request_id)
+        return Certified(issued.certificate, self._with_root(issued.ca, issued.chain)) if issued else None
+
     def certify(self, role: str, public_key_info: bytes, profile: str, common_name: str) -> Certified:
         """The certificate of a service key from the issuing CA of its key family (issued on first call,
         read back after; issued again by the right CA once that family's hierarchy is added)."""
-        key_hash = hashlib.sha256(public_key_info).hexdigest()[:16]
-        ca = self.ca.issuing_ca_for(public_key_info).name
+        request_id, ca = self._request_id(role, public_key_info)
         issued = self.ca.issue(IssueRequest(
-            request_id=f"site:{role}:{ca}:{key_hash}", profile=profile, public_key_info=public_key_info, ca=ca,
+            request_id=request_id, profile=profile, public_key_info=public_key_info, ca=ca,
             subject=(("country_name", "CN"), ("organization_name", self.organization), ("common_name", common_name))))
         return Certified(issued.certificate, self._with_root(issued.ca, issued.chain))
 
@@ -91,6 +106,12 @@ class Site:
             certified = self.certify(f"tsa-{unit}", spki, "tsa", f"{self.organization} TSA {unit}")
             return [certified.certificate, *certified.chain]
         return issue
+
+    def tsa_certificates(self, unit: str, spki: bytes) -> list[bytes] | None:
+        """A ``timestamp.services.CertificateSource``: the TSA unit's certificate for this key with its
+        chain up to our root, as ``tsa_issuer`` issued it (from the database, so every node has it)."""
+        certified = self.certified(f"tsa-{unit}", spki)
+        return [certified.certificate, *certified.chain] if certified else None
 
     def seal_maker(self, label: str = SEAL_MAKER_LABEL, vid: str = "RACENTRE") -> SealMaker:
         """The seal-making authority: an SM2 key in the HSM with a CA-issued certificate."""

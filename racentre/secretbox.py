@@ -9,8 +9,9 @@ Construction, version 1, for a secret P bound to a context A (e.g. the officer a
     T   = SM4-CMAC(K_mac, M)                                     16 bytes
     box = 0x01 || IV || C || T
 
-K_enc and K_mac are two different SM4 keys generated in the HSM (sensitive, never extractable), made on
-first use by whichever process gets there first. SM4-CMAC runs on the HSM's SM4 too: L = SM4-ECB(K_mac, 0^128)
+K_enc and K_mac are two different SM4 keys generated in the HSM (sensitive, never extractable), made by
+``racentre setup`` (``ensure_keys``), else on first use under the key manager's creation lock.
+SM4-CMAC runs on the HSM's SM4 too: L = SM4-ECB(K_mac, 0^128)
 gives the subkeys K1, K2 (SP 800-38B §6.1; they live in memory for one computation only) and T is the last
 block of SM4-CBC(K_mac, IV = 0^128, M*), where M* is M with its last block XORed with K1 when complete, or
 padded with 10...0 and XORed with K2 (§6.2). ``open`` recomputes T and compares it in constant time before
@@ -24,7 +25,6 @@ import struct
 import threading
 from typing import Callable
 
-from hsm.errors import HsmError, KeyNotFound
 from pkicore.errors import ErrorCode, PkiError
 
 VERSION = 1
@@ -89,19 +89,16 @@ class SecretBox:
         self._ready = False
         self._lock = threading.Lock()
 
-    def _ensure_keys(self) -> None:
+    def ensure_keys(self) -> None:
+        """Make both SM4 keys when absent (once for every process and node sharing the HSM: the key
+        manager's ``ensure_secret_key`` runs under its creation lock)."""
         if self._ready:
             return
         with self._lock:
             for label in (self.enc_label, self.mac_label):
-                try:
-                    self.km.find_key(label)
-                except KeyNotFound:
-                    try:
-                        self.km.generate_secret_key(label, "sm4")
-                    except HsmError:
-                        self.km.find_key(label)     # made meanwhile by another process; else re-raise
+                self.km.ensure_secret_key(label, "sm4")
             self._ready = True
+
 
     def _tag(self, context: bytes, iv: bytes, ciphertext: bytes) -> bytes:
         if len(context) > 0xFFFF:
@@ -112,7 +109,7 @@ class SecretBox:
                     lambda data: self.km.encrypt(self.mac_label, data, "sm4-cbc", iv=zero), message)
 
     def seal(self, secret: bytes, context: bytes) -> bytes:
-        self._ensure_keys()
+        self.ensure_keys()
         iv = self.km.random(BLOCK)
         ciphertext = self.km.encrypt(self.enc_label, _pad(secret), "sm4-cbc", iv=iv)
         return bytes([VERSION]) + iv + ciphertext + self._tag(context, iv, ciphertext)
@@ -121,7 +118,7 @@ class SecretBox:
         box = bytes(box or b"")
         if len(box) < 1 + 3 * BLOCK or box[0] != VERSION or (len(box) - 1) % BLOCK:
             raise SecretBoxError("a sealed secret is malformed")
-        self._ensure_keys()
+        self.ensure_keys()
         iv, ciphertext, tag = box[1:1 + BLOCK], box[1 + BLOCK:-BLOCK], box[-BLOCK:]
         if not hmac.compare_digest(self._tag(context, iv, ciphertext), tag):
             raise SecretBoxError("a sealed secret failed its integrity check")

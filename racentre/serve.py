@@ -6,9 +6,11 @@ and database pool (neither survives a fork).
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
+import threading
 import time
 
 import click
@@ -21,8 +23,11 @@ from gunicorn.workers.gthread import ThreadWorker
 from hsm import reinitialize_after_fork
 from racentre.audit import start_periodic_checkpoints
 from racentre.config import Config
+from racentre.migrate import SchemaError, require_current
 from racentre.services import Services
 from racentre.web import DEFAULT_PACKAGES, build_app
+
+log = logging.getLogger(__name__)
 
 
 class _Gunicorn(BaseApplication):
@@ -222,12 +227,44 @@ class FastPathThreadWorker(ThreadWorker):
         return not close
 
 
+def watch_schema(app, engine, interval: float) -> None:
+    """Every ``interval`` seconds, check that the database is still at this code's schema. Once another
+    node's `racentre db upgrade` (a newer version) changed it under this running node, every request
+    through the app is refused (503, SchemaError's message: install the same version) instead of
+    reading and writing tables this code does not know; the check clears when the schema is this
+    code's again. The TSA's fast path, which needs no table, keeps answering."""
+    state: dict = {"error": None}
+
+    def check() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                require_current(engine)
+                state["error"] = None
+            except SchemaError as exc:
+                if state["error"] is None:
+                    log.error("this node no longer serves: %s", exc)
+                state["error"] = exc.public_message
+            except Exception as exc:  # noqa: BLE001 - the database away for a moment is not a schema change
+                log.warning("schema check failed: %s", exc)
+
+    threading.Thread(target=check, name="racentre-schema-watch", daemon=True).start()
+
+    @app.before_request
+    def _refuse_on_another_schema():
+        if state["error"] is not None:
+            raise SchemaError(state["error"])
+
+
 def service_app(services: Services, packages: tuple[str, ...]):
     """The app of one serving process, plus its background duties: periodic audit checkpoints when
     ``[audit] checkpoint_interval`` is set (each worker signs; checkpoints are idempotent over heads),
-    and sweeps of the CA's KMC outbox every ``[service] kmc_retry_interval`` seconds when a KMC is
-    attached (workers claim rows, so none is sent twice at once)."""
+    sweeps of the CA's KMC outbox every ``[service] kmc_retry_interval`` seconds when a KMC is
+    attached (workers claim rows, so none is sent twice at once), and the schema watch every
+    ``[service] schema_check_interval`` seconds (``watch_schema``)."""
     app = build_app(services, packages)
+    if services.config.service.schema_check_interval > 0:
+        watch_schema(app, services.engine, services.config.service.schema_check_interval)
     interval = services.config.audit.checkpoint_interval
     if interval > 0:
         start_periodic_checkpoints(services.db, services.key_manager, interval,
@@ -274,8 +311,10 @@ def serve_command(ctx, host, port, workers, packages_text):
     """Run the RA centre service (or a part of it, e.g. a stand-alone KMC)."""
     config = ctx.obj["config"]
     packages = parse_packages(config.service.packages if packages_text is None else packages_text)
-    # Make sure the token exists (auto-initialised in the demo) before workers fork.
+    # Make sure the token exists (auto-initialised in the demo) and the database is at this version's
+    # schema (else refuse, saying why) before workers fork.
     ctx.obj["services"].key_manager.info()
+    ctx.obj["services"].engine  # noqa: B018
     ctx.obj["services"].close()
     host = host or config.service.host
     port = port or config.service.port

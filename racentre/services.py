@@ -2,6 +2,11 @@
 
 The CLI and ``racentre serve`` both use it, so they see the same settings and the same objects.
 Package services (CA, RA, ...) are built from these by their own packages.
+
+The database is used only at this code's schema revision (``engine`` refuses any other, see
+``racentre.migrate.require_current``); ``upgrade_database`` is the one way to change it. The key
+manager makes token keys under a lock of the database (``pkicore.db.named_lock``), so nodes sharing
+one HSM and one database never create two keys with one label.
 """
 from __future__ import annotations
 
@@ -14,9 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from ca_bridge.embedded import EmbeddedCA
 from hsm import KeyManager, open_key_manager
 from pkicore.audit import bind_node
-from pkicore.db import make_engine, make_session_factory
+from pkicore.db import make_engine, make_session_factory, named_lock
 from racentre.config import Config
-from racentre.migrate import upgrade
+from racentre.migrate import require_current, upgrade
 from racentre.provision import Site
 
 
@@ -26,22 +31,42 @@ class Services:
 
     @property
     def public_url(self) -> str:
-        svc = self.config.service
-        return (svc.public_url or f"http://{svc.host}:{svc.port}").rstrip("/")
+        """``[service] public_url``, the address relying parties reach the site at (CRL DP, AIA); "" when
+        unset, and then the CA issues nothing (ca_bridge.errors.NoPublicUrl)."""
+        return self.config.service.public_url.rstrip("/")
 
     @cached_property
     def key_manager(self) -> KeyManager:
-        return open_key_manager(self.config.hsm)
+        km = open_key_manager(self.config.hsm)
+        km.creation_lock = self.key_creation_lock
+        return km
+
+    def key_creation_lock(self, label: str):
+        """The lock under which a token key ``label`` is looked for and made: a lock of the database
+        every node of the site shares (``pkicore.db.named_lock``), named after the token and the label."""
+        return named_lock(self.database, f"hsm-key\0{self.config.hsm.token}\0{label}")
 
     @cached_property
-    def engine(self) -> Engine:
+    def database(self) -> Engine:
+        """The engine, whatever the schema (for ``upgrade_database`` and locks); use ``engine``."""
         url = self.config.database.url
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = make_engine(url)
         bind_node(engine, self.config.audit.node_id)
-        upgrade(engine, key_manager=lambda: self.key_manager)
         return engine
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The engine on a database at this code's schema revision (SchemaError otherwise)."""
+        require_current(self.database)
+        return self.database
+
+    def upgrade_database(self) -> None:
+        """Bring the database to this code's schema (``racentre db upgrade``): one upgrader at a time
+        across every node (racentre.migrate.upgrade), a no-op when it is current."""
+        upgrade(self.database, key_manager=lambda: self.key_manager)
+        self.__dict__.pop("engine", None)
 
     @cached_property
     def db(self) -> sessionmaker[Session]:
@@ -59,5 +84,5 @@ class Services:
     def close(self) -> None:
         if "key_manager" in self.__dict__:
             self.key_manager.close()
-        if "engine" in self.__dict__:
-            self.engine.dispose()
+        if "database" in self.__dict__:
+            self.database.dispose()

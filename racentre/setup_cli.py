@@ -1,39 +1,44 @@
-"""``racentre setup``: bring a site to a working state, idempotently — the CA hierarchy (SM2, optionally
-ECDSA/RSA for interoperability), the TSA units' certificates from our CA, the KMC's certificate (and
-its trust of our SM2 issuing CAs), the seal maker's certificate. Safe to re-run: what exists is kept.
+"""``racentre setup``: bring a site to a working state, idempotently — the database schema (``racentre db
+upgrade``), the CA hierarchy (SM2, optionally ECDSA/RSA for interoperability), every HSM key the centre
+uses (CA keys, TSA units, the KMC's signing, MAC, KEK and disaster-recovery keys, the seal maker, the
+audit checkpoint key, the officers' TOTP sealing keys), the TSA units' certificates from our CA (kept in
+the database, so every node serves them), the KMC's certificate (and its trust of our SM2 issuing CAs),
+the seal maker's certificate. Safe to re-run, and to run on several nodes at once: the whole set-up
+holds one lock of the database (``pkicore.db.named_lock``), so a second run waits and then finds
+everything made.
 """
 from __future__ import annotations
 
 import click
-from asn1crypto import pem, x509
+from asn1crypto import x509
 
 from kms.services import kmc_from_services
+from pkicore.algorithms import algorithm
+from pkicore.db import named_lock
+from racentre.accounts import totp_box
+from racentre.audit import ensure_audit_key
 from racentre.provision import Site
-from timestamp.services import provision as provision_tsa
 
-
-def _current(path, site: Site) -> bool:
-    """Whether a TSA certificate file was issued by the CA that issues for its key now (else it came
-    from elsewhere, or from the SM2 CA before the key's own hierarchy was added)."""
-    try:
-        certs = [der for _, _, der in pem.unarmor(path.read_bytes(), multiple=True)]
-    except (OSError, ValueError):
-        return False
-    if not certs:
-        return False
-    cert = x509.Certificate.load(certs[0])
-    return cert.issuer.dump() == site.ca.issuing_ca_for(cert.public_key.dump()).subject_der
+SETUP_LOCK = "site-setup"
 
 
 def setup_site(services, kinds: tuple[str, ...] = ("sm2",)) -> list[str]:
-    """Everything a fresh site needs; returns what was done, one line each."""
+    """Everything a fresh site needs (the schema must be current); returns what was done, one line each."""
+    with named_lock(services.database, SETUP_LOCK):
+        return _setup(services, kinds)
+
+
+def _setup(services, kinds: tuple[str, ...]) -> list[str]:
     site: Site = services.site
+    km = services.key_manager
     done = [f"created CA {name}" for name in site.init(kinds)]
-    config = services.config.tsa
-    stale = [name for name in config.unit_configs() if not _current(config.cert_file(name), site)]
-    for unit, path in provision_tsa(config, services.key_manager, site.tsa_issuer(), force=bool(stale)).items():
-        if unit in stale:
-            done.append(f"TSA unit {unit}: certificate from our CA written to {path}")
+    issue_tsa = site.tsa_issuer()
+    for name, unit in services.config.tsa.unit_configs().items():
+        spki = km.ensure_key_pair(unit.key, algorithm(unit.algorithm).key_algorithm)
+        if site.tsa_certificates(name, spki) is None:
+            chain = issue_tsa(spki, name)
+            done.append(f"TSA unit {name}: certificate issued by our CA "
+                        f"({x509.Certificate.load(chain[1]).subject.human_friendly})")
     # a stand-alone KMC ([kmc] url) is certified from its CSR instead: racentre ca issue --profile kmc ...
     if not services.config.kmc.remote:
         kmc = kmc_from_services(services)
@@ -41,7 +46,10 @@ def setup_site(services, kinds: tuple[str, ...] = ("sm2",)) -> list[str]:
         site.connect_kmc(kmc)
         if was_self_signed:
             done.append("KMC: signing certificate issued by our CA")
+        kmc.escrow.dr_public_key_info()
     site.seal_maker()
+    ensure_audit_key(km, services.config.audit.key_label)
+    totp_box(km).ensure_keys()
     return done
 
 
@@ -50,7 +58,11 @@ def setup_site(services, kinds: tuple[str, ...] = ("sm2",)) -> list[str]:
 @click.option("--with-rsa", is_flag=True, help="also an RSA hierarchy (interoperability)")
 @click.pass_context
 def setup_command(ctx, with_ecdsa, with_rsa):
-    """Set up (or check) the site: CA hierarchy, TSA, KMC and seal-maker certificates."""
+    """Create (or check) the site: database schema, CA hierarchy, every HSM key, TSA/KMC/seal-maker
+    certificates. The one command that creates a site, so it upgrades the schema first (as `racentre db
+    upgrade` does); every other command refuses a schema that is not its own."""
     kinds = ("sm2",) + (("ecdsa",) if with_ecdsa else ()) + (("rsa",) if with_rsa else ())
-    for line in setup_site(ctx.obj["services"], kinds) or ["the site is already set up"]:
+    services = ctx.obj["services"]
+    services.upgrade_database()
+    for line in setup_site(services, kinds) or ["the site is already set up"]:
         click.echo(line)

@@ -29,6 +29,7 @@ STATUS = {
     ErrorCode.HSM_MECHANISM_UNSUPPORTED: 400, ErrorCode.HSM_KEY_NOT_PERMITTED: 403,
     ErrorCode.HSM_UNAVAILABLE: 503, ErrorCode.HSM_PIN_INCORRECT: 503, ErrorCode.HSM_PIN_LOCKED: 503,
     ErrorCode.UPSTREAM_UNAVAILABLE: 503, ErrorCode.UPSTREAM_UNTRUSTED: 503,
+    ErrorCode.CONFIGURATION: 503,        # a setting this operation needs is missing (e.g. [service] public_url)
 }
 
 

@@ -31,10 +31,12 @@ units = "ecdsa=tsa-ecdsa:ecdsa-sha256"
 [service]
 host = "${RACENTRE_SERVICE_HOST:-127.0.0.1}"
 port = ${RACENTRE_SERVICE_PORT:-8600}
+# the address certificates name for CRLs and OCSP (required to issue): here the demo's own listener
+public_url = "http://${RACENTRE_SERVICE_HOST:-127.0.0.1}:${RACENTRE_SERVICE_PORT:-8600}"
 TOML
 export RACENTRE_CONFIG="$(pwd)/var/demo/racentre.toml"
 
-.venv/bin/racentre setup --with-ecdsa      # CA hierarchies, TSA/KMC/seal-maker certificates (idempotent)
+.venv/bin/racentre setup --with-ecdsa      # schema upgrade, CA hierarchies, every HSM key, TSA/KMC/seal-maker certificates (idempotent)
 .venv/bin/racentre serve &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT INT TERM

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy
 
 from pkicore.db import make_engine
+from racentre.migrate import upgrade
 
 POSTGRES_URL = os.environ.get("RACENTRE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -71,11 +72,24 @@ def empty_engine(kind: str, directory: Path, prefix: str = "t"):
         yield engine
 
 
+def migrated(url: str) -> str:
+    """Bring the database at ``url`` to this code's schema, as `racentre db upgrade` does, and return
+    ``url``. Services and every command but `racentre setup` / `db upgrade` refuse a database at any
+    other revision, so a test that hands a fresh database to a ``racentre.services.Services`` or to a
+    `racentre` subprocess calls this first (``database_url`` does)."""
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    return url
+
+
 @contextlib.contextmanager
 def database_url(kind: str, directory: Path, prefix: str = "t"):
-    """A URL of an empty database for a service container (which builds and migrates its own engine)."""
+    """A URL of a fresh database at this code's schema (``migrated``) for a service container."""
     if kind == "sqlite":
-        yield f"sqlite:///{directory / f'{prefix}.db'}"
+        yield migrated(f"sqlite:///{directory / f'{prefix}.db'}")
         return
     with empty_engine(kind, directory, prefix) as engine:
-        yield url_of(engine)
+        yield migrated(url_of(engine))

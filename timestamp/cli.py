@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 import click
+from asn1crypto import x509
 
 from racentre.serve import serve
+from timestamp.errors import TsaError
 from timestamp.services import TsaService, provision
 from timestamp.verify import load_certificates, load_crls, verify_token
 
@@ -28,12 +30,14 @@ def tsa_serve(ctx, host, port, workers):
     config = ctx.obj["config"]
     services = ctx.obj["services"]
     services.key_manager.info()   # the token exists (auto-initialised in the demo) before workers fork
-    services.close()
+    services.engine               # noqa: B018 - refuses a database at another schema revision
     units = config.tsa.unit_configs()
-    missing = [u for u in units if not config.tsa.cert_file(u).is_file()]
-    if missing:
-        click.echo(f"warning: no certificate for unit(s) {', '.join(missing)}; run `racentre tsa provision` "
-                   "(until then they answer systemFailure)", err=True)
+    try:
+        TsaService.for_site(services).authority     # noqa: B018 - only to warn early
+    except TsaError as exc:
+        click.echo(f"warning: {exc} (until then /tsa answers systemFailure; the service takes the "
+                   "certificates up once they are issued)", err=True)
+    services.close()
     host = host or config.service.host
     port = port or config.service.port
     workers = workers or config.service.workers
@@ -43,13 +47,17 @@ def tsa_serve(ctx, host, port, workers):
 
 
 @tsa_group.command("provision")
-@click.option("--force", is_flag=True, help="issue new certificates even where one exists")
 @click.pass_context
-def tsa_provision(ctx, force):
-    """Generate missing unit keys in the HSM and write each unit's certificate file."""
+def tsa_provision(ctx):
+    """Generate missing unit keys in the HSM and certify each by the site's CA (kept in the database,
+    read by every node; issued once per key and CA)."""
     config = ctx.obj["config"]
-    for unit, path in provision(config.tsa, ctx.obj["services"].key_manager, force=force).items():
-        click.echo(f"{unit}: {path}")
+    services = ctx.obj["services"]
+    if not services.site.provisioned:
+        raise TsaError("the site has no CA yet: run `racentre setup`, which also certifies the TSA units")
+    for unit, chain in provision(config.tsa, services.key_manager, services.site.tsa_issuer()).items():
+        click.echo(f"{unit}: {x509.Certificate.load(chain[0]).subject.human_friendly}, "
+                   f"serial {x509.Certificate.load(chain[0]).serial_number:x}")
 
 
 @tsa_group.command("stamp")
@@ -61,7 +69,7 @@ def tsa_provision(ctx, force):
 def tsa_stamp(ctx, data_path, out_path, unit, digest):
     """Time-stamp a file in process (the token, DER)."""
     services = ctx.obj["services"]
-    svc = TsaService(ctx.obj["config"].tsa, services.key_manager)
+    svc = TsaService.for_site(services)
     token = svc.authority.stamp_digest(digest, hashlib.new(digest, Path(data_path).read_bytes()).digest(),
                                        unit=unit)
     Path(out_path).write_bytes(token)

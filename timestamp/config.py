@@ -5,7 +5,6 @@
     algorithm = "sm2-sm3"            # pkicore.algorithms name: sm2-sm3 | ecdsa-sha256 | ecdsa-sha384 | rsa-sha256 ...
     units = "ecdsa=tsa-ecdsa:ecdsa-sha256, rsa=tsa-rsa:rsa-sha256:1.2.3.4.2"   # named units: /tsa/<name>
                                      # name=key:algorithm[:policy], comma-separated
-    certs_dir = "tsa-certs"          # <unit>.pem: TSA certificate then its issuing CAs (relative to the config file)
     policy = "1.2.3.4.1"             # TSAPolicyId put in tokens (set your own OID)
     accept_policies = ""             # further reqPolicy OIDs accepted (comma-separated)
     digests = "sm3,sha256,sha384,sha512"   # messageImprint hash allow-list
@@ -16,6 +15,11 @@
     node_id = -1                     # 0..65535 in serial numbers; -1: derived from host name and pid
     include_chain = true             # certReq: add the issuing CAs after the TSA certificate
     max_request_bytes = 16384        # larger queries get HTTP 413
+
+The units' certificates are not a setting: `racentre setup` (or `racentre tsa provision`) has the site's
+CA certify each unit key and keeps the certificate in the database, where every node reads it.
+``TsaConfig.certs_dir`` (``<unit>.pem`` files) serves only a TSA built outside a site (tests,
+``timestamp.demo``) and cannot be set in racentre.toml.
 """
 from __future__ import annotations
 
@@ -106,7 +110,7 @@ class TsaConfig:
 
 
 # racentre.config.SCHEMA["tsa"]: key -> type
-SCHEMA = {"key": "str", "algorithm": "str", "units": "str", "certs_dir": "str", "policy": "str",
+SCHEMA = {"key": "str", "algorithm": "str", "units": "str", "policy": "str",
           "accept_policies": "str", "digests": "str", "accuracy_ms": "int", "require_sync": "bool",
           "max_error_ms": "int", "archive": "bool", "node_id": "int", "include_chain": "bool",
           "max_request_bytes": "int"}

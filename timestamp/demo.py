@@ -12,7 +12,7 @@ from asn1crypto import pem, tsp
 from flask import Flask
 
 from timestamp import views
-from timestamp.services import TsaService, provision
+from timestamp.services import TsaService, standalone_issuer, write_certificate_files
 from timestamp.verify import verify_token
 
 DEMO_ECDSA_UNIT = "ecdsa"
@@ -40,7 +40,7 @@ def write_demo_artefacts(services, out_dir) -> list[str]:
     (out / "ecdsa").mkdir(parents=True, exist_ok=True)
     config, ecdsa_unit = demo_config(services.config.tsa)
     km = services.key_manager
-    provision(config, km)
+    write_certificate_files(config, km, standalone_issuer(km, config))   # a TSA outside a site
     service = TsaService(config, km)
     app = Flask("racentre-tsa-demo")
     views.install(app, service)

@@ -15,7 +15,7 @@ from asn1crypto import pem
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from pkicore.errors import ErrorCode, PkiError
-from timestamp.errors import FailureInfo
+from timestamp.errors import FailureInfo, TsaError
 from timestamp.services import TsaService
 from timestamp.tsa import rejection
 from timestamp.verify import load_certificates, load_crls
@@ -61,8 +61,8 @@ def stamp(unit: str | None = None):
     body = _read_body(svc.config.max_request_bytes)
     try:
         authority = svc.authority
-    except PkiError as exc:
-        log.error("TSA unavailable: %s", exc, exc_info=exc)
+    except PkiError as exc:        # e.g. no unit certificate yet (TsaError says which): no traceback per query
+        log.error("TSA unavailable: %s", exc, exc_info=None if isinstance(exc, TsaError) else exc)
         return _reply(rejection(FailureInfo.SYSTEM_FAILURE, "the TSA is not available"))
     if unit is not None and unit not in authority.units:
         abort(404, description=f"no TSA unit {unit!r}")

@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.demo_checks import check_demo_artefacts
 from tests.interop.openssl_cli import sm2_verify as openssl_sm2_verify
+from tests.pgschema import migrated
 
 RACENTRE = [sys.executable, "-m", "racentre.cli"]
 
@@ -30,7 +31,9 @@ def site(tmp_path_factory, softtoken_module):
     (root / "racentre.toml").write_text(
         '[hsm]\ntoken = "site-token"\npin_file = "user.pin"\n'
         '[softtoken]\ndir = "softtoken"\nauto_init = true\nso_pin_file = "so.pin"\n'
-        '[tsa]\nunits = "ecdsa=tsa-ecdsa:ecdsa-sha256"\n')
+        '[tsa]\nunits = "ecdsa=tsa-ecdsa:ecdsa-sha256"\n[service]\npublic_url = "http://cli.test"\n')
+    (root / "var").mkdir()
+    migrated(f"sqlite:///{root / 'var' / 'racentre.db'}")     # the default [database] url, from cwd = root
     return root
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, run_python
+from tests.pgschema import migrated
 
 if not (Path("/usr/bin/chromium").is_file() and Path("/usr/bin/chromedriver").is_file()):
     pytest.skip("Debian chromium and chromium-driver are not installed (scripts/setup.sh installs them)",
@@ -60,7 +61,8 @@ def served_site(tmp: Path, token: str, setup: str):
     (tmp / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\n")
     (tmp / "racentre.toml").write_text(
         f'[hsm]\ntoken = "{token}"\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
-        f'[database]\nurl = "sqlite:///{tmp}/db.sqlite"\n')
+        f'[database]\nurl = "{migrated(f"sqlite:///{tmp}/db.sqlite")}"\n'
+        '[service]\npublic_url = "http://browser.test"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(RACENTRE_CONFIG=str(tmp / "racentre.toml"), RACENTRE_HSM_PIN="browser-pin",
                RACENTRE_SOFTTOKEN_SO_PIN="browser-so-pin", RACENTRE_SOFTTOKEN_DIR=str(tmp / "softtoken"))

@@ -18,7 +18,7 @@ from kms.models import EscrowedKey
 from pkicore.db import transaction
 from pkicore.secret import Secret
 from pkicore.envelope import parse_signed_and_enveloped, parse_sm2_enveloped_key, verify_signed_and_enveloped
-from racentre.config import Config, DatabaseConfig
+from racentre.config import Config, DatabaseConfig, ServiceConfig
 from racentre.services import Services
 from tests.e2e.apiclient import api_client
 from tests.pgschema import database_url
@@ -41,7 +41,7 @@ def _services(url: str, hsm_config) -> Services:
     """A site of its own: a fresh database and a fresh token (the CA refuses to reuse key labels)."""
     hsm_config = dataclasses.replace(hsm_config, token=f"e2e-{secrets.token_hex(4)}")
     init_token(hsm_config, Secret(secrets.token_hex(8)), hsm_config.pin)
-    config = Config(hsm=hsm_config, database=DatabaseConfig(url=url))
+    config = Config(hsm=hsm_config, database=DatabaseConfig(url=url), service=ServiceConfig(public_url="http://e2e.test"))
     services = Services(config)
     services.site.init(kinds=("sm2",))
     return services

@@ -157,7 +157,7 @@ def ca_site(tmp_path_factory, softtoken_config):
     (root / "racentre.toml").write_text(
         f'[hsm]\nmodule = "{softtoken_config.module}"\ntoken = "{label}"\n'
         f'[softtoken]\ndir = "{SOFTTOKEN_DIR}"\nauto_init = true\n'
-        f'[database]\nurl = "sqlite:///{root / "ca.db"}"\n'
+        f'[database]\nurl = "sqlite:///{root / "ca.db"}"\n[service]\npublic_url = "http://ca.test"\n'
         '[kmc]\nurl = "http://127.0.0.1:9"\ncertificate_file = "kmc.pem"\ntimeout = 10\n')
     env = {"RACENTRE_HSM_PIN": USER_PIN, "RACENTRE_SOFTTOKEN_SO_PIN": "ca-so-pin"}
     site = Site(root, None, {}, env, root / "issuing-ca.pem")
@@ -187,6 +187,7 @@ def kmc(request, tmp_path, softtoken_module, ca_site):
 
 
 def _deploy(kmc: KmcProcess, site: Site, tmp_path: Path):
+    kmc.run("db", "upgrade")                       # its own database, its own schema step
     kmc.run("kms", "csr", "--out", str(tmp_path / "kmc.csr"))
     issued = site.cli("ca", "issue", "--profile", "kmc", "--csr", str(tmp_path / "kmc.csr"),
                       "--out", str(tmp_path / "kmc.pem"), "--ca-out", str(site.issuing_ca))

@@ -14,7 +14,7 @@ from pkicore.secret import Secret
 from ra.services import build_ra_service
 from ra.workflow import Actor
 from racentre import accounts, totp
-from racentre.config import Config, DatabaseConfig
+from racentre.config import Config, DatabaseConfig, ServiceConfig
 from racentre.console import sessions
 from racentre.console.config import ConsoleConfig
 from racentre.services import Services
@@ -28,7 +28,7 @@ PASSWORD = "correct horse battery staple"
 def make_services(url: str, hsm_config, console: ConsoleConfig | None = None) -> Services:
     hsm_config = dataclasses.replace(hsm_config, token=f"console-{secrets.token_hex(4)}")
     init_token(hsm_config, Secret(secrets.token_hex(8)), hsm_config.pin)
-    config = Config(hsm=hsm_config, database=DatabaseConfig(url=url),
+    config = Config(hsm=hsm_config, database=DatabaseConfig(url=url), service=ServiceConfig(public_url="http://console.test"),
                     console=console or ConsoleConfig(job_thread=False, trusted_proxies="10.9.8.7/32"))
     services = Services(config)
     services.site.init(kinds=("sm2",))

@@ -10,6 +10,7 @@ from racentre import accounts, totp
 from racentre.cli import cli
 from racentre.services import Services
 from racentre.config import load_config
+from tests.pgschema import migrated
 from tests.unit.console.site import PASSWORD
 
 
@@ -18,7 +19,7 @@ def test_user_commands(tmp_path, softtoken_module, monkeypatch):
     (tmp_path / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\n")
     config = tmp_path / "racentre.toml"
     config.write_text('[hsm]\ntoken = "console-cli"\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
-                      f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite"\n')
+                      f'[database]\nurl = "{migrated(f"sqlite:///{tmp_path}/db.sqlite")}"\n')
     monkeypatch.setenv("RACENTRE_HSM_PIN", "cli-user-pin")
     monkeypatch.setenv("RACENTRE_SOFTTOKEN_SO_PIN", "cli-so-pin")
     runner = CliRunner()

@@ -1,5 +1,5 @@
 """A TSA test PKI on the shared software token (fixture tsa_pki): one HSM-backed CA per algorithm and three
-TSA units (SM2 default, ECDSA, RSA) written as certs_dir/<unit>.pem, as `racentre tsa provision` does."""
+TSA units (SM2 default, ECDSA, RSA) written as certs_dir/<unit>.pem (a TSA outside a site; a site keeps them in its database)."""
 from __future__ import annotations
 
 import secrets
@@ -10,7 +10,7 @@ import pytest
 
 from timestamp.config import TsaConfig
 from timestamp.provision import StandaloneIssuer
-from timestamp.services import provision
+from timestamp.services import write_certificate_files
 
 
 @dataclass
@@ -51,5 +51,5 @@ def tsa_pki(softtoken_km, tmp_path_factory) -> TsaPki:
     def issuer(spki: bytes, unit: str) -> list[bytes]:
         return [cas[unit].issue_tsa(spki, f"Test TSA {unit}"), cas[unit].certificate]
 
-    provision(config, km, issuer)
+    write_certificate_files(config, km, issuer)
     return TsaPki(config, km, cas, certs_dir)
