@@ -21,6 +21,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from hsm import reinitialize_after_fork
 from racentre.audit import start_periodic_checkpoints
 from racentre.config import Config
+from racentre.fastpath import FastPaths
 from racentre.services import Services
 from racentre.web import DEFAULT_PACKAGES, build_app
 
@@ -42,23 +43,29 @@ class _Gunicorn(BaseApplication):
 
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^`|~0-9A-Za-z]+\Z")          # RFC 9110 token, no underscore
-_TSA_TARGET = re.compile(rb"/tsa(?:/[0-9A-Za-z.-]*)?\Z")
+_POST_TARGET = re.compile(rb"/(?:tsa(?:/[0-9A-Za-z.-]*)?|ocsp(?:/[0-9A-Za-z._-]+)?)\Z")
+_GET_TARGET = re.compile(rb"/ocsp/[0-9A-Za-z._-]+/[0-9A-Za-z+/=%._-]+\Z")
 _FALLBACK_FIELDS = frozenset({b"TRANSFER-ENCODING", b"EXPECT", b"SCRIPT_NAME", b"UPGRADE", b"HTTP2-SETTINGS"})
 
 
-def simple_tsa_request(data: bytes):
-    """A complete, plain HTTP/1.x POST /tsa[/<unit>] request that is all of ``data`` ->
-    (path, (major, minor), content type, content length, connection header or None, body); anything
-    else (incomplete, a pipelined next request, odd syntax, obs-fold, duplicate or unusual fields,
-    an escaped or query target) -> None, and gunicorn's own parser takes it."""
-    if not data.startswith(b"POST /tsa"):
+def simple_request(data: bytes):
+    """A complete, plain HTTP/1.x request for a fast path that is all of ``data`` — POST /tsa[/<unit>],
+    POST /ocsp[/<ca>] with a body, GET /ocsp/<ca>/<request> without one — -> (method, path, (major,
+    minor), content type, content length, connection header or None, body); anything else (incomplete,
+    a pipelined next request, odd syntax, obs-fold, duplicate or unusual fields, a query target) ->
+    None, and gunicorn's own parser takes it. The path is as sent (not yet percent-decoded)."""
+    if data.startswith(b"POST /"):
+        method, target = "POST", _POST_TARGET
+    elif data.startswith(b"GET /ocsp/"):
+        method, target = "GET", _GET_TARGET
+    else:
         return None
     end = data.find(b"\r\n\r\n")
     if end < 0 or end > 8190:
         return None
     lines = data[:end].split(b"\r\n")
     parts = lines[0].split(b" ")
-    if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0") or not _TSA_TARGET.match(parts[1]) \
+    if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0") or not target.match(parts[1]) \
             or len(lines) > 101:
         return None
     ctype = length = connection = None
@@ -82,23 +89,26 @@ def simple_tsa_request(data: bytes):
                 return None
         elif name in _FALLBACK_FIELDS:
             return None
-    if ctype is None or length is None or len(data) != end + 4 + int(length):
+    if (ctype is None or length is None) if method == "POST" else length not in (None, b"0"):
+        return None
+    if len(data) != end + 4 + int(length or 0):
         return None
     version = (1, 1) if parts[2] == b"HTTP/1.1" else (1, 0)
-    return (parts[1].decode("ascii"), version, ctype.decode("latin-1"), length.decode("ascii"),
-            connection, data[end + 4:])
+    return (method, parts[1].decode("ascii"), version, (ctype or b"").decode("latin-1"),
+            (length or b"").decode("ascii"), connection, data[end + 4:])
 
 
 class FastPathThreadWorker(ThreadWorker):
-    """gunicorn's gthread worker, plus the TSA's hot path answered straight from gunicorn's parsed
-    request: POST /tsa[/<unit>] that ``timestamp.views.FastPath`` takes skips building the WSGI
-    environ, gunicorn's Response object and its two sends (status+headers, then body) — one
-    ``sendall`` instead. The reply is the one the WSGI middleware gives (same bytes, same status line,
+    """gunicorn's gthread worker, plus the hot paths (``racentre.fastpath``: the TSA, the OCSP
+    responder) answered straight from gunicorn's parsed request: a request a registered handler takes
+    skips building the WSGI environ, gunicorn's Response object and its two sends (status+headers, then
+    body) — one ``sendall`` instead. The reply is the one the WSGI middleware gives (same bytes, same status line,
     Server/Date/Connection headers gunicorn writes, then Content-Type and Content-Length) and
     keep-alive follows gunicorn's rules (Connection: close, max_requests, keepalive = 0, a full
-    keep-alive queue, a worker shutting down). Anything else — other paths, %-escaped paths,
-    Expect/Transfer-Encoding/SCRIPT_NAME headers, an access log configured, a FastPath that is not the
-    app's outermost WSGI layer — takes the ordinary gthread path unchanged."""
+    keep-alive queue, a worker shutting down). Handlers see the path percent-decoded as in PATH_INFO.
+    Anything else — other paths, Expect/Transfer-Encoding/SCRIPT_NAME headers, an access log
+    configured, FastPaths that is not the app's outermost WSGI layer — takes the ordinary gthread path
+    unchanged."""
 
     _FALLBACK_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "SCRIPT_NAME"})
     _PEEK = 16384
@@ -106,9 +116,8 @@ class FastPathThreadWorker(ThreadWorker):
 
     def load_wsgi(self):
         super().load_wsgi()
-        from timestamp.views import FastPath
         fast = getattr(self.wsgi, "wsgi_app", None)
-        usable = isinstance(fast, FastPath) and not os.environ.get("SCRIPT_NAME") and not self.cfg.accesslog
+        usable = isinstance(fast, FastPaths) and not os.environ.get("SCRIPT_NAME") and not self.cfg.accesslog
         self._fast = fast if usable else None
         # the main thread answers kept-alive plain-TCP connections itself (no thread-pool hand-off)
         self._inline = self._fast is not None and not self.cfg.is_ssl and \
@@ -121,14 +130,14 @@ class FastPathThreadWorker(ThreadWorker):
             self._date_second, self._date = now, gunicorn_util.http_date(now)
         return self._date
 
-    def _head(self, version, close: bool, length: int) -> bytes:
+    def _head(self, version, close: bool, content_type: str, length: int) -> bytes:
         return (f"HTTP/{version[0]}.{version[1]} 200 OK\r\nServer: {GUNICORN_SERVER}\r\n"
                 f"Date: {self._http_date()}\r\nConnection: {'close' if close else 'keep-alive'}\r\n"
-                f"Content-Type: application/timestamp-reply\r\nContent-Length: {length}\r\n\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
                 ).encode("latin-1")
 
     def on_client_socket_readable(self, conn, client):
-        """A kept-alive connection has data. When it is exactly one plain POST /tsa the fast path takes
+        """A kept-alive connection has data. When it is exactly one plain request a fast path takes
         (peeked, not yet read), the main thread answers it here, without the thread pool's hand-off,
         gunicorn's parser and two poller re-registrations; everything else goes the gthread way."""
         if self._inline and self.alive and conn.initialized and not conn.is_http2 and conn.parser is not None \
@@ -137,20 +146,22 @@ class FastPathThreadWorker(ThreadWorker):
                 data = client.recv(self._PEEK, socket.MSG_PEEK)
             except OSError:
                 data = b""
-            request = simple_tsa_request(data) if data else None
+            request = simple_request(data) if data else None
             if request is not None and self._answer_inline(conn, client, len(data), request):
                 return
         super().on_client_socket_readable(conn, client)
 
     def _answer_inline(self, conn, client, size: int, request) -> bool:
-        path, version, ctype, length, connection, body = request
+        method, path, version, ctype, length, connection, body = request
         try:
-            reply = self._fast.answer("POST", path, ctype, length, lambda n: body[:n])
+            reply = self._fast.answer(method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length,
+                                      lambda n: body[:n])
         except Exception:  # noqa: BLE001 - nothing read yet: the gthread path answers it (500) the usual way
-            self.log.exception("TSA fast path failed; handing the request to the thread pool")
+            self.log.exception("fast path failed; handing the request to the thread pool")
             return False
         if reply is None:
             return False
+        content_type, reply = reply
         got, lost = 0, False
         try:
             while got < size:                   # consume the request just answered (already peeked)
@@ -167,7 +178,7 @@ class FastPathThreadWorker(ThreadWorker):
         should_close = connection == b"close" or (connection is None and version <= (1, 0))
         close = (should_close or not self.alive or not self.cfg.keepalive
                  or len(self.keepalived_conns) - 1 >= self.max_keepalived)
-        out = self._head(version, close, len(reply)) + reply
+        out = self._head(version, close, content_type, len(reply)) + reply
         try:
             if lost:
                 raise ConnectionResetError
@@ -199,7 +210,7 @@ class FastPathThreadWorker(ThreadWorker):
 
     def handle_request(self, req, conn):
         fast = self._fast
-        if fast is None or "%" in req.path:
+        if fast is None:
             return super().handle_request(req, conn)
         content_type = length = ""
         for name, value in req.headers:        # the last one wins, as in gunicorn's environ
@@ -209,16 +220,18 @@ class FastPathThreadWorker(ThreadWorker):
                 length = value
             elif name in self._FALLBACK_HEADERS:
                 return super().handle_request(req, conn)
-        reply = fast.answer(req.method, req.path, content_type, length, req.body.read)
+        reply = fast.answer(req.method, gunicorn_util.unquote_to_wsgi_str(req.path), content_type, length,
+                            req.body.read)
         if reply is None:
             return super().handle_request(req, conn)
+        content_type, reply = reply
         self.nr += 1
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
             self.alive = False
         close = (not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived
                  or req.should_close())
-        conn.sock.sendall(self._head(req.version, close, len(reply)) + reply)
+        conn.sock.sendall(self._head(req.version, close, content_type, len(reply)) + reply)
         return not close
 
 

@@ -1,0 +1,50 @@
+"""The hot paths in front of Flask: a package registers a handler for its first path segment ("tsa",
+"ocsp"), and requests the handler takes are answered without Flask's routing, request and response
+objects — by this WSGI middleware, and by ``racentre.serve.FastPathThreadWorker`` straight from
+gunicorn's parsed (or peeked) request. A handler's ``answer(method, path, content_type, length, read)``
+gets the PATH_INFO-style path (percent-decoded) and returns ``(content type, body)`` for a 200 answer,
+calling ``read(n)`` once for a body; or None, with nothing read, when the request belongs to the Flask
+app and its error handling (the answer must then be what the Flask view gives; tests hold them equal)."""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+
+class FastHandler(Protocol):
+    def answer(self, method: str, path: str, content_type: str, length: str,
+               read: Callable[[int], bytes]) -> tuple[str, bytes] | None: ...
+
+
+class FastPaths:
+    """WSGI middleware dispatching on the first path segment to the registered handlers."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+        self.handlers: dict[str, FastHandler] = {}
+
+    def answer(self, method: str, path: str, content_type: str, length: str,
+               read: Callable[[int], bytes]) -> tuple[str, bytes] | None:
+        end = path.find("/", 1)
+        handler = self.handlers.get(path[1:end] if end > 0 else path[1:])
+        if handler is None or not path.startswith("/"):
+            return None
+        return handler.answer(method, path, content_type, length, read)
+
+    def __call__(self, environ, start_response):
+        reply = self.answer(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
+                            environ.get("CONTENT_TYPE", ""), environ.get("CONTENT_LENGTH") or "",
+                            environ["wsgi.input"].read)
+        if reply is None:
+            return self.wsgi_app(environ, start_response)
+        content_type, body = reply
+        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def install(app, segment: str, handler: FastHandler) -> FastPaths:
+    """Answer requests under ``/<segment>`` that ``handler`` takes before Flask (one middleware per app,
+    outermost, so the serving worker finds it)."""
+    fast = app.wsgi_app if isinstance(app.wsgi_app, FastPaths) else FastPaths(app.wsgi_app)
+    fast.handlers[segment] = handler
+    app.wsgi_app = fast
+    return fast
