@@ -221,6 +221,20 @@ def run_wrk(port: int, script: Path, seconds: float, connections: int, threads: 
     return result
 
 
+def wait_loaded(port: int, timeout: float = 60.0) -> None:
+    """Until both workers answer (gunicorn listens before its workers have loaded the service)."""
+    stop, answered = time.monotonic() + timeout, 0
+    while answered < 4:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/hsm/health", timeout=10):
+                answered += 1
+        except OSError:
+            if time.monotonic() > stop:
+                raise RuntimeError("the service did not load") from None
+            time.sleep(0.2)
+    time.sleep(1.0)
+
+
 def tree(pid: int) -> list[int]:
     parents = {}
     for entry in Path("/proc").iterdir():
@@ -307,7 +321,7 @@ def main() -> None:
         results, idle = {}, (0, 0, 0)
         try:
             wait_ready(port)
-            time.sleep(1.0)
+            wait_loaded(port)
             check_answers(port, certs, loads)
             idle = memory(server.pid)
             sampler = MemorySampler(server.pid)

@@ -1,6 +1,6 @@
 """The hot paths in front of Flask: a package registers a handler for its first path segment ("tsa",
 "ocsp"), and requests the handler takes are answered without Flask's routing, request and response
-objects — by this WSGI middleware, and by ``racentre.serve.FastPathThreadWorker`` straight from
+objects — by this WSGI middleware, and by ``racentre.arbiter.FastPathThreadWorker`` straight from
 gunicorn's parsed (or peeked) request. A handler's ``answer(method, path, content_type, length, read)``
 gets the PATH_INFO-style path (percent-decoded) and returns ``(content type, body)`` for a 200 answer,
 calling ``read(n)`` once for a body; or None, with nothing read, when the request belongs to the Flask

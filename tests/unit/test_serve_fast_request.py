@@ -1,11 +1,11 @@
-"""racentre.serve.simple_request: the main thread's reader of a kept-alive connection's peeked bytes
+"""racentre.arbiter.simple_request: the main thread's reader of a kept-alive connection's peeked bytes
 takes only one complete, plain POST /tsa[/<unit>], POST /ocsp[/<ca>] or GET /ocsp/<ca>/<request> and
 leaves everything else to gunicorn's parser."""
 from __future__ import annotations
 
 import pytest
 
-from racentre.serve import simple_request
+from racentre.arbiter import simple_request
 
 CT = b"Content-Type: application/timestamp-query\r\n"
 OT = b"Content-Type: application/ocsp-request\r\n"
