@@ -10,7 +10,9 @@
   answered with the response kept in the status store (``ca_bridge.store``, shared by every node) while
   it states the certificate's current status and its refresh time is ahead; otherwise a fresh one is
   signed and kept. Status and kept response are read in one statement, so a revocation committed on
-  any node makes the kept response unusable at once.
+  any node makes the kept response unusable at once. Requests that arrive together (``respond_many``)
+  share one status read.
+* the status store unreadable (database down) -> tryLater.
 * status from an ``OcspStore`` (``ca_bridge.store``), never from CA internals.
 * protocol errors are OCSPResponses without a body (§4.2.1): undecodable request -> malformedRequest,
   an issuer we do not serve (or no delegated responder, or CertIDs of several issuers) -> unauthorized,
@@ -30,14 +32,15 @@ import logging
 import threading
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from asn1crypto import crl, ocsp, x509
 
 from ca_bridge.api import CertificateStatus
 from ca_bridge.certbuilder import signature_algorithm
 from ca_bridge.directory import CERTID_DIGESTS, CaDirectory, CaInfo
-from ca_bridge.store import OcspStore, StoredResponse, status_key
+from ca_bridge.errors import StatusUnavailable
+from ca_bridge.store import Current, OcspStore, StoredResponse, status_key
 from hsm import KeyManager
 from pkicore.cms import DIGEST_OIDS, der_oid, generalized_time, read_tlv, tlv
 from pkicore.db import utcnow
@@ -249,34 +252,62 @@ class OcspResponder:
 
     def respond(self, body: bytes, ca_name: str | None = None, *, now: dt.datetime | None = None) -> bytes:
         """The DER OCSPResponse for a DER OCSPRequest (never raises for bad input)."""
-        try:
-            parsed = parse_request(body)
-            ca = self._issuer(parsed, ca_name)
-        except OcspRefusal as refusal:
-            log.info("OCSP %s: %s", refusal.status, refusal)
-            return error_response(refusal.status)
-        try:
-            now = now or utcnow()
-            if parsed.nonce is None and len(parsed.serials) == 1:
-                return self._pre_produced(ca, parsed, now)
-            statuses = self.store.statuses(ca.name, list(parsed.serials))
-            return self._sign(ca, parsed.cert_ids, [statuses[s] for s in parsed.serials], parsed.nonce, now)
-        except PkiError as exc:
-            log.error("OCSP response for %s failed: %s", ca.name, exc, exc_info=exc)
-            return error_response("internal_error")
+        return self.respond_many([(body, ca_name)], now=now)[0]
 
-    def _pre_produced(self, ca: CaInfo, parsed: ParsedRequest, now: dt.datetime) -> bytes:
+    def respond_many(self, requests: Sequence[tuple[bytes, str | None]], *,
+                     now: dt.datetime | None = None) -> list[bytes]:
+        """The OCSPResponses for several requests (``(DER, CA name from the URL or None)`` each) that
+        arrived together: the status of every certificate they name is read in one statement per CA,
+        after all of them arrived, so batching never makes an answer older; new pre-produced responses
+        are kept in one statement."""
+        now = now or utcnow()
+        out: list[bytes | None] = [None] * len(requests)
+        work: list[tuple[int, CaInfo, ParsedRequest]] = []
+        serials: dict[str, set[int]] = {}
+        for i, (body, ca_name) in enumerate(requests):
+            try:
+                parsed = parse_request(body)
+                ca = self._issuer(parsed, ca_name)
+            except OcspRefusal as refusal:
+                log.info("OCSP %s: %s", refusal.status, refusal)
+                out[i] = error_response(refusal.status)
+                continue
+            work.append((i, ca, parsed))
+            serials.setdefault(ca.name, set()).update(parsed.serials)
+        try:
+            current = {name: self.store.current(name, wanted) for name, wanted in serials.items()}
+        except StatusUnavailable as exc:
+            log.error("OCSP: %s", exc, exc_info=exc)
+            return [der if der is not None else error_response("try_later") for der in out]
+        keep: dict[str, list] = {}
+        for i, ca, parsed in work:
+            now_ca = current[ca.name]
+            try:
+                if parsed.nonce is None and len(parsed.serials) == 1:
+                    out[i] = self._pre_produced(ca, parsed, now_ca[parsed.serials[0]], now, keep)
+                else:
+                    out[i] = self._sign(ca, parsed.cert_ids, [now_ca[s].status for s in parsed.serials],
+                                        parsed.nonce, now)
+            except PkiError as exc:
+                log.error("OCSP response for %s failed: %s", ca.name, exc, exc_info=exc)
+                out[i] = error_response("internal_error")
+        for name, responses in keep.items():
+            self.store.keep_responses(name, responses)
+        return out
+
+    def _pre_produced(self, ca: CaInfo, parsed: ParsedRequest, current: Current, now: dt.datetime,
+                      keep: dict[str, list]) -> bytes:
         """RFC 5019: the kept response while it states the current status and is not due for refresh,
-        else a fresh one, kept for every node (unknown serials are signed each time, never kept)."""
+        else a fresh one, to be kept for every node (unknown serials are signed each time, never kept)."""
         serial, digest, cert_id = parsed.serials[0], parsed.digests[0], parsed.cert_ids[0]
-        status, kept = self.store.status_and_response(ca.name, serial, digest)
-        key = status_key(status)
+        key = status_key(current.status)
+        kept = current.responses.get(digest)
         if kept is not None and kept.status_key == key and kept.cert_id == cert_id and kept.refresh_after > now:
             return kept.der
-        der = self._sign(ca, parsed.cert_ids, [status], None, now)
-        if status.status != "unknown":
-            self.store.keep_response(ca.name, serial, digest,
-                                     StoredResponse(cert_id, key, (now + self.refresh).replace(microsecond=0), der))
+        der = self._sign(ca, parsed.cert_ids, [current.status], None, now)
+        if current.status.status != "unknown":
+            keep.setdefault(ca.name, []).append(
+                (serial, digest, StoredResponse(cert_id, key, (now + self.refresh).replace(microsecond=0), der)))
         return der
 
     def _sign(self, ca: CaInfo, cert_ids, statuses: list[CertificateStatus], nonce: bytes | None,

@@ -8,15 +8,19 @@ so a response is never served for a status the database no longer holds."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
-from typing import Protocol
+from types import MappingProxyType
+from typing import Iterable, Mapping, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.api import CertificateStatus, RevocationReason
 from ca_bridge.directory import CaDirectory
+from ca_bridge.errors import StatusUnavailable
 from ca_bridge.models import IssuedCert, PreProducedOcsp
 from pkicore.db import HotReader, as_utc, db_datetime, reading, transaction
 
@@ -32,16 +36,22 @@ class StoredResponse:
     der: bytes
 
 
+@dataclass(frozen=True)
+class Current:
+    """One certificate as the responder reads it: its status now and its pre-produced responses (by the
+    CertID hash algorithm), from one statement."""
+
+    status: CertificateStatus
+    responses: Mapping[str, StoredResponse]
+
+
 class OcspStore(Protocol):
-    """What an OCSP responder needs: the status of serials under one CA ("unknown" when never issued),
-    and pre-produced responses kept beside them."""
+    """What an OCSP responder needs: the status of serials under one CA ("unknown" when never issued)
+    with the pre-produced responses kept beside them, and a way to keep new ones."""
 
-    def statuses(self, ca: str, serials: list[int]) -> dict[int, CertificateStatus]: ...
+    def current(self, ca: str, serials: Iterable[int]) -> dict[int, Current]: ...
 
-    def status_and_response(self, ca: str, serial: int, digest: str) -> tuple[CertificateStatus,
-                                                                                StoredResponse | None]: ...
-
-    def keep_response(self, ca: str, serial: int, digest: str, response: StoredResponse) -> None: ...
+    def keep_responses(self, ca: str, responses: Iterable[tuple[int, str, StoredResponse]]) -> None: ...
 
 
 def to_status(ca: str, serial: int, status: str | None, revoked_at, reason: str | None) -> CertificateStatus:
@@ -60,11 +70,14 @@ def status_key(status: CertificateStatus) -> str:
     return f"revoked|{status.reason.value}|{status.revoked_at.isoformat()}"
 
 
-_STATUSES = "SELECT serial, status, revoked_at, reason FROM ca_issued_cert WHERE ca_id = ? AND serial IN ({})"
-_STATUS_AND_RESPONSE = (
-    "SELECT c.status, c.revoked_at, c.reason, r.cert_id, r.status_key, r.refresh_after, r.der "
-    "FROM ca_issued_cert c LEFT JOIN ca_ocsp_response r "
-    "ON r.ca_id = c.ca_id AND r.serial = c.serial AND r.digest = ? WHERE c.ca_id = ? AND c.serial = ?")
+log = logging.getLogger(__name__)
+
+MAX_SERIALS = 500                     # serials per statement
+_CURRENT = (
+    "SELECT c.serial, c.status, c.revoked_at, c.reason, r.digest, r.cert_id, r.status_key, r.refresh_after, r.der "
+    "FROM ca_issued_cert c LEFT JOIN ca_ocsp_response r ON r.ca_id = c.ca_id AND r.serial = c.serial "
+    "WHERE c.ca_id = ? AND c.serial IN ({})")
+_NONE: Mapping[str, StoredResponse] = MappingProxyType({})
 
 
 class DbStatusStore:
@@ -89,40 +102,54 @@ class DbStatusStore:
         return to_status(ca, serial, *(row if row is not None else (None, None, None)))
 
     def statuses(self, ca: str, serials: list[int]) -> dict[int, CertificateStatus]:
-        """Several serials of one CA in one SELECT (an OCSP request may carry many CertIDs)."""
+        """Several serials of one CA, read as the OCSP responder reads them."""
+        return {serial: now.status for serial, now in self.current(ca, serials).items()}
+
+    def current(self, ca: str, serials: Iterable[int]) -> dict[int, Current]:
+        """Status and pre-produced responses of serials of one CA: one statement (per ``MAX_SERIALS``),
+        one snapshot, so a response and the status it is checked against are never read apart."""
         info = self.directory.get(ca)
         wanted = {format(s, "x"): s for s in serials}
-        rows = self._hot.rows(_STATUSES.format(", ".join("?" * len(wanted))), (info.id, *wanted))
-        found = {row[0]: row for row in rows}
+        hexes = list(wanted)
+        rows = []
+        try:
+            for i in range(0, len(hexes), MAX_SERIALS):
+                chunk = hexes[i:i + MAX_SERIALS]
+                rows += self._hot.rows(_CURRENT.format(", ".join("?" * len(chunk))), (info.id, *chunk))
+        except self._hot.errors as exc:
+            raise StatusUnavailable("the certificate status store cannot be read") from exc
+        found: dict[str, tuple] = {}
+        kept: dict[str, dict[str, StoredResponse]] = {}
+        for serial, status, revoked_at, reason, digest, cert_id, key, refresh_after, der in rows:
+            found[serial] = (status, revoked_at, reason)
+            if der is not None:
+                kept.setdefault(serial, {})[digest] = StoredResponse(bytes(cert_id), key, db_datetime(refresh_after),
+                                                                     bytes(der))
         out = {}
         for hex_serial, serial in wanted.items():
             row = found.get(hex_serial)
-            out[serial] = (to_status(ca, serial, row[1], db_datetime(row[2]), row[3]) if row is not None
-                           else CertificateStatus(serial, ca, "unknown"))
+            status = (to_status(ca, serial, row[0], db_datetime(row[1]), row[2]) if row is not None
+                      else CertificateStatus(serial, ca, "unknown"))
+            out[serial] = Current(status, MappingProxyType(kept[hex_serial]) if hex_serial in kept else _NONE)
         return out
 
-    def status_and_response(self, ca: str, serial: int, digest: str) -> tuple[CertificateStatus,
-                                                                                StoredResponse | None]:
-        """The certificate's status and its pre-produced response for CertIDs hashed with ``digest``
-        (None when there is none), read in one statement."""
+    def keep_responses(self, ca: str, responses: Iterable[tuple[int, str, StoredResponse]]) -> None:
+        """Store (or replace) pre-produced responses, ``(serial, CertID hash algorithm, response)`` each,
+        in one statement; the last of duplicates wins. A failure is logged, not raised: what was kept is an
+        optimisation, the answers given are valid either way."""
         info = self.directory.get(ca)
-        rows = self._hot.rows(_STATUS_AND_RESPONSE, (digest, info.id, format(serial, "x")))
+        rows = {(serial, digest): {"ca_id": info.id, "serial": format(serial, "x"), "digest": digest,
+                                   "cert_id": r.cert_id, "status_key": r.status_key,
+                                   "refresh_after": r.refresh_after, "der": r.der}
+                for serial, digest, r in responses}
         if not rows:
-            return CertificateStatus(serial, ca, "unknown"), None
-        status, revoked_at, reason, cert_id, key, refresh_after, der = rows[0]
-        current = to_status(ca, serial, status, db_datetime(revoked_at), reason)
-        if der is None:
-            return current, None
-        return current, StoredResponse(bytes(cert_id), key, db_datetime(refresh_after), bytes(der))
-
-    def keep_response(self, ca: str, serial: int, digest: str, response: StoredResponse) -> None:
-        """Store (or replace) the pre-produced response of one certificate and CertID hash algorithm."""
-        info = self.directory.get(ca)
-        values = {"ca_id": info.id, "serial": format(serial, "x"), "digest": digest, "cert_id": response.cert_id,
-                  "status_key": response.status_key, "refresh_after": response.refresh_after, "der": response.der}
-        statement = self._upsert(PreProducedOcsp.__table__).values(values)
+            return
+        statement = self._upsert(PreProducedOcsp.__table__).values(list(rows.values()))
         statement = statement.on_conflict_do_update(
             index_elements=["ca_id", "serial", "digest"],
             set_={k: statement.excluded[k] for k in ("cert_id", "status_key", "refresh_after", "der")})
-        with transaction(self.db) as session:
-            session.execute(statement)
+        try:
+            with transaction(self.db) as session:
+                session.execute(statement)
+        except SQLAlchemyError as exc:
+            log.warning("pre-produced OCSP responses of %s not kept: %s", ca, exc)

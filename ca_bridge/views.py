@@ -150,20 +150,45 @@ class OcspFastPath:
     def __init__(self, ca: EmbeddedCA):
         self.ca = ca
 
-    def answer(self, method: str, path: str, content_type: str, length: str, read) -> tuple[str, bytes] | None:
+    def _route(self, method: str, path: str, content_type: str, length: str) -> tuple | None:
+        """(CA name or None, POST body length or the GET path's encoded request) of a request this path
+        takes, else None."""
         if method == "POST":
             name = None if path == "/ocsp" else path[6:] if path.startswith("/ocsp/") else ""
             if name == "" or (name is not None and ("/" in name or self.ca.directory.find(name) is None)) \
                     or not length.isdigit() or int(length) > MAX_OCSP_REQUEST \
                     or content_type.split(";", 1)[0].strip().lower() != OCSP_REQUEST_TYPE:
                 return None
-            return OCSP_RESPONSE_TYPE, self.ca.ocsp.respond(read(int(length)), name)
+            return name, int(length)
         if method == "GET" and path.startswith("/ocsp/"):
             name, _, encoded = path[6:].partition("/")
             if not name or not encoded or len(encoded) > MAX_OCSP_GET_PATH or self.ca.directory.find(name) is None:
                 return None
-            return OCSP_RESPONSE_TYPE, self.ca.ocsp.respond(decode_get_request(encoded), name)
+            return name, encoded
         return None
+
+    @staticmethod
+    def _body(route, read) -> bytes:
+        request = route[1]
+        return read(request) if isinstance(request, int) else decode_get_request(request)
+
+    def answer(self, method: str, path: str, content_type: str, length: str, read) -> tuple[str, bytes] | None:
+        route = self._route(method, path, content_type, length)
+        if route is None:
+            return None
+        return OCSP_RESPONSE_TYPE, self.ca.ocsp.respond(self._body(route, read), route[0])
+
+    def answer_many(self, requests) -> list[tuple[str, bytes] | None]:
+        """``answer`` for requests that arrived together, ``(method, path, content type, length, body)``
+        each: one status read for all of them (``OcspResponder.respond_many``)."""
+        routes = [self._route(method, path, ctype, length) for method, path, ctype, length, _ in requests]
+        taken = [(i, route, requests[i][4]) for i, route in enumerate(routes) if route is not None]
+        answers = self.ca.ocsp.respond_many([(self._body(route, lambda n, b=body: b[:n]), route[0])
+                                             for _, route, body in taken])
+        out: list[tuple[str, bytes] | None] = [None] * len(requests)
+        for (i, _, _), der in zip(taken, answers):
+            out[i] = (OCSP_RESPONSE_TYPE, der)
+        return out
 
 
 @bp.get("/api/v1/certificates/<ca>/<serial>")

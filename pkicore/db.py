@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from sqlalchemy import MetaData, bindparam, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -241,6 +242,7 @@ class HotReader:
         self.engine = engine
         self._qmark = engine.dialect.paramstyle == "qmark"
         self._local = threading.local()
+        self.errors = (engine.dialect.loaded_dbapi.Error, SQLAlchemyError)   # what ``rows`` may raise
 
     def _connection(self):
         local = self._local

@@ -143,9 +143,12 @@ class FastPathThreadWorker(ThreadWorker):
         usable = isinstance(fast, FastPaths) and not os.environ.get("SCRIPT_NAME") and not self.cfg.accesslog
         self._fast = fast if usable else None
         # the main thread answers kept-alive plain-TCP connections itself (no thread-pool hand-off)
+        # (batched per poll: needs a gthread worker with wait_for_and_dispatch_events, as 27.0 has)
         self._inline = self._fast is not None and not self.cfg.is_ssl and \
+            callable(getattr(ThreadWorker, "wait_for_and_dispatch_events", None)) and \
             str(getattr(self.cfg, "proxy_protocol", "off") or "off").lower() in ("off", "false")
         self._date_second, self._date = -1, ""
+        self._batch: list = []
 
     def _http_date(self) -> str:
         now = int(time.time())
@@ -160,8 +163,9 @@ class FastPathThreadWorker(ThreadWorker):
                 ).encode("latin-1")
 
     def on_client_socket_readable(self, conn, client):
-        """A kept-alive connection has data. When it is exactly one plain request a fast path takes
-        (peeked, not yet read), the main thread answers it here, without the thread pool's hand-off,
+        """A kept-alive connection has data. When it is exactly one plain request a fast path may take
+        (peeked, not yet read), it waits for the others that became readable in the same poll, and the
+        main thread answers them together (``_answer_batch``) without the thread pool's hand-off,
         gunicorn's parser and two poller re-registrations; everything else goes the gthread way."""
         if self._inline and self.alive and conn.initialized and not conn.is_http2 and conn.parser is not None \
                 and not conn.parser.unreader.buf.getvalue():
@@ -170,20 +174,36 @@ class FastPathThreadWorker(ThreadWorker):
             except OSError:
                 data = b""
             request = simple_request(data) if data else None
-            if request is not None and self._answer_inline(conn, client, len(data), request):
+            if request is not None:
+                self._batch.append((conn, client, len(data), request))
                 return
         super().on_client_socket_readable(conn, client)
 
-    def _answer_inline(self, conn, client, size: int, request) -> bool:
-        method, path, version, ctype, length, connection, body = request
+    def wait_for_and_dispatch_events(self, timeout):
+        super().wait_for_and_dispatch_events(timeout)
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._answer_batch(batch)
+
+    def _answer_batch(self, batch) -> None:
+        """The requests of one poll, answered by the fast paths in one call (``FastPaths.answer_many``:
+        the OCSP responder reads the status of all of them in one statement); those the fast paths leave,
+        or all of them if the call fails, go the gthread way (nothing has been read from them yet)."""
         try:
-            reply = self._fast.answer(method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length,
-                                      lambda n: body[:n])
-        except Exception:  # noqa: BLE001 - nothing read yet: the gthread path answers it (500) the usual way
-            self.log.exception("fast path failed; handing the request to the thread pool")
-            return False
-        if reply is None:
-            return False
+            replies = self._fast.answer_many([
+                (method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length, body)
+                for _, _, _, (method, path, _, ctype, length, _, body) in batch])
+        except Exception:  # noqa: BLE001 - nothing read yet: the gthread path answers them the usual way
+            self.log.exception("fast path failed; handing the requests to the thread pool")
+            replies = [None] * len(batch)
+        for (conn, client, size, request), reply in zip(batch, replies):
+            if reply is None:
+                super().on_client_socket_readable(conn, client)
+            else:
+                self._send_inline(conn, client, size, request, reply)
+
+    def _send_inline(self, conn, client, size: int, request, reply: tuple[str, bytes]) -> None:
+        _, _, version, _, _, connection, _ = request
         content_type, reply = reply
         got, lost = 0, False
         try:
@@ -229,7 +249,6 @@ class FastPathThreadWorker(ThreadWorker):
             self.keepalived_conns.remove(conn)
             conn.set_timeout()
             self.keepalived_conns.append(conn)
-        return True
 
     def handle_request(self, req, conn):
         fast = self._fast

@@ -7,12 +7,15 @@ calling ``read(n)`` once for a body; or None, with nothing read, when the reques
 app and its error handling (the answer must then be what the Flask view gives; tests hold them equal)."""
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 
 class FastHandler(Protocol):
     def answer(self, method: str, path: str, content_type: str, length: str,
                read: Callable[[int], bytes]) -> tuple[str, bytes] | None: ...
+
+    # optional: ``answer_many(requests)`` for requests that arrived together, ``(method, path, content
+    # type, length, body)`` each -> one ``answer`` result each (e.g. one database read for all of them)
 
 
 class FastPaths:
@@ -22,13 +25,34 @@ class FastPaths:
         self.wsgi_app = wsgi_app
         self.handlers: dict[str, FastHandler] = {}
 
+    def _handler(self, path: str) -> FastHandler | None:
+        end = path.find("/", 1)
+        return self.handlers.get(path[1:end] if end > 0 else path[1:]) if path.startswith("/") else None
+
     def answer(self, method: str, path: str, content_type: str, length: str,
                read: Callable[[int], bytes]) -> tuple[str, bytes] | None:
-        end = path.find("/", 1)
-        handler = self.handlers.get(path[1:end] if end > 0 else path[1:])
-        if handler is None or not path.startswith("/"):
-            return None
-        return handler.answer(method, path, content_type, length, read)
+        handler = self._handler(path)
+        return None if handler is None else handler.answer(method, path, content_type, length, read)
+
+    def answer_many(self, requests: Sequence[tuple[str, str, str, str, bytes]]) -> list[tuple[str, bytes] | None]:
+        """``answer`` for requests that arrived together (``(method, path, content type, length, body)``
+        each), handed to each handler's ``answer_many`` when it has one."""
+        out: list[tuple[str, bytes] | None] = [None] * len(requests)
+        groups: dict[int, tuple[FastHandler, list[int]]] = {}
+        for i, request in enumerate(requests):
+            handler = self._handler(request[1])
+            if handler is not None:
+                groups.setdefault(id(handler), (handler, []))[1].append(i)
+        for handler, indices in groups.values():
+            many = getattr(handler, "answer_many", None)
+            if many is not None:
+                for i, reply in zip(indices, many([requests[i] for i in indices])):
+                    out[i] = reply
+                continue
+            for i in indices:
+                method, path, ctype, length, body = requests[i]
+                out[i] = handler.answer(method, path, ctype, length, lambda n, b=body: b[:n])
+        return out
 
     def __call__(self, environ, start_response):
         reply = self.answer(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),

@@ -213,11 +213,11 @@ def test_pre_produced_answer_is_kept_and_never_stale(ca):
     assert fresh != first                                                           # a nonce: signed anew
 
     # a slow node that read "good" before the revocation and stores its answer after it commits
-    before, _ = ca.store.status_and_response(name, leaf.serial, "sha1")
+    before = ca.store.current(name, [leaf.serial])[leaf.serial].status
     ca.revoke(name, leaf.serial, RevocationReason.certificate_hold)
     stale = StoredResponse(ocsp.OCSPRequest.load(plain)["tbs_request"]["request_list"][0]["req_cert"].dump(),
                            status_key(before), utcnow() + dt.timedelta(hours=1), first)
-    ca.store.keep_response(name, leaf.serial, "sha1", stale)
+    ca.store.keep_responses(name, [(leaf.serial, "sha1", stale)])
     held = ca.ocsp.respond(plain, name)
     basic = basic_response(held, ca, name)
     assert statuses(basic) == {leaf.serial: "revoked"}
@@ -250,7 +250,7 @@ def test_pre_produced_answer_is_renewed_half_way_and_per_certid(ca):
     # an unknown serial is answered, never kept
     unknown = _request(issuer, [leaf.serial ^ 0xFFFF])
     assert statuses(basic_response(ca.ocsp.respond(unknown, name), ca, name)) == {leaf.serial ^ 0xFFFF: "unknown"}
-    assert ca.store.status_and_response(name, leaf.serial ^ 0xFFFF, "sha1")[1] is None
+    assert not ca.store.current(name, [leaf.serial ^ 0xFFFF])[leaf.serial ^ 0xFFFF].responses
 
 
 def test_fast_path_answers_as_the_views_do(ca, issued):
