@@ -72,8 +72,8 @@ _FALLBACK_FIELDS = frozenset({b"TRANSFER-ENCODING", b"EXPECT", b"SCRIPT_NAME", b
 
 
 def simple_request(data: bytes):
-    """A complete, plain HTTP/1.x request for a fast path that is all of ``data`` — POST /tsa[/<unit>],
-    POST /ocsp[/<ca>] with a body, GET /ocsp/<ca>/<request> without one — -> (method, path, (major,
+    """A complete, plain HTTP/1.x request for a fast path that is all of ``data`` (one read) — POST
+    /tsa[/<unit>], POST /ocsp[/<ca>] with a body, GET /ocsp/<ca>/<request> without one — -> (method, path, (major,
     minor), content type, content length, connection header or None, body); anything else (incomplete,
     a pipelined next request, odd syntax, obs-fold, duplicate or unusual fields, a query target) ->
     None, and gunicorn's own parser takes it. The path is as sent (not yet percent-decoded)."""
@@ -134,7 +134,7 @@ class FastPathThreadWorker(ThreadWorker):
     unchanged."""
 
     _FALLBACK_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "SCRIPT_NAME"})
-    _PEEK = 16384
+    _READ = 16384
     _SEND_TIMEOUT = 5.0          # the main thread never blocks longer on one peer's reply
 
     def load_wsgi(self):
@@ -163,20 +163,23 @@ class FastPathThreadWorker(ThreadWorker):
                 ).encode("latin-1")
 
     def on_client_socket_readable(self, conn, client):
-        """A kept-alive connection has data. When it is exactly one plain request a fast path may take
-        (peeked, not yet read), it waits for the others that became readable in the same poll, and the
-        main thread answers them together (``_answer_batch``) without the thread pool's hand-off,
-        gunicorn's parser and two poller re-registrations; everything else goes the gthread way."""
+        """A kept-alive connection has data. When it is exactly one plain request a fast path may take,
+        it waits for the others that became readable in the same poll, and the main thread answers them
+        together (``_answer_batch``) without the thread pool's hand-off, gunicorn's parser and two poller
+        re-registrations; everything else goes the gthread way, with what was read handed back to
+        gunicorn's parser (its unreader) first."""
         if self._inline and self.alive and conn.initialized and not conn.is_http2 and conn.parser is not None \
                 and not conn.parser.unreader.buf.getvalue():
             try:
-                data = client.recv(self._PEEK, socket.MSG_PEEK)
+                data = client.recv(self._READ)
             except OSError:
                 data = b""
-            request = simple_request(data) if data else None
-            if request is not None:
-                self._batch.append((conn, client, len(data), request))
-                return
+            if data:
+                request = simple_request(data)
+                if request is not None:
+                    self._batch.append((conn, client, data, request))
+                    return
+                conn.parser.unreader.unread(data)
         super().on_client_socket_readable(conn, client)
 
     def wait_for_and_dispatch_events(self, timeout):
@@ -188,32 +191,24 @@ class FastPathThreadWorker(ThreadWorker):
     def _answer_batch(self, batch) -> None:
         """The requests of one poll, answered by the fast paths in one call (``FastPaths.answer_many``:
         the OCSP responder reads the status of all of them in one statement); those the fast paths leave,
-        or all of them if the call fails, go the gthread way (nothing has been read from them yet)."""
+        or all of them if the call fails, go the gthread way."""
         try:
             replies = self._fast.answer_many([
                 (method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length, body)
                 for _, _, _, (method, path, _, ctype, length, _, body) in batch])
-        except Exception:  # noqa: BLE001 - nothing read yet: the gthread path answers them the usual way
+        except Exception:  # noqa: BLE001 - nothing answered yet: the gthread path answers them the usual way
             self.log.exception("fast path failed; handing the requests to the thread pool")
             replies = [None] * len(batch)
-        for (conn, client, size, request), reply in zip(batch, replies):
+        for (conn, client, data, request), reply in zip(batch, replies):
             if reply is None:
+                conn.parser.unreader.unread(data)
                 super().on_client_socket_readable(conn, client)
             else:
-                self._send_inline(conn, client, size, request, reply)
+                self._send_inline(conn, client, request, reply)
 
-    def _send_inline(self, conn, client, size: int, request, reply: tuple[str, bytes]) -> None:
+    def _send_inline(self, conn, client, request, reply: tuple[str, bytes]) -> None:
         _, _, version, _, _, connection, _ = request
         content_type, reply = reply
-        got, lost = 0, False
-        try:
-            while got < size:                   # consume the request just answered (already peeked)
-                chunk = client.recv(size - got)
-                if not chunk:
-                    break
-                got += len(chunk)
-        except OSError:                         # the peer went away: the answer is not sent
-            lost = True
         self.nr += 1
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
@@ -223,8 +218,6 @@ class FastPathThreadWorker(ThreadWorker):
                  or len(self.keepalived_conns) - 1 >= self.max_keepalived)
         out = self._head(version, close, content_type, len(reply)) + reply
         try:
-            if lost:
-                raise ConnectionResetError
             try:
                 sent = client.send(out)
             except BlockingIOError:

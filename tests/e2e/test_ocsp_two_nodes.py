@@ -7,6 +7,7 @@ answers verify with the responder's key, and with Bouncy Castle when it is insta
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import secrets
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 import urllib.request
 from pathlib import Path
 
@@ -84,6 +86,24 @@ class Node:
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read())
+
+    def kept_alive(self, ca: str, requests: list[tuple[str, bytes]]) -> list[bytes]:
+        """Several OCSP exchanges on one kept-alive connection (after the first, the worker's main thread
+        answers them itself, batched with whatever other connections sent meanwhile)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        answers = []
+        try:
+            for method, body in requests:
+                if method == "POST":
+                    conn.request("POST", f"/ocsp/{ca}", body=body, headers={"Content-Type": "application/ocsp-request"})
+                else:
+                    conn.request("GET", f"/ocsp/{ca}/" + urllib.parse.quote(base64.b64encode(body).decode(), safe=""))
+                resp = conn.getresponse()
+                assert resp.status == 200 and resp.getheader("Content-Type") == "application/ocsp-response"
+                answers.append(resp.read())
+        finally:
+            conn.close()
+        return answers
 
     def ocsp(self, ca: str, request: bytes, method: str) -> bytes:
         """One OCSP exchange on a new connection (so the node's workers take turns)."""
@@ -220,6 +240,18 @@ def test_node_b_says_revoked_right_after_node_a_revoked(site):
     assert rev["cert_status"].chosen["revocation_reason"].native == "key_compromise"
     assert answers[("GET", "pre")] == answers[("POST", "pre")] != first   # the new pre-produced answer, kept
     assert _answer(node_a.ocsp(ca, plain, "POST"), signer, serial, None) == "revoked"
+
+    # kept-alive connections in parallel: answered by the workers' main threads, several per status read
+    def client(i: int) -> None:
+        nonces = [secrets.token_bytes(8 + i) for _ in range(4)]
+        sent = [("POST", plain), ("GET", plain), ("POST", with_sha256)] + \
+               [(m, ocsp_request(issuer_der, [serial], "sha1", n)) for m, n in zip(("POST", "GET") * 2, nonces)]
+        for (method, body), der in zip(sent * 3, node_b.kept_alive(ca, sent * 3), strict=True):
+            asked = ocsp.OCSPRequest.load(body)["tbs_request"]["request_extensions"].native
+            nonce = asked[0]["extn_value"] if asked else None
+            assert _answer(der, signer, serial, nonce) == "revoked", (i, method)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(client, range(8)))
 
     if bc_available():
         files = {}

@@ -1,4 +1,4 @@
-"""racentre.arbiter.simple_request: the main thread's reader of a kept-alive connection's peeked bytes
+"""racentre.arbiter.simple_request: the main thread's reader of the bytes read from a kept-alive connection
 takes only one complete, plain POST /tsa[/<unit>], POST /ocsp[/<ca>] or GET /ocsp/<ca>/<request> and
 leaves everything else to gunicorn's parser."""
 from __future__ import annotations
