@@ -280,11 +280,15 @@ class OcspResponder:
             log.error("OCSP: %s", exc, exc_info=exc)
             return [der if der is not None else error_response("try_later") for der in out]
         keep: dict[str, list] = {}
+        produced: dict[tuple, bytes] = {}          # pre-produced in this batch: asked twice, signed once
         for i, ca, parsed in work:
             now_ca = current[ca.name]
             try:
                 if parsed.nonce is None and len(parsed.serials) == 1:
-                    out[i] = self._pre_produced(ca, parsed, now_ca[parsed.serials[0]], now, keep)
+                    memo = (ca.id, parsed.serials[0], parsed.digests[0], parsed.cert_ids[0])
+                    if memo not in produced:
+                        produced[memo] = self._pre_produced(ca, parsed, now_ca[parsed.serials[0]], now, keep)
+                    out[i] = produced[memo]
                 else:
                     out[i] = self._sign(ca, parsed.cert_ids, [now_ca[s].status for s in parsed.serials],
                                         parsed.nonce, now)

@@ -16,12 +16,14 @@ from werkzeug.test import Client
 
 from ca_bridge import ocsp as ocsp_module
 from ca_bridge.api import RevocationReason
+from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.store import StoredResponse, status_key
 from ca_bridge.views import OcspFastPath, bp
 from pkicore.algorithms import algorithm
-from pkicore.db import utcnow
+from pkicore.db import Base, make_engine, make_session_factory, utcnow
 from pkicore.keys import verify_signature
 from racentre import fastpath
+from racentre.migrate import import_models
 from racentre.web import create_app
 from tests.unit.ca_bridge.helpers import ec_spki, ocsp_request, request, sm2_spki
 from tests.unit.ca_bridge.test_hierarchy import ECDSA_SIG_ALG, SM2_SIG_ALG
@@ -286,3 +288,52 @@ def test_fast_path_answers_as_the_views_do(ca, issued):
     for bad in (fast.post(f"/ocsp/{name}", data=plain, content_type="text/plain"),
                 fast.post("/ocsp/no-such-ca", data=plain, content_type="application/ocsp-request")):
         assert bad.status_code in (404, 415)
+
+
+def test_requests_answered_together_share_one_read_and_answer_as_alone(ca, issued):
+    good, revoked = issued
+    sm2 = ca.directory.get(good.ca)
+    ecdsa_leaf = ca.issue(request("server", ec_spki()))
+    ecdsa = ca.directory.get(ecdsa_leaf.ca)
+    nonce = secrets.token_bytes(16)
+    batch = [(_request(sm2.certificate, [good.serial]), sm2.name),
+             (_request(sm2.certificate, [revoked.serial], "sm3", nonce), None),
+             (b"garbage", sm2.name),
+             (_request(ecdsa.certificate, [ecdsa_leaf.serial], "sha256"), None),
+             (_request(sm2.certificate, [good.serial]), sm2.name),                  # the same twice
+             (_request(sm2.certificate, [good.serial, revoked.serial, 5]), None),
+             (_request(sm2.certificate, [good.serial]), ecdsa.name)]                # wrong CA in the URL
+    answers = ca.ocsp.respond_many(batch)
+    assert [ocsp.OCSPResponse.load(a)["response_status"].native for a in answers] == \
+        ["successful", "successful", "malformed_request", "successful", "successful", "successful", "unauthorized"]
+    assert answers[0] == answers[4]
+    assert statuses(basic_response(answers[0], ca, sm2.name)) == {good.serial: "good"}
+    fresh = basic_response(answers[1], ca, sm2.name)
+    assert statuses(fresh) == {revoked.serial: "revoked"}
+    assert fresh["tbs_response_data"]["response_extensions"][0]["extn_value"].parsed.native == nonce
+    assert statuses(basic_response(answers[3], ca, ecdsa.name, ECDSA_SIG_ALG)) == {ecdsa_leaf.serial: "good"}
+    assert statuses(basic_response(answers[5], ca, sm2.name)) == {good.serial: "good", revoked.serial: "revoked",
+                                                                  5: "unknown"}
+    # what was produced in the batch was kept: asked alone now, the same bytes come back
+    assert ca.ocsp.respond(*batch[3]) == answers[3]
+
+
+def test_unreadable_status_store_answers_try_later(softtoken_km, tmp_path):
+    """A database the responder cannot read (here: its table renamed away underneath) -> tryLater, never a
+    500 or a guess; readable again -> answers again."""
+    import_models()
+    engine = make_engine(f"sqlite:///{tmp_path / 'ca.db'}")
+    Base.metadata.create_all(engine)
+    tag = f"u{secrets.token_hex(4)}-"
+    own = EmbeddedCA(softtoken_km, make_session_factory(engine), "http://ca.test", name_prefix=tag)
+    own.init_hierarchy(kinds=("sm2",), label_prefix=tag)
+    leaf = own.issue(request("server", sm2_spki()))
+    body = _request(own.directory.get(leaf.ca).certificate, [leaf.serial], nonce=b"n" * 8)
+    assert ocsp.OCSPResponse.load(own.ocsp.respond(body))["response_status"].native == "successful"
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE ca_issued_cert RENAME TO ca_issued_cert_away")
+    assert ocsp.OCSPResponse.load(own.ocsp.respond(body))["response_status"].native == "try_later"
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE ca_issued_cert_away RENAME TO ca_issued_cert")
+    assert ocsp.OCSPResponse.load(own.ocsp.respond(body))["response_status"].native == "successful"
+    engine.dispose()
