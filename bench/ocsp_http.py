@@ -209,8 +209,8 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 def run_wrk(port: int, script: Path, seconds: float, connections: int, threads: int) -> dict:
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--latency",
-                          "-s", str(script), f"http://127.0.0.1:{port}/"],
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
+                          "--latency", "-s", str(script), f"http://127.0.0.1:{port}/"],
                          capture_output=True, text=True, timeout=seconds + 60)
     if out.returncode != 0 or "Requests/sec" not in out.stdout:
         raise RuntimeError(f"wrk failed: {out.stdout[-1000:]} {out.stderr[-1000:]}")
@@ -245,7 +245,8 @@ def combine(runs: list[dict]) -> dict:
         values = sorted(r.get(key, float("nan")) for r in runs)
         return values[len(values) // 2]
     return {"rate": sum(r["rate"] for r in runs) / len(runs), "p50_ms": median("p50_ms"), "p99_ms": median("p99_ms"),
-            "non_2xx": sum(r["non_2xx"] for r in runs), "socket_errors": " ".join(r["socket_errors"] for r in runs).strip(),
+            "non_2xx": sum(r["non_2xx"] for r in runs),
+            "socket_errors": " ".join(r["socket_errors"] for r in runs).strip(),
             "rates": [round(r["rate"]) for r in runs]}
 
 

@@ -125,9 +125,10 @@ class FastPathThreadWorker(ThreadWorker):
     """gunicorn's gthread worker, plus the hot paths (``racentre.fastpath``: the TSA, the OCSP
     responder) answered straight from gunicorn's parsed request: a request a registered handler takes
     skips building the WSGI environ, gunicorn's Response object and its two sends (status+headers, then
-    body) — one ``sendall`` instead. The reply is the one the WSGI middleware gives (same bytes, same status line,
-    Server/Date/Connection headers gunicorn writes, then Content-Type and Content-Length) and
-    keep-alive follows gunicorn's rules (Connection: close, max_requests, keepalive = 0, a full
+    body) — one ``sendall`` instead. On kept-alive connections the main thread reads and answers such
+    requests itself, all those of one poll together. The reply is the one the WSGI middleware gives
+    (same bytes, same status line, Server/Date/Connection headers gunicorn writes, then Content-Type and
+    Content-Length) and keep-alive follows gunicorn's rules (Connection: close, max_requests, keepalive = 0, a full
     keep-alive queue, a worker shutting down). Handlers see the path percent-decoded as in PATH_INFO.
     Anything else — other paths, Expect/Transfer-Encoding/SCRIPT_NAME headers, an access log
     configured, FastPaths that is not the app's outermost WSGI layer — takes the ordinary gthread path
@@ -268,7 +269,6 @@ class FastPathThreadWorker(ThreadWorker):
                  or req.should_close())
         conn.sock.sendall(self._head(req.version, close, content_type, len(reply)) + reply)
         return not close
-
 
 
 if __name__ == "__main__":
