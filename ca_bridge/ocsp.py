@@ -27,6 +27,7 @@ CA, so an answer costs one status read, one HSM signature (fresh) or none (pre-p
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import threading
@@ -186,6 +187,7 @@ def parse_request(body: bytes) -> ParsedRequest:
     return parsed
 
 
+@functools.lru_cache(maxsize=4096)
 def cert_status_der(status: CertificateStatus) -> bytes:
     """CertStatus (RFC 6960 §4.2.1): good [0] / unknown [2] IMPLICIT NULL, revoked [1] IMPLICIT
     RevokedInfo {revocationTime, revocationReason [0] EXPLICIT CRLReason OPTIONAL (left out when
@@ -281,17 +283,18 @@ class OcspResponder:
             return [der if der is not None else error_response("try_later") for der in out]
         keep: dict[str, list] = {}
         produced: dict[tuple, bytes] = {}          # pre-produced in this batch: asked twice, signed once
+        times = self._times(now)
         for i, ca, parsed in work:
             now_ca = current[ca.name]
             try:
                 if parsed.nonce is None and len(parsed.serials) == 1:
                     memo = (ca.id, parsed.serials[0], parsed.digests[0], parsed.cert_ids[0])
                     if memo not in produced:
-                        produced[memo] = self._pre_produced(ca, parsed, now_ca[parsed.serials[0]], now, keep)
+                        produced[memo] = self._pre_produced(ca, parsed, now_ca[parsed.serials[0]], now, times, keep)
                     out[i] = produced[memo]
                 else:
                     out[i] = self._sign(ca, parsed.cert_ids, [now_ca[s].status for s in parsed.serials],
-                                        parsed.nonce, now)
+                                        parsed.nonce, times)
             except PkiError as exc:
                 log.error("OCSP response for %s failed: %s", ca.name, exc, exc_info=exc)
                 out[i] = error_response("internal_error")
@@ -300,7 +303,7 @@ class OcspResponder:
         return out
 
     def _pre_produced(self, ca: CaInfo, parsed: ParsedRequest, current: Current, now: dt.datetime,
-                      keep: dict[str, list]) -> bytes:
+                      times: tuple[bytes, bytes], keep: dict[str, list]) -> bytes:
         """RFC 5019: the kept response while it states the current status and is not due for refresh,
         else a fresh one, to be kept for every node (unknown serials are signed each time, never kept)."""
         serial, digest, cert_id = parsed.serials[0], parsed.digests[0], parsed.cert_ids[0]
@@ -308,20 +311,24 @@ class OcspResponder:
         kept = current.responses.get(digest)
         if kept is not None and kept.status_key == key and kept.cert_id == cert_id and kept.refresh_after > now:
             return kept.der
-        der = self._sign(ca, parsed.cert_ids, [current.status], None, now)
+        der = self._sign(ca, parsed.cert_ids, [current.status], None, times)
         if current.status.status != "unknown":
             keep.setdefault(ca.name, []).append(
                 (serial, digest, StoredResponse(cert_id, key, (now + self.refresh).replace(microsecond=0), der)))
         return der
 
+    def _times(self, now: dt.datetime) -> tuple[bytes, bytes]:
+        """(producedAt = thisUpdate, thisUpdate + [0] nextUpdate) DER, the same for every answer of a batch."""
+        this_update = generalized_time(now)
+        return this_update, this_update + tlv(0xA0, generalized_time(now + self.validity))
+
     def _sign(self, ca: CaInfo, cert_ids, statuses: list[CertificateStatus], nonce: bytes | None,
-              now: dt.datetime) -> bytes:
+              times: tuple[bytes, bytes]) -> bytes:
         """OCSPResponse { successful, BasicOCSPResponse { ResponseData, signatureAlgorithm, signature,
         certs [responder] } } (RFC 6960 §4.2.1), ResponseData v1 (version left out, DER DEFAULT)."""
         signer = self._signer(ca)
-        this_update = generalized_time(now)
-        times = this_update + tlv(0xA0, generalized_time(now + self.validity))
-        singles = b"".join(tlv(0x30, cid + cert_status_der(st) + times) for cid, st in zip(cert_ids, statuses))
+        this_update, updates = times
+        singles = b"".join(tlv(0x30, cid + cert_status_der(st) + updates) for cid, st in zip(cert_ids, statuses))
         extensions = b"" if nonce is None else \
             tlv(0xA1, tlv(0x30, tlv(0x30, _NONCE_OID + tlv(0x04, tlv(0x04, nonce)))))
         tbs = tlv(0x30, signer.responder_id + this_update + tlv(0x30, singles) + extensions)
