@@ -13,7 +13,6 @@ import importlib
 import os
 import pickle
 import re
-import socket
 import sys
 import time
 from pathlib import Path
