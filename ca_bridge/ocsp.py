@@ -81,6 +81,7 @@ class _Signer:
 
     label: str
     mechanism: str
+    key_hash: str                # hex SHA-1 of the responder's public key: part of a kept response's key
     responder_id: bytes          # [2] EXPLICIT KeyHash (byKey)
     sig_alg: bytes               # AlgorithmIdentifier DER
     certs: bytes                 # [0] EXPLICIT SEQUENCE OF Certificate (the responder's)
@@ -221,7 +222,7 @@ class OcspResponder:
             cert = ca.ocsp_certificate
             # KeyHash: SHA-1 of the responder's subjectPublicKey BIT STRING value (RFC 6960 §4.2.1)
             key_hash = hashlib.sha1(x509.Certificate.load(cert).public_key["public_key"].contents[1:]).digest()
-            signer = _Signer(ca.ocsp_key_label, ca.algorithm.mechanism, tlv(0xA2, tlv(0x04, key_hash)),
+            signer = _Signer(ca.ocsp_key_label, ca.algorithm.mechanism, key_hash.hex(), tlv(0xA2, tlv(0x04, key_hash)),
                              signature_algorithm(ca.algorithm), tlv(0xA0, tlv(0x30, cert)))
             with self._lock:
                 self._signers[key] = signer
@@ -307,7 +308,7 @@ class OcspResponder:
         """RFC 5019: the kept response while it states the current status and is not due for refresh,
         else a fresh one, to be kept for every node (unknown serials are signed each time, never kept)."""
         serial, digest, cert_id = parsed.serials[0], parsed.digests[0], parsed.cert_ids[0]
-        key = status_key(current.status)
+        key = self.kept_key(ca, current.status)
         kept = current.responses.get(digest)
         if kept is not None and kept.status_key == key and kept.cert_id == cert_id and kept.refresh_after > now:
             return kept.der
@@ -316,6 +317,11 @@ class OcspResponder:
             keep.setdefault(ca.name, []).append(
                 (serial, digest, StoredResponse(cert_id, key, (now + self.refresh).replace(microsecond=0), der)))
         return der
+
+    def kept_key(self, ca: CaInfo, status: CertificateStatus) -> str:
+        """What a pre-produced response must match to be served: the status it states and the responder
+        that signed it (a new delegated responder certificate makes the old one's responses unusable)."""
+        return f"{status_key(status)}|{self._signer(ca).key_hash}"
 
     def _times(self, now: dt.datetime) -> tuple[bytes, bytes]:
         """(producedAt = thisUpdate, thisUpdate + [0] nextUpdate) DER, the same for every answer of a batch."""

@@ -22,7 +22,7 @@ def upgrade() -> None:
     sa.Column('serial', sa.String(length=42), nullable=False),
     sa.Column('digest', sa.String(length=16), nullable=False),
     sa.Column('cert_id', sa.LargeBinary(), nullable=False),
-    sa.Column('status_key', sa.String(length=80), nullable=False),
+    sa.Column('status_key', sa.String(length=128), nullable=False),
     sa.Column('refresh_after', sa.DateTime(timezone=True), nullable=False),
     sa.Column('der', sa.LargeBinary(), nullable=False),
     sa.ForeignKeyConstraint(['ca_id'], ['ca_authority.id'], name=op.f('fk_ca_ocsp_response_ca_id_ca_authority')),

@@ -17,7 +17,7 @@ from werkzeug.test import Client
 from ca_bridge import ocsp as ocsp_module
 from ca_bridge.api import RevocationReason
 from ca_bridge.embedded import EmbeddedCA
-from ca_bridge.store import StoredResponse, status_key
+from ca_bridge.store import StoredResponse
 from ca_bridge.views import OcspFastPath, bp
 from pkicore.algorithms import algorithm
 from pkicore.db import Base, make_engine, make_session_factory, utcnow
@@ -218,7 +218,7 @@ def test_pre_produced_answer_is_kept_and_never_stale(ca):
     before = ca.store.current(name, [leaf.serial])[leaf.serial].status
     ca.revoke(name, leaf.serial, RevocationReason.certificate_hold)
     stale = StoredResponse(ocsp.OCSPRequest.load(plain)["tbs_request"]["request_list"][0]["req_cert"].dump(),
-                           status_key(before), utcnow() + dt.timedelta(hours=1), first)
+                           ca.ocsp.kept_key(ca.directory.get(name), before), utcnow() + dt.timedelta(hours=1), first)
     ca.store.keep_responses(name, [(leaf.serial, "sha1", stale)])
     held = ca.ocsp.respond(plain, name)
     basic = basic_response(held, ca, name)
@@ -337,3 +337,20 @@ def test_unreadable_status_store_answers_try_later(softtoken_km, tmp_path):
         conn.exec_driver_sql("ALTER TABLE ca_issued_cert_away RENAME TO ca_issued_cert")
     assert ocsp.OCSPResponse.load(own.ocsp.respond(body))["response_status"].native == "successful"
     engine.dispose()
+
+
+def test_pre_produced_answer_of_another_responder_key_is_not_served(ca):
+    """A response kept under another delegated responder (a renewed OCSP signer) is replaced, not served."""
+    leaf = ca.issue(request("server", sm2_spki()))
+    info = ca.directory.get(leaf.ca)
+    plain = _request(info.certificate, [leaf.serial])
+    first = ca.ocsp.respond(plain)
+    status = ca.store.current(info.name, [leaf.serial])[leaf.serial].status
+    other = StoredResponse(ocsp.OCSPRequest.load(plain)["tbs_request"]["request_list"][0]["req_cert"].dump(),
+                           ca.ocsp.kept_key(info, status).rsplit("|", 1)[0] + "|" + "00" * 20,
+                           utcnow() + dt.timedelta(hours=1), b"\x30\x03\x0a\x01\x06")   # would say "unauthorized"
+    ca.store.keep_responses(info.name, [(leaf.serial, "sha1", other)])
+    again = ca.ocsp.respond(plain)
+    assert again != other.der and again != first
+    assert statuses(basic_response(again, ca, info.name)) == {leaf.serial: "good"}
+    assert ca.ocsp.respond(plain) == again
