@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from asn1crypto import ocsp, tsp, x509  # noqa: E402
 
 from bench.common import openssl_speed_sm2  # noqa: E402
-from bench.tsa_http import free_port, wait_ready  # noqa: E402
+from bench.tsa_http import free_port, wait_loaded, wait_ready  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -225,31 +225,6 @@ def run_wrk(port: int, script: Path, seconds: float, connections: int, threads: 
     return result
 
 
-def wait_loaded(port: int, timeout: float = 60.0) -> None:
-    """Until both workers answer (gunicorn listens before its workers have loaded the service)."""
-    stop, answered = time.monotonic() + timeout, 0
-    while answered < 4:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/hsm/health", timeout=10):
-                answered += 1
-        except OSError:
-            if time.monotonic() > stop:
-                raise RuntimeError("the service did not load") from None
-            time.sleep(0.2)
-    time.sleep(1.0)
-
-
-def combine(runs: list[dict]) -> dict:
-    """Several rounds of one workload: the mean rate, the median of the rounds' p50 and p99."""
-    def median(key):
-        values = sorted(r.get(key, float("nan")) for r in runs)
-        return values[len(values) // 2]
-    return {"rate": sum(r["rate"] for r in runs) / len(runs), "p50_ms": median("p50_ms"), "p99_ms": median("p99_ms"),
-            "non_2xx": sum(r["non_2xx"] for r in runs),
-            "socket_errors": " ".join(r["socket_errors"] for r in runs).strip(),
-            "rates": [round(r["rate"]) for r in runs]}
-
-
 def tree(pid: int) -> list[int]:
     parents = {}
     for entry in Path("/proc").iterdir():
@@ -337,7 +312,7 @@ def main() -> None:
         results, idle = {}, (0, 0, 0)
         try:
             wait_ready(port)
-            wait_loaded(port)
+            wait_loaded(port, "/hsm/health")
             check_answers(port, certs, loads)
             idle = memory(server.pid)
             sampler = MemorySampler(server.pid)
