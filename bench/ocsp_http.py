@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -223,6 +222,17 @@ def run_wrk(port: int, script: Path, seconds: float, connections: int, threads: 
     result["non_2xx"] = int(bad.group(1)) if bad else 0
     result["socket_errors"] = errors.group(0) if errors else ""
     return result
+
+
+def combine(runs: list[dict]) -> dict:
+    """Several rounds of one workload: the mean rate, the median of the rounds' p50 and p99."""
+    def median(key):
+        values = sorted(r.get(key, float("nan")) for r in runs)
+        return values[len(values) // 2]
+    return {"rate": sum(r["rate"] for r in runs) / len(runs), "p50_ms": median("p50_ms"), "p99_ms": median("p99_ms"),
+            "non_2xx": sum(r["non_2xx"] for r in runs),
+            "socket_errors": " ".join(r["socket_errors"] for r in runs).strip(),
+            "rates": [round(r["rate"]) for r in runs]}
 
 
 def tree(pid: int) -> list[int]:
