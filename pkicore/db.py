@@ -236,10 +236,13 @@ class HotReader:
     statements that run thousands of times a second (the OCSP responder's status look-up); write with
     a ``transaction`` as usual. Statements are written with ``?`` placeholders; rows are DBAPI tuples
     (SQLite hands datetimes back as text: see ``db_datetime``). A connection that fails is dropped and
-    the statement retried once on a new one (a restarted PostgreSQL)."""
+    the statement retried once on a new one (a restarted PostgreSQL). The connections come from a pool of
+    their own (``Pool.recreate``: same settings and connect events as the engine's), so holding one per
+    thread never takes a connection the engine's sessions need."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._pool = engine.pool.recreate()
         self._qmark = engine.dialect.paramstyle == "qmark"
         self._local = threading.local()
         self.errors = (engine.dialect.loaded_dbapi.Error, SQLAlchemyError)   # what ``rows`` may raise
@@ -249,7 +252,7 @@ class HotReader:
         if getattr(local, "pid", None) != os.getpid():         # never a connection inherited over fork
             local.pid, local.conn = os.getpid(), None
         if local.conn is None:
-            conn = self.engine.raw_connection()
+            conn = self._pool.connect()
             if self.engine.dialect.name == "sqlite":
                 conn.dbapi_connection.isolation_level = None     # already so (make_engine); made sure
             else:
