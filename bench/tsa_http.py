@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,6 +99,20 @@ def wait_ready(port: int, timeout: float = 60.0) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("the TSA server did not start")
+
+
+def wait_loaded(port: int, path: str = "/tsa/health", timeout: float = 90.0) -> None:
+    """Until the workers answer ``path`` (gunicorn listens before its workers have loaded the service)."""
+    stop, answered = time.monotonic() + timeout, 0
+    while answered < 4:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10):
+                answered += 1
+        except OSError:
+            if time.monotonic() > stop:
+                raise RuntimeError("the service did not load") from None
+            time.sleep(0.2)
+    time.sleep(1.0)
 
 
 # ------------------------------------------------------------------------------------------- client
@@ -191,6 +206,7 @@ def main() -> None:
                               stderr=open(directory / "server.log", "wb"))
     try:
         wait_ready(port)
+        wait_loaded(port)
         server_cpu0 = tree_cpu_seconds(server.pid)
         client = subprocess.run([sys.executable, __file__, "--client", str(port), str(args.clients),
                                  "--seconds", str(args.seconds), "--warmup", str(args.warmup)],

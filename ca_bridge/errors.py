@@ -66,3 +66,9 @@ class HierarchyExists(CaError):
     """``init_hierarchy`` would overwrite a CA or an HSM key: refused, nothing touched."""
 
     code = ErrorCode.CONFLICT
+
+
+class StatusUnavailable(CaError):
+    """The status store could not be read (database unreachable): OCSP answers tryLater (RFC 6960 §2.3)."""
+
+    code = ErrorCode.UPSTREAM_UNAVAILABLE

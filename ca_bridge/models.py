@@ -139,3 +139,23 @@ class KmcNotification(Base):
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     done_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)       # delivered | refused
+
+
+class PreProducedOcsp(Base):
+    """A pre-produced OCSP response (RFC 5019 §2.2.1, §6): the signed answer for one certificate, one
+    CertID hash algorithm and no nonce, shared by every node. It is served only while ``status_key``
+    equals the certificate's current status (``ca_bridge.store.status_key``: status, reason, revocation
+    time — read in the same statement as the response) plus the responder key that signed it, and
+    ``refresh_after`` is ahead, so a revocation makes it unusable the moment it commits, on every node,
+    with no clock involved."""
+    __tablename__ = "ca_ocsp_response"
+    __table_args__ = (UniqueConstraint("ca_id", "serial", "digest", name="uq_ca_ocsp_response_ca_serial_digest"),)
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("ca_authority.id"))
+    serial: Mapped[str] = mapped_column(String(42))               # lowercase hex, as in ca_issued_cert
+    digest: Mapped[str] = mapped_column(String(16))               # the CertID hash algorithm
+    cert_id: Mapped[bytes] = mapped_column(LargeBinary)           # the CertID DER the response answers
+    status_key: Mapped[str] = mapped_column(String(128))          # the status it states, and its signer
+    refresh_after: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    der: Mapped[bytes] = mapped_column(LargeBinary)               # the OCSPResponse

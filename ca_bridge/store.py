@@ -1,24 +1,57 @@
 """The certificate status store read by OCSP and the REST API (XiPKI ``OcspStore`` shape): a narrow
-interface over the issued-certificate table, so the responder never reaches into CA internals."""
+interface over the issued-certificate table, so the responder never reaches into CA internals, plus the
+table of pre-produced OCSP responses (RFC 5019 §2.2.1) shared by every node.
+
+The responder's reads are the hot path: one statement each through ``pkicore.db.HotReader`` (the
+current status and any pre-produced response of one certificate come back together, in one snapshot),
+so a response is never served for a status the database no longer holds."""
 from __future__ import annotations
 
-from typing import Protocol
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Iterable, Mapping, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.api import CertificateStatus, RevocationReason
 from ca_bridge.directory import CaDirectory
-from ca_bridge.models import IssuedCert
-from pkicore.db import as_utc, reading
+from ca_bridge.errors import StatusUnavailable
+from ca_bridge.models import IssuedCert, PreProducedOcsp
+from pkicore.db import HotReader, as_utc, db_datetime, reading, transaction
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """A pre-produced OCSP response as kept: the CertID it answers, the status it states, until when it
+    is served."""
+
+    cert_id: bytes
+    status_key: str
+    refresh_after: dt.datetime
+    der: bytes
+
+
+@dataclass(frozen=True)
+class Current:
+    """One certificate as the responder reads it: its status now and its pre-produced responses (by the
+    CertID hash algorithm), from one statement."""
+
+    status: CertificateStatus
+    responses: Mapping[str, StoredResponse]
 
 
 class OcspStore(Protocol):
-    """What an OCSP responder needs: the status of one serial under one CA ("unknown" when never issued)."""
+    """What an OCSP responder needs: the status of serials under one CA ("unknown" when never issued)
+    with the pre-produced responses kept beside them, and a way to keep new ones."""
 
-    def status(self, ca: str, serial: int) -> CertificateStatus: ...
+    def current(self, ca: str, serials: Iterable[int]) -> dict[int, Current]: ...
 
-    def statuses(self, ca: str, serials: list[int]) -> dict[int, CertificateStatus]: ...
+    def keep_responses(self, ca: str, responses: Iterable[tuple[int, str, StoredResponse]]) -> None: ...
 
 
 def to_status(ca: str, serial: int, status: str | None, revoked_at, reason: str | None) -> CertificateStatus:
@@ -29,12 +62,33 @@ def to_status(ca: str, serial: int, status: str | None, revoked_at, reason: str 
     return CertificateStatus(serial, ca, "revoked", as_utc(revoked_at), RevocationReason(reason or "unspecified"))
 
 
+def status_key(status: CertificateStatus) -> str:
+    """What an OCSP answer states about a certificate (status, reason, revocation time to the
+    microsecond): a pre-produced response is served only while the certificate's key equals its own."""
+    if status.status != "revoked":
+        return status.status
+    return f"revoked|{status.reason.value}|{status.revoked_at.isoformat()}"
+
+
+log = logging.getLogger(__name__)
+
+MAX_SERIALS = 500                     # serials per statement
+_CURRENT = (
+    "SELECT c.serial, c.status, c.revoked_at, c.reason, r.digest, r.cert_id, r.status_key, r.refresh_after, r.der "
+    "FROM ca_issued_cert c LEFT JOIN ca_ocsp_response r ON r.ca_id = c.ca_id AND r.serial = c.serial "
+    "WHERE c.ca_id = ? AND c.serial IN ({})")
+_NONE: Mapping[str, StoredResponse] = MappingProxyType({})
+
+
 class DbStatusStore:
-    """Status from ``ca_issued_cert``: one indexed SELECT of three columns per serial."""
+    """Status from ``ca_issued_cert``, pre-produced responses in ``ca_ocsp_response``."""
 
     def __init__(self, db: sessionmaker[Session], directory: CaDirectory):
         self.db = db
         self.directory = directory
+        engine = db.kw["bind"]
+        self._hot = HotReader(engine)
+        self._upsert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[engine.dialect.name]
 
     def status(self, ca: str, serial: int, session: Session | None = None) -> CertificateStatus:
         info = self.directory.get(ca)
@@ -48,15 +102,54 @@ class DbStatusStore:
         return to_status(ca, serial, *(row if row is not None else (None, None, None)))
 
     def statuses(self, ca: str, serials: list[int]) -> dict[int, CertificateStatus]:
-        """Several serials of one CA in one SELECT (an OCSP request may carry many CertIDs)."""
+        """Several serials of one CA, read as the OCSP responder reads them."""
+        return {serial: now.status for serial, now in self.current(ca, serials).items()}
+
+    def current(self, ca: str, serials: Iterable[int]) -> dict[int, Current]:
+        """Status and pre-produced responses of serials of one CA: one statement (per ``MAX_SERIALS``),
+        one snapshot, so a response and the status it is checked against are never read apart."""
         info = self.directory.get(ca)
         wanted = {format(s, "x"): s for s in serials}
-        with reading(self.db) as session:
-            rows = session.execute(select(IssuedCert.serial, IssuedCert.status, IssuedCert.revoked_at, IssuedCert.reason)
-                                   .where(IssuedCert.ca_id == info.id, IssuedCert.serial.in_(list(wanted))))
-            found = {row.serial: row for row in rows}
+        hexes = list(wanted)
+        rows = []
+        try:
+            for i in range(0, len(hexes), MAX_SERIALS):
+                chunk = hexes[i:i + MAX_SERIALS]
+                rows += self._hot.rows(_CURRENT.format(", ".join("?" * len(chunk))), (info.id, *chunk))
+        except self._hot.errors as exc:
+            raise StatusUnavailable("the certificate status store cannot be read") from exc
+        found: dict[str, tuple] = {}
+        kept: dict[str, dict[str, StoredResponse]] = {}
+        for serial, status, revoked_at, reason, digest, cert_id, key, refresh_after, der in rows:
+            found[serial] = (status, revoked_at, reason)
+            if der is not None:
+                kept.setdefault(serial, {})[digest] = StoredResponse(bytes(cert_id), key, db_datetime(refresh_after),
+                                                                     bytes(der))
         out = {}
         for hex_serial, serial in wanted.items():
             row = found.get(hex_serial)
-            out[serial] = to_status(ca, serial, *(row[1:] if row is not None else (None, None, None)))
+            status = (to_status(ca, serial, row[0], db_datetime(row[1]), row[2]) if row is not None
+                      else CertificateStatus(serial, ca, "unknown"))
+            out[serial] = Current(status, MappingProxyType(kept[hex_serial]) if hex_serial in kept else _NONE)
         return out
+
+    def keep_responses(self, ca: str, responses: Iterable[tuple[int, str, StoredResponse]]) -> None:
+        """Store (or replace) pre-produced responses, ``(serial, CertID hash algorithm, response)`` each,
+        in one statement; the last of duplicates wins. A failure is logged, not raised: what was kept is an
+        optimisation, the answers given are valid either way."""
+        info = self.directory.get(ca)
+        rows = {(serial, digest): {"ca_id": info.id, "serial": format(serial, "x"), "digest": digest,
+                                   "cert_id": r.cert_id, "status_key": r.status_key,
+                                   "refresh_after": r.refresh_after, "der": r.der}
+                for serial, digest, r in responses}
+        if not rows:
+            return
+        statement = self._upsert(PreProducedOcsp.__table__).values(list(rows.values()))
+        statement = statement.on_conflict_do_update(
+            index_elements=["ca_id", "serial", "digest"],
+            set_={k: statement.excluded[k] for k in ("cert_id", "status_key", "refresh_after", "der")})
+        try:
+            with transaction(self.db) as session:
+                session.execute(statement)
+        except SQLAlchemyError as exc:
+            log.warning("pre-produced OCSP responses of %s not kept: %s", ca, exc)

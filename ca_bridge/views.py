@@ -9,7 +9,7 @@ URL layout (``ca_bridge.ca.ca_urls`` writes the same URLs into certificates):
     GET  /ca/<name>/crl                      current full CRL, DER (application/pkix-crl)
     GET  /ca/<name>/delta-crl                current delta CRL
     POST /ocsp/<name>  and  /ocsp            OCSPRequest body -> application/ocsp-response
-    GET  /ocsp/<name>/<base64 request>       same, for caching proxies
+    GET  /ocsp/<name>/<base64 request>       same, for caching proxies (RFC 5019 §5)
     GET  /api/v1/certificates/<ca>/<serial>  JSON (roles api_client, ra_officer, auditor); serial in hex
 
 The service object comes from ``current_app.extensions["racentre.ca"]`` (an ``EmbeddedCA``); this
@@ -28,6 +28,7 @@ from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import CaError
 from pkicore.db import as_utc
 from pkicore.errors import ErrorCode
+from racentre import fastpath
 from racentre.auth import require_roles
 
 bp = Blueprint("ca", __name__)
@@ -115,18 +116,79 @@ def ocsp_post(name: str | None = None):
     return _ocsp_reply(body, name)
 
 
+MAX_OCSP_GET_PATH = MAX_OCSP_REQUEST * 4 // 3 + 4
+
+
+def decode_get_request(encoded: str) -> bytes:
+    """RFC 6960 Appendix A.1 / RFC 5019 §5: the OCSPRequest from the path segment after the responder URL
+    (base64, URL-decoded already; the URL-safe alphabet and a '+' turned to ' ' are accepted). Anything
+    undecodable -> b"", answered as malformedRequest."""
+    text = encoded.strip().replace("-", "+").replace("_", "/").replace(" ", "+")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
 @bp.get("/ocsp/<name>/<path:encoded>")
 def ocsp_get(name: str, encoded: str):
     """RFC 6960 Appendix A.1: GET {url}/{url-encoding of base-64 encoding of the DER OCSPRequest}."""
     _ca().directory.get(name)
-    if len(encoded) > MAX_OCSP_REQUEST * 4 // 3 + 4:
+    if len(encoded) > MAX_OCSP_GET_PATH:
         abort(413, description="OCSP request too large")
-    text = encoded.strip().replace("-", "+").replace("_", "/").replace(" ", "+")
-    try:
-        body = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        body = b""                               # answered as malformedRequest
-    return _ocsp_reply(body, name)
+    return _ocsp_reply(decode_get_request(encoded), name)
+
+
+class OcspFastPath:
+    """The OCSP responder's hot path (``racentre.fastpath``): POST /ocsp[/<name>] with an
+    application/ocsp-request body within the limit, and GET /ocsp/<name>/<request>, for a CA this
+    process knows, answered without Flask. Everything else (another type, an oversized or chunked body,
+    an unknown CA) goes to the views above, which answer it with the 4xx they give; the answers the
+    fast path gives are the views' own (a test holds them equal). OCSP is public (RFC 6960), so no
+    before-request hook is skipped that matters here."""
+
+    def __init__(self, ca: EmbeddedCA):
+        self.ca = ca
+
+    def _route(self, method: str, path: str, content_type: str, length: str) -> tuple | None:
+        """(CA name or None, POST body length or the GET path's encoded request) of a request this path
+        takes, else None."""
+        if method == "POST":
+            name = None if path == "/ocsp" else path[6:] if path.startswith("/ocsp/") else ""
+            if name == "" or (name is not None and ("/" in name or self.ca.directory.find(name) is None)) \
+                    or not length.isdigit() or int(length) > MAX_OCSP_REQUEST \
+                    or content_type.split(";", 1)[0].strip().lower() != OCSP_REQUEST_TYPE:
+                return None
+            return name, int(length)
+        if method == "GET" and path.startswith("/ocsp/"):
+            name, _, encoded = path[6:].partition("/")
+            if not name or not encoded or len(encoded) > MAX_OCSP_GET_PATH or self.ca.directory.find(name) is None:
+                return None
+            return name, encoded
+        return None
+
+    @staticmethod
+    def _body(route, read) -> bytes:
+        request = route[1]
+        return read(request) if isinstance(request, int) else decode_get_request(request)
+
+    def answer(self, method: str, path: str, content_type: str, length: str, read) -> tuple[str, bytes] | None:
+        route = self._route(method, path, content_type, length)
+        if route is None:
+            return None
+        return OCSP_RESPONSE_TYPE, self.ca.ocsp.respond(self._body(route, read), route[0])
+
+    def answer_many(self, requests) -> list[tuple[str, bytes] | None]:
+        """``answer`` for requests that arrived together, ``(method, path, content type, length, body)``
+        each: one status read for all of them (``OcspResponder.respond_many``)."""
+        routes = [self._route(method, path, ctype, length) for method, path, ctype, length, _ in requests]
+        taken = [(i, route, requests[i][4]) for i, route in enumerate(routes) if route is not None]
+        answers = self.ca.ocsp.respond_many([(self._body(route, lambda n, b=body: b[:n]), route[0])
+                                             for _, route, body in taken])
+        out: list[tuple[str, bytes] | None] = [None] * len(requests)
+        for (i, _, _), der in zip(taken, answers):
+            out[i] = (OCSP_RESPONSE_TYPE, der)
+        return out
 
 
 @bp.get("/api/v1/certificates/<ca>/<serial>")
@@ -152,3 +214,4 @@ def init_app(app, services) -> None:
     if EXTENSION_KEY not in app.extensions:
         app.extensions[EXTENSION_KEY] = EmbeddedCA.from_services(services)
     app.register_blueprint(bp)
+    fastpath.install(app, "ocsp", OcspFastPath(app.extensions[EXTENSION_KEY]))

@@ -57,6 +57,29 @@ def tlv(tag: int, body: bytes) -> bytes:
     return bytes((tag,)) + der_length(len(body)) + body
 
 
+def read_tlv(buf: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the DER TLV at ``pos``: one-byte tags, minimal definite
+    lengths up to 3 bytes; IndexError for anything else."""
+    tag = buf[pos]
+    if tag & 0x1F == 0x1F:
+        raise IndexError("multi-byte tag")
+    first = buf[pos + 1]
+    if first < 0x80:
+        start, length = pos + 2, first
+    else:
+        n = first & 0x7F
+        if n == 0 or n > 3 or buf[pos + 2] == 0:
+            raise IndexError("indefinite or non-minimal length")
+        length = int.from_bytes(buf[pos + 2:pos + 2 + n], "big")
+        if length < 0x80:
+            raise IndexError("non-minimal length")
+        start = pos + 2 + n
+    end = start + length
+    if end > len(buf):
+        raise IndexError("truncated")
+    return tag, start, end
+
+
 def der_integer(value: int) -> bytes:
     if value < 0:
         raise ValueError("only non-negative integers are encoded here")

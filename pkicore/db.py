@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import MetaData, bindparam, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -294,3 +295,67 @@ def named_lock(engine: Engine, name: str):
         yield
     finally:
         os.close(fd)              # closing the only descriptor of this open file gives the flock back
+
+
+class HotReader:
+    """Hot-path reads straight on the DBAPI: one autocommit connection per thread, kept (no pool
+    checkout, pre-ping or ORM per call), and each statement its own implicit transaction, so it sees
+    everything committed before it started (SQLite WAL, PostgreSQL READ COMMITTED). For the few
+    statements that run thousands of times a second (the OCSP responder's status look-up); write with
+    a ``transaction`` as usual. Statements are written with ``?`` placeholders; rows are DBAPI tuples
+    (SQLite hands datetimes back as text: see ``db_datetime``). A connection that fails is dropped and
+    the statement retried once on a new one (a restarted PostgreSQL). The connections come from a pool of
+    their own (``Pool.recreate``: same settings and connect events as the engine's), so holding one per
+    thread never takes a connection the engine's sessions need."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._pool = engine.pool.recreate()
+        self._qmark = engine.dialect.paramstyle == "qmark"
+        self._local = threading.local()
+        self.errors = (engine.dialect.loaded_dbapi.Error, SQLAlchemyError)   # what ``rows`` may raise
+
+    def _connection(self):
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():         # never a connection inherited over fork
+            local.pid, local.conn = os.getpid(), None
+        if local.conn is None:
+            conn = self._pool.connect()
+            if self.engine.dialect.name == "sqlite":
+                conn.dbapi_connection.isolation_level = None     # already so (make_engine); made sure
+            else:
+                conn.rollback()                                 # the pool's pre-ping may have begun one
+                conn.dbapi_connection.autocommit = True
+            local.conn = conn
+        return local.conn
+
+    def _sql(self, sql: str) -> str:
+        return sql if self._qmark else sql.replace("?", "%s")
+
+    def rows(self, sql: str, params: tuple) -> list[tuple]:
+        sql = self._sql(sql)
+        for attempt in (0, 1):
+            conn = self._connection()
+            try:
+                cursor = conn.dbapi_connection.cursor()
+                try:
+                    cursor.execute(sql, params)
+                    return cursor.fetchall()
+                finally:
+                    cursor.close()
+            except self.engine.dialect.loaded_dbapi.Error:
+                self._local.conn = None
+                try:
+                    conn.invalidate()
+                except Exception:  # noqa: BLE001 - the connection is gone either way
+                    pass
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def db_datetime(value) -> dt.datetime | None:
+    """A DateTime column read by ``HotReader`` as an aware UTC datetime (SQLite stores UTC text)."""
+    if value is None or isinstance(value, dt.datetime):
+        return as_utc(value)
+    return as_utc(dt.datetime.fromisoformat(value))

@@ -1,26 +1,22 @@
 """`racentre serve`: the service on a production WSGI server, never Flask's development one.
 
-One worker: waitress (threads). Several workers: gunicorn pre-fork with threaded workers; each worker
-builds its own service container after the fork, so every process has its own PKCS#11 module state
-and database pool (neither survives a fork).
+One worker: waitress (threads). Several workers: gunicorn pre-fork with threaded workers, run by a small
+arbiter process (``racentre.arbiter``: this process execs it); each worker builds its own service
+container after the fork (``worker_app``), so every process has its own PKCS#11 module state and
+database pool (neither survives a fork).
 """
 from __future__ import annotations
 
+import gc
 import logging
-import os
-import re
-import socket
 import threading
 import time
 
 import click
 import waitress
-from gunicorn import SERVER as GUNICORN_SERVER
-from gunicorn import util as gunicorn_util
-from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
 
 from hsm import reinitialize_after_fork
+from racentre.arbiter import WORKER_CLASS, exec_arbiter
 from racentre.audit import start_periodic_checkpoints
 from racentre.config import Config
 from racentre.migrate import SchemaError, require_current
@@ -28,203 +24,6 @@ from racentre.services import Services
 from racentre.web import DEFAULT_PACKAGES, build_app
 
 log = logging.getLogger(__name__)
-
-
-class _Gunicorn(BaseApplication):
-    def __init__(self, config: Config, packages: tuple[str, ...], options: dict):
-        self._config = config
-        self._packages = packages
-        self._options = options
-        super().__init__()
-
-    def load_config(self):
-        for key, value in self._options.items():
-            self.cfg.set(key, value)
-
-    def load(self):  # runs in each worker, after the fork
-        reinitialize_after_fork()
-        return service_app(Services(self._config), self._packages)
-
-
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^`|~0-9A-Za-z]+\Z")          # RFC 9110 token, no underscore
-_TSA_TARGET = re.compile(rb"/tsa(?:/[0-9A-Za-z.-]*)?\Z")
-_FALLBACK_FIELDS = frozenset({b"TRANSFER-ENCODING", b"EXPECT", b"SCRIPT_NAME", b"UPGRADE", b"HTTP2-SETTINGS"})
-
-
-def simple_tsa_request(data: bytes):
-    """A complete, plain HTTP/1.x POST /tsa[/<unit>] request that is all of ``data`` ->
-    (path, (major, minor), content type, content length, connection header or None, body); anything
-    else (incomplete, a pipelined next request, odd syntax, obs-fold, duplicate or unusual fields,
-    an escaped or query target) -> None, and gunicorn's own parser takes it."""
-    if not data.startswith(b"POST /tsa"):
-        return None
-    end = data.find(b"\r\n\r\n")
-    if end < 0 or end > 8190:
-        return None
-    lines = data[:end].split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0") or not _TSA_TARGET.match(parts[1]) \
-            or len(lines) > 101:
-        return None
-    ctype = length = connection = None
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not _TOKEN.match(name) or b"\n" in value or b"\r" in value or b"\x00" in value:
-            return None
-        value = value.strip(b" \t")
-        name = name.upper()
-        if name == b"CONTENT-TYPE":
-            if ctype is not None:
-                return None
-            ctype = value
-        elif name == b"CONTENT-LENGTH":
-            if length is not None or not value.isdigit() or len(value) > 9:
-                return None
-            length = value
-        elif name == b"CONNECTION":
-            connection = value.lower()
-            if connection not in (b"close", b"keep-alive"):
-                return None
-        elif name in _FALLBACK_FIELDS:
-            return None
-    if ctype is None or length is None or len(data) != end + 4 + int(length):
-        return None
-    version = (1, 1) if parts[2] == b"HTTP/1.1" else (1, 0)
-    return (parts[1].decode("ascii"), version, ctype.decode("latin-1"), length.decode("ascii"),
-            connection, data[end + 4:])
-
-
-class FastPathThreadWorker(ThreadWorker):
-    """gunicorn's gthread worker, plus the TSA's hot path answered straight from gunicorn's parsed
-    request: POST /tsa[/<unit>] that ``timestamp.views.FastPath`` takes skips building the WSGI
-    environ, gunicorn's Response object and its two sends (status+headers, then body) — one
-    ``sendall`` instead. The reply is the one the WSGI middleware gives (same bytes, same status line,
-    Server/Date/Connection headers gunicorn writes, then Content-Type and Content-Length) and
-    keep-alive follows gunicorn's rules (Connection: close, max_requests, keepalive = 0, a full
-    keep-alive queue, a worker shutting down). Anything else — other paths, %-escaped paths,
-    Expect/Transfer-Encoding/SCRIPT_NAME headers, an access log configured, a FastPath that is not the
-    app's outermost WSGI layer — takes the ordinary gthread path unchanged."""
-
-    _FALLBACK_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "SCRIPT_NAME"})
-    _PEEK = 16384
-    _SEND_TIMEOUT = 5.0          # the main thread never blocks longer on one peer's reply
-
-    def load_wsgi(self):
-        super().load_wsgi()
-        from timestamp.views import FastPath
-        fast = getattr(self.wsgi, "wsgi_app", None)
-        usable = isinstance(fast, FastPath) and not os.environ.get("SCRIPT_NAME") and not self.cfg.accesslog
-        self._fast = fast if usable else None
-        # the main thread answers kept-alive plain-TCP connections itself (no thread-pool hand-off)
-        self._inline = self._fast is not None and not self.cfg.is_ssl and \
-            str(getattr(self.cfg, "proxy_protocol", "off") or "off").lower() in ("off", "false")
-        self._date_second, self._date = -1, ""
-
-    def _http_date(self) -> str:
-        now = int(time.time())
-        if now != self._date_second:
-            self._date_second, self._date = now, gunicorn_util.http_date(now)
-        return self._date
-
-    def _head(self, version, close: bool, length: int) -> bytes:
-        return (f"HTTP/{version[0]}.{version[1]} 200 OK\r\nServer: {GUNICORN_SERVER}\r\n"
-                f"Date: {self._http_date()}\r\nConnection: {'close' if close else 'keep-alive'}\r\n"
-                f"Content-Type: application/timestamp-reply\r\nContent-Length: {length}\r\n\r\n"
-                ).encode("latin-1")
-
-    def on_client_socket_readable(self, conn, client):
-        """A kept-alive connection has data. When it is exactly one plain POST /tsa the fast path takes
-        (peeked, not yet read), the main thread answers it here, without the thread pool's hand-off,
-        gunicorn's parser and two poller re-registrations; everything else goes the gthread way."""
-        if self._inline and self.alive and conn.initialized and not conn.is_http2 and conn.parser is not None \
-                and not conn.parser.unreader.buf.getvalue():
-            try:
-                data = client.recv(self._PEEK, socket.MSG_PEEK)
-            except OSError:
-                data = b""
-            request = simple_tsa_request(data) if data else None
-            if request is not None and self._answer_inline(conn, client, len(data), request):
-                return
-        super().on_client_socket_readable(conn, client)
-
-    def _answer_inline(self, conn, client, size: int, request) -> bool:
-        path, version, ctype, length, connection, body = request
-        try:
-            reply = self._fast.answer("POST", path, ctype, length, lambda n: body[:n])
-        except Exception:  # noqa: BLE001 - nothing read yet: the gthread path answers it (500) the usual way
-            self.log.exception("TSA fast path failed; handing the request to the thread pool")
-            return False
-        if reply is None:
-            return False
-        got, lost = 0, False
-        try:
-            while got < size:                   # consume the request just answered (already peeked)
-                chunk = client.recv(size - got)
-                if not chunk:
-                    break
-                got += len(chunk)
-        except OSError:                         # the peer went away: the answer is not sent
-            lost = True
-        self.nr += 1
-        if self.nr >= self.max_requests and self.alive:
-            self.log.info("Autorestarting worker after current request.")
-            self.alive = False
-        should_close = connection == b"close" or (connection is None and version <= (1, 0))
-        close = (should_close or not self.alive or not self.cfg.keepalive
-                 or len(self.keepalived_conns) - 1 >= self.max_keepalived)
-        out = self._head(version, close, len(reply)) + reply
-        try:
-            if lost:
-                raise ConnectionResetError
-            try:
-                sent = client.send(out)
-            except BlockingIOError:
-                sent = 0
-            if sent < len(out):                 # a peer not reading: bounded wait, then dropped
-                client.settimeout(self._SEND_TIMEOUT)
-                try:
-                    client.sendall(out[sent:])
-                finally:
-                    client.setblocking(False)
-        except OSError:
-            close = True
-        if close:
-            self.poller.unregister(client)
-            self.keepalived_conns.remove(conn)
-            self.nr_conns -= 1
-            try:
-                conn.close(graceful=True)
-            except OSError:
-                pass
-        else:                                   # stays on the poller; moves to the back of the queue
-            self.keepalived_conns.remove(conn)
-            conn.set_timeout()
-            self.keepalived_conns.append(conn)
-        return True
-
-    def handle_request(self, req, conn):
-        fast = self._fast
-        if fast is None or "%" in req.path:
-            return super().handle_request(req, conn)
-        content_type = length = ""
-        for name, value in req.headers:        # the last one wins, as in gunicorn's environ
-            if name == "CONTENT-TYPE":
-                content_type = value
-            elif name == "CONTENT-LENGTH":
-                length = value
-            elif name in self._FALLBACK_HEADERS:
-                return super().handle_request(req, conn)
-        reply = fast.answer(req.method, req.path, content_type, length, req.body.read)
-        if reply is None:
-            return super().handle_request(req, conn)
-        self.nr += 1
-        if self.nr >= self.max_requests and self.alive:
-            self.log.info("Autorestarting worker after current request.")
-            self.alive = False
-        close = (not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived
-                 or req.should_close())
-        conn.sock.sendall(self._head(req.version, close, len(reply)) + reply)
-        return not close
 
 
 def watch_schema(app, engine, interval: float) -> None:
@@ -275,6 +74,18 @@ def service_app(services: Services, packages: tuple[str, ...]):
     return app
 
 
+def worker_app(config: Config, packages: tuple[str, ...]):
+    """The app of one gunicorn worker, built after the fork. Everything allocated while building it is
+    moved out of the cyclic garbage collector's generations (``gc.freeze``): later full collections then
+    walk only what requests allocate, not the hundreds of thousands of objects of the imported packages
+    (a pause each of which was a latency spike under load)."""
+    reinitialize_after_fork()
+    app = service_app(Services(config), packages)
+    gc.collect()
+    gc.freeze()
+    return app
+
+
 def serve(config: Config, *, host: str, port: int, workers: int = 1, threads: int | None = None,
           packages: tuple[str, ...] = DEFAULT_PACKAGES) -> None:
     threads = threads or config.service.threads
@@ -282,9 +93,9 @@ def serve(config: Config, *, host: str, port: int, workers: int = 1, threads: in
         services = Services(config)
         waitress.serve(service_app(services, packages), host=host, port=port, threads=threads, ident="racentre")
         return
-    _Gunicorn(config, packages, {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
-                                 "worker_class": "racentre.serve.FastPathThreadWorker", "preload_app": False, "accesslog": None,
-                                 "timeout": 60, "graceful_timeout": 10}).run()
+    exec_arbiter(config, packages, {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
+                                    "worker_class": WORKER_CLASS, "preload_app": False, "accesslog": None,
+                                    "timeout": 60, "graceful_timeout": 10})
 
 
 def parse_packages(text: str) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from asn1crypto import cms, core, tsp, x509
 
 from pkicore.algorithms import Algorithm, algorithm
 from pkicore.cms import (DIGEST_BY_OID, CmsSigner, SignedDataTemplate, der_integer, der_oid,
-                         generalized_time, tlv)
+                         generalized_time, read_tlv, tlv)
 from pkicore.errors import PkiError
 from timestamp.clock import ClockMonitor
 from timestamp.config import DIGEST_LENGTHS
@@ -114,29 +114,6 @@ class TsaUnit:
                                    chain=self.include_chain)
 
 
-def _tlv(buf: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, content start, content end) of the DER TLV at ``pos``: one-byte tags, minimal definite
-    lengths up to 3 bytes; IndexError for anything else."""
-    tag = buf[pos]
-    if tag & 0x1F == 0x1F:
-        raise IndexError("multi-byte tag")
-    first = buf[pos + 1]
-    if first < 0x80:
-        start, length = pos + 2, first
-    else:
-        n = first & 0x7F
-        if n == 0 or n > 3 or buf[pos + 2] == 0:
-            raise IndexError("indefinite or non-minimal length")
-        length = int.from_bytes(buf[pos + 2:pos + 2 + n], "big")
-        if length < 0x80:
-            raise IndexError("non-minimal length")
-        start = pos + 2 + n
-    end = start + length
-    if end > len(buf):
-        raise IndexError("truncated")
-    return tag, start, end
-
-
 def check_tsa_certificate(cert: x509.Certificate) -> None:
     """RFC 3161 §2.3: exactly one extended key usage, id-kp-timeStamping, and it must be critical."""
     eku = None
@@ -198,31 +175,31 @@ class TimeStampAuthority:
     def _fast_parse(self, query: bytes, unit: TsaUnit) -> ParsedQuery | None:
         """TimeStampReq in DER with nothing unusual -> ParsedQuery; anything else -> None."""
         try:
-            tag, start, end = _tlv(query, 0)
+            tag, start, end = read_tlv(query, 0)
             if tag != 0x30 or end != len(query) or query[start:start + 3] != b"\x02\x01\x01":
                 return None
             mi_pos = start + 3
-            tag, mi_start, mi_end = _tlv(query, mi_pos)                     # MessageImprint
+            tag, mi_start, mi_end = read_tlv(query, mi_pos)                     # MessageImprint
             if tag != 0x30:
                 return None
-            tag, alg_start, alg_end = _tlv(query, mi_start)                 # AlgorithmIdentifier
-            tag2, _, oid_end = _tlv(query, alg_start)
+            tag, alg_start, alg_end = read_tlv(query, mi_start)                 # AlgorithmIdentifier
+            tag2, _, oid_end = read_tlv(query, alg_start)
             if tag != 0x30 or tag2 != 0x06 or query[oid_end:alg_end] not in (b"", b"\x05\x00"):
                 return None
             name = self._digest_ders.get(query[alg_start:oid_end])
-            tag, h_start, h_end = _tlv(query, alg_end)
+            tag, h_start, h_end = read_tlv(query, alg_end)
             if name is None or tag != 0x04 or h_end != mi_end or h_end - h_start != self.digests[name]:
                 return None
             pos, policy, nonce_der, cert_req = mi_end, None, b"", False
             if pos < end and query[pos] == 0x06:                            # reqPolicy
-                _, _, p_end = _tlv(query, pos)
+                _, _, p_end = read_tlv(query, pos)
                 policy = self._policy_ders.get(query[pos:p_end]) if query[pos:p_end] != unit.policy_der \
                     else unit.policy
                 if policy is None:
                     return None
                 pos = p_end
             if pos < end and query[pos] == 0x02:                            # nonce
-                _, _, n_end = _tlv(query, pos)
+                _, _, n_end = read_tlv(query, pos)
                 if n_end - pos > 66:
                     return None
                 nonce_der, pos = query[pos:n_end], n_end

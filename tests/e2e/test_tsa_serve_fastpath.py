@@ -1,4 +1,4 @@
-"""The TSA over `racentre.serve.serve(workers=2)` (gunicorn, racentre.serve.FastPathThreadWorker) on raw
+"""The TSA over `racentre.serve.serve(workers=2)` (gunicorn, racentre.arbiter.FastPathThreadWorker) on raw
 sockets: the pre-WSGI fast path answers POST /tsa exactly like the WSGI one (status line, headers,
 keep-alive rules, granted tokens, rejections), and whatever it does not take still reaches Flask."""
 from __future__ import annotations

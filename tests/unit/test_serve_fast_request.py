@@ -1,12 +1,14 @@
-"""racentre.serve.simple_tsa_request: the main thread's reader of a kept-alive connection's peeked bytes
-takes only one complete, plain POST /tsa[/<unit>] and leaves everything else to gunicorn's parser."""
+"""racentre.arbiter.simple_request: the main thread's reader of the bytes read from a kept-alive connection
+takes only one complete, plain POST /tsa[/<unit>], POST /ocsp[/<ca>] or GET /ocsp/<ca>/<request> and
+leaves everything else to gunicorn's parser."""
 from __future__ import annotations
 
 import pytest
 
-from racentre.serve import simple_tsa_request
+from racentre.arbiter import simple_request
 
 CT = b"Content-Type: application/timestamp-query\r\n"
+OT = b"Content-Type: application/ocsp-request\r\n"
 
 
 def req(body=b"\x30\x00", *, line=b"POST /tsa HTTP/1.1", fields=b"Host: x\r\n" + CT, length=None) -> bytes:
@@ -15,11 +17,22 @@ def req(body=b"\x30\x00", *, line=b"POST /tsa HTTP/1.1", fields=b"Host: x\r\n" +
 
 
 def test_plain_requests_are_read():
-    assert simple_tsa_request(req(b"abc")) == ("/tsa", (1, 1), "application/timestamp-query", "3", None, b"abc")
-    assert simple_tsa_request(req(line=b"POST /tsa/ecdsa HTTP/1.0", fields=CT + b"Connection: Keep-Alive\r\n")) == \
-        ("/tsa/ecdsa", (1, 0), "application/timestamp-query", "2", b"keep-alive", b"\x30\x00")
-    assert simple_tsa_request(req(line=b"POST /tsa/ HTTP/1.1", fields=b"content-type:  x/y ; a=b \t\r\n")) == \
-        ("/tsa/", (1, 1), "x/y ; a=b", "2", None, b"\x30\x00")
+    assert simple_request(req(b"abc")) == ("POST", "/tsa", (1, 1), "application/timestamp-query", "3", None, b"abc")
+    assert simple_request(req(line=b"POST /tsa/ecdsa HTTP/1.0", fields=CT + b"Connection: Keep-Alive\r\n")) == \
+        ("POST", "/tsa/ecdsa", (1, 0), "application/timestamp-query", "2", b"keep-alive", b"\x30\x00")
+    assert simple_request(req(line=b"POST /tsa/ HTTP/1.1", fields=b"content-type:  x/y ; a=b \t\r\n")) == \
+        ("POST", "/tsa/", (1, 1), "x/y ; a=b", "2", None, b"\x30\x00")
+
+
+def test_ocsp_requests_are_read():
+    assert simple_request(req(line=b"POST /ocsp HTTP/1.1", fields=OT)) == \
+        ("POST", "/ocsp", (1, 1), "application/ocsp-request", "2", None, b"\x30\x00")
+    assert simple_request(req(line=b"POST /ocsp/issuing-sm2 HTTP/1.1", fields=OT)) == \
+        ("POST", "/ocsp/issuing-sm2", (1, 1), "application/ocsp-request", "2", None, b"\x30\x00")
+    get = b"GET /ocsp/issuing-sm2/MEUw%2BQ/A= HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert simple_request(get) == ("GET", "/ocsp/issuing-sm2/MEUw%2BQ/A=", (1, 1), "", "", None, b"")
+    assert simple_request(get.replace(b"\r\n\r\n", b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")) == \
+        ("GET", "/ocsp/issuing-sm2/MEUw%2BQ/A=", (1, 1), "", "0", b"close", b"")
 
 
 @pytest.mark.parametrize("data", [
@@ -55,6 +68,17 @@ def test_plain_requests_are_read():
     b"POST /tsa HTTP/1.1\r\n" + CT + b"Content-Length: 0x2\r\n\r\n\x30\x00",
     b"POST /tsa HTTP/1.1\r\n" + CT + b"Content-Length: 1234567890\r\n\r\n",
     b"POST /tsa HTTP/1.1\n" + CT + b"Content-Length: 2\n\n\x30\x00",
+    req(line=b"POST /ocsp/ HTTP/1.1", fields=OT),
+    req(line=b"POST /ocsp/a/b HTTP/1.1", fields=OT),
+    req(line=b"POST /ocsp/%61 HTTP/1.1", fields=OT),
+    req(line=b"GET /ocsp/a HTTP/1.1", fields=OT),                   # a GET with a body
+    b"GET /ocsp/a HTTP/1.1\r\n\r\n",                                  # no request in the path
+    b"GET /ocsp/a/ HTTP/1.1\r\n\r\n",
+    b"GET /ocsp/a/MEUw?x=1 HTTP/1.1\r\n\r\n",
+    b"GET /ocsp/a/MEUw HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+    b"GET /ocsp/a/MEUw HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"HEAD /ocsp/a/MEUw HTTP/1.1\r\n\r\n",
+    b"GET /tsa HTTP/1.1\r\n\r\n",
 ])
 def test_everything_else_is_left_to_gunicorn(data):
-    assert simple_tsa_request(data) is None
+    assert simple_request(data) is None

@@ -15,13 +15,16 @@ from click.testing import CliRunner
 from flask import Flask
 
 from pkicore.errors import PkiError
+from racentre.fastpath import FastPaths
 from racentre.web import _http_error, _pki_error
 from timestamp import views
 from timestamp.cli import tsa_group
 from timestamp.models import TimestampToken, find
 from timestamp.services import TsaService
 from timestamp.tsa import TimeStampResp
+from timestamp.views import TsaFastPath
 from werkzeug.exceptions import HTTPException
+from werkzeug.test import Client
 
 QT = {"Content-Type": "application/timestamp-query"}
 
@@ -137,10 +140,8 @@ def test_cli_verify(client, tsa_pki, tmp_path):
 
 
 def test_fast_path_and_flask_view_answer_alike(tsa_pki):
-    from werkzeug.test import Client
-    from timestamp.views import FastPath
     app = make_app(TsaService(tsa_pki.config, tsa_pki.km))
-    assert isinstance(app.wsgi_app, FastPath)
+    assert isinstance(app.wsgi_app, FastPaths) and isinstance(app.wsgi_app.handlers["tsa"], TsaFastPath)
     flask_only = Client(app.wsgi_app.wsgi_app)
     fast = app.test_client()
     for path in ("/tsa", "/tsa/ecdsa"):

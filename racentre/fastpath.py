@@ -1,0 +1,74 @@
+"""The hot paths in front of Flask: a package registers a handler for its first path segment ("tsa",
+"ocsp"), and requests the handler takes are answered without Flask's routing, request and response
+objects — by this WSGI middleware, and by ``racentre.arbiter.FastPathThreadWorker`` straight from
+gunicorn's parsed (or peeked) request. A handler's ``answer(method, path, content_type, length, read)``
+gets the PATH_INFO-style path (percent-decoded) and returns ``(content type, body)`` for a 200 answer,
+calling ``read(n)`` once for a body; or None, with nothing read, when the request belongs to the Flask
+app and its error handling (the answer must then be what the Flask view gives; tests hold them equal)."""
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence
+
+
+class FastHandler(Protocol):
+    def answer(self, method: str, path: str, content_type: str, length: str,
+               read: Callable[[int], bytes]) -> tuple[str, bytes] | None: ...
+
+    # optional: ``answer_many(requests)`` for requests that arrived together, ``(method, path, content
+    # type, length, body)`` each -> one ``answer`` result each (e.g. one database read for all of them)
+
+
+class FastPaths:
+    """WSGI middleware dispatching on the first path segment to the registered handlers."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+        self.handlers: dict[str, FastHandler] = {}
+
+    def _handler(self, path: str) -> FastHandler | None:
+        end = path.find("/", 1)
+        return self.handlers.get(path[1:end] if end > 0 else path[1:]) if path.startswith("/") else None
+
+    def answer(self, method: str, path: str, content_type: str, length: str,
+               read: Callable[[int], bytes]) -> tuple[str, bytes] | None:
+        handler = self._handler(path)
+        return None if handler is None else handler.answer(method, path, content_type, length, read)
+
+    def answer_many(self, requests: Sequence[tuple[str, str, str, str, bytes]]) -> list[tuple[str, bytes] | None]:
+        """``answer`` for requests that arrived together (``(method, path, content type, length, body)``
+        each), handed to each handler's ``answer_many`` when it has one."""
+        out: list[tuple[str, bytes] | None] = [None] * len(requests)
+        groups: dict[int, tuple[FastHandler, list[int]]] = {}
+        for i, request in enumerate(requests):
+            handler = self._handler(request[1])
+            if handler is not None:
+                groups.setdefault(id(handler), (handler, []))[1].append(i)
+        for handler, indices in groups.values():
+            many = getattr(handler, "answer_many", None)
+            if many is not None:
+                for i, reply in zip(indices, many([requests[i] for i in indices])):
+                    out[i] = reply
+                continue
+            for i in indices:
+                method, path, ctype, length, body = requests[i]
+                out[i] = handler.answer(method, path, ctype, length, lambda n, b=body: b[:n])
+        return out
+
+    def __call__(self, environ, start_response):
+        reply = self.answer(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
+                            environ.get("CONTENT_TYPE", ""), environ.get("CONTENT_LENGTH") or "",
+                            environ["wsgi.input"].read)
+        if reply is None:
+            return self.wsgi_app(environ, start_response)
+        content_type, body = reply
+        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def install(app, segment: str, handler: FastHandler) -> FastPaths:
+    """Answer requests under ``/<segment>`` that ``handler`` takes before Flask (one middleware per app,
+    outermost, so the serving worker finds it)."""
+    fast = app.wsgi_app if isinstance(app.wsgi_app, FastPaths) else FastPaths(app.wsgi_app)
+    fast.handlers[segment] = handler
+    app.wsgi_app = fast
+    return fast
