@@ -23,7 +23,7 @@ from asn1crypto import keys as asn1_keys
 from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
 
 from hsm.config import HsmConfig
-from hsm.errors import HsmError, KeyNotFound, MechanismUnsupported
+from hsm.errors import DataConflict, HsmError, KeyNotFound, MechanismUnsupported
 from hsm.keys import DEFAULT_SIGN_MECHANISM, KEY_SPECS, KeyInfo, KeyRef, KeySpec
 from hsm.session_pool import PooledSession, SessionPool
 from hsm.vendor import VendorProfile, detect_profile, load_profile
@@ -678,6 +678,76 @@ class KeyManager:
 
         with self._creating(label, token):
             return self.pool.run("unwrapping a key", op)
+
+    # ----------------------------------------------------------------- data objects
+    # Small records kept in the token (CKO_DATA, PKCS#11 v2.40 base §4.5): CKA_PRIVATE, so they are read
+    # and written only after C_Login (our soft token seals their value under the token's master key);
+    # CKA_VALUE is modifiable by C_SetAttributeValue (§4.4 table 10 note 8, §5.7). Every read looks the
+    # object up afresh (C_FindObjectsInit), never from a cached handle, so a value another process or host
+    # wrote is what is read.
+    @staticmethod
+    def _data_objects(pooled: PooledSession, label: str) -> list:
+        return list(pooled.session.get_objects({Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: label}))
+
+    def _one_data(self, pooled: PooledSession, label: str):
+        found = self._data_objects(pooled, label)
+        if len(found) > 1:
+            raise HsmError(f"{len(found)} data objects are labelled {label!r}; expected one")
+        return found[0] if found else None
+
+    def read_data(self, label: str) -> bytes | None:
+        """The value of the token data object ``label`` (None when there is none)."""
+        def op(pooled):
+            obj = self._one_data(pooled, label)
+            return None if obj is None else bytes(obj[Attribute.VALUE])
+
+        return self.pool.run("reading a data object", op)
+
+    def list_data(self, application: str) -> dict[str, bytes]:
+        """label -> value of every token data object whose CKA_APPLICATION is ``application``."""
+        def op(pooled):
+            objs = list(pooled.session.get_objects({Attribute.CLASS: ObjectClass.DATA,
+                                                    Attribute.APPLICATION: application}))
+            return {o[Attribute.LABEL]: bytes(o[Attribute.VALUE]) for o in objs}
+
+        return self.pool.run("listing data objects", op)
+
+    def compare_and_set_data(self, label: str, expected: bytes | None, value: bytes, *, application: str) -> None:
+        """Replace the value of the data object ``label`` by ``value`` if it holds ``expected`` now
+        (``expected`` None: create it, refusing if it exists); ``DataConflict`` (with the current value)
+        otherwise. PKCS#11 has no atomic compare-and-set, so this is read-compare-write in one session
+        under ``creation_lock(label)`` (a lock of the database every node shares): every writer that
+        goes through this method is serialised, and one that wrote behind the lock's back is noticed by
+        the next compare."""
+        def op(pooled):
+            obj = self._one_data(pooled, label)
+            current = None if obj is None else bytes(obj[Attribute.VALUE])
+            if current != expected:
+                raise DataConflict(f"data object {label!r} does not hold the expected value", current)
+            if obj is None:
+                pooled.session.create_object({
+                    Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: True, Attribute.PRIVATE: True,
+                    Attribute.MODIFIABLE: True, Attribute.LABEL: label, Attribute.APPLICATION: application,
+                    Attribute.VALUE: value})
+            else:
+                obj[Attribute.VALUE] = value
+            written = self._one_data(pooled, label)
+            if written is None or bytes(written[Attribute.VALUE]) != value:
+                raise HsmError(f"data object {label!r}: the value written does not read back")
+
+        with self.creation_lock(label):
+            self.pool.run("updating a data object", op)
+
+    def delete_data(self, label: str) -> bool:
+        """Destroy the data object ``label``; False when there was none."""
+        def op(pooled):
+            found = self._data_objects(pooled, label)
+            for obj in found:
+                obj.destroy()
+            return bool(found)
+
+        with self.creation_lock(label):
+            return self.pool.run("deleting a data object", op)
 
     # ----------------------------------------------------------------- misc
     def random(self, n: int) -> bytes:

@@ -52,7 +52,8 @@ import threading
 import weakref
 from dataclasses import dataclass
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, UniqueConstraint, event, func, insert, select
+from sqlalchemy import (JSON, BigInteger, DateTime, Integer, String, Text, UniqueConstraint, event, func, insert,
+                        select)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
@@ -62,6 +63,7 @@ ROW_TAG = b"racentre.audit.row.v1"
 BODY_TAG = b"racentre.audit.body.v1"
 WRITER_TAG = b"racentre.audit.writer.v1"
 CHECKPOINT_TAG = b"racentre.audit.checkpoint.v1"
+CHECKPOINT_TAG_V2 = b"racentre.audit.checkpoint.v2"
 HASH_ALGORITHM = "sm3"
 
 _SM3 = hashlib.new("sm3")
@@ -100,6 +102,15 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditSite(Base):
+    """The site's identity (one row, made by ``racentre setup``): names the HSM anchor of this site's trail
+    (racentre.audit) and is signed into every checkpoint, so replacing it is seen."""
+    __tablename__ = "audit_site"
+
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AuditCheckpoint(Base):
     """A signed statement of every chain's head, chained to the previous checkpoint (racentre.audit)."""
     __tablename__ = "audit_checkpoint"
@@ -113,6 +124,9 @@ class AuditCheckpoint(Base):
     key_fingerprint: Mapped[str] = mapped_column(String(64))   # SM3 of the audit key's SPKI DER, hex
     signature: Mapped[str] = mapped_column(String(256))         # SM2-with-SM3 DER (r, s), hex
     hash: Mapped[str] = mapped_column(String(64))               # SM3 of the signed bytes
+    site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)   # signed (v2); None: a v1 checkpoint
+    tsa_token: Mapped[str | None] = mapped_column(Text, nullable=True)   # RFC 3161 token over SM3(tbs), base64
+    last_event_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # max(audit_event.id) seen; not signed
 
 
 # ----------------------------------------------------------------------------- canonical encoding
@@ -176,17 +190,26 @@ CHECKPOINT_GENESIS = sm3_hex(CHECKPOINT_TAG + _lp("genesis"))
 """prev_hash of the first checkpoint."""
 
 
-def checkpoint_tbs(seq: int, at: dt.datetime | str, prev_hash: str, key_fingerprint: str, heads) -> bytes:
-    """The bytes an audit checkpoint signs: its number, time, predecessor, key and every chain head."""
+def checkpoint_tbs(seq: int, at: dt.datetime | str, prev_hash: str, key_fingerprint: str, heads,
+                   site_id: str | None = None) -> bytes:
+    """The bytes an audit checkpoint signs: its number, time, predecessor, key and every chain head; v2
+    (``site_id`` given) also the site's identity, so a checkpoint of one site never passes for another's."""
     heads_text = canonical_json(sorted([str(w), int(n), str(h)] for w, n, h in heads))
-    return (CHECKPOINT_TAG + _lp(str(seq)) + _lp(canonical_time(at)) + _lp(prev_hash) + _lp(key_fingerprint)
-            + _lp(heads_text))
+    body = _lp(str(seq)) + _lp(canonical_time(at)) + _lp(prev_hash) + _lp(key_fingerprint) + _lp(heads_text)
+    if site_id is None:
+        return CHECKPOINT_TAG + body
+    return CHECKPOINT_TAG_V2 + _lp(site_id) + body
+
+
+def heads_digest(heads) -> str:
+    """SM3 over the canonical text of every chain head (writer, seq, hash), as a checkpoint signs them."""
+    return sm3_hex(canonical_json(sorted([str(w), int(n), str(h)] for w, n, h in heads)).encode("utf-8"))
 
 
 def checkpoint_fields(cp) -> dict:
     get = cp.get if isinstance(cp, dict) else (lambda k: getattr(cp, k))
     return {"seq": get("seq"), "at": get("at"), "prev_hash": get("prev_hash"),
-            "key_fingerprint": get("key_fingerprint"), "heads": get("heads")}
+            "key_fingerprint": get("key_fingerprint"), "heads": get("heads"), "site_id": get("site_id")}
 
 
 # ----------------------------------------------------------------------------- writers and leases

@@ -30,7 +30,8 @@ SCHEMA: dict[str, dict[str, str]] = {
     "softtoken": {"dir": "str", "auto_init": "bool", "so_pin": "secret"},
     "service": {"host": "str", "port": "int", "threads": "int", "workers": "int", "public_url": "str",
                 "packages": "str", "kmc_retry_interval": "int", "schema_check_interval": "int"},
-    "audit": {"node_id": "str", "key_label": "str", "checkpoint_interval": "int"},
+    "audit": {"node_id": "str", "key_label": "str", "checkpoint_interval": "int", "checkpoint_rows": "int",
+              "anchor": "bool", "timestamp": "bool", "sink_file": "str", "sink_syslog": "bool", "site_id": "str"},
     "tsa": TSA_SCHEMA,
     "console": CONSOLE_SCHEMA,
     "kmc": KMC_SCHEMA,
@@ -57,10 +58,23 @@ class ServiceConfig:
 @dataclass(frozen=True)
 class AuditConfig:
     """The audit trail (racentre.audit): this node's name in writer ids (default: the host name), the
-    HSM label of the SM2 checkpoint key, and seconds between periodic checkpoints (0: cron only)."""
+    HSM label of the SM2 checkpoint key; ``racentre serve`` signs a checkpoint when the chains moved and
+    ``checkpoint_interval`` seconds passed or ``checkpoint_rows`` rows were written (0 and 0: cron only).
+    ``anchor``: each checkpoint's number and hash are kept in the HSM (a token data object named by the
+    site identity), so deleting checkpoints or the tail of the trail is seen; turn it off only for a site
+    whose token cannot keep data objects. ``timestamp``: each checkpoint gets a token of the site's TSA.
+    ``sink_file`` (a path on another host) / ``sink_syslog``: each checkpoint is also written there as a
+    JSON line. ``site_id``: the site identity ``racentre setup`` printed; when set, ``racentre audit
+    verify`` refuses a database that names another one."""
     node_id: str = ""
     key_label: str = "audit-signing"
-    checkpoint_interval: int = 0
+    checkpoint_interval: int = 60
+    checkpoint_rows: int = 10_000
+    anchor: bool = True
+    timestamp: bool = True
+    sink_file: str = ""
+    sink_syslog: bool = False
+    site_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,13 @@ def _convert(section: str, key: str, kind: str, value, origin: str):
     except ValueError as exc:
         # never echo the value: it may be a secret
         raise ConfigError(f"setting {section}.{key} from {origin} is not a valid {kind}") from exc
+
+
+def _audit_config(values: dict, base: Path) -> AuditConfig:
+    sink = values.get("sink_file")
+    if sink and not Path(sink).is_absolute():
+        values = {**values, "sink_file": str(base / sink)}
+    return AuditConfig(**values)
 
 
 def _read_file(path: Path) -> dict:
@@ -159,7 +180,7 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
     database = dict(values["database"])
     return Config(hsm=HsmConfig(**hsm_values, softtoken=softtoken),
                   database=DatabaseConfig(**database), service=ServiceConfig(**values["service"]),
-                  tsa=TsaConfig.from_values(values["tsa"], base), audit=AuditConfig(**values["audit"]),
+                  tsa=TsaConfig.from_values(values["tsa"], base), audit=_audit_config(values["audit"], base),
                   console=ConsoleConfig.from_values(values["console"]),
                   kmc=KmsConfig.from_values(values["kmc"], base),
                   seal=SealConfig.from_values(values["seal"], base),
