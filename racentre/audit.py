@@ -154,13 +154,13 @@ def _anchor_findings(anchor: Anchor | None, site_id: str, cps: list[dict]) -> tu
     problems: list[Problem] = []
     notes: list[str] = []
     by_seq = {c["seq"]: c for c in cps}
-    ours = [c for c in cps if c.get("site_id") == site_id]
+    ours = sorted((c for c in cps if c.get("site_id") is not None), key=lambda c: c["seq"])
     top = max(by_seq) if by_seq else 0
     label = anchor_label(site_id)
     if anchor is None:
         if len(ours) > 1 or (ours and ours[-1]["seq"] != top):
             problems.append(Problem("anchor", f"the HSM holds no anchor {label!r}, but the database has "
-                                    f"{len(ours)} checkpoints signed for site {site_id}: the anchor was deleted "
+                                    f"{len(ours)} checkpoints signed with a site identity: the anchor was deleted "
                                     "from the HSM or the site identity was replaced"))
         elif ours:
             notes.append(f"checkpoint #{ours[-1]['seq']} is not yet anchored in the HSM (its anchor update did "
