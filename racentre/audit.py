@@ -138,9 +138,14 @@ def anchor_label(site_id: str) -> str:
 
 
 def read_anchor(km: KeyManager, site_id: str) -> tuple[Anchor | None, bytes | None]:
-    """(anchor, raw value) of the site's HSM anchor; (None, None) when there is none."""
-    raw = km.read_data(anchor_label(site_id))
-    return (None, None) if raw is None else (Anchor.decode(raw), raw)
+    """(anchor, raw value) of the site's HSM anchor; (None, None) when there is none. After an update cut
+    short between creating the new object and destroying the old one (``KeyManager.compare_and_set_data``
+    on a module whose data values are read-only), the newer of the two (the higher checkpoint number)."""
+    values = km.read_data_values(anchor_label(site_id))
+    if not values:
+        return None, None
+    anchors = sorted(((Anchor.decode(raw), raw) for raw in values), key=lambda pair: pair[0].seq)
+    return anchors[-1]
 
 
 class AuditTampered(AuditError):
