@@ -36,7 +36,7 @@ from asn1crypto import pem
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hsm import DataConflict, KeyManager, KeyNotFound
+from hsm import DataConflict, HsmError, KeyManager, KeyNotFound
 from pkicore import algorithm, verify_signature
 from pkicore.audit import (CHECKPOINT_GENESIS, HASH_ALGORITHM, AuditCheckpoint, AuditEvent, AuditSite, AuditWriter,
                            body_digest, canonical_json, canonical_time, chain_heads, checkpoint_tbs, heads_digest,
@@ -522,6 +522,12 @@ class _CheckpointState:
             self.last = {"seq": n, "at": as_utc(_time(cp["at"])), "heads": heads}
 
 
+def _cps_text(numbers: list[int]) -> str:
+    numbers = sorted(set(numbers))
+    return (f"checkpoint #{numbers[0]}" if len(numbers) == 1
+            else "checkpoints " + ", ".join(f"#{n}" for n in numbers))
+
+
 def _time(value) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
 
@@ -583,18 +589,24 @@ class _ChainWalker:
             self.problems.append(Problem("broken-link", f"{where} does not chain to {prev} ({writer}#{seq - 1}): "
                                          f"{prev} was modified (and re-hashed) or {where} was inserted",
                                          row_id, writer, seq))
+        rewritten, replaced = [], []
         for n, signed_hash in self.cps.signed.pop((writer, seq), ()):
             if signed_hash == stored and not modified:
                 self.good[writer] = max(self.good.get(writer, 0), seq)
             elif n in self.cps.valid and not modified:
-                first = self.good.get(writer, 0) + 1
-                span = f"#{first}" if first == seq else f"#{first}..#{seq}"
-                self.problems.append(Problem("rewritten", f"writer {writer}: the chain was rewritten and re-hashed: "
-                                             f"{where} is not the head signed in checkpoint #{n}; the first rewritten "
-                                             f"row is among {span}", row_id, writer, seq, n))
+                rewritten.append(n)
             else:
-                self.problems.append(Problem("modified", f"{where} differs from the head signed in checkpoint "
-                                             f"#{n}: modified or replaced", row_id, writer, seq, n))
+                replaced.append(n)
+        if rewritten:
+            first = self.good.get(writer, 0) + 1
+            span = f"#{first}" if first == seq else f"#{first}..#{seq}"
+            self.problems.append(Problem("rewritten", f"writer {writer}: the chain was rewritten and re-hashed: "
+                                         f"{where} is not the head signed in {_cps_text(rewritten)}; the first "
+                                         f"rewritten row is among {span}", row_id, writer, seq, max(rewritten)))
+        if replaced:
+            self.problems.append(Problem("modified", f"{where} differs from the head signed in "
+                                         f"{_cps_text(replaced)}: modified or replaced", row_id, writer, seq,
+                                         max(replaced)))
         self.last_seq[writer] = seq
         last = self.cps.last
         if last is None or seq > last["heads"].get(writer, 0):
@@ -627,15 +639,17 @@ class _ChainWalker:
                 gone[writer] = (top, max(n for n, _h in signed))
                 continue
             last = self.last_seq.get(writer, 0)
-            for n, _h in signed:
-                if seq > last:
-                    span = f"#{seq}" if seq == last + 1 else f"#{last + 1}..#{seq}"
-                    self.problems.append(Problem("deleted", f"writer {writer}: its tail {span} is missing (row "
-                                                 f"{writer}#{seq} is the chain head signed in checkpoint #{n}, the "
-                                                 f"database ends at #{last}): truncated", None, writer, seq, n))
-                else:
-                    self.problems.append(Problem("deleted", f"row {writer}#{seq}, signed as a chain head in "
-                                                 f"checkpoint #{n}, is missing: deleted", None, writer, seq, n))
+            numbers = [n for n, _h in signed]
+            if seq > last:
+                span = f"#{seq}" if seq == last + 1 else f"#{last + 1}..#{seq}"
+                self.problems.append(Problem("deleted", f"writer {writer}: its tail {span} is missing (row "
+                                             f"{writer}#{seq} is the chain head signed in {_cps_text(numbers)}, "
+                                             f"the database ends at #{last}): truncated", None, writer, seq,
+                                             max(numbers)))
+            else:
+                self.problems.append(Problem("deleted", f"row {writer}#{seq}, signed as a chain head in "
+                                             f"{_cps_text(numbers)}, is missing: deleted", None, writer, seq,
+                                             max(numbers)))
         for writer, (top, n) in sorted(gone.items()):
             self.problems.append(Problem("deleted-writer", f"writer {writer} is gone: all its rows #1..#{top} are "
                                          f"missing, though checkpoint #{n} signs its head #{top}: deleted writer",
@@ -703,12 +717,14 @@ def verify(db: sessionmaker[Session], public_key_info: bytes | None, *, grace: d
             else:
                 notes.append("no site identity yet (run `racentre setup`): no HSM anchor to check")
         else:
+            readable = True
             try:
                 held, _raw = read_anchor(km, site)
-            except AuditError as exc:
-                held = None
-                problems.append(Problem("anchor", str(exc)))
-            found, more = _anchor_findings(held, site, cp_rows)
+            except (AuditError, HsmError) as exc:
+                held, readable = None, False
+                problems.append(Problem("anchor", f"the HSM anchor of site {site} cannot be read: "
+                                        f"{exc.public_message}"))
+            found, more = _anchor_findings(held, site, cp_rows) if readable else ([], [])
             problems.extend(found)
             notes.extend(more)
             if held is None and found:
