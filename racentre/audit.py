@@ -299,8 +299,7 @@ def checkpoint(db: sessionmaker[Session], km: KeyManager, *, key_label: str = DE
             raw = None
             if anchor:
                 held, raw = read_anchor(km, site)
-                cps = [_cp_dict(c) for c in session.scalars(select(AuditCheckpoint))]
-                problems, _notes = _anchor_findings(held, site, cps)
+                problems, _notes = _anchor_findings(held, site, _anchor_relevant(session, prev, held))
                 if problems:
                     raise AuditTampered("refusing to checkpoint: " + "; ".join(p.message for p in problems))
             seq = prev.seq + 1 if prev else 1
@@ -336,6 +335,20 @@ def checkpoint(db: sessionmaker[Session], km: KeyManager, *, key_label: str = DE
             log.error("audit checkpoint #%d: the append-only sink could not be written: %s", seq, exc)
     log.info("audit checkpoint #%d over %d chains%s", seq, len(heads), " (anchored)" if anchored else "")
     return Checkpoint(seq, at, digest, tuple(tuple(h) for h in heads), site, token is not None, anchored)
+
+
+def _anchor_relevant(session: Session, top: AuditCheckpoint | None, held: Anchor | None) -> list[dict]:
+    """The checkpoints ``_anchor_findings`` looks at (not the whole table, which grows every minute): the
+    newest, the anchored one, and the two newest bound to a site."""
+    found = {} if top is None else {top.seq: top}
+    if held is not None:
+        cp = session.scalar(select(AuditCheckpoint).where(AuditCheckpoint.seq == held.seq))
+        if cp is not None:
+            found[cp.seq] = cp
+    for cp in session.scalars(select(AuditCheckpoint).where(AuditCheckpoint.site_id.is_not(None))
+                              .order_by(AuditCheckpoint.seq.desc()).limit(2)):
+        found[cp.seq] = cp
+    return [_cp_dict(c) for c in found.values()]
 
 
 def periodic_due(interval: float, rows: int) -> DuePredicate:
