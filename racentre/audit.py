@@ -5,11 +5,18 @@ adds what needs the HSM audit key (an SM2 key generated in the HSM on first use,
 ``[audit] key_label``), after REFERENCES.md §8:
 
 * ``checkpoint(db, km)``: one ``audit_checkpoint`` row that signs (SM2 with SM3, GB/T 32918.2, default
-  user ID) every chain's head (writer, seq, hash), the previous checkpoint's hash and the key's
-  fingerprint. Cron ``racentre audit checkpoint``; ``verify``/``export`` checkpoint too, and
-  ``start_periodic_checkpoints`` is the hook for a service timer.
-* ``verify(db, spki)``: recomputes every row hash and link, every checkpoint hash, link and signature,
-  and checks each signed head against the chain. Every finding names the row (id, writer, seq) and what
+  user ID) every chain's head (writer, seq, hash), the previous checkpoint's hash, the key's
+  fingerprint and the site identity (``audit_site``). Anchored outside the database (issue 15): its
+  number and hash replace the site's HSM anchor (a private token data object, PKCS#11 v2.40 §4.5, by
+  compare-and-set under a lock of the database), it carries an RFC 3161 token of our TSA over SM3 of the
+  signed bytes, and it is written to an append-only sink (a file on another host, syslog). One at a time
+  across workers and nodes (``pkicore.db.named_lock``). ``racentre serve`` runs ``start_periodic_checkpoints``
+  (every 60 s / 10,000 rows while the chains move), cron ``racentre audit checkpoint``; ``verify`` and
+  ``export`` checkpoint too.
+* ``verify(db, spki, km=...)``: recomputes every row hash and link, every checkpoint hash, link,
+  signature and time-stamp token, checks each signed head against the chain and the checkpoints against
+  the HSM anchor (and the sink file): a deleted checkpoint, a truncated tail, a deleted writer, a chain
+  rewritten and re-hashed, a replaced site identity are each named. Every finding names the row (id, writer, seq) and what
   is wrong: modified, deleted (a seq gap or a signed head gone), inserted or reordered. Rows after the
   last checkpoint are reported as unanchored; ones dated well before it (``grace``) are flagged, since a
   legitimate row that old would have been covered. Result objects, not exceptions (STYLE §3).
@@ -285,7 +292,9 @@ def checkpoint(db: sessionmaker[Session], km: KeyManager, *, key_label: str = DE
     fingerprint = key_fingerprint(spki)
     site = ensure_site(db) if anchor else None
     with named_lock(db.kw["bind"], CHECKPOINT_LOCK):
-        with transaction(db) as session:
+        # read, then sign and time-stamp with no transaction open (the TSA may write its archive), then
+        # write: checkpoints are made only under this lock, so number and predecessor cannot move meanwhile
+        with db() as session:
             if anchor:
                 current = site_id_of(session)
                 if current != site:
@@ -304,15 +313,16 @@ def checkpoint(db: sessionmaker[Session], km: KeyManager, *, key_label: str = DE
                     raise AuditTampered("refusing to checkpoint: " + "; ".join(p.message for p in problems))
             seq = prev.seq + 1 if prev else 1
             prev_hash = prev.hash if prev else CHECKPOINT_GENESIS
-            tbs = checkpoint_tbs(seq, at, prev_hash, fingerprint, heads, site)
-            digest = sm3_hex(tbs)
-            signature = km.sign(key_label, tbs)
-            token = None
-            if stamp is not None:
-                try:
-                    token = base64.b64encode(stamp(bytes.fromhex(digest))).decode("ascii")
-                except Exception as exc:  # noqa: BLE001 - the signature and the anchor still hold without it
-                    log.warning("audit checkpoint #%d: not time-stamped (%s)", seq, exc)
+        tbs = checkpoint_tbs(seq, at, prev_hash, fingerprint, heads, site)
+        digest = sm3_hex(tbs)
+        signature = km.sign(key_label, tbs)
+        token = None
+        if stamp is not None:
+            try:
+                token = base64.b64encode(stamp(bytes.fromhex(digest))).decode("ascii")
+            except Exception as exc:  # noqa: BLE001 - the signature and the anchor still hold without it
+                log.warning("audit checkpoint #%d: not time-stamped (%s)", seq, exc)
+        with transaction(db) as session:
             session.add(AuditCheckpoint(seq=seq, at=at, prev_hash=prev_hash, heads=heads, key_label=key_label,
                                         key_fingerprint=fingerprint, signature=signature.hex(), hash=digest,
                                         site_id=site, tsa_token=token, last_event_id=max_id))
