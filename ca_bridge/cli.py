@@ -13,7 +13,7 @@ from ca_bridge.api import IssueRequest, RevocationReason
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import BadEncoding, IssuanceError
 from ca_bridge.escrow import KmcLink, pending_notifications
-from kms.client import HttpTransport, InProcessTransport
+from gmt0014.client import HttpTransport, InProcessTransport
 from kms.services import kmc_from_services
 from pkicore.algorithms import algorithm
 from pkicore.keys import verify_signature

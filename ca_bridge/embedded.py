@@ -92,7 +92,7 @@ class EmbeddedCA:
 
     def attach_kmc(self, transport, kmc_certificate) -> None:
         """Put a KMC behind the key-escrow profiles (GM/T 0034): ``transport`` reaches its GM/T 0014
-        endpoint (``kms.client.InProcessTransport`` / ``HttpTransport``), ``kmc_certificate`` (DER, or a
+        endpoint (``gmt0014.client.InProcessTransport`` / ``HttpTransport``), ``kmc_certificate`` (DER, or a
         callable returning the current DER) verifies it."""
         self.kmc = KmcLink(self.km, self.db, self.directory, transport, kmc_certificate)
 

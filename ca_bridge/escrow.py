@@ -1,4 +1,4 @@
-"""The CA's side of key escrow for GM/T 0034 dual certificates, over GM/T 0014 (``kms.client``).
+"""The CA's side of key escrow for GM/T 0034 dual certificates, over GM/T 0014 (``gmt0014.client``).
 
 Before an encryption certificate is issued the CA reserves a key for it: it picks the certificate's
 serial and validity, asks the KMC for a key pair (ApplyKeyReq: userCertNo = that serial, userPubKey =
@@ -42,10 +42,10 @@ from ca_bridge.certbuilder import inspect_public_key, random_serial
 from ca_bridge.directory import CaDirectory, CaInfo
 from ca_bridge.errors import IssuanceError, RequestConflict
 from ca_bridge.models import EscrowAttempt, EscrowReservation, KmcNotification
+from gmt0014.client import KmcClient, Transport
+from gmt0014.errors import KmcRefused, KmcUnreachable
+from gmt0014.messages import ErrNo
 from hsm import KeyManager
-from kms.client import KmcClient, Transport
-from kms.errors import KmcRefused, KmcUnreachable
-from kms.gmt0014 import ErrNo
 from pkicore.audit import record
 from pkicore.db import as_utc, reading, transaction, utcnow
 from pkicore.errors import ErrorCode, PkiError

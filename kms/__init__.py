@@ -2,6 +2,6 @@
 M-of-N recovery, KEK rotation and disaster-recovery export.
 
 Entry points: ``kms.escrow.KeyEscrow`` (the domain), ``kms.service.KmcService`` (GM/T 0014 server side),
-``kms.client.KmcClient`` (what a CA calls), ``kms.recovery.ApprovalBook`` (the only producer of
+``gmt0014.client.KmcClient`` (what a CA calls), ``kms.recovery.ApprovalBook`` (the only producer of
 ``RecoveryAuthorisation``/``DestructionAuthorisation``/``ExportAuthorisation``).
 """

@@ -2,14 +2,14 @@
 
 Embedded default: the KMC uses the centre's HSM and database (tables ``kms_*``). A stand-alone KMC is
 the same object over its own container (own token and database: ``racentre serve --packages hsm,kms``),
-reached by the CA through ``kms.client.HttpTransport`` when the CA's ``[kmc] url`` is set.
+reached by the CA through ``gmt0014.client.HttpTransport`` when the CA's ``[kmc] url`` is set.
 """
 from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
 
-from kms.client import InProcessTransport, KmcClient
+from gmt0014.client import InProcessTransport, KmcClient
 from kms.config import KmsConfig
 from kms.escrow import KeyEscrow
 from kms.recovery import ApprovalBook

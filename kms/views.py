@@ -7,7 +7,7 @@ import base64
 from asn1crypto import pem
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from kms import gmt0014
+from gmt0014.messages import CONTENT_TYPE
 from kms.errors import EscrowError
 from kms.recovery import Officer
 from kms.services import Kmc, kmc_from_services
@@ -52,9 +52,9 @@ def _delivery_json(d) -> dict:
 @bp.post("/request")
 def gmt0014_request():
     """GM/T 0014: DER CARequest in (application/octet-stream), DER KMRespond out (always signed)."""
-    if request.mimetype != gmt0014.CONTENT_TYPE:
-        raise EscrowError(f"send the DER CARequest as {gmt0014.CONTENT_TYPE}")
-    return Response(_kmc().service.handle(request.get_data()), mimetype=gmt0014.CONTENT_TYPE)
+    if request.mimetype != CONTENT_TYPE:
+        raise EscrowError(f"send the DER CARequest as {CONTENT_TYPE}")
+    return Response(_kmc().service.handle(request.get_data()), mimetype=CONTENT_TYPE)
 
 
 @bp.get("/certificate")

@@ -39,8 +39,8 @@ from pathlib import Path
 import click
 from asn1crypto import ocsp, pem, tsp, x509
 
+from gmt0014.messages import public_key_hash
 from hsm import KeyManager, KeyNotFound
-from kms.identity import public_key_hash
 from pkicore import algorithm, verify_signature
 from pkicore.csr import build_csr
 from pkicore.db import transaction

@@ -18,11 +18,11 @@ from asn1crypto import x509
 
 from ca_bridge.api import IssueRequest
 from ca_bridge.ca import names_for
-from ca_bridge.errors import UnknownCA
 from ca_bridge.embedded import EmbeddedCA
+from ca_bridge.errors import UnknownCA
 from ca_bridge.revinfo import revocation_info
+from gmt0014.client import HttpTransport, InProcessTransport
 from hsm import KeyManager
-from kms.client import HttpTransport, InProcessTransport
 from kms.services import Kmc
 from pkicore.algorithms import algorithm
 from seal.registry import SealMaker, SealRegistry

@@ -30,7 +30,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from ca_bridge.models import EscrowReservation
-from kms.client import HttpTransport
+from gmt0014.client import HttpTransport
 from kms.models import EscrowedKey
 from pkicore.db import transaction
 from pkicore.envelope import parse_signed_and_enveloped, verify_signed_and_enveloped

@@ -11,8 +11,8 @@ import subprocess
 import pytest
 from asn1crypto import pem
 
-from kms import gmt0014 as m
-from kms.client import InProcessTransport, KmcClient
+from gmt0014 import messages as m
+from gmt0014.client import InProcessTransport, KmcClient
 from kms.identity import self_signed_certificate
 from kms.service import KmcService
 from pkicore.envelope import parse_signed_and_enveloped, parse_sm2_enveloped_key, signed_content

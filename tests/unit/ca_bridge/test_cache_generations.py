@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from ca_bridge.api import EscrowedKeyRequest
 from ca_bridge.embedded import EmbeddedCA
-from kms.client import InProcessTransport
+from gmt0014.client import InProcessTransport
 from kms.escrow import KeyEscrow
 from kms.identity import self_signed_certificate
 from kms.service import KmcService

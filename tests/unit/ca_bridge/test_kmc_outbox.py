@@ -20,9 +20,9 @@ from ca_bridge.cli import ca_group
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.escrow import ATTEMPT_TTL, CLAIM, backoff
 from ca_bridge.models import EscrowAttempt, KmcNotification
-from kms.client import HttpTransport, InProcessTransport
-from kms.errors import KmcUnreachable, ProtocolError
-from kms.gmt0014 import CARequest
+from gmt0014.client import HttpTransport, InProcessTransport
+from gmt0014.errors import KmcUnreachable, ProtocolError
+from gmt0014.messages import CARequest
 from kms.models import EscrowedKey
 from kms.service import KmcService
 from pkicore.audit import AuditEvent

@@ -7,9 +7,9 @@ import secrets
 
 import pytest
 
-from kms import gmt0014 as m
-from kms.client import InProcessTransport, KmcClient
-from kms.errors import ProtocolError
+from gmt0014 import messages as m
+from gmt0014.client import InProcessTransport, KmcClient
+from gmt0014.errors import ProtocolError
 from kms.identity import self_signed_certificate
 from kms.service import KmcService
 from tests.unit.kms.helpers import audit

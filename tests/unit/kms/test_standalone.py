@@ -13,10 +13,11 @@ from click.testing import CliRunner
 
 from ca_bridge.cli import read_csr
 from ca_bridge.errors import BadEncoding, IssuanceError
-from kms import gmt0014 as m
-from kms.client import InProcessTransport, KmcClient
+from gmt0014 import messages as m
+from gmt0014.client import InProcessTransport, KmcClient
 from kms.config import KmsConfigError
-from kms.errors import EscrowError, ProtocolError
+from gmt0014.errors import ProtocolError
+from kms.errors import EscrowError
 from kms.identity import self_signed_certificate, subject_name
 from kms.service import KmcService
 from pkicore.algorithms import algorithm

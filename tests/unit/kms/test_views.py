@@ -10,9 +10,9 @@ import secrets
 import pytest
 from click.testing import CliRunner
 
-from kms import gmt0014 as m
+from gmt0014 import messages as m
 from kms.cli import kms_group
-from kms.client import KmcClient
+from gmt0014.client import KmcClient
 from kms.identity import self_signed_certificate
 from kms.recovery import ApprovalBook
 from kms.service import KmcService
