@@ -151,7 +151,7 @@ def prepare(services, count: int) -> tuple[list[int], dict[str, str]]:
     from pkicore.db import transaction
     from ra.services import build_ra_service, ca_backend_for
     from ra.workflow import Actor
-    from racentre.auth import create_token
+    from access.auth import create_token
     ra = build_ra_service(services.db, ca_backend_for(services))
     tag = secrets.token_hex(3)
     operator, applicant = Actor(f"operator-{tag}", "ra_operator"), Actor(f"client-{tag}", "api_client")

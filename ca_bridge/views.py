@@ -24,12 +24,12 @@ import binascii
 from asn1crypto import pem
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
+from access.auth import require_roles
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import CaError
 from pkicore.db import as_utc
 from pkicore.errors import ErrorCode
 from racentre import fastpath
-from racentre.auth import require_roles
 
 bp = Blueprint("ca", __name__)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from racentre.auth import require_roles
+from access.auth import require_roles
 
 bp = Blueprint("hsm", __name__, url_prefix="/hsm")
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 from asn1crypto import pem, x509
 
+from access.auth import authenticate
 from kms.config import read_certificates
 from kms.recovery import Officer
 from kms.services import kmc_from_services
 from pkicore.algorithms import algorithm
 from pkicore.csr import build_csr
-from racentre.auth import authenticate
 
 
 def _kmc(ctx):

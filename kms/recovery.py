@@ -69,7 +69,7 @@ class ExportAuthorisation(_Authorisation):
 
 @dataclass(frozen=True)
 class Officer:
-    """An authenticated principal (racentre.auth.Principal has this shape)."""
+    """An authenticated principal (access.auth.Principal has this shape)."""
 
     name: str
     roles: frozenset[str]

@@ -7,11 +7,11 @@ import base64
 from asn1crypto import pem
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from access.auth import require_roles
 from gmt0014.messages import CONTENT_TYPE
 from kms.errors import EscrowError
 from kms.recovery import Officer
 from kms.services import Kmc, kmc_from_services
-from racentre.auth import require_roles
 
 bp = Blueprint("kms", __name__, url_prefix="/kmc/v1")
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from access.auth import ROLES, ApiToken, create_token, token_list, token_set_disabled, token_set_expiry
 from ca_bridge.api import CABackend
 from pkicore import audit
 from pkicore.db import as_utc, reading, transaction, utcnow
-from racentre.auth import ROLES, ApiToken, create_token, token_list, token_set_disabled, token_set_expiry
 
 from ra.errors import Forbidden
 from ra.services import RaService, build_ra_service, ca_backend_for

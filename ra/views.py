@@ -9,11 +9,11 @@ from __future__ import annotations
 from asn1crypto import pem
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from access.auth import require_roles
 from ra.errors import NotFound, ValidationError
 from ra.openapi import openapi_document
 from ra.services import RaService, build_ra_service, ca_backend_for
 from ra.workflow import Actor
-from racentre.auth import require_roles
 
 bp = Blueprint("ra", __name__, url_prefix="/api/v1")
 

@@ -39,6 +39,7 @@ from pathlib import Path
 import click
 from asn1crypto import ocsp, pem, tsp, x509
 
+from access.auth import create_token
 from gmt0014.messages import public_key_hash
 from hsm import KeyManager, KeyNotFound
 from pkicore import algorithm, verify_signature
@@ -46,7 +47,6 @@ from pkicore.csr import build_csr
 from pkicore.db import transaction
 from ra.identity import id_check_character, org_code_check_character, uscc_check_character
 from racentre.audit import write_demo_artefacts as write_audit_export
-from racentre.auth import create_token
 from racentre.setup_cli import setup_site
 from racentre.web import build_app
 from seal.demo import demo_picture

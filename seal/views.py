@@ -10,8 +10,8 @@ import threading
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from access.auth import require_roles
 from pkicore.errors import ErrorCode, PkiError
-from racentre.auth import require_roles
 from seal.registry import SealRegistry, Signer, signer_algorithm
 from seal.services import Placement, SealService, cert_der, default_maker
 from seal.timestamps import SealTimestamps

@@ -2,8 +2,8 @@
 named principal (``roles``: who -> roles) and calls as ``call(method, path, who, json=...)``."""
 from __future__ import annotations
 
+from access.auth import create_token
 from pkicore.db import transaction
-from racentre.auth import create_token
 from racentre.web import build_app
 from tests.unit.ra import helpers
 

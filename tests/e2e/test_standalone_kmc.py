@@ -29,12 +29,12 @@ from asn1crypto import pem, x509
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from access.auth import create_token
 from ca_bridge.models import EscrowReservation
 from gmt0014.client import HttpTransport
 from kms.models import EscrowedKey
 from pkicore.db import transaction
 from pkicore.envelope import parse_signed_and_enveloped, verify_signed_and_enveloped
-from racentre.auth import create_token
 from racentre.cli import cli
 from racentre.config import load_config
 from racentre.services import Services

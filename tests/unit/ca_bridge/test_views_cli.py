@@ -9,13 +9,13 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import pem, x509
 from click.testing import CliRunner
 
+from access.auth import create_token
 from ca_bridge.api import RevocationReason
 from ca_bridge.cli import ca_group
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import HierarchyExists
 from ca_bridge.views import bp
 from pkicore.db import transaction
-from racentre.auth import create_token
 from racentre.web import create_app
 from tests.unit.ca_bridge.helpers import request
 

@@ -10,8 +10,8 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from werkzeug.routing import IntegerConverter
 
+from access.auth import ROLES, create_token
 from pkicore.db import transaction
-from racentre.auth import ROLES, create_token
 from racentre.web import MAX_JSON_DEPTH, json_depth_exceeded
 from tests.unit.console.site import app_for, officer, session_cookie
 
@@ -142,7 +142,7 @@ def test_four_eyes_counts_persons_not_credentials(hostile, services):
     import re
 
     from pkicore import audit
-    from racentre.auth import authenticate
+    from access.auth import authenticate
     from tests.unit.console.site import vetted_unit_request
     app, _ = hostile
     rid = vetted_unit_request(services)

@@ -10,16 +10,16 @@ import secrets
 import pytest
 from click.testing import CliRunner
 
+from access.auth import create_token
 from gmt0014 import messages as m
-from kms.cli import kms_group
 from gmt0014.client import KmcClient
+from kms.cli import kms_group
 from kms.identity import self_signed_certificate
 from kms.recovery import ApprovalBook
 from kms.service import KmcService
 from kms.services import Kmc
 from kms.views import init_app
 from pkicore.envelope import parse_signed_and_enveloped
-from racentre.auth import create_token
 from racentre.config import Config
 from racentre.web import create_app
 from tests.unit.kms.conftest import with_recipients

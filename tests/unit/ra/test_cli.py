@@ -102,7 +102,7 @@ def test_token_list_disable_enable_expire(run, db):
     """Issue 15: an operator can see, disable, enable and expire API tokens from the CLI; each change is
     audited and takes effect on the next request."""
     from pkicore import audit
-    from racentre.auth import AuthError, authenticate
+    from access.auth import AuthError, authenticate
     tag = helpers.tag()
     name = f"tok-{tag}"
     token = run("token", "create", name, "--role", "ra_officer", "--expires-in-days", "30").output.strip()

@@ -6,11 +6,11 @@ import base64
 import pytest
 from asn1crypto import pem
 
+from access.auth import create_token
 from pkicore.db import transaction
 from ra.openapi import openapi_document
 from ra.services import build_ra_service
 from ra.views import EXTENSION, RA_MAX_BODY, bp
-from racentre.auth import create_token
 from racentre.config import Config
 from racentre.web import create_app
 from tests.unit.ra import helpers

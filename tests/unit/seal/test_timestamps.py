@@ -16,11 +16,11 @@ from asn1crypto import cms, x509
 from click.testing import CliRunner
 from pyhanko.sign.general import check_ess_certid
 
+from access.auth import create_token
 from pkicore.algorithms import algorithm
 from pkicore.db import transaction
 from pkicore.errors import ErrorCode
 from pkicore.sm2 import sm3
-from racentre.auth import create_token
 from racentre.config import Config
 from racentre.web import create_app
 from seal import ofd, pdf, ses, views
