@@ -149,10 +149,9 @@ class Site:
 def prepare(services, count: int) -> tuple[list[int], dict[str, str]]:
     """``count`` vetted server requests (one final approval away from issuance) and API tokens."""
     from pkicore.db import transaction
-    from ra.services import build_ra_service, ca_backend_for
     from ra.workflow import Actor
     from access.auth import create_token
-    ra = build_ra_service(services.db, ca_backend_for(services))
+    ra = services.ra
     tag = secrets.token_hex(3)
     operator, applicant = Actor(f"operator-{tag}", "ra_operator"), Actor(f"client-{tag}", "api_client")
     unit, _ = ra.add_unit(operator, name=f"基准测试单位-{tag}", uscc=uscc(), legal_representative="王五")

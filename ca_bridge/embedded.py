@@ -67,7 +67,7 @@ class _Plan:
 
 
 class EmbeddedCA:
-    """The embedded CA. Thread-safe; build one per process (``from_services``) and share it."""
+    """The embedded CA. Thread-safe; build one per process and share it (``racentre.services.Services.ca``)."""
 
     def __init__(self, key_manager: KeyManager, db: sessionmaker[Session], public_url: str = "http://127.0.0.1:8600",
                  *, profiles: Mapping[str, Profile] | None = None, name_prefix: str = "",
@@ -95,15 +95,6 @@ class EmbeddedCA:
         endpoint (``gmt0014.client.InProcessTransport`` / ``HttpTransport``), ``kmc_certificate`` (DER, or a
         callable returning the current DER) verifies it."""
         self.kmc = KmcLink(self.km, self.db, self.directory, transport, kmc_certificate)
-
-    @classmethod
-    def from_services(cls, services) -> "EmbeddedCA":
-        """From a ``racentre.services.Services`` container (key manager, session factory, public URL: the
-        site's ``[service] public_url``; when unset this CA serves CRLs and OCSP but issues nothing)."""
-        public_url = getattr(services, "public_url", None)
-        if public_url is None:      # a container without the property: read it as Services does
-            public_url = services.config.service.public_url
-        return cls(services.key_manager, services.db, public_url)
 
     def _require_public_url(self) -> None:
         """Refuse to issue without the site's public URL: it goes into every certificate's CRL DP and

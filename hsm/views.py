@@ -21,8 +21,3 @@ def health():
 @require_roles("ra_admin", "auditor")
 def info():
     return jsonify(current_app.extensions["racentre.key_manager"].info().as_dict())
-
-
-def init_app(app, services) -> None:
-    """Wire this blueprint into the service app (racentre.web.build_app)."""
-    app.register_blueprint(bp)

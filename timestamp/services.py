@@ -154,15 +154,6 @@ class TsaService:
         self._failure: TsaError | None = None
         self._lock = threading.Lock()
 
-    @classmethod
-    def for_site(cls, services) -> "TsaService":
-        """The site's TSA as the service runs it: ``[tsa]`` settings, the site's HSM, unit certificates
-        from the site's database (``racentre.provision.Site.tsa_certificates``), and the database archive
-        when ``[tsa] archive`` keeps issued tokens (``services``: a ``racentre.services.Services``)."""
-        config = services.config.tsa
-        return cls(config, services.key_manager, services.db if config.archive else None,
-                   certificates=services.site.tsa_certificates)
-
     @property
     def authority(self) -> TimeStampAuthority:
         authority = self._authority

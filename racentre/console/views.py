@@ -1,5 +1,5 @@
 """Console pages for logging in and out and the dashboard; ``init_app`` wires the console into the app
-(racentre.web.build_app): blueprint, principal sources (console session; client certificates for the
+(racentre.app.build_app): blueprint, principal sources (console session; client certificates for the
 API) and the job runner. The other pages live in ``pages_ra`` and ``pages_ops``."""
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from access.auth import create_token
 from pkicore.db import transaction
-from racentre.web import build_app
+from racentre.app import build_app
 from tests.unit.ra import helpers
 
 

@@ -312,7 +312,7 @@ def test_racentre_serve_sweeps_the_kmc_outbox(client, services, tmp_path, monkey
     from pkicore.db import utcnow
     from pkicore.errors import ErrorCode
     from racentre.serve import service_app
-    from racentre.web import DEFAULT_PACKAGES
+    from racentre.app import DEFAULT_PACKAGES
     rid = _one_approval_from_issuance(client, tmp_path, "杭州市巡检局", "钱七")
     done = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
     enc = next(c for c in done.json["certificates"] if c["usage"] == "enc")

@@ -35,10 +35,10 @@ from gmt0014.client import HttpTransport
 from kms.models import EscrowedKey
 from pkicore.db import transaction
 from pkicore.envelope import parse_signed_and_enveloped, verify_signed_and_enveloped
+from racentre.app import build_app
 from racentre.cli import cli
 from racentre.config import load_config
 from racentre.services import Services
-from racentre.web import build_app
 from tests.conftest import SOFTTOKEN_DIR, USER_PIN
 from tests.pgschema import POSTGRES_URL, postgres_unreachable, schema_engine
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt

@@ -446,8 +446,7 @@ def test_background_sweep_delivers_due_rows(site):
 
 def test_cli_lists_and_retries_pending_notifications(site, softtoken_km):
     runner = CliRunner()
-    obj = {"services": SimpleNamespace(key_manager=softtoken_km, db=site.db, public_url="http://outbox.test"),
-           "ca": site.ca}
+    obj = {"services": SimpleNamespace(key_manager=softtoken_km, db=site.db, ca=site.ca)}
     result = runner.invoke(ca_group, ["kmc-pending"], obj=obj)
     assert result.exit_code == 0 and "no pending KMC notifications" in result.output
     result = runner.invoke(ca_group, ["kmc-retry"], obj=obj)

@@ -72,7 +72,7 @@ def test_cli(softtoken_km, db, tmp_path):
     tag = f"k{secrets.token_hex(4)}-"
     authority = EmbeddedCA(softtoken_km, db, "http://cli.test", name_prefix=tag)
     runner = CliRunner()
-    obj = {"services": SimpleNamespace(key_manager=softtoken_km, db=db, public_url="http://cli.test"), "ca": authority}
+    obj = {"services": SimpleNamespace(key_manager=softtoken_km, db=db, ca=authority)}
     authority.init_hierarchy(kinds=("sm2",), label_prefix=tag)
     result = runner.invoke(ca_group, ["list"], obj=obj)
     assert result.exit_code == 0 and f"{tag}issuing-sm2" in result.output

@@ -1,4 +1,4 @@
-"""Issue 15, the web layer's share: on every route of the full app (racentre.web.build_app), on SQLite and
+"""Issue 15, the web layer's share: on every route of the full app (racentre.app.build_app), on SQLite and
 PostgreSQL — ids at or past 2^63 are not found (404) instead of overflowing the driver (500); JSON
 nested past the limit is a 400 on every JSON endpoint; a 405 names what is allowed (Allow); with the
 database unreachable every database-backed call answers 503 with Retry-After while the TSA, which needs

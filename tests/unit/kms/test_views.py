@@ -6,6 +6,7 @@ import base64
 import json
 import datetime as dt
 import secrets
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -18,7 +19,7 @@ from kms.identity import self_signed_certificate
 from kms.recovery import ApprovalBook
 from kms.service import KmcService
 from kms.services import Kmc
-from kms.views import init_app
+from kms.views import bp
 from pkicore.envelope import parse_signed_and_enveloped
 from racentre.config import Config
 from racentre.web import create_app
@@ -28,11 +29,6 @@ from tests.unit.kms.subscriber import (mul, openssl_sm2_certificate, openssl_sm2
                                        sm4_ecb_decrypt)
 
 
-class _Services:
-    def __init__(self, km, db, kmc):
-        self.key_manager, self.db, self._kms_kmc, self.engine = km, db, kmc, None
-
-
 @pytest.fixture
 def kmc(escrow, court):
     return Kmc(escrow, ApprovalBook(escrow.db, with_recipients(escrow.config, court[2])), KmcService(escrow))
@@ -40,9 +36,7 @@ def kmc(escrow, court):
 
 @pytest.fixture
 def app(kmc, softtoken_km, escrow):
-    app = create_app(Config(), softtoken_km, escrow.db, blueprints=[])
-    init_app(app, _Services(softtoken_km, escrow.db, kmc))
-    return app
+    return create_app(Config(), softtoken_km, escrow.db, services={"kms": kmc}, blueprints=[bp])
 
 
 @pytest.fixture
@@ -123,7 +117,7 @@ def test_cli_approve_and_recover(kmc, escrow, subscriber, tokens, tmp_path, soft
     d_court = court[0]
     (tmp_path / "court.der").write_bytes(court[1])
     archived = escrow_one(escrow, subscriber[1])
-    obj = {"services": _Services(softtoken_km, escrow.db, kmc)}
+    obj = {"services": SimpleNamespace(key_manager=softtoken_km, db=escrow.db, kmc=kmc)}
     run = CliRunner().invoke
     r = run(kms_group, ["request", "--key-id", str(archived.key_id), "--recipient-cert", str(tmp_path / "court.der"),
                         "--reason", "case 1", "--token", tokens["admin"]], obj=obj)

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from ra import cli as ra_cli
 from ra.errors import Forbidden
+from ra.services import build_ra_service
 from racentre.config import Config
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import cryptography_csr, ec_key
@@ -17,10 +18,9 @@ from tests.unit.ra.fake_ca import FakeCA
 
 
 @pytest.fixture
-def run(db, monkeypatch):
+def run(db):
     ca = FakeCA()
-    monkeypatch.setattr(ra_cli, "_ca_backend", lambda services: ca)
-    services = SimpleNamespace(db=db, config=Config(), key_manager=None)
+    services = SimpleNamespace(db=db, config=Config(), key_manager=None, ra=build_ra_service(db, ca))
 
     def invoke(*args):
         result = CliRunner().invoke(ra_cli.ra_group, [str(a) for a in args], obj={"services": services})
