@@ -12,9 +12,9 @@ from pkicore.algorithms import algorithm
 from seal.pki import LocalIssuer, ensure_key, make_signer
 from timestamp.tsa import TimeStampAuthority, TsaUnit
 
-# ../shared beside the checkout (CI clones the repository next to it), else the workplace's copy
-_BESIDE = Path(__file__).resolve().parents[3].parent / "shared" / "testdata" / "ofd"
-TESTDATA = _BESIDE if _BESIDE.is_dir() else Path("/work/shared/testdata/ofd")
+# OFD and seal samples made by other implementations (ofdrw's test resources, Apache-2.0), kept in
+# the repository: tests/vectors/ofd/README.md says what each is
+TESTDATA = Path(__file__).resolve().parents[2] / "vectors" / "ofd"
 
 
 def _label(prefix: str) -> str:
