@@ -33,7 +33,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,13 +47,12 @@ from gmt0014.errors import KmcRefused, KmcUnreachable
 from gmt0014.messages import ErrNo
 from hsm import KeyManager
 from pkicore.audit import record
-from pkicore.db import as_utc, reading, transaction, utcnow
+from pkicore.db import after_commit, as_utc, reading, transaction, utcnow
 from pkicore.errors import ErrorCode, PkiError
 
 log = logging.getLogger(__name__)
 
 BACKDATE = dt.timedelta(seconds=60)
-_PENDING = "ca_bridge.kmc_revocations"
 
 REVOKE_KEY = "revoke-key"                       # KmcNotification.kind: a GM/T 0014 RevokeKeyReq
 FIRST_RETRY = dt.timedelta(seconds=30)
@@ -293,7 +292,17 @@ class KmcLink:
         """Queue a RevokeKeyReq in ``session``'s transaction (it commits or rolls back with the change
         that needs it) and send it once that transaction has committed."""
         if self._queue(session, ca, serial, why):
-            session.info.setdefault(_PENDING, []).append((self, ca, serial))
+            after_commit(session, lambda: self._deliver_committed(ca, serial))
+
+    def _deliver_committed(self, ca: CaInfo, serial: int) -> None:
+        """Once the revocation has committed: send its RevokeKeyReq, unless a rolled-back savepoint took
+        the outbox row back with the revocation (then nothing is owed). Never raises: what is not sent
+        now stays in the outbox for the sweep."""
+        try:
+            if self.queued(ca, serial):
+                self._attempt(ca, serial)
+        except Exception:  # noqa: BLE001 - the caller's committed outcome must not be replaced by this one
+            log.exception("could not send the RevokeKeyReq for %s/%x; the outbox sweep will", ca.name, serial)
 
     def queued(self, ca: CaInfo, serial: int) -> bool:
         """Whether a RevokeKeyReq for this key is in the outbox and not answered yet."""
@@ -431,23 +440,3 @@ class KmcLink:
 
         threading.Thread(target=loop, name="kmc-outbox", daemon=True).start()
         return stop
-
-
-@event.listens_for(Session, "after_commit")
-def _notify_after_commit(session: Session) -> None:
-    if session.in_nested_transaction():
-        return          # a savepoint was released: the revocation is not committed until the outer commit
-    pending = session.info.pop(_PENDING, ())
-    if not pending:
-        return
-    for link, ca, serial in pending:
-        # a savepoint rolled back takes its outbox row with it (and its revocation): send only what committed
-        if link.queued(ca, serial):
-            link._attempt(ca, serial)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    if session.in_nested_transaction():
-        return          # a savepoint: what it queued went with its rows; the outer commit checks each row
-    session.info.pop(_PENDING, None)
