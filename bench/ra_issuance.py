@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import openssl_speed_sm2  # noqa: E402
-from ra.identity import USCC_CHARSET, org_code_check_character, uscc_check_character  # noqa: E402
+from ra.id_numbers import USCC_CHARSET, org_code_check_character, uscc_check_character  # noqa: E402
 
 RACENTRE = [sys.executable, "-m", "racentre.cli"]
 POSTGRES_URL = os.environ.get("RACENTRE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -1,6 +1,6 @@
 """``racentre ca``: set up the CA hierarchy, list CAs, write CRLs, revoke certificates, certify a
 service key held elsewhere from its PKCS#10 request (e.g. a stand-alone KMC), and list or retry the
-GM/T 0014 notifications the CA still owes the KMC (``ca_bridge.escrow`` outbox) (operators)."""
+GM/T 0014 notifications the CA still owes the KMC (``ca_bridge.kmc_link`` outbox) (operators)."""
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +12,7 @@ from asn1crypto import csr as asn1_csr, pem
 from ca_bridge.api import IssueRequest, RevocationReason
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import BadEncoding, IssuanceError
-from ca_bridge.escrow import KmcLink, pending_notifications
+from ca_bridge.kmc_link import KmcLink, pending_notifications
 from pkicore.algorithms import algorithm
 from pkicore.keys import verify_signature
 

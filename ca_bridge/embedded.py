@@ -27,8 +27,8 @@ from ca_bridge.certbuilder import (CertificateTemplate, IssuerInfo, SubjectKey, 
                                    name_text, random_serial)
 from ca_bridge.crl import CrlPublisher, bump_revocation_seq
 from ca_bridge.directory import CaDirectory, CaInfo
-from ca_bridge.escrow import KmcLink
 from ca_bridge.errors import CertificateNotFound, IssuanceError, NoPublicUrl, RequestConflict, RevocationConflict
+from ca_bridge.kmc_link import KmcLink
 from ca_bridge.models import EscrowReservation, IssuedCert
 from ca_bridge.ocsp import OcspResponder
 from ca_bridge.profiles import Profile, get_profile, load_profiles
@@ -154,7 +154,7 @@ class EmbeddedCA:
 
     def prepare_escrowed_key(self, request: EscrowedKeyRequest) -> EscrowedKey:
         """Reserve a KMC-generated encryption key for the certificate ``request.request_id`` will issue
-        (``ca_bridge.escrow``); call it outside any transaction. Idempotent on the request id."""
+        (``ca_bridge.kmc_link``); call it outside any transaction. Idempotent on the request id."""
         self._require_public_url()
         if not isinstance(request.request_id, str) or not 0 < len(request.request_id) <= 128:
             raise IssuanceError("request_id must be a string of 1..128 characters")

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from gmt0014.client import InProcessTransport, KmcClient
 from kms.config import KmsConfig
+from kms.endpoint import KmcService
 from kms.escrow import KeyEscrow
 from kms.recovery import ApprovalBook
-from kms.service import KmcService
 
 
 @dataclass

@@ -13,11 +13,10 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from access.auth import ROLES, ApiToken, create_token, token_list, token_set_disabled, token_set_expiry
+from access.auth import ROLES, ApiToken, Forbidden, create_token, token_list, token_set_disabled, token_set_expiry
 from pkicore import audit
 from pkicore.db import as_utc, reading, transaction, utcnow
 
-from ra.errors import Forbidden
 from ra.services import RaService
 from ra.workflow import Actor
 

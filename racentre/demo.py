@@ -45,7 +45,7 @@ from hsm import KeyManager, KeyNotFound
 from pkicore import algorithm, verify_signature
 from pkicore.csr import build_csr
 from pkicore.db import transaction
-from ra.identity import id_check_character, org_code_check_character, uscc_check_character
+from ra.id_numbers import id_check_character, org_code_check_character, uscc_check_character
 from racentre.app import build_app
 from racentre.audit import write_demo_artefacts as write_audit_export
 from racentre.setup_cli import setup_site

@@ -29,7 +29,7 @@ from pkicore.errors import ErrorCode, PkiError
 from ra.services import RaService, build_ra_service
 from racentre.config import Config
 from racentre.migrate import require_current, upgrade
-from racentre.provision import Site, build_seal_service
+from racentre.site import Site, build_seal_service
 from seal.services import SealService, standalone_seal_service
 from timestamp.services import TsaService
 

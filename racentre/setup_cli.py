@@ -16,7 +16,7 @@ from pkicore.algorithms import algorithm
 from pkicore.db import named_lock
 from racentre.accounts import totp_box
 from racentre.audit import ensure_audit_key
-from racentre.provision import Site
+from racentre.site import Site
 
 SETUP_LOCK = "site-setup"
 

@@ -3,7 +3,7 @@ certificate from a certificate source, the clock monitor, the serial generator a
 and provisioning (keys in the HSM, certificates from a CA).
 
 A site's TSA reads its unit certificates from the database, where the site's CA keeps every certificate
-it issued (``racentre.provision.Site.tsa_certificates``), so every node that shares the database and the
+it issued (``racentre.site.Site.tsa_certificates``), so every node that shares the database and the
 HSM serves the same units without any local file, and a node that started before a certificate was
 issued takes it up without a restart (``TsaService`` looks again while a unit is missing). A TSA outside
 a site (tests, ``timestamp.demo``) reads ``certs_dir/<unit>.pem`` files instead (``certificate_files``).

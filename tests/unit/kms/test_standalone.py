@@ -17,9 +17,9 @@ from gmt0014 import messages as m
 from gmt0014.client import InProcessTransport, KmcClient
 from gmt0014.errors import ProtocolError
 from kms.config import KmsConfigError
+from kms.endpoint import KmcService
 from kms.errors import EscrowError
 from kms.identity import self_signed_certificate, subject_name
-from kms.service import KmcService
 from pkicore.algorithms import algorithm
 from pkicore.certificate import build_certificate
 from pkicore.csr import build_csr

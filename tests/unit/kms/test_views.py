@@ -15,9 +15,9 @@ from access.auth import create_token
 from gmt0014 import messages as m
 from gmt0014.client import KmcClient
 from kms.cli import kms_group
+from kms.endpoint import KmcService
 from kms.identity import self_signed_certificate
 from kms.recovery import ApprovalBook
-from kms.service import KmcService
 from kms.services import Kmc
 from kms.views import bp
 from pkicore.envelope import parse_signed_and_enveloped

@@ -1,5 +1,5 @@
 """``pkicore.db.after_commit``: work owed once a unit of work has committed (the CA's GM/T 0014
-RevokeKeyReq, ``ca_bridge.escrow``) runs after COMMIT, outside SQLAlchemy's hooks, in order; never after
+RevokeKeyReq, ``ca_bridge.kmc_link``) runs after COMMIT, outside SQLAlchemy's hooks, in order; never after
 a rollback, a failed commit or a released savepoint alone; and no listener on ``Session`` is left
 installed globally for it."""
 from __future__ import annotations
@@ -42,8 +42,8 @@ def test_no_callback_after_a_rollback(db):
 def test_no_global_after_commit_listener_sends_anything():
     """The CA's outbox used to hang a listener on every Session of the process, sending over HTTP inside
     ``after_commit``; now only the audit trail's bookkeeping listens there (no I/O)."""
-    import ca_bridge.escrow  # noqa: F401 - loaded, as the app loads it
-    import kms.service  # noqa: F401
+    import ca_bridge.kmc_link  # noqa: F401 - loaded, as the app loads it
+    import kms.endpoint  # noqa: F401
 
     listeners = [f"{f.__module__}.{f.__name__}" for f in Session.dispatch.after_commit._clslevel[Session]]
     assert not [name for name in listeners if not name.startswith("pkicore.audit.")], listeners

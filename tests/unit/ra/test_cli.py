@@ -8,8 +8,8 @@ import pytest
 from asn1crypto import pem
 from click.testing import CliRunner
 
+from access.auth import Forbidden
 from ra import cli as ra_cli
-from ra.errors import Forbidden
 from ra.services import build_ra_service
 from racentre.config import Config
 from tests.unit.ra import helpers
