@@ -6,6 +6,7 @@ contracts in setup.cfg; every package of the distribution is under those contrac
 from __future__ import annotations
 
 import ast
+import re
 import configparser
 import subprocess
 import sys
@@ -131,3 +132,24 @@ def test_serving_and_cli_wiring_comes_from_the_composition_root():
         if rel.name == "views.py" and rel.parts[0] != "racentre" and "def init_app" in text:
             offenders.append(str(rel))
     assert offenders == [], textwrap.shorten(", ".join(offenders), 300)
+
+
+def test_readme_layout_table_matches_the_tree():
+    """Every package is in the README's layout table at its layer, and every path the table names exists."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Layout"):text.index("\n## ", text.index("## Layout") + 1)]
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ") and "`" in line]
+    listed = {}
+    for layer, package, holds in rows:
+        name = package.strip().strip("`").rstrip("/")
+        listed[name] = layer.strip()
+        assert (ROOT / name).is_dir(), name
+        for path in re.findall(r"`([\w/]+\.(?:py|toml|c))`", holds):
+            top = name.split("/")[0]
+            candidates = [ROOT / path, ROOT / name / path, ROOT / top / path]
+            assert any(p.exists() or list(p.parent.glob(p.name)) for p in candidates), f"{name}: {path}"
+    layers = _lines(_config()["importlinter:contract:layers"]["layers"])[::-1]       # lowest first
+    order = {pkg.strip(): i for i, layer in enumerate(layers) for pkg in layer.replace(":", "|").split("|")}
+    for package, i in order.items():
+        assert package in listed, f"{package} is missing from the README layout table"
+        assert listed[package] == str(i + 1), f"{package}: layer {listed[package]} in the README, {i + 1} in setup.cfg"
