@@ -104,10 +104,16 @@ class Services:
         ca = EmbeddedCA(self.key_manager, self.db, self.public_url)
         kmc_config = self.config.kmc
         if kmc_config.remote:
-            ca.attach_kmc(HttpTransport(kmc_config.url, kmc_config.timeout), kmc_config.kmc_certificate())
+            ca.attach_kmc(HttpTransport(kmc_config.url, kmc_config.timeout), lambda: self._remote_kmc_certificate)
         else:
             ca.attach_kmc(InProcessTransport(_EmbeddedKmcEndpoint(self)), lambda: self.kmc.escrow.certificate)
         return ca
+
+    @cached_property
+    def _remote_kmc_certificate(self) -> bytes:
+        """``[kmc] certificate_file``, read when the CA first talks to the stand-alone KMC (a CA host is set
+        up before the KMC's certificate is issued: ``racentre setup``, then ``racentre ca issue``)."""
+        return self.config.kmc.kmc_certificate()
 
     @cached_property
     def kmc(self) -> Kmc:

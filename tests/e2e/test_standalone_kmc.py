@@ -143,9 +143,11 @@ class Site:
         return self.app.test_client().open(path, method=method, headers=headers, **kwargs)
 
     def rebuild(self, **kmc_settings) -> None:
-        """The app again, after an operator changed [kmc] settings (as a restart would)."""
+        """The services and the app again, after an operator changed [kmc] settings (as a restart would:
+        the CA's link to the KMC is made once, by the composition root)."""
         config = self.services.config
-        self.services.config = dataclasses.replace(config, kmc=dataclasses.replace(config.kmc, **kmc_settings))
+        self.services.close()
+        self.services = Services(dataclasses.replace(config, kmc=dataclasses.replace(config.kmc, **kmc_settings)))
         self.app = build_app(self.services)
 
 
