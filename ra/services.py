@@ -11,14 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from ca_bridge.api import CABackend, CertificateStatus, IssuedCertificate, IssueRequest, KeyEscrowCA, RevocationReason
+from ca_bridge.api import CABackend, KeyEscrowCA
 from pkicore.audit import AuditEvent
 from pkicore.db import as_utc, reading, transaction
 from pkicore.envelope import enveloped_key_from_signed_and_enveloped
-from pkicore.errors import ErrorCode, PkiError
+from pkicore.errors import PkiError
 
 from ra import bulk, records, workflow
-from ra.errors import ConflictError, KmcKeyNotReserved, NotFound, RaError, ValidationError
+from ra.errors import ConflictError, KmcKeyNotReserved, NotFound, ValidationError
 from ra.models import CertRequest, CivilServant, RequestState, RequestType, Server, Unit
 from ra.workflow import Actor, Policy
 
