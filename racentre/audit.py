@@ -50,7 +50,6 @@ from pkicore.audit import (CHECKPOINT_GENESIS, HASH_ALGORITHM, AuditCheckpoint, 
                            link_hash, record, row_hash, sm3_hex, writer_genesis)
 from pkicore.db import as_utc, named_lock, transaction, utcnow
 from pkicore.errors import ErrorCode, PkiError
-from timestamp.services import TsaService
 from timestamp.verify import verify_token
 
 log = logging.getLogger(__name__)
@@ -411,12 +410,8 @@ def site_checkpointer(services, config=None) -> Checkpointer:
     config = (config or services.config).audit
     stamp = None
     if config.timestamp:
-        tsa_cell: list = []
-
         def stamp(digest: bytes) -> bytes:
-            if not tsa_cell:
-                tsa_cell.append(TsaService.for_site(services))
-            return tsa_cell[0].authority.stamp_digest("sm3", digest)
+            return services.tsa.authority.stamp_digest("sm3", digest)
     return Checkpointer(services.db, services.key_manager, key_label=config.key_label, anchor=config.anchor,
                         stamp=stamp, sink=CheckpointSink(config.sink_file or None, config.sink_syslog),
                         interval=config.checkpoint_interval, rows=config.checkpoint_rows)

@@ -9,10 +9,10 @@ import time
 from flask import Flask
 from sqlalchemy import select
 
-from kms import gmt0014 as m
-from kms.client import InProcessTransport, KmcClient
+from gmt0014 import messages as m
+from gmt0014.client import InProcessTransport, KmcClient
 from kms.identity import self_signed_certificate
-from kms.service import KmcService
+from kms.endpoint import KmcService
 from kms.views import bp
 from pkicore.audit import AuditEvent, RefusalTally
 from racentre.audit import verify
