@@ -727,6 +727,13 @@ def verify(db: sessionmaker[Session], public_key_info: bytes | None, *, grace: d
     if expected_site and site != expected_site:
         problems.append(Problem("site", f"the database names site {site}, but [audit] site_id pins "
                                 f"{expected_site}: the site identity was replaced"))
+    if km is not None and not cp_rows and walker.rows:
+        with db() as session:
+            oldest = session.scalar(select(func.min(AuditEvent.at)))
+        if oldest is not None and as_utc(oldest) < utcnow() - grace:
+            problems.append(Problem("checkpoint", f"rows since {canonical_time(oldest)} are older than {grace} but "
+                                    "no checkpoint exists: the checkpoints were deleted (or none was ever signed: "
+                                    "run `racentre audit checkpoint`)"))
     if km is not None:
         if site is None:
             if any(c.get("site_id") for c in cp_rows):

@@ -5,6 +5,7 @@ identity, each with plain SQL, on SQLite and PostgreSQL; `verify` with the HSM a
 anchor after a crash, concurrent checkpointers, the periodic test, the append-only sink."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from types import SimpleNamespace
@@ -209,3 +210,15 @@ def _rehash_from(site, writer: str, first: int, **change) -> None:
         sql(site.db, "update audit_event set actor = :a, prev_hash = :p, hash = :h where id = :id",
             a=r["actor"], p=prev, h=h, id=r["id"])
         prev = h
+
+
+def test_wiping_checkpoints_and_the_site_identity_is_named(site):
+    """The DBA deletes every checkpoint and the site identity, so that no anchor is looked for: rows older
+    than the grace period with no checkpoint at all are named."""
+    sql(site.db, "update audit_event set at = :t", t=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    sql(site.db, "delete from audit_checkpoint")
+    sql(site.db, "delete from audit_site")
+    result = site.check()
+    assert any(p.kind == "checkpoint" and "no checkpoint exists: the checkpoints were deleted" in p.message
+               for p in result.problems)
+    assert verify(site.db, site.spki, km=site.km, expected_site=site.site_id).problems   # a pinned id names it too
