@@ -30,7 +30,7 @@ def _ca_backend(services) -> CABackend:
 
 def _service(ctx) -> RaService:
     services = ctx.obj["services"]
-    return build_ra_service(services.db, _ca_backend(services), getattr(services.config, "ra", None))
+    return build_ra_service(services.db, _ca_backend(services), services.config.ra)
 
 
 def _actor(ctx, name: str, role: str) -> Actor:
