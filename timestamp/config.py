@@ -8,6 +8,7 @@ CA certify each unit key and keeps the certificate in the database, where every 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,12 @@ from pkicore.settings import ConfigError, Configurable, internal, setting
 DEFAULT_UNIT = "default"
 DIGEST_LENGTHS = {"sm3": 32, "sha256": 32, "sha384": 48, "sha512": 64, "sha224": 28, "sha1": 20}
 _RESERVED_NAMES = {"verify", "certificate", "health"}
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+
+
+def is_oid(text: str) -> bool:
+    """Dotted decimal with a first arc of 0, 1 or 2 (ITU-T X.660)."""
+    return bool(_OID.match(text))
 
 
 class TsaConfigError(ConfigError):
@@ -42,7 +49,8 @@ class TsaConfig(Configurable):
     units: str = setting("", doc="named units served at /tsa/<name>: name=key:algorithm[:policy], comma-separated",
                          example="ecdsa=tsa-ecdsa:ecdsa-sha256, rsa=tsa-rsa:rsa-sha256:2.999.1.2")
     certs_dir: str = internal("tsa-certs")
-    policy: str = setting("1.2.3.4.1", doc="TSAPolicyId put in tokens (RFC 3161 §2.4.2): set your own OID",
+    policy: str = setting("", doc="TSAPolicyId put in every token (RFC 3161 §2.4.2): an OID under your organisation's\n"
+                                  "arc, naming the policy you publish; the TSA issues nothing until it is set",
                           example="2.999.1.1")
     accept_policies: str = setting("", doc="further reqPolicy OIDs accepted (comma-separated)",
                                    example="2.999.1.9")
@@ -56,6 +64,13 @@ class TsaConfig(Configurable):
     include_chain: bool = setting(True, doc="certReq: add the issuing CAs after the TSA certificate")
     max_request_bytes: int = setting(16384, doc="larger queries get HTTP 413")
     base_dir: str = internal(".", compare=False)
+
+    def __post_init__(self):
+        for what, oids in (("policy", (self.policy,) if self.policy else ()),
+                           ("accept_policies", self.accepted_policies())):
+            bad = [oid for oid in oids if not is_oid(oid)]
+            if bad:
+                raise TsaConfigError(f"tsa.{what}: {bad[0]!r} is not an OID (dotted decimal, e.g. 1.2.156.x.y)")
 
     @classmethod
     def from_config(cls, values, base=Path("."), **extra) -> "TsaConfig":
@@ -75,8 +90,10 @@ class TsaConfig(Configurable):
                 raise TsaConfigError(f"tsa.units: expected name=key:algorithm[:policy], got {item!r}")
             if not name.replace("-", "").replace("_", "").isalnum() or name in _RESERVED_NAMES or name in units:
                 raise TsaConfigError(f"tsa.units: invalid or duplicate unit name {name!r}")
-            units[name] = TsaUnitConfig(name, parts[0].strip(), parts[1].strip(),
-                                        parts[2].strip() if len(parts) == 3 else None)
+            policy = parts[2].strip() if len(parts) == 3 else None
+            if policy is not None and not is_oid(policy):
+                raise TsaConfigError(f"tsa.units: the policy of unit {name!r} is not an OID")
+            units[name] = TsaUnitConfig(name, parts[0].strip(), parts[1].strip(), policy)
         for unit in units.values():
             if unit.algorithm not in ALGORITHMS or ALGORITHMS[unit.algorithm].asn1_name == "rsassa_pss":
                 raise TsaConfigError(f"tsa: unsupported signature algorithm {unit.algorithm!r} for unit "

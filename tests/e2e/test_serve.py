@@ -33,7 +33,8 @@ def test_service_answers_health(tmp_path, softtoken_module, workers):
     (tmp_path / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\n")
     (tmp_path / "racentre.toml").write_text(
         '[hsm]\ntoken = "serve-test"\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
-        f'[database]\nurl = "{migrated(f"sqlite:///{tmp_path}/db.sqlite")}"\n[audit]\ncheckpoint_interval = 1\n')
+        f'[database]\nurl = "{migrated(f"sqlite:///{tmp_path}/db.sqlite")}"\n[audit]\ncheckpoint_interval = 1\n'
+        '[tsa]\npolicy = "1.2.3.4.1"\n')
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(RACENTRE_CONFIG=str(tmp_path / "racentre.toml"), RACENTRE_HSM_PIN="serve-pin",

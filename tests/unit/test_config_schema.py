@@ -159,3 +159,19 @@ def test_ca_names_and_validity_come_from_configuration(tmp_path):
     assert ca.crl_validity == dt.timedelta(hours=12) and ca.ocsp_validity == dt.timedelta(minutes=30)
     kmc = load_config(path, environ={}).kmc
     assert dict(kmc.kmc_subject)["organization_name"] == "浙江省数字证书中心"
+
+
+def test_tsa_policy_is_configured_not_a_placeholder(tmp_path):
+    """No OID goes into tokens unless an operator set it: unset, the TSA refuses to build its units (a
+    configuration error, HTTP 503) instead of writing a placeholder policy."""
+    from timestamp.config import TsaConfig, TsaConfigError
+    from timestamp.services import build_authority
+    assert TsaConfig().policy == ""
+    with pytest.raises(TsaConfigError, match=r"set \[tsa\] policy"):
+        build_authority(TsaConfig(), None)
+    for bad in ('policy = "tsa-policy-1"', 'accept_policies = "1.2.x"', 'units = "e=k:ecdsa-sha256:3.1"'):
+        path = tmp_path / "bad.toml"
+        path.write_text(f"[tsa]\n{bad}\n")
+        with pytest.raises(ConfigError, match="not an OID"):
+            load_config(path, environ={})
+    assert load_config(None, environ={"RACENTRE_TSA_POLICY": "2.999.7.1"}).tsa.policy == "2.999.7.1"
