@@ -39,7 +39,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import attributes, fields, signers
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.general import SigningError, as_signing_certificate_v2
-from pyhanko.sign._session_scope import run_and_release
+from pyhanko.sign._session_scope import run_and_release  # private: tests/unit/test_library_contracts.py
 from pyhanko.sign.signers.pdf_cms import SignedAttributeProviderSpec
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.timestamps.api import TimeStamper
