@@ -18,7 +18,7 @@ def _config(tmp_path, body: str):
 
 
 def test_settings_are_written_to_the_token_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("RACENTRE_SOFTTOKEN_DIR", "unchanged-by-this-test")   # restored afterwards
+    monkeypatch.delenv("RACENTRE_SOFTTOKEN_DIR", raising=False)     # restored afterwards
     config = _config(tmp_path, "slots = 3\npbkdf2_iterations = 1000\nmax_pin_failures = 4\n")
     prepare_environment(config.hsm)
     conf = tmp_path / "tok" / SOFTTOKEN_CONF
@@ -30,7 +30,7 @@ def test_settings_are_written_to_the_token_file(tmp_path, monkeypatch):
 
 
 def test_a_hand_written_file_is_kept_when_nothing_is_set(tmp_path, monkeypatch):
-    monkeypatch.setenv("RACENTRE_SOFTTOKEN_DIR", "unchanged-by-this-test")
+    monkeypatch.delenv("RACENTRE_SOFTTOKEN_DIR", raising=False)
     (tmp_path / "tok").mkdir()
     (tmp_path / "tok" / SOFTTOKEN_CONF).write_text("slots = 5\n")
     prepare_environment(_config(tmp_path, "").hsm)
