@@ -27,7 +27,7 @@ from hsm.errors import HsmError, KeyNotFound, MechanismUnsupported
 from hsm.keys import DEFAULT_SIGN_MECHANISM, KEY_SPECS, KeyInfo, KeyRef, KeySpec
 from hsm.session_pool import PooledSession, SessionPool
 from hsm.vendor import VendorProfile, detect_profile, load_profile
-from pkicore.keys import point_from_public_key_info, public_key_info_from_point
+from pkicore.keys import inspect_key, public_key_info_from_point
 from pkicore.signatures import der_to_raw, raw_to_der
 from pkicore.sm2 import DEFAULT_USER_ID, SM2PublicKey, sm2_e
 
@@ -521,13 +521,12 @@ class KeyManager:
     @staticmethod
     def _outside_sm2_point(public_key_info: bytes) -> bytes:
         try:
-            curve, point = point_from_public_key_info(public_key_info)
-            if curve != "sm2p256v1":
+            key = inspect_key(public_key_info)         # checks the point is on the curve
+            if key.family != "sm2":
                 raise ValueError("not an SM2 key")
-            SM2PublicKey.from_point(point)
         except ValueError as exc:
             raise MechanismUnsupported(f"recipient key is not a valid SM2 public key: {exc}") from exc
-        return point
+        return key.point
 
     def _session_public_key(self, pooled, point: bytes):
         """Import an outside SM2 public key as a session object (gone when destroyed or the session ends)."""

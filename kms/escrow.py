@@ -36,7 +36,7 @@ from pkicore.audit import record
 from pkicore.db import as_utc, reading, transaction, utcnow
 from pkicore.envelope import Party, build_signed_and_enveloped, build_sm2_enveloped_key
 from pkicore.generation import KMC_SETTINGS, GenerationWatch, bump
-from pkicore.keys import point_from_public_key_info, verify_signature
+from pkicore.keys import KeyProblem, inspect_key, point_from_public_key_info, verify_signature
 from pkicore.algorithms import algorithm
 from pkicore.sm2 import sm3
 
@@ -555,12 +555,12 @@ class KeyEscrow:
 
 def _sm2_spki(spki: bytes) -> tuple[str, bytes]:
     try:
-        curve, point = point_from_public_key_info(spki)
-    except ValueError as exc:
+        key = inspect_key(spki)
+    except KeyProblem as exc:
         raise EscrowError("not a valid SM2 public key") from exc
-    if curve != "sm2p256v1":
+    if key.family != "sm2":
         raise EscrowError("the envelope recipient key must be an SM2 key")
-    return curve, point
+    return key.curve, key.point
 
 
 def _b64(data: bytes) -> str:
