@@ -22,6 +22,7 @@ from asn1crypto import core as asn1_core
 from asn1crypto import keys as asn1_keys
 from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
 
+from hsm.cmac import cmac
 from hsm.config import HsmConfig
 from hsm.errors import HsmError, KeyNotFound, MechanismUnsupported
 from hsm.keys import DEFAULT_SIGN_MECHANISM, KEY_SPECS, KeyInfo, KeyRef, KeySpec
@@ -534,6 +535,14 @@ class KeyManager:
             Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.KEY_TYPE: self._key_type(KEY_SPECS["sm2"]),
             Attribute.TOKEN: False, Attribute.ENCRYPT: True, Attribute.WRAP: True, Attribute.VERIFY: True,
             Attribute.EC_PARAMS: _SM2_OID_DER, Attribute.EC_POINT: asn1_core.OctetString(point).dump()})
+
+    def mac(self, ref: KeyRef | str, message: bytes) -> bytes:
+        """SM4-CMAC (NIST SP 800-38B, 16 bytes) of ``message`` under the HSM SM4 key ``ref``: the one MAC
+        construction of the centre (sealed secrets, the KMC archive). The HSM runs every block operation
+        (``hsm.cmac``: E_K(0) for the subkeys, CBC with a zero IV for the chain); the key never leaves it."""
+        zero = bytes(16)
+        return cmac(lambda: self.encrypt(ref, zero, "sm4-ecb"),
+                    lambda data: self.encrypt(ref, data, "sm4-cbc", iv=zero), message)
 
     def encrypt_to(self, public_key_info: bytes, data: bytes) -> bytes:
         """SM2-encrypt to a public key that is not ours (a subscriber's): imported as a session object."""

@@ -7,8 +7,9 @@ wraps d (SM4-ECB) and is itself wrapped to the subscriber's *signing* public key
 The clear private key never exists outside the HSM: afterwards the token copies of the key pair and of
 the SM4 key are destroyed; what remains is the KEK, the MAC key and the KMC signing key.
 
-Archive rows carry a MAC: SM4-CBC-MAC (fixed 32-byte input, ISO/IEC 9797-1 alg. 1) under an HSM key over
-SM3 of the row's canonical bytes. A row whose MAC fails raises ``TamperDetected`` and is never used.
+Archive rows carry a MAC: SM4-CMAC (``KeyManager.mac``, NIST SP 800-38B) under an HSM key over SM3 of the
+row's canonical bytes (rows written before carry the SM4-CBC-MAC of that digest, still accepted). A row
+whose MAC fails raises ``TamperDetected`` and is never used.
 """
 from __future__ import annotations
 
@@ -176,11 +177,18 @@ class KeyEscrow:
 
     # ------------------------------------------------------------------ MAC
     def _mac(self, row: EscrowedKey) -> bytes:
+        return self.km.mac(self.mac_label, sm3(_canonical(row)))
+
+    def _legacy_mac(self, row: EscrowedKey) -> bytes:
+        """The MAC rows written before ``KeyManager.mac`` carry: SM4-CBC-MAC of the 32-byte digest (ISO/IEC
+        9797-1 alg. 1, sound for this fixed length). Only verified, never written: any update of the
+        row (``racentre kms rewrap`` after ``rotate-kek`` moves every row) writes the CMAC."""
         return self.km.encrypt(self.mac_label, sm3(_canonical(row)), "sm4-cbc", iv=bytes(16))[-16:]
 
     def check_record(self, row: EscrowedKey) -> None:
         """Raise TamperDetected unless the row's MAC verifies."""
-        if not row.mac or not hmac.compare_digest(bytes(row.mac), self._mac(row)):
+        mac = bytes(row.mac or b"")
+        if not mac or not (hmac.compare_digest(mac, self._mac(row)) or hmac.compare_digest(mac, self._legacy_mac(row))):
             log.error("archive record %s failed its MAC check", row.id)
             raise TamperDetected(f"archive record {row.id} failed its integrity check")
 
