@@ -26,7 +26,7 @@ TEST_TSA_POLICY = "1.2.3.4.1"
 os.environ.setdefault("RACENTRE_TSA_POLICY", TEST_TSA_POLICY)
 
 from hsm import HsmConfig, KeyManager, SoftTokenConfig, init_token  # noqa: E402
-from hsm.provision import build_softtoken  # noqa: E402
+from hsm.token import build_softtoken  # noqa: E402
 from pkicore.secret import Secret  # noqa: E402
 from tests.pgschema import empty_engine  # noqa: E402
 

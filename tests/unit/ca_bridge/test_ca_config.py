@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from types import SimpleNamespace
 
 from asn1crypto import ocsp, x509
 
@@ -21,10 +20,9 @@ def test_names_and_validity_from_configuration(softtoken_km, db):
                     ca=CaConfig(organization="浙江省政务服务中心", root_name="{organization} 根证书 ({kind})",
                                 issuing_name="{organization} 签发 CA", crl_validity=dt.timedelta(hours=6),
                                 crl_refresh=dt.timedelta(hours=1), ocsp_validity=dt.timedelta(minutes=20)))
-    services = SimpleNamespace(key_manager=softtoken_km, db=db, config=config, public_url=PUBLIC_URL)
-    ca = EmbeddedCA.from_services(services)
-    ca.name_prefix = tag
-    ca.default_cas = {"sm2": f"{tag}issuing-sm2"}
+    # as racentre.services.Services.ca builds it
+    ca = EmbeddedCA(softtoken_km, db, config.service.public_url, config=config.ca, name_prefix=tag,
+                    default_cas={"sm2": f"{tag}issuing-sm2"})
     ca.init_hierarchy(kinds=("sm2",), label_prefix=tag)
     root = x509.Certificate.load(ca.directory.get(f"{tag}root-sm2").certificate)
     issuing = x509.Certificate.load(ca.directory.get(f"{tag}issuing-sm2").certificate)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hsm.config import SOFTTOKEN_CONF
-from hsm.provision import prepare_environment
+from hsm.token import prepare_environment
 from racentre.config import load_config
 from tests.conftest import run_python
 
@@ -42,7 +42,7 @@ def test_the_token_runs_with_the_configured_slots(tmp_path):
     (tmp_path / "racentre.toml").write_text('[softtoken]\ndir = "tok"\nslots = 3\n')
     result = run_python(
         "import pkcs11\n"
-        "from hsm.provision import prepare_environment\n"
+        "from hsm.token import prepare_environment\n"
         "from racentre.config import load_config\n"
         f"config = load_config({str(tmp_path / 'racentre.toml')!r}, environ={{}})\n"
         "prepare_environment(config.hsm)\n"

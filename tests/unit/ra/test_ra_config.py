@@ -1,15 +1,15 @@
-"""``[ra]`` in racentre.toml reaches the RA the service runs: ``ra.views.init_app`` builds the RA service
-from ``services.config.ra``, so ``approvals = { server = 2 }`` makes a server request wait for a second
-officer (four-eyes), and the profile map chooses the CA profile it is issued on."""
+"""``[ra]`` in racentre.toml reaches the RA the service runs: ``racentre.services.Services.ra`` builds the RA
+service from ``config.ra`` (and its CA from ``config.ca``), so ``approvals = { server = 2 }`` makes a server
+request wait for a second officer (four-eyes), and the profile map chooses the CA profile it is issued on."""
 from __future__ import annotations
 
-from types import SimpleNamespace
+import dataclasses
 
-from flask import Flask
-
-from ra.views import CA_EXTENSION, EXTENSION, init_app
+from ra.services import build_ra_service
 from ra.workflow import Actor
 from racentre.config import load_config
+from racentre.services import Services
+from tests.pgschema import migrated
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import cryptography_csr, ec_key
 from tests.unit.ra.fake_ca import FakeCA
@@ -17,16 +17,14 @@ from tests.unit.ra.fake_ca import FakeCA
 ADMIN = Actor("admin-1", "ra_admin")
 APPLICANT = Actor("applicant-1", "applicant")
 OPERATOR = Actor("operator-1", "ra_operator")
+CONFIGURED = ('[ra]\napprovals = { server = 2 }\nprofiles = { server = { sign = "unit" } }\n'
+              '[ca]\norganization = "配置测试中心"\n')
 
 
-def _ra_from(text: str, tmp_path, db):
+def _config(tmp_path, text: str):
     path = tmp_path / "racentre.toml"
     path.write_text(text, encoding="utf-8")
-    services = SimpleNamespace(config=load_config(path, environ={}), db=db)
-    app = Flask("ra-config")
-    ca = app.extensions[CA_EXTENSION] = FakeCA()
-    init_app(app, services)
-    return app.extensions[EXTENSION], ca
+    return load_config(path, environ={})
 
 
 def _vetted_server_request(ra):
@@ -38,8 +36,23 @@ def _vetted_server_request(ra):
     return req
 
 
+def test_services_build_the_ra_and_ca_from_their_sections(softtoken_config, tmp_path):
+    config = _config(tmp_path, CONFIGURED)
+    config = dataclasses.replace(config, hsm=softtoken_config,
+                                 database=dataclasses.replace(config.database,
+                                                              url=migrated(f"sqlite:///{tmp_path / 'ra.db'}")))
+    services = Services(config)
+    try:
+        assert services.ra.policy == config.ra.policy()
+        assert services.ra.policy.approvals["server"] == 2 and services.ra.policy.profiles["server"] == {"sign": "unit"}
+        assert services.ca.config.organization == "配置测试中心"
+    finally:
+        services.close()
+
+
 def test_configured_server_threshold_and_profile_are_applied(db, tmp_path):
-    ra, ca = _ra_from('[ra]\napprovals = { server = 2 }\nprofiles = { server = { sign = "unit" } }\n', tmp_path, db)
+    ca = FakeCA()
+    ra = build_ra_service(db, ca, _config(tmp_path, CONFIGURED).ra)      # as Services.ra does
     req = _vetted_server_request(ra)
     assert req["approvals_required"] == 2
     first = ra.approve(Actor("officer-a", "ra_officer"), req["id"])
@@ -50,7 +63,7 @@ def test_configured_server_threshold_and_profile_are_applied(db, tmp_path):
 
 
 def test_default_server_threshold_is_one(db, tmp_path):
-    ra, ca = _ra_from("", tmp_path, db)
+    ra = build_ra_service(db, FakeCA(), _config(tmp_path, "").ra)
     req = _vetted_server_request(ra)
     assert req["approvals_required"] == 1
     assert ra.approve(Actor("officer-a", "ra_officer"), req["id"])["state"] == "issued"
