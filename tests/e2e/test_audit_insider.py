@@ -35,7 +35,7 @@ class Site:
         (self.dir / "racentre.toml").write_text(
             '[hsm]\ntoken = "insider"\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
             '[service]\npublic_url = "http://pki.insider.test"\n'
-            f'[audit]\nnode_id = "node-a"\nsink_file = "{self.sink}"\n')
+            f'[audit]\nnode_id = "node-a"\nsink_file = "{self.sink}"\n[tsa]\npolicy = "1.2.3.4.1"\n')
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
         self.env.update(PYTHONPATH=str(ROOT), RACENTRE_CONFIG=str(self.dir / "racentre.toml"),
                         RACENTRE_DATABASE_URL=url, RACENTRE_HSM_PIN="insider-user-pin",
