@@ -147,6 +147,8 @@ class OcspFastPath:
     fast path gives are the views' own (a test holds them equal). OCSP is public (RFC 6960), so no
     before-request hook is skipped that matters here."""
 
+    max_body = MAX_OCSP_REQUEST
+
     def __init__(self, ca: EmbeddedCA):
         self.ca = ca
 

@@ -29,7 +29,8 @@ SCHEMA: dict[str, dict[str, str]] = {
     "hsm": {"module": "str", "token": "str", "pin": "secret", "vendor": "str", "pool_size": "int"},
     "softtoken": {"dir": "str", "auto_init": "bool", "so_pin": "secret"},
     "service": {"host": "str", "port": "int", "threads": "int", "workers": "int", "public_url": "str",
-                "packages": "str", "kmc_retry_interval": "int", "schema_check_interval": "int"},
+                "packages": "str", "kmc_retry_interval": "int", "schema_check_interval": "int",
+                "header_timeout": "int", "request_timeout": "int", "io_timeout": "int"},
     "audit": {"node_id": "str", "key_label": "str", "checkpoint_interval": "int"},
     "tsa": TSA_SCHEMA,
     "console": CONSOLE_SCHEMA,
@@ -52,6 +53,11 @@ class ServiceConfig:
     packages: str = ""        # comma-separated packages to serve ("" = all); a stand-alone KMC: "hsm,kms"
     kmc_retry_interval: int = 60   # seconds between sweeps of the CA's KMC outbox in racentre serve (0: cron only)
     schema_check_interval: int = 30   # seconds between checks that the schema is still this version's (0: off)
+    # --workers N (racentre.httpgate): a request's header block must be in within header_timeout seconds and
+    # the whole request within request_timeout (else 408); a thread's socket read or write gives up after io_timeout
+    header_timeout: int = 10
+    request_timeout: int = 60
+    io_timeout: int = 30
 
 
 @dataclass(frozen=True)

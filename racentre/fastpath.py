@@ -14,6 +14,8 @@ class FastHandler(Protocol):
     def answer(self, method: str, path: str, content_type: str, length: str,
                read: Callable[[int], bytes]) -> tuple[str, bytes] | None: ...
 
+    # optional: ``max_body``, the largest body the handler's paths accept (a larger one is refused with 413
+    # as soon as its length is known: ``racentre.httpgate``)
     # optional: ``answer_many(requests)`` for requests that arrived together, ``(method, path, content
     # type, length, body)`` each -> one ``answer`` result each (e.g. one database read for all of them)
 
@@ -28,6 +30,11 @@ class FastPaths:
     def _handler(self, path: str) -> FastHandler | None:
         end = path.find("/", 1)
         return self.handlers.get(path[1:end] if end > 0 else path[1:]) if path.startswith("/") else None
+
+    def body_limit(self, path: str) -> int | None:
+        """The body limit of the handler of ``path`` (its ``max_body``), or None."""
+        handler = self._handler(path)
+        return getattr(handler, "max_body", None)
 
     def answer(self, method: str, path: str, content_type: str, length: str,
                read: Callable[[int], bytes]) -> tuple[str, bytes] | None:

@@ -145,7 +145,7 @@ class TsaFastPath:
 
     def __init__(self, service: TsaService):
         self.service = service
-        self.limit = service.config.max_request_bytes
+        self.limit = self.max_body = service.config.max_request_bytes
 
     def answer(self, method: str, path: str, content_type: str, length: str, read) -> tuple[str, bytes] | None:
         """(reply type, TimeStampResp) for a request the fast path takes (``read(n)`` is then called once
