@@ -27,6 +27,10 @@ so_pin_file = "so.pin"
 
 [tsa]
 units = "ecdsa=tsa-ecdsa:ecdsa-sha256"
+# DEMO ONLY: grant timestamps although this machine's clock may not be NTP-synchronised. A real TSA keeps
+# the default (require_sync = true): it refuses (timeNotAvailable; REST 503) while the kernel reports the
+# clock unsynchronised or its maximum error above the accuracy its tokens claim (accuracy_ms = 1000).
+require_sync = false
 
 [service]
 host = "${RACENTRE_SERVICE_HOST:-127.0.0.1}"

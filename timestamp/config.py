@@ -9,8 +9,9 @@
     accept_policies = ""             # further reqPolicy OIDs accepted (comma-separated)
     digests = "sm3,sha256,sha384,sha512"   # messageImprint hash allow-list
     accuracy_ms = 1000               # 0: no accuracy field
-    require_sync = false             # refuse when the kernel says the clock is unsynchronised
-    max_error_ms = 1000              # ... or its maximum error exceeds this (with require_sync)
+    require_sync = true              # refuse (timeNotAvailable; REST 503) when the kernel says the clock is
+                                     # unsynchronised or its maximum error exceeds the accuracy tokens claim
+    max_error_ms = 0                 # the error bound required with require_sync; 0: accuracy_ms (1000 if 0)
     archive = false                  # keep every issued token in the database (timestamp.models)
     node_id = -1                     # 0..65535 in serial numbers; -1: derived from host name and pid
     include_chain = true             # certReq: add the issuing CAs after the TSA certificate
@@ -56,8 +57,8 @@ class TsaConfig:
     accept_policies: str = ""
     digests: str = "sm3,sha256,sha384,sha512"
     accuracy_ms: int = 1000
-    require_sync: bool = False
-    max_error_ms: int = 1000
+    require_sync: bool = True
+    max_error_ms: int = 0
     archive: bool = False
     node_id: int = -1
     include_chain: bool = True
@@ -100,6 +101,13 @@ class TsaConfig:
 
     def accepted_policies(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.accept_policies.split(",") if p.strip())
+
+    def error_bound_ms(self) -> int:
+        """The largest kernel-reported clock error (adjtimex maxerror) at which tokens are granted: the
+        accuracy they claim (RFC 3161 §2.4.2 accuracy), unless ``max_error_ms`` sets another bound."""
+        if self.max_error_ms > 0:
+            return self.max_error_ms
+        return self.accuracy_ms if self.accuracy_ms > 0 else 1000
 
     def certs_path(self) -> Path:
         path = Path(self.certs_dir)

@@ -127,11 +127,16 @@ def certificate(unit: str | None = None):
 
 @bp.get("/health")
 def health():
+    """The units and the clock; 503 (Retry-After) while tokens cannot be granted because the clock is
+    required to be synchronised and is not ([tsa] require_sync), so a load balancer takes the node out."""
     svc = _service()
-    report = {"clock": svc.authority.clock.report(),
+    clock = svc.authority.clock.report()
+    report = {"clock": clock,
               "units": {name: {"algorithm": u.algorithm.name, "policy": u.policy, "subject": u.subject,
                                "not_after": u.not_after.isoformat()}
                         for name, u in svc.authority.units.items()}}
+    if clock["problem"] is not None:
+        return jsonify(status="unavailable", reason=clock["problem"], **report), 503, {"Retry-After": "30"}
     return jsonify(status="ok", **report)
 
 

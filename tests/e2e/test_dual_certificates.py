@@ -26,6 +26,7 @@ from tests.unit.ca_bridge.helpers import ocsp_request
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import openssl_csr
+from timestamp.config import TsaConfig
 
 ROLES = {"applicant": ["applicant"], "operator": ["ra_operator"], "officer_a": ["ra_officer"],
          "officer_b": ["ra_officer"]}
@@ -41,7 +42,8 @@ def _services(url: str, hsm_config) -> Services:
     """A site of its own: a fresh database and a fresh token (the CA refuses to reuse key labels)."""
     hsm_config = dataclasses.replace(hsm_config, token=f"e2e-{secrets.token_hex(4)}")
     init_token(hsm_config, Secret(secrets.token_hex(8)), hsm_config.pin)
-    config = Config(hsm=hsm_config, database=DatabaseConfig(url=url), service=ServiceConfig(public_url="http://e2e.test"))
+    config = Config(hsm=hsm_config, database=DatabaseConfig(url=url), service=ServiceConfig(public_url="http://e2e.test"),
+                    tsa=TsaConfig(require_sync=False))      # this box's kernel clock is unsynchronised
     services = Services(config)
     services.site.init(kinds=("sm2",))
     return services
