@@ -39,8 +39,10 @@ def _pki_error(exc: PkiError):
     status = STATUS.get(exc.code, 500)
     if status >= 500:
         log.error("request failed: %s", exc, exc_info=exc)
-    headers = {"Retry-After": str(RETRY_AFTER[exc.code])} if exc.code in RETRY_AFTER else {}
-    return jsonify(error={"code": exc.code.value, "message": exc.public_message}), status, headers
+    body = jsonify(error={"code": exc.code.value, "message": exc.public_message})
+    if exc.code in RETRY_AFTER:
+        return body, status, {"Retry-After": str(RETRY_AFTER[exc.code])}
+    return body, status
 
 
 def _http_error(exc: HTTPException):
