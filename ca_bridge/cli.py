@@ -16,6 +16,8 @@ from ca_bridge.escrow import KmcLink, pending_notifications
 from kms.client import HttpTransport, InProcessTransport
 from kms.services import kmc_from_services
 from pkicore.algorithms import algorithm
+from pkicore.audit import record
+from pkicore.db import transaction
 from pkicore.keys import verify_signature
 
 
@@ -101,6 +103,43 @@ def revoke_command(ctx, serial, ca_name, reason):
         _kmc_link(ctx)           # the KMC archived this key: the revocation queues its RevokeKeyReq (outbox)
     status = ca.revoke(ca_name, number, RevocationReason(reason))
     click.echo(f"{ca_name}/{number:x}: {status.status}" + (f" ({status.reason.value})" if status.reason else ""))
+
+
+def _responder_cas(ctx, ca_name: str | None) -> list[str]:
+    ca = _ca(ctx)
+    if ca_name is not None:
+        ca.directory.get(ca_name)          # unknown: a clear error
+        return [ca_name]
+    return [name for name, info in ca.authorities().items() if info.ocsp_key_label]
+
+
+def _audit(ctx, action: str, ca_name: str, **detail) -> None:
+    with transaction(ctx.obj["services"].db) as session:
+        record(session, actor="cli", role="ca_admin", action=action, target_type="ca", target_id=ca_name, **detail)
+
+
+@ca_group.command("ocsp-purge")
+@click.option("--ca", "ca_name", default=None, help="one CA (default: every CA with an OCSP responder)")
+@click.pass_context
+def ocsp_purge_command(ctx, ca_name):
+    """Delete the pre-produced OCSP responses (RFC 5019; table ca_ocsp_response, shared by every node):
+    each node signs afresh at the next request without a nonce (e.g. after replacing a responder key)."""
+    for name in _responder_cas(ctx, ca_name):
+        deleted = _ca(ctx).store.purge(name)
+        _audit(ctx, "ca.ocsp.purge", name, deleted=deleted)
+        click.echo(f"{name}: {deleted} pre-produced OCSP response(s) deleted")
+
+
+@ca_group.command("ocsp-regenerate")
+@click.option("--ca", "ca_name", default=None, help="one CA (default: every CA with an OCSP responder)")
+@click.pass_context
+def ocsp_regenerate_command(ctx, ca_name):
+    """Sign afresh every pre-produced OCSP response kept (each for its certificate's status now, valid from
+    now), e.g. from cron ahead of busy hours; responses for serials the CA does not know are deleted."""
+    for name in _responder_cas(ctx, ca_name):
+        signed, dropped = _ca(ctx).ocsp.regenerate(name)
+        _audit(ctx, "ca.ocsp.regenerate", name, signed=signed, dropped=dropped)
+        click.echo(f"{name}: {signed} pre-produced OCSP response(s) signed afresh, {dropped} deleted")
 
 
 def read_csr(data: bytes) -> tuple[tuple[tuple[str, str], ...], bytes]:

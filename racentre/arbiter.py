@@ -227,11 +227,11 @@ class FastPathThreadWorker(ThreadWorker):
             self._date_second, self._date = now, gunicorn_util.http_date(now)
         return self._date
 
-    def _head(self, version, close: bool, content_type: str, length: int) -> bytes:
+    def _head(self, version, close: bool, content_type: str, length: int, extra=()) -> bytes:
         return (f"HTTP/{version[0]}.{version[1]} 200 OK\r\nServer: {GUNICORN_SERVER}\r\n"
                 f"Date: {self._http_date()}\r\nConnection: {'close' if close else 'keep-alive'}\r\n"
-                f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
-                ).encode("latin-1")
+                f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n"
+                + "".join(f"{name}: {value}\r\n" for name, value in extra) + "\r\n").encode("latin-1")
 
     # ------------------------------------------------------------------ the request gate (main thread)
     def accept(self, listener):
@@ -462,7 +462,7 @@ class FastPathThreadWorker(ThreadWorker):
 
     def _send_inline(self, conn, client, request, reply: tuple[str, bytes]) -> None:
         _, _, version, _, _, connection, _ = request
-        content_type, reply = reply
+        content_type, extra, reply = reply[0], reply[2] if len(reply) > 2 else (), reply[1]
         self.nr += 1
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
@@ -470,7 +470,7 @@ class FastPathThreadWorker(ThreadWorker):
         should_close = connection == b"close" or (connection is None and version <= (1, 0))
         close = (should_close or not self.alive or not self.cfg.keepalive
                  or len(self.keepalived_conns) >= self.max_keepalived)
-        out = self._head(version, close, content_type, len(reply)) + reply
+        out = self._head(version, close, content_type, len(reply), extra) + reply
         try:
             try:
                 sent = client.send(out)
@@ -514,14 +514,14 @@ class FastPathThreadWorker(ThreadWorker):
                             req.body.read)
         if reply is None:
             return super().handle_request(req, conn)
-        content_type, reply = reply
+        content_type, extra, reply = reply[0], reply[2] if len(reply) > 2 else (), reply[1]
         self.nr += 1
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
             self.alive = False
         close = (not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived
                  or req.should_close())
-        conn.sock.sendall(self._head(req.version, close, content_type, len(reply)) + reply)
+        conn.sock.sendall(self._head(req.version, close, content_type, len(reply), extra) + reply)
         return not close
 
 
