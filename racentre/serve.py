@@ -81,6 +81,9 @@ def worker_app(config: Config, packages: tuple[str, ...]):
     (a pause each of which was a latency spike under load)."""
     reinitialize_after_fork()
     app = service_app(Services(config), packages)
+    ca = app.extensions.get("racentre.ca")
+    if ca is not None:               # the OCSP fast path asks the CA directory on the main thread
+        ca.directory.watch.watch_in_background()
     gc.collect()
     gc.freeze()
     return app
