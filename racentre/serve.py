@@ -19,7 +19,7 @@ from hsm import reinitialize_after_fork
 from racentre.arbiter import WORKER_CLASS, exec_arbiter
 from racentre.audit import start_periodic_checkpoints
 from racentre.config import Config
-from racentre.migrate import SchemaError, require_current
+from racentre.schema import SchemaError, require_current
 from racentre.services import Services
 from racentre.web import DEFAULT_PACKAGES, build_app
 
