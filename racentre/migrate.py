@@ -24,7 +24,8 @@ from sqlalchemy.engine import Engine
 
 from pkicore.db import Base, lock_key
 from racentre.schema import MIGRATIONS, SchemaError, current, head, known, require_current  # noqa: F401 (API)
-MODEL_MODULES = ("pkicore.audit", "pkicore.generation", "racentre.auth", "ca_bridge.models", "ra.models", "kms.models",
+
+MODEL_MODULES = ("pkicore.audit", "pkicore.generation", "access.auth", "ca_bridge.models", "ra.models", "kms.models",
                  "timestamp.models", "seal.models", "racentre.accounts", "racentre.console.models")
 
 

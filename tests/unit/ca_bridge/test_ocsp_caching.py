@@ -116,7 +116,7 @@ def test_operator_purges_and_regenerates_kept_responses(ca):
     stale = StoredResponse(cert_id, ca.ocsp.kept_key(ca.directory.get(name), before),
                            utcnow() + dt.timedelta(hours=1), first[revoked.serial])
     ca.store.keep_responses(name, [(revoked.serial, "sha1", stale)])
-    obj = {"ca": ca, "services": SimpleNamespace(db=ca.db)}
+    obj = {"services": SimpleNamespace(db=ca.db, ca=ca)}
     runner = CliRunner()
     time.sleep(1.1)                                                          # producedAt has 1 s resolution
 
