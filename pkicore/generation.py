@@ -70,6 +70,7 @@ class GenerationWatch:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._moved = False
+        self._stopped = threading.Event()
 
     def read(self) -> int:
         return read(self.db, self.name)
@@ -88,9 +89,14 @@ class GenerationWatch:
             self._thread = threading.Thread(target=self._watch, name=f"generation-watch-{self.name}", daemon=True)
         self._thread.start()
 
+    def stop_watching(self) -> None:
+        """End the background looks (``watch_in_background``); ``due()`` then looks itself again."""
+        self._stopped.set()
+        with self._lock:
+            self._thread, self._checked = None, float("-inf")
+
     def _watch(self) -> None:
-        while True:
-            time.sleep(self.interval)
+        while not self._stopped.wait(self.interval):
             try:
                 value = self.read()
             except Exception as exc:  # noqa: BLE001 - the database away for a moment: look again later

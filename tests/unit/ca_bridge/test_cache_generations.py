@@ -60,6 +60,13 @@ def test_a_watch_in_background_never_reads_on_the_callers_thread(db, monkeypatch
     watch = GenerationWatch(db, name, interval=FAST)
     watch.loaded(watch.read())
     watch.watch_in_background()
+    try:
+        _background_checks(db, name, watch, monkeypatch)
+    finally:
+        watch.stop_watching()
+
+
+def _background_checks(db, name, watch, monkeypatch):
     callers = set()
     real_read = watch.read
 
