@@ -197,7 +197,9 @@ class FastPathThreadWorker(ThreadWorker):
     max_requests, keepalive = 0, a full keep-alive queue, a worker shutting down). Handlers see the path
     percent-decoded as in PATH_INFO. Anything else — other paths, Expect/Transfer-Encoding/SCRIPT_NAME
     headers, an access log configured, FastPaths that is not the app's outermost WSGI layer — takes the
-    ordinary gthread path. TLS or HTTP/2 prior-knowledge listeners skip the gate (gunicorn as it is)."""
+    ordinary gthread path. TLS or HTTP/2 prior-knowledge listeners skip the gate (gunicorn as it is). It relies on gthread
+    internals: gunicorn is pinned to one version (setup.cfg) and tests/unit/test_library_contracts.py
+    checks each internal used here."""
 
     _FALLBACK_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "SCRIPT_NAME"})
     _READ = 65536
