@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.embedded import EmbeddedCA
+from ca_bridge.revinfo import revocation_info
 from gmt0014.client import HttpTransport, InProcessTransport
 from hsm import KeyManager, open_key_manager
 from kms.services import Kmc, build_kmc
@@ -129,7 +130,10 @@ class Services:
             raise PkiError(f"this site's KMC is the stand-alone one at {self.config.kmc.url} ([kmc] url)",
                            code=ErrorCode.CONFIGURATION)
         kmc = build_kmc(self.key_manager, self.db, self.config.kmc,
-                        setup_lock=lambda: named_lock(self.database, KMC_SETUP_LOCK))
+                        setup_lock=lambda: named_lock(self.database, KMC_SETUP_LOCK),
+                        # recovered keys go to holders of our certificates that are not revoked
+                        recipient_issuers=lambda: [info.certificate for info in self.ca.authorities().values()],
+                        recipient_revocation=lambda certs: revocation_info(self.ca, certs))
         if self.site.provisioned:
             self.site.connect_kmc(kmc)
         return kmc
