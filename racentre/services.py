@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ca_bridge.cmp.server import CmpServer
 from ca_bridge.embedded import EmbeddedCA
 from hsm import KeyManager, open_key_manager
 from pkicore.audit import bind_node
@@ -23,6 +24,11 @@ from pkicore.db import make_engine, make_session_factory, named_lock
 from racentre.config import Config
 from racentre.migrate import require_current, upgrade
 from racentre.provision import Site
+from racentre.secretbox import SecretBox
+
+
+CMP_SECRET_ENC_KEY = "cmp-secret-enc"
+CMP_SECRET_MAC_KEY = "cmp-secret-mac"
 
 
 class Services:
@@ -76,6 +82,11 @@ class Services:
     def ca(self) -> EmbeddedCA:
         """The embedded CA, one per process (shared by the CA views, the RA and site provisioning)."""
         return EmbeddedCA.from_services(self)
+
+    @cached_property
+    def cmp(self) -> CmpServer:
+        """The CMP server (RFC 9483) over the embedded CA; its one-time secrets sealed by two HSM SM4 keys."""
+        return CmpServer(self.ca, SecretBox(self.key_manager, CMP_SECRET_ENC_KEY, CMP_SECRET_MAC_KEY))
 
     @cached_property
     def site(self) -> Site:

@@ -135,7 +135,7 @@ def create_app(config: Config, key_manager: KeyManager, db: sessionmaker | None 
 
 
 # Packages whose ``views.init_app(app, services)`` wires their blueprint and service into the app.
-DEFAULT_PACKAGES = ("hsm", "ca_bridge", "ra", "timestamp", "kms", "seal", "racentre.console")
+DEFAULT_PACKAGES = ("hsm", "ca_bridge", "ca_bridge.cmp", "ra", "timestamp", "kms", "seal", "racentre.console")
 
 
 def build_app(services: Services, packages: tuple[str, ...] = DEFAULT_PACKAGES) -> Flask:
