@@ -22,7 +22,7 @@ SERVER_SUBJECT = (("country_name", "CN"), ("organization_name", "杭州市财政
 
 def cmp_server(ca, **kw) -> CmpServer:
     tag = getattr(ca, "test_tag", "")
-    return CmpServer(ca, SecretBox(ca.km, f"{tag}cmp-enc", f"{tag}cmp-mac"), **kw)
+    return CmpServer(ca, SecretBox(ca.km, f"{tag}cmp-enc", f"{tag}cmp-mac"), label_prefix=tag, **kw)
 
 
 class EcKey:

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import secrets
+import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -111,6 +112,16 @@ class _Sender:
     profile: str | None = None                # the profile of the sender's own certificate (end entity)
 
 
+@dataclass(frozen=True)
+class _Signer:
+    """The CMP protection identity of one issuing CA (profile ``cmp-server``, key in the HSM)."""
+    ca: CaInfo
+    key_label: str
+    certificate: bytes
+    subject_der: bytes
+    key_id: bytes
+
+
 @dataclass
 class _Answer:
     body_name: str
@@ -157,8 +168,11 @@ class CmpServer:
     """The CMP server of one node (thread-safe; state in the database)."""
 
     def __init__(self, ca: EmbeddedCA, sealer: SecretSealer, *, implicit_confirm_allowed: bool = True,
-                 default_profile: str = "server", ee_approvals: int = 2):
+                 default_profile: str = "server", ee_approvals: int = 2, label_prefix: str = ""):
         self.ca = ca
+        self.label_prefix = label_prefix
+        self._signers: dict[str, _Signer] = {}
+        self._signers_lock = threading.Lock()
         self.db: sessionmaker[Session] = ca.db
         self.sealer = sealer
         self.implicit_confirm_allowed = implicit_confirm_allowed
@@ -697,8 +711,11 @@ class CmpServer:
                              "not_authorized")
         reason = RevocationReason.unspecified
         for ext in details[0]["crl_entry_details"] or []:
-            if ext["extn_id"].native == "crl_reason":
-                code = ext["extn_value"].parsed.native
+            if ext["extn_id"].dotted == "2.5.29.21":               # RFC 5280 §5.3.1 reasonCode
+                try:
+                    code = asn1.crl.CRLReason.load(ext["extn_value"].native).native
+                except ValueError:
+                    raise CmpFailure("the reasonCode is not a CRLReason", "bad_data_format") from None
                 reason = RevocationReason(code) if code in RevocationReason._value2member_map_ else reason
         tid = self._tid(message)
         with transaction(self.db) as session:
@@ -773,18 +790,38 @@ class CmpServer:
             "pki_status_info": status_info(REJECTION, exc.text, exc.fail_info),
             "error_details": _free_text(exc.text)}))
 
-    def _signer(self, sender: _Sender | None) -> CaInfo:
-        """The CA that signs our answers: the issuing CA of the sender's key family (RFC 4210 §5.1.3.3,
-        the CA protects its own messages), the SM2 one for SM2 senders."""
+    def _signer_ca(self, sender: _Sender | None) -> CaInfo:
+        """The issuing CA whose CMP identity answers: the sender's certificate's issuer, else the
+        ECDSA issuing CA when there is one (OpenSSL 3.0's client handles it best), else the SM2 one."""
         if sender is not None and sender.issuer is not None:
             return sender.issuer
-        return self.ca.directory.get(self.ca.default_cas.get("ec") if self.ca.directory.find(
-            self.ca.default_cas.get("ec", "")) else self.ca.default_cas["sm2"])
+        ec = self.ca.default_cas.get("ec", "")
+        return self.ca.directory.get(ec if self.ca.directory.find(ec) else self.ca.default_cas["sm2"])
+
+    def signer(self, ca: CaInfo) -> _Signer:
+        """The CMP protection identity of ``ca``: an HSM key made once (under the key manager's creation
+        lock, so nodes sharing the HSM make one) and certified once per key (the issuance is idempotent on
+        ``cmp-server:<CA>:<key hash>``)."""
+        cached = self._signers.get(ca.name)
+        if cached is not None and cached.ca is ca:
+            return cached
+        with self._signers_lock:
+            label = f"{self.label_prefix}cmp-server-{ca.name}"
+            spki = self.ca.km.ensure_key_pair(label, ca.algorithm.key_algorithm)
+            issued = self.ca.issue(IssueRequest(
+                request_id=f"cmp-server:{ca.name}:{hashlib.sha256(spki).hexdigest()[:16]}", profile="cmp-server",
+                subject=(("country_name", "CN"), ("organization_name", "RA Centre"),
+                         ("common_name", f"CMP server ({ca.name})")), public_key_info=spki, ca=ca.name))
+            cert = x509.Certificate.load(issued.certificate)
+            signer = _Signer(ca, label, issued.certificate, cert.subject.dump(), cert.key_identifier)
+            self._signers[ca.name] = signer
+            return signer
 
     def _answer(self, request: asn1.PKIMessage, sender: _Sender | None, answer: _Answer) -> bytes:
         rh = request["header"]
         mac = sender is not None and sender.mode == "mac"
-        signer = None if mac else self._signer(sender)
+        ca = self._signer_ca(sender)
+        signer = None if mac else self.signer(ca)
         pvno = max(answer.pvno, 2)
         if answer.body_name == "pkiconf" and request["body"].name == "cert_conf":
             statuses = request["body"].chosen
@@ -793,7 +830,7 @@ class CmpServer:
         header = {
             "pvno": pvno,
             "sender": x509.GeneralName(name="directory_name", value=x509.Name.load(
-                signer.subject_der if signer else self._signer(None).subject_der)),
+                signer.subject_der if signer else ca.subject_der)),
             "recipient": rh["sender"],
             "message_time": core.GeneralizedTime(utcnow().replace(microsecond=0)),
             "transaction_id": rh["transaction_id"].native,
@@ -807,8 +844,8 @@ class CmpServer:
             header["protection_alg"] = answer_mac_algorithm(rh["protection_alg"])
             header["sender_kid"] = rh["sender_kid"].native
         else:
-            header["protection_alg"] = {"algorithm": signer.algorithm.oid}
-            if signer.algorithm.params_null:
+            header["protection_alg"] = {"algorithm": ca.algorithm.oid}
+            if ca.algorithm.params_null:
                 header["protection_alg"]["parameters"] = core.Null()
             header["sender_kid"] = signer.key_id
         h = asn1.PKIHeader(header)
@@ -817,11 +854,11 @@ class CmpServer:
         if mac:
             protection = mac_value(sender.secret, h["protection_alg"], data)
         else:
-            protection = self.ca.km.sign(signer.key_label, data, signer.algorithm.mechanism)
+            protection = self.ca.km.sign(signer.key_label, data, ca.algorithm.mechanism)
         out = {"header": h, "body": b, "protection": core.OctetBitString(bytes(protection))}
         extra = []
         if signer is not None:
-            extra = [signer.certificate, *[c for c in signer.chain if c != signer.certificate]]
+            extra = [signer.certificate, *ca.chain]
         for c in getattr(answer, "chain", ()):
             if c not in extra:
                 extra.append(c)
@@ -831,18 +868,20 @@ class CmpServer:
 
     def _error_without_request(self, exc: CmpFailure) -> bytes:
         """An error answer to a body that is not a PKIMessage: signed by the CA, no nonces to echo."""
-        signer = self._signer(None)
+        ca = self._signer_ca(None)
+        signer = self.signer(ca)
         header = asn1.PKIHeader({
             "pvno": 2, "sender": x509.GeneralName(name="directory_name", value=x509.Name.load(signer.subject_der)),
             "recipient": x509.GeneralName(name="directory_name", value=x509.Name.build({})),
             "message_time": core.GeneralizedTime(utcnow().replace(microsecond=0)),
-            "protection_alg": {"algorithm": signer.algorithm.oid},
+            "protection_alg": {"algorithm": ca.algorithm.oid, **({"parameters": core.Null()}
+                                                                if ca.algorithm.params_null else {})},
             "sender_kid": signer.key_id, "transaction_id": secrets.token_bytes(16),
             "sender_nonce": secrets.token_bytes(16)})
         body = asn1.PKIBody(name="error", value=self._error_body(exc).body)
-        protection = self.ca.km.sign(signer.key_label, protected_part(header, body), signer.algorithm.mechanism)
+        protection = self.ca.km.sign(signer.key_label, protected_part(header, body), ca.algorithm.mechanism)
         return asn1.PKIMessage({"header": header, "body": body, "protection": core.OctetBitString(bytes(protection)),
-                                "extra_certs": [x509.Certificate.load(signer.certificate)]}).dump()
+                                "extra_certs": [x509.Certificate.load(c) for c in (signer.certificate, *ca.chain)]}).dump()
 
     def _audit_refusal(self, message, sender: _Sender | None, exc: CmpFailure) -> None:
         try:
