@@ -104,9 +104,9 @@ def build_message(body_name: str, body, credentials, *, transaction_id: bytes | 
 
 
 def check_answer(der: bytes, request: asn1.PKIMessage, *, secret: bytes | None = None,
-                 trusted_signer: Callable[[x509.Certificate], bool] | None = None) -> asn1.PKIMessage:
+                 trusted_signer: Callable[[x509.Certificate, list], bool] | None = None) -> asn1.PKIMessage:
     """Parse and check an answer to ``request``: the same transactionID, recipNonce = our senderNonce,
-    and protection by ``secret`` (MAC) or by a signer ``trusted_signer`` accepts."""
+    and protection by ``secret`` (MAC) or by a signer ``trusted_signer(signer, other extraCerts)`` accepts."""
     try:
         answer = asn1.PKIMessage.load(der, strict=True)
         answer.native                                 # noqa: B018 - parse it whole now
@@ -136,7 +136,7 @@ def check_answer(der: bytes, request: asn1.PKIMessage, *, secret: bytes | None =
     check = verify_signature_protection(answer, signer)
     if not check.ok:
         raise CmpClientError(f"the answer's signature does not verify: {check.why}")
-    if trusted_signer is None or not trusted_signer(signer):
+    if trusted_signer is None or not trusted_signer(signer, list(extra)[1:]):
         raise CmpClientError("the answer is signed by a certificate we do not trust")
     return answer
 

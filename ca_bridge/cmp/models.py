@@ -57,3 +57,25 @@ class CmpNonce(Base):
 
     nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
     seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CmpOutbox(Base):
+    """``CmpCA``'s durable queue: one row per IssueRequest sent to the upstream CA, written (with its
+    transactionID) before anything is sent, so a retry after a crash polls or re-asks that same
+    transaction and a certificate is never asked for twice."""
+    __tablename__ = "cmp_outbox"
+
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    transaction_id: Mapped[str] = mapped_column(String(128), unique=True)          # hex
+    state: Mapped[str] = mapped_column(String(16))      # new | sent | waiting | issued | failed
+    request: Mapped[dict] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    certificate: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    chain: Mapped[list] = mapped_column(JSON, default=list)                        # hex DER, issuer first
+    serial: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="good")                 # good | revoked
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revocation_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -433,13 +433,13 @@ class CmpServer:
             if spki.native is None:
                 raise CmpFailure("the certTemplate carries no publicKey; central key generation is not offered",
                                  "bad_cert_template")
-            self._check_popo(msg, spki)
+            self._check_popo(msg, spki, sender)
             subject = rdns(template["subject"]) if template["subject"].native is not None else ()
             extensions = template["extensions"] if template["extensions"].native is not None else None
             old_cert = self._old_cert_id(msg) if kind == "kur" else None
         spki_der = spki.untag().dump()
         dns, ips = self._alt_names(extensions)
-        request, approvals = self._authorise(sender, kind, label, subject, dns, ips, old_cert)
+        request, approvals = self._authorise(sender, kind, label, subject, dns, ips, old_cert, extensions)
         body_name = {"ir": "ip", "cr": "cp", "p10cr": "cp", "kur": "kup"}[kind]
         tid = self._tid(message)
         request = {**request, "public_key_info": spki_der.hex(), "request_id": f"cmp-{tid}"}
@@ -523,10 +523,15 @@ class CmpServer:
                 extensions = attr["values"][0]
         return rdns(info["subject"]), spki, extensions
 
-    def _check_popo(self, msg: asn1.CertReqMsg, spki) -> None:
+    def _check_popo(self, msg: asn1.CertReqMsg, spki, sender: _Sender) -> None:
         popo = msg["popo"]
-        if popo.native is None:
+        if isinstance(popo, core.Void):
             raise CmpFailure("proof of possession is missing (RFC 4211 §4)", "bad_pop")
+        if popo.name == "ra_verified":
+            if sender.mode != "ra":
+                raise CmpFailure("raVerified proof of possession is accepted from a registered RA only", "bad_pop",
+                                 "not_authorized")
+            return
         if popo.name != "signature":
             raise CmpFailure("only signature proof of possession is accepted (RFC 9483 §4.1.1)", "bad_pop")
         sig = popo.chosen
@@ -559,7 +564,8 @@ class CmpServer:
                         ips.append(gn.native)
         return tuple(dns), tuple(ips)
 
-    def _authorise(self, sender: _Sender, kind: str, label: str | None, subject, dns, ips, old_cert) -> tuple[dict, int]:
+    def _authorise(self, sender: _Sender, kind: str, label: str | None, subject, dns, ips, old_cert,
+                   extensions=None) -> tuple[dict, int]:
         """(the IssueRequest fields, officer approvals still needed) for this sender and request."""
         if sender.mode == "mac":
             if kind == "kur":
@@ -581,7 +587,7 @@ class CmpServer:
             if not subject:
                 raise CmpFailure("the certTemplate names no subject", "bad_cert_template")
             return ({"profile": profile, "subject": [list(p) for p in subject], "dns_names": list(dns),
-                     "ip_addresses": list(ips), "identity": []}, 0)
+                     "ip_addresses": list(ips), "identity": self._identity_in(extensions)}, 0)
         # an end entity signing with its own certificate
         cert = sender.certificate
         own = rdns(cert.subject)
@@ -600,8 +606,13 @@ class CmpServer:
 
     @staticmethod
     def _identity_of(cert: x509.Certificate) -> list:
+        return CmpServer._identity_in(cert["tbs_certificate"]["extensions"])
+
+    @staticmethod
+    def _identity_in(extensions) -> list:
+        """GM/T 0015 identity extensions (1.2.156.10260.4.1.*) as [oid, text] pairs."""
         out = []
-        for ext in cert["tbs_certificate"]["extensions"] or []:
+        for ext in extensions or []:
             oid = ext["extn_id"].dotted
             if oid.startswith("1.2.156.10260.4.1."):
                 try:
@@ -677,6 +688,14 @@ class CmpServer:
                                                             "reason": _free_text("waiting for officer approval")}]))
         if state in ("waiting", "approved"):
             return self._issue_and_answer(tid, body_name, self._wants_implicit_confirm(message))
+        if state == "issued":
+            # the answer with the certificate was lost (the requester crashed or the line dropped): the
+            # same certificate again, never a second one; it still awaits certConf
+            with self.db() as session:
+                row = session.get(CmpTransaction, tid)
+                ca_info = self.ca.directory.get(row.ca)
+                return self._cert_rep(body_name, cert_req_id, status_info(ACCEPTED), row.certificate,
+                                      chain=ca_info.chain)
         raise CmpFailure(f"nothing to poll for: the transaction is {state}", "bad_request")
 
     def _client_error(self, message, sender: _Sender) -> _Answer:

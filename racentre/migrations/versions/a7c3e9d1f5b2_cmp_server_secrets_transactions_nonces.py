@@ -1,4 +1,4 @@
-"""CMP server (RFC 9483): one-time MAC secrets, transactions and seen sender nonces, shared by every node
+"""CMP (RFC 9483): the server's one-time MAC secrets, transactions and seen nonces; the CmpCA outbox
 
 Revision ID: a7c3e9d1f5b2
 Revises: c5e8a1f0b2d4
@@ -57,7 +57,28 @@ def upgrade() -> None:
     )
 
 
+    op.create_table('cmp_outbox',
+    sa.Column('request_id', sa.String(length=128), nullable=False),
+    sa.Column('transaction_id', sa.String(length=128), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('request', sa.JSON(), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('certificate', sa.LargeBinary(), nullable=True),
+    sa.Column('chain', sa.JSON(), nullable=False),
+    sa.Column('serial', sa.String(length=42), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('revocation_reason', sa.String(length=32), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('request_id', name=op.f('pk_cmp_outbox')),
+    sa.UniqueConstraint('transaction_id', name=op.f('uq_cmp_outbox_transaction_id'))
+    )
+
+
 def downgrade() -> None:
+    op.drop_table('cmp_outbox')
     op.drop_table('cmp_nonce')
     op.drop_table('cmp_transaction')
     op.drop_table('cmp_secret')

@@ -35,7 +35,7 @@ def _ir(key, creds, body="ir", **kw):
 def _ask(server, request, secret=None, label=None, status=200):
     code, der = server.handle(request.dump(), label)
     assert code == status
-    trusted = lambda cert: any(cert.dump() == server.signer(i).certificate  # noqa: E731
+    trusted = lambda cert, pool: any(cert.dump() == server.signer(i).certificate  # noqa: E731
                                for i in server.ca.authorities().values() if not i.is_root)
     return check_answer(der, request, secret=secret, trusted_signer=trusted)
 
