@@ -62,12 +62,12 @@ class HttpTransport:
     """POST one PKIMessage, read one back (RFC 6712 §3)."""
 
     def __init__(self, url: str, timeout: float = 30.0, *, profile_in_path: bool = False):
-        self.url = url.rstrip("/")
+        self.url = url
         self.timeout = timeout
         self.profile_in_path = profile_in_path
 
     def __call__(self, der: bytes, profile: str | None = None) -> bytes:
-        url = f"{self.url}/p/{profile}" if profile and self.profile_in_path else self.url
+        url = f"{self.url.rstrip('/')}/p/{profile}" if profile and self.profile_in_path else self.url
         request = urllib.request.Request(url, data=der, headers={"Content-Type": CMP_TYPE})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -240,7 +240,7 @@ class CmpCA:
                 raise UpstreamUnavailable(f"the upstream CA is still processing request {request_id}; "
                                           "it will be collected on retry")
             time.sleep(max(0, min(result.check_after, 30)))
-            result = self._poll(tid)
+            result = self._poll(tid, result.answer["header"]["sender_nonce"].native)
         if result.kind == "refused":
             self._mark(request_id, state="failed", reason=result.reason[:2000])
             raise UpstreamRefused(f"the upstream CA refused request {request_id}: {result.reason}")
@@ -282,9 +282,10 @@ class CmpCA:
                                 transaction_id=tid, recipient=self.recipient)
         return self._classify(self._exchange(message, row.request["profile"]))
 
-    def _poll(self, tid: bytes) -> _Result:
+    def _poll(self, tid: bytes, recip_nonce: bytes | None = None) -> _Result:
+        """pollReq (RFC 4210 §5.3.22); ``recip_nonce``: the last answer's senderNonce (none after a restart)."""
         message = build_message("poll_req", asn1.PollReqContent([{"cert_req_id": 0}]), self.credentials,
-                                transaction_id=tid, recipient=self.recipient)
+                                transaction_id=tid, recipient=self.recipient, recip_nonce=recip_nonce)
         return self._classify(self._exchange(message), polling=True)
 
     def _confirm(self, tid: bytes, result: _Result) -> None:
