@@ -303,7 +303,11 @@ EMBEDDED_CA_MODULE = "ca_bridge.embedded"
 def ca_backend_for(services) -> CABackend:
     """The CA backend for a racentre ``Services`` container: the embedded HSM-backed CA
     (``ca_bridge.embedded.EmbeddedCA``) when that module is installed, otherwise a stub that refuses
-    every call with a clear message. The integrator adjusts the constructor call here."""
+    every call with a clear message. The integrator adjusts the constructor call here. An upstream CA
+    over CMP (``[ca] backend = "cmp"``, ``services.upstream_ca``) comes first."""
+    upstream = getattr(services, "upstream_ca", None)
+    if upstream is not None:
+        return upstream
     try:
         module = importlib.import_module(EMBEDDED_CA_MODULE)
     except ModuleNotFoundError as exc:

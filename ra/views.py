@@ -256,7 +256,8 @@ def openapi():
 def init_app(app, services) -> None:
     """Wire the RA into the service app (racentre.web.build_app): service + blueprint."""
     ra_config = getattr(services.config, "ra", None)
-    ca = app.extensions.get(CA_EXTENSION) or ca_backend_for(services)   # the app's one CA when wired before us
+    # an upstream CA over CMP when configured, else the app's one CA when wired before us
+    ca = getattr(services, "upstream_ca", None) or app.extensions.get(CA_EXTENSION) or ca_backend_for(services)
     app.extensions[EXTENSION] = build_ra_service(services.db, ca, ra_config)
     app.register_blueprint(bp)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hsm.config import HsmConfig, SoftTokenConfig
+from ca_bridge.cmp.config import SCHEMA as CA_SCHEMA, CaConfig
 from kms.config import SCHEMA as KMC_SCHEMA, KmsConfig
 from pkicore.errors import ErrorCode, PkiError
 from pkicore.secret import Secret
@@ -35,6 +36,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "console": CONSOLE_SCHEMA,
     "kmc": KMC_SCHEMA,
     "seal": SEAL_SCHEMA,
+    "ca": CA_SCHEMA,
 }
 
 
@@ -78,6 +80,7 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     kmc: KmsConfig = field(default_factory=KmsConfig)
     seal: SealConfig = field(default_factory=SealConfig)
+    ca: CaConfig = field(default_factory=CaConfig)
     source: str | None = None
 
 
@@ -163,4 +166,5 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
                   console=ConsoleConfig.from_values(values["console"]),
                   kmc=KmsConfig.from_values(values["kmc"], base),
                   seal=SealConfig.from_values(values["seal"], base),
+                  ca=CaConfig.from_values(values["ca"], base),
                   source=str(path) if path else None)

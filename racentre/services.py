@@ -16,7 +16,9 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ca_bridge.cmp.client import MacCredentials
 from ca_bridge.cmp.server import CmpServer
+from ca_bridge.cmp.upstream import CmpCA, HttpTransport, signature_credentials
 from ca_bridge.embedded import EmbeddedCA
 from hsm import KeyManager, open_key_manager
 from pkicore.audit import bind_node
@@ -87,6 +89,33 @@ class Services:
     def cmp(self) -> CmpServer:
         """The CMP server (RFC 9483) over the embedded CA; its one-time secrets sealed by two HSM SM4 keys."""
         return CmpServer(self.ca, SecretBox(self.key_manager, CMP_SECRET_ENC_KEY, CMP_SECRET_MAC_KEY))
+
+    @cached_property
+    def upstream_ca(self) -> CmpCA | None:
+        """The upstream CA over CMP when ``[ca] backend = "cmp"`` (the RA issues through it), else None."""
+        ca = self.config.ca
+        if ca.backend != "cmp":
+            return None
+        if ca.ra_key_label:
+            chain = ca.ra_certificates()
+            credentials = signature_credentials(self.key_manager, ca.ra_key_label, chain[0], chain[1:])
+        else:
+            credentials = MacCredentials(ca.upstream_reference.encode(), ca.upstream_secret.reveal().encode())
+        return CmpCA(self.outbox_db, HttpTransport(ca.upstream_url, ca.timeout, profile_in_path=ca.profile_in_path),
+                     credentials, ca.trust_anchors(), name=ca.name, poll_timeout=ca.poll_timeout)
+
+    @cached_property
+    def outbox_db(self) -> sessionmaker[Session]:
+        """Where ``CmpCA`` keeps its queue: the site database, except with SQLite, where the RA's approval
+        holds the one writer lock of the file while it calls the CA, so the queue (which must commit
+        before anything is sent) lives in a file of its own beside it, ``<database>-cmp-outbox``, brought
+        to the same schema revision."""
+        url = self.config.database.url
+        if not url.startswith("sqlite:///"):
+            return self.db
+        engine = make_engine(f"{url}-cmp-outbox")
+        upgrade(engine)
+        return make_session_factory(engine)
 
     @cached_property
     def site(self) -> Site:
