@@ -9,14 +9,20 @@ import subprocess
 import threading
 import time
 import urllib.request
+from types import SimpleNamespace
 
 import pytest
 from asn1crypto import pem, x509
 
 from ca_bridge.api import IssueRequest
 from ca_bridge.cmp import asn1
+from ca_bridge.cmp.views import bp as cmp_bp
 from pkicore.algorithms import algorithm
 from pkicore.keys import verify_signature
+from racentre.config import Config, ServiceConfig
+from racentre.demo_cmp import demo_cmp
+from racentre.web import create_app
+from tests.e2e.demo_checks import check_cmp_artefacts
 from tests.cmp_support import EcKey, cmp_server, served
 from tests.interop.openssl_cli import require_openssl
 
@@ -192,3 +198,14 @@ def test_sm2_openssl_30_signs_with_an_empty_id_and_is_refused_saying_why(cmp):
     assert msg["popo"].chosen["algorithm_identifier"]["algorithm"].dotted == "1.2.156.10197.1.501"
     assert verify_signature(spki, algorithm("sm2-sm3"), data, pop, user_id=b"")
     assert not verify_signature(spki, algorithm("sm2-sm3"), data, pop)
+
+
+def test_demo_cmp_artefacts(embedded_ca, softtoken_km, tmp_path):
+    """``racentre demo``'s CMP step (racentre.demo_cmp) on this CA, checked as demo_checks checks it."""
+    require_openssl()
+    services = SimpleNamespace(ca=embedded_ca, cmp=cmp_server(embedded_ca))
+    app = create_app(Config(service=ServiceConfig(public_url="http://ca.test")), softtoken_km, embedded_ca.db,
+                     services={"cmp": services.cmp}, blueprints=[cmp_bp])
+    written = demo_cmp(services, app, tmp_path)
+    assert "cmp/ir.der" in written and "cmp/cert.pem" in written
+    check_cmp_artefacts(tmp_path / "cmp")
