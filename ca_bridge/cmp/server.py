@@ -22,6 +22,7 @@ a used transactionID is refused (transactionIdInUse), a repeated senderNonce is 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -44,6 +45,7 @@ from ca_bridge.cmp.protection import (ProtectionError, answer_mac_algorithm, is_
 from ca_bridge.directory import CaInfo
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import CaError
+from ca_bridge.models import IssuedCert
 from pkicore.algorithms import algorithm
 from pkicore.audit import record
 from pkicore.db import as_utc, transaction, utcnow
@@ -129,6 +131,7 @@ class _Answer:
     extra_general_info: list = field(default_factory=list)
     pvno: int = 2
     chain: tuple = ()                         # the issuing chain, for extraCerts (RFC 9483 §4.1.1)
+    finish: object = None                     # completes the body after the transaction (reads that write)
 
 
 def rdns(name: x509.Name) -> tuple[tuple[str, str], ...]:
@@ -173,11 +176,27 @@ class CmpServer:
         self.label_prefix = label_prefix
         self._signers: dict[str, _Signer] = {}
         self._signers_lock = threading.Lock()
+        self._local = threading.local()
         self.db: sessionmaker[Session] = ca.db
         self.sealer = sealer
         self.implicit_confirm_allowed = implicit_confirm_allowed
         self.default_profile = default_profile
         self.ee_approvals = ee_approvals
+
+    @contextlib.contextmanager
+    def _txn(self):
+        """The one transaction of the message being handled (``handle`` opens it; every step joins it, so a
+        message costs one commit and a refusal leaves nothing behind), or a new one outside ``handle``."""
+        current = getattr(self._local, "session", None)
+        if current is not None:
+            yield current
+            return
+        with transaction(self.db) as session:
+            self._local.session = session
+            try:
+                yield session
+            finally:
+                self._local.session = None
 
     # ----------------------------------------------------------------------------------- officers' side
     def issue_secret(self, actor: str, *, profile: str, subject, dns_names=(), ip_addresses=(), identity=(),
@@ -248,8 +267,18 @@ class CmpServer:
             return exc.http_status, self._error_without_request(exc)
         sender: _Sender | None = None
         try:
-            sender = self._authenticate(message)
-            answer = self._dispatch(message, sender, label)
+            try:
+                with self._txn():
+                    sender = self._authenticate(message)
+                    answer = self._dispatch(message, sender, label)
+            except IntegrityError:
+                raise CmpFailure("a message with this senderNonce or transactionID was handled at the same time: "
+                                 "replay refused", "bad_sender_nonce", "transaction_id_in_use") from None
+            except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+                log.info("malformed CMP body: %s", exc)          # a part parsed on first use
+                raise CmpFailure("the message body is malformed (RFC 4210 §5.1)", "bad_data_format") from None
+            if answer.finish is not None:
+                answer = answer.finish()
             return 200, self._answer(message, sender, answer)
         except CmpFailure as exc:
             self._audit_refusal(message, sender, exc)
@@ -274,8 +303,9 @@ class CmpServer:
             raise CmpFailure("the body is empty or larger than 256 KiB", "bad_data_format", http_status=400)
         try:
             message = asn1.PKIMessage.load(der, strict=True)
-            message.native                          # noqa: B018 - parse every field now, not later
             header = message["header"]
+            header.native                           # noqa: B018 - the header whole now; the body as used
+            message["body"].chosen                  # noqa: B018
             if message["body"].name in ("popdecc", "popdecr", "krr", "krp", "ccr", "ccp", "ckuann", "cann",
                                         "rann", "crlann", "nested"):
                 raise CmpFailure(f"{message['body'].name} messages are not served here", "bad_request")
@@ -317,7 +347,7 @@ class CmpServer:
     def _mac_sender(self, message: asn1.PKIMessage) -> _Sender:
         kid = message["header"]["sender_kid"].native
         reference = kid.decode("ascii", "replace") if kid else ""
-        with self.db() as session:
+        with self._txn() as session:
             row = session.get(CmpSecret, reference) if 0 < len(reference) <= 64 else None
             data = None if row is None else {c.name: getattr(row, c.name) for c in CmpSecret.__table__.columns}
         if data is None:
@@ -348,12 +378,12 @@ class CmpServer:
         if not check.ok:
             raise CmpFailure(check.why, "bad_message_check")
         issuer = self._our_issuer(cert)
-        serial = cert.serial_number
-        status = self.ca.status(issuer.name, serial)
-        if status.status != "good":
+        with self._txn() as session:
+            row = session.scalar(select(IssuedCert).where(IssuedCert.ca_id == issuer.id,
+                                                          IssuedCert.serial == format(cert.serial_number, "x")))
+        if row is None or row.status != "good":
             raise CmpFailure("the protection certificate is revoked or unknown to this CA", "cert_revoked",
                              "signer_not_trusted")
-        row = self.ca.certificate(issuer.name, serial)
         if row.certificate != cert.dump():
             raise CmpFailure("the protection certificate is not the one this CA issued", "signer_not_trusted")
         eku = cert.extended_key_usage_value
@@ -378,12 +408,12 @@ class CmpServer:
         return info
 
     def _fresh_nonce(self, nonce: bytes) -> None:
-        try:
-            with transaction(self.db) as session:
-                session.add(CmpNonce(nonce=nonce.hex()))
-        except IntegrityError:
-            raise CmpFailure("this senderNonce was seen before: replayed message refused",
-                             "bad_sender_nonce") from None
+        """Record the nonce in the message's transaction; seen before -> refused. Two copies at once on two
+        nodes: one commit fails on the primary key (``handle`` refuses it)."""
+        with self._txn() as session:
+            if session.get(CmpNonce, nonce.hex()) is not None:
+                raise CmpFailure("this senderNonce was seen before: replayed message refused", "bad_sender_nonce")
+            session.add(CmpNonce(nonce=nonce.hex()))
 
     # ------------------------------------------------------------------------------------ dispatch
     def _dispatch(self, message: asn1.PKIMessage, sender: _Sender, label: str | None) -> _Answer:
@@ -444,7 +474,7 @@ class CmpServer:
         tid = self._tid(message)
         request = {**request, "public_key_info": spki_der.hex(), "request_id": f"cmp-{tid}"}
         implicit = self._wants_implicit_confirm(message)
-        with transaction(self.db) as session:
+        with self._txn() as session:
             row = self._new_transaction(session, message, sender, kind, cert_req_id=cert_req_id,
                                         request=request, approvals_required=approvals,
                                         state="waiting" if approvals else "approved")
@@ -461,7 +491,7 @@ class CmpServer:
         return self._issue_and_answer(tid, body_name, implicit)
 
     def _issue_and_answer(self, tid: str, body_name: str, implicit: bool) -> _Answer:
-        with transaction(self.db) as session:
+        with self._txn() as session:
             row = session.get(CmpTransaction, tid, with_for_update=True)
             req = dict(row.request)
             issue = IssueRequest(request_id=req["request_id"], profile=req["profile"],
@@ -639,7 +669,7 @@ class CmpServer:
     def _cert_conf(self, message, sender: _Sender) -> _Answer:
         statuses = message["body"].chosen
         tid = self._tid(message)
-        with transaction(self.db) as session:
+        with self._txn() as session:
             row = self._transaction(session, message, sender)
             if row.state == "confirmed":
                 return _Answer("pkiconf", core.Null())
@@ -670,7 +700,7 @@ class CmpServer:
 
     def _poll(self, message, sender: _Sender) -> _Answer:
         tid = self._tid(message)
-        with transaction(self.db) as session:
+        with self._txn() as session:
             row = self._transaction(session, message, sender)
             kind, state, cert_req_id = row.kind, row.state, row.cert_req_id
             ready = state == "waiting" and len(row.approvals) >= row.approvals_required
@@ -691,7 +721,7 @@ class CmpServer:
         if state == "issued":
             # the answer with the certificate was lost (the requester crashed or the line dropped): the
             # same certificate again, never a second one; it still awaits certConf
-            with self.db() as session:
+            with self._txn() as session:
                 row = session.get(CmpTransaction, tid)
                 ca_info = self.ca.directory.get(row.ca)
                 return self._cert_rep(body_name, cert_req_id, status_info(ACCEPTED), row.certificate,
@@ -699,7 +729,7 @@ class CmpServer:
         raise CmpFailure(f"nothing to poll for: the transaction is {state}", "bad_request")
 
     def _client_error(self, message, sender: _Sender) -> _Answer:
-        with transaction(self.db) as session:
+        with self._txn() as session:
             row = session.get(CmpTransaction, self._tid(message), with_for_update=True)
             if row is not None and row.sender == sender.name[:2000] and row.state in ("waiting", "issued"):
                 if row.state == "issued":
@@ -737,7 +767,7 @@ class CmpServer:
                     raise CmpFailure("the reasonCode is not a CRLReason", "bad_data_format") from None
                 reason = RevocationReason(code) if code in RevocationReason._value2member_map_ else reason
         tid = self._tid(message)
-        with transaction(self.db) as session:
+        with self._txn() as session:
             self._new_transaction(session, message, sender, "rr", state="done")
             try:
                 self.ca.revoke(issuer.name, serial, reason, session=session)
@@ -751,7 +781,7 @@ class CmpServer:
     # ---------------------------------------------------------------------------------- general messages
     def _genm(self, message, sender: _Sender) -> _Answer:
         out = []
-        pvno = 2
+        pvno, crls = 2, False
         for itav in message["body"].chosen:
             oid = itav["info_type"].dotted
             if oid == IT_CA_CERTS:
@@ -765,16 +795,19 @@ class CmpServer:
                 out.append(self._template_info(sender))
                 pvno = 3
             elif oid == IT_CRL_STATUS_LIST:
-                out.append({"info_type": IT_CRLS, "info_value": asn1.CertificateLists(self._crls())})
+                crls = True                              # read after the transaction: a CRL may be re-signed
                 pvno = 3
             elif oid == IT_SIGN_KEY_PAIR_TYPES:
                 out.append({"info_type": oid, "info_value": asn1.AlgorithmIdentifiers(
                     [{"algorithm": o} for o in ("1.2.156.10197.1.501", "1.2.840.10045.4.3.2", "1.2.840.113549.1.1.11")])})
             # other info types are left out of the answer (RFC 4210 §5.3.19)
-        with transaction(self.db) as session:
+        with self._txn() as session:
             self._new_transaction(session, message, sender, "genm", state="done")
             record(session, actor=sender.name[:128], role=ACTOR_ROLE, action="cmp.genm", target_type=AUDIT_TARGET,
                    target_id=self._tid(message), info_types=[i["info_type"] for i in out])
+        if crls:
+            return _Answer("genp", None, pvno=pvno, finish=lambda: _Answer("genp", asn1.InfoTypeAndValues(
+                [*out, {"info_type": IT_CRLS, "info_value": asn1.CertificateLists(self._crls())}]), pvno=pvno))
         return _Answer("genp", asn1.InfoTypeAndValues(out), pvno=pvno)
 
     def _template_info(self, sender: _Sender) -> dict:
