@@ -94,6 +94,18 @@ def test_ra_node_enrols_and_revokes_through_the_ca_node(tmp_path, softtoken_modu
             revoked |= {e["user_certificate"].native for e in listed["tbs_cert_list"]["revoked_certificates"]}
         assert serial in revoked
         assert int(result["issued"][1]["serial"], 16) not in revoked
+        # an officer's one-time secret from the CLI, used by openssl cmp against the served CA node
+        out = _run(ca, "-m", "racentre.cli", "ca", "cmp-secret", "--as", "officer-a", "--profile", "server",
+                   "--rdn", "country_name=CN", "--rdn", "common_name=cli.zj.gov.cn", "--dns", "cli.zj.gov.cn")
+        fields = dict(line.split(" ", 1) for line in out.strip().splitlines()[-2:])
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+                        "cli.pem"], cwd=ca["home"], check=True, capture_output=True)
+        ossl = subprocess.run(["openssl", "cmp", "-cmd", "ir", "-server", f"127.0.0.1:{ca['port']}", "-path",
+                               ".well-known/cmp", "-ref", fields["reference"], "-secret", f"pass:{fields['secret']}",
+                               "-newkey", "cli.pem", "-subject", "/C=CN/CN=cli.zj.gov.cn", "-recipient", "/CN=x",
+                               "-certout", "cli-cert.pem"], cwd=ca["home"], capture_output=True, text=True)
+        assert ossl.returncode == 0, ossl.stdout + ossl.stderr
+        assert "issued" in _run(ra, "-m", "racentre.cli", "ca", "cmp-retry")
     finally:
         proc.terminate()
         out = proc.communicate(timeout=30)[0].decode("utf-8", "replace")
