@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ca_bridge.api import IssueRequest
-from ra.services import build_ra_service, ca_backend_for
 from ra.workflow import Actor
 from racentre.config import load_config
 from racentre.services import Services
@@ -50,7 +49,7 @@ def enrol_servers(count: str) -> None:
     """Register ``count`` servers, submit, vet and approve each at this RA node (issued by the CA node over
     CMP); print the request ids, serials and the enrolment rate."""
     services = Services(load_config())
-    ra = build_ra_service(services.db, ca_backend_for(services))
+    ra = services.ra                       # issues through services.upstream_ca ([ca] backend = "cmp")
     unit, _ = ra.add_unit(SUBMITTER, name="杭州市财政局", uscc=uscc(), legal_representative="张三")
     out, started = [], None
     stamp = int(time.time() * 1000) % 10**9
@@ -73,7 +72,7 @@ def enrol_servers(count: str) -> None:
 
 def revoke(request_id: str) -> None:
     services = Services(load_config())
-    ra = build_ra_service(services.db, ca_backend_for(services))
+    ra = services.ra                       # issues through services.upstream_ca ([ca] backend = "cmp")
     req = ra.submit(SUBMITTER, type="server", kind="revocation", target_request_id=int(request_id),
                     revocation_reason="key_compromise")
     ra.vet(VETTER, req["id"], documents_checked=True)
