@@ -392,15 +392,18 @@ class CmpServer:
                        issuer=issuer, profile=row.profile)
 
     def _our_issuer(self, cert: x509.Certificate) -> CaInfo:
+        """The CA of ours that signed ``cert`` (by name, then by key: two CAs may share a name across a
+        key rollover or in two hierarchies)."""
         issuer_der = cert.issuer.dump()
-        for info in self.ca.authorities().values():
-            if info.subject_der == issuer_der:
+        alg = signature_algorithm(cert["signature_algorithm"])
+        candidates = [i for i in self.ca.authorities().values() if i.subject_der == issuer_der]
+        if not candidates:
+            raise CmpFailure("the protection certificate was not issued by this CA", "signer_not_trusted")
+        for info in candidates:
+            issuer_spki = x509.Certificate.load(info.certificate).public_key.dump()
+            if alg is not None and verify_signature(issuer_spki, alg, cert["tbs_certificate"].dump(), cert.signature):
                 break
         else:
-            raise CmpFailure("the protection certificate was not issued by this CA", "signer_not_trusted")
-        alg = signature_algorithm(cert["signature_algorithm"])
-        issuer_spki = x509.Certificate.load(info.certificate).public_key.dump()
-        if alg is None or not verify_signature(issuer_spki, alg, cert["tbs_certificate"].dump(), cert.signature):
             raise CmpFailure("the protection certificate's signature does not verify", "signer_not_trusted")
         now = utcnow()
         if not cert.not_valid_before <= now <= cert.not_valid_after:
@@ -749,9 +752,14 @@ class CmpServer:
         if template["issuer"].native is None or template["serial_number"].native is None:
             raise CmpFailure("certDetails must name issuer and serialNumber (RFC 9483 §4.2)", "bad_cert_id")
         issuer_der, serial = template["issuer"].untag().dump(), template["serial_number"].native
-        issuer = next((i for i in self.ca.authorities().values() if i.subject_der == issuer_der), None)
-        if issuer is None:
+        named = [i for i in self.ca.authorities().values() if i.subject_der == issuer_der]
+        if not named:
             raise CmpFailure("this CA is not the issuer named", "wrong_authority", "bad_cert_id")
+        issuer = named[0]
+        if len(named) > 1:        # one name, several CA keys: the one that issued this serial
+            with self._txn() as session:
+                ids = set(session.scalars(select(IssuedCert.ca_id).where(IssuedCert.serial == format(serial, "x"))))
+            issuer = next((i for i in named if i.id in ids), issuer)
         if sender.mode == "mac":
             raise CmpFailure("revocation needs a signature by the certificate or a registered RA", "not_authorized")
         if sender.mode == "end-entity" and (sender.issuer.name != issuer.name or

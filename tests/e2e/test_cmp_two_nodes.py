@@ -14,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from asn1crypto import crl as asn1_crl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +79,7 @@ def two_nodes(tmp_path, softtoken_module):
     return ca, ra
 
 
+@pytest.mark.timeout(900)          # two sites set up from scratch, two tokens, a served CA node: minutes on 2 cores
 def test_ra_node_enrols_and_revokes_through_the_ca_node(tmp_path, softtoken_module):
     ca, ra = two_nodes(tmp_path, softtoken_module)
     proc, authorities = _serve(ca)
