@@ -1,7 +1,8 @@
 """HTTP transport of CMP (RFC 6712 §3): ``POST /.well-known/cmp`` and ``/.well-known/cmp/p/<profile>``
 (RFC 9483 §6.1), request and answer ``application/pkixcmp``. Every CMP-level answer is HTTP 200 with a
 PKIMessage (an ``error`` body when refused); a body that is no PKIMessage is 400 with an error
-PKIMessage; a wrong media type 415 and an oversized body 413 (JSON, as every other 4xx of the site)."""
+PKIMessage; a wrong media type 415 and an oversized body 413 (JSON, as every other 4xx of the site).
+Wired by the composition root (``racentre.app``) over ``Services.cmp``."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, request
@@ -40,9 +41,3 @@ def cmp(profile: str | None = None):
     response.headers["Cache-Control"] = "no-cache"          # RFC 6712 §3.6
     return response
 
-
-def init_app(app, services) -> None:
-    """Wire the CMP server (built by the composition root, ``services.cmp``) into the service app."""
-    if EXTENSION_KEY not in app.extensions:
-        app.extensions[EXTENSION_KEY] = services.cmp
-    app.register_blueprint(bp)
