@@ -110,7 +110,7 @@ class Services:
         attached once: the stand-alone KMC of ``[kmc] url`` over HTTP (answers verified by its configured
         certificate), else the embedded one in process. The CA issues nothing without ``[service]
         public_url`` (ca_bridge.errors.NoPublicUrl)."""
-        ca = EmbeddedCA(self.key_manager, self.db, self.public_url)
+        ca = EmbeddedCA(self.key_manager, self.db, self.public_url, config=self.config.ca)
         kmc_config = self.config.kmc
         if kmc_config.remote:
             ca.attach_kmc(HttpTransport(kmc_config.url, kmc_config.timeout), lambda: self._remote_kmc_certificate)
@@ -151,13 +151,15 @@ class Services:
         ca = self.config.ca
         if ca.backend != "cmp":
             return None
+        ca.check_upstream()
         if ca.ra_key_label:
             chain = ca.ra_certificates()
             credentials = signature_credentials(self.key_manager, ca.ra_key_label, chain[0], chain[1:])
         else:
             credentials = MacCredentials(ca.upstream_reference.encode(), ca.upstream_secret.reveal().encode())
-        return CmpCA(self.outbox_db, CmpHttpTransport(ca.upstream_url, ca.timeout, profile_in_path=ca.profile_in_path),
-                     credentials, ca.trust_anchors(), name=ca.name, poll_timeout=ca.poll_timeout)
+        return CmpCA(self.outbox_db,
+                     CmpHttpTransport(ca.upstream_url, ca.upstream_timeout, profile_in_path=ca.profile_in_path),
+                     credentials, ca.trust_anchors(), name=ca.upstream_name, poll_timeout=ca.poll_timeout)
 
     @cached_property
     def outbox_db(self) -> sessionmaker[Session]:
@@ -179,9 +181,8 @@ class Services:
     @cached_property
     def ra(self) -> RaService:
         """The registration authority over this database, issuing through ``ca``."""
-        # [ra] (four-eyes thresholds, profile map) is not a configuration section yet (issue 16 §4)
-        # an upstream CA over CMP when ``[ca] backend = "cmp"``, else the embedded one
-        return build_ra_service(self.db, self.upstream_ca or self.ca, getattr(self.config, "ra", None))
+        # an upstream CA over CMP when ``[ca] backend = "cmp"``, else the embedded one; [ra]: four-eyes, profiles
+        return build_ra_service(self.db, self.upstream_ca or self.ca, self.config.ra)
 
     @cached_property
     def tsa(self) -> TsaService:
