@@ -2,7 +2,7 @@
 is signed into each checkpoint, and per checkpoint its site, RFC 3161 token and the last event id it saw
 
 Revision ID: e7a3c9d41f58
-Revises: c5e8a1f0b2d4
+Revises: a7c3e9d1f5b2
 Create Date: 2026-12-07 13:00:00
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'e7a3c9d41f58'
-down_revision = 'c5e8a1f0b2d4'
+down_revision = 'a7c3e9d1f5b2'
 branch_labels = None
 depends_on = None
 
