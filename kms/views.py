@@ -9,7 +9,8 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from kms import gmt0014
 from kms.errors import EscrowError
-from kms.recovery import Officer
+from kms.recovery import PURPOSES, Officer
+from pkicore import inputs
 from kms.services import Kmc, kmc_from_services
 from racentre.auth import require_roles
 
@@ -22,26 +23,35 @@ def _kmc() -> Kmc:
     return current_app.extensions["racentre.kms"]
 
 
-def _der(value: str) -> bytes:
-    """A certificate or key given as PEM or base64 DER."""
-    data = value.encode()
-    if pem.detect(data):
-        return pem.unarmor(data)[2]
-    try:
-        return base64.b64decode(value, validate=True)
-    except ValueError as exc:
-        raise EscrowError("expected PEM or base64 DER") from exc
-
-
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise EscrowError("expected a JSON object")
-    return body
+def _body(schema: inputs.Schema) -> dict:
+    """The JSON object body, checked against the route's schema (pkicore.inputs: 400 with the reason)."""
+    if not request.get_data(cache=True):
+        return schema.parse({})
+    return schema.parse(request.get_json(silent=True))
+
+
+# the per-route input schemas (also the OpenAPI request bodies: kms.openapi)
+OPEN_REQUEST = inputs.Schema({
+    "purpose": inputs.Enum(PURPOSES, default="recover"),
+    "reason": inputs.Str(max_length=1024, description="court order, case number, ..."),
+    "key_id": inputs.Id(description="the archived key (or give ca_id and user_cert_no)").or_null(),
+    "ca_id": inputs.Str(max_length=256).or_null(),
+    "user_cert_no": inputs.Serial(description="the encryption certificate's serial (integer, decimal, or 0x hex)").or_null(),
+    "recipient_certificate": inputs.Certificate(description="recover: the certificate the key is enveloped "
+                                                            "to (PEM or base64 DER)").or_null(),
+}, example={"purpose": "recover", "key_id": 7, "reason": "（2026）浙01刑初12号 判决书",
+            "recipient_certificate": "MIIB..."})
+EXPORT = inputs.Schema({"dr_public_key_info": inputs.required(inputs.PublicKeyInfo(
+    description="the disaster-recovery KMC's SM2 SubjectPublicKeyInfo"))})
+IMPORT = inputs.Schema({"export": inputs.required(inputs.Base64(max_bytes=64 * 1024 * 1024,
+                                                                description="the export, as /export returned it")),
+                        "exporter_certificate": inputs.required(inputs.Certificate())})
+EMPTY = inputs.Schema({})
+REWRAP_QUERY = inputs.Schema({"limit": inputs.Int(minimum=1, maximum=100_000)})
 
 
 def _delivery_json(d) -> dict:
@@ -65,15 +75,14 @@ def certificate():
 @bp.post("/approval-requests")
 @require_roles(ADMIN, OFFICER)
 def open_request():
-    body = _body()
+    body = _body(OPEN_REQUEST)
     kmc = _kmc()
     key_id = body.get("key_id")
     if key_id is None and body.get("user_cert_no") is not None:
-        key_id = kmc.escrow.find(str(body.get("ca_id", "")), int(body["user_cert_no"]))
-    rid = kmc.book.request(purpose=str(body.get("purpose", "recover")), requested_by=g.principal.name,
-                           reason=str(body.get("reason", "")), key_id=key_id, role=g.role,
-                           recipient_certificate=_der(body["recipient_certificate"])
-                           if body.get("recipient_certificate") else None)
+        key_id = kmc.escrow.find(body.get("ca_id") or "", body["user_cert_no"])
+    rid = kmc.book.request(purpose=body["purpose"], requested_by=g.principal.name,
+                           reason=body.get("reason", ""), key_id=key_id, role=g.role,
+                           recipient_certificate=body.get("recipient_certificate"))
     return jsonify(kmc.book.status(rid)), 201
 
 
@@ -111,7 +120,7 @@ def destroy(rid: int):
 @require_roles(ADMIN, OFFICER)
 def export(rid: int):
     kmc = _kmc()
-    dr_key = _der(str(_body().get("dr_public_key_info", "")))
+    dr_key = _body(EXPORT)["dr_public_key_info"]
     blob = kmc.escrow.export_archive(kmc.book.authorise(rid, actor=g.principal.name), dr_key,
                                      actor=g.principal.name)
     return Response(blob, mimetype="application/json")
@@ -126,9 +135,8 @@ def dr_key():
 @bp.post("/import")
 @require_roles(ADMIN)
 def import_archive():
-    body = _body()
-    count = _kmc().escrow.import_archive(base64.b64decode(body["export"]), _der(body["exporter_certificate"]),
-                                         actor=g.principal.name)
+    body = _body(IMPORT)
+    count = _kmc().escrow.import_archive(body["export"], body["exporter_certificate"], actor=g.principal.name)
     return jsonify(imported=count)
 
 
@@ -147,7 +155,7 @@ def kek_rotate():
 @bp.post("/kek/rewrap")
 @require_roles(ADMIN)
 def kek_rewrap():
-    limit = request.args.get("limit", type=int)
+    limit = REWRAP_QUERY.parse_text(request.args).get("limit")
     return jsonify(moved=_kmc().escrow.rewrap_batch(actor=g.principal.name, limit=limit))
 
 

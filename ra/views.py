@@ -9,6 +9,7 @@ from __future__ import annotations
 from asn1crypto import pem
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from pkicore import inputs
 from ra.errors import NotFound, ValidationError
 from ra.openapi import openapi_document
 from ra.services import RaService, build_ra_service, ca_backend_for
@@ -43,8 +44,16 @@ def _is_staff() -> bool:
 
 # ------------------------------------------------------------------------------------------ input checks
 
-_TYPES = {"str": (str,), "int": (int,), "bool": (bool,), "list[str]": (list,), "list[int]": (list,),
-          "str?": (str, type(None)), "int?": (int, type(None))}
+_FIELDS = {"str": lambda: inputs.Str(64 * 1024), "int": inputs.Id, "bool": inputs.Bool,
+           "list[str]": lambda: inputs.List(inputs.Str(1024), max_items=100),
+           "list[int]": lambda: inputs.List(inputs.Id(), max_items=500),
+           "str?": lambda: inputs.Str(64 * 1024).or_null(), "int?": lambda: inputs.Id().or_null()}
+
+
+def schema(fields: dict[str, str], required: tuple[str, ...] = ()) -> inputs.Schema:
+    """The pkicore.inputs schema of a body given as ``name -> type name`` (ids bounded to the id columns)."""
+    return inputs.Schema({name: inputs.required(_FIELDS[kind]()) if name in required else _FIELDS[kind]()
+                          for name, kind in fields.items()})
 
 
 def _body(fields: dict[str, str], required: tuple[str, ...] = ()) -> dict:
@@ -55,22 +64,7 @@ def _body(fields: dict[str, str], required: tuple[str, ...] = ()) -> dict:
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
             raise ValidationError("the body must be a JSON object (Content-Type: application/json)")
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValidationError(f"unknown fields: {', '.join(unknown)}")
-    missing = [name for name in required if data.get(name) is None]
-    if missing:
-        raise ValidationError(f"missing fields: {', '.join(missing)}")
-    for name, value in data.items():
-        kind = fields[name]
-        ok = isinstance(value, _TYPES[kind]) and not (kind.startswith("int") and isinstance(value, bool))
-        if kind == "list[str]" and ok:
-            ok = all(isinstance(v, str) for v in value)
-        if kind == "list[int]" and ok:
-            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        if not ok:
-            raise ValidationError(f"field {name} must be {kind.rstrip('?')}{' or null' if kind.endswith('?') else ''}")
-    return data
+    return schema(fields, required).parse(data)
 
 
 def _query(name: str, kind: str = "str"):

@@ -121,9 +121,10 @@ def test_server_flow_and_reject(client, ca):
 
 BAD_BODIES = [
     ({"type": "unit", "subject_id": 1, "csr": "x", "colour": "red"}, 400, "unknown fields: colour"),
-    ({"type": 5}, 400, "field type must be str"),
-    ({"type": "unit", "subject_id": "1"}, 400, "subject_id must be int"),
-    ({"type": "unit", "subject_id": True}, 400, "subject_id must be int"),
+    ({"type": 5}, 400, "type must be a string"),
+    ({"type": "unit", "subject_id": "1"}, 400, "subject_id must be an integer"),
+    ({"type": "unit", "subject_id": True}, 400, "subject_id must be an integer"),
+    ({"type": "unit", "subject_id": 2 ** 63}, 400, "subject_id must be in the range 0..9223372036854775807"),
     ({}, 400, "missing fields: type"),
     ({"type": "unit", "csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----"}, 400, ""),
     ({"type": "unit", "csr": base64.b64encode(b"\x30\x82\xff\xff" + b"\x00" * 10).decode()}, 400, "PKCS#10"),
