@@ -37,6 +37,12 @@ class DocumentTooLarge(PkiError):
     code = ErrorCode.TOO_LARGE
 
 
+@bp.before_request
+def _limit_body():
+    # documents up to MAX_DOCUMENT (racentre.web.BodyLimit admits that much before any route)
+    request.max_content_length = MAX_DOCUMENT
+
+
 def _service() -> SealService:
     service = current_app.extensions.get(EXTENSION_KEY)
     if service is None:            # built on first use: the TSA and the seal maker need a provisioned site
