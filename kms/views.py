@@ -9,9 +9,10 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from kms import gmt0014
 from kms.errors import EscrowError
-from kms.recovery import PURPOSES, Officer
-from pkicore import inputs
+from kms.recovery import Officer
+from kms.schemas import EXPORT, IMPORT, OPEN_REQUEST, REWRAP_QUERY
 from kms.services import Kmc, kmc_from_services
+from pkicore import inputs
 from racentre.auth import require_roles
 
 bp = Blueprint("kms", __name__, url_prefix="/kmc/v1")
@@ -32,26 +33,6 @@ def _body(schema: inputs.Schema) -> dict:
     if not request.get_data(cache=True):
         return schema.parse({})
     return schema.parse(request.get_json(silent=True))
-
-
-# the per-route input schemas (also the OpenAPI request bodies: kms.openapi)
-OPEN_REQUEST = inputs.Schema({
-    "purpose": inputs.Enum(PURPOSES, default="recover"),
-    "reason": inputs.Str(max_length=1024, description="court order, case number, ..."),
-    "key_id": inputs.Id(description="the archived key (or give ca_id and user_cert_no)").or_null(),
-    "ca_id": inputs.Str(max_length=256).or_null(),
-    "user_cert_no": inputs.Serial(description="the encryption certificate's serial (integer, decimal, or 0x hex)").or_null(),
-    "recipient_certificate": inputs.Certificate(description="recover: the certificate the key is enveloped "
-                                                            "to (PEM or base64 DER)").or_null(),
-}, example={"purpose": "recover", "key_id": 7, "reason": "（2026）浙01刑初12号 判决书",
-            "recipient_certificate": "MIIB..."})
-EXPORT = inputs.Schema({"dr_public_key_info": inputs.required(inputs.PublicKeyInfo(
-    description="the disaster-recovery KMC's SM2 SubjectPublicKeyInfo"))})
-IMPORT = inputs.Schema({"export": inputs.required(inputs.Base64(max_bytes=64 * 1024 * 1024,
-                                                                description="the export, as /export returned it")),
-                        "exporter_certificate": inputs.required(inputs.Certificate())})
-EMPTY = inputs.Schema({})
-REWRAP_QUERY = inputs.Schema({"limit": inputs.Int(minimum=1, maximum=100_000)})
 
 
 def _delivery_json(d) -> dict:

@@ -1,5 +1,6 @@
-"""REST view of the RA (``/api/v1/ra/...``), the audit read endpoint (``/api/v1/audit``) and the OpenAPI
-document (``/api/v1/openapi.json``). JSON in, JSON out; every endpoint declares its roles.
+"""REST view of the RA (``/api/v1/ra/...``) and the audit read endpoint (``/api/v1/audit``); documented in
+``ra.openapi`` (served whole by racentre.openapi at ``/api/v1/openapi.json``). JSON in, JSON out; every
+endpoint declares its roles.
 
 Input is checked field by field: unknown fields, wrong types and bad encodings are 400 with a stable
 code; bodies larger than ``RA_MAX_BODY`` are 413. The service is ``app.extensions["racentre.ra"]``.
@@ -11,7 +12,6 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from pkicore import inputs
 from ra.errors import NotFound, ValidationError
-from ra.openapi import openapi_document
 from ra.services import RaService, build_ra_service, ca_backend_for
 from ra.workflow import Actor
 from racentre.auth import require_roles
@@ -240,11 +240,6 @@ def audit_events():
         raise ValidationError("query parameter target must be <type>:<id>, e.g. ra_request:42")
     target_type, _, target_id = target.partition(":")
     return jsonify(items=_service().audit_events(target_type, target_id, limit=_query("limit", "int")))
-
-
-@bp.get("/openapi.json")
-def openapi():
-    return jsonify(openapi_document())
 
 
 def init_app(app, services) -> None:

@@ -17,6 +17,7 @@ from werkzeug.routing import IntegerConverter
 from hsm import KeyManager
 from hsm.views import bp as hsm_bp
 from pkicore.errors import ErrorCode, PkiError
+from racentre import openapi
 from racentre.config import Config
 from racentre.provision import wire_site
 from racentre.services import Services
@@ -220,5 +221,6 @@ def build_app(services: Services, packages: tuple[str, ...] = DEFAULT_PACKAGES) 
                      services={"ca": services.ca} if "ca_bridge" in packages else None)
     for name in packages:
         importlib.import_module(f"{name}.views").init_app(app, services)
+    openapi.init_app(app)                 # /api/v1/openapi.json (every route above) and /api/v1/docs
     wire_site(app, services)
     return app
