@@ -144,7 +144,8 @@ def test_bad_submissions_are_clear_400s(client, body, status, message):
         body["subject_id"] = unit["id"]
     resp = client("POST", "/api/v1/ra/requests", "applicant", json=body)
     assert resp.status_code == status, resp.json
-    assert set(resp.json) == {"error"} and message in resp.json["error"]["message"]
+    assert resp.mimetype == "application/problem+json" and resp.json["status"] == status
+    assert message in resp.json["detail"] and resp.json["detail"] == resp.json["error"]["message"]
 
 
 def test_malformed_requests_never_500(client):
