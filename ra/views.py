@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from asn1crypto import pem
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from pkicore import inputs
 from ra.errors import NotFound, ValidationError
@@ -28,6 +29,8 @@ STAFF = ("ra_operator", "ra_officer", "ra_admin", "auditor")
 def _limit_body():
     # Flask 3.1: a per-request limit below the app's MAX_CONTENT_LENGTH (a CSR is a few kB).
     request.max_content_length = min(RA_MAX_BODY, current_app.config.get("MAX_CONTENT_LENGTH") or RA_MAX_BODY)
+    if (request.content_length or 0) > request.max_content_length:   # known, chunked too (racentre.web.BodyLimit)
+        raise RequestEntityTooLarge(f"RA request bodies are limited to {request.max_content_length} bytes")
 
 
 def _service() -> RaService:

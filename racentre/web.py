@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import sessionmaker
@@ -17,6 +17,7 @@ from werkzeug.routing import IntegerConverter
 from hsm import KeyManager
 from hsm.views import bp as hsm_bp
 from pkicore.errors import ErrorCode, PkiError
+from pkicore.inputs import InputError
 from racentre import openapi
 from racentre.config import Config
 from racentre.provision import wire_site
@@ -104,6 +105,18 @@ class BodyLimit:
         self.wsgi_app = wsgi_app
         self.limit = limit
 
+    DRAIN = 1024 * 1024
+
+    def _drain(self, stream) -> None:
+        """Read (and drop) up to DRAIN more bytes of an oversized chunked body, so that a client that sent
+        a little past the limit gets the 413 rather than a connection reset by unread data."""
+        left = self.DRAIN
+        while left > 0:
+            part = stream.read(min(self.CHUNK, left))
+            if not part:
+                return
+            left -= len(part)
+
     def _too_large(self, environ, start_response):
         response = problem(413, ErrorCode.TOO_LARGE.value, f"request bodies are limited to {self.limit} bytes",
                            [("Connection", "close")])
@@ -127,6 +140,7 @@ class BodyLimit:
                     break
                 total += len(part)
                 if total > self.limit:
+                    self._drain(stream)
                     return self._too_large(environ, start_response)
                 parts.append(part)
             body = b"".join(parts)
@@ -134,6 +148,31 @@ class BodyLimit:
             environ["CONTENT_LENGTH"] = str(len(body))
             environ.pop("HTTP_TRANSFER_ENCODING", None)
         return self.wsgi_app(environ, start_response)
+
+
+def _refuse_nul():
+    """No NUL character in the path, the query or a form (PostgreSQL text cannot hold one: the driver's
+    DataError would be a 500); a 400 naming where. JSON fields are checked by their schemas
+    (pkicore.inputs)."""
+    if "\x00" in request.path:
+        raise InputError("the URL must not contain NUL characters")
+    for where, values in (("query", request.args),
+                          ("form", request.form if request.mimetype in FORM_TYPES else None)):
+        if values is None:
+            continue
+        for key, value in values.items(multi=True):
+            if "\x00" in key or "\x00" in value:
+                raise InputError(f"the {where} must not contain NUL characters ({key[:64]!r})")
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _data_error(exc: sa_exc.DataError):
+    """A value the database refuses for its column (out of range, NUL byte, invalid text): bad input
+    that slipped past the route's checks — a 400, never a 500 (the transaction rolled back)."""
+    log.warning("database refused a value: %s", exc.__class__.__name__, exc_info=exc)
+    return problem(400, ErrorCode.BAD_REQUEST.value, "a value is out of range or not valid for its field")
 
 
 class BoundedIntConverter(IntegerConverter):
@@ -206,6 +245,8 @@ def create_app(config: Config, key_manager: KeyManager, db: sessionmaker | None 
     app.register_error_handler(Exception, _unexpected)
     for db_error in DATABASE_ERRORS:
         app.register_error_handler(db_error, _database_unavailable)
+    app.register_error_handler(sa_exc.DataError, _data_error)
+    app.before_request(_refuse_nul)
     for bp in (blueprints if blueprints is not None else [hsm_bp]):
         app.register_blueprint(bp)
     return app

@@ -260,6 +260,9 @@ def test_oversized_bodies_are_413_everywhere(site):
                               ("/seal/verify", "application/pdf", 32 * 1024 * 1024 + 1)]:
         r = client.post(path, headers=site.auth(), data=b"\x00" * size, content_type=ctype)
         assert r.status_code == 413 and r.mimetype == "application/problem+json", (path, r.status_code)
+    # the route's limit is checked before its authentication: no token, still 413
+    assert_problem(client.post("/api/v1/ra/requests", data=b"{" + b" " * (300 * 1024) + b"}",
+                               content_type="application/json"), 413)
 
 
 def _chunked(client, path: str, body: bytes, auth: dict, ctype: str):
@@ -282,3 +285,18 @@ def test_chunked_bodies_are_counted(site):
     r = _chunked(client, "/seal/verify", b"not a pdf", auth, "application/pdf")
     assert r.status_code == 200 and r.json["ok"] is False and r.json["document_type"] == "unknown"   # all 9 bytes
 
+
+
+def test_nul_characters_are_refused(site):
+    """PostgreSQL text cannot hold NUL: found by the fuzz run (a 500 from /console/audit?actor=...%00)."""
+    client = site.client()
+    assert_problem(client.get("/seal/seals?unit=a%00b", headers=site.auth()), 400, "bad_request", "NUL")
+    assert_problem(client.get("/api/v1/audit?target=ra_request:1%00", headers=site.auth()), 400, "bad_request", "NUL")
+    assert_problem(client.post("/api/v1/ra/units", headers=site.auth("ra_operator"),
+                               json={"name": "a\x00", "uscc": "x", "legal_representative": "y"}), 400, "bad_request",
+                   "name must not contain NUL")
+    cookie, _ = site.console
+    client.set_cookie("racentre_session", cookie)
+    r = client.get("/console/audit?actor=%00x&verify=1")
+    assert r.status_code == 400
+    assert client.get("/console/audit?actor=x").status_code == 200
