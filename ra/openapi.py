@@ -22,7 +22,7 @@ _EXAMPLES = {
     "UnitCreate": {"name": "杭州市数据资源局", "uscc": "11330100MB1234567X", "legal_representative": "王五"},
     "CivilServantCreate": {"name": "陈晓明", "id_number": "330106199001011234", "unit_id": 3, "department": "办公室"},
     "ServerCreate": {"host_name": "oa.hz.gov.cn", "unit_id": 3, "dns_names": ["oa.hz.gov.cn"]},
-    "RequestSubmit": {"type": "civil-servant", "kind": "new", "subject_id": 17,
+    "RequestSubmit": {"type": "civil-servant-dual", "kind": "new", "subject_id": 17,
                       "csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIIB...\n-----END CERTIFICATE REQUEST-----\n"},
     "Vet": {"documents_checked": True, "note": "身份证原件已核验"},
     "Reject": {"reason": "申请表单位公章缺失"},
