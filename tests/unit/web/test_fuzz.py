@@ -44,9 +44,11 @@ class Tally:
         self.cases = collections.Counter()
         self.server_errors: list[tuple] = []
         self.statuses = collections.Counter()
+        self.refused: dict[str, set] = collections.defaultdict(set)
 
     def add(self, key: str, status: int, what) -> None:
         self.cases[key] += 1
+        self.refused[key].add(status in (401, 403))
         self.statuses[status] += 1
         if status >= 500:
             self.server_errors.append((key, status, what))
@@ -55,6 +57,8 @@ class Tally:
         lines = [f"{title}: {sum(self.cases.values())} cases over {len(self.cases)} endpoints, "
                  f"{len(self.server_errors)} x 5xx; by status {dict(sorted(self.statuses.items()))}"]
         lines += [f"  {n:4d}  {key}" for key, n in sorted(self.cases.items())]
+        stopped = sorted(key for key, flags in self.refused.items() if flags == {True})
+        lines.append(f"  every case stopped at authentication/authorisation (401/403): {stopped or 'none'}")
         return "\n".join(lines)
 
 
