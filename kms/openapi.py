@@ -3,7 +3,7 @@ requests and approvals (GM/T 0014 §7, the centre's four-eyes rule), KEK rotatio
 export/import."""
 from __future__ import annotations
 
-from kms.gmt0014 import CONTENT_TYPE
+from gmt0014.messages import CONTENT_TYPE
 from kms.schemas import EXPORT, IMPORT, OPEN_REQUEST, REWRAP_QUERY
 from pkicore.openapi import binary_content, fragment, json_content, op, path_param, ref, text_content
 

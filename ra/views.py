@@ -11,16 +11,15 @@ from asn1crypto import pem
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from access.auth import require_roles
 from pkicore import inputs
 from ra.errors import NotFound, ValidationError
-from ra.services import RaService, build_ra_service, ca_backend_for
+from ra.services import RaService
 from ra.workflow import Actor
-from racentre.auth import require_roles
 
 bp = Blueprint("ra", __name__, url_prefix="/api/v1")
 
 EXTENSION = "racentre.ra"
-CA_EXTENSION = "racentre.ca"
 RA_MAX_BODY = 256 * 1024
 STAFF = ("ra_operator", "ra_officer", "ra_admin", "auditor")
 
@@ -244,11 +243,4 @@ def audit_events():
     target_type, _, target_id = target.partition(":")
     return jsonify(items=_service().audit_events(target_type, target_id, limit=_query("limit", "int")))
 
-
-def init_app(app, services) -> None:
-    """Wire the RA into the service app (racentre.web.build_app): service + blueprint."""
-    ra_config = getattr(services.config, "ra", None)
-    ca = app.extensions.get(CA_EXTENSION) or ca_backend_for(services)   # the app's one CA when wired before us
-    app.extensions[EXTENSION] = build_ra_service(services.db, ca, ra_config)
-    app.register_blueprint(bp)
 

@@ -4,7 +4,7 @@ page and script of ours: no CDN, nothing fetched from elsewhere at run time).
 
 ``openapi_document(app)`` documents exactly the routes of ``app``: each fragment's paths are kept when
 the app serves them, and every operation's ``x-roles`` / ``security`` are taken from the route's own
-declaration (racentre.auth), so the document cannot drift from the code; a test fails when a route of
+declaration (access.auth), so the document cannot drift from the code; a test fails when a route of
 the app's url_map is not in it.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from hsm.openapi import openapi_fragment as hsm_fragment
 from kms.openapi import openapi_fragment as kms_fragment
 from pkicore.openapi import PROBLEM_SCHEMA, SECURITY_SCHEMES, op
 from ra.openapi import openapi_fragment as ra_fragment
-from racentre.auth import endpoint_roles
+from access.auth import endpoint_roles
 from racentre.console.openapi import openapi_fragment as console_fragment
 from seal.openapi import openapi_fragment as seal_fragment
 from timestamp.openapi import openapi_fragment as tsa_fragment

@@ -1,7 +1,6 @@
 """Flask application factory and the one table that maps PkiError classes to HTTP status codes."""
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import logging
@@ -15,13 +14,10 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import IntegerConverter
 
 from hsm import KeyManager
-from hsm.views import bp as hsm_bp
+from hsm import views as hsm_views
 from pkicore.errors import ErrorCode, PkiError
 from pkicore.inputs import InputError
-from racentre import openapi
 from racentre.config import Config
-from racentre.provision import wire_site
-from racentre.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -247,21 +243,6 @@ def create_app(config: Config, key_manager: KeyManager, db: sessionmaker | None 
         app.register_error_handler(db_error, _database_unavailable)
     app.register_error_handler(sa_exc.DataError, _data_error)
     app.before_request(_refuse_nul)
-    for bp in (blueprints if blueprints is not None else [hsm_bp]):
+    for bp in (blueprints if blueprints is not None else [hsm_views.bp]):
         app.register_blueprint(bp)
-    return app
-
-
-# Packages whose ``views.init_app(app, services)`` wires their blueprint and service into the app.
-DEFAULT_PACKAGES = ("hsm", "ca_bridge", "ra", "timestamp", "kms", "seal", "racentre.console")
-
-
-def build_app(services: Services, packages: tuple[str, ...] = DEFAULT_PACKAGES) -> Flask:
-    """The full service app: every package's blueprint over one service container."""
-    app = create_app(services.config, services.key_manager, services.db, blueprints=[],
-                     services={"ca": services.ca} if "ca_bridge" in packages else None)
-    for name in packages:
-        importlib.import_module(f"{name}.views").init_app(app, services)
-    openapi.init_app(app)                 # /api/v1/openapi.json (every route above) and /api/v1/docs
-    wire_site(app, services)
     return app

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from pkicore.db import transaction
-from racentre.auth import ROLES, create_token
+from access.auth import ROLES, create_token
 from racentre.setup_cli import setup_site
 from tests.pgschema import database_url
 from tests.unit.console.site import app_for, make_services, officer, session_cookie

@@ -23,7 +23,7 @@ from asn1crypto import tsp
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.generation.modes import GenerationMode
 
-from kms import gmt0014
+from gmt0014 import messages as gmt0014
 from tests.unit.ca_bridge.helpers import ocsp_request
 from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key, tongsuo_spki
 from tests.unit.seal.test_anchor import _page_pdf

@@ -7,7 +7,7 @@ import re
 
 import schemathesis
 
-from racentre.auth import endpoint_roles
+from access.auth import endpoint_roles
 from racentre.openapi import openapi_document, routes
 
 
