@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.embedded import EmbeddedCA
+from ca_bridge.revinfo import revocation_info
 from gmt0014.client import HttpTransport, InProcessTransport
 from hsm import KeyManager, open_key_manager
 from kms.services import Kmc, build_kmc
@@ -101,7 +102,7 @@ class Services:
         attached once: the stand-alone KMC of ``[kmc] url`` over HTTP (answers verified by its configured
         certificate), else the embedded one in process. The CA issues nothing without ``[service]
         public_url`` (ca_bridge.errors.NoPublicUrl)."""
-        ca = EmbeddedCA(self.key_manager, self.db, self.public_url)
+        ca = EmbeddedCA(self.key_manager, self.db, self.public_url, config=self.config.ca)
         kmc_config = self.config.kmc
         if kmc_config.remote:
             ca.attach_kmc(HttpTransport(kmc_config.url, kmc_config.timeout), lambda: self._remote_kmc_certificate)
@@ -126,7 +127,10 @@ class Services:
             raise PkiError(f"this site's KMC is the stand-alone one at {self.config.kmc.url} ([kmc] url)",
                            code=ErrorCode.CONFIGURATION)
         kmc = build_kmc(self.key_manager, self.db, self.config.kmc,
-                        setup_lock=lambda: named_lock(self.database, KMC_SETUP_LOCK))
+                        setup_lock=lambda: named_lock(self.database, KMC_SETUP_LOCK),
+                        # recovered keys go to holders of our certificates that are not revoked
+                        recipient_issuers=lambda: [info.certificate for info in self.ca.authorities().values()],
+                        recipient_revocation=lambda certs: revocation_info(self.ca, certs))
         if self.site.provisioned:
             self.site.connect_kmc(kmc)
         return kmc
@@ -138,8 +142,7 @@ class Services:
     @cached_property
     def ra(self) -> RaService:
         """The registration authority over this database, issuing through ``ca``."""
-        # [ra] (four-eyes thresholds, profile map) is not a configuration section yet (issue 16 §4)
-        return build_ra_service(self.db, self.ca, getattr(self.config, "ra", None))
+        return build_ra_service(self.db, self.ca, self.config.ra)      # [ra]: four-eyes thresholds, profile map
 
     @cached_property
     def tsa(self) -> TsaService:
