@@ -145,7 +145,8 @@ API = ""                           # add_principal_source key for every blueprin
 # Endpoints open to everyone by design, and why. Anything else must declare roles.
 PUBLIC_ENDPOINTS: Mapping[str, str] = {
     "static": "static files",
-    "ra.openapi": "API description, no data",
+    "docs.openapi": "the OpenAPI document: API description, no data",
+    "docs.reference": "the interactive API reference page (static), no data",
     "ca.list_cas": "CA directory: public certificates",
     "ca.ca_certificate": "CA certificates are public (RFC 5280 4.2.2.1 AIA caIssuers)",
     "ca.ca_chain": "CA certificates are public",

@@ -33,6 +33,7 @@ from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import CaError
 from ca_bridge.ocsp import OcspRefusal, parse_request
 from pkicore.db import as_utc
+from pkicore import inputs
 from pkicore.errors import ErrorCode
 
 bp = Blueprint("ca", __name__)
@@ -261,13 +262,7 @@ class OcspFastPath:
 @bp.get("/api/v1/certificates/<ca>/<serial>")
 @require_roles("api_client", "ra_officer", "auditor")
 def certificate(ca: str, serial: str):
-    try:
-        number = int(serial, 16)
-        if number < 0 or len(serial) > 42:
-            raise ValueError
-    except ValueError:
-        raise CaError("serial must be a hexadecimal number", code=ErrorCode.BAD_REQUEST) from None
-    row = _ca().certificate(ca, number)
+    row = _ca().certificate(ca, inputs.hex_serial(serial))
     return jsonify(ca=ca, serial=row.serial, request_id=row.request_id, profile=row.profile, subject=row.subject,
                    not_before=as_utc(row.not_before).isoformat(), not_after=as_utc(row.not_after).isoformat(),
                    status=row.status if row.status == "revoked" else "good",

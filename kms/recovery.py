@@ -132,14 +132,14 @@ class ApprovalBook:
                 recipient_certificate: bytes | None = None, role: str = OFFICER_ROLE) -> int:
         """Open a request; recovery needs the recipient certificate the key will be enveloped to."""
         if purpose not in PURPOSES:
-            raise ApprovalError(f"unknown purpose {purpose!r}")
+            raise ApprovalError(f"unknown purpose {purpose!r}", code=ErrorCode.BAD_REQUEST)
         if purpose in ("recover", "destroy") and key_id is None:
-            raise ApprovalError(f"a {purpose} request names an archived key")
+            raise ApprovalError(f"a {purpose} request names an archived key", code=ErrorCode.BAD_REQUEST)
         if purpose == "recover" and not recipient_certificate:
-            raise ApprovalError("a recovery request names the recipient certificate")
+            raise ApprovalError("a recovery request names the recipient certificate", code=ErrorCode.BAD_REQUEST)
         recipient = self.check_recipient(recipient_certificate) if recipient_certificate else None
         if not reason.strip():
-            raise ApprovalError("a request states its reason (court order, case number, ...)")
+            raise ApprovalError("a request states its reason (court order, case number, ...)", code=ErrorCode.BAD_REQUEST)
         with transaction(self.db) as session:
             if key_id is not None and session.get(EscrowedKey, key_id) is None:
                 raise EscrowNotFound(f"no archived key {key_id}")

@@ -11,7 +11,9 @@ from access.auth import require_roles
 from gmt0014.messages import CONTENT_TYPE
 from kms.errors import EscrowError
 from kms.recovery import Officer
+from kms.schemas import EXPORT, IMPORT, OPEN_REQUEST, REWRAP_QUERY
 from kms.services import Kmc
+from pkicore import inputs
 
 bp = Blueprint("kms", __name__, url_prefix="/kmc/v1")
 
@@ -22,26 +24,15 @@ def _kmc() -> Kmc:
     return current_app.extensions["racentre.kms"]
 
 
-def _der(value: str) -> bytes:
-    """A certificate or key given as PEM or base64 DER."""
-    data = value.encode()
-    if pem.detect(data):
-        return pem.unarmor(data)[2]
-    try:
-        return base64.b64decode(value, validate=True)
-    except ValueError as exc:
-        raise EscrowError("expected PEM or base64 DER") from exc
-
-
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise EscrowError("expected a JSON object")
-    return body
+def _body(schema: inputs.Schema) -> dict:
+    """The JSON object body, checked against the route's schema (pkicore.inputs: 400 with the reason)."""
+    if not request.get_data(cache=True):
+        return schema.parse({})
+    return schema.parse(request.get_json(silent=True))
 
 
 def _delivery_json(d) -> dict:
@@ -66,15 +57,14 @@ def certificate():
 @bp.post("/approval-requests")
 @require_roles(ADMIN, OFFICER)
 def open_request():
-    body = _body()
+    body = _body(OPEN_REQUEST)
     kmc = _kmc()
     key_id = body.get("key_id")
     if key_id is None and body.get("user_cert_no") is not None:
-        key_id = kmc.escrow.find(str(body.get("ca_id", "")), int(body["user_cert_no"]))
-    rid = kmc.book.request(purpose=str(body.get("purpose", "recover")), requested_by=g.principal.name,
-                           reason=str(body.get("reason", "")), key_id=key_id, role=g.role,
-                           recipient_certificate=_der(body["recipient_certificate"])
-                           if body.get("recipient_certificate") else None)
+        key_id = kmc.escrow.find(body.get("ca_id") or "", body["user_cert_no"])
+    rid = kmc.book.request(purpose=body["purpose"], requested_by=g.principal.name,
+                           reason=body.get("reason", ""), key_id=key_id, role=g.role,
+                           recipient_certificate=body.get("recipient_certificate"))
     return jsonify(kmc.book.status(rid)), 201
 
 
@@ -112,7 +102,7 @@ def destroy(rid: int):
 @require_roles(ADMIN, OFFICER)
 def export(rid: int):
     kmc = _kmc()
-    dr_key = _der(str(_body().get("dr_public_key_info", "")))
+    dr_key = _body(EXPORT)["dr_public_key_info"]
     blob = kmc.escrow.export_archive(kmc.book.authorise(rid, actor=g.principal.name), dr_key,
                                      actor=g.principal.name)
     return Response(blob, mimetype="application/json")
@@ -127,9 +117,8 @@ def dr_key():
 @bp.post("/import")
 @require_roles(ADMIN)
 def import_archive():
-    body = _body()
-    count = _kmc().escrow.import_archive(base64.b64decode(body["export"]), _der(body["exporter_certificate"]),
-                                         actor=g.principal.name)
+    body = _body(IMPORT)
+    count = _kmc().escrow.import_archive(body["export"], body["exporter_certificate"], actor=g.principal.name)
     return jsonify(imported=count)
 
 
@@ -148,5 +137,5 @@ def kek_rotate():
 @bp.post("/kek/rewrap")
 @require_roles(ADMIN)
 def kek_rewrap():
-    limit = request.args.get("limit", type=int)
+    limit = REWRAP_QUERY.parse_text(request.args).get("limit")
     return jsonify(moved=_kmc().escrow.rewrap_batch(actor=g.principal.name, limit=limit))

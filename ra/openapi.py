@@ -6,6 +6,8 @@ import copy
 
 from ca_bridge.api import RevocationReason
 
+from pkicore.inputs import MAX_ID
+from pkicore.openapi import PROBLEM_SCHEMA, PROBLEM_TYPE, ref
 from ra.bulk import RESULTS
 from ra.models import RequestKind, RequestState, RequestType
 
@@ -15,6 +17,19 @@ _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
                    "message": {"type": "string"}}}}}
 
 _S = "#/components/schemas/"
+TAG = "RA"
+_EXAMPLES = {
+    "UnitCreate": {"name": "杭州市数据资源局", "uscc": "11330100MB1234567X", "legal_representative": "王五"},
+    "CivilServantCreate": {"name": "陈晓明", "id_number": "330106199001011234", "unit_id": 3, "department": "办公室"},
+    "ServerCreate": {"host_name": "oa.hz.gov.cn", "unit_id": 3, "dns_names": ["oa.hz.gov.cn"]},
+    "RequestSubmit": {"type": "civil-servant-dual", "kind": "new", "subject_id": 17,
+                      "csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIIB...\n-----END CERTIFICATE REQUEST-----\n"},
+    "Vet": {"documents_checked": True, "note": "身份证原件已核验"},
+    "Reject": {"reason": "申请表单位公章缺失"},
+    "Revoke": {"reason": "key_compromise"},
+    "Empty": {},
+    "BulkApprove": {"request_ids": [101, 102, 103]},
+}
 
 
 def _ref(name: str) -> dict:
@@ -29,15 +44,19 @@ def _errors(*codes: int) -> dict:
     text = {400: "bad input (unknown field, bad type, bad encoding, refused key)", 401: "no or bad token",
             403: "role or separation of duties refuses this actor", 404: "not found", 409: "state conflict",
             413: "body too large", 500: "the CA failed; nothing was recorded"}
-    return {str(c): {"description": text[c], **_json(_ref("Error"))} for c in (401, 403, *codes)}
+    return {str(c): {"description": text[c], "content": {PROBLEM_TYPE: {"schema": ref("Problem")}}}
+            for c in (401, 403, *codes)}
 
 
 def _op(summary: str, roles: tuple[str, ...], ok: dict, *, body: dict | None = None, params=(), errors=(400,),
         status: str = "200") -> dict:
-    op = {"summary": summary, "x-roles": list(roles), "security": [{"bearer": []}] if roles else [],
+    op = {"summary": summary, "tags": [TAG], "x-roles": list(roles), "security": [{"bearer": []}] if roles else [],
           "responses": {status: ok, **(_errors(*errors) if roles else {})}}
     if body is not None:
         op["requestBody"] = {"required": True, **_json(body)}
+        name = body.get("$ref", "").rsplit("/", 1)[-1]
+        if name in _EXAMPLES:
+            op["requestBody"]["content"]["application/json"]["example"] = _EXAMPLES[name]
         op["responses"].update(_errors(*errors, 413))
     if params:
         op["parameters"] = list(params)
@@ -45,7 +64,8 @@ def _op(summary: str, roles: tuple[str, ...], ok: dict, *, body: dict | None = N
 
 
 def _path_param(name: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+            "example": 101}
 
 
 def _query(name: str, schema: dict) -> dict:
@@ -88,7 +108,7 @@ _NINT = {"type": ["integer", "null"]}
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 
 _SCHEMAS = {
-    "Error": _ERROR,
+    "Problem": PROBLEM_SCHEMA,
     "UnitCreate": _obj(["name", "uscc", "legal_representative"], name=_STR,
                        uscc={"type": "string", "description": "统一社会信用代码, GB 32100-2015"},
                        legal_representative=_STR),
@@ -220,20 +240,26 @@ _PATHS = {
              "description": "<target_type>:<id>, e.g. ra_request:42"},
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}))),
     },
-    "/api/v1/openapi.json": {
-        "get": _op("this document", (), {"description": "OpenAPI 3.1", **_json({"type": "object"})}),
-    },
 }
 
 _DOCUMENT = {
     "openapi": "3.1.0",
     "info": {"title": "RA centre — registration authority API", "version": "1.0.0",
              "description": "Subjects, certificate requests, vetting, four-eyes approval, issuance and revocation. "
-                            "Errors are {\"error\": {\"code\", \"message\"}} with stable codes."},
+                            "Errors are RFC 9457 problem details with a stable code."},
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": _SCHEMAS},
     "paths": _PATHS,
 }
 
 
 def openapi_document() -> dict:
+    """The RA's part alone, as a document of its own (racentre.openapi serves the whole one)."""
     return copy.deepcopy(_DOCUMENT)
+
+
+def openapi_fragment() -> dict:
+    """The RA's share of the service's document (racentre.openapi assembles it)."""
+    schemas = {k: v for k, v in copy.deepcopy(_SCHEMAS).items() if k != "Problem"}
+    return {"paths": copy.deepcopy(_PATHS), "schemas": schemas,
+            "tags": [{"name": TAG, "description": "registration: subjects, requests, vetting, four-eyes approval, "
+                                                  "issuance, revocation; the audit read"}]}

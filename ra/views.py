@@ -1,5 +1,6 @@
-"""REST view of the RA (``/api/v1/ra/...``), the audit read endpoint (``/api/v1/audit``) and the OpenAPI
-document (``/api/v1/openapi.json``). JSON in, JSON out; every endpoint declares its roles.
+"""REST view of the RA (``/api/v1/ra/...``) and the audit read endpoint (``/api/v1/audit``); documented in
+``ra.openapi`` (served whole by racentre.openapi at ``/api/v1/openapi.json``). JSON in, JSON out; every
+endpoint declares its roles.
 
 Input is checked field by field: unknown fields, wrong types and bad encodings are 400 with a stable
 code; bodies larger than ``RA_MAX_BODY`` are 413. The service is ``app.extensions["racentre.ra"]``.
@@ -8,10 +9,11 @@ from __future__ import annotations
 
 from asn1crypto import pem
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from access.auth import require_roles
+from pkicore import inputs
 from ra.errors import NotFound, ValidationError
-from ra.openapi import openapi_document
 from ra.services import RaService
 from ra.workflow import Actor
 
@@ -26,6 +28,8 @@ STAFF = ("ra_operator", "ra_officer", "ra_admin", "auditor")
 def _limit_body():
     # Flask 3.1: a per-request limit below the app's MAX_CONTENT_LENGTH (a CSR is a few kB).
     request.max_content_length = min(RA_MAX_BODY, current_app.config.get("MAX_CONTENT_LENGTH") or RA_MAX_BODY)
+    if (request.content_length or 0) > request.max_content_length:   # known, chunked too (racentre.web.BodyLimit)
+        raise RequestEntityTooLarge(f"RA request bodies are limited to {request.max_content_length} bytes")
 
 
 def _service() -> RaService:
@@ -42,8 +46,16 @@ def _is_staff() -> bool:
 
 # ------------------------------------------------------------------------------------------ input checks
 
-_TYPES = {"str": (str,), "int": (int,), "bool": (bool,), "list[str]": (list,), "list[int]": (list,),
-          "str?": (str, type(None)), "int?": (int, type(None))}
+_FIELDS = {"str": lambda: inputs.Str(64 * 1024), "int": inputs.Id, "bool": inputs.Bool,
+           "list[str]": lambda: inputs.List(inputs.Str(1024), max_items=100),
+           "list[int]": lambda: inputs.List(inputs.Id(), max_items=500),
+           "str?": lambda: inputs.Str(64 * 1024).or_null(), "int?": lambda: inputs.Id().or_null()}
+
+
+def schema(fields: dict[str, str], required: tuple[str, ...] = ()) -> inputs.Schema:
+    """The pkicore.inputs schema of a body given as ``name -> type name`` (ids bounded to the id columns)."""
+    return inputs.Schema({name: inputs.required(_FIELDS[kind]()) if name in required else _FIELDS[kind]()
+                          for name, kind in fields.items()})
 
 
 def _body(fields: dict[str, str], required: tuple[str, ...] = ()) -> dict:
@@ -54,22 +66,7 @@ def _body(fields: dict[str, str], required: tuple[str, ...] = ()) -> dict:
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
             raise ValidationError("the body must be a JSON object (Content-Type: application/json)")
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValidationError(f"unknown fields: {', '.join(unknown)}")
-    missing = [name for name in required if data.get(name) is None]
-    if missing:
-        raise ValidationError(f"missing fields: {', '.join(missing)}")
-    for name, value in data.items():
-        kind = fields[name]
-        ok = isinstance(value, _TYPES[kind]) and not (kind.startswith("int") and isinstance(value, bool))
-        if kind == "list[str]" and ok:
-            ok = all(isinstance(v, str) for v in value)
-        if kind == "list[int]" and ok:
-            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        if not ok:
-            raise ValidationError(f"field {name} must be {kind.rstrip('?')}{' or null' if kind.endswith('?') else ''}")
-    return data
+    return schema(fields, required).parse(data)
 
 
 def _query(name: str, kind: str = "str"):
@@ -247,6 +244,3 @@ def audit_events():
     return jsonify(items=_service().audit_events(target_type, target_id, limit=_query("limit", "int")))
 
 
-@bp.get("/openapi.json")
-def openapi():
-    return jsonify(openapi_document())

@@ -14,7 +14,7 @@ from ca_bridge.cmp import views as cmp_views
 from hsm import views as hsm_views
 from kms import views as kms_views
 from ra import views as ra_views
-from racentre import fastpath
+from racentre import fastpath, openapi
 from racentre.console import views as console_views
 from racentre.services import Services
 from racentre.web import create_app
@@ -77,4 +77,5 @@ def build_app(services: Services, packages: tuple[str, ...] = DEFAULT_PACKAGES) 
     for name in DEFAULT_PACKAGES:
         if name in packages:
             WIRING[name](app, services)
+    openapi.init_app(app)                 # /api/v1/openapi.json (every route above) and /api/v1/docs
     return app

@@ -22,6 +22,7 @@ from racentre.audit import site_checkpointer, start_periodic_checkpoints
 from racentre.config import Config
 from racentre.schema import SchemaError, require_current
 from racentre.services import Services
+from racentre.web import MAX_ANY_BODY
 from timestamp.errors import TsaError
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ def serve(config: Config, *, host: str, port: int, workers: int = 1, threads: in
     threads = threads or config.service.threads
     if workers <= 1:
         services = Services(config)
-        waitress.serve(service_app(services, packages), host=host, port=port, threads=threads, ident="racentre")
+        waitress.serve(service_app(services, packages), host=host, port=port, threads=threads, ident="racentre",
+                       max_request_body_size=MAX_ANY_BODY)      # waitress's own 413, before BodyLimit's
         return
     exec_arbiter(config, packages, {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
                                     "worker_class": WORKER_CLASS, "preload_app": False, "accesslog": None,

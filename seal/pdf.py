@@ -241,7 +241,8 @@ def _reader(data: bytes) -> PdfFileReader:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         reader.root  # noqa: B018 - forces the trailer and catalogue to parse
         return reader
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError,
+            AssertionError) as exc:
         raise BadDocument(f"PDF unreadable: {exc}") from exc
 
 

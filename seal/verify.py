@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+import struct
+import zlib
+
+from pyhanko.pdf_utils.misc import PdfError
 
 from seal import ofd, pdf
 from seal.report import DocumentReport, SealVerdict, combine, unreadable
 from seal.validation import SealPolicy, evaluate_seal
+
+log = logging.getLogger(__name__)
 
 
 def document_type(data: bytes) -> str | None:
@@ -21,8 +28,24 @@ def document_type(data: bytes) -> str | None:
     return None
 
 
+# what parsers of hostile documents raise past their own error types (pyHanko asserts, zlib, struct, ...)
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, AssertionError, RecursionError,
+             OverflowError, NotImplementedError, EOFError, zlib.error, struct.error, PdfError)
+
+
 def verify_document(data: bytes, policy: SealPolicy = SealPolicy(), *, at: dt.datetime | None = None) -> DocumentReport:
+    """One report for the document; a document malformed anywhere inside is a TOTAL_FAILED report that
+    says it is unreadable (GB/T 38540 §8: a seal that cannot be read does not verify), never an exception."""
     kind = document_type(data)
+    try:
+        return _verify(kind, data, policy, at)
+    except MALFORMED as exc:
+        log.info("unreadable %s document: %s", kind, exc.__class__.__name__, exc_info=exc)
+        return unreadable(kind or "unknown", f"the {kind} document is malformed ({exc.__class__.__name__})",
+                          hashlib.sha256(data).hexdigest())
+
+
+def _verify(kind: str | None, data: bytes, policy: SealPolicy, at: dt.datetime | None) -> DocumentReport:
     if kind == "ofd":
         return ofd.verify_ofd(data, policy, at=at)
     if kind == "pdf":

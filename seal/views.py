@@ -11,9 +11,11 @@ import threading
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from access.auth import require_roles
+from pkicore import inputs
 from pkicore.errors import ErrorCode, PkiError
 from seal.registry import Signer, signer_algorithm
-from seal.services import Placement, SealService, cert_der
+from seal.schemas import AUTHORISE_BODY, LIST_QUERY, MAKE_FORM, SIGN_QUERY, STATUS_BODY, VERIFY_QUERY
+from seal.services import Placement, SealService
 
 EXTENSION_KEY = "racentre.seal"
 FACTORY_KEY = "racentre.seal.factory"
@@ -32,6 +34,12 @@ class SealRequestError(PkiError):
 
 class DocumentTooLarge(PkiError):
     code = ErrorCode.TOO_LARGE
+
+
+@bp.before_request
+def _limit_body():
+    # documents up to MAX_DOCUMENT (racentre.web.BodyLimit admits that much before any route)
+    request.max_content_length = MAX_DOCUMENT
 
 
 def _service() -> SealService:
@@ -53,19 +61,11 @@ def _body() -> bytes:
     return data
 
 
-def _int(name: str, default=None, *, source=None):
-    value = (source or request.args).get(name, default)
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        raise SealRequestError(f"{name} must be an integer") from None
-
-
-def _float(name: str, default: float) -> float:
-    try:
-        return float(request.args.get(name, default))
-    except (TypeError, ValueError):
-        raise SealRequestError(f"{name} must be a number") from None
+def _json_body(schema: inputs.Schema) -> dict:
+    """An optional JSON object body (an empty body is an empty object), checked against ``schema``."""
+    if not request.get_data(cache=True):
+        return schema.parse({})
+    return schema.parse(request.get_json(silent=True))
 
 
 @bp.post("/seals")
@@ -74,32 +74,27 @@ def make_seal():
     """multipart/form-data: unit, name, type, width_mm, height_mm, valid_days, key_label, certificate
     (file, PEM or DER), picture (file), users (comma-separated principals), algorithm (optional; default
     the certificate key's: sm2-sm3, ecdsa-sha256 / -sha384 by curve, rsa-sha256)."""
-    form, files = request.form, request.files
-    for field in ("unit", "name", "type", "key_label"):
-        if not form.get(field):
-            raise SealRequestError(f"{field} is required")
+    files = request.files
+    form = MAKE_FORM.parse_text(request.form.items(), where="the form")
     if "picture" not in files or "certificate" not in files:
         raise SealRequestError("picture and certificate files are required")
-    try:
-        cert = cert_der(files["certificate"].read(64 * 1024))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise SealRequestError("certificate must be a PEM or DER X.509 certificate") from exc
+    cert = inputs.certificate(files["certificate"].read(64 * 1024), "certificate")
     alg = signer_algorithm(cert, form.get("algorithm"))     # default: the certificate key's
     svc = _service()
     record = svc.registry.make_seal(
         actor=g.principal.name, role=g.role, unit=form["unit"], name=form["name"], seal_type=form["type"],
-        picture=files["picture"].read(1024 * 1024), width_mm=_int("width_mm", 40, source=form),
-        height_mm=_int("height_mm", 40, source=form), valid_days=_int("valid_days", 365, source=form),
-        signers=[Signer(form["key_label"], cert, alg)],
-        users=tuple(u.strip() for u in form.get("users", "").split(",") if u.strip()))
+        picture=files["picture"].read(1024 * 1024), width_mm=form["width_mm"], height_mm=form["height_mm"],
+        valid_days=form["valid_days"], signers=[Signer(form["key_label"], cert, alg)],
+        users=tuple(u.strip()[:128] for u in form.get("users", "").split(",") if u.strip()))
     return jsonify(record.as_dict()), 201
 
 
 @bp.get("/seals")
 @require_roles(*READERS)
 def list_seals():
-    return jsonify(seals=[r.as_dict() for r in _service().registry.list(unit=request.args.get("unit"),
-                                                                         status=request.args.get("status"))])
+    query = LIST_QUERY.parse_text(request.args.items())
+    return jsonify(seals=[r.as_dict() for r in _service().registry.list(unit=query.get("unit"),
+                                                                         status=query.get("status"))])
 
 
 @bp.get("/seals/<int:seal_id>")
@@ -118,8 +113,7 @@ def get_seal_der(seal_id: int):
 @bp.post("/seals/<int:seal_id>/<any(suspend, resume, revoke):action>")
 @require_roles(*ADMIN)
 def change_status(seal_id: int, action: str):
-    payload = request.get_json(silent=True) or {}
-    reason = str(payload.get("reason", ""))[:256]
+    reason = _json_body(STATUS_BODY).get("reason", "")
     reg = _service().registry
     record = getattr(reg, action)(seal_id, actor=g.principal.name, role=g.role, reason=reason)
     return jsonify(record.as_dict())
@@ -128,10 +122,8 @@ def change_status(seal_id: int, action: str):
 @bp.post("/seals/<int:seal_id>/users")
 @require_roles(*ADMIN)
 def authorise(seal_id: int):
-    principal = (request.get_json(silent=True) or {}).get("principal")
-    if not isinstance(principal, str) or not principal.strip() or len(principal) > 128:
-        raise SealRequestError("principal is required")
-    return jsonify(_service().registry.authorise(seal_id, principal.strip(), actor=g.principal.name,
+    principal = _json_body(AUTHORISE_BODY)["principal"]
+    return jsonify(_service().registry.authorise(seal_id, principal, actor=g.principal.name,
                                                  role=g.role).as_dict())
 
 
@@ -148,14 +140,13 @@ def sign(seal_id: int):
     """Body: the PDF or OFD; query: page (1-based; -1 = last), x_mm, y_mm, or anchor=<text> to centre the
     seal over that text (on ``page`` if given, else the first page showing it; 400 when not found).
     Returns the sealed document."""
+    query = SIGN_QUERY.parse_text(request.args.items())
     data = _body()
-    anchor = request.args.get("anchor") or None
-    if anchor is not None and len(anchor) > 256:
-        raise SealRequestError("anchor must be at most 256 characters")
-    page = _int("page", None if anchor else 1)
+    anchor = query.get("anchor") or None
+    page = query.get("page", None if anchor else 1)
     if page is not None:
         page = page - 1 if page > 0 else page
-    placement = Placement(page, _float("x_mm", 120.0), _float("y_mm", 40.0), anchor=anchor)
+    placement = Placement(page, query["x_mm"], query["y_mm"], anchor=anchor)
     sealed = _service().seal(seal_id, data, principal=g.principal.name, role=g.role, token=g.principal.name,
                              placement=placement)
     kind = "application/ofd" if sealed.startswith(b"PK") else "application/pdf"
@@ -172,8 +163,9 @@ def records(seal_id: int):
 @require_roles(*READERS)
 def verify():
     """Body: a sealed PDF or OFD. Returns the report (JSON; ?format=text for the human-readable form)."""
+    query = VERIFY_QUERY.parse_text(request.args.items())
     report = _service().verify(_body())
-    if request.args.get("format") == "text":
+    if query["format"] == "text":
         return Response(report.to_text() + "\n", mimetype="text/plain; charset=utf-8")
     return jsonify(report.as_dict())
 

@@ -56,10 +56,24 @@ def load_crls(blob: bytes) -> list[bytes]:
     return [blob]
 
 
+# what asn1crypto raises, lazily, on a malformed field anywhere inside a structure it loaded
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
+
+
 def verify_token(blob: bytes, *, data: bytes | None = None, digest: bytes | None = None,
                  trust: Sequence[bytes] = (), crls: Sequence[bytes] = (), nonce: int | None = None) -> TokenVerification:
     """Check a TimeStampToken (ContentInfo) or a TimeStampResp against data (or its digest), trust
-    anchors and CRLs. Without ``trust`` the chain is not checked (a warning says so)."""
+    anchors and CRLs. Without ``trust`` the chain is not checked (a warning says so). A token malformed
+    anywhere inside (asn1crypto parses lazily: a bad certificate, extension or CRL entry shows only when
+    read) is a failed verdict naming that, never an exception (RFC 3161 §2.4.2: the token is not valid)."""
+    try:
+        return _verify_token(blob, data=data, digest=digest, trust=trust, crls=crls, nonce=nonce)
+    except MALFORMED as exc:
+        return TokenVerification(False, (f"malformed token, certificate or CRL: {type(exc).__name__}",))
+
+
+def _verify_token(blob: bytes, *, data: bytes | None, digest: bytes | None, trust: Sequence[bytes],
+                  crls: Sequence[bytes], nonce: int | None) -> TokenVerification:
     reasons: list[str] = []
     warnings: list[str] = []
     status = None

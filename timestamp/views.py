@@ -7,18 +7,17 @@ wrong content type 415, body over ``[tsa] max_request_bytes`` 413, unknown unit 
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 
 from asn1crypto import pem
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
+from pkicore import inputs
 from pkicore.errors import ErrorCode, PkiError
 from timestamp.errors import FailureInfo, TsaError
+from timestamp.schemas import VERIFY_BODY, VERIFY_FORM
 from timestamp.services import TsaService
 from timestamp.tsa import rejection
-from timestamp.verify import load_certificates, load_crls
 
 log = logging.getLogger(__name__)
 
@@ -69,45 +68,30 @@ def stamp(unit: str | None = None):
     return _reply(authority.respond(body, unit))
 
 
-def _field(payload: dict, name: str) -> bytes | None:
-    value = payload.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TsaRequestError(f"{name} must be a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise TsaRequestError(f"{name} is not valid base64") from exc
-
-
 @bp.post("/verify")
 def verify():
     """JSON {"token": b64 (token or reply), "data": b64 | "digest": hex, "crl": b64, "ca": b64 PEM/DER}
-    or multipart form files token, data, crl, ca -> the verification report."""
+    or multipart form files token, data, crl, ca -> the verification report. A malformed ca or crl is a
+    400; a malformed token is a report that says so."""
     svc = _service()
     if request.mimetype == "multipart/form-data":
         files = {k: request.files[k].read() for k in ("token", "data", "crl", "ca") if k in request.files}
-        digest_hex = request.form.get("digest")
+        digest_hex = VERIFY_FORM.parse_text(request.form.items(), where="the form").get("digest")
     else:
-        payload = request.get_json(silent=True)
-        if not isinstance(payload, dict):
-            raise TsaRequestError("send JSON {token, data|digest[, crl][, ca]} or a multipart form")
-        files = {k: v for k in ("token", "data", "crl", "ca") if (v := _field(payload, k)) is not None}
+        payload = VERIFY_BODY.parse(request.get_json(silent=True),
+                                    where="the body (JSON {token, data|digest[, crl][, ca]} or a multipart form)")
+        files = {k: payload[k] for k in ("token", "data", "crl", "ca") if payload.get(k) is not None}
         digest_hex = payload.get("digest")
     if "token" not in files:
         raise TsaRequestError("token is required")
     digest = None
-    if digest_hex is not None:
+    if digest_hex:
         try:
-            digest = bytes.fromhex(str(digest_hex))
+            digest = bytes.fromhex(digest_hex)
         except ValueError as exc:
             raise TsaRequestError("digest must be hex") from exc
-    try:
-        trust = load_certificates(files["ca"]) if "ca" in files else None
-        crls = load_crls(files["crl"]) if "crl" in files else ()
-    except (ValueError, TypeError) as exc:
-        raise TsaRequestError("ca/crl are not PEM or DER") from exc
+    trust = inputs.certificates(files["ca"], "ca") if "ca" in files else None
+    crls = inputs.crls(files["crl"], "crl") if "crl" in files else ()
     result = svc.verify(files["token"], data=files.get("data"), digest=digest, crls=crls, trust=trust)
     return jsonify(result.as_dict())
 

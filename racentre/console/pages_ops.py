@@ -6,6 +6,7 @@ from flask import current_app, g, jsonify, redirect, request, url_for
 
 from access.auth import require_roles
 from kms.recovery import Officer
+from pkicore import inputs
 from ra.errors import ValidationError
 from racentre import audit as audit_trail
 from racentre.console import jobs, queries
@@ -37,6 +38,10 @@ def seals():
     return render("seals.html", items=[r.as_dict() for r in registry.list(status=request.args.get("status") or None)])
 
 
+SEAL_SIZES = inputs.Schema({"width_mm": inputs.Int(1, 1000, default=40), "height_mm": inputs.Int(1, 1000, default=40),
+                           "valid_days": inputs.Int(1, 36500, default=365)})
+
+
 @bp.post("/seals")
 @require_roles("ra_admin")
 def seal_make():
@@ -46,7 +51,8 @@ def seal_make():
     try:
         cert = cert_der(files["certificate"].read(64 * 1024))
         signer = Signer(form.get("key_label", ""), cert, signer_algorithm(cert))
-        width, height, days = (int(form.get(k) or d) for k, d in (("width_mm", 40), ("height_mm", 40), ("valid_days", 365)))
+        sizes = SEAL_SIZES.parse_text([(k, form[k]) for k in SEAL_SIZES.fields if form.get(k)], where="the form")
+        width, height, days = sizes["width_mm"], sizes["height_mm"], sizes["valid_days"]
     except (ValueError, TypeError) as exc:
         raise ValidationError("the certificate must be PEM or DER and sizes whole numbers") from exc
     _seals().registry.make_seal(actor=g.principal.name, role=g.role, unit=form.get("unit", ""), name=form.get("name", ""),
@@ -128,7 +134,7 @@ def audit():
     before = request.args.get("before", "")
     rows = queries.audit_events(db(), actor=request.args.get("actor", "")[:128],
                                 action=request.args.get("action", "")[:64], target=request.args.get("target", "")[:160],
-                                before_id=int(before) if before.isdigit() else None)
+                                before_id=int(before) if before.isdigit() and len(before) <= 18 else None)
     verdict = _verify_trail() if request.args.get("verify") == "1" else None
     return render("audit.html", rows=rows, verdict=verdict, filters=request.args)
 
@@ -176,7 +182,7 @@ def job_kek():
 @require_roles("ra_operator", "ra_admin")
 def job_import():
     unit_id = request.form.get("unit_id", "")
-    if not unit_id.isdigit() or "roster" not in request.files:
+    if not unit_id.isdigit() or len(unit_id) > 18 or "roster" not in request.files:
         raise ValidationError("choose a unit and a roster file")
     payload = request.files["roster"].read(jobs.MAX_ROSTER + 1)
     job_id = jobs.submit(db(), "import-civil-servants", actor=g.principal.name, role=g.role,

@@ -14,6 +14,7 @@ from flask import current_app, g, redirect, request, url_for
 
 from access.auth import require_roles
 from ca_bridge.api import RevocationReason
+from pkicore import inputs
 from pkicore.audit import record
 from pkicore.db import transaction, utcnow
 from ra.bulk import RESULTS
@@ -153,12 +154,11 @@ def certificates():
 
 
 def _serial(serial: str) -> int:
+    """A serial as printed on certificates (hex, RFC 5280 §4.1.2.2), checked by pkicore.inputs."""
     try:
-        if len(serial) > 42:
-            raise ValueError
-        return int(serial, 16)
-    except ValueError:
-        raise ValidationError("serial must be a hexadecimal number") from None
+        return inputs.hex_serial(serial)
+    except inputs.InputError as exc:
+        raise ValidationError(exc.public_message) from None
 
 
 def _certificate_view(row) -> dict:

@@ -39,7 +39,9 @@ def test_one_of_each_service_and_the_app_takes_them(softtoken_config, tmp_path):
         assert services.ca.kmc is link                                            # attached once, not again
         assert "racentre.seal" not in app.extensions      # pyHanko and the seal maker: on the first seal request
         only_kmc = build_app(services, ("hsm", "kms"))
-        assert set(only_kmc.blueprints) == {"hsm", "kms"} and "racentre.ca" not in only_kmc.extensions
+        assert set(only_kmc.blueprints) == {"hsm", "kms", "docs"} and "racentre.ca" not in only_kmc.extensions
+        paths = only_kmc.test_client().get("/api/v1/openapi.json").get_json()["paths"]   # its own routes only
+        assert {p.split("/")[1] for p in paths} == {"hsm", "kmc", "api"} and "/api/v1/ra/requests" not in paths
     finally:
         services.close()
 

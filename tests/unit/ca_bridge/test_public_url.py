@@ -32,8 +32,9 @@ def test_no_public_url_no_issuance(ca):
     issued = ca.issue(request("server"))               # what exists is still served
     assert node.status(issued.ca, issued.serial).status == "good"
     with Flask("t").app_context():
-        body, status = _pki_error(NoPublicUrl("no [service] public_url is set"))
-    assert status == 503 and body.get_json()["error"]["code"] == "configuration"
+        response = _pki_error(NoPublicUrl("no [service] public_url is set"))
+    assert response.status_code == 503 and response.get_json()["code"] == "configuration"
+    assert response.mimetype == "application/problem+json" and response.get_json()["error"]["code"] == "configuration"
 
 
 def test_certificates_carry_the_public_url(ca):

@@ -121,9 +121,10 @@ def test_server_flow_and_reject(client, ca):
 
 BAD_BODIES = [
     ({"type": "unit", "subject_id": 1, "csr": "x", "colour": "red"}, 400, "unknown fields: colour"),
-    ({"type": 5}, 400, "field type must be str"),
-    ({"type": "unit", "subject_id": "1"}, 400, "subject_id must be int"),
-    ({"type": "unit", "subject_id": True}, 400, "subject_id must be int"),
+    ({"type": 5}, 400, "type must be a string"),
+    ({"type": "unit", "subject_id": "1"}, 400, "subject_id must be an integer"),
+    ({"type": "unit", "subject_id": True}, 400, "subject_id must be an integer"),
+    ({"type": "unit", "subject_id": 2 ** 63}, 400, "subject_id must be in the range 0..9223372036854775807"),
     ({}, 400, "missing fields: type"),
     ({"type": "unit", "csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----"}, 400, ""),
     ({"type": "unit", "csr": base64.b64encode(b"\x30\x82\xff\xff" + b"\x00" * 10).decode()}, 400, "PKCS#10"),
@@ -143,7 +144,8 @@ def test_bad_submissions_are_clear_400s(client, body, status, message):
         body["subject_id"] = unit["id"]
     resp = client("POST", "/api/v1/ra/requests", "applicant", json=body)
     assert resp.status_code == status, resp.json
-    assert set(resp.json) == {"error"} and message in resp.json["error"]["message"]
+    assert resp.mimetype == "application/problem+json" and resp.json["status"] == status
+    assert message in resp.json["detail"] and resp.json["detail"] == resp.json["error"]["message"]
 
 
 def test_malformed_requests_never_500(client):
@@ -181,7 +183,6 @@ def test_authentication_and_roles(client):
     assert client("GET", "/api/v1/ra/requests", "applicant").status_code == 403
     resp = client("POST", "/api/v1/ra/units", "applicant", json={})
     assert resp.status_code == 403 and resp.json["error"]["code"] == "forbidden"
-    assert client("GET", "/api/v1/openapi.json").status_code == 200
 
 
 def test_oversized_body_is_413(client):
