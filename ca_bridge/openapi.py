@@ -5,7 +5,7 @@ from __future__ import annotations
 from pkicore.inputs import MAX_SERIAL_OCTETS
 from pkicore.openapi import binary_content, fragment, json_content, op, path_param, query_param, text_content
 
-CA, OCSP = "CA", "OCSP"
+CA, OCSP, CMP = "CA", "OCSP", "CMP"
 NAME = path_param("name", {"type": "string", "maxLength": 64}, "the CA's name (GET /ca lists them)", "sm2-issuing")
 SERIAL = {"type": "string", "pattern": "^(0x)?[0-9a-fA-F:]{1,%d}$" % (3 * MAX_SERIAL_OCTETS + 2),
           "description": "hexadecimal, as printed on certificates (RFC 5280 §4.1.2.2: at most 20 octets)"}
@@ -32,6 +32,12 @@ def _der(kind: str, mimetype: str) -> dict:
 def openapi_fragment() -> dict:
     ocsp_post = op("OCSP (RFC 6960 §4.1, Appendix A.1): POST the DER OCSPRequest", OCSP, roles=None,
                    ok=OCSP_BODY, body_content=binary_content("application/ocsp-request"), errors=(404, 413, 415))
+    cmp_post = op("a CMP request (ir, cr, p10cr, kur, rr, certConf, pollReq, genm): a DER PKIMessage, protected "
+                  "by MAC (a one-time secret) or by the sender's signature", CMP, roles=None,
+                  body_content=binary_content("application/pkixcmp"), errors=(400, 413, 415),
+                  ok={"description": "the DER PKIMessage answer; CMP errors are PKIMessages with PKIStatusInfo "
+                                     "and PKIFailureInfo (a malformed body: 400 with an error message)",
+                      "content": binary_content("application/pkixcmp")})
     return fragment({
         "/ca": {"get": op("the CAs this service runs", CA, roles=None, errors=(), ok={
             "description": "the directory", "content": json_content(CA_LIST, {"authorities": [
@@ -65,4 +71,8 @@ def openapi_fragment() -> dict:
             params=(path_param("ca", {"type": "string", "maxLength": 64}, example="sm2-issuing"),
                     path_param("serial", SERIAL, example="5f3a09c1")), errors=(400, 404),
             ok={"description": "the certificate", "content": json_content(CERTIFICATE)})},
-    }, tags=[(CA, "CA certificates and CRLs (public)"), (OCSP, "the OCSP responder (public)")])
+        "/.well-known/cmp": {"post": cmp_post},
+        "/.well-known/cmp/p/{profile}": {"post": {**cmp_post, "parameters": [path_param(
+            "profile", {"type": "string", "maxLength": 64}, "the certificate profile (RFC 9483 §6.1)", "server")]}},
+    }, tags=[(CA, "CA certificates and CRLs (public)"), (OCSP, "the OCSP responder (public)"),
+             (CMP, "CMP (RFC 4210/9480, Lightweight CMP RFC 9483, HTTP transport RFC 6712)")])

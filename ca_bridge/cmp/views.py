@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, request
 
+from access.auth import public
 from ca_bridge.cmp.server import MAX_MESSAGE, CmpServer
 from ca_bridge.errors import CaError
 from pkicore.errors import ErrorCode
@@ -26,6 +27,8 @@ def _server() -> CmpServer:
 
 @bp.post("/.well-known/cmp")
 @bp.post("/.well-known/cmp/p/<profile>")
+@public("CMP (RFC 4210, RFC 6712): every message is protected (a one-time MAC secret or the sender's "
+        "signature) and checked before anything is done")
 def cmp(profile: str | None = None):
     if request.mimetype != CMP_TYPE:
         abort(415, description=f"send the PKIMessage as {CMP_TYPE} (RFC 6712 §3.4)")
