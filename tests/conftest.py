@@ -22,7 +22,7 @@ SOFTTOKEN_DIR.mkdir()
 os.environ["RACENTRE_SOFTTOKEN_DIR"] = str(SOFTTOKEN_DIR)
 # the TSA issues nothing without [tsa] policy: the suite's sites (and their subprocesses) use OpenSSL's
 # example "tsa_policy1", as the interop checks expect
-TEST_TSA_POLICY = "1.2.3.4.1"
+from tests.constants import TEST_TSA_POLICY  # noqa: E402
 os.environ.setdefault("RACENTRE_TSA_POLICY", TEST_TSA_POLICY)
 
 from hsm import HsmConfig, KeyManager, SoftTokenConfig, init_token  # noqa: E402

@@ -20,7 +20,7 @@ from racentre.console import sessions
 from racentre.console.config import ConsoleConfig
 from racentre.services import Services
 from timestamp.config import TsaConfig
-from tests.conftest import TEST_TSA_POLICY
+from tests.constants import TEST_TSA_POLICY
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
 
