@@ -21,8 +21,18 @@ from hsm import KeyManager, open_key_manager
 from pkicore.audit import bind_node
 from pkicore.db import make_engine, make_session_factory, named_lock
 from racentre.config import Config
-from racentre.migrate import require_current, upgrade
+from racentre.migrate import SchemaError, require_current, upgrade
 from racentre.provision import Site
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an ``sqlite:///`` URL (None for other databases and in-memory SQLite)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    name = url[len("sqlite:///"):].split("?", 1)[0]
+    if not name or name == ":memory:" or "mode=memory" in url:
+        return None
+    return Path(name).absolute()
 
 
 class Services:
@@ -59,8 +69,20 @@ class Services:
     @cached_property
     def engine(self) -> Engine:
         """The engine on a database at this code's schema revision (SchemaError otherwise)."""
+        self._require_database_file()
         require_current(self.database)
         return self.database
+
+    def _require_database_file(self) -> None:
+        """An SQLite file that does not exist is refused before anything opens it (opening would create an
+        empty database wherever the command happened to run), naming the configuration that named it."""
+        path = sqlite_path(self.config.database.url)
+        if path is None or path.exists():
+            return
+        origin = self.config.source or "none found (--config, $RACENTRE_CONFIG, ./racentre.toml): built-in defaults"
+        raise SchemaError(f"the database {path} does not exist (configuration: {origin}). Run `racentre setup` to "
+                          f"create a site there, or export RACENTRE_CONFIG=/path/to/the/site/racentre.toml "
+                          f"(the demo's is var/demo/racentre.toml in the repository)")
 
     def upgrade_database(self) -> None:
         """Bring the database to this code's schema (``racentre db upgrade``): one upgrader at a time
