@@ -268,6 +268,48 @@ def reject(ctx, request_id, reason, as_name):
     _echo(_service(ctx).reject(actor, request_id, reason))
 
 
+@request_group.command("return")
+@click.argument("request_id", type=int)
+@click.option("--reason", required=True, help="what the submitter must correct")
+@click.option("--role", default="ra_officer", type=click.Choice(["ra_officer", "ra_operator"]))
+@_AS
+@click.pass_context
+def return_request(ctx, request_id, reason, role, as_name):
+    """退回补正: send a submitted or vetted request back for correction (not a final rejection)."""
+    _echo(_service(ctx).return_for_correction(_actor(ctx, as_name, role), request_id, reason))
+
+
+@request_group.command("resubmit")
+@click.argument("request_id", type=int)
+@click.option("--csr", type=click.Path(exists=True, dir_okay=False), default=None, help="a corrected CSR")
+@click.option("--enc-csr", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--enc-public-key", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--role", default="ra_operator", type=click.Choice(["applicant", "api_client", "ra_operator"]))
+@_AS
+@click.pass_context
+def resubmit(ctx, request_id, csr, enc_csr, enc_public_key, role, as_name):
+    """Resubmit a returned request (vetting and approvals start again)."""
+    _echo(_service(ctx).resubmit(_actor(ctx, as_name, role), request_id, sign_csr=_read(csr),
+                                 enc_csr=_read(enc_csr), enc_public_key=_read(enc_public_key)))
+
+
+@request_group.command("emergency-revoke")
+@click.argument("request_id", type=int)
+@click.option("--justification", required=True, help="why (audited), e.g. the holder reported the key lost")
+@_AS
+@click.pass_context
+def emergency_revoke(ctx, request_id, justification, as_name):
+    """Key compromise: revoke request REQUEST_ID's certificates now (keyCompromise), as one officer, audited."""
+    _echo(_service(ctx).emergency_revoke(_actor(ctx, as_name, "ra_officer"), request_id, justification))
+
+
+def ra_revoke(ctx, request_id: int, reason: str, as_name: str, justification: str) -> dict:
+    """``racentre ca revoke`` of a certificate issued through RA request ``request_id``: the RA's immediate,
+    audited revocation by officer ``as_name`` (``RaService.emergency_revoke`` with ``reason``)."""
+    return _service(ctx).emergency_revoke(_actor(ctx, as_name, "ra_officer"), request_id, justification,
+                                          reason=reason)
+
+
 @request_group.command("show")
 @click.argument("request_id", type=int)
 @click.pass_context

@@ -216,12 +216,14 @@ class RaService:
                                     enc_public_key=enc_public_key, policy=self.policy)
             return self._request_dict(session, req)
 
-    def emergency_revoke(self, actor: Actor, target_request_id: int, justification: str) -> dict:
+    def emergency_revoke(self, actor: Actor, target_request_id: int, justification: str,
+                         reason: str = RevocationReason.key_compromise.value) -> dict:
         """Key compromise: one officer's audited revocation at once (``workflow.emergency_revoke``)."""
         workflow.check_id(target_request_id, "request")
         try:
             with transaction(self.db) as session:
-                req = workflow.emergency_revoke(session, actor, target_request_id, justification, self.ca)
+                req = workflow.emergency_revoke(session, actor, target_request_id, justification, self.ca,
+                                                reason=reason)
                 return self._request_dict(session, req)
         except (IntegrityError, StaleDataError) as exc:
             raise ConflictError("the change conflicts with a concurrent one; reload and retry") from exc

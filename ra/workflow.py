@@ -648,12 +648,14 @@ def resubmit(session: Session, actor: Actor, request_id: int, *, sign_csr=None, 
 
 
 def emergency_revoke(session: Session, actor: Actor, target_request_id: int, justification: str,
-                     ca: CABackend) -> CertRequest:
+                     ca: CABackend, reason: str = RevocationReason.key_compromise.value) -> CertRequest:
     """Key compromise: one RA officer revokes the certificates of an issued request at once (reason
-    keyCompromise), without vetting or a second approval, and must say why. The revocation is its own
-    request (kind revocation, state revoked) naming the officer, and audited as
-    ``ra.request.emergency_revoke`` with the justification, for the auditor's review."""
+    keyCompromise unless another is given: ``racentre ca revoke`` of an RA certificate comes here too),
+    without vetting or a second approval, and must say why. The revocation is its own request (kind
+    revocation, state revoked) naming the officer, and audited as ``ra.request.emergency_revoke`` with the
+    justification, for the auditor's review; the RA and the CA then show the same status."""
     justification = _reason(justification, "an emergency revocation")
+    why = _parse_reason(reason)
     target = _get(session, CertRequest, target_request_id, "request")
     if target.state != RequestState.ISSUED.value or target.kind == RequestKind.REVOCATION.value:
         raise ConflictError(f"request {target.id} has no issued certificates to revoke")
@@ -663,15 +665,14 @@ def emergency_revoke(session: Session, actor: Actor, target_request_id: int, jus
     req = CertRequest(type=target.type, kind=RequestKind.REVOCATION.value, state=RequestState.APPROVED.value,
                       submitted_by=actor.name, vetted_by=actor.name, vetted_at=now, unit_id=target.unit_id,
                       civil_servant_id=target.civil_servant_id, server_id=target.server_id,
-                      target_request_id=target.id, revocation_reason=RevocationReason.key_compromise.value,
+                      target_request_id=target.id, revocation_reason=why.value,
                       checks={"emergency": {"ok": True, "detail": justification}})
     session.add(req)
     req.approvals.append(Approval(officer=actor.name))
     session.flush()
     record(session, actor=actor.name, role=actor.role, action="ra.request.emergency_revoke", target_type=TARGET,
-           target_id=req.id, target_request_id=target.id, reason=RevocationReason.key_compromise.value,
-           justification=justification)
-    _revoke_all(session, actor, req, target.id, RevocationReason.key_compromise, ca)
+           target_id=req.id, target_request_id=target.id, reason=why.value, justification=justification)
+    _revoke_all(session, actor, req, target.id, why, ca)
     req.state, req.completed_at = RequestState.REVOKED.value, utcnow()
     _flush(session)
     return req

@@ -12,7 +12,7 @@ from hsm import HsmConfig
 from hsm.cli import hsm_group
 from kms.cli import kms_group
 from pkicore.errors import PkiError
-from ra.cli import ra_group
+from ra.cli import ra_group, ra_revoke
 from racentre.accounts import enabled_principal
 from racentre.audit_cli import audit_group
 from racentre.config import CONFIG_ENV, DatabaseConfig, load_config, locate_config
@@ -48,6 +48,7 @@ def cli(ctx, config_path, verbose):
     ctx.obj["seal_service"] = lambda: _site_seal_service(services)
     # `--as NAME` of the ra commands: NAME's console account is the officer (one identity, racentre.accounts)
     ctx.obj["officer_principal"] = lambda name: enabled_principal(services.db, name, "cli")
+    ctx.obj["ra_revoke"] = ra_revoke          # `racentre ca revoke` of an RA certificate goes through the RA
     ctx.call_on_close(services.close)
 
 

@@ -252,3 +252,31 @@ def test_demo_sh_ends_at_a_login(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def test_ca_revoke_of_an_ra_certificate_goes_through_the_ra(site):
+    """Issue 17, one path, one truth: `racentre ca revoke` of a certificate the RA requested is refused
+    without an officer and a justification (nothing revoked); with them it is an RA revocation (a request
+    of its own, audited), and the RA's records show the certificate revoked, as the CA's do."""
+    with sqlite3.connect(site / "var" / "racentre.db") as conn:
+        ca_name, serial, rid = conn.execute(
+            "select a.name, c.serial, r.request_id from ra_certificate r join ca_issued_cert c "
+            "on c.request_id = r.ca_request_id join ca_authority a on a.id = c.ca_id "
+            "where r.status = 'good' and r.usage = 'sign' order by r.id limit 1").fetchone()
+    refused = run(site, "ca", "revoke", serial, "--ca", ca_name, "--reason", "key_compromise")
+    assert refused.returncode == 2 and f"issued through RA request {rid}" in refused.stderr.decode()
+    with sqlite3.connect(site / "var" / "racentre.db") as conn:
+        assert conn.execute("select status from ra_certificate where request_id = ? and usage = 'sign'",
+                            (rid,)).fetchone() == ("good",)
+    assert run(site, "ra", "token", "create", "duty-officer", "--role", "ra_officer").returncode == 0
+    done = run(site, "ca", "revoke", serial, "--ca", ca_name, "--reason", "key_compromise", "--as", "duty-officer",
+               "--justification", "持有人报告 USB key 遗失")
+    assert done.returncode == 0, done.stderr
+    assert b"through RA revocation request" in done.stdout
+    with sqlite3.connect(site / "var" / "racentre.db") as conn:
+        assert {s for (s,) in conn.execute("select status from ra_certificate where request_id = ?", (rid,))} \
+            == {"revoked"}
+        assert conn.execute("select status from ca_issued_cert c join ca_authority a on a.id = c.ca_id "
+                            "where a.name = ? and c.serial = ?", (ca_name, serial)).fetchone() == ("revoked",)
+        assert conn.execute("select count(*) from audit_event where action = 'ra.request.emergency_revoke' "
+                            "and actor = 'duty-officer'").fetchone() == (1,)

@@ -82,3 +82,9 @@ def ecdsa_pki(seal_pki, tsa):
     units = TimeStampAuthority({"default": tsa.units["default"], "ecdsa": ecdsa_unit},
                                digests=["sm3", "sha256", "sha384"])
     return {"ca": ca, "unit": unit, "rsa_unit": rsa_unit, "tsa_cert": tsa_cert, "tsa_units": units}
+
+
+def unit_of(certificate: bytes) -> str:
+    """The organisation (O) a unit signing certificate names: the seal's unit must be that one (issue 17)."""
+    from asn1crypto import x509
+    return x509.Certificate.load(certificate).subject.native["organization_name"]
