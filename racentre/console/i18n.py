@@ -49,6 +49,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "approve_results": "批量批准结果", "result": "结果", "failures": "未能批准的申请", "message": "原因",
         "back_to_queue": "返回申请队列", "result_issued": "已签发", "result_approved": "已批准（待其他审批人）",
         "result_revoked": "已吊销", "result_unchanged": "无变化（您已批准过）", "result_failed": "失败",
+        "returned": "已退回补正", "return_for_correction": "退回补正", "return_reason": "需补正的内容",
+        "resubmit": "补正后重新提交", "new_csr": "新的证书请求（PEM，可不填）",
+        "vet_needs_documents": "须先勾选“已核验身份证件”才能审核",
+        "emergency_revoke": "紧急吊销（密钥泄露，立即生效）", "justification": "紧急吊销理由（记入审计）",
+        "emergency_note": "仅用于密钥泄露等紧急情况：由您一人立即吊销，理由记入审计日志，供审计员复核。",
     },
     "en": {
         "recipient": "Recipient", "database_unavailable": "The database is unavailable; try again later", "verify_seal": "Verify seals", "document_to_verify": "Document to verify (PDF, OFD or a seal .esl)",
@@ -101,6 +106,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "back_to_queue": "Back to the request queue", "result_issued": "issued",
         "result_approved": "approved (waiting for another officer)", "result_revoked": "revoked",
         "result_unchanged": "unchanged (you had approved it already)", "result_failed": "failed",
+        "returned": "Returned for correction", "return_for_correction": "Return for correction",
+        "return_reason": "What to correct", "resubmit": "Resubmit corrected", "new_csr": "New CSR (PEM, optional)",
+        "vet_needs_documents": "Tick \u201cidentity documents checked\u201d first",
+        "emergency_revoke": "Emergency revocation (key compromise, at once)",
+        "justification": "Justification (audited)",
+        "emergency_note": "Key compromise only: you alone revoke at once; the justification goes to the audit trail.",
     },
 }
 

@@ -137,6 +137,23 @@ def approve_selected():
                   failed=[o for o in outcomes if o["result"] == "failed"])
 
 
+@bp.post("/requests/<int:rid>/return")
+@require_roles("ra_officer", "ra_operator")
+def return_request(rid: int):
+    """退回补正: back to the submitter for correction (not a final rejection)."""
+    ra().return_for_correction(actor(), rid, request.form.get("reason", ""))
+    return redirect(url_for("console.request_detail", rid=rid), code=303)
+
+
+@bp.post("/requests/<int:rid>/resubmit")
+@require_roles("ra_operator")
+def resubmit(rid: int):
+    """A returned request, corrected (optionally a new CSR pasted as PEM), back into the queue."""
+    csr = (request.form.get("csr") or "").strip() or None
+    ra().resubmit(actor(), rid, sign_csr=csr)
+    return redirect(url_for("console.request_detail", rid=rid), code=303)
+
+
 @bp.post("/requests/<int:rid>/reject")
 @require_roles("ra_officer", "ra_operator")
 def reject(rid: int):
@@ -200,6 +217,18 @@ def request_revocation(ca_name: str, serial: str):
     result = ra().submit(actor(), type=original["type"], kind="revocation", target_request_id=rid,
                          revocation_reason=request.form.get("reason") or None)
     return redirect(url_for("console.request_detail", rid=result["id"]), code=303)
+
+
+@bp.post("/certificates/<ca_name>/<serial>/emergency-revoke")
+@require_roles("ra_officer")
+def emergency_revoke(ca_name: str, serial: str):
+    """Key compromise: this officer revokes the certificate's RA request at once, audited with the reason."""
+    row = ca().certificate(ca_name, _serial(serial))
+    rid = _ra_request_id(row)
+    if rid is None:
+        raise ValidationError("this certificate was not issued through an RA request")
+    ra().emergency_revoke(actor(), rid, request.form.get("justification", ""))
+    return redirect(url_for("console.certificate_detail", ca_name=ca_name, serial=serial), code=303)
 
 
 @bp.post("/certificates/<ca_name>/<serial>/revoke")
