@@ -62,14 +62,36 @@ def certificate():
     return Response(pem.armor("CERTIFICATE", _kmc().escrow.certificate), mimetype="application/x-pem-file")
 
 
+def certificate_number(body: dict) -> int | None:
+    """The encryption certificate a recovery names: ``serial`` in hexadecimal as printed on certificates
+    (``1A:2B...``, ``0x1a2b`` or ``1a2b``) or ``user_cert_no`` as GM/T 0014 carries it (an integer, or its
+    decimal digits). Anything else is a 400 saying which form is expected, never a 500."""
+    serial, number = body.get("serial"), body.get("user_cert_no")
+    if serial is not None:
+        text = str(serial).strip().replace(":", "").replace(" ", "").lower().removeprefix("0x")
+        if not isinstance(serial, str) or not text or len(text) > 40 or any(c not in "0123456789abcdef" for c in text):
+            raise EscrowError("serial must be the certificate's serial number in hexadecimal, as printed on it")
+        return int(text, 16)
+    if number is None:
+        return None
+    if isinstance(number, int) and not isinstance(number, bool) and number >= 0:
+        return number
+    if isinstance(number, str) and number.strip().isdigit() and len(number.strip()) <= 49:
+        return int(number.strip())
+    raise EscrowError("user_cert_no is the serial number in decimal; give a hexadecimal serial as \"serial\"")
+
+
 @bp.post("/approval-requests")
 @require_roles(ADMIN, OFFICER)
 def open_request():
     body = _body()
     kmc = _kmc()
     key_id = body.get("key_id")
-    if key_id is None and body.get("user_cert_no") is not None:
-        key_id = kmc.escrow.find(str(body.get("ca_id", "")), int(body["user_cert_no"]))
+    if key_id is not None and (not isinstance(key_id, int) or isinstance(key_id, bool)):
+        raise EscrowError("key_id must be an integer")
+    number = certificate_number(body)
+    if key_id is None and number is not None:
+        key_id = kmc.escrow.find(str(body.get("ca_id", "")), number)
     rid = kmc.book.request(purpose=str(body.get("purpose", "recover")), requested_by=g.principal.name,
                            reason=str(body.get("reason", "")), key_id=key_id, role=g.role,
                            recipient_certificate=_der(body["recipient_certificate"])

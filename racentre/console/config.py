@@ -15,11 +15,13 @@ TLS-terminating proxy trusted for client-certificate headers, and the job runner
     throttle_window = 300                # ... within this many seconds: further attempts get 429 + Retry-After
     job_thread = true                    # run console jobs in a background thread of each process
     job_batch = 50                       # rows per job chunk
+    timezone = "Asia/Shanghai"           # the zone times are shown in (IANA name; Beijing time by default)
 """
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pkicore.errors import ErrorCode, PkiError
 
@@ -43,11 +45,17 @@ class ConsoleConfig:
     throttle_window: int = 300
     job_thread: bool = True
     job_batch: int = 50
+    timezone: str = "Asia/Shanghai"
 
     @classmethod
     def from_values(cls, values: dict) -> "ConsoleConfig":
         config = cls(**values)
         config.proxy_networks()
+        try:
+            ZoneInfo(config.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConsoleConfigError(f"console.timezone: {config.timezone!r} is not an IANA time zone "
+                                     "(e.g. Asia/Shanghai)") from None
         if config.secure_cookies not in ("auto", "always", "never"):
             raise ConsoleConfigError("console.secure_cookies is auto, always or never")
         if min(config.idle_timeout, config.absolute_timeout, config.lockout_failures, config.job_batch,
@@ -67,4 +75,4 @@ class ConsoleConfig:
 SCHEMA = {"trusted_proxies": "str", "cert_header": "str", "verify_header": "str", "secure_cookies": "str",
           "idle_timeout": "int", "absolute_timeout": "int", "lockout_failures": "int", "lockout_window": "int",
           "lockout_duration": "int", "throttle_failures": "int", "throttle_window": "int", "job_thread": "bool",
-          "job_batch": "int"}
+          "job_batch": "int", "timezone": "str"}

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from flask import current_app, g, jsonify, redirect, request, url_for
 
+from asn1crypto import x509
+
+from kms.identity import public_key_hash
 from kms.recovery import Officer
 from ra.errors import ValidationError
 from racentre import audit as audit_trail
@@ -98,9 +101,37 @@ def seal_verify():
 @bp.get("/recovery")
 @require_roles(*RECOVERY_READERS)
 def recovery():
+    """Approvals (person, certificate and recipient on each) and the look-up of archived keys by person,
+    身份证号 or certificate serial (hex, as printed), from which a recovery request is opened."""
     book = jobs.local_kmc(current_app.extensions).book
     items = [book.status(rid) for rid in queries.kms_request_ids(db())]
-    return render("recovery.html", items=items)
+    q = request.args.get("q", "")
+    return render("recovery.html", items=items, keys=queries.escrowed_key_facts(db(), [i["key_id"] for i in items]),
+                  q=q, found=queries.escrowed_certificates(db(), q) if q.strip() else None)
+
+
+@bp.post("/recovery/open")
+@require_roles("ra_admin", "key_recovery_officer")
+def recovery_open():
+    """Open a judicial recovery request for one archived key (the CA and serial of its certificate), to be
+    delivered to the recipient certificate pasted here (PEM); M of N key-recovery officers then approve."""
+    kmc = jobs.local_kmc(current_app.extensions)
+    ca_name, serial = request.form.get("ca", ""), queries.hex_serial(request.form.get("serial", ""))
+    authorities = current_app.extensions["racentre.ca"].authorities()
+    if serial is None or ca_name not in authorities:
+        raise ValidationError("choose a certificate from the look-up (CA and hexadecimal serial)")
+    recipient = request.form.get("recipient_certificate", "").strip()
+    if not recipient:
+        raise ValidationError("paste the recipient's certificate (PEM): the recovered key is encrypted to it")
+    ca_id = public_key_hash(x509.Certificate.load(authorities[ca_name].certificate).public_key.dump()).hex()
+    key_id = kmc.escrow.find(ca_id, int(serial, 16))
+    try:
+        recipient_der = cert_der(recipient.encode())
+    except (ValueError, TypeError):
+        raise ValidationError("the recipient certificate is not a certificate (PEM)") from None
+    kmc.book.request(purpose="recover", requested_by=g.principal.name, reason=request.form.get("reason", ""),
+                     key_id=key_id, role=g.role, recipient_certificate=recipient_der)
+    return redirect(url_for("console.recovery"), code=303)
 
 
 @bp.post("/recovery/<int:rid>/approve")

@@ -10,7 +10,7 @@ import hashlib
 from collections import Counter
 
 from asn1crypto import pem, x509
-from flask import current_app, g, redirect, request, url_for
+from flask import Response, current_app, g, redirect, request, url_for
 
 from ca_bridge.api import RevocationReason
 from pkicore.audit import record
@@ -20,7 +20,7 @@ from ra.errors import ValidationError
 from ra.models import RequestState, RequestType
 from ra.workflow import Actor
 from racentre.auth import require_roles
-from racentre.console import queries
+from racentre.console import formats, queries
 from racentre.console.blueprint import bp, db, render, t
 
 READERS = ("ra_operator", "ra_officer", "ra_admin", "auditor")
@@ -184,7 +184,7 @@ def _certificate_view(row) -> dict:
     for ext in cert["tbs_certificate"]["extensions"]:
         extensions.append({"name": ext["extn_id"].native, "critical": ext["critical"].native})
     key = cert.public_key
-    return {"subject": cert.subject.human_friendly, "issuer": cert.issuer.human_friendly,
+    return {"subject": formats.dn(cert.subject), "issuer": formats.dn(cert.issuer),
             "signature_algorithm": cert["signature_algorithm"]["algorithm"].native,
             "key": f"{key.algorithm} {key.bit_size}" + (f" ({key.curve[1]})" if key.algorithm == "ec" else ""),
             "key_usage": ", ".join(sorted(cert.key_usage_value.native)) if cert.key_usage_value else "",
@@ -197,11 +197,38 @@ def _ra_request_id(row) -> int | None:
     return int(parts[1]) if len(parts) == 3 and parts[0] == "ra" and parts[1].isdigit() else None
 
 
+def _chain(ca_name: str) -> list[dict]:
+    """The issuing CA up to the root: name, subject and validity of each, as the detail page shows them."""
+    out, name = [], ca_name
+    while name is not None:
+        info = ca().directory.get(name)
+        cert = x509.Certificate.load(info.certificate)
+        out.append({"name": info.name, "subject": formats.dn(cert.subject), "not_after": info.not_after})
+        name = info.parent
+    return out
+
+
+@bp.get("/certificates/<ca_name>/<serial>.<any(pem, der, chain):fmt>")
+@require_roles(*READERS)
+def certificate_download(ca_name: str, serial: str, fmt: str):
+    """The certificate as PEM or DER, or PEM with its CA chain up to the root (for USB-key middleware and
+    relying parties)."""
+    row = ca().certificate(ca_name, _serial(serial))
+    name = f"{ca_name}-{row.serial}"
+    if fmt == "der":
+        return Response(row.certificate, mimetype="application/pkix-cert",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.cer"'})
+    chain = [row.certificate] + ([ca().directory.get(c["name"]).certificate for c in _chain(ca_name)]
+                                 if fmt == "chain" else [])
+    return Response(b"".join(pem.armor("CERTIFICATE", c) for c in chain), mimetype="application/x-pem-file",
+                    headers={"Content-Disposition": f'attachment; filename="{name}{"-chain" if fmt == "chain" else ""}.pem"'})
+
+
 @bp.get("/certificates/<ca_name>/<serial>")
 @require_roles(*READERS)
 def certificate_detail(ca_name: str, serial: str):
     row = ca().certificate(ca_name, _serial(serial))
-    return render("certificate.html", row=row, ca_name=ca_name, view=_certificate_view(row),
+    return render("certificate.html", row=row, ca_name=ca_name, view=_certificate_view(row), chain=_chain(ca_name),
                   ra_request=_ra_request_id(row), reasons=RA_REVOCATION_REASONS,
                   ca_reasons=[r.value for r in RevocationReason if r != RevocationReason.remove_from_crl])
 

@@ -9,11 +9,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.models import CertificateAuthority, IssuedCert
-from kms.models import ApprovalRequest
+from kms.models import ApprovalRequest, EscrowedKey
 from pkicore.audit import AuditEvent
 from pkicore.db import as_utc, utcnow
 from ra.csr import parse_csr
-from ra.models import CertRequest, Unit
+from ra.models import CertRequest, CivilServant, RaCertificate, Unit
+from racentre.console.formats import dn
 from racentre.console.models import ConsoleJob
 
 
@@ -50,7 +51,7 @@ def csr_details(db: sessionmaker[Session], request_id: int) -> list[dict]:
     details = []
     for usage, der in csrs:
         parsed = parse_csr(der, max_size=1 << 20)
-        details.append({"usage": usage, "subject": ", ".join(f"{k}={v}" for k, v in parsed.subject),
+        details.append({"usage": usage, "subject": dn(parsed.subject),
                         "key": f"{parsed.key.key_type} {parsed.key.bits}" + (f" ({parsed.key.curve})" if parsed.key.curve else ""),
                         "signature_algorithm": parsed.signature_algorithm, "size": len(der)})
     return details
@@ -113,3 +114,56 @@ def job(db: sessionmaker[Session], job_id: int) -> ConsoleJob | None:
         if row is not None:
             session.expunge(row)
         return row
+
+
+def hex_serial(text: str) -> str | None:
+    """A serial as officers type it (``1A:2B``, ``0x1a2b``, ``1a2b``) in the CA's form (lower-case hex, no
+    leading zeros); None when it is not hexadecimal."""
+    value = text.strip().replace(":", "").replace(" ", "").lower().removeprefix("0x")
+    if not value or len(value) > 40 or any(c not in "0123456789abcdef" for c in value):
+        return None
+    return value.lstrip("0") or "0"
+
+
+def escrowed_certificates(db: sessionmaker[Session], text: str, limit: int = 50) -> list[dict]:
+    """Key recovery look-up: civil servants' encryption certificates whose keys the KMC archived, by the
+    person's name, 身份证号 or the certificate's serial (hex, as printed on it, or its start)."""
+    text = text.strip()[:64]
+    if not text:
+        return []
+    query = (select(RaCertificate, CivilServant, Unit).join(CertRequest, RaCertificate.request_id == CertRequest.id)
+             .join(CivilServant, CertRequest.civil_servant_id == CivilServant.id)
+             .join(Unit, CertRequest.unit_id == Unit.id)
+             .where(RaCertificate.usage == "enc", RaCertificate.key_envelope.is_not(None))
+             .order_by(RaCertificate.id.desc()).limit(limit))
+    serial = hex_serial(text)
+    like = text.replace("%", "").replace("_", "")
+    terms = [CivilServant.name == text, CivilServant.id_number == text.upper(), CivilServant.name.like(f"%{like}%")]
+    if serial is not None:
+        terms += [RaCertificate.serial == serial, RaCertificate.serial.like(f"{serial}%")]
+    with db() as session:
+        return [{"person": p.name, "id_number": p.id_number, "unit": u.name, "ca": c.ca, "serial": c.serial,
+                 "status": c.status, "not_after": as_utc(c.not_after), "request_id": c.request_id}
+                for c, p, u in session.execute(query.where(or_(*terms)))]
+
+
+def escrowed_key_facts(db: sessionmaker[Session], key_ids) -> dict[int, dict]:
+    """For the approval screen: each archived key's certificate (serial in hex, CA) and, for keys of
+    certificates the RA requested, the person and unit."""
+    ids = [k for k in key_ids if k is not None]
+    if not ids:
+        return {}
+    with db() as session:
+        keys = {k.id: k for k in session.scalars(select(EscrowedKey).where(EscrowedKey.id.in_(ids)))}
+        serials = {format(int(k.user_cert_no), "x"): k.id for k in keys.values() if k.user_cert_no.isdigit()}
+        holders = {}
+        if serials:
+            rows = session.execute(select(RaCertificate.serial, CivilServant.name, CivilServant.id_number, Unit.name)
+                                   .join(CertRequest, RaCertificate.request_id == CertRequest.id)
+                                   .join(CivilServant, CertRequest.civil_servant_id == CivilServant.id)
+                                   .join(Unit, CertRequest.unit_id == Unit.id)
+                                   .where(RaCertificate.usage == "enc", RaCertificate.serial.in_(list(serials))))
+            holders = {serials[s]: {"person": n, "id_number": i, "unit": u} for s, n, i, u in rows}
+        return {kid: {"serial": format(int(k.user_cert_no), "x") if k.user_cert_no.isdigit() else k.user_cert_no,
+                      "ca": k.ca_name, "status": k.status, "user_name": k.user_name, **holders.get(kid, {})}
+                for kid, k in keys.items()}

@@ -129,7 +129,7 @@ def test_seal_make_authorise_and_suspend_through_the_forms(app, services):
     km = services.key_manager
     tag = secrets.token_hex(3)
     issuer = LocalIssuer.create(km, f"console-seal-ca-{tag}")
-    signer = make_signer(km, issuer, f"console-unit-{tag}", "Console Unit Signing", organization="Console Unit")
+    signer = make_signer(km, issuer, f"console-unit-{tag}", "Console Unit Signing", organization=f"控制台测试单位{tag}")
     admin, admin_name = _officer_client(app, services, ["ra_admin"])
     form = {"unit": f"控制台测试单位{tag}", "name": f"控制台测试单位公章{tag}", "type": "official",
             "key_label": signer.label, "users": "clerk-a"}
@@ -225,3 +225,79 @@ def test_recovery_page_shows_the_recipient_before_approval(app, services, tmp_pa
     assert "接收方证书" in page and "CN=示范市中级人民法院" in page and hashlib.sha256(court).hexdigest() in page
     assert format(x509.Certificate.load(court).serial_number, "X") in page
     assert kmc.book.status(rid)["recipient"]["issuer"].endswith("Issuing CA")
+
+
+def _issued_dual(app, services, name: str) -> dict:
+    """A civil servant's dual certificates through the app's RA (the KMC archives the encryption key)."""
+    from ra.workflow import Actor
+    from tests.unit.ra import helpers
+    from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
+    ra = app.extensions["racentre.ra"]
+    op = Actor(f"op-{secrets.token_hex(3)}", "ra_operator")
+    unit, _ = ra.add_unit(op, name=f"恢复测试局{secrets.token_hex(2)}", uscc=helpers.uscc(), legal_representative="王五")
+    person, _ = ra.add_civil_servant(op, name=name, id_number=helpers.id_number(), unit_id=unit["id"])
+    req = ra.submit(Actor("applicant-x", "applicant"), type="civil-servant-dual", subject_id=person["id"],
+                    sign_csr=tongsuo_sm2_csr(tongsuo_sm2_key(), {"common_name": name}))
+    ra.vet(op, req["id"], documents_checked=True)
+    ra.approve(Actor(f"a-{secrets.token_hex(3)}", "ra_officer"), req["id"])
+    done = ra.approve(Actor(f"b-{secrets.token_hex(3)}", "ra_officer"), req["id"])
+    assert done["state"] == "issued"
+    return {"person": person, "unit": unit, "enc": next(c for c in done["certificates"] if c["usage"] == "enc")}
+
+
+def test_recovery_lookup_by_person_and_hex_serial_then_open_and_see_the_holder(app, services):
+    """Issue 17: key recovery is looked up by the person's name, 身份证号 or the certificate's serial as
+    printed (hex with colons, any case); a non-hex serial is just not found (never a 500); the request
+    opened from the look-up shows person, certificate and recipient to the approving officers."""
+    issued = _issued_dual(app, services, "陈晓明")
+    serial = issued["enc"]["serial"]
+    printed = ":".join(f"{int(serial, 16):X}".zfill(len(serial) + len(serial) % 2)[i:i + 2]
+                       for i in range(0, len(serial) + len(serial) % 2, 2))
+    admin, _ = _officer_client(app, services, ["ra_admin"])
+    for q in ("陈晓明", issued["person"]["id_number"], printed, serial[:8].upper()):
+        page = admin.get("/console/recovery", query_string={"q": q})
+        assert page.status_code == 200, q
+        assert serial.upper() in page.get_data(as_text=True) and "陈晓明" in page.get_data(as_text=True), q
+    odd = admin.get("/console/recovery", query_string={"q": "zz:not-hex'"})
+    assert odd.status_code == 200 and 'id="recovery-found"' in odd.get_data(as_text=True)
+    court = services.site.certify(f"court-{secrets.token_hex(3)}", _court_spki(), "seal-maker", "示范市中级人民法院")
+    refused = _post(admin, "/console/recovery", "/console/recovery/open", ca=issued["enc"]["ca"], serial=serial,
+                    reason="法院裁定 2026-20", recipient_certificate="not a certificate")
+    assert refused.status_code == 400
+    opened = _post(admin, "/console/recovery", "/console/recovery/open", ca=issued["enc"]["ca"], serial=printed,
+                   reason="法院裁定 2026-20", recipient_certificate=pem.armor("CERTIFICATE", court.certificate).decode())
+    assert opened.status_code == 303
+    kro, _ = _officer_client(app, services, ["key_recovery_officer"])
+    listing = kro.get("/console/recovery").get_data(as_text=True)
+    at = listing.index("法院裁定 2026-20")
+    row = listing[listing.rfind("<tr>", 0, at):at]
+    assert "陈晓明" in row and issued["person"]["id_number"] in row and serial.upper() in row
+    assert "CN=示范市中级人民法院" in listing
+
+
+def _court_spki() -> bytes:
+    from tests.unit.ra.csr_tools import tongsuo_spki, tongsuo_sm2_key
+    return tongsuo_spki(tongsuo_sm2_key())
+
+
+def test_certificate_page_in_chinese_with_chain_downloads_and_beijing_time(app, services):
+    """Subject names as officers read them (C=CN, O=…, CN=…), the chain up to the root, downloads as PEM,
+    DER and PEM with chain, times in Beijing time."""
+    from asn1crypto import x509
+    issued = _issued_dual(app, services, "李明")
+    client, _ = _officer_client(app, services, ["ra_officer"])
+    base = f"/console/certificates/{issued['enc']['ca']}/{issued['enc']['serial']}"
+    page = client.get(base).get_data(as_text=True)
+    assert f"C=CN, O={issued['unit']['name']}, CN=李明" in page and "country_name" not in page
+    assert 'id="cert-chain"' in page and "RA Centre SM2 Root CA" in page
+    der = client.get(base + ".der")
+    cert = x509.Certificate.load(der.data)
+    assert der.mimetype == "application/pkix-cert" and format(cert.serial_number, "x") == issued["enc"]["serial"]
+    assert pem.unarmor(client.get(base + ".pem").data)[2] == der.data
+    chain = client.get(base + ".chain").data
+    assert chain.count(b"BEGIN CERTIFICATE") == 3
+    bj = cert["tbs_certificate"]["validity"]["not_after"].native.astimezone(
+        __import__("zoneinfo").ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
+    assert bj in page
+    listing = client.get("/console/certificates", query_string={"q": "李明"}).get_data(as_text=True)
+    assert f"C=CN, O={issued['unit']['name']}, CN=李明" in listing
