@@ -164,9 +164,15 @@ def reject(rid: int):
 @bp.get("/certificates")
 @require_roles(*READERS)
 def certificates():
-    text, status = request.args.get("q", ""), request.args.get("status", "")
-    return render("certificates.html", items=queries.search_certificates(db(), text=text[:200], status=status),
-                  q=text, status=status)
+    """证书查询: by name, 身份证号, unit, host name or serial (part of it); status, profile, unit and expiry
+    filters; sorted by issue date, expiry or subject; 50 per page."""
+    search = queries.CertificateSearch.from_args(request.args)
+    rows = queries.search_certificates(db(), search=search)
+    more = len(rows) > queries.PAGE_SIZE
+    args = {k: v for k, v in request.args.items() if k in ("q", "unit", "status", "profile", "expiring_days", "sort")}
+    return render("certificates.html", items=rows[:queries.PAGE_SIZE], search=search, q=search.text,
+                  status=search.status, more=more, args=args, sorts=list(queries.CERT_SORTS),
+                  profiles=queries.certificate_profiles(db()))
 
 
 def _serial(serial: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,7 +14,7 @@ from kms.models import ApprovalRequest, EscrowedKey
 from pkicore.audit import AuditEvent
 from pkicore.db import as_utc, utcnow
 from ra.csr import parse_csr
-from ra.models import CertRequest, CivilServant, RaCertificate, Unit
+from ra.models import CertRequest, CivilServant, RaCertificate, Server, ServerName, Unit
 from racentre.console.formats import dn
 from racentre.console.models import ConsoleJob
 
@@ -57,21 +58,77 @@ def csr_details(db: sessionmaker[Session], request_id: int) -> list[dict]:
     return details
 
 
-def search_certificates(db: sessionmaker[Session], *, text: str = "", status: str = "", limit: int = 100) -> list[dict]:
-    query = (select(IssuedCert, CertificateAuthority.name).join(CertificateAuthority,
-                                                                  IssuedCert.ca_id == CertificateAuthority.id)
-             .order_by(IssuedCert.id.desc()).limit(limit))
-    text = text.strip()
-    if text:
-        like = f"%{text.replace('%', '').replace('_', '')}%"
-        query = query.where(or_(IssuedCert.subject.like(like), IssuedCert.serial == text.lower().lstrip("0"),
-                                IssuedCert.request_id == text))
-    if status in ("good", "revoked"):
-        query = query.where(IssuedCert.status == status)
+CERT_SORTS = {"issued": (IssuedCert.id.desc(),), "expiry": (IssuedCert.not_after.asc(), IssuedCert.id.asc()),
+              "subject": (IssuedCert.subject.asc(), IssuedCert.id.desc())}
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class CertificateSearch:
+    """The certificate lifecycle search: ``text`` matches the subject, the holder's name, 身份证号, the unit's
+    name, a server's host names, or the serial (hex, as printed, any part of it); filters; sort; page."""
+    text: str = ""
+    status: str = ""                 # good | revoked | ""
+    profile: str = ""
+    unit: str = ""                   # unit name (part of it)
+    expiring_days: int | None = None  # in force and ending within this many days
+    sort: str = "issued"
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args) -> "CertificateSearch":
+        def number(name, low, high):
+            try:
+                value = int(args.get(name) or 0)
+            except ValueError:
+                return None
+            return value if low <= value <= high else None
+        return cls(text=(args.get("q") or "")[:200].strip(), status=args.get("status", "") if args.get("status")
+                   in ("good", "revoked") else "", profile=(args.get("profile") or "")[:64],
+                   unit=(args.get("unit") or "")[:128].strip(), expiring_days=number("expiring_days", 1, 3660),
+                   sort=args.get("sort") if args.get("sort") in CERT_SORTS else "issued",
+                   page=number("page", 1, 100000) or 1)
+
+
+def search_certificates(db: sessionmaker[Session], *, text: str = "", status: str = "", limit: int = PAGE_SIZE,
+                        search: CertificateSearch | None = None) -> list[dict]:
+    """One page of ``limit`` certificates, and one more row when another page follows."""
+    search = search or CertificateSearch(text=text, status=status)
+    holder = (select(RaCertificate.ca_request_id, CertRequest.unit_id, CertRequest.civil_servant_id,
+                     CertRequest.server_id).join(CertRequest, RaCertificate.request_id == CertRequest.id).subquery())
+    query = (select(IssuedCert, CertificateAuthority.name, Unit.name, CivilServant.name, Server.host_name)
+             .join(CertificateAuthority, IssuedCert.ca_id == CertificateAuthority.id)
+             .outerjoin(holder, holder.c.ca_request_id == IssuedCert.request_id)
+             .outerjoin(Unit, Unit.id == holder.c.unit_id)
+             .outerjoin(CivilServant, CivilServant.id == holder.c.civil_servant_id)
+             .outerjoin(Server, Server.id == holder.c.server_id))
+    if search.text:
+        like = f"%{search.text.replace('%', '').replace('_', '')}%"
+        terms = [IssuedCert.subject.like(like), IssuedCert.request_id == search.text, CivilServant.name.like(like),
+                 CivilServant.id_number == search.text.upper(), Unit.name.like(like), Server.host_name.like(like),
+                 Server.id.in_(select(ServerName.server_id).where(ServerName.value.like(like.lower())))]
+        serial = hex_serial(search.text)
+        if serial is not None and len(serial) >= 4:
+            terms.append(IssuedCert.serial.like(f"%{serial}%"))
+        elif serial is not None:
+            terms.append(IssuedCert.serial == serial)
+        query = query.where(or_(*terms))
+    if search.status:
+        query = query.where(IssuedCert.status == search.status)
+    if search.profile:
+        query = query.where(IssuedCert.profile == search.profile)
+    if search.unit:
+        query = query.where(Unit.name.like(f"%{search.unit.replace('%', '').replace('_', '')}%"))
+    if search.expiring_days is not None:
+        now = utcnow()
+        query = query.where(IssuedCert.status == "good", IssuedCert.not_after > now,
+                            IssuedCert.not_after <= now + dt.timedelta(days=search.expiring_days))
+    query = query.order_by(*CERT_SORTS[search.sort]).offset((search.page - 1) * limit).limit(limit + 1)
     with db() as session:
         return [{"ca": name, "serial": c.serial, "subject": c.subject, "profile": c.profile, "status": c.status,
-                 "request_id": c.request_id, "not_after": as_utc(c.not_after), "created_at": as_utc(c.created_at)}
-                for c, name in session.execute(query)]
+                 "request_id": c.request_id, "not_after": as_utc(c.not_after), "created_at": as_utc(c.created_at),
+                 "unit": unit, "person": person, "host": host}
+                for c, name, unit, person, host in session.execute(query)]
 
 
 def kms_request_ids(db: sessionmaker[Session], limit: int = 100) -> list[int]:
@@ -167,3 +224,8 @@ def escrowed_key_facts(db: sessionmaker[Session], key_ids) -> dict[int, dict]:
         return {kid: {"serial": format(int(k.user_cert_no), "x") if k.user_cert_no.isdigit() else k.user_cert_no,
                       "ca": k.ca_name, "status": k.status, "user_name": k.user_name, **holders.get(kid, {})}
                 for kid, k in keys.items()}
+
+
+def certificate_profiles(db: sessionmaker[Session]) -> list[str]:
+    with db() as session:
+        return sorted(session.scalars(select(IssuedCert.profile).distinct()))

@@ -301,3 +301,41 @@ def test_certificate_page_in_chinese_with_chain_downloads_and_beijing_time(app, 
     assert bj in page
     listing = client.get("/console/certificates", query_string={"q": "李明"}).get_data(as_text=True)
     assert f"C=CN, O={issued['unit']['name']}, CN=李明" in listing
+
+
+def test_certificate_search_by_person_id_unit_host_serial_with_filters_sort_and_pages(app, services):
+    """Issue 17: 证书查询 finds a civil servant's certificates by name, 身份证号, unit and a part of the serial
+    as printed (upper case, any part), a server's by host name; status, unit and expiry filters, sorting
+    by expiry, paging; a hostile page or sort parameter is ignored, never a 500."""
+    from ra.workflow import Actor
+    from tests.unit.ra import helpers
+    from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
+    issued = _issued_dual(app, services, "王小红")
+    client, _ = _officer_client(app, services, ["ra_officer"])
+    serial = issued["enc"]["serial"]
+
+    def found(**params):
+        page = client.get("/console/certificates", query_string=params)
+        assert page.status_code == 200, params
+        return page.get_data(as_text=True)
+
+    for q in ("王小红", issued["person"]["id_number"], issued["unit"]["name"], serial[2:10].upper()):
+        assert serial.upper() in found(q=q), q
+    assert serial.upper() in found(unit=issued["unit"]["name"][-6:], status="good")
+    assert serial.upper() not in found(q="王小红", status="revoked")
+    assert serial.upper() in found(q="王小红", expiring_days=3660) and serial.upper() not in found(q="王小红", expiring_days=1)
+    ra = app.extensions["racentre.ra"]
+    op = Actor("op-search", "ra_operator")
+    host = helpers.host()
+    server, _ = ra.add_server(op, host_name=host, unit_id=issued["unit"]["id"])
+    req = ra.submit(Actor("applicant-s", "applicant"), type="server", subject_id=server["id"],
+                    sign_csr=tongsuo_sm2_csr(tongsuo_sm2_key(), {"common_name": host}))
+    ra.vet(op, req["id"], documents_checked=True)
+    server_serial = ra.approve(Actor("officer-s", "ra_officer"), req["id"])["certificates"][0]["serial"]
+    assert server_serial.upper() in found(q=host)
+    by_unit = found(unit=issued["unit"]["name"], sort="expiry")
+    assert by_unit.count('class="cert-row"') == 3                    # the person's two and the server's
+    assert 'id="next-page"' not in by_unit and "页码 1" in by_unit
+    for hostile in ({"page": "-3"}, {"page": "x"}, {"sort": "id; drop"}, {"expiring_days": "9" * 30},
+                    {"endpoint": "x", "_anchor": "y"}):
+        assert client.get("/console/certificates", query_string=hostile).status_code == 200, hostile
