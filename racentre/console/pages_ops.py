@@ -2,16 +2,19 @@
 key-recovery approvals (kms.recovery), the audit log browser, and resumable jobs with progress."""
 from __future__ import annotations
 
-from flask import current_app, g, jsonify, redirect, request, url_for
+import csv
+import datetime as dt
+import io
 
 from asn1crypto import x509
+from flask import Response, current_app, g, jsonify, redirect, request, url_for
 
 from kms.identity import public_key_hash
 from kms.recovery import Officer
 from ra.errors import ValidationError
 from racentre import audit as audit_trail
 from racentre.auth import require_roles
-from racentre.console import jobs, queries
+from racentre.console import formats, jobs, queries
 from racentre.console.blueprint import bp, db, render
 from seal import views as seal_views
 from seal.registry import Signer, signer_algorithm
@@ -139,6 +142,44 @@ def recovery_open():
 def recovery_approve(rid: int):
     jobs.local_kmc(current_app.extensions).book.approve(rid, Officer(g.principal.name, g.principal.roles))
     return _back("console.recovery")
+
+
+# ----------------------------------------------------------------------------------------- statistics
+
+STATS_READERS = ("auditor", "ra_admin", "ra_officer")
+
+
+def _day(value: str | None, default: dt.date) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value) if value else default
+    except ValueError:
+        raise ValidationError("dates are YYYY-MM-DD") from None
+
+
+@bp.get("/statistics")
+@require_roles(*STATS_READERS)
+def statistics():
+    """统计: issued, revoked and pending per unit for a period (days in the console's time zone, ``from``
+    and ``to`` inclusive; default this month), as a page or ``?format=csv`` (UTF-8 with BOM for Excel)."""
+    tz = formats.zone(current_app.extensions["racentre.config"].console.timezone)
+    today = dt.datetime.now(tz).date()
+    first = _day(request.args.get("from"), today.replace(day=1))
+    last = _day(request.args.get("to"), today)
+    if last < first or (last - first).days > 3660:
+        raise ValidationError("the period runs from `from` to `to` (at most ten years)")
+    start = dt.datetime.combine(first, dt.time(), tzinfo=tz)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+    rows = queries.statistics(db(), start, end)
+    if request.args.get("format") == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["单位", "签发证书数", "吊销证书数", "待处理申请数", "统计起始", "统计截止"])
+        for r in rows:
+            writer.writerow([r["unit"] or "合计", r["issued"], r["revoked"], r["pending"], first.isoformat(),
+                             last.isoformat()])
+        return Response("\ufeff" + out.getvalue(), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="statistics-{first}-{last}.csv"'})
+    return render("statistics.html", rows=rows, first=first, last=last)
 
 
 # --------------------------------------------------------------------------------------------- audit

@@ -229,3 +229,27 @@ def escrowed_key_facts(db: sessionmaker[Session], key_ids) -> dict[int, dict]:
 def certificate_profiles(db: sessionmaker[Session]) -> list[str]:
     with db() as session:
         return sorted(session.scalars(select(IssuedCert.profile).distinct()))
+
+
+def statistics(db: sessionmaker[Session], start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """统计: per unit, the certificates issued and revoked within [start, end) and the requests waiting now
+    (submitted, vetted or returned), with a total row; units with nothing to count are left out."""
+    pending_states = ("submitted", "vetted", "returned")
+    with db() as session:
+        issued = dict(session.execute(
+            select(CertRequest.unit_id, func.count()).join(RaCertificate, RaCertificate.request_id == CertRequest.id)
+            .where(CertRequest.completed_at >= start, CertRequest.completed_at < end)
+            .group_by(CertRequest.unit_id)).all())
+        revoked = dict(session.execute(
+            select(CertRequest.unit_id, func.count()).join(RaCertificate, RaCertificate.request_id == CertRequest.id)
+            .where(RaCertificate.revoked_at >= start, RaCertificate.revoked_at < end).group_by(CertRequest.unit_id)).all())
+        pending = dict(session.execute(select(CertRequest.unit_id, func.count())
+                                       .where(CertRequest.state.in_(pending_states)).group_by(CertRequest.unit_id)).all())
+        ids = set(issued) | set(revoked) | set(pending)
+        names = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(ids))).all()) if ids else {}
+    rows = [{"unit_id": uid, "unit": names.get(uid, str(uid)), "issued": issued.get(uid, 0),
+             "revoked": revoked.get(uid, 0), "pending": pending.get(uid, 0)} for uid in ids]
+    rows.sort(key=lambda r: (-r["issued"], r["unit"]))
+    rows.append({"unit_id": None, "unit": None, "issued": sum(issued.values()), "revoked": sum(revoked.values()),
+                 "pending": sum(pending.values())})
+    return rows

@@ -339,3 +339,37 @@ def test_certificate_search_by_person_id_unit_host_serial_with_filters_sort_and_
     for hostile in ({"page": "-3"}, {"page": "x"}, {"sort": "id; drop"}, {"expiring_days": "9" * 30},
                     {"endpoint": "x", "_anchor": "y"}):
         assert client.get("/console/certificates", query_string=hostile).status_code == 200, hostile
+
+
+def test_statistics_per_unit_and_period_with_csv_export(app, services):
+    """Issue 17 统计: per unit, certificates issued and revoked in the period and requests pending now, with
+    a total; exported as CSV with Chinese headers (UTF-8 BOM for Excel); a bad period is a 400."""
+    import csv
+    import datetime as dt
+    import io as _io
+    from ra.workflow import Actor
+    issued = _issued_dual(app, services, "统计甲")
+    ra = app.extensions["racentre.ra"]
+    ra.emergency_revoke(Actor("officer-stats", "ra_officer"), _request_of(app, issued), "测试吊销")
+    auditor, _ = _officer_client(app, services, ["auditor"])
+    today = dt.datetime.now(__import__("zoneinfo").ZoneInfo("Asia/Shanghai")).date()
+    page = auditor.get("/console/statistics")
+    assert page.status_code == 200 and issued["unit"]["name"] in page.get_data(as_text=True)
+    exported = auditor.get("/console/statistics", query_string={"from": today.isoformat(), "to": today.isoformat(),
+                                                                "format": "csv"})
+    assert exported.mimetype == "text/csv" and exported.data.startswith("\ufeff".encode())
+    rows = list(csv.reader(_io.StringIO(exported.data.decode("utf-8-sig"))))
+    assert rows[0][:4] == ["单位", "签发证书数", "吊销证书数", "待处理申请数"]
+    mine = next(r for r in rows if r[0] == issued["unit"]["name"])
+    assert mine[1:4] == ["2", "2", "0"] and rows[-1][0] == "合计"
+    past = auditor.get("/console/statistics", query_string={"from": "2020-01-01", "to": "2020-01-31", "format": "csv"})
+    assert issued["unit"]["name"] not in past.data.decode("utf-8-sig")
+    assert auditor.get("/console/statistics", query_string={"from": "2026-13-01"}).status_code == 400
+    assert auditor.get("/console/statistics", query_string={"from": "2026-12-02", "to": "2026-12-01"}).status_code == 400
+
+
+def _request_of(app, issued) -> int:
+    from sqlalchemy import select as _select
+    from ra.models import RaCertificate
+    with app.extensions["racentre.db"]() as session:
+        return session.scalar(_select(RaCertificate.request_id).where(RaCertificate.serial == issued["enc"]["serial"]))
