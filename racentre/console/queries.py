@@ -139,8 +139,13 @@ def kms_request_ids(db: sessionmaker[Session], limit: int = 100) -> list[int]:
 
 
 def audit_events(db: sessionmaker[Session], *, actor: str = "", action: str = "", target: str = "",
-                 before_id: int | None = None, limit: int = 100) -> list[AuditEvent]:
+                 before_id: int | None = None, limit: int = 100, since: dt.datetime | None = None,
+                 until: dt.datetime | None = None) -> list[AuditEvent]:
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
     if actor:
         query = query.where(AuditEvent.actor == actor)
     if action:
