@@ -32,8 +32,8 @@ from pkicore.errors import PkiError
 from pkicore.oids import OID
 
 from ra.csr import MAX_CSR_SIZE, KeyInfo, check_public_key, load_public_key_info, parse_csr, subject_conflicts
-from ra.errors import ConflictError, CsrError, Forbidden, IssuanceFailed, KmcKeyNotReserved, NotFound, ValidationError
-from ra.identity import validate_hostname, validate_id_number, validate_ip, validate_name, validate_uscc
+from ra.errors import ConflictError, CsrError, DutiesNotSeparated, IssuanceFailed, KmcKeyNotReserved, NotFound, ValidationError
+from ra.id_numbers import validate_hostname, validate_id_number, validate_ip, validate_name, validate_uscc
 from ra.models import (Approval, CertRequest, CivilServant, RaCertificate, RequestKind, RequestState,
                        RequestType, Server, ServerName, Unit)
 
@@ -472,7 +472,7 @@ def vet(session: Session, actor: Actor, request_id: int, *, documents_checked: b
     if req.state != RequestState.SUBMITTED.value:
         raise ConflictError(f"request {req.id} is {req.state}, only submitted requests can be vetted")
     if actor.name == req.submitted_by:
-        raise Forbidden("the submitter of a request cannot vet it")
+        raise DutiesNotSeparated("the submitter of a request cannot vet it")
     if documents_checked is not True:
         # a missing tick is the operator's slip, not the applicant's fault: refused, nothing recorded (issue 17)
         raise ValidationError("confirm that the identity documents were checked (documents_checked) before "
@@ -556,9 +556,9 @@ def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
     if req.state != RequestState.VETTED.value:
         raise ConflictError(f"request {req.id} is {req.state}, only vetted requests can be approved")
     if actor.name == req.submitted_by:
-        raise Forbidden("an officer cannot approve a request they submitted")
+        raise DutiesNotSeparated("an officer cannot approve a request they submitted")
     if actor.name == req.vetted_by:
-        raise Forbidden("an officer cannot approve a request they vetted")
+        raise DutiesNotSeparated("an officer cannot approve a request they vetted")
     # _lock loaded the approvals after taking the row lock, so they are every committed one: no COUNT
     req.approvals.append(Approval(officer=actor.name))
     _flush(session)
@@ -628,7 +628,7 @@ def resubmit(session: Session, actor: Actor, request_id: int, *, sign_csr=None, 
     if req.state != RequestState.RETURNED.value:
         raise ConflictError(f"request {req.id} is {req.state}; only returned requests can be resubmitted")
     if actor.name != req.submitted_by and actor.role != "ra_operator":
-        raise Forbidden("only the submitter or an RA operator can resubmit a returned request")
+        raise DutiesNotSeparated("only the submitter or an RA operator can resubmit a returned request")
     if sign_csr or enc_csr or enc_public_key:
         if not (enc_csr or enc_public_key):          # a new signing CSR keeps the encryption key given before
             enc_csr, enc_public_key = (req.enc_csr, None) if req.enc_csr is not None else (None, req.enc_spki)

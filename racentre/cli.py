@@ -19,7 +19,7 @@ from racentre.config import CONFIG_ENV, DatabaseConfig, load_config, locate_conf
 from racentre.console.cli import console_group
 from racentre.demo import demo_command
 from racentre.migrate import head, require_current
-from racentre.serve import serve_command
+from racentre.serve import serve_command, tsa_serve_command
 from racentre.setup_cli import setup_command
 from racentre.services import Services
 from seal.cli import seal_group
@@ -45,21 +45,10 @@ def cli(ctx, config_path, verbose):
         click.echo(f"racentre: using {how}: {path} (export {CONFIG_ENV}={path} to say so)", err=True)
     ctx.obj["config"] = load_config(path)
     ctx.obj["services"] = services = Services(ctx.obj["config"])
-    ctx.obj["seal_service"] = lambda: _site_seal_service(services)
     # `--as NAME` of the ra commands: NAME's console account is the officer (one identity, racentre.accounts)
     ctx.obj["officer_principal"] = lambda name: enabled_principal(services.db, name, "cli")
     ctx.obj["ra_revoke"] = ra_revoke          # `racentre ca revoke` of an RA certificate goes through the RA
     ctx.call_on_close(services.close)
-
-
-def _site_seal_service(services: Services):
-    """``racentre seal ...`` on a set-up site: the seal service ``racentre serve`` runs (seal maker
-    certified by our CA, the configured TSA units, our CRLs/OCSP for B-LT); None on a fresh site."""
-    if not services.site.provisioned:
-        return None
-    from racentre.provision import build_seal_service  # noqa: PLC0415 - pyHanko: only for seal commands
-    from timestamp.services import TsaService  # noqa: PLC0415
-    return build_seal_service(services.site, services, TsaService.for_site(services))
 
 
 @cli.group("db")
@@ -91,6 +80,7 @@ cli.add_command(ra_group)
 cli.add_command(demo_command)
 cli.add_command(setup_command)
 cli.add_command(serve_command)
+tsa_group.add_command(tsa_serve_command)      # `racentre tsa serve`: serving is the shell's
 cli.add_command(tsa_group)
 cli.add_command(kms_group)
 cli.add_command(seal_group)

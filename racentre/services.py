@@ -1,7 +1,10 @@
-"""The service container: builds the key manager and the database once per process from the config.
+"""The composition root: every service of the centre, built once per process from the configuration.
 
-The CLI and ``racentre serve`` both use it, so they see the same settings and the same objects.
-Package services (CA, RA, ...) are built from these by their own packages.
+One cached property per service (the model is step-ca's ``authority.New`` with options): the key
+manager, the database, the CA (``ca``, with the KMC attached to it once, here), the KMC (``kmc``), the
+RA (``ra``), the TSA (``tsa``), the seal service (``seal``) and the site's own identities (``site``).
+``racentre.app.build_app`` puts them into the Flask app and the CLI commands read them from
+``ctx.obj["services"]``; no package builds another package's service, and nothing else composes.
 
 The database is used only at this code's schema revision (``engine`` refuses any other, see
 ``racentre.migrate.require_current``); ``upgrade_database`` is the one way to change it. The key
@@ -17,12 +20,32 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.embedded import EmbeddedCA
+from gmt0014.client import HttpTransport, InProcessTransport
 from hsm import KeyManager, open_key_manager
+from kms.services import Kmc, build_kmc
 from pkicore.audit import bind_node
 from pkicore.db import make_engine, make_session_factory, named_lock
+from pkicore.errors import ErrorCode, PkiError
+from ra.services import RaService, build_ra_service
 from racentre.config import Config
 from racentre.migrate import SchemaError, require_current, upgrade
-from racentre.provision import Site
+from racentre.site import Site, build_seal_service
+from seal.services import SealService, standalone_seal_service
+from timestamp.services import TsaService
+
+KMC_SETUP_LOCK = "kmc-setup"
+
+
+class _EmbeddedKmcEndpoint:
+    """The in-process KMC's GM/T 0014 endpoint as the CA's transport sees it: the KMC itself
+    (``Services.kmc``) is built on the first request, so a process that never escrows a key (a TSA node,
+    ``racentre ca list``) never sets the KMC up."""
+
+    def __init__(self, services: "Services"):
+        self._services = services
+
+    def handle(self, der: bytes) -> bytes:
+        return self._services.kmc.service.handle(der)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -96,12 +119,67 @@ class Services:
 
     @cached_property
     def ca(self) -> EmbeddedCA:
-        """The embedded CA, one per process (shared by the CA views, the RA and site provisioning)."""
-        return EmbeddedCA.from_services(self)
+        """The embedded CA, one per process (the CA views, the RA, provisioning, the CLI), with the KMC
+        attached once: the stand-alone KMC of ``[kmc] url`` over HTTP (answers verified by its configured
+        certificate), else the embedded one in process. The CA issues nothing without ``[service]
+        public_url`` (ca_bridge.errors.NoPublicUrl)."""
+        ca = EmbeddedCA(self.key_manager, self.db, self.public_url)
+        kmc_config = self.config.kmc
+        if kmc_config.remote:
+            ca.attach_kmc(HttpTransport(kmc_config.url, kmc_config.timeout), lambda: self._remote_kmc_certificate)
+        else:
+            ca.attach_kmc(InProcessTransport(_EmbeddedKmcEndpoint(self)), lambda: self.kmc.escrow.certificate)
+        return ca
+
+    @cached_property
+    def _remote_kmc_certificate(self) -> bytes:
+        """``[kmc] certificate_file``, read when the CA first talks to the stand-alone KMC (a CA host is set
+        up before the KMC's certificate is issued: ``racentre setup``, then ``racentre ca issue``)."""
+        return self.config.kmc.kmc_certificate()
+
+    @cached_property
+    def kmc(self) -> Kmc:
+        """The embedded key-management centre (GM/T 0034 escrow, GM/T 0014 endpoint, recovery) over this
+        HSM and database, set up once (its keys and bootstrap certificate under a lock of the database,
+        so workers and nodes starting together make them once). Once the site's CA exists, the CA
+        certifies the KMC and the KMC trusts our SM2 issuing CAs (``Site.connect_kmc``). Refused when
+        ``[kmc] url`` names a stand-alone KMC: that one runs on its own host, with its own config."""
+        if self.config.kmc.remote:
+            raise PkiError(f"this site's KMC is the stand-alone one at {self.config.kmc.url} ([kmc] url)",
+                           code=ErrorCode.CONFIGURATION)
+        kmc = build_kmc(self.key_manager, self.db, self.config.kmc,
+                        setup_lock=lambda: named_lock(self.database, KMC_SETUP_LOCK))
+        if self.site.provisioned:
+            self.site.connect_kmc(kmc)
+        return kmc
 
     @cached_property
     def site(self) -> Site:
         return Site(self.ca, self.key_manager)
+
+    @cached_property
+    def ra(self) -> RaService:
+        """The registration authority over this database, issuing through ``ca``."""
+        # [ra] (four-eyes thresholds, profile map) is not a configuration section yet (issue 16 §4)
+        return build_ra_service(self.db, self.ca, getattr(self.config, "ra", None))
+
+    @cached_property
+    def tsa(self) -> TsaService:
+        """The TSA as the site runs it: ``[tsa]`` settings, this HSM, the unit certificates our CA issued
+        (from the database, so every node serves them: ``Site.tsa_certificates``), and the database
+        archive when ``[tsa] archive`` keeps issued tokens."""
+        config = self.config.tsa
+        return TsaService(config, self.key_manager, self.db if config.archive else None,
+                          certificates=self.site.tsa_certificates)
+
+    @cached_property
+    def seal(self) -> SealService:
+        """The seal service. On a set-up site: the seal maker certified by our CA, our TSA's units, our
+        CRLs and OCSP for PAdES B-LT. Before ``racentre setup`` (no CA yet, and no TSA certificate): the
+        package's stand-alone maker with its local issuer, without timestamps."""
+        if self.site.provisioned:
+            return build_seal_service(self.site, self, self.tsa)
+        return standalone_seal_service(self.key_manager, self.db, self.config.seal)
 
     def close(self) -> None:
         if "key_manager" in self.__dict__:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
-from pkicore.db import transaction
+from access.auth import ROLES, create_token
 from pkicore.audit import record
+from pkicore.db import transaction
 from racentre import accounts, totp
-from racentre.auth import ROLES, create_token
 from racentre.console import team
 from seal.services import cert_der
 

@@ -10,13 +10,13 @@ import json
 from asn1crypto import x509
 from flask import Response, current_app, g, jsonify, redirect, request, url_for
 
+from access.auth import require_roles
 from kms.identity import public_key_hash
+from kms.recovery import Officer
 from pkicore.audit import record
 from pkicore.db import transaction
-from kms.recovery import Officer
 from ra.errors import ValidationError
 from racentre import audit as audit_trail
-from racentre.auth import require_roles
 from racentre.console import formats, jobs, queries
 from racentre.console.blueprint import bp, db, render
 from seal import views as seal_views

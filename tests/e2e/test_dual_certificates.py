@@ -7,20 +7,15 @@ the KMC's archive marks the escrowed key revoked. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
-import secrets
 
 import pytest
 from asn1crypto import crl as asn1_crl, ocsp as asn1_ocsp, pem, x509
 from sqlalchemy import select
 
-from hsm import init_token
 from kms.models import EscrowedKey
 from pkicore.db import transaction
-from pkicore.secret import Secret
 from pkicore.envelope import parse_signed_and_enveloped, parse_sm2_enveloped_key, verify_signed_and_enveloped
-from racentre.config import Config, DatabaseConfig, ServiceConfig
-from racentre.services import Services
-from tests.e2e.apiclient import api_client
+from tests.e2e.apiclient import api_client, site_services
 from tests.pgschema import database_url
 from tests.unit.ca_bridge.helpers import ocsp_request
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
@@ -34,17 +29,8 @@ ROLES = {"applicant": ["applicant"], "operator": ["ra_operator"], "officer_a": [
 @pytest.fixture(params=["sqlite", "postgresql"], scope="module")
 def services(request, tmp_path_factory, softtoken_config):
     with database_url(request.param, tmp_path_factory.mktemp("dual"), "dual") as url:
-        yield _services(url, softtoken_config)
+        yield site_services(url, softtoken_config)
 
-
-def _services(url: str, hsm_config) -> Services:
-    """A site of its own: a fresh database and a fresh token (the CA refuses to reuse key labels)."""
-    hsm_config = dataclasses.replace(hsm_config, token=f"e2e-{secrets.token_hex(4)}")
-    init_token(hsm_config, Secret(secrets.token_hex(8)), hsm_config.pin)
-    config = Config(hsm=hsm_config, database=DatabaseConfig(url=url), service=ServiceConfig(public_url="http://e2e.test"))
-    services = Services(config)
-    services.site.init(kinds=("sm2",))
-    return services
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +199,7 @@ def test_a_lost_kmc_answer_leaves_no_live_orphan_key(client, services, tmp_path)
     reservation, the key stays for the retry), and the retry asks for the same serial, takes that very
     key back (RestoreKeyReq) and issues: no orphan key, no outbox row."""
     from ca_bridge.models import EscrowReservation
-    from kms.errors import ProtocolError
+    from gmt0014.errors import ProtocolError
     from pkicore.errors import ErrorCode
     rid = _one_approval_from_issuance(client, tmp_path, "杭州市失联局", "王五")
 
@@ -260,7 +246,7 @@ def test_a_revocation_the_kmc_missed_is_delivered_by_racentre_ca_kmc_retry(clien
     from sqlalchemy import update
     from ca_bridge.cli import ca_group
     from ca_bridge.models import KmcNotification
-    from kms.errors import ProtocolError
+    from gmt0014.errors import ProtocolError
     from pkicore.db import utcnow
     from pkicore.errors import ErrorCode
     rid = _one_approval_from_issuance(client, tmp_path, "杭州市外联局", "赵六")
@@ -308,11 +294,11 @@ def test_racentre_serve_sweeps_the_kmc_outbox(client, services, tmp_path, monkey
     from sqlalchemy import update
     from ca_bridge.api import RevocationReason
     from ca_bridge.models import KmcNotification
-    from kms.errors import ProtocolError
+    from gmt0014.errors import ProtocolError
     from pkicore.db import utcnow
     from pkicore.errors import ErrorCode
     from racentre.serve import service_app
-    from racentre.web import DEFAULT_PACKAGES
+    from racentre.app import DEFAULT_PACKAGES
     rid = _one_approval_from_issuance(client, tmp_path, "杭州市巡检局", "钱七")
     done = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
     enc = next(c for c in done.json["certificates"] if c["usage"] == "enc")

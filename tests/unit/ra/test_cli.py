@@ -8,8 +8,10 @@ import pytest
 from asn1crypto import pem
 from click.testing import CliRunner
 
+from access.auth import Forbidden
+from ra.errors import DutiesNotSeparated
 from ra import cli as ra_cli
-from ra.errors import Forbidden
+from ra.services import build_ra_service
 from racentre.config import Config
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import cryptography_csr, ec_key
@@ -17,10 +19,9 @@ from tests.unit.ra.fake_ca import FakeCA
 
 
 @pytest.fixture
-def run(db, monkeypatch):
+def run(db):
     ca = FakeCA()
-    monkeypatch.setattr(ra_cli, "_ca_backend", lambda services: ca)
-    services = SimpleNamespace(db=db, config=Config(), key_manager=None)
+    services = SimpleNamespace(db=db, config=Config(), key_manager=None, ra=build_ra_service(db, ca))
 
     def invoke(*args):
         result = CliRunner().invoke(ra_cli.ra_group, [str(a) for a in args], obj={"services": services})
@@ -102,7 +103,7 @@ def test_token_list_disable_enable_expire(run, db):
     """Issue 15: an operator can see, disable, enable and expire API tokens from the CLI; each change is
     audited and takes effect on the next request."""
     from pkicore import audit
-    from racentre.auth import AuthError, authenticate
+    from access.auth import AuthError, authenticate
     tag = helpers.tag()
     name = f"tok-{tag}"
     token = run("token", "create", name, "--role", "ra_officer", "--expires-in-days", "30").output.strip()
@@ -161,7 +162,7 @@ def test_as_names_the_officer_across_console_account_and_tokens(db, monkeypatch,
     req = _json(run("request", "submit", "--type", "server", "--subject-id", server["id"], "--csr", csr, "--as", app))
     assert _json(run("request", "vet", req["id"], "--documents-checked", "--as", wang))["state"] == "vetted"
     refused = run("request", "approve", req["id"], "--as", wang)        # the vetter, whatever credential
-    assert isinstance(refused.exception, Forbidden) and "vetted" in str(refused.exception)
+    assert isinstance(refused.exception, DutiesNotSeparated) and "vetted" in str(refused.exception)
     no_role = run("request", "vet", req["id"], "--documents-checked", "--as", li)   # li is no operator
     assert isinstance(no_role.exception, Forbidden) and "does not hold the role ra_operator" in str(no_role.exception)
     with transaction(db) as session:
