@@ -11,7 +11,7 @@ from asn1crypto import x509
 from flask import Response, current_app, g, jsonify, redirect, request, url_for
 
 from access.auth import require_roles
-from kms.identity import public_key_hash
+from gmt0014.messages import public_key_hash
 from kms.recovery import Officer
 from pkicore.audit import record
 from pkicore.db import transaction

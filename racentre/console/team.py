@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from pkicore.audit import record
 from pkicore.errors import ErrorCode
 from racentre import accounts, totp
-from racentre.auth import ApiToken, create_token
+from access.auth import ApiToken, create_token
 from racentre.secretbox import SecretBox
 
 DEMO_ACTOR = "demo-team"

@@ -130,15 +130,14 @@ def test_token_list_disable_enable_expire(run, db):
     assert missing.exit_code != 0 and "no API token named" in str(missing.exception)
 
 
-def test_as_names_the_officer_across_console_account_and_tokens(db, monkeypatch, tmp_path):
+def test_as_names_the_officer_across_console_account_and_tokens(db, tmp_path):
     """Issue 17: `--as wang` works for wang's console account (no token of that name) and for a token that
     acts for officer wang (`ra token create wang-api --officer wang`); either way the actor is the person
     wang, so wang cannot approve through the CLI what wang vetted, and a role wang lacks is refused."""
     from pkicore.db import transaction
     from racentre import accounts
     ca = FakeCA()
-    monkeypatch.setattr(ra_cli, "_ca_backend", lambda services: ca)
-    services = SimpleNamespace(db=db, config=Config(), key_manager=None)
+    services = SimpleNamespace(db=db, config=Config(), key_manager=None, ra=build_ra_service(db, ca))
     obj = {"services": services, "officer_principal": lambda name: accounts.enabled_principal(db, name, "cli")}
 
     def run(*args):
