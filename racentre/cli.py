@@ -15,7 +15,7 @@ from pkicore.errors import PkiError
 from ra.cli import ra_group, ra_revoke
 from racentre.accounts import enabled_principal
 from racentre.audit_cli import audit_group
-from racentre.config import CONFIG_ENV, DatabaseConfig, load_config, locate_config
+from racentre.config import CONFIG_ENV, DatabaseConfig, example_file, load_config, locate_config
 from racentre.console.cli import console_group
 from racentre.demo import demo_command
 from racentre.migrate import head, require_current
@@ -72,6 +72,25 @@ def db_check(ctx):
     """Exit 0 when the database is at this version's schema, else say why (exit 2)."""
     require_current(ctx.obj["services"].database)
     click.echo(f"database schema is at {head()}, as this version expects")
+
+
+@cli.group("config")
+def config_group():
+    """The configuration file (racentre.toml)."""
+
+
+@config_group.command("example")
+def config_example():
+    """Print every setting with its documentation and default (docs/racentre.example.toml)."""
+    click.echo(example_file(), nl=False)
+
+
+@config_group.command("check")
+@click.pass_context
+def config_check(ctx):
+    """Read the configuration (file and RACENTRE_* environment) and say which file it came from."""
+    source = ctx.obj["config"].source
+    click.echo(f"configuration OK: {source or 'no file (defaults and environment)'}")
 
 
 cli.add_command(hsm_group)
