@@ -37,7 +37,7 @@ class ConsoleConfig(Configurable):
     job_thread: bool = setting(True, doc="run console jobs in a background thread of each process")
     job_batch: int = setting(50, doc="rows per job chunk")
     timezone: str = setting("Asia/Shanghai", doc="the zone the console shows times in (IANA name; Beijing time)",
-                            example="Asia/Shanghai")
+                            example="Asia/Urumqi")
 
     def __post_init__(self):
         self.proxy_networks()
