@@ -396,3 +396,12 @@ def test_audit_filters_by_day_and_exports_csv_which_is_itself_audited(app, servi
     log = auditor.get("/console/audit", query_string={"action": "audit.export", "actor": name}).get_data(as_text=True)
     assert "audit.export" in log
     assert auditor.get("/console/audit", query_string={"from": "yesterday"}).status_code == 400
+    # the site's KMC checks the recipient's status at our CA: once revoked, nobody may name it again
+    from ca_bridge.api import RevocationReason
+    cert = x509.Certificate.load(court)
+    issuer = next(name for name, info in services.ca.authorities().items()
+                  if info.subject_der == cert.issuer.dump())
+    services.ca.revoke(issuer, cert.serial_number, RevocationReason.key_compromise)
+    with pytest.raises(ApprovalError, match="revoked"):
+        kmc.book.request(purpose="recover", requested_by="ra-admin", reason="法院裁定 2026-20",
+                         key_id=archived.key_id, recipient_certificate=court, role="ra_admin")
