@@ -225,6 +225,15 @@ def test_recovery_page_shows_the_recipient_before_approval(app, services, tmp_pa
     assert "接收方证书" in page and "CN=示范市中级人民法院" in page and hashlib.sha256(court).hexdigest() in page
     assert format(x509.Certificate.load(court).serial_number, "X") in page
     assert kmc.book.status(rid)["recipient"]["issuer"].endswith("Issuing CA")
+    # the site's KMC checks the recipient's status at our CA: once revoked, nobody may name it again
+    from ca_bridge.api import RevocationReason
+    cert = x509.Certificate.load(court)
+    issuer = next(name for name, info in services.ca.authorities().items()
+                  if info.subject_der == cert.issuer.dump())
+    services.ca.revoke(issuer, cert.serial_number, RevocationReason.key_compromise)
+    with pytest.raises(ApprovalError, match="revoked"):
+        kmc.book.request(purpose="recover", requested_by="ra-admin", reason="法院裁定 2026-20",
+                         key_id=archived.key_id, recipient_certificate=court, role="ra_admin")
 
 
 def _issued_dual(app, services, name: str) -> dict:
@@ -262,14 +271,14 @@ def test_recovery_lookup_by_person_and_hex_serial_then_open_and_see_the_holder(a
     assert odd.status_code == 200 and 'id="recovery-found"' in odd.get_data(as_text=True)
     court = services.site.certify(f"court-{secrets.token_hex(3)}", _court_spki(), "seal-maker", "示范市中级人民法院")
     refused = _post(admin, "/console/recovery", "/console/recovery/open", ca=issued["enc"]["ca"], serial=serial,
-                    reason="法院裁定 2026-20", recipient_certificate="not a certificate")
+                    reason="法院裁定 2026-21", recipient_certificate="not a certificate")
     assert refused.status_code == 400
     opened = _post(admin, "/console/recovery", "/console/recovery/open", ca=issued["enc"]["ca"], serial=printed,
-                   reason="法院裁定 2026-20", recipient_certificate=pem.armor("CERTIFICATE", court.certificate).decode())
+                   reason="法院裁定 2026-21", recipient_certificate=pem.armor("CERTIFICATE", court.certificate).decode())
     assert opened.status_code == 303
     kro, _ = _officer_client(app, services, ["key_recovery_officer"])
     listing = kro.get("/console/recovery").get_data(as_text=True)
-    at = listing.index("法院裁定 2026-20")
+    at = listing.index("法院裁定 2026-21")
     row = listing[listing.rfind("<tr>", 0, at):at]
     assert "陈晓明" in row and issued["person"]["id_number"] in row and serial.upper() in row
     assert "CN=示范市中级人民法院" in listing
@@ -396,12 +405,3 @@ def test_audit_filters_by_day_and_exports_csv_which_is_itself_audited(app, servi
     log = auditor.get("/console/audit", query_string={"action": "audit.export", "actor": name}).get_data(as_text=True)
     assert "audit.export" in log
     assert auditor.get("/console/audit", query_string={"from": "yesterday"}).status_code == 400
-    # the site's KMC checks the recipient's status at our CA: once revoked, nobody may name it again
-    from ca_bridge.api import RevocationReason
-    cert = x509.Certificate.load(court)
-    issuer = next(name for name, info in services.ca.authorities().items()
-                  if info.subject_der == cert.issuer.dump())
-    services.ca.revoke(issuer, cert.serial_number, RevocationReason.key_compromise)
-    with pytest.raises(ApprovalError, match="revoked"):
-        kmc.book.request(purpose="recover", requested_by="ra-admin", reason="法院裁定 2026-20",
-                         key_id=archived.key_id, recipient_certificate=court, role="ra_admin")
