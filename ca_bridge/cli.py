@@ -76,16 +76,40 @@ def crl_command(ctx, name, delta, out, new):
 @click.option("--ca", "ca_name", required=True, help="the issuing CA's name")
 @click.option("--reason", type=click.Choice([r.value for r in RevocationReason]), default="unspecified",
               show_default=True)
+@click.option("--as", "as_name", default=None, metavar="NAME",
+              help="an RA officer: required for a certificate issued through the RA")
+@click.option("--justification", default=None, help="why (audited): required for a certificate issued through the RA")
 @click.pass_context
-def revoke_command(ctx, serial, ca_name, reason):
-    """Revoke certificate SERIAL (hexadecimal) issued by --ca."""
+def revoke_command(ctx, serial, ca_name, reason, as_name, justification):
+    """Revoke certificate SERIAL (hexadecimal) issued by --ca.
+
+    A certificate issued through an RA request is revoked through the RA (one path, one truth: the RA's
+    request and certificate records show it revoked too), as officer --as with a --justification, audited
+    like the console's emergency revocation."""
     try:
         number = int(serial, 16)
     except ValueError:
         raise click.BadParameter("SERIAL must be hexadecimal", param_hint="SERIAL") from None
     ca = _ca(ctx)
+    ra_request = ra_request_number(ca.certificate(ca_name, number).request_id)
+    if ra_request is not None:
+        ra_revoke = ctx.obj.get("ra_revoke")
+        if ra_revoke is None or not as_name or not justification:
+            raise click.UsageError(f"{ca_name}/{number:x} was issued through RA request {ra_request}: it is revoked "
+                                   "through the RA, so that the RA shows it revoked too. Give --as OFFICER (an RA "
+                                   "officer) and --justification TEXT, or use `racentre ra request emergency-revoke "
+                                   f"{ra_request}` or a revocation request.")
+        done = ra_revoke(ctx, ra_request, reason, as_name, justification)
+        click.echo(f"{ca_name}/{number:x}: revoked ({reason}) through RA revocation request {done['id']}")
+        return
     status = ca.revoke(ca_name, number, RevocationReason(reason))
     click.echo(f"{ca_name}/{number:x}: {status.status}" + (f" ({status.reason.value})" if status.reason else ""))
+
+
+def ra_request_number(request_id: str | None) -> int | None:
+    """The RA request a certificate was issued for: the CA's idempotency key ``ra-<id>-<usage>``."""
+    parts = (request_id or "").split("-")
+    return int(parts[1]) if len(parts) == 3 and parts[0] == "ra" and parts[1].isdigit() else None
 
 
 def _responder_cas(ctx, ca_name: str | None) -> list[str]:

@@ -59,16 +59,22 @@ def info(ctx, as_json):
 
 
 @hsm_group.command("init-token")
-@click.option("--so-pin", envvar="RACENTRE_SOFTTOKEN_SO_PIN", prompt=True, hide_input=True,
-              confirmation_prompt=True, help="security officer PIN (or RACENTRE_SOFTTOKEN_SO_PIN)")
-@click.option("--user-pin", envvar="RACENTRE_HSM_PIN", prompt=True, hide_input=True,
-              confirmation_prompt=True, help="user PIN (or RACENTRE_HSM_PIN)")
 @click.option("--slot", type=int, default=None, help="slot id (default: the first free one)")
 @click.pass_context
-def init_token_cmd(ctx, so_pin, user_pin, slot):
-    """Initialise a token labelled as configured ([hsm] token) and set its user PIN."""
-    slot_id = init_token(_config(ctx), Secret(so_pin), Secret(user_pin), slot_id=slot)
-    click.echo(f"initialised token {_config(ctx).token!r} in slot {slot_id}")
+def init_token_cmd(ctx, slot):
+    """Initialise a token labelled as configured ([hsm] token) and set its user PIN.
+
+    The PINs come from the configuration (``[softtoken] so_pin_file`` / ``so_pin`` or
+    RACENTRE_SOFTTOKEN_SO_PIN[_FILE]; ``[hsm] pin_file`` / ``pin`` or RACENTRE_HSM_PIN[_FILE]), the same
+    ones the service logs in with; a PIN not configured is asked for (hidden, twice)."""
+    config = _config(ctx)
+    so_pin = config.softtoken.so_pin or Secret(click.prompt("security officer PIN", hide_input=True,
+                                                             confirmation_prompt=True))
+    user_pin = config.pin or Secret(click.prompt("user PIN", hide_input=True, confirmation_prompt=True))
+    slot_id = init_token(config, so_pin, user_pin, slot_id=slot)
+    sources = ", ".join(f"{what} from the configuration" for what, pin in
+                        (("SO PIN", config.softtoken.so_pin), ("user PIN", config.pin)) if pin is not None)
+    click.echo(f"initialised token {config.token!r} in slot {slot_id}" + (f" ({sources})" if sources else ""))
 
 
 @hsm_group.command("keygen")

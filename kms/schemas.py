@@ -11,6 +11,8 @@ OPEN_REQUEST = inputs.Schema({
     "key_id": inputs.Id(description="the archived key (or give ca_id and user_cert_no)").or_null(),
     "ca_id": inputs.Str(max_length=256).or_null(),
     "user_cert_no": inputs.Serial(description="the encryption certificate's serial (integer, decimal, or 0x hex)").or_null(),
+    "serial": inputs.HexSerial(description="the encryption certificate's serial as printed on it (hex, 1A:2B…); "
+                                           "instead of user_cert_no").or_null(),
     "recipient_certificate": inputs.Certificate(description="recover: the certificate the key is enveloped "
                                                             "to (PEM or base64 DER)").or_null(),
 }, example={"purpose": "recover", "key_id": 7, "reason": "（2026）浙01刑初12号 判决书",

@@ -54,14 +54,16 @@ def certificate():
     return Response(pem.armor("CERTIFICATE", _kmc().escrow.certificate), mimetype="application/x-pem-file")
 
 
+
 @bp.post("/approval-requests")
 @require_roles(ADMIN, OFFICER)
 def open_request():
     body = _body(OPEN_REQUEST)
     kmc = _kmc()
     key_id = body.get("key_id")
-    if key_id is None and body.get("user_cert_no") is not None:
-        key_id = kmc.escrow.find(body.get("ca_id") or "", body["user_cert_no"])
+    number = body.get("serial") if body.get("serial") is not None else body.get("user_cert_no")
+    if key_id is None and number is not None:
+        key_id = kmc.escrow.find(body.get("ca_id") or "", number)
     rid = kmc.book.request(purpose=body["purpose"], requested_by=g.principal.name,
                            reason=body.get("reason", ""), key_id=key_id, role=g.role,
                            recipient_certificate=body.get("recipient_certificate"))

@@ -342,6 +342,12 @@ def Serial(**kw) -> Field:  # noqa: N802
                           "description": "serial number: an integer, decimal text, or hex text with 0x"}, **kw)
 
 
+def HexSerial(**kw) -> Field:  # noqa: N802
+    return Field(hex_serial, {"type": "string", "pattern": "^(0x)?[0-9a-fA-F: ]{1,%d}$" % (3 * MAX_SERIAL_OCTETS + 2),
+                              "description": "serial number in hexadecimal, as printed on certificates (1A:2B…)"},
+                 **kw)
+
+
 def List(item: Field, max_items: int = 500, min_items: int = 0, unique: bool = False, **kw) -> Field:  # noqa: N802
     def check(value, name):
         if not isinstance(value, list):

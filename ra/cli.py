@@ -1,7 +1,7 @@
 """`racentre ra ...`: API tokens, subject registration and the request workflow from the command line.
 
-Workflow commands act as a named principal (``--as NAME``): the name must belong to an enabled API
-token holding the role the step needs, so four-eyes holds on the command line as over REST. Output
+Workflow commands act as a named officer (``--as NAME``): an enabled console account or API token of
+that officer holding the role the step needs, so four-eyes holds on the command line as over REST. Output
 is JSON. Commands take ``ctx.obj["services"]`` (racentre.services.Services).
 """
 from __future__ import annotations
@@ -27,15 +27,35 @@ def _service(ctx) -> RaService:
 
 
 def _actor(ctx, name: str, role: str) -> Actor:
-    """The named principal, checked: an enabled, unexpired API token with ``role``."""
-    with ctx.obj["services"].db() as session:
+    """The named officer, checked, holding ``role``: an enabled, unexpired API token named NAME, else the
+    enabled console account NAME (``ctx.obj["officer_principal"]``, wired by the racentre CLI), else an
+    active token acting for officer NAME (``--officer NAME``). One officer, one identity: wang's console
+    account, wang's token and ``--as wang`` are one person to four-eyes rules."""
+    services = ctx.obj["services"]
+    now = utcnow()
+
+    def active(row) -> bool:
+        return not row.disabled and (row.expires_at is None or as_utc(row.expires_at) > now)
+
+    with services.db() as session:
         row = session.scalar(select(ApiToken).where(ApiToken.name == name))
-        if row is None or row.disabled or (row.expires_at is not None and as_utc(row.expires_at) <= utcnow()):
-            raise Forbidden(f"no active principal named {name!r} (create one with `racentre ra token create`)")
-        if role not in row.roles.split(","):
-            raise Forbidden(f"principal {name!r} does not hold the role {role}")
-        person = row.person          # the officer the token acts for (four-eyes counts persons)
-    return Actor(person, role)
+        if row is not None and active(row):
+            if role not in row.roles.split(","):
+                raise Forbidden(f"principal {name!r} does not hold the role {role}")
+            return Actor(row.person, role)        # the officer the token acts for (four-eyes counts persons)
+        acting = [t for t in session.scalars(select(ApiToken).where(ApiToken.officer == name)) if active(t)]
+    lookup = ctx.obj.get("officer_principal")
+    account = lookup(name) if lookup is not None else None
+    if account is not None:
+        if role not in account.roles:
+            raise Forbidden(f"officer {name!r} does not hold the role {role}")
+        return Actor(account.name, role)
+    if any(role in t.roles.split(",") for t in acting):
+        return Actor(name, role)
+    if acting:
+        raise Forbidden(f"officer {name!r} does not hold the role {role}")
+    raise Forbidden(f"no active principal or officer named {name!r} (create one with `racentre console user add "
+                    f"{name} --role ...` or `racentre ra token create`)")
 
 
 def _echo(data) -> None:
@@ -239,6 +259,48 @@ def approve(ctx, request_ids, as_name):
 def reject(ctx, request_id, reason, as_name):
     actor = _actor(ctx, as_name, "ra_officer")
     _echo(_service(ctx).reject(actor, request_id, reason))
+
+
+@request_group.command("return")
+@click.argument("request_id", type=int)
+@click.option("--reason", required=True, help="what the submitter must correct")
+@click.option("--role", default="ra_officer", type=click.Choice(["ra_officer", "ra_operator"]))
+@_AS
+@click.pass_context
+def return_request(ctx, request_id, reason, role, as_name):
+    """退回补正: send a submitted or vetted request back for correction (not a final rejection)."""
+    _echo(_service(ctx).return_for_correction(_actor(ctx, as_name, role), request_id, reason))
+
+
+@request_group.command("resubmit")
+@click.argument("request_id", type=int)
+@click.option("--csr", type=click.Path(exists=True, dir_okay=False), default=None, help="a corrected CSR")
+@click.option("--enc-csr", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--enc-public-key", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--role", default="ra_operator", type=click.Choice(["applicant", "api_client", "ra_operator"]))
+@_AS
+@click.pass_context
+def resubmit(ctx, request_id, csr, enc_csr, enc_public_key, role, as_name):
+    """Resubmit a returned request (vetting and approvals start again)."""
+    _echo(_service(ctx).resubmit(_actor(ctx, as_name, role), request_id, sign_csr=_read(csr),
+                                 enc_csr=_read(enc_csr), enc_public_key=_read(enc_public_key)))
+
+
+@request_group.command("emergency-revoke")
+@click.argument("request_id", type=int)
+@click.option("--justification", required=True, help="why (audited), e.g. the holder reported the key lost")
+@_AS
+@click.pass_context
+def emergency_revoke(ctx, request_id, justification, as_name):
+    """Key compromise: revoke request REQUEST_ID's certificates now (keyCompromise), as one officer, audited."""
+    _echo(_service(ctx).emergency_revoke(_actor(ctx, as_name, "ra_officer"), request_id, justification))
+
+
+def ra_revoke(ctx, request_id: int, reason: str, as_name: str, justification: str) -> dict:
+    """``racentre ca revoke`` of a certificate issued through RA request ``request_id``: the RA's immediate,
+    audited revocation by officer ``as_name`` (``RaService.emergency_revoke`` with ``reason``)."""
+    return _service(ctx).emergency_revoke(_actor(ctx, as_name, "ra_officer"), request_id, justification,
+                                          reason=reason)
 
 
 @request_group.command("show")

@@ -40,6 +40,7 @@ class RequestState(str, enum.Enum):
     ISSUED = "issued"
     REVOKED = "revoked"        # a revocation request that was carried out
     REJECTED = "rejected"
+    RETURNED = "returned"      # 退回补正: sent back for correction (reason in reject_reason); resubmitted -> submitted
 
 
 def _id_type():

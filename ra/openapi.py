@@ -137,6 +137,8 @@ _SCHEMAS = {
         revocation_reason={"enum": [r.value for r in RevocationReason] + [None]}),
     "Vet": _obj(["documents_checked"], documents_checked={"type": "boolean"}, note=_NSTR),
     "Reject": _obj(["reason"], reason=_STR),
+    "Resubmit": _obj([], csr=_NSTR, enc_csr=_NSTR, enc_public_key=_NSTR),
+    "EmergencyRevoke": _obj(["justification"], justification=_STR),
     "Revoke": _obj([], reason={"enum": [r.value for r in RevocationReason] + [None]}),
     "Empty": _obj([]),
     "BulkApprove": _obj(["request_ids"], request_ids={"type": "array", "minItems": 1, "maxItems": 500,
@@ -210,7 +212,8 @@ _PATHS = {
                    errors=(400, 404)),
     },
     "/api/v1/ra/requests/{request_id}/vet": {
-        "post": _op("vet: run and record the checks (all pass: vetted; any fails: rejected)", ("ra_operator",),
+        "post": _op("vet: run and record the checks (all pass: vetted; any fails: rejected); refused, nothing recorded, "
+                    "without documents_checked", ("ra_operator",),
                     _REQUEST, body=_ref("Vet"), params=(_RID,), errors=(400, 404, 409)),
     },
     "/api/v1/ra/requests/{request_id}/approve": {
@@ -227,6 +230,22 @@ _PATHS = {
     "/api/v1/ra/requests/{request_id}/reject": {
         "post": _op("reject with a reason", ("ra_officer", "ra_operator"), _REQUEST, body=_ref("Reject"),
                     params=(_RID,), errors=(400, 404, 409)),
+    },
+    "/api/v1/ra/requests/{request_id}/return": {
+        "post": _op("退回补正: return a submitted or vetted request for correction (state returned; not final)",
+                    ("ra_officer", "ra_operator"), _REQUEST, body=_ref("Reject"), params=(_RID,),
+                    errors=(400, 404, 409)),
+    },
+    "/api/v1/ra/requests/{request_id}/resubmit": {
+        "post": _op("resubmit a returned request, optionally with new CSRs (back to submitted; vetting and "
+                    "approvals start again)", ("applicant", "api_client", "ra_operator"), _REQUEST,
+                    body=_ref("Resubmit"), params=(_RID,), errors=(400, 403, 404, 409)),
+    },
+    "/api/v1/ra/requests/{request_id}/emergency-revoke": {
+        "post": _op("key compromise: this officer revokes the request's certificates at once (keyCompromise), "
+                    "audited with the justification", ("ra_officer",),
+                    {"description": "the emergency revocation request (state revoked)", **_json(_ref("Request"))},
+                    body=_ref("EmergencyRevoke"), params=(_RID,), errors=(400, 404, 409), status="201"),
     },
     "/api/v1/ra/requests/{request_id}/revoke": {
         "post": _op("request revocation of an issued request's certificates (vetted and approved like any request)",

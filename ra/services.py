@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from ca_bridge.api import CABackend, KeyEscrowCA
+from ca_bridge.api import CABackend, KeyEscrowCA, RevocationReason
 from pkicore.audit import AuditEvent
 from pkicore.db import as_utc, reading, transaction
 from pkicore.envelope import enveloped_key_from_signed_and_enveloped
@@ -200,6 +200,33 @@ class RaService:
                 workflow.ca_call("release the reserved KMC key", self.ca.release_escrowed_key,
                                  workflow.ca_request_id(req, "enc"), session)
             return self._request_dict(session, req)
+
+    def return_for_correction(self, actor: Actor, request_id: int, reason: str) -> dict:
+        """退回补正 (``workflow.return_for_correction``); a KMC key an approval reserved is given back."""
+        with transaction(self.db) as session:
+            req = workflow.return_for_correction(session, actor, request_id, reason)
+            if isinstance(self.ca, KeyEscrowCA) and req.type == RequestType.CIVIL_SERVANT_DUAL.value:
+                workflow.ca_call("release the reserved KMC key", self.ca.release_escrowed_key,
+                                 workflow.ca_request_id(req, "enc"), session)
+            return self._request_dict(session, req)
+
+    def resubmit(self, actor: Actor, request_id: int, *, sign_csr=None, enc_csr=None, enc_public_key=None) -> dict:
+        with transaction(self.db) as session:
+            req = workflow.resubmit(session, actor, request_id, sign_csr=sign_csr, enc_csr=enc_csr,
+                                    enc_public_key=enc_public_key, policy=self.policy)
+            return self._request_dict(session, req)
+
+    def emergency_revoke(self, actor: Actor, target_request_id: int, justification: str,
+                         reason: str = RevocationReason.key_compromise.value) -> dict:
+        """Key compromise: one officer's audited revocation at once (``workflow.emergency_revoke``)."""
+        workflow.check_id(target_request_id, "request")
+        try:
+            with transaction(self.db) as session:
+                req = workflow.emergency_revoke(session, actor, target_request_id, justification, self.ca,
+                                                reason=reason)
+                return self._request_dict(session, req)
+        except (IntegrityError, StaleDataError) as exc:
+            raise ConflictError("the change conflicts with a concurrent one; reload and retry") from exc
 
     def get_request(self, request_id: int) -> dict:
         with reading(self.db) as session:

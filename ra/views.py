@@ -218,6 +218,34 @@ def reject_request(request_id):
     return jsonify(_service().reject(_actor(), request_id, data["reason"]))
 
 
+@bp.post("/ra/requests/<int:request_id>/return")
+@require_roles("ra_officer", "ra_operator")
+def return_request(request_id):
+    """退回补正: back to the submitter for correction (``{"reason": ...}``), not a final rejection."""
+    data = _body({"reason": "str"}, ("reason",))
+    return jsonify(_service().return_for_correction(_actor(), request_id, data["reason"]))
+
+
+@bp.post("/ra/requests/<int:request_id>/resubmit")
+@require_roles("applicant", "api_client", "ra_operator")
+def resubmit_request(request_id):
+    """A returned request, corrected: optionally new ``csr`` / ``enc_csr`` / ``enc_public_key`` (PEM or base64 DER)."""
+    data = _body({"csr": "str?", "enc_csr": "str?", "enc_public_key": "str?"})
+    if not _is_staff():
+        _visible_request(request_id)
+    return jsonify(_service().resubmit(_actor(), request_id, sign_csr=data.get("csr"), enc_csr=data.get("enc_csr"),
+                                       enc_public_key=data.get("enc_public_key")))
+
+
+@bp.post("/ra/requests/<int:request_id>/emergency-revoke")
+@require_roles("ra_officer")
+def emergency_revoke(request_id):
+    """Key compromise: this officer revokes request ``request_id``'s certificates at once (keyCompromise),
+    ``{"justification": ...}`` required and audited (``ra.request.emergency_revoke``)."""
+    data = _body({"justification": "str"}, ("justification",))
+    return jsonify(_service().emergency_revoke(_actor(), request_id, data["justification"])), 201
+
+
 @bp.post("/ra/requests/<int:request_id>/revoke")
 @require_roles("ra_officer", "applicant", "api_client")
 def request_revocation(request_id):

@@ -310,19 +310,33 @@ def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subj
     else:
         if revocation_reason is not None:
             raise ValidationError("only revocation requests take a revocation reason")
-        if not sign_csr:
-            raise ValidationError("a CSR is required")
-        sign = parse_csr(sign_csr, max_size=policy.max_csr_size)
-        req.sign_csr, req.sign_spki = sign.der, sign.public_key_info
-        enc = _encryption_key(rtype, rkind, sign.key, enc_csr, enc_public_key, policy, session, target_request_id)
-        if enc is not None:
-            req.enc_csr, req.enc_spki = enc
+        _set_keys(session, req, rtype, rkind, sign_csr, enc_csr, enc_public_key, policy, target_request_id)
     session.add(req)
     session.flush()
     record(session, actor=actor.name, role=actor.role, action="ra.request.submit", target_type=TARGET,
            target_id=req.id, type=req.type, kind=req.kind, unit_id=req.unit_id,
            target_request_id=req.target_request_id)
+    if rkind is RequestKind.REVOCATION and actor.role == "ra_officer":
+        # an officer who asks for a revocation is its first approver (issue 17: with two officers a
+        # revocation reaches 2 of 2 when the other one approves; the submitter still cannot approve again)
+        req.approvals.append(Approval(officer=actor.name))
+        session.flush()
+        record(session, actor=actor.name, role=actor.role, action="ra.request.approve", target_type=TARGET,
+               target_id=req.id, approvals=1, threshold=policy.approvals[req.type], as_submitter=True)
     return req
+
+
+def _set_keys(session: Session, req: CertRequest, rtype: RequestType, rkind: RequestKind, sign_csr, enc_csr,
+              enc_public_key, policy: Policy, target_request_id) -> None:
+    """Parse the CSRs (proof of possession) and check their subject against the registered subject now, at
+    submission, so a wrong subject is refused (400) before anyone vets it (issue 17)."""
+    if not sign_csr:
+        raise ValidationError("a CSR is required")
+    sign = parse_csr(sign_csr, max_size=policy.max_csr_size)
+    req.sign_csr, req.sign_spki = sign.der, sign.public_key_info
+    enc = _encryption_key(rtype, rkind, sign.key, enc_csr, enc_public_key, policy, session, target_request_id)
+    req.enc_csr, req.enc_spki = enc if enc is not None else (None, None)
+    _subject_check(session, req, policy)
 
 
 def _encryption_key(rtype, rkind, sign_key: KeyInfo, enc_csr, enc_public_key, policy, session,
@@ -459,11 +473,13 @@ def vet(session: Session, actor: Actor, request_id: int, *, documents_checked: b
         raise ConflictError(f"request {req.id} is {req.state}, only submitted requests can be vetted")
     if actor.name == req.submitted_by:
         raise DutiesNotSeparated("the submitter of a request cannot vet it")
+    if documents_checked is not True:
+        # a missing tick is the operator's slip, not the applicant's fault: refused, nothing recorded (issue 17)
+        raise ValidationError("confirm that the identity documents were checked (documents_checked) before "
+                              "vetting; the request is unchanged")
     checks: dict = {}
 
     def documents():
-        if documents_checked is not True:
-            raise ValidationError("the operator did not confirm the identity documents")
         return note or "identity documents checked by the operator"
 
     _check(checks, "documents", documents)
@@ -573,6 +589,92 @@ def reject(session: Session, actor: Actor, request_id: int, reason: str) -> Cert
     _flush(session)
     record(session, actor=actor.name, role=actor.role, action="ra.request.reject", target_type=TARGET,
            target_id=req.id, reason=reason.strip())
+    return req
+
+
+MAX_REASON = 2000
+
+
+def _reason(reason, what: str) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationError(f"{what} needs a reason")
+    if len(reason) > MAX_REASON:
+        raise ValidationError(f"the reason is longer than {MAX_REASON} characters")
+    return reason.strip()
+
+
+def return_for_correction(session: Session, actor: Actor, request_id: int, reason: str) -> CertRequest:
+    """退回补正: send a submitted or vetted request back for correction (not a final rejection). Its vetting
+    and approvals are void; the submitter (or an operator) corrects and resubmits it (``resubmit``)."""
+    reason = _reason(reason, "returning a request for correction")
+    req = _lock(session, request_id)
+    if req.state not in (RequestState.SUBMITTED.value, RequestState.VETTED.value):
+        raise ConflictError(f"request {req.id} is {req.state}; only submitted or vetted requests can be returned")
+    if req.kind == RequestKind.REVOCATION.value:
+        raise ValidationError("a revocation request is approved or rejected, not returned for correction")
+    req.state = RequestState.RETURNED.value
+    req.rejected_by, req.reject_reason = actor.name, reason
+    _flush(session)
+    record(session, actor=actor.name, role=actor.role, action="ra.request.return", target_type=TARGET,
+           target_id=req.id, reason=reason)
+    return req
+
+
+def resubmit(session: Session, actor: Actor, request_id: int, *, sign_csr=None, enc_csr=None, enc_public_key=None,
+             policy: Policy = Policy()) -> CertRequest:
+    """A returned request, corrected (new CSRs, or the registry's data corrected and the same CSRs), back to
+    submitted: vetting and approvals start again; the subject is checked again now."""
+    req = _lock(session, request_id)
+    if req.state != RequestState.RETURNED.value:
+        raise ConflictError(f"request {req.id} is {req.state}; only returned requests can be resubmitted")
+    if actor.name != req.submitted_by and actor.role != "ra_operator":
+        raise DutiesNotSeparated("only the submitter or an RA operator can resubmit a returned request")
+    if sign_csr or enc_csr or enc_public_key:
+        if not (enc_csr or enc_public_key):          # a new signing CSR keeps the encryption key given before
+            enc_csr, enc_public_key = (req.enc_csr, None) if req.enc_csr is not None else (None, req.enc_spki)
+        _set_keys(session, req, RequestType(req.type), RequestKind(req.kind), sign_csr or req.sign_csr,
+                  enc_csr, enc_public_key, policy, req.target_request_id)
+    else:
+        _subject_check(session, req, policy)
+    for approval in list(req.approvals):
+        session.delete(approval)
+    req.approvals.clear()
+    req.state, req.vetted_by, req.vetted_at, req.checks = RequestState.SUBMITTED.value, None, None, {}
+    req.rejected_by = req.reject_reason = None
+    _flush(session)
+    record(session, actor=actor.name, role=actor.role, action="ra.request.resubmit", target_type=TARGET,
+           target_id=req.id, new_csr=bool(sign_csr or enc_csr or enc_public_key))
+    return req
+
+
+def emergency_revoke(session: Session, actor: Actor, target_request_id: int, justification: str,
+                     ca: CABackend, reason: str = RevocationReason.key_compromise.value) -> CertRequest:
+    """Key compromise: one RA officer revokes the certificates of an issued request at once (reason
+    keyCompromise unless another is given: ``racentre ca revoke`` of an RA certificate comes here too),
+    without vetting or a second approval, and must say why. The revocation is its own request (kind
+    revocation, state revoked) naming the officer, and audited as ``ra.request.emergency_revoke`` with the
+    justification, for the auditor's review; the RA and the CA then show the same status."""
+    justification = _reason(justification, "an emergency revocation")
+    why = _parse_reason(reason)
+    target = _get(session, CertRequest, target_request_id, "request")
+    if target.state != RequestState.ISSUED.value or target.kind == RequestKind.REVOCATION.value:
+        raise ConflictError(f"request {target.id} has no issued certificates to revoke")
+    if not _active_certificates(session, target.id):
+        raise ConflictError(f"request {target.id} has no certificate in force")
+    now = utcnow()
+    req = CertRequest(type=target.type, kind=RequestKind.REVOCATION.value, state=RequestState.APPROVED.value,
+                      submitted_by=actor.name, vetted_by=actor.name, vetted_at=now, unit_id=target.unit_id,
+                      civil_servant_id=target.civil_servant_id, server_id=target.server_id,
+                      target_request_id=target.id, revocation_reason=why.value,
+                      checks={"emergency": {"ok": True, "detail": justification}})
+    session.add(req)
+    req.approvals.append(Approval(officer=actor.name))
+    session.flush()
+    record(session, actor=actor.name, role=actor.role, action="ra.request.emergency_revoke", target_type=TARGET,
+           target_id=req.id, target_request_id=target.id, reason=why.value, justification=justification)
+    _revoke_all(session, actor, req, target.id, why, ca)
+    req.state, req.completed_at = RequestState.REVOKED.value, utcnow()
+    _flush(session)
     return req
 
 

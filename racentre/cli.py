@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
 from ca_bridge.cli import ca_group
+from hsm import HsmConfig
 from hsm.cli import hsm_group
 from kms.cli import kms_group
 from pkicore.errors import PkiError
-from ra.cli import ra_group
+from ra.cli import ra_group, ra_revoke
+from racentre.accounts import enabled_principal
 from racentre.audit_cli import audit_group
-from racentre.config import example_file, load_config
+from racentre.config import CONFIG_ENV, DatabaseConfig, example_file, load_config, locate_config
 from racentre.console.cli import console_group
 from racentre.demo import demo_command
 from racentre.migrate import head, require_current
@@ -33,8 +36,18 @@ def cli(ctx, config_path, verbose):
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx.ensure_object(dict)
-    ctx.obj["config"] = load_config(config_path)
+    path, how = locate_config(config_path, demo=True)
+    if how == "defaults":
+        click.echo(f"racentre: no configuration file (--config, ${CONFIG_ENV} or ./racentre.toml in {Path.cwd()}): "
+                   f"built-in defaults (database {DatabaseConfig().url}, HSM token {HsmConfig().token!r}). "
+                   f"A site: export {CONFIG_ENV}=/path/to/racentre.toml", err=True)
+    elif how.startswith("the demo"):
+        click.echo(f"racentre: using {how}: {path} (export {CONFIG_ENV}={path} to say so)", err=True)
+    ctx.obj["config"] = load_config(path)
     ctx.obj["services"] = services = Services(ctx.obj["config"])
+    # `--as NAME` of the ra commands: NAME's console account is the officer (one identity, racentre.accounts)
+    ctx.obj["officer_principal"] = lambda name: enabled_principal(services.db, name, "cli")
+    ctx.obj["ra_revoke"] = ra_revoke          # `racentre ca revoke` of an RA certificate goes through the RA
     ctx.call_on_close(services.close)
 
 

@@ -143,12 +143,34 @@ def env_name(section: str, key: str) -> str:
     return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
 
 
+DEMO_CONFIG = Path("var") / "demo" / "racentre.toml"     # what scripts/demo.sh writes, from the repository root
+
+
+def locate_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None, *,
+                  demo: bool = False) -> tuple[str | None, str]:
+    """Which configuration file applies, and how it was found: ``path`` ("--config"), else
+    $RACENTRE_CONFIG, else ./racentre.toml, else (``demo``: the operator CLI run from the repository root)
+    the demo's ``var/demo/racentre.toml``; (None, "defaults") when there is none."""
+    env = os.environ if environ is None else environ
+    if path is not None:
+        return str(path), "--config"
+    if env.get(CONFIG_ENV):
+        return env[CONFIG_ENV], f"${CONFIG_ENV}"
+    if Path("racentre.toml").is_file():
+        return "racentre.toml", "./racentre.toml"
+    if env.get(f"{ENV_PREFIX}DATABASE_URL"):
+        return None, "environment"
+    if demo and DEMO_CONFIG.is_file():
+        return str(DEMO_CONFIG.resolve()), "the demo's configuration (scripts/demo.sh)"
+    return None, "defaults"
+
+
 def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Config:
     """Read the TOML file (``path``, else $RACENTRE_CONFIG, else ./racentre.toml if present) and
     apply ``RACENTRE_<SECTION>_<KEY>`` overrides."""
     env = os.environ if environ is None else environ
     if path is None:
-        path = env.get(CONFIG_ENV) or ("racentre.toml" if Path("racentre.toml").is_file() else None)
+        path, _ = locate_config(None, env)
     raw = _read_file(Path(path)) if path else {}
     base = Path(path).resolve().parent if path else Path.cwd()
     values: dict[str, dict] = {s: {} for s in SECTIONS}

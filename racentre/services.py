@@ -33,7 +33,7 @@ from pkicore.db import make_engine, make_session_factory, named_lock
 from pkicore.errors import ErrorCode, PkiError
 from ra.services import RaService, build_ra_service
 from racentre.config import Config
-from racentre.schema import require_current
+from racentre.schema import SchemaError, require_current
 from racentre.secretbox import SecretBox
 from racentre.site import Site, build_seal_service
 from seal.services import SealService, standalone_seal_service
@@ -56,6 +56,16 @@ class _EmbeddedKmcEndpoint:
 
     def handle(self, der: bytes) -> bytes:
         return self._services.kmc.service.handle(der)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an ``sqlite:///`` URL (None for other databases and in-memory SQLite)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    name = url[len("sqlite:///"):].split("?", 1)[0]
+    if not name or name == ":memory:" or "mode=memory" in url:
+        return None
+    return Path(name).absolute()
 
 
 class Services:
@@ -92,8 +102,20 @@ class Services:
     @cached_property
     def engine(self) -> Engine:
         """The engine on a database at this code's schema revision (SchemaError otherwise)."""
+        self._require_database_file()
         require_current(self.database)
         return self.database
+
+    def _require_database_file(self) -> None:
+        """An SQLite file that does not exist is refused before anything opens it (opening would create an
+        empty database wherever the command happened to run), naming the configuration that named it."""
+        path = sqlite_path(self.config.database.url)
+        if path is None or path.exists():
+            return
+        origin = self.config.source or "none found (--config, $RACENTRE_CONFIG, ./racentre.toml): built-in defaults"
+        raise SchemaError(f"the database {path} does not exist (configuration: {origin}). Run `racentre setup` to "
+                          f"create a site there, or export RACENTRE_CONFIG=/path/to/the/site/racentre.toml "
+                          f"(the demo's is var/demo/racentre.toml in the repository)")
 
     def upgrade_database(self) -> None:
         """Bring the database to this code's schema (``racentre db upgrade``): one upgrader at a time

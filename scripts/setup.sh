@@ -40,26 +40,26 @@ fi
 
 # OpenSSL's arm64 headers and libcrypto for make selftest-aarch64 (the SM2 self-test cross-built and
 # run under qemu-aarch64): the two .debs are downloaded and unpacked into a sysroot, not installed
-# (libssl-dev:arm64 would need multiarch and pin the amd64 libssl to the same version); arm64 is
-# added to dpkg's architectures only for the download and removed again. Best effort (~10 s): if it
-# fails, that test skips.
+# (libssl-dev:arm64 would need multiarch and pin the amd64 libssl to the same version). apt reads the
+# arm64 package lists into a private state directory (Dir::State::Lists, Dir::Cache), so the system's
+# dpkg architectures and apt lists are never touched and no root or apt lock is needed; apt's own
+# output goes to a log, shown only if the step fails. Best effort (~10 s): if it fails, that test skips.
 aarch64_sysroot() {
-  local sr=hsm/softtoken/build/aarch64-sysroot tmp added="" ok=""
+  local sr=hsm/softtoken/build/aarch64-sysroot tmp ok="" apt_opts
   [ -f "$sr/usr/include/openssl/evp.h" ] && [ -e "$sr/usr/lib/aarch64-linux-gnu/libcrypto.so" ] && return 0
   command -v aarch64-linux-gnu-gcc >/dev/null && [ "$(dpkg --print-architecture)" = amd64 ] || return 0
   echo "setup: unpacking OpenSSL for arm64 into $sr"
   tmp=$(mktemp -d /tmp/racentre-arm64-XXXXXX) && chmod 777 "$tmp" || return 1
-  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    $SUDO dpkg --add-architecture arm64 && added=1
-  fi
-  $SUDO apt-get update -qq && (cd "$tmp" && $SUDO apt-get download -qq libssl-dev:arm64 libssl3:arm64) && ok=1
-  if [ -n "$added" ]; then
-    $SUDO dpkg --remove-architecture arm64
-    $SUDO apt-get update -qq || true
-  fi
-  if [ -n "$ok" ]; then
-    rm -rf "$sr.tmp" && mkdir -p "$sr.tmp" && for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$sr.tmp" || ok=""; done
+  mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/debs" && chmod -R 777 "$tmp"
+  apt_opts=(-o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o "Debug::NoLocking=1"
+            -o "APT::Architectures::=amd64" -o "APT::Architectures::=arm64" -o "APT::Sandbox::User=root")
+  if apt-get "${apt_opts[@]}" update -qq >"$tmp/apt.log" 2>&1 &&
+     (cd "$tmp/debs" && apt-get "${apt_opts[@]}" download -qq libssl-dev:arm64 libssl3:arm64) >>"$tmp/apt.log" 2>&1; then
+    ok=1
+    rm -rf "$sr.tmp" && mkdir -p "$sr.tmp" && for deb in "$tmp"/debs/*.deb; do dpkg-deb -x "$deb" "$sr.tmp" || ok=""; done
     [ -n "$ok" ] && rm -rf "$sr" && mv "$sr.tmp" "$sr"
+  else
+    sed 's/^/setup:   apt: /' "$tmp/apt.log" | tail -n 5
   fi
   rm -rf "$tmp" "$sr.tmp"
   [ -n "$ok" ]

@@ -130,7 +130,7 @@ class SealRegistry:
         if not signers:
             raise SealError("a seal binds at least one signing certificate")
         for s in signers:
-            self._check_signer(s, start, end)
+            self._check_signer(s, start, end, unit)
         es_id = f"{now:%Y%m%d}{secrets.randbelow(10 ** 10):010d}"
         info = ses.build_seal_info(vid=self.maker.vid, es_id=es_id, seal_type=ses.SEAL_TYPES[seal_type], name=name,
                                    certs=[s.certificate for s in signers], create_date=now, valid_start=start,
@@ -156,12 +156,18 @@ class SealRegistry:
                          signers=[ses.cert_subject(s.certificate) for s in signers], users=list(users))
             return _record(row)
 
-    def _check_signer(self, signer: Signer, start: dt.datetime, end: dt.datetime) -> None:
+    def _check_signer(self, signer: Signer, start: dt.datetime, end: dt.datetime, unit: str) -> None:
         try:
             cert = x509.Certificate.load(signer.certificate, strict=True)
             spki = cert.public_key.dump()
+            owners = [v for k, v in cert.subject.native.items() if k == "organization_name"]
         except (ValueError, TypeError) as exc:
             raise SealError(f"signing certificate unreadable: {exc}") from exc
+        owners = [o for v in owners for o in (v if isinstance(v, list) else [v])]
+        if unit.strip() not in owners:
+            # GB/T 38540 §8: a seal is its unit's; another unit's certificate would make it that unit's signature
+            raise SealError(f"the signing certificate belongs to {', '.join(owners) or 'no organisation (no O)'}, "
+                            f"not to the seal's unit {unit.strip()}")
         if spki != self.km.public_key_info(signer.key_label):
             raise SealError(f"certificate does not belong to HSM key {signer.key_label!r}")
         why = algorithm_mismatch(signer.alg, cert.public_key)

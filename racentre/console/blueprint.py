@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from access.auth import Principal
 from pkicore.errors import ErrorCode, PkiError
 from racentre import accounts, certauth
-from racentre.console import i18n, sessions
+from racentre.console import formats, i18n, sessions
 from racentre.console.config import ConsoleConfig
 from racentre.web import DATABASE_ERRORS, DB_RETRY_AFTER, STATUS
 
@@ -117,6 +117,21 @@ def _headers(response):
     if secure_request():
         response.headers["Strict-Transport-Security"] = "max-age=31536000"
     return response
+
+
+@bp.app_template_filter("localtime")
+def _localtime(value):
+    return formats.local_time(value, formats.zone(config().timezone))
+
+
+@bp.app_template_filter("localdate")
+def _localdate(value):
+    return formats.local_time(value, formats.zone(config().timezone), date_only=True)
+
+
+@bp.app_template_filter("dn")
+def _dn(value):
+    return formats.dn(value)
 
 
 @bp.app_context_processor

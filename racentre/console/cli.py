@@ -1,4 +1,5 @@
-"""``racentre console user add|list|disable|enable|reset-totp|set-password|bind-cert``: officer accounts.
+"""``racentre console user add|list|disable|enable|reset-totp|set-password|bind-cert|totp`` and
+``racentre console demo-team``: officer accounts (one officer: console login, API token, CLI ``--as``).
 
 Passwords are read from a prompt (hidden, twice) or from standard input with ``--password-stdin``,
 never from the command line; the TOTP secret is printed once, as an otpauth:// URI for the officer's
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import click
 
-from access.auth import ROLES
+from access.auth import ROLES, create_token
+from pkicore.audit import record
 from pkicore.db import transaction
 from racentre import accounts, totp
+from racentre.console import team
 from seal.services import cert_der
 
 
@@ -53,17 +56,62 @@ def _show_secret(name: str, secret: str) -> None:
 @click.option("--password/--no-password", default=True, show_default=True, help="password + TOTP login")
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
 @click.option("--cert", "cert_path", type=click.Path(dir_okay=False, exists=True), help="bind this client certificate")
+@click.option("--api-token", is_flag=True,
+              help="also create the officer's API token (named NAME, same roles; shown once) for REST clients")
 @click.pass_context
-def add_command(ctx, name, roles, display_name, password, password_stdin, cert_path):
-    """Create officer account NAME."""
+def add_command(ctx, name, roles, display_name, password, password_stdin, cert_path, api_token):
+    """Create officer NAME: the console account (password + TOTP and/or client certificate) and, with
+    --api-token, their REST credential. The CLI acts as them with `--as NAME` (racentre ra ...)."""
     clear = _password(password_stdin) if password else None
     cert = cert_der(Path(cert_path).read_bytes()) if cert_path else None
     with transaction(_db(ctx)) as session:
         _, secret = accounts.add_account(session, name=name, roles=roles, actor="cli", box=_box(ctx),
                                          display_name=display_name, password=clear, cert_der=cert)
+        token = create_token(session, name, list(roles)) if api_token else None
+        if token:
+            record(session, actor="cli", role="ra_admin", action="auth.token.create", target_type="api_token",
+                   target_id=name, officer=name, roles=sorted(set(roles)), expires_at=None)
     click.echo(f"created officer account {name} ({', '.join(sorted(roles))})")
     if secret:
         _show_secret(name, secret)
+    if token:
+        click.echo(f"API token for {name} (shown once; Authorization: Bearer ...): {token}")
+
+
+@user_group.command("totp")
+@click.argument("name")
+@click.pass_context
+def totp_command(ctx, name):
+    """Print the current one-time code of demo officer NAME (only accounts `racentre console demo-team`
+    made; audited). A real officer's code is only in their authenticator app."""
+    with transaction(_db(ctx)) as session:
+        click.echo(team.current_code(session, name, _box(ctx), actor="cli"))
+
+
+@console_group.command("demo-team")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="also write the logins (password, TOTP secrets, API tokens) to this file, mode 0600")
+@click.option("--password-stdin", is_flag=True, help="read the team's password from standard input")
+@click.pass_context
+def demo_team_command(ctx, out_path, password_stdin):
+    """Create (or reset) the demo's RA team: one officer per role, enough for every four-eyes rule."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else team.new_password()
+    with transaction(_db(ctx)) as session:
+        creds = team.create_team(session, _box(ctx), password)
+    lines = [f"{c.member.name:<6} {c.member.display_name:<4} {','.join(c.member.roles):<21} {c.member.duty}"
+             for c in creds]
+    click.echo("\n".join(lines))
+    if out_path:
+        body = [f"# RA centre demo team (written by racentre console demo-team); password of every officer: "
+                f"{password}", "# name\troles\tTOTP secret (base32)\totpauth URI\tAPI token"]
+        body += [f"{c.member.name}\t{','.join(c.member.roles)}\t{c.totp_secret}\t{c.otpauth_uri}\t{c.api_token}"
+                 for c in creds]
+        target = Path(out_path)
+        target.touch(mode=0o600, exist_ok=True)
+        target.chmod(0o600)
+        target.write_text("\n".join(body) + "\n", encoding="utf-8")
+    if not password_stdin:
+        click.echo(f"password of every officer: {password}")
 
 
 @user_group.command("list")

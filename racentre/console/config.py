@@ -1,11 +1,13 @@
 """The ``[console]`` configuration section: sessions (RFC 6265 cookie attributes), lock-out, the
-TLS-terminating proxy trusted for client-certificate headers, and the job runner; keys and types from
+TLS-terminating proxy trusted for client-certificate headers, the job runner and the time zone pages show
+times in; keys and types from
 the fields (pkicore.settings).
 """
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pkicore.errors import ErrorCode
 from pkicore.settings import ConfigError, Configurable, setting
@@ -34,9 +36,16 @@ class ConsoleConfig(Configurable):
     throttle_window: int = setting(300, doc="... within this many seconds: further attempts get 429 + Retry-After")
     job_thread: bool = setting(True, doc="run console jobs in a background thread of each process")
     job_batch: int = setting(50, doc="rows per job chunk")
+    timezone: str = setting("Asia/Shanghai", doc="the zone the console shows times in (IANA name; Beijing time)",
+                            example="Asia/Urumqi")
 
     def __post_init__(self):
         self.proxy_networks()
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConsoleConfigError(f"console.timezone: {self.timezone!r} is not an IANA time zone "
+                                     "(e.g. Asia/Shanghai)") from None
         if self.secure_cookies not in ("auto", "always", "never"):
             raise ConsoleConfigError("console.secure_cookies is auto, always or never")
         if min(self.idle_timeout, self.absolute_timeout, self.lockout_failures, self.job_batch,

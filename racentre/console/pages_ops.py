@@ -2,14 +2,23 @@
 key-recovery approvals (kms.recovery), the audit log browser, and resumable jobs with progress."""
 from __future__ import annotations
 
-from flask import current_app, g, jsonify, redirect, request, url_for
+import csv
+import datetime as dt
+import io
+import json
+
+from asn1crypto import x509
+from flask import Response, current_app, g, jsonify, redirect, request, url_for
 
 from access.auth import require_roles
+from gmt0014.messages import public_key_hash
 from kms.recovery import Officer
 from pkicore import inputs
+from pkicore.audit import record
+from pkicore.db import transaction
 from ra.errors import ValidationError
 from racentre import audit as audit_trail
-from racentre.console import jobs, queries
+from racentre.console import formats, jobs, queries
 from racentre.console.blueprint import bp, db, render
 from seal import views as seal_views
 from seal.registry import Signer, signer_algorithm
@@ -104,9 +113,37 @@ def seal_verify():
 @bp.get("/recovery")
 @require_roles(*RECOVERY_READERS)
 def recovery():
+    """Approvals (person, certificate and recipient on each) and the look-up of archived keys by person,
+    身份证号 or certificate serial (hex, as printed), from which a recovery request is opened."""
     book = jobs.local_kmc(current_app.extensions).book
     items = [book.status(rid) for rid in queries.kms_request_ids(db())]
-    return render("recovery.html", items=items)
+    q = request.args.get("q", "")
+    return render("recovery.html", items=items, keys=queries.escrowed_key_facts(db(), [i["key_id"] for i in items]),
+                  q=q, found=queries.escrowed_certificates(db(), q) if q.strip() else None)
+
+
+@bp.post("/recovery/open")
+@require_roles("ra_admin", "key_recovery_officer")
+def recovery_open():
+    """Open a judicial recovery request for one archived key (the CA and serial of its certificate), to be
+    delivered to the recipient certificate pasted here (PEM); M of N key-recovery officers then approve."""
+    kmc = jobs.local_kmc(current_app.extensions)
+    ca_name, serial = request.form.get("ca", ""), queries.hex_serial(request.form.get("serial", ""))
+    authorities = current_app.extensions["racentre.ca"].authorities()
+    if serial is None or ca_name not in authorities:
+        raise ValidationError("choose a certificate from the look-up (CA and hexadecimal serial)")
+    recipient = request.form.get("recipient_certificate", "").strip()
+    if not recipient:
+        raise ValidationError("paste the recipient's certificate (PEM): the recovered key is encrypted to it")
+    ca_id = public_key_hash(x509.Certificate.load(authorities[ca_name].certificate).public_key.dump()).hex()
+    key_id = kmc.escrow.find(ca_id, int(serial, 16))
+    try:
+        recipient_der = cert_der(recipient.encode())
+    except (ValueError, TypeError):
+        raise ValidationError("the recipient certificate is not a certificate (PEM)") from None
+    kmc.book.request(purpose="recover", requested_by=g.principal.name, reason=request.form.get("reason", ""),
+                     key_id=key_id, role=g.role, recipient_certificate=recipient_der)
+    return redirect(url_for("console.recovery"), code=303)
 
 
 @bp.post("/recovery/<int:rid>/approve")
@@ -114,6 +151,44 @@ def recovery():
 def recovery_approve(rid: int):
     jobs.local_kmc(current_app.extensions).book.approve(rid, Officer(g.principal.name, g.principal.roles))
     return _back("console.recovery")
+
+
+# ----------------------------------------------------------------------------------------- statistics
+
+STATS_READERS = ("auditor", "ra_admin", "ra_officer")
+
+
+def _day(value: str | None, default: dt.date) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value) if value else default
+    except ValueError:
+        raise ValidationError("dates are YYYY-MM-DD") from None
+
+
+@bp.get("/statistics")
+@require_roles(*STATS_READERS)
+def statistics():
+    """统计: issued, revoked and pending per unit for a period (days in the console's time zone, ``from``
+    and ``to`` inclusive; default this month), as a page or ``?format=csv`` (UTF-8 with BOM for Excel)."""
+    tz = formats.zone(current_app.extensions["racentre.config"].console.timezone)
+    today = dt.datetime.now(tz).date()
+    first = _day(request.args.get("from"), today.replace(day=1))
+    last = _day(request.args.get("to"), today)
+    if last < first or (last - first).days > 3660:
+        raise ValidationError("the period runs from `from` to `to` (at most ten years)")
+    start = dt.datetime.combine(first, dt.time(), tzinfo=tz)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+    rows = queries.statistics(db(), start, end)
+    if request.args.get("format") == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["单位", "签发证书数", "吊销证书数", "待处理申请数", "统计起始", "统计截止"])
+        for r in rows:
+            writer.writerow([r["unit"] or "合计", r["issued"], r["revoked"], r["pending"], first.isoformat(),
+                             last.isoformat()])
+        return Response("\ufeff" + out.getvalue(), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="statistics-{first}-{last}.csv"'})
+    return render("statistics.html", rows=rows, first=first, last=last)
 
 
 # --------------------------------------------------------------------------------------------- audit
@@ -127,14 +202,39 @@ def _verify_trail():
                               km=km if config.anchor else None, expected_site=config.site_id or None)
 
 
+AUDIT_EXPORT_MAX = 10000
+
+
 @bp.get("/audit")
 @require_roles(*AUDIT_READERS)
 def audit():
-    """The log, newest first, with filters; ``?verify=1`` checks the hash chains and checkpoints too."""
+    """The log, newest first, with filters (actor, action prefix, target, days in the site's zone);
+    ``?verify=1`` checks the hash chains and checkpoints too; ``?format=csv`` exports what the filters
+    select (at most 10,000 rows, Chinese headers, UTF-8 with BOM), itself audited (``audit.export``)."""
     before = request.args.get("before", "")
-    rows = queries.audit_events(db(), actor=request.args.get("actor", "")[:128],
-                                action=request.args.get("action", "")[:64], target=request.args.get("target", "")[:160],
-                                before_id=int(before) if before.isdigit() and len(before) <= 18 else None)
+    tz = formats.zone(current_app.extensions["racentre.config"].console.timezone)
+    first, last = request.args.get("from") or None, request.args.get("to") or None
+    since = dt.datetime.combine(_day(first, dt.date.min), dt.time(), tzinfo=tz) if first else None
+    until = dt.datetime.combine(_day(last, dt.date.min) + dt.timedelta(days=1), dt.time(), tzinfo=tz) if last else None
+    export = request.args.get("format") == "csv"
+    filters = {"actor": request.args.get("actor", "")[:128], "action": request.args.get("action", "")[:64],
+               "target": request.args.get("target", "")[:160]}
+    rows = queries.audit_events(db(), **filters, before_id=int(before) if before.isdigit() and len(before) < 19 else None,
+                                since=since, until=until, limit=AUDIT_EXPORT_MAX if export else 100)
+    if export:
+        with transaction(db()) as session:
+            record(session, actor=g.principal.name, role=g.role, action="audit.export", target_type="audit_event",
+                   target_id=f"{rows[-1].id}-{rows[0].id}" if rows else "-", rows=len(rows), format="csv",
+                   **{k: v for k, v in filters.items() if v}, **({"from": first} if first else {}),
+                   **({"to": last} if last else {}))
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["编号", "时间", "操作人", "角色", "操作", "对象类型", "对象", "详情"])
+        for e in rows:
+            writer.writerow([e.id, formats.local_time(e.at, tz), e.actor, e.role, e.action, e.target_type, e.target_id,
+                             json.dumps(e.detail, ensure_ascii=False, default=str)])
+        return Response("\ufeff" + out.getvalue(), mimetype="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="audit-export.csv"'})
     verdict = _verify_trail() if request.args.get("verify") == "1" else None
     return render("audit.html", rows=rows, verdict=verdict, filters=request.args)
 

@@ -10,7 +10,7 @@ import hashlib
 from collections import Counter
 
 from asn1crypto import pem, x509
-from flask import current_app, g, redirect, request, url_for
+from flask import Response, current_app, g, redirect, request, url_for
 
 from access.auth import require_roles
 from ca_bridge.api import RevocationReason
@@ -21,7 +21,7 @@ from ra.bulk import RESULTS
 from ra.errors import ValidationError
 from ra.models import RequestState, RequestType
 from ra.workflow import Actor
-from racentre.console import queries
+from racentre.console import formats, queries
 from racentre.console.blueprint import bp, db, render, t
 
 READERS = ("ra_operator", "ra_officer", "ra_admin", "auditor")
@@ -138,6 +138,23 @@ def approve_selected():
                   failed=[o for o in outcomes if o["result"] == "failed"])
 
 
+@bp.post("/requests/<int:rid>/return")
+@require_roles("ra_officer", "ra_operator")
+def return_request(rid: int):
+    """退回补正: back to the submitter for correction (not a final rejection)."""
+    ra().return_for_correction(actor(), rid, request.form.get("reason", ""))
+    return redirect(url_for("console.request_detail", rid=rid), code=303)
+
+
+@bp.post("/requests/<int:rid>/resubmit")
+@require_roles("ra_operator")
+def resubmit(rid: int):
+    """A returned request, corrected (optionally a new CSR pasted as PEM), back into the queue."""
+    csr = (request.form.get("csr") or "").strip() or None
+    ra().resubmit(actor(), rid, sign_csr=csr)
+    return redirect(url_for("console.request_detail", rid=rid), code=303)
+
+
 @bp.post("/requests/<int:rid>/reject")
 @require_roles("ra_officer", "ra_operator")
 def reject(rid: int):
@@ -148,9 +165,15 @@ def reject(rid: int):
 @bp.get("/certificates")
 @require_roles(*READERS)
 def certificates():
-    text, status = request.args.get("q", ""), request.args.get("status", "")
-    return render("certificates.html", items=queries.search_certificates(db(), text=text[:200], status=status),
-                  q=text, status=status)
+    """证书查询: by name, 身份证号, unit, host name or serial (part of it); status, profile, unit and expiry
+    filters; sorted by issue date, expiry or subject; 50 per page."""
+    search = queries.CertificateSearch.from_args(request.args)
+    rows = queries.search_certificates(db(), search=search)
+    more = len(rows) > queries.PAGE_SIZE
+    args = {k: v for k, v in request.args.items() if k in ("q", "unit", "status", "profile", "expiring_days", "sort")}
+    return render("certificates.html", items=rows[:queries.PAGE_SIZE], search=search, q=search.text,
+                  status=search.status, more=more, args=args, sorts=list(queries.CERT_SORTS),
+                  profiles=queries.certificate_profiles(db()))
 
 
 def _serial(serial: str) -> int:
@@ -167,7 +190,7 @@ def _certificate_view(row) -> dict:
     for ext in cert["tbs_certificate"]["extensions"]:
         extensions.append({"name": ext["extn_id"].native, "critical": ext["critical"].native})
     key = cert.public_key
-    return {"subject": cert.subject.human_friendly, "issuer": cert.issuer.human_friendly,
+    return {"subject": formats.dn(cert.subject), "issuer": formats.dn(cert.issuer),
             "signature_algorithm": cert["signature_algorithm"]["algorithm"].native,
             "key": f"{key.algorithm} {key.bit_size}" + (f" ({key.curve[1]})" if key.algorithm == "ec" else ""),
             "key_usage": ", ".join(sorted(cert.key_usage_value.native)) if cert.key_usage_value else "",
@@ -180,11 +203,38 @@ def _ra_request_id(row) -> int | None:
     return int(parts[1]) if len(parts) == 3 and parts[0] == "ra" and parts[1].isdigit() else None
 
 
+def _chain(ca_name: str) -> list[dict]:
+    """The issuing CA up to the root: name, subject and validity of each, as the detail page shows them."""
+    out, name = [], ca_name
+    while name is not None:
+        info = ca().directory.get(name)
+        cert = x509.Certificate.load(info.certificate)
+        out.append({"name": info.name, "subject": formats.dn(cert.subject), "not_after": info.not_after})
+        name = info.parent
+    return out
+
+
+@bp.get("/certificates/<ca_name>/<serial>.<any(pem, der, chain):fmt>")
+@require_roles(*READERS)
+def certificate_download(ca_name: str, serial: str, fmt: str):
+    """The certificate as PEM or DER, or PEM with its CA chain up to the root (for USB-key middleware and
+    relying parties)."""
+    row = ca().certificate(ca_name, _serial(serial))
+    name = f"{ca_name}-{row.serial}"
+    if fmt == "der":
+        return Response(row.certificate, mimetype="application/pkix-cert",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.cer"'})
+    chain = [row.certificate] + ([ca().directory.get(c["name"]).certificate for c in _chain(ca_name)]
+                                 if fmt == "chain" else [])
+    return Response(b"".join(pem.armor("CERTIFICATE", c) for c in chain), mimetype="application/x-pem-file",
+                    headers={"Content-Disposition": f'attachment; filename="{name}{"-chain" if fmt == "chain" else ""}.pem"'})
+
+
 @bp.get("/certificates/<ca_name>/<serial>")
 @require_roles(*READERS)
 def certificate_detail(ca_name: str, serial: str):
     row = ca().certificate(ca_name, _serial(serial))
-    return render("certificate.html", row=row, ca_name=ca_name, view=_certificate_view(row),
+    return render("certificate.html", row=row, ca_name=ca_name, view=_certificate_view(row), chain=_chain(ca_name),
                   ra_request=_ra_request_id(row), reasons=RA_REVOCATION_REASONS,
                   ca_reasons=[r.value for r in RevocationReason if r != RevocationReason.remove_from_crl])
 
@@ -200,6 +250,18 @@ def request_revocation(ca_name: str, serial: str):
     result = ra().submit(actor(), type=original["type"], kind="revocation", target_request_id=rid,
                          revocation_reason=request.form.get("reason") or None)
     return redirect(url_for("console.request_detail", rid=result["id"]), code=303)
+
+
+@bp.post("/certificates/<ca_name>/<serial>/emergency-revoke")
+@require_roles("ra_officer")
+def emergency_revoke(ca_name: str, serial: str):
+    """Key compromise: this officer revokes the certificate's RA request at once, audited with the reason."""
+    row = ca().certificate(ca_name, _serial(serial))
+    rid = _ra_request_id(row)
+    if rid is None:
+        raise ValidationError("this certificate was not issued through an RA request")
+    ra().emergency_revoke(actor(), rid, request.form.get("justification", ""))
+    return redirect(url_for("console.certificate_detail", ca_name=ca_name, serial=serial), code=303)
 
 
 @bp.post("/certificates/<ca_name>/<serial>/revoke")

@@ -117,9 +117,15 @@ def index():
                   chart=bar_chart(series, title=t("issuance_per_day")))
 
 
+@public("the site's front page sends browsers to the officers' console (its own login guards it)")
+def front_page():
+    return redirect(url_for("console.index"), code=302)
+
+
 def init_app(app, services) -> None:
-    """Wire the console into the service app (after the packages whose services it shows)."""
+    """Wire the console into the service app (after the packages whose services it shows); ``/`` leads to it."""
     app.register_blueprint(bp)
+    app.add_url_rule("/", "front_page", front_page)
     add_principal_source(app, session_principal, blueprint=bp.name)
     add_principal_source(app, certauth.api_principal)
     app.extensions[TOTP_BOX_KEY] = accounts.totp_box(app.extensions["racentre.key_manager"])

@@ -147,3 +147,138 @@ def test_cli_seals_like_the_service_once_the_site_is_set_up(site, tmp_path):
     refused = run(site, "seal", "sign", str(seal_id), str(tmp_path / "in.pdf"), "--out", str(tmp_path / "no.pdf"),
                   "--as", "someone-else")
     assert refused.returncode != 0 and not (tmp_path / "no.pdf").exists()
+
+
+# ------------------------------------------------------------------------ issue 17: the demo ends at a login
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _login(url: str, name: str, password: str, code: str):
+    """The console's login form over HTTP, as a browser sends it; returns (status, Location)."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+    form = opener.open(f"{url}/console/login", timeout=30).read().decode()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    body = urllib.parse.urlencode({"csrf_token": csrf, "next": "", "name": name, "password": password,
+                                   "otp": code}).encode()
+    try:
+        reply = opener.open(urllib.request.Request(f"{url}/console/login", data=body), timeout=30)
+        return reply.status, reply.headers.get("Location")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Location")
+
+
+def test_demo_sh_ends_at_a_login(tmp_path):
+    """scripts/demo.sh (set-up step skipped: the box is prepared, and the shared virtualenv must not be
+    reinstalled) ends printing the console URL, the demo officers with their roles, the password and how to
+    get the one-time code; with those, each officer logs in; `/` leads to the console; the operator CLI run
+    from the directory holding var/demo/ finds the demo's configuration (and says so) and acts as a demo
+    officer with `--as`; no CLI call prints a deprecation warning, and nothing was created in the working
+    directory of a CLI call without configuration."""
+    import signal
+    root = Path(__file__).resolve().parents[2]
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
+    env.update(RACENTRE_DEMO_SETUP="0", RACENTRE_DEMO_DIR=str(tmp_path / "var" / "demo"),
+               RACENTRE_DEMO_OUT=str(tmp_path / "demo-out"), RACENTRE_SERVICE_PORT=str(port),
+               PYTHONPATH=str(root))
+    proc = subprocess.Popen(["scripts/demo.sh"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    lines = []
+    try:
+        for line in proc.stdout:                          # until the demo is ready (or the script ends)
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        text = "".join(lines)
+        assert lines and lines[-1].startswith("Press Ctrl-C"), text + proc.stderr.read()
+        url = f"http://127.0.0.1:{port}"
+        assert f"控制台 console:   {url}/console/" in text
+        password = next(ln.split()[2] for ln in lines if ln.strip().startswith("口令 password:"))
+        team = {ln.split()[0]: ln.split()[2] for ln in lines if ln.startswith("    ") and len(ln.split()) >= 3}
+        assert {"zhao", "qian", "sun", "wang", "zhou", "wu", "zheng", "feng", "chen"} <= set(team), text
+        roles = sorted(team.values())
+        # one per role, and enough people for every four-eyes rule: submitter ≠ vetter (two operators),
+        # two approvers, and 2 of 3 key-recovery officers besides the requester
+        assert roles.count("ra_operator") == 2 and roles.count("ra_officer") == 2
+        assert roles.count("key_recovery_officer") == 3 and {"ra_admin", "auditor"} <= set(roles)
+        assert "racentre console user totp NAME" in text and "deprecat" not in text.lower()
+        assert (tmp_path / "var" / "demo" / "officers.tsv").stat().st_mode & 0o077 == 0
+
+        front = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", f"{url}/"],
+                               capture_output=True, text=True, timeout=30)
+        assert front.stdout == f"302 {url}/console/", front.stdout
+        cli_env = {k: v for k, v in env.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(root)}
+        cli = [str(root / ".venv" / "bin" / "racentre")]
+        for name in ("sun", "wu"):
+            code = subprocess.run([*cli, "console", "user", "totp", name], cwd=tmp_path, env=cli_env,
+                                  capture_output=True, text=True, timeout=120)
+            assert code.returncode == 0, code.stderr
+            assert f"using the demo's configuration (scripts/demo.sh): {tmp_path / 'var' / 'demo' / 'racentre.toml'}" \
+                in code.stderr and "Warning" not in code.stderr
+            status, location = _login(url, name, password, code.stdout.strip())
+            assert status == 303 and location.endswith("/console/"), (name, status, location)
+        wrong = _login(url, "qian", password, "000000")
+        assert wrong[0] == 401
+        from tests.unit.ra.helpers import uscc
+        unit = subprocess.run([*cli, "ra", "subject", "add-unit", "--name", "演示测试局", "--uscc", uscc(),
+                               "--legal-representative", "李四", "--as", "zhao"], cwd=tmp_path, env=cli_env,
+                              capture_output=True, text=True, timeout=120)
+        assert unit.returncode == 0, unit.stderr        # zhao: the demo's operator, by console name
+        not_operator = subprocess.run([*cli, "ra", "subject", "add-unit", "--name", "演示测试局二", "--uscc", uscc(),
+                                       "--legal-representative", "李四", "--as", "wu"], cwd=tmp_path, env=cli_env,
+                                      capture_output=True, text=True, timeout=120)
+        assert not_operator.returncode == 2 and "does not hold the role ra_operator" in not_operator.stderr
+        # a CLI call with no configuration anywhere says what it used and creates no database
+        bare = tmp_path / "elsewhere"
+        bare.mkdir()
+        refused = subprocess.run([*cli, "console", "user", "list"], cwd=bare, env=cli_env, capture_output=True,
+                                 text=True, timeout=120)
+        assert refused.returncode == 2 and "no configuration file" in refused.stderr
+        assert f"the database {bare / 'var' / 'racentre.db'} does not exist" in refused.stderr
+        assert "export RACENTRE_CONFIG=" in refused.stderr and not (bare / "var" / "racentre.db").exists()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def test_ca_revoke_of_an_ra_certificate_goes_through_the_ra(site):
+    """Issue 17, one path, one truth: `racentre ca revoke` of a certificate the RA requested is refused
+    without an officer and a justification (nothing revoked); with them it is an RA revocation (a request
+    of its own, audited), and the RA's records show the certificate revoked, as the CA's do."""
+    with sqlite3.connect(site / "var" / "racentre.db") as conn:
+        ca_name, serial, rid = conn.execute(
+            "select a.name, c.serial, r.request_id from ra_certificate r join ca_issued_cert c "
+            "on c.request_id = r.ca_request_id join ca_authority a on a.id = c.ca_id "
+            "where r.status = 'good' and r.usage = 'sign' order by r.id limit 1").fetchone()
+    refused = run(site, "ca", "revoke", serial, "--ca", ca_name, "--reason", "key_compromise")
+    assert refused.returncode == 2 and f"issued through RA request {rid}" in refused.stderr.decode()
+    with sqlite3.connect(site / "var" / "racentre.db") as conn:
+        assert conn.execute("select status from ra_certificate where request_id = ? and usage = 'sign'",
+                            (rid,)).fetchone() == ("good",)
+    assert run(site, "ra", "token", "create", "duty-officer", "--role", "ra_officer").returncode == 0
+    done = run(site, "ca", "revoke", serial, "--ca", ca_name, "--reason", "key_compromise", "--as", "duty-officer",
+               "--justification", "持有人报告 USB key 遗失")
+    assert done.returncode == 0, done.stderr
+    assert b"through RA revocation request" in done.stdout
+    with sqlite3.connect(site / "var" / "racentre.db") as conn:
+        assert {s for (s,) in conn.execute("select status from ra_certificate where request_id = ?", (rid,))} \
+            == {"revoked"}
+        assert conn.execute("select status from ca_issued_cert c join ca_authority a on a.id = c.ca_id "
+                            "where a.name = ? and c.serial = ?", (ca_name, serial)).fetchone() == ("revoked",)
+        assert conn.execute("select count(*) from audit_event where action = 'ra.request.emergency_revoke' "
+                            "and actor = 'duty-officer'").fetchone() == (1,)

@@ -35,3 +35,45 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   });
 });
+// Forms keep their input on an error (issue 17): what a form sends is kept in this tab's sessionStorage
+// (never passwords, one-time codes, CSRF tokens or files); when the answer is an error page and the officer
+// goes back to the form, the fields are filled in again. A page that is not an error forgets it.
+(function () {
+  var KEY = "racentre.form", FAILED = "racentre.form.failed";
+  var SKIP = {password: 1, file: 1, hidden: 1, submit: 1, button: 1};
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || form.id === "login-form") { return; }
+    var fields = [];
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!el.name || SKIP[el.type] || el.name === "otp") { return; }
+      fields.push({name: el.name, type: el.type, value: el.value, checked: el.checked});
+    });
+    try {
+      sessionStorage.setItem(KEY, JSON.stringify({action: form.getAttribute("action"), fields: fields}));
+      sessionStorage.removeItem(FAILED);
+    } catch (e) { /* storage disabled: nothing kept */ }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    var error = document.getElementById("error-page");
+    try {
+      if (error) {
+        if (error.dataset.formError === "1") { sessionStorage.setItem(FAILED, "1"); }
+        return;
+      }
+      var saved = sessionStorage.getItem(KEY), failed = sessionStorage.getItem(FAILED);
+      sessionStorage.removeItem(KEY); sessionStorage.removeItem(FAILED);
+      if (!saved || !failed) { return; }
+      saved = JSON.parse(saved);
+      Array.prototype.forEach.call(document.forms, function (form) {
+        if (form.getAttribute("action") !== saved.action) { return; }
+        saved.fields.forEach(function (f) {
+          var el = form.elements.namedItem(f.name);
+          if (!el || el.length !== undefined && !el.tagName) { el = el && el[0]; }
+          if (!el) { return; }
+          if (f.type === "checkbox" || f.type === "radio") { el.checked = f.checked; } else { el.value = f.value; }
+        });
+      });
+    } catch (e) { /* nothing to restore */ }
+  });
+})();

@@ -129,7 +129,7 @@ def test_seal_make_authorise_and_suspend_through_the_forms(app, services):
     km = services.key_manager
     tag = secrets.token_hex(3)
     issuer = LocalIssuer.create(km, f"console-seal-ca-{tag}")
-    signer = make_signer(km, issuer, f"console-unit-{tag}", "Console Unit Signing", organization="Console Unit")
+    signer = make_signer(km, issuer, f"console-unit-{tag}", "Console Unit Signing", organization=f"控制台测试单位{tag}")
     admin, admin_name = _officer_client(app, services, ["ra_admin"])
     form = {"unit": f"控制台测试单位{tag}", "name": f"控制台测试单位公章{tag}", "type": "official",
             "key_label": signer.label, "users": "clerk-a"}
@@ -234,3 +234,174 @@ def test_recovery_page_shows_the_recipient_before_approval(app, services, tmp_pa
     with pytest.raises(ApprovalError, match="revoked"):
         kmc.book.request(purpose="recover", requested_by="ra-admin", reason="法院裁定 2026-20",
                          key_id=archived.key_id, recipient_certificate=court, role="ra_admin")
+
+
+def _issued_dual(app, services, name: str) -> dict:
+    """A civil servant's dual certificates through the app's RA (the KMC archives the encryption key)."""
+    from ra.workflow import Actor
+    from tests.unit.ra import helpers
+    from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
+    ra = app.extensions["racentre.ra"]
+    op = Actor(f"op-{secrets.token_hex(3)}", "ra_operator")
+    unit, _ = ra.add_unit(op, name=f"恢复测试局{secrets.token_hex(2)}", uscc=helpers.uscc(), legal_representative="王五")
+    person, _ = ra.add_civil_servant(op, name=name, id_number=helpers.id_number(), unit_id=unit["id"])
+    req = ra.submit(Actor("applicant-x", "applicant"), type="civil-servant-dual", subject_id=person["id"],
+                    sign_csr=tongsuo_sm2_csr(tongsuo_sm2_key(), {"common_name": name}))
+    ra.vet(op, req["id"], documents_checked=True)
+    ra.approve(Actor(f"a-{secrets.token_hex(3)}", "ra_officer"), req["id"])
+    done = ra.approve(Actor(f"b-{secrets.token_hex(3)}", "ra_officer"), req["id"])
+    assert done["state"] == "issued"
+    return {"person": person, "unit": unit, "enc": next(c for c in done["certificates"] if c["usage"] == "enc")}
+
+
+def test_recovery_lookup_by_person_and_hex_serial_then_open_and_see_the_holder(app, services):
+    """Issue 17: key recovery is looked up by the person's name, 身份证号 or the certificate's serial as
+    printed (hex with colons, any case); a non-hex serial is just not found (never a 500); the request
+    opened from the look-up shows person, certificate and recipient to the approving officers."""
+    issued = _issued_dual(app, services, "陈晓明")
+    serial = issued["enc"]["serial"]
+    printed = ":".join(f"{int(serial, 16):X}".zfill(len(serial) + len(serial) % 2)[i:i + 2]
+                       for i in range(0, len(serial) + len(serial) % 2, 2))
+    admin, _ = _officer_client(app, services, ["ra_admin"])
+    for q in ("陈晓明", issued["person"]["id_number"], printed, serial[:8].upper()):
+        page = admin.get("/console/recovery", query_string={"q": q})
+        assert page.status_code == 200, q
+        assert serial.upper() in page.get_data(as_text=True) and "陈晓明" in page.get_data(as_text=True), q
+    odd = admin.get("/console/recovery", query_string={"q": "zz:not-hex'"})
+    assert odd.status_code == 200 and 'id="recovery-found"' in odd.get_data(as_text=True)
+    court = services.site.certify(f"court-{secrets.token_hex(3)}", _court_spki(), "seal-maker", "示范市中级人民法院")
+    refused = _post(admin, "/console/recovery", "/console/recovery/open", ca=issued["enc"]["ca"], serial=serial,
+                    reason="法院裁定 2026-21", recipient_certificate="not a certificate")
+    assert refused.status_code == 400
+    opened = _post(admin, "/console/recovery", "/console/recovery/open", ca=issued["enc"]["ca"], serial=printed,
+                   reason="法院裁定 2026-21", recipient_certificate=pem.armor("CERTIFICATE", court.certificate).decode())
+    assert opened.status_code == 303
+    kro, _ = _officer_client(app, services, ["key_recovery_officer"])
+    listing = kro.get("/console/recovery").get_data(as_text=True)
+    at = listing.index("法院裁定 2026-21")
+    row = listing[listing.rfind("<tr>", 0, at):at]
+    assert "陈晓明" in row and issued["person"]["id_number"] in row and serial.upper() in row
+    assert "CN=示范市中级人民法院" in listing
+
+
+def _court_spki() -> bytes:
+    from tests.unit.ra.csr_tools import tongsuo_spki, tongsuo_sm2_key
+    return tongsuo_spki(tongsuo_sm2_key())
+
+
+def test_certificate_page_in_chinese_with_chain_downloads_and_beijing_time(app, services):
+    """Subject names as officers read them (C=CN, O=…, CN=…), the chain up to the root, downloads as PEM,
+    DER and PEM with chain, times in Beijing time."""
+    from asn1crypto import x509
+    issued = _issued_dual(app, services, "李明")
+    client, _ = _officer_client(app, services, ["ra_officer"])
+    base = f"/console/certificates/{issued['enc']['ca']}/{issued['enc']['serial']}"
+    page = client.get(base).get_data(as_text=True)
+    assert f"C=CN, O={issued['unit']['name']}, CN=李明" in page and "country_name" not in page
+    assert 'id="cert-chain"' in page and "RA Centre SM2 Root CA" in page
+    der = client.get(base + ".der")
+    cert = x509.Certificate.load(der.data)
+    assert der.mimetype == "application/pkix-cert" and format(cert.serial_number, "x") == issued["enc"]["serial"]
+    assert pem.unarmor(client.get(base + ".pem").data)[2] == der.data
+    chain = client.get(base + ".chain").data
+    assert chain.count(b"BEGIN CERTIFICATE") == 3
+    bj = cert["tbs_certificate"]["validity"]["not_after"].native.astimezone(
+        __import__("zoneinfo").ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
+    assert bj in page
+    listing = client.get("/console/certificates", query_string={"q": "李明"}).get_data(as_text=True)
+    assert f"C=CN, O={issued['unit']['name']}, CN=李明" in listing
+
+
+def test_certificate_search_by_person_id_unit_host_serial_with_filters_sort_and_pages(app, services):
+    """Issue 17: 证书查询 finds a civil servant's certificates by name, 身份证号, unit and a part of the serial
+    as printed (upper case, any part), a server's by host name; status, unit and expiry filters, sorting
+    by expiry, paging; a hostile page or sort parameter is ignored, never a 500."""
+    from ra.workflow import Actor
+    from tests.unit.ra import helpers
+    from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
+    issued = _issued_dual(app, services, "王小红")
+    client, _ = _officer_client(app, services, ["ra_officer"])
+    serial = issued["enc"]["serial"]
+
+    def found(**params):
+        page = client.get("/console/certificates", query_string=params)
+        assert page.status_code == 200, params
+        return page.get_data(as_text=True)
+
+    for q in ("王小红", issued["person"]["id_number"], issued["unit"]["name"], serial[2:10].upper()):
+        assert serial.upper() in found(q=q), q
+    assert serial.upper() in found(unit=issued["unit"]["name"][-6:], status="good")
+    assert serial.upper() not in found(q="王小红", status="revoked")
+    assert serial.upper() in found(q="王小红", expiring_days=3660) and serial.upper() not in found(q="王小红", expiring_days=1)
+    ra = app.extensions["racentre.ra"]
+    op = Actor("op-search", "ra_operator")
+    host = helpers.host()
+    server, _ = ra.add_server(op, host_name=host, unit_id=issued["unit"]["id"])
+    req = ra.submit(Actor("applicant-s", "applicant"), type="server", subject_id=server["id"],
+                    sign_csr=tongsuo_sm2_csr(tongsuo_sm2_key(), {"common_name": host}))
+    ra.vet(op, req["id"], documents_checked=True)
+    server_serial = ra.approve(Actor("officer-s", "ra_officer"), req["id"])["certificates"][0]["serial"]
+    assert server_serial.upper() in found(q=host)
+    by_unit = found(unit=issued["unit"]["name"], sort="expiry")
+    assert by_unit.count('class="cert-row"') == 3                    # the person's two and the server's
+    assert 'id="next-page"' not in by_unit and "页码 1" in by_unit
+    for hostile in ({"page": "-3"}, {"page": "x"}, {"sort": "id; drop"}, {"expiring_days": "9" * 30},
+                    {"endpoint": "x", "_anchor": "y"}):
+        assert client.get("/console/certificates", query_string=hostile).status_code == 200, hostile
+
+
+def test_statistics_per_unit_and_period_with_csv_export(app, services):
+    """Issue 17 统计: per unit, certificates issued and revoked in the period and requests pending now, with
+    a total; exported as CSV with Chinese headers (UTF-8 BOM for Excel); a bad period is a 400."""
+    import csv
+    import datetime as dt
+    import io as _io
+    from ra.workflow import Actor
+    issued = _issued_dual(app, services, "统计甲")
+    ra = app.extensions["racentre.ra"]
+    ra.emergency_revoke(Actor("officer-stats", "ra_officer"), _request_of(app, issued), "测试吊销")
+    auditor, _ = _officer_client(app, services, ["auditor"])
+    today = dt.datetime.now(__import__("zoneinfo").ZoneInfo("Asia/Shanghai")).date()
+    page = auditor.get("/console/statistics")
+    assert page.status_code == 200 and issued["unit"]["name"] in page.get_data(as_text=True)
+    exported = auditor.get("/console/statistics", query_string={"from": today.isoformat(), "to": today.isoformat(),
+                                                                "format": "csv"})
+    assert exported.mimetype == "text/csv" and exported.data.startswith("\ufeff".encode())
+    rows = list(csv.reader(_io.StringIO(exported.data.decode("utf-8-sig"))))
+    assert rows[0][:4] == ["单位", "签发证书数", "吊销证书数", "待处理申请数"]
+    mine = next(r for r in rows if r[0] == issued["unit"]["name"])
+    assert mine[1:4] == ["2", "2", "0"] and rows[-1][0] == "合计"
+    past = auditor.get("/console/statistics", query_string={"from": "2020-01-01", "to": "2020-01-31", "format": "csv"})
+    assert issued["unit"]["name"] not in past.data.decode("utf-8-sig")
+    assert auditor.get("/console/statistics", query_string={"from": "2026-13-01"}).status_code == 400
+    assert auditor.get("/console/statistics", query_string={"from": "2026-12-02", "to": "2026-12-01"}).status_code == 400
+
+
+def _request_of(app, issued) -> int:
+    from sqlalchemy import select as _select
+    from ra.models import RaCertificate
+    with app.extensions["racentre.db"]() as session:
+        return session.scalar(_select(RaCertificate.request_id).where(RaCertificate.serial == issued["enc"]["serial"]))
+
+
+def test_audit_filters_by_day_and_exports_csv_which_is_itself_audited(app, services):
+    """Issue 17: the audit log filtered by action and day (the site's zone) exports as CSV with Chinese
+    headers; the export is an audit row of its own; a day outside the period finds nothing; a bad date 400."""
+    import csv
+    import datetime as dt
+    import io as _io
+    rid = vetted_unit_request(services)
+    auditor, name = _officer_client(app, services, ["auditor"])
+    today = dt.datetime.now(__import__("zoneinfo").ZoneInfo("Asia/Shanghai")).date().isoformat()
+    page = auditor.get("/console/audit", query_string={"target": f"ra_request:{rid}", "from": today, "to": today})
+    assert "ra.request.vet" in page.get_data(as_text=True) and 'id="audit-csv"' in page.get_data(as_text=True)
+    assert "ra.request.vet" not in auditor.get("/console/audit", query_string={
+        "target": f"ra_request:{rid}", "from": "2020-01-01", "to": "2020-01-02"}).get_data(as_text=True)
+    exported = auditor.get("/console/audit", query_string={"target": f"ra_request:{rid}", "from": today,
+                                                           "format": "csv"})
+    rows = list(csv.reader(_io.StringIO(exported.data.decode("utf-8-sig"))))
+    assert rows[0] == ["编号", "时间", "操作人", "角色", "操作", "对象类型", "对象", "详情"]
+    assert {r[4] for r in rows[1:]} >= {"ra.request.submit", "ra.request.vet"}
+    log = auditor.get("/console/audit", query_string={"action": "audit.export", "actor": name}).get_data(as_text=True)
+    assert "audit.export" in log
+    assert auditor.get("/console/audit", query_string={"from": "yesterday"}).status_code == 400

@@ -12,7 +12,7 @@ from tests.unit.console.site import app_for, officer, session_cookie
 
 VALUES = {"collection": "units", "usage": "sign", "action": "suspend", "ca": "nosuch-ca", "ca_name": "nosuch-ca",
           "serial": "1f", "name": "nosuch", "unit": "nosuch", "encoded": "AAAA", "principal": "nobody",
-          "filename": "console.css"}
+          "filename": "console.css", "fmt": "pem"}
 
 
 def _routes(app):

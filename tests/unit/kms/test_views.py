@@ -133,3 +133,25 @@ def test_cli_approve_and_recover(kmc, escrow, subscriber, tokens, tmp_path, soft
     assert mul(d) == public_point(archived.public_key_info)
     r = run(kms_group, ["status"], obj=obj)
     assert r.exit_code == 0 and '"active"' in r.output
+
+
+def test_recovery_names_the_certificate_by_hex_serial_and_bad_numbers_are_400(app, escrow, subscriber, tokens, court):
+    """Issue 17: a recovery request names the encryption certificate by its serial as printed on it (hex,
+    with or without colons or 0x) or by user_cert_no in decimal; a hex serial given as user_cert_no, or any
+    other malformed number, is a 400 saying which form is expected (it was a 500); an unknown serial is 404."""
+    serial = 0x1A2B3C4D5E6F7081
+    archived = escrow_one(escrow, subscriber[1], serial=serial)
+    c = app.test_client()
+    base = {"purpose": "recover", "reason": "court order 6", "ca_id": "ca-test",
+            "recipient_certificate": base64.b64encode(court[1]).decode()}
+    for given in ({"serial": "1A:2B:3C:4D:5E:6F:70:81"}, {"serial": "0x1a2b3c4d5e6f7081"},
+                  {"user_cert_no": str(serial)}, {"user_cert_no": serial}):
+        resp = c.post("/kmc/v1/approval-requests", json={**base, **given}, headers=_auth(tokens["admin"]))
+        assert resp.status_code == 201 and resp.json["key_id"] == archived.key_id, (given, resp.json)
+    for given, words in (({"user_cert_no": "1a2b3c4d5e6f7081"}, "decimal"), ({"serial": "not-hex"}, "hexadecimal"),
+                         ({"user_cert_no": [1]}, "decimal"), ({"serial": 12}, "hexadecimal"),
+                         ({"key_id": "7"}, "integer")):
+        resp = c.post("/kmc/v1/approval-requests", json={**base, **given}, headers=_auth(tokens["admin"]))
+        assert resp.status_code == 400 and words in resp.json["error"]["message"], (given, resp.json)
+    missing = c.post("/kmc/v1/approval-requests", json={**base, "serial": "ffff"}, headers=_auth(tokens["admin"]))
+    assert missing.status_code == 404

@@ -9,6 +9,7 @@ from asn1crypto import pem
 from click.testing import CliRunner
 
 from access.auth import Forbidden
+from ra.errors import DutiesNotSeparated
 from ra import cli as ra_cli
 from ra.services import build_ra_service
 from racentre.config import Config
@@ -127,3 +128,43 @@ def test_token_list_disable_enable_expire(run, db):
                        "auth.token.expire"]
     missing = run("token", "disable", f"nobody-{tag}")
     assert missing.exit_code != 0 and "no API token named" in str(missing.exception)
+
+
+def test_as_names_the_officer_across_console_account_and_tokens(db, tmp_path):
+    """Issue 17: `--as wang` works for wang's console account (no token of that name) and for a token that
+    acts for officer wang (`ra token create wang-api --officer wang`); either way the actor is the person
+    wang, so wang cannot approve through the CLI what wang vetted, and a role wang lacks is refused."""
+    from pkicore.db import transaction
+    from racentre import accounts
+    ca = FakeCA()
+    services = SimpleNamespace(db=db, config=Config(), key_manager=None, ra=build_ra_service(db, ca))
+    obj = {"services": services, "officer_principal": lambda name: accounts.enabled_principal(db, name, "cli")}
+
+    def run(*args):
+        return CliRunner().invoke(ra_cli.ra_group, [str(a) for a in args], obj=obj)
+
+    tag = helpers.tag()
+    wang, li, app = f"wang-{tag}", f"li-{tag}", f"app-{tag}"
+    with transaction(db) as session:     # console accounts (certificate login: no TOTP box needed here)
+        accounts.add_account(session, name=wang, roles=["ra_operator", "ra_officer"], actor="test", box=None,
+                             cert_der=b"wang-cert-" + tag.encode())
+        accounts.add_account(session, name=li, roles=["ra_officer"], actor="test", box=None,
+                             cert_der=b"li-cert-" + tag.encode())
+    assert run("token", "create", f"{li}-api", "--role", "ra_officer", "--officer", li).exit_code == 0
+    assert run("token", "create", app, "--role", "applicant").exit_code == 0
+    unit = _json(run("subject", "add-unit", "--name", f"一体局-{tag}", "--uscc", helpers.uscc(),
+                     "--legal-representative", "王五", "--as", wang))
+    host = helpers.host()
+    server = _json(run("subject", "add-server", "--host", host, "--unit-id", unit["id"], "--as", wang))
+    csr = tmp_path / "server.csr"
+    csr.write_bytes(pem.armor("CERTIFICATE REQUEST", cryptography_csr(ec_key(), host)))
+    req = _json(run("request", "submit", "--type", "server", "--subject-id", server["id"], "--csr", csr, "--as", app))
+    assert _json(run("request", "vet", req["id"], "--documents-checked", "--as", wang))["state"] == "vetted"
+    refused = run("request", "approve", req["id"], "--as", wang)        # the vetter, whatever credential
+    assert isinstance(refused.exception, DutiesNotSeparated) and "vetted" in str(refused.exception)
+    no_role = run("request", "vet", req["id"], "--documents-checked", "--as", li)   # li is no operator
+    assert isinstance(no_role.exception, Forbidden) and "does not hold the role ra_operator" in str(no_role.exception)
+    with transaction(db) as session:
+        accounts.set_disabled(session, li, True, actor="test")       # li's console account off: li's token still acts for li
+    done = _json(run("request", "approve", req["id"], "--as", li))
+    assert done["state"] == "issued" and [a["officer"] for a in done["approvals"]] == [li]

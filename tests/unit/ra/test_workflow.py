@@ -13,7 +13,7 @@ from ca_bridge.api import CABackend, RevocationReason
 from pkicore.audit import events_for
 from pkicore.oids import OID
 from ra.errors import ConflictError, CsrError, DutiesNotSeparated, IssuanceFailed, NotFound, ValidationError
-from ra.models import Approval, RaCertificate
+from ra.models import Approval, CertRequest, RaCertificate
 from ra.services import build_ra_service
 from ra.workflow import Actor, Policy
 from tests.unit.ra import helpers
@@ -145,15 +145,88 @@ def test_unit_request_carries_the_credit_code(ra, ca, unit):
     assert call.subject == (("country_name", "CN"), ("organization_name", unit["name"]), ("common_name", unit["name"]))
 
 
-def test_vetting_records_failed_checks(ra, person):
-    req, _, _ = submit_dual(ra, person, {"common_name": "李四"})
-    result = ra.vet(OPERATOR, req["id"], documents_checked=True)
-    assert result["state"] == "rejected" and not result["checks"]["subject"]["ok"]
-    assert "李四" in result["checks"]["subject"]["detail"] and "subject:" in result["reject_reason"]
-    req2, _, _ = submit_dual(ra, person)
-    result = ra.vet(OPERATOR, req2["id"], documents_checked=False)
-    assert result["state"] == "rejected" and not result["checks"]["documents"]["ok"]
-    assert result["checks"]["csr"]["ok"]
+def test_wrong_subject_refused_at_submission_and_unticked_documents_change_nothing(ra, db, person):
+    """Issue 17: a CSR whose subject contradicts the registry is refused when it is submitted (nothing
+    stored), not at vetting; vetting without the documents statement is refused and leaves the request
+    submitted (no final rejection for the operator's slip); with it, the request is vetted."""
+    with db() as session:
+        before = session.scalar(select(func.count()).select_from(CertRequest))
+    with pytest.raises(ValidationError, match="李四"):
+        submit_dual(ra, person, {"common_name": "李四"})
+    with db() as session:
+        after = session.scalar(select(func.count()).select_from(CertRequest))
+    assert after == before
+    req, _, _ = submit_dual(ra, person)
+    with pytest.raises(ValidationError, match="documents"):
+        ra.vet(OPERATOR, req["id"], documents_checked=False)
+    unchanged = ra.get_request(req["id"])
+    assert unchanged["state"] == "submitted" and unchanged["checks"] == {} and unchanged["vetted_by"] is None
+    vetted = ra.vet(OPERATOR, req["id"], documents_checked=True)
+    assert vetted["state"] == "vetted" and vetted["checks"]["csr"]["ok"] and vetted["checks"]["documents"]["ok"]
+
+
+def test_return_for_correction_and_resubmit(ra, ca, person):
+    """退回补正: an officer sends a vetted request back with a reason (not final); approvals and vetting are
+    void; the submitter resubmits with a new CSR (subject checked again); the gate runs again and issues."""
+    req, _, _ = submit_dual(ra, person)
+    ra.vet(OPERATOR, req["id"], documents_checked=True)
+    ra.approve(OFFICER_A, req["id"])
+    with pytest.raises(ValidationError, match="reason"):
+        ra.return_for_correction(OFFICER_B, req["id"], "  ")
+    returned = ra.return_for_correction(OFFICER_B, req["id"], "请补充单位介绍信")
+    assert returned["state"] == "returned" and returned["reject_reason"] == "请补充单位介绍信"
+    with pytest.raises(ConflictError):
+        ra.approve(OFFICER_C, req["id"])                             # returned: nothing to approve
+    with pytest.raises(DutiesNotSeparated):
+        ra.resubmit(OFFICER_C, req["id"])                            # not the submitter, not an operator
+    with pytest.raises(ValidationError, match="李四"):                # a corrected CSR is checked again
+        ra.resubmit(APPLICANT, req["id"], sign_csr=tongsuo_sm2_csr(tongsuo_sm2_key(), {"common_name": "李四"}))
+    assert ra.get_request(req["id"])["state"] == "returned"
+    again = ra.resubmit(APPLICANT, req["id"], sign_csr=tongsuo_sm2_csr(tongsuo_sm2_key()))
+    assert again["state"] == "submitted" and again["approvals"] == [] and again["vetted_by"] is None
+    assert again["reject_reason"] is None
+    with pytest.raises(ConflictError):
+        ra.resubmit(APPLICANT, req["id"])                            # only returned requests
+    ra.vet(OPERATOR, req["id"], documents_checked=True)
+    ra.approve(OFFICER_A, req["id"])
+    assert ra.approve(OFFICER_B, req["id"])["state"] == "issued"
+    with ra.db() as session:
+        actions = [e.action for e in events_for(session, "ra_request", req["id"])]
+    assert "ra.request.return" in actions and "ra.request.resubmit" in actions
+
+
+def test_two_officers_can_revoke_the_submitter_counts(ra, ca, person):
+    """Issue 17: with two officers, an officer's revocation request does not stall at 1 of 2: the submitting
+    officer is its first approver, the other officer's approval carries it out; the submitter cannot
+    approve twice, and an applicant's revocation request still needs two officers."""
+    issued, _ = issued_dual(ra, person)
+    revocation = ra.submit(OFFICER_A, type="civil-servant-dual", kind="revocation", target_request_id=issued["id"],
+                           revocation_reason="affiliation_changed")
+    assert [a["officer"] for a in revocation["approvals"]] == [OFFICER_A.name]
+    ra.vet(OPERATOR, revocation["id"], documents_checked=True)
+    assert ra.approve(OFFICER_A, revocation["id"])["state"] == "vetted"        # unchanged: already counted
+    done = ra.approve(OFFICER_B, revocation["id"])
+    assert done["state"] == "revoked"
+    assert {c["status"] for c in ra.get_request(issued["id"])["certificates"]} == {"revoked"}
+
+
+def test_emergency_revocation_is_immediate_and_audited(ra, ca, db, person):
+    """Key compromise: one officer revokes at once with a justification (keyCompromise); the revocation is
+    a request of its own, naming the officer, and the audit trail holds the justification. Without a
+    justification, or for a request with nothing in force, it is refused and nothing is written."""
+    issued, _ = issued_dual(ra, person)
+    with pytest.raises(ValidationError, match="reason"):
+        ra.emergency_revoke(OFFICER_A, issued["id"], "")
+    assert {c["status"] for c in ra.get_request(issued["id"])["certificates"]} == {"good"}
+    done = ra.emergency_revoke(OFFICER_A, issued["id"], "USB key 遗失，持有人电话报告")
+    assert done["state"] == "revoked" and done["kind"] == "revocation" and done["revocation_reason"] == "key_compromise"
+    assert done["submitted_by"] == OFFICER_A.name and done["checks"]["emergency"]["detail"].startswith("USB key")
+    assert {c["status"] for c in ra.get_request(issued["id"])["certificates"]} == {"revoked"}
+    with db() as session:
+        events = [e for e in events_for(session, "ra_request", done["id"]) if e.action == "ra.request.emergency_revoke"]
+    assert len(events) == 1 and events[0].actor == OFFICER_A.name
+    with pytest.raises(ConflictError):
+        ra.emergency_revoke(OFFICER_B, issued["id"], "again")
 
 
 def test_key_reuse_across_subjects_is_refused(ra, unit, person):

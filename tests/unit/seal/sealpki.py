@@ -99,3 +99,9 @@ def rezip(data: bytes, change: dict[str, bytes | None] | None = None, add: dict[
         for name, content in add.items():
             z.writestr(name, content)
     return out.getvalue()
+
+
+def unit_of(certificate: bytes) -> str:
+    """The organisation (O) a unit signing certificate names: the seal's unit must be that one (issue 17)."""
+    from asn1crypto import x509
+    return x509.Certificate.load(certificate).subject.native["organization_name"]

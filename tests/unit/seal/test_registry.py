@@ -149,3 +149,16 @@ def test_signing_record_audited(registry, seal_pki, stamp_png, db):
     with db() as s:
         last = audit.events_for(s, "seal", rec.id)[-1]
     assert last.action == "seal.sign" and last.detail["sealed_sha256"] == "bb" * 32
+
+
+def test_a_seal_takes_only_its_own_units_certificate(registry, seal_pki, stamp_png):
+    """Issue 17: a seal for unit "Unit A" bound to Unit B's signing certificate is refused (400, nothing
+    stored), so another unit's key can never sign as this unit's seal."""
+    other = seal_pki["unit2"]
+    before = len(registry.list(unit="Unit A"))
+    with pytest.raises(SealError) as refused:
+        registry.make_seal(actor="admin1", role="ra_admin", unit="Unit A", name="Unit A 公章", seal_type="official",
+                           picture=stamp_png, width_mm=40, height_mm=40,
+                           signers=[Signer(other.label, other.certificate, other.alg)])
+    assert "belongs to Unit B, not to the seal's unit Unit A" in refused.value.public_message
+    assert len(registry.list(unit="Unit A")) == before

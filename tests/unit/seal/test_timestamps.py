@@ -35,6 +35,7 @@ from seal.validation import SealPolicy
 from timestamp.config import TsaConfig
 from timestamp.services import TsaService
 from timestamp.tsa import TimeStampAuthority, TsaUnit
+from tests.unit.seal.sealpki import unit_of
 
 POLICY = "1.3.6.1.4.1.58011.1.1"
 SM3_OID = "1.2.156.10197.1.401"
@@ -91,7 +92,8 @@ def _service(db, seal_pki, ecdsa_pki, authority) -> SealService:
 
 def _make(service, signer, stamp_png) -> tuple[int, str]:
     clerk = f"clerk-{secrets.token_hex(3)}"
-    record = service.registry.make_seal(actor="t", role="ra_admin", unit="U", name="U 公章", seal_type="official",
+    record = service.registry.make_seal(actor="t", role="ra_admin", unit=unit_of(signer.certificate), name="U 公章",
+                                        seal_type="official",
                                         picture=stamp_png, width_mm=40, height_mm=40, users=(clerk,),
                                         signers=[Signer(signer.label, signer.certificate, signer.alg)])
     return record.id, clerk
@@ -157,7 +159,8 @@ def test_rest_sealing_without_a_unit_of_the_family_is_409(db, seal_pki, ecdsa_pk
     client = app.test_client()
     for signer, alg, status in ((ecdsa_pki["unit"], "ecdsa-sha256", 409), (seal_pki["unit"], "sm2-sm3", 200)):
         made = client.post("/seal/seals", headers={"Authorization": f"Bearer {admin}"}, data={
-            "unit": "U", "name": "U 章", "type": "official", "key_label": signer.label, "users": f"clerk-{tag}",
+            "unit": unit_of(signer.certificate), "name": "U 章", "type": "official", "key_label": signer.label,
+            "users": f"clerk-{tag}",
             "certificate": (io.BytesIO(signer.certificate), "unit.der"),
             "picture": (io.BytesIO(stamp_png), "stamp.png")}, content_type="multipart/form-data")
         assert made.status_code == 201, made.json
@@ -211,7 +214,8 @@ def test_signing_algorithm_follows_the_certificate_key(db, seal_pki, ecdsa_pki, 
     for u, wrong in ((ecdsa_pki["unit"], "sm2-sm3"), (ecdsa_pki["unit"], "ecdsa-sha384"),
                      (seal_pki["unit"], "ecdsa-sha256"), (ecdsa_pki["rsa_unit"], "ecdsa-sha256")):
         with pytest.raises(SealError) as refused:
-            service.registry.make_seal(actor="t", role="ra_admin", unit="U", name="U 章", seal_type="official",
+            service.registry.make_seal(actor="t", role="ra_admin", unit=unit_of(u.certificate), name="U 章",
+                                       seal_type="official",
                                        picture=stamp_png, width_mm=40, height_mm=40,
                                        signers=[Signer(u.label, u.certificate, algorithm(wrong))])
         assert f"algorithm {wrong} does not sign with the certificate's" in refused.value.public_message

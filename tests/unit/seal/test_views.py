@@ -19,7 +19,7 @@ from seal.registry import SealMaker, SealRegistry
 from seal.samplepdf import make_pdf
 from seal.services import SealService
 from seal.timestamps import SealTimestamps
-from tests.unit.seal.sealpki import TESTDATA
+from tests.unit.seal.sealpki import TESTDATA, unit_of
 
 
 @pytest.fixture()
@@ -89,7 +89,7 @@ def test_authorisation_per_seal(client, seal_pki, stamp_png):
 def test_bad_picture_refused(client, seal_pki):
     u = seal_pki["unit"]
     r = client.post("/seal/seals", headers=client.tokens["admin"], data={
-        "unit": "U", "name": "N", "type": "official", "key_label": u.label,
+        "unit": unit_of(u.certificate), "name": "N", "type": "official", "key_label": u.label,
         "certificate": (io.BytesIO(u.certificate), "c.der"), "picture": (io.BytesIO(b"GIF89a broken"), "p.gif")},
         content_type="multipart/form-data")
     assert r.status_code == 400 and "picture" in r.json["error"]["message"]
