@@ -127,7 +127,7 @@ def _served(app, paths: dict) -> dict:
 
 # sample values that route each documented path template to its rule
 _SAMPLE = {"collection": "units", "usage": "sign", "action": "suspend", "ca": "x", "ca_name": "x", "serial": "1f",
-           "name": "x", "unit": "x", "encoded": "AAAA", "principal": "x", "filename": "console.css"}
+           "name": "x", "unit": "x", "encoded": "AAAA", "principal": "x", "filename": "console.css", "fmt": "pem"}
 
 
 def _count(app, endpoint: str) -> int:

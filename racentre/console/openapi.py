@@ -93,7 +93,34 @@ def openapi_fragment() -> dict:
             "post": op("verify an uploaded sealed document", TAG, roles=(), console=True, ok=HTML,
                        body_content=_form(["document"], multipart=True, document={"type": "string", "format": "binary"}),
                        errors=(400,))},
-        "/console/recovery": {"get": _page("key recovery requests awaiting approval", errors=())},
+        "/console/recovery": {"get": _page("key recovery requests awaiting approval; ?q= looks up a person, "
+                                           "身份证号 or hex serial", errors=(),
+                                           params=(query_param("q", {"type": "string", "maxLength": 200}),))},
+        "/console/recovery/open": {"post": _post("open a recovery request for a certificate's escrowed key", _form(
+            ["ca", "serial", "recipient_certificate", "reason"], ca={"type": "string", "maxLength": 64},
+            serial={"type": "string", "maxLength": 64, "description": "hex, as printed on certificates"},
+            recipient_certificate={"type": "string", "maxLength": 65536, "description": "PEM"}, reason=text))},
+        "/console/statistics": {"get": _page("统计: issued, revoked and pending per unit for a period; ?format=csv "
+                                             "exports it", errors=(400,), params=(
+            query_param("from", {"type": "string", "format": "date"}), query_param("to", {"type": "string", "format": "date"}),
+            query_param("format", {"enum": ["html", "csv"]})))},
+        "/console/requests/{rid}/return": {"post": _post("退回补正: return a request to its submitter for correction",
+                                                         _form(["reason"], reason=text), params=(rid,))},
+        "/console/requests/{rid}/resubmit": {"post": _post("resubmit a returned request (optionally with a new CSR)",
+                                                           _form(csr={"type": "string", "maxLength": 65536}),
+                                                           params=(rid,))},
+        "/console/certificates/{ca_name}/{serial}.{fmt}": {"get": op(
+            "download a certificate: PEM, DER, or PEM with its chain", TAG, roles=(), console=True, errors=(400, 404),
+            params=(CA_NAME, SERIAL, path_param("fmt", {"enum": ["pem", "der", "chain"]}, example="pem")),
+            ok={"description": "the certificate", "content": {"application/x-pem-file": {"schema": {"type": "string"}},
+                                                               "application/pkix-cert": {"schema": {
+                                                                   "type": "string", "format": "binary"}}}})},
+        "/console/certificates/{ca_name}/{serial}/emergency-revoke": {"post": _post(
+            "emergency revocation for key compromise: one officer, a justification, audited",
+            _form(["justification"], justification={"type": "string", "maxLength": 1024}), params=(CA_NAME, SERIAL))},
+        "/": {"get": op("the front page: a redirect to the officers' console", TAG, roles=None, errors=(), status="302",
+                        ok={"description": "redirect to /console/", "headers": {
+                            "Location": {"schema": {"type": "string"}}}})},
         "/console/recovery/{rid}/approve": {"post": _post("approve a key recovery request", _form(),
                                                           params=(path_param("rid", ID, example=12),))},
         "/console/audit": {"get": _page("the audit trail, filtered; ?verify=1 checks the chain", errors=(400,), params=(
