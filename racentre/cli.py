@@ -21,6 +21,7 @@ from racentre.setup_cli import setup_command
 from racentre.services import Services
 from seal.cli import seal_group
 from timestamp.cli import tsa_group
+from trust.cli import trust_group
 
 
 @click.group()
@@ -36,6 +37,7 @@ def cli(ctx, config_path, verbose):
     ctx.obj["config"] = load_config(config_path)
     ctx.obj["services"] = services = Services(ctx.obj["config"])
     ctx.obj["seal_service"] = lambda: _site_seal_service(services)
+    ctx.obj["trust_service"] = services.trust_service
     ctx.call_on_close(services.close)
 
 
@@ -83,6 +85,7 @@ cli.add_command(kms_group)
 cli.add_command(seal_group)
 cli.add_command(console_group)
 cli.add_command(audit_group)
+cli.add_command(trust_group)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from pkicore.secret import Secret
 from racentre.console.config import SCHEMA as CONSOLE_SCHEMA, ConsoleConfig
 from seal.config import SCHEMA as SEAL_SCHEMA, SealConfig
 from timestamp.config import SCHEMA as TSA_SCHEMA, TsaConfig
+from trust.config import SCHEMA as TRUST_SCHEMA, TrustConfig
 
 ENV_PREFIX = "RACENTRE_"
 CONFIG_ENV = "RACENTRE_CONFIG"
@@ -35,6 +36,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "console": CONSOLE_SCHEMA,
     "kmc": KMC_SCHEMA,
     "seal": SEAL_SCHEMA,
+    "trust": TRUST_SCHEMA,
 }
 
 
@@ -78,6 +80,7 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     kmc: KmsConfig = field(default_factory=KmsConfig)
     seal: SealConfig = field(default_factory=SealConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
     source: str | None = None
 
 
@@ -163,4 +166,5 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
                   console=ConsoleConfig.from_values(values["console"]),
                   kmc=KmsConfig.from_values(values["kmc"], base),
                   seal=SealConfig.from_values(values["seal"], base),
+                  trust=TrustConfig.from_values(values["trust"], base),
                   source=str(path) if path else None)

@@ -29,7 +29,7 @@ from pkicore.errors import ErrorCode, PkiError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MODEL_MODULES = ("pkicore.audit", "pkicore.generation", "racentre.auth", "ca_bridge.models", "ra.models", "kms.models",
-                 "timestamp.models", "seal.models", "racentre.accounts", "racentre.console.models")
+                 "timestamp.models", "seal.models", "trust.models", "racentre.accounts", "racentre.console.models")
 
 
 def import_models() -> None:

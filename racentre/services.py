@@ -17,12 +17,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.embedded import EmbeddedCA
+from ca_bridge.revinfo import revocation_info
 from hsm import KeyManager, open_key_manager
 from pkicore.audit import bind_node
 from pkicore.db import make_engine, make_session_factory, named_lock
 from racentre.config import Config
 from racentre.migrate import require_current, upgrade
 from racentre.provision import Site
+from timestamp.services import TsaService
+from trust.evidence import EvidenceSigner, default_algorithm
+from trust.services import TrustService
 
 
 class Services:
@@ -80,6 +84,33 @@ class Services:
     @cached_property
     def site(self) -> Site:
         return Site(self.ca, self.key_manager)
+
+    def trust_service(self, tsa: TsaService | None = None) -> TrustService:
+        """The trust services (trust/) over this site: application keys certified by the embedded CA, our
+        roots plus ``[trust] trust_anchor_files`` as anchors, our CRLs (cached by the CA; SM2 chains are
+        checked with CRLs, pkicore.validation), the TSA (``tsa``, else the site's), and the evidence key
+        (``[trust] evidence_key_label``, SM2 in the HSM) certified by our CA on first use."""
+        cached = self.__dict__.get("_trust")
+        if cached is not None:
+            return cached
+        config = self.config.trust
+        site = self.site
+        signer: dict[str, EvidenceSigner] = {}
+
+        def evidence_signer() -> EvidenceSigner:
+            if "s" not in signer:
+                certified = site.evidence_signer(config.evidence_key_label)
+                signer["s"] = EvidenceSigner(config.evidence_key_label, certified.certificate, certified.chain,
+                                             default_algorithm())
+            return signer["s"]
+
+        service = TrustService(
+            self.db, self.key_manager, ca=lambda: self.ca, roots=site.roots, intermediates=site.issuing,
+            revocation_info=lambda certs: revocation_info(self.ca, certs, with_ocsp=False),
+            tsa=tsa or TsaService.for_site(self), evidence_signer=evidence_signer, config=config,
+            organization=site.organization)
+        self.__dict__["_trust"] = service
+        return service
 
     def close(self) -> None:
         if "key_manager" in self.__dict__:

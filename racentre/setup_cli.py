@@ -3,9 +3,9 @@ upgrade``), the CA hierarchy (SM2, optionally ECDSA/RSA for interoperability), e
 uses (CA keys, TSA units, the KMC's signing, MAC, KEK and disaster-recovery keys, the seal maker, the
 audit checkpoint key, the officers' TOTP sealing keys), the TSA units' certificates from our CA (kept in
 the database, so every node serves them), the KMC's certificate (and its trust of our SM2 issuing CAs),
-the seal maker's certificate. Safe to re-run, and to run on several nodes at once: the whole set-up
-holds one lock of the database (``pkicore.db.named_lock``), so a second run waits and then finds
-everything made.
+the seal maker's and the trust evidence key's certificates. Safe to re-run, and to run on several nodes
+at once: the whole set-up holds one lock of the database (``pkicore.db.named_lock``), so a second run
+waits and then finds everything made.
 """
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def _setup(services, kinds: tuple[str, ...]) -> list[str]:
             done.append("KMC: signing certificate issued by our CA")
         kmc.escrow.dr_public_key_info()
     site.seal_maker()
+    site.evidence_signer(services.config.trust.evidence_key_label)
     ensure_audit_key(km, services.config.audit.key_label)
     totp_box(km).ensure_keys()
     return done
