@@ -269,6 +269,17 @@ class CmsVerification:
     unsigned_attributes: dict = field(default_factory=dict)   # OID -> DER of the values SET (unsignedAttrs)
 
 
+def _explicit_inner(der: bytes) -> bytes:
+    """The content octets of one [n] EXPLICIT TLV (ValueError when it is not one)."""
+    try:
+        tag, start, end = read_tlv(der, 0)
+    except IndexError as exc:
+        raise ValueError(f"bad explicit tag: {exc}") from exc
+    if tag & 0xE0 != 0xA0 or end != len(der):
+        raise ValueError("not one [n] EXPLICIT value")
+    return der[start:end]
+
+
 def _find_signer_cert(sid: cms.SignerIdentifier, certs: list[x509.Certificate]) -> x509.Certificate | None:
     if sid.name == "issuer_and_serial_number":
         issuer, serial = sid.chosen["issuer"], sid.chosen["serial_number"].native
@@ -332,15 +343,21 @@ def verify_signed_data(data: bytes, *, content: bytes | None = None,
     try:
         info = cms.ContentInfo.load(data, strict=True)
         if info["content_type"].dotted == GM_SIGNED_DATA:       # GM/T 0010 form: same SignedData inside
+            # (asn1crypto keeps the unknown type's content as Any *with* its [0] EXPLICIT tag: unwrap it)
             info = cms.ContentInfo({"content_type": "signed_data",
-                                    "content": cms.SignedData.load(info["content"].dump())})
+                                    "content": cms.SignedData.load(_explicit_inner(info["content"].dump()))})
         if info["content_type"].dotted != ID_SIGNED_DATA:
             return CmsVerification(False, ("not a SignedData",))
         sd = info["content"]
         encap = sd["encap_content_info"]
         content_type = encap["content_type"].dotted
         econtent = encap["content"]
-        embedded = None if isinstance(econtent, core.Void) or econtent.contents is None else bytes(econtent)
+        if isinstance(econtent, core.Void) or econtent.contents is None:
+            embedded = None
+        elif isinstance(econtent, core.Any):     # a content type asn1crypto does not know (GM/T 0010 data)
+            embedded = core.OctetString.load(_explicit_inner(econtent.dump()), strict=True).native
+        else:
+            embedded = bytes(econtent)
         certs = [c.chosen for c in sd["certificates"] if c.name == "certificate"] \
             if sd["certificates"].native is not None else []
         certs += [x509.Certificate.load(c) for c in extra_certificates]

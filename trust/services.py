@@ -142,7 +142,7 @@ class TrustService:
 
     def validate_certificate(self, certificate: bytes, *, at: dt.datetime | None = None) -> dict:
         """SOF_ValidateCert: the GM/T 0020 code beside the ETSI indication (now, or at ``at``)."""
-        load_certificate(certificate)
+        certificate = load_certificate(certificate).dump()
         return certificate_verdict(validate_certificate(certificate, self.policy(), at=at, key_usage=None,
                                                         who="certificate"))
 
@@ -156,8 +156,8 @@ class TrustService:
         if len(data) > MAX_DATA:
             raise TrustError(f"data larger than {MAX_DATA} bytes")
         policy = self.policy()
+        recipients = [load_certificate(r).dump() for r in recipients]
         for der in recipients:
-            load_certificate(der)
             result = validate_certificate(der, policy, key_usage=frozenset({"key_encipherment"}), who="recipient")
             if result.findings:
                 verdict = certificate_verdict(result)
