@@ -140,9 +140,9 @@ _PATHS = {
         "the key's certificate and its issuing CA (PEM)", KEY_READERS,
         {"description": "PEM", "content": {"application/pem-certificate-chain": {"schema": _STR}}},
         params=(_path("key_id"),), errors=(404,))},
-    f"{_P}/keys/{{key_id}}/{{action}}": {"post": _op(
-        "disable or enable a key", ADMIN, {"description": "key", **_json(_ref("TrustKey"))},
-        params=(_path("key_id"), _path("action", {"enum": ["disable", "enable"]})), errors=(404,))},
+    **{f"{_P}/keys/{{key_id}}/{action}": {"post": _op(
+        f"{action} a key (audited)", ADMIN, {"description": "key", **_json(_ref("TrustKey"))},
+        params=(_path("key_id"),), errors=(404,))} for action in ("disable", "enable")},
     f"{_P}/sign": {"post": _op("SOF_SignData / SOF_SignMessage with the caller's own key", APP,
                                {"description": "signature", **_json(_ref("SignResult"))}, body=_ref("SignRequest"),
                                errors=(400, 403, 404, 409, 503))},

@@ -163,11 +163,15 @@ def create_blueprint(require_roles: Callable) -> Blueprint:
         pem = "".join(_pem(c) for c in (key.certificate, *key.chain))
         return Response(pem, mimetype="application/pem-certificate-chain")
 
-    @bp.post("/keys/<int:key_id>/<any(disable, enable):action>")
+    @bp.post("/keys/<int:key_id>/disable")
     @require_roles(*ADMIN)
-    def key_state(key_id: int, action: str):
-        return jsonify(_service().keys.set_disabled(key_id, action == "disable", actor=g.principal.name,
-                                                    role=g.role).as_dict())
+    def disable_key(key_id: int):
+        return jsonify(_service().keys.set_disabled(key_id, True, actor=g.principal.name, role=g.role).as_dict())
+
+    @bp.post("/keys/<int:key_id>/enable")
+    @require_roles(*ADMIN)
+    def enable_key(key_id: int):
+        return jsonify(_service().keys.set_disabled(key_id, False, actor=g.principal.name, role=g.role).as_dict())
 
     @bp.post("/sign")
     @require_roles(*APP)
