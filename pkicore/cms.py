@@ -283,8 +283,9 @@ def _explicit_inner(der: bytes) -> bytes:
 def _find_signer_cert(sid: cms.SignerIdentifier, certs: list[x509.Certificate]) -> x509.Certificate | None:
     if sid.name == "issuer_and_serial_number":
         issuer, serial = sid.chosen["issuer"], sid.chosen["serial_number"].native
-        for c in certs:
-            if c.serial_number == serial and c.issuer == issuer:
+        issuer_der = issuer.dump()
+        for c in certs:      # the same DER first: RFC 4518 name comparison costs milliseconds
+            if c.serial_number == serial and (c.issuer.dump() == issuer_der or c.issuer == issuer):
                 return c
     else:
         ski = sid.chosen.native
@@ -359,7 +360,7 @@ def verify_signed_data(data: bytes, *, content: bytes | None = None,
         else:
             embedded = bytes(econtent)
         certs = [c.chosen for c in sd["certificates"] if c.name == "certificate"] \
-            if sd["certificates"].native is not None else []
+            if not isinstance(sd["certificates"], core.Void) else []
         certs += [x509.Certificate.load(c) for c in extra_certificates]
         signer_infos = sd["signer_infos"]
         if len(signer_infos) == 0:
@@ -387,7 +388,7 @@ def verify_signed_data(data: bytes, *, content: bytes | None = None,
         signature = si["signature"].native
         signed_attrs = si["signed_attrs"]
         attrs: dict[str, bytes] = {}
-        if signed_attrs.native is not None:
+        if not isinstance(signed_attrs, core.Void):
             for attr in signed_attrs:
                 oid = attr["type"].dotted
                 if oid in attrs:
@@ -397,7 +398,7 @@ def verify_signed_data(data: bytes, *, content: bytes | None = None,
         else:
             to_sign = None
         unsigned: dict[str, bytes] = {}
-        if si["unsigned_attrs"].native is not None:
+        if not isinstance(si["unsigned_attrs"], core.Void):     # (.native would parse a whole timestamp token)
             for attr in si["unsigned_attrs"]:
                 unsigned.setdefault(attr["type"].dotted, attr["values"].dump())
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:

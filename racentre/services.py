@@ -20,7 +20,7 @@ from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.revinfo import revocation_info
 from hsm import KeyManager, open_key_manager
 from pkicore.audit import bind_node
-from pkicore.db import make_engine, make_session_factory, named_lock
+from pkicore.db import HotReader, make_engine, make_session_factory, named_lock
 from racentre.config import Config
 from racentre.migrate import require_current, upgrade
 from racentre.provision import Site
@@ -108,9 +108,19 @@ class Services:
             self.db, self.key_manager, ca=lambda: self.ca, roots=site.roots, intermediates=site.issuing,
             revocation_info=lambda certs: revocation_info(self.ca, certs, with_ocsp=False),
             tsa=tsa or TsaService.for_site(self), evidence_signer=evidence_signer, config=config,
-            organization=site.organization)
+            organization=site.organization, revocation_state=self._revocation_state())
         self.__dict__["_trust"] = service
         return service
+
+    def _revocation_state(self):
+        """() -> every CA's revocation counter (``ca_bridge.crl.bump_revocation_seq``: bumped in the
+        transaction of every status change), one small query on the hot-path reader: the trust services'
+        validation cache keys on it, so a revocation on any node is seen by the next verification."""
+        reader = HotReader(self.engine)
+
+        def state() -> tuple:
+            return tuple(reader.rows("SELECT id, revocation_seq FROM ca_authority ORDER BY id", ()))
+        return state
 
     def close(self) -> None:
         if "key_manager" in self.__dict__:

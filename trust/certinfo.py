@@ -4,6 +4,8 @@ issuer, key and usages, and the GM/T 0015 identity extensions (身份证号 1.2.
 UTF-8 in a PrintableString is shown, not refused."""
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 
 from asn1crypto import core, pem, x509
@@ -103,6 +105,16 @@ def cert_info(data: bytes | x509.Certificate) -> dict:
         "identity": identity_extensions(cert),
         "sha256": hashlib.sha256(der).hexdigest(),
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _cert_info_der(der: bytes) -> dict:
+    return cert_info(der)
+
+
+def cached_cert_info(der: bytes) -> dict:
+    """``cert_info`` of DER, remembered (a certificate's information never changes); a copy each time."""
+    return copy.deepcopy(_cert_info_der(der))
 
 
 def info_by_oid(data: bytes, oid: str) -> str | None:

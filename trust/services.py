@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-from typing import Callable, Iterable
+from typing import Callable, Hashable, Iterable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +29,7 @@ from trust.keys import AppKey, AppKeyStore
 from trust.login import LoginResult, LoginService
 from trust.signing import Timestamper, sign_cms, sign_raw
 from trust.verdict import certificate_verdict
-from trust.verify import VerifyReport, verify_cms, verify_raw
+from trust.verify import ValidationCache, VerifyReport, verify_cms, verify_raw
 
 POLICY_NAME = "racentre-trust/1"
 MAX_DATA = 16 * 1024 * 1024
@@ -40,6 +40,7 @@ class TrustService:
                  roots: Callable[[], Iterable[bytes]], intermediates: Callable[[], Iterable[bytes]] = tuple,
                  revocation_info: RevocationSource | None = None, tsa: TsaService | None = None,
                  evidence_signer: Callable[[], EvidenceSigner] | None = None,
+                 revocation_state: Callable[[], Hashable] | None = None,
                  config: TrustConfig = TrustConfig(), organization: str = "RA Centre"):
         self.db = db
         self.km = km
@@ -52,6 +53,8 @@ class TrustService:
         self.login = LoginService(db, ttl=config.challenge_ttl, mask=(config.id_mask_head, config.id_mask_tail))
         self.evidence = EvidenceService(db, km, evidence_signer, self.timestamper) if evidence_signer else None
         self._trust_list = config.trust_list()
+        # certificate results reused until any status changes at the CA (trust.verify.ValidationCache)
+        self.cache = ValidationCache(revocation_state)
 
     # ------------------------------------------------------------------ policy
     def policy(self, trust: tuple[bytes, ...] | None = None) -> TrustPolicy:
@@ -135,9 +138,9 @@ class TrustService:
             if certificate is None or data is None:
                 raise TrustError("a raw signature needs the data and the certificate")
             return verify_raw(data, signature, certificate, policy, self.tsa_policy(), user_id=user_id,
-                              algorithm_name=algorithm, at=at)
+                              algorithm_name=algorithm, at=at, check=self.cache.check)
         if form == "cms":
-            return verify_cms(signature, policy, self.tsa_policy(), content=data, at=at)
+            return verify_cms(signature, policy, self.tsa_policy(), content=data, at=at, check=self.cache.check)
         raise TrustError("form must be raw or cms")
 
     def validate_certificate(self, certificate: bytes, *, at: dt.datetime | None = None) -> dict:
@@ -190,9 +193,10 @@ class TrustService:
             if form == "raw":
                 if certificate is None:
                     raise TrustError("a raw signature needs the certificate")
-                return verify_raw(challenge, signature, certificate, policy, self.tsa_policy())
+                return verify_raw(challenge, signature, certificate, policy, self.tsa_policy(),
+                                  check=self.cache.check)
             if form == "cms":
-                return verify_cms(signature, policy, self.tsa_policy(), content=challenge)
+                return verify_cms(signature, policy, self.tsa_policy(), content=challenge, check=self.cache.check)
             raise TrustError("form must be raw or cms")
 
         if form not in ("raw", "cms"):

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Callable, Hashable
 
-from asn1crypto import cms, x509
+from asn1crypto import cms, core, x509
 
 from pkicore.algorithms import Algorithm, algorithm
 from pkicore.cms import der_oid, tlv, verify_signed_data
@@ -29,10 +33,65 @@ from pkicore.sm2 import DEFAULT_USER_ID
 from pkicore.validation import (CertificateResult, Finding, Indication, SubIndication, TrustPolicy, failed,
                                 indeterminate, validate_certificate, worst)
 from timestamp.verify import verify_token
-from trust.certinfo import cert_info, load_certificate
+from trust.certinfo import cached_cert_info, cert_info, load_certificate
 from trust.errors import TrustError
 from trust.signing import ID_AA_SIGNATURE_TIMESTAMP
 from trust.verdict import certificate_verdict, sof_code
+
+CertificateCheck = Callable[..., CertificateResult]
+
+
+class ValidationCache:
+    """Certificate validation results reused while nothing they depend on has changed: the key is the
+    certificate, the certificates that came with it, the trust anchors and intermediates, the validation time
+    when it is proven (a timestamp's genTime; "now" otherwise), and the site's *revocation state* — a value
+    that changes whenever any certificate status changes at the CA (each CA's revocation counter,
+    ``ca_bridge.crl.bump_revocation_seq``), read fresh for every verification. A revocation committed on
+    any node therefore misses the cache at once; a "now" result is kept at most ``ttl`` seconds and never
+    past the certificate's notAfter, so expiry is not missed either. Nothing is cached when the state is
+    unknown (no ``revocation_state``)."""
+
+    def __init__(self, revocation_state: Callable[[], Hashable] | None, *, ttl: float = 10.0, size: int = 4096):
+        self.revocation_state = revocation_state
+        self.ttl = ttl
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def check(self, cert_der: bytes, policy: TrustPolicy, *, at: dt.datetime | None, proven: bool,
+              extra_certs=(), key_usage=frozenset({"digital_signature", "non_repudiation"})) -> CertificateResult:
+        if self.revocation_state is None or (at is not None and not proven):
+            return validate_certificate(cert_der, policy, at=at, proven=proven, extra_certs=extra_certs,
+                                        key_usage=key_usage)
+        state = self.revocation_state()
+        key = (hashlib.sha256(cert_der).digest(), hashlib.sha256(b"".join(extra_certs)).digest(),
+               hash((policy.trust_anchors, policy.other_certs, policy.require_revocation)), key_usage,
+               at if proven else None, state)
+        now = time.monotonic()
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None and item[0] > now:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return item[1]
+        self.misses += 1
+        result = validate_certificate(cert_der, policy, at=at, proven=proven, extra_certs=extra_certs,
+                                      key_usage=key_usage)
+        until = now + self.ttl
+        if not proven and result.not_after is not None:
+            left = (result.not_after - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            until = min(until, now + max(0.0, left))
+        with self._lock:
+            self._items[key] = (until, result)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return result
+
+
+def _direct(cert_der: bytes, policy: TrustPolicy, **kwargs) -> CertificateResult:
+    return validate_certificate(cert_der, policy, **kwargs)
+
 
 _SIG_FOR_KEY = {"sm2": "sm2-sm3", "ec-p256": "ecdsa-sha256", "ec-p384": "ecdsa-sha384", "rsa": "rsa-sha256"}
 
@@ -171,7 +230,7 @@ def check_time(token: bytes, signature: bytes, tsa_policy: TrustPolicy) -> TimeP
 def _evaluate(index: int, intact: bool, reasons: tuple[str, ...], cert_der: bytes | None, policy: TrustPolicy,
               tsa_policy: TrustPolicy, *, alg: str | None, signature: bytes | None, token: bytes | None,
               claimed: dt.datetime | None, extra_certs=(), at: dt.datetime | None = None,
-              hash_failure: bool = False) -> SignerReport:
+              hash_failure: bool = False, check: CertificateCheck = _direct) -> SignerReport:
     findings: list[Finding] = []
     if not intact:
         sub = SubIndication.HASH_FAILURE if hash_failure else SubIndication.SIG_CRYPTO_FAILURE
@@ -185,10 +244,10 @@ def _evaluate(index: int, intact: bool, reasons: tuple[str, ...], cert_der: byte
         proof = check_time(token, signature, tsa_policy)
         if proof.proven:
             when, proven = proof.gen_time, True
-    result = validate_certificate(cert_der, policy, at=when, proven=proven, extra_certs=extra_certs)
+    result = check(cert_der, policy, at=when, proven=proven, extra_certs=tuple(extra_certs))
     findings += result.findings
     try:
-        signer = cert_info(cert_der)
+        signer = cached_cert_info(cert_der)
     except TrustError:
         signer = None
     return SignerReport(index, intact, reasons, result, signer, alg, claimed, proof, tuple(findings))
@@ -196,7 +255,8 @@ def _evaluate(index: int, intact: bool, reasons: tuple[str, ...], cert_der: byte
 
 def verify_raw(data: bytes, signature: bytes, certificate: bytes, policy: TrustPolicy, tsa_policy: TrustPolicy, *,
                user_id: bytes | None = None, algorithm_name: str | None = None,
-               timestamp_token: bytes | None = None, at: dt.datetime | None = None) -> VerifyReport:
+               timestamp_token: bytes | None = None, at: dt.datetime | None = None,
+               check: CertificateCheck = _direct) -> VerifyReport:
     """SOF_VerifySignedData: ``signature`` over ``data`` with ``certificate``'s key, and the certificate."""
     cert = load_certificate(certificate)
     alg = signature_algorithm_for(cert, algorithm_name)
@@ -207,12 +267,12 @@ def verify_raw(data: bytes, signature: bytes, certificate: bytes, policy: TrustP
     reasons = () if intact else ("the signature does not verify with the certificate's key"
                                  + (f" and the user ID {user_id!r}" if user_id else "") + " over the data",)
     report = _evaluate(0, intact, reasons, cert.dump(), policy, tsa_policy, alg=alg.name, signature=signature,
-                       token=timestamp_token, claimed=None, at=at)
+                       token=timestamp_token, claimed=None, at=at, check=check)
     return VerifyReport("raw", (report,), content_sha256=hashlib.sha256(data).hexdigest())
 
 
 def verify_cms(signed: bytes, policy: TrustPolicy, tsa_policy: TrustPolicy, *, content: bytes | None = None,
-               at: dt.datetime | None = None) -> VerifyReport:
+               at: dt.datetime | None = None, check: CertificateCheck = _direct) -> VerifyReport:
     """SOF_VerifySignedMessage: every SignerInfo of a SignedData (attached, or detached with ``content``).
     ``at``: the validation time when no timestamp proves one (default now)."""
     first = verify_signed_data(signed, content=content)
@@ -226,7 +286,7 @@ def verify_cms(signed: bytes, policy: TrustPolicy, tsa_policy: TrustPolicy, *, c
     try:
         econtent = cms.ContentInfo.load(signed)["content"]
         encap = econtent["encap_content_info"] if "encap_content_info" in econtent else None
-        detached = encap is None or encap["content"].native is None
+        detached = encap is None or isinstance(encap["content"], core.Void) or encap["content"].contents is None
     except (ValueError, TypeError, KeyError):
         pass
     signers = []
@@ -248,7 +308,7 @@ def verify_cms(signed: bytes, policy: TrustPolicy, tsa_policy: TrustPolicy, *, c
         signers.append(_evaluate(index, result.ok, result.reasons, result.signer_certificate, policy, tsa_policy,
                                  alg=result.algorithm, signature=result.signature, token=token,
                                  claimed=result.signing_time, extra_certs=result.certificates,
-                                 hash_failure=hash_failure, at=at))
+                                 hash_failure=hash_failure, at=at, check=check))
     payload = first.content
     return VerifyReport("cms", tuple(signers), (), detached,
                         hashlib.sha256(payload).hexdigest() if payload is not None else None)
