@@ -19,7 +19,7 @@ asn1crypto encodes, and signed by the key manager (keys never leave the HSM):
 
 * basicConstraints only in CA certificates (critical, cA TRUE); keyUsage by the subject key's family
   (``Profile.key_usage_for``); notAfter - notBefore at most 3,653 days unless the profile allows more
-  (GmSSL 3 ``x509_cert_check``; ../shared/REFERENCES.md §10).
+  (GmSSL 3 ``x509_cert_check``; docs/REFERENCES.md §10).
 
 ``CertificateTemplate`` precomputes every DER piece that is constant for one (issuer, profile, URLs)
 combination, so issuing costs the per-certificate pieces, one concatenation and one HSM signature.

@@ -12,7 +12,7 @@ Rules every profile must follow at load time, so that what we issue is what the 
   dataEncipherment with an id-ecPublicKey key (ECDSA/ECDH, P-256/P-384); SM2 keys are exempt, because
   GM/T 0015 requires both on an SM2 encryption certificate (SM2 encryption is public-key encryption);
 * GmSSL 3 (``x509_cert_check`` / ``x509_key_usage_check`` / ``x509_ext_key_usage_check``;
-  ../shared/REFERENCES.md §10): a CA has keyCertSign + cRLSign and no extended key usage;
+  docs/REFERENCES.md §10): a CA has keyCertSign + cRLSign and no extended key usage;
   serverAuth/clientAuth/OCSPSigning need digitalSignature (keyEncipherment/keyAgreement on an encryption
   certificate); no anyExtendedKeyUsage alone; validity at most ``GMSSL_MAX_VALIDITY_DAYS`` (3,653 days,
   notAfter minus notBefore, a day of it kept for backdating) unless the profile sets

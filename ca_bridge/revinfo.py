@@ -28,7 +28,11 @@ def ocsp_request(cert: x509.Certificate, issuer_hashes: tuple[bytes, bytes], dig
 
 
 def revocation_info(ca: EmbeddedCA, certificates: Iterable[bytes], *, with_ocsp: bool = True) -> RevocationInfo:
-    """CRLs and OCSP responses from ``ca`` covering ``certificates`` (DER); self-signed ones need none."""
+    """CRLs and OCSP responses from ``ca`` covering ``certificates`` (DER); self-signed ones need none.
+
+    OCSP responses are made only for ECDSA/RSA issuers: an SM2-signed response cannot be used by
+    pyhanko-certvalidator (``pkicore.validation.is_sm2_ocsp`` says why), so SM2 chains are covered by
+    their CRLs and no HSM signature is spent on a response every caller would drop."""
     by_subject = {info.subject_der: info for info in ca.authorities().values()}
     crls: dict[str, bytes] = {}
     responses: list[bytes] = []
@@ -45,7 +49,8 @@ def revocation_info(ca: EmbeddedCA, certificates: Iterable[bytes], *, with_ocsp:
             continue
         if issuer.name not in crls:
             crls[issuer.name] = ca.crls.current(issuer.name).der
-        if with_ocsp and issuer.ocsp_key_label and issuer.ocsp_certificate and der != issuer.ocsp_certificate:
+        if (with_ocsp and issuer.algorithm.key_type != "sm2" and issuer.ocsp_key_label
+                and issuer.ocsp_certificate and der != issuer.ocsp_certificate):
             answer = ca.ocsp.respond(ocsp_request(cert, issuer.certid_hashes["sha256"]), issuer.name)
             if ocsp.OCSPResponse.load(answer)["response_status"].native == "successful":
                 responses.append(answer)

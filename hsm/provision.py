@@ -38,13 +38,30 @@ def build_softtoken() -> Path:
 
 
 def prepare_environment(config: HsmConfig) -> None:
-    """The C token reads its directory from RACENTRE_SOFTTOKEN_DIR at C_Initialize: export it first."""
+    """The C token reads its directory from RACENTRE_SOFTTOKEN_DIR at C_Initialize: export it first.
+
+    Once this process has loaded the module, its directory is fixed for the life of the process: a
+    later C_Initialize (after a fork, or after a lost device) must open the same directory, so the
+    variable is then left as it is and a differing ``[softtoken] dir`` is only logged (one process
+    serves one site; a second site's token belongs in its own process)."""
     if config.is_softtoken:
         if config.softtoken.dir:
-            Path(config.softtoken.dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.environ["RACENTRE_SOFTTOKEN_DIR"] = str(Path(config.softtoken.dir).resolve())
+            wanted = str(Path(config.softtoken.dir).resolve())
+            current = os.environ.get("RACENTRE_SOFTTOKEN_DIR")
+            if current and current != wanted and _module_loaded(config.module):
+                log.warning("the software token module is already loaded in this process with its "
+                            "directory %s; [softtoken] dir %s is not used by this process", current, wanted)
+            else:
+                Path(wanted).mkdir(parents=True, exist_ok=True, mode=0o700)
+                os.environ["RACENTRE_SOFTTOKEN_DIR"] = wanted
         if not Path(config.module).is_file():
             build_softtoken()
+
+
+def _module_loaded(module: str) -> bool:
+    """Whether python-pkcs11 has loaded ``module`` in this process (its per-path cache)."""
+    loaded = getattr(pkcs11, "_loaded", {})
+    return module in loaded or str(Path(module).resolve()) in loaded
 
 
 def _c_init_token(module: str, slot_id: int, so_pin: Secret, label: str) -> None:

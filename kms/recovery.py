@@ -22,12 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from kms.config import KmsConfig
 from kms.errors import ApprovalError, EscrowNotFound
 from kms.models import Approval, ApprovalRequest, EscrowedKey
-from pkicore.algorithms import algorithm
 from pkicore.audit import record
 from pkicore.db import as_utc, transaction, utcnow
 from pkicore.errors import ErrorCode
-from pkicore.keys import verify_signature
 from pkicore.names import display_name
+from pkicore.validation import RevocationSource, SubIndication, TrustPolicy, validate_certificate
 
 OFFICER_ROLE = "key_recovery_officer"
 PURPOSES = ("recover", "destroy", "export")
@@ -87,14 +86,15 @@ class ApprovalBook:
     """Recovery/destruction/export requests and their approvals (one database, audited)."""
 
     def __init__(self, db: sessionmaker[Session], config: KmsConfig,
-                 issuers: Callable[[], Iterable[bytes]] = tuple):
+                 issuers: Callable[[], Iterable[bytes]] = tuple, revocation: RevocationSource | None = None):
         self.db = db
         self.config = config
         self.issuers = issuers          # the CA certificates whose subscribers may receive a recovered key
+        self.revocation = revocation    # their CRLs/OCSP (then a recipient's status must be established)
 
     def check_recipient(self, cert_der: bytes, now: dt.datetime | None = None) -> dict:
         """The recipient a recovered key would be enveloped to, checked: a certificate issued by one of our
-        CAs (its signature verified, valid now) or one on the recipient list
+        CAs (its path validated now, revocation too when a source is given) or one on the recipient list
         an administrator keeps (``[kmc] recipient_files``); never a self-made one. Returns what approvers
         are shown (subject, issuer, serial, SHA-256 fingerprint, validity, why it is accepted)."""
         try:
@@ -105,18 +105,26 @@ class ApprovalBook:
             raise ApprovalError("recipient certificate is malformed", code=ErrorCode.BAD_REQUEST) from exc
         if cert_der in self.config.recovery_recipients():
             return dict(facts, accepted="on the recipient list ([kmc] recipient_files)")
-        now = now or utcnow()
-        validity = cert["tbs_certificate"]["validity"]
-        for issuer_der in self.issuers():
-            issuer = x509.Certificate.load(issuer_der)
-            if issuer.subject != cert.issuer or not _signed_by(cert, issuer):
-                continue
-            if not validity["not_before"].native <= now <= validity["not_after"].native:
-                raise ApprovalError("the recipient certificate is not valid now", code=ErrorCode.BAD_REQUEST)
-            # no keyUsage test: GM/T 0014 envelopes go to signing keys too (ApplyKeyReq's userPubKey)
-            return dict(facts, accepted=f"issued by {display_name(issuer.subject)}")
-        raise ApprovalError("the recipient certificate was not issued by one of our CAs and is not on the "
-                            "recipient list ([kmc] recipient_files): a recovered key goes only to known recipients",
+        not_ours = ApprovalError("the recipient certificate was not issued by one of our CAs and is not on the "
+                                 "recipient list ([kmc] recipient_files): a recovered key goes only to known "
+                                 "recipients", code=ErrorCode.BAD_REQUEST)
+        issuers = tuple(self.issuers())
+        if not issuers or cert.self_signed != "no":
+            raise not_ours
+        # RFC 5280 §6 path to the CAs this KMC serves (pkicore.validation); no keyUsage test: GM/T 0014
+        # envelopes go to signing keys too (ApplyKeyReq's userPubKey)
+        # given whole chains, the roots anchor and the rest are intermediates (pyhanko-certvalidator can
+        # establish a CRL only below a self-signed anchor); given issuing CAs alone, they anchor
+        roots = tuple(c for c in issuers if x509.Certificate.load(c).self_signed != "no")
+        policy = TrustPolicy(roots or issuers, tuple(c for c in issuers if c not in roots),
+                             revocation_info=self.revocation, require_revocation=self.revocation is not None)
+        checked = validate_certificate(cert_der, policy, at=now, who="recipient", key_usage=None)
+        if not checked.findings:
+            return dict(facts, accepted=f"issued by {checked.issuer}")
+        sub = checked.sub_indication
+        if sub is SubIndication.NO_CERTIFICATE_CHAIN_FOUND:
+            raise not_ours
+        raise ApprovalError(f"the recipient certificate is not acceptable: {checked.findings[0].message}",
                             code=ErrorCode.BAD_REQUEST)
 
     # ------------------------------------------------------------------ requests
@@ -291,11 +299,3 @@ def recipient_facts(cert_der: bytes) -> dict:
         return {"subject": "?", "issuer": "?", "serial": "?", "fingerprint_sha256": hashlib.sha256(cert_der).hexdigest(),
                 "not_before": None, "not_after": None}
 
-
-def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        alg = algorithm(cert["signature_algorithm"]["algorithm"].dotted)
-        return verify_signature(issuer.public_key.dump(), alg, cert["tbs_certificate"].dump(),
-                                cert["signature_value"].native)
-    except (KeyError, ValueError, TypeError):
-        return False

@@ -8,7 +8,7 @@ Extensions: basicConstraints (critical, CA certificates only), keyUsage (critica
 for a CA, else digitalSignature + nonRepudiation), subjectKeyIdentifier / authorityKeyIdentifier (RFC 5280
 §4.2.1.2 method 1, SHA-1 of the subjectPublicKey bits), and an optional critical extendedKeyUsage
 (a TSA's id-kp-timeStamping, RFC 3161 §2.3). Validity at most 3,653 days. Both as GmSSL 3 demands
-(../shared/REFERENCES.md §10).
+(docs/REFERENCES.md §10).
 """
 from __future__ import annotations
 

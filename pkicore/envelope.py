@@ -1,7 +1,7 @@
 """SM2 key envelopes: GM/T 0009 SM2Cipher, GB/T 35276 SM2EnvelopedKey and GM/T 0010 (GB/T 35275)
 SignedAndEnvelopedData — asn1crypto specs with builders and parsers (public data only, no secrets).
 
-The specs follow the definitions in /work/shared/REFERENCES.md §3:
+The specs follow the definitions in docs/REFERENCES.md §3:
 
 * ``SM2Cipher ::= SEQUENCE { XCoordinate INTEGER, YCoordinate INTEGER, HASH OCTET STRING (32),
   CipherText OCTET STRING }`` — C1 = (x, y), C3 = HASH, C2 = CipherText.

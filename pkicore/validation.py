@@ -176,6 +176,7 @@ class CertificateResult:
     path: tuple[str, ...] = ()
     revoked_at: dt.datetime | None = None
     revocation_reason: str | None = None
+    revocation_reason_code: str | None = None     # RFC 5280 §5.3.1 CRLReason name, e.g. "key_compromise"
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -270,7 +271,8 @@ def validate_certificate(cert_der: bytes, policy: TrustPolicy, *, at: dt.datetim
                                     f"{who} {'' if ee else 'CA '}certificate revoked on "
                                     f"{exc.revocation_dt:%Y-%m-%d %H:%M:%S} UTC and no timestamp proves the "
                                     "signature was made before that")
-        return CertificateResult((*findings, finding), **base, revoked_at=exc.revocation_dt, revocation_reason=reason)
+        return CertificateResult((*findings, finding), **base, revoked_at=exc.revocation_dt, revocation_reason=reason,
+                                 revocation_reason_code=exc.reason.native if exc.reason is not None else None)
     except ExpiredError as exc:
         if proven:
             finding = failed(SubIndication.EXPIRED, f"{who} certificate chain expired ({exc.expired_dt:%Y-%m-%d}) "

@@ -435,10 +435,17 @@ def verify_ses_signature(der: bytes, *, signed_data: bytes | None = None,
                           display_name(cert.subject) if cert is not None else None)
 
 
-def check_timestamp(token: bytes, stamped: bytes) -> tuple[dt.datetime | None, str | None]:
-    """(genTime, None) when ``token`` is an intact RFC 3161 token over ``stamped``, else (genTime?, reason).
-    The TSA's trust: seal.validation.check_timestamp."""
+def open_timestamp(token: bytes, stamped: bytes):
+    """(genTime, None, signed) when ``token`` is an intact RFC 3161 token over ``stamped``, else (genTime?,
+    reason, signed); ``signed`` is the token's verified SignedData (signer certificate and certificates),
+    so that the caller validates the TSA's path without verifying the token a second time. The TSA's
+    trust: seal.validation.check_timestamp."""
     result = verify_signed_data(token)
+    gen_time, why = _timestamp_imprint(result, stamped)
+    return gen_time, why, result
+
+
+def _timestamp_imprint(result, stamped: bytes) -> tuple[dt.datetime | None, str | None]:
     try:
         info = tsp.TSTInfo.load(result.content) if result.content else None
     except _PARSE_ERRORS:
@@ -526,5 +533,5 @@ def cert_subject(cert_der: bytes) -> str:
 
 __all__ = ["SESeal", "SESSealInfo", "TBSSign", "SESSignature", "SESealV1", "SESSignatureV1", "SealView",
            "SignatureView", "SealCheck", "SignatureCheck", "parse_seal", "parse_signature", "verify_seal",
-           "verify_ses_signature", "check_timestamp", "build_seal_info", "make_seal", "build_tbs_sign",
+           "verify_ses_signature", "open_timestamp", "build_seal_info", "make_seal", "build_tbs_sign",
            "sign_document", "SEAL_TYPES", "SEAL_TYPE_NAMES", "PICTURE_TYPES", "cert_subject"]

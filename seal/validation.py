@@ -24,7 +24,6 @@ from typing import Callable, Iterable
 
 from asn1crypto import x509
 
-from pkicore.cms import verify_signed_data
 from pkicore.names import display_name
 from pkicore.validation import (CertificateResult, Finding, RevocationSource, SubIndication, TrustPolicy, failed,
                                 indeterminate, validate_certificate)
@@ -84,11 +83,10 @@ def check_timestamp(token: bytes, stamped: bytes, tsa: TrustPolicy) -> Timestamp
     its message imprint, and its TSA certificate (critical id-kp-timeStamping, RFC 3161 §2.3) validated
     now against ``tsa``'s anchors. An altered token is a finding; an untrusted TSA only leaves the time
     unproven."""
-    gen_time, why = ses.check_timestamp(token, stamped)
+    gen_time, why, result = ses.open_timestamp(token, stamped)
     if why:
         return TimestampResult(gen_time, False, (indeterminate(SubIndication.SIG_CONSTRAINTS_FAILURE,
                                                                f"signature timestamp invalid: {why}"),))
-    result = verify_signed_data(token)
     tsa_cert = result.signer_certificate
     if tsa_cert is None:
         return TimestampResult(gen_time, False, warnings=("timestamp carries no TSA certificate: time not proven",))

@@ -11,11 +11,10 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
-from asn1crypto import cms, crl as asn1_crl, pem, tsp, x509
+from asn1crypto import cms, pem, tsp, x509
 
-from pkicore.algorithms import algorithm
 from pkicore.cms import verify_signed_data
-from pkicore.keys import verify_signature
+from pkicore.validation import TrustPolicy, validate_certificate
 from timestamp.tsa import ID_CT_TSTINFO, TimeStampResp, check_tsa_certificate
 from timestamp.errors import TsaError
 
@@ -55,50 +54,6 @@ def load_crls(blob: bytes) -> list[bytes]:
     if pem.detect(blob):
         return [der for kind, _, der in pem.unarmor(blob, multiple=True) if kind == "X509 CRL"]
     return [blob]
-
-
-def _cert_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        alg = algorithm(cert["signature_algorithm"]["algorithm"].dotted)
-    except KeyError:
-        return False
-    return verify_signature(issuer.public_key.dump(), alg, cert["tbs_certificate"].dump(),
-                            cert["signature_value"].native)
-
-
-def _crl_signed_by(crl: asn1_crl.CertificateList, issuer: x509.Certificate) -> bool:
-    if crl.issuer != issuer.subject:
-        return False
-    try:
-        alg = algorithm(crl["signature_algorithm"]["algorithm"].dotted)
-    except KeyError:
-        return False
-    return verify_signature(issuer.public_key.dump(), alg, crl["tbs_cert_list"].dump(), crl["signature"].native)
-
-
-def _path(leaf: x509.Certificate, anchors: list[x509.Certificate], untrusted: list[x509.Certificate],
-          at: dt.datetime) -> tuple[list[x509.Certificate], list[str]]:
-    """[leaf, ..., anchor] and the reasons it fails (empty when it holds)."""
-    path, current = [leaf], leaf
-    for _ in range(8):
-        for anchor in anchors:
-            if _cert_signed_by(current, anchor):
-                path.append(anchor)
-                reasons = [f"{c.subject.human_friendly} not valid at genTime" for c in path
-                           if not c.not_valid_before <= at <= c.not_valid_after]
-                for c in path[1:]:
-                    bc = c.basic_constraints_value
-                    if c is not anchor and (bc is None or not bc["ca"].native):
-                        reasons.append(f"{c.subject.human_friendly} is not a CA certificate")
-                return path, reasons
-        nxt = next((c for c in untrusted if c.dump() != current.dump() and _cert_signed_by(current, c)), None)
-        if nxt is None:
-            break
-        path.append(nxt)
-        current = nxt
-    return path, ["the TSA certificate does not chain to a given trust anchor"]
 
 
 def verify_token(blob: bytes, *, data: bytes | None = None, digest: bytes | None = None,
@@ -159,13 +114,7 @@ def verify_token(blob: bytes, *, data: bytes | None = None, digest: bytes | None
 
     chain_subjects: tuple[str, ...] = ()
     if trust:
-        anchors = [x509.Certificate.load(c) for c in trust]
-        untrusted = [x509.Certificate.load(c) for c in cms_result.certificates]
-        path, why = _path(tsa, anchors, untrusted, gen_time)
-        reasons.extend(why)
-        chain_subjects = tuple(c.subject.human_friendly for c in path)
-        if not why:
-            reasons.extend(_revocation(path, [asn1_crl.CertificateList.load(c) for c in crls], gen_time, warnings))
+        chain_subjects = _check_path(cms_result, gen_time, trust, crls, reasons, warnings)
     else:
         warnings.append("no trust anchor given: the TSA certificate's chain was not checked")
     return TokenVerification(not reasons, tuple(reasons), tuple(warnings), status, gen_time, serial, policy,
@@ -181,34 +130,30 @@ def _is_content_info(blob: bytes) -> bool:
         return False
 
 
-def _revocation(path: list[x509.Certificate], crls: list[asn1_crl.CertificateList], gen_time: dt.datetime,
-                warnings: list[str]) -> list[str]:
-    """RFC 3161 §4 (2)/(3): a certificate revoked before genTime, or for key compromise at any time,
-    invalidates the token; a later revocation for another reason does not."""
+def _check_path(signed, gen_time: dt.datetime, trust: Sequence[bytes], crls: Sequence[bytes],
+                reasons: list[str], warnings: list[str]) -> tuple[str, ...]:
+    """The TSA certificate's path to ``trust`` at genTime (RFC 5280 §6 through pyhanko-certvalidator with
+    our SM2 validator: pkicore.validation), revocation from ``crls`` when given (then required for every
+    certificate that names a CRL distribution point). RFC 3161 §4 (2)/(3): a TSA certificate revoked
+    before genTime invalidates the token; revoked later it does not, unless for key or CA compromise —
+    so a path that holds at genTime is checked once more now for a compromise revocation."""
+    policy = TrustPolicy(tuple(trust), revocation_info=None, require_revocation=bool(crls))
+    checked = validate_certificate(signed.signer_certificate, policy, at=gen_time, proven=True, who="TSA",
+                                   key_usage=None, extra_certs=signed.certificates, extra_crls=crls)
+    reasons.extend(f.message for f in checked.findings)
+    path = tuple(reversed(checked.path))          # the TSA first, up to the anchor
+    if checked.findings:
+        return path
     if not crls:
         warnings.append("no CRL given: revocation was not checked")
-        return []
-    reasons = []
-    for cert, issuer in zip(path, path[1:]):
-        mine = [c for c in crls if _crl_signed_by(c, issuer)]
-        if not mine:
-            if any(c.issuer == issuer.subject for c in crls):
-                reasons.append(f"the CRL of {issuer.subject.human_friendly} has an invalid signature")
-            else:
-                warnings.append(f"no CRL from {issuer.subject.human_friendly}")
-            continue
-        for crl in mine:
-            for entry in crl["tbs_cert_list"]["revoked_certificates"]:
-                if entry["user_certificate"].native != cert.serial_number:
-                    continue
-                when = entry["revocation_date"].native
-                reason = None
-                for ext in entry["crl_entry_extensions"]:
-                    if ext["extn_id"].native == "crl_reason":
-                        reason = ext["extn_value"].native
-                if when <= gen_time or reason in ("key_compromise", "ca_compromise"):
-                    reasons.append(f"{cert.subject.human_friendly} is revoked ({reason or 'unspecified'}, "
-                                   f"{when.isoformat()})")
-                else:
-                    warnings.append(f"{cert.subject.human_friendly} was revoked after genTime ({reason})")
-    return reasons
+        return path
+    later = validate_certificate(signed.signer_certificate, policy, who="TSA", key_usage=None,
+                                 extra_certs=signed.certificates, extra_crls=crls)
+    if later.revoked_at is not None:
+        if later.revocation_reason_code in ("key_compromise", "ca_compromise"):
+            reasons.append(f"the TSA certificate (or its CA) was revoked for {later.revocation_reason_code} on "
+                           f"{later.revoked_at.isoformat()}: its tokens are not to be trusted (RFC 3161 §4)")
+        else:
+            warnings.append(f"the TSA certificate was revoked after genTime ({later.revocation_reason or 'unspecified'},"
+                            f" {later.revoked_at.isoformat()})")
+    return path

@@ -2,10 +2,41 @@
 named principal (``roles``: who -> roles) and calls as ``call(method, path, who, json=...)``."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import secrets
+
+from hsm import init_token
 from pkicore.db import transaction
+from pkicore.secret import Secret
 from racentre.auth import create_token
+from racentre.config import Config, DatabaseConfig, ServiceConfig
+from racentre.services import Services
 from racentre.web import build_app
+from tests.pgschema import database_url
 from tests.unit.ra import helpers
+
+
+def site_services(url: str, hsm_config) -> Services:
+    """A site of its own: a fresh database and a fresh token (the CA refuses to reuse key labels)."""
+    hsm_config = dataclasses.replace(hsm_config, token=f"e2e-{secrets.token_hex(4)}")
+    init_token(hsm_config, Secret(secrets.token_hex(8)), hsm_config.pin)
+    config = Config(hsm=hsm_config, database=DatabaseConfig(url=url), service=ServiceConfig(public_url="http://e2e.test"))
+    services = Services(config)
+    services.site.init(kinds=("sm2",))
+    return services
+
+
+@contextlib.contextmanager
+def site_on(kind: str, directory, name: str, hsm_config):
+    """``site_services`` on a migrated SQLite file in ``directory`` or a fresh PostgreSQL schema; closed
+    (and the schema dropped) on exit."""
+    with database_url(kind, directory, name) as url:
+        services = site_services(url, hsm_config)
+        try:
+            yield services
+        finally:
+            services.close()
 
 
 def api_client(services, roles: dict[str, list[str]]):

@@ -20,10 +20,9 @@ from pkicore.audit import AuditEvent
 from pkicore.db import transaction
 from racentre.audit import verify
 from ra.models import Approval, RaCertificate
-from tests.e2e.apiclient import api_client
-from tests.e2e.test_dual_certificates import _one_approval_from_issuance, _services
+from tests.e2e.apiclient import api_client, site_on
+from tests.e2e.test_dual_certificates import _one_approval_from_issuance
 from tests.interop.bouncycastle import assert_bc_ok, bc_available, bc_verify_many
-from tests.pgschema import database_url
 from tests.unit.ca_bridge.helpers import extensions, sm2_spki
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
@@ -34,10 +33,8 @@ ROLES = {"applicant": ["applicant"], "operator": ["ra_operator"], "officer_a": [
 
 @pytest.fixture(params=["sqlite", "postgresql"], scope="module")
 def services(request, tmp_path_factory, softtoken_config):
-    with database_url(request.param, tmp_path_factory.mktemp("bulk"), "bulk") as url:
-        services = _services(url, softtoken_config)
+    with site_on(request.param, tmp_path_factory.mktemp("bulk"), "bulk", softtoken_config) as services:
         yield services
-        services.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,8 @@ from sqlalchemy import func, select
 
 from ca_bridge.models import EscrowReservation, IssuedCert
 from ra import bulk
-from tests.e2e.apiclient import api_client
-from tests.e2e.test_dual_certificates import _one_approval_from_issuance, _services
-from tests.pgschema import database_url
+from tests.e2e.apiclient import api_client, site_on
+from tests.e2e.test_dual_certificates import _one_approval_from_issuance
 from tests.unit.kms.subscriber import openssl_sm2_key
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import openssl_csr
@@ -26,10 +25,8 @@ ROLES = {"applicant": ["applicant"], "operator": ["ra_operator"], "officer_a": [
 
 @pytest.fixture(params=["sqlite", "postgresql"], scope="module")
 def services(request, tmp_path_factory, softtoken_config):
-    with database_url(request.param, tmp_path_factory.mktemp("dualrace"), "dualrace") as url:
-        services = _services(url, softtoken_config)
+    with site_on(request.param, tmp_path_factory.mktemp("dualrace"), "dualrace", softtoken_config) as services:
         yield services
-        services.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,20 +7,15 @@ the KMC's archive marks the escrowed key revoked. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
-import secrets
 
 import pytest
 from asn1crypto import crl as asn1_crl, ocsp as asn1_ocsp, pem, x509
 from sqlalchemy import select
 
-from hsm import init_token
 from kms.models import EscrowedKey
 from pkicore.db import transaction
-from pkicore.secret import Secret
 from pkicore.envelope import parse_signed_and_enveloped, parse_sm2_enveloped_key, verify_signed_and_enveloped
-from racentre.config import Config, DatabaseConfig, ServiceConfig
-from racentre.services import Services
-from tests.e2e.apiclient import api_client
+from tests.e2e.apiclient import api_client, site_services
 from tests.pgschema import database_url
 from tests.unit.ca_bridge.helpers import ocsp_request
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
@@ -34,17 +29,8 @@ ROLES = {"applicant": ["applicant"], "operator": ["ra_operator"], "officer_a": [
 @pytest.fixture(params=["sqlite", "postgresql"], scope="module")
 def services(request, tmp_path_factory, softtoken_config):
     with database_url(request.param, tmp_path_factory.mktemp("dual"), "dual") as url:
-        yield _services(url, softtoken_config)
+        yield site_services(url, softtoken_config)
 
-
-def _services(url: str, hsm_config) -> Services:
-    """A site of its own: a fresh database and a fresh token (the CA refuses to reuse key labels)."""
-    hsm_config = dataclasses.replace(hsm_config, token=f"e2e-{secrets.token_hex(4)}")
-    init_token(hsm_config, Secret(secrets.token_hex(8)), hsm_config.pin)
-    config = Config(hsm=hsm_config, database=DatabaseConfig(url=url), service=ServiceConfig(public_url="http://e2e.test"))
-    services = Services(config)
-    services.site.init(kinds=("sm2",))
-    return services
 
 
 @pytest.fixture(scope="module")

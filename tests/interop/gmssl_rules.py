@@ -1,4 +1,4 @@
-"""What GmSSL 3 accepts in a certificate (../shared/REFERENCES.md §10), checked two ways:
+"""What GmSSL 3 accepts in a certificate (docs/REFERENCES.md §10), checked two ways:
 
 * ``GmSSL``: the real GmSSL 3.1.1 library that the PyPI package ``easy-gmssl`` builds from the GmSSL
   source it ships (``~/.gmssl_3.1.1_install/lib/libgmssl.so.3.1``, loaded by ``easy_gmssl.gmssl``), called

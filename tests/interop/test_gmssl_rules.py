@@ -1,4 +1,4 @@
-"""Every certificate profile we issue against what GmSSL 3 accepts (../shared/REFERENCES.md §10).
+"""Every certificate profile we issue against what GmSSL 3 accepts (docs/REFERENCES.md §10).
 
 Two checks, on the certificates of every profile as the site issues them (tests/interop/conftest.py
 ``every_profile``: SM2, ECDSA P-256/P-384 and RSA hierarchies; root, issuing CA, OCSP signer,

@@ -14,7 +14,7 @@ ERROR = ValidationFindingSeverity.ERROR
 # The one expected finding. An SM2 encryption certificate carries keyEncipherment and dataEncipherment
 # because GM/T 0015 requires them (SM2 encryption is public-key encryption of a session key, not ECDH);
 # SM2 keys are id-ecPublicKey keys, to which pkilint applies RFC 5480/RFC 8813 §3 ("MUST NOT" for those
-# two bits), so it reports them as an ERROR. ../shared/REFERENCES.md §11.
+# two bits), so it reports them as an ERROR. docs/REFERENCES.md §11.
 SM2_ENCRYPTION_CERTIFICATE = [Finding("ERROR", "pkix.key_usage_value_prohibited_for_ec",
                                       "certificate.tbsCertificate.extensions.0.extnValue.keyUsage")]
 

@@ -11,12 +11,13 @@ import secrets
 from urllib.parse import quote
 
 import pytest
-from asn1crypto import core, ocsp, x509
+from asn1crypto import core, crl, ocsp, x509
 from werkzeug.test import Client
 
 from ca_bridge import ocsp as ocsp_module
 from ca_bridge.api import RevocationReason
 from ca_bridge.embedded import EmbeddedCA
+from ca_bridge.revinfo import revocation_info
 from ca_bridge.store import StoredResponse
 from ca_bridge.views import OcspFastPath, bp
 from pkicore.algorithms import algorithm
@@ -354,3 +355,26 @@ def test_pre_produced_answer_of_another_responder_key_is_not_served(ca):
     assert again != other.der and again != first
     assert statuses(basic_response(again, ca, info.name)) == {leaf.serial: "good"}
     assert ca.ocsp.respond(plain) == again
+
+
+
+def test_revocation_info_for_validation(ca, issued, monkeypatch):
+    """ca_bridge.revinfo: CRLs for every CA-issued certificate; OCSP responses only where a validator can
+    use them (ECDSA/RSA issuers) — no HSM signature is spent on an SM2 response that would be dropped."""
+    good, _ = issued
+    ec_leaf = ca.issue(request("server", ec_spki()))
+    asked = []
+    respond = ca.ocsp.respond
+
+    def counting(der, ca_name=None):
+        asked.append(ca_name)
+        return respond(der, ca_name)
+
+    monkeypatch.setattr(ca.ocsp, "respond", counting)
+    sm2 = revocation_info(ca, [good.certificate])
+    assert sm2.ocsp_responses == () and asked == []
+    issuer = x509.Certificate.load(ca.directory.get(good.ca).certificate).subject
+    assert [crl.CertificateList.load(c)["tbs_cert_list"]["issuer"] for c in sm2.crls] == [issuer]
+    ec = revocation_info(ca, [ec_leaf.certificate])
+    assert len(ec.ocsp_responses) == 1 and asked == [ec_leaf.ca]
+    assert statuses(basic_response(ec.ocsp_responses[0], ca, ec_leaf.ca, ECDSA_SIG_ALG)) == {ec_leaf.serial: "good"}

@@ -11,7 +11,7 @@ from kms.errors import ApprovalError
 from kms.recovery import Officer, RecoveryAuthorisation
 from pkicore.envelope import parse_signed_and_enveloped, verify_signed_and_enveloped
 from tests.unit.kms.helpers import OFFICERS, audit, escrow_one
-from tests.unit.kms.subscriber import (mul, openssl_sm2_certificate, openssl_sm2_key, public_point, sm2_decrypt,
+from tests.unit.kms.subscriber import (mul, public_point, sm2_decrypt,
                                        sm4_ecb_decrypt)
 
 
@@ -142,3 +142,43 @@ def test_recipient_must_be_ours_or_listed_and_approvers_see_it(escrow, archived,
     assert listed.check_recipient(court[1])["accepted"].startswith("on the recipient list")
     with pytest.raises(ApprovalError, match="malformed"):
         listed.check_recipient(b"\x30\x03\x02\x01\x01")
+
+
+def test_recipient_path_and_status_through_our_ca(escrow, softtoken_km, subscriber):
+    """The recipient's path is validated against the CAs the KMC serves (pkicore.validation): a
+    certificate of our CA is accepted; once revoked, and with the CA's revocation information given,
+    it is refused with the reason; a certificate is not accepted by a KMC that serves another CA."""
+    import secrets
+
+    from ca_bridge.api import IssueRequest, RevocationReason
+    from ca_bridge.embedded import EmbeddedCA
+    from ca_bridge.revinfo import revocation_info
+    from kms.recovery import ApprovalBook
+    from pkicore.oids import OID
+    from tests.unit.ca_bridge.helpers import USCC
+
+    def hierarchy(prefix):
+        ca = EmbeddedCA(softtoken_km, escrow.db, "http://kmc-recipient.test", name_prefix=prefix)
+        ca.init_hierarchy(kinds=("sm2",), label_prefix=prefix)
+        return ca
+
+    mine, other = f"r{secrets.token_hex(3)}-", f"x{secrets.token_hex(3)}-"
+    ours, theirs = hierarchy(mine), hierarchy(other)      # one database: authorities() lists both
+    # the served CAs' whole chain: pyhanko-certvalidator establishes a CRL only below a self-signed anchor
+    chain = [i.certificate for name, i in ours.authorities().items() if name.startswith(mine)]
+    leaf = ours.issue(IssueRequest(request_id=f"rcpt-{secrets.token_hex(4)}", profile="unit",
+                                   public_key_info=subscriber[1],
+                                   subject=(("country_name", "CN"), ("organization_name", "示范市中级人民法院"),
+                                            ("common_name", "示范市中级人民法院")),
+                                   identity=((OID.UNIFIED_SOCIAL_CREDIT_CODE, USCC),)))
+    book = ApprovalBook(escrow.db, escrow.config, issuers=lambda: chain,
+                        revocation=lambda certs: revocation_info(ours, certs))
+    assert book.check_recipient(leaf.certificate)["accepted"].startswith("issued by")
+    foreign = ApprovalBook(escrow.db, escrow.config,
+                           issuers=lambda: [theirs.authorities()[f"{other}issuing-sm2"].certificate])
+    with pytest.raises(ApprovalError, match="not issued by one of our CAs"):
+        foreign.check_recipient(leaf.certificate)
+    ours.revoke(leaf.ca, leaf.serial, RevocationReason.key_compromise)
+    with pytest.raises(ApprovalError, match="revoked") as refused:
+        book.check_recipient(leaf.certificate)
+    assert refused.value.code.value == "bad_request"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import secrets
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,9 @@ from pkicore.algorithms import algorithm
 from seal.pki import LocalIssuer, ensure_key, make_signer
 from timestamp.tsa import TimeStampAuthority, TsaUnit
 
-# ../shared beside the checkout (CI clones the repository next to it), else the workplace's copy
-_BESIDE = Path(__file__).resolve().parents[3].parent / "shared" / "testdata" / "ofd"
-TESTDATA = _BESIDE if _BESIDE.is_dir() else Path("/work/shared/testdata/ofd")
+# OFD and seal samples made by other implementations (ofdrw's test resources, Apache-2.0), kept in
+# the repository: tests/vectors/ofd/README.md says what each is
+TESTDATA = Path(__file__).resolve().parents[2] / "vectors" / "ofd"
 
 
 def _label(prefix: str) -> str:
@@ -82,3 +83,19 @@ def ecdsa_pki(seal_pki, tsa):
     units = TimeStampAuthority({"default": tsa.units["default"], "ecdsa": ecdsa_unit},
                                digests=["sm3", "sha256", "sha384"])
     return {"ca": ca, "unit": unit, "rsa_unit": rsa_unit, "tsa_cert": tsa_cert, "tsa_units": units}
+
+
+def rezip(data: bytes, change: dict[str, bytes | None] | None = None, add: dict[str, bytes] | None = None) -> bytes:
+    """An OFD package (a ZIP) rewritten: members in ``change`` replaced (None: removed), ``add`` appended
+    — how the tests tamper with or re-shape documents made by us and by other producers."""
+    change, add = change or {}, add or {}
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            content = change.get(info.filename, src.read(info.filename))
+            if content is not None:
+                z.writestr(info.filename, content)
+        for name, content in add.items():
+            z.writestr(name, content)
+    return out.getvalue()

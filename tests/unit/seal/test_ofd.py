@@ -13,20 +13,9 @@ import pytest
 from seal import ofd, ses
 from seal.errors import BadDocument
 from seal.validation import SealPolicy
-from tests.unit.seal.sealpki import TESTDATA
+from tests.unit.seal.sealpki import TESTDATA, rezip as _rezip
 
 
-def _rezip(data: bytes, change: dict[str, bytes | None] = {}, add: dict[str, bytes] = {}) -> bytes:
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for info in src.infolist():
-            content = change.get(info.filename, src.read(info.filename))
-            if content is not None:
-                z.writestr(info.filename, content)
-        for name, content in add.items():
-            z.writestr(name, content)
-    return out.getvalue()
 
 
 def test_commercial_sample_intact_but_not_trusted():

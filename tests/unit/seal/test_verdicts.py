@@ -33,7 +33,7 @@ from seal.pki import LocalIssuer, ensure_key
 from seal.samplepdf import make_pdf
 from seal.validation import SealPolicy, SealState
 from seal.verify import verify_document
-from tests.unit.seal.sealpki import TESTDATA
+from tests.unit.seal.sealpki import TESTDATA, rezip as _rezip
 from timestamp.tsa import TimeStampAuthority, TsaUnit
 
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -230,17 +230,6 @@ def test_seal_state_in_the_registry(site):
 
 # ------------------------------------------------------------------ OFD from other producers
 
-def _rezip(data: bytes, change: dict[str, bytes | None] = {}, add: dict[str, bytes] = {}) -> bytes:
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for info in src.infolist():
-            content = change.get(info.filename, src.read(info.filename))
-            if content is not None:
-                z.writestr(info.filename, content)
-        for name, content in add.items():
-            z.writestr(name, content)
-    return out.getvalue()
 
 
 def _suwell(data: bytes) -> bytes:
