@@ -406,6 +406,24 @@ def test_openapi_lists_every_route_and_body(client):
     assert client("GET", "/api/v1/trust/openapi.json").status_code == 200
 
 
+def test_rsa_application_key(services, client):
+    """RSA for applications outside the SM2 world: PKCS#1 v1.5 with SHA-256, raw and CMS."""
+    resp = client("POST", "/api/v1/trust/keys", "admin", json={
+        "application": client.names["app1"], "key_algorithm": "rsa-2048", "common_name": "rsa.gov.test",
+        "dns_names": ["rsa.gov.test"]})
+    assert resp.status_code == 201, resp.json
+    kid = resp.json["id"]
+    raw = _sign(client, data=b64(DATA), form="raw", key_id=kid)
+    assert raw["algorithm"] == "rsa-sha256"
+    assert verify_signature(x509.Certificate.load(unb64(raw["certificate"])).public_key.dump(), algorithm("rsa-sha256"),
+                            DATA, unb64(raw["signature"]))
+    assert _verify(client, form="raw", signature=raw["signature"], data=b64(DATA), certificate=raw["certificate"])["valid"]
+    signed = _sign(client, data=b64(DATA), key_id=kid, timestamp=True)
+    report = _verify(client, signature=signed["signature"])
+    assert report["valid"] and report["signers"][0]["algorithm"] == "rsa-sha256", report
+    assert report["signers"][0]["timestamp"]["proven"]
+
+
 # ---------------------------------------------------------------- expiry (keep last: CRLs of a later day)
 
 def test_expired_with_and_without_timestamp(services, client, monkeypatch):
