@@ -40,6 +40,24 @@ serve(load_config(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), workers
 """
 
 
+IN_PROCESS = """
+import sys, time
+from pathlib import Path
+from racentre.config import load_config
+from racentre.services import Services
+services = Services(load_config(sys.argv[1]))
+trust = services.trust_service()
+signed = Path(sys.argv[2]).read_bytes()
+assert trust.verify_report(signed).valid
+stop, n = time.perf_counter() + float(sys.argv[3]), 0
+t0 = time.perf_counter()
+while time.perf_counter() < stop:
+    assert trust.verify_report(signed).valid
+    n += 1
+print(n / (time.perf_counter() - t0))
+"""
+
+
 def racentre(config_path: Path, env: dict, *args: str) -> str:
     out = subprocess.run([sys.executable, "-m", "racentre.cli", "--config", str(config_path), *args], check=True,
                          cwd=ROOT, capture_output=True, text=True, env=env)
@@ -153,10 +171,14 @@ def main() -> None:
             server.wait(15)
         except subprocess.TimeoutExpired:
             server.kill()
+    in_process = float(subprocess.run([sys.executable, "-c", IN_PROCESS, str(config_path), str(directory / "signed.p7s"),
+                                       str(min(args.seconds, 5))], cwd=ROOT, env=env, capture_output=True,
+                                      text=True, check=True).stdout.strip().splitlines()[-1])
     goal = 0.5 * args.workers * ossl_verify
     print(f"trust_verify_cms_sm2_per_s_{args.workers}workers_{args.clients}clients {result['rate']:.0f}  "
           f"# {100 * result['rate'] / (args.workers * ossl_verify):.0f}% of {args.workers} x openssl verify "
           f"(goal >= 50%, {goal:.0f}/s)")
+    print(f"trust_verify_in_process_per_s_1thread {in_process:.0f}  # TrustService.verify_report, no HTTP, no auth")
     print(f"trust_verify_latency_p50_ms {result['p50_ms']:.1f}")
     print(f"trust_verify_latency_p99_ms {result['p99_ms']:.1f}")
     print(f"trust_verify_done {result['done']}")

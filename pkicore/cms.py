@@ -324,7 +324,7 @@ def check_ess_certificate(attr_values_der: bytes, oid: str, cert_der: bytes) -> 
         if hashlib.new(digest, cert_der).digest() != want:
             return "ESS signing-certificate hash does not match the signer certificate"
         issuer_serial = cert_id["issuer_serial"]
-        if issuer_serial.native is not None:
+        if not isinstance(issuer_serial, core.Void):     # (.native would decode every GeneralName)
             cert = x509.Certificate.load(cert_der)
             if issuer_serial["serial_number"].native != cert.serial_number:
                 return "ESS signing-certificate issuerSerial does not match the signer certificate"

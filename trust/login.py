@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pkicore import audit
 from pkicore.db import as_utc, transaction, utcnow
-from trust.certinfo import cert_info, mask_id
+from trust.certinfo import mask_id
 from trust.models import TrustChallenge
 from trust.verify import VerifyReport
 
