@@ -424,6 +424,22 @@ def test_rsa_application_key(services, client):
     assert report["signers"][0]["timestamp"]["proven"]
 
 
+def test_validation_cache_follows_the_revocation_counter(services, client, keys):
+    """A repeated verification reuses the certificate result; any status change at the CA (here another
+    certificate's revocation) makes the next one validate again."""
+    cache = services.trust_service().cache
+    signed = _sign(client, data=b64(DATA), key_id=keys["sm2"]["id"])["signature"]
+    assert _verify(client, signature=signed)["valid"]
+    hits, misses = cache.hits, cache.misses
+    assert _verify(client, signature=signed)["valid"]
+    assert (cache.hits, cache.misses) == (hits + 1, misses)
+    other = issue_user(services)
+    services.ca.revoke("issuing-sm2", x509.Certificate.load(other.certificate).serial_number,
+                       RevocationReason.superseded)
+    assert _verify(client, signature=signed)["valid"]
+    assert cache.misses == misses + 1
+
+
 # ---------------------------------------------------------------- expiry (keep last: CRLs of a later day)
 
 def test_expired_with_and_without_timestamp(services, client, monkeypatch):
