@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from hsm import HsmConfig, KeyManager, SoftTokenConfig, init_token
-from hsm.provision import build_softtoken
+from hsm.token import build_softtoken
 from pkicore.secret import Secret
 
 

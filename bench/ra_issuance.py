@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import openssl_speed_sm2  # noqa: E402
-from ra.identity import USCC_CHARSET, org_code_check_character, uscc_check_character  # noqa: E402
+from ra.id_numbers import USCC_CHARSET, org_code_check_character, uscc_check_character  # noqa: E402
 
 RACENTRE = [sys.executable, "-m", "racentre.cli"]
 POSTGRES_URL = os.environ.get("RACENTRE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -149,10 +149,9 @@ class Site:
 def prepare(services, count: int) -> tuple[list[int], dict[str, str]]:
     """``count`` vetted server requests (one final approval away from issuance) and API tokens."""
     from pkicore.db import transaction
-    from ra.services import build_ra_service, ca_backend_for
     from ra.workflow import Actor
-    from racentre.auth import create_token
-    ra = build_ra_service(services.db, ca_backend_for(services))
+    from access.auth import create_token
+    ra = services.ra
     tag = secrets.token_hex(3)
     operator, applicant = Actor(f"operator-{tag}", "ra_operator"), Actor(f"client-{tag}", "api_client")
     unit, _ = ra.add_unit(operator, name=f"基准测试单位-{tag}", uscc=uscc(), legal_representative="王五")

@@ -29,7 +29,7 @@ from asn1crypto import tsp  # noqa: E402
 
 from bench.common import openssl_speed_sm2  # noqa: E402
 from hsm import HsmConfig, SoftTokenConfig, init_token  # noqa: E402
-from hsm.provision import build_softtoken  # noqa: E402
+from hsm.token import build_softtoken  # noqa: E402
 from pkicore.secret import Secret  # noqa: E402
 
 SERVER = """

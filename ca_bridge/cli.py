@@ -1,6 +1,6 @@
 """``racentre ca``: set up the CA hierarchy, list CAs, write CRLs, revoke certificates, certify a
 service key held elsewhere from its PKCS#10 request (e.g. a stand-alone KMC), and list or retry the
-GM/T 0014 notifications the CA still owes the KMC (``ca_bridge.escrow`` outbox) (operators)."""
+GM/T 0014 notifications the CA still owes the KMC (``ca_bridge.kmc_link`` outbox) (operators)."""
 from __future__ import annotations
 
 import hashlib
@@ -12,36 +12,20 @@ from asn1crypto import csr as asn1_csr, pem
 from ca_bridge.api import IssueRequest, RevocationReason
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import BadEncoding, IssuanceError
-from ca_bridge.escrow import KmcLink, pending_notifications
-from kms.client import HttpTransport, InProcessTransport
-from kms.services import kmc_from_services
+from ca_bridge.kmc_link import KmcLink, pending_notifications
 from pkicore.algorithms import algorithm
 from pkicore.keys import verify_signature
 
 
 def _ca(ctx) -> EmbeddedCA:
-    services = ctx.obj["services"]
-    if "ca" not in ctx.obj:
-        ctx.obj["ca"] = EmbeddedCA.from_services(services)
-    return ctx.obj["ca"]
+    """The site's CA (``racentre.services.Services.ca``), with the KMC attached as ``racentre serve``
+    has it: the stand-alone KMC of ``[kmc] url`` over HTTP, else the embedded one in process."""
+    return ctx.obj["services"].ca
 
 
 def _kmc_link(ctx) -> KmcLink:
-    """The CA's GM/T 0014 link as ``racentre serve`` wires it: the stand-alone KMC of ``[kmc] url`` over
-    HTTP, else the embedded KMC in process (trusting our SM2 issuing CAs)."""
-    ca = _ca(ctx)
-    if ca.kmc is None:
-        services = ctx.obj["services"]
-        config = services.config.kmc
-        if config.remote:
-            ca.attach_kmc(HttpTransport(config.url, config.timeout), config.kmc_certificate())
-        else:
-            kmc = kmc_from_services(services)
-            for info in ca.authorities().values():
-                if not info.is_root and info.algorithm.key_type == "sm2":
-                    kmc.service.trust(info.certificate)
-            ca.attach_kmc(InProcessTransport(kmc.service), lambda: kmc.escrow.certificate)
-    return ca.kmc
+    """The CA's GM/T 0014 link (its outbox of RevokeKeyReqs owed to the KMC)."""
+    return _ca(ctx).kmc
 
 
 @click.group("ca")
@@ -97,8 +81,6 @@ def revoke_command(ctx, serial, ca_name, reason):
     except ValueError:
         raise click.BadParameter("SERIAL must be hexadecimal", param_hint="SERIAL") from None
     ca = _ca(ctx)
-    if ca.kmc is None and ca.escrowed(ca_name, number):
-        _kmc_link(ctx)           # the KMC archived this key: the revocation queues its RevokeKeyReq (outbox)
     status = ca.revoke(ca_name, number, RevocationReason(reason))
     click.echo(f"{ca_name}/{number:x}: {status.status}" + (f" ({status.reason.value})" if status.reason else ""))
 

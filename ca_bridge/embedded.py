@@ -27,8 +27,8 @@ from ca_bridge.certbuilder import (CertificateTemplate, IssuerInfo, SubjectKey, 
                                    name_text, random_serial)
 from ca_bridge.crl import CrlPublisher, bump_revocation_seq
 from ca_bridge.directory import CaDirectory, CaInfo
-from ca_bridge.escrow import KmcLink
 from ca_bridge.errors import CertificateNotFound, IssuanceError, NoPublicUrl, RequestConflict, RevocationConflict
+from ca_bridge.kmc_link import KmcLink
 from ca_bridge.models import EscrowReservation, IssuedCert
 from ca_bridge.ocsp import OcspResponder
 from ca_bridge.profiles import Profile, get_profile, load_profiles
@@ -67,7 +67,7 @@ class _Plan:
 
 
 class EmbeddedCA:
-    """The embedded CA. Thread-safe; build one per process (``from_services``) and share it."""
+    """The embedded CA. Thread-safe; build one per process and share it (``racentre.services.Services.ca``)."""
 
     def __init__(self, key_manager: KeyManager, db: sessionmaker[Session], public_url: str = "http://127.0.0.1:8600",
                  *, profiles: Mapping[str, Profile] | None = None, name_prefix: str = "",
@@ -92,18 +92,9 @@ class EmbeddedCA:
 
     def attach_kmc(self, transport, kmc_certificate) -> None:
         """Put a KMC behind the key-escrow profiles (GM/T 0034): ``transport`` reaches its GM/T 0014
-        endpoint (``kms.client.InProcessTransport`` / ``HttpTransport``), ``kmc_certificate`` (DER, or a
+        endpoint (``gmt0014.client.InProcessTransport`` / ``HttpTransport``), ``kmc_certificate`` (DER, or a
         callable returning the current DER) verifies it."""
         self.kmc = KmcLink(self.km, self.db, self.directory, transport, kmc_certificate)
-
-    @classmethod
-    def from_services(cls, services) -> "EmbeddedCA":
-        """From a ``racentre.services.Services`` container (key manager, session factory, public URL: the
-        site's ``[service] public_url``; when unset this CA serves CRLs and OCSP but issues nothing)."""
-        public_url = getattr(services, "public_url", None)
-        if public_url is None:      # a container without the property: read it as Services does
-            public_url = services.config.service.public_url
-        return cls(services.key_manager, services.db, public_url)
 
     def _require_public_url(self) -> None:
         """Refuse to issue without the site's public URL: it goes into every certificate's CRL DP and
@@ -163,7 +154,7 @@ class EmbeddedCA:
 
     def prepare_escrowed_key(self, request: EscrowedKeyRequest) -> EscrowedKey:
         """Reserve a KMC-generated encryption key for the certificate ``request.request_id`` will issue
-        (``ca_bridge.escrow``); call it outside any transaction. Idempotent on the request id."""
+        (``ca_bridge.kmc_link``); call it outside any transaction. Idempotent on the request id."""
         self._require_public_url()
         if not isinstance(request.request_id, str) or not 0 < len(request.request_id) <= 128:
             raise IssuanceError("request_id must be a string of 1..128 characters")

@@ -87,7 +87,7 @@ class EscrowAttempt(Base):
     archived a key for ``serial``. The next attempt for the same request sends the same serial and
     validity (and takes the key back with RestoreKeyReq if the KMC already has it), so retries leave no
     orphan key each; a RevokeKeyReq is queued only when the request is released or the attempt
-    expires (``ca_bridge.escrow``)."""
+    expires (``ca_bridge.kmc_link``)."""
     __tablename__ = "ca_escrow_attempt"
 
     id: Mapped[int] = mapped_column(_BIGID, primary_key=True)

@@ -24,12 +24,11 @@ import binascii
 from asn1crypto import pem
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
+from access.auth import require_roles
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import CaError
 from pkicore.db import as_utc
 from pkicore.errors import ErrorCode
-from racentre import fastpath
-from racentre.auth import require_roles
 
 bp = Blueprint("ca", __name__)
 
@@ -207,11 +206,3 @@ def certificate(ca: str, serial: str):
                    revoked_at=as_utc(row.revoked_at).isoformat() if row.revoked_at else None,
                    reason=row.reason if row.status == "revoked" else None,
                    certificate=pem.armor("CERTIFICATE", row.certificate).decode("ascii"))
-
-
-def init_app(app, services) -> None:
-    """Wire the CA into the service app (racentre.web.build_app): one EmbeddedCA per process."""
-    if EXTENSION_KEY not in app.extensions:
-        app.extensions[EXTENSION_KEY] = EmbeddedCA.from_services(services)
-    app.register_blueprint(bp)
-    fastpath.install(app, "ocsp", OcspFastPath(app.extensions[EXTENSION_KEY]))

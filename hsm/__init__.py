@@ -9,7 +9,7 @@ from hsm.errors import (HsmError, HsmUnavailable, KeyNotFound, KeyNotPermitted, 
                         PinIncorrect, PinLocked)
 from hsm.keymanager import KeyManager, TokenInfo
 from hsm.keys import KEY_SPECS, KeyInfo, KeyRef
-from hsm.provision import ensure_token, init_token, reinitialize_after_fork
+from hsm.token import ensure_token, init_token, reinitialize_after_fork
 
 
 def open_key_manager(config: HsmConfig) -> KeyManager:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from racentre.auth import require_roles
+from access.auth import require_roles
 
 bp = Blueprint("hsm", __name__, url_prefix="/hsm")
 
@@ -21,8 +21,3 @@ def health():
 @require_roles("ra_admin", "auditor")
 def info():
     return jsonify(current_app.extensions["racentre.key_manager"].info().as_dict())
-
-
-def init_app(app, services) -> None:
-    """Wire this blueprint into the service app (racentre.web.build_app)."""
-    app.register_blueprint(bp)

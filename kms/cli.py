@@ -9,12 +9,11 @@ from pathlib import Path
 import click
 from asn1crypto import pem, x509
 
+from access.auth import authenticate
 from kms.config import read_certificates
 from kms.recovery import Officer
-from kms.services import kmc_from_services
 from pkicore.algorithms import algorithm
 from pkicore.csr import build_csr
-from racentre.auth import authenticate
 
 
 def _kmc(ctx):
@@ -22,7 +21,7 @@ def _kmc(ctx):
     if config is not None and config.kmc.remote:
         raise click.UsageError(f"this site's KMC is the stand-alone one at {config.kmc.url} ([kmc] url): "
                                "run `racentre kms ...` with the KMC's own configuration, on its host")
-    return kmc_from_services(ctx.obj["services"])
+    return ctx.obj["services"].kmc
 
 
 def _principal(ctx, token: str):

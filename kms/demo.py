@@ -20,7 +20,7 @@ from asn1crypto import pem
 
 from kms.identity import self_signed_certificate, subject_name
 from kms.recovery import ApprovalBook, Officer
-from kms.services import Kmc, kmc_from_services
+from kms.services import Kmc
 from pkicore.envelope import Party, verify_signed_and_enveloped
 
 DEMO_OFFICERS = tuple(Officer(f"demo-officer-{i}", frozenset({"key_recovery_officer"})) for i in (1, 2, 3))
@@ -41,7 +41,7 @@ def write_demo_artefacts(services, out_dir, *, kmc: Kmc | None = None,
     """Write the KMC demo artefacts into ``out_dir``; returns the file names written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    kmc = kmc or kmc_from_services(services)
+    kmc = kmc or services.kmc
     km = kmc.escrow.km
     written = []
 

@@ -5,13 +5,11 @@ the key manager. Integrator hook: ``KeyEscrow.install_certificate(der)`` replace
 """
 from __future__ import annotations
 
-from asn1crypto import keys as asn1_keys
 from asn1crypto import x509
 
 from hsm import KeyManager
 from pkicore.algorithms import algorithm
 from pkicore.certificate import build_certificate
-from pkicore.sm2 import sm3
 
 
 def subject_name(rdns: tuple[tuple[str, str], ...]) -> x509.Name:
@@ -27,8 +25,3 @@ def self_signed_certificate(km: KeyManager, label: str, subject: tuple[tuple[str
     return build_certificate(subject=name, issuer=name, spki=spki, issuer_spki=spki, alg=alg, days=days,
                              sign=lambda tbs: km.sign(label, tbs, alg.mechanism),
                              serial=int.from_bytes(km.random(16), "big") >> 1 or 1)
-
-
-def public_key_hash(spki_der: bytes) -> bytes:
-    """SM3 of the subjectPublicKey bits (EntName.entPubKeyHash, GM/T 0014)."""
-    return sm3(asn1_keys.PublicKeyInfo.load(spki_der)["public_key"].contents[1:])

@@ -5,7 +5,7 @@ disaster-recovery export) and the authorisation objects without which ``kms.escr
 here: by ``ApprovalBook.authorise`` once M distinct, unexpired approvals by holders of the role
 ``key_recovery_officer`` (members of the configured panel of N, when one is named) are on record, or —
 for a subscriber's own lost key — by ``authorise_subscriber_restore`` from a GM/T 0014 RestoreKeyReq
-whose CA signature ``kms.service`` has verified. Each is single-use: ``kms.escrow`` marks the request
+whose CA signature ``kms.endpoint`` has verified. Each is single-use: ``kms.escrow`` marks the request
 used in the same transaction as the operation. Every step is audited (pkicore.audit).
 """
 from __future__ import annotations
@@ -68,14 +68,14 @@ class ExportAuthorisation(_Authorisation):
 
 @dataclass(frozen=True)
 class Officer:
-    """An authenticated principal (racentre.auth.Principal has this shape)."""
+    """An authenticated principal (access.auth.Principal has this shape)."""
 
     name: str
     roles: frozenset[str]
 
 
 def authorise_subscriber_restore(key_id: int, recipient_public_key_info: bytes, ca_id: str) -> RecoveryAuthorisation:
-    """For ``kms.service`` only, after it verified a CA-signed RestoreKeyReq: the RA vetted the subscriber
+    """For ``kms.endpoint`` only, after it verified a CA-signed RestoreKeyReq: the RA vetted the subscriber
     and the CA vouches for the current signing key the key is re-delivered to."""
     return RecoveryAuthorisation(request_id=None, key_id=key_id, approvers=(f"ca:{ca_id}",), issued_at=utcnow(),
                                  _token=_MINT, recipient_public_key_info=recipient_public_key_info,

@@ -1,22 +1,20 @@
-"""The KMC assembled over the service container: escrow, approval book and GM/T 0014 service.
+"""The KMC assembled from its parts: escrow, approval book and GM/T 0014 service (``build_kmc``; the
+site builds one per process in ``racentre.services.Services.kmc``).
 
 Embedded default: the KMC uses the centre's HSM and database (tables ``kms_*``). A stand-alone KMC is
 the same object over its own container (own token and database: ``racentre serve --packages hsm,kms``),
-reached by the CA through ``kms.client.HttpTransport`` when the CA's ``[kmc] url`` is set.
+reached by the CA through ``gmt0014.client.HttpTransport`` when the CA's ``[kmc] url`` is set.
 """
 from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
 
-from kms.client import InProcessTransport, KmcClient
+from gmt0014.client import InProcessTransport, KmcClient
 from kms.config import KmsConfig
+from kms.endpoint import KmcService
 from kms.escrow import KeyEscrow
 from kms.recovery import ApprovalBook
-from kms.service import KmcService
-from pkicore.db import named_lock
-
-KMC_SETUP_LOCK = "kmc-setup"
 
 
 @dataclass
@@ -36,7 +34,8 @@ def build_kmc(key_manager, db, config: KmsConfig | None = None, *, setup_lock=nu
     """Set up (idempotently) and return the KMC. Its tables (``kms_*``) come with the schema
     (``racentre db upgrade``), embedded or stand-alone alike. ``setup_lock()``: held while the KMC's
     keys, bootstrap certificate and first KEK are looked for and made, so the workers and nodes that
-    start together on a fresh KMC make them once (``kmc_from_services``: a lock of the database)."""
+    start together on a fresh KMC make them once (``racentre.services.Services.kmc``: a lock of the
+    database)."""
     escrow = KeyEscrow(key_manager, db, config or KmsConfig())
     with setup_lock():
         escrow.setup()
@@ -44,13 +43,3 @@ def build_kmc(key_manager, db, config: KmsConfig | None = None, *, setup_lock=nu
     # recovered keys go to subscribers of the CAs this KMC serves (or the configured recipient list)
     book = ApprovalBook(db, escrow.config, issuers=lambda: [ca.certificate for ca in list(service.trusted.values())])
     return Kmc(escrow, book, service)
-
-
-def kmc_from_services(services, config: KmsConfig | None = None) -> Kmc:
-    """One KMC per service container (cached on it); settings from its ``[kmc]`` section by default."""
-    kmc = getattr(services, "_kms_kmc", None)
-    if kmc is None:
-        kmc = build_kmc(services.key_manager, services.db, config or services.config.kmc,
-                        setup_lock=lambda: named_lock(services.database, KMC_SETUP_LOCK))
-        services._kms_kmc = kmc
-    return kmc

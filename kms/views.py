@@ -7,11 +7,11 @@ import base64
 from asn1crypto import pem
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from kms import gmt0014
+from access.auth import require_roles
+from gmt0014.messages import CONTENT_TYPE
 from kms.errors import EscrowError
 from kms.recovery import Officer
-from kms.services import Kmc, kmc_from_services
-from racentre.auth import require_roles
+from kms.services import Kmc
 
 bp = Blueprint("kms", __name__, url_prefix="/kmc/v1")
 
@@ -52,9 +52,9 @@ def _delivery_json(d) -> dict:
 @bp.post("/request")
 def gmt0014_request():
     """GM/T 0014: DER CARequest in (application/octet-stream), DER KMRespond out (always signed)."""
-    if request.mimetype != gmt0014.CONTENT_TYPE:
-        raise EscrowError(f"send the DER CARequest as {gmt0014.CONTENT_TYPE}")
-    return Response(_kmc().service.handle(request.get_data()), mimetype=gmt0014.CONTENT_TYPE)
+    if request.mimetype != CONTENT_TYPE:
+        raise EscrowError(f"send the DER CARequest as {CONTENT_TYPE}")
+    return Response(_kmc().service.handle(request.get_data()), mimetype=CONTENT_TYPE)
 
 
 @bp.get("/certificate")
@@ -149,14 +149,3 @@ def kek_rotate():
 def kek_rewrap():
     limit = request.args.get("limit", type=int)
     return jsonify(moved=_kmc().escrow.rewrap_batch(actor=g.principal.name, limit=limit))
-
-
-def init_app(app, services) -> None:
-    """Wire the KMC into the service app (racentre.web.build_app) — unless ``[kmc] url`` names a
-    stand-alone KMC: then this app is its CA's side only and has no KMC (nor KMC endpoints) of its own."""
-    config = app.extensions.get("racentre.config")
-    if config is not None and config.kmc.remote and "racentre.kms" not in app.extensions:
-        return
-    if "racentre.kms" not in app.extensions:
-        app.extensions["racentre.kms"] = kmc_from_services(services)
-    app.register_blueprint(bp)

@@ -14,6 +14,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import MetaData, bindparam, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -218,12 +219,30 @@ def select_in(connection, statement, ids) -> list:
     return rows
 
 
+_AFTER_COMMIT = "pkicore.db.after_commit"
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback()`` once the unit of work ``session`` belongs to (``transaction``) has committed:
+    after COMMIT returned and the session is closed, outside SQLAlchemy's commit hooks, so it may do
+    I/O (e.g. a GM/T 0014 request) without holding the transaction. Never run when it rolls back; a
+    callback must itself check what a rolled-back savepoint may have taken back. A session not opened
+    by ``transaction`` never runs them (the caller's work must then not depend on them: an outbox)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]):
-    """One unit of work: commit on success, roll back on any exception (nothing half-written)."""
+    """One unit of work: commit on success, roll back on any exception (nothing half-written); then
+    the ``after_commit`` callbacks, in order."""
     with factory() as session:
-        with session.begin():
-            yield session
+        try:
+            with session.begin():
+                yield session
+        finally:
+            callbacks = session.info.pop(_AFTER_COMMIT, ())
+    for callback in callbacks:
+        callback()
 
 
 @contextmanager

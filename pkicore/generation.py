@@ -21,7 +21,7 @@ from pkicore.db import Base, reading
 
 CHECK_INTERVAL = 1.0            # seconds between two looks at one generation row per process
 CA_AUTHORITIES = "ca_authority"     # the CA hierarchy (ca_bridge.directory)
-KMC_SETTINGS = "kms_setting"        # the KMC's certificate and stored trust (kms.escrow, kms.service)
+KMC_SETTINGS = "kms_setting"        # the KMC's certificate and stored trust (kms.escrow, kms.endpoint)
 
 
 class DbGeneration(Base):

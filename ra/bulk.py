@@ -36,7 +36,7 @@ from pkicore.db import IDS, as_utc, select_in, utcnow
 from pkicore.errors import PkiError
 
 from ra import workflow
-from ra.errors import ConflictError, Forbidden, IssuanceFailed, NotFound, ValidationError
+from ra.errors import ConflictError, DutiesNotSeparated, IssuanceFailed, NotFound, ValidationError
 from ra.models import Approval, CertRequest, RaCertificate, RequestKind, RequestState, RequestType
 from ra.records import SELECT_NAMES, subjects
 from ra.workflow import TARGET, Actor, Policy
@@ -149,9 +149,9 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
         if row.state != RequestState.VETTED.value:
             error = ConflictError(f"request {rid} is {row.state}, only vetted requests can be approved")
         elif actor.name == row.submitted_by:
-            error = Forbidden("an officer cannot approve a request they submitted")
+            error = DutiesNotSeparated("an officer cannot approve a request they submitted")
         elif actor.name == row.vetted_by:
-            error = Forbidden("an officer cannot approve a request they vetted")
+            error = DutiesNotSeparated("an officer cannot approve a request they vetted")
         if error is not None:
             outcomes[rid] = Outcome(rid, "failed", row.state, error=error)
             continue

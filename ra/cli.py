@@ -13,24 +13,17 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from ca_bridge.api import CABackend
+from access.auth import ROLES, ApiToken, Forbidden, create_token, token_list, token_set_disabled, token_set_expiry
 from pkicore import audit
 from pkicore.db import as_utc, reading, transaction, utcnow
-from racentre.auth import ROLES, ApiToken, create_token, token_list, token_set_disabled, token_set_expiry
 
-from ra.errors import Forbidden
-from ra.services import RaService, build_ra_service, ca_backend_for
+from ra.services import RaService
 from ra.workflow import Actor
 
 
-def _ca_backend(services) -> CABackend:
-    """The CA the CLI issues through (the integrator may adjust; tests replace it)."""
-    return ca_backend_for(services)
-
-
 def _service(ctx) -> RaService:
-    services = ctx.obj["services"]
-    return build_ra_service(services.db, _ca_backend(services), getattr(services.config, "ra", None))
+    """The site's RA (``racentre.services.Services.ra``), issuing through the site's CA."""
+    return ctx.obj["services"].ra
 
 
 def _actor(ctx, name: str, role: str) -> Actor:

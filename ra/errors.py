@@ -33,8 +33,9 @@ class NotFound(RaError):
     code = ErrorCode.NOT_FOUND
 
 
-class Forbidden(RaError):
-    """Separation of duties refuses this actor (four-eyes, self-approval)."""
+class DutiesNotSeparated(RaError):
+    """Separation of duties refuses this actor (four-eyes, self-approval). (Who may act at all is
+    ``access.auth``: ``AuthError``, ``Forbidden``.)"""
 
     code = ErrorCode.FORBIDDEN
 

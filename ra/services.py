@@ -4,7 +4,6 @@ for the REST views and the CLI. Built by ``build_ra_service`` and kept in ``app.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from typing import Mapping
 
 from sqlalchemy import select
@@ -12,14 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from ca_bridge.api import CABackend, CertificateStatus, IssuedCertificate, IssueRequest, KeyEscrowCA, RevocationReason
+from ca_bridge.api import CABackend, KeyEscrowCA
 from pkicore.audit import AuditEvent
 from pkicore.db import as_utc, reading, transaction
 from pkicore.envelope import enveloped_key_from_signed_and_enveloped
-from pkicore.errors import ErrorCode, PkiError
+from pkicore.errors import PkiError
 
 from ra import bulk, records, workflow
-from ra.errors import ConflictError, KmcKeyNotReserved, NotFound, RaError, ValidationError
+from ra.errors import ConflictError, KmcKeyNotReserved, NotFound, ValidationError
 from ra.models import CertRequest, CivilServant, RequestState, RequestType, Server, Unit
 from ra.workflow import Actor, Policy
 
@@ -274,43 +273,3 @@ def build_ra_service(db: sessionmaker[Session], ca_backend: CABackend,
         config = {k: v for k, v in dataclasses.asdict(config).items() if v is not None}
     policy = config if isinstance(config, Policy) else Policy.from_mapping(config)
     return RaService(db, ca_backend, policy)
-
-
-class UnavailableCA:
-    """Stands in when no CA backend can be built: every call fails with a clear message (nothing is
-    half-done: the approval rolls back)."""
-
-    def __init__(self, why: str):
-        self.why = why
-
-    def _fail(self):
-        raise RaError(f"no CA backend is available: {self.why}", code=ErrorCode.CONFIGURATION)
-
-    def issue(self, request: IssueRequest, session: Session | None = None) -> IssuedCertificate:
-        self._fail()
-
-    def revoke(self, ca: str, serial: int, reason: RevocationReason,
-               session: Session | None = None) -> CertificateStatus:
-        self._fail()
-
-    def status(self, ca: str, serial: int, session: Session | None = None) -> CertificateStatus:
-        self._fail()
-
-
-EMBEDDED_CA_MODULE = "ca_bridge.embedded"
-
-
-def ca_backend_for(services) -> CABackend:
-    """The CA backend for a racentre ``Services`` container: the embedded HSM-backed CA
-    (``ca_bridge.embedded.EmbeddedCA``) when that module is installed, otherwise a stub that refuses
-    every call with a clear message. The integrator adjusts the constructor call here."""
-    try:
-        module = importlib.import_module(EMBEDDED_CA_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != EMBEDDED_CA_MODULE:
-            raise
-        return UnavailableCA("ca_bridge.embedded is not installed")
-    embedded = module.EmbeddedCA
-    if hasattr(embedded, "from_services"):
-        return embedded.from_services(services)
-    return embedded(services.key_manager, services.db)

@@ -9,16 +9,15 @@ from __future__ import annotations
 from asn1crypto import pem
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from access.auth import require_roles
 from ra.errors import NotFound, ValidationError
 from ra.openapi import openapi_document
-from ra.services import RaService, build_ra_service, ca_backend_for
+from ra.services import RaService
 from ra.workflow import Actor
-from racentre.auth import require_roles
 
 bp = Blueprint("ra", __name__, url_prefix="/api/v1")
 
 EXTENSION = "racentre.ra"
-CA_EXTENSION = "racentre.ca"
 RA_MAX_BODY = 256 * 1024
 STAFF = ("ra_operator", "ra_officer", "ra_admin", "auditor")
 
@@ -251,12 +250,3 @@ def audit_events():
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(openapi_document())
-
-
-def init_app(app, services) -> None:
-    """Wire the RA into the service app (racentre.web.build_app): service + blueprint."""
-    ra_config = getattr(services.config, "ra", None)
-    ca = app.extensions.get(CA_EXTENSION) or ca_backend_for(services)   # the app's one CA when wired before us
-    app.extensions[EXTENSION] = build_ra_service(services.db, ca, ra_config)
-    app.register_blueprint(bp)
-

@@ -32,8 +32,8 @@ from pkicore.errors import PkiError
 from pkicore.oids import OID
 
 from ra.csr import MAX_CSR_SIZE, KeyInfo, check_public_key, load_public_key_info, parse_csr, subject_conflicts
-from ra.errors import ConflictError, CsrError, Forbidden, IssuanceFailed, KmcKeyNotReserved, NotFound, ValidationError
-from ra.identity import validate_hostname, validate_id_number, validate_ip, validate_name, validate_uscc
+from ra.errors import ConflictError, CsrError, DutiesNotSeparated, IssuanceFailed, KmcKeyNotReserved, NotFound, ValidationError
+from ra.id_numbers import validate_hostname, validate_id_number, validate_ip, validate_name, validate_uscc
 from ra.models import (Approval, CertRequest, CivilServant, RaCertificate, RequestKind, RequestState,
                        RequestType, Server, ServerName, Unit)
 
@@ -458,7 +458,7 @@ def vet(session: Session, actor: Actor, request_id: int, *, documents_checked: b
     if req.state != RequestState.SUBMITTED.value:
         raise ConflictError(f"request {req.id} is {req.state}, only submitted requests can be vetted")
     if actor.name == req.submitted_by:
-        raise Forbidden("the submitter of a request cannot vet it")
+        raise DutiesNotSeparated("the submitter of a request cannot vet it")
     checks: dict = {}
 
     def documents():
@@ -540,9 +540,9 @@ def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
     if req.state != RequestState.VETTED.value:
         raise ConflictError(f"request {req.id} is {req.state}, only vetted requests can be approved")
     if actor.name == req.submitted_by:
-        raise Forbidden("an officer cannot approve a request they submitted")
+        raise DutiesNotSeparated("an officer cannot approve a request they submitted")
     if actor.name == req.vetted_by:
-        raise Forbidden("an officer cannot approve a request they vetted")
+        raise DutiesNotSeparated("an officer cannot approve a request they vetted")
     # _lock loaded the approvals after taking the row lock, so they are every committed one: no COUNT
     req.approvals.append(Approval(officer=actor.name))
     _flush(session)

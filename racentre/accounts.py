@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from sqlalchemy import BigInteger, Boolean, DateTime, Integer, LargeBinary, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from access.auth import ROLES, AuthError, Principal
 from pkicore.audit import record
 from pkicore.db import Base, as_utc, transaction, utcnow
 from pkicore.errors import ErrorCode, PkiError
 from racentre import passwords, totp
-from racentre.auth import ROLES, AuthError, Principal
 from racentre.secretbox import SecretBox, SecretBoxError
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class OfficerAccount(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     display_name: Mapped[str] = mapped_column(String(128))
-    roles: Mapped[str] = mapped_column(String(256))                       # comma-separated racentre.auth.ROLES
+    roles: Mapped[str] = mapped_column(String(256))                       # comma-separated access.auth.ROLES
     password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
     totp_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # racentre.secretbox
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

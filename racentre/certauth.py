@@ -20,11 +20,11 @@ from urllib.parse import unquote
 from asn1crypto import x509
 from flask import current_app, request
 
+from access.auth import AuthError
 from pkicore.algorithms import algorithm
 from pkicore.db import utcnow
 from pkicore.keys import verify_signature
 from racentre import accounts
-from racentre.auth import AuthError
 from racentre.console.config import ConsoleConfig
 
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
@@ -104,7 +104,7 @@ API_HEADER = "X-RACentre-API"
 
 
 def api_principal():
-    """The API's client-certificate principal source (racentre.auth.add_principal_source): the account
+    """The API's client-certificate principal source (access.auth.add_principal_source): the account
     bound to a verified certificate. A browser presents client certificates by itself, so calls that
     change state must also carry ``X-RACentre-API: 1``, a header no cross-site form can add (CSRF)."""
     from_config = current_app.extensions["racentre.config"].console

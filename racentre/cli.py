@@ -16,7 +16,7 @@ from racentre.config import load_config
 from racentre.console.cli import console_group
 from racentre.demo import demo_command
 from racentre.migrate import head, require_current
-from racentre.serve import serve_command
+from racentre.serve import serve_command, tsa_serve_command
 from racentre.setup_cli import setup_command
 from racentre.services import Services
 from seal.cli import seal_group
@@ -36,19 +36,8 @@ def cli(ctx, config_path, verbose):
     ctx.ensure_object(dict)
     ctx.obj["config"] = load_config(config_path)
     ctx.obj["services"] = services = Services(ctx.obj["config"])
-    ctx.obj["seal_service"] = lambda: _site_seal_service(services)
-    ctx.obj["trust_service"] = services.trust_service
+    ctx.obj["trust_service"] = lambda: services.trust
     ctx.call_on_close(services.close)
-
-
-def _site_seal_service(services: Services):
-    """``racentre seal ...`` on a set-up site: the seal service ``racentre serve`` runs (seal maker
-    certified by our CA, the configured TSA units, our CRLs/OCSP for B-LT); None on a fresh site."""
-    if not services.site.provisioned:
-        return None
-    from racentre.provision import build_seal_service  # noqa: PLC0415 - pyHanko: only for seal commands
-    from timestamp.services import TsaService  # noqa: PLC0415
-    return build_seal_service(services.site, services, TsaService.for_site(services))
 
 
 @cli.group("db")
@@ -80,6 +69,7 @@ cli.add_command(ra_group)
 cli.add_command(demo_command)
 cli.add_command(setup_command)
 cli.add_command(serve_command)
+tsa_group.add_command(tsa_serve_command)      # `racentre tsa serve`: serving is the shell's
 cli.add_command(tsa_group)
 cli.add_command(kms_group)
 cli.add_command(seal_group)

@@ -49,16 +49,16 @@ from pathlib import Path
 import click
 from asn1crypto import cms, ocsp, pem, tsp, x509
 
+from access.auth import create_token
+from gmt0014.messages import public_key_hash
 from hsm import KeyManager, KeyNotFound
-from kms.identity import public_key_hash
 from pkicore import algorithm, verify_signature
 from pkicore.csr import build_csr
 from pkicore.db import transaction
-from ra.identity import id_check_character, org_code_check_character, uscc_check_character
+from ra.id_numbers import id_check_character, org_code_check_character, uscc_check_character
+from racentre.app import build_app
 from racentre.audit import write_demo_artefacts as write_audit_export
-from racentre.auth import create_token
 from racentre.setup_cli import setup_site
-from racentre.web import build_app
 from seal.demo import demo_picture
 from seal.samplepdf import make_ofd, make_pdf
 

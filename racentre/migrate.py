@@ -28,7 +28,7 @@ from pkicore.db import READ_ONLY, Base, lock_key
 from pkicore.errors import ErrorCode, PkiError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-MODEL_MODULES = ("pkicore.audit", "pkicore.generation", "racentre.auth", "ca_bridge.models", "ra.models", "kms.models",
+MODEL_MODULES = ("pkicore.audit", "pkicore.generation", "access.auth", "ca_bridge.models", "ra.models", "kms.models",
                  "timestamp.models", "seal.models", "trust.models", "racentre.accounts", "racentre.console.models")
 
 

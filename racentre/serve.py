@@ -16,12 +16,13 @@ import click
 import waitress
 
 from hsm import reinitialize_after_fork
+from racentre.app import DEFAULT_PACKAGES, build_app
 from racentre.arbiter import WORKER_CLASS, exec_arbiter
 from racentre.audit import start_periodic_checkpoints
 from racentre.config import Config
 from racentre.migrate import SchemaError, require_current
 from racentre.services import Services
-from racentre.web import DEFAULT_PACKAGES, build_app
+from timestamp.errors import TsaError
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,9 @@ def service_app(services: Services, packages: tuple[str, ...]):
     if interval > 0:
         start_periodic_checkpoints(services.db, services.key_manager, interval,
                                    key_label=services.config.audit.key_label)
-    link = getattr(app.extensions.get("racentre.ca"), "kmc", None)
-    if link is not None and services.config.service.kmc_retry_interval > 0:
-        app.extensions["racentre.kmc_outbox_sweep"] = link.start_retry_sweep(services.config.service.kmc_retry_interval)
+    if "racentre.ca" in app.extensions and services.config.service.kmc_retry_interval > 0:
+        app.extensions["racentre.kmc_outbox_sweep"] = services.ca.kmc.start_retry_sweep(
+            services.config.service.kmc_retry_interval)
     return app
 
 
@@ -134,3 +135,29 @@ def serve_command(ctx, host, port, workers, packages_text):
                f"{workers} worker{'s' if workers > 1 else ''}"
                + ("" if packages == DEFAULT_PACKAGES else f", packages {','.join(packages)}") + ")")
     serve(config, host=host, port=port, workers=workers, packages=packages)
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="listen address (default [service] host)")
+@click.option("--port", type=int, default=None, help="listen port (default [service] port)")
+@click.option("--workers", type=int, default=None, help="worker processes (default [service] workers)")
+@click.pass_context
+def tsa_serve_command(ctx, host, port, workers):
+    """Run the TSA alone (POST /tsa, /tsa/<unit>, /tsa/verify; GET /hsm/health)."""
+    config = ctx.obj["config"]
+    services = ctx.obj["services"]
+    services.key_manager.info()   # the token exists (auto-initialised in the demo) before workers fork
+    services.engine               # noqa: B018 - refuses a database at another schema revision
+    units = config.tsa.unit_configs()
+    try:
+        services.tsa.authority     # noqa: B018 - only to warn early
+    except TsaError as exc:
+        click.echo(f"warning: {exc} (until then /tsa answers systemFailure; the service takes the "
+                   "certificates up once they are issued)", err=True)
+    services.close()
+    host = host or config.service.host
+    port = port or config.service.port
+    workers = workers or config.service.workers
+    click.echo(f"TSA listening on http://{host}:{port}/tsa (units: {', '.join(units)}; clock "
+               f"synchronisation {'required' if config.tsa.require_sync else 'not required'})")
+    serve(config, host=host, port=port, workers=workers, packages=("hsm", "timestamp"))

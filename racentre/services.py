@@ -1,7 +1,10 @@
-"""The service container: builds the key manager and the database once per process from the config.
+"""The composition root: every service of the centre, built once per process from the configuration.
 
-The CLI and ``racentre serve`` both use it, so they see the same settings and the same objects.
-Package services (CA, RA, ...) are built from these by their own packages.
+One cached property per service (the model is step-ca's ``authority.New`` with options): the key
+manager, the database, the CA (``ca``, with the KMC attached to it once, here), the KMC (``kmc``), the
+RA (``ra``), the TSA (``tsa``), the seal service (``seal``) and the site's own identities (``site``).
+``racentre.app.build_app`` puts them into the Flask app and the CLI commands read them from
+``ctx.obj["services"]``; no package builds another package's service, and nothing else composes.
 
 The database is used only at this code's schema revision (``engine`` refuses any other, see
 ``racentre.migrate.require_current``); ``upgrade_database`` is the one way to change it. The key
@@ -18,15 +21,34 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.revinfo import revocation_info
+from gmt0014.client import HttpTransport, InProcessTransport
 from hsm import KeyManager, open_key_manager
+from kms.services import Kmc, build_kmc
 from pkicore.audit import bind_node
 from pkicore.db import HotReader, make_engine, make_session_factory, named_lock
+from pkicore.errors import ErrorCode, PkiError
+from ra.services import RaService, build_ra_service
 from racentre.config import Config
 from racentre.migrate import require_current, upgrade
-from racentre.provision import Site
+from racentre.site import Site, build_seal_service
+from seal.services import SealService, standalone_seal_service
 from timestamp.services import TsaService
 from trust.evidence import EvidenceSigner, default_algorithm
 from trust.services import TrustService
+
+KMC_SETUP_LOCK = "kmc-setup"
+
+
+class _EmbeddedKmcEndpoint:
+    """The in-process KMC's GM/T 0014 endpoint as the CA's transport sees it: the KMC itself
+    (``Services.kmc``) is built on the first request, so a process that never escrows a key (a TSA node,
+    ``racentre ca list``) never sets the KMC up."""
+
+    def __init__(self, services: "Services"):
+        self._services = services
+
+    def handle(self, der: bytes) -> bytes:
+        return self._services.kmc.service.handle(der)
 
 
 class Services:
@@ -78,21 +100,74 @@ class Services:
 
     @cached_property
     def ca(self) -> EmbeddedCA:
-        """The embedded CA, one per process (shared by the CA views, the RA and site provisioning)."""
-        return EmbeddedCA.from_services(self)
+        """The embedded CA, one per process (the CA views, the RA, provisioning, the CLI), with the KMC
+        attached once: the stand-alone KMC of ``[kmc] url`` over HTTP (answers verified by its configured
+        certificate), else the embedded one in process. The CA issues nothing without ``[service]
+        public_url`` (ca_bridge.errors.NoPublicUrl)."""
+        ca = EmbeddedCA(self.key_manager, self.db, self.public_url)
+        kmc_config = self.config.kmc
+        if kmc_config.remote:
+            ca.attach_kmc(HttpTransport(kmc_config.url, kmc_config.timeout), lambda: self._remote_kmc_certificate)
+        else:
+            ca.attach_kmc(InProcessTransport(_EmbeddedKmcEndpoint(self)), lambda: self.kmc.escrow.certificate)
+        return ca
+
+    @cached_property
+    def _remote_kmc_certificate(self) -> bytes:
+        """``[kmc] certificate_file``, read when the CA first talks to the stand-alone KMC (a CA host is set
+        up before the KMC's certificate is issued: ``racentre setup``, then ``racentre ca issue``)."""
+        return self.config.kmc.kmc_certificate()
+
+    @cached_property
+    def kmc(self) -> Kmc:
+        """The embedded key-management centre (GM/T 0034 escrow, GM/T 0014 endpoint, recovery) over this
+        HSM and database, set up once (its keys and bootstrap certificate under a lock of the database,
+        so workers and nodes starting together make them once). Once the site's CA exists, the CA
+        certifies the KMC and the KMC trusts our SM2 issuing CAs (``Site.connect_kmc``). Refused when
+        ``[kmc] url`` names a stand-alone KMC: that one runs on its own host, with its own config."""
+        if self.config.kmc.remote:
+            raise PkiError(f"this site's KMC is the stand-alone one at {self.config.kmc.url} ([kmc] url)",
+                           code=ErrorCode.CONFIGURATION)
+        kmc = build_kmc(self.key_manager, self.db, self.config.kmc,
+                        setup_lock=lambda: named_lock(self.database, KMC_SETUP_LOCK))
+        if self.site.provisioned:
+            self.site.connect_kmc(kmc)
+        return kmc
 
     @cached_property
     def site(self) -> Site:
         return Site(self.ca, self.key_manager)
 
-    def trust_service(self, tsa: TsaService | None = None) -> TrustService:
+    @cached_property
+    def ra(self) -> RaService:
+        """The registration authority over this database, issuing through ``ca``."""
+        # [ra] (four-eyes thresholds, profile map) is not a configuration section yet (issue 16 §4)
+        return build_ra_service(self.db, self.ca, getattr(self.config, "ra", None))
+
+    @cached_property
+    def tsa(self) -> TsaService:
+        """The TSA as the site runs it: ``[tsa]`` settings, this HSM, the unit certificates our CA issued
+        (from the database, so every node serves them: ``Site.tsa_certificates``), and the database
+        archive when ``[tsa] archive`` keeps issued tokens."""
+        config = self.config.tsa
+        return TsaService(config, self.key_manager, self.db if config.archive else None,
+                          certificates=self.site.tsa_certificates)
+
+    @cached_property
+    def seal(self) -> SealService:
+        """The seal service. On a set-up site: the seal maker certified by our CA, our TSA's units, our
+        CRLs and OCSP for PAdES B-LT. Before ``racentre setup`` (no CA yet, and no TSA certificate): the
+        package's stand-alone maker with its local issuer, without timestamps."""
+        if self.site.provisioned:
+            return build_seal_service(self.site, self, self.tsa)
+        return standalone_seal_service(self.key_manager, self.db, self.config.seal)
+
+    @cached_property
+    def trust(self) -> TrustService:
         """The trust services (trust/) over this site: application keys certified by the embedded CA, our
-        roots plus ``[trust] trust_anchor_files`` as anchors, our CRLs (cached by the CA; SM2 chains are
-        checked with CRLs, pkicore.validation), the TSA (``tsa``, else the site's), and the evidence key
-        (``[trust] evidence_key_label``, SM2 in the HSM) certified by our CA on first use."""
-        cached = self.__dict__.get("_trust")
-        if cached is not None:
-            return cached
+        roots plus ``[trust] trust_anchor_files`` as anchors, our CRLs (SM2 chains are checked with CRLs,
+        pkicore.validation), the site's TSA, the evidence key (``[trust] evidence_key_label``, SM2 in the
+        HSM) certified by our CA on first use, and every CA's revocation counter for the validation cache."""
         config = self.config.trust
         site = self.site
         signer: dict[str, EvidenceSigner] = {}
@@ -104,13 +179,11 @@ class Services:
                                              default_algorithm())
             return signer["s"]
 
-        service = TrustService(
+        return TrustService(
             self.db, self.key_manager, ca=lambda: self.ca, roots=site.roots, intermediates=site.issuing,
-            revocation_info=lambda certs: revocation_info(self.ca, certs, with_ocsp=False),
-            tsa=tsa or TsaService.for_site(self), evidence_signer=evidence_signer, config=config,
-            organization=site.organization, revocation_state=self._revocation_state())
-        self.__dict__["_trust"] = service
-        return service
+            revocation_info=lambda certs: revocation_info(self.ca, certs, with_ocsp=False), tsa=self.tsa,
+            evidence_signer=evidence_signer, config=config, organization=site.organization,
+            revocation_state=self._revocation_state())
 
     def _revocation_state(self):
         """() -> every CA's revocation counter (``ca_bridge.crl.bump_revocation_seq``: bumped in the

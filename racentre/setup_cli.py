@@ -12,12 +12,11 @@ from __future__ import annotations
 import click
 from asn1crypto import x509
 
-from kms.services import kmc_from_services
 from pkicore.algorithms import algorithm
 from pkicore.db import named_lock
 from racentre.accounts import totp_box
 from racentre.audit import ensure_audit_key
-from racentre.provision import Site
+from racentre.site import Site
 
 SETUP_LOCK = "site-setup"
 
@@ -41,10 +40,9 @@ def _setup(services, kinds: tuple[str, ...]) -> list[str]:
                         f"({x509.Certificate.load(chain[1]).subject.human_friendly})")
     # a stand-alone KMC ([kmc] url) is certified from its CSR instead: racentre ca issue --profile kmc ...
     if not services.config.kmc.remote:
-        kmc = kmc_from_services(services)
-        was_self_signed = x509.Certificate.load(kmc.escrow.certificate).self_signed != "no"
-        site.connect_kmc(kmc)
-        if was_self_signed:
+        kmc = services.kmc          # built on a site with a CA: certified by it, trusting its SM2 issuing CAs
+        site.connect_kmc(kmc)       # (again, in case this process built it before the hierarchy existed)
+        if site.kmc_certified:
             done.append("KMC: signing certificate issued by our CA")
         kmc.escrow.dr_public_key_info()
     site.seal_maker()

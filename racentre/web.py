@@ -1,7 +1,6 @@
 """Flask application factory and the one table that maps PkiError classes to HTTP status codes."""
 from __future__ import annotations
 
-import importlib
 import logging
 
 from flask import Flask, jsonify
@@ -12,13 +11,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from hsm import KeyManager
-from hsm.views import bp as hsm_bp
+from hsm import views as hsm_views
 from pkicore.errors import ErrorCode, PkiError
-from racentre.auth import require_roles
 from racentre.config import Config
-from racentre.provision import wire_site
-from racentre.services import Services
-from trust import views as trust_views
 
 log = logging.getLogger(__name__)
 
@@ -131,24 +126,6 @@ def create_app(config: Config, key_manager: KeyManager, db: sessionmaker | None 
     app.register_error_handler(HTTPException, _http_error)
     for db_error in DATABASE_ERRORS:
         app.register_error_handler(db_error, _database_unavailable)
-    for bp in (blueprints if blueprints is not None else [hsm_bp]):
+    for bp in (blueprints if blueprints is not None else [hsm_views.bp]):
         app.register_blueprint(bp)
-    return app
-
-
-# Packages whose ``views.init_app(app, services)`` wires their blueprint and service into the app.
-DEFAULT_PACKAGES = ("hsm", "ca_bridge", "ra", "timestamp", "kms", "seal", "trust", "racentre.console")
-
-
-def build_app(services: Services, packages: tuple[str, ...] = DEFAULT_PACKAGES) -> Flask:
-    """The full service app: every package's blueprint over one service container."""
-    app = create_app(services.config, services.key_manager, services.db, blueprints=[],
-                     services={"ca": services.ca} if "ca_bridge" in packages else None)
-    for name in packages:
-        if name == "trust":      # trust/ imports nothing of racentre: its role check is passed in
-            trust_views.init_app(app, lambda: services.trust_service(app.extensions.get("racentre.timestamp")),
-                                 require_roles)
-            continue
-        importlib.import_module(f"{name}.views").init_app(app, services)
-    wire_site(app, services)
     return app

@@ -6,24 +6,10 @@ from pathlib import Path
 
 import click
 
-# pyHanko (behind seal.services / seal.verify) costs ~0.8 s to import: loaded when a seal command runs,
-# not on every `racentre` start.
-
-
 def _service(ctx):
-    """The same seal service as ``racentre serve`` once the site is set up (the CA-certified seal maker,
-    the site's TSA and revocation info: PAdES B-LT seals), given by the ``racentre`` CLI as
-    ``ctx.obj["seal_service"]``; before that, the package's own stand-alone maker."""
-    factory = ctx.obj.get("seal_service")
-    service = factory() if factory is not None else None
-    if service is not None:
-        return service
-    from seal.registry import SealRegistry  # noqa: PLC0415 - start-up cost, see above
-    from seal.services import SealService, default_maker  # noqa: PLC0415
-    services = ctx.obj["services"]
-    maker, issuer = default_maker(services.key_manager)
-    return SealService(SealRegistry(services.db, services.key_manager, maker), trust=(issuer.certificate,),
-                       chain=(issuer.certificate,))
+    """The seal service of the site (``racentre.services.Services.seal``: the CA-certified seal maker,
+    the site's TSA and revocation info once the site is set up; the stand-alone maker before)."""
+    return ctx.obj["services"].seal
 
 
 @click.group("seal")

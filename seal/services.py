@@ -18,6 +18,7 @@ from pkicore.algorithms import algorithm
 from pkicore.errors import ErrorCode
 from pkicore.validation import RevocationSource, TrustPolicy
 from seal import anchor, ofd, pdf
+from seal.config import SealConfig
 from seal.errors import BadDocument, SealError
 from seal.pki import KeyAndCert, LocalIssuer, ensure_key
 from seal.registry import SealMaker, SealRegistry, SealUse, sign_with
@@ -158,6 +159,16 @@ def default_maker(km: KeyManager, *, ca_label: str = "seal-ca", maker_label: str
     spki = ensure_key(km, maker_label, alg)
     cert = issuer.issue(spki, "RA Centre Seal Maker")
     return SealMaker(maker_label, cert, alg, vid), issuer
+
+
+def standalone_seal_service(km: KeyManager, db, config: SealConfig | None = None) -> SealService:
+    """The seal service of a site without a CA yet (before ``racentre setup``) or of the package alone:
+    the ``default_maker`` with its local issuer as the only trust, no timestamps; ``config``: the
+    operator's ``[seal]`` trust list and revocation policy."""
+    config = config or SealConfig()
+    maker, issuer = default_maker(km)
+    return SealService(SealRegistry(db, km, maker), trust=(issuer.certificate,), chain=(issuer.certificate,),
+                       trust_list=config.trust_list(), require_revocation=config.require_revocation)
 
 
 def unit_signer(km: KeyManager, issuer: LocalIssuer, label: str, unit: str) -> KeyAndCert:

@@ -10,15 +10,13 @@ import threading
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from access.auth import require_roles
 from pkicore.errors import ErrorCode, PkiError
-from racentre.auth import require_roles
-from seal.registry import SealRegistry, Signer, signer_algorithm
-from seal.services import Placement, SealService, cert_der, default_maker
-from seal.timestamps import SealTimestamps
+from seal.registry import Signer, signer_algorithm
+from seal.services import Placement, SealService, cert_der
 
 EXTENSION_KEY = "racentre.seal"
 FACTORY_KEY = "racentre.seal.factory"
-TSA_EXTENSION_KEY = "racentre.timestamp"
 MAX_DOCUMENT = 32 * 1024 * 1024
 bp = Blueprint("seal", __name__, url_prefix="/seal")
 _build_lock = threading.Lock()
@@ -180,23 +178,11 @@ def verify():
     return jsonify(report.as_dict())
 
 
-def install(app, service: SealService) -> None:
-    app.extensions[EXTENSION_KEY] = service
-    app.register_blueprint(bp)
-
-
-def init_app(app, services) -> None:
-    """Wire the seal service into the app (racentre.web.build_app), built on first use. The TSA is used
-    when the timestamp package was wired before this one: each seal is stamped by a unit of its key's
-    family (seal.timestamps)."""
-    def build() -> SealService:
-        maker, issuer = default_maker(services.key_manager)
-        tsa = app.extensions.get(TSA_EXTENSION_KEY)
-        registry = SealRegistry(services.db, services.key_manager, maker)
-        seal_config = services.config.seal
-        return SealService(registry, trust=(issuer.certificate,), chain=(issuer.certificate,),
-                           timestamps=SealTimestamps.of_tsa_service(tsa) if tsa is not None else None,
-                           tsa_trust=tuple(tsa.trust_anchors()) if tsa is not None else (),
-                           trust_list=seal_config.trust_list(), require_revocation=seal_config.require_revocation)
-    app.extensions[FACTORY_KEY] = build
+def install(app, service: SealService | None = None, *, factory=None) -> None:
+    """Register the blueprint over a seal service, or over ``factory()`` that builds it on first use
+    (``racentre.app.build_app`` passes the site's: its seal maker needs the HSM and the CA)."""
+    if service is not None:
+        app.extensions[EXTENSION_KEY] = service
+    else:
+        app.extensions[FACTORY_KEY] = factory
     app.register_blueprint(bp)

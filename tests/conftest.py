@@ -22,7 +22,7 @@ SOFTTOKEN_DIR.mkdir()
 os.environ["RACENTRE_SOFTTOKEN_DIR"] = str(SOFTTOKEN_DIR)
 
 from hsm import HsmConfig, KeyManager, SoftTokenConfig, init_token  # noqa: E402
-from hsm.provision import build_softtoken  # noqa: E402
+from hsm.token import build_softtoken  # noqa: E402
 from pkicore.secret import Secret  # noqa: E402
 from tests.pgschema import empty_engine  # noqa: E402
 

@@ -1,4 +1,5 @@
-"""`racentre tsa ...`: serve the TSA on its own, provision its units, stamp a file and verify a token."""
+"""`racentre tsa ...`: provision the TSA units, stamp a file and verify a token (``racentre tsa serve``,
+the TSA alone, is the shell's: ``racentre.serve``)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,41 +10,14 @@ from pathlib import Path
 import click
 from asn1crypto import x509
 
-from racentre.serve import serve
 from timestamp.errors import TsaError
-from timestamp.services import TsaService, provision
+from timestamp.services import provision
 from timestamp.verify import load_certificates, load_crls, verify_token
 
 
 @click.group("tsa")
 def tsa_group():
     """RFC 3161 / GM/T 0033 timestamp authority."""
-
-
-@tsa_group.command("serve")
-@click.option("--host", default=None, help="listen address (default [service] host)")
-@click.option("--port", type=int, default=None, help="listen port (default [service] port)")
-@click.option("--workers", type=int, default=None, help="worker processes (default [service] workers)")
-@click.pass_context
-def tsa_serve(ctx, host, port, workers):
-    """Run the TSA alone (POST /tsa, /tsa/<unit>, /tsa/verify; GET /hsm/health)."""
-    config = ctx.obj["config"]
-    services = ctx.obj["services"]
-    services.key_manager.info()   # the token exists (auto-initialised in the demo) before workers fork
-    services.engine               # noqa: B018 - refuses a database at another schema revision
-    units = config.tsa.unit_configs()
-    try:
-        TsaService.for_site(services).authority     # noqa: B018 - only to warn early
-    except TsaError as exc:
-        click.echo(f"warning: {exc} (until then /tsa answers systemFailure; the service takes the "
-                   "certificates up once they are issued)", err=True)
-    services.close()
-    host = host or config.service.host
-    port = port or config.service.port
-    workers = workers or config.service.workers
-    click.echo(f"TSA listening on http://{host}:{port}/tsa (units: {', '.join(units)}; clock "
-               f"synchronisation {'required' if config.tsa.require_sync else 'not required'})")
-    serve(config, host=host, port=port, workers=workers, packages=("hsm", "timestamp"))
 
 
 @tsa_group.command("provision")
@@ -69,7 +43,7 @@ def tsa_provision(ctx):
 def tsa_stamp(ctx, data_path, out_path, unit, digest):
     """Time-stamp a file in process (the token, DER)."""
     services = ctx.obj["services"]
-    svc = TsaService.for_site(services)
+    svc = services.tsa
     token = svc.authority.stamp_digest(digest, hashlib.new(digest, Path(data_path).read_bytes()).digest(),
                                        unit=unit)
     Path(out_path).write_bytes(token)

@@ -3,7 +3,7 @@ certificate from a certificate source, the clock monitor, the serial generator a
 and provisioning (keys in the HSM, certificates from a CA).
 
 A site's TSA reads its unit certificates from the database, where the site's CA keeps every certificate
-it issued (``racentre.provision.Site.tsa_certificates``), so every node that shares the database and the
+it issued (``racentre.site.Site.tsa_certificates``), so every node that shares the database and the
 HSM serves the same units without any local file, and a node that started before a certificate was
 issued takes it up without a restart (``TsaService`` looks again while a unit is missing). A TSA outside
 a site (tests, ``timestamp.demo``) reads ``certs_dir/<unit>.pem`` files instead (``certificate_files``).
@@ -153,15 +153,6 @@ class TsaService:
         self._next_build = 0.0                   # time.monotonic() after which the authority is built again
         self._failure: TsaError | None = None
         self._lock = threading.Lock()
-
-    @classmethod
-    def for_site(cls, services) -> "TsaService":
-        """The site's TSA as the service runs it: ``[tsa]`` settings, the site's HSM, unit certificates
-        from the site's database (``racentre.provision.Site.tsa_certificates``), and the database archive
-        when ``[tsa] archive`` keeps issued tokens (``services``: a ``racentre.services.Services``)."""
-        config = services.config.tsa
-        return cls(config, services.key_manager, services.db if config.archive else None,
-                   certificates=services.site.tsa_certificates)
 
     @property
     def authority(self) -> TimeStampAuthority:

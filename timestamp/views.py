@@ -15,7 +15,6 @@ from asn1crypto import pem
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from pkicore.errors import ErrorCode, PkiError
-from racentre import fastpath
 from timestamp.errors import FailureInfo, TsaError
 from timestamp.services import TsaService
 from timestamp.tsa import rejection
@@ -166,12 +165,7 @@ class TsaFastPath:
 
 
 def install(app, service: TsaService) -> None:
-    """Register the blueprint (and the WSGI fast path) over a given TSA service."""
+    """Register the blueprint over a given TSA service (the shell adds ``TsaFastPath(service)`` in front
+    of Flask: ``racentre.app.build_app``)."""
     app.extensions[EXTENSION_KEY] = service
     app.register_blueprint(bp)
-    fastpath.install(app, "tsa", TsaFastPath(service))
-
-
-def init_app(app, services) -> None:
-    """Wire the TSA into the service app (racentre.web.build_app)."""
-    install(app, TsaService.for_site(services))

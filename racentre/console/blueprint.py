@@ -9,9 +9,9 @@ import secrets
 from flask import Blueprint, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from access.auth import Principal
 from pkicore.errors import ErrorCode, PkiError
 from racentre import accounts, certauth
-from racentre.auth import Principal
 from racentre.console import i18n, sessions
 from racentre.console.config import ConsoleConfig
 from racentre.web import DATABASE_ERRORS, DB_RETRY_AFTER, STATUS
@@ -58,7 +58,7 @@ def set_cookie(response, name: str, value: str, *, max_age: int | None = None) -
 
 
 def session_principal() -> Principal | None:
-    """The console's principal source (racentre.auth.add_principal_source for this blueprint)."""
+    """The console's principal source (access.auth.add_principal_source for this blueprint)."""
     if "console_session" not in g:
         cfg = config()
         g.console_session = sessions.load(db(), request.cookies.get(session_cookie_name()),

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
+from access.auth import ROLES
 from pkicore.db import transaction
 from racentre import accounts, totp
-from racentre.auth import ROLES
 from seal.services import cert_der
 
 

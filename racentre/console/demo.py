@@ -19,7 +19,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from pkicore.db import transaction
 from racentre import accounts, totp
-from racentre.web import build_app
+from racentre.app import build_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

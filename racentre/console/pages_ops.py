@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import current_app, g, jsonify, redirect, request, url_for
 
+from access.auth import require_roles
 from kms.recovery import Officer
 from ra.errors import ValidationError
 from racentre import audit as audit_trail
-from racentre.auth import require_roles
 from racentre.console import jobs, queries
 from racentre.console.blueprint import bp, db, render
 from seal import views as seal_views

@@ -12,6 +12,7 @@ from collections import Counter
 from asn1crypto import pem, x509
 from flask import current_app, g, redirect, request, url_for
 
+from access.auth import require_roles
 from ca_bridge.api import RevocationReason
 from pkicore.audit import record
 from pkicore.db import transaction, utcnow
@@ -19,7 +20,6 @@ from ra.bulk import RESULTS
 from ra.errors import ValidationError
 from ra.models import RequestState, RequestType
 from ra.workflow import Actor
-from racentre.auth import require_roles
 from racentre.console import queries
 from racentre.console.blueprint import bp, db, render, t
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from access.auth import Principal
 from pkicore.audit import record
 from pkicore.db import as_utc, transaction, utcnow
-from racentre.auth import Principal
 from racentre.console.models import ConsoleSession
 
 SECURE_COOKIE = "__Host-racentre_session"

@@ -1,5 +1,5 @@
 """Console pages for logging in and out and the dashboard; ``init_app`` wires the console into the app
-(racentre.web.build_app): blueprint, principal sources (console session; client certificates for the
+(racentre.app.build_app): blueprint, principal sources (console session; client certificates for the
 API) and the job runner. The other pages live in ``pages_ra`` and ``pages_ops``."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from urllib.parse import urlparse
 
 from flask import current_app, g, redirect, request, url_for
 
+from access.auth import add_principal_source, public, require_roles
 from pkicore.errors import PkiError
 from racentre import accounts, certauth
-from racentre.auth import add_principal_source, public, require_roles
 from racentre.console import pages_ops, pages_ra, queries, sessions, throttle  # noqa: F401 - pages register routes on bp
 from racentre.console.blueprint import (STAFF, bp, config, db, login_page, render, session_cookie_name,
                                         session_principal, set_cookie, t)

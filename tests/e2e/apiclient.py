@@ -6,13 +6,13 @@ import contextlib
 import dataclasses
 import secrets
 
+from access.auth import create_token
 from hsm import init_token
 from pkicore.db import transaction
 from pkicore.secret import Secret
-from racentre.auth import create_token
+from racentre.app import build_app
 from racentre.config import Config, DatabaseConfig, ServiceConfig
 from racentre.services import Services
-from racentre.web import build_app
 from tests.pgschema import database_url
 from tests.unit.ra import helpers
 

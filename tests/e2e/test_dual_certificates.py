@@ -199,7 +199,7 @@ def test_a_lost_kmc_answer_leaves_no_live_orphan_key(client, services, tmp_path)
     reservation, the key stays for the retry), and the retry asks for the same serial, takes that very
     key back (RestoreKeyReq) and issues: no orphan key, no outbox row."""
     from ca_bridge.models import EscrowReservation
-    from kms.errors import ProtocolError
+    from gmt0014.errors import ProtocolError
     from pkicore.errors import ErrorCode
     rid = _one_approval_from_issuance(client, tmp_path, "杭州市失联局", "王五")
 
@@ -246,7 +246,7 @@ def test_a_revocation_the_kmc_missed_is_delivered_by_racentre_ca_kmc_retry(clien
     from sqlalchemy import update
     from ca_bridge.cli import ca_group
     from ca_bridge.models import KmcNotification
-    from kms.errors import ProtocolError
+    from gmt0014.errors import ProtocolError
     from pkicore.db import utcnow
     from pkicore.errors import ErrorCode
     rid = _one_approval_from_issuance(client, tmp_path, "杭州市外联局", "赵六")
@@ -294,11 +294,11 @@ def test_racentre_serve_sweeps_the_kmc_outbox(client, services, tmp_path, monkey
     from sqlalchemy import update
     from ca_bridge.api import RevocationReason
     from ca_bridge.models import KmcNotification
-    from kms.errors import ProtocolError
+    from gmt0014.errors import ProtocolError
     from pkicore.db import utcnow
     from pkicore.errors import ErrorCode
     from racentre.serve import service_app
-    from racentre.web import DEFAULT_PACKAGES
+    from racentre.app import DEFAULT_PACKAGES
     rid = _one_approval_from_issuance(client, tmp_path, "杭州市巡检局", "钱七")
     done = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
     enc = next(c for c in done.json["certificates"] if c["usage"] == "enc")

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from asn1crypto import ocsp, x509
 
+from access.auth import create_token
 from pkicore.algorithms import algorithm
 from pkicore.db import make_engine, make_session_factory, transaction
 from pkicore.keys import verify_signature
-from racentre.auth import create_token
 from tests.interop.bouncycastle import assert_bc_ok, bc_available, bc_verify_many
 from tests.pgschema import database_url
 from tests.unit.ca_bridge.helpers import ocsp_request

@@ -29,16 +29,16 @@ from asn1crypto import pem, x509
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from access.auth import create_token
 from ca_bridge.models import EscrowReservation
-from kms.client import HttpTransport
+from gmt0014.client import HttpTransport
 from kms.models import EscrowedKey
 from pkicore.db import transaction
 from pkicore.envelope import parse_signed_and_enveloped, verify_signed_and_enveloped
-from racentre.auth import create_token
+from racentre.app import build_app
 from racentre.cli import cli
 from racentre.config import load_config
 from racentre.services import Services
-from racentre.web import build_app
 from tests.conftest import SOFTTOKEN_DIR, USER_PIN
 from tests.pgschema import POSTGRES_URL, postgres_unreachable, schema_engine
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
@@ -143,9 +143,11 @@ class Site:
         return self.app.test_client().open(path, method=method, headers=headers, **kwargs)
 
     def rebuild(self, **kmc_settings) -> None:
-        """The app again, after an operator changed [kmc] settings (as a restart would)."""
+        """The services and the app again, after an operator changed [kmc] settings (as a restart would:
+        the CA's link to the KMC is made once, by the composition root)."""
         config = self.services.config
-        self.services.config = dataclasses.replace(config, kmc=dataclasses.replace(config.kmc, **kmc_settings))
+        self.services.close()
+        self.services = Services(dataclasses.replace(config, kmc=dataclasses.replace(config.kmc, **kmc_settings)))
         self.app = build_app(self.services)
 
 

@@ -1,6 +1,6 @@
 """One embedded CA for the interop tests (SM2, ECDSA P-256 and RSA hierarchies on an SQLite database of its
 own), and ``every_profile``: a certificate of every profile for every key family it accepts, issued the
-way the site issues them (``EmbeddedCA.issue`` for subscribers, ``racentre.provision.Site.certify`` for
+way the site issues them (``EmbeddedCA.issue`` for subscribers, ``racentre.site.Site.certify`` for
 the TSA, the KMC and the seal maker), with each hierarchy's CRLs and OCSP responses;
 ``local_issuer_certificates``: what ``pkicore.certificate`` builds for sites without the embedded CA (the
 seal and TSA test PKIs' ``LocalIssuer`` CAs and end entities, the KMC's bootstrap self-signed certificate)."""
@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ca_bridge.api import RevocationReason
 from ca_bridge.embedded import EmbeddedCA
+from kms.identity import self_signed_certificate
 from pkicore.db import Base, make_engine, make_session_factory
 from racentre.migrate import import_models
-from kms.identity import self_signed_certificate
-from racentre.provision import Site
+from racentre.site import Site
 from tests.unit.ca_bridge.helpers import ec_spki, ocsp_request, request, rsa_spki, sm2_spki
 from tests.unit.seal.sealpki import seal_pki  # noqa: F401 - the seal test PKI fixture (LocalIssuer)
 from tests.unit.timestamp.pki import tsa_pki  # noqa: F401 - the TSA test PKI fixture (StandaloneIssuer)

@@ -11,10 +11,10 @@ import subprocess
 import pytest
 from asn1crypto import pem
 
-from kms import gmt0014 as m
-from kms.client import InProcessTransport, KmcClient
+from gmt0014 import messages as m
+from gmt0014.client import InProcessTransport, KmcClient
+from kms.endpoint import KmcService
 from kms.identity import self_signed_certificate
-from kms.service import KmcService
 from pkicore.envelope import parse_signed_and_enveloped, parse_sm2_enveloped_key, signed_content
 from tests.interop.bouncycastle import assert_bc_fails, assert_bc_ok, bc_verify_many, require_bc
 from tests.unit.kms.helpers import escrow_one, make_escrow, wipe

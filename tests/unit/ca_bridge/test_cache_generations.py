@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from ca_bridge.api import EscrowedKeyRequest
 from ca_bridge.embedded import EmbeddedCA
-from kms.client import InProcessTransport
+from gmt0014.client import InProcessTransport
+from kms.endpoint import KmcService
 from kms.escrow import KeyEscrow
 from kms.identity import self_signed_certificate
-from kms.service import KmcService
 from pkicore.db import transaction
 from pkicore.envelope import verify_signed_and_enveloped
 from pkicore.generation import DbGeneration, GenerationWatch, bump, read

@@ -1,4 +1,4 @@
-"""The CA's outbox of GM/T 0014 RevokeKeyReq notifications (``ca_bridge.escrow``): the row commits or
+"""The CA's outbox of GM/T 0014 RevokeKeyReq notifications (``ca_bridge.kmc_link``): the row commits or
 rolls back with the revocation, delivery is tried at once, a KMC that cannot be reached leaves the row
 pending with exponential back-off, ``retry_due`` and ``racentre ca kmc-retry`` deliver it later, and a
 final refusal ends it. Real CA and KMC over the software token, the in-process transport (wrapped to
@@ -18,13 +18,13 @@ from sqlalchemy import delete, func, select, update
 from ca_bridge.api import EscrowedKeyRequest, RevocationReason
 from ca_bridge.cli import ca_group
 from ca_bridge.embedded import EmbeddedCA
-from ca_bridge.escrow import ATTEMPT_TTL, CLAIM, backoff
+from ca_bridge.kmc_link import ATTEMPT_TTL, CLAIM, backoff
 from ca_bridge.models import EscrowAttempt, KmcNotification
-from kms.client import HttpTransport, InProcessTransport
-from kms.errors import KmcUnreachable, ProtocolError
-from kms.gmt0014 import CARequest
+from gmt0014.client import HttpTransport, InProcessTransport
+from gmt0014.errors import KmcUnreachable, ProtocolError
+from gmt0014.messages import CARequest
+from kms.endpoint import KmcService
 from kms.models import EscrowedKey
-from kms.service import KmcService
 from pkicore.audit import AuditEvent
 from pkicore.db import as_utc, transaction, utcnow
 from pkicore.errors import ErrorCode
@@ -446,8 +446,7 @@ def test_background_sweep_delivers_due_rows(site):
 
 def test_cli_lists_and_retries_pending_notifications(site, softtoken_km):
     runner = CliRunner()
-    obj = {"services": SimpleNamespace(key_manager=softtoken_km, db=site.db, public_url="http://outbox.test"),
-           "ca": site.ca}
+    obj = {"services": SimpleNamespace(key_manager=softtoken_km, db=site.db, ca=site.ca)}
     result = runner.invoke(ca_group, ["kmc-pending"], obj=obj)
     assert result.exit_code == 0 and "no pending KMC notifications" in result.output
     result = runner.invoke(ca_group, ["kmc-retry"], obj=obj)

@@ -4,7 +4,6 @@ certificate — and says which setting is missing (HTTP 503); with it, CRL DP an
 from __future__ import annotations
 
 import secrets
-from types import SimpleNamespace
 
 import pytest
 from flask import Flask
@@ -18,8 +17,7 @@ from tests.unit.ca_bridge.helpers import extensions, parse, request
 
 
 def _from_config(ca: EmbeddedCA, public_url: str) -> EmbeddedCA:
-    services = SimpleNamespace(key_manager=ca.km, db=ca.db, config=Config(service=ServiceConfig(public_url=public_url)))
-    node = EmbeddedCA.from_services(services)
+    node = EmbeddedCA(ca.km, ca.db, Config(service=ServiceConfig(public_url=public_url)).service.public_url)
     node.name_prefix = ca.name_prefix
     node.default_cas = dict(ca.default_cas)
     return node

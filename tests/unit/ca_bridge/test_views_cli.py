@@ -9,13 +9,13 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import pem, x509
 from click.testing import CliRunner
 
+from access.auth import create_token
 from ca_bridge.api import RevocationReason
 from ca_bridge.cli import ca_group
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import HierarchyExists
 from ca_bridge.views import bp
 from pkicore.db import transaction
-from racentre.auth import create_token
 from racentre.web import create_app
 from tests.unit.ca_bridge.helpers import request
 
@@ -72,7 +72,7 @@ def test_cli(softtoken_km, db, tmp_path):
     tag = f"k{secrets.token_hex(4)}-"
     authority = EmbeddedCA(softtoken_km, db, "http://cli.test", name_prefix=tag)
     runner = CliRunner()
-    obj = {"services": SimpleNamespace(key_manager=softtoken_km, db=db, public_url="http://cli.test"), "ca": authority}
+    obj = {"services": SimpleNamespace(key_manager=softtoken_km, db=db, ca=authority)}
     authority.init_hierarchy(kinds=("sm2",), label_prefix=tag)
     result = runner.invoke(ca_group, ["list"], obj=obj)
     assert result.exit_code == 0 and f"{tag}issuing-sm2" in result.output

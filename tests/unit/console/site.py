@@ -1,5 +1,5 @@
 """A whole site for the console tests: a fresh token (the CA refuses to reuse key labels), a migrated
-database, the SM2 hierarchy, and the full app from racentre.web.build_app. Plus officers and sessions."""
+database, the SM2 hierarchy, and the full app from racentre.app.build_app. Plus officers and sessions."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,11 +14,11 @@ from pkicore.secret import Secret
 from ra.services import build_ra_service
 from ra.workflow import Actor
 from racentre import accounts, totp
+from racentre.app import build_app
 from racentre.config import Config, DatabaseConfig, ServiceConfig
 from racentre.console import sessions
 from racentre.console.config import ConsoleConfig
 from racentre.services import Services
-from racentre.web import build_app
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
 

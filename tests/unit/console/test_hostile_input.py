@@ -1,4 +1,4 @@
-"""Issue 15, the web layer's share: on every route of the full app (racentre.web.build_app), on SQLite and
+"""Issue 15, the web layer's share: on every route of the full app (racentre.app.build_app), on SQLite and
 PostgreSQL — ids at or past 2^63 are not found (404) instead of overflowing the driver (500); JSON
 nested past the limit is a 400 on every JSON endpoint; a 405 names what is allowed (Allow); with the
 database unreachable every database-backed call answers 503 with Retry-After while the TSA, which needs
@@ -10,8 +10,8 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from werkzeug.routing import IntegerConverter
 
+from access.auth import ROLES, create_token
 from pkicore.db import transaction
-from racentre.auth import ROLES, create_token
 from racentre.web import MAX_JSON_DEPTH, json_depth_exceeded
 from tests.unit.console.site import app_for, officer, session_cookie
 
@@ -142,7 +142,7 @@ def test_four_eyes_counts_persons_not_credentials(hostile, services):
     import re
 
     from pkicore import audit
-    from racentre.auth import authenticate
+    from access.auth import authenticate
     from tests.unit.console.site import vetted_unit_request
     app, _ = hostile
     rid = vetted_unit_request(services)

@@ -1,4 +1,4 @@
-"""Every route of the full app (racentre.web.build_app), every role: a role the endpoint declares gets
+"""Every route of the full app (racentre.app.build_app), every role: a role the endpoint declares gets
 past authorisation (neither 401 nor 403), every other role gets 403, nobody at all gets 401. REST
 endpoints take bearer tokens, console pages the console session; each refuses the other's credential.
 Public endpoints are the ones declared public, with a reason."""
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from access.auth import PUBLIC_ENDPOINTS, ROLES, create_token, endpoint_roles
 from pkicore.db import transaction
-from racentre.auth import PUBLIC_ENDPOINTS, ROLES, create_token, endpoint_roles
 from tests.unit.console.site import app_for, officer, session_cookie
 
 VALUES = {"collection": "units", "usage": "sign", "action": "suspend", "ca": "nosuch-ca", "ca_name": "nosuch-ca",

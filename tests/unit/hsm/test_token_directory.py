@@ -1,4 +1,4 @@
-"""The software token's directory is fixed once this process has loaded the module (hsm.provision):
+"""The software token's directory is fixed once this process has loaded the module (hsm.token):
 a second configuration naming another directory must not repoint a later C_Initialize (a reinitialised
 module would otherwise open an empty token and every key would seem missing)."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import dataclasses
 import os
 import secrets
 
-from hsm.provision import prepare_environment
+from hsm.token import prepare_environment
 
 
 def test_a_loaded_module_keeps_its_directory(softtoken_km, softtoken_config, tmp_path, caplog):

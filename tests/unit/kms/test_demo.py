@@ -6,8 +6,8 @@ import subprocess
 from asn1crypto import pem
 
 from kms.demo import write_demo_artefacts
+from kms.endpoint import KmcService
 from kms.recovery import ApprovalBook
-from kms.service import KmcService
 from kms.services import Kmc
 from pkicore.envelope import parse_sm2_enveloped_key
 from tests.unit.kms.subscriber import mul, sm2_decrypt, sm4_ecb_decrypt

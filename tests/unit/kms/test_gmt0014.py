@@ -7,11 +7,11 @@ import secrets
 
 import pytest
 
-from kms import gmt0014 as m
-from kms.client import InProcessTransport, KmcClient
-from kms.errors import ProtocolError
+from gmt0014 import messages as m
+from gmt0014.client import InProcessTransport, KmcClient
+from gmt0014.errors import ProtocolError
+from kms.endpoint import KmcService
 from kms.identity import self_signed_certificate
-from kms.service import KmcService
 from tests.unit.kms.helpers import audit
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
 from pkicore.envelope import parse_signed_and_enveloped

@@ -13,19 +13,20 @@ from click.testing import CliRunner
 
 from ca_bridge.cli import read_csr
 from ca_bridge.errors import BadEncoding, IssuanceError
-from kms import gmt0014 as m
-from kms.client import InProcessTransport, KmcClient
+from gmt0014 import messages as m
+from gmt0014.client import InProcessTransport, KmcClient
+from gmt0014.errors import ProtocolError
 from kms.config import KmsConfigError
-from kms.errors import EscrowError, ProtocolError
+from kms.endpoint import KmcService
+from kms.errors import EscrowError
 from kms.identity import self_signed_certificate, subject_name
-from kms.service import KmcService
 from pkicore.algorithms import algorithm
 from pkicore.certificate import build_certificate
 from pkicore.csr import build_csr
+from racentre.app import DEFAULT_PACKAGES
 from racentre.cli import cli
 from racentre.config import ConfigError, load_config
 from racentre.serve import parse_packages
-from racentre.web import DEFAULT_PACKAGES
 from tests.unit.kms.helpers import audit
 
 

@@ -6,31 +6,27 @@ import base64
 import json
 import datetime as dt
 import secrets
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
-from kms import gmt0014 as m
+from access.auth import create_token
+from gmt0014 import messages as m
+from gmt0014.client import KmcClient
 from kms.cli import kms_group
-from kms.client import KmcClient
+from kms.endpoint import KmcService
 from kms.identity import self_signed_certificate
 from kms.recovery import ApprovalBook
-from kms.service import KmcService
 from kms.services import Kmc
-from kms.views import init_app
+from kms.views import bp
 from pkicore.envelope import parse_signed_and_enveloped
-from racentre.auth import create_token
 from racentre.config import Config
 from racentre.web import create_app
 from tests.unit.kms.conftest import with_recipients
 from tests.unit.kms.helpers import audit, escrow_one
 from tests.unit.kms.subscriber import (mul, openssl_sm2_certificate, openssl_sm2_key, public_point, sm2_decrypt,
                                        sm4_ecb_decrypt)
-
-
-class _Services:
-    def __init__(self, km, db, kmc):
-        self.key_manager, self.db, self._kms_kmc, self.engine = km, db, kmc, None
 
 
 @pytest.fixture
@@ -40,9 +36,7 @@ def kmc(escrow, court):
 
 @pytest.fixture
 def app(kmc, softtoken_km, escrow):
-    app = create_app(Config(), softtoken_km, escrow.db, blueprints=[])
-    init_app(app, _Services(softtoken_km, escrow.db, kmc))
-    return app
+    return create_app(Config(), softtoken_km, escrow.db, services={"kms": kmc}, blueprints=[bp])
 
 
 @pytest.fixture
@@ -123,7 +117,7 @@ def test_cli_approve_and_recover(kmc, escrow, subscriber, tokens, tmp_path, soft
     d_court = court[0]
     (tmp_path / "court.der").write_bytes(court[1])
     archived = escrow_one(escrow, subscriber[1])
-    obj = {"services": _Services(softtoken_km, escrow.db, kmc)}
+    obj = {"services": SimpleNamespace(key_manager=softtoken_km, db=escrow.db, kmc=kmc)}
     run = CliRunner().invoke
     r = run(kms_group, ["request", "--key-id", str(archived.key_id), "--recipient-cert", str(tmp_path / "court.der"),
                         "--reason", "case 1", "--token", tokens["admin"]], obj=obj)

@@ -1,4 +1,4 @@
-"""Unique, valid test subjects (identity numbers and credit codes computed here, not by ra.identity)."""
+"""Unique, valid test subjects (identity numbers and credit codes computed here, not by ra.id_numbers)."""
 from __future__ import annotations
 
 import random

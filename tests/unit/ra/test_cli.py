@@ -8,8 +8,9 @@ import pytest
 from asn1crypto import pem
 from click.testing import CliRunner
 
+from access.auth import Forbidden
 from ra import cli as ra_cli
-from ra.errors import Forbidden
+from ra.services import build_ra_service
 from racentre.config import Config
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import cryptography_csr, ec_key
@@ -17,10 +18,9 @@ from tests.unit.ra.fake_ca import FakeCA
 
 
 @pytest.fixture
-def run(db, monkeypatch):
+def run(db):
     ca = FakeCA()
-    monkeypatch.setattr(ra_cli, "_ca_backend", lambda services: ca)
-    services = SimpleNamespace(db=db, config=Config(), key_manager=None)
+    services = SimpleNamespace(db=db, config=Config(), key_manager=None, ra=build_ra_service(db, ca))
 
     def invoke(*args):
         result = CliRunner().invoke(ra_cli.ra_group, [str(a) for a in args], obj={"services": services})
@@ -102,7 +102,7 @@ def test_token_list_disable_enable_expire(run, db):
     """Issue 15: an operator can see, disable, enable and expire API tokens from the CLI; each change is
     audited and takes effect on the next request."""
     from pkicore import audit
-    from racentre.auth import AuthError, authenticate
+    from access.auth import AuthError, authenticate
     tag = helpers.tag()
     name = f"tok-{tag}"
     token = run("token", "create", name, "--role", "ra_officer", "--expires-in-days", "30").output.strip()

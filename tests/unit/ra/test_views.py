@@ -6,11 +6,11 @@ import base64
 import pytest
 from asn1crypto import pem
 
+from access.auth import create_token
 from pkicore.db import transaction
 from ra.openapi import openapi_document
 from ra.services import build_ra_service
 from ra.views import EXTENSION, RA_MAX_BODY, bp
-from racentre.auth import create_token
 from racentre.config import Config
 from racentre.web import create_app
 from tests.unit.ra import helpers
@@ -227,21 +227,3 @@ def test_openapi_bodies_match_the_views():
                                ("servers", "ServerCreate")):
         fields, required, _, _ = views._SUBJECT_FIELDS[collection]
         assert set(schemas[schema]["properties"]) == set(fields) and set(schemas[schema]["required"]) == set(required)
-
-
-def test_init_app_wires_service_and_blueprint(db):
-    import importlib.util
-    from types import SimpleNamespace
-
-    from ra import views
-    from ra.errors import RaError
-    from ra.services import RaService, UnavailableCA
-
-    app = create_app(Config(), None, db, blueprints=[])
-    views.init_app(app, SimpleNamespace(db=db, config=Config(), key_manager=None))
-    service = app.extensions["racentre.ra"]
-    assert isinstance(service, RaService) and "ra" in app.blueprints
-    if importlib.util.find_spec("ca_bridge.embedded") is None:
-        assert isinstance(service.ca, UnavailableCA)
-        with pytest.raises(RaError, match="no CA backend"):
-            service.ca.issue(None)

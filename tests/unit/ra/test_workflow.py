@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from ca_bridge.api import CABackend, RevocationReason
 from pkicore.audit import events_for
 from pkicore.oids import OID
-from ra.errors import ConflictError, CsrError, Forbidden, IssuanceFailed, NotFound, ValidationError
+from ra.errors import ConflictError, CsrError, DutiesNotSeparated, IssuanceFailed, NotFound, ValidationError
 from ra.models import Approval, RaCertificate
 from ra.services import build_ra_service
 from ra.workflow import Actor, Policy
@@ -102,14 +102,14 @@ def test_dual_certificate_flow(ra, ca, db, unit, person):
 
 def test_separation_of_duties(ra, person):
     req, _, _ = submit_dual(ra, person)
-    with pytest.raises(Forbidden, match="submitter"):
+    with pytest.raises(DutiesNotSeparated, match="submitter"):
         ra.vet(APPLICANT, req["id"], documents_checked=True)
     with pytest.raises(ConflictError, match="only vetted"):
         ra.approve(OFFICER_A, req["id"])
     ra.vet(OPERATOR, req["id"], documents_checked=True)
-    with pytest.raises(Forbidden, match="submitted"):
+    with pytest.raises(DutiesNotSeparated, match="submitted"):
         ra.approve(APPLICANT, req["id"])
-    with pytest.raises(Forbidden, match="vetted"):
+    with pytest.raises(DutiesNotSeparated, match="vetted"):
         ra.approve(OPERATOR, req["id"])
     ra.approve(OFFICER_A, req["id"])
     assert ra.get_request(req["id"])["state"] == "vetted"

@@ -16,11 +16,11 @@ from asn1crypto import cms, x509
 from click.testing import CliRunner
 from pyhanko.sign.general import check_ess_certid
 
+from access.auth import create_token
 from pkicore.algorithms import algorithm
 from pkicore.db import transaction
 from pkicore.errors import ErrorCode
 from pkicore.sm2 import sm3
-from racentre.auth import create_token
 from racentre.config import Config
 from racentre.web import create_app
 from seal import ofd, pdf, ses, views
@@ -29,7 +29,7 @@ from seal.errors import SealError
 from seal.pki import ensure_key
 from seal.registry import SealMaker, SealRegistry, Signer, signer_algorithm
 from seal.samplepdf import make_ofd, make_pdf
-from seal.services import SealService, default_maker
+from seal.services import SealService, default_maker, standalone_seal_service
 from seal.timestamps import NoTimestampUnit, SealTimestamps, TsaUnitRef, token_family
 from seal.validation import SealPolicy
 from timestamp.config import TsaConfig
@@ -234,7 +234,7 @@ def test_a_tsa_refusal_is_a_503_not_a_500(db, seal_pki, ecdsa_pki, stamp_png):
 def test_cli_seal_make_takes_the_algorithm_from_the_certificate(db, softtoken_km, ecdsa_pki, stamp_png, tmp_path):
     """``racentre seal make`` with an ECDSA unit certificate: ecdsa-sha256 without --algorithm; a
     --algorithm of another family is refused when the seal is made."""
-    services = types.SimpleNamespace(key_manager=softtoken_km, db=db)
+    services = types.SimpleNamespace(key_manager=softtoken_km, db=db, seal=standalone_seal_service(softtoken_km, db))
     u = ecdsa_pki["unit"]
     (tmp_path / "unit.der").write_bytes(u.certificate)
     (tmp_path / "seal.png").write_bytes(stamp_png)

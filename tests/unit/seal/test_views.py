@@ -9,9 +9,9 @@ import tempfile
 
 import pytest
 
+from access.auth import create_token
 from pkicore import audit
 from pkicore.db import transaction
-from racentre.auth import create_token
 from racentre.config import Config
 from racentre.web import create_app
 from seal import views

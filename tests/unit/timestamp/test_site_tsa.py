@@ -17,7 +17,6 @@ from pkicore.secret import Secret
 from timestamp.cli import tsa_group
 from timestamp.config import TsaConfig
 from timestamp.errors import TsaError
-from timestamp.services import TsaService
 from timestamp.verify import verify_token
 from tests.pgschema import migrated
 
@@ -46,7 +45,7 @@ def test_provision_by_the_site_ca_then_served_by_another_node(softtoken_config, 
     assert not any(k.label.startswith("tsa-standalone-ca") for k in node_a.key_manager.list_keys())
 
     node_b = _node(url, hsm, dataclasses.replace(tsa, base_dir=str(tmp_path / "node-b")))
-    service = TsaService.for_site(node_b)
+    service = node_b.tsa
     roots = {info.name: info.certificate for info in node_b.site.ca.authorities().values() if info.is_root}
     for unit, digest, root in ((None, "sm3", "root-sm2"), ("ecdsa", "sha256", "root-ecdsa")):
         token = service.authority.stamp_digest(digest, hashlib.new(digest, b"node b").digest(), unit=unit)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from flask import Flask
 
 from pkicore.errors import PkiError
+from racentre import fastpath
 from racentre.fastpath import FastPaths
 from racentre.web import _http_error, _pki_error
 from timestamp import views
@@ -34,6 +35,7 @@ def make_app(service: TsaService) -> Flask:
     app.register_error_handler(PkiError, _pki_error)
     app.register_error_handler(HTTPException, _http_error)
     views.install(app, service)
+    fastpath.install(app, "tsa", TsaFastPath(service))     # as racentre.app.build_app wires it
     return app
 
 

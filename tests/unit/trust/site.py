@@ -19,11 +19,11 @@ from hsm import init_token
 from pkicore.db import transaction
 from pkicore.oids import OID
 from pkicore.secret import Secret
-from racentre.auth import create_token
+from access.auth import create_token
 from racentre.config import Config, DatabaseConfig, ServiceConfig
 from racentre.services import Services
 from racentre.setup_cli import setup_site
-from racentre.web import build_app
+from racentre.app import build_app
 from timestamp.config import TsaConfig
 
 ID_NUMBER = "33010619900101123X"

@@ -1,7 +1,7 @@
-"""Site provisioning, the composition root's part: the centre's own service identities are certified by
-the embedded CA — TSA units (profile ``tsa``, RFC 3161 §2.3), the KMC (``kmc``), the seal-making
-authority (``seal-maker``, GB/T 38540 §6) — and the KMC is attached to the CA, which asks it for the
-encryption keys of GM/T 0034 dual certificates over GM/T 0014.
+"""Site provisioning: the centre's own service identities are certified by the embedded CA — TSA units
+(profile ``tsa``, RFC 3161 §2.3), the KMC (``kmc``), the seal-making authority (``seal-maker``, GB/T
+38540 §6) — and the KMC trusts the CA's SM2 issuing CAs, which ask it for the encryption keys of GM/T
+0034 dual certificates over GM/T 0014. ``racentre.services.Services`` (the composition root) uses it.
 
 Idempotent: each identity's key is generated in the HSM once (never extractable) and certified once
 per key and issuing CA — the IssueRequest id is ``site:<role>:<CA name>:<SHA-256 of the key, 16 hex>`` and
@@ -11,28 +11,24 @@ the same certificate.
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 
 from asn1crypto import x509
 
 from ca_bridge.api import IssueRequest
 from ca_bridge.ca import names_for
-from ca_bridge.errors import UnknownCA
 from ca_bridge.embedded import EmbeddedCA
+from ca_bridge.errors import UnknownCA
 from ca_bridge.revinfo import revocation_info
 from hsm import KeyManager
-from kms.client import HttpTransport, InProcessTransport
 from kms.services import Kmc
 from pkicore.algorithms import algorithm
 from seal.registry import SealMaker, SealRegistry
 from seal.services import SealService
 from seal.timestamps import SealTimestamps
 
-log = logging.getLogger(__name__)
 
 SEAL_MAKER_LABEL = "seal-maker"
-SEAL_FACTORY = "racentre.seal.factory"
 
 
 @dataclass(frozen=True)
@@ -48,6 +44,7 @@ class Site:
         self.ca = ca
         self.km = key_manager
         self.organization = organization
+        self.kmc_certified = False     # True once connect_kmc had the CA certify the KMC (racentre setup says so)
 
     @property
     def provisioned(self) -> bool:
@@ -126,16 +123,17 @@ class Site:
         return self.certify("trust-evidence", spki, "trust-evidence", f"{self.organization} Trust Evidence")
 
     def connect_kmc(self, kmc: Kmc) -> None:
-        """Certify the KMC signing key by the CA (replacing its bootstrap self-signed certificate), let
-        the KMC trust our SM2 issuing CAs, and attach it to the CA in process (GM/T 0014)."""
+        """Certify the KMC signing key by the CA (replacing its bootstrap self-signed certificate) and let
+        the KMC trust our SM2 issuing CAs (GM/T 0014 requests they sign). The CA reaches the KMC through
+        the link ``racentre.services.Services.ca`` attached once."""
         cert = x509.Certificate.load(kmc.escrow.certificate)
         if cert.self_signed != "no":
             certified = self.certify("kmc", kmc.escrow.public_key_info, "kmc", f"{self.organization} KMC")
             kmc.escrow.install_certificate(certified.certificate, actor="site-setup")
+            self.kmc_certified = True
         for info in self.ca.authorities().values():
             if not info.is_root and info.algorithm.key_type == "sm2":
                 kmc.service.trust(info.certificate)
-        self.ca.attach_kmc(InProcessTransport(kmc.service), lambda: kmc.escrow.certificate)
 
 
 def build_seal_service(site: Site, services, tsa=None):
@@ -149,25 +147,3 @@ def build_seal_service(site: Site, services, tsa=None):
                        timestamps=SealTimestamps.of_tsa_service(tsa) if tsa is not None else None,
                        tsa_trust=site.roots(), revocation_info=lambda certs: revocation_info(site.ca, certs),
                        trust_list=seal_config.trust_list(), require_revocation=seal_config.require_revocation)
-
-
-def wire_site(app, services) -> None:
-    """After every package is wired (``racentre.web.build_app``): once the site is provisioned, the KMC
-    (the embedded one, or the stand-alone one named by ``[kmc] url``) is attached to the CA and the seal
-    service uses the CA-certified seal maker. Before that (a fresh site) the packages keep their own
-    start-up behaviour and ``racentre setup`` is the next step."""
-    if "racentre.ca" not in app.extensions:
-        return                      # no CA in this app (e.g. a stand-alone KMC: --packages hsm,kms)
-    site = services.site
-    if not site.provisioned:
-        log.warning("the CA hierarchy is not set up yet: run `racentre setup` (or `racentre ca init`)")
-        return
-    kmc_config = services.config.kmc
-    if kmc_config.remote:
-        # a stand-alone KMC ([kmc] url): GM/T 0014 over HTTP, answers verified by its configured certificate
-        site.ca.attach_kmc(HttpTransport(kmc_config.url, kmc_config.timeout), kmc_config.kmc_certificate())
-    elif (kmc := app.extensions.get("racentre.kms")) is not None:
-        site.connect_kmc(kmc)
-    if SEAL_FACTORY in app.extensions:
-        tsa = app.extensions.get("racentre.timestamp")
-        app.extensions[SEAL_FACTORY] = lambda: build_seal_service(site, services, tsa)

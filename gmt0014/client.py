@@ -15,8 +15,8 @@ from typing import Callable, Protocol
 
 from asn1crypto import x509
 
-from kms import gmt0014 as m
-from kms.errors import KmcRefused, KmcUnreachable, ProtocolError
+from gmt0014 import messages as m
+from gmt0014.errors import KmcRefused, KmcUnreachable, ProtocolError
 from pkicore.algorithms import algorithm
 from pkicore.db import utcnow
 from pkicore.errors import ErrorCode

@@ -1,4 +1,4 @@
-"""The CA's side of key escrow for GM/T 0034 dual certificates, over GM/T 0014 (``kms.client``).
+"""The CA's side of key escrow for GM/T 0034 dual certificates, over GM/T 0014 (``gmt0014.client``).
 
 Before an encryption certificate is issued the CA reserves a key for it: it picks the certificate's
 serial and validity, asks the KMC for a key pair (ApplyKeyReq: userCertNo = that serial, userPubKey =
@@ -33,7 +33,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,18 +42,17 @@ from ca_bridge.certbuilder import inspect_public_key, random_serial
 from ca_bridge.directory import CaDirectory, CaInfo
 from ca_bridge.errors import IssuanceError, RequestConflict
 from ca_bridge.models import EscrowAttempt, EscrowReservation, KmcNotification
+from gmt0014.client import KmcClient, Transport
+from gmt0014.errors import KmcRefused, KmcUnreachable
+from gmt0014.messages import ErrNo
 from hsm import KeyManager
-from kms.client import KmcClient, Transport
-from kms.errors import KmcRefused, KmcUnreachable
-from kms.gmt0014 import ErrNo
 from pkicore.audit import record
-from pkicore.db import as_utc, reading, transaction, utcnow
+from pkicore.db import after_commit, as_utc, reading, transaction, utcnow
 from pkicore.errors import ErrorCode, PkiError
 
 log = logging.getLogger(__name__)
 
 BACKDATE = dt.timedelta(seconds=60)
-_PENDING = "ca_bridge.kmc_revocations"
 
 REVOKE_KEY = "revoke-key"                       # KmcNotification.kind: a GM/T 0014 RevokeKeyReq
 FIRST_RETRY = dt.timedelta(seconds=30)
@@ -293,7 +292,17 @@ class KmcLink:
         """Queue a RevokeKeyReq in ``session``'s transaction (it commits or rolls back with the change
         that needs it) and send it once that transaction has committed."""
         if self._queue(session, ca, serial, why):
-            session.info.setdefault(_PENDING, []).append((self, ca, serial))
+            after_commit(session, lambda: self._deliver_committed(ca, serial))
+
+    def _deliver_committed(self, ca: CaInfo, serial: int) -> None:
+        """Once the revocation has committed: send its RevokeKeyReq, unless a rolled-back savepoint took
+        the outbox row back with the revocation (then nothing is owed). Never raises: what is not sent
+        now stays in the outbox for the sweep."""
+        try:
+            if self.queued(ca, serial):
+                self._attempt(ca, serial)
+        except Exception:  # noqa: BLE001 - the caller's committed outcome must not be replaced by this one
+            log.exception("could not send the RevokeKeyReq for %s/%x; the outbox sweep will", ca.name, serial)
 
     def queued(self, ca: CaInfo, serial: int) -> bool:
         """Whether a RevokeKeyReq for this key is in the outbox and not answered yet."""
@@ -431,23 +440,3 @@ class KmcLink:
 
         threading.Thread(target=loop, name="kmc-outbox", daemon=True).start()
         return stop
-
-
-@event.listens_for(Session, "after_commit")
-def _notify_after_commit(session: Session) -> None:
-    if session.in_nested_transaction():
-        return          # a savepoint was released: the revocation is not committed until the outer commit
-    pending = session.info.pop(_PENDING, ())
-    if not pending:
-        return
-    for link, ca, serial in pending:
-        # a savepoint rolled back takes its outbox row with it (and its revocation): send only what committed
-        if link.queued(ca, serial):
-            link._attempt(ca, serial)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    if session.in_nested_transaction():
-        return          # a savepoint: what it queued went with its rows; the outer commit checks each row
-    session.info.pop(_PENDING, None)

@@ -4,7 +4,7 @@ A request is accepted only from a CA whose certificate the KMC trusts (matched o
 entPubKeyHash, subject and serial), with a valid SM2-with-SM3 signature over DER(KSRequest), a
 requestTime inside the freshness window and a (CA, taskNo) pair never seen before. Anything else is
 answered — still signed by the KMC — with an ErrorPkgRespond. The same object serves in-process
-(``kms.client.InProcessTransport``) and over HTTP (``POST /kmc/v1/request``, kms/views.py).
+(``gmt0014.client.InProcessTransport``) and over HTTP (``POST /kmc/v1/request``, kms/views.py).
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from asn1crypto import x509
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from kms import gmt0014 as m
+from gmt0014 import messages as m
+from gmt0014.messages import public_key_hash
 from kms.errors import EscrowConflict, EscrowError, EscrowNotFound
 from kms.escrow import EscrowRequest, KeyEscrow
-from kms.identity import public_key_hash
 from kms.models import KmcSetting, SeenRequest
 from kms.recovery import authorise_subscriber_restore
 from pkicore.algorithms import algorithm

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from ra.errors import ValidationError
-from ra.identity import validate_hostname, validate_id_number, validate_ip, validate_name, validate_uscc
+from ra.id_numbers import validate_hostname, validate_id_number, validate_ip, validate_name, validate_uscc
 
 
 def _id_check(first17: str) -> str:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from asn1crypto import core, keys, x509
 
-from kms.identity import public_key_hash
 from pkicore.envelope import AlgorithmIdentifier, SignedAndEnvelopedData, alg_id
 from pkicore.oids import OID
+from pkicore.sm2 import sm3
 
 CONTENT_TYPE = "application/octet-stream"   # POST /kmc/v1/request: DER CARequest in, DER KMRespond out
 
@@ -159,6 +159,11 @@ class Revoked:
 class Failure:
     err_no: int
     description: str
+
+
+def public_key_hash(spki_der: bytes) -> bytes:
+    """SM3 of the subjectPublicKey bits (EntName.entPubKeyHash, GM/T 0014)."""
+    return sm3(keys.PublicKeyInfo.load(spki_der)["public_key"].contents[1:])
 
 
 def ent_name(certificate: bytes) -> EntName:
