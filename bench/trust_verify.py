@@ -46,7 +46,7 @@ from pathlib import Path
 from racentre.config import load_config
 from racentre.services import Services
 services = Services(load_config(sys.argv[1]))
-trust = services.trust_service()
+trust = services.trust
 signed = Path(sys.argv[2]).read_bytes()
 assert trust.verify_report(signed).valid
 stop, n = time.perf_counter() + float(sys.argv[3]), 0

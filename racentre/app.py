@@ -61,7 +61,7 @@ def _wire_seal(app: Flask, services: Services) -> None:
 
 
 def _wire_trust(app: Flask, services: Services) -> None:
-    trust_views.init_app(app, lambda: services.trust, require_roles)    # the CA and the TSA: on first use
+    trust_views.install(app, lambda: services.trust, require_roles)    # the CA and the TSA: on first use
 
 
 # What serving each package means: its service from the composition root (racentre.services.Services)

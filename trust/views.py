@@ -269,7 +269,7 @@ def _pem(der: bytes) -> str:
     return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
 
 
-def init_app(app, service_factory: Callable[[], TrustService], require_roles: Callable) -> None:
+def install(app, service_factory: Callable[[], TrustService], require_roles: Callable) -> None:
     """Wire the trust service (built on first use) and its blueprint into ``app``."""
     app.extensions[EXTENSION_KEY] = service_factory
     app.register_blueprint(create_blueprint(require_roles))

@@ -379,7 +379,7 @@ def test_evidence_records_are_signed_timestamped_stored_and_private(services, cl
     assert ID_AA_SIGNATURE_TIMESTAMP in check.unsigned_attributes
     assert check.content == json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     # the evidence signature and its timestamp verify as any CMS through our own verifier
-    report = services.trust_service().verify_report(der).as_dict()
+    report = services.trust.verify_report(der).as_dict()
     assert report["valid"] and report["signers"][0]["timestamp"]["proven"], report
     assert client("GET", f"/api/v1/trust/evidence/{rid}", "app2").status_code == 404
     assert client("GET", f"/api/v1/trust/evidence/{rid}", "auditor").status_code == 200
@@ -427,7 +427,7 @@ def test_rsa_application_key(services, client):
 def test_validation_cache_follows_the_revocation_counter(services, client, keys):
     """A repeated verification reuses the certificate result; any status change at the CA (here another
     certificate's revocation) makes the next one validate again."""
-    cache = services.trust_service().cache
+    cache = services.trust.cache
     signed = _sign(client, data=b64(DATA), key_id=keys["sm2"]["id"])["signature"]
     assert _verify(client, signature=signed)["valid"]
     hits, misses = cache.hits, cache.misses
@@ -447,7 +447,7 @@ def test_expired_with_and_without_timestamp(services, client, monkeypatch):
     of that day): with a timestamp the signature provably predates the expiry (valid, code 1); without one
     the answer is -2 and not valid. Last in the module: the CRLs made "later" stay stored."""
     user = issue_user(services, validity_days=1)
-    trust = services.trust_service()
+    trust = services.trust
     stamped = SignedDataTemplate(CmsSigner(user.sign, user.certificate, algorithm("sm2-sm3"))).build(
         DATA, unsigned_attributes=lambda s: [_ts_attr(trust, s)])
     bare = SignedDataTemplate(CmsSigner(user.sign, user.certificate, algorithm("sm2-sm3"))).build(DATA)
