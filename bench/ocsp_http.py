@@ -95,7 +95,7 @@ def prepare(site: Path, database_url: str, port: int) -> tuple[dict, dict]:
     (site / "racentre.toml").write_text(
         f'[database]\nurl = "{database_url}"\n[hsm]\ntoken = "bench"\npin_file = "user.pin"\n'
         '[softtoken]\ndir = "softtoken"\nauto_init = true\nso_pin_file = "so.pin"\n'
-        '[tsa]\nunits = "ecdsa=tsa-ecdsa:ecdsa-sha256"\n'
+        '[tsa]\nunits = "ecdsa=tsa-ecdsa:ecdsa-sha256"\npolicy = "1.2.3.4.1"\n'
         f'[service]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(PYTHONPATH=str(ROOT), RACENTRE_CONFIG=str(site / "racentre.toml"))

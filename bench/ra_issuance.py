@@ -96,7 +96,8 @@ class Site:
             self.url = f"{POSTGRES_URL}?options={quote(f'-csearch_path={self.schema}')}"
         (self.dir / "racentre.toml").write_text(
             f'[hsm]\ntoken = "bench-{kind}"\npool_size = 8\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
-            f'[database]\nurl = "{self.url}"\n[service]\npublic_url = "http://bench.test"\n')
+            f'[database]\nurl = "{self.url}"\n[service]\npublic_url = "http://bench.test"\n'
+            '[tsa]\npolicy = "1.2.3.4.1"\n')
 
     @classmethod
     def existing(cls, kind: str, directory: Path) -> "Site":

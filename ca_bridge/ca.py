@@ -5,6 +5,7 @@ or a CA.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.certbuilder import (CertificateTemplate, IssuerInfo, Urls, encode_name, inspect_public_key, name_text,
                                    random_serial)
+from ca_bridge.config import CaConfig
 from ca_bridge.errors import CaError, HierarchyExists
 from ca_bridge.models import CertificateAuthority, IssuedCert
 from ca_bridge.profiles import Profile, load_profiles
@@ -76,14 +78,20 @@ def _refuse_if_present(km: KeyManager, session: Session, names: Sequence[str], l
 
 def init_hierarchy(km: KeyManager, db: sessionmaker[Session], public_url: str, *,
                    kinds: Sequence[str] = ("sm2",), prefix: str = "", label_prefix: str = "",
-                   organization: str = "RA Centre", profiles: Mapping[str, Profile] | None = None,
-                   actor: str = "ca-init", now: dt.datetime | None = None) -> list[str]:
+                   organization: str | None = None, profiles: Mapping[str, Profile] | None = None,
+                   actor: str = "ca-init", now: dt.datetime | None = None,
+                   config: CaConfig | None = None) -> list[str]:
     """Create root + issuing CA + OCSP signer for each kind ("sm2", "ecdsa", "rsa"); returns the CA names.
 
     Refused (HierarchyExists, nothing touched) when any CA name or key label is already taken. Keys are
     generated in the HSM as non-extractable; only their certificates reach the database. If the process
     dies between key generation and commit, the keys stay and a re-run is refused: an operator decides.
+    The names come from ``config`` (``[ca]``: country, organization, common-name templates);
+    ``organization`` overrides its organization.
     """
+    config = config or CaConfig()
+    if organization:
+        config = dataclasses.replace(config, organization=organization)
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         raise CaError(f"unknown hierarchy kinds {unknown or kinds} (choose from {', '.join(KINDS)})")
@@ -96,18 +104,18 @@ def init_hierarchy(km: KeyManager, db: sessionmaker[Session], public_url: str, *
     created: list[str] = []
     with transaction(db) as session:
         for kind_name, names in zip(kinds, all_names):
-            created += _create_kind(km, session, public_url, KINDS[kind_name], names, organization, profiles,
+            created += _create_kind(km, session, public_url, KINDS[kind_name], names, config, profiles,
                                     actor, now)
     log.info("created CA hierarchy %s", ", ".join(created))
     return created
 
 
-def _subject(organization: str, common_name: str) -> bytes:
-    return encode_name((("country_name", "CN"), ("organization_name", organization), ("common_name", common_name)))
+def _subject(config: CaConfig, name_key: str, kind: HierarchyKind) -> bytes:
+    return encode_name(config.subject(config.name(name_key, kind=kind.title)))
 
 
 def _create_kind(km: KeyManager, session: Session, public_url: str, kind: HierarchyKind, names: dict[str, str],
-                 organization: str, profiles: Mapping[str, Profile], actor: str, now: dt.datetime) -> list[str]:
+                 config: CaConfig, profiles: Mapping[str, Profile], actor: str, now: dt.datetime) -> list[str]:
     alg = algorithm(kind.signature)
 
     def signer(label: str):
@@ -117,7 +125,7 @@ def _create_kind(km: KeyManager, session: Session, public_url: str, kind: Hierar
     issuing_key = inspect_public_key(km.generate_key_pair(names["issuing_label"], kind.key_algorithm).public_key_info)
     ocsp_key = inspect_public_key(km.generate_key_pair(names["ocsp_label"], kind.key_algorithm).public_key_info)
 
-    root_subject = _subject(organization, f"{organization} {kind.title} Root CA")
+    root_subject = _subject(config, "root_name", kind)
     root_profile = profiles["root-ca"]
     root_not_after = now + dt.timedelta(days=root_profile.validity_days)
     root_issuer = IssuerInfo(root_subject, root_key.key_id, alg, signer(names["root_label"]), root_not_after)
@@ -125,7 +133,7 @@ def _create_kind(km: KeyManager, session: Session, public_url: str, kind: Hierar
         serial=random_serial(), subject_der=root_subject, key=root_key, not_before=now, not_after=root_not_after)
     root_urls = ca_urls(public_url, names["root"], ocsp=False)
 
-    issuing_subject = _subject(organization, f"{organization} {kind.title} Issuing CA")
+    issuing_subject = _subject(config, "issuing_name", kind)
     issuing_profile = profiles["issuing-ca"]
     issuing_serial = random_serial()
     issuing_cert = CertificateTemplate(root_issuer, issuing_profile, root_urls).build(
@@ -134,7 +142,7 @@ def _create_kind(km: KeyManager, session: Session, public_url: str, kind: Hierar
     issuing_not_after = min(now + dt.timedelta(days=issuing_profile.validity_days), root_not_after)
 
     ocsp_profile = profiles["ocsp-signer"]
-    ocsp_subject = _subject(organization, f"{organization} {kind.title} OCSP Responder")
+    ocsp_subject = _subject(config, "ocsp_name", kind)
     ocsp_serial = random_serial()
     issuing_issuer = IssuerInfo(issuing_subject, issuing_key.key_id, alg, signer(names["issuing_label"]),
                                 issuing_not_after)

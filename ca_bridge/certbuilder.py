@@ -35,14 +35,12 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from asn1crypto import x509
-from asn1crypto import keys as asn1_keys
 
 from ca_bridge.errors import BadEncoding, IssuanceError, UnsupportedKey
 from ca_bridge.profiles import GMSSL_MAX_VALIDITY_DAYS, Profile
 from pkicore.algorithms import Algorithm
 from pkicore.cms import algorithm_identifier, der_integer, der_oid, tlv
-from pkicore.oids import OID
-from pkicore.sm2 import SM2PublicKey
+from pkicore.keys import KeyProblem, inspect_key
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +50,6 @@ _OID_BY_NAME = {"subject_key_identifier": "2.5.29.14", "key_usage": "2.5.29.15",
                 "authority_key_identifier": "2.5.29.35", "extended_key_usage": "2.5.29.37",
                 "authority_information_access": "1.3.6.1.5.5.7.1.1"}
 _VERSION_V3 = b"\xa0\x03\x02\x01\x02"
-_CURVE_ALGORITHMS = {"sm2p256v1": "sm2", "secp256r1": "ec-p256", "secp384r1": "ec-p384"}
 _PRINTABLE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
 SignFunction = Callable[[bytes], bytes]
 
@@ -94,61 +91,14 @@ class SubjectKey:
     key_id: bytes           # SHA-1 of the subjectPublicKey bits (RFC 5280 §4.2.1.2 method 1)
 
 
-# SubjectPublicKeyInfo prefixes of uncompressed named-curve keys (RFC 5480): the common case is checked
-# without a generic parse
-_EC_PREFIXES = {bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d034200"): ("sm2", 65),
-                bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200"): ("ec-p256", 65),
-                bytes.fromhex("3076301006072a8648ce3d020106052b81040022036200"): ("ec-p384", 97)}
-
-
 def inspect_public_key(spki_der: bytes) -> SubjectKey:
-    """Parse and check a SubjectPublicKeyInfo; name its algorithm the way profiles do."""
-    if not isinstance(spki_der, (bytes, bytearray)):
-        raise BadEncoding("public key must be DER bytes")
-    spki_der = bytes(spki_der)
-    for prefix, (name, size) in _EC_PREFIXES.items():
-        if spki_der.startswith(prefix) and len(spki_der) == len(prefix) + size and spki_der[len(prefix)] == 4:
-            point = spki_der[len(prefix):]
-            if name == "sm2":
-                try:
-                    SM2PublicKey.from_point(point)
-                except ValueError as exc:
-                    raise UnsupportedKey(f"SM2 public key is invalid: {exc}") from exc
-            return SubjectKey(name, spki_der, hashlib.sha1(point).digest())
+    """Parse and check a SubjectPublicKeyInfo (``pkicore.keys.inspect_key``); name its algorithm the way
+    profiles do."""
     try:
-        info = asn1_keys.PublicKeyInfo.load(spki_der, strict=True)
-        alg = info["algorithm"]["algorithm"].dotted
-        if info.dump(force=True) != spki_der:
-            raise ValueError("not DER")
-        bits = info["public_key"].contents
-    except (ValueError, TypeError, KeyError) as exc:
-        raise BadEncoding(f"public key is not a DER SubjectPublicKeyInfo: {exc}") from exc
-    if bits[:1] != b"\x00":
-        raise BadEncoding("subjectPublicKey has unused bits")
-    key_bits = bits[1:]
-    if alg == OID.EC_PUBLIC_KEY:
-        params = info["algorithm"]["parameters"]
-        if params.name != "named":
-            raise UnsupportedKey("EC keys must name their curve")
-        name = _CURVE_ALGORITHMS.get(params.chosen.native)
-        if name is None:
-            raise UnsupportedKey(f"elliptic curve {params.chosen.dotted} is not supported")
-        if name == "sm2":
-            try:
-                SM2PublicKey.from_point(key_bits)
-            except ValueError as exc:
-                raise UnsupportedKey(f"SM2 public key is invalid: {exc}") from exc
-        elif key_bits[:1] != b"\x04":
-            raise UnsupportedKey("EC public keys must be uncompressed points")
-    elif alg == OID.RSA:
-        try:
-            n = info["public_key"].parsed["modulus"].native
-        except (ValueError, TypeError) as exc:
-            raise BadEncoding(f"RSA public key is malformed: {exc}") from exc
-        name = f"rsa-{n.bit_length()}"
-    else:
-        raise UnsupportedKey(f"public key algorithm {alg} is not supported")
-    return SubjectKey(name, spki_der, hashlib.sha1(key_bits).digest())
+        key = inspect_key(spki_der)
+    except KeyProblem as exc:
+        raise (BadEncoding if exc.kind == "encoding" else UnsupportedKey)(str(exc)) from exc
+    return SubjectKey(key.profile_name, key.spki, key.key_id)
 
 
 _ATTRIBUTE_OIDS = {"country_name": "2.5.4.6", "organization_name": "2.5.4.10", "organizational_unit_name": "2.5.4.11",

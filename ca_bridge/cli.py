@@ -36,7 +36,7 @@ def ca_group():
 @ca_group.command("init")
 @click.option("--with-ecdsa", is_flag=True, help="also an ECDSA P-256 hierarchy (interoperability)")
 @click.option("--with-rsa", is_flag=True, help="also an RSA hierarchy (interoperability)")
-@click.option("--organization", default="RA Centre", show_default=True, help="O= of the CA names")
+@click.option("--organization", default=None, help="O= of the CA names (default: [ca] organization)")
 @click.pass_context
 def init_command(ctx, with_ecdsa, with_rsa, organization):
     """Create the SM2 root CA, issuing CA and OCSP signer (keys in the HSM). Refused if they exist."""

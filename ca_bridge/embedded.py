@@ -27,6 +27,7 @@ from ca_bridge.certbuilder import (CertificateTemplate, IssuerInfo, SubjectKey, 
                                    name_text, random_serial)
 from ca_bridge.crl import CrlPublisher, bump_revocation_seq
 from ca_bridge.directory import CaDirectory, CaInfo
+from ca_bridge.config import CaConfig
 from ca_bridge.errors import CertificateNotFound, IssuanceError, NoPublicUrl, RequestConflict, RevocationConflict
 from ca_bridge.kmc_link import KmcLink
 from ca_bridge.models import EscrowReservation, IssuedCert
@@ -71,9 +72,12 @@ class EmbeddedCA:
 
     def __init__(self, key_manager: KeyManager, db: sessionmaker[Session], public_url: str = "http://127.0.0.1:8600",
                  *, profiles: Mapping[str, Profile] | None = None, name_prefix: str = "",
-                 default_cas: Mapping[str, str] | None = None, crl_validity: dt.timedelta = dt.timedelta(days=1),
-                 crl_refresh: dt.timedelta = dt.timedelta(hours=1),
-                 ocsp_validity: dt.timedelta = dt.timedelta(hours=1)):
+                 default_cas: Mapping[str, str] | None = None, config: CaConfig | None = None,
+                 crl_validity: dt.timedelta | None = None, crl_refresh: dt.timedelta | None = None,
+                 ocsp_validity: dt.timedelta | None = None):
+        """``config``: the ``[ca]`` section (names, CRL and OCSP validity); the explicit durations
+        override it."""
+        self.config = config = config or CaConfig()
         self.km = key_manager
         self.db = db
         self.public_url = public_url.rstrip("/")
@@ -84,8 +88,10 @@ class EmbeddedCA:
                                                 for f, k in (("sm2", "sm2"), ("ec", "ecdsa"), ("rsa", "rsa"))})
         self.directory = CaDirectory(db)
         self.store = DbStatusStore(db, self.directory)
-        self.crls = CrlPublisher(key_manager, db, self.directory, validity=crl_validity, refresh=crl_refresh)
-        self.ocsp = OcspResponder(key_manager, self.store, self.directory, validity=ocsp_validity)
+        self.crls = CrlPublisher(key_manager, db, self.directory, validity=crl_validity or config.crl_validity,
+                                 refresh=crl_refresh or config.crl_refresh)
+        self.ocsp = OcspResponder(key_manager, self.store, self.directory,
+                                  validity=ocsp_validity or config.ocsp_validity)
         self._templates: dict[tuple[int, str], tuple[CaInfo, CertificateTemplate]] = {}
         self._lock = threading.Lock()
         self.kmc: KmcLink | None = None
@@ -106,13 +112,13 @@ class EmbeddedCA:
                               "balancer's URL, e.g. https://pki.example.gov.cn) on every node")
 
     # ------------------------------------------------------------------ hierarchy
-    def init_hierarchy(self, *, kinds=("sm2",), label_prefix: str = "", organization: str = "RA Centre",
+    def init_hierarchy(self, *, kinds=("sm2",), label_prefix: str = "", organization: str | None = None,
                        actor: str = "ca-init") -> list[str]:
         """Create the CA hierarchy (see ``ca_bridge.ca.init_hierarchy``); refused when it exists."""
         self._require_public_url()
         created = hierarchy.init_hierarchy(self.km, self.db, self.public_url, kinds=kinds, prefix=self.name_prefix,
                                            label_prefix=label_prefix, organization=organization,
-                                           profiles=self.profiles, actor=actor)
+                                           profiles=self.profiles, actor=actor, config=self.config)
         self.directory.reload()
         return created
 

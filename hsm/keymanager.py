@@ -22,12 +22,13 @@ from asn1crypto import core as asn1_core
 from asn1crypto import keys as asn1_keys
 from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
 
+from hsm.cmac import cmac
 from hsm.config import HsmConfig
 from hsm.errors import HsmError, KeyNotFound, MechanismUnsupported
 from hsm.keys import DEFAULT_SIGN_MECHANISM, KEY_SPECS, KeyInfo, KeyRef, KeySpec
 from hsm.session_pool import PooledSession, SessionPool
 from hsm.vendor import VendorProfile, detect_profile, load_profile
-from pkicore.keys import point_from_public_key_info, public_key_info_from_point
+from pkicore.keys import inspect_key, public_key_info_from_point
 from pkicore.signatures import der_to_raw, raw_to_der
 from pkicore.sm2 import DEFAULT_USER_ID, SM2PublicKey, sm2_e
 
@@ -521,13 +522,12 @@ class KeyManager:
     @staticmethod
     def _outside_sm2_point(public_key_info: bytes) -> bytes:
         try:
-            curve, point = point_from_public_key_info(public_key_info)
-            if curve != "sm2p256v1":
+            key = inspect_key(public_key_info)         # checks the point is on the curve
+            if key.family != "sm2":
                 raise ValueError("not an SM2 key")
-            SM2PublicKey.from_point(point)
         except ValueError as exc:
             raise MechanismUnsupported(f"recipient key is not a valid SM2 public key: {exc}") from exc
-        return point
+        return key.point
 
     def _session_public_key(self, pooled, point: bytes):
         """Import an outside SM2 public key as a session object (gone when destroyed or the session ends)."""
@@ -535,6 +535,14 @@ class KeyManager:
             Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.KEY_TYPE: self._key_type(KEY_SPECS["sm2"]),
             Attribute.TOKEN: False, Attribute.ENCRYPT: True, Attribute.WRAP: True, Attribute.VERIFY: True,
             Attribute.EC_PARAMS: _SM2_OID_DER, Attribute.EC_POINT: asn1_core.OctetString(point).dump()})
+
+    def mac(self, ref: KeyRef | str, message: bytes) -> bytes:
+        """SM4-CMAC (NIST SP 800-38B, 16 bytes) of ``message`` under the HSM SM4 key ``ref``: the one MAC
+        construction of the centre (sealed secrets, the KMC archive). The HSM runs every block operation
+        (``hsm.cmac``: E_K(0) for the subkeys, CBC with a zero IV for the chain); the key never leaves it."""
+        zero = bytes(16)
+        return cmac(lambda: self.encrypt(ref, zero, "sm4-ecb"),
+                    lambda data: self.encrypt(ref, data, "sm4-cbc", iv=zero), message)
 
     def encrypt_to(self, public_key_info: bytes, data: bytes) -> bytes:
         """SM2-encrypt to a public key that is not ours (a subscriber's): imported as a session object."""

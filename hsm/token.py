@@ -15,7 +15,7 @@ from pathlib import Path
 import pkcs11
 import pkcs11.exceptions as p11e
 
-from hsm.config import SOFTTOKEN_LIBRARY, HsmConfig
+from hsm.config import SOFTTOKEN_CONF, SOFTTOKEN_LIBRARY, HsmConfig
 from hsm.errors import HsmError, HsmUnavailable, wrap_pkcs11_error
 from pkicore.secret import Secret
 
@@ -38,7 +38,9 @@ def build_softtoken() -> Path:
 
 
 def prepare_environment(config: HsmConfig) -> None:
-    """The C token reads its directory from RACENTRE_SOFTTOKEN_DIR at C_Initialize: export it first.
+    """The C token reads its directory from RACENTRE_SOFTTOKEN_DIR at C_Initialize: export it first, and
+    write its softtoken.conf from ``[softtoken]`` (slots, pbkdf2_iterations, max_pin_failures) so that
+    racentre.toml is the one place its settings live.
 
     Once this process has loaded the module, its directory is fixed for the life of the process: a
     later C_Initialize (after a fork, or after a lost device) must open the same directory, so the
@@ -54,8 +56,25 @@ def prepare_environment(config: HsmConfig) -> None:
             else:
                 Path(wanted).mkdir(parents=True, exist_ok=True, mode=0o700)
                 os.environ["RACENTRE_SOFTTOKEN_DIR"] = wanted
+                write_token_conf(Path(wanted), config.softtoken.token_conf())
         if not Path(config.module).is_file():
             build_softtoken()
+
+
+def write_token_conf(directory: Path, text: str | None) -> None:
+    """Replace the token's softtoken.conf with ``text`` (atomically, only when it differs); None leaves
+    the file alone (the token's defaults, or a file an operator wrote by hand)."""
+    if text is None:
+        return
+    path = directory / SOFTTOKEN_CONF
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except OSError:
+        pass
+    tmp = directory / f".{SOFTTOKEN_CONF}.{os.getpid()}"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _module_loaded(module: str) -> bool:

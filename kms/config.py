@@ -1,18 +1,6 @@
-"""Settings of the key-management centre (one frozen dataclass; defaults suit the embedded KMC) and the
-``[kmc]`` configuration section that racentre.config reads into it.
-
-    [kmc]
-    url = ""                            # CA side: a stand-alone KMC's base URL (GM/T 0014 over HTTP,
-                                        # POST {url}/kmc/v1/request); "" = the embedded KMC, in process
-    certificate_file = "kmc.pem"        # CA side, with url: the KMC signing certificate (PEM/DER) that
-                                        # must have signed every KMRespond
-    timeout = 30                        # CA side: seconds per GM/T 0014 call
-    trusted_ca_files = "issuing-ca.pem" # KMC side: CA certificates (PEM/DER, comma-separated) allowed to
-                                        # call this KMC, besides those of `racentre kms trust-ca`
-    approvals_required = 2              # M of the M-of-N key recovery ...
-    panel_size = 3                      # ... N
-    recipient_files = "court.pem"       # certificates (PEM/DER, comma-separated) a recovered key may be
-                                        # enveloped to besides those the trusted CAs issued (the recipient list)
+"""Settings of the key-management centre: the ``[kmc]`` section of racentre.toml (one frozen dataclass whose
+fields are the keys, pkicore.settings; defaults suit the embedded KMC). The CA side reads ``url``,
+``certificate_file`` and ``timeout``; the rest is the KMC's (GM/T 0014 service, archive, M-of-N recovery).
 
 Relative file names are relative to the configuration file. Files are read when used (a KMC's
 certificate is issued after its configuration exists), and a missing one is a clear error then.
@@ -20,18 +8,15 @@ certificate is issued after its configuration exists), and a missing one is a cl
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pkicore import certificate
-from pkicore.errors import ErrorCode, PkiError
-
-# key -> type, as racentre.config.SCHEMA; every key is overridable by RACENTRE_KMC_<KEY>
-SCHEMA = {"url": "str", "certificate_file": "str", "timeout": "int", "trusted_ca_files": "str",
-          "approvals_required": "int", "panel_size": "int", "recipient_files": "str"}
+from pkicore.errors import ErrorCode
+from pkicore.settings import ConfigError, Configurable, internal, setting
 
 
-class KmsConfigError(PkiError):
+class KmsConfigError(ConfigError):
     code = ErrorCode.CONFIGURATION
 
 
@@ -41,53 +26,67 @@ def read_certificates(path: str | Path) -> tuple[bytes, ...]:
 
 
 @dataclass(frozen=True)
-class KmsConfig:
+class KmsConfig(Configurable):
+    SECTION = "kmc"
+    DOC = ("The key-management centre (GM/T 0014, GM/T 0034 key escrow): the CA side names a stand-alone KMC\n"
+           "(or none: the embedded one); the KMC side sets its callers, archive and M-of-N key recovery.")
+    # CA side: a stand-alone KMC ("" = the embedded one) and its signing certificate's file
+    url: str = setting("", doc='CA side: a stand-alone KMC\'s base URL (POST {url}/kmc/v1/request); "" = the '
+                               'embedded KMC, in process', example="https://kmc.example.gov.cn")
+    certificate_file: str = setting("", doc="CA side, with url: the KMC signing certificate (PEM/DER) that must "
+                                            "have signed every KMRespond", example="kmc.pem")
+    timeout: int = setting(30, doc="CA side: seconds per GM/T 0014 call")
+    trusted_ca_files: tuple[str, ...] = setting(
+        (), doc="KMC side: CA certificates (PEM/DER) allowed to call this KMC, besides those of "
+                "`racentre kms trust-ca`", example=("issuing-ca.pem",))
+    approvals_required: int = setting(2, doc="M of the M-of-N key recovery ...", example=1)
+    panel_size: int = setting(3, doc="... N: the officer panel")
+    officers: tuple[str, ...] = setting((), doc="the named panel (exactly panel_size officers); empty: any "
+                                                "key_recovery_officer", example=("zhao", "qian", "sun"))
+    recipient_files: tuple[str, ...] = setting(
+        (), doc="certificates (PEM/DER) a recovered key may be enveloped to besides those the trusted CAs "
+                "issued (the recipient list)", example=("court.pem",))
+    approval_ttl: dt.timedelta = setting(dt.timedelta(hours=24), doc="an officer's recovery approval lapses "
+                                                                     "after this long")
+    request_ttl: dt.timedelta = setting(dt.timedelta(days=7), doc="an open recovery request expires after this long")
+    retention: dt.timedelta = setting(dt.timedelta(days=365 * 5),
+                                      doc="escrowed keys are kept this long after expiry or revocation, then destroyed")
+    request_freshness: dt.timedelta = setting(dt.timedelta(minutes=10),
+                                              doc="GM/T 0014 requestTime window: older or later requests are refused")
+    rotation_batch: int = setting(200, doc="archived keys re-wrapped per transaction (`racentre kms rewrap` without --batch)")
     # HSM labels: {prefix}-sign (KMC signing key), {prefix}-mac (archive MAC key),
     # {prefix}-kek-v<n> (key-encryption keys), {prefix}-dr (disaster-recovery import key)
-    key_prefix: str = "kmc"
-    kmc_subject: tuple[tuple[str, str], ...] = (("country_name", "CN"), ("organization_name", "RA Centre"),
-                                                ("common_name", "RA Centre KMC"))
-    approvals_required: int = 2            # M
-    panel_size: int = 3                    # N: the officer panel
-    officers: tuple[str, ...] = ()         # named panel (len == N); empty: any key_recovery_officer
-    approval_ttl: dt.timedelta = dt.timedelta(hours=24)
-    request_ttl: dt.timedelta = dt.timedelta(days=7)
-    retention: dt.timedelta = dt.timedelta(days=365 * 5)   # kept after expiry/revocation before destruction
-    request_freshness: dt.timedelta = dt.timedelta(minutes=10)   # GM/T 0014 requestTime window
-    rotation_batch: int = 200
-    trusted_ca_certificates: tuple[bytes, ...] = field(default=())   # DER; CAs allowed to call the KMC
-    trusted_ca_files: tuple[str, ...] = ()  # more of them, read when the KMC service starts
-    recipient_files: tuple[str, ...] = ()   # the recovery recipient list (read when a request is opened)
-    # CA side: a stand-alone KMC ("" = the embedded one) and its signing certificate's file
-    url: str = ""
-    certificate_file: str = ""
-    timeout: int = 30
+    key_prefix: str = setting("kmc", doc="HSM labels: {prefix}-sign, {prefix}-mac, {prefix}-kek-v<n>, {prefix}-dr")
+    # the bootstrap self-signed certificate's subject ([ca] organization; a site replaces the certificate)
+    kmc_subject: tuple[tuple[str, str], ...] = internal((("country_name", "CN"), ("organization_name", "RA Centre"),
+                                                         ("common_name", "RA Centre KMC")))
+    trusted_ca_certificates: tuple[bytes, ...] = internal(())   # DER; CAs allowed to call the KMC
 
     def __post_init__(self):
         if not (1 <= self.approvals_required <= self.panel_size):
             raise ValueError("need 1 <= approvals_required (M) <= panel_size (N)")
         if self.officers and len(set(self.officers)) != self.panel_size:
             raise ValueError("the officer panel must name exactly panel_size distinct officers")
+        if min(self.approval_ttl, self.request_ttl, self.retention, self.request_freshness) <= dt.timedelta(0):
+            raise ValueError("kmc durations (approval_ttl, request_ttl, retention, request_freshness) are positive")
 
     @classmethod
-    def from_values(cls, values: dict, base: Path) -> "KmsConfig":
-        """The loader's hook: ``values`` typed by ``SCHEMA``; file names resolved against ``base``."""
-        values = dict(values)
+    def process_entries(cls, values: dict, base: Path) -> dict:
+        """File names resolved against ``base``; the URL checked."""
         url = values.get("url", "").strip().rstrip("/")
         if url and not url.startswith(("http://", "https://")):
             raise KmsConfigError("kmc.url must be an http:// or https:// URL (or empty for the embedded KMC)")
         values["url"] = url
         if values.get("certificate_file"):
             values["certificate_file"] = str(base / values["certificate_file"])
-        files = [f.strip() for f in values.pop("trusted_ca_files", "").split(",") if f.strip()]
-        recipients = [f.strip() for f in values.pop("recipient_files", "").split(",") if f.strip()]
+        for key in ("trusted_ca_files", "recipient_files"):
+            if key in values:
+                values[key] = tuple(str(base / f) for f in values[key])
         if values.get("timeout", 30) <= 0:
             raise KmsConfigError("kmc.timeout must be a positive number of seconds")
-        try:
-            return cls(**values, trusted_ca_files=tuple(str(base / f) for f in files),
-                       recipient_files=tuple(str(base / f) for f in recipients))
-        except ValueError as exc:
-            raise KmsConfigError(f"[kmc]: {exc}") from exc
+        if values.get("rotation_batch", 200) <= 0:
+            raise KmsConfigError("kmc.rotation_batch must be positive")
+        return values
 
     @property
     def remote(self) -> bool:

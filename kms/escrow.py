@@ -7,8 +7,9 @@ wraps d (SM4-ECB) and is itself wrapped to the subscriber's *signing* public key
 The clear private key never exists outside the HSM: afterwards the token copies of the key pair and of
 the SM4 key are destroyed; what remains is the KEK, the MAC key and the KMC signing key.
 
-Archive rows carry a MAC: SM4-CBC-MAC (fixed 32-byte input, ISO/IEC 9797-1 alg. 1) under an HSM key over
-SM3 of the row's canonical bytes. A row whose MAC fails raises ``TamperDetected`` and is never used.
+Archive rows carry a MAC: SM4-CMAC (``KeyManager.mac``, NIST SP 800-38B) under an HSM key over SM3 of the
+row's canonical bytes (rows written before carry the SM4-CBC-MAC of that digest, still accepted). A row
+whose MAC fails raises ``TamperDetected`` and is never used.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from pkicore.audit import record
 from pkicore.db import as_utc, reading, transaction, utcnow
 from pkicore.envelope import Party, build_signed_and_enveloped, build_sm2_enveloped_key
 from pkicore.generation import KMC_SETTINGS, GenerationWatch, bump
-from pkicore.keys import point_from_public_key_info, verify_signature
+from pkicore.keys import KeyProblem, inspect_key, point_from_public_key_info, verify_signature
 from pkicore.algorithms import algorithm
 from pkicore.sm2 import sm3
 
@@ -176,11 +177,18 @@ class KeyEscrow:
 
     # ------------------------------------------------------------------ MAC
     def _mac(self, row: EscrowedKey) -> bytes:
+        return self.km.mac(self.mac_label, sm3(_canonical(row)))
+
+    def _legacy_mac(self, row: EscrowedKey) -> bytes:
+        """The MAC rows written before ``KeyManager.mac`` carry: SM4-CBC-MAC of the 32-byte digest (ISO/IEC
+        9797-1 alg. 1, sound for this fixed length). Only verified, never written: any update of the
+        row (``racentre kms rewrap`` after ``rotate-kek`` moves every row) writes the CMAC."""
         return self.km.encrypt(self.mac_label, sm3(_canonical(row)), "sm4-cbc", iv=bytes(16))[-16:]
 
     def check_record(self, row: EscrowedKey) -> None:
         """Raise TamperDetected unless the row's MAC verifies."""
-        if not row.mac or not hmac.compare_digest(bytes(row.mac), self._mac(row)):
+        mac = bytes(row.mac or b"")
+        if not mac or not (hmac.compare_digest(mac, self._mac(row)) or hmac.compare_digest(mac, self._legacy_mac(row))):
             log.error("archive record %s failed its MAC check", row.id)
             raise TamperDetected(f"archive record {row.id} failed its integrity check")
 
@@ -555,12 +563,12 @@ class KeyEscrow:
 
 def _sm2_spki(spki: bytes) -> tuple[str, bytes]:
     try:
-        curve, point = point_from_public_key_info(spki)
-    except ValueError as exc:
+        key = inspect_key(spki)
+    except KeyProblem as exc:
         raise EscrowError("not a valid SM2 public key") from exc
-    if curve != "sm2p256v1":
+    if key.family != "sm2":
         raise EscrowError("the envelope recipient key must be an SM2 key")
-    return curve, point
+    return key.curve, key.point
 
 
 def _b64(data: bytes) -> str:

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from asn1crypto import cms, core, tsp, x509  # tsp: registers the ESS attribute specs
+from asn1crypto import cms, core, tsp, x509  # noqa: F401 - tsp registers the ESS attribute specs
 
 from pkicore import asn1 as _asn1  # noqa: F401 - registers sm3 / sm2_sm3 with asn1crypto
 from pkicore.algorithms import ALGORITHMS, Algorithm

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from asn1crypto import csr as asn1_csr
 from asn1crypto import keys as asn1_keys
 from asn1crypto import pem
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from pkicore.algorithms import algorithm as lookup_algorithm
 from pkicore.errors import ErrorCode
-from pkicore.keys import verify_signature
+from pkicore.keys import KeyProblem, inspect_key, verify_signature
 from pkicore.oids import OID
 from pkicore.signatures import der_to_ints
 from pkicore.sm2 import SM2PublicKey, sm2_e, sm2_verify_digest
@@ -38,7 +37,6 @@ MAX_RSA_BITS = 8192
 SM2_SIGNATURE_OIDS = (OID.SM2_WITH_SM3, OID.SM2_SIGN)
 
 _PEM_LABELS = ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST")
-_CURVE_NAMES = {OID.P256: "secp256r1", OID.P384: "secp384r1", OID.SM2_CURVE: "sm2p256v1"}
 
 
 @dataclass(frozen=True)
@@ -111,57 +109,25 @@ def _load_strict(der: bytes) -> asn1_csr.CertificationRequest:
 
 
 def check_public_key(spki_der: bytes) -> KeyInfo:
-    """Refuse weak or malformed keys: RSA < 2048 bits, curves other than P-256/P-384/SM2, points off
-    the curve or compressed, explicit curve parameters."""
+    """Refuse weak or malformed keys: what ``pkicore.keys.inspect_key`` refuses (not DER, curves other
+    than P-256/P-384/SM2, points off the curve or compressed, explicit curve parameters), and RSA keys
+    under 2048 bits or with an exponent below 65537 (the RA's policy)."""
     try:
-        spki = asn1_keys.PublicKeyInfo.load(spki_der, strict=True)
-        alg = spki["algorithm"]["algorithm"].dotted
-    except (ValueError, TypeError) as exc:
-        raise CsrError(f"public key is not a valid SubjectPublicKeyInfo: {exc}") from exc
-    if alg == OID.RSA:
-        try:
-            numbers = spki["public_key"].parsed
-            n, e = numbers["modulus"].native, numbers["public_exponent"].native
-        except (ValueError, TypeError) as exc:
-            raise CsrError(f"RSA public key is malformed: {exc}", code=ErrorCode.BAD_ENCODING) from exc
-        bits = n.bit_length()
-        if bits < MIN_RSA_BITS:
-            raise CsrError(f"RSA key of {bits} bits is too weak (at least {MIN_RSA_BITS})",
+        key = inspect_key(spki_der)
+    except KeyProblem as exc:
+        code = ErrorCode.UNSUPPORTED_ALGORITHM if exc.kind == "unsupported" else ErrorCode.BAD_ENCODING
+        raise CsrError(str(exc), code=code) from exc
+    if key.family == "rsa":
+        n = asn1_keys.RSAPublicKey.load(key.key_bits)["modulus"].native
+        if key.bits < MIN_RSA_BITS:
+            raise CsrError(f"RSA key of {key.bits} bits is too weak (at least {MIN_RSA_BITS})",
                            code=ErrorCode.UNSUPPORTED_ALGORITHM)
-        if bits > MAX_RSA_BITS:
-            raise CsrError(f"RSA key of {bits} bits is larger than {MAX_RSA_BITS}",
+        if key.bits > MAX_RSA_BITS:
+            raise CsrError(f"RSA key of {key.bits} bits is larger than {MAX_RSA_BITS}",
                            code=ErrorCode.UNSUPPORTED_ALGORITHM)
-        if e < 65537 or e % 2 == 0 or n % 2 == 0:
+        if key.exponent < 65537 or key.exponent % 2 == 0 or n % 2 == 0:
             raise CsrError("RSA public exponent must be odd and at least 65537", code=ErrorCode.UNSUPPORTED_ALGORITHM)
-        return KeyInfo("rsa", bits, None, spki.dump(force=True))
-    if alg == OID.SM2_CURVE:
-        raise CsrError("SM2 keys must be encoded as id-ecPublicKey with the sm2p256v1 named curve "
-                       "(GM/T 0015), not with the SM2 OID as key algorithm", code=ErrorCode.UNSUPPORTED_ALGORITHM)
-    if alg != OID.EC_PUBLIC_KEY:
-        raise CsrError(f"public key algorithm {alg} is not accepted (RSA, EC P-256/P-384, SM2)",
-                       code=ErrorCode.UNSUPPORTED_ALGORITHM)
-    params = spki["algorithm"]["parameters"]
-    if params.name != "named":
-        raise CsrError("EC keys must name their curve (explicit parameters are refused)",
-                       code=ErrorCode.UNSUPPORTED_ALGORITHM)
-    curve = _CURVE_NAMES.get(params.chosen.dotted)
-    if curve is None:
-        raise CsrError(f"elliptic curve {params.chosen.dotted} is not accepted (P-256, P-384, SM2)",
-                       code=ErrorCode.UNSUPPORTED_ALGORITHM)
-    point = spki["public_key"].native
-    try:
-        if curve == "sm2p256v1":
-            SM2PublicKey.from_point(point)
-        else:
-            size = 32 if curve == "secp256r1" else 48
-            if len(point) != 1 + 2 * size or point[0] != 4:
-                raise ValueError("EC public key must be an uncompressed point")
-            ec.EllipticCurvePublicKey.from_encoded_point(
-                ec.SECP256R1() if curve == "secp256r1" else ec.SECP384R1(), point)
-    except ValueError as exc:
-        raise CsrError(f"{curve} public key is invalid: {exc}", code=ErrorCode.BAD_ENCODING) from exc
-    return KeyInfo("sm2" if curve == "sm2p256v1" else "ec", 256 if curve != "secp384r1" else 384, curve,
-                   spki.dump(force=True))
+    return KeyInfo(key.family, key.bits, key.curve, key.spki)
 
 
 def _signature_algorithm(req: asn1_csr.CertificationRequest, key: KeyInfo) -> str:

@@ -18,6 +18,7 @@ from pkicore.envelope import enveloped_key_from_signed_and_enveloped
 from pkicore.errors import PkiError
 
 from ra import bulk, records, workflow
+from ra.config import RaConfig
 from ra.errors import ConflictError, KmcKeyNotReserved, NotFound, ValidationError
 from ra.models import CertRequest, CivilServant, RequestState, RequestType, Server, Unit
 from ra.workflow import Actor, Policy
@@ -265,10 +266,13 @@ class RaService:
 
 def build_ra_service(db: sessionmaker[Session], ca_backend: CABackend,
                      config: Mapping | Policy | None = None) -> RaService:
-    """The RA service for an app or a CLI command. ``config``: a ``Policy`` or a mapping such as
-    ``{"approvals": {"server": 2}, "max_csr_size": 8192}`` (see ``Policy.from_mapping``)."""
+    """The RA service for an app or a CLI command. ``config``: the ``[ra]`` section (``RaConfig``), a
+    ``Policy``, or a mapping such as ``{"approvals": {"server": 2}, "max_csr_size": 8192}`` (see
+    ``Policy.from_mapping``)."""
     if not isinstance(ca_backend, CABackend):
         raise TypeError("ca_backend must implement ca_bridge.api.CABackend")
+    if isinstance(config, RaConfig):
+        config = config.policy()
     if dataclasses.is_dataclass(config) and not isinstance(config, Policy):
         config = {k: v for k, v in dataclasses.asdict(config).items() if v is not None}
     policy = config if isinstance(config, Policy) else Policy.from_mapping(config)

@@ -131,7 +131,8 @@ class FastPathThreadWorker(ThreadWorker):
     keep-alive queue, a worker shutting down). Handlers see the path percent-decoded as in PATH_INFO.
     Anything else — other paths, Expect/Transfer-Encoding/SCRIPT_NAME headers, an access log
     configured, FastPaths that is not the app's outermost WSGI layer — takes the ordinary gthread path
-    unchanged."""
+    unchanged. It relies on gthread internals: gunicorn is pinned to one version (setup.cfg) and
+    tests/unit/test_library_contracts.py checks each internal used here."""
 
     _FALLBACK_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "SCRIPT_NAME"})
     _READ = 16384

@@ -12,7 +12,7 @@ from kms.cli import kms_group
 from pkicore.errors import PkiError
 from ra.cli import ra_group
 from racentre.audit_cli import audit_group
-from racentre.config import load_config
+from racentre.config import example_file, load_config
 from racentre.console.cli import console_group
 from racentre.demo import demo_command
 from racentre.migrate import head, require_current
@@ -61,6 +61,25 @@ def db_check(ctx):
     """Exit 0 when the database is at this version's schema, else say why (exit 2)."""
     require_current(ctx.obj["services"].database)
     click.echo(f"database schema is at {head()}, as this version expects")
+
+
+@cli.group("config")
+def config_group():
+    """The configuration file (racentre.toml)."""
+
+
+@config_group.command("example")
+def config_example():
+    """Print every setting with its documentation and default (docs/racentre.example.toml)."""
+    click.echo(example_file(), nl=False)
+
+
+@config_group.command("check")
+@click.pass_context
+def config_check(ctx):
+    """Read the configuration (file and RACENTRE_* environment) and say which file it came from."""
+    source = ctx.obj["config"].source
+    click.echo(f"configuration OK: {source or 'no file (defaults and environment)'}")
 
 
 cli.add_command(hsm_group)

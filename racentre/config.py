@@ -1,9 +1,12 @@
 """The one configuration loader: racentre.toml plus RACENTRE_* environment overrides.
 
-Every setting lives in a ``[section]`` of the TOML file and can be overridden by the environment
-variable ``RACENTRE_<SECTION>_<KEY>`` (e.g. ``RACENTRE_HSM_PIN``, ``RACENTRE_DATABASE_URL``). A key
-ending in ``_file`` in the file (``pin_file = "..."``) reads a secret from a file. Only this module
-reads ``os.environ``. The CLI and the service call ``load_config`` and get the same frozen objects.
+Every section is a frozen dataclass whose fields are its keys (``pkicore.settings``: kinds from the
+annotations, documentation in the fields); ``SECTIONS`` lists them. A key can be overridden by the
+environment variable ``RACENTRE_<SECTION>_<KEY>`` (e.g. ``RACENTRE_HSM_PIN``, ``RACENTRE_DATABASE_URL``,
+``RACENTRE_RA_APPROVALS='{ server = 2 }'``). A secret key reads a file with ``<key>_file = "..."`` in the
+file or ``RACENTRE_<SECTION>_<KEY>_FILE``. Only this module reads ``os.environ``. The CLI and the service
+call ``load_config`` and get the same frozen objects. ``example_file()`` renders the commented operator
+file (docs/racentre.example.toml) from the same fields.
 """
 from __future__ import annotations
 
@@ -12,62 +15,72 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ca_bridge.config import CaConfig
 from hsm.config import HsmConfig, SoftTokenConfig
-from kms.config import SCHEMA as KMC_SCHEMA, KmsConfig
-from pkicore.errors import ErrorCode, PkiError
+from kms.config import KmsConfig
 from pkicore.secret import Secret
-from racentre.console.config import SCHEMA as CONSOLE_SCHEMA, ConsoleConfig
-from seal.config import SCHEMA as SEAL_SCHEMA, SealConfig
-from timestamp.config import SCHEMA as TSA_SCHEMA, TsaConfig
-from trust.config import SCHEMA as TRUST_SCHEMA, TrustConfig
+from pkicore.settings import ConfigError, Configurable, convert, setting, toml_value
+from ra.config import RaConfig
+from racentre.console.config import ConsoleConfig
+from seal.config import SealConfig
+from timestamp.config import TsaConfig
+from trust.config import TrustConfig
 
 ENV_PREFIX = "RACENTRE_"
 CONFIG_ENV = "RACENTRE_CONFIG"
 
-# section -> key -> type; "secret" values become Secret and accept <key>_file.
-SCHEMA: dict[str, dict[str, str]] = {
-    "database": {"url": "str"},
-    "hsm": {"module": "str", "token": "str", "pin": "secret", "vendor": "str", "pool_size": "int"},
-    "softtoken": {"dir": "str", "auto_init": "bool", "so_pin": "secret"},
-    "service": {"host": "str", "port": "int", "threads": "int", "workers": "int", "public_url": "str",
-                "packages": "str", "kmc_retry_interval": "int", "schema_check_interval": "int"},
-    "audit": {"node_id": "str", "key_label": "str", "checkpoint_interval": "int"},
-    "tsa": TSA_SCHEMA,
-    "console": CONSOLE_SCHEMA,
-    "kmc": KMC_SCHEMA,
-    "seal": SEAL_SCHEMA,
-    "trust": TRUST_SCHEMA,
+__all__ = ["Config", "ConfigError", "load_config", "SECTIONS", "SCHEMA", "example_file", "env_name",
+           "ServiceConfig", "AuditConfig", "DatabaseConfig"]
+
+
+@dataclass(frozen=True)
+class ServiceConfig(Configurable):
+    SECTION = "service"
+    DOC = "racentre serve: where it listens, how many workers, the address relying parties use."
+    host: str = setting("127.0.0.1", doc="listening address")
+    port: int = setting(8600, doc="listening port")
+    threads: int = setting(8, doc="threads per worker process")
+    workers: int = setting(1, doc="worker processes")
+    public_url: str = setting("", doc="the address relying parties reach the site at, put in every certificate's "
+                                      "CRL DP and AIA;\nrequired to issue (the load balancer's URL on every node)",
+                              example="https://pki.example.gov.cn")
+    packages: str = setting("", doc='comma-separated packages to serve ("" = all); a stand-alone KMC: "hsm,kms"',
+                            example="hsm,kms")
+    kmc_retry_interval: int = setting(60, doc="seconds between sweeps of the CA's KMC outbox in racentre serve "
+                                              "(0: cron only)")
+    schema_check_interval: int = setting(30, doc="seconds between checks that the schema is still this "
+                                                 "version's (0: off)")
+
+
+@dataclass(frozen=True)
+class AuditConfig(Configurable):
+    """The audit trail (racentre.audit)."""
+    SECTION = "audit"
+    DOC = "The audit trail: writer names and signed checkpoints (racentre.audit)."
+    node_id: str = setting("", doc="this node's name in writer ids (default: the host name)", example="node-a")
+    key_label: str = setting("audit-signing", doc="HSM label of the SM2 checkpoint key")
+    checkpoint_interval: int = setting(0, doc="seconds between periodic checkpoints (0: cron only)", example=3600)
+
+
+@dataclass(frozen=True)
+class DatabaseConfig(Configurable):
+    SECTION = "database"
+    DOC = "The database (SQLAlchemy URL): SQLite for one node, PostgreSQL for several."
+    url: str = setting("sqlite:///var/racentre.db", doc="SQLAlchemy URL",
+                       example="postgresql+psycopg://racentre@db.example/racentre")
+
+
+# section name -> dataclass, in the order of the operator file; [softtoken] goes into HsmConfig.softtoken
+SECTIONS: dict[str, type[Configurable]] = {
+    "database": DatabaseConfig, "hsm": HsmConfig, "softtoken": SoftTokenConfig, "service": ServiceConfig,
+    "audit": AuditConfig, "ca": CaConfig, "ra": RaConfig, "tsa": TsaConfig, "kmc": KmsConfig,
+    "seal": SealConfig, "trust": TrustConfig, "console": ConsoleConfig,
 }
+assert all(cls.SECTION == name for name, cls in SECTIONS.items())
 
-
-class ConfigError(PkiError):
-    code = ErrorCode.CONFIGURATION
-
-
-@dataclass(frozen=True)
-class ServiceConfig:
-    host: str = "127.0.0.1"
-    port: int = 8600
-    threads: int = 8
-    workers: int = 1
-    public_url: str = ""
-    packages: str = ""        # comma-separated packages to serve ("" = all); a stand-alone KMC: "hsm,kms"
-    kmc_retry_interval: int = 60   # seconds between sweeps of the CA's KMC outbox in racentre serve (0: cron only)
-    schema_check_interval: int = 30   # seconds between checks that the schema is still this version's (0: off)
-
-
-@dataclass(frozen=True)
-class AuditConfig:
-    """The audit trail (racentre.audit): this node's name in writer ids (default: the host name), the
-    HSM label of the SM2 checkpoint key, and seconds between periodic checkpoints (0: cron only)."""
-    node_id: str = ""
-    key_label: str = "audit-signing"
-    checkpoint_interval: int = 0
-
-
-@dataclass(frozen=True)
-class DatabaseConfig:
-    url: str = "sqlite:///var/racentre.db"
+# section -> key -> kind (pkicore.settings.KINDS), derived from the dataclasses
+SCHEMA: dict[str, dict[str, str]] = {name: {k: s.kind for k, s in cls.settings().items()}
+                                     for name, cls in SECTIONS.items()}
 
 
 @dataclass(frozen=True)
@@ -81,27 +94,9 @@ class Config:
     kmc: KmsConfig = field(default_factory=KmsConfig)
     seal: SealConfig = field(default_factory=SealConfig)
     trust: TrustConfig = field(default_factory=TrustConfig)
+    ca: CaConfig = field(default_factory=CaConfig)
+    ra: RaConfig = field(default_factory=RaConfig)
     source: str | None = None
-
-
-def _convert(section: str, key: str, kind: str, value, origin: str):
-    try:
-        if kind == "int":
-            return int(value)
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("1", "true", "yes", "on"):
-                return True
-            if str(value).lower() in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError("not a boolean")
-        if kind == "secret":
-            return Secret(str(value))
-        return str(value)
-    except ValueError as exc:
-        # never echo the value: it may be a secret
-        raise ConfigError(f"setting {section}.{key} from {origin} is not a valid {kind}") from exc
 
 
 def _read_file(path: Path) -> dict:
@@ -113,6 +108,18 @@ def _read_file(path: Path) -> dict:
         raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
 
 
+def _read_secret(path: Path, what: str) -> Secret:
+    try:
+        return Secret(path.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what}") from exc
+
+
+def env_name(section: str, key: str) -> str:
+    """The environment variable overriding ``[section] key``."""
+    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+
+
 def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Config:
     """Read the TOML file (``path``, else $RACENTRE_CONFIG, else ./racentre.toml if present) and
     apply ``RACENTRE_<SECTION>_<KEY>`` overrides."""
@@ -121,50 +128,81 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
         path = env.get(CONFIG_ENV) or ("racentre.toml" if Path("racentre.toml").is_file() else None)
     raw = _read_file(Path(path)) if path else {}
     base = Path(path).resolve().parent if path else Path.cwd()
-    values: dict[str, dict] = {s: {} for s in SCHEMA}
+    values: dict[str, dict] = {s: {} for s in SECTIONS}
     for section, content in raw.items():
-        if section not in SCHEMA or not isinstance(content, dict):
+        if section not in SECTIONS or not isinstance(content, dict):
             raise ConfigError(f"unknown configuration section [{section}]")
+        settings = SECTIONS[section].settings()
         for key, value in content.items():
-            kind = SCHEMA[section].get(key)          # e.g. kmc.certificate_file: a plain path
-            secret_file = kind is None and key.endswith("_file")
-            if secret_file:
-                kind = SCHEMA[section].get(key.removesuffix("_file"))
-            if kind is None:
-                raise ConfigError(f"unknown setting {section}.{key}")
-            if secret_file:
-                if kind != "secret":
+            item = settings.get(key)          # e.g. kmc.certificate_file: a plain path
+            if item is None and key.endswith("_file"):
+                secret = settings.get(key.removesuffix("_file"))
+                if secret is None:
+                    raise ConfigError(f"unknown setting {section}.{key}")
+                if secret.kind != "secret":
                     raise ConfigError(f"{section}.{key}: only secrets can be read from a file")
-                secret_path = base / value
-                try:
-                    value = secret_path.read_text(encoding="utf-8").strip()
-                except OSError as exc:
-                    raise ConfigError(f"cannot read {section}.{key} ({secret_path})") from exc
-                key = key.removesuffix("_file")
-            values[section][key] = _convert(section, key, kind, value, str(path))
-    for section, keys in SCHEMA.items():
-        for key, kind in keys.items():
-            name = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+                values[section][secret.name] = _read_secret(base / str(value),
+                                                            f"{section}.{key} ({base / str(value)})")
+                continue
+            if item is None:
+                raise ConfigError(f"unknown setting {section}.{key}")
+            values[section][key] = convert(section, item, value, str(path))
+    for section, cls in SECTIONS.items():
+        for key, item in cls.settings().items():
+            name = env_name(section, key)
             if name in env:
-                values[section][key] = _convert(section, key, kind, env[name], name)
-            elif f"{name}_FILE" in env and kind == "secret":
-                try:
-                    text = Path(env[f"{name}_FILE"]).read_text(encoding="utf-8").strip()
-                except OSError as exc:
-                    raise ConfigError(f"cannot read the file named by {name}_FILE") from exc
-                values[section][key] = Secret(text)
-    softtoken = SoftTokenConfig(**values["softtoken"])
-    if softtoken.dir and not Path(softtoken.dir).is_absolute():
-        softtoken = SoftTokenConfig(**{**values["softtoken"], "dir": str(base / softtoken.dir)})
-    hsm_values = dict(values["hsm"])
-    if "module" in hsm_values and not Path(hsm_values["module"]).is_absolute() and "/" in hsm_values["module"]:
-        hsm_values["module"] = str(base / hsm_values["module"])
-    database = dict(values["database"])
-    return Config(hsm=HsmConfig(**hsm_values, softtoken=softtoken),
-                  database=DatabaseConfig(**database), service=ServiceConfig(**values["service"]),
-                  tsa=TsaConfig.from_values(values["tsa"], base), audit=AuditConfig(**values["audit"]),
-                  console=ConsoleConfig.from_values(values["console"]),
-                  kmc=KmsConfig.from_values(values["kmc"], base),
-                  seal=SealConfig.from_values(values["seal"], base),
-                  trust=TrustConfig.from_values(values["trust"], base),
-                  source=str(path) if path else None)
+                values[section][key] = convert(section, item, env[name], name)
+            elif item.kind == "secret" and f"{name}_FILE" in env:
+                values[section][key] = _read_secret(Path(env[f"{name}_FILE"]), f"the file named by {name}_FILE")
+    sections = {name: cls.from_config(values[name], base) for name, cls in SECTIONS.items()
+                if name not in ("hsm", "softtoken", "kmc")}
+    ca = sections["ca"]
+    kmc_subject = ca.subject(ca.name("service_name", service="KMC"))
+    softtoken = SoftTokenConfig.from_config(values["softtoken"], base)
+    return Config(hsm=HsmConfig.from_config(values["hsm"], base, softtoken=softtoken),
+                  kmc=KmsConfig.from_config(values["kmc"], base, kmc_subject=kmc_subject),
+                  source=str(path) if path else None, **sections)
+
+
+# ------------------------------------------------------------------------------ the operator file
+
+EXAMPLE_HEADER = """\
+# racentre.toml: every setting of the RA centre, with its default (commented out) and what it does.
+# Generated from the configuration dataclasses by `racentre config example` (racentre.config.example_file);
+# tests/unit/test_config_schema.py fails when this file and the code disagree.
+#
+# Uncomment what you change. Every key can also be set by the environment: RACENTRE_<SECTION>_<KEY>
+# (e.g. RACENTRE_HSM_PIN, RACENTRE_RA_APPROVALS='{ server = 2 }'). A secret (a PIN) is read from a file
+# with <key>_file = "path" here, or RACENTRE_<SECTION>_<KEY>_FILE; never write it into this file.
+# Relative paths are relative to this file. Durations: seconds, or "90s", "15m", "24h", "7d".
+"""
+
+
+def _example_lines(section: str, cls: type[Configurable]) -> list[str]:
+    lines = [""] + [f"# {line}".rstrip() for line in cls.DOC.splitlines()] + [f"[{section}]"]
+    defaults = cls.defaults()
+    for key, item in cls.settings().items():
+        doc = item.doc.splitlines()
+        default = defaults[key]
+        if item.kind == "secret":
+            lines += [f"# {doc[0]}"] + [f"#   {d}" for d in doc[1:]]
+            lines.append(f"# {key}_file = {toml_value(item.example or key + '.txt')}")
+            lines.append("")
+            continue
+        unset = default in (None, "", ()) or item.example_only
+        shown = item.example if unset else default
+        if unset:
+            doc = doc + ["(for example)" if item.example_only else "(default: unset; for example)"]
+        lines += [f"# {doc[0]}"] + [f"#   {d}" for d in doc[1:]]
+        lines.append(f"# {key} = {toml_value(shown)}" if shown is not None else f"# {key} =")
+        lines.append("")
+    return lines[:-1]
+
+
+def example_file() -> str:
+    """The commented operator file: every section and key with its documentation and default."""
+    lines = EXAMPLE_HEADER.splitlines()
+    for section, cls in SECTIONS.items():
+        lines += _example_lines(section, cls)
+    return "\n".join(lines) + "\n"
+

@@ -11,7 +11,7 @@ Construction, version 1, for a secret P bound to a context A (e.g. the officer a
 
 K_enc and K_mac are two different SM4 keys generated in the HSM (sensitive, never extractable), made by
 ``racentre setup`` (``ensure_keys``), else on first use under the key manager's creation lock.
-SM4-CMAC runs on the HSM's SM4 too: L = SM4-ECB(K_mac, 0^128)
+SM4-CMAC is ``KeyManager.mac`` (hsm.cmac), on the HSM's SM4: L = SM4-ECB(K_mac, 0^128)
 gives the subkeys K1, K2 (SP 800-38B §6.1; they live in memory for one computation only) and T is the last
 block of SM4-CBC(K_mac, IV = 0^128, M*), where M* is M with its last block XORed with K1 when complete, or
 padded with 10...0 and XORed with K2 (§6.2). ``open`` recomputes T and compares it in constant time before
@@ -23,47 +23,18 @@ from __future__ import annotations
 import hmac
 import struct
 import threading
-from typing import Callable
 
+from hsm.cmac import BLOCK, cmac  # noqa: F401 - cmac: re-exported (the construction KeyManager.mac runs)
 from pkicore.errors import ErrorCode, PkiError
 
 VERSION = 1
-BLOCK = 16
 _DOMAIN = b"racentre-secretbox-v1"
-_RB = 0x87                       # SP 800-38B §5.3: R_128 = 0^120 || 10000111
 
 
 class SecretBoxError(PkiError):
     """A sealed secret failed its integrity check or is malformed."""
 
     code = ErrorCode.INTERNAL
-
-
-def _dbl(block: bytes) -> bytes:
-    """Doubling in GF(2^128) (SP 800-38B §6.1 steps 2-3)."""
-    n = int.from_bytes(block, "big") << 1
-    if n >> 128:
-        n = (n & ((1 << 128) - 1)) ^ _RB
-    return n.to_bytes(BLOCK, "big")
-
-
-def _xor(a: bytes, b: bytes) -> bytes:
-    return bytes(x ^ y for x, y in zip(a, b))
-
-
-def cmac(ecb_zero: Callable[[], bytes], cbc_zero_iv: Callable[[bytes], bytes], message: bytes) -> bytes:
-    """CMAC (SP 800-38B §6.2) over a 128-bit block cipher given as two calls: ``ecb_zero()`` = E_K(0^128)
-    and ``cbc_zero_iv(data)`` = CBC-encryption of ``data`` (whole blocks) under K with a zero IV."""
-    k1 = _dbl(ecb_zero())
-    k2 = _dbl(k1)
-    if message and len(message) % BLOCK == 0:
-        last = _xor(message[-BLOCK:], k1)
-        head = message[:-BLOCK]
-    else:
-        cut = len(message) - len(message) % BLOCK
-        tail = message[cut:] + b"\x80" + b"\x00" * (BLOCK - 1 - len(message) % BLOCK)
-        last, head = _xor(tail, k2), message[:cut]
-    return cbc_zero_iv(head + last)[-BLOCK:]
 
 
 def _pad(data: bytes) -> bytes:
@@ -99,14 +70,11 @@ class SecretBox:
                 self.km.ensure_secret_key(label, "sm4")
             self._ready = True
 
-
     def _tag(self, context: bytes, iv: bytes, ciphertext: bytes) -> bytes:
         if len(context) > 0xFFFF:
             raise ValueError("context too long")
         message = _DOMAIN + struct.pack(">H", len(context)) + context + bytes([VERSION]) + iv + ciphertext
-        zero = bytes(BLOCK)
-        return cmac(lambda: self.km.encrypt(self.mac_label, zero, "sm4-ecb"),
-                    lambda data: self.km.encrypt(self.mac_label, data, "sm4-cbc", iv=zero), message)
+        return self.km.mac(self.mac_label, message)
 
     def seal(self, secret: bytes, context: bytes) -> bytes:
         self.ensure_keys()

@@ -96,7 +96,10 @@ def serve(config: Config, *, host: str, port: int, workers: int = 1, threads: in
         return
     exec_arbiter(config, packages, {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
                                     "worker_class": WORKER_CLASS, "preload_app": False, "accesslog": None,
-                                    "timeout": 60, "graceful_timeout": 10})
+                                    "timeout": 60, "graceful_timeout": 10,
+                                    # gunicorn >= 25.1 opens a control socket in $HOME or $XDG_RUNTIME_DIR:
+                                    # one per host, shared by every instance there; a node keeps no such file
+                                    "control_socket_disable": True})
 
 
 def parse_packages(text: str) -> tuple[str, ...]:

@@ -104,7 +104,7 @@ class Services:
         attached once: the stand-alone KMC of ``[kmc] url`` over HTTP (answers verified by its configured
         certificate), else the embedded one in process. The CA issues nothing without ``[service]
         public_url`` (ca_bridge.errors.NoPublicUrl)."""
-        ca = EmbeddedCA(self.key_manager, self.db, self.public_url)
+        ca = EmbeddedCA(self.key_manager, self.db, self.public_url, config=self.config.ca)
         kmc_config = self.config.kmc
         if kmc_config.remote:
             ca.attach_kmc(HttpTransport(kmc_config.url, kmc_config.timeout), lambda: self._remote_kmc_certificate)
@@ -141,8 +141,7 @@ class Services:
     @cached_property
     def ra(self) -> RaService:
         """The registration authority over this database, issuing through ``ca``."""
-        # [ra] (four-eyes thresholds, profile map) is not a configuration section yet (issue 16 §4)
-        return build_ra_service(self.db, self.ca, getattr(self.config, "ra", None))
+        return build_ra_service(self.db, self.ca, self.config.ra)      # [ra]: four-eyes thresholds, profile map
 
     @cached_property
     def tsa(self) -> TsaService:

@@ -40,10 +40,11 @@ class Certified:
 class Site:
     """The embedded CA plus what the centre's own services need from it."""
 
-    def __init__(self, ca: EmbeddedCA, key_manager: KeyManager, organization: str = "RA Centre"):
+    def __init__(self, ca: EmbeddedCA, key_manager: KeyManager, organization: str | None = None):
+        """Names from the CA's ``[ca]`` section; ``organization`` overrides its O=."""
         self.ca = ca
         self.km = key_manager
-        self.organization = organization
+        self.organization = organization or ca.config.organization
         self.kmc_certified = False     # True once connect_kmc had the CA certify the KMC (racentre setup says so)
 
     @property
@@ -87,20 +88,23 @@ class Site:
         issued = self.ca.find_issued(request_id)
         return Certified(issued.certificate, self._with_root(issued.ca, issued.chain)) if issued else None
 
+    def _service_name(self, service: str) -> str:
+        return self.ca.config.name("service_name", service=service, organization=self.organization)
+
     def certify(self, role: str, public_key_info: bytes, profile: str, common_name: str) -> Certified:
         """The certificate of a service key from the issuing CA of its key family (issued on first call,
         read back after; issued again by the right CA once that family's hierarchy is added)."""
         request_id, ca = self._request_id(role, public_key_info)
         issued = self.ca.issue(IssueRequest(
             request_id=request_id, profile=profile, public_key_info=public_key_info, ca=ca,
-            subject=(("country_name", "CN"), ("organization_name", self.organization), ("common_name", common_name))))
+            subject=self.ca.config.subject(common_name, self.organization)))
         return Certified(issued.certificate, self._with_root(issued.ca, issued.chain))
 
     # ------------------------------------------------------------------ services
     def tsa_issuer(self):
         """A ``timestamp.services.CertificateIssuer``: (SPKI, unit) -> [TSA certificate, issuing CA, root]."""
         def issue(spki: bytes, unit: str) -> list[bytes]:
-            certified = self.certify(f"tsa-{unit}", spki, "tsa", f"{self.organization} TSA {unit}")
+            certified = self.certify(f"tsa-{unit}", spki, "tsa", self._service_name(f"TSA {unit}"))
             return [certified.certificate, *certified.chain]
         return issue
 
@@ -113,7 +117,7 @@ class Site:
     def seal_maker(self, label: str = SEAL_MAKER_LABEL, vid: str = "RACENTRE") -> SealMaker:
         """The seal-making authority: an SM2 key in the HSM with a CA-issued certificate."""
         spki = self.km.ensure_key_pair(label, "sm2")
-        certified = self.certify("seal-maker", spki, "seal-maker", f"{self.organization} Seal Maker")
+        certified = self.certify("seal-maker", spki, "seal-maker", self._service_name("Seal Maker"))
         return SealMaker(label, certified.certificate, algorithm("sm2-sm3"), vid)
 
     def evidence_signer(self, label: str) -> Certified:
@@ -128,7 +132,7 @@ class Site:
         the link ``racentre.services.Services.ca`` attached once."""
         cert = x509.Certificate.load(kmc.escrow.certificate)
         if cert.self_signed != "no":
-            certified = self.certify("kmc", kmc.escrow.public_key_info, "kmc", f"{self.organization} KMC")
+            certified = self.certify("kmc", kmc.escrow.public_key_info, "kmc", self._service_name("KMC"))
             kmc.escrow.install_certificate(certified.certificate, actor="site-setup")
             self.kmc_certified = True
         for info in self.ca.authorities().values():

@@ -27,6 +27,8 @@ so_pin_file = "so.pin"
 
 [tsa]
 units = "ecdsa=tsa-ecdsa:ecdsa-sha256"
+# TSAPolicyId in every token: OpenSSL's example OID, for the demo only (a site sets its own)
+policy = "1.2.3.4.1"
 
 [service]
 host = "${RACENTRE_SERVICE_HOST:-127.0.0.1}"

@@ -8,6 +8,10 @@ decodes the shown bytes through the font's /ToUnicode CMap (bfchar/bfrange, 1- o
 there is one, else as Latin-1 (simple fonts with a standard encoding). Limits: no font metrics (a glyph
 is taken as 0.5 em wide, CJK glyphs 1 em; TJ kerning and Tc/Tw spacing ignored), no Form XObjects or
 annotations, text split across BT blocks is not joined, and text drawn as paths or images is not found.
+The tokenizer is ours because pyHanko 0.38's content-stream parser
+(``pyhanko.pdf_utils.content_stream_parser.parse_content_stream``) refuses the ' and " text operators
+(ISO 32000-1 §9.4.3, Table 109) and any inline image (§8.9.7); tests/unit/test_library_contracts.py
+fails when a pyHanko upgrade reads them, and then this should use it.
 The text is found within one BT block (the strings of its show operators joined in order; the seal is
 centred from the position of the string where the text starts).
 

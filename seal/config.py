@@ -1,12 +1,7 @@
-"""The ``[seal]`` configuration section: the verification policy an operator can see and change.
+"""The ``[seal]`` configuration section: the verification policy an operator can see and change (keys and
+types from the fields, pkicore.settings).
 
-    [seal]
-    trust_anchor_files = "province-root.pem, partner-ca.pem"   # roots trusted besides this site's own
-                                     # (PEM/DER, comma-separated, relative to the config file): the trust list
-    require_revocation = true        # a certificate naming a CRL or OCSP responder whose status cannot be
-                                     # established is INDETERMINATE / TRY_LATER, never valid
-
-This site's own roots are always trusted; a document whose signer chains to none of these anchors is
+This site's own roots are always trusted; a document whose signer chains to none of the anchors is
 INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND (seal.validation).
 """
 from __future__ import annotations
@@ -15,26 +10,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pkicore.certificate import read_certificates
-from pkicore.errors import ErrorCode, PkiError
+from pkicore.errors import ErrorCode
+from pkicore.settings import ConfigError, Configurable, setting
 
-SCHEMA = {"trust_anchor_files": "str", "require_revocation": "bool"}
-
-
-class SealConfigError(PkiError):
+class SealConfigError(ConfigError):
     code = ErrorCode.CONFIGURATION
 
 
 @dataclass(frozen=True)
-class SealConfig:
-    trust_anchor_files: tuple[str, ...] = ()
-    require_revocation: bool = True
+class SealConfig(Configurable):
+    SECTION = "seal"
+    DOC = "Electronic seals (GB/T 38540): the verification policy."
+    trust_anchor_files: tuple[str, ...] = setting(
+        (), doc="roots trusted besides this site's own (PEM/DER, relative to this file): the trust list",
+        example=("province-root.pem", "partner-ca.pem"))
+    require_revocation: bool = setting(True, doc="a certificate naming a CRL or OCSP responder whose status cannot "
+                                                 "be established is INDETERMINATE / TRY_LATER, never valid")
 
     @classmethod
-    def from_values(cls, values: dict, base: Path) -> "SealConfig":
-        """The loader's hook: ``values`` typed by ``SCHEMA``; file names resolved against ``base``."""
-        values = dict(values)
-        files = [f.strip() for f in values.pop("trust_anchor_files", "").split(",") if f.strip()]
-        return cls(trust_anchor_files=tuple(str(base / f) for f in files), **values)
+    def process_entries(cls, values: dict, base: Path) -> dict:
+        """File names resolved against ``base``."""
+        if "trust_anchor_files" in values:
+            values["trust_anchor_files"] = tuple(str(base / f) for f in values["trust_anchor_files"])
+        return values
 
     def trust_list(self) -> tuple[bytes, ...]:
         """The configured trust anchors (DER), read now (a file that cannot be read is a configuration error)."""

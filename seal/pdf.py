@@ -28,10 +28,9 @@ import hashlib
 import io
 import logging
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 from asn1crypto import algos, cms, crl, ocsp, tsp, x509
-from cryptography.exceptions import InvalidSignature
 from PIL import Image
 from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -40,7 +39,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import attributes, fields, signers
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.general import SigningError, as_signing_certificate_v2
-from pyhanko.sign._session_scope import run_and_release
+from pyhanko.sign._session_scope import run_and_release  # private: tests/unit/test_library_contracts.py
 from pyhanko.sign.signers.pdf_cms import SignedAttributeProviderSpec
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.timestamps.api import TimeStamper
@@ -62,7 +61,7 @@ from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
 
 import pkicore  # noqa: F401 - registers sm3 / sm2_sm3 / the SM2 curve with asn1crypto
 from hsm import KeyManager
-from pkicore.algorithms import Algorithm, algorithm
+from pkicore.algorithms import Algorithm
 from pkicore.errors import ErrorCode
 from pkicore.names import display_name
 from pkicore.validation import (Finding, RevocationSource, Sm2SignatureValidator, SubIndication, failed,

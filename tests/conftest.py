@@ -20,6 +20,10 @@ SOFTTOKEN_DIR = _SESSION_DIR / "softtoken"
 SOFTTOKEN_DIR.mkdir()
 (SOFTTOKEN_DIR / "softtoken.conf").write_text("slots = 40\npbkdf2_iterations = 1000\nmax_pin_failures = 5\n")
 os.environ["RACENTRE_SOFTTOKEN_DIR"] = str(SOFTTOKEN_DIR)
+# the TSA issues nothing without [tsa] policy: the suite's sites (and their subprocesses) use OpenSSL's
+# example "tsa_policy1", as the interop checks expect
+TEST_TSA_POLICY = "1.2.3.4.1"
+os.environ.setdefault("RACENTRE_TSA_POLICY", TEST_TSA_POLICY)
 
 from hsm import HsmConfig, KeyManager, SoftTokenConfig, init_token  # noqa: E402
 from hsm.token import build_softtoken  # noqa: E402

@@ -1,20 +1,5 @@
-"""The ``[tsa]`` configuration section: TSA units, accepted imprints, policy, accuracy, clock requirement.
-
-    [tsa]
-    key = "tsa-sm2"                  # HSM key label of the default unit (served at /tsa)
-    algorithm = "sm2-sm3"            # pkicore.algorithms name: sm2-sm3 | ecdsa-sha256 | ecdsa-sha384 | rsa-sha256 ...
-    units = "ecdsa=tsa-ecdsa:ecdsa-sha256, rsa=tsa-rsa:rsa-sha256:1.2.3.4.2"   # named units: /tsa/<name>
-                                     # name=key:algorithm[:policy], comma-separated
-    policy = "1.2.3.4.1"             # TSAPolicyId put in tokens (set your own OID)
-    accept_policies = ""             # further reqPolicy OIDs accepted (comma-separated)
-    digests = "sm3,sha256,sha384,sha512"   # messageImprint hash allow-list
-    accuracy_ms = 1000               # 0: no accuracy field
-    require_sync = false             # refuse when the kernel says the clock is unsynchronised
-    max_error_ms = 1000              # ... or its maximum error exceeds this (with require_sync)
-    archive = false                  # keep every issued token in the database (timestamp.models)
-    node_id = -1                     # 0..65535 in serial numbers; -1: derived from host name and pid
-    include_chain = true             # certReq: add the issuing CAs after the TSA certificate
-    max_request_bytes = 16384        # larger queries get HTTP 413
+"""The ``[tsa]`` configuration section: TSA units, accepted imprints, policy, accuracy, clock requirement
+(keys and types from the fields, pkicore.settings).
 
 The units' certificates are not a setting: `racentre setup` (or `racentre tsa provision`) has the site's
 CA certify each unit key and keeps the certificate in the database, where every node reads it.
@@ -23,18 +8,26 @@ CA certify each unit key and keeps the certificate in the database, where every 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from pkicore.algorithms import ALGORITHMS
-from pkicore.errors import ErrorCode, PkiError
+from pkicore.errors import ErrorCode
+from pkicore.settings import ConfigError, Configurable, internal, setting
 
 DEFAULT_UNIT = "default"
 DIGEST_LENGTHS = {"sm3": 32, "sha256": 32, "sha384": 48, "sha512": 64, "sha224": 28, "sha1": 20}
 _RESERVED_NAMES = {"verify", "certificate", "health"}
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 
 
-class TsaConfigError(PkiError):
+def is_oid(text: str) -> bool:
+    """Dotted decimal with a first arc of 0, 1 or 2 (ITU-T X.660)."""
+    return bool(_OID.match(text))
+
+
+class TsaConfigError(ConfigError):
     code = ErrorCode.CONFIGURATION
 
 
@@ -47,27 +40,41 @@ class TsaUnitConfig:
 
 
 @dataclass(frozen=True)
-class TsaConfig:
-    key: str = "tsa-sm2"
-    algorithm: str = "sm2-sm3"
-    units: str = ""
-    certs_dir: str = "tsa-certs"
-    policy: str = "1.2.3.4.1"
-    accept_policies: str = ""
-    digests: str = "sm3,sha256,sha384,sha512"
-    accuracy_ms: int = 1000
-    require_sync: bool = False
-    max_error_ms: int = 1000
-    archive: bool = False
-    node_id: int = -1
-    include_chain: bool = True
-    max_request_bytes: int = 16384
-    base_dir: str = field(default=".", compare=False)
+class TsaConfig(Configurable):
+    SECTION = "tsa"
+    DOC = "The time-stamp authority (RFC 3161): units, policy, accepted imprints, accuracy, clock requirement."
+    key: str = setting("tsa-sm2", doc="HSM key label of the default unit (served at /tsa)")
+    algorithm: str = setting("sm2-sm3", doc="pkicore.algorithms name: sm2-sm3 | ecdsa-sha256 | ecdsa-sha384 | "
+                                            "rsa-sha256 ...", example="ecdsa-sha256")
+    units: str = setting("", doc="named units served at /tsa/<name>: name=key:algorithm[:policy], comma-separated",
+                         example="ecdsa=tsa-ecdsa:ecdsa-sha256, rsa=tsa-rsa:rsa-sha256:2.999.1.2")
+    certs_dir: str = internal("tsa-certs")
+    policy: str = setting("", doc="TSAPolicyId put in every token (RFC 3161 §2.4.2): an OID under your organisation's\n"
+                                  "arc, naming the policy you publish; the TSA issues nothing until it is set",
+                          example="2.999.1.1")
+    accept_policies: str = setting("", doc="further reqPolicy OIDs accepted (comma-separated)",
+                                   example="2.999.1.9")
+    digests: str = setting("sm3,sha256,sha384,sha512", doc="messageImprint hash allow-list", example="sm3,sha256")
+    accuracy_ms: int = setting(1000, doc="accuracy in milliseconds (0: no accuracy field)")
+    require_sync: bool = setting(False, doc="refuse when the kernel says the clock is unsynchronised ...")
+    max_error_ms: int = setting(1000, doc="... or its maximum error exceeds this (with require_sync)")
+    archive: bool = setting(False, doc="keep every issued token in the database (timestamp.models)")
+    node_id: int = setting(-1, doc="0..65535, put in serial numbers; -1: derived from the host name and pid",
+                           example=3)
+    include_chain: bool = setting(True, doc="certReq: add the issuing CAs after the TSA certificate")
+    max_request_bytes: int = setting(16384, doc="larger queries get HTTP 413")
+    base_dir: str = internal(".", compare=False)
+
+    def __post_init__(self):
+        for what, oids in (("policy", (self.policy,) if self.policy else ()),
+                           ("accept_policies", self.accepted_policies())):
+            bad = [oid for oid in oids if not is_oid(oid)]
+            if bad:
+                raise TsaConfigError(f"tsa.{what}: {bad[0]!r} is not an OID (dotted decimal, e.g. 1.2.156.x.y)")
 
     @classmethod
-    def from_values(cls, values: dict, base: Path) -> "TsaConfig":
-        """The loader's hook: ``values`` already typed by racentre.config.SCHEMA["tsa"]."""
-        config = cls(**values, base_dir=str(base))
+    def from_config(cls, values, base=Path("."), **extra) -> "TsaConfig":
+        config = super().from_config(values, base, base_dir=str(base), **extra)
         config.unit_configs()  # validate early
         config.digest_list()
         return config
@@ -83,8 +90,10 @@ class TsaConfig:
                 raise TsaConfigError(f"tsa.units: expected name=key:algorithm[:policy], got {item!r}")
             if not name.replace("-", "").replace("_", "").isalnum() or name in _RESERVED_NAMES or name in units:
                 raise TsaConfigError(f"tsa.units: invalid or duplicate unit name {name!r}")
-            units[name] = TsaUnitConfig(name, parts[0].strip(), parts[1].strip(),
-                                        parts[2].strip() if len(parts) == 3 else None)
+            policy = parts[2].strip() if len(parts) == 3 else None
+            if policy is not None and not is_oid(policy):
+                raise TsaConfigError(f"tsa.units: the policy of unit {name!r} is not an OID")
+            units[name] = TsaUnitConfig(name, parts[0].strip(), parts[1].strip(), policy)
         for unit in units.values():
             if unit.algorithm not in ALGORITHMS or ALGORITHMS[unit.algorithm].asn1_name == "rsassa_pss":
                 raise TsaConfigError(f"tsa: unsupported signature algorithm {unit.algorithm!r} for unit "
@@ -107,10 +116,3 @@ class TsaConfig:
 
     def cert_file(self, unit: str) -> Path:
         return self.certs_path() / f"{unit}.pem"
-
-
-# racentre.config.SCHEMA["tsa"]: key -> type
-SCHEMA = {"key": "str", "algorithm": "str", "units": "str", "policy": "str",
-          "accept_policies": "str", "digests": "str", "accuracy_ms": "int", "require_sync": "bool",
-          "max_error_ms": "int", "archive": "bool", "node_id": "int", "include_chain": "bool",
-          "max_request_bytes": "int"}

@@ -16,6 +16,8 @@ from timestamp.services import TsaService, standalone_issuer, write_certificate_
 from timestamp.verify import verify_token
 
 DEMO_ECDSA_UNIT = "ecdsa"
+# OpenSSL's example "tsa_policy1": put in demo tokens only, when [tsa] policy is not set
+DEMO_POLICY = "1.2.3.4.1"
 
 
 def _query(data: bytes, digest: str) -> bytes:
@@ -25,7 +27,10 @@ def _query(data: bytes, digest: str) -> bytes:
 
 
 def demo_config(config):
-    """The configured [tsa] plus an ECDSA unit when none is configured."""
+    """The configured [tsa] plus an ECDSA unit when none is configured (and the demo policy when no
+    policy is)."""
+    if not config.policy:
+        config = dataclasses.replace(config, policy=DEMO_POLICY)
     units = config.unit_configs()
     if any(u.algorithm.startswith("ecdsa") for u in units.values()):
         return config, next(n for n, u in units.items() if u.algorithm.startswith("ecdsa"))

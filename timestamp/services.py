@@ -21,7 +21,7 @@ from asn1crypto import pem, x509
 from hsm import KeyManager, KeyNotFound
 from pkicore.algorithms import algorithm
 from timestamp.clock import ClockMonitor
-from timestamp.config import TsaConfig
+from timestamp.config import TsaConfig, TsaConfigError
 from timestamp.errors import TsaError
 from timestamp.models import archiver
 from timestamp.provision import StandaloneIssuer, ensure_key
@@ -68,6 +68,10 @@ def build_authority(config: TsaConfig, km: KeyManager, *, certificates: Certific
     certificates = certificates or certificate_files(config)
     units = {}
     for name, unit in config.unit_configs().items():
+        policy = unit.policy or config.policy
+        if not policy:
+            raise TsaConfigError(f"TSA unit {name}: no policy OID; set [tsa] policy (RFC 3161 §2.4.2 TSAPolicyId, "
+                                 "an OID under your organisation's arc) in racentre.toml or RACENTRE_TSA_POLICY")
         try:
             spki = km.public_key_info(unit.key)
         except KeyNotFound as exc:
@@ -80,7 +84,7 @@ def build_authority(config: TsaConfig, km: KeyManager, *, certificates: Certific
         if x509.Certificate.load(cert).public_key.dump() != spki:
             raise TsaError(f"TSA unit {name}: the certificate found is not for the key {unit.key!r}")
         units[name] = TsaUnit(name, key_manager=km, key_label=unit.key, algorithm_name=unit.algorithm,
-                              certificate=cert, chain=chain, policy=unit.policy or config.policy,
+                              certificate=cert, chain=chain, policy=policy,
                               accuracy_ms=config.accuracy_ms, include_chain=config.include_chain)
     return TimeStampAuthority(
         units, digests=config.digest_list(), accept_policies=config.accepted_policies(),

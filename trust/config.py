@@ -1,12 +1,8 @@
-"""The ``[trust]`` configuration section: the verification policy and the login settings an operator sets.
+"""The ``[trust]`` configuration section: the verification policy and the login settings an operator sets
+(keys and types from the fields, pkicore.settings).
 
-    [trust]
-    trust_anchor_files = "province-root.pem"   # roots trusted besides this site's own (the trust list)
-    require_revocation = true    # a certificate naming a CRL/OCSP whose status is unknown: never valid
-    challenge_ttl = 120          # seconds a login challenge may be answered (single use)
-    id_mask_head = 6             # 身份证号 shown in login answers: this many leading characters ...
-    id_mask_tail = 4             # ... and this many trailing ones, the rest as '*'
-    evidence_key_label = "trust-evidence"   # the HSM key that signs evidence records (SM2, CA-certified)
+This site's own roots are always trusted; a signer that chains to none of the anchors is INDETERMINATE /
+NO_CERTIFICATE_CHAIN_FOUND, SOF_ValidateCert −1 (trust.verify, trust.verdict).
 """
 from __future__ import annotations
 
@@ -14,35 +10,41 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pkicore.certificate import read_certificates
-from pkicore.errors import ErrorCode, PkiError
-
-SCHEMA = {"trust_anchor_files": "str", "require_revocation": "bool", "challenge_ttl": "int",
-          "id_mask_head": "int", "id_mask_tail": "int", "evidence_key_label": "str"}
+from pkicore.errors import ErrorCode
+from pkicore.settings import ConfigError, Configurable, setting
 
 
-class TrustConfigError(PkiError):
+class TrustConfigError(ConfigError):
     code = ErrorCode.CONFIGURATION
 
 
 @dataclass(frozen=True)
-class TrustConfig:
-    trust_anchor_files: tuple[str, ...] = ()
-    require_revocation: bool = True
-    challenge_ttl: int = 120
-    id_mask_head: int = 6
-    id_mask_tail: int = 4
-    evidence_key_label: str = "trust-evidence"
+class TrustConfig(Configurable):
+    SECTION = "trust"
+    DOC = "Trust services for applications (签名验签, 身份认证, 责任认定): verification policy, login, evidence."
+    trust_anchor_files: tuple[str, ...] = setting(
+        (), doc="roots trusted besides this site's own (PEM/DER, relative to this file): the trust list",
+        example=("province-root.pem",))
+    require_revocation: bool = setting(True, doc="a certificate naming a CRL or OCSP responder whose status cannot "
+                                                 "be established is INDETERMINATE / TRY_LATER, never valid")
+    challenge_ttl: int = setting(120, doc="seconds a certificate-login challenge may be answered (single use)")
+    id_mask_head: int = setting(6, doc="身份证号 in login answers: this many leading characters shown")
+    id_mask_tail: int = setting(4, doc="... and this many trailing ones, the rest as '*'")
+    evidence_key_label: str = setting("trust-evidence", doc="the HSM key that signs evidence records (SM2, "
+                                                            "certified by our CA)")
+
+    def __post_init__(self):
+        if not 10 <= self.challenge_ttl <= 3600:
+            raise TrustConfigError("trust.challenge_ttl must be between 10 and 3600 seconds")
+        if self.id_mask_head < 0 or self.id_mask_tail < 0 or self.id_mask_head + self.id_mask_tail > 12:
+            raise TrustConfigError("trust.id_mask_head + id_mask_tail must be between 0 and 12")
 
     @classmethod
-    def from_values(cls, values: dict, base: Path) -> "TrustConfig":
-        values = dict(values)
-        files = [f.strip() for f in values.pop("trust_anchor_files", "").split(",") if f.strip()]
-        config = cls(trust_anchor_files=tuple(str(base / f) for f in files), **values)
-        if not 10 <= config.challenge_ttl <= 3600:
-            raise TrustConfigError("trust.challenge_ttl must be between 10 and 3600 seconds")
-        if config.id_mask_head < 0 or config.id_mask_tail < 0 or config.id_mask_head + config.id_mask_tail > 12:
-            raise TrustConfigError("trust.id_mask_head + id_mask_tail must be between 0 and 12")
-        return config
+    def process_entries(cls, values: dict, base: Path) -> dict:
+        """File names resolved against ``base``."""
+        if "trust_anchor_files" in values:
+            values["trust_anchor_files"] = tuple(str(base / f) for f in values["trust_anchor_files"])
+        return values
 
     def trust_list(self) -> tuple[bytes, ...]:
         """The configured trust anchors (DER), read now."""

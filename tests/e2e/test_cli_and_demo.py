@@ -31,7 +31,8 @@ def site(tmp_path_factory, softtoken_module):
     (root / "racentre.toml").write_text(
         '[hsm]\ntoken = "site-token"\npin_file = "user.pin"\n'
         '[softtoken]\ndir = "softtoken"\nauto_init = true\nso_pin_file = "so.pin"\n'
-        '[tsa]\nunits = "ecdsa=tsa-ecdsa:ecdsa-sha256"\n[service]\npublic_url = "http://cli.test"\n')
+        '[tsa]\nunits = "ecdsa=tsa-ecdsa:ecdsa-sha256"\npolicy = "1.2.3.4.1"\n'
+        '[service]\npublic_url = "http://cli.test"\n')
     (root / "var").mkdir()
     migrated(f"sqlite:///{root / 'var' / 'racentre.db'}")     # the default [database] url, from cwd = root
     return root

@@ -62,7 +62,7 @@ def served_site(tmp: Path, token: str, setup: str):
     (tmp / "racentre.toml").write_text(
         f'[hsm]\ntoken = "{token}"\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
         f'[database]\nurl = "{migrated(f"sqlite:///{tmp}/db.sqlite")}"\n'
-        '[service]\npublic_url = "http://browser.test"\n')
+        '[service]\npublic_url = "http://browser.test"\n[tsa]\npolicy = "1.2.3.4.1"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(RACENTRE_CONFIG=str(tmp / "racentre.toml"), RACENTRE_HSM_PIN="browser-pin",
                RACENTRE_SOFTTOKEN_SO_PIN="browser-so-pin", RACENTRE_SOFTTOKEN_DIR=str(tmp / "softtoken"))

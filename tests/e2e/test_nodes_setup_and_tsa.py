@@ -47,7 +47,7 @@ class Node:
         (self.dir / "racentre.toml").write_text(
             f'[hsm]\ntoken = "nodes"\n[softtoken]\ndir = "{token_dir}"\nauto_init = true\n'
             f'[service]\nport = {self.port}\npublic_url = "{PUBLIC_URL}"\n'
-            f'[audit]\nnode_id = "{name}"\n[tsa]\nnode_id = {index}\n')
+            f'[audit]\nnode_id = "{name}"\n[tsa]\nnode_id = {index}\npolicy = "1.2.3.4.1"\n')
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
         self.env.update(PYTHONPATH=str(ROOT), RACENTRE_CONFIG=str(self.dir / "racentre.toml"),
                         RACENTRE_DATABASE_URL=url, RACENTRE_HSM_PIN="nodes-user-pin",

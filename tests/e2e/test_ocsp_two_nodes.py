@@ -129,7 +129,7 @@ def site(tmp_path_factory, softtoken_module):
         (root / "racentre.toml").write_text(
             f'[database]\nurl = "{url}"\n[hsm]\ntoken = "two-nodes"\npin_file = "user.pin"\n'
             '[softtoken]\ndir = "softtoken"\nauto_init = true\nso_pin_file = "so.pin"\n'
-            '[service]\npublic_url = "http://ocsp.two-nodes.test"\n')
+            '[service]\npublic_url = "http://ocsp.two-nodes.test"\n[tsa]\npolicy = "1.2.3.4.1"\n')
         env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
         env.update(PYTHONPATH=str(ROOT), RACENTRE_CONFIG=str(root / "racentre.toml"))
         setup = subprocess.run([sys.executable, "-m", "racentre.cli", "setup"], cwd=root, env=env,

@@ -33,16 +33,18 @@ def test_service_answers_health(tmp_path, softtoken_module, workers):
     (tmp_path / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\n")
     (tmp_path / "racentre.toml").write_text(
         '[hsm]\ntoken = "serve-test"\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
-        f'[database]\nurl = "{migrated(f"sqlite:///{tmp_path}/db.sqlite")}"\n[audit]\ncheckpoint_interval = 1\n')
+        f'[database]\nurl = "{migrated(f"sqlite:///{tmp_path}/db.sqlite")}"\n[audit]\ncheckpoint_interval = 1\n'
+        '[tsa]\npolicy = "1.2.3.4.1"\n')
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(RACENTRE_CONFIG=str(tmp_path / "racentre.toml"), RACENTRE_HSM_PIN="serve-pin",
-               RACENTRE_SOFTTOKEN_SO_PIN="serve-so-pin")
+               RACENTRE_SOFTTOKEN_SO_PIN="serve-so-pin", HOME=str(tmp_path / "home"))
+    env.pop("XDG_RUNTIME_DIR", None)
     proc = subprocess.Popen([sys.executable, "-m", "racentre.cli", "serve", "--port", str(port),
                              "--workers", str(workers)], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90        # start-up takes ~10 s alone, far longer on a loaded CI box
         answers = []
         while time.monotonic() < deadline and len(answers) < 6:
             try:
@@ -56,6 +58,8 @@ def test_service_answers_health(tmp_path, softtoken_module, workers):
         while time.monotonic() < deadline + 15 and _checkpoints(tmp_path / "db.sqlite") == 0:
             time.sleep(0.3)
         assert _checkpoints(tmp_path / "db.sqlite") > 0
+        # no per-host file: gunicorn's control socket ($HOME/.gunicorn/gunicorn.ctl) stays off
+        assert not (tmp_path / "home" / ".gunicorn").exists()
     finally:
         proc.terminate()
         out = proc.communicate(timeout=20)[0].decode()

@@ -49,7 +49,8 @@ def site(request, tmp_path_factory, softtoken_module):
         (root / "racentre.toml").write_text(
             '[hsm]\ntoken = "nodes"\npin_file = "user.pin"\n'
             '[softtoken]\ndir = "softtoken"\nauto_init = true\nso_pin_file = "so.pin"\n'
-            f'[database]\nurl = "{url}"\n[service]\npublic_url = "http://127.0.0.1:{port}"\n')
+            f'[database]\nurl = "{url}"\n[service]\npublic_url = "http://127.0.0.1:{port}"\n'
+            '[tsa]\npolicy = "1.2.3.4.1"\n')
         setup = run(root, "setup")
         assert setup.returncode == 0, setup.stdout + setup.stderr
         node_a = subprocess.Popen([*RACENTRE, "serve", "--port", str(port)], env=_env(root), cwd=root,

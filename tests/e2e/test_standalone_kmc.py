@@ -160,7 +160,8 @@ def ca_site(tmp_path_factory, softtoken_config):
         f'[hsm]\nmodule = "{softtoken_config.module}"\ntoken = "{label}"\n'
         f'[softtoken]\ndir = "{SOFTTOKEN_DIR}"\nauto_init = true\n'
         f'[database]\nurl = "sqlite:///{root / "ca.db"}"\n[service]\npublic_url = "http://ca.test"\n'
-        '[kmc]\nurl = "http://127.0.0.1:9"\ncertificate_file = "kmc.pem"\ntimeout = 10\n')
+        '[kmc]\nurl = "http://127.0.0.1:9"\ncertificate_file = "kmc.pem"\ntimeout = 10\n'
+        '[tsa]\npolicy = "1.2.3.4.1"\n')
     env = {"RACENTRE_HSM_PIN": USER_PIN, "RACENTRE_SOFTTOKEN_SO_PIN": "ca-so-pin"}
     site = Site(root, None, {}, env, root / "issuing-ca.pem")
     setup = site.cli("setup")

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from pkicore.db import SqliteWriterLock, make_engine
 
@@ -77,7 +78,7 @@ def test_the_lock_is_given_back_after_commit_rollback_and_errors(engine, tmp_pat
             conn.execute(text("UPDATE counter SET n = 6"))
             raise RuntimeError("boom")
     assert not lock._mutex.locked()
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO counter VALUES (1, 0)"))     # primary key violation
     assert not lock._mutex.locked()

@@ -1,7 +1,7 @@
 """audit events and API tokens
 
 Revision ID: 4e4ee3b7c436
-Revises: 
+Revises:
 Create Date: 2026-11-23 19:45:59.649632
 """
 from __future__ import annotations

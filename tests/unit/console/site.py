@@ -19,6 +19,8 @@ from racentre.config import Config, DatabaseConfig, ServiceConfig
 from racentre.console import sessions
 from racentre.console.config import ConsoleConfig
 from racentre.services import Services
+from timestamp.config import TsaConfig
+from tests.conftest import TEST_TSA_POLICY
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
 
@@ -29,7 +31,8 @@ def make_services(url: str, hsm_config, console: ConsoleConfig | None = None) ->
     hsm_config = dataclasses.replace(hsm_config, token=f"console-{secrets.token_hex(4)}")
     init_token(hsm_config, Secret(secrets.token_hex(8)), hsm_config.pin)
     config = Config(hsm=hsm_config, database=DatabaseConfig(url=url), service=ServiceConfig(public_url="http://console.test"),
-                    console=console or ConsoleConfig(job_thread=False, trusted_proxies="10.9.8.7/32"))
+                    console=console or ConsoleConfig(job_thread=False, trusted_proxies="10.9.8.7/32"),
+                    tsa=TsaConfig(policy=TEST_TSA_POLICY))
     services = Services(config)
     services.site.init(kinds=("sm2",))
     return services

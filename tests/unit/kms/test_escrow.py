@@ -8,9 +8,11 @@ from asn1crypto import keys
 from pkcs11 import Attribute
 
 from kms.errors import EscrowConflict, TamperDetected
+from kms.escrow import _canonical
 from kms.models import EscrowedKey
 from pkicore.envelope import (parse_signed_and_enveloped, parse_sm2_enveloped_key,
                               verify_signed_and_enveloped)
+from pkicore.sm2 import sm3
 from tests.unit.kms.helpers import audit, escrow_one
 from tests.unit.kms.subscriber import C3Mismatch, mul, public_point, sm2_decrypt, sm4_ecb_decrypt
 
@@ -103,3 +105,17 @@ def test_public_key_in_delivery_is_sm2(escrow, subscriber):
     delivery = escrow_one(escrow, subscriber[1])
     info = keys.PublicKeyInfo.load(delivery.public_key_info)
     assert info["algorithm"]["parameters"].chosen.native == "sm2p256v1"
+
+
+def test_kmc_archive_rows_carry_the_cmac_and_old_rows_still_verify(escrow, subscriber):
+    delivery = escrow_one(escrow, subscriber[1])
+    with escrow.db() as s, s.begin():
+        row = s.get(EscrowedKey, delivery.key_id)
+        assert bytes(row.mac) == escrow.km.mac(escrow.mac_label, sm3(_canonical(row)))
+        row.mac = escrow._legacy_mac(row)       # as a row written before KeyManager.mac
+    with escrow.db() as s:
+        escrow.check_record(s.get(EscrowedKey, delivery.key_id))
+    with escrow.db() as s, s.begin():
+        s.get(EscrowedKey, delivery.key_id).mac = bytes(16)
+    with escrow.db() as s, pytest.raises(TamperDetected):
+        escrow.check_record(s.get(EscrowedKey, delivery.key_id))

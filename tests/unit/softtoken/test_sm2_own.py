@@ -154,7 +154,7 @@ def _der_parts(ct: bytes):
     p = 2 if ct[1] < 0x80 else 2 + (ct[1] & 0x7F)
     offs = []
     for _ in range(4):
-        tag, ln = ct[p], ct[p + 1]
+        ln = ct[p + 1]
         h = 2
         if ln & 0x80:
             k = ln & 0x7F
@@ -170,14 +170,14 @@ def test_tampered_ciphertexts_all_give_the_same_error(session):
     msg = b"key escrow secret"
     ct = pub.encrypt(msg, mechanism=M.SM2_ENCRYPT)
     parts = _der_parts(ct)
-    for which, (off, ln) in zip(("C1.x", "C1.y", "C3", "C2"), parts):
+    for _which, (off, ln) in zip(("C1.x", "C1.y", "C3", "C2"), parts):
         for pos in (off, off + ln - 1):
             bad = bytearray(ct)
             bad[pos] ^= 0x04
             with pytest.raises(EncryptedDataInvalid):
                 priv.decrypt(bytes(bad), mechanism=M.SM2_ENCRYPT)
     # C1 replaced by a valid point (G): on the curve, so only C3 can catch it
-    (xo, xl), (yo, yl) = parts[0], parts[1]
+    (yo, yl) = parts[1]
     g = bytes.fromhex("0221") + b"\0" + SM2_GX.to_bytes(32, "big") + bytes.fromhex("0221") + b"\0" + \
         SM2_GY.to_bytes(32, "big")
     body = g + ct[yo + yl:]
