@@ -22,6 +22,7 @@ from hsm import KeyManager
 from pkicore.cms import (GM_DATA, GM_SIGNED_DATA, ID_DATA, ID_SIGNED_DATA, CmsSigner, SignedDataTemplate, der_oid,
                          der_set_of, tlv)
 from pkicore.sm2 import DEFAULT_USER_ID
+from timestamp.errors import TsaError
 from timestamp.services import TsaService
 from trust.errors import TrustConflict, TrustError, TrustUnavailable
 from trust.keys import AppKey
@@ -54,7 +55,11 @@ class Timestamper:
             "hash_algorithm": {"algorithm": digest}, "hashed_message": hashlib.new(digest, signature).digest()},
             "cert_req": True, "nonce": secrets.randbits(63)}).dump()
         try:
-            reply = tsp.TimeStampResp.load(self.tsa.authority.respond(query, unit))
+            authority = self.tsa.authority
+        except TsaError as exc:      # not built (no certificate, no policy): the service is not available
+            raise TrustUnavailable(f"the TSA is not available: {exc.public_message}") from exc
+        try:
+            reply = tsp.TimeStampResp.load(authority.respond(query, unit))
             if reply["status"]["status"].native not in ("granted", "granted_with_mods"):
                 raise TrustUnavailable("the TSA refused to timestamp the signature: "
                                        + "; ".join(reply["status"]["status_string"].native or ()))
