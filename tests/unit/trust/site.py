@@ -62,9 +62,9 @@ class User:
 
 
 def issue_user(services: Services, kind: str = "sm2", *, profile: str = "civil-servant-sign",
-               validity_days: int | None = None, name: str = "张三") -> User:
+               validity_days: int | None = None, name: str = "张三", key=None) -> User:
     if kind == "sm2":
-        key = ts_ec.generate_private_key(ts_ec.SM2())
+        key = key or ts_ec.generate_private_key(ts_ec.SM2())
         spki = key.public_key().public_bytes(ts_serialization.Encoding.DER,
                                              ts_serialization.PublicFormat.SubjectPublicKeyInfo)
         ca = "issuing-sm2"
