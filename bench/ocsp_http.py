@@ -96,6 +96,7 @@ def prepare(site: Path, database_url: str, port: int) -> tuple[dict, dict]:
         f'[database]\nurl = "{database_url}"\n[hsm]\ntoken = "bench"\npin_file = "user.pin"\n'
         '[softtoken]\ndir = "softtoken"\nauto_init = true\nso_pin_file = "so.pin"\n'
         '[tsa]\nunits = "ecdsa=tsa-ecdsa:ecdsa-sha256"\npolicy = "1.2.3.4.1"\n'
+        'require_sync = false\n'            # a bench box's clock may be unsynchronised (never in production)
         f'[service]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(PYTHONPATH=str(ROOT), RACENTRE_CONFIG=str(site / "racentre.toml"))

@@ -55,7 +55,9 @@ def prepare(directory: Path, threads: int) -> Path:
     config_path.write_text(
         f'[hsm]\nmodule = "{module}"\ntoken = "bench"\npin_file = "pin"\npool_size = {threads}\n'
         f'[softtoken]\ndir = "{token_dir}"\n[database]\nurl = "sqlite:///{directory}/db.sqlite"\n'
-        f'[service]\npublic_url = "http://tsa-bench.test"\n[tsa]\nkey = "bench-tsa-sm2"\nalgorithm = "sm2-sm3"\npolicy = "1.2.3.4.1"\n')
+        f'[service]\npublic_url = "http://tsa-bench.test"\n[tsa]\nkey = "bench-tsa-sm2"\nalgorithm = "sm2-sm3"\npolicy = "1.2.3.4.1"\n'
+        # a bench box's kernel clock may be unsynchronised: the TSA must grant anyway here (never in production)
+        'require_sync = false\n')
     # `racentre setup` in a child (the unit certificate from the site's CA, in the database): this
     # process must not load the PKCS#11 module before the server forks
     subprocess.run([sys.executable, "-m", "racentre.cli", "--config", str(config_path), "setup"], check=True,

@@ -1,6 +1,7 @@
 """``racentre ca``: set up the CA hierarchy, list CAs, write CRLs, revoke certificates, certify a
 service key held elsewhere from its PKCS#10 request (e.g. a stand-alone KMC), and list or retry the
-GM/T 0014 notifications the CA still owes the KMC (``ca_bridge.kmc_link`` outbox) (operators)."""
+GM/T 0014 notifications the CA still owes the KMC (``ca_bridge.kmc_link`` outbox), and CMP: one-time secrets
+for vetted subjects, waiting CMP requests, the upstream CA queue (operators)."""
 from __future__ import annotations
 
 import hashlib
@@ -14,6 +15,8 @@ from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import BadEncoding, IssuanceError
 from ca_bridge.kmc_link import KmcLink, pending_notifications
 from pkicore.algorithms import algorithm
+from pkicore.audit import record
+from pkicore.db import transaction
 from pkicore.keys import verify_signature
 
 
@@ -83,6 +86,43 @@ def revoke_command(ctx, serial, ca_name, reason):
     ca = _ca(ctx)
     status = ca.revoke(ca_name, number, RevocationReason(reason))
     click.echo(f"{ca_name}/{number:x}: {status.status}" + (f" ({status.reason.value})" if status.reason else ""))
+
+
+def _responder_cas(ctx, ca_name: str | None) -> list[str]:
+    ca = _ca(ctx)
+    if ca_name is not None:
+        ca.directory.get(ca_name)          # unknown: a clear error
+        return [ca_name]
+    return [name for name, info in ca.authorities().items() if info.ocsp_key_label]
+
+
+def _audit(ctx, action: str, ca_name: str, **detail) -> None:
+    with transaction(ctx.obj["services"].db) as session:
+        record(session, actor="cli", role="ca_admin", action=action, target_type="ca", target_id=ca_name, **detail)
+
+
+@ca_group.command("ocsp-purge")
+@click.option("--ca", "ca_name", default=None, help="one CA (default: every CA with an OCSP responder)")
+@click.pass_context
+def ocsp_purge_command(ctx, ca_name):
+    """Delete the pre-produced OCSP responses (RFC 5019; table ca_ocsp_response, shared by every node):
+    each node signs afresh at the next request without a nonce (e.g. after replacing a responder key)."""
+    for name in _responder_cas(ctx, ca_name):
+        deleted = _ca(ctx).store.purge(name)
+        _audit(ctx, "ca.ocsp.purge", name, deleted=deleted)
+        click.echo(f"{name}: {deleted} pre-produced OCSP response(s) deleted")
+
+
+@ca_group.command("ocsp-regenerate")
+@click.option("--ca", "ca_name", default=None, help="one CA (default: every CA with an OCSP responder)")
+@click.pass_context
+def ocsp_regenerate_command(ctx, ca_name):
+    """Sign afresh every pre-produced OCSP response kept (each for its certificate's status now, valid from
+    now), e.g. from cron ahead of busy hours; responses for serials the CA does not know are deleted."""
+    for name in _responder_cas(ctx, ca_name):
+        signed, dropped = _ca(ctx).ocsp.regenerate(name)
+        _audit(ctx, "ca.ocsp.regenerate", name, signed=signed, dropped=dropped)
+        click.echo(f"{name}: {signed} pre-produced OCSP response(s) signed afresh, {dropped} deleted")
 
 
 def read_csr(data: bytes) -> tuple[tuple[tuple[str, str], ...], bytes]:
@@ -156,3 +196,69 @@ def kmc_retry_command(ctx, limit):
         answered, failed = _kmc_link(ctx).retry_due(limit=limit)
     left = len(pending_notifications(ca.db, ca.directory))
     click.echo(f"KMC notifications: {answered} answered, {failed} failed, {left} pending")
+
+
+# ------------------------------------------------------------------------------------------------ CMP
+
+def _rdns(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        attr, sep, text = value.partition("=")
+        if not sep or not attr.strip() or not text.strip():
+            raise click.BadParameter(f"{value!r}: give attribute=value, e.g. common_name=app.zj.gov.cn")
+        pairs.append((attr.strip(), text.strip()))
+    return tuple(pairs)
+
+
+@ca_group.command("cmp-secret")
+@click.option("--as", "officer", required=True, help="the officer issuing it (audited)")
+@click.option("--profile", required=True, help="the certificate profile the secret enrols for")
+@click.option("--rdn", "rdn", multiple=True, required=True,
+              help="the vetted subject, in order: country_name=CN --rdn common_name=... (repeat)")
+@click.option("--dns", "dns", multiple=True, help="a DNS name of the vetted server (repeat)")
+@click.option("--ip", "ips", multiple=True, help="an IP address of the vetted server (repeat)")
+@click.option("--approvals", type=click.IntRange(0, 5), default=0, show_default=True,
+              help="other officers who must approve the CMP request before it is issued (four-eyes)")
+@click.pass_context
+def cmp_secret_command(ctx, officer, profile, rdn, dns, ips, approvals):
+    """Issue a one-time CMP secret (RFC 9483 §4.1.5) for a vetted subject; hand reference and secret to
+    the subscriber out of band (openssl cmp -ref REF -secret pass:SECRET)."""
+    reference, secret = ctx.obj["services"].cmp.issue_secret(officer, profile=profile, subject=_rdns(rdn),
+                                                             dns_names=dns, ip_addresses=ips,
+                                                             approvals_required=approvals)
+    click.echo(f"reference {reference}\nsecret {secret}")
+
+
+@ca_group.command("cmp-waiting")
+@click.pass_context
+def cmp_waiting_command(ctx):
+    """CMP requests waiting for officers (pollReq answers pollRep until approved)."""
+    rows = ctx.obj["services"].cmp.waiting()
+    if not rows:
+        click.echo("no CMP request is waiting")
+    for row in rows:
+        click.echo(f"{row['transaction_id']}\t{row['kind']}\t{len(row['approvals'])}/{row['required']}\t"
+                   f"{row['sender']}\t{row['subject']}")
+
+
+@ca_group.command("cmp-approve")
+@click.argument("transaction_id")
+@click.option("--as", "officer", required=True)
+@click.pass_context
+def cmp_approve_command(ctx, transaction_id, officer):
+    """An officer's approval of a waiting CMP request (each officer once; not the secret's issuer)."""
+    done = ctx.obj["services"].cmp.approve(officer, transaction_id)
+    click.echo(f"{transaction_id}: {len(done['approvals'])}/{done['required']} approvals")
+
+
+@ca_group.command("cmp-retry")
+@click.pass_context
+def cmp_retry_command(ctx):
+    """RA node with [ca] backend = "cmp": carry on every request still sent or waiting upstream (for cron)."""
+    upstream = ctx.obj["services"].upstream_ca
+    if upstream is None:
+        raise click.ClickException('[ca] backend is not "cmp": there is no upstream CA queue')
+    results = upstream.retry_pending()
+    click.echo(f"upstream CA queue: {sum(v == 'issued' for v in results.values())} issued, "
+               f"{sum(v == 'failed' for v in results.values())} refused, "
+               f"{sum(v == 'pending' for v in results.values())} still pending")

@@ -1,11 +1,16 @@
 """The ``[ca]`` configuration section: the names the CA hierarchy is created with (GM/T 0015 subject
-DN: C, O, CN) and how long CRLs (RFC 5280 §5.1.2.5 nextUpdate) and OCSP responses (RFC 6960 §2.4
-nextUpdate) stay valid. Keys and types from the fields (pkicore.settings)."""
+DN: C, O, CN), how long CRLs (RFC 5280 §5.1.2.5 nextUpdate) and OCSP responses (RFC 6960 §2.4
+nextUpdate) stay valid, and which CA the RA issues through: the embedded one, or an upstream CA over CMP
+(RFC 9483 §5; ``backend = "cmp"``, ``ca_bridge.cmp.upstream.CmpCA``). Keys and types from the fields
+(pkicore.settings)."""
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
+from pkicore.certificate import read_certificates
+from pkicore.secret import Secret
 from pkicore.settings import ConfigError, Configurable, setting
 
 NAME_FIELDS = ("root_name", "issuing_name", "ocsp_name", "service_name")
@@ -31,6 +36,31 @@ class CaConfig(Configurable):
                                                                    "even without a revocation")
     ocsp_validity: dt.timedelta = setting(dt.timedelta(hours=1), doc="OCSP nextUpdate - thisUpdate; pre-produced "
                                                                      "responses are replaced half-way")
+    backend: str = setting("embedded", doc='which CA the RA issues through: "embedded" (this node\'s HSM CA) or '
+                                           '"cmp" (an upstream CA over CMP, RFC 9483)', example="cmp")
+    upstream_url: str = setting("", doc="with backend = \"cmp\": the upstream CA's CMP endpoint",
+                                example="https://ca.example.gov.cn/.well-known/cmp")
+    trust_anchors_file: str = setting("", doc="the upstream CA's root certificates (PEM)", example="upstream-roots.pem")
+    ra_key_label: str = setting("", doc="our RA's CMP protection key in the HSM (signature protection)",
+                                example="ra-cmp")
+    ra_certificate_file: str = setting("", doc="its certificate (and chain), PEM; cmp-ra profile at a CA node of ours",
+                                       example="ra-cert.pem")
+    upstream_reference: str = setting("", doc="MAC protection instead: the senderKID the upstream CA gave us")
+    upstream_secret: Secret | None = setting(None, doc="and the shared secret (upstream_secret_file = \"...\")",
+                                             example="upstream-secret.txt")
+    upstream_timeout: int = setting(30, doc="seconds per CMP exchange with the upstream CA")
+    poll_timeout: int = setting(10, doc="seconds an approval waits on a \"waiting\" answer before 503 (kept queued)")
+    profile_in_path: bool = setting(True, doc="append /p/<profile> to upstream_url (RFC 9483 §6.1)")
+    upstream_name: str = setting("upstream", doc="the CA name the RA records for certificates issued upstream")
+
+    @classmethod
+    def process_entries(cls, values: dict, base: Path) -> dict:
+        """File names resolved against ``base``."""
+        values = dict(values)
+        for key in ("trust_anchors_file", "ra_certificate_file"):
+            if values.get(key) and base is not None:
+                values[key] = str(Path(base) / values[key])
+        return values
 
     def __post_init__(self):
         if not self.organization.strip() or len(self.organization) > 64:
@@ -49,6 +79,27 @@ class CaConfig(Configurable):
             raise ConfigError("ca.crl_validity, crl_refresh and ocsp_validity are positive")
         if self.crl_refresh > self.crl_validity:
             raise ConfigError("ca.crl_refresh must not exceed ca.crl_validity (a CRL would be served expired)")
+        if self.backend not in ("embedded", "cmp"):
+            raise ConfigError('ca.backend must be "embedded" or "cmp"')
+
+    def check_upstream(self) -> None:
+        """The settings ``backend = "cmp"`` needs together (checked when the upstream CA is built)."""
+        if self.backend == "cmp":
+            if not self.upstream_url.startswith(("http://", "https://")):
+                raise ConfigError('ca.upstream_url must be an http:// or https:// URL when ca.backend = "cmp"')
+            if not self.trust_anchors_file:
+                raise ConfigError('ca.trust_anchors_file is required when ca.backend = "cmp"')
+            signed = bool(self.ra_key_label and self.ra_certificate_file)
+            mac = bool(self.upstream_reference and self.upstream_secret)
+            if signed == mac:
+                raise ConfigError("give either ca.ra_key_label and ca.ra_certificate_file (signature) or "
+                                  "ca.upstream_reference and ca.upstream_secret (MAC)")
+
+    def trust_anchors(self) -> tuple[bytes, ...]:
+        return read_certificates(self.trust_anchors_file, error=ConfigError)
+
+    def ra_certificates(self) -> tuple[bytes, ...]:
+        return read_certificates(self.ra_certificate_file, error=ConfigError)
 
     def name(self, key: str, *, kind: str = "", service: str = "", organization: str | None = None) -> str:
         """The common name ``key`` (one of ``NAME_FIELDS``) with its placeholders filled in."""

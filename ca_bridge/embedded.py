@@ -383,6 +383,9 @@ class EmbeddedCA:
                 and self._reserved(session, row.request_id, row.profile) is not None:
             self.kmc.revoke_after_commit(session, info, serial)      # GM/T 0014 RevokeKeyReq
         row.changed_at = now
+        # the pre-produced OCSP responses (RFC 5019) go with the change, in this transaction: no node serves
+        # them once it commits (one kept later from an older read states the old status, and is never served)
+        self.store.purge(info.name, [serial], session=session)
         record(session, actor=f"ca:{info.name}", role=ACTOR_ROLE, action=action, target_type="certificate",
                target_id=f"{info.name}/{serial:x}", reason=reason.value)
         # last, so the CA row (CRL freshness, ca_bridge.crl) stays locked for the shortest time

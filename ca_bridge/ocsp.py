@@ -318,6 +318,32 @@ class OcspResponder:
                 (serial, digest, StoredResponse(cert_id, key, (now + self.refresh).replace(microsecond=0), der)))
         return der
 
+    def regenerate(self, ca_name: str, *, now: dt.datetime | None = None) -> tuple[int, int]:
+        """Sign afresh every pre-produced response kept for one CA (``racentre ca ocsp-regenerate``), each
+        for its certificate's status now; responses for serials the CA no longer knows are dropped.
+        -> (responses signed and kept, responses dropped)."""
+        ca = self.directory.get(ca_name)
+        kept = self.store.kept(ca_name)
+        if not kept:
+            return 0, 0
+        now = now or utcnow()
+        times = self._times(now)
+        current = self.store.current(ca_name, {serial for serial, _, _ in kept})
+        fresh, gone = [], []
+        for serial, digest, cert_id in kept:
+            status = current[serial].status
+            if status.status == "unknown":
+                gone.append(serial)
+                continue
+            der = self._sign(ca, [cert_id], [status], None, times)
+            fresh.append((serial, digest, StoredResponse(cert_id, self.kept_key(ca, status),
+                                                         (now + self.refresh).replace(microsecond=0), der)))
+        for i in range(0, len(fresh), 500):
+            self.store.keep_responses(ca_name, fresh[i:i + 500], strict=True)
+        if gone:
+            self.store.purge(ca_name, gone)
+        return len(fresh), len(gone)
+
     def kept_key(self, ca: CaInfo, status: CertificateStatus) -> str:
         """What a pre-produced response must match to be served: the status it states and the responder
         that signed it (a new delegated responder certificate makes the old one's responses unusable)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Iterable, Mapping, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
@@ -51,7 +51,12 @@ class OcspStore(Protocol):
 
     def current(self, ca: str, serials: Iterable[int]) -> dict[int, Current]: ...
 
-    def keep_responses(self, ca: str, responses: Iterable[tuple[int, str, StoredResponse]]) -> None: ...
+    def keep_responses(self, ca: str, responses: Iterable[tuple[int, str, StoredResponse]], *,
+                       strict: bool = False) -> None: ...
+
+    def kept(self, ca: str) -> list[tuple[int, str, bytes]]: ...
+
+    def purge(self, ca: str, serials: Iterable[int] | None = None, session: Session | None = None) -> int: ...
 
 
 def to_status(ca: str, serial: int, status: str | None, revoked_at, reason: str | None) -> CertificateStatus:
@@ -133,10 +138,11 @@ class DbStatusStore:
             out[serial] = Current(status, MappingProxyType(kept[hex_serial]) if hex_serial in kept else _NONE)
         return out
 
-    def keep_responses(self, ca: str, responses: Iterable[tuple[int, str, StoredResponse]]) -> None:
+    def keep_responses(self, ca: str, responses: Iterable[tuple[int, str, StoredResponse]], *,
+                       strict: bool = False) -> None:
         """Store (or replace) pre-produced responses, ``(serial, CertID hash algorithm, response)`` each,
-        in one statement; the last of duplicates wins. A failure is logged, not raised: what was kept is an
-        optimisation, the answers given are valid either way."""
+        in one statement; the last of duplicates wins. A failure is logged, not raised (unless ``strict``:
+        an operator's regeneration): what was kept is an optimisation, the answers given are valid either way."""
         info = self.directory.get(ca)
         rows = {(serial, digest): {"ca_id": info.id, "serial": format(serial, "x"), "digest": digest,
                                    "cert_id": r.cert_id, "status_key": r.status_key,
@@ -152,4 +158,28 @@ class DbStatusStore:
             with transaction(self.db) as session:
                 session.execute(statement)
         except SQLAlchemyError as exc:
+            if strict:
+                raise StatusUnavailable(f"pre-produced OCSP responses of {ca} could not be kept") from exc
             log.warning("pre-produced OCSP responses of %s not kept: %s", ca, exc)
+
+    # ------------------------------------------------------------------ operators (racentre ca ocsp-*)
+    def kept(self, ca: str) -> list[tuple[int, str, bytes]]:
+        """The pre-produced responses kept for one CA: ``(serial, CertID hash algorithm, CertID DER)`` each."""
+        info = self.directory.get(ca)
+        with reading(self.db) as session:
+            rows = session.execute(select(PreProducedOcsp.serial, PreProducedOcsp.digest, PreProducedOcsp.cert_id)
+                                   .where(PreProducedOcsp.ca_id == info.id)
+                                   .order_by(PreProducedOcsp.serial, PreProducedOcsp.digest)).all()
+        return [(int(serial, 16), digest, bytes(cert_id)) for serial, digest, cert_id in rows]
+
+    def purge(self, ca: str, serials: Iterable[int] | None = None, session: Session | None = None) -> int:
+        """Delete the pre-produced responses of one CA (of ``serials`` only, when given); -> rows deleted.
+        Every node then signs afresh on the next request without a nonce."""
+        info = self.directory.get(ca)
+        statement = delete(PreProducedOcsp).where(PreProducedOcsp.ca_id == info.id)
+        if serials is not None:
+            statement = statement.where(PreProducedOcsp.serial.in_([format(s, "x") for s in serials]))
+        if session is not None:
+            return session.execute(statement).rowcount or 0
+        with transaction(self.db) as own:
+            return own.execute(statement).rowcount or 0

@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import time
 
 from asn1crypto import pem
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
+from asn1crypto import ocsp as asn1_ocsp
+
 from access.auth import require_roles
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import CaError
+from ca_bridge.ocsp import OcspRefusal, parse_request
 from pkicore.db import as_utc
 from pkicore.errors import ErrorCode
 
@@ -96,8 +101,63 @@ def delta_crl(name: str):
     return _crl(name, True)
 
 
-def _ocsp_reply(body: bytes, name: str | None) -> Response:
-    return _der(_ca().ocsp.respond(body, name), OCSP_RESPONSE_TYPE)
+def _ocsp_reply(body: bytes, name: str | None, *, get: bool = False) -> Response:
+    der = _ca().ocsp.respond(body, name)
+    response = _der(der, OCSP_RESPONSE_TYPE)
+    if get:
+        response.headers.extend(ocsp_get_headers(_ca(), body, der))
+    return response
+
+
+_HTTP_DATE = "%a, %d %b %Y %H:%M:%S GMT"
+_CACHE_INFO: dict[bytes, tuple | None] = {}      # response DER -> (Last-Modified, Expires, ETag, this/nextUpdate)
+_NO_STORE = (("Cache-Control", "no-store"),)
+
+
+def _cache_info(der: bytes) -> tuple | None:
+    """What the HTTP headers of a successful response without nonce say about it (producedAt,
+    nextUpdate, its SHA-1), parsed once per response (pre-produced ones are served many times)."""
+    info = _CACHE_INFO.get(der, False)
+    if info is not False:
+        return info
+    try:
+        basic = asn1_ocsp.OCSPResponse.load(der).basic_ocsp_response["tbs_response_data"]
+        single = basic["responses"][0]
+        this_update, next_update = single["this_update"].native, single["next_update"].native
+        info = None if next_update is None else (
+            basic["produced_at"].native.strftime(_HTTP_DATE), next_update.strftime(_HTTP_DATE),
+            f'"{hashlib.sha1(der).hexdigest()}"', this_update.timestamp(), next_update.timestamp())
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        info = None
+    if len(_CACHE_INFO) >= 4096:
+        _CACHE_INFO.clear()
+    _CACHE_INFO[der] = info
+    return info
+
+
+def ocsp_get_headers(ca: EmbeddedCA, request_der: bytes, der: bytes, now: float | None = None) -> tuple:
+    """HTTP caching of a GET answer (RFC 5019 §6.2, RFC 9111): a successful response to a request without
+    a nonce carries Last-Modified (producedAt), Expires (nextUpdate), ETag (the SHA-1 of the response, in
+    quotes) and Cache-Control ``max-age=N, public, no-transform, must-revalidate`` with N up to the time
+    the responder replaces it (half its validity; never past nextUpdate), so a cache asks again about
+    when a new one exists. Error responses and nonce answers: ``no-store`` (tryLater must not be kept,
+    a nonce answer is of use to its requester only)."""
+    if len(der) < 16:                                   # an error status, no response bytes (RFC 6960 §4.2.1)
+        return _NO_STORE
+    try:
+        if parse_request(request_der).nonce is not None:
+            return _NO_STORE
+    except OcspRefusal:
+        return _NO_STORE
+    info = _cache_info(der)
+    if info is None:
+        return _NO_STORE
+    last_modified, expires, etag, this_update, next_update = info
+    now = time.time() if now is None else now
+    until = min(next_update, this_update + ca.ocsp.refresh.total_seconds())
+    max_age = max(0, int(until - now))
+    return (("Last-Modified", last_modified), ("Expires", expires), ("ETag", etag),
+            ("Cache-Control", f"max-age={max_age}, public, no-transform, must-revalidate"))
 
 
 @bp.post("/ocsp")
@@ -135,7 +195,7 @@ def ocsp_get(name: str, encoded: str):
     _ca().directory.get(name)
     if len(encoded) > MAX_OCSP_GET_PATH:
         abort(413, description="OCSP request too large")
-    return _ocsp_reply(decode_get_request(encoded), name)
+    return _ocsp_reply(decode_get_request(encoded), name, get=True)
 
 
 class OcspFastPath:
@@ -145,6 +205,8 @@ class OcspFastPath:
     an unknown CA) goes to the views above, which answer it with the 4xx they give; the answers the
     fast path gives are the views' own (a test holds them equal). OCSP is public (RFC 6960), so no
     before-request hook is skipped that matters here."""
+
+    max_body = MAX_OCSP_REQUEST
 
     def __init__(self, ca: EmbeddedCA):
         self.ca = ca
@@ -171,22 +233,28 @@ class OcspFastPath:
         request = route[1]
         return read(request) if isinstance(request, int) else decode_get_request(request)
 
-    def answer(self, method: str, path: str, content_type: str, length: str, read) -> tuple[str, bytes] | None:
+    def _reply(self, route, body: bytes, der: bytes) -> tuple:
+        if isinstance(route[1], int):                    # POST
+            return OCSP_RESPONSE_TYPE, der
+        return OCSP_RESPONSE_TYPE, der, ocsp_get_headers(self.ca, body, der)
+
+    def answer(self, method: str, path: str, content_type: str, length: str, read) -> tuple | None:
         route = self._route(method, path, content_type, length)
         if route is None:
             return None
-        return OCSP_RESPONSE_TYPE, self.ca.ocsp.respond(self._body(route, read), route[0])
+        body = self._body(route, read)
+        return self._reply(route, body, self.ca.ocsp.respond(body, route[0]))
 
     def answer_many(self, requests) -> list[tuple[str, bytes] | None]:
         """``answer`` for requests that arrived together, ``(method, path, content type, length, body)``
         each: one status read for all of them (``OcspResponder.respond_many``)."""
         routes = [self._route(method, path, ctype, length) for method, path, ctype, length, _ in requests]
-        taken = [(i, route, requests[i][4]) for i, route in enumerate(routes) if route is not None]
-        answers = self.ca.ocsp.respond_many([(self._body(route, lambda n, b=body: b[:n]), route[0])
-                                             for _, route, body in taken])
-        out: list[tuple[str, bytes] | None] = [None] * len(requests)
-        for (i, _, _), der in zip(taken, answers):
-            out[i] = (OCSP_RESPONSE_TYPE, der)
+        taken = [(i, route, self._body(route, lambda n, b=requests[i][4]: b[:n]))
+                 for i, route in enumerate(routes) if route is not None]
+        answers = self.ca.ocsp.respond_many([(body, route[0]) for _, route, body in taken])
+        out: list[tuple | None] = [None] * len(requests)
+        for (i, route, body), der in zip(taken, answers):
+            out[i] = self._reply(route, body, der)
         return out
 
 

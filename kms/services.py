@@ -30,16 +30,20 @@ class Kmc:
                          kmc_certificate=self.escrow.certificate)
 
 
-def build_kmc(key_manager, db, config: KmsConfig | None = None, *, setup_lock=nullcontext) -> Kmc:
+def build_kmc(key_manager, db, config: KmsConfig | None = None, *, setup_lock=nullcontext,
+              recipient_issuers=None, recipient_revocation=None) -> Kmc:
     """Set up (idempotently) and return the KMC. Its tables (``kms_*``) come with the schema
     (``racentre db upgrade``), embedded or stand-alone alike. ``setup_lock()``: held while the KMC's
     keys, bootstrap certificate and first KEK are looked for and made, so the workers and nodes that
     start together on a fresh KMC make them once (``racentre.services.Services.kmc``: a lock of the
-    database)."""
+    database). ``recipient_issuers()`` (the served CAs' certificates, roots included, so that their CRLs
+    can be established) and ``recipient_revocation`` (their CRLs/OCSP): whom a recovered key may go to;
+    by default the CAs this KMC trusts, without revocation (a stand-alone KMC knows no more)."""
     escrow = KeyEscrow(key_manager, db, config or KmsConfig())
     with setup_lock():
         escrow.setup()
     service = KmcService(escrow)
     # recovered keys go to subscribers of the CAs this KMC serves (or the configured recipient list)
-    book = ApprovalBook(db, escrow.config, issuers=lambda: [ca.certificate for ca in list(service.trusted.values())])
+    book = ApprovalBook(db, escrow.config, issuers=recipient_issuers or (
+        lambda: [ca.certificate for ca in list(service.trusted.values())]), revocation=recipient_revocation)
     return Kmc(escrow, book, service)

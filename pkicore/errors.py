@@ -32,6 +32,8 @@ class ErrorCode(str, enum.Enum):
     # a service we depend on (e.g. a stand-alone KMC) is down, failing, or answered unverifiably
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_UNTRUSTED = "upstream_untrusted"
+    # no trustworthy time (the TSA's clock is unsynchronised or its error bound too large)
+    TIME_UNAVAILABLE = "time_unavailable"
     INTERNAL = "internal"
 
 

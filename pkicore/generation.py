@@ -9,6 +9,7 @@ seconds, without a restart, and the hot path pays one clock read per call.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -18,6 +19,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from pkicore.db import Base, reading
+
+log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 1.0            # seconds between two looks at one generation row per process
 CA_AUTHORITIES = "ca_authority"     # the CA hierarchy (ca_bridge.directory)
@@ -65,15 +68,47 @@ class GenerationWatch:
         self._seen: int | None = None
         self._checked = float("-inf")
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._moved = False
+        self._stopped = threading.Event()
 
     def read(self) -> int:
         return read(self.db, self.name)
 
     def loaded(self, value: int) -> None:
         with self._lock:
-            self._seen, self._checked = value, time.monotonic()
+            self._seen, self._checked, self._moved = value, time.monotonic(), False
+
+    def watch_in_background(self) -> None:
+        """From now on a daemon thread looks at the generation every ``interval`` seconds and ``due()``
+        only reports what it saw: no database read on the caller's thread (a serving worker's main
+        thread, which answers every hot-path request, never waits for it)."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._watch, name=f"generation-watch-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop_watching(self) -> None:
+        """End the background looks (``watch_in_background``); ``due()`` then looks itself again."""
+        self._stopped.set()
+        with self._lock:
+            self._thread, self._checked = None, float("-inf")
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                value = self.read()
+            except Exception as exc:  # noqa: BLE001 - the database away for a moment: look again later
+                log.warning("generation %s not read: %s", self.name, exc)
+                continue
+            with self._lock:
+                if value != self._seen:
+                    self._moved = True
 
     def due(self) -> bool:
+        if self._thread is not None:
+            return self._moved or self._seen is None
         now = time.monotonic()
         if now - self._checked < self.interval:
             return False

@@ -12,6 +12,7 @@ from flask import Flask
 from access.auth import require_roles
 
 from ca_bridge import views as ca_views
+from ca_bridge.cmp import views as cmp_views
 from hsm import views as hsm_views
 from kms import views as kms_views
 from ra import views as ra_views
@@ -36,6 +37,12 @@ def _wire_ca(app: Flask, services: Services) -> None:
     fastpath.install(app, "ocsp", ca_views.OcspFastPath(ca))
     if not services.site.provisioned:
         log.warning("the CA hierarchy is not set up yet: run `racentre setup` (or `racentre ca init`)")
+
+
+def _wire_cmp(app: Flask, services: Services) -> None:
+    """The CMP server (RFC 9483 §6: /.well-known/cmp) over the embedded CA."""
+    app.extensions[cmp_views.EXTENSION_KEY] = services.cmp
+    app.register_blueprint(cmp_views.bp)
 
 
 def _wire_ra(app: Flask, services: Services) -> None:
@@ -66,7 +73,7 @@ def _wire_trust(app: Flask, services: Services) -> None:
 
 # What serving each package means: its service from the composition root (racentre.services.Services)
 # into ``app.extensions`` and its blueprint into the app. Order: the console shows the others' services.
-WIRING = {"hsm": _wire_hsm, "ca_bridge": _wire_ca, "ra": _wire_ra, "timestamp": _wire_timestamp,
+WIRING = {"hsm": _wire_hsm, "ca_bridge": _wire_ca, "ca_bridge.cmp": _wire_cmp, "ra": _wire_ra, "timestamp": _wire_timestamp,
           "kms": _wire_kms, "seal": _wire_seal, "trust": _wire_trust, "racentre.console": console_views.init_app}
 DEFAULT_PACKAGES = tuple(WIRING)
 

@@ -9,19 +9,26 @@ configuration travels in an anonymous memory file (memfd), never on disk or in a
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import pickle
 import re
+import selectors
+import socket
 import sys
+import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from gunicorn import SERVER as GUNICORN_SERVER
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.http.unreader import SocketUnreader
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from racentre import httpgate
 from racentre.fastpath import FastPaths
 
 WORKER_CLASS = "racentre.arbiter.FastPathThreadWorker"
@@ -50,6 +57,9 @@ def exec_arbiter(config, packages: tuple[str, ...], options: dict) -> None:
     os.write(fd, pickle.dumps((config, packages, options)))
     os.lseek(fd, 0, os.SEEK_SET)
     env = dict(os.environ)
+    # glibc gives each thread that allocates its own malloc arena (up to 8 x cores): with 8 threads per
+    # worker that is RSS the service keeps after every burst; two arenas per process serve it as well
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     root = str(Path(__file__).resolve().parent.parent)   # where racentre is imported from now
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     sys.stdout.flush()
@@ -120,22 +130,79 @@ def simple_request(data: bytes):
             (length or b"").decode("ascii"), connection, data[end + 4:])
 
 
+class _BoundedSocket(socket.socket):
+    """A client socket whose "blocking" mode has a timeout: gunicorn's thread-side code switches sockets to
+    blocking (``setblocking(True)``) to read and write; here every such read or write gives up after
+    ``io_timeout`` seconds (a client that stops reading its answer frees the thread)."""
+
+    io_timeout = 30.0
+
+    def setblocking(self, flag: bool) -> None:
+        if flag:
+            self.settimeout(self.io_timeout)
+        else:
+            super().setblocking(False)
+
+
+class _GateConn(TConn):
+    """A connection accepted by the request gate: a graceful close (RFC 9112 §9.6: FIN, then drain what the
+    peer still sends, then close) lingers on the worker's poller instead of blocking the main thread for up
+    to 2 s per connection (gunicorn's ``util.close_graceful``)."""
+
+    def __init__(self, worker, *args):
+        super().__init__(*args)
+        self.worker = worker
+
+    def close(self, graceful=False):
+        if graceful and threading.current_thread() is threading.main_thread():
+            self.worker._linger(self)
+        else:
+            super().close(graceful)
+
+
+class _PrereadUnreader(SocketUnreader):
+    """gunicorn's socket reader, first giving the request the main thread already read into a temporary
+    file (``racentre.httpgate``: a body larger than what a connection may keep in memory)."""
+
+    def __init__(self, sock, spool):
+        super().__init__(sock)
+        self._spool = spool
+
+    def chunk(self, size_hint=None):
+        if self._spool is not None:
+            data = self._spool.read(max(size_hint or 0, 65536))
+            if data:
+                return data
+            self._spool.close()
+            self._spool = None
+        return super().chunk(size_hint)
+
+
 class FastPathThreadWorker(ThreadWorker):
-    """gunicorn's gthread worker, plus the hot paths (``racentre.fastpath``: the TSA, the OCSP
-    responder) answered straight from gunicorn's parsed request: a request a registered handler takes
-    skips building the WSGI environ, gunicorn's Response object and its two sends (status+headers, then
-    body) — one ``sendall`` instead. On kept-alive connections the main thread reads and answers such
-    requests itself, all those of one poll together. The reply is the one the WSGI middleware gives
-    (same bytes, same status line, Server/Date/Connection headers gunicorn writes, then Content-Type and
-    Content-Length) and keep-alive follows gunicorn's rules (Connection: close, max_requests, keepalive = 0, a full
-    keep-alive queue, a worker shutting down). Handlers see the path percent-decoded as in PATH_INFO.
-    Anything else — other paths, Expect/Transfer-Encoding/SCRIPT_NAME headers, an access log
-    configured, FastPaths that is not the app's outermost WSGI layer — takes the ordinary gthread path
-    unchanged. It relies on gthread internals: gunicorn is pinned to one version (setup.cfg) and
-    tests/unit/test_library_contracts.py checks each internal used here."""
+    """gunicorn's gthread worker with two changes.
+
+    The request gate (``racentre.httpgate``): the main thread reads every HTTP/1.x request — new and
+    kept-alive connections — from its non-blocking socket until the whole request is in (header block and
+    body), and only then gives it to a thread, with the bytes already in gunicorn's parser. A slow client
+    (slowloris: slow headers, slow bodies) therefore holds a bounded buffer, never a thread; it gets 408
+    at ``[service] header_timeout`` / ``request_timeout``, 431 for an oversized header block, 413 for an
+    oversized body. Thread-side socket reads and writes time out (``_BoundedSocket``).
+
+    The hot paths of ``racentre.fastpath`` (the TSA, the OCSP responder): a complete request that is
+    exactly one plain POST /tsa, POST /ocsp or GET /ocsp request is answered by the main thread itself,
+    all those of one poll together (``_answer_batch``), without the thread pool's hand-off, gunicorn's
+    parser, the WSGI environ and gunicorn's Response object — one ``send``. The reply is the one the WSGI
+    middleware gives (same bytes, same status line, Server/Date/Connection headers gunicorn writes, then
+    Content-Type and Content-Length) and keep-alive follows gunicorn's rules (Connection: close,
+    max_requests, keepalive = 0, a full keep-alive queue, a worker shutting down). Handlers see the path
+    percent-decoded as in PATH_INFO. Anything else — other paths, Expect/Transfer-Encoding/SCRIPT_NAME
+    headers, an access log configured, FastPaths that is not the app's outermost WSGI layer — takes the
+    ordinary gthread path. TLS or HTTP/2 prior-knowledge listeners skip the gate (gunicorn as it is). It relies on gthread
+    internals: gunicorn is pinned to one version (setup.cfg) and tests/unit/test_library_contracts.py
+    checks each internal used here."""
 
     _FALLBACK_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "SCRIPT_NAME"})
-    _READ = 16384
+    _READ = 65536
     _SEND_TIMEOUT = 5.0          # the main thread never blocks longer on one peer's reply
 
     def load_wsgi(self):
@@ -143,13 +210,21 @@ class FastPathThreadWorker(ThreadWorker):
         fast = getattr(self.wsgi, "wsgi_app", None)
         usable = isinstance(fast, FastPaths) and not os.environ.get("SCRIPT_NAME") and not self.cfg.accesslog
         self._fast = fast if usable else None
-        # the main thread answers kept-alive plain-TCP connections itself (no thread-pool hand-off)
-        # (batched per poll: needs a gthread worker with wait_for_and_dispatch_events, as 27.0 has)
-        self._inline = self._fast is not None and not self.cfg.is_ssl and \
+        self._limits = fast if isinstance(fast, FastPaths) else None
+        service = getattr(getattr(self.app, "_config", None), "service", None)
+        self._header_timeout = float(getattr(service, "header_timeout", httpgate.HEADER_TIMEOUT))
+        self._request_timeout = float(getattr(service, "request_timeout", httpgate.REQUEST_TIMEOUT))
+        _BoundedSocket.io_timeout = float(getattr(service, "io_timeout", _BoundedSocket.io_timeout))
+        # the gate needs plain TCP HTTP/1.x and a gthread worker with wait_for_and_dispatch_events (27.0 has)
+        self._gate = not self.cfg.is_ssl and \
             callable(getattr(ThreadWorker, "wait_for_and_dispatch_events", None)) and \
-            str(getattr(self.cfg, "proxy_protocol", "off") or "off").lower() in ("off", "false")
+            str(getattr(self.cfg, "proxy_protocol", "off") or "off").lower() in ("off", "false") and \
+            str(getattr(self.cfg, "http2_cleartext", "off") or "off").lower() not in ("prior-knowledge", "both")
+        self._inline = self._fast is not None and self._gate
         self._date_second, self._date = -1, ""
         self._batch: list = []
+        self._reading: dict = {}            # conn -> IncomingRequest, connections the main thread reads
+        self._lingering: dict = {}          # socket -> [deadline, bytes drained], closing gracefully
 
     def _http_date(self) -> str:
         now = int(time.time())
@@ -157,32 +232,216 @@ class FastPathThreadWorker(ThreadWorker):
             self._date_second, self._date = now, gunicorn_util.http_date(now)
         return self._date
 
-    def _head(self, version, close: bool, content_type: str, length: int) -> bytes:
+    def _head(self, version, close: bool, content_type: str, length: int, extra=()) -> bytes:
         return (f"HTTP/{version[0]}.{version[1]} 200 OK\r\nServer: {GUNICORN_SERVER}\r\n"
                 f"Date: {self._http_date()}\r\nConnection: {'close' if close else 'keep-alive'}\r\n"
-                f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
-                ).encode("latin-1")
+                f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n"
+                + "".join(f"{name}: {value}\r\n" for name, value in extra) + "\r\n").encode("latin-1")
+
+    # ------------------------------------------------------------------ the request gate (main thread)
+    def accept(self, listener):
+        if not self._gate:
+            return super().accept(listener)
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        sock = _BoundedSocket(client_sock.family, client_sock.type, client_sock.proto, fileno=client_sock.detach())
+        conn = _GateConn(self, self.cfg, sock, client_addr, listener.getsockname())     # non-blocking
+        self._start_reading(conn)
+
+    def _incoming(self) -> httpgate.IncomingRequest:
+        return httpgate.IncomingRequest(header_timeout=self._header_timeout, request_timeout=self._request_timeout,
+                                        body_limit=self._body_limit if self._limits is not None else None)
+
+    def _body_limit(self, target: bytes) -> int | None:
+        try:
+            return self._limits.body_limit(gunicorn_util.unquote_to_wsgi_str(target.decode("latin-1")))
+        except Exception:  # noqa: BLE001 - an odd target: gunicorn's parser and the app judge it
+            return None
+
+    def _start_reading(self, conn) -> None:
+        self._reading[conn] = self._incoming()
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_gate_readable, conn))
 
     def on_client_socket_readable(self, conn, client):
-        """A kept-alive connection has data. When it is exactly one plain request a fast path may take,
-        it waits for the others that became readable in the same poll, and the main thread answers them
-        together (``_answer_batch``) without the thread pool's hand-off, gunicorn's parser and two poller
-        re-registrations; everything else goes the gthread way, with what was read handed back to
-        gunicorn's parser (its unreader) first."""
-        if self._inline and self.alive and conn.initialized and not conn.is_http2 and conn.parser is not None \
-                and not conn.parser.unreader.buf.getvalue():
-            try:
-                data = client.recv(self._READ)
-            except OSError:
-                data = b""
-            if data:
-                request = simple_request(data)
-                if request is not None:
-                    self._batch.append((conn, client, data, request))
-                    return
-                conn.parser.unreader.unread(data)
-        super().on_client_socket_readable(conn, client)
+        """A kept-alive connection has data: the gate reads its next request like a new connection's."""
+        if not self._gate:
+            return super().on_client_socket_readable(conn, client)
+        self.keepalived_conns.remove(conn)
+        self._reading[conn] = self._incoming()
+        self.poller.modify(client, selectors.EVENT_READ, partial(self._on_gate_readable, conn))
+        self._on_gate_readable(conn, client)
 
+    def _drop(self, conn, reply: bytes = b"") -> None:
+        """Close a connection the gate holds (after ``reply``, best effort: never blocking)."""
+        incoming = self._reading.pop(conn, None)
+        if incoming is not None:
+            incoming.close()
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        self.nr_conns -= 1
+        if reply:
+            try:
+                conn.sock.send(reply)
+            except OSError:
+                pass
+            self._linger(conn)                         # FIN after the answer; unread input drained, not reset
+        else:
+            conn.close()
+
+    def _on_gate_readable(self, conn, client):
+        incoming = self._reading.get(conn)
+        if incoming is None:
+            return
+        try:
+            data = client.recv(self._READ)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:                                   # the peer closed (or reset)
+            self._drop(conn)
+            return
+        self._gate_feed(conn, client, incoming, data)
+
+    def _gate_feed(self, conn, client, incoming, data: bytes) -> None:
+        try:
+            if not incoming.feed(data):
+                if incoming.expect_continue and not incoming.continue_sent:
+                    incoming.continue_sent = True      # RFC 9110 §10.1.1: the body is wanted
+                    try:
+                        client.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    except OSError:
+                        pass
+                return
+        except httpgate.GateRefusal as refusal:
+            self.log.debug("request refused by the gate: %s", refusal.message)
+            self._drop(conn, refusal.response())
+            return
+        del self._reading[conn]
+        self.poller.unregister(client)
+        request = incoming.take()
+        if self._inline and isinstance(request, bytes) and not incoming.expect_continue:
+            simple = simple_request(request)
+            if simple is not None:
+                self._batch.append((conn, client, request, simple))
+                return
+        self._to_thread(conn, request, incoming.continue_sent)
+
+    def finish_request(self, conn, fs):
+        """gunicorn's, then: bytes a thread read past its request (a pipelined next one) go back to the gate."""
+        left = getattr(conn, "racentre_leftover", b"")
+        super().finish_request(conn, fs)
+        if not left:
+            return
+        conn.racentre_leftover = b""
+        try:
+            self.poller.get_key(conn.sock)             # still open and kept alive?
+        except (KeyError, ValueError, OSError):
+            return
+        self.keepalived_conns.remove(conn)
+        incoming = self._incoming()
+        self._reading[conn] = incoming
+        self.poller.modify(conn.sock, selectors.EVENT_READ, partial(self._on_gate_readable, conn))
+        self._gate_feed(conn, conn.sock, incoming, left)
+
+    def _linger(self, conn) -> None:
+        """Graceful close without blocking: FIN now; what the peer still sends is read and dropped from the
+        poller until it closes, 64 KiB or 2 s, then the socket is closed."""
+        sock = conn.sock
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            self.poller.register(sock, selectors.EVENT_READ, partial(self._on_linger_readable, sock))
+        except (OSError, ValueError, KeyError):
+            gunicorn_util.close(sock)
+            return
+        self._lingering[sock] = [time.monotonic() + 2.0, 0]
+
+    def _on_linger_readable(self, sock, _fileobj=None):
+        state = self._lingering.get(sock)
+        try:
+            data = sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if state is not None and data:
+            state[1] += len(data)
+            if state[1] < 65536:
+                return
+        self._end_linger(sock)
+
+    def _end_linger(self, sock) -> None:
+        self._lingering.pop(sock, None)
+        try:
+            self.poller.unregister(sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        gunicorn_util.close(sock)
+
+    def _to_thread(self, conn, request, continued: bool = False) -> None:
+        conn.racentre_request = request
+        conn.racentre_continued = continued
+        conn.data_ready = True
+        self.enqueue_req(conn)
+
+    def _expire_reading(self) -> None:
+        now = time.monotonic()
+        for sock, (deadline, _) in list(self._lingering.items()):
+            if now >= deadline:
+                self._end_linger(sock)
+        if not self._reading:
+            return
+        for conn, incoming in list(self._reading.items()):
+            if incoming.expired(now) or (not self.alive and not incoming.received):
+                refusal = httpgate.GateRefusal(408, "the request was not received in time")
+                self._drop(conn, refusal.response() if incoming.received else b"")
+
+    def murder_keepalived(self, force=False):
+        super().murder_keepalived(force)
+        if force:
+            for conn in list(self._reading):
+                self._drop(conn)
+            for sock in list(self._lingering):
+                self._end_linger(sock)
+        else:
+            self._expire_reading()
+
+    def handle(self, conn):
+        """Thread side: a request the gate read is put into gunicorn's parser before gunicorn handles it."""
+        request = getattr(conn, "racentre_request", None)
+        if request is not None:
+            conn.racentre_request = None
+            try:
+                conn.sock.setblocking(True)
+                conn.init()
+                if isinstance(request, bytes):
+                    conn.parser.unreader.unread(request)
+                else:
+                    conn.parser.unreader = _PrereadUnreader(conn.sock, request)
+            except Exception as e:  # noqa: BLE001 - as gunicorn's own handle: an error answer, then close
+                self.handle_error(None, conn.sock, conn.client, e)
+                return False
+        keepalive = super().handle(conn)
+        if keepalive is True and self._gate and conn.parser is not None:
+            # what was read past this request goes back to the gate (finish_request), never to a thread
+            unreader = conn.parser.unreader
+            left = unreader.take_buffered()
+            if isinstance(unreader, _PrereadUnreader) and unreader._spool is not None:
+                left += unreader._spool.read()
+                unreader._spool.close()
+                unreader._spool = None
+            conn.racentre_leftover = left
+        return keepalive
+
+    # ------------------------------------------------------------------ hot paths (main thread)
     def wait_for_and_dispatch_events(self, timeout):
         super().wait_for_and_dispatch_events(timeout)
         if self._batch:
@@ -192,7 +451,7 @@ class FastPathThreadWorker(ThreadWorker):
     def _answer_batch(self, batch) -> None:
         """The requests of one poll, answered by the fast paths in one call (``FastPaths.answer_many``:
         the OCSP responder reads the status of all of them in one statement); those the fast paths leave,
-        or all of them if the call fails, go the gthread way."""
+        or all of them if the call fails, go to the thread pool."""
         try:
             replies = self._fast.answer_many([
                 (method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length, body)
@@ -202,22 +461,21 @@ class FastPathThreadWorker(ThreadWorker):
             replies = [None] * len(batch)
         for (conn, client, data, request), reply in zip(batch, replies):
             if reply is None:
-                conn.parser.unreader.unread(data)
-                super().on_client_socket_readable(conn, client)
+                self._to_thread(conn, data)
             else:
                 self._send_inline(conn, client, request, reply)
 
     def _send_inline(self, conn, client, request, reply: tuple[str, bytes]) -> None:
         _, _, version, _, _, connection, _ = request
-        content_type, reply = reply
+        content_type, extra, reply = reply[0], reply[2] if len(reply) > 2 else (), reply[1]
         self.nr += 1
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
             self.alive = False
         should_close = connection == b"close" or (connection is None and version <= (1, 0))
         close = (should_close or not self.alive or not self.cfg.keepalive
-                 or len(self.keepalived_conns) - 1 >= self.max_keepalived)
-        out = self._head(version, close, content_type, len(reply)) + reply
+                 or len(self.keepalived_conns) >= self.max_keepalived)
+        out = self._head(version, close, content_type, len(reply), extra) + reply
         try:
             try:
                 sent = client.send(out)
@@ -232,19 +490,20 @@ class FastPathThreadWorker(ThreadWorker):
         except OSError:
             close = True
         if close:
-            self.poller.unregister(client)
-            self.keepalived_conns.remove(conn)
             self.nr_conns -= 1
             try:
                 conn.close(graceful=True)
             except OSError:
                 pass
-        else:                                   # stays on the poller; moves to the back of the queue
-            self.keepalived_conns.remove(conn)
+        else:                                   # kept alive: back on the poller, at the back of the queue
             conn.set_timeout()
             self.keepalived_conns.append(conn)
+            self.poller.register(client, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
 
     def handle_request(self, req, conn):
+        if getattr(conn, "racentre_continued", False):       # the gate sent 100 Continue already
+            conn.racentre_continued = False
+            req._expected_100_continue = False
         fast = self._fast
         if fast is None:
             return super().handle_request(req, conn)
@@ -260,14 +519,14 @@ class FastPathThreadWorker(ThreadWorker):
                             req.body.read)
         if reply is None:
             return super().handle_request(req, conn)
-        content_type, reply = reply
+        content_type, extra, reply = reply[0], reply[2] if len(reply) > 2 else (), reply[1]
         self.nr += 1
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
             self.alive = False
         close = (not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived
                  or req.should_close())
-        conn.sock.sendall(self._head(req.version, close, content_type, len(reply)) + reply)
+        conn.sock.sendall(self._head(req.version, close, content_type, len(reply), extra) + reply)
         return not close
 
 

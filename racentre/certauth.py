@@ -3,8 +3,8 @@
 The proxy verifies the TLS client certificate and passes it on as a URL-encoded PEM header
 (``$ssl_client_escaped_cert``) with the verification result (``$ssl_client_verify`` = SUCCESS). The
 headers are believed only from the configured proxy addresses (``[console] trusted_proxies``), and we
-check again ourselves: the certificate must be signed by one of our CAs (RFC 5280 §6.1 basic path
-validation against the CA directory: issuer name, key identifier, signature, validity), allow
+check again ourselves: the certificate's path must lead to one of our roots (RFC 5280 §6.1 through
+pkicore.validation), allow
 clientAuth when it carries an extended key usage (RFC 5280 §4.2.1.12), and be good in the CA's own
 status store (not revoked, issued by us).
 """
@@ -21,9 +21,7 @@ from asn1crypto import x509
 from flask import current_app, request
 
 from access.auth import AuthError
-from pkicore.algorithms import algorithm
-from pkicore.db import utcnow
-from pkicore.keys import verify_signature
+from pkicore.validation import TrustPolicy, validate_certificate
 from racentre import accounts
 from racentre.console.config import ConsoleConfig
 
@@ -69,31 +67,30 @@ def presented_certificate(headers, remote_addr: str | None, config: ConsoleConfi
 
 
 def verify_client_certificate(ca, der: bytes) -> VerifiedCertificate:
-    """Check ``der`` against our CA (``ca_bridge.embedded.EmbeddedCA``: ``authorities()``, ``status()``)."""
+    """Check ``der`` against our CA (``ca_bridge.embedded.EmbeddedCA``: ``authorities()``, ``status()``):
+    its path to one of our roots through pkicore.validation (RFC 5280 §6 by pyhanko-certvalidator with
+    the SM2 validator: names, key identifiers, signatures, validity, basic constraints), clientAuth
+    when an extended key usage is present (RFC 5280 §4.2.1.12), and good in the CA's own status store
+    (the database every node shares: a revocation counts at once, before any CRL is published)."""
     try:
         cert = x509.Certificate.load(der, strict=True)
-        tbs = cert["tbs_certificate"]
         issuer_der = cert.issuer.dump()
-        sig_alg = algorithm(cert["signature_algorithm"]["algorithm"].dotted)
         eku = cert.extended_key_usage_value
-        aki = cert.authority_key_identifier
     except (ValueError, KeyError, TypeError) as exc:
-        raise AuthError("client certificate is malformed or uses an unknown algorithm") from exc
-    issuers = [info for info in ca.authorities().values()
-               if info.subject_der == issuer_der and (aki is None or aki == info.key_id)]
-    now = utcnow()
-    for info in issuers:
-        ca_cert = x509.Certificate.load(info.certificate)
-        if sig_alg.key_type != info.algorithm.key_type:
-            continue
-        if verify_signature(ca_cert.public_key.dump(), sig_alg, tbs.dump(), cert["signature_value"].native):
-            break
-    else:
-        raise AuthError("client certificate is not signed by one of our CAs")
-    if not cert.not_valid_before <= now <= cert.not_valid_after or now > info.not_after:
-        raise AuthError("client certificate is outside its validity period")
+        raise AuthError("client certificate is malformed") from exc
+    authorities = list(ca.authorities().values())
+    roots = tuple(info.certificate for info in authorities if info.is_root)
+    policy = TrustPolicy(roots, tuple(info.certificate for info in authorities if not info.is_root),
+                         require_revocation=False)
+    checked = validate_certificate(der, policy, who="client", key_usage=None)
+    if checked.findings:
+        raise AuthError(f"client certificate refused: {checked.findings[0].message}")
     if eku is not None and not {"client_auth", "any_extended_key_usage"} & set(eku.native):
         raise AuthError("client certificate does not allow client authentication")
+    aki = cert.authority_key_identifier
+    info = next((i for i in authorities if i.subject_der == issuer_der and (aki is None or aki == i.key_id)), None)
+    if info is None:
+        raise AuthError("client certificate is not issued by one of our CAs")
     status = ca.status(info.name, cert.serial_number)
     if status.status != "good":
         raise AuthError(f"client certificate is {status.status}")

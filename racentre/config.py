@@ -50,6 +50,10 @@ class ServiceConfig(Configurable):
                                               "(0: cron only)")
     schema_check_interval: int = setting(30, doc="seconds between checks that the schema is still this "
                                                  "version's (0: off)")
+    header_timeout: int = setting(10, doc="--workers N: seconds a request's header block may take to arrive "
+                                          "(racentre.httpgate; else 408)")
+    request_timeout: int = setting(60, doc="--workers N: seconds a whole request may take to arrive (else 408)")
+    io_timeout: int = setting(30, doc="--workers N: seconds a worker thread's socket read or write may block")
 
 
 @dataclass(frozen=True)

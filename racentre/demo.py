@@ -29,6 +29,8 @@ signed there).
   trust/evidence.py), ``evidence.json`` (its content), ``evidence-signer.pem``; ``app-enc.pem`` (the
   application's encryption certificate, key in the HSM) and ``envelope.der`` (GM/T 0010 EnvelopedData to it,
   which the demo opens again through the API).
+- CMP (issue 19, ``racentre.demo_cmp``): ``cmp/ir.der``, ``cmp/ip.der``, ``cmp/certconf.der``,
+  ``cmp/pkiconf.der``, ``cmp/rr.der``, ``cmp/rp.der``, ``cmp/cert.pem`` — ``openssl cmp`` against the CA.
 - Audit (issue 7): ``audit-export.json``, ``audit-export.json.sig`` (SM2 by the HSM audit key) and
   ``audit-public-key.pem``, as ``racentre audit export`` writes them.
 """
@@ -58,6 +60,7 @@ from pkicore.db import transaction
 from ra.id_numbers import id_check_character, org_code_check_character, uscc_check_character
 from racentre.app import build_app
 from racentre.audit import write_demo_artefacts as write_audit_export
+from racentre.demo_cmp import demo_cmp
 from racentre.setup_cli import setup_site
 from seal.demo import demo_picture
 from seal.samplepdf import make_ofd, make_pdf
@@ -528,6 +531,7 @@ def run_demo(services, out: Path, url: str | None = None) -> list[str]:
     demo.seals(sm2, ecdsa)
     demo.trust()
     written += demo.written
+    written += demo_cmp(services, client.app_client.application if client.app_client else None, out, url)
     if write_screenshots is None:
         click.echo("no screenshots: selenium (the [test] extra) is not installed", err=True)
     else:     # the console in headless Chromium, logged in as a throw-away auditor + RA admin

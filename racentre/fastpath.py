@@ -2,8 +2,9 @@
 "ocsp"), and requests the handler takes are answered without Flask's routing, request and response
 objects — by this WSGI middleware, and by ``racentre.arbiter.FastPathThreadWorker`` straight from
 gunicorn's parsed (or peeked) request. A handler's ``answer(method, path, content_type, length, read)``
-gets the PATH_INFO-style path (percent-decoded) and returns ``(content type, body)`` for a 200 answer,
-calling ``read(n)`` once for a body; or None, with nothing read, when the request belongs to the Flask
+gets the PATH_INFO-style path (percent-decoded) and returns ``(content type, body)`` — or ``(content type,
+body, ((header, value), ...))`` with further response headers — for a 200 answer, calling ``read(n)`` once
+for a body; or None, with nothing read, when the request belongs to the Flask
 app and its error handling (the answer must then be what the Flask view gives; tests hold them equal)."""
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ class FastHandler(Protocol):
     def answer(self, method: str, path: str, content_type: str, length: str,
                read: Callable[[int], bytes]) -> tuple[str, bytes] | None: ...
 
+    # optional: ``max_body``, the largest body the handler's paths accept (a larger one is refused with 413
+    # as soon as its length is known: ``racentre.httpgate``)
     # optional: ``answer_many(requests)`` for requests that arrived together, ``(method, path, content
     # type, length, body)`` each -> one ``answer`` result each (e.g. one database read for all of them)
 
@@ -28,6 +31,11 @@ class FastPaths:
     def _handler(self, path: str) -> FastHandler | None:
         end = path.find("/", 1)
         return self.handlers.get(path[1:end] if end > 0 else path[1:]) if path.startswith("/") else None
+
+    def body_limit(self, path: str) -> int | None:
+        """The body limit of the handler of ``path`` (its ``max_body``), or None."""
+        handler = self._handler(path)
+        return getattr(handler, "max_body", None)
 
     def answer(self, method: str, path: str, content_type: str, length: str,
                read: Callable[[int], bytes]) -> tuple[str, bytes] | None:
@@ -60,8 +68,9 @@ class FastPaths:
                             environ["wsgi.input"].read)
         if reply is None:
             return self.wsgi_app(environ, start_response)
-        content_type, body = reply
-        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        content_type, body = reply[0], reply[1]
+        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                                  *(reply[2] if len(reply) > 2 else ())])
         return [body]
 
 

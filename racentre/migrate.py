@@ -13,23 +13,20 @@ from __future__ import annotations
 
 import functools
 import importlib
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.autogenerate import compare_metadata
 from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from pkicore.db import READ_ONLY, Base, lock_key
-from pkicore.errors import ErrorCode, PkiError
+from pkicore.db import Base, lock_key
+from racentre.schema import MIGRATIONS, SchemaError, current, head, known, require_current  # noqa: F401 (API)
 
-MIGRATIONS = Path(__file__).with_name("migrations")
-MODEL_MODULES = ("pkicore.audit", "pkicore.generation", "access.auth", "ca_bridge.models", "ra.models", "kms.models",
-                 "timestamp.models", "seal.models", "trust.models", "racentre.accounts", "racentre.console.models")
+MODEL_MODULES = ("pkicore.audit", "pkicore.generation", "access.auth", "ca_bridge.models", "ca_bridge.cmp.models",
+                 "ra.models", "kms.models", "timestamp.models", "seal.models", "trust.models", "racentre.accounts", "racentre.console.models")
 
 
 def import_models() -> None:
@@ -52,11 +49,6 @@ def _config(connection, key_manager=None) -> AlembicConfig:
 UPGRADE_LOCK = "schema-upgrade"
 
 
-class SchemaError(PkiError):
-    """The database schema is not the one this code was written for."""
-
-    code = ErrorCode.CONFIGURATION
-
 
 def _lock_for_upgrade(connection) -> None:
     """Serialise schema changes: on PostgreSQL an advisory lock held until this transaction ends (a second
@@ -73,7 +65,7 @@ def upgrade(engine: Engine, revision: str = "head", *, key_manager=None) -> None
     with engine.begin() as connection:
         _lock_for_upgrade(connection)
         have = tuple(MigrationContext.configure(connection).get_current_heads())
-        unknown = [rev for rev in have if not _known(rev)]
+        unknown = [rev for rev in have if not known(rev)]
         if unknown:
             raise SchemaError(f"the database schema ({', '.join(unknown)}) is newer than this code ({head()}): "
                               "another node upgraded it; install the same racentre version on this node")
@@ -87,39 +79,9 @@ def _scripts() -> ScriptDirectory:
     return ScriptDirectory.from_config(cfg)
 
 
-def _known(rev: str) -> bool:
-    try:
-        return _scripts().get_revision(rev) is not None
-    except CommandError:
-        return False
-
-
-def head() -> str:
-    """This code's schema revision (the one head of racentre/migrations)."""
+def alembic_head() -> str:
+    """Alembic's own reading of the head (``racentre.schema.head`` must agree: a test holds them equal)."""
     return _scripts().get_current_head()
-
-
-def current(engine: Engine) -> tuple[str, ...]:
-    """The revision(s) the database is at (empty: never upgraded)."""
-    with engine.connect() as connection:
-        connection.execution_options(**{READ_ONLY: True})     # SQLite: a deferred BEGIN, no writer lock
-        return tuple(MigrationContext.configure(connection).get_current_heads())
-
-
-def require_current(engine: Engine) -> None:
-    """Refuse (SchemaError, saying what to do) a database whose schema is not this code's head."""
-    want = head()
-    have = current(engine)
-    if have == (want,):
-        return
-    if not have:
-        raise SchemaError("the database has no racentre schema yet: run `racentre db upgrade` "
-                          "(or `racentre setup` for a new site) first")
-    if all(_known(rev) for rev in have):
-        raise SchemaError(f"the database schema ({', '.join(have)}) is older than this code ({want}): "
-                          "run `racentre db upgrade` (once, from one node), then start the nodes again")
-    raise SchemaError(f"the database schema ({', '.join(have)}) is newer than this code ({want}): another "
-                      "node upgraded it; install the same racentre version on this node")
 
 
 def downgrade(engine: Engine, revision: str, *, key_manager=None) -> None:

@@ -20,7 +20,7 @@ from racentre.app import DEFAULT_PACKAGES, build_app
 from racentre.arbiter import WORKER_CLASS, exec_arbiter
 from racentre.audit import start_periodic_checkpoints
 from racentre.config import Config
-from racentre.migrate import SchemaError, require_current
+from racentre.schema import SchemaError, require_current
 from racentre.services import Services
 from timestamp.errors import TsaError
 
@@ -82,6 +82,9 @@ def worker_app(config: Config, packages: tuple[str, ...]):
     (a pause each of which was a latency spike under load)."""
     reinitialize_after_fork()
     app = service_app(Services(config), packages)
+    ca = app.extensions.get("racentre.ca")
+    if ca is not None:               # the OCSP fast path asks the CA directory on the main thread
+        ca.directory.watch.watch_in_background()
     gc.collect()
     gc.freeze()
     return app

@@ -47,6 +47,10 @@ def _setup(services, kinds: tuple[str, ...]) -> list[str]:
         kmc.escrow.dr_public_key_info()
     site.seal_maker()
     site.evidence_signer(services.config.trust.evidence_key_label)
+    for info in services.ca.authorities().values():       # the CMP server's protection identities (RFC 9483)
+        if not info.is_root:
+            services.cmp.signer(info)
+    services.cmp.sealer.ensure_keys()
     ensure_audit_key(km, services.config.audit.key_label)
     totp_box(km).ensure_keys()
     return done

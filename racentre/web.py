@@ -27,14 +27,19 @@ STATUS = {
     ErrorCode.HSM_UNAVAILABLE: 503, ErrorCode.HSM_PIN_INCORRECT: 503, ErrorCode.HSM_PIN_LOCKED: 503,
     ErrorCode.UPSTREAM_UNAVAILABLE: 503, ErrorCode.UPSTREAM_UNTRUSTED: 503,
     ErrorCode.CONFIGURATION: 503,        # a setting this operation needs is missing (e.g. [service] public_url)
+    ErrorCode.TIME_UNAVAILABLE: 503,     # the TSA's clock is not synchronised ([tsa] require_sync)
 }
+RETRY_AFTER = {ErrorCode.TIME_UNAVAILABLE: 30}     # seconds (RFC 9110 §10.2.3)
 
 
 def _pki_error(exc: PkiError):
     status = STATUS.get(exc.code, 500)
     if status >= 500:
         log.error("request failed: %s", exc, exc_info=exc)
-    return jsonify(error={"code": exc.code.value, "message": exc.public_message}), status
+    body = jsonify(error={"code": exc.code.value, "message": exc.public_message})
+    if exc.code in RETRY_AFTER:
+        return body, status, {"Retry-After": str(RETRY_AFTER[exc.code])}
+    return body, status
 
 
 def _http_error(exc: HTTPException):

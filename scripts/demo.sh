@@ -29,6 +29,10 @@ so_pin_file = "so.pin"
 units = "ecdsa=tsa-ecdsa:ecdsa-sha256"
 # TSAPolicyId in every token: OpenSSL's example OID, for the demo only (a site sets its own)
 policy = "1.2.3.4.1"
+# DEMO ONLY: grant timestamps although this machine's clock may not be NTP-synchronised. A real TSA keeps
+# the default (require_sync = true): it refuses (timeNotAvailable; REST 503) while the kernel reports the
+# clock unsynchronised or its maximum error above the accuracy its tokens claim (accuracy_ms = 1000).
+require_sync = false
 
 [service]
 host = "${RACENTRE_SERVICE_HOST:-127.0.0.1}"

@@ -10,6 +10,7 @@ APT_PACKAGES=(gcc make cmake libc6-dev libssl-dev openssl libp11-kit-dev p11-kit
               chromium chromium-driver fonts-noto-cjk
               faketime    # tests/e2e/test_crl_across_nodes.py: a node whose clock runs behind
               valgrind    # make -C hsm/softtoken ctgrind: constant-time check of the SM2 code
+              wrk         # bench/ocsp_http.py: the load generator
               gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)   # make -C hsm/softtoken selftest-aarch64
 
 missing=()

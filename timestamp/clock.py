@@ -2,8 +2,9 @@
 §7.7.2): the kernel's NTP discipline state read with adjtimex(2), and a per-unit monotonic check.
 
 ``ClockMonitor.now(unit)`` returns the genTime to put in a token or raises ``TsaRejection``
-(timeNotAvailable) when the clock is required to be synchronised and is not, or when it went
-backwards past the last genTime this process issued for that unit. The wall clock and the kernel
+(timeNotAvailable) when the clock is required to be synchronised (``[tsa] require_sync``, on by default)
+and the kernel says it is not (STA_UNSYNC) or bounds its error above the accuracy tokens claim, or when it
+went backwards past the last genTime this process issued for that unit. The wall clock and the kernel
 status reader are injected, so tests drive both.
 """
 from __future__ import annotations
@@ -90,14 +91,23 @@ class ClockMonitor:
             self._cached = cached
         return cached[1]
 
-    def check_sync(self) -> None:
+    def problem(self) -> str | None:
+        """Why tokens cannot be granted now (with ``require_sync``), or None: the kernel reports the clock
+        unsynchronised (STA_UNSYNC / TIME_ERROR), or its maximum error is above the accuracy tokens claim."""
         if not self.require_sync:
-            return
+            return None
         st = self.status()
         if not st.synchronised:
-            raise TsaRejection(FailureInfo.TIME_NOT_AVAILABLE, "the time source is not synchronised")
+            return f"the TSA's clock is not synchronised ({st.detail})"
         if st.max_error_us is not None and st.max_error_us > self.max_error_us:
-            raise TsaRejection(FailureInfo.TIME_NOT_AVAILABLE, "the time source's error bound is too large")
+            return (f"the TSA's clock error bound ({st.max_error_us // 1000} ms) exceeds the accuracy tokens "
+                    f"claim ({self.max_error_us // 1000} ms)")
+        return None
+
+    def check_sync(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise TsaRejection(FailureInfo.TIME_NOT_AVAILABLE, problem)
 
     def now(self, unit: str = "") -> dt.datetime:
         """The genTime for the next token of ``unit`` (millisecond resolution, UTC)."""
@@ -116,4 +126,4 @@ class ClockMonitor:
         st = self.status()
         return {"require_sync": self.require_sync, "synchronised": st.synchronised,
                 "max_error_us": st.max_error_us, "est_error_us": st.est_error_us, "state": st.state,
-                "detail": st.detail}
+                "detail": st.detail, "max_error_allowed_us": self.max_error_us, "problem": self.problem()}

@@ -56,8 +56,10 @@ class TsaConfig(Configurable):
                                    example="2.999.1.9")
     digests: str = setting("sm3,sha256,sha384,sha512", doc="messageImprint hash allow-list", example="sm3,sha256")
     accuracy_ms: int = setting(1000, doc="accuracy in milliseconds (0: no accuracy field)")
-    require_sync: bool = setting(False, doc="refuse when the kernel says the clock is unsynchronised ...")
-    max_error_ms: int = setting(1000, doc="... or its maximum error exceeds this (with require_sync)")
+    require_sync: bool = setting(True, doc="refuse (timeNotAvailable; REST 503) while the kernel says the clock is\n"
+                                           "unsynchronised or bounds its error above the accuracy tokens claim")
+    max_error_ms: int = setting(0, doc="the clock error bound required with require_sync; 0: accuracy_ms "
+                                       "(1000 when that is 0)")
     archive: bool = setting(False, doc="keep every issued token in the database (timestamp.models)")
     node_id: int = setting(-1, doc="0..65535, put in serial numbers; -1: derived from the host name and pid",
                            example=3)
@@ -109,6 +111,13 @@ class TsaConfig(Configurable):
 
     def accepted_policies(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.accept_policies.split(",") if p.strip())
+
+    def error_bound_ms(self) -> int:
+        """The largest kernel-reported clock error (adjtimex maxerror) at which tokens are granted: the
+        accuracy they claim (RFC 3161 §2.4.2 accuracy), unless ``max_error_ms`` sets another bound."""
+        if self.max_error_ms > 0:
+            return self.max_error_ms
+        return self.accuracy_ms if self.accuracy_ms > 0 else 1000
 
     def certs_path(self) -> Path:
         path = Path(self.certs_dir)

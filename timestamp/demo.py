@@ -70,8 +70,8 @@ def write_demo_artefacts(services, out_dir) -> list[str]:
         written += [f"{sub}tsq.der", f"{sub}tsr.der", f"{sub}tsa.pem", f"{sub}tsa-ca.pem"]
     (out / "tsa-data.bin").write_bytes(data)
     clock = service.authority.clock.report()
-    clock["note"] = ("clock synchronisation is not required ([tsa] require_sync = false, the default: CI "
-                     "containers often report the kernel clock unsynchronised); a production TSA sets "
-                     "require_sync = true" if not clock["require_sync"] else "clock synchronisation is required")
+    clock["note"] = ("clock synchronisation is NOT required here ([tsa] require_sync = false, set by the demo's "
+                     "configuration: a demo machine's clock is often unsynchronised); a production TSA keeps the "
+                     "default require_sync = true" if not clock["require_sync"] else "clock synchronisation is required")
     (out / "tsa-clock.json").write_text(json.dumps(clock, indent=2))
     return [*written, "tsa-data.bin", "tsa-clock.json"]

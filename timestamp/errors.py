@@ -31,5 +31,8 @@ class TsaRejection(TsaError):
     code = ErrorCode.BAD_REQUEST
 
     def __init__(self, failure: FailureInfo, public_message: str):
-        super().__init__(public_message)
+        # no trustworthy time: over RFC 3161 a rejection (timeNotAvailable); to a REST caller stamping
+        # in process (seals) the service is unavailable for now (503 + Retry-After), not a bad request
+        super().__init__(public_message,
+                         code=ErrorCode.TIME_UNAVAILABLE if failure is FailureInfo.TIME_NOT_AVAILABLE else None)
         self.failure = failure

@@ -88,7 +88,7 @@ def build_authority(config: TsaConfig, km: KeyManager, *, certificates: Certific
                               accuracy_ms=config.accuracy_ms, include_chain=config.include_chain)
     return TimeStampAuthority(
         units, digests=config.digest_list(), accept_policies=config.accepted_policies(),
-        clock=clock or ClockMonitor(require_sync=config.require_sync, max_error_ms=config.max_error_ms),
+        clock=clock or ClockMonitor(require_sync=config.require_sync, max_error_ms=config.error_bound_ms()),
         serials=serials or SerialNumbers(config.node_id), archive=archive)
 
 
@@ -150,7 +150,7 @@ class TsaService:
         self.config = config
         self._km = km
         self._db = db
-        self._clock = clock or ClockMonitor(require_sync=config.require_sync, max_error_ms=config.max_error_ms)
+        self._clock = clock or ClockMonitor(require_sync=config.require_sync, max_error_ms=config.error_bound_ms())
         self._serials = SerialNumbers(config.node_id)
         self._certificates = certificates or certificate_files(config)
         self._authority: TimeStampAuthority | None = None

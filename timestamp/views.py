@@ -126,11 +126,16 @@ def certificate(unit: str | None = None):
 
 @bp.get("/health")
 def health():
+    """The units and the clock; 503 (Retry-After) while tokens cannot be granted because the clock is
+    required to be synchronised and is not ([tsa] require_sync), so a load balancer takes the node out."""
     svc = _service()
-    report = {"clock": svc.authority.clock.report(),
+    clock = svc.authority.clock.report()
+    report = {"clock": clock,
               "units": {name: {"algorithm": u.algorithm.name, "policy": u.policy, "subject": u.subject,
                                "not_after": u.not_after.isoformat()}
                         for name, u in svc.authority.units.items()}}
+    if clock["problem"] is not None:
+        return jsonify(status="unavailable", reason=clock["problem"], **report), 503, {"Retry-After": "30"}
     return jsonify(status="ok", **report)
 
 
@@ -144,7 +149,7 @@ class TsaFastPath:
 
     def __init__(self, service: TsaService):
         self.service = service
-        self.limit = service.config.max_request_bytes
+        self.limit = self.max_body = service.config.max_request_bytes
 
     def answer(self, method: str, path: str, content_type: str, length: str, read) -> tuple[str, bytes] | None:
         """(reply type, TimeStampResp) for a request the fast path takes (``read(n)`` is then called once

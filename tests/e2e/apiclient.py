@@ -15,13 +15,15 @@ from racentre.config import Config, DatabaseConfig, ServiceConfig
 from racentre.services import Services
 from tests.pgschema import database_url
 from tests.unit.ra import helpers
+from timestamp.config import TsaConfig
 
 
 def site_services(url: str, hsm_config) -> Services:
     """A site of its own: a fresh database and a fresh token (the CA refuses to reuse key labels)."""
     hsm_config = dataclasses.replace(hsm_config, token=f"e2e-{secrets.token_hex(4)}")
     init_token(hsm_config, Secret(secrets.token_hex(8)), hsm_config.pin)
-    config = Config(hsm=hsm_config, database=DatabaseConfig(url=url), service=ServiceConfig(public_url="http://e2e.test"))
+    config = Config(hsm=hsm_config, database=DatabaseConfig(url=url), service=ServiceConfig(public_url="http://e2e.test"),
+                    tsa=TsaConfig(require_sync=False))      # this box's kernel clock is unsynchronised
     services = Services(config)
     services.site.init(kinds=("sm2",))
     return services

@@ -6,6 +6,7 @@ every profile, the CRLs and the OCSP responses (``check_profiles``)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.interop.gmssl_rules import GMSSL_KIND, GMSSL_TYPES, GmSSL, as_gmssl_s
 from tests.interop.pkilint_lint import SM2_ENCRYPTION_KEY_USAGE, lint_certificate, lint_crl, lint_ocsp_response
 from tests.interop.openssl_cli import (crl_verify, ocsp_verify, req_verify, sm2_verify, ts_verify,
                                        verify_chain)
+from ca_bridge.cmp import asn1 as cmp_asn1
 from tests.interop.stock_pyhanko import check_pdf_seal_with_openssl, stock_pyhanko_validate
 from tests.unit.kms.subscriber import mul, public_point, sm2_decrypt, sm4_ecb_decrypt
 
@@ -33,6 +35,8 @@ EXPECTED = (("hsm-sm2-pub.pem", "hsm-sm2-msg.bin", "hsm-sm2-sig.der") + HIERARCH
                "trust/app-signed-content.bin", "trust/app.pem", "trust/verify-report.json", "trust/login-challenge.json",
                "trust/login-result.json", "trust/login-replay.json", "trust/evidence.der", "trust/evidence.json",
                "trust/app-enc.pem", "trust/evidence-signer.pem", "trust/envelope.der",
+               "cmp/ir.der", "cmp/ip.der", "cmp/certconf.der", "cmp/pkiconf.der", "cmp/rr.der", "cmp/rp.der",
+               "cmp/cert.pem",
                "screenshots/dashboard.png", "screenshots/requests.png", "screenshots/audit.png"))
 
 
@@ -174,6 +178,26 @@ def check_demo_artefacts(out: Path) -> None:
     # audit: the export covers what the demo did (issuance, KMC recovery, sealing) and checks out
     actions = {row["action"] for row in json.loads((out / "audit-export.json").read_text())["rows"]}
     assert {"ra.request.approve", "ca.certificate.issue", "ca.escrow.reserve", "seal.make"} <= actions, actions
+    check_cmp_artefacts(out / "cmp")
+
+
+def check_cmp_artefacts(folder: Path) -> None:
+    """What ``openssl cmp`` exchanged with the CA (issue 19): each message of the expected type, the ir
+    MAC-protected (PasswordBasedMac), the certificate one OpenSSL verifies up to our root."""
+    bodies = {"ir.der": "ir", "ip.der": "ip", "certconf.der": "cert_conf", "pkiconf.der": "pkiconf", "rr.der": "rr",
+              "rp.der": "rp"}
+    for name, body in bodies.items():
+        message = cmp_asn1.PKIMessage.load((folder / name).read_bytes())
+        assert message["body"].name == body, (name, message["body"].name)
+    ir = cmp_asn1.PKIMessage.load((folder / "ir.der").read_bytes())
+    assert ir["header"]["protection_alg"]["algorithm"].dotted == "1.2.840.113533.7.66.13"
+    ip = cmp_asn1.PKIMessage.load((folder / "ip.der").read_bytes())
+    assert ip["body"].chosen["response"][0]["status"]["status"].native == 0
+    rp = cmp_asn1.PKIMessage.load((folder / "rp.der").read_bytes())
+    assert rp["body"].chosen["status"][0]["status"].native == 0
+    proc = subprocess.run(["openssl", "verify", "-CAfile", folder / "roots.pem", "-untrusted", folder / "ip-chain.pem",
+                           folder / "cert.pem"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout + proc.stderr
 
 
 # the demo's certificates by profile; the OCSP signer's comes in the OCSP response

@@ -13,7 +13,7 @@ import time
 import pytest
 from asn1crypto import tsp
 
-from bench.tsa_http import SERVER, free_port, wait_ready
+from bench.tsa_http import SERVER, free_port, wait_loaded, wait_ready
 from timestamp.tsa import TimeStampResp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,6 +36,7 @@ def port(tmp_path_factory, softtoken_module):
                             stdout=log, stderr=log)
     try:
         wait_ready(p)
+        wait_loaded(p)
         yield p
     finally:
         proc.terminate()

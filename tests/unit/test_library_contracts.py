@@ -53,6 +53,27 @@ def test_gthread_worker_methods_the_fast_path_overrides_and_calls():
     assert "self.poller.unregister(client)" in source and "self.keepalived_conns.remove(conn)" in source
 
 
+def test_gthread_internals_the_request_gate_uses():
+    """racentre/arbiter.py's request gate (racentre.httpgate) replaces accept and the keep-alive hand-off,
+    hands complete requests to the pool through enqueue_req/handle, and reads finish_request's leftovers."""
+    from gunicorn.http.unreader import SocketUnreader
+    from gunicorn.workers.gthread import ThreadWorker
+    assert _params(ThreadWorker.accept) == ["self", "listener"]
+    assert _params(ThreadWorker.enqueue_req) == ["self", "conn"]
+    assert _params(ThreadWorker.handle) == ["self", "conn"]
+    assert _params(ThreadWorker.finish_request) == ["self", "conn", "fs"]
+    assert "force" in _params(ThreadWorker.murder_keepalived)
+    assert _params(SocketUnreader.chunk)[:2] == ["self", "size_hint"] and "take_buffered" in dir(SocketUnreader)
+    # handle() skips its 5-second wait for a first byte when data_ready is set, and starts by conn.init()
+    handle = inspect.getsource(ThreadWorker.handle)
+    assert "conn.data_ready" in handle and "conn.init()" in handle and "next(conn.parser)" in handle
+    # finish_request re-queues a connection whose parser holds read-ahead bytes, else polls it (keep-alive)
+    finish = inspect.getsource(ThreadWorker.finish_request)
+    assert "conn.parser.unreader.buf.getvalue()" in finish and "self.on_client_socket_readable" in finish
+    # the run loop murders kept-alive connections each turn (the gate expires its own there)
+    assert "self.murder_keepalived()" in inspect.getsource(ThreadWorker.run)
+
+
 def test_gthread_worker_state_the_fast_path_reads_and_writes(tmp_path):
     from gunicorn.config import Config
     from gunicorn.workers.gthread import TConn, ThreadWorker
@@ -62,7 +83,7 @@ def test_gthread_worker_state_the_fast_path_reads_and_writes(tmp_path):
     for name in ("nr", "max_requests", "alive", "keepalived_conns", "max_keepalived", "nr_conns", "poller", "cfg"):
         assert hasattr(worker, name), f"ThreadWorker.{name} is gone (racentre/arbiter.py _send_inline)"
     assert worker.keepalived_conns.__class__.__name__ == "deque" and worker.nr == 0
-    for name in ("is_ssl", "keepalive", "accesslog", "proxy_protocol"):
+    for name in ("is_ssl", "keepalive", "accesslog", "proxy_protocol", "http2_cleartext"):
         assert hasattr(cfg, name), f"gunicorn Config.{name} is gone (racentre/arbiter.py load_wsgi)"
     a, b = socket.socketpair()
     try:

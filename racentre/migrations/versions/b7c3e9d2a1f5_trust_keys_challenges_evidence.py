@@ -1,7 +1,7 @@
 """Trust services (issue 18): application keys, login challenges, evidence records
 
 Revision ID: b7c3e9d2a1f5
-Revises: c5e8a1f0b2d4
+Revises: a7c3e9d1f5b2
 Create Date: 2026-12-07 13:00:00
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'b7c3e9d2a1f5'
-down_revision = 'c5e8a1f0b2d4'
+down_revision = 'a7c3e9d1f5b2'
 branch_labels = None
 depends_on = None
 

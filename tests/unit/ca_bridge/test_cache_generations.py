@@ -5,6 +5,7 @@ cache and sees the other's change only through the database. On SQLite and Postg
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 
 from asn1crypto import x509
@@ -52,6 +53,39 @@ def test_bump_counts_in_the_callers_transaction_and_a_watch_sees_it(db):
     assert watch.due()
     with db() as session:
         assert session.get(DbGeneration, name).value == 2
+
+
+def test_a_watch_in_background_never_reads_on_the_callers_thread(db, monkeypatch):
+    name = f"test-{secrets.token_hex(4)}"
+    watch = GenerationWatch(db, name, interval=FAST)
+    watch.loaded(watch.read())
+    watch.watch_in_background()
+    try:
+        _background_checks(db, name, watch, monkeypatch)
+    finally:
+        watch.stop_watching()
+
+
+def _background_checks(db, name, watch, monkeypatch):
+    callers = set()
+    real_read = watch.read
+
+    def counted_read():
+        callers.add(threading.get_ident())
+        return real_read()
+
+    monkeypatch.setattr(watch, "read", counted_read)
+    time.sleep(FAST * 3)
+    assert not watch.due()
+    with transaction(db) as session:
+        bump(session, name)
+    deadline = time.monotonic() + 5
+    while not watch.due() and time.monotonic() < deadline:
+        time.sleep(FAST)
+    assert watch.due()                                   # seen by the thread within a few intervals
+    assert callers and threading.get_ident() not in callers
+    watch.loaded(read(db, name))
+    assert not watch.due()
 
 
 def test_a_hierarchy_added_by_another_process_is_served_without_restart(softtoken_km, db):

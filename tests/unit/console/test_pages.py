@@ -225,3 +225,12 @@ def test_recovery_page_shows_the_recipient_before_approval(app, services, tmp_pa
     assert "接收方证书" in page and "CN=示范市中级人民法院" in page and hashlib.sha256(court).hexdigest() in page
     assert format(x509.Certificate.load(court).serial_number, "X") in page
     assert kmc.book.status(rid)["recipient"]["issuer"].endswith("Issuing CA")
+    # the site's KMC checks the recipient's status at our CA: once revoked, nobody may name it again
+    from ca_bridge.api import RevocationReason
+    cert = x509.Certificate.load(court)
+    issuer = next(name for name, info in services.ca.authorities().items()
+                  if info.subject_der == cert.issuer.dump())
+    services.ca.revoke(issuer, cert.serial_number, RevocationReason.key_compromise)
+    with pytest.raises(ApprovalError, match="revoked"):
+        kmc.book.request(purpose="recover", requested_by="ra-admin", reason="法院裁定 2026-20",
+                         key_id=archived.key_id, recipient_certificate=court, role="ra_admin")

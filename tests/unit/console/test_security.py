@@ -12,7 +12,7 @@ import subprocess
 from urllib.parse import quote
 
 import pytest
-from asn1crypto import pem
+from asn1crypto import pem, x509
 from sqlalchemy import select, update
 
 from ca_bridge.api import IssueRequest, RevocationReason
@@ -264,3 +264,25 @@ def test_per_address_throttling_across_accounts(app, services):
     again = client.post("/console/login", environ_base=attacker,
                         data={"csrf_token": token, "name": name, "password": PASSWORD, "otp": code_for(secret, 1)})
     assert again.status_code == 303
+
+
+def test_a_certificate_naming_our_ca_but_signed_by_another_key_is_refused(app, services, tmp_path):
+    """The path is validated (pkicore.validation), not matched by name: a certificate whose issuer name
+    and key identifier copy our issuing CA's, signed by someone else's key, does not log in."""
+    issued = _client_certificate(services, sm2=False)
+    real = x509.Certificate.load(issued.certificate)
+    forger = ec_key()
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes, serialization
+    template = cx509.load_der_x509_certificate(issued.certificate)
+    builder = (cx509.CertificateBuilder().subject_name(template.subject).issuer_name(template.issuer)
+               .public_key(template.public_key()).serial_number(real.serial_number + 1)
+               .not_valid_before(template.not_valid_before_utc).not_valid_after(template.not_valid_after_utc))
+    for ext in template.extensions:
+        builder = builder.add_extension(ext.value, ext.critical)
+    forged = builder.sign(forger, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    officer(services, ["auditor"], cert_der=forged)
+    client = app.test_client()
+    resp = client.post("/console/login/certificate", data={"csrf_token": login_csrf(client)},
+                       environ_base={"REMOTE_ADDR": PROXY}, headers=_headers(forged))
+    assert resp.status_code == 401

@@ -1,0 +1,147 @@
+"""Pre-produced OCSP responses (RFC 5019) as caches see them and as operators manage them, on SQLite and
+PostgreSQL: GET answers carry Last-Modified, Expires, ETag and Cache-Control max-age (§6.2) — the same
+from Flask and from the fast path —; a revocation on one node removes the kept response from the shared
+table ca_ocsp_response in its own transaction, so another node answers "revoked" at once;
+`racentre ca ocsp-purge` / `ocsp-regenerate` empty or re-sign the table (audited)."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email.utils
+import hashlib
+import secrets
+import time
+from types import SimpleNamespace
+from urllib.parse import quote
+
+from asn1crypto import ocsp
+from click.testing import CliRunner
+from sqlalchemy import func, select
+from werkzeug.test import Client
+
+from ca_bridge.api import RevocationReason
+from ca_bridge.cli import ca_group
+from ca_bridge.embedded import EmbeddedCA
+from ca_bridge.models import PreProducedOcsp
+from ca_bridge.store import StoredResponse
+from ca_bridge.views import OcspFastPath, bp
+from pkicore.audit import AuditEvent
+from pkicore.db import reading, utcnow
+from racentre import fastpath
+from racentre.web import create_app
+from tests.unit.ca_bridge.conftest import PUBLIC_URL
+from tests.unit.ca_bridge.helpers import request, sm2_spki
+from tests.unit.ca_bridge.test_ocsp import _request, basic_response, statuses
+
+
+def _kept_rows(ca, name: str, serial: int) -> int:
+    with reading(ca.db) as session:
+        return session.scalar(select(func.count()).select_from(PreProducedOcsp).where(
+            PreProducedOcsp.ca_id == ca.directory.get(name).id, PreProducedOcsp.serial == format(serial, "x")))
+
+
+def _http_time(value: str) -> dt.datetime:
+    return email.utils.parsedate_to_datetime(value)
+
+
+def test_get_answers_carry_rfc5019_cache_headers(ca):
+    leaf = ca.issue(request("server", sm2_spki()))
+    name = leaf.ca
+    issuer = ca.directory.get(name).certificate
+    plain = _request(issuer, [leaf.serial])
+    encoded = quote(base64.b64encode(plain).decode(), safe="")
+    app = create_app(None, ca.km, ca.db, services={"ca": ca}, blueprints=[bp])
+    fastpath.install(app, "ocsp", OcspFastPath(ca))
+    answers = []
+    for client in (app.test_client(), Client(app.wsgi_app.wsgi_app)):        # fast path, then Flask alone
+        resp = client.get(f"/ocsp/{name}/{encoded}")
+        assert resp.status_code == 200
+        answers.append(resp)
+        data = basic_response(resp.data, ca, name)["tbs_response_data"]
+        single = data["responses"][0]
+        assert _http_time(resp.headers["Last-Modified"]) == data["produced_at"].native
+        assert _http_time(resp.headers["Expires"]) == single["next_update"].native
+        assert resp.headers["ETag"] == f'"{hashlib.sha1(resp.data).hexdigest()}"'
+        directives = [d.strip() for d in resp.headers["Cache-Control"].split(",")]
+        assert directives[1:] == ["public", "no-transform", "must-revalidate"]
+        max_age = int(directives[0].removeprefix("max-age="))
+        # never past nextUpdate, and up to when the responder replaces the response (half its validity)
+        until_next = (single["next_update"].native - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        assert 0 < max_age <= min(until_next, ca.ocsp.refresh.total_seconds())
+        assert max_age >= ca.ocsp.refresh.total_seconds() - 120
+    fast, flask = answers
+    assert fast.data == flask.data
+    assert {k: fast.headers[k] for k in ("Last-Modified", "Expires", "ETag")} == \
+        {k: flask.headers[k] for k in ("Last-Modified", "Expires", "ETag")}
+
+    client = app.test_client()
+    with_nonce = quote(base64.b64encode(_request(issuer, [leaf.serial], nonce=secrets.token_bytes(8))).decode(), safe="")
+    resp = client.get(f"/ocsp/{name}/{with_nonce}")
+    assert resp.headers["Cache-Control"] == "no-store" and "ETag" not in resp.headers
+    resp = client.get(f"/ocsp/{name}/AAAA")                                    # malformedRequest
+    assert resp.headers["Cache-Control"] == "no-store" and "Expires" not in resp.headers
+    posted = client.post(f"/ocsp/{name}", data=plain, content_type="application/ocsp-request")
+    assert posted.data == fast.data and "ETag" not in posted.headers          # POST answers are not cached
+
+
+def test_revocation_on_another_node_invalidates_the_kept_response_at_once(ca, softtoken_km, db):
+    node_b = EmbeddedCA(softtoken_km, db, PUBLIC_URL, name_prefix=ca.test_tag)   # its own caches, same database
+    leaf = ca.issue(request("server", sm2_spki()))
+    name = leaf.ca
+    plain = _request(ca.directory.get(name).certificate, [leaf.serial])
+    kept = ca.ocsp.respond(plain, name)
+    assert statuses(basic_response(kept, ca, name)) == {leaf.serial: "good"}
+    assert node_b.ocsp.respond(plain, name) == kept                        # node B serves node A's response
+    assert _kept_rows(ca, name, leaf.serial) == 1
+    node_b.revoke(name, leaf.serial, RevocationReason.key_compromise)
+    assert _kept_rows(ca, name, leaf.serial) == 0                           # gone with the revocation's commit
+    for node in (ca, node_b):
+        answer = node.ocsp.respond(plain, name)
+        assert statuses(basic_response(answer, ca, name)) == {leaf.serial: "revoked"}
+    assert _kept_rows(ca, name, leaf.serial) == 1                           # the revoked answer is kept now
+    assert ca.ocsp.respond(plain, name) == node_b.ocsp.respond(plain, name)
+
+
+def test_operator_purges_and_regenerates_kept_responses(ca):
+    good = ca.issue(request("server", sm2_spki()))
+    revoked = ca.issue(request("server", sm2_spki()))
+    name = good.ca
+    issuer = ca.directory.get(name).certificate
+    requests = {leaf.serial: _request(issuer, [leaf.serial]) for leaf in (good, revoked)}
+    first = {serial: ca.ocsp.respond(body, name) for serial, body in requests.items()}
+    # a node that read "good" before the revocation keeps its answer after the revocation committed
+    before = ca.store.current(name, [revoked.serial])[revoked.serial].status
+    ca.revoke(name, revoked.serial, RevocationReason.superseded)
+    cert_id = ocsp.OCSPRequest.load(requests[revoked.serial])["tbs_request"]["request_list"][0]["req_cert"].dump()
+    stale = StoredResponse(cert_id, ca.ocsp.kept_key(ca.directory.get(name), before),
+                           utcnow() + dt.timedelta(hours=1), first[revoked.serial])
+    ca.store.keep_responses(name, [(revoked.serial, "sha1", stale)])
+    obj = {"services": SimpleNamespace(db=ca.db, ca=ca)}
+    runner = CliRunner()
+    time.sleep(1.1)                                                          # producedAt has 1 s resolution
+
+    done = runner.invoke(ca_group, ["ocsp-regenerate", "--ca", name], obj=obj)
+    assert done.exit_code == 0, done.output
+    assert int(done.output.split(": ")[1].split()[0]) >= 2
+    table = {serial: ca.store.current(name, [serial])[serial].responses["sha1"].der for serial in requests}
+    assert statuses(basic_response(table[revoked.serial], ca, name)) == {revoked.serial: "revoked"}
+    again = {serial: ca.ocsp.respond(body, name) for serial, body in requests.items()}
+    assert again == table
+    assert again[good.serial] != first[good.serial]                         # signed afresh, served from the table
+    renewed = basic_response(again[good.serial], ca, name)["tbs_response_data"]
+    assert renewed["produced_at"].native > \
+        basic_response(first[good.serial], ca, name)["tbs_response_data"]["produced_at"].native
+    assert statuses(basic_response(again[revoked.serial], ca, name)) == {revoked.serial: "revoked"}
+    assert ca.ocsp.respond(requests[good.serial], name) == again[good.serial]
+
+    done = runner.invoke(ca_group, ["ocsp-purge", "--ca", name], obj=obj)
+    assert done.exit_code == 0, done.output
+    assert int(done.output.split(": ")[1].split()[0]) >= 2
+    assert _kept_rows(ca, name, good.serial) == 0 and _kept_rows(ca, name, revoked.serial) == 0
+    assert statuses(basic_response(ca.ocsp.respond(requests[good.serial], name), ca, name)) == {good.serial: "good"}
+    assert _kept_rows(ca, name, good.serial) == 1                            # signed and kept again on demand
+    with reading(ca.db) as session:
+        actions = set(session.scalars(select(AuditEvent.action).where(AuditEvent.target_id == name)))
+    assert {"ca.ocsp.purge", "ca.ocsp.regenerate"} <= actions
+    bad = runner.invoke(ca_group, ["ocsp-purge", "--ca", "no-such-ca"], obj=obj)
+    assert bad.exit_code != 0
