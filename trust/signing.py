@@ -23,6 +23,7 @@ from pkicore.cms import (GM_DATA, GM_SIGNED_DATA, ID_DATA, ID_SIGNED_DATA, CmsSi
                          der_set_of, tlv)
 from pkicore.sm2 import DEFAULT_USER_ID
 from timestamp.errors import TsaError
+from timestamp.tsa import TimeStampResp
 from timestamp.services import TsaService
 from trust.errors import TrustConflict, TrustError, TrustUnavailable
 from trust.keys import AppKey
@@ -59,13 +60,13 @@ class Timestamper:
         except TsaError as exc:      # not built (no certificate, no policy): the service is not available
             raise TrustUnavailable(f"the TSA is not available: {exc.public_message}") from exc
         try:
-            reply = tsp.TimeStampResp.load(authority.respond(query, unit))
+            reply = TimeStampResp.load(authority.respond(query, unit))
             if reply["status"]["status"].native not in ("granted", "granted_with_mods"):
                 raise TrustUnavailable("the TSA refused to timestamp the signature: "
                                        + "; ".join(reply["status"]["status_string"].native or ()))
             return reply["time_stamp_token"].dump()
         except (ValueError, KeyError, TypeError) as exc:
-            raise TrustUnavailable("the TSA gave no usable timestamp") from exc
+            raise TrustUnavailable(f"the TSA gave no usable timestamp ({type(exc).__name__}: {exc})") from exc
 
 
 def key_family(key: AppKey) -> str:

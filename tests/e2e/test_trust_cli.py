@@ -24,7 +24,7 @@ def _site(tmp_path):
     config.write_text('[hsm]\ntoken = "trust-cli"\npin_file = "pin"\n[softtoken]\ndir = "softtoken"\n'
                       'auto_init = true\nso_pin_file = "so.pin"\n'
                       f'[database]\nurl = "{migrated(f"sqlite:///{tmp_path}/db.sqlite")}"\n'
-                      '[service]\npublic_url = "http://trust-cli.test"\n[tsa]\npolicy = "1.2.3.4.1"\n')
+                      '[service]\npublic_url = "http://trust-cli.test"\n[tsa]\npolicy = "1.2.3.4.1"\nrequire_sync = false\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env["PYTHONPATH"] = str(ROOT)
 
