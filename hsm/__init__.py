@@ -5,7 +5,7 @@ Public surface: ``open_key_manager(config)`` returns a thread-safe ``KeyManager`
 Only this package imports ``pkcs11``.
 """
 from hsm.config import HsmConfig, SoftTokenConfig
-from hsm.errors import (HsmError, HsmUnavailable, KeyNotFound, KeyNotPermitted, MechanismUnsupported,
+from hsm.errors import (DataConflict, HsmError, HsmUnavailable, KeyNotFound, KeyNotPermitted, MechanismUnsupported,
                         PinIncorrect, PinLocked)
 from hsm.keymanager import KeyManager, TokenInfo
 from hsm.keys import KEY_SPECS, KeyInfo, KeyRef
@@ -18,6 +18,6 @@ def open_key_manager(config: HsmConfig) -> KeyManager:
     return KeyManager(config)
 
 
-__all__ = ["HsmConfig", "SoftTokenConfig", "HsmError", "HsmUnavailable", "KeyNotFound", "KeyNotPermitted",
+__all__ = ["HsmConfig", "SoftTokenConfig", "DataConflict", "HsmError", "HsmUnavailable", "KeyNotFound", "KeyNotPermitted",
            "MechanismUnsupported", "PinIncorrect", "PinLocked", "KeyManager", "TokenInfo", "KEY_SPECS",
            "KeyInfo", "KeyRef", "open_key_manager", "ensure_token", "init_token", "reinitialize_after_fork"]

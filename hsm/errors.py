@@ -41,6 +41,16 @@ class SignatureInvalid(HsmError):
     code = ErrorCode.BAD_SIGNATURE
 
 
+class DataConflict(HsmError):
+    """A token data object did not hold the value a compare-and-set expected (``current``: what it held,
+    None when absent)."""
+    code = ErrorCode.HSM_OPERATION_FAILED
+
+    def __init__(self, message: str, current: bytes | None = None):
+        super().__init__(message)
+        self.current = current
+
+
 # Errors after which the session (or the whole module) must be reopened before retrying.
 SESSION_LOST = (p11e.SessionClosed, p11e.SessionHandleInvalid, p11e.DeviceRemoved, p11e.DeviceError,
                 p11e.TokenNotPresent, p11e.TokenNotRecognised, p11e.UserNotLoggedIn,

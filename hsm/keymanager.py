@@ -24,7 +24,7 @@ from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
 
 from hsm.cmac import cmac
 from hsm.config import HsmConfig
-from hsm.errors import HsmError, KeyNotFound, MechanismUnsupported
+from hsm.errors import DataConflict, HsmError, KeyNotFound, MechanismUnsupported
 from hsm.keys import DEFAULT_SIGN_MECHANISM, KEY_SPECS, KeyInfo, KeyRef, KeySpec
 from hsm.session_pool import PooledSession, SessionPool
 from hsm.vendor import VendorProfile, detect_profile, load_profile
@@ -686,6 +686,90 @@ class KeyManager:
 
         with self._creating(label, token):
             return self.pool.run("unwrapping a key", op)
+
+    # ----------------------------------------------------------------- data objects
+    # Small records kept in the token (CKO_DATA, PKCS#11 v2.40 base §4.5), always CKA_PRIVATE: read and
+    # written only after C_Login (our soft token seals their value under the token's master key), and a
+    # public object someone made without the PIN is never taken for one. Every access looks the object up
+    # afresh (C_FindObjectsInit), never through a cached handle, so a value another process or host wrote
+    # is what is read. Updating: C_SetAttributeValue on CKA_VALUE where the module allows it (our soft
+    # token); a module that keeps a data object's value read-only (SoftHSMv2 2.6: CKR_ATTRIBUTE_READ_ONLY,
+    # within §4.5, which does not mark CKA_VALUE modifiable) gets the new object created first and the old
+    # one destroyed after, so a crash in between leaves both values, never none (``read_data_values``).
+    @staticmethod
+    def _data_objects(pooled: PooledSession, label: str) -> list:
+        return list(pooled.session.get_objects({Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: label,
+                                                Attribute.PRIVATE: True}))
+
+    def read_data_values(self, label: str) -> list[bytes]:
+        """The values of the private token data objects labelled ``label`` (more than one only after an
+        update interrupted between creating the new object and destroying the old)."""
+        def op(pooled):
+            return [bytes(o[Attribute.VALUE]) for o in self._data_objects(pooled, label)]
+
+        return self.pool.run("reading a data object", op)
+
+    def read_data(self, label: str) -> bytes | None:
+        """The value of the token data object ``label`` (None when there is none; HsmError when several)."""
+        values = self.read_data_values(label)
+        if len(values) > 1:
+            raise HsmError(f"{len(values)} data objects are labelled {label!r}; expected one")
+        return values[0] if values else None
+
+    def list_data(self, application: str) -> dict[str, bytes]:
+        """label -> value of every private token data object whose CKA_APPLICATION is ``application``."""
+        def op(pooled):
+            objs = list(pooled.session.get_objects({Attribute.CLASS: ObjectClass.DATA, Attribute.PRIVATE: True,
+                                                    Attribute.APPLICATION: application}))
+            return {o[Attribute.LABEL]: bytes(o[Attribute.VALUE]) for o in objs}
+
+        return self.pool.run("listing data objects", op)
+
+    def compare_and_set_data(self, label: str, expected: bytes | None, value: bytes, *, application: str) -> None:
+        """Make ``value`` the one value of the data object ``label`` if it holds ``expected`` now
+        (``expected`` None: create it, refusing if it exists; after an interrupted update, ``expected``
+        must be one of the values left); ``DataConflict`` (with a current value) otherwise. PKCS#11 has no
+        atomic compare-and-set, so this is read-compare-write in one session under ``creation_lock(label)``
+        (a lock of the database every node shares): every writer going through it is serialised, and one
+        that wrote behind the lock's back is noticed by the next compare."""
+        def op(pooled):
+            objs = self._data_objects(pooled, label)
+            values = [bytes(o[Attribute.VALUE]) for o in objs]
+            if (expected is None and objs) or (expected is not None and expected not in values):
+                raise DataConflict(f"data object {label!r} does not hold the expected value",
+                                   values[0] if values else None)
+            keep = None
+            if objs:
+                target = objs[values.index(expected)]
+                try:
+                    target[Attribute.VALUE] = value
+                    keep = target
+                except p11e.AttributeReadOnly:
+                    keep = None
+            if keep is None:
+                keep = pooled.session.create_object({
+                    Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: True, Attribute.PRIVATE: True,
+                    Attribute.LABEL: label, Attribute.APPLICATION: application, Attribute.VALUE: value})
+            for obj in objs:
+                if obj is not keep:
+                    obj.destroy()
+            written = [bytes(o[Attribute.VALUE]) for o in self._data_objects(pooled, label)]
+            if written != [value]:
+                raise HsmError(f"data object {label!r}: the value written does not read back")
+
+        with self.creation_lock(label):
+            self.pool.run("updating a data object", op)
+
+    def delete_data(self, label: str) -> bool:
+        """Destroy the data object(s) ``label``; False when there was none."""
+        def op(pooled):
+            found = self._data_objects(pooled, label)
+            for obj in found:
+                obj.destroy()
+            return bool(found)
+
+        with self.creation_lock(label):
+            return self.pool.run("deleting a data object", op)
 
     # ----------------------------------------------------------------- misc
     def random(self, n: int) -> bytes:

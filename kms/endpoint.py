@@ -22,7 +22,7 @@ from kms.escrow import EscrowRequest, KeyEscrow
 from kms.models import KmcSetting, SeenRequest
 from kms.recovery import authorise_subscriber_restore
 from pkicore.algorithms import algorithm
-from pkicore.audit import record
+from pkicore.audit import RefusalTally, record
 from pkicore.db import transaction, utcnow
 from pkicore.envelope import Party
 from pkicore.generation import KMC_SETTINGS, GenerationWatch, bump
@@ -66,8 +66,13 @@ class KmcService:
     start, again when an unknown CA calls, and within a second of a change made anywhere
     (``pkicore.generation``), so a running stand-alone KMC needs no restart)."""
 
-    def __init__(self, escrow: KeyEscrow, trusted_cas: tuple[bytes, ...] | list[bytes] = ()):
+    def __init__(self, escrow: KeyEscrow, trusted_cas: tuple[bytes, ...] | list[bytes] = (), *,
+                 refusal_window: float = 60.0):
         self.escrow = escrow
+        # refusals before a request is authenticated (junk, unknown CA, bad signature, stale, replayed) are
+        # counted per source and reason, one audit row per window: nobody floods the trail (issue 15)
+        self.refusals = RefusalTally(escrow.db, action="kms.request.refused", target_type="kms",
+                                     window=refusal_window)
         self.trusted = {}
         for der in tuple(trusted_cas) or escrow.config.trusted_cas():
             self.trust(der)
@@ -105,9 +110,11 @@ class KmcService:
         self._stored_watch.loaded(generation)
 
     # ------------------------------------------------------------------ entry point
-    def handle(self, der: bytes) -> bytes:
-        """DER CARequest in, DER KMRespond (always signed by the KMC) out."""
+    def handle(self, der: bytes, source: str = "in-process") -> bytes:
+        """DER CARequest in, DER KMRespond (always signed by the KMC) out. ``source``: who sent it (the
+        client address), for the refusal counts."""
         task_no = 0
+        caller = None
         try:
             try:
                 req = m.load_strict(m.CARequest, der)
@@ -117,24 +124,31 @@ class KmcService:
             task_no = ks["task_no"].native
             ca = self._authenticate(req)
             self._check_fresh_and_new(ca, ks)
+            caller = ca
             items = self._run_all(ca, list(ks["request_list"]))
         except _Refused as exc:
-            log.warning("GM/T 0014 request refused (errNo %s): %s", int(exc.err_no), exc.description)
-            self._audit_refusal(exc, task_no)
+            log.warning("GM/T 0014 request from %s refused (errNo %s): %s", source, int(exc.err_no),
+                        exc.description)
+            if caller is None:
+                self.refusals.count(source, f"{int(exc.err_no)} {exc.description}")
+            else:
+                self._audit_refusal(exc, task_no, caller)
             items = [m.Failure(exc.err_no, exc.description)]
         return self._respond(items, task_no)
+
+    def _audit_refusal(self, exc: _Refused, task_no: int, ca: TrustedCA) -> None:
+        """A fresh, signed request of a trusted CA refused as a whole: one audit row each (they cannot be
+        sent by anyone but the CA, and no more than once per taskNo)."""
+        try:
+            with transaction(self.escrow.db) as s:
+                record(s, actor=ca.name[:128], role="ca", action="kms.request.refused", target_type="kms_task",
+                       target_id=task_no, ca=ca.ca_id, err_no=int(exc.err_no), why=exc.description)
+        except Exception:  # noqa: BLE001 - auditing a refusal must not hide the refusal
+            log.exception("could not audit a refused GM/T 0014 request")
 
     def _respond(self, items, task_no: int) -> bytes:
         ks = m.build_ks_respond(self.escrow.certificate, items, task_no, utcnow())
         return m.sign_message(m.KMRespond, ks, self.escrow.sign)
-
-    def _audit_refusal(self, exc: _Refused, task_no: int) -> None:
-        try:
-            with transaction(self.escrow.db) as s:
-                record(s, actor="gmt0014", role="system", action="kms.request.refused", target_type="kms_task",
-                       target_id=task_no, err_no=int(exc.err_no), why=exc.description)
-        except Exception:  # noqa: BLE001 - auditing a refusal must not hide the refusal
-            log.exception("could not audit a refused GM/T 0014 request")
 
     # ------------------------------------------------------------------ checks
     def _authenticate(self, req) -> TrustedCA:

@@ -54,7 +54,8 @@ def gmt0014_request():
     """GM/T 0014: DER CARequest in (application/octet-stream), DER KMRespond out (always signed)."""
     if request.mimetype != CONTENT_TYPE:
         raise EscrowError(f"send the DER CARequest as {CONTENT_TYPE}")
-    return Response(_kmc().service.handle(request.get_data()), mimetype=CONTENT_TYPE)
+    return Response(_kmc().service.handle(request.get_data(), source=request.remote_addr or "?"),
+                    mimetype=CONTENT_TYPE)
 
 
 @bp.get("/certificate")

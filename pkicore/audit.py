@@ -46,27 +46,31 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
 import weakref
 from dataclasses import dataclass
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, UniqueConstraint, event, func, insert, select
+from sqlalchemy import (JSON, BigInteger, DateTime, Integer, String, Text, UniqueConstraint, event, func, insert,
+                        select)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
-from pkicore.db import Base, as_utc, utcnow
+from pkicore.db import Base, as_utc, transaction, utcnow
 
 ROW_TAG = b"racentre.audit.row.v1"
 BODY_TAG = b"racentre.audit.body.v1"
 WRITER_TAG = b"racentre.audit.writer.v1"
 CHECKPOINT_TAG = b"racentre.audit.checkpoint.v1"
+CHECKPOINT_TAG_V2 = b"racentre.audit.checkpoint.v2"
 HASH_ALGORITHM = "sm3"
 
 _SM3 = hashlib.new("sm3")
 _LEASE = "racentre.audit.lease"
 _COMMITTING = "racentre.audit.committing"
+_log = logging.getLogger(__name__)
 _MARKS = "racentre.audit.savepoints"
 
 
@@ -100,6 +104,15 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditSite(Base):
+    """The site's identity (one row, made by ``racentre setup``): names the HSM anchor of this site's trail
+    (racentre.audit) and is signed into every checkpoint, so replacing it is seen."""
+    __tablename__ = "audit_site"
+
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AuditCheckpoint(Base):
     """A signed statement of every chain's head, chained to the previous checkpoint (racentre.audit)."""
     __tablename__ = "audit_checkpoint"
@@ -113,6 +126,9 @@ class AuditCheckpoint(Base):
     key_fingerprint: Mapped[str] = mapped_column(String(64))   # SM3 of the audit key's SPKI DER, hex
     signature: Mapped[str] = mapped_column(String(256))         # SM2-with-SM3 DER (r, s), hex
     hash: Mapped[str] = mapped_column(String(64))               # SM3 of the signed bytes
+    site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)   # signed (v2); None: a v1 checkpoint
+    tsa_token: Mapped[str | None] = mapped_column(Text, nullable=True)   # RFC 3161 token over SM3(tbs), base64
+    last_event_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # max(audit_event.id) seen; not signed
 
 
 # ----------------------------------------------------------------------------- canonical encoding
@@ -176,17 +192,26 @@ CHECKPOINT_GENESIS = sm3_hex(CHECKPOINT_TAG + _lp("genesis"))
 """prev_hash of the first checkpoint."""
 
 
-def checkpoint_tbs(seq: int, at: dt.datetime | str, prev_hash: str, key_fingerprint: str, heads) -> bytes:
-    """The bytes an audit checkpoint signs: its number, time, predecessor, key and every chain head."""
+def checkpoint_tbs(seq: int, at: dt.datetime | str, prev_hash: str, key_fingerprint: str, heads,
+                   site_id: str | None = None) -> bytes:
+    """The bytes an audit checkpoint signs: its number, time, predecessor, key and every chain head; v2
+    (``site_id`` given) also the site's identity, so a checkpoint of one site never passes for another's."""
     heads_text = canonical_json(sorted([str(w), int(n), str(h)] for w, n, h in heads))
-    return (CHECKPOINT_TAG + _lp(str(seq)) + _lp(canonical_time(at)) + _lp(prev_hash) + _lp(key_fingerprint)
-            + _lp(heads_text))
+    body = _lp(str(seq)) + _lp(canonical_time(at)) + _lp(prev_hash) + _lp(key_fingerprint) + _lp(heads_text)
+    if site_id is None:
+        return CHECKPOINT_TAG + body
+    return CHECKPOINT_TAG_V2 + _lp(site_id) + body
+
+
+def heads_digest(heads) -> str:
+    """SM3 over the canonical text of every chain head (writer, seq, hash), as a checkpoint signs them."""
+    return sm3_hex(canonical_json(sorted([str(w), int(n), str(h)] for w, n, h in heads)).encode("utf-8"))
 
 
 def checkpoint_fields(cp) -> dict:
     get = cp.get if isinstance(cp, dict) else (lambda k: getattr(cp, k))
     return {"seq": get("seq"), "at": get("at"), "prev_hash": get("prev_hash"),
-            "key_fingerprint": get("key_fingerprint"), "heads": get("heads")}
+            "key_fingerprint": get("key_fingerprint"), "heads": get("heads"), "site_id": get("site_id")}
 
 
 # ----------------------------------------------------------------------------- writers and leases
@@ -431,3 +456,88 @@ def chain_heads(session: Session) -> list[ChainHead]:
                            .join(last, (AuditEvent.writer_id == last.c.w) & (AuditEvent.seq == last.c.m))
                            .order_by(AuditEvent.writer_id))
     return [ChainHead(w, int(s), h) for w, s, h in rows]
+
+
+# ----------------------------------------------------------------------------- refusals, counted
+class RefusalTally:
+    """Refusals of requests from sources that did not authenticate, counted instead of written one by one,
+    so that nobody can flood the trail with junk (issue 15: 1,000 junk GM/T 0014 requests wrote 1,000 rows).
+
+    Counts are kept per (source, reason) in memory for one window of ``window`` seconds (aligned on the
+    clock) and written as ONE audit row per window and process when the window is over: at the first
+    refusal of a later window, by a timer at the window's end, or by ``flush()``.
+    At most ``max_keys`` (source, reason) pairs are named in a row; the rest are summed under source "*".
+    A process killed mid-window loses at most that window's counts (the log has each refusal)."""
+
+    def __init__(self, db, *, action: str, target_type: str, window: float = 60.0, max_keys: int = 256,
+                 clock=None):
+        self.db, self.action, self.target_type = db, action, target_type
+        self.window, self.max_keys = float(window), max_keys
+        self._clock = clock or (lambda: utcnow().timestamp())
+        self._lock = threading.Lock()
+        self._start: float | None = None
+        self._counts: dict[tuple[str, str], int] = {}
+        self._timer: threading.Timer | None = None
+
+    def _window_of(self, now: float) -> float:
+        return now - (now % self.window)
+
+    def count(self, source: str, reason: str) -> None:
+        """One refusal from ``source`` (e.g. the client address) for ``reason`` (e.g. an error code)."""
+        now = self._clock()
+        start = self._window_of(now)
+        closed = None
+        with self._lock:
+            if self._start is not None and start != self._start:
+                closed = self._take()
+            if self._start is None:
+                self._start = start
+                self._arm(start + self.window - now)
+            key = (str(source)[:64] or "?", str(reason)[:64])
+            if key not in self._counts and len(self._counts) >= self.max_keys:
+                key = ("*", key[1])
+            self._counts[key] = self._counts.get(key, 0) + 1
+        if closed:
+            self._write(*closed)
+
+    def _arm(self, delay: float) -> None:
+        timer = threading.Timer(max(delay, 0) + 0.5, self._due)
+        timer.daemon = True
+        timer.start()
+        self._timer = timer
+
+    def _due(self) -> None:
+        with self._lock:
+            closed = self._take() if self._start is not None and self._clock() >= self._start + self.window else None
+        if closed:
+            self._write(*closed)
+
+    def _take(self):
+        start, counts = self._start, self._counts
+        self._start, self._counts = None, {}
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        return (start, counts) if counts else None
+
+    def flush(self) -> int:
+        """Write the current window's counts now (one row; 0 rows when nothing was counted)."""
+        with self._lock:
+            closed = self._take()
+        if not closed:
+            return 0
+        self._write(*closed)
+        return 1
+
+    def _write(self, start: float, counts: dict[tuple[str, str], int]) -> None:
+        begin = dt.datetime.fromtimestamp(start, dt.timezone.utc)
+        by = [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(counts.items())]
+        try:
+            with transaction(self.db) as session:
+                record(session, actor="anonymous", role="unauthenticated", action=self.action,
+                       target_type=self.target_type, target_id=canonical_time(begin),
+                       window_start=canonical_time(begin),
+                       window_end=canonical_time(begin + dt.timedelta(seconds=self.window)),
+                       total=sum(counts.values()), refusals=by)
+        except Exception:  # noqa: BLE001 - counting refusals must never hide the refusal itself
+            _log.exception("could not audit %d refusals", sum(counts.values()))

@@ -5,11 +5,18 @@ adds what needs the HSM audit key (an SM2 key generated in the HSM on first use,
 ``[audit] key_label``), after REFERENCES.md §8:
 
 * ``checkpoint(db, km)``: one ``audit_checkpoint`` row that signs (SM2 with SM3, GB/T 32918.2, default
-  user ID) every chain's head (writer, seq, hash), the previous checkpoint's hash and the key's
-  fingerprint. Cron ``racentre audit checkpoint``; ``verify``/``export`` checkpoint too, and
-  ``start_periodic_checkpoints`` is the hook for a service timer.
-* ``verify(db, spki)``: recomputes every row hash and link, every checkpoint hash, link and signature,
-  and checks each signed head against the chain. Every finding names the row (id, writer, seq) and what
+  user ID) every chain's head (writer, seq, hash), the previous checkpoint's hash, the key's
+  fingerprint and the site identity (``audit_site``). Anchored outside the database (issue 15): its
+  number and hash replace the site's HSM anchor (a private token data object, PKCS#11 v2.40 §4.5, by
+  compare-and-set under a lock of the database), it carries an RFC 3161 token of our TSA over SM3 of the
+  signed bytes, and it is written to an append-only sink (a file on another host, syslog). One at a time
+  across workers and nodes (``pkicore.db.named_lock``). ``racentre serve`` runs ``start_periodic_checkpoints``
+  (every 60 s / 10,000 rows while the chains move), cron ``racentre audit checkpoint``; ``verify`` and
+  ``export`` checkpoint too.
+* ``verify(db, spki, km=...)``: recomputes every row hash and link, every checkpoint hash, link,
+  signature and time-stamp token, checks each signed head against the chain and the checkpoints against
+  the HSM anchor (and the sink file): a deleted checkpoint, a truncated tail, a deleted writer, a chain
+  rewritten and re-hashed, a replaced site identity are each named. Every finding names the row (id, writer, seq) and what
   is wrong: modified, deleted (a seq gap or a signed head gone), inserted or reordered. Rows after the
   last checkpoint are reported as unanchored; ones dated well before it (``grace``) are flagged, since a
   legitimate row that old would have been covered. Result objects, not exceptions (STYLE §3).
@@ -20,25 +27,30 @@ adds what needs the HSM audit key (an SM2 key generated in the HSM on first use,
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import logging
+import os
+import secrets
+import syslog
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from asn1crypto import pem
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hsm import KeyManager, KeyNotFound
+from hsm import DataConflict, HsmError, KeyManager, KeyNotFound
 from pkicore import algorithm, verify_signature
-from pkicore.audit import (CHECKPOINT_GENESIS, HASH_ALGORITHM, AuditCheckpoint, AuditEvent, AuditWriter,
-                           body_digest, canonical_time, chain_heads, checkpoint_tbs, link_hash, record, row_hash,
-                           sm3_hex, writer_genesis)
-from pkicore.db import as_utc, transaction, utcnow
+from pkicore.audit import (CHECKPOINT_GENESIS, HASH_ALGORITHM, AuditCheckpoint, AuditEvent, AuditSite, AuditWriter,
+                           body_digest, canonical_json, canonical_time, chain_heads, checkpoint_tbs, heads_digest,
+                           link_hash, record, row_hash, sm3_hex, writer_genesis)
+from pkicore.db import as_utc, named_lock, transaction, utcnow
 from pkicore.errors import ErrorCode, PkiError
+from timestamp.verify import verify_token
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +58,10 @@ DEFAULT_KEY_LABEL = "audit-signing"
 EXPORT_FORMAT = "racentre-audit-export/1"
 SM2_SM3 = algorithm("sm2-sm3")
 DEFAULT_GRACE = dt.timedelta(minutes=10)
+ANCHOR_PREFIX = "racentre-audit-anchor:"
+ANCHOR_APPLICATION = "racentre.audit.anchor"
+CHECKPOINT_LOCK = "audit-checkpoint"
+SITE_LOCK = "audit-site"
 _ROW_COLUMNS = ("id", "writer_id", "seq", "prev_hash", "hash", "at", "actor", "role", "action", "target_type",
                 "target_id", "detail")
 
@@ -71,6 +87,165 @@ def audit_public_key(km: KeyManager, label: str = DEFAULT_KEY_LABEL) -> bytes | 
         return None
 
 
+# ----------------------------------------------------------------------------- site identity
+def site_id_of(session: Session) -> str | None:
+    """The site's identity (``audit_site``); AuditError when the table holds more than one."""
+    ids = list(session.scalars(select(AuditSite.site_id).limit(2)))
+    if len(ids) > 1:
+        raise AuditError("audit_site holds more than one site identity: the table was tampered with")
+    return ids[0] if ids else None
+
+
+def ensure_site(db: sessionmaker[Session]) -> str:
+    """The site identity, made (128 random bits) when absent: by ``racentre setup``, else by the first
+    checkpoint of a trail that has none. One maker at a time (a lock of the database)."""
+    with db() as session:
+        found = site_id_of(session)
+    if found is not None:
+        return found
+    with named_lock(db.kw["bind"], SITE_LOCK):
+        with transaction(db) as session:
+            found = site_id_of(session)
+            if found is None:
+                found = secrets.token_hex(16)
+                session.add(AuditSite(site_id=found, created_at=utcnow()))
+                log.info("audit site identity %s created", found)
+        return found
+
+
+# ----------------------------------------------------------------------------- the HSM anchor
+@dataclass(frozen=True)
+class Anchor:
+    """What the HSM keeps of a site's trail (a CKO_DATA object labelled ``racentre-audit-anchor:<site>``):
+    the number and hash of the last checkpoint, and the digest and count of the chain heads it signs."""
+    site_id: str
+    seq: int
+    hash: str
+    heads_digest: str
+    heads: int
+    at: str
+
+    def encode(self) -> bytes:
+        return canonical_json({"v": 1, "site": self.site_id, "seq": self.seq, "hash": self.hash,
+                               "heads_digest": self.heads_digest, "heads": self.heads, "at": self.at}).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "Anchor":
+        try:
+            d = json.loads(raw)
+            return cls(str(d["site"]), int(d["seq"]), str(d["hash"]), str(d["heads_digest"]), int(d["heads"]),
+                       str(d["at"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AuditError(f"the HSM audit anchor is not readable ({type(exc).__name__})") from exc
+
+
+def anchor_label(site_id: str) -> str:
+    return ANCHOR_PREFIX + site_id
+
+
+def read_anchor(km: KeyManager, site_id: str) -> tuple[Anchor | None, bytes | None]:
+    """(anchor, raw value) of the site's HSM anchor; (None, None) when there is none. After an update cut
+    short between creating the new object and destroying the old one (``KeyManager.compare_and_set_data``
+    on a module whose data values are read-only), the newer of the two (the higher checkpoint number)."""
+    values = km.read_data_values(anchor_label(site_id))
+    if not values:
+        return None, None
+    anchors = sorted(((Anchor.decode(raw), raw) for raw in values), key=lambda pair: pair[0].seq)
+    return anchors[-1]
+
+
+class AuditTampered(AuditError):
+    """The trail in the database disagrees with its HSM anchor: no checkpoint is signed over it."""
+    code = ErrorCode.CONFLICT
+
+
+def _anchor_findings(anchor: Anchor | None, site_id: str, cps: list[dict]) -> tuple[list[Problem], list[str]]:
+    """Compare the HSM anchor with the checkpoints in the database: (problems, notes). The anchor may lag
+    the database by one checkpoint (a crash between the commit and the anchor update), never lead it."""
+    problems: list[Problem] = []
+    notes: list[str] = []
+    by_seq = {c["seq"]: c for c in cps}
+    ours = sorted((c for c in cps if c.get("site_id") is not None), key=lambda c: c["seq"])
+    top = max(by_seq) if by_seq else 0
+    label = anchor_label(site_id)
+    if anchor is None:
+        if len(ours) > 1 or (ours and ours[-1]["seq"] != top):
+            problems.append(Problem("anchor", f"the HSM holds no anchor {label!r}, but the database has "
+                                    f"{len(ours)} checkpoints signed with a site identity: the anchor was deleted "
+                                    "from the HSM or the site identity was replaced"))
+        elif ours:
+            notes.append(f"checkpoint #{ours[-1]['seq']} is not yet anchored in the HSM (its anchor update did "
+                         "not happen); the next checkpoint anchors the trail")
+        return problems, notes
+    if anchor.site_id != site_id:
+        problems.append(Problem("anchor", f"the HSM anchor {label!r} names site {anchor.site_id}: replaced"))
+    cp = by_seq.get(anchor.seq)
+    if anchor.seq > top:
+        missing = f"#{anchor.seq}" if anchor.seq == top + 1 else f"#{top + 1}..#{anchor.seq}"
+        problems.append(Problem("checkpoint", f"checkpoints {missing} are missing: the HSM anchor counter is at "
+                                f"#{anchor.seq} (hash {anchor.hash[:16]}..., {anchor.heads} chain heads, "
+                                f"{anchor.at}) but the database ends at #{top}: deleted (the tail of the trail "
+                                "they covered may be gone with them)", checkpoint=anchor.seq))
+    elif cp is None:
+        problems.append(Problem("checkpoint", f"checkpoint #{anchor.seq}, the one anchored in the HSM, is missing "
+                                "from the database: deleted", checkpoint=anchor.seq))
+    elif cp["hash"] != anchor.hash:
+        problems.append(Problem("checkpoint", f"checkpoint #{anchor.seq} is not the one anchored in the HSM (hash "
+                                f"{cp['hash'][:16]}... there, {anchor.hash[:16]}... in the HSM): replaced",
+                                checkpoint=anchor.seq))
+    elif heads_digest(cp["heads"]) != anchor.heads_digest:
+        problems.append(Problem("checkpoint", f"checkpoint #{anchor.seq}: its chain heads are not the ones "
+                                "anchored in the HSM: replaced", checkpoint=anchor.seq))
+    if top > anchor.seq + 1 and anchor.seq <= top:
+        notes.append(f"the HSM anchor is at checkpoint #{anchor.seq}; #{anchor.seq + 2}..#{top} were signed "
+                     "without updating it")
+    elif top == anchor.seq + 1:
+        notes.append(f"checkpoint #{top} is not yet anchored in the HSM; the next checkpoint anchors it")
+    return problems, notes
+
+
+# ----------------------------------------------------------------------------- the append-only sink
+class CheckpointSink:
+    """Each checkpoint as one JSON line to places a database administrator cannot rewrite: a file (meant
+    to be on another host: an NFS/remote-logging mount, appended with O_APPEND and fsync'd) and/or syslog
+    (facility authpriv, tag ``racentre-audit``; forwarded by the host's syslog daemon)."""
+
+    def __init__(self, path: str | Path | None = None, use_syslog: bool = False):
+        self.path = Path(path) if path else None
+        self.use_syslog = use_syslog
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self.path) or self.use_syslog
+
+    def write(self, entry: dict) -> None:
+        line = canonical_json(entry)
+        with self._lock:
+            if self.path is not None:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+                try:
+                    os.write(fd, line.encode("utf-8") + b"\n")
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            if self.use_syslog:
+                syslog.openlog("racentre-audit", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
+                syslog.syslog(syslog.LOG_NOTICE, line)
+
+
+def read_sink(path: str | Path) -> list[dict]:
+    """The checkpoint lines of a sink file (lines that are not JSON objects are skipped)."""
+    out = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "seq" in entry:
+            out.append(entry)
+    return out
+
+
 # ----------------------------------------------------------------------------- checkpoints
 @dataclass(frozen=True)
 class Checkpoint:
@@ -78,47 +253,183 @@ class Checkpoint:
     at: dt.datetime
     hash: str
     heads: tuple[tuple[str, int, str], ...]
+    site_id: str | None = None
+    timestamped: bool = False
+    anchored: bool = False
 
     def as_dict(self) -> dict:
-        return {"seq": self.seq, "at": canonical_time(self.at), "hash": self.hash,
+        return {"seq": self.seq, "at": canonical_time(self.at), "hash": self.hash, "site_id": self.site_id,
+                "timestamped": self.timestamped, "anchored": self.anchored,
                 "heads": [list(h) for h in self.heads]}
 
 
-def checkpoint(db: sessionmaker[Session], km: KeyManager, *, key_label: str = DEFAULT_KEY_LABEL) -> Checkpoint:
-    """Sign every chain's current head (and the previous checkpoint) with the HSM audit key."""
+# (previous checkpoint or None, heads, max audit_event id, now) -> sign now?
+DuePredicate = Callable[["AuditCheckpoint | None", list, "int | None", dt.datetime], bool]
+# SM3 digest of the signed bytes -> RFC 3161 TimeStampToken DER
+Stamper = Callable[[bytes], bytes]
+
+
+def _cp_dict(c: AuditCheckpoint) -> dict:
+    return {"seq": c.seq, "at": c.at, "prev_hash": c.prev_hash, "key_fingerprint": c.key_fingerprint,
+            "heads": c.heads, "signature": c.signature, "hash": c.hash, "site_id": c.site_id,
+            "tsa_token": c.tsa_token}
+
+
+def checkpoint(db: sessionmaker[Session], km: KeyManager, *, key_label: str = DEFAULT_KEY_LABEL,
+               anchor: bool = True, stamp: Stamper | None = None, sink: CheckpointSink | None = None,
+               due: DuePredicate | None = None) -> Checkpoint | None:
+    """Sign every chain's current head (and the previous checkpoint) with the HSM audit key.
+
+    ``anchor``: the checkpoint is bound to the site (``ensure_site``) and, once committed, its number and
+    hash replace the site's HSM anchor by compare-and-set; AuditTampered (nothing signed) when the
+    database's checkpoints disagree with the anchor. ``stamp``: an RFC 3161 token over SM3 of the signed
+    bytes is kept with it (a TSA failure is logged, never blocks the checkpoint). ``sink``: the checkpoint
+    is also written there. ``due``: asked under the lock; None (skip) unless it says to sign.
+    Several workers and nodes: one checkpoint at a time (a lock of the database), each reading the state
+    the previous one committed."""
     spki = ensure_audit_key(km, key_label)
     fingerprint = key_fingerprint(spki)
-    for attempt in range(5):
+    site = ensure_site(db) if anchor else None
+    with named_lock(db.kw["bind"], CHECKPOINT_LOCK):
+        # read, then sign and time-stamp with no transaction open (the TSA may write its archive), then
+        # write: checkpoints are made only under this lock, so number and predecessor cannot move meanwhile
+        with db() as session:
+            if anchor:
+                current = site_id_of(session)
+                if current != site:
+                    raise AuditTampered(f"the site identity changed while checkpointing ({site} -> {current})")
+            prev = session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1))
+            heads = [h.as_list() for h in chain_heads(session)]
+            max_id = session.scalar(select(func.max(AuditEvent.id)))
+            at = utcnow()
+            if due is not None and not due(prev, heads, max_id, at):
+                return None
+            raw = None
+            if anchor:
+                held, raw = read_anchor(km, site)
+                problems, _notes = _anchor_findings(held, site, _anchor_relevant(session, prev, held))
+                if problems:
+                    raise AuditTampered("refusing to checkpoint: " + "; ".join(p.message for p in problems))
+            seq = prev.seq + 1 if prev else 1
+            prev_hash = prev.hash if prev else CHECKPOINT_GENESIS
+        tbs = checkpoint_tbs(seq, at, prev_hash, fingerprint, heads, site)
+        digest = sm3_hex(tbs)
+        signature = km.sign(key_label, tbs)
+        token = None
+        if stamp is not None:
+            try:
+                token = base64.b64encode(stamp(bytes.fromhex(digest))).decode("ascii")
+            except Exception as exc:  # noqa: BLE001 - the signature and the anchor still hold without it
+                log.warning("audit checkpoint #%d: not time-stamped (%s)", seq, exc)
+        with transaction(db) as session:
+            session.add(AuditCheckpoint(seq=seq, at=at, prev_hash=prev_hash, heads=heads, key_label=key_label,
+                                        key_fingerprint=fingerprint, signature=signature.hex(), hash=digest,
+                                        site_id=site, tsa_token=token, last_event_id=max_id))
+        anchored = False
+        if anchor:
+            new = Anchor(site, seq, digest, heads_digest(heads), len(heads), canonical_time(at))
+            try:
+                km.compare_and_set_data(anchor_label(site), raw, new.encode(), application=ANCHOR_APPLICATION)
+                anchored = True
+            except DataConflict as exc:
+                log.error("audit checkpoint #%d: the HSM anchor changed behind the lock; not anchored", seq)
+                raise AuditTampered(f"checkpoint #{seq} signed, but the HSM anchor was changed by someone "
+                                    "not holding the checkpoint lock") from exc
+    if sink:
         try:
-            with transaction(db) as session:
-                prev = session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1))
-                heads = [h.as_list() for h in chain_heads(session)]
-                seq = prev.seq + 1 if prev else 1
-                prev_hash = prev.hash if prev else CHECKPOINT_GENESIS
-                at = utcnow()
-                tbs = checkpoint_tbs(seq, at, prev_hash, fingerprint, heads)
-                signature = km.sign(key_label, tbs)
-                session.add(AuditCheckpoint(seq=seq, at=at, prev_hash=prev_hash, heads=heads, key_label=key_label,
-                                            key_fingerprint=fingerprint, signature=signature.hex(),
-                                            hash=sm3_hex(tbs)))
-            log.info("audit checkpoint #%d over %d chains", seq, len(heads))
-            return Checkpoint(seq, at, sm3_hex(tbs), tuple(tuple(h) for h in heads))
-        except IntegrityError:      # another node took this number first: sign again over the new state
-            if attempt == 4:
-                raise
-    raise AssertionError("unreachable")
+            sink.write({"site": site, "seq": seq, "at": canonical_time(at), "hash": digest, "prev_hash": prev_hash,
+                        "heads_digest": heads_digest(heads), "heads": len(heads), "signature": signature.hex(),
+                        "key_fingerprint": fingerprint, "tsa_token": token})
+        except OSError as exc:
+            log.error("audit checkpoint #%d: the append-only sink could not be written: %s", seq, exc)
+    log.info("audit checkpoint #%d over %d chains%s", seq, len(heads), " (anchored)" if anchored else "")
+    return Checkpoint(seq, at, digest, tuple(tuple(h) for h in heads), site, token is not None, anchored)
 
 
-def start_periodic_checkpoints(db: sessionmaker[Session], km: KeyManager, interval: float, *,
-                               key_label: str = DEFAULT_KEY_LABEL) -> threading.Event:
-    """The service hook: a daemon thread that checkpoints every ``interval`` seconds until the returned
-    event is set. Failures are logged and retried at the next tick."""
+def _anchor_relevant(session: Session, top: AuditCheckpoint | None, held: Anchor | None) -> list[dict]:
+    """The checkpoints ``_anchor_findings`` looks at (not the whole table, which grows every minute): the
+    newest, the anchored one, and the two newest bound to a site."""
+    found = {} if top is None else {top.seq: top}
+    if held is not None:
+        cp = session.scalar(select(AuditCheckpoint).where(AuditCheckpoint.seq == held.seq))
+        if cp is not None:
+            found[cp.seq] = cp
+    for cp in session.scalars(select(AuditCheckpoint).where(AuditCheckpoint.site_id.is_not(None))
+                              .order_by(AuditCheckpoint.seq.desc()).limit(2)):
+        found[cp.seq] = cp
+    return [_cp_dict(c) for c in found.values()]
+
+
+def periodic_due(interval: float, rows: int) -> DuePredicate:
+    """Sign when there is no checkpoint yet, or when the heads moved and ``interval`` seconds passed or
+    ``rows`` rows were written since the last one."""
+    def due(prev, heads, max_id, now) -> bool:
+        if prev is None:
+            return True
+        if sorted(map(list, heads)) == sorted(map(list, prev.heads)):
+            return False
+        if interval > 0 and (now - as_utc(prev.at)).total_seconds() >= interval:
+            return True
+        return rows > 0 and (max_id or 0) - (prev.last_event_id or 0) >= rows
+    return due
+
+
+@dataclass
+class Checkpointer:
+    """How a site checkpoints (``[audit]``): its key, HSM anchor, TSA and sink."""
+    db: sessionmaker[Session]
+    km: KeyManager
+    key_label: str = DEFAULT_KEY_LABEL
+    anchor: bool = True
+    stamp: Stamper | None = None
+    sink: CheckpointSink | None = None
+    interval: float = 60
+    rows: int = 10_000
+
+    def checkpoint(self, due: DuePredicate | None = None) -> Checkpoint | None:
+        return checkpoint(self.db, self.km, key_label=self.key_label, anchor=self.anchor, stamp=self.stamp,
+                          sink=self.sink, due=due)
+
+    def tick(self) -> Checkpoint | None:
+        """One look of the periodic loop: a cheap test without the lock, the real one under it."""
+        with self.db() as session:
+            prev = session.execute(select(AuditCheckpoint.at, AuditCheckpoint.last_event_id)
+                                   .order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
+            max_id = session.scalar(select(func.max(AuditEvent.id)))
+        if prev is not None:
+            waited = (utcnow() - as_utc(prev.at)).total_seconds()
+            grown = (max_id or 0) - (prev.last_event_id or 0)
+            if not ((waited >= self.interval > 0) or (grown >= self.rows > 0)):
+                return None
+        return self.checkpoint(periodic_due(self.interval, self.rows))
+
+
+def site_checkpointer(services, config=None) -> Checkpointer:
+    """The ``Checkpointer`` of a site from its ``[audit]`` settings (``config``: default the services'); TSA
+    tokens from the site's own TSA (``[audit] timestamp``)."""
+    config = (config or services.config).audit
+    stamp = None
+    if config.timestamp:
+        def stamp(digest: bytes) -> bytes:
+            return services.tsa.authority.stamp_digest("sm3", digest)
+    return Checkpointer(services.db, services.key_manager, key_label=config.key_label, anchor=config.anchor,
+                        stamp=stamp, sink=CheckpointSink(config.sink_file or None, config.sink_syslog),
+                        interval=config.checkpoint_interval, rows=config.checkpoint_rows)
+
+
+def start_periodic_checkpoints(checkpointer: Checkpointer, poll: float | None = None) -> threading.Event:
+    """The service hook: a daemon thread that looks every ``poll`` seconds (default: the interval, at most
+    5 s) whether a checkpoint is due (``periodic_due``) until the returned event is set. Every worker of
+    every node runs one; the lock and the test under it make one of them sign. Failures are logged and
+    retried at the next look."""
     stop = threading.Event()
+    limits = [x for x in (checkpointer.interval, 5.0) if x > 0]
+    wait = poll if poll is not None else min(limits)
 
     def loop():
-        while not stop.wait(interval):
+        while not stop.wait(wait):
             try:
-                checkpoint(db, km, key_label=key_label)
+                checkpointer.tick()
             except Exception:  # noqa: BLE001 - a timer must survive a transient HSM/database failure
                 log.exception("periodic audit checkpoint failed")
 
@@ -168,8 +479,11 @@ def _where(row_id, writer, seq) -> str:
 class _CheckpointState:
     """Checks the checkpoint chain and signatures; remembers which (writer, seq) each one signed."""
 
-    def __init__(self, spki: bytes | None, problems: list[Problem]):
+    def __init__(self, spki: bytes | None, problems: list[Problem], site_id: str | None = None,
+                 check_token: Callable[[str, bytes], str | None] | None = None):
         self.spki, self.problems = spki, problems
+        self.site_id, self.check_token, self.seen_v2 = site_id, check_token, False
+        self.valid: set[int] = set()       # checkpoints whose hash and signature verify
         self.fingerprint = key_fingerprint(spki) if spki else None
         self.signed: dict[tuple[str, int], list[tuple[int, str]]] = {}
         self.last: dict | None = None
@@ -180,7 +494,20 @@ class _CheckpointState:
         for cp in sorted(cps, key=lambda c: c["seq"]):
             self.count += 1
             n = cp["seq"]
-            tbs = checkpoint_tbs(n, cp["at"], cp["prev_hash"], cp["key_fingerprint"], cp["heads"])
+            tbs = checkpoint_tbs(n, cp["at"], cp["prev_hash"], cp["key_fingerprint"], cp["heads"], cp.get("site_id"))
+            if self.site_id is not None and cp.get("site_id") not in (None, self.site_id):
+                self.problems.append(Problem("site", f"checkpoint #{n} was signed for site {cp['site_id']}, but the "
+                                             f"database names site {self.site_id}: the site identity was replaced",
+                                             checkpoint=n))
+            if self.site_id is not None and cp.get("site_id") is None and self.seen_v2:
+                self.problems.append(Problem("checkpoint", f"checkpoint #{n} carries no site identity after "
+                                             "checkpoints that did: its site was stripped", checkpoint=n))
+            self.seen_v2 = self.seen_v2 or cp.get("site_id") is not None
+            if cp.get("tsa_token") and self.check_token is not None:
+                reason = self.check_token(cp["tsa_token"], bytes.fromhex(sm3_hex(tbs)))
+                if reason:
+                    self.problems.append(Problem("timestamp", f"checkpoint #{n}: its RFC 3161 token {reason}",
+                                                 checkpoint=n))
             if n != expected:
                 self.problems.append(Problem("checkpoint", f"checkpoints #{expected}..#{n - 1} are missing "
                                              f"(deleted) before checkpoint #{n}", checkpoint=n))
@@ -199,6 +526,8 @@ class _CheckpointState:
             elif not _signature_ok(self.spki, tbs, cp["signature"]):
                 self.problems.append(Problem("signature", f"checkpoint #{n}: the SM2 signature does not verify",
                                              checkpoint=n))
+            elif sm3_hex(tbs) == cp["hash"]:
+                self.valid.add(n)
             heads = {}
             for w, s, h in cp["heads"]:
                 heads[w] = int(s)
@@ -209,6 +538,12 @@ class _CheckpointState:
                                                  f"(#{s} -> #{heads.get(w)})", writer=w, checkpoint=n))
             prev_hash, expected, prev_heads = cp["hash"], n + 1, heads
             self.last = {"seq": n, "at": as_utc(_time(cp["at"])), "heads": heads}
+
+
+def _cps_text(numbers: list[int]) -> str:
+    numbers = sorted(set(numbers))
+    return (f"checkpoint #{numbers[0]}" if len(numbers) == 1
+            else "checkpoints " + ", ".join(f"#{n}" for n in numbers))
 
 
 def _time(value) -> dt.datetime:
@@ -234,6 +569,8 @@ class _ChainWalker:
         self.current: str | None = None
         self.rows = self.unanchored = 0
         self.seen_writers: set[str] = set()
+        self.good: dict[str, int] = {}      # writer -> highest seq matching a signed head
+        self.last_seq: dict[str, int] = {}  # writer -> last seq in the database
 
     def _start(self, writer: str, row_id, seq) -> None:
         self.current, self.expected, self.prev_hash, self.prev_id = writer, 1, self.writers.get(writer), None
@@ -270,10 +607,25 @@ class _ChainWalker:
             self.problems.append(Problem("broken-link", f"{where} does not chain to {prev} ({writer}#{seq - 1}): "
                                          f"{prev} was modified (and re-hashed) or {where} was inserted",
                                          row_id, writer, seq))
+        rewritten, replaced = [], []
         for n, signed_hash in self.cps.signed.pop((writer, seq), ()):
-            if signed_hash != stored or modified:
-                self.problems.append(Problem("modified", f"{where} differs from the head signed in checkpoint "
-                                             f"#{n}: modified or replaced", row_id, writer, seq, n))
+            if signed_hash == stored and not modified:
+                self.good[writer] = max(self.good.get(writer, 0), seq)
+            elif n in self.cps.valid and not modified:
+                rewritten.append(n)
+            else:
+                replaced.append(n)
+        if rewritten:
+            first = self.good.get(writer, 0) + 1
+            span = f"#{first}" if first == seq else f"#{first}..#{seq}"
+            self.problems.append(Problem("rewritten", f"writer {writer}: the chain was rewritten and re-hashed: "
+                                         f"{where} is not the head signed in {_cps_text(rewritten)}; the first "
+                                         f"rewritten row is among {span}", row_id, writer, seq, max(rewritten)))
+        if replaced:
+            self.problems.append(Problem("modified", f"{where} differs from the head signed in "
+                                         f"{_cps_text(replaced)}: modified or replaced", row_id, writer, seq,
+                                         max(replaced)))
+        self.last_seq[writer] = seq
         last = self.cps.last
         if last is None or seq > last["heads"].get(writer, 0):
             self.unanchored += 1
@@ -298,23 +650,68 @@ class _ChainWalker:
         return None
 
     def finish(self) -> None:
+        gone: dict[str, tuple[int, int]] = {}
         for (writer, seq), signed in sorted(self.cps.signed.items()):
-            for n, _h in signed:
-                self.problems.append(Problem("deleted", f"row {writer}#{seq}, signed as a chain head in checkpoint "
-                                             f"#{n}, is missing: deleted", None, writer, seq, n))
+            if writer not in self.seen_writers:
+                top = max(seq, gone.get(writer, (0, 0))[0])
+                gone[writer] = (top, max(n for n, _h in signed))
+                continue
+            last = self.last_seq.get(writer, 0)
+            numbers = [n for n, _h in signed]
+            if seq > last:
+                span = f"#{seq}" if seq == last + 1 else f"#{last + 1}..#{seq}"
+                self.problems.append(Problem("deleted", f"writer {writer}: its tail {span} is missing (row "
+                                             f"{writer}#{seq} is the chain head signed in {_cps_text(numbers)}, "
+                                             f"the database ends at #{last}): truncated", None, writer, seq,
+                                             max(numbers)))
+            else:
+                self.problems.append(Problem("deleted", f"row {writer}#{seq}, signed as a chain head in "
+                                             f"{_cps_text(numbers)}, is missing: deleted", None, writer, seq,
+                                             max(numbers)))
+        for writer, (top, n) in sorted(gone.items()):
+            self.problems.append(Problem("deleted-writer", f"writer {writer} is gone: all its rows #1..#{top} are "
+                                         f"missing, though checkpoint #{n} signs its head #{top}: deleted writer",
+                                         None, writer, top, n))
         self.cps.signed.clear()
 
 
+def _token_checker(trust: tuple[bytes, ...]):
+    """A checkpoint's RFC 3161 token must be over SM3 of its signed bytes (and chain to ``trust`` if given)."""
+    def check(token_b64: str, digest: bytes) -> str | None:
+        try:
+            token = base64.b64decode(token_b64, validate=True)
+        except ValueError:
+            return "is not base64"
+        result = verify_token(token, digest=digest, trust=trust)
+        if not result.ok:
+            return "does not verify: " + "; ".join(result.reasons)
+        if result.imprint_algorithm not in (None, "sm3"):
+            return f"is over {result.imprint_algorithm}, not SM3"
+        return None
+    return check
+
+
 def verify(db: sessionmaker[Session], public_key_info: bytes | None, *, grace: dt.timedelta = DEFAULT_GRACE,
-           batch: int = 5000) -> VerifyResult:
-    """Check the whole audit trail in the database against the audit public key (SPKI DER)."""
+           batch: int = 5000, km: KeyManager | None = None, expected_site: str | None = None,
+           sink_path: str | Path | None = None, tsa_trust: tuple[bytes, ...] = ()) -> VerifyResult:
+    """Check the whole audit trail in the database against the audit public key (SPKI DER).
+
+    ``km``: also against the site's HSM anchor (a deleted or replaced checkpoint, the tail it covered, a
+    replaced site identity); ``expected_site``: the site identity the operator pinned (``[audit] site_id``);
+    ``sink_path``: against the checkpoints written to the append-only sink file; ``tsa_trust``: roots the
+    checkpoints' RFC 3161 tokens must chain to (their imprint is always checked)."""
     problems: list[Problem] = []
+    notes: list[str] = []
     with db() as session:
+        try:
+            site = site_id_of(session)
+        except AuditError as exc:
+            site = None
+            problems.append(Problem("site", str(exc)))
         writers = {w.id: writer_genesis(w) for w in session.scalars(select(AuditWriter))}
-        cps = _CheckpointState(public_key_info, problems)
-        cps.check([{"seq": c.seq, "at": c.at, "prev_hash": c.prev_hash, "key_fingerprint": c.key_fingerprint,
-                    "heads": c.heads, "signature": c.signature, "hash": c.hash}
-                   for c in session.scalars(select(AuditCheckpoint))])
+        cp_rows = [_cp_dict(c) for c in session.scalars(select(AuditCheckpoint))]
+        cps = _CheckpointState(public_key_info, problems, site, _token_checker(tsa_trust))
+        cps.check(cp_rows)
         walker = _ChainWalker(writers, cps, problems, grace)
         columns = [getattr(AuditEvent, c) for c in _ROW_COLUMNS]
         result = session.execute(select(*columns).order_by(AuditEvent.writer_id, AuditEvent.seq)
@@ -327,11 +724,67 @@ def verify(db: sessionmaker[Session], public_key_info: bytes | None, *, grace: d
     for writer in sorted(set(writers) - walker.seen_writers):
         problems.append(Problem("deleted", f"writer {writer} is registered but has no rows: all deleted",
                                 writer=writer))
-    notes = []
+    if expected_site and site != expected_site:
+        problems.append(Problem("site", f"the database names site {site}, but [audit] site_id pins "
+                                f"{expected_site}: the site identity was replaced"))
+    if km is not None and not cp_rows and walker.rows:
+        with db() as session:
+            oldest = session.scalar(select(func.min(AuditEvent.at)))
+        if oldest is not None and as_utc(oldest) < utcnow() - grace:
+            problems.append(Problem("checkpoint", f"rows since {canonical_time(oldest)} are older than {grace} but "
+                                    "no checkpoint exists: the checkpoints were deleted (or none was ever signed: "
+                                    "run `racentre audit checkpoint`)"))
+    if km is not None:
+        if site is None:
+            if any(c.get("site_id") for c in cp_rows):
+                problems.append(Problem("site", "the site identity (audit_site) is gone, but checkpoints were signed "
+                                        "for one: deleted"))
+            else:
+                notes.append("no site identity yet (run `racentre setup`): no HSM anchor to check")
+        else:
+            readable = True
+            try:
+                held, _raw = read_anchor(km, site)
+            except (AuditError, HsmError) as exc:
+                held, readable = None, False
+                problems.append(Problem("anchor", f"the HSM anchor of site {site} cannot be read: "
+                                        f"{exc.public_message}"))
+            found, more = _anchor_findings(held, site, cp_rows) if readable else ([], [])
+            problems.extend(found)
+            notes.extend(more)
+            if held is None and found:
+                others = sorted(label[len(ANCHOR_PREFIX):] for label in km.list_data(ANCHOR_APPLICATION))
+                if others:
+                    notes.append(f"the token holds anchors of {len(others)} other site identities "
+                                 f"(e.g. {', '.join(others[:3])})")
+            if held is not None:
+                notes.append(f"HSM anchor of site {site}: checkpoint #{held.seq} ({held.at}, {held.heads} chain heads)")
+    else:
+        notes.append("the HSM anchor was not checked")
+    if sink_path is not None:
+        problems.extend(_sink_findings(read_sink(sink_path), site, cp_rows))
     if walker.unanchored:
         notes.append(f"{walker.unanchored} rows after the last checkpoint are chained but not yet signed")
     return VerifyResult(not problems, walker.rows, len(writers | dict.fromkeys(walker.seen_writers)), cps.count,
                         walker.unanchored, tuple(problems), tuple(notes), cps.fingerprint)
+
+
+def _sink_findings(entries: list[dict], site: str | None, cps: list[dict]) -> list[Problem]:
+    """Every checkpoint the sink recorded for this site must be in the database, unchanged."""
+    by_seq = {c["seq"]: c for c in cps}
+    problems = []
+    for e in entries:
+        if site is not None and e.get("site") != site:
+            continue
+        n = int(e["seq"])
+        cp = by_seq.get(n)
+        if cp is None:
+            problems.append(Problem("checkpoint", f"checkpoint #{n} ({e.get('at')}) is in the append-only sink but "
+                                    "not in the database: deleted", checkpoint=n))
+        elif cp["hash"] != e.get("hash"):
+            problems.append(Problem("checkpoint", f"checkpoint #{n} differs from the one in the append-only sink: "
+                                    "replaced", checkpoint=n))
+    return problems
 
 
 # ----------------------------------------------------------------------------- auditor export
@@ -387,17 +840,21 @@ def _json_link(row: dict) -> dict:
 
 def _json_checkpoint(cp: AuditCheckpoint) -> dict:
     return {"seq": cp.seq, "at": canonical_time(cp.at), "prev_hash": cp.prev_hash, "heads": cp.heads,
-            "key_fingerprint": cp.key_fingerprint, "signature": cp.signature, "hash": cp.hash}
+            "key_fingerprint": cp.key_fingerprint, "signature": cp.signature, "hash": cp.hash,
+            "site_id": cp.site_id, "tsa_token": cp.tsa_token}
 
 
 def export_range(db: sessionmaker[Session], km: KeyManager, out: str | Path, *, start=None, end=None,
                  key_label: str = DEFAULT_KEY_LABEL, actor: str = "auditor", role: str = "auditor",
-                 public_key_path: str | Path | None = None) -> ExportResult:
+                 public_key_path: str | Path | None = None, checkpointer: "Checkpointer | None" = None) -> ExportResult:
     """Write rows ``start..end`` (ids or times, inclusive) to ``out`` with their links to signed heads, sign
     the file's bytes with the audit key (``out.sig``, DER) and write the public key PEM beside it."""
     out = Path(out)
     spki = ensure_audit_key(km, key_label)
-    checkpoint(db, km, key_label=key_label)          # the range's newest rows are covered by a signature
+    if checkpointer is not None:                     # the range's newest rows are covered by a signature
+        checkpointer.checkpoint()
+    else:
+        checkpoint(db, km, key_label=key_label)
     columns = [getattr(AuditEvent, c) for c in _ROW_COLUMNS]
     with db() as session:
         in_range = [dict(r._mapping) for r in session.execute(
@@ -534,7 +991,8 @@ def _check_export_chains(doc: dict, spki: bytes | None, problems: list[Problem])
     # An export carries only the covering checkpoints: check each one's own hash and signature, not the
     # checkpoint-to-checkpoint links (those are checked by `racentre audit verify` on the database).
     for cp in checkpoints:
-        tbs = checkpoint_tbs(cp["seq"], cp["at"], cp["prev_hash"], cp["key_fingerprint"], cp["heads"])
+        tbs = checkpoint_tbs(cp["seq"], cp["at"], cp["prev_hash"], cp["key_fingerprint"], cp["heads"],
+                             cp.get("site_id"))
         n = cp["seq"]
         if sm3_hex(tbs) != cp["hash"]:
             problems.append(Problem("checkpoint", f"checkpoint #{n} was modified: its content does not match its "
@@ -600,7 +1058,8 @@ def write_demo_artefacts(services, out_dir) -> list[str]:
     out = Path(out_dir)
     label = services.config.audit.key_label
     result = export_range(services.db, services.key_manager, out / "audit-export.json", key_label=label,
-                          actor="demo", public_key_path=out / "audit-public-key.pem")
+                          actor="demo", public_key_path=out / "audit-public-key.pem",
+                          checkpointer=site_checkpointer(services))
     check = verify_export(result.path, public_key_info=load_public_key(result.public_key_path))
     if not check.ok:
         raise AuditError("the demo audit export does not verify: " + "; ".join(map(str, check.problems)))

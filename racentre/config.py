@@ -58,12 +58,33 @@ class ServiceConfig(Configurable):
 
 @dataclass(frozen=True)
 class AuditConfig(Configurable):
-    """The audit trail (racentre.audit)."""
+    """The audit trail (racentre.audit): writer names, and checkpoints signed by the HSM audit key, anchored
+    outside the database (README "Audit trail and insiders")."""
     SECTION = "audit"
-    DOC = "The audit trail: writer names and signed checkpoints (racentre.audit)."
+    DOC = ("The audit trail: writer names and signed checkpoints (racentre.audit), anchored outside the database:\n"
+           "each checkpoint's number and hash in the HSM, a token of our TSA, a copy in an append-only sink.")
     node_id: str = setting("", doc="this node's name in writer ids (default: the host name)", example="node-a")
     key_label: str = setting("audit-signing", doc="HSM label of the SM2 checkpoint key")
-    checkpoint_interval: int = setting(0, doc="seconds between periodic checkpoints (0: cron only)", example=3600)
+    checkpoint_interval: int = setting(60, doc="racentre serve signs a checkpoint when the chains moved and this many "
+                                               "seconds passed ...")
+    checkpoint_rows: int = setting(10_000, doc="... or this many rows were written (both 0: cron only, "
+                                               "`racentre audit checkpoint`)")
+    anchor: bool = setting(True, doc="keep each checkpoint's number and hash in the HSM (a token data object named "
+                                     "by the site identity),\nso deleting checkpoints or the tail of the trail is "
+                                     "seen; off only for a token that cannot keep data objects")
+    timestamp: bool = setting(True, doc="an RFC 3161 token of the site's own TSA with each checkpoint")
+    sink_file: str = setting("", doc="each checkpoint also appended as a JSON line to this file: put it on another "
+                                     "host (a remote-logging mount)", example="/mnt/loghost/racentre-audit.jsonl")
+    sink_syslog: bool = setting(False, doc="each checkpoint also to syslog (facility authpriv, tag racentre-audit)")
+    site_id: str = setting("", doc="the site identity `racentre setup` printed: `racentre audit verify` then "
+                                   "refuses a database that names another one", example="e275cddb1120de46dff6064c811f2bca")
+
+    @classmethod
+    def process_entries(cls, values: dict, base: Path) -> dict:
+        sink = values.get("sink_file")
+        if sink and not Path(sink).is_absolute():
+            values["sink_file"] = str(base / sink)
+        return values
 
 
 @dataclass(frozen=True)

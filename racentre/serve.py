@@ -18,7 +18,7 @@ import waitress
 from hsm import reinitialize_after_fork
 from racentre.app import DEFAULT_PACKAGES, build_app
 from racentre.arbiter import WORKER_CLASS, exec_arbiter
-from racentre.audit import start_periodic_checkpoints
+from racentre.audit import site_checkpointer, start_periodic_checkpoints
 from racentre.config import Config
 from racentre.schema import SchemaError, require_current
 from racentre.services import Services
@@ -57,18 +57,18 @@ def watch_schema(app, engine, interval: float) -> None:
 
 
 def service_app(services: Services, packages: tuple[str, ...]):
-    """The app of one serving process, plus its background duties: periodic audit checkpoints when
-    ``[audit] checkpoint_interval`` is set (each worker signs; checkpoints are idempotent over heads),
+    """The app of one serving process, plus its background duties: periodic audit checkpoints (``[audit]
+    checkpoint_interval`` seconds / ``checkpoint_rows`` rows, on by default; every worker looks, one at a
+    time signs under a lock of the database, and only when the chains moved),
     sweeps of the CA's KMC outbox every ``[service] kmc_retry_interval`` seconds when a KMC is
     attached (workers claim rows, so none is sent twice at once), and the schema watch every
     ``[service] schema_check_interval`` seconds (``watch_schema``)."""
     app = build_app(services, packages)
     if services.config.service.schema_check_interval > 0:
         watch_schema(app, services.engine, services.config.service.schema_check_interval)
-    interval = services.config.audit.checkpoint_interval
-    if interval > 0:
-        start_periodic_checkpoints(services.db, services.key_manager, interval,
-                                   key_label=services.config.audit.key_label)
+    audit = services.config.audit
+    if audit.checkpoint_interval > 0 or audit.checkpoint_rows > 0:
+        app.extensions["racentre.audit_checkpoints"] = start_periodic_checkpoints(site_checkpointer(services))
     if "racentre.ca" in app.extensions and services.config.service.kmc_retry_interval > 0:
         app.extensions["racentre.kmc_outbox_sweep"] = services.ca.kmc.start_retry_sweep(
             services.config.service.kmc_retry_interval)

@@ -3,19 +3,21 @@ upgrade``), the CA hierarchy (SM2, optionally ECDSA/RSA for interoperability), e
 uses (CA keys, TSA units, the KMC's signing, MAC, KEK and disaster-recovery keys, the seal maker, the
 audit checkpoint key, the officers' TOTP sealing keys), the TSA units' certificates from our CA (kept in
 the database, so every node serves them), the KMC's certificate (and its trust of our SM2 issuing CAs),
-the seal maker's and the trust evidence key's certificates. Safe to re-run, and to run on several nodes
-at once: the whole set-up holds one lock of the database (``pkicore.db.named_lock``), so a second run
-waits and then finds everything made.
+the seal maker's and the trust evidence key's certificates, the audit trail's site identity and its first HSM-anchored checkpoint.
+Safe to re-run, and to run on several nodes at once: the whole set-up holds one lock of the database
+(``pkicore.db.named_lock``), so a second run waits and then finds everything made.
 """
 from __future__ import annotations
 
 import click
 from asn1crypto import x509
+from sqlalchemy import select
 
 from pkicore.algorithms import algorithm
+from pkicore.audit import AuditCheckpoint
 from pkicore.db import named_lock
 from racentre.accounts import totp_box
-from racentre.audit import ensure_audit_key
+from racentre.audit import ensure_audit_key, ensure_site, site_checkpointer, site_id_of
 from racentre.site import Site
 
 SETUP_LOCK = "site-setup"
@@ -52,6 +54,17 @@ def _setup(services, kinds: tuple[str, ...]) -> list[str]:
             services.cmp.signer(info)
     services.cmp.sealer.ensure_keys()
     ensure_audit_key(km, services.config.audit.key_label)
+    with services.db() as session:
+        had_site = site_id_of(session)
+    site_id = ensure_site(services.db)
+    if had_site is None:
+        done.append(f"audit site identity {site_id} (pin it as [audit] site_id = \"{site_id}\")")
+    if services.config.audit.anchor:
+        with services.db() as session:
+            has_checkpoint = session.scalar(select(AuditCheckpoint.seq).limit(1)) is not None
+        if not has_checkpoint:     # the trail's first checkpoint, and with it the site's HSM anchor
+            cp = site_checkpointer(services).checkpoint()
+            done.append(f"audit checkpoint #{cp.seq} anchored in the HSM")
     totp_box(km).ensure_keys()
     return done
 

@@ -34,6 +34,17 @@ policy = "1.2.3.4.1"
 # clock unsynchronised or its maximum error above the accuracy its tokens claim (accuracy_ms = 1000).
 require_sync = false
 
+[audit]
+# checkpoints: signed by the HSM audit key, their number and hash kept in the HSM (the anchor), each
+# time-stamped by our TSA; every 60 s or 10,000 rows while the chains move (README "Audit trail and insiders")
+checkpoint_interval = 60
+checkpoint_rows = 10000
+anchor = true
+timestamp = true
+# an append-only copy of every checkpoint, as JSON lines: point it at a file on another host, or syslog
+sink_file = "audit-checkpoints.jsonl"
+sink_syslog = false
+
 [service]
 host = "${RACENTRE_SERVICE_HOST:-127.0.0.1}"
 port = ${RACENTRE_SERVICE_PORT:-8600}

@@ -113,10 +113,12 @@ def recovery_approve(rid: int):
 # --------------------------------------------------------------------------------------------- audit
 
 def _verify_trail():
-    """racentre.audit.verify over the whole trail with the audit key's public half (None: no key yet)."""
+    """racentre.audit.verify over the whole trail with the audit key's public half (None: no key yet), and
+    against the site's HSM anchor (as `racentre audit verify` does)."""
     km = current_app.extensions["racentre.key_manager"]
-    label = current_app.extensions["racentre.config"].audit.key_label
-    return audit_trail.verify(db(), audit_trail.audit_public_key(km, label))
+    config = current_app.extensions["racentre.config"].audit
+    return audit_trail.verify(db(), audit_trail.audit_public_key(km, config.key_label),
+                              km=km if config.anchor else None, expected_site=config.site_id or None)
 
 
 @bp.get("/audit")

@@ -336,6 +336,7 @@ def test_racentre_serve_sweeps_the_kmc_outbox(client, services, tmp_path, monkey
             assert session.scalar(select(EscrowedKey.status).where(EscrowedKey.user_cert_no == str(serial))) == "revoked"
     finally:
         stop.set()
+        app.extensions["racentre.audit_checkpoints"].set()    # the serving process's checkpoint loop too
 
 
 def test_racentre_ca_revoke_tells_the_kmc(client, services, tmp_path):

@@ -62,3 +62,16 @@ def test_bad_files_are_clear_errors(tmp_path, text, message):
 def test_missing_file():
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent/racentre.toml", environ={})
+
+
+def test_audit_checkpoints_are_on_by_default_and_visible_in_the_file(tmp_path):
+    audit = load_config(None, environ={}).audit
+    assert (audit.checkpoint_interval, audit.checkpoint_rows, audit.anchor, audit.timestamp) == (60, 10_000, True, True)
+    assert (audit.sink_file, audit.sink_syslog, audit.site_id) == ("", False, "")
+    path = tmp_path / "racentre.toml"
+    path.write_text('[audit]\ncheckpoint_interval = 30\ncheckpoint_rows = 500\nanchor = false\ntimestamp = false\n'
+                    'sink_file = "remote/checkpoints.jsonl"\nsink_syslog = true\nsite_id = "ab12"\n')
+    audit = load_config(path, environ={"RACENTRE_AUDIT_CHECKPOINT_ROWS": "42"}).audit
+    assert (audit.checkpoint_interval, audit.checkpoint_rows, audit.anchor, audit.timestamp) == (30, 42, False, False)
+    assert audit.sink_file == str(tmp_path / "remote" / "checkpoints.jsonl") and audit.sink_syslog
+    assert audit.site_id == "ab12"

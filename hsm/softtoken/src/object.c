@@ -518,6 +518,9 @@ CK_RV obj_get_attrs(const st_object *o, CK_ATTRIBUTE *t, CK_ULONG n)
         }
         if (!a) {
             t[i].ulValueLen = ST_UNAVAIL;
+            int sealed = is_component(o->cls, t[i].type) || (o->is_private && t[i].type == CKA_VALUE);
+            if (sealed && o->broken)
+                return CKR_DEVICE_ERROR;     /* the sealed part failed authentication: unusable, say so */
             if (is_component(o->cls, t[i].type) && o->locked)
                 rv = CKR_ATTRIBUTE_SENSITIVE;
             else if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL)

@@ -1,7 +1,7 @@
 """Trust services (issue 18): application keys, login challenges, evidence records
 
 Revision ID: b7c3e9d2a1f5
-Revises: a7c3e9d1f5b2
+Revises: e7a3c9d41f58
 Create Date: 2026-12-07 13:00:00
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'b7c3e9d2a1f5'
-down_revision = 'a7c3e9d1f5b2'
+down_revision = 'e7a3c9d41f58'
 branch_labels = None
 depends_on = None
 

@@ -137,8 +137,8 @@ def test_forged_checkpoints_fail(trail, softtoken_km):
         cp = session.query(AuditCheckpoint).one()
         heads = [[w, s, "cd" * 32] for w, s, _h in cp.heads]
         fingerprint = cp.key_fingerprint
-        at, prev = cp.at, cp.prev_hash
-    tbs = checkpoint_tbs(1, at, prev, fingerprint, heads)
+        at, prev, site = cp.at, cp.prev_hash, cp.site_id
+    tbs = checkpoint_tbs(1, at, prev, fingerprint, heads, site)
     sql(trail.db, "update audit_checkpoint set heads = :h, signature = :s, hash = :x",
         h=json.dumps(heads), s=softtoken_km.sign(label, tbs).hex(), x=sm3_hex(tbs))
     result = verify(trail.db, trail.spki)
@@ -160,7 +160,7 @@ def test_a_deleted_checkpoint_is_named(trail, softtoken_km):
 def test_checkpoint_signatures_verify_independently(trail):
     with trail.db() as session:
         cp = session.query(AuditCheckpoint).one()
-        tbs = checkpoint_tbs(cp.seq, cp.at, cp.prev_hash, cp.key_fingerprint, cp.heads)
+        tbs = checkpoint_tbs(cp.seq, cp.at, cp.prev_hash, cp.key_fingerprint, cp.heads, cp.site_id)
         signature = bytes.fromhex(cp.signature)
     _curve, point = point_from_public_key_info(trail.spki)
     crypt = gm_sm2.CryptSM2(private_key="", public_key=point[1:].hex(), asn1=False)
@@ -175,7 +175,7 @@ def test_openssl_verifies_a_checkpoint_signature(trail, tmp_path):
         pytest.skip("openssl CLI not installed")
     with trail.db() as session:
         cp = session.query(AuditCheckpoint).one()
-        (tmp_path / "tbs").write_bytes(checkpoint_tbs(cp.seq, cp.at, cp.prev_hash, cp.key_fingerprint, cp.heads))
+        (tmp_path / "tbs").write_bytes(checkpoint_tbs(cp.seq, cp.at, cp.prev_hash, cp.key_fingerprint, cp.heads, cp.site_id))
         (tmp_path / "sig").write_bytes(bytes.fromhex(cp.signature))
     (tmp_path / "pub.pem").write_bytes(pem.armor("PUBLIC KEY", trail.spki))
     cmd = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"), "-rawin", "-digest", "sm3",

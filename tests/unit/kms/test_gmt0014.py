@@ -96,7 +96,9 @@ def test_bad_signature_refused(service, ca, softtoken_km, escrow, subscriber):
                        sign=lambda data: softtoken_km.sign(other_label, data), kmc_certificate=escrow.certificate)
     [result] = forger.send([m.ApplyKey(1, subscriber[1], *_window())])
     assert result.err_no == m.ErrNo.BAD_SIGNATURE
-    assert "kms.request.refused" in audit(escrow)
+    assert "kms.request.refused" not in audit(escrow)      # counted, written once per window (issue 15)
+    assert service.refusals.flush() == 1
+    assert audit(escrow) == ["kms.request.refused"]
 
 
 def test_unknown_ca_refused(service, softtoken_km, escrow, subscriber):

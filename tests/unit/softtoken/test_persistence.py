@@ -198,3 +198,40 @@ def test_session_objects_are_not_persisted(session, token_dir):
     gen_sm2(session, store=False, label="ephemeral")
     assert len(obj_files(token_dir)) == before
     assert TokenNotRecognised and DeviceError and LIB_PATH   # names used by run_py snippets
+
+
+def test_private_data_object_value_updates_persist_sealed_and_are_seen_by_other_processes(session, token_dir):
+    """What the audit anchor needs (racentre.audit): a private CKO_DATA object whose CKA_VALUE is replaced
+    by C_SetAttributeValue; the new value is read by another process (C_FindObjectsInit rescans), it is not
+    in clear in the object file, and editing the sealed part makes the object unusable, never forged."""
+    obj = session.create_object({Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: True, Attribute.PRIVATE: True,
+                                 Attribute.LABEL: "anchor", Attribute.APPLICATION: "racentre.audit.anchor",
+                                 Attribute.VALUE: b"counter=1"})
+    obj[Attribute.VALUE] = b"counter=2 and a longer value"
+    r = run_py(
+        "t = lib.get_slots()[0].get_token()\n"
+        "with t.open(rw=True, user_pin='1234') as s:\n"
+        "    [o] = s.get_objects({pkcs11.Attribute.CLASS: pkcs11.ObjectClass.DATA, pkcs11.Attribute.LABEL: 'anchor'})\n"
+        "    print(bytes(o[pkcs11.Attribute.VALUE]).decode())\n"
+        "    o[pkcs11.Attribute.VALUE] = b'counter=3'\n", token_dir)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "counter=2 and a longer value"
+    [again] = session.get_objects({Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: "anchor"})
+    assert bytes(again[Attribute.VALUE]) == b"counter=3"
+    [path] = file_with(token_dir, b"anchor")
+    raw = path.read_bytes()
+    assert b"counter=3" not in raw                          # a private data object's value is sealed at rest
+    head, clear, enc = split_record(raw)
+    forged = bytearray(enc)
+    forged[-1] ^= 1
+    path.write_bytes(join_record(head, clear, bytes(forged)))
+    r = run_py(
+        "t = lib.get_slots()[0].get_token()\n"
+        "with t.open(user_pin='1234') as s:\n"
+        "    [o] = s.get_objects({pkcs11.Attribute.CLASS: pkcs11.ObjectClass.DATA, pkcs11.Attribute.LABEL: 'anchor'})\n"
+        "    try:\n"
+        "        print(bytes(o[pkcs11.Attribute.VALUE]))\n"
+        "    except pkcs11.exceptions.DeviceError:\n"
+        "        print('unusable')\n", token_dir)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "unusable"
