@@ -26,7 +26,9 @@ from pkicore import audit
 from pkicore.db import Base, as_utc, reading, utcnow
 from pkicore.errors import ErrorCode, PkiError
 
-ROLES = ("applicant", "ra_operator", "ra_officer", "ra_admin", "auditor", "api_client", "key_recovery_officer")
+# application: an e-government application using the trust services (trust/) with its own HSM keys
+ROLES = ("applicant", "ra_operator", "ra_officer", "ra_admin", "auditor", "api_client", "key_recovery_officer",
+         "application")
 
 
 class AuthError(PkiError):

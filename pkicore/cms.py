@@ -206,8 +206,14 @@ class SignedDataTemplate:
 
     def build(self, content: bytes, content_type: str = ID_DATA, *, detached: bool = False,
               signing_time: dt.datetime | None = None, include_certificates: bool = True,
-              chain: bool = True, extra_attributes: Sequence[bytes] = ()) -> bytes:
-        """ContentInfo DER of a SignedData over ``content`` (RFC 5652 §5.1, §5.3, §5.4)."""
+              chain: bool = True, extra_attributes: Sequence[bytes] = (),
+              unsigned_attributes: Callable[[bytes], Sequence[bytes]] | None = None,
+              outer_type: str = ID_SIGNED_DATA) -> bytes:
+        """ContentInfo DER of a SignedData over ``content`` (RFC 5652 §5.1, §5.3, §5.4).
+
+        ``unsigned_attributes(signature)`` gives the SignerInfo's unsignedAttrs (RFC 5652 §5.3), e.g. an
+        RFC 3161 signatureTimeStampToken over the signature value; ``outer_type`` GM_SIGNED_DATA with
+        ``content_type`` GM_DATA gives the GM/T 0010 §7 form."""
         attrs = [self._content_type_attr(content_type),
                  _attribute(ID_MESSAGE_DIGEST, tlv(0x04, self._digest(content))),
                  self._ess_attr, *extra_attributes]
@@ -215,18 +221,23 @@ class SignedDataTemplate:
             attrs.append(_attribute(ID_SIGNING_TIME, signing_time_value(signing_time)))
         signed_attrs = der_set_of(attrs)
         signature = self.signer.sign(signed_attrs)
+        unsigned = b""
+        if unsigned_attributes is not None:
+            extra = list(unsigned_attributes(signature))
+            if extra:
+                unsigned = b"\xa1" + der_set_of(extra)[1:]
         signer_info = tlv(0x30, self._signer_info_version + self._sid + self._digest_alg
-                          + b"\xa0" + signed_attrs[1:] + self._sig_alg + tlv(0x04, signature))
+                          + b"\xa0" + signed_attrs[1:] + self._sig_alg + tlv(0x04, signature) + unsigned)
         econtent = der_oid(content_type)
         if not detached:
             econtent += tlv(0xA0, tlv(0x04, content))
-        version = 1 if content_type == ID_DATA else 3   # RFC 5652 §5.1
+        version = 1 if content_type in _DATA_TYPES else 3   # RFC 5652 §5.1 (GM/T 0010 data: 1 too)
         certs = b""
         if include_certificates:
             certs = self._certs_all if chain else self._certs_only_signer
         signed_data = tlv(0x30, der_integer(version) + self._digest_algs_set + tlv(0x30, econtent) + certs
                           + tlv(0x31, signer_info))
-        return tlv(0x30, der_oid(ID_SIGNED_DATA) + tlv(0xA0, signed_data))
+        return tlv(0x30, der_oid(outer_type) + tlv(0xA0, signed_data))
 
 
 def sign_data(content: bytes, signer: CmsSigner, *, content_type: str = ID_DATA, detached: bool = False,
@@ -253,13 +264,28 @@ class CmsVerification:
     signing_time: dt.datetime | None = None
     digest_algorithm: str | None = None
     attributes: dict = field(default_factory=dict)   # OID -> DER of the attribute values SET
+    signer_count: int = 0                   # SignerInfos in the SignedData
+    signature: bytes | None = None          # the checked SignerInfo's signature value
+    unsigned_attributes: dict = field(default_factory=dict)   # OID -> DER of the values SET (unsignedAttrs)
+
+
+def _explicit_inner(der: bytes) -> bytes:
+    """The content octets of one [n] EXPLICIT TLV (ValueError when it is not one)."""
+    try:
+        tag, start, end = read_tlv(der, 0)
+    except IndexError as exc:
+        raise ValueError(f"bad explicit tag: {exc}") from exc
+    if tag & 0xE0 != 0xA0 or end != len(der):
+        raise ValueError("not one [n] EXPLICIT value")
+    return der[start:end]
 
 
 def _find_signer_cert(sid: cms.SignerIdentifier, certs: list[x509.Certificate]) -> x509.Certificate | None:
     if sid.name == "issuer_and_serial_number":
         issuer, serial = sid.chosen["issuer"], sid.chosen["serial_number"].native
-        for c in certs:
-            if c.serial_number == serial and c.issuer == issuer:
+        issuer_der = issuer.dump()
+        for c in certs:      # the same DER first: RFC 4518 name comparison costs milliseconds
+            if c.serial_number == serial and (c.issuer.dump() == issuer_der or c.issuer == issuer):
                 return c
     else:
         ski = sid.chosen.native
@@ -298,7 +324,7 @@ def check_ess_certificate(attr_values_der: bytes, oid: str, cert_der: bytes) -> 
         if hashlib.new(digest, cert_der).digest() != want:
             return "ESS signing-certificate hash does not match the signer certificate"
         issuer_serial = cert_id["issuer_serial"]
-        if issuer_serial.native is not None:
+        if not isinstance(issuer_serial, core.Void):     # (.native would decode every GeneralName)
             cert = x509.Certificate.load(cert_der)
             if issuer_serial["serial_number"].native != cert.serial_number:
                 return "ESS signing-certificate issuerSerial does not match the signer certificate"
@@ -308,8 +334,9 @@ def check_ess_certificate(attr_values_der: bytes, oid: str, cert_der: bytes) -> 
 
 
 def verify_signed_data(data: bytes, *, content: bytes | None = None,
-                       extra_certificates: Sequence[bytes] = (), require_ess: bool = False) -> CmsVerification:
-    """Check a SignedData's first SignerInfo: signer certificate found, contentType and messageDigest
+                       extra_certificates: Sequence[bytes] = (), require_ess: bool = False,
+                       signer_index: int = 0) -> CmsVerification:
+    """Check a SignedData's SignerInfo number ``signer_index`` (default the first): signer certificate found, contentType and messageDigest
     attributes, signature (SM2 with the default ID), ESS signing-certificate(-v2) when present.
 
     The certificate's trust (chain, revocation, key usage) is the caller's business."""
@@ -317,22 +344,32 @@ def verify_signed_data(data: bytes, *, content: bytes | None = None,
     try:
         info = cms.ContentInfo.load(data, strict=True)
         if info["content_type"].dotted == GM_SIGNED_DATA:       # GM/T 0010 form: same SignedData inside
+            # (asn1crypto keeps the unknown type's content as Any *with* its [0] EXPLICIT tag: unwrap it)
             info = cms.ContentInfo({"content_type": "signed_data",
-                                    "content": cms.SignedData.load(info["content"].dump())})
+                                    "content": cms.SignedData.load(_explicit_inner(info["content"].dump()))})
         if info["content_type"].dotted != ID_SIGNED_DATA:
             return CmsVerification(False, ("not a SignedData",))
         sd = info["content"]
         encap = sd["encap_content_info"]
         content_type = encap["content_type"].dotted
         econtent = encap["content"]
-        embedded = None if isinstance(econtent, core.Void) or econtent.contents is None else bytes(econtent)
+        if isinstance(econtent, core.Void) or econtent.contents is None:
+            embedded = None
+        elif isinstance(econtent, core.Any):     # a content type asn1crypto does not know (GM/T 0010 data)
+            embedded = core.OctetString.load(_explicit_inner(econtent.dump()), strict=True).native
+        else:
+            embedded = bytes(econtent)
         certs = [c.chosen for c in sd["certificates"] if c.name == "certificate"] \
-            if sd["certificates"].native is not None else []
+            if not isinstance(sd["certificates"], core.Void) else []
         certs += [x509.Certificate.load(c) for c in extra_certificates]
         signer_infos = sd["signer_infos"]
         if len(signer_infos) == 0:
             return CmsVerification(False, ("no SignerInfo",), content_type=content_type)
-        si = signer_infos[0]
+        signer_count = len(signer_infos)
+        if not 0 <= signer_index < signer_count:
+            return CmsVerification(False, (f"no SignerInfo number {signer_index}",), content_type=content_type,
+                                   signer_count=signer_count)
+        si = signer_infos[signer_index]
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         return CmsVerification(False, (f"malformed SignedData: {exc}",))
 
@@ -342,7 +379,7 @@ def verify_signed_data(data: bytes, *, content: bytes | None = None,
     cert_ders = tuple(c.dump() for c in certs)
     if payload is None:
         return CmsVerification(False, ("detached signature: the content is needed",), content_type=content_type,
-                               certificates=cert_ders)
+                               certificates=cert_ders, signer_count=signer_count)
     try:
         cert = _find_signer_cert(si["sid"], certs)
         digest_oid = si["digest_algorithm"]["algorithm"].dotted
@@ -351,7 +388,7 @@ def verify_signed_data(data: bytes, *, content: bytes | None = None,
         signature = si["signature"].native
         signed_attrs = si["signed_attrs"]
         attrs: dict[str, bytes] = {}
-        if signed_attrs.native is not None:
+        if not isinstance(signed_attrs, core.Void):
             for attr in signed_attrs:
                 oid = attr["type"].dotted
                 if oid in attrs:
@@ -360,16 +397,22 @@ def verify_signed_data(data: bytes, *, content: bytes | None = None,
             to_sign = b"\x31" + signed_attrs.dump()[1:]
         else:
             to_sign = None
+        unsigned: dict[str, bytes] = {}
+        if not isinstance(si["unsigned_attrs"], core.Void):     # (.native would parse a whole timestamp token)
+            for attr in si["unsigned_attrs"]:
+                unsigned.setdefault(attr["type"].dotted, attr["values"].dump())
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-        return CmsVerification(False, (f"malformed SignerInfo: {exc}",), content_type=content_type)
+        return CmsVerification(False, (f"malformed SignerInfo: {exc}",), content_type=content_type,
+                               signer_count=signer_count)
+    more = dict(signer_count=signer_count, signature=signature, unsigned_attributes=unsigned)
 
     if cert is None:
         return CmsVerification(False, ("signer certificate not found",), content_type=content_type,
-                               content=payload, certificates=cert_ders)
+                               content=payload, certificates=cert_ders, **more)
     cert_der = cert.dump()
     if digest is None:
         return CmsVerification(False, (f"unsupported digest algorithm {digest_oid}",), content_type=content_type,
-                               content=payload, signer_certificate=cert_der, certificates=cert_ders)
+                               content=payload, signer_certificate=cert_der, certificates=cert_ders, **more)
     key_alg = cert.public_key.algorithm
     key_kind = "sm2" if (key_alg == "ec" and cert.public_key["algorithm"]["parameters"].chosen.dotted
                          == OID.SM2_CURVE) else key_alg
@@ -377,7 +420,7 @@ def verify_signed_data(data: bytes, *, content: bytes | None = None,
     if alg is None or alg.key_type != key_kind:
         return CmsVerification(False, (f"unsupported signature algorithm {sig_oid} with {digest}",),
                                content_type=content_type, content=payload, signer_certificate=cert_der,
-                               certificates=cert_ders)
+                               certificates=cert_ders, **more)
     signing_time = None
     md = hashlib.new(digest, payload).digest()
     if to_sign is None:
@@ -415,7 +458,7 @@ def verify_signed_data(data: bytes, *, content: bytes | None = None,
         reasons.append("signature invalid")
     return CmsVerification(not reasons, tuple(reasons), content_type=content_type, content=payload,
                            signer_certificate=cert_der, certificates=cert_ders, algorithm=alg.name,
-                           signing_time=signing_time, digest_algorithm=digest, attributes=attrs)
+                           signing_time=signing_time, digest_algorithm=digest, attributes=attrs, **more)
 
 
 def digest_algorithm_der(name: str) -> bytes:

@@ -11,6 +11,7 @@ Only public-key operations live here; signing and decryption happen in the HSM (
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -143,6 +144,12 @@ def sm2_verify_digest(public_key: SM2PublicKey, e: bytes, r: int, s: int) -> boo
     return (int.from_bytes(e, "big") + x1) % N == r
 
 
+@functools.lru_cache(maxsize=1024)
+def _tongsuo_key(x: int, y: int):
+    """Tongsuo's public key object for (x, y), made once (loading a point costs more than a verification)."""
+    return _ts_ec.EllipticCurvePublicNumbers(x, y, _ts_ec.SM2()).public_key()
+
+
 def sm2_verify(public_key: SM2PublicKey, message: bytes, r: int, s: int,
                user_id: bytes = DEFAULT_USER_ID) -> bool:
     """Verify an SM2-with-SM3 signature (r, s) over ``message`` for ``user_id``."""
@@ -150,9 +157,8 @@ def sm2_verify(public_key: SM2PublicKey, message: bytes, r: int, s: int,
         return False
     if user_id != DEFAULT_USER_ID:
         return sm2_verify_digest(public_key, sm2_e(public_key, message, user_id), r, s)
-    numbers = _ts_ec.EllipticCurvePublicNumbers(public_key.x, public_key.y, _ts_ec.SM2())
     try:
-        numbers.public_key().verify(raw_to_der(_b32(r) + _b32(s)), message, _ts_ec.ECDSA(_ts_hashes.SM3()))
+        _tongsuo_key(public_key.x, public_key.y).verify(raw_to_der(_b32(r) + _b32(s)), message, _ts_ec.ECDSA(_ts_hashes.SM3()))
     except _TsInvalidSignature:
         return False
     return True

@@ -9,6 +9,8 @@ import logging
 
 from flask import Flask
 
+from access.auth import require_roles
+
 from ca_bridge import views as ca_views
 from ca_bridge.cmp import views as cmp_views
 from hsm import views as hsm_views
@@ -20,6 +22,7 @@ from racentre.services import Services
 from racentre.web import create_app
 from seal import views as seal_views
 from timestamp import views as tsa_views
+from trust import views as trust_views
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +67,14 @@ def _wire_seal(app: Flask, services: Services) -> None:
     seal_views.install(app, factory=lambda: services.seal)     # pyHanko and the seal maker: on first use
 
 
+def _wire_trust(app: Flask, services: Services) -> None:
+    trust_views.install(app, lambda: services.trust, require_roles)    # the CA and the TSA: on first use
+
+
 # What serving each package means: its service from the composition root (racentre.services.Services)
 # into ``app.extensions`` and its blueprint into the app. Order: the console shows the others' services.
 WIRING = {"hsm": _wire_hsm, "ca_bridge": _wire_ca, "ca_bridge.cmp": _wire_cmp, "ra": _wire_ra, "timestamp": _wire_timestamp,
-          "kms": _wire_kms, "seal": _wire_seal, "racentre.console": console_views.init_app}
+          "kms": _wire_kms, "seal": _wire_seal, "trust": _wire_trust, "racentre.console": console_views.init_app}
 DEFAULT_PACKAGES = tuple(WIRING)
 
 

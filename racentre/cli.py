@@ -24,6 +24,7 @@ from racentre.setup_cli import setup_command
 from racentre.services import Services
 from seal.cli import seal_group
 from timestamp.cli import tsa_group
+from trust.cli import trust_group
 
 
 @click.group()
@@ -48,6 +49,7 @@ def cli(ctx, config_path, verbose):
     # `--as NAME` of the ra commands: NAME's console account is the officer (one identity, racentre.accounts)
     ctx.obj["officer_principal"] = lambda name: enabled_principal(services.db, name, "cli")
     ctx.obj["ra_revoke"] = ra_revoke          # `racentre ca revoke` of an RA certificate goes through the RA
+    ctx.obj["trust_service"] = lambda: services.trust
     ctx.call_on_close(services.close)
 
 
@@ -105,6 +107,7 @@ cli.add_command(kms_group)
 cli.add_command(seal_group)
 cli.add_command(console_group)
 cli.add_command(audit_group)
+cli.add_command(trust_group)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from ra.config import RaConfig
 from racentre.console.config import ConsoleConfig
 from seal.config import SealConfig
 from timestamp.config import TsaConfig
+from trust.config import TrustConfig
 
 ENV_PREFIX = "RACENTRE_"
 CONFIG_ENV = "RACENTRE_CONFIG"
@@ -98,7 +99,7 @@ class DatabaseConfig(Configurable):
 SECTIONS: dict[str, type[Configurable]] = {
     "database": DatabaseConfig, "hsm": HsmConfig, "softtoken": SoftTokenConfig, "service": ServiceConfig,
     "audit": AuditConfig, "ca": CaConfig, "ra": RaConfig, "tsa": TsaConfig, "kmc": KmsConfig,
-    "seal": SealConfig, "console": ConsoleConfig,
+    "seal": SealConfig, "trust": TrustConfig, "console": ConsoleConfig,
 }
 assert all(cls.SECTION == name for name, cls in SECTIONS.items())
 
@@ -117,6 +118,7 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     kmc: KmsConfig = field(default_factory=KmsConfig)
     seal: SealConfig = field(default_factory=SealConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
     ca: CaConfig = field(default_factory=CaConfig)
     ra: RaConfig = field(default_factory=RaConfig)
     source: str | None = None

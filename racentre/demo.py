@@ -19,6 +19,16 @@ signed there).
   artefact, and TOTAL_FAILED / HASH_FAILURE for a sealed OFD changed afterwards); ``ecdsa/sealed.pdf`` (an
   ECDSA seal with an ECDSA timestamp, issue 13).
 - Console (issue 7): ``screenshots/*.png`` of the main pages in headless Chromium.
+- Trust services (issue 18), under ``trust/``: ``app-signed.p7s`` (attached SM2 SignedData by the demo
+  application's HSM key, with signing time and an SM2 signature timestamp), ``app-signed-detached.p7s`` +
+  ``app-signed-content.bin``, ``app.pem`` (its certificate), ``verify-report.json`` (our verdicts: the
+  signature valid, code 1; the detached one over altered content TOTAL_FAILED / HASH_FAILURE),
+  ``login-challenge.json`` + ``login-result.json`` (the civil servant's key, ``subscriber-sign-key.pem``,
+  answers a login challenge with a raw SM2 signature made by OpenSSL with distid), ``login-replay.json``
+  (the same answer again: refused), ``evidence.der`` (the signed, timestamped evidence record of the login,
+  trust/evidence.py), ``evidence.json`` (its content), ``evidence-signer.pem``; ``app-enc.pem`` (the
+  application's encryption certificate, key in the HSM) and ``envelope.der`` (GM/T 0010 EnvelopedData to it,
+  which the demo opens again through the API).
 - CMP (issue 19, ``racentre.demo_cmp``): ``cmp/ir.der``, ``cmp/ip.der``, ``cmp/certconf.der``,
   ``cmp/pkiconf.der``, ``cmp/rr.der``, ``cmp/rp.der``, ``cmp/cert.pem`` — ``openssl cmp`` against the CA.
 - Audit (issue 7): ``audit-export.json``, ``audit-export.json.sig`` (SM2 by the HSM audit key) and
@@ -39,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from asn1crypto import ocsp, pem, tsp, x509
+from asn1crypto import cms, ocsp, pem, tsp, x509
 
 from access.auth import create_token
 from gmt0014.messages import public_key_hash
@@ -64,7 +74,7 @@ DEMO_SM2_KEY = "demo-sm2"
 DISTID = "distid:1234567812345678"
 STAFF = {"operator": "ra_operator", "officer-a": "ra_officer", "officer-b": "ra_officer", "applicant": "applicant",
          "admin": "ra_admin", "clerk": "api_client", "kro-1": "key_recovery_officer",
-         "kro-2": "key_recovery_officer", "kro-3": "key_recovery_officer"}
+         "kro-2": "key_recovery_officer", "kro-3": "key_recovery_officer", "app": "application"}
 
 
 class DemoError(click.ClickException):
@@ -412,6 +422,65 @@ class Demo:
         self.write("verify-report.json", json.dumps(summary, ensure_ascii=False, indent=2).encode())
 
 
+    # ------------------------------------------------------------------ trust services (issue 18)
+    def trust(self) -> None:
+        """An application signs with its HSM key; we verify; a civil servant logs in with its USB key (here
+        OpenSSL over subscriber-sign-key.pem, SM2 with the default ID); the evidence record of the login."""
+        app = self.principal["app"]
+        key = self.api("POST", "/api/v1/trust/keys", "admin", expect=201, json_body={
+            "application": app, "common_name": "示范市政务服务应用", "organization": "示范市数据资源局",
+            "dns_names": ["app.demo.gov.test"]}).json()
+        self.write("app.pem", self.api("GET", f"/api/v1/trust/keys/{key['id']}/certificate", "app").data, "trust")
+        content = "示范市政务服务应用：办件回执 2026-12-07 编号 0001\n".encode()
+        b64 = lambda raw: base64.b64encode(raw).decode("ascii")  # noqa: E731
+        signed = self.api("POST", "/api/v1/trust/sign", "app", json_body={
+            "data": b64(content), "key_id": key["id"], "signing_time": True, "timestamp": True}).json()
+        p7s = base64.b64decode(signed["signature"])
+        self.write("app-signed.p7s", p7s, "trust")
+        detached = base64.b64decode(self.api("POST", "/api/v1/trust/sign", "app", json_body={
+            "data": b64(content), "key_id": key["id"], "detached": True}).json()["signature"])
+        self.write("app-signed-detached.p7s", detached, "trust")
+        self.write("app-signed-content.bin", content, "trust")
+        valid = self.api("POST", "/api/v1/trust/verify", "app", json_body={"signature": b64(p7s)}).json()
+        altered = self.api("POST", "/api/v1/trust/verify", "app", json_body={
+            "signature": b64(detached), "data": b64(content.replace("0001".encode(), "0002".encode()))}).json()
+        if not valid["valid"] or altered["sub_indication"] != "HASH_FAILURE":
+            raise DemoError(f"trust verification gave {valid['indication']} / {altered['sub_indication']}")
+        self.write("verify-report.json", json.dumps({"trust/app-signed.p7s": valid,
+                                                     "trust/app-signed-detached.p7s over altered content": altered},
+                                                    ensure_ascii=False, indent=2).encode(), "trust")
+        challenge = self.api("POST", "/api/v1/trust/login/challenges", "app", expect=201).json()
+        self.write("login-challenge.json", json.dumps(challenge, ensure_ascii=False, indent=2).encode(), "trust")
+        signature = _openssl("pkeyutl", "-sign", "-rawin", "-digest", "sm3", "-pkeyopt", DISTID, "-inkey",
+                             str(self.out / "subscriber-sign-key.pem"), data=challenge["to_sign"].encode("ascii"))
+        answer = {"challenge_id": challenge["challenge_id"], "signature": b64(signature),
+                  "certificate": (self.out / "civil-servant-sign.pem").read_text(), "evidence": True}
+        result = self.api("POST", "/api/v1/trust/login", "app", json_body=answer).json()
+        if not result["authenticated"]:
+            raise DemoError(f"certificate login refused: {result['reason']}")
+        self.write("login-result.json", json.dumps(result, ensure_ascii=False, indent=2).encode(), "trust")
+        replay = self.api("POST", "/api/v1/trust/login", "app", json_body={**answer, "evidence": False}).json()
+        self.write("login-replay.json", json.dumps(replay, ensure_ascii=False, indent=2).encode(), "trust")
+        evidence = self.api("GET", f"/api/v1/trust/evidence/{result['evidence_id']}", "app").data
+        self.write("evidence.der", evidence, "trust")
+        signer_cert = cms.ContentInfo.load(evidence)["content"]["certificates"][0].chosen.dump()
+        self.write("evidence-signer.pem", pem.armor("CERTIFICATE", signer_cert), "trust")
+        # an envelope (GM/T 0010) from a civil servant's side to the application's own encryption key
+        enc = self.api("POST", "/api/v1/trust/keys", "admin", expect=201, json_body={
+            "application": app, "purpose": "encrypt", "common_name": "示范市政务服务应用"}).json()
+        enc_pem = self.api("GET", f"/api/v1/trust/keys/{enc['id']}/certificate", "app").data
+        self.write("app-enc.pem", pem.armor("CERTIFICATE", next(pem.unarmor(enc_pem, multiple=True))[2]), "trust")
+        envelope = base64.b64decode(self.api("POST", "/api/v1/trust/envelopes/encrypt", "app", json_body={
+            "data": b64(content), "recipients": [enc_pem.decode()]}).json()["envelope"])
+        self.write("envelope.der", envelope, "trust")
+        opened = base64.b64decode(self.api("POST", "/api/v1/trust/envelopes/decrypt", "app", json_body={
+            "envelope": b64(envelope), "key_id": enc["id"]}).json()["data"])
+        if opened != content:
+            raise DemoError("the application's envelope did not open to its content")
+        record = self.api("GET", f"/api/v1/trust/evidence/{result['evidence_id']}?format=json", "app").json()
+        self.write("evidence.json", json.dumps(record, ensure_ascii=False, indent=2).encode(), "trust")
+
+
 def _tampered_ofd(data: bytes) -> bytes:
     """The OFD with one word of its first page changed (a protected file): the demo's negative case."""
     src = zipfile.ZipFile(io.BytesIO(data))
@@ -460,6 +529,7 @@ def run_demo(services, out: Path, url: str | None = None) -> list[str]:
     demo.key_escrow(sm2)
     demo.timestamps()
     demo.seals(sm2, ecdsa)
+    demo.trust()
     written += demo.written
     written += demo_cmp(services, client.app_client.application if client.app_client else None, out, url)
     if write_screenshots is None:

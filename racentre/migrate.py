@@ -26,7 +26,7 @@ from pkicore.db import Base, lock_key
 from racentre.schema import MIGRATIONS, SchemaError, current, head, known, require_current  # noqa: F401 (API)
 
 MODEL_MODULES = ("pkicore.audit", "pkicore.generation", "access.auth", "ca_bridge.models", "ca_bridge.cmp.models",
-                 "ra.models", "kms.models", "timestamp.models", "seal.models", "racentre.accounts", "racentre.console.models")
+                 "ra.models", "kms.models", "timestamp.models", "seal.models", "trust.models", "racentre.accounts", "racentre.console.models")
 
 
 def import_models() -> None:

@@ -29,7 +29,7 @@ from gmt0014.client import HttpTransport, InProcessTransport
 from hsm import KeyManager, open_key_manager
 from kms.services import Kmc, build_kmc
 from pkicore.audit import bind_node
-from pkicore.db import make_engine, make_session_factory, named_lock
+from pkicore.db import HotReader, make_engine, make_session_factory, named_lock
 from pkicore.errors import ErrorCode, PkiError
 from ra.services import RaService, build_ra_service
 from racentre.config import Config
@@ -38,6 +38,8 @@ from racentre.secretbox import SecretBox
 from racentre.site import Site, build_seal_service
 from seal.services import SealService, standalone_seal_service
 from timestamp.services import TsaService
+from trust.evidence import EvidenceSigner, default_algorithm
+from trust.services import TrustService
 
 KMC_SETUP_LOCK = "kmc-setup"
 
@@ -231,6 +233,39 @@ class Services:
         if self.site.provisioned:
             return build_seal_service(self.site, self, self.tsa)
         return standalone_seal_service(self.key_manager, self.db, self.config.seal)
+
+    @cached_property
+    def trust(self) -> TrustService:
+        """The trust services (trust/) over this site: application keys certified by the embedded CA, our
+        roots plus ``[trust] trust_anchor_files`` as anchors, our CRLs (SM2 chains are checked with CRLs,
+        pkicore.validation), the site's TSA, the evidence key (``[trust] evidence_key_label``, SM2 in the
+        HSM) certified by our CA on first use, and every CA's revocation counter for the validation cache."""
+        config = self.config.trust
+        site = self.site
+        signer: dict[str, EvidenceSigner] = {}
+
+        def evidence_signer() -> EvidenceSigner:
+            if "s" not in signer:
+                certified = site.evidence_signer(config.evidence_key_label)
+                signer["s"] = EvidenceSigner(config.evidence_key_label, certified.certificate, certified.chain,
+                                             default_algorithm())
+            return signer["s"]
+
+        return TrustService(
+            self.db, self.key_manager, ca=lambda: self.ca, roots=site.roots, intermediates=site.issuing,
+            revocation_info=lambda certs: revocation_info(self.ca, certs, with_ocsp=False), tsa=self.tsa,
+            evidence_signer=evidence_signer, config=config, organization=site.organization,
+            revocation_state=self._revocation_state())
+
+    def _revocation_state(self):
+        """() -> every CA's revocation counter (``ca_bridge.crl.bump_revocation_seq``: bumped in the
+        transaction of every status change), one small query on the hot-path reader: the trust services'
+        validation cache keys on it, so a revocation on any node is seen by the next verification."""
+        reader = HotReader(self.engine)
+
+        def state() -> tuple:
+            return tuple(reader.rows("SELECT id, revocation_seq FROM ca_authority ORDER BY id", ()))
+        return state
 
     def close(self) -> None:
         if "key_manager" in self.__dict__:

@@ -3,7 +3,7 @@ upgrade``), the CA hierarchy (SM2, optionally ECDSA/RSA for interoperability), e
 uses (CA keys, TSA units, the KMC's signing, MAC, KEK and disaster-recovery keys, the seal maker, the
 audit checkpoint key, the officers' TOTP sealing keys), the TSA units' certificates from our CA (kept in
 the database, so every node serves them), the KMC's certificate (and its trust of our SM2 issuing CAs),
-the seal maker's certificate, the audit trail's site identity and its first HSM-anchored checkpoint.
+the seal maker's and the trust evidence key's certificates, the audit trail's site identity and its first HSM-anchored checkpoint.
 Safe to re-run, and to run on several nodes at once: the whole set-up holds one lock of the database
 (``pkicore.db.named_lock``), so a second run waits and then finds everything made.
 """
@@ -48,6 +48,7 @@ def _setup(services, kinds: tuple[str, ...]) -> list[str]:
             done.append("KMC: signing certificate issued by our CA")
         kmc.escrow.dr_public_key_info()
     site.seal_maker()
+    site.evidence_signer(services.config.trust.evidence_key_label)
     for info in services.ca.authorities().values():       # the CMP server's protection identities (RFC 9483)
         if not info.is_root:
             services.cmp.signer(info)

@@ -120,6 +120,12 @@ class Site:
         certified = self.certify("seal-maker", spki, "seal-maker", self._service_name("Seal Maker"))
         return SealMaker(label, certified.certificate, algorithm("sm2-sm3"), vid)
 
+    def evidence_signer(self, label: str) -> Certified:
+        """The trust services' evidence key (SM2 in the HSM, made once) with its certificate from our CA
+        (profile ``trust-evidence``), issued on first call and read back after."""
+        spki = self.km.ensure_key_pair(label, "sm2")
+        return self.certify("trust-evidence", spki, "trust-evidence", f"{self.organization} Trust Evidence")
+
     def connect_kmc(self, kmc: Kmc) -> None:
         """Certify the KMC signing key by the CA (replacing its bootstrap self-signed certificate) and let
         the KMC trust our SM2 issuing CAs (GM/T 0014 requests they sign). The CA reaches the KMC through

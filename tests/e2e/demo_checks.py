@@ -31,7 +31,10 @@ EXPECTED = (("hsm-sm2-pub.pem", "hsm-sm2-msg.bin", "hsm-sm2-sig.der") + HIERARCH
                "recovered-envelope.der", "tsa.pem", "tsa-data.bin", "tsq.der", "tsr.der", "ecdsa/tsq.der",
                "ecdsa/tsr.der", "ecdsa/sealed.pdf", "seal.esl", "seal-maker.pem", "unsealed.pdf", "sealed.pdf",
                "sealed.ofd", "sealed-verify.json", "verify-report.json", "audit-export.json", "audit-export.json.sig",
-               "audit-public-key.pem",
+               "audit-public-key.pem", "trust/app-signed.p7s", "trust/app-signed-detached.p7s",
+               "trust/app-signed-content.bin", "trust/app.pem", "trust/verify-report.json", "trust/login-challenge.json",
+               "trust/login-result.json", "trust/login-replay.json", "trust/evidence.der", "trust/evidence.json",
+               "trust/app-enc.pem", "trust/evidence-signer.pem", "trust/envelope.der",
                "cmp/ir.der", "cmp/ip.der", "cmp/certconf.der", "cmp/pkiconf.der", "cmp/rr.der", "cmp/rp.der",
                "cmp/cert.pem",
                "screenshots/dashboard.png", "screenshots/requests.png", "screenshots/audit.png"))
@@ -103,7 +106,12 @@ def check_demo_artefacts(out: Path) -> None:
              ["cert-path", out / "revoked.pem", root, issuing, "--crl", out / "crl.der", "--crl", out / "root-crl.der"],
              ["tsp", out / "tsr.der", "--data", out / "tsa-data.bin"],
              ["seal", out / "seal.esl"],
-             ["sm2-sig", out / "audit-public-key.pem", out / "audit-export.json", out / "audit-export.json.sig"]]
+             ["sm2-sig", out / "audit-public-key.pem", out / "audit-export.json", out / "audit-export.json.sig"],
+             # issue 18: the application's SignedData (attached, timestamped; detached) and the evidence record
+             ["cms", out / "trust/app-signed.p7s", "--ca", issuing, "--ess"],
+             ["cms", out / "trust/app-signed-detached.p7s", "--content", out / "trust/app-signed-content.bin",
+              "--ca", issuing, "--ess"],
+             ["cms", out / "trust/evidence.der", "--ca", issuing, "--ess"]]
     argvs += [["cert-path", out / name, root, issuing] for name in leaves]
     # the KMC's envelopes: BC's SM2Engine and SM4 open them with the recipient's key, d*G is the
     # encryption certificate's key, and the signed one carries a valid KMC signature
@@ -155,6 +163,18 @@ def check_demo_artefacts(out: Path) -> None:
     altered = verdicts["sealed.ofd, page changed after sealing"]
     assert (altered["indication"], altered["sub_indication"]) == ("TOTAL_FAILED", "HASH_FAILURE"), altered["seals"]
 
+    # trust services (issue 18): our verdicts, the certificate login and its refused replay, the evidence
+    trust = json.loads((out / "trust/verify-report.json").read_text())
+    good = trust["trust/app-signed.p7s"]
+    assert good["valid"] and good["certificate_code"] == 1 and good["signers"][0]["timestamp"]["proven"]
+    assert trust["trust/app-signed-detached.p7s over altered content"]["sub_indication"] == "HASH_FAILURE"
+    login = json.loads((out / "trust/login-result.json").read_text())
+    assert login["authenticated"] and login["identity"]["name"] == "张三" and "*" in login["identity"]["id_number"]
+    assert json.loads((out / "trust/login-replay.json").read_text())["refusal"] == "replay"
+    record = json.loads((out / "trust/evidence.json").read_text())
+    assert record["signature_valid"] and record["record"]["kind"] == "login"
+    assert record["record"]["id"] == login["evidence_id"]
+
     # audit: the export covers what the demo did (issuance, KMC recovery, sealing) and checks out
     actions = {row["action"] for row in json.loads((out / "audit-export.json").read_text())["rows"]}
     assert {"ra.request.approve", "ca.certificate.issue", "ca.escrow.reserve", "seal.make"} <= actions, actions
@@ -184,7 +204,8 @@ def check_cmp_artefacts(folder: Path) -> None:
 DEMO_PROFILES = {"root-ca.pem": "root-ca", "issuing-ca.pem": "issuing-ca",
                  "civil-servant-sign.pem": "civil-servant-sign", "civil-servant-enc.pem": "civil-servant-enc",
                  "unit.pem": "unit", "server.pem": "server", "revoked.pem": "server", "tsa.pem": "tsa"}
-SM2_ONLY = {"kmc.pem": "kmc", "seal-maker.pem": "seal-maker"}
+SM2_ONLY = {"kmc.pem": "kmc", "seal-maker.pem": "seal-maker", "trust/app-enc.pem": "app-encryption",
+            "trust/evidence-signer.pem": "trust-evidence"}
 
 
 def _responder(folder: Path) -> bytes:
@@ -205,7 +226,8 @@ def check_profiles(out: Path) -> dict[str, list]:
         certs[folder / "ocsp-response.der", "ocsp-signer"] = _responder(folder)
         if family == "sm2":
             certs.update({(folder / n, profile): _cert(folder / n).dump() for n, profile in SM2_ONLY.items()})
-        assert {p for _, p in certs} >= set(GMSSL_KIND) - ({"kmc", "seal-maker"} if family == "ecdsa" else set())
+        sm2_only = {"kmc", "seal-maker", "app-encryption", "trust-evidence"}
+        assert {p for _, p in certs} >= set(GMSSL_KIND) - (sm2_only if family == "ecdsa" else set())
         issuing, root = _cert(folder / "issuing-ca.pem").dump(), _cert(folder / "root-ca.pem").dump()
         for (path, profile), der in certs.items():
             assert rule_violations(der, GMSSL_KIND[profile]) == [], (path, profile)
@@ -215,7 +237,8 @@ def check_profiles(out: Path) -> dict[str, list]:
                 if profile in ("civil-servant-sign", "unit", "server"):
                     assert gmssl.certs_verify([der, issuing], root, "server" if profile == "server" else "client")
             errors = lint_certificate(der, ValidationFindingSeverity.ERROR)
-            expected = [SM2_ENCRYPTION_KEY_USAGE] if (family, profile) == ("sm2", "civil-servant-enc") else []
+            expected = [SM2_ENCRYPTION_KEY_USAGE] if family == "sm2" and profile in ("civil-servant-enc",
+                                                                                     "app-encryption") else []
             assert [f.code for f in errors] == expected, (path, profile, errors)
             warnings[f"{path.relative_to(out)}:{profile}"] = [f for f in lint_certificate(der)
                                                               if f.severity == "WARNING"]

@@ -26,13 +26,14 @@ from tests.unit.timestamp.pki import tsa_pki  # noqa: F401 - the TSA test PKI fi
 KINDS = ("sm2", "ecdsa", "rsa")
 # subscriber profiles (IssueRequest through the RA) and the subject keys each is tried with, per hierarchy
 SUBSCRIBER_KEYS = {
-    "sm2": {"civil-servant-sign": ["sm2"], "civil-servant-enc": ["sm2"], "unit": ["sm2"], "server": ["sm2"]},
+    "sm2": {"civil-servant-sign": ["sm2"], "civil-servant-enc": ["sm2"], "unit": ["sm2"], "server": ["sm2"],
+            "app-encryption": ["sm2"]},
     "ecdsa": {"civil-servant-sign": ["ec-p256"], "civil-servant-enc": ["ec-p256", "ec-p384"], "unit": ["ec-p256"],
-              "server": ["ec-p256", "ec-p384"]},
+              "server": ["ec-p256", "ec-p384"], "app-encryption": ["ec-p256"]},
     "rsa": {"server": ["rsa-2048"]},
 }
 # the centre's own identities (racentre setup), per hierarchy: role -> profile
-SITE_ROLES = {"sm2": {"tsa-sm2": "tsa", "kmc": "kmc", "seal-maker": "seal-maker"},
+SITE_ROLES = {"sm2": {"tsa-sm2": "tsa", "kmc": "kmc", "seal-maker": "seal-maker", "trust-evidence": "trust-evidence"},
               "ecdsa": {"tsa-ecdsa": "tsa"}, "rsa": {"tsa-rsa": "tsa"}}
 _SPKI = {"sm2": sm2_spki, "ec-p256": ec_spki, "ec-p384": lambda: ec_spki(ec.SECP384R1), "rsa-2048": rsa_spki}
 

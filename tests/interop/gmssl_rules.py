@@ -46,7 +46,7 @@ _FORBIDDEN = {"policy_mappings", "policy_constraints", "inhibit_any_policy"}
 # the kind (rule_violations) a certificate of each profile is checked as
 GMSSL_KIND = {"root-ca": "ca", "issuing-ca": "ca", "ocsp-signer": "ocsp", "civil-servant-sign": "client",
               "civil-servant-enc": "encipher", "unit": "client", "server": "server", "tsa": "other",
-              "kmc": "other", "seal-maker": "other"}
+              "kmc": "other", "seal-maker": "other", "app-encryption": "encipher", "trust-evidence": "other"}
 # the GmSSL certificate types an SM2 certificate of each profile is checked as (x509_cert_check)
 GMSSL_TYPES = {"root-ca": ["ca"], "issuing-ca": ["ca"], "civil-servant-sign": ["client"],
                "civil-servant-enc": ["client_enc"], "unit": ["client"], "server": ["server", "client"]}

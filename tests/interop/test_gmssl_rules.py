@@ -37,7 +37,7 @@ def certificates(every_profile):
     certs = [c for c in every_profile if c.profile in CERTIFICATE_PROFILES]
     # every profile is there, in each key family that issues it
     assert {c.profile for c in certs if c.kind == "sm2"} == CERTIFICATE_PROFILES
-    assert {c.profile for c in certs if c.kind == "ecdsa"} == CERTIFICATE_PROFILES - {"kmc", "seal-maker"}
+    assert {c.profile for c in certs if c.kind == "ecdsa"} == CERTIFICATE_PROFILES - {"kmc", "seal-maker", "trust-evidence"}
     return certs
 
 

@@ -34,7 +34,8 @@ def test_no_error_on_anything_we_issue_but_the_gmt0015_key_usages(every_profile)
     linted = {item.name: lint(item, ERROR) for item in every_profile}
     assert {"sm2/crl/sm2", "sm2/crl-delta/sm2", "sm2/crl-root/sm2", "sm2/ocsp-good/sm2", "ecdsa/ocsp-revoked/ec-p256",
             "rsa/crl/rsa-2048", "ecdsa/server/ec-p256", "rsa/server/rsa-2048", "sm2/kmc/sm2"} <= set(linted)
-    expected = {"sm2/civil-servant-enc/sm2": SM2_ENCRYPTION_CERTIFICATE}
+    expected = {"sm2/civil-servant-enc/sm2": SM2_ENCRYPTION_CERTIFICATE,
+                "sm2/app-encryption/sm2": SM2_ENCRYPTION_CERTIFICATE}
     assert {name: found for name, found in linted.items() if found} == expected
 
 

@@ -30,6 +30,9 @@
 //             in its ContentInfo): BC's SM2Engine (C1C3C2) opens the SM4 key with the recipient's private
 //             key, SM4-ECB gives d, and d*G must be the encryption certificate's key; --signer: the
 //             SignedAndEnvelopedData's SM2 signature over the encrypted content verifies with that cert
+//   cms-sign  <pkcs8-private-key> <cert> <content-file> <out-file> [--alg SM3withSM2|SHA256withECDSA]
+//             [--detached] [--chain CERT]...  BC's own CMSSignedDataGenerator makes a SignedData (signed
+//             attributes as BC writes them) for the interop tests to verify with our code
 //   selftest  <empty-dir>  make SM2 artefacts with BC's own builders and verify them through the
 //             subcommands above (used once at build time to train the class-data-sharing archive)
 //   batch     read argv lines from stdin (fields separated by TAB), print one line per command:
@@ -162,6 +165,7 @@ public final class BcVerify {
                 case "seal": sesSigned(new Args(a), out, "seal"); break;
                 case "ses-sig": sesSigned(new Args(a), out, "ses-sig"); break;
                 case "sm2-envelope": sm2Envelope(new Args(a), out); break;
+                case "cms-sign": cmsSign(new Args(a), out); break;
                 case "selftest": selftest(new Args(a), out); break;
                 default: throw new Usage("unknown subcommand: " + argv[0]);
             }
@@ -540,6 +544,24 @@ public final class BcVerify {
         return id.getHashAlgorithm().getAlgorithm().getId();
     }
 
+    static void cmsSign(Args a, PrintStream out) throws Exception {
+        a.need(4, "cms-sign <pkcs8-private-key> <cert> <content-file> <out-file> [--alg A] [--detached] [--chain CERT]");
+        java.security.PrivateKey key = KeyFactory.getInstance("EC", BC).generatePrivate(
+                new java.security.spec.PKCS8EncodedKeySpec(der(a.pos(0))));
+        X509CertificateHolder cert = loadCertHolder(a.pos(1));
+        String alg = a.opt("--alg") != null ? a.opt("--alg") : "SM3withSM2";
+        org.bouncycastle.operator.ContentSigner signer =
+                new org.bouncycastle.operator.jcajce.JcaContentSignerBuilder(alg).setProvider(BC).build(key);
+        org.bouncycastle.cms.CMSSignedDataGenerator gen = new org.bouncycastle.cms.CMSSignedDataGenerator();
+        gen.addSignerInfoGenerator(new org.bouncycastle.cms.SignerInfoGeneratorBuilder(
+                new JcaDigestCalculatorProviderBuilder().setProvider(BC).build()).build(signer, cert));
+        gen.addCertificate(cert);
+        if (a.opt("--chain") != null) gen.addCertificate(loadCertHolder(a.opt("--chain")));
+        byte[] cms = gen.generate(new CMSProcessableByteArray(readFile(a.pos(2))), !a.flag("--detached")).getEncoded();
+        Files.write(Paths.get(a.pos(3)), cms);
+        out.println("OK cms-sign " + alg + (a.flag("--detached") ? " detached" : " attached"));
+    }
+
     static void tsp(Args a, PrintStream out) throws Exception {
         a.need(1, "tsp <token-or-reply> [--data FILE] [--cert TSA-CERT] [--ca ISSUER-CERT]");
         byte[] d = der(a.pos(0));
@@ -689,7 +711,7 @@ public final class BcVerify {
     static final class Args {
         final List<String> positional = new ArrayList<>();
         final List<String[]> options = new ArrayList<>();
-        static final Set<String> FLAGS = Set.of("--raw", "--ess");
+        static final Set<String> FLAGS = Set.of("--raw", "--ess", "--detached");
 
         Args(String[] a) throws Usage {
             for (int i = 0; i < a.length; i++) {

@@ -47,6 +47,7 @@ def request(profile: str, spki: bytes | None = None, **kw) -> IssueRequest:
         "unit": dict(subject=SUBJECT_UNIT, identity=((OID.UNIFIED_SOCIAL_CREDIT_CODE, USCC),)),
         "server": dict(subject=SUBJECT_SERVER, dns_names=("app.zj.gov.cn", "www.app.zj.gov.cn"),
                        ip_addresses=("10.1.2.3", "2001:db8::1")),
+        "app-encryption": dict(subject=SUBJECT_SERVER),      # trust/: an application's encryption key
         "tsa": dict(subject=(("country_name", "CN"), ("organization_name", "RA Centre"), ("common_name", "TSA 1"))),
     }[profile]
     base.update(kw)
