@@ -24,6 +24,7 @@ from racentre.console.openapi import openapi_fragment as console_fragment
 from seal.openapi import openapi_fragment as seal_fragment
 from timestamp.openapi import openapi_fragment as tsa_fragment
 from timestamp.schemas import VERIFY_BODY, VERIFY_FORM
+from trust.openapi import openapi_fragment as trust_fragment
 
 bp = Blueprint("docs", __name__, url_prefix="/api/v1", static_folder="static/docs", static_url_path="/docs/static")
 
@@ -47,7 +48,7 @@ authority, the key-management centre, electronic seals, the HSM's health, and th
 
 def _fragments() -> list[dict]:
     return [hsm_fragment(), ca_fragment(), ra_fragment(), tsa_fragment(VERIFY_BODY, VERIFY_FORM), kms_fragment(),
-            seal_fragment(), console_fragment(), _docs_fragment()]
+            seal_fragment(), trust_fragment(), console_fragment(), _docs_fragment()]
 
 
 def _docs_fragment() -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from pkicore.openapi import PROBLEM_SCHEMA, fragment, problems
+
 _S = "#/components/schemas/"
 _STR = {"type": "string"}
 _B64 = {"type": "string", "contentEncoding": "base64"}
@@ -12,10 +14,7 @@ _BOOL = {"type": "boolean", "default": False}
 _INT = {"type": "integer"}
 _NINT = {"type": ["integer", "null"]}
 _CERT = {"type": "string", "description": "X.509 certificate: PEM, or base64 DER"}
-_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
-    "type": "object", "required": ["code", "message"],
-    "properties": {"code": {"type": "string", "description": "stable error code (pkicore.errors.ErrorCode)"},
-                   "message": {"type": "string"}}}}}
+TAG = "Trust"
 
 APP = ("application",)
 ADMIN = ("ra_admin",)
@@ -32,16 +31,13 @@ def _json(schema: dict) -> dict:
 
 
 def _errors(*codes: int) -> dict:
-    text = {400: "bad input (unknown field, bad type, bad encoding)", 401: "no or bad token",
-            403: "role refuses this caller, or the key belongs to another application", 404: "not found",
-            409: "no TSA unit of the key's family", 413: "body too large",
-            503: "the HSM, the CA or the TSA is not available"}
-    return {str(c): {"description": text[c], **_json(_ref("Error"))} for c in (401, 403, *codes)}
+    """RFC 9457 problem answers (racentre.web), as every other route documents them."""
+    return problems(401, 403, *codes)
 
 
 def _op(summary: str, roles: tuple[str, ...], ok: dict, *, body: dict | None = None, params=(), errors=(400,),
         status: str = "200") -> dict:
-    op = {"summary": summary, "x-roles": list(roles), "security": [{"bearer": []}] if roles else [],
+    op = {"summary": summary, "tags": [TAG], "x-roles": list(roles), "security": [{"bearer": []}] if roles else [],
           "responses": {status: ok, **(_errors(*errors) if roles else {})}}
     if body is not None:
         op["requestBody"] = {"required": True, **_json(body)}
@@ -60,7 +56,6 @@ def _path(name: str, schema: dict | None = None) -> dict:
 
 
 _SCHEMAS = {
-    "Error": _ERROR,
     "TrustKeyCreate": _obj(
         ["application", "common_name"], application={"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$",
                                                      "description": "the application's API principal"},
@@ -176,7 +171,8 @@ _PATHS = {
 _DOCUMENT = {
     "openapi": "3.1.0",
     "info": {"title": "RA centre trust services (签名验签, 身份认证, 责任认定)", "version": "1"},
-    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": _SCHEMAS},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                   "schemas": {"Problem": PROBLEM_SCHEMA, **_SCHEMAS}},
     "paths": _PATHS,
 }
 
@@ -186,4 +182,12 @@ BODIES = {"TrustKeyCreate": "key", "SignRequest": "sign", "VerifyRequest": "veri
 
 
 def openapi_document() -> dict:
+    """The trust services alone (served at /api/v1/trust/openapi.json)."""
     return copy.deepcopy(_DOCUMENT)
+
+
+def openapi_fragment() -> dict:
+    """This package's share of the service's one document (racentre.openapi)."""
+    return fragment(copy.deepcopy(_PATHS), copy.deepcopy(_SCHEMAS), tags=[(
+        TAG, "trust services for applications (GM/T 0029/0020 SOF_*): signing, verification, certificate login, "
+             "envelopes, evidence")])
