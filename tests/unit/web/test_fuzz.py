@@ -34,7 +34,7 @@ POSITIVE, NEGATIVE = 3, 2              # schemathesis cases per operation and mo
 MUTANTS = 40                           # mutants per binary seed
 SKIP = {"console.logout"}              # would end the fuzzer's own console session
 BINARY = ["application/ocsp-request", "application/timestamp-query", "application/timestamp-request",
-          "application/pdf", "application/ofd"]
+          "application/pdf", "application/ofd", "application/pkixcmp"]
 schemathesis.serializer.alias(BINARY, "application/octet-stream")     # raw bytes, as for octet-stream
 BUDGET = 100                           # seconds per database: a hard stop (the counts say if it was reached)
 
