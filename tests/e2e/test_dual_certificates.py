@@ -349,11 +349,16 @@ def test_racentre_ca_revoke_tells_the_kmc(client, services, tmp_path):
     done = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
     certs = {c["usage"]: c for c in done.json["certificates"]}
     enc, sign = certs["enc"], certs["sign"]
+    from ra.cli import ra_revoke
     runner = CliRunner()
-    for cert in (enc, sign):
-        result = runner.invoke(ca_group, ["revoke", cert["serial"], "--ca", cert["ca"], "--reason", "superseded"],
-                               obj={"services": services})
-        assert result.exit_code == 0 and f"{cert['serial']}: revoked (superseded)" in result.output, result.output
+    # a certificate issued through the RA is revoked through it (issue 17): an officer and a justification
+    obj = {"services": services, "ra_revoke": ra_revoke}
+    refused = runner.invoke(ca_group, ["revoke", enc["serial"], "--ca", enc["ca"], "--reason", "superseded"], obj=obj)
+    assert refused.exit_code == 2 and "--as OFFICER" in refused.output, refused.output
+    result = runner.invoke(ca_group, ["revoke", enc["serial"], "--ca", enc["ca"], "--reason", "superseded",
+                                      "--as", client.names["officer_a"], "--justification", "钱七 changed posts"],
+                           obj=obj)
+    assert result.exit_code == 0, result.output
     with services.db() as session:
         assert session.scalar(select(EscrowedKey.status).where(
             EscrowedKey.user_cert_no == str(int(enc["serial"], 16)))) == "revoked"
