@@ -11,6 +11,8 @@ Standard library only: the small arbiter (``racentre.arbiter``) imports this mod
 """
 from __future__ import annotations
 
+import json
+
 import re
 import tempfile
 import time
@@ -36,12 +38,15 @@ class GateRefusal(Exception):
         self.message = message
 
     def response(self) -> bytes:
-        """The whole HTTP/1.1 answer (the connection is closed after it)."""
-        code = self.message.replace("\\", "").replace('"', "'")
-        body = (f'{{"error": {{"code": "{self.REASONS[self.status].lower().replace(" ", "_")}", '
-                f'"message": "{code}"}}}}').encode()
+        """The whole HTTP/1.1 answer (the connection is closed after it): RFC 9457 problem details, as
+        racentre.web answers every other error (with the older ``error`` object beside them)."""
+        code = {400: "bad_request", 408: "request_timeout", 413: "too_large",
+                431: "request_header_fields_too_large"}[self.status]
+        body = json.dumps({"type": f"urn:racentre:problem:{code}", "title": self.REASONS[self.status],
+                           "status": self.status, "detail": self.message, "code": code,
+                           "error": {"code": code, "message": self.message}}, ensure_ascii=False).encode()
         return (f"HTTP/1.1 {self.status} {self.REASONS[self.status]}\r\nConnection: close\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+                f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
 
 
 class IncomingRequest:

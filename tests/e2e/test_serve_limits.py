@@ -67,7 +67,7 @@ def site_dir(tmp_path_factory, softtoken_module):
     (tmp / "racentre.toml").write_text(
         '[hsm]\ntoken = "limits-test"\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
         f'[database]\nurl = "{migrated(f"sqlite:///{tmp}/db.sqlite")}"\n'
-        f'[service]\npublic_url = "http://127.0.0.1:{port}"\n[tsa]\npolicy = "1.2.3.4.1"\n')
+        f'[service]\npublic_url = "http://127.0.0.1:{port}"\n[tsa]\npolicy = "1.2.3.4.1"\n# the kernel clock here may be unsynchronised ([tsa] require_sync)\nrequire_sync = false\n')
     env = _env(tmp)
     done = subprocess.run([sys.executable, "-m", "racentre.cli", "setup"], env=env, cwd=tmp, capture_output=True,
                           text=True, timeout=300)
