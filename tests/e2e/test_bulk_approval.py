@@ -242,10 +242,10 @@ def test_concurrent_overlapping_batches_issue_each_request_once(client, services
 @pytest.mark.parametrize("body, message", [
     ({}, "missing fields: request_ids"),
     ({"request_ids": []}, "non-empty"),
-    ({"request_ids": "1,2"}, "request_ids must be list[int]"),
-    ({"request_ids": [1, True]}, "request_ids must be list[int]"),
+    ({"request_ids": "1,2"}, "request_ids must be an array"),
+    ({"request_ids": [1, True]}, "request_ids[1] must be an integer"),
     ({"request_ids": [1, 1]}, "twice"),
-    ({"request_ids": list(range(1, 502))}, "at most 500"),
+    ({"request_ids": list(range(1, 502))}, "request_ids must hold 0..500 items"),
     ({"request_ids": [1], "force": True}, "unknown fields: force"),
 ])
 def test_bad_bodies_are_400(client, body, message):
