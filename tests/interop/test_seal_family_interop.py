@@ -47,7 +47,9 @@ def service(db, seal_pki, ecdsa_pki):
 
 def _seal_for(service, signer, stamp_png) -> tuple[int, str]:
     clerk = f"clerk-{secrets.token_hex(3)}"
-    record = service.registry.make_seal(actor="test", role="ra_admin", unit="Unit E", name="Unit E 公章",
+    # a seal belongs to the unit its signing certificate names (O), as the registry requires
+    unit = x509.Certificate.load(signer.certificate).subject.native["organization_name"]
+    record = service.registry.make_seal(actor="test", role="ra_admin", unit=unit, name=f"{unit} 公章",
                                         seal_type="official", picture=stamp_png, width_mm=40, height_mm=40,
                                         signers=[Signer(signer.label, signer.certificate, signer.alg)], users=(clerk,))
     return record.id, clerk
