@@ -33,7 +33,7 @@ def revocation_info(ca: EmbeddedCA, certificates: Iterable[bytes], *, with_ocsp:
     OCSP responses are made only for ECDSA/RSA issuers: an SM2-signed response cannot be used by
     pyhanko-certvalidator (``pkicore.validation.is_sm2_ocsp`` says why), so SM2 chains are covered by
     their CRLs and no HSM signature is spent on a response every caller would drop."""
-    by_subject = {info.subject_der: info for info in ca.authorities().values()}
+    authorities = list(ca.authorities().values())
     crls: dict[str, bytes] = {}
     responses: list[bytes] = []
     seen: set[bytes] = set()
@@ -44,7 +44,10 @@ def revocation_info(ca: EmbeddedCA, certificates: Iterable[bytes], *, with_ocsp:
         cert = x509.Certificate.load(der)
         if cert.self_signed != "no":
             continue
-        issuer = by_subject.get(cert.issuer.dump())
+        # by name and key identifier: two CAs may share a name (RFC 5280 §4.2.1.1 AKI tells them apart)
+        aki = cert.authority_key_identifier
+        issuer = next((i for i in authorities if i.subject_der == cert.issuer.dump()
+                       and (aki is None or aki == i.key_id)), None)
         if issuer is None:
             continue
         if issuer.name not in crls:
