@@ -12,6 +12,7 @@ from tests.e2e.test_console_browser import _csp_violations, _login, browser, ser
 
 from selenium.webdriver.common.by import By  # noqa: E402  (after the module-level skip above)
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 SETUP = """
@@ -58,12 +59,25 @@ def _state(engine, rid: int) -> str:
         return conn.execute(text("SELECT state FROM ra_request WHERE id = :i"), {"i": rid}).scalar_one()
 
 
+def _gone(element):
+    """The old page is gone: its root element is stale. While the new document loads, ChromeDriver may
+    answer "Node with given id does not belong to the document" (an inspector error, not a
+    StaleElementReferenceException): that means gone too."""
+    def check(_driver):
+        try:
+            element.is_enabled()
+            return False
+        except WebDriverException:          # StaleElementReferenceException included
+            return True
+    return check
+
+
 def _click_and_wait(driver, element_id: str, confirm: bool = False) -> None:
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, element_id).click()
     if confirm:
         WebDriverWait(driver, 5).until(ec.alert_is_present()).accept()
-    WebDriverWait(driver, 20).until(ec.staleness_of(page))
+    WebDriverWait(driver, 20).until(_gone(page))
 
 
 def test_vet_needs_the_documents_tick_then_return_and_resubmit_keeping_input(site, browser):  # noqa: F811
@@ -97,7 +111,7 @@ def test_vet_needs_the_documents_tick_then_return_and_resubmit_keeping_input(sit
     back = browser.find_element(By.LINK_TEXT, "返回")
     page = browser.find_element(By.TAG_NAME, "html")
     back.click()
-    WebDriverWait(browser, 20).until(ec.staleness_of(page))
+    WebDriverWait(browser, 20).until(_gone(page))
     kept = browser.find_element(By.ID, "resubmit-csr").get_attribute("value")
     assert kept.replace("\r\n", "\n") == pasted                     # the officer's input came back
     browser.find_element(By.ID, "resubmit-csr").clear()
