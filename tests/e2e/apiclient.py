@@ -57,4 +57,5 @@ def api_client(services, roles: dict[str, list[str]]):
         return http.open(path, method=method, headers=headers, **kwargs)
 
     call.names = {who: f"{who}-{tag}" for who in roles}     # the principal each token belongs to
+    call.app = app
     return call

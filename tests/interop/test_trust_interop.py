@@ -21,7 +21,8 @@ from ca_bridge.api import RevocationReason
 from tests.interop.bouncycastle import bc_verify, require_bc
 from tests.interop.openssl_cli import require_openssl, run_openssl
 from tests.pgschema import database_url
-from tests.unit.trust.site import b64, client_for, issue_user, make_site, unb64
+from tests.e2e.apiclient import api_client as client_for
+from tests.unit.trust.site import b64, issue_user, make_site, unb64
 
 DATA = "跨实现互通 interop content\n".encode() * 20
 

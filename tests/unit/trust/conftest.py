@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from tests.pgschema import database_url
-from tests.unit.trust.site import client_for, make_site
+from tests.e2e.apiclient import api_client as client_for
+from tests.unit.trust.site import make_site
 
 ROLES = {"admin": ["ra_admin"], "app1": ["application"], "app2": ["application"], "auditor": ["auditor"],
          "officer": ["ra_officer"]}

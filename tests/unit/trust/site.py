@@ -81,27 +81,6 @@ def issue_user(services: Services, kind: str = "sm2", *, profile: str = "civil-s
     return User(key, issued.certificate, kind)
 
 
-def client_for(services: Services, roles: dict[str, list[str]]):
-    """``call(method, path, who, json=...)`` over the full app; ``call.names[who]`` is the principal."""
-    app = build_app(services)
-    tag = secrets.token_hex(3)
-    tokens = {}
-    with transaction(services.db) as session:
-        for who, granted in roles.items():
-            tokens[who] = create_token(session, f"{who}-{tag}", granted)
-    http = app.test_client()
-
-    def call(method, path, who=None, **kwargs):
-        headers = kwargs.pop("headers", {})
-        if who:
-            headers["Authorization"] = f"Bearer {tokens[who]}"
-        return http.open(path, method=method, headers=headers, **kwargs)
-
-    call.names = {who: f"{who}-{tag}" for who in roles}
-    call.app = app
-    return call
-
-
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
