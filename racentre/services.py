@@ -13,6 +13,7 @@ one HSM and one database never create two keys with one label.
 """
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.cmp.client import MacCredentials
 from ca_bridge.cmp.server import CmpServer
-from ca_bridge.cmp.upstream import CmpCA, signature_credentials
+from ca_bridge.cmp.upstream import CmpCA, adopt_outbox, signature_credentials
 from ca_bridge.cmp.upstream import HttpTransport as CmpHttpTransport
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.revinfo import revocation_info
@@ -194,17 +195,21 @@ class Services:
 
     @cached_property
     def outbox_db(self) -> sessionmaker[Session]:
-        """Where ``CmpCA`` keeps its queue: the site database, except with SQLite, where the RA's approval
-        holds the one writer lock of the file while it calls the CA, so the queue (which must commit
-        before anything is sent) lives in a file of its own beside it, ``<database>-cmp-outbox``, brought
-        to the same schema revision."""
+        """Where ``CmpCA`` keeps its queue: the site database, so that the RA's move to ``awaiting_ca`` and
+        the queued requests (their transactionIDs) commit together; nothing is sent inside a transaction.
+        A queue an earlier version kept beside a SQLite database (``<database>-cmp-outbox``) is adopted
+        once: its rows are copied in (never a second transactionID for a request already sent)."""
         url = self.config.database.url
-        if not url.startswith("sqlite:///"):
-            return self.db
-        from racentre.migrate import upgrade    # Alembic only where a CMP backend is configured
-        engine = make_engine(f"{url}-cmp-outbox")
-        upgrade(engine)
-        return make_session_factory(engine)
+        sidecar = url[len("sqlite:///"):] + "-cmp-outbox" if url.startswith("sqlite:///") else None
+        if sidecar and os.path.exists(sidecar):
+            from racentre.migrate import upgrade    # Alembic only where an old queue file is left
+            engine = make_engine(f"sqlite:///{sidecar}")
+            try:
+                upgrade(engine)
+                adopt_outbox(make_session_factory(engine), self.db)
+            finally:
+                engine.dispose()
+        return self.db
 
     @cached_property
     def site(self) -> Site:
