@@ -1,19 +1,26 @@
 """``CmpCA``: an upstream CA reached over CMP (RFC 4210, RFC 9483 §5 "RA" role, HTTP per RFC 6712),
-behind ``ca_bridge.api.CABackend``.
+behind ``ca_bridge.api.CABackend`` and ``DeferredIssuanceCA``.
 
-An approved request goes out as a ``cr`` whose template carries the vetted subject, the subscriber's key
-and names, with POP ``raVerified`` (RFC 4211 §4: this RA checked the subscriber's proof of possession, and
-the RA's signature protects the message, RFC 9483 §5.2.3.2); the certificate is confirmed with certConf;
-a "waiting" answer is polled (pollReq) while ``poll_timeout`` lasts. Revocations go out as ``rr``.
+An approved request goes out as a ``p10cr`` carrying the subscriber's CSR when that CSR asks for exactly
+the certificate the RA vetted (the subscriber's proof of possession passes through unchanged and the
+upstream checks it, RFC 9483 §5.2.3.1), else as a ``cr`` whose template carries the vetted subject, the
+subscriber's key and names, with POP ``raVerified`` (RFC 4211 §4: this RA checked the proof of
+possession, and the RA's signature protects the message, RFC 9483 §5.2.3.2). Every answer must carry our
+transactionID and our senderNonce as its recipNonce (RFC 4210 §5.1.1, ``client.check_answer``). The
+certificate is confirmed with certConf; a "waiting" answer is polled (pollReq) while ``poll_timeout``
+lasts. Revocations go out as ``rr``.
 
-Failure semantics (as the KMC outbox's): each request's transactionID is written to ``cmp_outbox`` and
-committed *before* anything is sent. A retry of the same request id (the RA approving again, or
-``retry_pending``) never asks twice: it polls that transaction (our CMP server answers a pollReq for an
-issued but unconfirmed transaction with the certificate again), or, when the upstream CA has never
-heard of it, re-sends the request under the same transactionID. The upstream down, slow or answering
-garbage -> ``UpstreamUnavailable`` (503) and the row stays to be retried; a refusal -> the row is marked
-failed with the CA's reason and ``UpstreamRefused`` carries it. Nothing is lost across a kill -9: the
-row is durable, and the upstream CA holds the transaction.
+Failure semantics (as the KMC outbox's): each request's transactionID is written to ``cmp_outbox`` before
+anything is sent -- by the RA in its own approving transaction (``enqueue``: the request moves to
+``awaiting_ca`` in the same commit), or committed here (``issue``). ``collect`` carries a row on and never
+asks twice: the first send is recorded ("sent") before it leaves; afterwards the transaction is polled
+(our CMP server answers a pollReq for an issued but unconfirmed transaction with the certificate again),
+or, when the upstream CA never got it, re-sent under the same transactionID. A worker holds a row for
+``lease`` seconds while it carries it on (``claimed_until``), so two workers or nodes never send one
+request at once. The upstream down, slow or answering garbage -> ``UpstreamUnavailable`` (still waiting:
+``UpstreamWaiting``) and the row stays to be collected again; a refusal -> the row is marked failed with
+the CA's reason and ``UpstreamRefused`` carries it. Nothing is lost across a kill -9 of either side: the
+row is durable, and the upstream CA holds the transaction (``tests/unit/ca_bridge/test_cmp_kill.py``).
 """
 from __future__ import annotations
 
