@@ -162,8 +162,8 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
         count = len(approvers[rid]) + 1
         if count < policy.approvals[row.type]:
             pending.append((row, count))
-        elif row.kind in (RequestKind.REVOCATION.value, RequestKind.REKEY.value):
-            carried_out.append(rid)
+        elif row.kind in (RequestKind.REVOCATION.value, RequestKind.REKEY.value) or row.sign_spki is None:
+            carried_out.append(rid)           # revocations, re-keys, and requests enrolled over CMP
         else:
             issuing.append((row, count))
 

@@ -47,6 +47,8 @@ class RaService:
         self.db = db
         self.ca = ca
         self.policy = policy or Policy()
+        # issues a one-time CMP secret (``CmpServer.issue_secret``) where this node's CA serves CMP
+        self.cmp_secrets = None
 
     @property
     def escrows_keys(self) -> bool:
@@ -213,6 +215,17 @@ class RaService:
                     state = session.scalar(select(CertRequest.state).where(CertRequest.id == rid))
                 outcomes[rid] = bulk.Outcome(rid, "failed", state, error=exc)
         return [outcomes[i].as_dict() for i in ids]
+
+    def issue_cmp_secret(self, actor: Actor, request_id: int) -> dict:
+        """An officer's one-time CMP secret bound to approved request ``request_id`` (submitted for
+        enrolment over CMP): the subscriber's ir gets the request's vetted subject, names and profile, once,
+        and the certificate is recorded on the request (RFC 9483 §4.1.5). A new secret voids an unused one."""
+        if self.cmp_secrets is None:
+            raise ConflictError("this node's CA does not serve CMP enrolment")
+        with reading(self.db) as session:
+            fields = workflow.cmp_secret_fields(session, workflow.check_id(request_id, "request"), self.policy)
+        reference, secret = self.cmp_secrets(actor.name, role=actor.role, **fields)
+        return {"request_id": request_id, "reference": reference, "secret": secret}
 
     # --- an upstream CA (DeferredIssuanceCA): approved requests awaiting it
     def collect_awaiting(self, request_ids: Iterable[int] | None = None, *, limit: int = 100) -> dict:

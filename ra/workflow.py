@@ -281,10 +281,12 @@ def _parse_reason(value: str | None) -> RevocationReason:
 def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subject_id: int | None = None,
            sign_csr: bytes | str | None = None, enc_csr: bytes | str | None = None,
            enc_public_key: bytes | str | None = None, target_request_id: int | None = None,
-           revocation_reason: str | None = None, policy: Policy = Policy()) -> CertRequest:
+           revocation_reason: str | None = None, policy: Policy = Policy(), enrol_by_cmp: bool = False) -> CertRequest:
     """Record a request. New requests name their subject; renewal, re-key and revocation requests
     name the issued request whose certificates they replace or revoke. CSRs are parsed and their
-    proof of possession checked now, so bad input fails at once (400) rather than at vetting."""
+    proof of possession checked now, so bad input fails at once (400) rather than at vetting.
+    ``enrol_by_cmp``: a new server or unit request without a CSR: once vetted and approved, an officer
+    issues a one-time CMP secret bound to it and the subscriber enrols over CMP (``cmp_enrolment``)."""
     rtype, rkind = _parse_type(type), _parse_kind(kind)
     req = CertRequest(type=rtype.value, kind=rkind.value, state=RequestState.SUBMITTED.value,
                       submitted_by=actor.name, checks={})
@@ -309,7 +311,12 @@ def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subj
             raise ValidationError(f"subject_id does not match the subject of request {target.id}")
         req.target_request_id = target.id
         req.unit_id, req.civil_servant_id, req.server_id = target.unit_id, target.civil_servant_id, target.server_id
-    if rkind is RequestKind.REVOCATION:
+    if enrol_by_cmp:
+        if rkind is not RequestKind.NEW or rtype is RequestType.CIVIL_SERVANT_DUAL:
+            raise ValidationError("enrolment over CMP is for new server and unit requests")
+        if sign_csr or enc_csr or enc_public_key or revocation_reason is not None:
+            raise ValidationError("a request enrolled over CMP carries no CSR: the key is made at enrolment")
+    elif rkind is RequestKind.REVOCATION:
         if sign_csr or enc_csr or enc_public_key:
             raise ValidationError("revocation requests carry no CSR or public key")
         req.revocation_reason = _parse_reason(revocation_reason).value
@@ -418,7 +425,15 @@ def _identity_check(session: Session, req: CertRequest, policy: Policy) -> str:
     return "unit code valid"
 
 
+def cmp_enrolment(req) -> bool:
+    """A new request without a key: the subscriber's key is made at its CMP enrolment (an ir protected by
+    a one-time secret bound to this request, RFC 9483 §4.1.5), whose proof of possession the CA checks."""
+    return req.kind == RequestKind.NEW.value and req.sign_csr is None and req.sign_spki is None
+
+
 def _csr_check(req: CertRequest, policy: Policy) -> str:
+    if cmp_enrolment(req):
+        return "no CSR: the key is made at the CMP enrolment, whose proof of possession the CA checks"
     sign = parse_csr(req.sign_csr, max_size=policy.max_csr_size)
     if sign.public_key_info != req.sign_spki:
         raise CsrError("stored signing key differs from the CSR")
@@ -702,6 +717,12 @@ def _carry_out(session: Session, actor: Actor, req: CertRequest, ca: CABackend, 
         _revoke_all(session, actor, req, req.target_request_id, reason, ca)
         req.state, req.completed_at = RequestState.REVOKED.value, utcnow()
         return
+    if cmp_enrolment(req):
+        # approved; the certificate comes when the subscriber enrols with the one-time secret an officer
+        # issues for this request (record_cmp_enrolment)
+        record(session, actor=actor.name, role=actor.role, action="ra.request.awaiting_enrolment",
+               target_type=TARGET, target_id=req.id)
+        return
     if not _issue(session, actor, req, ca, policy, escrowed):
         req.state = RequestState.AWAITING_CA.value       # a re-key revokes the old certificates when issued
         return
@@ -791,6 +812,43 @@ def complete_from_ca(session: Session, request_id: int, results: Mapping[str, Is
     req.state, req.completed_at = RequestState.ISSUED.value, utcnow()
     _flush(session)
     return req
+
+
+CMP_ACTOR = Actor("cmp", "cmp")
+
+
+def record_cmp_enrolment(session: Session, request_id: int, issue_request: IssueRequest,
+                         issued: IssuedCertificate) -> None:
+    """The CA issued the certificate of an approved ``cmp_enrolment`` request to the subscriber who
+    enrolled with the one-time secret bound to it (in the CA's transaction: both commit or neither).
+    The request takes the enrolled key and the certificate and is issued; any other state refuses."""
+    req = _lock(session, request_id)
+    if req.state != RequestState.APPROVED.value or not cmp_enrolment(req):
+        raise ConflictError(f"request {req.id} is {req.state}: not an approved request awaiting its CMP enrolment")
+    req.sign_spki = issue_request.public_key_info
+    set_committed_value(req, "certificates", [])
+    req.certificates.append(RaCertificate(**ra_certificate_fields("sign", issue_request, issued)))
+    req.state, req.completed_at = RequestState.ISSUED.value, utcnow()
+    record(session, actor=CMP_ACTOR.name, role=CMP_ACTOR.role, action="ra.certificate.issue", target_type=TARGET,
+           target_id=req.id, usage="sign", profile=issued.profile, ca=issued.ca, serial=format(issued.serial, "x"),
+           ca_request_id=issue_request.request_id, enrolled_by="cmp")
+    _flush(session)
+
+
+def cmp_secret_fields(session: Session, request_id: int, policy: Policy = Policy()) -> dict:
+    """What a one-time CMP secret for request ``request_id`` enrols: its vetted subject, names, identity
+    and profile (the request must be approved and awaiting its CMP enrolment)."""
+    req = _get(session, CertRequest, request_id, "request")
+    if req.state != RequestState.APPROVED.value or not cmp_enrolment(req):
+        raise ConflictError(f"request {req.id} is {req.state}; a CMP secret is issued for an approved request "
+                            "submitted for enrolment over CMP")
+    dns, ips = (), ()
+    if req.type == RequestType.SERVER.value:
+        server = _subject_row(session, Server, req.server_id)
+        dns, ips = server.dns_names, server.ip_addresses
+    return {"profile": policy.profiles[req.type]["sign"], "subject": vetted_subject(session, req),
+            "dns_names": tuple(dns), "ip_addresses": tuple(ips), "identity": identity_extensions(session, req),
+            "ra_request_id": req.id}
 
 
 def upstream_pending(exc: PkiError) -> bool:

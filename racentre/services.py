@@ -33,6 +33,7 @@ from pkicore.audit import bind_node
 from pkicore.db import HotReader, make_engine, make_session_factory, named_lock
 from pkicore.errors import ErrorCode, PkiError
 from ra.services import RaService, build_ra_service
+from ra.workflow import record_cmp_enrolment
 from racentre.config import Config
 from racentre.schema import SchemaError, require_current
 from racentre.secretbox import SecretBox
@@ -174,8 +175,10 @@ class Services:
 
     @cached_property
     def cmp(self) -> CmpServer:
-        """The CMP server (RFC 9483) over the embedded CA; its one-time secrets sealed by two HSM SM4 keys."""
-        return CmpServer(self.ca, SecretBox(self.key_manager, CMP_SECRET_ENC_KEY, CMP_SECRET_MAC_KEY))
+        """The CMP server (RFC 9483) over the embedded CA; its one-time secrets sealed by two HSM SM4 keys; a
+        certificate enrolled with a secret bound to an RA request is recorded on that request."""
+        return CmpServer(self.ca, SecretBox(self.key_manager, CMP_SECRET_ENC_KEY, CMP_SECRET_MAC_KEY),
+                         enrolled=record_cmp_enrolment)
 
     @cached_property
     def upstream_ca(self) -> CmpCA | None:
@@ -219,7 +222,10 @@ class Services:
     def ra(self) -> RaService:
         """The registration authority over this database, issuing through ``ca``."""
         # an upstream CA over CMP when ``[ca] backend = "cmp"``, else the embedded one; [ra]: four-eyes, profiles
-        return build_ra_service(self.db, self.upstream_ca or self.ca, self.config.ra)
+        service = build_ra_service(self.db, self.upstream_ca or self.ca, self.config.ra)
+        if self.config.ca.backend != "cmp":      # our CA serves CMP: secrets bound to approved requests
+            service.cmp_secrets = lambda *args, **kwargs: self.cmp.issue_secret(*args, **kwargs)
+        return service
 
     @cached_property
     def tsa(self) -> TsaService:

@@ -24,6 +24,9 @@ class CmpSecret(Base):
     identity: Mapped[list] = mapped_column(JSON, default=list)   # GM/T 0015 identity extensions [[oid, value]]
     issued_by: Mapped[str] = mapped_column(String(128))
     approvals_required: Mapped[int] = mapped_column(Integer, default=0)   # officers still to approve (four-eyes)
+    # the vetted, approved RA request the secret is bound to (its subject and profile are the request's;
+    # the certificate is recorded on it), or None for a secret an officer issued for a subject directly
+    ra_request_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     transaction_id: Mapped[str | None] = mapped_column(String(128), nullable=True)  # set when used: one-time
