@@ -248,7 +248,11 @@ class RaService:
             for usage, ca_request_id in workflow.awaited_ca_requests(rtype, rid, self.policy):
                 try:
                     results[usage] = self.ca.collect(ca_request_id)
-                except PkiError as exc:
+                except Exception as exc:  # noqa: BLE001 - the sweep survives anything a CA answer can raise
+                    if not isinstance(exc, PkiError):
+                        log.exception("collecting %s from the CA failed; it stays queued", ca_request_id)
+                        pending, down = True, True
+                        break
                     if workflow.upstream_pending(exc):
                         pending, down = True, not getattr(exc, "waiting", False)
                         log.info("request %s still awaits the CA: %s", rid, exc.public_message)

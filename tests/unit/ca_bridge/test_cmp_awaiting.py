@@ -56,6 +56,8 @@ class Line:
         self.bodies.append(asn1.PKIMessage.load(der)["body"].name)
         if self.fault == "down":
             raise UpstreamUnavailable("the upstream CA cannot be reached (test)")
+        if self.fault == "bug":
+            raise RuntimeError("an unexpected failure on the way (test)")
         status, answer = self.server.handle(der, profile)
         if self.fault == "lose-answer":
             self.fault = None
@@ -155,6 +157,15 @@ def test_a_refusal_fails_the_request_with_the_cas_reason(upstream):
     assert "ra.request.ca_refused" in _actions(upstream.ca, rid)
     sent = line.sent
     assert ra.collect_awaiting() .get(rid) is None and line.sent == sent      # final: never asked again
+
+
+def test_an_unexpected_failure_after_the_commit_leaves_the_request_awaiting_ca(upstream):
+    ra, line = _ra(upstream)
+    rid, _ = _vetted_server_request(ra)
+    line.fault = "bug"
+    assert ra.approve(APPROVER, rid)["state"] == "awaiting_ca"           # the approval stands, no 500
+    line.fault = None
+    assert ra.collect_awaiting([rid]) == {rid: "issued"}
 
 
 def test_a_request_held_by_another_worker_is_left_alone(upstream):
