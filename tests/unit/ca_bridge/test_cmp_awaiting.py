@@ -168,6 +168,26 @@ def test_an_unexpected_failure_after_the_commit_leaves_the_request_awaiting_ca(u
     assert ra.collect_awaiting([rid]) == {rid: "issued"}
 
 
+def test_the_serving_loop_sweeps_on_its_timer(upstream):
+    """``RaService.start_collect_sweep`` (what ``racentre serve`` starts with [ca] backend = "cmp")."""
+    import time
+    ra, line = _ra(upstream)
+    rid, _ = _vetted_server_request(ra)
+    line.fault = "down"
+    assert ra.approve(APPROVER, rid)["state"] == "awaiting_ca"
+    line.fault = None
+    stop = ra.start_collect_sweep(0.2)
+    try:
+        deadline = time.monotonic() + 30
+        while ra.get_request(rid)["state"] == "awaiting_ca":
+            assert time.monotonic() < deadline, "the timer never collected the request"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+    assert ra.get_request(rid)["state"] == "issued"
+    assert RaService(upstream.ca.db, upstream.ca).start_collect_sweep(0.2) is None     # an embedded CA: no timer
+
+
 def test_a_request_held_by_another_worker_is_left_alone(upstream):
     ra, line = _ra(upstream)
     rid, _ = _vetted_server_request(ra)
