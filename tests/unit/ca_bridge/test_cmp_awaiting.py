@@ -287,3 +287,21 @@ def test_cmpca_refuses_a_wrong_recipnonce_and_keeps_the_request(upstream):
     with pytest.raises(UpstreamUnavailable, match="recipNonce is not our senderNonce"):
         cmp_ca.issue(request)
     assert _outbox(upstream.ca, request.request_id).state == "sent"
+
+
+def test_an_old_queue_file_is_adopted_once_keeping_its_transaction_ids(ca, tmp_path):
+    """A queue an earlier version kept beside a SQLite database (``<db>-cmp-outbox``) is copied into the
+    site database: a request already sent keeps its transactionID (never a second one), once."""
+    from pkicore.db import Base, make_engine, make_session_factory
+    from ca_bridge.cmp.upstream import adopt_outbox
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db-cmp-outbox'}")
+    Base.metadata.create_all(engine, tables=[CmpOutbox.__table__])
+    old = make_session_factory(engine)
+    rid, tid = f"ra-old-{secrets.token_hex(4)}-sign", secrets.token_hex(16)
+    with old.begin() as s:
+        s.add(CmpOutbox(request_id=rid, transaction_id=tid, state="sent", request={"profile": "server"}, attempts=1,
+                        chain=[], status="good"))
+    assert adopt_outbox(old, ca.db) == 1 and adopt_outbox(old, ca.db) == 0
+    row = _outbox(ca, rid)
+    assert row.transaction_id == tid and row.state == "sent" and row.attempts == 1
+    engine.dispose()
