@@ -77,7 +77,8 @@ def main(argv: list[str]) -> None:
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^`|~0-9A-Za-z]+\Z")          # RFC 9110 token, no underscore
 _POST_TARGET = re.compile(rb"/(?:tsa(?:/[0-9A-Za-z.-]*)?|ocsp(?:/[0-9A-Za-z._-]+)?)\Z")
 _GET_TARGET = re.compile(rb"/ocsp/[0-9A-Za-z._-]+/[0-9A-Za-z+/=%._-]+\Z")
-_FALLBACK_FIELDS = frozenset({b"TRANSFER-ENCODING", b"EXPECT", b"SCRIPT_NAME", b"UPGRADE", b"HTTP2-SETTINGS"})
+_FALLBACK_FIELDS = frozenset({b"TRANSFER-ENCODING", b"EXPECT", b"SCRIPT_NAME", b"UPGRADE", b"HTTP2-SETTINGS",
+                             b"IF-NONE-MATCH", b"IF-MODIFIED-SINCE"})
 
 
 def simple_request(data: bytes):
@@ -201,7 +202,8 @@ class FastPathThreadWorker(ThreadWorker):
     internals: gunicorn is pinned to one version (setup.cfg) and tests/unit/test_library_contracts.py
     checks each internal used here."""
 
-    _FALLBACK_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "SCRIPT_NAME"})
+    _FALLBACK_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "SCRIPT_NAME", "IF-NONE-MATCH",
+                                   "IF-MODIFIED-SINCE"})       # conditional requests: Flask may answer 304
     _READ = 65536
     _SEND_TIMEOUT = 5.0          # the main thread never blocks longer on one peer's reply
 

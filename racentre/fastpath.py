@@ -5,7 +5,9 @@ gunicorn's parsed (or peeked) request. A handler's ``answer(method, path, conten
 gets the PATH_INFO-style path (percent-decoded) and returns ``(content type, body)`` — or ``(content type,
 body, ((header, value), ...))`` with further response headers — for a 200 answer, calling ``read(n)`` once
 for a body; or None, with nothing read, when the request belongs to the Flask
-app and its error handling (the answer must then be what the Flask view gives; tests hold them equal)."""
+app and its error handling (the answer must then be what the Flask view gives; tests hold them equal).
+A conditional request (If-None-Match, If-Modified-Since: RFC 7232) always goes to the app, which may answer
+304; the hot paths answer 200 only."""
 from __future__ import annotations
 
 from typing import Callable, Protocol, Sequence
@@ -63,6 +65,8 @@ class FastPaths:
         return out
 
     def __call__(self, environ, start_response):
+        if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ:
+            return self.wsgi_app(environ, start_response)          # a conditional request: the app judges it
         reply = self.answer(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
                             environ.get("CONTENT_TYPE", ""), environ.get("CONTENT_LENGTH") or "",
                             environ["wsgi.input"].read)
