@@ -270,6 +270,7 @@ class OcspFastPath:
     before-request hook is skipped that matters here."""
 
     max_body = MAX_OCSP_REQUEST
+    blocking = True              # every answer reads the status store: answered off the worker's main thread
 
     def __init__(self, ca: EmbeddedCA):
         self.ca = ca

@@ -21,6 +21,9 @@ class FastHandler(Protocol):
     # as soon as its length is known: ``racentre.httpgate``)
     # optional: ``answer_many(requests)`` for requests that arrived together, ``(method, path, content
     # type, length, body)`` each -> one ``answer`` result each (e.g. one database read for all of them)
+    # optional: ``blocking = True`` when its answers wait on something outside the process (the database):
+    # the serving worker then answers them off its main thread (``racentre.arbiter``), never stalling the
+    # reading of other requests
 
 
 class FastPaths:
@@ -38,6 +41,10 @@ class FastPaths:
         """The body limit of the handler of ``path`` (its ``max_body``), or None."""
         handler = self._handler(path)
         return getattr(handler, "max_body", None)
+
+    def blocking(self, path: str) -> bool:
+        """Whether the handler of ``path`` says its answers may wait on the database (its ``blocking``)."""
+        return bool(getattr(self._handler(path), "blocking", False))
 
     def answer(self, method: str, path: str, content_type: str, length: str,
                read: Callable[[int], bytes]) -> tuple[str, bytes] | None:
