@@ -312,14 +312,42 @@ class OcspFastPath:
     def answer_many(self, requests) -> list[tuple[str, bytes] | None]:
         """``answer`` for requests that arrived together, ``(method, path, content type, length, body)``
         each: one status read for all of them (``OcspResponder.respond_many``)."""
-        routes = [self._route(method, path, ctype, length) for method, path, ctype, length, _ in requests]
-        taken = [(i, route, self._body(route, lambda n, b=requests[i][4]: b[:n]))
-                 for i, route in enumerate(routes) if route is not None]
-        answers = self.ca.ocsp.respond_many([(body, route[0]) for _, route, body in taken])
-        out: list[tuple | None] = [None] * len(requests)
-        for (i, route, body), der in zip(taken, answers):
-            out[i] = self._reply(route, body, der)
+        staged = self.stage_many(requests)
+        staged.read()
+        out = staged.answers()
+        staged.write()
         return out
+
+    def stage_many(self, requests) -> "_StagedOcsp":
+        """``answer_many`` in stages (``racentre.fastpath``): parsing now, then ``read()`` (the database),
+        ``answers()`` (signatures), ``writes()``/``write()`` (new pre-produced responses to the database)."""
+        return _StagedOcsp(self, requests)
+
+
+class _StagedOcsp:
+    __slots__ = ("path", "taken", "batch", "size")
+
+    def __init__(self, path: OcspFastPath, requests):
+        self.path, self.size = path, len(requests)
+        routes = [path._route(method, p, ctype, length) for method, p, ctype, length, _ in requests]
+        self.taken = [(i, route, path._body(route, lambda n, b=requests[i][4]: b[:n]))
+                      for i, route in enumerate(routes) if route is not None]
+        self.batch = path.ca.ocsp.begin([(body, route[0]) for _, route, body in self.taken])
+
+    def read(self) -> None:
+        self.path.ca.ocsp.read(self.batch)
+
+    def answers(self) -> list[tuple | None]:
+        out: list[tuple | None] = [None] * self.size
+        for (i, route, body), der in zip(self.taken, self.path.ca.ocsp.finish(self.batch)):
+            out[i] = self.path._reply(route, body, der)
+        return out
+
+    def writes(self) -> bool:
+        return bool(self.batch.to_keep)
+
+    def write(self) -> None:
+        self.path.ca.ocsp.keep(self.batch)
 
 
 @bp.get("/api/v1/certificates/<ca>/<serial>")

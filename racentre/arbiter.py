@@ -195,8 +195,8 @@ class FastPathThreadWorker(ThreadWorker):
     hand-off, gunicorn's parser, the WSGI environ and gunicorn's Response object — one ``send`` from the
     main thread. The TSA's are answered by the main thread itself, all those of one poll together
     (``_answer_batch``); the OCSP responder's read the database, so they are answered by one batch thread
-    per worker, all those that arrived while the previous batch was answered together (one status read),
-    and the main thread goes on reading requests meanwhile (``_dispatch_waiting``). The reply is the one the WSGI
+    per worker, all those that arrived while the previous batch was read together (one status read), and
+    the main thread goes on reading requests meanwhile, then signs and sends them (``_dispatch_waiting``). The reply is the one the WSGI
     middleware gives (same bytes, same status line, Server/Date/Connection headers gunicorn writes, then
     Content-Type and Content-Length) and keep-alive follows gunicorn's rules (Connection: close,
     max_requests, keepalive = 0, a full keep-alive queue, a worker shutting down). Handlers see the path
@@ -466,9 +466,9 @@ class FastPathThreadWorker(ThreadWorker):
     def _answer_batch(self, batch) -> None:
         """The requests of one poll, answered by the fast paths in one call (``FastPaths.answer_many``:
         the OCSP responder reads the status of all of them in one statement). Those of ``blocking`` paths
-        (the OCSP responder reads the database) are answered by the batch thread instead, so a slow
+        (the OCSP responder reads the database) wait for the batch thread's database read, so a slow
         database never stalls this thread's reading of other clients' requests (``_dispatch_waiting``);
-        the rest (the TSA: an HSM signature) here. Those the fast paths leave, or all of them if the call
+        the rest (the TSA: an HSM signature) are answered at once. Those the fast paths leave, or all of them if the call
         fails, go to the thread pool."""
         inline = []
         for item in batch:
@@ -495,34 +495,60 @@ class FastPathThreadWorker(ThreadWorker):
                 self._send_inline(conn, client, request, reply)
 
     def _dispatch_waiting(self) -> None:
-        """Hand every waiting request of a blocking fast path to the batch thread, one batch at a time: what
-        arrives while a batch is answered waits for the next one, so a batch grows with the database's
-        latency (one status read for all of them) and a slow database holds one thread, never the pool
-        the Flask app's requests use nor this one. The answers are sent from this thread
-        (``_batch_done``, through gunicorn's method queue), as the inline ones are."""
+        """The waiting requests of blocking fast paths as one batch (``FastPaths.stage_many``): parsed here,
+        their database read done by the batch thread, one batch at a time — what arrives meanwhile waits
+        for the next one, so a batch grows with the database's latency (one status read for all of them)
+        and a slow database holds one thread, never this one nor the pool the Flask app's requests use —
+        then signed and sent here (``_batch_read``, through gunicorn's method queue), and new pre-produced
+        responses written by the batch thread after."""
         batch, self._waiting = self._waiting, []
-        if self._batch_pool is None:
-            self._batch_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="racentre-batch")
-        self._in_flight = True
         try:
-            future = self._batch_pool.submit(self._fast_answers, batch)
-        except RuntimeError:                   # the pool is shut down: the thread pool answers them
-            self._in_flight = False
+            staged = self._fast.stage_many([
+                (method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length, body)
+                for _, _, _, (method, path, _, ctype, length, _, body) in batch])
+        except Exception:  # noqa: BLE001 - nothing answered yet: the gthread path answers them the usual way
+            self.log.exception("fast path failed; handing the requests to the thread pool")
             self._send_replies(batch, [None] * len(batch))
             return
-        future.add_done_callback(lambda fut: self.method_queue.defer(self._batch_done, batch, fut))
+        if self._batch_pool is None:
+            self._batch_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="racentre-batch")
+        try:
+            future = self._batch_pool.submit(staged.read)
+        except RuntimeError:                   # the pool is shut down: the thread pool answers them
+            self._send_replies(batch, [None] * len(batch))
+            return
+        self._in_flight = True
+        future.add_done_callback(lambda fut: self.method_queue.defer(self._batch_read, batch, staged, fut))
 
-    def _batch_done(self, batch, future) -> None:
+    def _batch_read(self, batch, staged, future) -> None:
         self._in_flight = False
         try:
-            replies = future.result()
-        except BaseException:  # noqa: BLE001 - cancelled or failed: the thread pool answers them
-            replies = [None] * len(batch)
-        try:
+            try:
+                future.result()
+                replies = staged.answers()
+            except BaseException:  # noqa: BLE001 - cancelled or failed: the thread pool answers them
+                self.log.exception("fast path failed; handing the requests to the thread pool")
+                replies = [None] * len(batch)
+            else:
+                if staged.writes():            # new pre-produced responses: kept before they are sent, so a
+                    try:                       # client asking again (or revalidating) gets the same one
+                        write = self._batch_pool.submit(self._write_batch, staged)
+                    except RuntimeError:
+                        pass                   # shutting down: they are signed again on demand
+                    else:
+                        write.add_done_callback(
+                            lambda fut: self.method_queue.defer(self._send_replies, batch, replies))
+                        return
             self._send_replies(batch, replies)
         finally:
             if self._waiting:
                 self._dispatch_waiting()
+
+    def _write_batch(self, staged) -> None:
+        try:
+            staged.write()
+        except Exception:  # noqa: BLE001 - a kept response not written is signed again when asked for
+            self.log.exception("fast path: writing after a batch failed")
 
     def _send_inline(self, conn, client, request, reply: tuple[str, bytes]) -> None:
         _, _, version, _, _, connection, _ = request
