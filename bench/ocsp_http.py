@@ -7,7 +7,8 @@ The OCSP request is the demo's (``racentre.demo``: one SHA-1 CertID for a revoke
 SM2 issuing CA, a 16-octet nonce). Fresh: every request a new nonce, so every answer is read and signed.
 Pre-produced: the same request without a nonce (RFC 5019), answered from ``ca_ocsp_response``. Each over
 POST and GET (RFC 6960 Appendix A.1). The service's resident memory (all its processes; RSS and PSS) is
-sampled while the load runs.
+sampled while the load runs, and the machine's load average before and after each round is printed (on a
+shared machine only the same-run ratios mean anything). Server start-up and wrk come from ``bench.common``.
 
 The workloads take turns for ``--rounds`` rounds (each figure is the mean over its rounds, latencies the
 median of the rounds'), so a busy neighbour on a shared machine weighs on the OCSP figures and the TSA's
