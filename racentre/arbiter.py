@@ -196,13 +196,14 @@ class FastPathThreadWorker(ThreadWorker):
     main thread. The TSA's are answered by the main thread itself, all those of one poll together
     (``_answer_batch``); the OCSP responder's read the database, so they are answered by one batch thread
     per worker, all those that arrived while the previous batch was read together (one status read), and
-    the main thread goes on reading requests meanwhile, then signs and sends them (``_dispatch_waiting``). The reply is the one the WSGI
-    middleware gives (same bytes, same status line, Server/Date/Connection headers gunicorn writes, then
-    Content-Type and Content-Length) and keep-alive follows gunicorn's rules (Connection: close,
+    the main thread goes on reading requests meanwhile, then signs and sends them (``_dispatch_waiting``).
+    The reply is the one the WSGI middleware gives (same bytes, same status line, Server/Date/Connection
+    headers gunicorn writes, then Content-Type and Content-Length) and keep-alive follows gunicorn's rules (Connection: close,
     max_requests, keepalive = 0, a full keep-alive queue, a worker shutting down). Handlers see the path
     percent-decoded as in PATH_INFO. Anything else — other paths, Expect/Transfer-Encoding/SCRIPT_NAME
     headers, conditional requests (If-None-Match, If-Modified-Since: Flask may answer 304), an access log
-    configured, FastPaths that is not the app's outermost WSGI layer — takes the ordinary gthread path. TLS or HTTP/2 prior-knowledge listeners skip the gate (gunicorn as it is). It relies on gthread
+    configured, FastPaths that is not the app's outermost WSGI layer — takes the ordinary gthread path.
+    TLS or HTTP/2 prior-knowledge listeners skip the gate (gunicorn as it is). It relies on gthread
     internals: gunicorn is pinned to one version (setup.cfg) and tests/unit/test_library_contracts.py
     checks each internal used here."""
 
@@ -230,7 +231,7 @@ class FastPathThreadWorker(ThreadWorker):
         self._date_second, self._date = -1, ""
         self._batch: list = []
         self._waiting: list = []            # requests of ``blocking`` fast paths not yet handed to the batch thread
-        self._in_flight = False             # a batch of them is being answered by the batch thread
+        self._in_flight = False             # the batch thread is reading the status of a batch of them
         self._batch_pool = None             # that thread (made on first use, after the fork)
         self._reading: dict = {}            # conn -> IncomingRequest, connections the main thread reads
         self._lingering: dict = {}          # socket -> [deadline, bytes drained], closing gracefully
@@ -468,8 +469,8 @@ class FastPathThreadWorker(ThreadWorker):
         the OCSP responder reads the status of all of them in one statement). Those of ``blocking`` paths
         (the OCSP responder reads the database) wait for the batch thread's database read, so a slow
         database never stalls this thread's reading of other clients' requests (``_dispatch_waiting``);
-        the rest (the TSA: an HSM signature) are answered at once. Those the fast paths leave, or all of them if the call
-        fails, go to the thread pool."""
+        the rest (the TSA: an HSM signature) are answered at once. Those the fast paths leave, or all of
+        them if the call fails, go to the thread pool."""
         inline = []
         for item in batch:
             (self._waiting if self._fast.blocking(item[3][1]) else inline).append(item)
@@ -526,7 +527,7 @@ class FastPathThreadWorker(ThreadWorker):
             try:
                 future.result()
                 replies = staged.answers()
-            except BaseException:  # noqa: BLE001 - cancelled or failed: the thread pool answers them
+            except Exception:  # noqa: BLE001 - cancelled or failed: the thread pool answers them
                 self.log.exception("fast path failed; handing the requests to the thread pool")
                 replies = [None] * len(batch)
             else:
