@@ -40,6 +40,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import secrets
 import subprocess
 import urllib.error
@@ -50,6 +51,7 @@ from pathlib import Path
 
 import click
 from asn1crypto import cms, ocsp, pem, tsp, x509
+from PIL import Image, ImageDraw
 
 from access.auth import create_token
 from gmt0014.messages import public_key_hash
@@ -62,7 +64,6 @@ from racentre.app import build_app
 from racentre.audit import write_demo_artefacts as write_audit_export
 from racentre.demo_cmp import demo_cmp
 from racentre.setup_cli import setup_site
-from seal.demo import demo_picture
 from seal.samplepdf import make_ofd, make_pdf
 
 try:     # screenshots need selenium and Debian's chromium (installed by scripts/setup.sh with the [test] extra)
@@ -479,6 +480,22 @@ class Demo:
             raise DemoError("the application's envelope did not open to its content")
         record = self.api("GET", f"/api/v1/trust/evidence/{result['evidence_id']}?format=json", "app").json()
         self.write("evidence.json", json.dumps(record, ensure_ascii=False, indent=2).encode(), "trust")
+
+
+def demo_picture(size: int = 240) -> bytes:
+    """A red round seal picture (transparent PNG)."""
+    img = Image.new("RGBA", (size, size), (255, 255, 255, 0))
+    d = ImageDraw.Draw(img)
+    d.ellipse((6, 6, size - 6, size - 6), outline=(220, 0, 0, 255), width=10)
+    c = size / 2
+    star = [(c + (size * 0.18 if i % 2 == 0 else size * 0.07)
+             * math.cos(math.pi / 2 + i * math.pi / 5),
+             c - (size * 0.18 if i % 2 == 0 else size * 0.07)
+             * math.sin(math.pi / 2 + i * math.pi / 5)) for i in range(10)]
+    d.polygon(star, fill=(220, 0, 0, 255))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
 
 
 def _tampered_ofd(data: bytes) -> bytes:

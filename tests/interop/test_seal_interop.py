@@ -9,7 +9,7 @@ import pytest
 from asn1crypto import cms
 
 from seal import ofd, pdf, ses, timestamps
-from seal.pki import make_signer
+from tests.localca import make_signer
 from seal.samplepdf import make_ofd, make_pdf
 from seal.timestamps import SealTimestamps
 from tests.interop.bouncycastle import bc_verify_many, require_bc

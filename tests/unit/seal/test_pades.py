@@ -26,7 +26,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from seal.validation import SealPolicy
 from seal import pades, pdf
-from seal.pki import LocalIssuer, make_signer
+from tests.localca import LocalIssuer, make_signer
 from seal.samplepdf import make_pdf
 from timestamp.tsa import TimeStampAuthority, TsaUnit
 
