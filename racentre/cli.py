@@ -17,7 +17,7 @@ from racentre.accounts import enabled_principal
 from racentre.audit_cli import audit_group
 from racentre.config import CONFIG_ENV, DatabaseConfig, example_file, load_config, locate_config
 from racentre.console.cli import console_group
-from racentre.demo import demo_command
+from racentre.demo.run import demo_command
 from racentre.migrate import head, require_current
 from racentre.serve import serve_command, tsa_serve_command
 from racentre.setup_cli import setup_command

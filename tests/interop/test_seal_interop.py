@@ -10,7 +10,7 @@ from asn1crypto import cms
 
 from seal import ofd, pdf, ses, timestamps
 from tests.localca import make_signer
-from seal.samplepdf import make_ofd, make_pdf
+from racentre.demo.samples import make_ofd, make_pdf
 from seal.timestamps import SealTimestamps
 from tests.interop.bouncycastle import bc_verify_many, require_bc
 from tests.unit.seal.sealpki import TESTDATA, ecdsa_pki, seal_pki, stamp_png, tsa  # noqa: F401

@@ -17,7 +17,7 @@ from seal.validation import SealPolicy
 from seal import pdf
 from seal.errors import BadDocument, SealError
 from tests.localca import LocalIssuer, make_signer
-from seal.samplepdf import make_pdf
+from racentre.demo.samples import make_pdf
 
 
 @pytest.fixture(scope="module")

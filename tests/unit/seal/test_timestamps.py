@@ -28,7 +28,7 @@ from seal.cli import seal_group
 from seal.errors import SealError
 from tests.localca import ensure_key
 from seal.registry import SealMaker, SealRegistry, Signer, signer_algorithm
-from seal.samplepdf import make_ofd, make_pdf
+from racentre.demo.samples import make_ofd, make_pdf
 from seal.services import SealService, unprovisioned_seal_service
 from seal.timestamps import NoTimestampUnit, SealTimestamps, TsaUnitRef, token_family
 from seal.validation import SealPolicy
