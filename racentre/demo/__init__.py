@@ -5,7 +5,8 @@ artefacts that outside verifiers check (README "Demo artefacts"; each issue list
 Modules: ``run`` (the entry point: ``run_demo``, the ``racentre demo`` command, the HSM step), ``client``
 (the REST API over HTTP or in process), ``flows`` (RA + CA, KMC, TSA, seals, trust services through the
 API), ``cmp`` (``openssl cmp`` against the CA), ``screenshots`` (the console in headless Chromium, also
-used by the browser tests), ``audit`` (the auditor's signed export). The demo certifies nothing itself:
+used by the browser tests), ``audit`` (the auditor's signed export), ``samples`` (the sample PDF and OFD
+it seals, also the tests' and benches'). The demo certifies nothing itself:
 every certificate comes from the site's embedded CA (``racentre setup``), as in production.
 
 Every step goes through the service's REST API — over HTTP to the running service with ``--url``
