@@ -2,7 +2,8 @@
 against the served app with ``--url``) drives every capability through its real path and writes the
 artefacts that outside verifiers check (README "Demo artefacts"; each issue lists its own).
 
-Modules: ``run`` (the entry point: ``run_demo``, the ``racentre demo`` command, the HSM step), ``client``
+Modules: ``run`` (the entry point ``run_demo``, and the HSM step), ``cli`` (``racentre demo`` and the demo
+team's ``racentre console demo-team`` / ``console user totp``), ``team`` (the demo's RA team), ``client``
 (the REST API over HTTP or in process), ``flows`` (RA + CA, KMC, TSA, seals, trust services through the
 API), ``cmp`` (``openssl cmp`` against the CA), ``screenshots`` (the console in headless Chromium, also
 used by the browser tests), ``audit`` (the auditor's signed export), ``samples`` (the sample PDF and OFD

@@ -1,5 +1,5 @@
-"""The demo's one entry point: ``run_demo`` and the ``racentre demo --out DIR [--url URL]`` command
-(scripts/demo.sh runs it against the served app), in the order of README "Demo artefacts": the HSM, then
+"""The demo's one entry point, ``run_demo`` (behind ``racentre demo --out DIR [--url URL]``, which
+scripts/demo.sh runs against the served app: ``racentre.demo.cli``), in the order of README "Demo artefacts": the HSM, then
 every flow through the REST API (``racentre.demo.flows``), CMP, console screenshots and the audit export,
 and ``manifest.json`` listing what was written."""
 from __future__ import annotations
@@ -64,13 +64,3 @@ def run_demo(services, out: Path, url: str | None = None) -> list[str]:
     written += write_audit_export(services, out)      # the auditor's signed export of the whole trail
     (out / "manifest.json").write_text(json.dumps({"artefacts": written}, indent=2))
     return written
-
-
-@click.command("demo")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="artefact directory")
-@click.option("--url", default=None, help="the running service (default: the same app in this process)")
-@click.pass_context
-def demo_command(ctx, out_dir, url):
-    """Run the demo flows through the REST API and write their artefacts into DIR."""
-    for name in run_demo(ctx.obj["services"], Path(out_dir), url):
-        click.echo(f"wrote {Path(out_dir) / name}")
