@@ -45,6 +45,9 @@ class IssueRequest:
     # the subscriber's PKCS#10 CSR (DER) as received, its proof of possession: a CA reached over CMP gets
     # it as a p10cr when it asks for exactly what is certified (RFC 9483 §5.2.3.1); the embedded CA ignores it
     csr: bytes | None = field(default=None, compare=False, repr=False)
+    # central key generation (RFC 9483 §4.1.6) by a CA reached over CMP: the subscriber's signing key, to which
+    # the CA's KMC envelopes the key it generates; ``public_key_info`` is then empty (b"")
+    central_keygen_for: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,8 @@ def _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes) 
             pairs = workflow.issue_requests(row, policy, workflow.subject_rdns(row.type, units[row.unit_id], person,
                                                                                server),
                                             workflow.identity_pairs(row.type, units[row.unit_id], person),
-                                            dns, ips, escrowed.get(row.id))
+                                            dns, ips, escrowed.get(row.id),
+                                            central_keygen=workflow.central_keygen(ca))
         except PkiError as exc:
             outcomes[row.id] = Outcome(row.id, "failed", row.state, error=exc)
             continue

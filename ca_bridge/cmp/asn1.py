@@ -160,9 +160,27 @@ class CertOrEncCert(core.Choice):
                      ("encrypted_cert", core.Any, {"explicit": 1})]
 
 
+class RawElement(core.Asn1Value):
+    """A constructed element kept as its content octets: ``privateKey [0] EXPLICIT EncryptedKey`` holds one
+    EncryptedKey TLV, which may be ``[0] EnvelopedData``, an EncryptedValue or a GM/T 0010 / GB/T 35276 form
+    (``keypkg``); asn1crypto's Any cannot hold a context-tagged value without a spec."""
+    method = 1
+
+    def __init__(self, value: bytes | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if value is not None:
+            self.contents = value
+
+    @property
+    def native(self):
+        return self.contents
+
+
 class CertifiedKeyPair(core.Sequence):
+    """RFC 4210 §5.3.4: ``privateKey [0] EXPLICIT EncryptedKey`` modelled as the IMPLICIT [0] of the
+    EncryptedKey's TLV (the same octets)."""
     _fields = [("cert_or_enc_cert", CertOrEncCert),
-               ("private_key", core.Any, {"explicit": 0, "optional": True}),
+               ("private_key", RawElement, {"implicit": 0, "optional": True}),
                ("publication_info", core.Any, {"explicit": 1, "optional": True})]
 
 

@@ -77,6 +77,9 @@ class CmpOutbox(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     certificate: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     chain: Mapped[list] = mapped_column(JSON, default=list)                        # hex DER, issuer first
+    # a key the upstream CA generated (central key generation): what the subscriber fetches (GM/T 0010
+    # SignedAndEnvelopedData, or GB/T 35276 SM2EnvelopedKey; ``keypkg.from_encrypted_key``)
+    key_envelope: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     serial: Mapped[str | None] = mapped_column(String(42), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="good")                 # good | revoked
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

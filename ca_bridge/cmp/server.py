@@ -40,8 +40,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca_bridge.api import IssueRequest, RevocationReason
+from ca_bridge.api import EscrowedKey, EscrowedKeyRequest, IssueRequest, RevocationReason
 from ca_bridge.cmp import asn1
+from ca_bridge.cmp.keypkg import to_encrypted_key
 from ca_bridge.cmp.models import CmpNonce, CmpSecret, CmpTransaction
 from ca_bridge.cmp.protection import (ProtectionError, answer_mac_algorithm, is_mac, mac_value, protected_part,
                                       signature_algorithm, verify_mac, verify_signature_protection)
@@ -71,6 +72,7 @@ IT_CERT_REQ_TEMPLATE = "1.3.6.1.5.5.7.4.19"
 IT_CRL_STATUS_LIST = "1.3.6.1.5.5.7.4.22"
 IT_CRLS = "1.3.6.1.5.5.7.4.23"
 REG_CTRL_ALG_ID = "1.3.6.1.5.5.7.5.1.11"
+REG_CTRL_PROTOCOL_ENCR_KEY = "1.3.6.1.5.5.7.5.1.6"     # RFC 4211 §6.6 id-regCtrl-protocolEncrKey
 ACTOR_ROLE = "cmp"
 AUDIT_TARGET = "cmp_transaction"
 MAX_MESSAGE = 256 * 1024
@@ -283,8 +285,12 @@ class CmpServer:
         except CmpFailure as exc:
             return exc.http_status, self._error_without_request(exc)
         sender: _Sender | None = None
+        central: EscrowedKey | None = None
         try:
             try:
+                # central key generation: the KMC makes the key before the message's transaction opens
+                sender, central = self._central_key(message, label)
+                self._local.central = central
                 with self._txn():
                     sender = self._authenticate(message)
                     answer = self._dispatch(message, sender, label)
@@ -299,11 +305,69 @@ class CmpServer:
             return 200, self._answer(message, sender, answer)
         except CmpFailure as exc:
             self._audit_refusal(message, sender, exc)
+            self._release_central(central, exc)
             return exc.http_status, self._answer(message, sender, self._error_body(exc))
         except PkiError as exc:
             failure = CmpFailure(exc.public_message, *self._fail_bits(exc))
             self._audit_refusal(message, sender, failure)
+            self._release_central(central, failure)
             return 200, self._answer(message, sender, self._error_body(failure))
+        finally:
+            self._local.central = None
+
+    # ------------------------------------------------------------------------- central key generation
+    def _central_key(self, message: asn1.PKIMessage, label: str | None) -> tuple[_Sender | None, EscrowedKey | None]:
+        """A cr/ir whose certTemplate has no publicKey and whose protocolEncrKey control names the key to
+        encrypt the new private key to (central key generation, RFC 9483 §4.1.6; RFC 4211 §6.6): the KMC
+        generates and archives an SM2 key for the certificate (GM/T 0014 ApplyKeyReq through
+        ``prepare_escrowed_key``, as for the embedded CA's dual pairs), enveloped to that key. Done before
+        the message's transaction opens (no database lock across the KMC call) and idempotent on the CA
+        request id ``cmp-<transactionID>``, so a re-sent request gets the same key. Offered to a registered
+        RA (its signature is checked here first, read-only) for a key-escrow profile. (None, None) for any
+        other message."""
+        body = message["body"]
+        if body.name not in ("ir", "cr") or len(body.chosen) != 1:
+            return None, None
+        request = body.chosen[0]["cert_req"]
+        if request["cert_template"]["public_key"].native is not None:
+            return None, None
+        encr_key = None
+        for control in request["controls"] or []:
+            if control["type"].dotted == REG_CTRL_PROTOCOL_ENCR_KEY:
+                encr_key = asn1.keys.PublicKeyInfo.load(control["value"].dump())
+        if encr_key is None:
+            return None, None
+        if is_mac(message["header"]["protection_alg"]):
+            raise CmpFailure("central key generation is offered to a registered RA (signature protection)",
+                             "not_authorized")
+        sender = self._signature_sender(message)
+        if sender.mode != "ra":
+            raise CmpFailure("central key generation is offered to a registered RA only", "not_authorized")
+        profile = label or self.default_profile
+        can = getattr(self.ca, "can_escrow", None)
+        if profile not in self.ca.profiles or not self.ca.profiles[profile].key_escrow or can is None \
+                or not can(profile):
+            raise CmpFailure(f"profile {profile} takes no centrally generated keys here (no key-management "
+                             "centre for it)", "bad_cert_template", "not_authorized")
+        subject = request["cert_template"]["subject"]
+        common = [v for t, v in (rdns(subject) if subject.native is not None else ()) if t == "common_name"]
+        escrow = EscrowedKeyRequest(request_id=f"cmp-{self._tid(message)}", profile=profile,
+                                    subscriber_public_key_info=encr_key.dump(),
+                                    user_name=common[0] if common else None)
+        return sender, self.ca.prepare_escrowed_key(escrow)
+
+    def _release_central(self, central: EscrowedKey | None, failure: CmpFailure) -> None:
+        """A centrally generated key whose request was refused goes back to the KMC (RevokeKeyReq after
+        the commit), unless the refusal was of a replayed or clashing message (the key is the original's)."""
+        if central is None or {"bad_sender_nonce", "transaction_id_in_use"} & set(failure.fail_info):
+            return
+        try:
+            with transaction(self.db) as session:
+                self.ca.release_escrowed_key(central.request_id, session)
+        except PkiError:
+            pass                           # issued meanwhile (its certificate names the key): nothing to give back
+        except Exception:  # noqa: BLE001 - the refusal is answered even when the key cannot be given back now
+            log.exception("could not give back the KMC key of refused request %s", central.request_id)
 
     @staticmethod
     def _fail_bits(exc: PkiError) -> tuple[str, ...]:
@@ -480,10 +544,18 @@ class CmpServer:
                 raise CmpFailure("certReqId must be 0 (RFC 9483 §4.1.1)", "bad_request")
             template = msg["cert_req"]["cert_template"]
             spki = template["public_key"]
+            central = getattr(self._local, "central", None)
+            if spki.native is None and central is None:
+                raise CmpFailure("the certTemplate carries no publicKey and no protocolEncrKey control: central "
+                                 "key generation needs the key to encrypt the new private key to (RFC 9483 "
+                                 "§4.1.6)", "bad_cert_template")
             if spki.native is None:
-                raise CmpFailure("the certTemplate carries no publicKey; central key generation is not offered",
-                                 "bad_cert_template")
-            self._check_popo(msg, spki, sender)
+                if not isinstance(msg["popo"], core.Void):
+                    raise CmpFailure("no proof of possession for a centrally generated key (RFC 9483 §4.1.6)",
+                                     "bad_pop")
+                spki = asn1.keys.PublicKeyInfo.load(central.public_key_info)
+            else:
+                self._check_popo(msg, spki, sender)
             subject = rdns(template["subject"]) if template["subject"].native is not None else ()
             extensions = template["extensions"] if template["extensions"].native is not None else None
             old_cert = self._old_cert_id(msg) if kind == "kur" else None
@@ -548,7 +620,7 @@ class CmpServer:
             ca_info = self.ca.directory.get(issued.ca)
             ca_pubs = self._root_of(ca_info) if row.kind == "ir" else None
             answer = self._cert_rep(body_name, row.cert_req_id, status_info(ACCEPTED), issued.certificate,
-                                    ca_pubs=ca_pubs, chain=issued.chain)
+                                    ca_pubs=ca_pubs, chain=issued.chain, key_envelope=issued.key_envelope)
             if confirm:
                 answer.extra_general_info.append({"info_type": IMPLICIT_CONFIRM, "info_value": core.Null()})
             return answer
@@ -559,11 +631,15 @@ class CmpServer:
         return [info.certificate]
 
     def _cert_rep(self, body_name: str, cert_req_id: int, status: asn1.PKIStatusInfo, certificate: bytes | None = None,
-                  *, ca_pubs=None, chain=()) -> _Answer:
+                  *, ca_pubs=None, chain=(), key_envelope: bytes | None = None) -> _Answer:
+        """``key_envelope``: the KMC's GM/T 0010 envelope of a centrally generated key, sent as
+        CertifiedKeyPair.privateKey (RFC 9480 §2.7, ``keypkg.to_encrypted_key``)."""
         response = {"cert_req_id": cert_req_id, "status": status}
         if certificate is not None:
             response["certified_key_pair"] = {"cert_or_enc_cert": asn1.CertOrEncCert(
                 name="certificate", value=x509.Certificate.load(certificate))}
+            if key_envelope is not None:
+                response["certified_key_pair"]["private_key"] = asn1.RawElement(to_encrypted_key(key_envelope))
         rep = {"response": [response]}
         if ca_pubs:
             rep["ca_pubs"] = [x509.Certificate.load(c) for c in ca_pubs]
@@ -754,8 +830,10 @@ class CmpServer:
             with self._txn() as session:
                 row = session.get(CmpTransaction, tid)
                 ca_info = self.ca.directory.get(row.ca)
+                reserved = self.ca.kmc.reservation(session, row.request["request_id"]) \
+                    if getattr(self.ca, "kmc", None) is not None and row.request else None
                 return self._cert_rep(body_name, cert_req_id, status_info(ACCEPTED), row.certificate,
-                                      chain=ca_info.chain)
+                                      chain=ca_info.chain, key_envelope=reserved.key_envelope if reserved else None)
         raise CmpFailure(f"nothing to poll for: the transaction is {state}", "bad_request")
 
     def _client_error(self, message, sender: _Sender) -> _Answer:

@@ -1,0 +1,247 @@
+"""GM/T 0034 dual certificates from an upstream CA's KMC over CMP (central key generation, RFC 9483 §4.1.6;
+CertifiedKeyPair.privateKey, RFC 4210 §5.3.4 / RFC 9480 §2.7): the RA (``CmpCA``) asks for the encryption
+certificate with a cr without publicKey and the subscriber's signing key as protocolEncrKey; our CMP server
+(the upstream) has its KMC generate and archive the key (``prepare_escrowed_key``, GM/T 0014) and answers with
+the KMC's envelope; the RA records it and the subscriber opens it with independent code (pure-Python SM2
+decryption, SM4 through pyca/cryptography). A lost answer is polled, never issued twice; a CA that cannot
+generate the key refuses, and the request fails with its reason.
+
+The upstream is our CMP server in-process over the same database as the RA (SQLite and PostgreSQL), with a
+CA of its own and a KMC (``kms``) behind it."""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from asn1crypto import pem, x509
+from sqlalchemy import func, select
+
+from ca_bridge.api import IssueRequest
+from ca_bridge.cmp import asn1
+from ca_bridge.cmp.keypkg import EncryptedValue, from_encrypted_key, to_encrypted_key
+from ca_bridge.cmp.models import CmpOutbox
+from ca_bridge.cmp.upstream import CmpCA, UpstreamUnavailable, signature_credentials
+from ca_bridge.embedded import EmbeddedCA
+from ca_bridge.models import EscrowReservation, IssuedCert
+from gmt0014.client import InProcessTransport
+from kms.endpoint import KmcService
+from kms.models import EscrowedKey
+from pkicore.envelope import (alg_id, build_sm2_enveloped_key, parse_signed_and_enveloped, parse_sm2_enveloped_key,
+                              verify_signed_and_enveloped)
+from pkicore.oids import OID
+from ra.services import RaService
+from ra.workflow import Actor, Policy
+from tests.cmp_support import cmp_server
+from tests.pgschema import empty_engine
+from tests.unit.kms.helpers import make_escrow
+from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
+from tests.unit.ra.csr_tools import openssl_csr
+from tests.unit.ra.helpers import id_number, uscc
+
+SUBMITTER, VETTER, FIRST, SECOND = (Actor(n, "ra_officer") for n in ("officer-a", "officer-b", "officer-c",
+                                                                       "officer-d"))
+
+
+@pytest.fixture(scope="module")
+def upstream(softtoken_km, db):
+    """A CA node of ours (SM2 hierarchy, a KMC behind it) serving CMP, and an RA identity it registered."""
+    tag = f"k{secrets.token_hex(4)}-"
+    ca = EmbeddedCA(softtoken_km, db, "http://ckg.test", name_prefix=tag)
+    ca.init_hierarchy(kinds=("sm2",), label_prefix=tag)
+    ca.test_tag = tag
+    escrow = make_escrow(softtoken_km, db)
+    issuing = ca.directory.get(f"{tag}issuing-sm2").certificate
+    ca.attach_kmc(InProcessTransport(KmcService(escrow, [issuing])), escrow.certificate)
+    server = cmp_server(ca)
+    label = f"{tag}ra-ckg"
+    spki = ca.km.ensure_key_pair(label, "sm2")
+    ra_cert = ca.issue(IssueRequest(request_id=f"ra-node-{label}", profile="cmp-ra",
+                                    subject=(("country_name", "CN"), ("common_name", "RA node")), public_key_info=spki))
+    server.credentials = signature_credentials(ca.km, label, ra_cert.certificate)
+    server.anchors = [i.certificate for i in ca.authorities().values() if i.is_root]
+    server.escrow = escrow
+    return server
+
+
+class Line:
+    """The wire to the upstream; ``lose`` drops the answer to the next message of that body type."""
+
+    def __init__(self, server):
+        self.server, self.lose, self.bodies = server, None, []
+
+    def __call__(self, der, profile=None):
+        body = asn1.PKIMessage.load(der)["body"]
+        self.bodies.append((body.name, profile))
+        _, answer = self.server.handle(der, profile)
+        if self.lose is not None and self.lose == (body.name, profile):
+            self.lose = None
+            raise UpstreamUnavailable("connection reset after the request was delivered (test)")
+        return answer
+
+
+@pytest.fixture(scope="module")
+def ra_db(db, tmp_path_factory):
+    """The RA node's own database (of the same kind as the CA node's): the RA's transaction may wait on an
+    answer of the CA (an rr while it records a refusal), which on one SQLite file would wait on itself."""
+    from pkicore.db import Base, make_session_factory
+    kind = "sqlite" if db.kw["bind"].dialect.name == "sqlite" else "postgresql"
+    with empty_engine(kind, tmp_path_factory.mktemp("ra-node"), "ranode") as engine:
+        Base.metadata.create_all(engine)
+        yield make_session_factory(engine)
+
+
+def _ra(upstream, db=None):
+    line = Line(upstream)
+    db = db or upstream.ca.db
+    cmp_ca = CmpCA(db, line, upstream.credentials, upstream.anchors, name="upstream")
+    return RaService(db, cmp_ca, Policy()), line
+
+
+def _vetted_dual(ra, tmp_path):
+    unit, _ = ra.add_unit(SUBMITTER, name=f"杭州市测试局{secrets.token_hex(2)}", uscc=uscc(),
+                          legal_representative="张三")
+    person, _ = ra.add_civil_servant(SUBMITTER, name="张三", id_number=id_number(), unit_id=unit["id"])
+    d_sub, spki_sub = openssl_sm2_key(tmp_path / "sign.key")
+    csr = openssl_csr(tmp_path, "sign", "/CN=张三", sm2=True, key=tmp_path / "sign.key")
+    req = ra.submit(SUBMITTER, type="civil-servant-dual", subject_id=person["id"], sign_csr=csr)
+    ra.vet(VETTER, req["id"], documents_checked=True)
+    return req["id"], d_sub, spki_sub
+
+
+def _certificate(ra, rid, usage) -> x509.Certificate:
+    return x509.Certificate.load(ra.certificate(rid, usage))
+
+
+def _count(db, model, *where):
+    with db() as s:
+        return s.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_a_dual_request_through_cmp_gets_the_upstream_kmc_key_in_its_envelope(upstream, tmp_path):
+    ra, line = _ra(upstream)
+    rid, d_sub, spki_sub = _vetted_dual(ra, tmp_path)
+    assert ra.approve(FIRST, rid)["state"] == "vetted"
+    done = ra.approve(SECOND, rid)
+    assert done["state"] == "issued", done
+    by_usage = {c["usage"]: c for c in done["certificates"]}
+    assert by_usage["enc"]["key_escrowed"] is True and by_usage["sign"]["key_escrowed"] is False
+    # the encryption certificate was asked for by a cr without a key, under the enc profile
+    assert ("cr", "civil-servant-enc") in line.bodies
+    sign, enc = _certificate(ra, rid, "sign"), _certificate(ra, rid, "enc")
+    assert sign.public_key.dump() == spki_sub and enc.public_key.dump() != spki_sub
+    assert sign.subject == enc.subject and enc.key_usage_value.native >= {"key_encipherment"}
+
+    # what the subscriber fetches, exactly as with the embedded CA: the KMC's signed envelope, opened here
+    # with independent code (SM2 decryption with the C3 check, SM4-ECB by pyca/cryptography)
+    envelope = ra.key_envelope(rid)
+    check = verify_signed_and_enveloped(envelope, x509.Certificate.load(upstream.escrow.certificate).public_key.dump(),
+                                        upstream.escrow.certificate)
+    assert check.ok, check.reasons
+    sed = parse_signed_and_enveloped(envelope)
+    d_enc = int.from_bytes(sm4_ecb_decrypt(sm2_decrypt(d_sub, sed.encrypted_key), sed.encrypted_content), "big")
+    assert mul(d_enc) == public_point(enc.public_key.dump())
+    blob = parse_sm2_enveloped_key(ra.key_envelope(rid, "sm2-enveloped-key"))
+    assert blob.public_key_info == enc.public_key.dump()
+
+    # escrowed at the upstream's KMC under the certificate's serial; one certificate per CA request
+    with upstream.ca.db() as s:
+        kept = s.scalar(select(EscrowedKey).where(EscrowedKey.user_cert_no == str(enc.serial_number)))
+        assert kept is not None and kept.public_key_info == enc.public_key.dump() and kept.status == "active"
+        tid = s.get(CmpOutbox, f"ra-{rid}-enc").transaction_id
+    assert _count(upstream.ca.db, IssuedCert, IssuedCert.request_id == f"cmp-{tid}") == 1
+    assert _count(upstream.ca.db, EscrowReservation, EscrowReservation.request_id == f"cmp-{tid}") == 1
+
+
+def test_a_lost_answer_is_polled_and_the_same_key_comes_back(upstream, tmp_path):
+    ra, line = _ra(upstream)
+    rid, d_sub, _ = _vetted_dual(ra, tmp_path)
+    ra.approve(FIRST, rid)
+    line.lose = ("cr", "civil-servant-enc")
+    assert ra.approve(SECOND, rid)["state"] == "awaiting_ca"
+    with upstream.ca.db() as s:
+        tid = s.get(CmpOutbox, f"ra-{rid}-enc").transaction_id
+    assert _count(upstream.ca.db, IssuedCert, IssuedCert.request_id == f"cmp-{tid}") == 1
+    assert ra.collect_awaiting([rid]) == {rid: "issued"}
+    assert line.bodies[-2][0] == "poll_req" and line.bodies[-1][0] == "cert_conf"
+    enc = _certificate(ra, rid, "enc")
+    sed = parse_signed_and_enveloped(ra.key_envelope(rid))
+    d_enc = int.from_bytes(sm4_ecb_decrypt(sm2_decrypt(d_sub, sed.encrypted_key), sed.encrypted_content), "big")
+    assert mul(d_enc) == public_point(enc.public_key.dump())
+    assert _count(upstream.ca.db, IssuedCert, IssuedCert.request_id == f"cmp-{tid}") == 1
+    assert _count(upstream.ca.db, EscrowedKey, EscrowedKey.user_cert_no == str(enc.serial_number)) == 1
+
+
+def test_a_ca_without_a_kmc_refuses_and_the_request_fails_with_its_reason(upstream, ra_db, tmp_path):
+    ra, _ = _ra(upstream, ra_db)
+    rid, _, _ = _vetted_dual(ra, tmp_path)
+    ra.approve(FIRST, rid)
+    kmc, upstream.ca.kmc = upstream.ca.kmc, None
+    try:
+        done = ra.approve(SECOND, rid)
+    finally:
+        upstream.ca.kmc = kmc
+    assert done["state"] == "failed", done
+    assert "enc:" in done["reject_reason"] and "takes no centrally generated keys" in done["reject_reason"]
+    # the signing certificate the CA did issue for the pair is revoked there
+    with ra_db() as s:
+        sign_row = s.get(CmpOutbox, f"ra-{rid}-sign")
+        assert sign_row.state == "issued" and sign_row.status == "revoked"
+    with upstream.ca.db() as s:
+        assert s.scalar(select(IssuedCert.status).where(IssuedCert.serial == sign_row.serial)) == "revoked"
+
+
+def test_the_central_key_request_is_for_a_registered_ra_only(upstream):
+    """An end entity or a MAC sender cannot have the KMC make keys (the KMC is not even asked)."""
+    from tests.cmp_support import EcKey
+    from ca_bridge.cmp.client import build_message
+    key = EcKey()
+    ee = upstream.ca.issue(IssueRequest(request_id=f"ee-{secrets.token_hex(4)}", profile="server",
+                                        subject=(("country_name", "CN"), ("common_name", "ee.zj.gov.cn")),
+                                        public_key_info=key.spki, dns_names=("ee.zj.gov.cn",), ca=None))
+    from ca_bridge.cmp.client import SignatureCredentials
+    creds = SignatureCredentials(ee.certificate, key.algorithm, key.sign)
+    request = asn1.CertRequest({"cert_req_id": 0, "cert_template": {"subject": x509.Name.build({"common_name": "x"})},
+                                "controls": [{"type": "1.3.6.1.5.5.7.5.1.6",
+                                              "value": asn1.keys.PublicKeyInfo.load(key.spki)}]})
+    message = build_message("cr", asn1.CertReqMessages([asn1.CertReqMsg({"cert_req": request})]), creds)
+    before = _count(upstream.ca.db, EscrowedKey)
+    _, der = upstream.handle(message.dump(), "civil-servant-enc")
+    body = asn1.PKIMessage.load(der)["body"]
+    assert body.name == "error" and "not_authorized" in body.chosen["pki_status_info"]["fail_info"].native
+    assert _count(upstream.ca.db, EscrowedKey) == before
+
+
+def test_the_other_forms_of_the_private_key_are_taken_as_sm2_enveloped_keys(upstream):
+    """EnvelopedData without the KMC's envelope, the older EncryptedValue (RFC 4211 §4.2.1) and a bare
+    GB/T 35276 SM2EnvelopedKey all become the SM2EnvelopedKey of the same ciphertexts; the GM/T 0010
+    envelope in the untagged position is kept as it is; a form that is not for the certified key is refused."""
+    from tests.unit.kms.helpers import escrow_one
+    _, spki_sub = openssl_sm2_key_in_memory()
+    key = escrow_one(upstream.escrow, spki_sub)
+    sed_der = key.signed_and_enveloped
+    sed = parse_signed_and_enveloped(sed_der)
+    spki = key.public_key_info
+    assert from_encrypted_key(to_encrypted_key(sed_der), spki) == sed_der
+    assert from_encrypted_key(sed_der, spki) == sed_der
+    expected = build_sm2_enveloped_key(sed.encrypted_key, bytes(public_point_bytes(spki)), sed.encrypted_content)
+    assert from_encrypted_key(expected, spki) == expected
+    ev = EncryptedValue({"symm_alg": alg_id(OID.SM4_ECB), "enc_symm_key": sed.encrypted_key,
+                         "key_alg": alg_id(OID.SM2_ENCRYPT, null_params=False), "enc_value": sed.encrypted_content})
+    assert from_encrypted_key(ev.dump(), spki) == expected
+    with pytest.raises(ValueError):
+        from_encrypted_key(expected, spki_sub)                  # an SM2EnvelopedKey for another key
+
+
+def openssl_sm2_key_in_memory():
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as tmp:
+        return openssl_sm2_key(Path(tmp) / "k.pem")
+
+
+def public_point_bytes(spki: bytes) -> bytes:
+    x, y = public_point(spki)
+    return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
+
+
+_ = pem
