@@ -194,7 +194,8 @@ class Services:
             credentials = MacCredentials(ca.upstream_reference.encode(), ca.upstream_secret.reveal().encode())
         return CmpCA(self.outbox_db,
                      CmpHttpTransport(ca.upstream_url, ca.upstream_timeout, profile_in_path=ca.profile_in_path),
-                     credentials, ca.trust_anchors(), name=ca.upstream_name, poll_timeout=ca.poll_timeout)
+                     credentials, ca.trust_anchors(), name=ca.upstream_name, poll_timeout=ca.poll_timeout,
+                     central_keygen=ca.central_keygen)
 
     @cached_property
     def outbox_db(self) -> sessionmaker[Session]:

@@ -70,6 +70,42 @@ def enrol_servers(count: str) -> None:
     print(json.dumps({"issued": out, "seconds": elapsed, "per_second": len(out) / elapsed}))
 
 
+def enrol_dual(key_path: str) -> None:
+    """A civil servant's GM/T 0034 dual request at this RA node: the signing CSR made by OpenSSL with the
+    subscriber's SM2 key at ``key_path``; the encryption key comes from the CA node's KMC (central key
+    generation over CMP). Print the request, both certificates and the envelope the subscriber fetches."""
+    from pathlib import Path
+
+    from tests.unit.ra.csr_tools import openssl_csr
+    from tests.unit.ra.helpers import id_number
+    services = Services(load_config())
+    ra = services.ra
+    unit, _ = ra.add_unit(SUBMITTER, name="杭州市人社局", uscc=uscc(), legal_representative="李四")
+    person, _ = ra.add_civil_servant(SUBMITTER, name="王五", id_number=id_number(), unit_id=unit["id"])
+    csr = openssl_csr(Path(key_path).parent, "dual-sign", "/CN=王五", sm2=True, key=Path(key_path))
+    req = ra.submit(SUBMITTER, type="civil-servant-dual", subject_id=person["id"], sign_csr=csr)
+    ra.vet(VETTER, req["id"], documents_checked=True)
+    ra.approve(APPROVER, req["id"])
+    done = ra.approve(Actor("officer-d", "ra_officer"), req["id"])
+    print(json.dumps({"request": req["id"], "state": done["state"],
+                      "sign": ra.certificate(req["id"], "sign").hex() if done["state"] == "issued" else None,
+                      "enc": ra.certificate(req["id"], "enc").hex() if done["state"] == "issued" else None,
+                      "envelope": ra.key_envelope(req["id"]).hex() if done["state"] == "issued" else None}))
+
+
+def escrowed(serial: str) -> None:
+    """At the CA node: the status of the KMC's archived key for certificate ``serial`` (decimal), and the
+    KMC's certificate."""
+    from sqlalchemy import select
+
+    from kms.models import EscrowedKey
+    services = Services(load_config())
+    with services.db() as s:
+        row = s.scalar(select(EscrowedKey).where(EscrowedKey.user_cert_no == serial))
+        status = None if row is None else [row.status, row.public_key_info.hex()]
+    print(json.dumps({"key": status, "kmc_certificate": services.kmc.escrow.certificate.hex()}))
+
+
 def revoke(request_id: str) -> None:
     services = Services(load_config())
     ra = services.ra                       # issues through services.upstream_ca ([ca] backend = "cmp")

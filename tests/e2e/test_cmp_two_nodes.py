@@ -2,7 +2,8 @@
 the CA node serves ``/.well-known/cmp`` (``racentre serve``); the RA node has ``[ca] backend = "cmp"``
 with its protection key in its own token and a certificate the CA node issued under ``cmp-ra``
 (id-kp-cmcRA, RA mode). Server requests vetted and approved at the RA node are issued by the CA node;
-a revocation at the RA node reaches the CA node's CRL."""
+a revocation at the RA node reaches the CA node's CRL; a civil servant's dual pair gets its encryption key
+from the CA node's KMC (central key generation, RFC 9483 §4.1.6) and the subscriber opens its envelope."""
 from __future__ import annotations
 
 import json
@@ -15,7 +16,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from asn1crypto import crl as asn1_crl
+from asn1crypto import crl as asn1_crl, x509
+
+from pkicore.envelope import parse_signed_and_enveloped, verify_signed_and_enveloped
+from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,6 +100,21 @@ def test_ra_node_enrols_and_revokes_through_the_ca_node(tmp_path, softtoken_modu
             revoked |= {e["user_certificate"].native for e in listed["tbs_cert_list"]["revoked_certificates"]}
         assert serial in revoked
         assert int(result["issued"][1]["serial"], 16) not in revoked
+        # a civil servant's dual pair: the encryption key from the CA node's KMC (central key generation over
+        # CMP), opened by the subscriber with independent code, archived at the CA node's KMC
+        d_sub, spki_sub = openssl_sm2_key(ra["home"] / "subscriber.key")
+        dual = json.loads(_step(ra, "enrol-dual", str(ra["home"] / "subscriber.key")))
+        assert dual["state"] == "issued", dual
+        sign, enc = (x509.Certificate.load(bytes.fromhex(dual[u])) for u in ("sign", "enc"))
+        assert sign.public_key.dump() == spki_sub and enc.public_key.dump() != spki_sub
+        envelope = bytes.fromhex(dual["envelope"])
+        kept = json.loads(_step(ca, "escrowed", str(enc.serial_number)))
+        assert kept["key"] == ["active", enc.public_key.dump().hex()]
+        kmc_cert = bytes.fromhex(kept["kmc_certificate"])
+        assert verify_signed_and_enveloped(envelope, x509.Certificate.load(kmc_cert).public_key.dump(), kmc_cert).ok
+        sed = parse_signed_and_enveloped(envelope)
+        d_enc = int.from_bytes(sm4_ecb_decrypt(sm2_decrypt(d_sub, sed.encrypted_key), sed.encrypted_content), "big")
+        assert mul(d_enc) == public_point(enc.public_key.dump())
         # an officer's one-time secret from the CLI, used by openssl cmp against the served CA node
         out = _run(ca, "-m", "racentre.cli", "ca", "cmp-secret", "--as", "officer-a", "--profile", "server",
                    "--rdn", "country_name=CN", "--rdn", "common_name=cli.zj.gov.cn", "--dns", "cli.zj.gov.cn")
