@@ -13,11 +13,12 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from asn1crypto import pem, x509
+from asn1crypto import x509
 from sqlalchemy import func, select
 
 from ca_bridge.api import IssueRequest
 from ca_bridge.cmp import asn1
+from ca_bridge.cmp.client import SignatureCredentials, build_message
 from ca_bridge.cmp.keypkg import EncryptedValue, from_encrypted_key, to_encrypted_key
 from ca_bridge.cmp.models import CmpOutbox
 from ca_bridge.cmp.upstream import CmpCA, UpstreamUnavailable, signature_credentials
@@ -31,9 +32,9 @@ from pkicore.envelope import (alg_id, build_sm2_enveloped_key, parse_signed_and_
 from pkicore.oids import OID
 from ra.services import RaService
 from ra.workflow import Actor, Policy
-from tests.cmp_support import cmp_server
+from tests.cmp_support import EcKey, cmp_server
 from tests.pgschema import empty_engine
-from tests.unit.kms.helpers import make_escrow
+from tests.unit.kms.helpers import escrow_one, make_escrow
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
 from tests.unit.ra.csr_tools import openssl_csr
 from tests.unit.ra.helpers import id_number, uscc
@@ -192,13 +193,10 @@ def test_a_ca_without_a_kmc_refuses_and_the_request_fails_with_its_reason(upstre
 
 def test_the_central_key_request_is_for_a_registered_ra_only(upstream):
     """An end entity or a MAC sender cannot have the KMC make keys (the KMC is not even asked)."""
-    from tests.cmp_support import EcKey
-    from ca_bridge.cmp.client import build_message
     key = EcKey()
     ee = upstream.ca.issue(IssueRequest(request_id=f"ee-{secrets.token_hex(4)}", profile="server",
                                         subject=(("country_name", "CN"), ("common_name", "ee.zj.gov.cn")),
                                         public_key_info=key.spki, dns_names=("ee.zj.gov.cn",), ca=None))
-    from ca_bridge.cmp.client import SignatureCredentials
     creds = SignatureCredentials(ee.certificate, key.algorithm, key.sign)
     request = asn1.CertRequest({"cert_req_id": 0, "cert_template": {"subject": x509.Name.build({"common_name": "x"})},
                                 "controls": [{"type": "1.3.6.1.5.5.7.5.1.6",
@@ -211,12 +209,11 @@ def test_the_central_key_request_is_for_a_registered_ra_only(upstream):
     assert _count(upstream.ca.db, EscrowedKey) == before
 
 
-def test_the_other_forms_of_the_private_key_are_taken_as_sm2_enveloped_keys(upstream):
+def test_the_other_forms_of_the_private_key_are_taken_as_sm2_enveloped_keys(upstream, tmp_path):
     """EnvelopedData without the KMC's envelope, the older EncryptedValue (RFC 4211 §4.2.1) and a bare
     GB/T 35276 SM2EnvelopedKey all become the SM2EnvelopedKey of the same ciphertexts; the GM/T 0010
     envelope in the untagged position is kept as it is; a form that is not for the certified key is refused."""
-    from tests.unit.kms.helpers import escrow_one
-    _, spki_sub = openssl_sm2_key_in_memory()
+    _, spki_sub = openssl_sm2_key(tmp_path / "sub.key")
     key = escrow_one(upstream.escrow, spki_sub)
     sed_der = key.signed_and_enveloped
     sed = parse_signed_and_enveloped(sed_der)
@@ -232,16 +229,7 @@ def test_the_other_forms_of_the_private_key_are_taken_as_sm2_enveloped_keys(upst
         from_encrypted_key(expected, spki_sub)                  # an SM2EnvelopedKey for another key
 
 
-def openssl_sm2_key_in_memory():
-    import tempfile
-    from pathlib import Path
-    with tempfile.TemporaryDirectory() as tmp:
-        return openssl_sm2_key(Path(tmp) / "k.pem")
-
-
 def public_point_bytes(spki: bytes) -> bytes:
     x, y = public_point(spki)
     return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
 
-
-_ = pem
