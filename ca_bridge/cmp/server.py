@@ -606,6 +606,9 @@ class CmpServer:
                     issued = self.ca.issue(issue, session=session)
             except PkiError as exc:
                 row.state, row.reason, row.updated_at = "rejected", exc.public_message, utcnow()
+                if getattr(self._local, "central", None) is not None:
+                    # the KMC key reserved for it will name no certificate: back to the KMC after the commit
+                    self.ca.release_escrowed_key(req["request_id"], session)
                 record(session, actor="cmp", role=ACTOR_ROLE, action="cmp.refuse", target_type=AUDIT_TARGET,
                        target_id=tid, reason=exc.public_message)
                 failure = CmpFailure(exc.public_message, *self._fail_bits(exc))

@@ -209,6 +209,26 @@ def test_the_central_key_request_is_for_a_registered_ra_only(upstream):
     assert _count(upstream.ca.db, EscrowedKey) == before
 
 
+def test_a_key_made_for_a_request_the_ca_then_refuses_goes_back_to_the_kmc(upstream, tmp_path):
+    """The KMC made the key before the transaction; the issuance is refused (a subject the profile does not
+    take): the reservation goes, and the KMC is told (RevokeKeyReq) that the key names no certificate."""
+    _, spki_sub = openssl_sm2_key(tmp_path / "sub.key")
+    name = f"李四{secrets.token_hex(3)}"
+    request = asn1.CertRequest({"cert_req_id": 0, "cert_template": {"subject": x509.Name.build({"common_name": name})},
+                                "controls": [{"type": "1.3.6.1.5.5.7.5.1.6",
+                                              "value": asn1.keys.PublicKeyInfo.load(spki_sub)}]})
+    message = build_message("cr", asn1.CertReqMessages([asn1.CertReqMsg({"cert_req": request})]), upstream.credentials)
+    tid = message["header"]["transaction_id"].native.hex()
+    _, der = upstream.handle(message.dump(), "civil-servant-enc")
+    response = asn1.PKIMessage.load(der)["body"].chosen["response"][0]
+    assert response["status"]["status"].native == 2 and "needs" in " ".join(response["status"]["status_string"].native)
+    with upstream.ca.db() as s:
+        assert s.scalar(select(func.count()).select_from(EscrowReservation)
+                        .where(EscrowReservation.request_id == f"cmp-{tid}")) == 0
+        revoked = s.scalars(select(EscrowedKey.status).where(EscrowedKey.user_name == name)).all()
+    assert revoked == ["revoked"]
+
+
 def test_the_other_forms_of_the_private_key_are_taken_as_sm2_enveloped_keys(upstream, tmp_path):
     """EnvelopedData without the KMC's envelope, the older EncryptedValue (RFC 4211 §4.2.1) and a bare
     GB/T 35276 SM2EnvelopedKey all become the SM2EnvelopedKey of the same ciphertexts; the GM/T 0010
