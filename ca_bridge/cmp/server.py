@@ -335,8 +335,9 @@ class CmpServer:
         for control in request["controls"] or []:
             if control["type"].dotted == REG_CTRL_PROTOCOL_ENCR_KEY:
                 encr_key = asn1.keys.PublicKeyInfo.load(control["value"].dump())
-        if encr_key is None:
-            return None, None
+        if encr_key is None or message["header"]["protection_alg"].native is None \
+                or not message["protection"].contents:
+            return None, None                   # refused as any unprotected message is, by _authenticate
         if is_mac(message["header"]["protection_alg"]):
             raise CmpFailure("central key generation is offered to a registered RA (signature protection)",
                              "not_authorized")

@@ -206,6 +206,14 @@ def test_the_central_key_request_is_for_a_registered_ra_only(upstream):
     _, der = upstream.handle(message.dump(), "civil-servant-enc")
     body = asn1.PKIMessage.load(der)["body"]
     assert body.name == "error" and "not_authorized" in body.chosen["pki_status_info"]["fail_info"].native
+    # unprotected: refused as any unprotected message
+    header = message["header"]
+    bare = asn1.PKIMessage({"header": {"pvno": 2, "sender": header["sender"], "recipient": header["recipient"],
+                                       "transaction_id": secrets.token_bytes(16), "sender_nonce": secrets.token_bytes(16)},
+                            "body": message["body"]})
+    _, der = upstream.handle(bare.dump(), "civil-servant-enc")
+    body = asn1.PKIMessage.load(der)["body"]
+    assert body.name == "error" and "bad_message_check" in body.chosen["pki_status_info"]["fail_info"].native
     assert _count(upstream.ca.db, EscrowedKey) == before
 
 
