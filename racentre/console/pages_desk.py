@@ -13,7 +13,7 @@ from flask import Response, current_app, g, redirect, request, url_for
 
 from access.auth import require_roles
 from pkicore import inputs
-from pkicore.errors import PkiError
+from pkicore.errors import ErrorCode, PkiError
 from ra.errors import NotFound, ValidationError
 from ra.id_numbers import validate_hostname, validate_id_number, validate_ip, validate_name, validate_uscc
 from ra.intake import DOCUMENTS, REQUIRED_DOCUMENTS
@@ -29,7 +29,10 @@ READERS = ("ra_operator", "ra_officer", "ra_admin", "auditor")
 SEAL_USERS = ("ra_operator", "ra_officer", "ra_admin")
 TYPES = [t.value for t in RequestType]
 MAX_PEM = 64 * 1024
-MAX_SEAL_DOCUMENT = 10 * 1024 * 1024      # the preview round-trip carries the document in the form (base64)
+MAX_SEAL_DOCUMENT = 10 * 1024 * 1024
+# errors that the entry form answers beside the filled-in form (the input's fault)
+FORM_ERRORS = (ErrorCode.BAD_REQUEST, ErrorCode.BAD_ENCODING, ErrorCode.BAD_SIGNATURE, ErrorCode.UNSUPPORTED_ALGORITHM,
+               ErrorCode.NOT_FOUND, ErrorCode.CONFLICT, ErrorCode.TOO_LARGE)      # the preview round-trip carries the document in the form (base64)
 
 
 def _ra():
@@ -161,9 +164,9 @@ def intake_submit():
     try:
         req = _ra().intake(_actor(), **fields)
     except PkiError as exc:
-        if exc.code.value in ("forbidden", "not_found") and not isinstance(exc, (ValidationError, NotFound)):
+        if exc.code not in FORM_ERRORS:          # not the input's fault (HSM, database, CA): the error page
             raise
-        return _intake_page(400 if exc.code.value != "conflict" else 409, form=request.form,
+        return _intake_page(409 if exc.code is ErrorCode.CONFLICT else 400, form=request.form,
                             message=f"{t('intake_refused')}：{exc.public_message}")
     return redirect(url_for("console.request_detail", rid=req["id"]), code=303)
 

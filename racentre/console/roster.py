@@ -56,6 +56,11 @@ class Outcome:
     unit: str = ""
 
 
+def column_key(header: str) -> str | None:
+    """The field a column header names (Chinese or English, as in HEADERS), or None."""
+    return _ALIASES.get(header.strip().lower())
+
+
 def read_table(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """(header, [(row number, values)]) of an XLSX (first worksheet) or CSV file; the first non-empty row
     is the header."""
@@ -104,7 +109,7 @@ def read_table(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
 def parse(data: bytes) -> list[tuple[int, dict]]:
     """(row number, fields by key of HEADERS) for each non-empty row."""
     header, body = read_table(data)
-    keys = [_ALIASES.get(h.strip().lower()) for h in header]
+    keys = [column_key(h) for h in header]
     if "name" not in keys or "id_number" not in keys:
         raise RosterError("the roster's header needs the columns 姓名 and 身份证号 (optional: 单位, 统一社会信用代码, "
                           "法定代表人, 部门, 职务, 手机, 邮箱)")

@@ -299,3 +299,11 @@ def test_seal_preview_ofd_anchor_and_refusals(app, services, seal_for):
     no_token = client.post("/console/seals/sign", content_type="multipart/form-data", data={
         "document": (io.BytesIO(doc), "a.ofd"), "seal_id": str(seal.id), "action": "seal"})
     assert no_token.status_code == 403
+
+
+def test_background_import_job_reads_chinese_headers_too():
+    """The resumable import job (/console/jobs/import) understands the same headers as 批量导入."""
+    from racentre.console import jobs
+    number = helpers.id_number()
+    rows = jobs.parse_roster(f"姓名,身份证号,部门,职务\n王芳,{number},办公室,科员\n".encode("gb18030"))
+    assert rows == [{"name": "王芳", "id_number": number, "department": "办公室", "position": "科员", "contact": None}]
