@@ -19,7 +19,7 @@ from ra.id_numbers import validate_hostname, validate_id_number, validate_ip, va
 from ra.intake import DOCUMENTS, REQUIRED_DOCUMENTS
 from ra.models import RequestType
 from ra.workflow import Actor
-from racentre.console import queries, registers, roster
+from racentre.console import columns, queries, registers, roster
 from racentre.console.blueprint import bp, db, render, t
 from seal import geometry, ses
 from seal import views as seal_views
@@ -229,7 +229,7 @@ def unit_detail(unit_id: int):
 @bp.get("/roster")
 @require_roles("ra_operator", "ra_admin")
 def roster_page():
-    return render("roster.html", outcomes=None, units=queries.units(db()), headers=roster.HEADERS)
+    return render("roster.html", outcomes=None, units=queries.units(db()), headers=columns.HEADERS)
 
 
 @bp.post("/roster")
@@ -248,7 +248,7 @@ def roster_import():
     return render("roster.html", 200 if not failed else 400, outcomes=outcomes, written=written, commit=commit,
                   failed=failed, created=sum(o.result == "created" for o in outcomes),
                   existing=sum(o.result == "existing" for o in outcomes), filename=upload.filename,
-                  units=queries.units(db()), headers=roster.HEADERS)
+                  units=queries.units(db()), headers=columns.HEADERS)
 
 
 # ----------------------------------------------------------------------------------------------- 签章

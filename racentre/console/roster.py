@@ -22,22 +22,10 @@ from ra import workflow
 from ra.errors import ValidationError
 from ra.models import Unit
 from ra.workflow import Actor, Policy
+from racentre.console.columns import column_key
 from racentre.console.jobs import MAX_ROSTER, MAX_UNPACKED, XLSX_MAGIC, JobError, _cell_text
 
 MAX_ROWS = 5000
-HEADERS = {
-    "name": ("姓名", "name"),
-    "id_number": ("身份证号", "身份证号码", "公民身份号码", "证件号码", "id_number"),
-    "unit_name": ("单位", "单位名称", "工作单位", "unit"),
-    "uscc": ("统一社会信用代码", "信用代码", "uscc"),
-    "legal_representative": ("法定代表人", "legal_representative"),
-    "department": ("部门", "处室", "department"),
-    "position": ("职务", "岗位", "position"),
-    "mobile": ("手机", "手机号", "手机号码", "mobile"),
-    "email": ("邮箱", "电子邮箱", "email"),
-    "contact": ("联系方式", "contact"),
-}
-_ALIASES = {alias.lower(): key for key, aliases in HEADERS.items() for alias in aliases}
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
@@ -54,11 +42,6 @@ class Outcome:
     result: str               # created | existing | failed
     message: str = ""
     unit: str = ""
-
-
-def column_key(header: str) -> str | None:
-    """The field a column header names (Chinese or English, as in HEADERS), or None."""
-    return _ALIASES.get(header.strip().lower())
 
 
 def read_table(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -107,7 +90,7 @@ def read_table(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
 
 
 def parse(data: bytes) -> list[tuple[int, dict]]:
-    """(row number, fields by key of HEADERS) for each non-empty row."""
+    """(row number, fields by key of columns.HEADERS) for each non-empty row."""
     header, body = read_table(data)
     keys = [column_key(h) for h in header]
     if "name" not in keys or "id_number" not in keys:
