@@ -36,7 +36,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "preview": "预览", "preview_note": "示意图：页面轮廓与印章位置（不渲染页面内容；OFD 文字区域以灰条表示）。",
         "choose_seal": "请选择印章", "choose_document": "请选择要签章的文件", "seal_not_yours": "您未被授权使用该印章或印章不可用",
         "no_usable_seals": "您没有可用的印章（需由管理员授权）", "seal_positions": "印章位置示意",
-        "page_size": "页面尺寸", "seal_size": "印章尺寸", "mm": "毫米", "seal_picture": "印模",
+        "page_size": "页面尺寸", "seal_size": "印章尺寸", "mm": "毫米", "seal_picture": "印模", "intake_for_this": "为此人受理新申请",
     },
     "en": {
         "intake": "Request entry", "people": "People", "units": "Units", "roster_import": "Roster import",
@@ -84,6 +84,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "seal_not_yours": "You are not authorised to use this seal, or it is not active",
         "no_usable_seals": "You have no seal to use (an administrator authorises staff)",
         "seal_positions": "Where the seals are", "page_size": "Page size", "seal_size": "Seal size", "mm": "mm",
-        "seal_picture": "Seal picture",
+        "seal_picture": "Seal picture", "intake_for_this": "Enter a new request for this person",
     },
 }

@@ -31,7 +31,8 @@ def openapi_fragment() -> dict:
     return fragment({
         "/console/intake": {
             "get": _page("受理: the request entry form (?type=civil-servant-dual | unit | server)", errors=(),
-                         params=(query_param("type", {"enum": ["civil-servant-dual", "unit", "server"]}),)),
+                         params=(query_param("type", {"enum": ["civil-servant-dual", "unit", "server"]}),
+                                 query_param("person_id", ID), query_param("unit_id", ID))),
             "post": op("submit a request at the counter: subject, documents checklist and CSR checked, registered and "
                        "submitted in one transaction; the form comes back filled in with the errors (400/409)", TAG,
                        roles=(), console=True, ok=SEE_OTHER, status="303", body_content=intake_form,

@@ -148,8 +148,20 @@ def _intake_page(status: int = 200, *, form=None, errors=None, message=None):
 @bp.get("/intake")
 @require_roles("ra_operator")
 def intake():
-    """受理: the entry form for the chosen request type (?type=civil-servant-dual | unit | server)."""
-    return _intake_page()
+    """受理: the entry form for the chosen request type (?type=civil-servant-dual | unit | server); ``person_id``
+    or ``unit_id`` fill in a registered person or unit (a new certificate for someone already registered)."""
+    form = {"type": request.args.get("type", RequestType.CIVIL_SERVANT_DUAL.value)}
+    person_id, unit_id = _id_arg("person_id", request.args), _id_arg("unit_id", request.args)
+    if person_id is not None:
+        found = registers.person(db(), person_id)
+        if found is None:
+            raise NotFound(f"civil servant {person_id} not found")
+        form.update(type=RequestType.CIVIL_SERVANT_DUAL.value, unit_mode="existing", unit_id=str(found["unit_id"]),
+                    name=found["name"], id_number=found["id_number"], department=found["department"] or "",
+                    position=found["position"] or "")
+    elif unit_id is not None:
+        form.update(unit_mode="existing", unit_id=str(unit_id))
+    return _intake_page(form=form)
 
 
 @bp.post("/intake")

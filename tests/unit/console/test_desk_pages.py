@@ -101,6 +101,13 @@ def test_intake_civil_servant_checks_refills_and_submits(app, services):
     assert unit["name"] in shown
     # found by the last digits of the 身份证号 too; an auditor sees it masked
     assert f'id="person-{pid}"' in clerk.get(f"/console/people?q={good_id[-6:]}").get_data(as_text=True)
+    # a second certificate for the registered person: the person page leads to the form filled in
+    assert f"/console/intake?type={CS}&amp;person_id={pid}" in shown
+    prefilled = clerk.get(f"/console/intake?type={CS}&person_id={pid}").get_data(as_text=True)
+    assert f'value="{good_id}"' in prefilled and f'value="{person}"' in prefilled
+    again = _intake(clerk, CS, **{**fields, "sign_csr": _csr(person)}, id_number=good_id)
+    assert again.status_code == 303 and _count(services, CivilServant, id_number=good_id) == 1
+    assert len(re.findall(r'href="/console/requests/\d+"', clerk.get(f"/console/people/{pid}").get_data(as_text=True))) >= 2
     auditor, _ = _client(app, services, ["auditor"])
     masked = auditor.get(f"/console/people/{pid}").get_data(as_text=True)
     assert good_id not in masked and good_id[:6] + "********" + good_id[-4:] in masked
