@@ -282,6 +282,7 @@ def test_seal_preview_then_seal_then_verify(app, services, seal_for):
     image = Image.open(io.BytesIO(base64.b64decode(shown.group(1).split(",", 1)[1]))).convert("RGB")
     assert image.getpixel((round(120 * scale), round(207 * scale))) == (200, 0, 0)      # the box's top edge
     assert client.get(f"/console/seals/{seal.id}/picture").data == png_bytes()
+    assert f'src="/console/seals/{seal.id}/picture"' in client.get("/console/seals").get_data(as_text=True)
 
 
 def test_seal_preview_ofd_anchor_and_refusals(app, services, seal_for):
