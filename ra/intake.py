@@ -3,7 +3,7 @@ the operator received, and submit the request, in one unit of work, so a refused
 leaves nothing behind (no subject without its request, no request without its documents record).
 
 The document checklist follows the usual practice of Chinese RAs for 公务员 / 单位 / 应用服务器 certificates
-(GM/T 0034 §6.2 registration: the RA checks the applicant's identity documents before submitting):
+(the registration officer sees the applicant's identity documents before the request goes on):
 
 * 公务员: 身份证 and 单位介绍信或授权书;
 * 单位: 营业执照或统一社会信用代码证书, 经办人身份证 and 单位授权书;

@@ -1,7 +1,7 @@
 """Where seals sit on a page, for the officers' preview before sealing and on the verification report:
 page sizes, the boxes of the seals a document already carries, and a PNG sketch of a page with them.
 
-Coordinates here are millimetres from the page's top-left corner (OFD's own system, GB/T 33190 §7.5;
+Coordinates here are millimetres from the page's top-left corner (OFD's own page system, GB/T 33190;
 PDF's lower-left user space, ISO 32000-1 §8.3.2.3, is turned over with the page's MediaBox height).
 No page content is rendered (no PDF rasteriser is kept): the sketch shows the page outline, the OFD text
 objects' boundaries as grey bars, and each seal's picture or box at its place.

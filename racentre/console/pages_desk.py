@@ -65,13 +65,13 @@ def _names(text: str) -> list[str]:
     return [n for n in re.split(r"[\s,，;；]+", text or "") if n]
 
 
-def _pem_field(form, files, name: str) -> str | None:
+def _pem_field(form, files, name: str) -> str | bytes | None:
     upload = files.get(f"{name}_file")
     if upload is not None and upload.filename:
         data = upload.read(MAX_PEM + 1)
         if len(data) > MAX_PEM:
             raise ValidationError(t("csr_too_large"))
-        return data.decode("latin-1") if not data.lstrip().startswith(b"-----") else data.decode("ascii", "replace")
+        return data                                   # PEM or DER, as ra.csr.parse_csr takes either
     text = (form.get(name) or "").strip()
     return text or None
 

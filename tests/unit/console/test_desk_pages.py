@@ -150,7 +150,10 @@ def test_intake_server(app, services):
     bad = _intake(clerk, "server", **{**fields, "dns_names": "bad_name!.example"})
     assert bad.status_code == 400 and 'id="error-dns_names"' in bad.get_data(as_text=True)
     assert _count(services, Server, host_name=host) == 0
-    done = _intake(clerk, "server", **fields)
+    # the CSR uploaded as a file, in DER as some USB-key middleware saves it
+    der = tongsuo_sm2_csr(tongsuo_sm2_key(), {"common_name": host})
+    upload = {k: v for k, v in fields.items() if k != "sign_csr"}
+    done = _intake(clerk, "server", **upload, sign_csr_file=(io.BytesIO(der), "server.csr"))
     assert done.status_code == 303 and _count(services, Server, host_name=host) == 1
     assert f"www.{host}" in clerk.get(f"/console/units/{unit['id']}").get_data(as_text=True)
 
