@@ -37,6 +37,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "choose_seal": "请选择印章", "choose_document": "请选择要签章的文件", "seal_not_yours": "您未被授权使用该印章或印章不可用",
         "no_usable_seals": "您没有可用的印章（需由管理员授权）", "seal_positions": "印章位置示意",
         "page_size": "页面尺寸", "seal_size": "印章尺寸", "mm": "毫米", "seal_picture": "印模", "intake_for_this": "为此人受理新申请",
+        "preview_corner": "印章左上角（自页面左上角量起，毫米）",
     },
     "en": {
         "intake": "Request entry", "people": "People", "units": "Units", "roster_import": "Roster import",
@@ -85,5 +86,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "no_usable_seals": "You have no seal to use (an administrator authorises staff)",
         "seal_positions": "Where the seals are", "page_size": "Page size", "seal_size": "Seal size", "mm": "mm",
         "seal_picture": "Seal picture", "intake_for_this": "Enter a new request for this person",
+        "preview_corner": "the seal's top-left corner (from the page's top-left, mm)",
     },
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.e2e.test_console_browser import _csp_violations, _login, browser, served_site  # noqa: F401
+from tests.e2e.test_console_browser import _csp_violations, _login, browser, served_site, shots  # noqa: F401
 from tests.e2e.test_console_browser_traps import _click_and_wait
 
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -76,7 +76,7 @@ def _count(engine, sql: str, **params) -> int:
         return conn.execute(text(sql), params).scalar_one()
 
 
-def test_intake_at_768px_keeps_input_and_submits(site, browser):  # noqa: F811
+def test_intake_at_768px_keeps_input_and_submits(site, browser, shots):  # noqa: F811
     base, data, engine, _ = site
     browser.set_window_size(*NARROW)
     _login(browser, base, data["people"]["operator"])
@@ -104,6 +104,7 @@ def test_intake_at_768px_keeps_input_and_submits(site, browser):  # noqa: F811
     assert "BEGIN CERTIFICATE REQUEST" in browser.find_element(By.ID, "f-sign_csr").get_attribute("value")
     assert _count(engine, "SELECT count(*) FROM ra_civil_servant WHERE name = :n", n=data["name"]) == 0
     assert _no_sideways_scroll(browser)
+    browser.save_screenshot(str(shots / "intake-error-768.png"))
     field = browser.find_element(By.ID, "f-id_number")
     field.clear()
     field.send_keys(good)
@@ -115,7 +116,7 @@ def test_intake_at_768px_keeps_input_and_submits(site, browser):  # noqa: F811
     assert _csp_violations(browser) == []
 
 
-def test_roster_import_in_the_browser(site, browser):  # noqa: F811
+def test_roster_import_in_the_browser(site, browser, shots):  # noqa: F811
     base, data, engine, tmp = site
     browser.set_window_size(*NARROW)
     _login(browser, base, data["people"]["clerk"])
@@ -139,6 +140,7 @@ def test_roster_import_in_the_browser(site, browser):  # noqa: F811
     _click_and_wait(browser, "roster-import")
     assert "已导入" in browser.find_element(By.ID, "roster-verdict").text
     assert browser.find_element(By.ID, "count-created").text == "3"
+    browser.save_screenshot(str(shots / "roster-import-768.png"))
     assert _count(engine, "SELECT count(*) FROM ra_civil_servant WHERE id_number IN (:a, :b, :c)",
                   a=rows[0][1], b=rows[1][1], c=rows[2][1]) == 3
     browser.get(f"{base}/console/people?q={rows[0][0]}")
@@ -146,7 +148,7 @@ def test_roster_import_in_the_browser(site, browser):  # noqa: F811
     assert _csp_violations(browser) == []
 
 
-def test_seal_preview_and_verification_sketch(site, browser):  # noqa: F811
+def test_seal_preview_and_verification_sketch(site, browser, shots):  # noqa: F811
     from seal.samplepdf import make_pdf
     from tests.unit.seal.sealpki import TESTDATA
     base, data, _, tmp = site
@@ -163,6 +165,8 @@ def test_seal_preview_and_verification_sketch(site, browser):  # noqa: F811
     assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image) == 360
     assert image.rect["x"] + image.rect["width"] <= NARROW[0]
     assert browser.find_element(By.ID, "seal-apply").is_displayed()
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", image)
+    browser.save_screenshot(str(shots / "seal-preview-768.png"))
     assert _no_sideways_scroll(browser)
     browser.get(f"{base}/console/seals/verify")
     browser.find_element(By.CSS_SELECTOR, "input[name=document]").send_keys(str(TESTDATA / "v4signed.ofd"))
@@ -173,6 +177,8 @@ def test_seal_preview_and_verification_sketch(site, browser):  # noqa: F811
     WebDriverWait(browser, 30).until(_gone(page))
     sketch = browser.find_element(By.ID, "verify-page-1")
     assert browser.execute_script("return arguments[0].naturalWidth", sketch) == 360
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", sketch)
+    browser.save_screenshot(str(shots / "seal-verify-768.png"))
     assert _no_sideways_scroll(browser)
     assert _csp_violations(browser) == []
 
