@@ -149,7 +149,7 @@ def test_roster_import_in_the_browser(site, browser, shots):  # noqa: F811
 
 
 def test_seal_preview_and_verification_sketch(site, browser, shots):  # noqa: F811
-    from seal.samplepdf import make_pdf
+    from racentre.demo.samples import make_pdf
     from tests.unit.seal.sealpki import TESTDATA
     base, data, _, tmp = site
     (tmp / "contract.pdf").write_bytes(make_pdf(1))

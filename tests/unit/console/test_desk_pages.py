@@ -18,7 +18,7 @@ from pkicore.algorithms import algorithm
 from pkicore.oids import OID
 from ra.models import CivilServant, Server, Unit
 from ca_bridge.api import IssueRequest
-from seal.samplepdf import make_ofd, make_pdf
+from racentre.demo.samples import make_ofd, make_pdf
 from tests.unit.console.site import app_for, csrf_of, login, officer
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key

@@ -9,7 +9,7 @@ from PIL import Image
 
 from seal import geometry, ofd
 from seal.errors import BadDocument
-from seal.samplepdf import make_ofd, make_pdf
+from racentre.demo.samples import make_ofd, make_pdf
 
 
 def test_page_sizes_of_pdf_and_ofd():
