@@ -6,7 +6,7 @@ Each request is judged on its own and the answer says, per request, what happene
 
 * ``issued`` -- this approval reached the threshold and the CA issued (GM/T 0034 pairs: both or none);
 * ``approved`` -- the approval was recorded, the threshold is not reached yet;
-* ``revoked`` -- a revocation request was carried out;
+* ``revoked`` -- a revocation request was carried out (``suspended``/``resumed``: a 冻结/解冻 request);
 * ``unchanged`` -- this officer had already approved it (a retried call never issues twice);
 * ``failed`` -- refused (not found, wrong state, separation of duties, the CA refused): nothing of
   that request was written.
@@ -42,7 +42,7 @@ from ra.records import SELECT_NAMES, subjects
 from ra.workflow import TARGET, Actor, Policy
 
 MAX_BATCH = 500
-RESULTS = ("issued", "approved", "revoked", "unchanged", "failed")       # what an Outcome's result can be
+RESULTS = ("issued", "approved", "revoked", "suspended", "resumed", "unchanged", "failed")       # what an Outcome's result can be
 
 _SELECT_REQUESTS = (select(CertRequest.id, CertRequest.type, CertRequest.kind, CertRequest.state,
                            CertRequest.unit_id, CertRequest.civil_servant_id, CertRequest.server_id,
@@ -158,7 +158,7 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
         count = len(approvers[rid]) + 1
         if count < policy.approvals[row.type]:
             pending.append((row, count))
-        elif row.kind in (RequestKind.REVOCATION.value, RequestKind.REKEY.value):
+        elif workflow.carries_out_one_by_one(row.kind, policy):
             carried_out.append(rid)
         else:
             issuing.append((row, count))

@@ -146,7 +146,7 @@ _SCHEMAS = {
     "BulkOutcome": {"type": "object", "required": ["id", "result", "state"], "properties": {
         "id": _INT,
         "result": {"enum": list(RESULTS),
-                   "description": "issued/revoked: this approval carried the request out; approved: recorded, "
+                   "description": "issued/revoked/suspended/resumed: this approval carried the request out; approved: recorded, "
                                   "below the threshold; unchanged: already approved by this officer; failed: "
                                   "refused, nothing of this request was written"},
         "state": {"enum": [s.value for s in RequestState] + [None]},
@@ -167,7 +167,7 @@ _SCHEMAS = {
         "identity": {"type": "array", "items": {"type": "array", "items": _STR}}}},
     "Certificate": {"type": "object", "properties": {
         "usage": {"enum": ["sign", "enc"]}, "profile": _STR, "ca": _STR, "serial": {"type": "string", "description": "hex"},
-        "ca_request_id": _STR, "not_before": _TIME, "not_after": _TIME, "status": {"enum": ["good", "revoked"]},
+        "ca_request_id": _STR, "not_before": _TIME, "not_after": _TIME, "status": {"enum": ["good", "hold", "revoked"]},
         "revoked_at": _TIME, "revocation_reason": _NSTR,
         "key_escrowed": {"type": "boolean", "description": "the KMC generated the key (GM/T 0034)"}}},
     "AuditEvent": {"type": "object", "properties": {
