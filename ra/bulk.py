@@ -37,7 +37,7 @@ from pkicore.errors import PkiError
 
 from ra import workflow
 from ra.errors import ConflictError, DutiesNotSeparated, IssuanceFailed, NotFound, ValidationError
-from ra.models import Approval, CertRequest, RaCertificate, RequestKind, RequestState, RequestType
+from ra.models import Approval, CertRequest, RaCertificate, RequestState, RequestType
 from ra.records import SELECT_NAMES, subjects
 from ra.workflow import TARGET, Actor, Policy
 
