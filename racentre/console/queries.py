@@ -126,6 +126,7 @@ def search_certificates(db: sessionmaker[Session], *, text: str = "", status: st
     query = query.order_by(*CERT_SORTS[search.sort]).offset((search.page - 1) * limit).limit(limit + 1)
     with db() as session:
         return [{"ca": name, "serial": c.serial, "subject": c.subject, "profile": c.profile, "status": c.status,
+                 "held": c.status == "revoked" and c.reason == "certificate_hold",
                  "request_id": c.request_id, "not_after": as_utc(c.not_after), "created_at": as_utc(c.created_at),
                  "unit": unit, "person": person, "host": host}
                 for c, name, unit, person, host in session.execute(query)]
@@ -142,6 +143,9 @@ def audit_events(db: sessionmaker[Session], *, actor: str = "", action: str = ""
                  before_id: int | None = None, limit: int = 100, since: dt.datetime | None = None,
                  until: dt.datetime | None = None) -> list[AuditEvent]:
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    # bounds in UTC, as the rows are stored: SQLite compares the stored text, so a Beijing-time bound after
+    # 16:00 UTC (the next day there) missed the day's rows
+    since, until = (as_utc(v).astimezone(dt.timezone.utc) if v is not None else None for v in (since, until))
     if since is not None:
         query = query.where(AuditEvent.at >= since)
     if until is not None:
@@ -240,6 +244,7 @@ def statistics(db: sessionmaker[Session], start: dt.datetime, end: dt.datetime) 
     """统计: per unit, the certificates issued and revoked within [start, end) and the requests waiting now
     (submitted, vetted or returned), with a total row; units with nothing to count are left out."""
     pending_states = ("submitted", "vetted", "returned")
+    start, end = as_utc(start).astimezone(dt.timezone.utc), as_utc(end).astimezone(dt.timezone.utc)   # as stored
     with db() as session:
         issued = dict(session.execute(
             select(CertRequest.unit_id, func.count()).join(RaCertificate, RaCertificate.request_id == CertRequest.id)
@@ -247,7 +252,9 @@ def statistics(db: sessionmaker[Session], start: dt.datetime, end: dt.datetime) 
             .group_by(CertRequest.unit_id)).all())
         revoked = dict(session.execute(
             select(CertRequest.unit_id, func.count()).join(RaCertificate, RaCertificate.request_id == CertRequest.id)
-            .where(RaCertificate.revoked_at >= start, RaCertificate.revoked_at < end).group_by(CertRequest.unit_id)).all())
+            .where(RaCertificate.revoked_at >= start, RaCertificate.revoked_at < end,
+                   RaCertificate.status == "revoked")           # not those on hold (冻结)
+            .group_by(CertRequest.unit_id)).all())
         pending = dict(session.execute(select(CertRequest.unit_id, func.count())
                                        .where(CertRequest.state.in_(pending_states)).group_by(CertRequest.unit_id)).all())
         ids = set(issued) | set(revoked) | set(pending)
