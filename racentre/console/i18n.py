@@ -175,7 +175,7 @@ _LIFECYCLE = {
         "envelope_sm2": "加密密钥数字信封（SM2，USB Key）", "envelope_p7": "加密密钥数字信封（GM/T 0010）",
         "job_crl": "重新生成 CRL", "job_kek-rotation": "轮换 KEK", "job_import-civil-servants": "导入公务员名册",
         "failed_job": "失败", "job_created": "新增", "job_existing": "已存在", "job_errors": "错误", "job_signed": "已签发 CRL 的 CA",
-        "job_active_version": "当前 KEK 版本", "job_row": "行",
+        "job_active_version": "当前 KEK 版本", "job_row": "行", "centre_own": "本中心自用证书",
     },
     "en": {
         "hold": "On hold", "suspended": "Suspended", "resumed": "Resumed", "remove_from_crl": "removed from CRL",
@@ -204,6 +204,7 @@ _LIFECYCLE = {
         "job_crl": "Regenerate CRLs", "job_kek-rotation": "KEK rotation", "job_import-civil-servants": "Roster import",
         "failed_job": "failed", "job_created": "created", "job_existing": "existing", "job_errors": "errors",
         "job_signed": "CAs with new CRLs", "job_active_version": "active KEK version", "job_row": "row",
+        "centre_own": "the centre's own",
     },
 }
 for _lang, _extra in _LIFECYCLE.items():

@@ -198,7 +198,7 @@ def expiring_page():
         writer = csv.writer(out)
         writer.writerow(["单位", "持有人/主机", "主体", "签发 CA", "序列号", "模板", "失效时间", "剩余天数"])
         for r in rows:
-            writer.writerow([r["unit"] or "", r["person"] or r["host"] or "", formats.dn(r["subject"]), r["ca"],
+            writer.writerow([r["unit"] or "本中心自用证书", r["person"] or r["host"] or "", formats.dn(r["subject"]), r["ca"],
                              r["serial"].upper(), r["profile"], formats.local_time(r["not_after"], tz), r["days_left"]])
         stamp = dt.datetime.now(tz).date().isoformat()
         return Response("\ufeff" + out.getvalue(), mimetype="text/csv",

@@ -11,7 +11,7 @@ import pytest
 from asn1crypto import ocsp
 from sqlalchemy import create_engine, text
 
-from tests.e2e.test_console_browser import _csp_violations, _login, browser, served_site  # noqa: F401
+from tests.e2e.test_console_browser import _csp_violations, _login, browser, served_site, shots  # noqa: F401
 from tests.e2e.test_console_browser_traps import _click_and_wait
 from tests.unit.ca_bridge.helpers import ocsp_request
 
@@ -99,10 +99,11 @@ def _hold_cycle(browser, base, data, engine, action: str, people: tuple[str, str
     return rid
 
 
-def test_suspend_and_resume_in_the_browser(site, browser):  # noqa: F811
+def test_suspend_and_resume_in_the_browser(site, browser, shots):  # noqa: F811
     base, data, engine = site
     browser.set_window_size(1366, 768)
     _hold_cycle(browser, base, data, engine, "suspend", ("asker", "vetter", "approver"), "已冻结")
+    browser.save_screenshot(str(shots / "certificate-on-hold.png"))
     assert _ocsp(base, data) == "certificate_hold"
     with engine.connect() as conn:
         assert conn.execute(text("SELECT status FROM ra_certificate WHERE request_id = :i"),
@@ -118,7 +119,7 @@ def test_suspend_and_resume_in_the_browser(site, browser):  # noqa: F811
     assert _csp_violations(browser) == []
 
 
-def test_renewal_from_the_certificate_page_and_the_expiry_page(site, browser):  # noqa: F811
+def test_renewal_from_the_certificate_page_and_the_expiry_page(site, browser, shots):  # noqa: F811
     base, data, engine = site
     ca_name, serial = data["cert"]
     browser.set_window_size(1366, 768)
@@ -128,6 +129,7 @@ def test_renewal_from_the_certificate_page_and_the_expiry_page(site, browser):  
     _click_and_wait(browser, "renew-cert")
     assert "冻结测试局" in browser.find_element(By.ID, "renew-subject").text
     assert "已被替代" in browser.find_element(By.ID, "renew-note").text
+    browser.save_screenshot(str(shots / "renewal.png"))
     _on_screen(browser, "renew-submit")
     _click_and_wait(browser, "renew-submit", confirm=True)
     rid = int(browser.current_url.rsplit("/", 1)[1])
@@ -142,4 +144,5 @@ def test_renewal_from_the_certificate_page_and_the_expiry_page(site, browser):  
     assert any(serial.upper() in r.text for r in rows)
     assert browser.find_element(By.ID, "expiring-csv").is_displayed()
     assert "3660 天内到期的有效证书" in browser.find_element(By.ID, "expiring-summary").text
+    browser.save_screenshot(str(shots / "expiring.png"))
     assert _csp_violations(browser) == []

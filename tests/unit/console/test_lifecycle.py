@@ -312,3 +312,34 @@ def test_request_words_checks_and_job_results_in_chinese(app, services):
 def test_service_messages_in_chinese(text, expected):
     assert i18n.message(text, "zh") == expected
     assert i18n.message(text, "en") == text
+
+
+def test_reissue_of_a_dual_pair_gets_a_new_kmc_key_and_its_envelope(app, services):
+    """补发 of a civil servant's pair after the USB key was lost, asked from the encryption certificate's page:
+    a new signing CSR, the KMC makes the new encryption key at approval; both old certificates superseded; the
+    new encryption certificate's envelope downloadable (and not the old one's key)."""
+    issued = _issued_dual(app, "钱补发")
+    enc = issued["enc"]
+    page = f"/console/certificates/{enc['ca']}/{enc['serial']}"
+    operator, _ = _client(app, services, ["ra_operator"])
+    vetter, _ = _client(app, services, ["ra_operator"])
+    a, _ = _client(app, services, ["ra_officer"])
+    b, _ = _client(app, services, ["ra_officer"])
+    form = operator.get(page + "/renew?kind=reissue").get_data(as_text=True)
+    assert 'id="renew-enc-csr"' in form and "由密钥管理中心生成加密密钥" in form
+    fresh = _pem(tongsuo_sm2_csr(tongsuo_sm2_key(), {"common_name": "钱补发"}))
+    asked = _post(operator, page + "/renew?kind=reissue", page + "/renew", kind="reissue", csr=fresh)
+    assert asked.status_code == 303
+    rid = int(asked.headers["Location"].rsplit("/", 1)[1])
+    _vet(vetter, rid)
+    for client in (a, b):
+        assert _post(client, f"/console/requests/{rid}", f"/console/requests/{rid}/approve").status_code == 303
+    ra = app.extensions["racentre.ra"]
+    done = ra.get_request(rid)
+    assert done["state"] == "issued" and sorted(c["usage"] for c in done["certificates"]) == ["enc", "sign"]
+    assert {(c["status"], c["revocation_reason"]) for c in ra.get_request(issued["request"]["id"])["certificates"]} \
+        == {("revoked", "superseded")}
+    new_enc = next(c for c in done["certificates"] if c["usage"] == "enc")
+    assert new_enc["key_escrowed"] and new_enc["serial"] != enc["serial"]
+    envelope = operator.get(f"/console/certificates/{new_enc['ca']}/{new_enc['serial']}/envelope?format=sm2env")
+    assert envelope.status_code == 200 and envelope.data == ra.key_envelope(rid, "sm2-enveloped-key")
