@@ -242,8 +242,8 @@ def certificate_profiles(db: sessionmaker[Session]) -> list[str]:
 
 def statistics(db: sessionmaker[Session], start: dt.datetime, end: dt.datetime) -> list[dict]:
     """统计: per unit, the certificates issued and revoked within [start, end) and the requests waiting now
-    (submitted, vetted or returned), with a total row; units with nothing to count are left out."""
-    pending_states = ("submitted", "vetted", "returned")
+    (submitted, vetted, returned or awaiting the upstream CA), with a total row; units with nothing to count are left out."""
+    pending_states = ("submitted", "vetted", "returned", "awaiting_ca")
     start, end = as_utc(start).astimezone(dt.timezone.utc), as_utc(end).astimezone(dt.timezone.utc)   # as stored
     with db() as session:
         issued = dict(session.execute(
