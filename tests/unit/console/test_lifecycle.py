@@ -298,6 +298,8 @@ def test_request_words_checks_and_job_results_in_chinese(app, services):
     queue = client.get("/console/requests?state=issued").get_data(as_text=True)
     assert "单位证书 / 新申请" in queue and ">unit<" not in queue
     assert "申请 999999999 不存在" in client.get("/console/requests/999999999").get_data(as_text=True)
+    cert = client.get(f"/console/certificates/{issued['cert']['ca']}/{issued['cert']['serial']}").get_data(as_text=True)
+    assert '<option value="key_compromise">密钥泄露</option>' in cert and 'value="certificate_hold"' not in cert
     english = client.get(f"/console/requests/{issued['request']['id']}?lang=en").get_data(as_text=True)
     assert "Unit / New" in english and "unit code valid" in english
 
