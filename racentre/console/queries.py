@@ -143,13 +143,10 @@ def audit_events(db: sessionmaker[Session], *, actor: str = "", action: str = ""
                  before_id: int | None = None, limit: int = 100, since: dt.datetime | None = None,
                  until: dt.datetime | None = None) -> list[AuditEvent]:
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
-    # bounds in UTC, as the rows are stored: SQLite compares the stored text, so a Beijing-time bound after
-    # 16:00 UTC (the next day there) missed the day's rows
-    since, until = (as_utc(v).astimezone(dt.timezone.utc) if v is not None else None for v in (since, until))
     if since is not None:
-        query = query.where(AuditEvent.at >= since)
+        query = query.where(AuditEvent.at >= since.astimezone(dt.timezone.utc))     # UTC: see statistics()
     if until is not None:
-        query = query.where(AuditEvent.at < until)
+        query = query.where(AuditEvent.at < until.astimezone(dt.timezone.utc))
     if actor:
         query = query.where(AuditEvent.actor == actor)
     if action:
@@ -244,7 +241,9 @@ def statistics(db: sessionmaker[Session], start: dt.datetime, end: dt.datetime) 
     """统计: per unit, the certificates issued and revoked within [start, end) and the requests waiting now
     (submitted, vetted, returned or awaiting the upstream CA), with a total row; units with nothing to count are left out."""
     pending_states = ("submitted", "vetted", "returned", "awaiting_ca")
-    start, end = as_utc(start).astimezone(dt.timezone.utc), as_utc(end).astimezone(dt.timezone.utc)   # as stored
+    # Instants as UTC: SQLite keeps DateTime as text of the UTC wall clock and drops a bound value's zone,
+    # so a Beijing midnight would be compared as if it were UTC (wrong for 8 hours of every day).
+    start, end = start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
     with db() as session:
         issued = dict(session.execute(
             select(CertRequest.unit_id, func.count()).join(RaCertificate, RaCertificate.request_id == CertRequest.id)
