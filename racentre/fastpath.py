@@ -5,9 +5,16 @@ gunicorn's parsed (or peeked) request. A handler's ``answer(method, path, conten
 gets the PATH_INFO-style path (percent-decoded) and returns ``(content type, body)`` — or ``(content type,
 body, ((header, value), ...))`` with further response headers — for a 200 answer, calling ``read(n)`` once
 for a body; or None, with nothing read, when the request belongs to the Flask
-app and its error handling (the answer must then be what the Flask view gives; tests hold them equal)."""
+app and its error handling (the answer must then be what the Flask view gives; tests hold them equal).
+
+A *buffered* handler (one with ``answer_buffered``; the trust services' verification, whose answer depends
+on the body and the bearer token) may decline after seeing the body: it says from the request line alone
+whether it ``wants(method, path, content type, length)`` the request, then ``answer_buffered(requests)``
+gets ``(method, path, query, content type, authorization, body)`` each and returns one reply or None each;
+for a declined request the body is handed on to Flask unchanged."""
 from __future__ import annotations
 
+import io
 from typing import Callable, Protocol, Sequence
 
 
@@ -19,6 +26,7 @@ class FastHandler(Protocol):
     # as soon as its length is known: ``racentre.httpgate``)
     # optional: ``answer_many(requests)`` for requests that arrived together, ``(method, path, content
     # type, length, body)`` each -> one ``answer`` result each (e.g. one database read for all of them)
+    # or, instead of ``answer``: ``wants`` and ``answer_buffered`` (module docstring)
 
 
 class FastPaths:
@@ -39,33 +47,62 @@ class FastPaths:
 
     def answer(self, method: str, path: str, content_type: str, length: str,
                read: Callable[[int], bytes]) -> tuple[str, bytes] | None:
+        """A reply from the handler of ``path``, or None. Buffered handlers answer in ``__call__`` (where
+        a declined body can be handed on), never here."""
         handler = self._handler(path)
-        return None if handler is None else handler.answer(method, path, content_type, length, read)
+        if handler is None or hasattr(handler, "answer_buffered"):
+            return None
+        return handler.answer(method, path, content_type, length, read)
 
-    def answer_many(self, requests: Sequence[tuple[str, str, str, str, bytes]]) -> list[tuple[str, bytes] | None]:
-        """``answer`` for requests that arrived together (``(method, path, content type, length, body)``
-        each), handed to each handler's ``answer_many`` when it has one."""
+    def answer_many(self, requests: Sequence[tuple]) -> list[tuple[str, bytes] | None]:
+        """``answer`` for requests that arrived together (``(method, path, content type, length, body[,
+        authorization])`` each), handed to each handler's ``answer_many`` (or ``answer_buffered``) when it
+        has one."""
         out: list[tuple[str, bytes] | None] = [None] * len(requests)
         groups: dict[int, tuple[FastHandler, list[int]]] = {}
         for i, request in enumerate(requests):
             handler = self._handler(request[1])
             if handler is not None:
                 groups.setdefault(id(handler), (handler, []))[1].append(i)
+        requests = [r if len(r) == 6 else (*r, None) for r in requests]
         for handler, indices in groups.values():
+            if hasattr(handler, "answer_buffered"):
+                taken = [i for i in indices if handler.wants(*requests[i][:4])]
+                if taken:
+                    replies = handler.answer_buffered([(m, p, "", ct, auth, body)
+                                                       for m, p, ct, _, body, auth in (requests[i] for i in taken)])
+                    for i, reply in zip(taken, replies):
+                        out[i] = reply
+                continue
+            requests5 = [r[:5] for r in requests]
             many = getattr(handler, "answer_many", None)
             if many is not None:
-                for i, reply in zip(indices, many([requests[i] for i in indices])):
+                for i, reply in zip(indices, many([requests5[i] for i in indices])):
                     out[i] = reply
                 continue
             for i in indices:
-                method, path, ctype, length, body = requests[i]
+                method, path, ctype, length, body = requests5[i]
                 out[i] = handler.answer(method, path, ctype, length, lambda n, b=body: b[:n])
         return out
 
+    def _buffered(self, handler, environ) -> tuple[str, bytes] | None:
+        method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        ctype, length = environ.get("CONTENT_TYPE", ""), environ.get("CONTENT_LENGTH") or ""
+        if "HTTP_TRANSFER_ENCODING" in environ or not handler.wants(method, path, ctype, length):
+            return None
+        body = environ["wsgi.input"].read(int(length)) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)          # for Flask, should the handler decline
+        return handler.answer_buffered([(method, path, environ.get("QUERY_STRING", ""), ctype,
+                                         environ.get("HTTP_AUTHORIZATION"), body)])[0]
+
     def __call__(self, environ, start_response):
-        reply = self.answer(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
-                            environ.get("CONTENT_TYPE", ""), environ.get("CONTENT_LENGTH") or "",
-                            environ["wsgi.input"].read)
+        handler = self._handler(environ.get("PATH_INFO", ""))
+        if handler is not None and hasattr(handler, "answer_buffered"):
+            reply = self._buffered(handler, environ)
+        else:
+            reply = self.answer(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
+                                environ.get("CONTENT_TYPE", ""), environ.get("CONTENT_LENGTH") or "",
+                                environ["wsgi.input"].read)
         if reply is None:
             return self.wsgi_app(environ, start_response)
         content_type, body = reply[0], reply[1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 from typing import Callable, Hashable, Iterable
 
@@ -115,11 +116,12 @@ class TrustService:
     def verify(self, application: str, *, role: str, signature: bytes, data: bytes | None = None,
                certificate: bytes | None = None, form: str = "cms", user_id: bytes | None = None,
                algorithm: str | None = None, trust: tuple[bytes, ...] | None = None,
-               evidence: bool = False) -> dict:
-        """SOF_VerifySignedData (raw: ``certificate`` and ``data`` needed) or SOF_VerifySignedMessage (cms)."""
+               evidence: bool = False, state: Hashable = None) -> dict:
+        """SOF_VerifySignedData (raw: ``certificate`` and ``data`` needed) or SOF_VerifySignedMessage (cms).
+        ``state``: the revocation state read for this request (``ValidationCache.check``), else read here."""
         policy = self.policy(trust)
         report = self.verify_report(signature, data=data, certificate=certificate, form=form, user_id=user_id,
-                                    algorithm=algorithm, policy=policy)
+                                    algorithm=algorithm, policy=policy, state=state)
         out = report.as_dict()
         if evidence:
             signers = [_summary(s.signer) for s in report.signers if s.signer is not None]
@@ -131,16 +133,18 @@ class TrustService:
 
     def verify_report(self, signature: bytes, *, data: bytes | None = None, certificate: bytes | None = None,
                       form: str = "cms", user_id: bytes | None = None, algorithm: str | None = None,
-                      policy: TrustPolicy | None = None, at: dt.datetime | None = None) -> VerifyReport:
+                      policy: TrustPolicy | None = None, at: dt.datetime | None = None,
+                      state: Hashable = None) -> VerifyReport:
         """The report behind ``verify``; ``at``: the validation time when no timestamp proves one (now)."""
         policy = policy or self.policy()
+        check = self.cache.check if state is None else functools.partial(self.cache.check, state=state)
         if form == "raw":
             if certificate is None or data is None:
                 raise TrustError("a raw signature needs the data and the certificate")
             return verify_raw(data, signature, certificate, policy, self.tsa_policy(), user_id=user_id,
-                              algorithm_name=algorithm, at=at, check=self.cache.check)
+                              algorithm_name=algorithm, at=at, check=check)
         if form == "cms":
-            return verify_cms(signature, policy, self.tsa_policy(), content=data, at=at, check=self.cache.check)
+            return verify_cms(signature, policy, self.tsa_policy(), content=data, at=at, check=check)
         raise TrustError("form must be raw or cms")
 
     def validate_certificate(self, certificate: bytes, *, at: dt.datetime | None = None) -> dict:

@@ -60,11 +60,16 @@ class ValidationCache:
         self.hits = self.misses = 0
 
     def check(self, cert_der: bytes, policy: TrustPolicy, *, at: dt.datetime | None, proven: bool,
-              extra_certs=(), key_usage=frozenset({"digital_signature", "non_repudiation"})) -> CertificateResult:
+              extra_certs=(), key_usage=frozenset({"digital_signature", "non_repudiation"}),
+              state: Hashable = None) -> CertificateResult:
+        """``validate_certificate``'s result, reused while nothing it depends on changed. ``state``: the
+        revocation state a caller read for this request (the HTTP fast path reads it with the token
+        generation in one statement, trust.fastpath), else it is read here."""
         if self.revocation_state is None or (at is not None and not proven):
             return validate_certificate(cert_der, policy, at=at, proven=proven, extra_certs=extra_certs,
                                         key_usage=key_usage)
-        state = self.revocation_state()
+        if state is None:
+            state = self.revocation_state()
         key = (hashlib.sha256(cert_der).digest(), hashlib.sha256(b"".join(extra_certs)).digest(),
                hash((policy.trust_anchors, policy.other_certs, policy.require_revocation)), key_usage,
                at if proven else None, state)
@@ -282,13 +287,14 @@ def verify_cms(signed: bytes, policy: TrustPolicy, tsa_policy: TrustPolicy, *, c
         return VerifyReport("cms", (), (failed(sub, "; ".join(first.reasons) or "no SignerInfo")
                                         if sub == SubIndication.FORMAT_FAILURE else
                                         indeterminate(sub, "; ".join(first.reasons)),))
-    detached = None
-    try:
-        econtent = cms.ContentInfo.load(signed)["content"]
-        encap = econtent["encap_content_info"] if "encap_content_info" in econtent else None
-        detached = encap is None or isinstance(encap["content"], core.Void) or encap["content"].contents is None
-    except (ValueError, TypeError, KeyError):
-        pass
+    detached = first.detached
+    if detached is None:
+        try:
+            econtent = cms.ContentInfo.load(signed)["content"]
+            encap = econtent["encap_content_info"] if "encap_content_info" in econtent else None
+            detached = encap is None or isinstance(encap["content"], core.Void) or encap["content"].contents is None
+        except (ValueError, TypeError, KeyError):
+            pass
     signers = []
     for index in range(first.signer_count):
         result = first if index == 0 else verify_signed_data(signed, content=content, signer_index=index)
