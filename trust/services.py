@@ -137,14 +137,17 @@ class TrustService:
                       state: Hashable = None) -> VerifyReport:
         """The report behind ``verify``; ``at``: the validation time when no timestamp proves one (now)."""
         policy = policy or self.policy()
-        check = self.cache.check if state is None else functools.partial(self.cache.check, state=state)
+        check, time_check = self.cache.check, self.cache.time_proof
+        if state is not None:
+            check, time_check = (functools.partial(check, state=state), functools.partial(time_check, state=state))
         if form == "raw":
             if certificate is None or data is None:
                 raise TrustError("a raw signature needs the data and the certificate")
             return verify_raw(data, signature, certificate, policy, self.tsa_policy(), user_id=user_id,
-                              algorithm_name=algorithm, at=at, check=check)
+                              algorithm_name=algorithm, at=at, check=check, time_check=time_check)
         if form == "cms":
-            return verify_cms(signature, policy, self.tsa_policy(), content=data, at=at, check=check)
+            return verify_cms(signature, policy, self.tsa_policy(), content=data, at=at, check=check,
+                              time_check=time_check)
         raise TrustError("form must be raw or cms")
 
     def validate_certificate(self, certificate: bytes, *, at: dt.datetime | None = None) -> dict:

@@ -10,6 +10,7 @@ import json
 import secrets
 
 import pytest
+from asn1crypto import cms as asn1_cms
 from asn1crypto import x509
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,7 +20,7 @@ from werkzeug.test import Client
 from access.auth import create_token, token_set_disabled, token_set_expiry
 from ca_bridge.api import RevocationReason
 from pkicore.algorithms import algorithm
-from pkicore.cms import CmsSigner, SignedDataTemplate
+from pkicore.cms import CmsSigner, SignedDataTemplate, verify_signed_data
 from pkicore.db import make_engine, make_session_factory, transaction
 from racentre.web import REFUSAL_KEY
 from trust.fastpath import PATH
@@ -158,3 +159,26 @@ def test_revoked_untrusted_and_altered_still_fail_on_the_fast_path(services, sit
     altered = der[:at] + b"X" + der[at + 1:]
     report = json.loads(_fast(handler, tok, {"signature": b64(altered)})[1])
     assert not report["valid"] and report["sub_indication"] == "HASH_FAILURE"
+
+
+def test_timestamp_proofs_are_reused_until_a_revocation_and_a_compromised_tsa_fails(services, client, keys, site):
+    """Kept last in the module: it revokes the TSA's certificate."""
+    handler, _, token, _, _ = site
+    _, tok = token()
+    stamped = client("POST", "/api/v1/trust/sign", "app1", json={"data": b64(DATA), "key_id": keys["sm2"]["id"],
+                                                                  "timestamp": True}).json["signature"]
+    cache = services.trust.cache
+    first = json.loads(_fast(handler, tok, {"signature": stamped})[1])
+    assert first["valid"] and first["signers"][0]["timestamp"]["proven"], first["reason"]
+    hits = cache.hits
+    again = json.loads(_fast(handler, tok, {"signature": stamped})[1])
+    assert again == first and cache.hits == hits + 2              # the time proof and the certificate result
+    der = unb64(stamped)
+    si = asn1_cms.ContentInfo.load(der)["content"]["signer_infos"][0]
+    tst = si["unsigned_attrs"][0]["values"][0]
+    tsa = x509.Certificate.load(verify_signed_data(tst.dump()).signer_certificate)
+    issuer = next(i for i in services.ca.authorities().values() if i.subject_der == tsa.issuer.dump())
+    services.ca.revoke(issuer.name, tsa.serial_number, RevocationReason.key_compromise)
+    after = json.loads(_fast(handler, tok, {"signature": stamped})[1])
+    assert not after["signers"][0]["timestamp"]["proven"], after
+    assert any("revoked" in r for r in after["signers"][0]["timestamp"]["reasons"]), after["signers"][0]["timestamp"]
