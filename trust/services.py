@@ -66,6 +66,7 @@ class TrustService:
                            self.config.require_revocation)
 
     def tsa_policy(self) -> TrustPolicy:
+        """The TSA anchors: the default policy (``verify`` hands its default policy over as this one)."""
         return self.policy()
 
     def policy_summary(self, policy: TrustPolicy) -> dict:
@@ -121,7 +122,8 @@ class TrustService:
         ``state``: the revocation state read for this request (``ValidationCache.check``), else read here."""
         policy = self.policy(trust)
         report = self.verify_report(signature, data=data, certificate=certificate, form=form, user_id=user_id,
-                                    algorithm=algorithm, policy=policy, state=state)
+                                    algorithm=algorithm, policy=policy, state=state,
+                                    tsa_policy=policy if trust is None else None)
         out = report.as_dict()
         if evidence:
             signers = [_summary(s.signer) for s in report.signers if s.signer is not None]
@@ -134,20 +136,21 @@ class TrustService:
     def verify_report(self, signature: bytes, *, data: bytes | None = None, certificate: bytes | None = None,
                       form: str = "cms", user_id: bytes | None = None, algorithm: str | None = None,
                       policy: TrustPolicy | None = None, at: dt.datetime | None = None,
-                      state: Hashable = None) -> VerifyReport:
-        """The report behind ``verify``; ``at``: the validation time when no timestamp proves one (now)."""
+                      state: Hashable = None, tsa_policy: TrustPolicy | None = None) -> VerifyReport:
+        """The report behind ``verify``; ``at``: the validation time when no timestamp proves one (now);
+        ``tsa_policy``: ``tsa_policy()`` when the caller has it already."""
         policy = policy or self.policy()
+        tsa = tsa_policy or self.tsa_policy()
         check, time_check = self.cache.check, self.cache.time_proof
         if state is not None:
             check, time_check = (functools.partial(check, state=state), functools.partial(time_check, state=state))
         if form == "raw":
             if certificate is None or data is None:
                 raise TrustError("a raw signature needs the data and the certificate")
-            return verify_raw(data, signature, certificate, policy, self.tsa_policy(), user_id=user_id,
+            return verify_raw(data, signature, certificate, policy, tsa, user_id=user_id,
                               algorithm_name=algorithm, at=at, check=check, time_check=time_check)
         if form == "cms":
-            return verify_cms(signature, policy, self.tsa_policy(), content=data, at=at, check=check,
-                              time_check=time_check)
+            return verify_cms(signature, policy, tsa, content=data, at=at, check=check, time_check=time_check)
         raise TrustError("form must be raw or cms")
 
     def validate_certificate(self, certificate: bytes, *, at: dt.datetime | None = None) -> dict:
