@@ -25,7 +25,7 @@ from ca_bridge.cmp.server import CmpServer
 from ca_bridge.cmp.upstream import CmpCA, signature_credentials
 from ca_bridge.cmp.upstream import HttpTransport as CmpHttpTransport
 from ca_bridge.embedded import EmbeddedCA
-from ca_bridge.revinfo import revocation_info
+from ca_bridge.revinfo import IssuerCrls, revocation_info
 from gmt0014.client import HttpTransport, InProcessTransport
 from hsm import KeyManager, open_key_manager
 from kms.services import Kmc, build_kmc
@@ -254,9 +254,19 @@ class Services:
 
         return TrustService(
             self.db, self.key_manager, ca=lambda: self.ca, roots=site.roots, intermediates=site.issuing,
-            revocation_info=lambda certs: revocation_info(self.ca, certs, with_ocsp=False), tsa=self.tsa,
+            revocation_info=lambda certs: revocation_info(self.ca, certs, with_ocsp=False, crls_from=self._issuer_crls),
+            tsa=self.tsa,
             evidence_signer=evidence_signer, config=config, organization=site.organization,
             revocation_state=self._revocation_state())
+
+    @cached_property
+    def _issuer_crls(self) -> IssuerCrls:
+        """Each CA's current CRL kept for the trust services (ca_bridge.revinfo.IssuerCrls), checked against
+        the CA's revocation counter on the hot-path reader."""
+        def seq(ca_id: int) -> int:
+            rows = self.hot_reader.rows("SELECT revocation_seq FROM ca_authority WHERE id = ?", (ca_id,))
+            return rows[0][0] if rows else -1
+        return IssuerCrls(self.ca, seq)
 
     @cached_property
     def hot_reader(self) -> HotReader:

@@ -11,6 +11,7 @@ import secrets
 
 import pytest
 from asn1crypto import cms as asn1_cms
+from asn1crypto import crl as asn1_crl
 from asn1crypto import x509
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -159,6 +160,30 @@ def test_revoked_untrusted_and_altered_still_fail_on_the_fast_path(services, sit
     altered = der[:at] + b"X" + der[at + 1:]
     report = json.loads(_fast(handler, tok, {"signature": b64(altered)})[1])
     assert not report["valid"] and report["sub_indication"] == "HASH_FAILURE"
+
+
+def test_crls_are_gathered_once_per_issuer_until_a_revocation(services, monkeypatch):
+    """ca_bridge.revinfo.IssuerCrls (the trust services' revocation information): one CRL fetch per issuer
+    while its revocation counter stays; a revocation at that CA gives the next gathering a CRL listing it."""
+    crls = services._issuer_crls          # noqa: SLF001 - the composition root's instance
+    issuer = services.ca.authorities()["issuing-sm2"]
+    fetched = []
+    real = services.ca.crls.current
+    monkeypatch.setattr(services.ca.crls, "current", lambda name, **kw: fetched.append(name) or real(name, **kw))
+    first = crls.der(issuer)
+    users = [issue_user(services) for _ in range(3)]
+    gathered = set()
+    for user in users:                    # issuing moves no revocation counter
+        info = services.trust.revocation_info([user.certificate, issuer.certificate])    # (and the root's CRL)
+        assert first in info.crls and len(info.crls) == 2
+        gathered.add(info.crls)
+    assert len(gathered) == 1 and len(fetched) == len(set(fetched)) <= 2     # each issuer's CRL fetched once
+    serial = x509.Certificate.load(users[0].certificate).serial_number
+    services.ca.revoke("issuing-sm2", serial, RevocationReason.superseded)
+    after = crls.der(issuer)
+    assert after != first and fetched[-1] == "issuing-sm2"
+    assert serial in {e["user_certificate"].native for e in asn1_crl.CertificateList.load(after)["tbs_cert_list"]
+                      ["revoked_certificates"]}
 
 
 def test_timestamp_proofs_are_reused_until_a_revocation_and_a_compromised_tsa_fails(services, client, keys, site):
