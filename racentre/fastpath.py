@@ -11,7 +11,10 @@ A *buffered* handler (one with ``answer_buffered``; the trust services' verifica
 on the body and the bearer token) may decline after seeing the body: it says from the request line alone
 whether it ``wants(method, path, content type, length)`` the request, then ``answer_buffered(requests)``
 gets ``(method, path, query, content type, authorization, body)`` each and returns one reply or None each;
-for a declined request the body is handed on to Flask unchanged."""
+for a declined request the body is handed on to Flask unchanged.
+
+A conditional request (If-None-Match, If-Modified-Since: RFC 7232) always goes to the app, which may answer
+304; the hot paths answer 200 only."""
 from __future__ import annotations
 
 import io
@@ -26,6 +29,12 @@ class FastHandler(Protocol):
     # as soon as its length is known: ``racentre.httpgate``)
     # optional: ``answer_many(requests)`` for requests that arrived together, ``(method, path, content
     # type, length, body)`` each -> one ``answer`` result each (e.g. one database read for all of them)
+    # optional: ``blocking = True`` when its answers wait on something outside the process (the database):
+    # the serving worker then does that waiting off its main thread (``racentre.arbiter``), never stalling
+    # the reading of other requests; with ``stage_many(requests)`` -> an object with ``read()`` (may block),
+    # ``answers()`` (no I/O: the ``answer_many`` results), ``writes()`` (whether ``write`` has work) and
+    # ``write()`` (may block; the answers are sent after it), only ``read`` and ``write`` run off the main
+    # thread, else the whole ``answer_many``
     # or, instead of ``answer``: ``wants`` and ``answer_buffered`` (module docstring)
 
 
@@ -44,6 +53,10 @@ class FastPaths:
         """The body limit of the handler of ``path`` (its ``max_body``), or None."""
         handler = self._handler(path)
         return getattr(handler, "max_body", None)
+
+    def blocking(self, path: str) -> bool:
+        """Whether the handler of ``path`` says its answers may wait on the database (its ``blocking``)."""
+        return bool(getattr(self._handler(path), "blocking", False))
 
     def answer(self, method: str, path: str, content_type: str, length: str,
                read: Callable[[int], bytes]) -> tuple[str, bytes] | None:
@@ -85,6 +98,22 @@ class FastPaths:
                 out[i] = handler.answer(method, path, ctype, length, lambda n, b=body: b[:n])
         return out
 
+    def stage_many(self, requests: Sequence[tuple]) -> "Staged":
+        """``answer_many`` in stages for requests of ``blocking`` handlers: ``read()`` and ``write()`` may
+        block (run them off the thread that reads requests), ``answers()`` between them does no I/O."""
+        groups: dict[int, tuple[FastHandler, list[int]]] = {}
+        for i, request in enumerate(requests):
+            handler = self._handler(request[1])
+            if handler is not None:
+                groups.setdefault(id(handler), (handler, []))[1].append(i)
+        parts = []
+        for handler, indices in groups.values():
+            chosen = [requests[i] for i in indices]
+            stage = getattr(handler, "stage_many", None)
+            parts.append((indices, stage([r[:5] for r in chosen]) if stage is not None
+                          else _WholeBatch(self, chosen)))
+        return Staged(len(requests), parts)
+
     def _buffered(self, handler, environ) -> tuple[str, bytes] | None:
         method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
         ctype, length = environ.get("CONTENT_TYPE", ""), environ.get("CONTENT_LENGTH") or ""
@@ -96,6 +125,8 @@ class FastPaths:
                                          environ.get("HTTP_AUTHORIZATION"), body)])[0]
 
     def __call__(self, environ, start_response):
+        if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ:
+            return self.wsgi_app(environ, start_response)          # a conditional request: the app judges it
         handler = self._handler(environ.get("PATH_INFO", ""))
         if handler is not None and hasattr(handler, "answer_buffered"):
             reply = self._buffered(handler, environ)
@@ -109,6 +140,51 @@ class FastPaths:
         start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body))),
                                   *(reply[2] if len(reply) > 2 else ())])
         return [body]
+
+
+class _WholeBatch:
+    """A handler without stages: all of ``answer_many`` is its blocking ``read``."""
+
+    def __init__(self, paths: FastPaths, requests):
+        self.paths, self.requests, self.replies = paths, requests, None
+
+    def read(self) -> None:
+        self.replies = self.paths.answer_many(self.requests)
+
+    def answers(self) -> list:
+        return self.replies
+
+    def writes(self) -> bool:
+        return False
+
+    def write(self) -> None:
+        pass
+
+
+class Staged:
+    """``FastPaths.stage_many``'s result: each handler's stages, answers in the order of the requests."""
+
+    def __init__(self, size: int, parts: list):
+        self.size, self.parts = size, parts
+
+    def read(self) -> None:
+        for _, part in self.parts:
+            part.read()
+
+    def answers(self) -> list:
+        out: list = [None] * self.size
+        for indices, part in self.parts:
+            for i, reply in zip(indices, part.answers()):
+                out[i] = reply
+        return out
+
+    def writes(self) -> bool:
+        """Whether ``write`` has anything to do (after ``answers``)."""
+        return any(part.writes() for _, part in self.parts)
+
+    def write(self) -> None:
+        for _, part in self.parts:
+            part.write()
 
 
 def install(app, segment: str, handler: FastHandler) -> FastPaths:

@@ -36,6 +36,10 @@ REPLY_TYPE = "application/json"
 class TrustVerifyFastPath:
     """A buffered ``racentre.fastpath`` handler for the segment "api" that takes only ``PATH``."""
 
+    # its answers read the database (the state statement; a token table reload or a certificate not in the
+    # validation cache): the serving worker answers its batches off the main thread (racentre.arbiter)
+    blocking = True
+
     def __init__(self, service: Callable[[], TrustService], state: Callable[[], tuple[int, Hashable]],
                  principal: Callable[[str, int], Principal | None], dumps: Callable[[dict], str],
                  refused: Callable[[], bool] = lambda: False):
