@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.trust_verify import SERVER, make_request, prepare_trust
-from bench.tsa_http import free_port, prepare, wait_loaded, wait_ready
+from bench.common import BenchServer, free_port, prepare_tsa_site_in_child, server_command
+from bench.trust_verify import make_request, prepare_trust
 from tests.e2e.test_tsa_serve_fastpath import Conn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,27 +24,14 @@ def site(tmp_path_factory, softtoken_module):
     directory = tmp_path_factory.mktemp("trust-serve")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(PYTHONPATH=ROOT, RACENTRE_SOFTTOKEN_DIR=str(directory / "softtoken"))
-    # the bench's site, made in a child: this process's PKCS#11 module serves the suite's token
-    done = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                           "from bench.tsa_http import prepare; print(prepare(Path(sys.argv[1]), 1))", str(directory)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    config = done.stdout.strip().splitlines()[-1]
+    # the bench's site, made in children: this process's PKCS#11 module serves the suite's token
+    config = prepare_tsa_site_in_child(directory, 1, env)
     token, signed = prepare_trust(directory, Path(config), env)
     p = free_port()
-    log = open(directory / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, config, str(p), "2", "1"], cwd=ROOT, env=env,
-                            stdout=log, stderr=log)
-    try:
-        wait_ready(p)
-        wait_loaded(p)
-        yield p, config, env, token, signed
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
-        text = (directory / "server.log").read_text(errors="replace")
-        assert "Traceback" not in text, text
+    with BenchServer(server_command(config, p, 2, 1, ("timestamp", "trust")), p, directory / "server.log",
+                     env=env) as server:
+        yield p, str(config), env, token, signed
+    assert not server.tracebacks, server.log()
 
 
 def _cli(config: str, env: dict, *args: str) -> str:
