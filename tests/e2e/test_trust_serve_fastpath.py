@@ -1,7 +1,7 @@
 """Trust verification over `racentre.serve.serve(workers=2)` (gunicorn, racentre.arbiter.FastPathThreadWorker)
-on raw sockets: POST /api/v1/trust/verify answered by the main thread's fast path (trust.fastpath) gives the
-Flask view's body; a token disabled and a certificate revoked by another process (the CLI, as another node
-would) are refused by the very next request."""
+on raw sockets: POST /api/v1/trust/verify answered by the fast path (trust.fastpath, a blocking handler: the
+worker's batch thread) gives the Flask view's body; a token disabled and a certificate revoked by another
+process (the CLI, as another node would) are refused by the very next request."""
 from __future__ import annotations
 
 import json
@@ -57,7 +57,7 @@ def test_fast_answers_equal_the_views_then_revocation_and_a_disabled_token_are_s
     c = Conn(port)
     try:
         answers = []
-        for raw in (request, request, through_flask):          # kept alive: the main thread, then Flask
+        for raw in (request, request, through_flask):          # kept alive: the fast path, then Flask
             c.sock.sendall(raw)
             status, headers, body = c.response()
             assert status == "HTTP/1.1 200 OK" and headers["content-type"] == "application/json", (status, body)
