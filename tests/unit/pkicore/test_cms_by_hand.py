@@ -19,7 +19,7 @@ from pkicore.cms import (GM_DATA, GM_SIGNED_DATA, CmsSigner, SignedDataTemplate,
                          _verify_signed_data_by_hand, ess_cert_id_v2, tlv, verify_signed_data,
                          verify_signed_data_asn1)
 from tests.interop.openssl_cli import openssl_available
-from timestamp.provision import StandaloneIssuer, ensure_key
+from tests.localca import LocalIssuer, ensure_key
 
 ALGS = ["sm2-sm3", "ecdsa-sha256", "rsa-sha256"]
 CONTENT = "手工 DER 验签 ".encode() * 20
@@ -30,7 +30,7 @@ def signers(softtoken_km):
     out = {}
     for name in ALGS:
         alg = algorithm(name)
-        ca = StandaloneIssuer.create(softtoken_km, f"hand-ca-{name}-{secrets.token_hex(4)}", name)
+        ca = LocalIssuer.create(softtoken_km, f"hand-ca-{name}-{secrets.token_hex(4)}", name)
         label = f"hand-ee-{name}-{secrets.token_hex(4)}"
         cert = ca.issue_tsa(ensure_key(softtoken_km, label, alg), f"hand signer {name}", timestamping=False)
         out[name] = (CmsSigner(lambda data, label=label, alg=alg: softtoken_km.sign(label, data, alg.mechanism),
