@@ -25,9 +25,9 @@ from racentre.console import formats, queries
 from racentre.console.blueprint import bp, db, render, t
 
 READERS = ("ra_operator", "ra_officer", "ra_admin", "auditor")
-RA_REVOCATION_REASONS = [r.value for r in RevocationReason
+RA_REVOCATION_REASONS = [r.value for r in RevocationReason        # 冻结/解冻 have their own requests (pages_lifecycle)
                          if r not in (RevocationReason.remove_from_crl, RevocationReason.ca_compromise,
-                                      RevocationReason.aa_compromise)]
+                                      RevocationReason.aa_compromise, RevocationReason.certificate_hold)]
 
 
 def ra():
@@ -106,7 +106,8 @@ def _subject_record(req: dict) -> dict:
 def request_detail(rid: int):
     req = ra().get_request(rid)
     return render("request.html", req=req, record=_subject_record(req), unit=ra().get_subject("unit", req["unit_id"]),
-                  csrs=queries.csr_details(db(), rid), may_approve=_may_approve(req))
+                  csrs=queries.csr_details(db(), rid), may_approve=_may_approve(req),
+                  documents=ra().documents_received(rid))
 
 
 @bp.post("/requests/<int:rid>/vet")
