@@ -134,7 +134,9 @@ _SCHEMAS = {
         enc_csr={**_NSTR, "description": "civil-servant-dual: the encryption key as a CSR"},
         enc_public_key={**_NSTR, "description": "civil-servant-dual: the encryption key as SPKI PEM/base64 DER"},
         target_request_id={**_NINT, "description": "renewal, rekey, revocation: the issued request"},
-        revocation_reason={"enum": [r.value for r in RevocationReason] + [None]}),
+        revocation_reason={"enum": [r.value for r in RevocationReason] + [None]},
+        enrol_by_cmp={"type": ["boolean", "null"], "description": "server or unit, new, no CSR: once approved, "
+                      "the subscriber enrols over CMP with an officer's one-time secret (cmp-secret)"}),
     "Vet": _obj(["documents_checked"], documents_checked={"type": "boolean"}, note=_NSTR),
     "Reject": _obj(["reason"], reason=_STR),
     "Resubmit": _obj([], csr=_NSTR, enc_csr=_NSTR, enc_public_key=_NSTR),
@@ -223,6 +225,15 @@ _PATHS = {
                     "upstream CA (CMP) the request is queued with it and collected after the commit: state issued, "
                     "awaiting_ca (等待上级CA: down or slow, the sweep carries on) or failed (the CA's reason)",
                     ("ra_officer",), _REQUEST, body=_ref("Empty"), params=(_RID,), errors=(400, 404, 409, 500)),
+    },
+    "/api/v1/ra/requests/{request_id}/cmp-secret": {
+        "post": _op("RFC 9483 §4.1.5: a one-time CMP secret bound to this approved request (submitted with "
+                    "enrol_by_cmp): the subscriber's ir with PasswordBasedMac gets the vetted subject, once; a new "
+                    "secret voids an unused one", ("ra_officer",),
+                    {"description": "the reference (senderKID) and the secret, shown once", **_json(
+                        {"type": "object", "required": ["request_id", "reference", "secret"],
+                         "properties": {"request_id": _INT, "reference": _STR, "secret": _STR}})},
+                    body=_ref("Empty"), params=(_RID,), errors=(400, 404, 409), status="201"),
     },
     "/api/v1/ra/requests/approve": {
         "post": _op("bulk approval: this officer approves each listed request (at most 500) in one transaction; "

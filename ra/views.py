@@ -49,7 +49,8 @@ def _is_staff() -> bool:
 _FIELDS = {"str": lambda: inputs.Str(64 * 1024), "int": inputs.Id, "bool": inputs.Bool,
            "list[str]": lambda: inputs.List(inputs.Str(1024), max_items=100),
            "list[int]": lambda: inputs.List(inputs.Id(), max_items=500),
-           "str?": lambda: inputs.Str(64 * 1024).or_null(), "int?": lambda: inputs.Id().or_null()}
+           "str?": lambda: inputs.Str(64 * 1024).or_null(), "int?": lambda: inputs.Id().or_null(),
+           "bool?": lambda: inputs.Bool().or_null()}
 
 
 def schema(fields: dict[str, str], required: tuple[str, ...] = ()) -> inputs.Schema:
@@ -133,7 +134,8 @@ def get_subject(collection, subject_id):
 # --------------------------------------------------------------------------------------------- requests
 
 _SUBMIT_FIELDS = {"type": "str", "kind": "str", "subject_id": "int?", "csr": "str?", "enc_csr": "str?",
-                  "enc_public_key": "str?", "target_request_id": "int?", "revocation_reason": "str?"}
+                  "enc_public_key": "str?", "target_request_id": "int?", "revocation_reason": "str?",
+                  "enrol_by_cmp": "bool?"}
 
 
 @bp.post("/ra/requests")
@@ -194,6 +196,15 @@ def get_key_envelope(request_id):
 def vet_request(request_id):
     data = _body({"documents_checked": "bool", "note": "str?"}, ("documents_checked",))
     return jsonify(_service().vet(_actor(), request_id, **data))
+
+
+@bp.post("/ra/requests/<int:request_id>/cmp-secret")
+@require_roles("ra_officer")
+def cmp_secret(request_id):
+    """RFC 9483 §4.1.5: an officer's one-time MAC secret for an approved request submitted with
+    ``enrol_by_cmp`` (the subscriber's ir gets the vetted subject, once); a new secret voids an unused one."""
+    _body({})
+    return jsonify(_service().issue_cmp_secret(_actor(), request_id)), 201
 
 
 @bp.post("/ra/requests/<int:request_id>/approve")

@@ -228,3 +228,31 @@ def test_openapi_bodies_match_the_views():
                                ("servers", "ServerCreate")):
         fields, required, _, _ = views._SUBJECT_FIELDS[collection]
         assert set(schemas[schema]["properties"]) == set(fields) and set(schemas[schema]["required"]) == set(required)
+
+
+def test_cmp_enrolment_secret_over_rest(app, client):
+    """A server request submitted for enrolment over CMP (no CSR), vetted and approved, gets its one-time
+    secret from an officer over REST (RFC 9483 §4.1.5), bound to the request's vetted subject and names."""
+    unit = _unit(client)
+    host = f"cmp-{helpers.tag()}.zj.gov.cn"
+    server = client("POST", "/api/v1/ra/servers", "operator",
+                    json={"host_name": host, "unit_id": unit["id"], "dns_names": [host]}).json
+    resp = client("POST", "/api/v1/ra/requests", "client",
+                  json={"type": "server", "subject_id": server["id"], "enrol_by_cmp": True})
+    assert resp.status_code == 201, resp.json
+    rid = resp.json["id"]
+    assert client("POST", f"/api/v1/ra/requests/{rid}/cmp-secret", "officer_a").status_code == 409  # not approved
+    vetted = client("POST", f"/api/v1/ra/requests/{rid}/vet", "operator", json={"documents_checked": True})
+    assert vetted.json.get("state") == "vetted", vetted.json
+    approved = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_a", json={}).json
+    assert approved["state"] == "approved" and approved["certificates"] == []
+    refused = client("POST", f"/api/v1/ra/requests/{rid}/cmp-secret", "officer_a", json={})
+    assert refused.status_code == 409 and "CMP" in refused.json["detail"]           # this node's CA serves no CMP
+    issued = []
+    app.extensions["racentre.ra"].cmp_secrets = lambda actor, **fields: (issued.append((actor, fields)) or
+                                                                         ("ref-1", "s3cret"))
+    assert client("POST", f"/api/v1/ra/requests/{rid}/cmp-secret", "operator", json={}).status_code == 403
+    resp = client("POST", f"/api/v1/ra/requests/{rid}/cmp-secret", "officer_a", json={})
+    assert resp.status_code == 201 and resp.json == {"request_id": rid, "reference": "ref-1", "secret": "s3cret"}
+    [(actor, fields)] = issued
+    assert actor.startswith("officer_a-") and fields["ra_request_id"] == rid and host in str(fields)
