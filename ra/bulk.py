@@ -1,6 +1,6 @@
 """Bulk approval: one officer approves many requests in one call and one transaction (EJBCA's
-"approve selected", a unit enrolling its staff), with the same rules and the same records as
-``workflow.approve`` for each request.
+"approve selected", a unit enrolling its staff), with the same rule (``ra.approval.decide``, which
+``workflow.approve`` asks too) and the same records as ``workflow.approve`` for each request.
 
 Each request is judged on its own and the answer says, per request, what happened:
 
@@ -35,9 +35,10 @@ from pkicore.audit import record_many
 from pkicore.db import IDS, as_utc, select_in, utcnow
 from pkicore.errors import PkiError
 
-from ra import workflow
-from ra.errors import ConflictError, DutiesNotSeparated, IssuanceFailed, NotFound, ValidationError
-from ra.models import Approval, CertRequest, RaCertificate, RequestKind, RequestState, RequestType
+from ra import approval, workflow
+from ra.approval import Decision, Verdict
+from ra.errors import ConflictError, IssuanceFailed, NotFound, ValidationError
+from ra.models import Approval, CertRequest, RaCertificate, RequestState, RequestType
 from ra.records import SELECT_NAMES, subjects
 from ra.workflow import TARGET, Actor, Policy
 
@@ -141,30 +142,21 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
         if row is None:
             outcomes[rid] = Outcome(rid, "failed", error=NotFound(f"request {rid} not found"))
             continue
-        if actor.name in approvers[rid]:
+        decision = approval.decide(row, approvers[rid], actor.name, policy.approvals)
+        if decision.verdict is Verdict.UNCHANGED:
             outcomes[rid] = Outcome(rid, "unchanged", row.state)
             unchanged.append(rid)
-            continue
-        error = None
-        if row.state != RequestState.VETTED.value:
-            error = ConflictError(f"request {rid} is {row.state}, only vetted requests can be approved")
-        elif actor.name == row.submitted_by:
-            error = DutiesNotSeparated("an officer cannot approve a request they submitted")
-        elif actor.name == row.vetted_by:
-            error = DutiesNotSeparated("an officer cannot approve a request they vetted")
-        if error is not None:
-            outcomes[rid] = Outcome(rid, "failed", row.state, error=error)
-            continue
-        count = len(approvers[rid]) + 1
-        if count < policy.approvals[row.type]:
-            pending.append((row, count))
-        elif row.kind in (RequestKind.REVOCATION.value, RequestKind.REKEY.value):
+        elif decision.error is not None:
+            outcomes[rid] = Outcome(rid, "failed", row.state, error=decision.error)
+        elif decision.verdict is Verdict.WAITING:
+            pending.append((row, decision))
+        elif decision.revokes:
             carried_out.append(rid)
         else:
-            issuing.append((row, count))
+            issuing.append((row, decision))
 
     issued = _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes)
-    _write(session, connection, actor, pending, issued, policy, outcomes)
+    _write(session, connection, actor, pending, issued, outcomes)
     if unchanged:
         by_request = defaultdict(list)
         for r in select_in(connection, _SELECT_CERTIFICATES, unchanged):
@@ -176,7 +168,7 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
 
 
 def _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes) -> list:
-    """Issue the certificates of every request whose approval completes it: [(row, count, [(usage,
+    """Issue the certificates of every request whose approval completes it: [(row, decision, [(usage,
     IssueRequest, IssuedCertificate)])] for those the CA issued; refusals go to ``outcomes``."""
     if not issuing:
         return []
@@ -186,7 +178,7 @@ def _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes) 
     for server_id, kind, value in select_in(connection, SELECT_NAMES, list(servers)):
         names[server_id][0 if kind == "dns" else 1].append(value)
     planned, groups = [], []
-    for row, count in issuing:
+    for row, decision in issuing:
         person, server = people.get(row.civil_servant_id), servers.get(row.server_id)
         dns, ips = names[row.server_id] if server is not None else ((), ())
         try:
@@ -197,24 +189,24 @@ def _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes) 
         except PkiError as exc:
             outcomes[row.id] = Outcome(row.id, "failed", row.state, error=exc)
             continue
-        planned.append((row, count, pairs))
+        planned.append((row, decision, pairs))
         groups.append([r for _, r in pairs])
     results = workflow.ca_call("issue certificates", issue_groups, ca, groups, session)
     done = []
-    for (row, count, pairs), result in zip(planned, results):
+    for (row, decision, pairs), result in zip(planned, results):
         if isinstance(result, PkiError):
             outcomes[row.id] = Outcome(row.id, "failed", row.state, error=result)
             continue
         if [c.request_id for c in result] != [r.request_id for _, r in pairs]:
             raise IssuanceFailed("the CA answered for another request")
-        done.append((row, count, [(usage, r, c) for (usage, r), c in zip(pairs, result)]))
+        done.append((row, decision, [(usage, r, c) for (usage, r), c in zip(pairs, result)]))
     return done
 
 
-def _write(session, connection, actor, pending, issued, policy, outcomes) -> None:
+def _write(session, connection, actor, pending, issued, outcomes) -> None:
     """Approvals, state changes, RA certificate rows and audit rows: one statement per table."""
     now = utcnow()
-    approved = [(row, count) for row, count in pending] + [(row, count) for row, count, _ in issued]
+    approved = [(row, decision) for row, decision in pending] + [(row, decision) for row, decision, _ in issued]
     if not approved:
         return
     connection.execute(_INSERT_APPROVALS, [{"request_id": row.id, "officer": actor.name, "at": now}
@@ -223,11 +215,11 @@ def _write(session, connection, actor, pending, issued, policy, outcomes) -> Non
     _update(connection, _COMPLETE, [{"rid": row.id, "old": row.version, "new": row.version + 1,
                                      "new_state": RequestState.ISSUED.value, "done": now} for row, _, _ in issued])
     certificates, events = [], []
-    for row, count in pending:
-        events.append(_approve_event(actor, row, count, policy))
+    for row, decision in pending:
+        events.append(_approve_event(actor, row, decision))
         outcomes[row.id] = Outcome(row.id, "approved", row.state)
-    for row, count, triples in issued:
-        events.append(_approve_event(actor, row, count, policy))
+    for row, decision, triples in issued:
+        events.append(_approve_event(actor, row, decision))
         listed = []
         for usage, ca_request, cert in triples:
             fields = workflow.ra_certificate_fields(usage, ca_request, cert)
@@ -243,9 +235,9 @@ def _write(session, connection, actor, pending, issued, policy, outcomes) -> Non
     record_many(session, events)
 
 
-def _approve_event(actor: Actor, row, count: int, policy: Policy) -> dict:
+def _approve_event(actor: Actor, row, decision: Decision) -> dict:
     return {"actor": actor.name, "role": actor.role, "action": "ra.request.approve", "target_type": TARGET,
-            "target_id": row.id, "detail": {"approvals": count, "threshold": policy.approvals[row.type]}}
+            "target_id": row.id, "detail": {"approvals": decision.approvals, "threshold": decision.threshold}}
 
 
 def _update(connection, statement, params: list[dict]) -> None:
