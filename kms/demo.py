@@ -20,7 +20,7 @@ from asn1crypto import pem
 
 from kms.identity import self_signed_certificate, subject_name
 from kms.recovery import ApprovalBook, Officer
-from kms.services import Kmc
+from kms.services import KmsParts
 from pkicore.envelope import Party, verify_signed_and_enveloped
 
 DEMO_OFFICERS = tuple(Officer(f"demo-officer-{i}", frozenset({"key_recovery_officer"})) for i in (1, 2, 3))
@@ -35,7 +35,7 @@ def _openssl_sm2_key(path: Path) -> bytes:
                           capture_output=True).stdout
 
 
-def write_demo_artefacts(services, out_dir, *, kmc: Kmc | None = None,
+def write_demo_artefacts(services, out_dir, *, kmc: KmsParts | None = None,
                          issue_encryption_certificate: Callable[[bytes, int, dt.datetime, dt.datetime], bytes]
                          | None = None) -> list[str]:
     """Write the KMC demo artefacts into ``out_dir``; returns the file names written."""

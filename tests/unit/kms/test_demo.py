@@ -6,16 +6,16 @@ import subprocess
 from asn1crypto import pem
 
 from kms.demo import write_demo_artefacts
-from kms.endpoint import KmcService
+from kms.endpoint import Gmt0014Endpoint
 from kms.recovery import ApprovalBook
-from kms.services import Kmc
+from kms.services import KmsParts
 from pkicore.envelope import parse_sm2_enveloped_key
 from tests.unit.kms.subscriber import mul, sm2_decrypt, sm4_ecb_decrypt
 from asn1crypto import keys
 
 
 def test_demo_artefacts(escrow, tmp_path):
-    kmc = Kmc(escrow, ApprovalBook(escrow.db, escrow.config), KmcService(escrow))
+    kmc = KmsParts(escrow, ApprovalBook(escrow.db, escrow.config), Gmt0014Endpoint(escrow))
     written = write_demo_artefacts(None, tmp_path, kmc=kmc)
     for name in ("subscriber-sign-key.pem", "enc-envelope.der", "enc-envelope-signed.der", "kmc.pem",
                  "recovered-envelope.der"):
