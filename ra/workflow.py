@@ -545,8 +545,8 @@ def ca_request_id(req: CertRequest, usage: str) -> str:
 
 def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
             policy: Policy = Policy(), escrowed: EscrowedKey | None = None) -> CertRequest:
-    """An officer's approval. At the type's threshold the request is carried out in this transaction
-    (issue through ``ca`` or revoke); a CA failure raises and rolls everything back. Approving again a
+    """An officer's approval, as ``ra.approval.decide`` rules it. At the type's threshold the request is
+    carried out in this transaction (issue through ``ca``, revoke, or both for a re-key); a CA failure raises and rolls everything back. Approving again a
     request one has already approved returns it unchanged (a retry never issues twice). ``escrowed``:
     the KMC key reserved beforehand (``escrow_needed``) for a dual request's encryption certificate."""
     req = _lock(session, request_id)
@@ -564,7 +564,7 @@ def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
            target_id=req.id, approvals=decision.approvals, threshold=decision.threshold)
     if decision.completes:
         req.state = RequestState.APPROVED.value
-        _carry_out(session, actor, req, ca, policy, escrowed)
+        _carry_out(session, actor, req, ca, policy, escrowed, decision.verdict)
     _flush(session)
     return req
 
@@ -684,14 +684,16 @@ def ca_call(what: str, fn, *args, **kwargs):
 
 
 def _carry_out(session: Session, actor: Actor, req: CertRequest, ca: CABackend, policy: Policy,
-               escrowed: EscrowedKey | None = None) -> None:
-    if req.kind == RequestKind.REVOCATION.value:
+               escrowed: EscrowedKey | None, verdict: Verdict) -> None:
+    """What ``ra.approval.decide`` said the final approval does: revoke, issue, or issue then revoke the
+    replaced certificates as superseded (re-key)."""
+    if verdict is Verdict.REVOKE:
         reason = RevocationReason(req.revocation_reason)
         _revoke_all(session, actor, req, req.target_request_id, reason, ca)
         req.state, req.completed_at = RequestState.REVOKED.value, utcnow()
         return
     _issue(session, actor, req, ca, policy, escrowed)
-    if req.kind == RequestKind.REKEY.value:
+    if verdict is Verdict.REKEY:
         _revoke_all(session, actor, req, req.target_request_id, RevocationReason.superseded, ca)
     req.state, req.completed_at = RequestState.ISSUED.value, utcnow()
 
