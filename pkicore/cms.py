@@ -95,6 +95,8 @@ def der_oid(dotted: str) -> bytes:
 
 def der_set_of(items: Sequence[bytes]) -> bytes:
     """DER SET OF: elements sorted as octet strings (X.690 §11.6)."""
+    if len(items) == 1:
+        return tlv(0x31, items[0])
     longest = max((len(i) for i in items), default=0)
     return tlv(0x31, b"".join(sorted(items, key=lambda i: i.ljust(longest, b"\x00"))))
 
@@ -166,6 +168,8 @@ def issuer_and_serial(cert_der: bytes) -> bytes:
 
 # ------------------------------------------------------------------ building
 
+_V1, _V3 = der_integer(1), der_integer(3)        # CMSVersion values of a SignedData
+
 SignFunction = Callable[[bytes], bytes]
 
 
@@ -232,7 +236,7 @@ class SignedDataTemplate:
         self._certs_all = certificates
         self._ess_attr = signing_certificate_v2_attribute(certificate, ess_digest or default_ess_digest(digest))
         self._content_type_attrs: dict[str, bytes] = {}
-        self._signer_info_version = der_integer(1)
+        self._signer_info_version = _V1
         self._digest_proto = hashlib.new(digest)   # copy() skips the by-name lookup per token
         self.digest_size = self._digest_proto.digest_size
 
@@ -255,6 +259,10 @@ class SignedDataTemplate:
         ``extra_attributes`` and signing-time when given."""
         if len(message_digest) != self.digest_size:
             raise ValueError(f"a {self.digest_name} digest has {self.digest_size} bytes, not {len(message_digest)}")
+        return self._signed_attributes(message_digest, content_type, signing_time, extra_attributes)
+
+    def _signed_attributes(self, message_digest: bytes, content_type: str, signing_time: dt.datetime | None,
+                           extra_attributes: Sequence[bytes]) -> bytes:
         attrs = [self._content_type_attr(content_type), _attribute(ID_MESSAGE_DIGEST, tlv(0x04, message_digest)),
                  self._ess_attr, *extra_attributes]
         if signing_time is not None:
@@ -268,18 +276,23 @@ class SignedDataTemplate:
         """ContentInfo DER of the SignedData (RFC 5652 §5.1) with one SignerInfo (§5.3) over
         ``signed_attributes`` (``signed_attributes()``) and ``signature``; ``content`` None: detached.
         ``unsigned_attributes``: Attribute DERs for unsignedAttrs (e.g. ``signature_timestamp_attribute``)."""
-        unsigned_attributes = list(unsigned_attributes)
+        return self._content_info(signed_attributes, signature, content_type, content, list(unsigned_attributes),
+                                  include_certificates, chain, outer_type)
+
+    def _content_info(self, signed_attributes: bytes, signature: bytes, content_type: str, content: bytes | None,
+                      unsigned_attributes: Sequence[bytes], include_certificates: bool, chain: bool,
+                      outer_type: str) -> bytes:
         unsigned = b"\xa1" + der_set_of(unsigned_attributes)[1:] if unsigned_attributes else b""
         signer_info = tlv(0x30, self._signer_info_version + self._sid + self._digest_alg
                           + b"\xa0" + signed_attributes[1:] + self._sig_alg + tlv(0x04, signature) + unsigned)
         econtent = der_oid(content_type)
         if content is not None:
             econtent += tlv(0xA0, tlv(0x04, content))
-        version = 1 if content_type in _DATA_TYPES else 3   # RFC 5652 §5.1 (GM/T 0010 data: 1 too)
+        version = _V1 if content_type in _DATA_TYPES else _V3   # RFC 5652 §5.1 (GM/T 0010 data: 1 too)
         certs = b""
         if include_certificates:
             certs = self._certs_all if chain else self._certs_only_signer
-        signed_data = tlv(0x30, der_integer(version) + self._digest_algs_set + tlv(0x30, econtent) + certs
+        signed_data = tlv(0x30, version + self._digest_algs_set + tlv(0x30, econtent) + certs
                           + tlv(0x31, signer_info))
         return tlv(0x30, der_oid(outer_type) + tlv(0xA0, signed_data))
 
@@ -289,20 +302,18 @@ class SignedDataTemplate:
               unsigned_attributes: Callable[[bytes], Sequence[bytes]] | None = None,
               outer_type: str = ID_SIGNED_DATA) -> bytes:
         """ContentInfo DER of a SignedData over ``content`` (RFC 5652 §5.1, §5.3, §5.4), signed by the
-        signer's callable.
+        signer's callable: ``signed_attributes`` then ``content_info`` (positionally, for the TSA's hot path).
 
         ``unsigned_attributes(signature)`` gives the SignerInfo's unsignedAttrs (RFC 5652 §5.3), e.g. an
         RFC 3161 signatureTimeStampToken over the signature value; ``outer_type`` GM_SIGNED_DATA with
         ``content_type`` GM_DATA gives the GM/T 0010 §7 form."""
         if self.signer is None:
             raise TypeError("this template has no signing callable: use signed_attributes() and content_info()")
-        signed_attrs = self.signed_attributes(self._digest(content), content_type, signing_time=signing_time,
-                                              extra_attributes=extra_attributes)
+        signed_attrs = self._signed_attributes(self._digest(content), content_type, signing_time, extra_attributes)
         signature = self.signer.sign(signed_attrs)
-        unsigned = unsigned_attributes(signature) if unsigned_attributes is not None else ()
-        return self.content_info(signed_attrs, signature, content_type, content=None if detached else content,
-                                 unsigned_attributes=unsigned, include_certificates=include_certificates,
-                                 chain=chain, outer_type=outer_type)
+        unsigned = list(unsigned_attributes(signature)) if unsigned_attributes is not None else ()
+        return self._content_info(signed_attrs, signature, content_type, None if detached else content, unsigned,
+                                  include_certificates, chain, outer_type)
 
 
 def sign_data(content: bytes, signer: CmsSigner, *, content_type: str = ID_DATA, detached: bool = False,
