@@ -7,7 +7,8 @@ The OCSP request is the demo's (``racentre.demo``: one SHA-1 CertID for a revoke
 SM2 issuing CA, a 16-octet nonce). Fresh: every request a new nonce, so every answer is read and signed.
 Pre-produced: the same request without a nonce (RFC 5019), answered from ``ca_ocsp_response``. Each over
 POST and GET (RFC 6960 Appendix A.1). The service's resident memory (all its processes; RSS and PSS) is
-sampled while the load runs.
+sampled while the load runs, and the machine's load average before and after each round is printed (on a
+shared machine only the same-run ratios mean anything). Server start-up and wrk come from ``bench.common``.
 
 The workloads take turns for ``--rounds`` rounds (each figure is the mean over its rounds, latencies the
 median of the rounds'), so a busy neighbour on a shared machine weighs on the OCSP figures and the TSA's
@@ -26,7 +27,6 @@ import base64
 import hashlib
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from asn1crypto import ocsp, tsp, x509  # noqa: E402
 
-from bench.common import openssl_speed_sm2  # noqa: E402
-from bench.tsa_http import free_port, wait_loaded, wait_ready  # noqa: E402
+from bench.common import (BenchServer, combine, free_port, load_average, lua_script,  # noqa: E402
+                          openssl_speed_sm2, run_wrk, tree_pids)
 
 MIB = 1024 * 1024
 
@@ -196,68 +196,10 @@ def check_answers(port: int, certs: dict, loads: dict[str, list[bytes]]) -> None
             raise RuntimeError(f"{name}: unexpected answer {answer.native}")
 
 
-# ------------------------------------------------------------------------------------------- load
-def lua_script(requests: list[bytes]) -> str:
-    def lua(data: bytes) -> str:
-        return '"' + "".join(f"\\{b}" for b in data) + '"'
-    return ("local reqs = {" + ",\n".join(lua(r) for r in requests) + "}\n"
-            "local n = #reqs\nlocal i = math.random(n)\n"
-            "request = function()\n  i = i % n + 1\n  return reqs[i]\nend\n")
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def run_wrk(port: int, script: Path, seconds: float, connections: int, threads: int) -> dict:
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
-                          "--latency", "-s", str(script), f"http://127.0.0.1:{port}/"],
-                         capture_output=True, text=True, timeout=seconds + 60)
-    if out.returncode != 0 or "Requests/sec" not in out.stdout:
-        raise RuntimeError(f"wrk failed: {out.stdout[-1000:]} {out.stderr[-1000:]}")
-    out = out.stdout
-    result = {"rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
-    for pct, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
-        result[f"p{pct}_ms"] = float(value) * _UNITS[unit]
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors: .*", out)
-    result["non_2xx"] = int(bad.group(1)) if bad else 0
-    result["socket_errors"] = errors.group(0) if errors else ""
-    return result
-
-
-def combine(runs: list[dict]) -> dict:
-    """Several rounds of one workload: the mean rate, the median of the rounds' p50 and p99."""
-    def median(key):
-        values = sorted(r.get(key, float("nan")) for r in runs)
-        return values[len(values) // 2]
-    return {"rate": sum(r["rate"] for r in runs) / len(runs), "p50_ms": median("p50_ms"), "p99_ms": median("p99_ms"),
-            "non_2xx": sum(r["non_2xx"] for r in runs),
-            "socket_errors": " ".join(r["socket_errors"] for r in runs).strip(),
-            "rates": [round(r["rate"]) for r in runs]}
-
-
-def tree(pid: int) -> list[int]:
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found, frontier = [pid], [pid]
-    while frontier:
-        p = frontier.pop()
-        for child, parent in parents.items():
-            if parent == p and child not in found:
-                found.append(child)
-                frontier.append(child)
-    return found
-
-
 def memory(pid: int) -> tuple[int, int, int]:
     """(processes, RSS, PSS) in bytes of a process tree (the service: arbiter and workers)."""
     procs, rss, pss = 0, 0, 0
-    for p in tree(pid):
+    for p in tree_pids(pid):
         try:
             for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Rss:"):
@@ -317,13 +259,9 @@ def main() -> None:
     try:
         env, certs = prepare(site, database_url, port)
         loads = workloads(certs)
-        server = subprocess.Popen([sys.executable, "-m", "racentre.cli", "serve", "--workers", str(args.workers)],
-                                  cwd=site, env=env, stdout=subprocess.DEVNULL,
-                                  stderr=open(site / "server.log", "wb"))
-        results, idle = {}, (0, 0, 0)
-        try:
-            wait_ready(port)
-            wait_loaded(port, "/hsm/health")
+        results, idle, loads_seen = {}, (0, 0, 0), [load_average()]
+        with BenchServer([sys.executable, "-m", "racentre.cli", "serve", "--workers", str(args.workers)], port,
+                         site / "server.log", env=env, cwd=site, health="/hsm/health") as server:
             check_answers(port, certs, loads)
             idle = memory(server.pid)
             sampler = MemorySampler(server.pid)
@@ -339,18 +277,12 @@ def main() -> None:
                 for name in loads:
                     runs[name].append(run_wrk(port, scripts[name], args.seconds / args.rounds, args.connections,
                                               args.wrk_threads))
+                loads_seen.append(load_average())
             results = {name: combine(r) for name, r in runs.items()}
             sampler.stop()
             check_answers(port, certs, loads)
-        finally:
-            server.terminate()
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        log = (site / "server.log").read_text(errors="replace")
-        if "Traceback" in log:
-            print(log[-3000:], file=sys.stderr)
+        if server.tracebacks:
+            print(server.log()[-3000:], file=sys.stderr)
     finally:
         if schema is not None:
             with admin.begin() as conn:
@@ -380,6 +312,7 @@ def main() -> None:
     print(f"service_rss_mib_idle {idle[1] / MIB:.0f}")
     print(f"service_rss_mib_peak_under_load {sampler.peak[1] / MIB:.0f}  # goal <= 300 (sum over processes)")
     print(f"service_pss_mib_peak_under_load {sampler.peak[2] / MIB:.0f}  # shared pages counted once")
+    print(f"load_average {' | '.join(loads_seen)}  # 1/5/15 min: before, after each round (a shared box)")
 
 
 if __name__ == "__main__":

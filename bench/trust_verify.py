@@ -22,22 +22,13 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import openssl_speed_sm2  # noqa: E402
-from bench.tsa_http import free_port, prepare, tree_cpu_seconds, wait_loaded, wait_ready  # noqa: E402
-
-SERVER = """
-import sys
-from racentre.config import load_config
-from racentre.serve import serve
-serve(load_config(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), workers=int(sys.argv[3]),
-      threads=int(sys.argv[4]), packages=("timestamp", "trust"))
-"""
+from bench.common import (BenchServer, free_port, http_load, load_average, openssl_speed_sm2,  # noqa: E402
+                          prepare_tsa_site, run_load_client, server_command, tree_cpu_seconds)
 
 
 IN_PROCESS = """
@@ -81,50 +72,8 @@ def make_request(token: str, signed: bytes) -> bytes:
             b"Authorization: Bearer " + token.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
 
-async def one_client(port: int, request: bytes, stop_at: float, measure_from: float,
-                     latencies: list[float], errors: list[str], total: list[int]) -> int:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    done = 0
-    try:
-        while time.perf_counter() < stop_at:
-            t0 = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            body = await reader.readexactly(length)
-            t1 = time.perf_counter()
-            if not head.startswith(b"HTTP/1.1 200") or b'"valid":true' not in body.replace(b" ", b""):
-                errors.append(head.split(b"\r\n", 1)[0].decode() + " " + body[:200].decode(errors="replace"))
-                continue
-            total[0] += 1
-            if t0 >= measure_from:
-                latencies.append(t1 - t0)
-                done += 1
-    finally:
-        writer.close()
-    return done
-
-
-async def client_main(port: int, clients: int, seconds: float, warmup: float, request: bytes) -> dict:
-    start = time.perf_counter()
-    measure_from = start + warmup
-    stop_at = measure_from + seconds
-    latencies: list[float] = []
-    errors: list[str] = []
-    total = [0]
-    counts = await asyncio.gather(*(one_client(port, request, stop_at, measure_from, latencies, errors, total)
-                                    for _ in range(clients)))
-    elapsed = time.perf_counter() - measure_from
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
-
-    return {"done": sum(counts), "rate": sum(counts) / elapsed, "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-            "errors": len(errors), "first_error": errors[0] if errors else None, "requests": total[0]}
+def valid(body: bytes) -> bool:
+    return b'"valid":true' in body.replace(b" ", b"")
 
 
 def main() -> None:
@@ -138,39 +87,24 @@ def main() -> None:
     args = parser.parse_args()
     if args.client:   # the load generator, in its own process
         request = Path(args.client[2]).read_bytes()
-        print(json.dumps(asyncio.run(client_main(int(args.client[0]), int(args.client[1]), args.seconds,
-                                                 args.warmup, request))))
+        print(json.dumps(asyncio.run(http_load(int(args.client[0]), [request], valid, int(args.client[1]),
+                                               args.seconds, args.warmup))))
         return
 
     _, ossl_verify = openssl_speed_sm2(3, elapsed=True)
     print(f"openssl_speed_sm2_verify_per_s_1core {ossl_verify:.0f}")
     directory = Path(tempfile.mkdtemp(prefix="racentre-bench-trust-"))
-    config_path = prepare(directory, args.threads)
+    config_path = prepare_tsa_site(directory, args.threads)
     env = dict(os.environ, PYTHONPATH=str(ROOT), RACENTRE_SOFTTOKEN_DIR=str(directory / "softtoken"))
     token, signed = prepare_trust(directory, config_path, env)
     (directory / "request.http").write_bytes(make_request(token, signed))
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(config_path), str(port), str(args.workers),
-                               str(args.threads)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=open(directory / "server.log", "wb"))
-    try:
-        wait_ready(port)
-        wait_loaded(port, "/tsa/health")
+    with BenchServer(server_command(config_path, port, args.workers, args.threads, ("timestamp", "trust")), port,
+                     directory / "server.log", env=env) as server:
         server_cpu0 = tree_cpu_seconds(server.pid)
-        client = subprocess.run([sys.executable, __file__, "--client", str(port), str(args.clients),
-                                 str(directory / "request.http"), "--seconds", str(args.seconds),
-                                 "--warmup", str(args.warmup)],
-                                capture_output=True, text=True, cwd=ROOT, timeout=args.seconds + args.warmup + 120)
-        if client.returncode != 0:
-            raise RuntimeError(f"client failed: {client.stderr}")
-        result = json.loads(client.stdout.strip().splitlines()[-1])
+        result = run_load_client(__file__, port, args.clients, args.seconds, args.warmup,
+                                 str(directory / "request.http"))
         server_cpu = tree_cpu_seconds(server.pid) - server_cpu0
-    finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
     in_process = float(subprocess.run([sys.executable, "-c", IN_PROCESS, str(config_path), str(directory / "signed.p7s"),
                                        str(min(args.seconds, 5))], cwd=ROOT, env=env, capture_output=True,
                                       text=True, check=True).stdout.strip().splitlines()[-1])
@@ -186,6 +120,7 @@ def main() -> None:
           f"# openssl's SM2 verify alone: {1e6 / ossl_verify:.0f}")
     print(f"trust_verify_errors {result['errors']}" + (f"  # first: {result['first_error']}" if result['errors']
                                                         else ""))
+    print(f"load_average {load_average()}  # 1/5/15 min, after the run")
 
 
 if __name__ == "__main__":

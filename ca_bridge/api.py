@@ -42,6 +42,9 @@ class IssueRequest:
     identity: tuple[tuple[str, str], ...] = ()   # GM/T 0015 identity extensions: (OID, value)
     validity_days: int | None = None       # None: the profile's validity
     ca: str | None = None                  # None: the profile's issuing CA
+    # the subscriber's PKCS#10 CSR (DER) as received, its proof of possession: a CA reached over CMP gets
+    # it as a p10cr when it asks for exactly what is certified (RFC 9483 §5.2.3.1); the embedded CA ignores it
+    csr: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,20 @@ class CABackend(Protocol):
                session: Session | None = None) -> CertificateStatus: ...
 
     def status(self, ca: str, serial: int, session: Session | None = None) -> CertificateStatus: ...
+
+
+@runtime_checkable
+class DeferredIssuanceCA(Protocol):
+    """Optional capability of a CA reached over a network (``CmpCA``): the RA does not call it inside its
+    transaction. ``enqueue`` writes the requests to the CA's durable queue in the caller's session (so the
+    RA's "awaiting the CA" state and the queued requests commit together, before anything is sent);
+    ``collect`` then carries a queued request on, outside any transaction, and is idempotent on
+    ``request_id``: the certificate, or ``PkiError`` -- code ``UPSTREAM_UNAVAILABLE`` while the CA is
+    down or still processing (collect again later), any other code when the CA refused it."""
+
+    def enqueue(self, requests, session: Session) -> None: ...
+
+    def collect(self, request_id: str) -> IssuedCertificate: ...
 
 
 def issue_groups(ca: CABackend, groups, session: Session | None = None) -> list:

@@ -275,14 +275,31 @@ def cmp_approve_command(ctx, transaction_id, officer):
     click.echo(f"{transaction_id}: {len(done['approvals'])}/{done['required']} approvals")
 
 
-@ca_group.command("cmp-retry")
+@ca_group.command("cmp-sweep")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="at most this many RA requests in this sweep")
+@click.pass_context
+def cmp_sweep_command(ctx, limit):
+    """RA node with [ca] backend = "cmp": carry on the approved requests awaiting the upstream CA (state
+    awaiting_ca) -- poll, re-send under the same transactionID, confirm -- and record each outcome:
+    issued, or failed with the CA's reason (one sweep; racentre serve sweeps on its own timer)."""
+    services = ctx.obj["services"]
+    if services.upstream_ca is None:
+        raise click.ClickException('[ca] backend is not "cmp": there is no upstream CA queue')
+    results = services.ra.collect_awaiting(limit=limit)
+    states = [v if isinstance(v, str) else "failed" for v in results.values()]
+    for rid, value in sorted(results.items()):
+        click.echo(f"request {rid}: {value if isinstance(value, str) else 'failed: ' + value.public_message}")
+    # CA requests queued by other callers than the RA (e.g. `racentre ca issue` through the upstream CA)
+    others = services.upstream_ca.retry_pending(skip_prefix="ra-")
+    click.echo(f"upstream CA: {states.count('issued')} issued, {states.count('failed')} refused, "
+               f"{states.count('awaiting_ca')} still awaiting the CA"
+               + (f"; other queued requests: {sum(v == 'issued' for v in others.values())} issued, "
+                  f"{sum(v == 'pending' for v in others.values())} pending" if others else ""))
+
+
+@ca_group.command("cmp-retry", hidden=True)
 @click.pass_context
 def cmp_retry_command(ctx):
-    """RA node with [ca] backend = "cmp": carry on every request still sent or waiting upstream (for cron)."""
-    upstream = ctx.obj["services"].upstream_ca
-    if upstream is None:
-        raise click.ClickException('[ca] backend is not "cmp": there is no upstream CA queue')
-    results = upstream.retry_pending()
-    click.echo(f"upstream CA queue: {sum(v == 'issued' for v in results.values())} issued, "
-               f"{sum(v == 'failed' for v in results.values())} refused, "
-               f"{sum(v == 'pending' for v in results.values())} still pending")
+    """The former name of cmp-sweep."""
+    ctx.invoke(cmp_sweep_command, limit=100)

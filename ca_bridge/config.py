@@ -49,7 +49,7 @@ class CaConfig(Configurable):
     upstream_secret: Secret | None = setting(None, doc="and the shared secret (upstream_secret_file = \"...\")",
                                              example="upstream-secret.txt")
     upstream_timeout: int = setting(30, doc="seconds per CMP exchange with the upstream CA")
-    poll_timeout: int = setting(10, doc="seconds an approval waits on a \"waiting\" answer before 503 (kept queued)")
+    poll_timeout: int = setting(10, doc="seconds an approval waits on a \"waiting\" answer (then the request stays awaiting_ca; the sweep collects it)")
     profile_in_path: bool = setting(True, doc="append /p/<profile> to upstream_url (RFC 9483 §6.1)")
     upstream_name: str = setting("upstream", doc="the CA name the RA records for certificates issued upstream")
 

@@ -31,7 +31,7 @@ import functools
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping, Sequence
 
@@ -203,6 +203,18 @@ def cert_status_der(status: CertificateStatus) -> bytes:
     return tlv(0xA1, info)
 
 
+@dataclass
+class OcspBatch:
+    """Requests answered together (``OcspResponder.begin`` / ``read`` / ``finish`` / ``keep``)."""
+
+    now: dt.datetime
+    out: list                                                   # answer per request, refusals filled in
+    work: list = field(default_factory=list)                    # (index, CA, ParsedRequest) to answer
+    serials: dict = field(default_factory=dict)                 # CA name -> serials to read
+    current: dict | None = None                                 # CA name -> serial -> Current (None: unreadable)
+    to_keep: dict = field(default_factory=dict)                 # CA name -> new pre-produced responses
+
+
 class OcspResponder:
     def __init__(self, km: KeyManager, store: OcspStore, directory: CaDirectory, *,
                  validity: dt.timedelta = dt.timedelta(hours=1)):
@@ -262,30 +274,49 @@ class OcspResponder:
         """The OCSPResponses for several requests (``(DER, CA name from the URL or None)`` each) that
         arrived together: the status of every certificate they name is read in one statement per CA,
         after all of them arrived, so batching never makes an answer older; new pre-produced responses
-        are kept in one statement."""
-        now = now or utcnow()
-        out: list[bytes | None] = [None] * len(requests)
-        work: list[tuple[int, CaInfo, ParsedRequest]] = []
-        serials: dict[str, set[int]] = {}
+        are kept in one statement. The stages ``begin`` (parse), ``read`` (the database), ``finish`` (sign)
+        and ``keep`` (the database) one after the other; a server may run the database stages on another
+        thread than the others (``racentre.arbiter``)."""
+        batch = self.begin(requests, now=now)
+        self.read(batch)
+        answers = self.finish(batch)
+        self.keep(batch)
+        return answers
+
+    def begin(self, requests: Sequence[tuple[bytes, str | None]], *, now: dt.datetime | None = None) -> "OcspBatch":
+        """Parse the requests and find their issuers (no I/O): refusals are answered already."""
+        batch = OcspBatch(now or utcnow(), [None] * len(requests))
         for i, (body, ca_name) in enumerate(requests):
             try:
                 parsed = parse_request(body)
                 ca = self._issuer(parsed, ca_name)
             except OcspRefusal as refusal:
                 log.info("OCSP %s: %s", refusal.status, refusal)
-                out[i] = error_response(refusal.status)
+                batch.out[i] = error_response(refusal.status)
                 continue
-            work.append((i, ca, parsed))
-            serials.setdefault(ca.name, set()).update(parsed.serials)
+            batch.work.append((i, ca, parsed))
+            batch.serials.setdefault(ca.name, set()).update(parsed.serials)
+        return batch
+
+    def read(self, batch: "OcspBatch") -> None:
+        """The status (and kept responses) of every certificate of the batch: one statement per CA. Blocks on
+        the database; an unreadable store makes every pending answer tryLater."""
         try:
-            current = {name: self.store.current(name, wanted) for name, wanted in serials.items()}
+            batch.current = {name: self.store.current(name, wanted) for name, wanted in batch.serials.items()}
         except StatusUnavailable as exc:
             log.error("OCSP: %s", exc, exc_info=exc)
+            batch.current = None
+
+    def finish(self, batch: "OcspBatch") -> list[bytes]:
+        """The answers, once ``read`` ran: kept responses where they still hold, signatures (HSM) for the rest;
+        the new pre-produced responses wait in ``batch.to_keep`` for ``keep``."""
+        out = batch.out
+        if batch.current is None:
             return [der if der is not None else error_response("try_later") for der in out]
-        keep: dict[str, list] = {}
+        now, current, keep = batch.now, batch.current, batch.to_keep
         produced: dict[tuple, bytes] = {}          # pre-produced in this batch: asked twice, signed once
         times = self._times(now)
-        for i, ca, parsed in work:
+        for i, ca, parsed in batch.work:
             now_ca = current[ca.name]
             try:
                 if parsed.nonce is None and len(parsed.serials) == 1:
@@ -299,9 +330,14 @@ class OcspResponder:
             except PkiError as exc:
                 log.error("OCSP response for %s failed: %s", ca.name, exc, exc_info=exc)
                 out[i] = error_response("internal_error")
+        return out
+
+    def keep(self, batch: "OcspBatch") -> None:
+        """Keep the batch's new pre-produced responses for every node (one statement per CA; blocks on the
+        database)."""
+        keep, batch.to_keep = batch.to_keep, {}
         for name, responses in keep.items():
             self.store.keep_responses(name, responses)
-        return out
 
     def _pre_produced(self, ca: CaInfo, parsed: ParsedRequest, current: Current, now: dt.datetime,
                       times: tuple[bytes, bytes], keep: dict[str, list]) -> bytes:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 import hashlib
+import re
 import time
 
 from asn1crypto import pem
@@ -104,14 +106,23 @@ def delta_crl(name: str):
 
 def _ocsp_reply(body: bytes, name: str | None, *, get: bool = False) -> Response:
     der = _ca().ocsp.respond(body, name)
-    response = _der(der, OCSP_RESPONSE_TYPE)
-    if get:
-        response.headers.extend(ocsp_get_headers(_ca(), body, der))
+    if not get:
+        return _der(der, OCSP_RESPONSE_TYPE)
+    headers = ocsp_get_headers(_ca(), body, der)
+    if ocsp_not_modified(der, headers, request.headers.get("If-None-Match"),
+                         request.headers.get("If-Modified-Since")):
+        response = Response(status=304)
+        response.headers.remove("Content-Type")
+    else:
+        response = _der(der, OCSP_RESPONSE_TYPE)
+    response.headers.extend(headers)
     return response
 
 
 _HTTP_DATE = "%a, %d %b %Y %H:%M:%S GMT"
-_CACHE_INFO: dict[bytes, tuple | None] = {}      # response DER -> (Last-Modified, Expires, ETag, this/nextUpdate)
+_CACHE_INFO: dict[bytes, tuple | None] = {}      # response DER -> (Last-Modified, Expires, ETag, this/nextUpdate,
+#                                                  producedAt, whether it says "good")
+_ENTITY_TAG = re.compile(r'\s*(?:W/)?("[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|\Z)')
 _NO_STORE = (("Cache-Control", "no-store"),)
 
 
@@ -125,9 +136,11 @@ def _cache_info(der: bytes) -> tuple | None:
         basic = asn1_ocsp.OCSPResponse.load(der).basic_ocsp_response["tbs_response_data"]
         single = basic["responses"][0]
         this_update, next_update = single["this_update"].native, single["next_update"].native
+        produced_at = basic["produced_at"].native
         info = None if next_update is None else (
-            basic["produced_at"].native.strftime(_HTTP_DATE), next_update.strftime(_HTTP_DATE),
-            f'"{hashlib.sha1(der).hexdigest()}"', this_update.timestamp(), next_update.timestamp())
+            produced_at.strftime(_HTTP_DATE), next_update.strftime(_HTTP_DATE),
+            f'"{hashlib.sha1(der).hexdigest()}"', this_update.timestamp(), next_update.timestamp(),
+            produced_at.timestamp(), len(basic["responses"]) == 1 and single["cert_status"].name == "good")
     except (ValueError, TypeError, KeyError, AttributeError, IndexError):
         info = None
     if len(_CACHE_INFO) >= 4096:
@@ -153,12 +166,61 @@ def ocsp_get_headers(ca: EmbeddedCA, request_der: bytes, der: bytes, now: float 
     info = _cache_info(der)
     if info is None:
         return _NO_STORE
-    last_modified, expires, etag, this_update, next_update = info
+    last_modified, expires, etag, this_update, next_update = info[:5]
     now = time.time() if now is None else now
     until = min(next_update, this_update + ca.ocsp.refresh.total_seconds())
     max_age = max(0, int(until - now))
     return (("Last-Modified", last_modified), ("Expires", expires), ("ETag", etag),
             ("Cache-Control", f"max-age={max_age}, public, no-transform, must-revalidate"))
+
+
+def _entity_tags(field: str) -> list[str] | None:
+    """The entity-tags of an If-None-Match field value (RFC 9110 §13.1.2; RFC 7232 §3.2), W/ dropped (weak
+    comparison), or None for "*" or a value that does not parse."""
+    tags, pos = [], 0
+    field = field.strip()
+    if field == "*":
+        return None
+    while pos < len(field):
+        m = _ENTITY_TAG.match(field, pos)
+        if m is None:
+            return None
+        tags.append(m.group(1))
+        pos = m.end()
+    return tags
+
+
+def ocsp_not_modified(der: bytes, headers: tuple, if_none_match: str | None, if_modified_since: str | None) -> bool:
+    """Conditional GET of an OCSP answer (RFC 5019 §6.2, RFC 7232 §3.2-§3.3 and §6 precedence): whether the
+    answer about to be sent (``der`` with its ``ocsp_get_headers``) may be a 304 instead. Only cacheable
+    answers (those with an ETag: successful, no nonce) ever are; the validators are those of the response
+    that would be sent now, so a status that changed since the client's copy never matches.
+
+    * If-None-Match present: 304 when one of its entity-tags equals the ETag (weak comparison). "*" is
+      answered 200 (RFC 7232 §3.2 gives 304 as a SHOULD): "any copy you hold" must never keep a client on
+      an answer older than a revocation.
+    * otherwise If-Modified-Since (a valid HTTP-date): 304 when producedAt is not later, and only for an
+      answer saying "good". Last-Modified has one-second resolution and nodes' clocks differ (RFC 7232
+      §2.2.2: a weak validator), so a "revoked" answer produced in the same second as (or, on a node whose
+      clock is behind, earlier than) the client's "good" copy would match; a revoked answer is therefore
+      always sent whole. (The converse — a certificate released from hold, a client holding "on hold"
+      with the same date — may get 304 and keep the stricter answer until it revalidates.)"""
+    info = _cache_info(der) if len(der) >= 16 else None
+    etag = next((value for name, value in headers if name == "ETag"), None)
+    if info is None or etag is None:
+        return False
+    if if_none_match is not None:
+        tags = _entity_tags(if_none_match)
+        return tags is not None and etag in tags
+    if if_modified_since is None or not info[6]:
+        return False
+    try:
+        since = email.utils.parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError, IndexError):
+        return False
+    if since is None or since.tzinfo is None:
+        return False                         # RFC 7232 §3.3: only an HTTP-date (GMT) is a date
+    return int(info[5]) <= since.timestamp()
 
 
 @bp.post("/ocsp")
@@ -208,6 +270,7 @@ class OcspFastPath:
     before-request hook is skipped that matters here."""
 
     max_body = MAX_OCSP_REQUEST
+    blocking = True              # every answer reads the status store: answered off the worker's main thread
 
     def __init__(self, ca: EmbeddedCA):
         self.ca = ca
@@ -249,14 +312,42 @@ class OcspFastPath:
     def answer_many(self, requests) -> list[tuple[str, bytes] | None]:
         """``answer`` for requests that arrived together, ``(method, path, content type, length, body)``
         each: one status read for all of them (``OcspResponder.respond_many``)."""
-        routes = [self._route(method, path, ctype, length) for method, path, ctype, length, _ in requests]
-        taken = [(i, route, self._body(route, lambda n, b=requests[i][4]: b[:n]))
-                 for i, route in enumerate(routes) if route is not None]
-        answers = self.ca.ocsp.respond_many([(body, route[0]) for _, route, body in taken])
-        out: list[tuple | None] = [None] * len(requests)
-        for (i, route, body), der in zip(taken, answers):
-            out[i] = self._reply(route, body, der)
+        staged = self.stage_many(requests)
+        staged.read()
+        out = staged.answers()
+        staged.write()
         return out
+
+    def stage_many(self, requests) -> "_StagedOcsp":
+        """``answer_many`` in stages (``racentre.fastpath``): parsing now, then ``read()`` (the database),
+        ``answers()`` (signatures), ``writes()``/``write()`` (new pre-produced responses to the database)."""
+        return _StagedOcsp(self, requests)
+
+
+class _StagedOcsp:
+    __slots__ = ("path", "taken", "batch", "size")
+
+    def __init__(self, path: OcspFastPath, requests):
+        self.path, self.size = path, len(requests)
+        routes = [path._route(method, p, ctype, length) for method, p, ctype, length, _ in requests]
+        self.taken = [(i, route, path._body(route, lambda n, b=requests[i][4]: b[:n]))
+                      for i, route in enumerate(routes) if route is not None]
+        self.batch = path.ca.ocsp.begin([(body, route[0]) for _, route, body in self.taken])
+
+    def read(self) -> None:
+        self.path.ca.ocsp.read(self.batch)
+
+    def answers(self) -> list[tuple | None]:
+        out: list[tuple | None] = [None] * self.size
+        for (i, route, body), der in zip(self.taken, self.path.ca.ocsp.finish(self.batch)):
+            out[i] = self.path._reply(route, body, der)
+        return out
+
+    def writes(self) -> bool:
+        return bool(self.batch.to_keep)
+
+    def write(self) -> None:
+        self.path.ca.ocsp.keep(self.batch)
 
 
 @bp.get("/api/v1/certificates/<ca>/<serial>")

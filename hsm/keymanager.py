@@ -24,7 +24,7 @@ from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
 
 from hsm.cmac import cmac
 from hsm.config import HsmConfig
-from hsm.errors import DataConflict, HsmError, KeyNotFound, MechanismUnsupported
+from hsm.errors import DataConflict, HsmError, KeyNotFound, MechanismUnsupported, SignatureInvalid
 from hsm.keys import DEFAULT_SIGN_MECHANISM, KEY_SPECS, KeyInfo, KeyRef, KeySpec
 from hsm.session_pool import PooledSession, SessionPool
 from hsm.vendor import VendorProfile, detect_profile, load_profile
@@ -421,7 +421,7 @@ class KeyManager:
                 return self._sm2_sign(pooled, ref, key, data, user_id or DEFAULT_USER_ID)
             message, logical = self._prehash_if_needed(data, logical)
             raw = key.sign(message, mechanism=self._mechanism(logical), mechanism_param=_PARAMS.get(logical))
-            if key_type == "ec" or (key_type == "sm2" and not self.profile.quirks.sm2_der_signature):
+            if key_type in ("ec", "sm2") and not self.profile.quirks.der_signature(key_type):
                 return raw_to_der(raw)
             return raw
 
@@ -468,7 +468,7 @@ class KeyManager:
             pub, key_type = self._find_typed(pooled, ref, ObjectClass.PUBLIC_KEY)
             logical = mechanism or DEFAULT_SIGN_MECHANISM[key_type]
             sig = signature
-            if key_type in ("sm2", "ec") and not (key_type == "sm2" and self.profile.quirks.sm2_der_signature):
+            if key_type in ("sm2", "ec") and not self.profile.quirks.der_signature(key_type):
                 try:
                     sig = der_to_raw(signature, 48 if logical == "ecdsa-sha384" else 32)
                 except ValueError:
@@ -639,8 +639,17 @@ class KeyManager:
         return self.pool.run("wrapping a key", op)
 
     def unwrap(self, unwrapping: KeyRef | str, blob: bytes, mechanism: str, *, label: str, algorithm: str,
-               iv: bytes | None = None, extractable: bool = False, token: bool = True) -> KeyInfo:
-        """Unwrap a key into the HSM as a new object (sensitive; extractable only if asked)."""
+               iv: bytes | None = None, extractable: bool = False, token: bool = True,
+               public_key_info: bytes | None = None) -> KeyInfo:
+        """Unwrap a key into the HSM as a new object (sensitive; extractable only if asked).
+
+        PKCS#11 unwraps only the private half of a key pair (v2.40 §5.14 C_UnwrapKey), so the public object
+        is rebuilt beside it. Its point is read from the private key where the token keeps CKA_EC_POINT
+        there (the ``*_private_key_ec_point`` quirks); otherwise the caller names the expected
+        ``public_key_info`` and the pair is proved consistent in the token (a signature over random data by
+        the new private key verified with that point; FIPS 140-3 IG 10.3.A's pair-wise consistency test),
+        so a wrapped key that is not the expected one is refused either way, and the returned
+        ``public_key_info`` is the point the private key answers to."""
         unwrapping = KeyRef.parse(unwrapping)
         spec = KEY_SPECS.get(algorithm)
         if spec is None:
@@ -671,14 +680,26 @@ class KeyManager:
                                   template=template)
             spki = None
             if spec.pair and spec.curve:
-                # PKCS#11 unwraps only the private half; rebuild the public object from the point the
-                # token computed (CKA_EC_POINT on the private key) so verify/export keep working.
-                point = new[Attribute.EC_POINT]
+                from_token = self.profile.quirks.private_key_ec_point(spec.key_type)
+                if from_token:
+                    point = new[Attribute.EC_POINT]
+                elif public_key_info is not None:
+                    point = asn1_core.OctetString(self._expected_point(public_key_info, spec)).dump()
+                else:
+                    new.destroy()
+                    raise MechanismUnsupported(
+                        f"this token keeps no public point on unwrapped {spec.key_type} private keys "
+                        f"(vendor profile {self.profile.name!r}): the caller must name the expected public key")
                 pub = pooled.session.create_object({
                     Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.KEY_TYPE: self._key_type(spec),
                     Attribute.TOKEN: token, Attribute.LABEL: label, Attribute.ID: template[Attribute.ID],
                     Attribute.EC_PARAMS: _CURVE_PARAMS[spec.curve], Attribute.EC_POINT: point,
                     Attribute.VERIFY: True, Attribute.ENCRYPT: spec.key_type == "sm2"})
+                if not from_token and not self._pair_consistent(new, pub, spec.key_type):
+                    pub.destroy()
+                    new.destroy()
+                    raise SignatureInvalid(f"the unwrapped key {label!r} is not the private half of the expected "
+                                           "public key")
                 spki = self._spki(pub, spec.key_type)
             return KeyInfo(label=label, key_id=template[Attribute.ID], algorithm=spec.name,
                            key_type=spec.key_type, pair=spec.pair, sensitive=True, extractable=extractable,
@@ -686,6 +707,28 @@ class KeyManager:
 
         with self._creating(label, token):
             return self.pool.run("unwrapping a key", op)
+
+    @staticmethod
+    def _expected_point(public_key_info: bytes, spec) -> bytes:
+        """The uncompressed point of an expected SPKI of ``spec``'s family (checked on its curve)."""
+        try:
+            key = inspect_key(public_key_info)
+        except ValueError as exc:
+            raise MechanismUnsupported(f"expected public key: {exc}") from exc
+        if key.family != spec.key_type:
+            raise MechanismUnsupported(f"expected public key is {key.family}, not {spec.key_type}")
+        return key.point
+
+    def _pair_consistent(self, private, public, key_type: str) -> bool:
+        """Sign 32 random bytes with ``private`` and verify with ``public``, both in the token, with the
+        raw digest mechanism of the family (SM2: e given; ECDSA: H(m) given)."""
+        logical = "sm2-sign-digest" if key_type == "sm2" else "ecdsa"
+        challenge = self.random(32)
+        signature = private.sign(challenge, mechanism=self._mechanism(logical))
+        try:
+            return bool(public.verify(challenge, signature, mechanism=self._mechanism(logical)))
+        except (p11e.SignatureInvalid, p11e.SignatureLenRange):
+            return False
 
     # ----------------------------------------------------------------- data objects
     # Small records kept in the token (CKO_DATA, PKCS#11 v2.40 base §4.5), always CKA_PRIVATE: read and

@@ -38,10 +38,25 @@ STANDARD_MECHANISMS: dict[str, int] = {
 
 @dataclass(frozen=True)
 class Quirks:
-    sm2_der_signature: bool = False      # token returns DER SEQUENCE{r,s} instead of raw r||s
+    """Where a token departs from PKCS#11 v2.40. The four signature/point flags are XiPKI's vendor
+    behaviours (its ``vendor.conf``: ``SM2_SIGNATURE_X962``, ``ECDSA_SIGNATURE_X962``,
+    ``SM2_PRIVATEKEY_ECPOINT``, ``EC_PRIVATEKEY_ECPOINT``), named here by what they change."""
+    sm2_der_signature: bool = False      # SM2 signatures in and out as X9.62 DER SEQUENCE{r,s}, not raw r||s
+    ecdsa_der_signature: bool = False    # the same for CKM_ECDSA* (PKCS#11 v2.40 §2.3.1 says raw r||s)
+    sm2_private_key_ec_point: bool = False   # an SM2 private key object carries CKA_EC_POINT (its public point)
+    ec_private_key_ec_point: bool = False    # the same for CKK_EC private keys
     sm2_user_id_parameter: bool = False  # token takes the SM2 user ID as the mechanism parameter
     sm2_key_type: str = "vendor"         # "vendor" (CKK_SM2), "ec" (CKK_EC + SM2 params) or "none"
     thread_safe: bool = False            # safe from many threads after C_Initialize(NULL)
+
+    def der_signature(self, key_type: str) -> bool:
+        """True when the token signs and verifies ``key_type`` ("sm2" or "ec") in DER, not r||s."""
+        return self.sm2_der_signature if key_type == "sm2" else self.ecdsa_der_signature and key_type == "ec"
+
+    def private_key_ec_point(self, key_type: str) -> bool:
+        """True when a private key of ``key_type`` ("sm2" or "ec") holds CKA_EC_POINT."""
+        return self.sm2_private_key_ec_point if key_type == "sm2" else (
+            self.ec_private_key_ec_point and key_type == "ec")
 
 
 @dataclass(frozen=True)

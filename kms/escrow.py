@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hsm import KeyManager, KeyNotFound
+from hsm.errors import SignatureInvalid
 from kms.config import KmsConfig
 from kms.errors import EscrowConflict, EscrowError, EscrowNotFound, TamperDetected
 from kms.identity import self_signed_certificate
@@ -348,14 +349,26 @@ class KeyEscrow:
                    recipient_key_sm3=sm3(auth.recipient_public_key_info).hex())
             return delivery
 
+    def _unwrap_archived(self, kek, blob: bytes, expected_spki: bytes, tmp: str, what: str) -> None:
+        """Unwrap an archived SM2 private key into the HSM as the session object ``tmp``, proved to be the
+        private half of ``expected_spki`` (the record's public key); otherwise nothing is left behind and
+        the record counts as tampered with. ``KeyManager.unwrap`` reads the point the token computed or,
+        on a token that keeps none on private keys, runs a pair-wise consistency test."""
+        try:
+            info = self.km.unwrap(kek, blob, "sm4-ecb", label=tmp, algorithm="sm2", extractable=True, token=False,
+                                  public_key_info=expected_spki)
+        except SignatureInvalid as exc:
+            raise TamperDetected(f"{what} does not unwrap to its public key") from exc
+        if info.public_key_info != expected_spki:
+            self.km.delete_key(tmp)
+            raise TamperDetected(f"{what} does not unwrap to its public key")
+
     def _redeliver(self, row: EscrowedKey, kek_label: str, recipient_spki: bytes, recipient: Party) -> Delivery:
         _sm2_spki(recipient_spki)
         tmp = self._tmp_label("rec")
-        info = self.km.unwrap(kek_label, bytes(row.wrapped_private_key), "sm4-ecb", label=tmp, algorithm="sm2",
-                              extractable=True, token=False)
+        self._unwrap_archived(kek_label, bytes(row.wrapped_private_key), bytes(row.public_key_info), tmp,
+                              f"archive record {row.id}")
         try:
-            if info.public_key_info != bytes(row.public_key_info):
-                raise TamperDetected(f"archive record {row.id} does not unwrap to its public key")
             sym_encrypted_key, encrypted_d = self._envelope_parts(tmp, recipient_spki)
         finally:
             self.km.delete_key(tmp)
@@ -426,11 +439,9 @@ class KeyEscrow:
             for row in rows:
                 self.check_record(row)
                 tmp = self._tmp_label("rot")
-                info = self.km.unwrap(keks[row.kek_version].label, bytes(row.wrapped_private_key), "sm4-ecb",
-                                      label=tmp, algorithm="sm2", extractable=True, token=False)
+                self._unwrap_archived(keks[row.kek_version].label, bytes(row.wrapped_private_key),
+                                      bytes(row.public_key_info), tmp, f"archive record {row.id}")
                 try:
-                    if info.public_key_info != bytes(row.public_key_info):
-                        raise TamperDetected(f"archive record {row.id} does not unwrap to its public key")
                     wrapped = self.km.wrap(active.label, tmp, "sm4-ecb")
                 finally:
                     self.km.delete_key(tmp)
@@ -487,8 +498,8 @@ class KeyEscrow:
                 for row in s.scalars(select(EscrowedKey).where(EscrowedKey.status != "destroyed").order_by(EscrowedKey.id)):
                     self.check_record(row)
                     tmp = self._tmp_label("exp")
-                    self.km.unwrap(keks[row.kek_version], bytes(row.wrapped_private_key), "sm4-ecb", label=tmp,
-                                   algorithm="sm2", extractable=True, token=False)
+                    self._unwrap_archived(keks[row.kek_version], bytes(row.wrapped_private_key),
+                                          bytes(row.public_key_info), tmp, f"archive record {row.id}")
                     try:
                         blob = self.km.wrap(transport, tmp, "sm4-ecb")
                     finally:
@@ -533,11 +544,9 @@ class KeyEscrow:
                 kek = self._active_kek(s)
                 for rec in doc["records"]:
                     tmp = self._tmp_label("imp")
-                    info = self.km.unwrap(transport, _unb64(rec["wrapped"]), "sm4-ecb", label=tmp, algorithm="sm2",
-                                          extractable=True, token=False)
+                    self._unwrap_archived(transport, _unb64(rec["wrapped"]), _unb64(rec["public_key_info"]), tmp,
+                                          f"imported key for {rec['user_cert_no']}")
                     try:
-                        if info.public_key_info != _unb64(rec["public_key_info"]):
-                            raise TamperDetected(f"imported key for {rec['user_cert_no']} does not match its public key")
                         wrapped = self.km.wrap(kek.label, tmp, "sm4-ecb")
                     finally:
                         self.km.delete_key(tmp)

@@ -7,6 +7,9 @@ Each request is judged on its own and the answer says, per request, what happene
 * ``issued`` -- this approval reached the threshold and the CA issued (GM/T 0034 pairs: both or none);
 * ``approved`` -- the approval was recorded, the threshold is not reached yet;
 * ``revoked`` -- a revocation request was carried out;
+* ``awaiting_ca`` -- this approval reached the threshold and the requests are queued for an upstream CA
+  (``DeferredIssuanceCA``, CMP): the RA service collects them after the commit (``issued`` or ``failed``
+  then, or still awaiting the CA when it is down or slow: its sweeper carries on);
 * ``unchanged`` -- this officer had already approved it (a retried call never issues twice);
 * ``failed`` -- refused (not found, wrong state, separation of duties, the CA refused): nothing of
   that request was written.
@@ -30,7 +33,7 @@ from typing import Mapping, Sequence
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from ca_bridge.api import CABackend, EscrowedKey, EscrowedKeyRequest, issue_groups
+from ca_bridge.api import CABackend, DeferredIssuanceCA, EscrowedKey, EscrowedKeyRequest, issue_groups
 from pkicore.audit import record_many
 from pkicore.db import IDS, as_utc, select_in, utcnow
 from pkicore.errors import PkiError
@@ -43,11 +46,12 @@ from ra.records import SELECT_NAMES, subjects
 from ra.workflow import TARGET, Actor, Policy
 
 MAX_BATCH = 500
-RESULTS = ("issued", "approved", "revoked", "unchanged", "failed")       # what an Outcome's result can be
+RESULTS = ("issued", "approved", "revoked", "awaiting_ca", "unchanged", "failed")       # what an Outcome's result can be
 
 _SELECT_REQUESTS = (select(CertRequest.id, CertRequest.type, CertRequest.kind, CertRequest.state,
                            CertRequest.unit_id, CertRequest.civil_servant_id, CertRequest.server_id,
-                           CertRequest.sign_spki, CertRequest.enc_spki, CertRequest.submitted_by,
+                           CertRequest.sign_spki, CertRequest.enc_spki, CertRequest.sign_csr, CertRequest.enc_csr,
+                           CertRequest.submitted_by,
                            CertRequest.vetted_by, CertRequest.version)
                     .where(CertRequest.id.in_(IDS)).order_by(CertRequest.id).with_for_update())
 _SELECT_APPROVALS = select(Approval.request_id, Approval.officer).where(Approval.request_id.in_(IDS))
@@ -70,7 +74,7 @@ class Outcome:
     """What one request of a bulk approval came to."""
 
     request_id: int
-    result: str                      # issued | approved | revoked | unchanged | failed
+    result: str                      # issued | approved | revoked | awaiting_ca | unchanged | failed
     state: str | None = None         # the request's state afterwards (None: no such request)
     certificates: list[dict] = field(default_factory=list)
     error: PkiError | None = None
@@ -150,13 +154,13 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
             outcomes[rid] = Outcome(rid, "failed", row.state, error=decision.error)
         elif decision.verdict is Verdict.WAITING:
             pending.append((row, decision))
-        elif decision.revokes:
-            carried_out.append(rid)
+        elif decision.revokes or row.sign_spki is None:
+            carried_out.append(rid)           # revocations, re-keys, and requests enrolled over CMP
         else:
             issuing.append((row, decision))
 
     issued = _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes)
-    _write(session, connection, actor, pending, issued, outcomes)
+    _write(session, connection, actor, pending, issued, policy, outcomes)
     if unchanged:
         by_request = defaultdict(list)
         for r in select_in(connection, _SELECT_CERTIFICATES, unchanged):
@@ -169,7 +173,8 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
 
 def _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes) -> list:
     """Issue the certificates of every request whose approval completes it: [(row, decision, [(usage,
-    IssueRequest, IssuedCertificate)])] for those the CA issued; refusals go to ``outcomes``."""
+    IssueRequest, IssuedCertificate)])] for those the CA issued, [(row, decision, None)] for those queued
+    for a ``DeferredIssuanceCA``; refusals go to ``outcomes``."""
     if not issuing:
         return []
     rows = [row for row, _ in issuing]
@@ -191,6 +196,11 @@ def _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes) 
             continue
         planned.append((row, decision, pairs))
         groups.append([r for _, r in pairs])
+    if isinstance(ca, DeferredIssuanceCA):
+        # queued with this transaction (their transactionIDs durable before anything is sent); collected
+        # after the commit
+        workflow.ca_call("queue the requests for the CA", ca.enqueue, [r for g in groups for r in g], session)
+        return [(row, decision, None) for row, decision, _ in planned]
     results = workflow.ca_call("issue certificates", issue_groups, ca, groups, session)
     done = []
     for (row, decision, pairs), result in zip(planned, results):
@@ -203,7 +213,7 @@ def _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes) 
     return done
 
 
-def _write(session, connection, actor, pending, issued, outcomes) -> None:
+def _write(session, connection, actor, pending, issued, policy, outcomes) -> None:
     """Approvals, state changes, RA certificate rows and audit rows: one statement per table."""
     now = utcnow()
     approved = [(row, decision) for row, decision in pending] + [(row, decision) for row, decision, _ in issued]
@@ -213,13 +223,22 @@ def _write(session, connection, actor, pending, issued, outcomes) -> None:
                                            for row, _ in approved])
     _update(connection, _BUMP, [{"rid": row.id, "old": row.version, "new": row.version + 1} for row, _ in pending])
     _update(connection, _COMPLETE, [{"rid": row.id, "old": row.version, "new": row.version + 1,
-                                     "new_state": RequestState.ISSUED.value, "done": now} for row, _, _ in issued])
+                                     "new_state": RequestState.ISSUED.value if triples is not None
+                                     else RequestState.AWAITING_CA.value, "done": now if triples is not None else None}
+                                    for row, _, triples in issued])
     certificates, events = [], []
     for row, decision in pending:
         events.append(_approve_event(actor, row, decision))
         outcomes[row.id] = Outcome(row.id, "approved", row.state)
     for row, decision, triples in issued:
         events.append(_approve_event(actor, row, decision))
+        if triples is None:                   # queued for an upstream CA
+            events.append({"actor": actor.name, "role": actor.role, "action": "ra.request.awaiting_ca",
+                           "target_type": TARGET, "target_id": row.id,
+                           "detail": {"ca_request_ids": [r for _, r in workflow.awaited_ca_requests(
+                               row.type, row.id, policy)]}})
+            outcomes[row.id] = Outcome(row.id, "awaiting_ca", RequestState.AWAITING_CA.value)
+            continue
         listed = []
         for usage, ca_request, cert in triples:
             fields = workflow.ra_certificate_fields(usage, ca_request, cert)

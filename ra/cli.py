@@ -216,14 +216,27 @@ def request_group():
 @click.option("--target", "target_request_id", type=int, default=None, help="renewal/rekey/revocation: request id")
 @click.option("--reason", "revocation_reason", default=None, help="revocation reason (RFC 5280 name)")
 @click.option("--role", default="applicant", type=click.Choice(["applicant", "api_client", "ra_operator"]))
+@click.option("--enrol-by-cmp", is_flag=True, help="no CSR: once approved, the subscriber enrols over CMP with a "
+                                                   "one-time secret (racentre ra request cmp-secret)")
 @_AS
 @click.pass_context
 def submit(ctx, rtype, kind, subject_id, csr, enc_csr, enc_public_key, target_request_id, revocation_reason,
-           role, as_name):
+           role, enrol_by_cmp, as_name):
     actor = _actor(ctx, as_name, role)
+    extra = {"enrol_by_cmp": True} if enrol_by_cmp else {}
     _echo(_service(ctx).submit(actor, type=rtype, kind=kind, subject_id=subject_id, sign_csr=_read(csr),
                                enc_csr=_read(enc_csr), enc_public_key=_read(enc_public_key),
-                               target_request_id=target_request_id, revocation_reason=revocation_reason))
+                               target_request_id=target_request_id, revocation_reason=revocation_reason, **extra))
+
+
+@request_group.command("cmp-secret")
+@click.argument("request_id", type=int)
+@_AS
+@click.pass_context
+def cmp_secret(ctx, request_id, as_name):
+    """A one-time CMP secret bound to approved request REQUEST_ID (submitted with --enrol-by-cmp): hand
+    reference and secret to the subscriber out of band (openssl cmp -cmd ir -ref REF -secret pass:SECRET)."""
+    _echo(_service(ctx).issue_cmp_secret(_actor(ctx, as_name, "ra_officer"), request_id))
 
 
 @request_group.command("vet")

@@ -37,10 +37,12 @@ class RequestState(str, enum.Enum):
     SUBMITTED = "submitted"
     VETTED = "vetted"
     APPROVED = "approved"      # threshold reached; passes to issued/revoked in the same transaction
+    AWAITING_CA = "awaiting_ca"   # 等待上级CA: approved, queued for an upstream CA (CMP); swept until issued/failed
     ISSUED = "issued"
     REVOKED = "revoked"        # a revocation request that was carried out
     REJECTED = "rejected"
     RETURNED = "returned"      # 退回补正: sent back for correction (reason in reject_reason); resubmitted -> submitted
+    FAILED = "failed"          # the upstream CA refused an approved request (its reason in reject_reason); final
 
 
 def _id_type():

@@ -147,8 +147,10 @@ _SCHEMAS = {
         "id": _INT,
         "result": {"enum": list(RESULTS),
                    "description": "issued/revoked: this approval carried the request out; approved: recorded, "
-                                  "below the threshold; unchanged: already approved by this officer; failed: "
-                                  "refused, nothing of this request was written"},
+                                  "below the threshold; awaiting_ca: at the threshold, queued for the upstream CA "
+                                  "(CMP) which is down or still processing, collected by the sweep; unchanged: "
+                                  "already approved by this officer; failed: refused, nothing of this request was "
+                                  "written (or the upstream CA refused it: state failed, its reason in the error)"},
         "state": {"enum": [s.value for s in RequestState] + [None]},
         "certificates": {"type": "array", "items": {"type": "object"}},
         "error": _ERROR["properties"]["error"]}},
@@ -217,7 +219,9 @@ _PATHS = {
                     _REQUEST, body=_ref("Vet"), params=(_RID,), errors=(400, 404, 409)),
     },
     "/api/v1/ra/requests/{request_id}/approve": {
-        "post": _op("approve; at the threshold the CA issues (or revokes) in the same transaction",
+        "post": _op("approve; at the threshold the CA issues (or revokes) in the same transaction; with an "
+                    "upstream CA (CMP) the request is queued with it and collected after the commit: state issued, "
+                    "awaiting_ca (等待上级CA: down or slow, the sweep carries on) or failed (the CA's reason)",
                     ("ra_officer",), _REQUEST, body=_ref("Empty"), params=(_RID,), errors=(400, 404, 409, 500)),
     },
     "/api/v1/ra/requests/approve": {

@@ -4,14 +4,16 @@ for the REST views and the CLI. Built by ``build_ra_service`` and kept in ``app.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+import logging
+import threading
+from typing import Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from ca_bridge.api import CABackend, KeyEscrowCA, RevocationReason
+from ca_bridge.api import CABackend, DeferredIssuanceCA, KeyEscrowCA, RevocationReason
 from pkicore.audit import AuditEvent
 from pkicore.db import as_utc, reading, transaction
 from pkicore.envelope import enveloped_key_from_signed_and_enveloped
@@ -22,6 +24,8 @@ from ra.config import RaConfig
 from ra.errors import ConflictError, KmcKeyNotReserved, NotFound, ValidationError
 from ra.models import CertRequest, CivilServant, RequestState, RequestType, Server, Unit
 from ra.workflow import Actor, Policy
+
+log = logging.getLogger(__name__)
 
 SUBJECT_MODELS = {"unit": Unit, "civil-servant": CivilServant, "server": Server}
 MAX_PAGE = 500
@@ -43,6 +47,8 @@ class RaService:
         self.db = db
         self.ca = ca
         self.policy = policy or Policy()
+        # issues a one-time CMP secret (``CmpServer.issue_secret``) where this node's CA serves CMP
+        self.cmp_secrets = None
 
     @property
     def escrows_keys(self) -> bool:
@@ -156,11 +162,15 @@ class RaService:
                 if one_by_one:
                     req = workflow.approve(session, actor, request_id, self.ca, policy=self.policy,
                                            escrowed=escrowed.get(request_id))
-                    return self._request_dict(session, req)
-                if outcomes[request_id].error is not None:
+                    done = self._request_dict(session, req)
+                    if done["state"] != RequestState.AWAITING_CA.value:
+                        return done
+                elif outcomes[request_id].error is not None:
                     raise outcomes[request_id].error
         except (IntegrityError, StaleDataError) as exc:
             raise ConflictError("the change conflicts with a concurrent one; reload and retry") from exc
+        # queued for an upstream CA with the commit: collect it now (still awaiting it when the CA is down)
+        self.collect_awaiting([request_id])
         return self.get_request(request_id)       # after the commit, in a read-only unit of work
 
     def approve_many(self, actor: Actor, request_ids) -> list[dict]:
@@ -180,17 +190,108 @@ class RaService:
         # them was written; approve them again one by one (approve reserves their keys first)
         one_by_one += [rid for rid, outcome in outcomes.items()
                        if isinstance(outcome.error, KmcKeyNotReserved) and self.escrows_keys]
+        awaiting = [rid for rid, outcome in outcomes.items() if outcome.result == "awaiting_ca"]
+        if awaiting:                        # queued for an upstream CA with the commit: collect them now
+            collected = self.collect_awaiting(awaiting)
+            with reading(self.db) as session:
+                found = records.request_records(session, awaiting, self.policy)
+            for rid in awaiting:
+                state = found[rid]["state"]
+                outcomes[rid] = bulk.Outcome(rid, {RequestState.ISSUED.value: "issued",
+                                                   RequestState.FAILED.value: "failed"}.get(state, "awaiting_ca"),
+                                             state, found[rid]["certificates"],
+                                             error=collected.get(rid) if isinstance(collected.get(rid), PkiError)
+                                             else None)
         for rid in one_by_one:              # revocations and re-keys: a transaction each, as approve
             try:
                 done = self.approve(actor, rid)
                 outcomes[rid] = bulk.Outcome(rid, "revoked" if done["state"] == RequestState.REVOKED.value
                                              else "issued" if done["state"] == RequestState.ISSUED.value
+                                             else done["state"] if done["state"] in (RequestState.AWAITING_CA.value,
+                                                                                     RequestState.FAILED.value)
                                              else "approved", done["state"], done["certificates"])
             except PkiError as exc:
                 with reading(self.db) as session:
                     state = session.scalar(select(CertRequest.state).where(CertRequest.id == rid))
                 outcomes[rid] = bulk.Outcome(rid, "failed", state, error=exc)
         return [outcomes[i].as_dict() for i in ids]
+
+    def issue_cmp_secret(self, actor: Actor, request_id: int) -> dict:
+        """An officer's one-time CMP secret bound to approved request ``request_id`` (submitted for
+        enrolment over CMP): the subscriber's ir gets the request's vetted subject, names and profile, once,
+        and the certificate is recorded on the request (RFC 9483 §4.1.5). A new secret voids an unused one."""
+        if self.cmp_secrets is None:
+            raise ConflictError("this node's CA does not serve CMP enrolment")
+        with reading(self.db) as session:
+            fields = workflow.cmp_secret_fields(session, workflow.check_id(request_id, "request"), self.policy)
+        reference, secret = self.cmp_secrets(actor.name, role=actor.role, **fields)
+        return {"request_id": request_id, "reference": reference, "secret": secret}
+
+    # --- an upstream CA (DeferredIssuanceCA): approved requests awaiting it
+    def collect_awaiting(self, request_ids: Iterable[int] | None = None, *, limit: int = 100) -> dict:
+        """Carry on requests ``awaiting_ca`` (those of ``request_ids``, else the oldest ``limit``): collect
+        each CA request (outside any transaction), then record the outcome in a transaction of its own
+        (``workflow.complete_from_ca``). Request id -> the state now (``issued``, ``failed``, or still
+        ``awaiting_ca``), or the ``PkiError`` of the CA's refusal for a ``failed`` one. The sweep stops
+        early when the CA cannot be reached (the rest wait for the next one)."""
+        if not isinstance(self.ca, DeferredIssuanceCA):
+            return {}
+        query = (select(CertRequest.id, CertRequest.type).where(CertRequest.state == RequestState.AWAITING_CA.value)
+                 .order_by(CertRequest.id).limit(limit))
+        if request_ids is not None:
+            query = query.where(CertRequest.id.in_(list(request_ids)))
+        with reading(self.db) as session:
+            rows = list(session.execute(query))
+        out: dict = {}
+        for rid, rtype in rows:
+            results, pending, down = {}, False, False
+            for usage, ca_request_id in workflow.awaited_ca_requests(rtype, rid, self.policy):
+                try:
+                    results[usage] = self.ca.collect(ca_request_id)
+                except Exception as exc:  # noqa: BLE001 - the sweep survives anything a CA answer can raise
+                    if not isinstance(exc, PkiError):
+                        log.exception("collecting %s from the CA failed; it stays queued", ca_request_id)
+                        pending, down = True, True
+                        break
+                    if workflow.upstream_pending(exc):
+                        pending, down = True, not getattr(exc, "waiting", False)
+                        log.info("request %s still awaits the CA: %s", rid, exc.public_message)
+                        break
+                    results[usage] = exc
+                    break
+            if pending:
+                out[rid] = RequestState.AWAITING_CA.value
+                if down:
+                    break
+                continue
+            try:
+                with transaction(self.db) as session:
+                    state = workflow.complete_from_ca(session, rid, results, self.ca, self.policy).state
+            except PkiError as exc:          # e.g. a re-key's revocation of the old certificates: next sweep
+                log.warning("request %s: the CA's answer could not be recorded yet: %s", rid, exc.public_message)
+                out[rid] = RequestState.AWAITING_CA.value
+                continue
+            refusal = next((r for r in results.values() if isinstance(r, PkiError)), None)
+            out[rid] = refusal if state == RequestState.FAILED.value and refusal is not None else state
+        return out
+
+    def start_collect_sweep(self, interval: float) -> threading.Event | None:
+        """A daemon thread running ``collect_awaiting`` every ``interval`` seconds until the returned event
+        is set (``racentre serve``; ``racentre ca cmp-sweep`` from cron does one sweep). None when the CA
+        is not a ``DeferredIssuanceCA``."""
+        if not isinstance(self.ca, DeferredIssuanceCA):
+            return None
+        stop = threading.Event()
+
+        def loop():
+            while not stop.wait(interval):
+                try:
+                    self.collect_awaiting()
+                except Exception:  # noqa: BLE001 - a timer must survive a transient database failure
+                    log.exception("sweep of requests awaiting the upstream CA failed")
+
+        threading.Thread(target=loop, name="ra-awaiting-ca", daemon=True).start()
+        return stop
 
     def reject(self, actor: Actor, request_id: int, reason: str) -> dict:
         with transaction(self.db) as session:

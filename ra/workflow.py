@@ -12,6 +12,12 @@ Every call takes the caller's session and writes ``pkicore.audit.record`` rows i
 change, the CA's certificate rows (an embedded CA joins the session) and the audit trail commit or
 roll back together. CA calls are idempotent on ``ra-<request id>-<sign|enc>``: a retried approval
 never issues a second certificate.
+
+A CA reached over a network (``DeferredIssuanceCA``: ``CmpCA``, ``[ca] backend = "cmp"``) is not called
+inside the approving transaction: the final approval queues the CA requests (their transactionIDs) in
+it and moves the request to ``awaiting_ca`` (等待上级CA); after the commit the RA service collects them
+(at once, and then its sweeper) and ``complete_from_ca`` moves the request to ``issued``, or to
+``failed`` with the CA's reason when the CA refused. The officer never has to approve again.
 """
 from __future__ import annotations
 
@@ -25,11 +31,11 @@ from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from ca_bridge.api import (CABackend, EscrowedKey, EscrowedKeyRequest, IssuedCertificate, IssueRequest,
-                           RevocationReason)
+from ca_bridge.api import (CABackend, DeferredIssuanceCA, EscrowedKey, EscrowedKeyRequest, IssuedCertificate,
+                           IssueRequest, RevocationReason)
 from pkicore.audit import record
 from pkicore.db import utcnow
-from pkicore.errors import PkiError
+from pkicore.errors import ErrorCode, PkiError
 from pkicore.oids import OID
 
 from ra import approval
@@ -278,10 +284,12 @@ def _parse_reason(value: str | None) -> RevocationReason:
 def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subject_id: int | None = None,
            sign_csr: bytes | str | None = None, enc_csr: bytes | str | None = None,
            enc_public_key: bytes | str | None = None, target_request_id: int | None = None,
-           revocation_reason: str | None = None, policy: Policy = Policy()) -> CertRequest:
+           revocation_reason: str | None = None, policy: Policy = Policy(), enrol_by_cmp: bool = False) -> CertRequest:
     """Record a request. New requests name their subject; renewal, re-key and revocation requests
     name the issued request whose certificates they replace or revoke. CSRs are parsed and their
-    proof of possession checked now, so bad input fails at once (400) rather than at vetting."""
+    proof of possession checked now, so bad input fails at once (400) rather than at vetting.
+    ``enrol_by_cmp``: a new server or unit request without a CSR: once vetted and approved, an officer
+    issues a one-time CMP secret bound to it and the subscriber enrols over CMP (``cmp_enrolment``)."""
     rtype, rkind = _parse_type(type), _parse_kind(kind)
     req = CertRequest(type=rtype.value, kind=rkind.value, state=RequestState.SUBMITTED.value,
                       submitted_by=actor.name, checks={})
@@ -306,7 +314,12 @@ def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subj
             raise ValidationError(f"subject_id does not match the subject of request {target.id}")
         req.target_request_id = target.id
         req.unit_id, req.civil_servant_id, req.server_id = target.unit_id, target.civil_servant_id, target.server_id
-    if rkind is RequestKind.REVOCATION:
+    if enrol_by_cmp:
+        if rkind is not RequestKind.NEW or rtype is RequestType.CIVIL_SERVANT_DUAL:
+            raise ValidationError("enrolment over CMP is for new server and unit requests")
+        if sign_csr or enc_csr or enc_public_key or revocation_reason is not None:
+            raise ValidationError("a request enrolled over CMP carries no CSR: the key is made at enrolment")
+    elif rkind is RequestKind.REVOCATION:
         if sign_csr or enc_csr or enc_public_key:
             raise ValidationError("revocation requests carry no CSR or public key")
         req.revocation_reason = _parse_reason(revocation_reason).value
@@ -414,7 +427,15 @@ def _identity_check(session: Session, req: CertRequest, policy: Policy) -> str:
     return "unit code valid"
 
 
+def cmp_enrolment(req) -> bool:
+    """A new request without a key: the subscriber's key is made at its CMP enrolment (an ir protected by
+    a one-time secret bound to this request, RFC 9483 §4.1.5), whose proof of possession the CA checks."""
+    return req.kind == RequestKind.NEW.value and req.sign_csr is None and req.sign_spki is None
+
+
 def _csr_check(req: CertRequest, policy: Policy) -> str:
+    if cmp_enrolment(req):
+        return "no CSR: the key is made at the CMP enrolment, whose proof of possession the CA checks"
     sign = parse_csr(req.sign_csr, max_size=policy.max_csr_size)
     if sign.public_key_info != req.sign_spki:
         raise CsrError("stored signing key differs from the CSR")
@@ -546,7 +567,8 @@ def ca_request_id(req: CertRequest, usage: str) -> str:
 def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
             policy: Policy = Policy(), escrowed: EscrowedKey | None = None) -> CertRequest:
     """An officer's approval, as ``ra.approval.decide`` rules it. At the type's threshold the request is
-    carried out in this transaction (issue through ``ca``, revoke, or both for a re-key); a CA failure raises and rolls everything back. Approving again a
+    carried out in this transaction (issue through ``ca``, revoke, or both for a re-key); a CA failure
+    raises and rolls everything back. Approving again a
     request one has already approved returns it unchanged (a retry never issues twice). ``escrowed``:
     the KMC key reserved beforehand (``escrow_needed``) for a dual request's encryption certificate."""
     req = _lock(session, request_id)
@@ -692,21 +714,36 @@ def _carry_out(session: Session, actor: Actor, req: CertRequest, ca: CABackend, 
         _revoke_all(session, actor, req, req.target_request_id, reason, ca)
         req.state, req.completed_at = RequestState.REVOKED.value, utcnow()
         return
-    _issue(session, actor, req, ca, policy, escrowed)
+    if cmp_enrolment(req):
+        # approved; the certificate comes when the subscriber enrols with the one-time secret an officer
+        # issues for this request (record_cmp_enrolment)
+        record(session, actor=actor.name, role=actor.role, action="ra.request.awaiting_enrolment",
+               target_type=TARGET, target_id=req.id)
+        return
+    if not _issue(session, actor, req, ca, policy, escrowed):
+        req.state = RequestState.AWAITING_CA.value       # a re-key revokes the old certificates when issued
+        return
     if verdict is Verdict.REKEY:
         _revoke_all(session, actor, req, req.target_request_id, RevocationReason.superseded, ca)
     req.state, req.completed_at = RequestState.ISSUED.value, utcnow()
 
 
 def _issue(session: Session, actor: Actor, req: CertRequest, ca: CABackend, policy: Policy,
-           escrowed: EscrowedKey | None = None) -> None:
+           escrowed: EscrowedKey | None = None) -> bool:
+    """Issue in this transaction (True), or queue for a ``DeferredIssuanceCA`` (False: awaiting the CA)."""
     subject = vetted_subject(session, req)
     identity = identity_extensions(session, req)
     dns, ips = (), ()
     if req.type == RequestType.SERVER.value:
         server = _subject_row(session, Server, req.server_id)
         dns, ips = server.dns_names, server.ip_addresses
-    for usage, ca_request in issue_requests(req, policy, subject, identity, dns, ips, escrowed):
+    pairs = issue_requests(req, policy, subject, identity, dns, ips, escrowed)
+    if isinstance(ca, DeferredIssuanceCA):
+        ca_call("queue the requests for the CA", ca.enqueue, [r for _, r in pairs], session)
+        record(session, actor=actor.name, role=actor.role, action="ra.request.awaiting_ca", target_type=TARGET,
+               target_id=req.id, ca_request_ids=[r.request_id for _, r in pairs])
+        return False
+    for usage, ca_request in pairs:
         issued: IssuedCertificate = ca_call("issue a certificate", ca.issue, ca_request, session=session)
         if issued.request_id != ca_request.request_id:
             raise IssuanceFailed("the CA answered for another request")
@@ -715,6 +752,105 @@ def _issue(session: Session, actor: Actor, req: CertRequest, ca: CABackend, poli
                target_id=req.id, usage=usage, profile=issued.profile, ca=issued.ca, serial=format(issued.serial, "x"),
                ca_request_id=ca_request.request_id)
     _flush(session)
+    return True
+
+
+CA_ACTOR = Actor("upstream-ca", "system")      # who moves a request on when the CA answers (audit)
+
+
+def awaited_ca_requests(rtype: str, request_id: int, policy: Policy) -> list[tuple[str, str]]:
+    """(usage, CA request id) of each certificate an ``awaiting_ca`` request waits for."""
+    return [(usage, f"ra-{request_id}-{usage}") for usage in policy.profiles[rtype]]
+
+
+def complete_from_ca(session: Session, request_id: int, results: Mapping[str, IssuedCertificate | PkiError],
+                     ca: CABackend, policy: Policy = Policy()) -> CertRequest:
+    """The upstream CA answered every request of an ``awaiting_ca`` request (``results``: usage -> the
+    certificate, or the ``PkiError`` of its refusal). All issued: the certificates are recorded, a
+    re-key's old certificates revoked, state ``issued``. One refused: state ``failed`` with the CA's
+    reason (final; certificates of the group the CA did issue are revoked there). A request no longer
+    awaiting the CA (another worker completed it) is returned unchanged: never recorded twice."""
+    req = _lock(session, request_id)
+    if req.state != RequestState.AWAITING_CA.value:
+        return req
+    actor = CA_ACTOR
+    refused = [(usage, exc) for usage, exc in results.items() if isinstance(exc, PkiError)]
+    if refused:
+        reason = "; ".join(f"{usage}: {exc.public_message}" for usage, exc in refused)[:MAX_REASON]
+        for usage, issued in results.items():
+            if isinstance(issued, IssuedCertificate):
+                try:
+                    ca.revoke(issued.ca, issued.serial, RevocationReason.cessation_of_operation, session=session)
+                except PkiError as exc:                 # kept in the audit row: an officer revokes it by hand
+                    record(session, actor=actor.name, role=actor.role, action="ra.certificate.orphaned",
+                           target_type=TARGET, target_id=req.id, usage=usage, serial=format(issued.serial, "x"),
+                           error=exc.public_message)
+        req.state, req.completed_at = RequestState.FAILED.value, utcnow()
+        req.rejected_by, req.reject_reason = actor.name, f"the CA refused the request: {reason}"
+        record(session, actor=actor.name, role=actor.role, action="ra.request.ca_refused", target_type=TARGET,
+               target_id=req.id, reason=reason)
+        _flush(session)
+        return req
+    keys = {"sign": req.sign_spki, "enc": req.enc_spki}
+    set_committed_value(req, "certificates", [])
+    for usage, ca_request_id_ in awaited_ca_requests(req.type, req.id, policy):
+        issued = results[usage]
+        if issued.request_id != ca_request_id_:
+            raise IssuanceFailed("the CA answered for another request")
+        ca_request = IssueRequest(request_id=ca_request_id_, profile=issued.profile, subject=(),
+                                  public_key_info=keys[usage] or b"")
+        req.certificates.append(RaCertificate(**ra_certificate_fields(usage, ca_request, issued)))
+        record(session, actor=actor.name, role=actor.role, action="ra.certificate.issue", target_type=TARGET,
+               target_id=req.id, usage=usage, profile=issued.profile, ca=issued.ca, serial=format(issued.serial, "x"),
+               ca_request_id=ca_request_id_)
+    _flush(session)
+    if req.kind == RequestKind.REKEY.value:
+        _revoke_all(session, actor, req, req.target_request_id, RevocationReason.superseded, ca)
+    req.state, req.completed_at = RequestState.ISSUED.value, utcnow()
+    _flush(session)
+    return req
+
+
+CMP_ACTOR = Actor("cmp", "cmp")
+
+
+def record_cmp_enrolment(session: Session, request_id: int, issue_request: IssueRequest,
+                         issued: IssuedCertificate) -> None:
+    """The CA issued the certificate of an approved ``cmp_enrolment`` request to the subscriber who
+    enrolled with the one-time secret bound to it (in the CA's transaction: both commit or neither).
+    The request takes the enrolled key and the certificate and is issued; any other state refuses."""
+    req = _lock(session, request_id)
+    if req.state != RequestState.APPROVED.value or not cmp_enrolment(req):
+        raise ConflictError(f"request {req.id} is {req.state}: not an approved request awaiting its CMP enrolment")
+    req.sign_spki = issue_request.public_key_info
+    set_committed_value(req, "certificates", [])
+    req.certificates.append(RaCertificate(**ra_certificate_fields("sign", issue_request, issued)))
+    req.state, req.completed_at = RequestState.ISSUED.value, utcnow()
+    record(session, actor=CMP_ACTOR.name, role=CMP_ACTOR.role, action="ra.certificate.issue", target_type=TARGET,
+           target_id=req.id, usage="sign", profile=issued.profile, ca=issued.ca, serial=format(issued.serial, "x"),
+           ca_request_id=issue_request.request_id, enrolled_by="cmp")
+    _flush(session)
+
+
+def cmp_secret_fields(session: Session, request_id: int, policy: Policy = Policy()) -> dict:
+    """What a one-time CMP secret for request ``request_id`` enrols: its vetted subject, names, identity
+    and profile (the request must be approved and awaiting its CMP enrolment)."""
+    req = _get(session, CertRequest, request_id, "request")
+    if req.state != RequestState.APPROVED.value or not cmp_enrolment(req):
+        raise ConflictError(f"request {req.id} is {req.state}; a CMP secret is issued for an approved request "
+                            "submitted for enrolment over CMP")
+    dns, ips = (), ()
+    if req.type == RequestType.SERVER.value:
+        server = _subject_row(session, Server, req.server_id)
+        dns, ips = server.dns_names, server.ip_addresses
+    return {"profile": policy.profiles[req.type]["sign"], "subject": vetted_subject(session, req),
+            "dns_names": tuple(dns), "ip_addresses": tuple(ips), "identity": identity_extensions(session, req),
+            "ra_request_id": req.id}
+
+
+def upstream_pending(exc: PkiError) -> bool:
+    """True for a CA that is down, slow or still processing (collect again), False for a refusal."""
+    return exc.code == ErrorCode.UPSTREAM_UNAVAILABLE
 
 
 def issue_requests(req, policy: Policy, subject, identity, dns_names=(), ip_addresses=(),
@@ -727,9 +863,10 @@ def issue_requests(req, policy: Policy, subject, identity, dns_names=(), ip_addr
             raise KmcKeyNotReserved("the encryption key comes from the key-management centre, and the CA has "
                                     "none attached (or reserved no key for this request)")
         keys["enc"] = escrowed.public_key_info
+    csrs = {"sign": getattr(req, "sign_csr", None), "enc": getattr(req, "enc_csr", None)}
     return [(usage, IssueRequest(request_id=ca_request_id(req, usage), profile=profile, subject=subject,
                                  public_key_info=keys[usage], dns_names=tuple(dns_names),
-                                 ip_addresses=tuple(ip_addresses), identity=identity))
+                                 ip_addresses=tuple(ip_addresses), identity=identity, csr=csrs[usage]))
             for usage, profile in policy.profiles[req.type].items()]
 
 

@@ -19,6 +19,7 @@ import socket
 import sys
 import threading
 import time
+from concurrent import futures
 from functools import partial
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def main(argv: list[str]) -> None:
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^`|~0-9A-Za-z]+\Z")          # RFC 9110 token, no underscore
 _POST_TARGET = re.compile(rb"/(?:tsa(?:/[0-9A-Za-z.-]*)?|ocsp(?:/[0-9A-Za-z._-]+)?)\Z")
 _GET_TARGET = re.compile(rb"/ocsp/[0-9A-Za-z._-]+/[0-9A-Za-z+/=%._-]+\Z")
-_FALLBACK_FIELDS = frozenset({b"TRANSFER-ENCODING", b"EXPECT", b"SCRIPT_NAME", b"UPGRADE", b"HTTP2-SETTINGS"})
+_FALLBACK_FIELDS = frozenset({b"TRANSFER-ENCODING", b"EXPECT", b"SCRIPT_NAME", b"UPGRADE", b"HTTP2-SETTINGS",
+                             b"IF-NONE-MATCH", b"IF-MODIFIED-SINCE"})
 
 
 def simple_request(data: bytes):
@@ -189,19 +191,24 @@ class FastPathThreadWorker(ThreadWorker):
     oversized body. Thread-side socket reads and writes time out (``_BoundedSocket``).
 
     The hot paths of ``racentre.fastpath`` (the TSA, the OCSP responder): a complete request that is
-    exactly one plain POST /tsa, POST /ocsp or GET /ocsp request is answered by the main thread itself,
-    all those of one poll together (``_answer_batch``), without the thread pool's hand-off, gunicorn's
-    parser, the WSGI environ and gunicorn's Response object — one ``send``. The reply is the one the WSGI
-    middleware gives (same bytes, same status line, Server/Date/Connection headers gunicorn writes, then
-    Content-Type and Content-Length) and keep-alive follows gunicorn's rules (Connection: close,
+    exactly one plain POST /tsa, POST /ocsp or GET /ocsp request is answered without the thread pool's
+    hand-off, gunicorn's parser, the WSGI environ and gunicorn's Response object — one ``send`` from the
+    main thread. The TSA's are answered by the main thread itself, all those of one poll together
+    (``_answer_batch``); the OCSP responder's read the database, so they are answered by one batch thread
+    per worker, all those that arrived while the previous batch was read together (one status read), and
+    the main thread goes on reading requests meanwhile, then signs and sends them (``_dispatch_waiting``).
+    The reply is the one the WSGI middleware gives (same bytes, same status line, Server/Date/Connection
+    headers gunicorn writes, then Content-Type and Content-Length) and keep-alive follows gunicorn's rules (Connection: close,
     max_requests, keepalive = 0, a full keep-alive queue, a worker shutting down). Handlers see the path
     percent-decoded as in PATH_INFO. Anything else — other paths, Expect/Transfer-Encoding/SCRIPT_NAME
-    headers, an access log configured, FastPaths that is not the app's outermost WSGI layer — takes the
-    ordinary gthread path. TLS or HTTP/2 prior-knowledge listeners skip the gate (gunicorn as it is). It relies on gthread
+    headers, conditional requests (If-None-Match, If-Modified-Since: Flask may answer 304), an access log
+    configured, FastPaths that is not the app's outermost WSGI layer — takes the ordinary gthread path.
+    TLS or HTTP/2 prior-knowledge listeners skip the gate (gunicorn as it is). It relies on gthread
     internals: gunicorn is pinned to one version (setup.cfg) and tests/unit/test_library_contracts.py
     checks each internal used here."""
 
-    _FALLBACK_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "SCRIPT_NAME"})
+    _FALLBACK_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "SCRIPT_NAME", "IF-NONE-MATCH",
+                                   "IF-MODIFIED-SINCE"})       # conditional requests: Flask may answer 304
     _READ = 65536
     _SEND_TIMEOUT = 5.0          # the main thread never blocks longer on one peer's reply
 
@@ -223,8 +230,17 @@ class FastPathThreadWorker(ThreadWorker):
         self._inline = self._fast is not None and self._gate
         self._date_second, self._date = -1, ""
         self._batch: list = []
+        self._waiting: list = []            # requests of ``blocking`` fast paths not yet handed to the batch thread
+        self._in_flight = False             # the batch thread is reading the status of a batch of them
+        self._batch_pool = None             # that thread (made on first use, after the fork)
         self._reading: dict = {}            # conn -> IncomingRequest, connections the main thread reads
         self._lingering: dict = {}          # socket -> [deadline, bytes drained], closing gracefully
+
+    def handle_quit(self, sig, frame):
+        pool = getattr(self, "_batch_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        super().handle_quit(sig, frame)
 
     def _http_date(self) -> str:
         now = int(time.time())
@@ -450,20 +466,90 @@ class FastPathThreadWorker(ThreadWorker):
 
     def _answer_batch(self, batch) -> None:
         """The requests of one poll, answered by the fast paths in one call (``FastPaths.answer_many``:
-        the OCSP responder reads the status of all of them in one statement); those the fast paths leave,
-        or all of them if the call fails, go to the thread pool."""
+        the OCSP responder reads the status of all of them in one statement). Those of ``blocking`` paths
+        (the OCSP responder reads the database) wait for the batch thread's database read, so a slow
+        database never stalls this thread's reading of other clients' requests (``_dispatch_waiting``);
+        the rest (the TSA: an HSM signature) are answered at once. Those the fast paths leave, or all of
+        them if the call fails, go to the thread pool."""
+        inline = []
+        for item in batch:
+            (self._waiting if self._fast.blocking(item[3][1]) else inline).append(item)
+        if inline:
+            self._send_replies(inline, self._fast_answers(inline))
+        if self._waiting and not self._in_flight:
+            self._dispatch_waiting()
+
+    def _fast_answers(self, batch) -> list:
         try:
-            replies = self._fast.answer_many([
+            return self._fast.answer_many([
                 (method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length, body)
                 for _, _, _, (method, path, _, ctype, length, _, body) in batch])
         except Exception:  # noqa: BLE001 - nothing answered yet: the gthread path answers them the usual way
             self.log.exception("fast path failed; handing the requests to the thread pool")
-            replies = [None] * len(batch)
+            return [None] * len(batch)
+
+    def _send_replies(self, batch, replies) -> None:
         for (conn, client, data, request), reply in zip(batch, replies):
             if reply is None:
                 self._to_thread(conn, data)
             else:
                 self._send_inline(conn, client, request, reply)
+
+    def _dispatch_waiting(self) -> None:
+        """The waiting requests of blocking fast paths as one batch (``FastPaths.stage_many``): parsed here,
+        their database read done by the batch thread, one batch at a time — what arrives meanwhile waits
+        for the next one, so a batch grows with the database's latency (one status read for all of them)
+        and a slow database holds one thread, never this one nor the pool the Flask app's requests use —
+        then signed and sent here (``_batch_read``, through gunicorn's method queue), and new pre-produced
+        responses written by the batch thread after."""
+        batch, self._waiting = self._waiting, []
+        try:
+            staged = self._fast.stage_many([
+                (method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length, body)
+                for _, _, _, (method, path, _, ctype, length, _, body) in batch])
+        except Exception:  # noqa: BLE001 - nothing answered yet: the gthread path answers them the usual way
+            self.log.exception("fast path failed; handing the requests to the thread pool")
+            self._send_replies(batch, [None] * len(batch))
+            return
+        if self._batch_pool is None:
+            self._batch_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="racentre-batch")
+        try:
+            future = self._batch_pool.submit(staged.read)
+        except RuntimeError:                   # the pool is shut down: the thread pool answers them
+            self._send_replies(batch, [None] * len(batch))
+            return
+        self._in_flight = True
+        future.add_done_callback(lambda fut: self.method_queue.defer(self._batch_read, batch, staged, fut))
+
+    def _batch_read(self, batch, staged, future) -> None:
+        self._in_flight = False
+        try:
+            try:
+                future.result()
+                replies = staged.answers()
+            except Exception:  # noqa: BLE001 - cancelled or failed: the thread pool answers them
+                self.log.exception("fast path failed; handing the requests to the thread pool")
+                replies = [None] * len(batch)
+            else:
+                if staged.writes():            # new pre-produced responses: kept before they are sent, so a
+                    try:                       # client asking again (or revalidating) gets the same one
+                        write = self._batch_pool.submit(self._write_batch, staged)
+                    except RuntimeError:
+                        pass                   # shutting down: they are signed again on demand
+                    else:
+                        write.add_done_callback(
+                            lambda fut: self.method_queue.defer(self._send_replies, batch, replies))
+                        return
+            self._send_replies(batch, replies)
+        finally:
+            if self._waiting:
+                self._dispatch_waiting()
+
+    def _write_batch(self, staged) -> None:
+        try:
+            staged.write()
+        except Exception:  # noqa: BLE001 - a kept response not written is signed again when asked for
+            self.log.exception("fast path: writing after a batch failed")
 
     def _send_inline(self, conn, client, request, reply: tuple[str, bytes]) -> None:
         _, _, version, _, _, connection, _ = request

@@ -48,6 +48,9 @@ class ServiceConfig(Configurable):
                             example="hsm,kms")
     kmc_retry_interval: int = setting(60, doc="seconds between sweeps of the CA's KMC outbox in racentre serve "
                                               "(0: cron only)")
+    cmp_sweep_interval: int = setting(60, doc='seconds between sweeps of RA requests awaiting the upstream CA '
+                                              '([ca] backend = "cmp") in racentre serve (0: cron only, '
+                                              'racentre ca cmp-sweep)')
     schema_check_interval: int = setting(30, doc="seconds between checks that the schema is still this "
                                                  "version's (0: off)")
     header_timeout: int = setting(10, doc="--workers N: seconds a request's header block may take to arrive "

@@ -5,7 +5,9 @@ gunicorn's parsed (or peeked) request. A handler's ``answer(method, path, conten
 gets the PATH_INFO-style path (percent-decoded) and returns ``(content type, body)`` — or ``(content type,
 body, ((header, value), ...))`` with further response headers — for a 200 answer, calling ``read(n)`` once
 for a body; or None, with nothing read, when the request belongs to the Flask
-app and its error handling (the answer must then be what the Flask view gives; tests hold them equal)."""
+app and its error handling (the answer must then be what the Flask view gives; tests hold them equal).
+A conditional request (If-None-Match, If-Modified-Since: RFC 7232) always goes to the app, which may answer
+304; the hot paths answer 200 only."""
 from __future__ import annotations
 
 from typing import Callable, Protocol, Sequence
@@ -19,6 +21,12 @@ class FastHandler(Protocol):
     # as soon as its length is known: ``racentre.httpgate``)
     # optional: ``answer_many(requests)`` for requests that arrived together, ``(method, path, content
     # type, length, body)`` each -> one ``answer`` result each (e.g. one database read for all of them)
+    # optional: ``blocking = True`` when its answers wait on something outside the process (the database):
+    # the serving worker then does that waiting off its main thread (``racentre.arbiter``), never stalling
+    # the reading of other requests; with ``stage_many(requests)`` -> an object with ``read()`` (may block),
+    # ``answers()`` (no I/O: the ``answer_many`` results), ``writes()`` (whether ``write`` has work) and
+    # ``write()`` (may block; the answers are sent after it), only ``read`` and ``write`` run off the main
+    # thread, else the whole ``answer_many``
 
 
 class FastPaths:
@@ -36,6 +44,10 @@ class FastPaths:
         """The body limit of the handler of ``path`` (its ``max_body``), or None."""
         handler = self._handler(path)
         return getattr(handler, "max_body", None)
+
+    def blocking(self, path: str) -> bool:
+        """Whether the handler of ``path`` says its answers may wait on the database (its ``blocking``)."""
+        return bool(getattr(self._handler(path), "blocking", False))
 
     def answer(self, method: str, path: str, content_type: str, length: str,
                read: Callable[[int], bytes]) -> tuple[str, bytes] | None:
@@ -62,7 +74,24 @@ class FastPaths:
                 out[i] = handler.answer(method, path, ctype, length, lambda n, b=body: b[:n])
         return out
 
+    def stage_many(self, requests: Sequence[tuple[str, str, str, str, bytes]]) -> "Staged":
+        """``answer_many`` in stages for requests of ``blocking`` handlers: ``read()`` and ``write()`` may
+        block (run them off the thread that reads requests), ``answers()`` between them does no I/O."""
+        groups: dict[int, tuple[FastHandler, list[int]]] = {}
+        for i, request in enumerate(requests):
+            handler = self._handler(request[1])
+            if handler is not None:
+                groups.setdefault(id(handler), (handler, []))[1].append(i)
+        parts = []
+        for handler, indices in groups.values():
+            chosen = [requests[i] for i in indices]
+            stage = getattr(handler, "stage_many", None)
+            parts.append((indices, stage(chosen) if stage is not None else _WholeBatch(self, chosen)))
+        return Staged(len(requests), parts)
+
     def __call__(self, environ, start_response):
+        if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ:
+            return self.wsgi_app(environ, start_response)          # a conditional request: the app judges it
         reply = self.answer(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
                             environ.get("CONTENT_TYPE", ""), environ.get("CONTENT_LENGTH") or "",
                             environ["wsgi.input"].read)
@@ -72,6 +101,51 @@ class FastPaths:
         start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body))),
                                   *(reply[2] if len(reply) > 2 else ())])
         return [body]
+
+
+class _WholeBatch:
+    """A handler without stages: all of ``answer_many`` is its blocking ``read``."""
+
+    def __init__(self, paths: FastPaths, requests):
+        self.paths, self.requests, self.replies = paths, requests, None
+
+    def read(self) -> None:
+        self.replies = self.paths.answer_many(self.requests)
+
+    def answers(self) -> list:
+        return self.replies
+
+    def writes(self) -> bool:
+        return False
+
+    def write(self) -> None:
+        pass
+
+
+class Staged:
+    """``FastPaths.stage_many``'s result: each handler's stages, answers in the order of the requests."""
+
+    def __init__(self, size: int, parts: list):
+        self.size, self.parts = size, parts
+
+    def read(self) -> None:
+        for _, part in self.parts:
+            part.read()
+
+    def answers(self) -> list:
+        out: list = [None] * self.size
+        for indices, part in self.parts:
+            for i, reply in zip(indices, part.answers()):
+                out[i] = reply
+        return out
+
+    def writes(self) -> bool:
+        """Whether ``write`` has anything to do (after ``answers``)."""
+        return any(part.writes() for _, part in self.parts)
+
+    def write(self) -> None:
+        for _, part in self.parts:
+            part.write()
 
 
 def install(app, segment: str, handler: FastHandler) -> FastPaths:

@@ -62,7 +62,9 @@ def service_app(services: Services, packages: tuple[str, ...]):
     checkpoint_interval`` seconds / ``checkpoint_rows`` rows, on by default; every worker looks, one at a
     time signs under a lock of the database, and only when the chains moved),
     sweeps of the CA's KMC outbox every ``[service] kmc_retry_interval`` seconds when a KMC is
-    attached (workers claim rows, so none is sent twice at once), and the schema watch every
+    attached (workers claim rows, so none is sent twice at once), sweeps of the RA requests awaiting an
+    upstream CA every ``[service] cmp_sweep_interval`` seconds with ``[ca] backend = "cmp"`` (rows are
+    leased, so two workers never carry one request on at once), and the schema watch every
     ``[service] schema_check_interval`` seconds (``watch_schema``)."""
     app = build_app(services, packages)
     if services.config.service.schema_check_interval > 0:
@@ -73,6 +75,10 @@ def service_app(services: Services, packages: tuple[str, ...]):
     if "racentre.ca" in app.extensions and services.config.service.kmc_retry_interval > 0:
         app.extensions["racentre.kmc_outbox_sweep"] = services.ca.kmc.start_retry_sweep(
             services.config.service.kmc_retry_interval)
+    if "racentre.ra" in app.extensions and services.config.ca.backend == "cmp" \
+            and services.config.service.cmp_sweep_interval > 0:
+        app.extensions["racentre.cmp_awaiting_sweep"] = services.ra.start_collect_sweep(
+            services.config.service.cmp_sweep_interval)
     return app
 
 

@@ -13,6 +13,7 @@ one HSM and one database never create two keys with one label.
 """
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.cmp.client import MacCredentials
 from ca_bridge.cmp.server import CmpServer
-from ca_bridge.cmp.upstream import CmpCA, signature_credentials
+from ca_bridge.cmp.upstream import CmpCA, adopt_outbox, signature_credentials
 from ca_bridge.cmp.upstream import HttpTransport as CmpHttpTransport
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.revinfo import revocation_info
@@ -32,6 +33,7 @@ from pkicore.audit import bind_node
 from pkicore.db import HotReader, make_engine, make_session_factory, named_lock
 from pkicore.errors import ErrorCode, PkiError
 from ra.services import RaService, build_ra_service
+from ra.workflow import record_cmp_enrolment
 from racentre.config import Config
 from racentre.schema import SchemaError, require_current
 from racentre.secretbox import SecretBox
@@ -173,8 +175,10 @@ class Services:
 
     @cached_property
     def cmp(self) -> CmpServer:
-        """The CMP server (RFC 9483) over the embedded CA; its one-time secrets sealed by two HSM SM4 keys."""
-        return CmpServer(self.ca, SecretBox(self.key_manager, CMP_SECRET_ENC_KEY, CMP_SECRET_MAC_KEY))
+        """The CMP server (RFC 9483) over the embedded CA; its one-time secrets sealed by two HSM SM4 keys; a
+        certificate enrolled with a secret bound to an RA request is recorded on that request."""
+        return CmpServer(self.ca, SecretBox(self.key_manager, CMP_SECRET_ENC_KEY, CMP_SECRET_MAC_KEY),
+                         enrolled=record_cmp_enrolment)
 
     @cached_property
     def upstream_ca(self) -> CmpCA | None:
@@ -194,17 +198,21 @@ class Services:
 
     @cached_property
     def outbox_db(self) -> sessionmaker[Session]:
-        """Where ``CmpCA`` keeps its queue: the site database, except with SQLite, where the RA's approval
-        holds the one writer lock of the file while it calls the CA, so the queue (which must commit
-        before anything is sent) lives in a file of its own beside it, ``<database>-cmp-outbox``, brought
-        to the same schema revision."""
+        """Where ``CmpCA`` keeps its queue: the site database, so that the RA's move to ``awaiting_ca`` and
+        the queued requests (their transactionIDs) commit together; nothing is sent inside a transaction.
+        A queue an earlier version kept beside a SQLite database (``<database>-cmp-outbox``) is adopted
+        once: its rows are copied in (never a second transactionID for a request already sent)."""
         url = self.config.database.url
-        if not url.startswith("sqlite:///"):
-            return self.db
-        from racentre.migrate import upgrade    # Alembic only where a CMP backend is configured
-        engine = make_engine(f"{url}-cmp-outbox")
-        upgrade(engine)
-        return make_session_factory(engine)
+        sidecar = url[len("sqlite:///"):] + "-cmp-outbox" if url.startswith("sqlite:///") else None
+        if sidecar and os.path.exists(sidecar):
+            from racentre.migrate import upgrade    # Alembic only where an old queue file is left
+            engine = make_engine(f"sqlite:///{sidecar}")
+            try:
+                upgrade(engine)
+                adopt_outbox(make_session_factory(engine), self.db)
+            finally:
+                engine.dispose()
+        return self.db
 
     @cached_property
     def site(self) -> Site:
@@ -214,7 +222,10 @@ class Services:
     def ra(self) -> RaService:
         """The registration authority over this database, issuing through ``ca``."""
         # an upstream CA over CMP when ``[ca] backend = "cmp"``, else the embedded one; [ra]: four-eyes, profiles
-        return build_ra_service(self.db, self.upstream_ca or self.ca, self.config.ra)
+        service = build_ra_service(self.db, self.upstream_ca or self.ca, self.config.ra)
+        if self.config.ca.backend != "cmp":      # our CA serves CMP: secrets bound to approved requests
+            service.cmp_secrets = lambda *args, **kwargs: self.cmp.issue_secret(*args, **kwargs)
+        return service
 
     @cached_property
     def tsa(self) -> TsaService:

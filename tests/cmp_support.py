@@ -43,11 +43,16 @@ class EcKey:
                                       serialization.NoEncryption())
 
 
+def served_app(server: CmpServer, km, db):
+    """An app serving only the CMP blueprint over ``server``."""
+    return create_app(Config(service=ServiceConfig(public_url="http://ca.test:8600")), km, db,
+                      services={"cmp": server}, blueprints=[cmp_bp])
+
+
 @contextlib.contextmanager
 def served(server: CmpServer, km, db):
     """The CMP blueprint in a real app on a free port: yields the base URL."""
-    app = create_app(Config(service=ServiceConfig(public_url="http://ca.test:8600")), km, db,
-                     services={"cmp": server}, blueprints=[cmp_bp])
+    app = served_app(server, km, db)
     http = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()

@@ -24,6 +24,9 @@ class CmpSecret(Base):
     identity: Mapped[list] = mapped_column(JSON, default=list)   # GM/T 0015 identity extensions [[oid, value]]
     issued_by: Mapped[str] = mapped_column(String(128))
     approvals_required: Mapped[int] = mapped_column(Integer, default=0)   # officers still to approve (four-eyes)
+    # the vetted, approved RA request the secret is bound to (its subject and profile are the request's;
+    # the certificate is recorded on it), or None for a secret an officer issued for a subject directly
+    ra_request_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     transaction_id: Mapped[str | None] = mapped_column(String(128), nullable=True)  # set when used: one-time
@@ -68,6 +71,7 @@ class CmpOutbox(Base):
     request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     transaction_id: Mapped[str] = mapped_column(String(128), unique=True)          # hex
     state: Mapped[str] = mapped_column(String(16))      # new | sent | waiting | issued | failed
+    kind: Mapped[str | None] = mapped_column(String(8), nullable=True)             # cr | p10cr, once sent
     request: Mapped[dict] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -77,5 +81,7 @@ class CmpOutbox(Base):
     status: Mapped[str] = mapped_column(String(16), default="good")                 # good | revoked
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # a worker collecting the row holds it until then (another worker or node leaves it alone meanwhile)
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

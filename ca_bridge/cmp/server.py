@@ -6,7 +6,10 @@ transport should use (RFC 6712 §3.3: 200 for every CMP answer, 400 when the bod
 
 Who may ask for what (RFC 9483 §4.1, §5; EJBCA's "RA mode"):
 * MAC protection (PasswordBasedMac or PBMAC1) with a one-time secret an officer issued for a vetted
-  subject (``issue_secret``): ir/cr/p10cr for *that* subject and profile only, once. When the secret was
+  subject (``issue_secret``): ir/cr/p10cr for *that* subject and profile only, once. A secret bound to an
+  approved RA request (``ra_request_id``: the RA's vetting and four-eyes are done) enrols that request's
+  subject under the CA request id ``ra-<id>-sign`` (never two certificates for one request), and the
+  certificate is recorded on the request in the same transaction (``enrolled``, wired by the site). When the secret was
   issued with ``approvals_required`` > 0 the request waits (status waiting, polled with pollReq) until
   that many other officers approve it (``approve``; four-eyes).
 * Signature protection by a certificate of ours whose extended key usage holds id-kp-cmcRA (RFC 6402
@@ -170,8 +173,13 @@ class CmpServer:
     """The CMP server of one node (thread-safe; state in the database)."""
 
     def __init__(self, ca: EmbeddedCA, sealer: SecretSealer, *, implicit_confirm_allowed: bool = True,
-                 default_profile: str = "server", ee_approvals: int = 2, label_prefix: str = ""):
+                 default_profile: str = "server", ee_approvals: int = 2, label_prefix: str = "",
+                 enrolled=None):
+        """``enrolled(session, ra_request_id, issue_request, issued)``: records a certificate enrolled with a
+        secret bound to an RA request on that request, in the message's transaction (raises ``PkiError``
+        to refuse: the request is no longer awaiting its enrolment)."""
         self.ca = ca
+        self.enrolled = enrolled
         self.label_prefix = label_prefix
         self._signers: dict[str, _Signer] = {}
         self._signers_lock = threading.Lock()
@@ -200,24 +208,34 @@ class CmpServer:
     # ----------------------------------------------------------------------------------- officers' side
     def issue_secret(self, actor: str, *, profile: str, subject, dns_names=(), ip_addresses=(), identity=(),
                      approvals_required: int = 0, lifetime: dt.timedelta = SECRET_LIFETIME,
-                     role: str = "ra_officer") -> tuple[str, str]:
+                     role: str = "ra_officer", ra_request_id: int | None = None) -> tuple[str, str]:
         """An officer issues a one-time secret for a vetted subject: (reference, secret). The secret is
-        shown once, to be handed to the subscriber out of band (RFC 9483 §4.1.5); it is stored sealed."""
+        shown once, to be handed to the subscriber out of band (RFC 9483 §4.1.5); it is stored sealed.
+        ``ra_request_id``: bound to that approved RA request (its fields given here by the RA); an
+        unused secret issued for it before is void from now on."""
         if profile not in self.ca.profiles or self.ca.profiles[profile].internal:
             raise CaError(f"unknown profile {profile}", code=ErrorCode.BAD_REQUEST)
         if not isinstance(approvals_required, int) or not 0 <= approvals_required <= 5:
             raise CaError("approvals_required must be 0..5", code=ErrorCode.BAD_REQUEST)
+        if ra_request_id is not None and (approvals_required or self.enrolled is None):
+            raise CaError("a secret bound to an RA request takes the RA's approvals (and needs the RA wired)",
+                          code=ErrorCode.BAD_REQUEST)
         reference = secrets.token_hex(8)
         secret = secrets.token_urlsafe(18)
         sealed = self.sealer.seal(secret.encode(), reference.encode())
         with transaction(self.db) as session:
+            if ra_request_id is not None:
+                for old in session.scalars(select(CmpSecret).where(CmpSecret.ra_request_id == ra_request_id,
+                                                                   CmpSecret.transaction_id.is_(None))):
+                    old.expires_at = utcnow()
             session.add(CmpSecret(reference=reference, sealed=sealed, profile=profile,
                                   subject=[list(p) for p in subject], dns_names=list(dns_names),
                                   ip_addresses=list(ip_addresses), identity=[list(p) for p in identity],
                                   issued_by=actor, approvals_required=approvals_required,
-                                  expires_at=utcnow() + lifetime))
+                                  expires_at=utcnow() + lifetime, ra_request_id=ra_request_id))
             record(session, actor=actor, role=role, action="cmp.secret.issue", target_type="cmp_secret",
-                   target_id=reference, profile=profile, approvals_required=approvals_required)
+                   target_id=reference, profile=profile, approvals_required=approvals_required,
+                   ra_request_id=ra_request_id)
         return reference, secret
 
     def approve(self, actor: str, transaction_id: str, *, role: str = "ra_officer") -> dict:
@@ -474,7 +492,11 @@ class CmpServer:
         request, approvals = self._authorise(sender, kind, label, subject, dns, ips, old_cert, extensions)
         body_name = {"ir": "ip", "cr": "cp", "p10cr": "cp", "kur": "kup"}[kind]
         tid = self._tid(message)
-        request = {**request, "public_key_info": spki_der.hex(), "request_id": f"cmp-{tid}"}
+        ra_request_id = (sender.secret_row or {}).get("ra_request_id")
+        request = {**request, "public_key_info": spki_der.hex(),
+                   "request_id": f"ra-{ra_request_id}-sign" if ra_request_id is not None else f"cmp-{tid}"}
+        if ra_request_id is not None:
+            request["ra_request_id"] = ra_request_id
         implicit = self._wants_implicit_confirm(message)
         with self._txn() as session:
             self._new_transaction(session, message, sender, kind, cert_req_id=cert_req_id,
@@ -503,7 +525,13 @@ class CmpServer:
                                  ip_addresses=tuple(req.get("ip_addresses", ())),
                                  identity=tuple(tuple(p) for p in req.get("identity", ())))
             try:
-                issued = self.ca.issue(issue, session=session)
+                if req.get("ra_request_id") is not None:
+                    # the CA's certificate and the RA request's record of it: both or neither
+                    with session.begin_nested():
+                        issued = self.ca.issue(issue, session=session)
+                        self.enrolled(session, req["ra_request_id"], issue, issued)
+                else:
+                    issued = self.ca.issue(issue, session=session)
             except PkiError as exc:
                 row.state, row.reason, row.updated_at = "rejected", exc.public_message, utcnow()
                 record(session, actor="cmp", role=ACTOR_ROLE, action="cmp.refuse", target_type=AUDIT_TARGET,

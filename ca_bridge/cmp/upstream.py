@@ -1,22 +1,31 @@
 """``CmpCA``: an upstream CA reached over CMP (RFC 4210, RFC 9483 §5 "RA" role, HTTP per RFC 6712),
-behind ``ca_bridge.api.CABackend``.
+behind ``ca_bridge.api.CABackend`` and ``DeferredIssuanceCA``.
 
-An approved request goes out as a ``cr`` whose template carries the vetted subject, the subscriber's key
-and names, with POP ``raVerified`` (RFC 4211 §4: this RA checked the subscriber's proof of possession, and
-the RA's signature protects the message, RFC 9483 §5.2.3.2); the certificate is confirmed with certConf;
-a "waiting" answer is polled (pollReq) while ``poll_timeout`` lasts. Revocations go out as ``rr``.
+An approved request goes out as a ``p10cr`` carrying the subscriber's CSR when that CSR asks for exactly
+the certificate the RA vetted (the subscriber's proof of possession passes through unchanged and the
+upstream checks it, RFC 9483 §5.2.3.1), else as a ``cr`` whose template carries the vetted subject, the
+subscriber's key and names, with POP ``raVerified`` (RFC 4211 §4: this RA checked the proof of
+possession, and the RA's signature protects the message, RFC 9483 §5.2.3.2). Every answer must carry our
+transactionID and our senderNonce as its recipNonce (RFC 4210 §5.1.1, ``client.check_answer``). The
+certificate is confirmed with certConf; a "waiting" answer is polled (pollReq) while ``poll_timeout``
+lasts. Revocations go out as ``rr``.
 
-Failure semantics (as the KMC outbox's): each request's transactionID is written to ``cmp_outbox`` and
-committed *before* anything is sent. A retry of the same request id (the RA approving again, or
-``retry_pending``) never asks twice: it polls that transaction (our CMP server answers a pollReq for an
-issued but unconfirmed transaction with the certificate again), or, when the upstream CA has never
-heard of it, re-sends the request under the same transactionID. The upstream down, slow or answering
-garbage -> ``UpstreamUnavailable`` (503) and the row stays to be retried; a refusal -> the row is marked
-failed with the CA's reason and ``UpstreamRefused`` carries it. Nothing is lost across a kill -9: the
-row is durable, and the upstream CA holds the transaction.
+Failure semantics (as the KMC outbox's): each request's transactionID is written to ``cmp_outbox`` before
+anything is sent -- by the RA in its own approving transaction (``enqueue``: the request moves to
+``awaiting_ca`` in the same commit), or committed here (``issue``). ``collect`` carries a row on and never
+asks twice: the first send is recorded ("sent") before it leaves; afterwards the transaction is polled
+(our CMP server answers a pollReq for an issued but unconfirmed transaction with the certificate again),
+or, when the upstream CA never got it, re-sent under the same transactionID. A worker holds a row for
+``lease`` seconds while it carries it on (``claimed_until``), so two workers or nodes never send one
+request at once. The upstream down, slow or answering garbage -> ``UpstreamUnavailable`` (still waiting:
+``UpstreamWaiting``) and the row stays to be collected again; a refusal -> the row is marked failed with
+the CA's reason and ``UpstreamRefused`` carries it. Nothing is lost across a kill -9 of either side: the
+row is durable, and the upstream CA holds the transaction (``tests/unit/ca_bridge/test_cmp_kill.py``).
 """
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import logging
 import secrets
 import time
@@ -25,7 +34,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from asn1crypto import core, crl as asn1_crl, x509
+from asn1crypto import core, crl as asn1_crl, csr as asn1_csr, x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,7 +60,14 @@ MAX_ANSWER = 1024 * 1024
 
 
 class UpstreamUnavailable(CaError):
+    """The upstream CA is down, slow or answered garbage (``waiting`` False), or it is still processing
+    the request, or another worker is collecting it (``waiting`` True): collect again later."""
     code = ErrorCode.UPSTREAM_UNAVAILABLE
+    waiting = False
+
+
+class UpstreamWaiting(UpstreamUnavailable):
+    waiting = True
 
 
 class UpstreamRefused(IssuanceError):
@@ -92,6 +108,7 @@ class _Result:
     reason: str = ""
     check_after: int = 1
     answer: asn1.PKIMessage | None = None
+    cert_req_id: int = 0
 
 
 def _cert_der(value) -> bytes:
@@ -105,7 +122,7 @@ class CmpCA:
 
     def __init__(self, db: sessionmaker[Session], transport: Callable[[bytes], bytes], credentials,
                  trust_anchors: Sequence[bytes] = (), *, name: str = "upstream", poll_timeout: float = 10.0,
-                 recipient: x509.Name | None = None):
+                 recipient: x509.Name | None = None, lease: float | None = None):
         self.db = db
         self.transport = transport
         self.credentials = credentials
@@ -113,9 +130,13 @@ class CmpCA:
         self.name = name
         self.poll_timeout = poll_timeout
         self.recipient = recipient
+        # how long one collection may hold a row: polling, plus a few exchanges that each may time out
+        self.lease = lease if lease is not None else poll_timeout + 4 * getattr(transport, "timeout", 30.0) + 30
 
     # ----------------------------------------------------------------------------- CABackend
     def issue(self, request: IssueRequest, session: Session | None = None) -> IssuedCertificate:
+        """Queue (committed at once) and collect: for callers that wait. The RA does not come here: it
+        ``enqueue``s in its own transaction and ``collect``s after its commit (``DeferredIssuanceCA``)."""
         row = self._queue(request)
         if row.state == "issued":
             return self._issued(row, request)
@@ -123,14 +144,41 @@ class CmpCA:
             raise UpstreamRefused(f"the upstream CA refused request {request.request_id}: {row.reason}")
         return self._run(row.request_id, request)
 
+    # ----------------------------------------------------------------------------- DeferredIssuanceCA
+    def enqueue(self, requests: Sequence[IssueRequest], session: Session) -> None:
+        """Queue ``requests`` in the caller's transaction (``session``, on this queue's database): each
+        gets its transactionID now, so it is durable with the caller's state change before anything is
+        sent. A request id queued before with the same contents is left as it is (never a second ID)."""
+        for request in requests:
+            self._queue_in(session, request)
+        session.flush()
+
+    def collect(self, request_id: str) -> IssuedCertificate:
+        """Carry a queued request on (send, poll, re-send under its transactionID, confirm), outside any
+        transaction: the certificate; ``UpstreamRefused`` with the CA's reason; ``UpstreamUnavailable``
+        while the CA is down, slow or still processing (the row stays; collect again later)."""
+        with self.db() as s:
+            row = s.get(CmpOutbox, request_id)
+            if row is None:
+                raise CertificateNotFound(f"request {request_id} was never queued for {self.name}")
+            s.expunge(row)
+        if row.state == "issued":
+            return self._issued(row, None)
+        if row.state == "failed":
+            raise UpstreamRefused(f"the upstream CA refused request {request_id}: {row.reason}")
+        return self._run(request_id, None)
+
     def revoke(self, ca: str, serial: int, reason: RevocationReason,
                session: Session | None = None) -> CertificateStatus:
-        with self.db() as s:
+        """rr (RFC 4210 §5.3.9). ``session``: the caller's transaction on this queue's database (the RA's
+        revocation), in which the row is marked revoked; without it, a transaction of its own."""
+        with contextlib.nullcontext(session) if session is not None else self.db() as s:
             row = s.scalar(select(CmpOutbox).where(CmpOutbox.serial == format(serial, "x"),
                                                    CmpOutbox.state == "issued"))
             if row is None:
                 raise CertificateNotFound(f"no certificate {serial:x} was issued through {self.name}")
             cert = x509.Certificate.load(row.certificate)
+            request_id = row.request_id
         if row.status == "revoked":
             return CertificateStatus(serial, ca, "revoked", as_utc(row.revoked_at),
                                      RevocationReason(row.revocation_reason))
@@ -157,15 +205,15 @@ class CmpCA:
         else:
             raise UpstreamUnavailable(f"the upstream CA answered an rr with {body.name}")
         now = utcnow()
-        with transaction(self.db) as s:
-            row = s.get(CmpOutbox, row.request_id, with_for_update=True)
+        with contextlib.nullcontext(session) if session is not None else transaction(self.db) as s:
+            row = s.get(CmpOutbox, request_id, with_for_update=True)
             row.status, row.revoked_at, row.revocation_reason = "revoked", now, RevocationReason(reason).value
             row.updated_at = now
         log.info("upstream revocation of %x %s", serial, "(already revoked there)" if already else "")
         return CertificateStatus(serial, ca, "revoked", now, RevocationReason(reason))
 
     def status(self, ca: str, serial: int, session: Session | None = None) -> CertificateStatus:
-        with self.db() as s:
+        with contextlib.nullcontext(session) if session is not None else self.db() as s:
             row = s.scalar(select(CmpOutbox).where(CmpOutbox.serial == format(serial, "x")))
         if row is None:
             return CertificateStatus(serial, ca, "unknown")
@@ -174,14 +222,18 @@ class CmpCA:
                                      RevocationReason(row.revocation_reason))
         return CertificateStatus(serial, ca, "good")
 
-    def retry_pending(self) -> dict[str, str]:
-        """Carry on every sent or waiting request (a sweeper's call, e.g. from cron): request id -> state."""
+    def retry_pending(self, *, skip_prefix: str | None = None) -> dict[str, str]:
+        """Carry on every queued, sent or waiting request (a sweeper's call, e.g. from cron), but those whose
+        id starts with ``skip_prefix`` (the RA's, which its own sweep collects): request id -> state."""
         with self.db() as s:
-            ids = list(s.scalars(select(CmpOutbox.request_id).where(CmpOutbox.state.in_(("new", "sent", "waiting")))))
+            query = select(CmpOutbox.request_id).where(CmpOutbox.state.in_(PENDING))
+            if skip_prefix:
+                query = query.where(~CmpOutbox.request_id.startswith(skip_prefix))
+            ids = list(s.scalars(query))
         out = {}
         for request_id in ids:
             try:
-                self._run(request_id, None)
+                self.collect(request_id)
                 out[request_id] = "issued"
             except UpstreamRefused:
                 out[request_id] = "failed"
@@ -190,18 +242,45 @@ class CmpCA:
         return out
 
     # ----------------------------------------------------------------------------- the queue
-    def _queue(self, request: IssueRequest) -> CmpOutbox:
+    @staticmethod
+    def _fields(request: IssueRequest) -> dict:
         fields = {"profile": request.profile, "subject": [list(p) for p in request.subject],
                   "public_key_info": request.public_key_info.hex(), "dns_names": list(request.dns_names),
                   "ip_addresses": list(request.ip_addresses), "identity": [list(p) for p in request.identity]}
+        if request.csr is not None:
+            fields["csr"] = request.csr.hex()
+        return fields
+
+    def _queue_in(self, s: Session, request: IssueRequest) -> CmpOutbox:
+        fields = self._fields(request)
+        row = s.get(CmpOutbox, request.request_id, with_for_update=True)
+        if row is None:
+            row = CmpOutbox(request_id=request.request_id, transaction_id=secrets.token_hex(16), state="new",
+                            request=fields, attempts=0, chain=[], status="good")
+            s.add(row)
+        elif row.request != fields:
+            raise IssuanceError(f"request {request.request_id} was already sent upstream with other contents")
+        return row
+
+    def _queue(self, request: IssueRequest) -> CmpOutbox:
         with transaction(self.db) as s:
-            row = s.get(CmpOutbox, request.request_id, with_for_update=True)
+            row = self._queue_in(s, request)
+            s.flush()
+            s.expunge(row)
+        return row
+
+    def _claim(self, request_id: str) -> CmpOutbox:
+        """Hold a pending row for ``lease`` seconds (under its row lock): two workers or nodes never
+        carry the same request on at once (two first sends would be one transactionID twice)."""
+        now = utcnow()
+        with transaction(self.db) as s:
+            row = s.get(CmpOutbox, request_id, with_for_update=True)
             if row is None:
-                row = CmpOutbox(request_id=request.request_id, transaction_id=secrets.token_hex(16), state="new",
-                                request=fields, attempts=0, chain=[], status="good")
-                s.add(row)
-            elif row.request != fields:
-                raise IssuanceError(f"request {request.request_id} was already sent upstream with other contents")
+                raise CertificateNotFound(f"request {request_id} was never queued for {self.name}")
+            if row.state in PENDING:
+                if row.claimed_until is not None and as_utc(row.claimed_until) > now:
+                    raise UpstreamWaiting(f"request {request_id} is being collected by another worker")
+                row.claimed_until = now + dt.timedelta(seconds=self.lease)
             s.flush()
             s.expunge(row)
         return row
@@ -221,26 +300,43 @@ class CmpCA:
 
     # ----------------------------------------------------------------------------- the protocol
     def _run(self, request_id: str, request: IssueRequest | None) -> IssuedCertificate:
-        with self.db() as s:
-            row = s.get(CmpOutbox, request_id)
-            s.expunge(row)
+        row = self._claim(request_id)
+        if row.state == "issued":                           # another worker finished it meanwhile
+            return self._issued(row, request)
+        if row.state == "failed":
+            raise UpstreamRefused(f"the upstream CA refused request {request_id}: {row.reason}")
+        try:
+            return self._carry_on(row, request)
+        finally:
+            self._mark(request_id, claimed_until=None)
+
+    def _carry_on(self, row: CmpOutbox, request: IssueRequest | None) -> IssuedCertificate:
+        request_id = row.request_id
         tid = bytes.fromhex(row.transaction_id)
         deadline = time.monotonic() + self.poll_timeout
         if row.state == "new":
-            self._mark(request_id, state="sent", attempts=row.attempts + 1)
+            kind = self._kind(row.request)
+            # committed before the first byte is sent: after a crash the transaction is polled, not re-asked
+            self._mark(request_id, state="sent", kind=kind, attempts=row.attempts + 1)
+            row.kind = kind
             result = self._send_request(row, tid)
         else:
-            result = self._poll(tid)
-            if result.kind == "unknown-transaction":        # it never arrived: ask again, same transaction
+            result = self._poll(tid, cert_req_id=self._req_id(row))
+            # it never arrived (or the CA cannot poll a transaction it never answered): ask again, same ID
+            if result.kind == "unknown-transaction" or (row.state == "sent" and result.kind == "refused"):
                 self._mark(request_id, attempts=row.attempts + 1)
                 result = self._send_request(row, tid)
+                if result.kind == "refused" and "transaction_id_in_use" in result.reason:
+                    # it did arrive meanwhile (another worker's send): poll it next time
+                    raise UpstreamWaiting(f"the upstream CA has request {request_id} already; "
+                                          "it will be collected on retry")
         while result.kind == "waiting":
             self._mark(request_id, state="waiting")
             if time.monotonic() + result.check_after > deadline:
-                raise UpstreamUnavailable(f"the upstream CA is still processing request {request_id}; "
-                                          "it will be collected on retry")
+                raise UpstreamWaiting(f"the upstream CA is still processing request {request_id}; "
+                                      "it will be collected on retry")
             time.sleep(max(0, min(result.check_after, 30)))
-            result = self._poll(tid, result.answer["header"]["sender_nonce"].native)
+            result = self._poll(tid, result.answer["header"]["sender_nonce"].native, cert_req_id=self._req_id(row))
         if result.kind == "refused":
             self._mark(request_id, state="failed", reason=result.reason[:2000])
             raise UpstreamRefused(f"the upstream CA refused request {request_id}: {result.reason}")
@@ -254,7 +350,7 @@ class CmpCA:
         self._check_issued_chain(cert, result.chain)
         self._confirm(tid, result)
         self._mark(request_id, state="issued", certificate=result.certificate, serial=format(cert.serial_number, "x"),
-                   chain=[c.hex() for c in result.chain])
+                   chain=[c.hex() for c in result.chain], claimed_until=None)
         with self.db() as s:
             row = s.get(CmpOutbox, request_id)
             s.expunge(row)
@@ -277,19 +373,34 @@ class CmpCA:
         return asn1.CertReqMsg({"cert_req": request, "popo": asn1.ProofOfPossession(name="ra_verified",
                                                                                      value=core.Null())})
 
+    @staticmethod
+    def _kind(fields: dict) -> str:
+        """p10cr when the subscriber's CSR asks for exactly what the RA certifies, so its own proof of
+        possession goes through unchanged (RFC 9483 §5.2.3.1; the upstream checks it); else cr with
+        raVerified and the vetted template (§5.2.3.2: this RA checked the POP)."""
+        return "p10cr" if fields.get("csr") and csr_asks_for(bytes.fromhex(fields["csr"]), fields) else "cr"
+
+    @staticmethod
+    def _req_id(row: CmpOutbox) -> int:
+        return -1 if row.kind == "p10cr" else 0          # RFC 9483 §4.1.4: certReqId -1 for a p10cr
+
     def _send_request(self, row: CmpOutbox, tid: bytes) -> _Result:
-        message = build_message("cr", asn1.CertReqMessages([self._template(row.request)]), self.credentials,
-                                transaction_id=tid, recipient=self.recipient)
+        if row.kind == "p10cr":
+            message = build_message("p10cr", asn1_csr.CertificationRequest.load(bytes.fromhex(row.request["csr"])),
+                                    self.credentials, transaction_id=tid, recipient=self.recipient)
+        else:
+            message = build_message("cr", asn1.CertReqMessages([self._template(row.request)]), self.credentials,
+                                    transaction_id=tid, recipient=self.recipient)
         return self._classify(self._exchange(message, row.request["profile"]))
 
-    def _poll(self, tid: bytes, recip_nonce: bytes | None = None) -> _Result:
+    def _poll(self, tid: bytes, recip_nonce: bytes | None = None, *, cert_req_id: int = 0) -> _Result:
         """pollReq (RFC 4210 §5.3.22); ``recip_nonce``: the last answer's senderNonce (none after a restart)."""
-        message = build_message("poll_req", asn1.PollReqContent([{"cert_req_id": 0}]), self.credentials,
+        message = build_message("poll_req", asn1.PollReqContent([{"cert_req_id": cert_req_id}]), self.credentials,
                                 transaction_id=tid, recipient=self.recipient, recip_nonce=recip_nonce)
         return self._classify(self._exchange(message), polling=True)
 
     def _confirm(self, tid: bytes, result: _Result) -> None:
-        status = {"cert_hash": cert_hash(result.certificate), "cert_req_id": 0}
+        status = {"cert_hash": cert_hash(result.certificate), "cert_req_id": result.cert_req_id}
         message = build_message("cert_conf", asn1.CertConfirmContent([status]), self.credentials,
                                 transaction_id=tid, recipient=self.recipient,
                                 recip_nonce=result.answer["header"]["sender_nonce"].native)
@@ -327,7 +438,8 @@ class CmpCA:
             cert = _cert_der(pair["cert_or_enc_cert"].chosen)
             extra = [c.dump() for c in answer["extra_certs"]] if answer["extra_certs"].native else []
             chain = tuple(c for c in extra if c != cert and x509.Certificate.load(c).ca)
-            return _Result("issued", certificate=cert, chain=chain, answer=answer)
+            return _Result("issued", certificate=cert, chain=chain, answer=answer,
+                           cert_req_id=int(response["cert_req_id"].native))
         raise UpstreamUnavailable(f"the upstream CA answered with an unexpected {body.name}")
 
     def _exchange(self, message: asn1.PKIMessage, profile: str | None = None) -> asn1.PKIMessage:
@@ -370,6 +482,47 @@ class CmpCA:
             raise UpstreamUnavailable("the certificate the upstream CA issued does not chain to its trust anchors")
 
 
+PENDING = ("new", "sent", "waiting")
+
+
+def _san(extensions) -> tuple[set, set, dict]:
+    dns, ips, other = set(), set(), {}
+    for ext in extensions or []:
+        if ext["extn_id"].native == "subject_alt_name":
+            for gn in ext["extn_value"].parsed:
+                if gn.name == "dns_name":
+                    dns.add(gn.native)
+                elif gn.name == "ip_address":
+                    ips.add(gn.native)
+        else:
+            try:
+                other[ext["extn_id"].dotted] = core.Asn1Value.load(ext["extn_value"].native).native
+            except ValueError:
+                continue
+    return dns, ips, other
+
+
+def csr_asks_for(csr_der: bytes, fields: dict) -> bool:
+    """True when a PKCS#10 CSR requests exactly the queued certificate: the same key and subject (RDN by
+    RDN), the same DNS names and IP addresses, and every GM/T 0015 identity extension with its value."""
+    try:
+        req = asn1_csr.CertificationRequest.load(csr_der)
+        info = req["certification_request_info"]
+        if info["subject_pk_info"].dump() != bytes.fromhex(fields["public_key_info"]):
+            return False
+        subject = [[atv["type"].native, atv["value"].native] for rdn in info["subject"].chosen for atv in rdn]
+        extensions = None
+        for attr in info["attributes"]:
+            if attr["type"].native == "extension_request":
+                extensions = attr["values"][0]
+        dns, ips, other = _san(extensions)
+    except (ValueError, TypeError, KeyError, IndexError):
+        return False
+    return (subject == [list(p) for p in fields["subject"]] and dns == set(fields["dns_names"])
+            and ips == set(fields["ip_addresses"])
+            and all(other.get(oid) == value for oid, value in fields["identity"]))
+
+
 def signature_credentials(km, key_label: str, certificate: bytes, chain: Sequence[bytes] = ()) -> SignatureCredentials:
     """Our RA's CMP protection: its key in the HSM (``key_label``) and its certificate."""
     spki = x509.Certificate.load(certificate).public_key
@@ -382,3 +535,25 @@ def signature_credentials(km, key_label: str, certificate: bytes, chain: Sequenc
         name = "rsa-sha256"
     own = algorithm(name)
     return SignatureCredentials(certificate, own, lambda data: km.sign(key_label, data, own.mechanism), tuple(chain))
+
+
+def adopt_outbox(source: sessionmaker[Session], target: sessionmaker[Session]) -> int:
+    """Copy the rows of an older, separate queue database into ``target`` (those it lacks): a request
+    already sent keeps its transactionID. The number of rows copied."""
+    columns = [c.name for c in CmpOutbox.__table__.columns]
+    copied = 0
+    try:
+        with source() as s:
+            rows = [{c: getattr(r, c) for c in columns} for r in s.scalars(select(CmpOutbox))]
+    except Exception:  # noqa: BLE001 - an old file at another schema revision: its rows lack no column we need
+        log.exception("could not read the old CMP queue database")
+        return 0
+    with transaction(target) as s:
+        have = set(s.scalars(select(CmpOutbox.request_id)))
+        for row in rows:
+            if row["request_id"] not in have:
+                s.add(CmpOutbox(**row))
+                copied += 1
+    if copied:
+        log.warning("adopted %d CMP queue rows from the old queue database", copied)
+    return copied

@@ -143,9 +143,9 @@ def audit_events(db: sessionmaker[Session], *, actor: str = "", action: str = ""
                  until: dt.datetime | None = None) -> list[AuditEvent]:
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if since is not None:
-        query = query.where(AuditEvent.at >= since)
+        query = query.where(AuditEvent.at >= since.astimezone(dt.timezone.utc))     # UTC: see statistics()
     if until is not None:
-        query = query.where(AuditEvent.at < until)
+        query = query.where(AuditEvent.at < until.astimezone(dt.timezone.utc))
     if actor:
         query = query.where(AuditEvent.actor == actor)
     if action:
@@ -238,8 +238,11 @@ def certificate_profiles(db: sessionmaker[Session]) -> list[str]:
 
 def statistics(db: sessionmaker[Session], start: dt.datetime, end: dt.datetime) -> list[dict]:
     """统计: per unit, the certificates issued and revoked within [start, end) and the requests waiting now
-    (submitted, vetted or returned), with a total row; units with nothing to count are left out."""
-    pending_states = ("submitted", "vetted", "returned")
+    (submitted, vetted, returned or awaiting the upstream CA), with a total row; units with nothing to count are left out."""
+    pending_states = ("submitted", "vetted", "returned", "awaiting_ca")
+    # Instants as UTC: SQLite keeps DateTime as text of the UTC wall clock and drops a bound value's zone,
+    # so a Beijing midnight would be compared as if it were UTC (wrong for 8 hours of every day).
+    start, end = start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
     with db() as session:
         issued = dict(session.execute(
             select(CertRequest.unit_id, func.count()).join(RaCertificate, RaCertificate.request_id == CertRequest.id)

@@ -8,15 +8,13 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 from asn1crypto import tsp
 
-from bench.tsa_http import SERVER, free_port, wait_loaded, wait_ready
+from bench.common import BenchServer, free_port, prepare_tsa_site_in_child, server_command
 from timestamp.tsa import TimeStampResp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,27 +30,13 @@ def server(tmp_path_factory, softtoken_module):
     directory = tmp_path_factory.mktemp("slow-clients")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(PYTHONPATH=ROOT, RACENTRE_SOFTTOKEN_DIR=str(directory / "softtoken"))
-    done = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                           "from bench.tsa_http import prepare; print(prepare(Path(sys.argv[1]), 2))", str(directory)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    config = done.stdout.strip().splitlines()[-1]
+    config = prepare_tsa_site_in_child(directory, 2, env)
     port = free_port()
     env.update(RACENTRE_SERVICE_HEADER_TIMEOUT=str(HEADER_TIMEOUT), RACENTRE_SERVICE_REQUEST_TIMEOUT=str(REQUEST_TIMEOUT),
                RACENTRE_TSA_REQUIRE_SYNC="false")      # this box's kernel clock is unsynchronised
-    log = open(directory / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(config), str(port), "2", str(THREADS)], cwd=ROOT,
-                            env=env, stdout=log, stderr=log)
-    try:
-        wait_ready(port)
-        wait_loaded(port)
+    with BenchServer(server_command(config, port, 2, THREADS), port, directory / "server.log", env=env) as server:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
-        text = (directory / "server.log").read_text(errors="replace")
-        assert "Traceback" not in text, text
+    assert not server.tracebacks, server.log()
 
 
 def tsq(nonce: int) -> bytes:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 from asn1crypto import tsp
 
-from bench.tsa_http import SERVER, free_port, wait_loaded, wait_ready
+from bench.common import BenchServer, free_port, prepare_tsa_site_in_child, server_command
 from timestamp.tsa import TimeStampResp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -25,25 +23,11 @@ def port(tmp_path_factory, softtoken_module):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(PYTHONPATH=ROOT, RACENTRE_SOFTTOKEN_DIR=str(directory / "softtoken"))
     # the bench's scratch token and TSA, set up in a child: this process's PKCS#11 module serves the suite's token
-    done = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                           "from bench.tsa_http import prepare; print(prepare(Path(sys.argv[1]), 1))", str(directory)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    config = done.stdout.strip().splitlines()[-1]
+    config = prepare_tsa_site_in_child(directory, 1, env)
     p = free_port()
-    log = open(directory / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(config), str(p), "2", "1"], cwd=ROOT, env=env,
-                            stdout=log, stderr=log)
-    try:
-        wait_ready(p)
-        wait_loaded(p)
+    with BenchServer(server_command(config, p, 2, 1), p, directory / "server.log", env=env) as server:
         yield p
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
-        text = (directory / "server.log").read_text(errors="replace")
-        assert "Traceback" not in text, text
+    assert not server.tracebacks, server.log()
 
 
 def query(nonce: int, digest: str = "sm3") -> bytes:

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from ca_bridge.api import IssueRequest
+from ca_bridge.cmp.asn1 import PKIMessage
 from ca_bridge.cmp.client import MacCredentials, SignatureCredentials
 from ca_bridge.cmp.models import CmpOutbox
 from ca_bridge.cmp.upstream import CmpCA, HttpTransport, UpstreamRefused, UpstreamUnavailable
@@ -137,6 +138,32 @@ def test_mac_both_ways_with_certconf(pki):
     with pki.db() as s:
         assert s.get(CmpOutbox, request.request_id).state == "issued"
     assert pki.last_log.count("Received request") == 2               # cr, then certConf (answered pkiConf)
+
+
+def test_p10cr_with_the_subscribers_csr(pki):
+    """A CSR asking for exactly the queued certificate goes out as a p10cr (its POP passed through); the
+    mock takes it, answers (certReqId -1) and the certConf for it is accepted."""
+    key, rsp = _subscriber(pki)
+    csr = pem.unarmor((pki.work / rsp.replace(".pem", ".csr")).read_bytes())[2]
+    mock = Mock(pki, rsp, "-srv_ref", "ra-node-1", "-srv_secret", "pass:mock-shared-secret")
+    try:
+        http, sent = HttpTransport(mock.url, timeout=10), []
+
+        def recording(der, profile=None):
+            sent.append(PKIMessage.load(der)["body"].name)
+            return http(der, profile)
+
+        cmp_ca = CmpCA(pki.db, recording, _mac(), [pki.ca])
+        request = IssueRequest(request_id=f"ra-{secrets.token_hex(6)}-sign", profile="server", subject=SUBJECT,
+                               public_key_info=key.spki, csr=csr)
+        issued = cmp_ca.issue(request)
+    finally:
+        log = mock.close()
+    assert issued.certificate == pem.unarmor((pki.work / rsp).read_bytes())[2], log
+    with pki.db() as s:
+        row = s.get(CmpOutbox, request.request_id)
+        assert row.kind == "p10cr" and row.state == "issued"
+    assert sent == ["p10cr", "cert_conf"] and log.count("Received request") == 2, log
 
 
 def test_signature_both_ways(pki):

@@ -70,8 +70,14 @@ def test_gthread_internals_the_request_gate_uses():
     # finish_request re-queues a connection whose parser holds read-ahead bytes, else polls it (keep-alive)
     finish = inspect.getsource(ThreadWorker.finish_request)
     assert "conn.parser.unreader.buf.getvalue()" in finish and "self.on_client_socket_readable" in finish
-    # the run loop murders kept-alive connections each turn (the gate expires its own there)
-    assert "self.murder_keepalived()" in inspect.getsource(ThreadWorker.run)
+    # the run loop murders kept-alive connections each turn (the gate expires its own there), and keeps
+    # dispatching events while connections are open at shutdown (an OCSP batch in flight is answered)
+    run = inspect.getsource(ThreadWorker.run)
+    assert "self.murder_keepalived()" in run and "while self.nr_conns > 0" in run
+    # the batch thread's answers come back to the main thread through the method queue (_dispatch_waiting)
+    from gunicorn.workers.gthread import PollableMethodQueue
+    assert _params(PollableMethodQueue.defer) == ["self", "callback", "args"]
+    assert "self.method_queue.run_callbacks" in run
 
 
 def test_gthread_worker_state_the_fast_path_reads_and_writes(tmp_path):

@@ -78,7 +78,65 @@ def test_ocsp_requests_are_read():
     b"GET /ocsp/a/MEUw HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
     b"GET /ocsp/a/MEUw HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
     b"HEAD /ocsp/a/MEUw HTTP/1.1\r\n\r\n",
+    b'GET /ocsp/a/MEUw HTTP/1.1\r\nIf-None-Match: "x"\r\n\r\n',         # conditional: Flask may answer 304
+    b"GET /ocsp/a/MEUw HTTP/1.1\r\nif-modified-since: Mon, 07 Dec 2026 10:00:00 GMT\r\n\r\n",
     b"GET /tsa HTTP/1.1\r\n\r\n",
 ])
 def test_everything_else_is_left_to_gunicorn(data):
     assert simple_request(data) is None
+
+
+class _Handler:
+    """A blocking fast path that records which stage ran; ``staged`` decides whether it has stages."""
+
+    blocking = True
+
+    def __init__(self, staged: bool):
+        self.calls: list[str] = []
+        if staged:
+            self.stage_many = self._stage_many
+
+    def answer(self, method, path, content_type, length, read):
+        return "x/y", read(int(length))
+
+    def answer_many(self, requests):
+        self.calls.append("answer_many")
+        return [("x/y", body) for *_, body in requests]
+
+    def _stage_many(self, requests):
+        handler = self
+
+        class Stages:
+            def read(self):
+                handler.calls.append("read")
+
+            def answers(self):
+                handler.calls.append("answers")
+                return [("x/y", body.upper()) for *_, body in requests]
+
+            def writes(self):
+                return True
+
+            def write(self):
+                handler.calls.append("write")
+        return Stages()
+
+
+def test_stage_many_keeps_the_order_and_runs_each_handler_s_stages():
+    """racentre.fastpath.FastPaths.stage_many (the worker's batch thread runs read/write, its main thread
+    answers): the answers of several handlers come back in the requests' order; a handler without stages
+    is answered whole in ``read``; paths without a handler get None."""
+    from racentre.fastpath import FastPaths
+    paths = FastPaths(None)
+    staged, whole = _Handler(True), _Handler(False)
+    paths.handlers.update(ocsp=staged, tsa=whole)
+    requests = [("POST", "/ocsp", "a/b", "1", b"a"), ("POST", "/tsa", "a/b", "1", b"b"),
+                ("POST", "/other", "a/b", "1", b"c"), ("POST", "/ocsp/x", "a/b", "1", b"d")]
+    assert paths.blocking("/ocsp/x") and not paths.blocking("/other")
+    stages = paths.stage_many(requests)
+    stages.read()
+    assert staged.calls == ["read"] and whole.calls == ["answer_many"]
+    assert stages.answers() == [("x/y", b"A"), ("x/y", b"b"), None, ("x/y", b"D")]
+    assert stages.writes()
+    stages.write()
+    assert staged.calls == ["read", "answers", "write"] and whole.calls == ["answer_many"]

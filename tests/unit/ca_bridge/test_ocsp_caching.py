@@ -145,3 +145,78 @@ def test_operator_purges_and_regenerates_kept_responses(ca):
     assert {"ca.ocsp.purge", "ca.ocsp.regenerate"} <= actions
     bad = runner.invoke(ca_group, ["ocsp-purge", "--ca", "no-such-ca"], obj=obj)
     assert bad.exit_code != 0
+
+
+def _get_app(ca):
+    app = create_app(None, ca.km, ca.db, services={"ca": ca}, blueprints=[bp])
+    fastpath.install(app, "ocsp", OcspFastPath(ca))
+    return app
+
+
+def test_conditional_get_answers_304_with_the_caching_headers(ca):
+    """RFC 5019 §6.2 / RFC 7232: If-None-Match (weak comparison, before If-Modified-Since) and
+    If-Modified-Since on a GET answer; nonce answers, error statuses, "*" and POST are always answered 200."""
+    leaf = ca.issue(request("server", sm2_spki()))
+    name = leaf.ca
+    issuer = ca.directory.get(name).certificate
+    plain = _request(issuer, [leaf.serial])
+    url = f"/ocsp/{name}/{quote(base64.b64encode(plain).decode(), safe='')}"
+    app = _get_app(ca)
+    for client in (app.test_client(), Client(app.wsgi_app.wsgi_app)):        # through the fast path, Flask alone
+        first = client.get(url)
+        assert first.status_code == 200
+        etag, last_modified = first.headers["ETag"], first.headers["Last-Modified"]
+        for headers in ({"If-None-Match": etag}, {"If-None-Match": f"W/{etag}"},
+                        {"If-None-Match": f'"other", {etag}'}, {"If-Modified-Since": last_modified},
+                        {"If-Modified-Since": "Fri, 31 Dec 2100 00:00:00 GMT"},
+                        {"If-None-Match": etag, "If-Modified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"}):
+            resp = client.get(url, headers=headers)
+            assert resp.status_code == 304, headers
+            assert resp.data == b"" and "Content-Type" not in resp.headers
+            # RFC 7232 §4.1: ETag, Expires, Cache-Control as the 200 would send them (no Last-Modified: the
+            # strong ETag is there; Werkzeug drops it from a 304 as a SHOULD NOT of that clause)
+            assert {k: resp.headers[k] for k in ("ETag", "Expires")} == {k: first.headers[k] for k in ("ETag", "Expires")}
+            assert resp.headers["Cache-Control"].split(",", 1)[1] == first.headers["Cache-Control"].split(",", 1)[1]
+        for headers in ({"If-None-Match": '"other"'}, {"If-None-Match": "*"}, {"If-None-Match": "garbage"},
+                        {"If-None-Match": '"other"', "If-Modified-Since": last_modified},    # §6: INM decides
+                        {"If-Modified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"},
+                        {"If-Modified-Since": "not a date"}):
+            resp = client.get(url, headers=headers)
+            assert resp.status_code == 200, headers
+            assert resp.data == first.data and resp.headers["ETag"] == etag
+        nonce = quote(base64.b64encode(_request(issuer, [leaf.serial], nonce=secrets.token_bytes(8))).decode(), safe="")
+        for path, headers in ((f"/ocsp/{name}/{nonce}", {"If-None-Match": "*"}),
+                              (f"/ocsp/{name}/{nonce}", {"If-Modified-Since": "Fri, 31 Dec 2100 00:00:00 GMT"}),
+                              (f"/ocsp/{name}/AAAA", {"If-None-Match": "*"}),
+                              (f"/ocsp/{name}/AAAA", {"If-Modified-Since": "Fri, 31 Dec 2100 00:00:00 GMT"})):
+            resp = client.get(path, headers=headers)
+            assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store" and resp.data
+        posted = client.post(f"/ocsp/{name}", data=plain, content_type="application/ocsp-request",
+                             headers={"If-None-Match": etag, "If-Modified-Since": last_modified})
+        assert posted.status_code == 200 and posted.data == first.data
+
+
+def test_revoked_after_the_client_cached_the_good_answer_is_sent_whole(ca):
+    """The validators are those of the answer that would be sent now: a client holding the good answer
+    (its ETag, its Last-Modified — even within the same second, as here) gets 200 with "revoked", never a
+    304 keeping it on "good"; with the revoked answer's own ETag it then gets 304."""
+    leaf = ca.issue(request("server", sm2_spki()))
+    name = leaf.ca
+    plain = _request(ca.directory.get(name).certificate, [leaf.serial])
+    url = f"/ocsp/{name}/{quote(base64.b64encode(plain).decode(), safe='')}"
+    app = _get_app(ca)
+    client = app.test_client()
+    good = client.get(url)
+    assert statuses(basic_response(good.data, ca, name)) == {leaf.serial: "good"}
+    assert client.get(url, headers={"If-None-Match": good.headers["ETag"]}).status_code == 304
+    ca.revoke(name, leaf.serial, RevocationReason.key_compromise)
+    for headers in ({"If-None-Match": good.headers["ETag"]}, {"If-Modified-Since": good.headers["Last-Modified"]},
+                    {"If-Modified-Since": "Fri, 31 Dec 2100 00:00:00 GMT"}):
+        for each in (client, Client(app.wsgi_app.wsgi_app)):
+            resp = each.get(url, headers=headers)
+            assert resp.status_code == 200, headers
+            assert statuses(basic_response(resp.data, ca, name)) == {leaf.serial: "revoked"}
+            assert resp.headers["ETag"] != good.headers["ETag"]
+    revoked = client.get(url)
+    again = client.get(url, headers={"If-None-Match": revoked.headers["ETag"]})
+    assert again.status_code == 304 and again.headers["ETag"] == revoked.headers["ETag"] and again.data == b""

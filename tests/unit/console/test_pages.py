@@ -377,6 +377,28 @@ def test_statistics_per_unit_and_period_with_csv_export(app, services):
     assert auditor.get("/console/statistics", query_string={"from": "2026-12-02", "to": "2026-12-01"}).status_code == 400
 
 
+def test_statistics_days_are_beijing_days_whatever_the_hour(app, services):
+    """A certificate issued at 01:30 Beijing time (17:30 UTC the day before) counts on its Beijing day, on
+    SQLite too (which keeps UTC wall-clock text and drops the zone of a bound value)."""
+    import datetime as dt
+    from sqlalchemy import update as _update
+    from ra.models import CertRequest
+    issued = _issued_dual(app, services, "统计乙")
+    rid = _request_of(app, issued)
+    with app.extensions["racentre.db"]() as session, session.begin():
+        session.execute(_update(CertRequest).where(CertRequest.id == rid).values(
+            completed_at=dt.datetime(2026, 3, 1, 17, 30, tzinfo=dt.timezone.utc)))
+    auditor, _ = _officer_client(app, services, ["auditor"])
+
+    def issued_on(day: str) -> str | None:
+        data = auditor.get("/console/statistics", query_string={"from": day, "to": day, "format": "csv"}).data
+        return next((r.split(",")[1] for r in data.decode("utf-8-sig").splitlines()
+                     if r.startswith(issued["unit"]["name"] + ",")), None)
+
+    assert issued_on("2026-03-02") == "2"
+    assert issued_on("2026-03-01") is None
+
+
 def _request_of(app, issued) -> int:
     from sqlalchemy import select as _select
     from ra.models import RaCertificate

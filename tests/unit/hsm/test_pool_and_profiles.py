@@ -53,6 +53,18 @@ def test_softtoken_codes_match_the_c_header():
     assert profile.key_types == {"sm2": defines["CKK_SM2"], "sm4": defines["CKK_SM4"]}
 
 
+def test_tass_and_sansec_behaviours_follow_xipkis_table():
+    """XiPKI's vendor.conf gives TASS ECDSA_SIGNATURE_X962, SM2_SIGNATURE_X962, EC_PRIVATEKEY_ECPOINT and
+    SM2_PRIVATEKEY_ECPOINT, and Sansec the two ECPOINT behaviours; standard tokens (SoftHSMv2) none."""
+    tass, sansec, softhsm = (load_profile(n).quirks for n in ("tass", "sansec", "softhsm2"))
+    assert tass.der_signature("sm2") and tass.der_signature("ec") and not tass.der_signature("rsa")
+    assert tass.private_key_ec_point("sm2") and tass.private_key_ec_point("ec")
+    assert not sansec.der_signature("sm2") and not sansec.der_signature("ec")
+    assert sansec.private_key_ec_point("sm2") and sansec.private_key_ec_point("ec")
+    assert not softhsm.der_signature("ec") and not softhsm.private_key_ec_point("ec")
+    assert load_profile("tass").vendor_mechanisms["sm4-ecb"] == 0x80000108
+
+
 def test_detection_by_manufacturer():
     assert detect_profile("RA Centre").name == "racentre-softtoken"
     assert detect_profile("SoftHSM project").name == "softhsm2"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+from dataclasses import replace
 
 import pytest
 from asn1crypto import pem
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hsm import HsmError, KeyNotPermitted, MechanismUnsupported
+from hsm.errors import SignatureInvalid
 from pkicore import algorithm, der_to_raw, point_from_public_key_info, sm3, verify_signature
 from pkicore.sm2 import SM2PublicKey, sm2_e, sm2_verify
 from pkicore.signatures import der_to_ints
@@ -159,3 +161,54 @@ def test_non_extractable_key_cannot_be_wrapped(softtoken_km, sm2_key):
 def test_ecdsa_mechanism_refused_on_an_sm2_key(softtoken_km, sm2_key):
     with pytest.raises(MechanismUnsupported):
         softtoken_km.sign(sm2_key.label, b"x", "ecdsa-sha256")
+
+
+@pytest.fixture
+def token_without_private_points(softtoken_km):
+    """Our token driven as a standard PKCS#11 token that keeps no CKA_EC_POINT on private keys (SoftHSMv2,
+    or a vendor without XiPKI's *_PRIVATEKEY_ECPOINT behaviour): the point is not read from the key."""
+    saved = softtoken_km.profile
+    softtoken_km.profile = replace(saved, quirks=replace(saved.quirks, sm2_private_key_ec_point=False,
+                                                         ec_private_key_ec_point=False))
+    try:
+        yield softtoken_km
+    finally:
+        softtoken_km.profile = saved
+
+
+def _labels(km, label):
+    return [k for k in km.list_keys() if k.label == label]
+
+
+def test_unwrap_on_a_token_without_private_points_proves_the_expected_pair(token_without_private_points):
+    km = token_without_private_points
+    kek = km.generate_secret_key(_label("kek"), "sm4")
+    key = km.generate_key_pair(_label("escrow"), "sm2", extractable=True)
+    other = km.generate_key_pair(_label("other"), "sm2")
+    blob = km.wrap(kek.label, key.label, "sm4-ecb")
+    nameless = _label("nameless")
+    with pytest.raises(MechanismUnsupported, match="must name the expected public key"):
+        km.unwrap(kek.label, blob, "sm4-ecb", label=nameless, algorithm="sm2")
+    assert _labels(km, nameless) == []
+    wrong = _label("wrong")
+    with pytest.raises(SignatureInvalid, match="not the private half"):
+        km.unwrap(kek.label, blob, "sm4-ecb", label=wrong, algorithm="sm2", public_key_info=other.public_key_info)
+    assert _labels(km, wrong) == []
+    back = km.unwrap(kek.label, blob, "sm4-ecb", label=_label("restored"), algorithm="sm2",
+                     public_key_info=key.public_key_info)
+    assert back.public_key_info == key.public_key_info
+    sig = km.sign(back.label, b"restored key signs")
+    assert verify_signature(key.public_key_info, algorithm("sm2-sm3"), b"restored key signs", sig)
+
+
+def test_unwrap_reads_the_point_where_the_token_keeps_it(softtoken_km):
+    """Our token keeps CKA_EC_POINT on private keys (as XiPKI records for TASS and Sansec): the point comes
+    from the unwrapped key itself, so a wrong expectation cannot mask the key that is really there."""
+    assert softtoken_km.profile.quirks.private_key_ec_point("sm2")
+    kek = softtoken_km.generate_secret_key(_label("kek"), "sm4")
+    key = softtoken_km.generate_key_pair(_label("escrow"), "sm2", extractable=True)
+    other = softtoken_km.generate_key_pair(_label("other"), "sm2")
+    blob = softtoken_km.wrap(kek.label, key.label, "sm4-ecb")
+    back = softtoken_km.unwrap(kek.label, blob, "sm4-ecb", label=_label("restored"), algorithm="sm2",
+                               public_key_info=other.public_key_info)
+    assert back.public_key_info == key.public_key_info != other.public_key_info
