@@ -3,7 +3,7 @@
 same load (wrk, 64 keep-alive connections on loopback), and `openssl speed sm2` from the same run.
 One figure per line.
 
-The OCSP request is the demo's (``racentre.demo``: one SHA-1 CertID for a revoked certificate of the
+The OCSP request is the demo's (``racentre.demo.flows``: one SHA-1 CertID for a revoked certificate of the
 SM2 issuing CA, a 16-octet nonce). Fresh: every request a new nonce, so every answer is read and signed.
 Pre-produced: the same request without a nonce (RFC 5019), answered from ``ca_ocsp_response``. Each over
 POST and GET (RFC 6960 Appendix A.1). The service's resident memory (all its processes; RSS and PSS) is
@@ -110,7 +110,7 @@ def prepare(site: Path, database_url: str, port: int) -> tuple[dict, dict]:
 
 # ------------------------------------------------------------------------------------------- requests
 def ocsp_request(issuer_der: bytes, serial: int, nonce: bytes | None) -> bytes:
-    """The demo's request (racentre.demo._ocsp_request), with the nonce given (or none)."""
+    """The demo's request (racentre.demo.flows._ocsp_request), with the nonce given (or none)."""
     issuer = x509.Certificate.load(issuer_der)
     tbs = {"request_list": [{"req_cert": {
         "hash_algorithm": {"algorithm": "sha1"},

@@ -33,9 +33,9 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore  # noqa: E402
 from bench.common import cpu_count, rate, run_workers, scratch_key_manager, scratch_key_manager_at  # noqa: E402
 from pkicore.algorithms import algorithm  # noqa: E402
 from seal import pdf  # noqa: E402
-from seal.demo import demo_picture  # noqa: E402
-from seal.pki import LocalIssuer, ensure_key, make_signer  # noqa: E402
-from seal.samplepdf import make_pdf  # noqa: E402
+from racentre.demo.flows import demo_picture  # noqa: E402
+from tests.localca import LocalIssuer, ensure_key, make_signer  # noqa: E402
+from racentre.demo.samples import make_pdf  # noqa: E402
 from seal.validation import SealPolicy  # noqa: E402
 from timestamp.tsa import TimeStampAuthority, TsaUnit  # noqa: E402
 

@@ -1,8 +1,7 @@
-"""A plain X.509 v3 certificate builder (RFC 5280 §4.1) over a signing callable, and ``LocalIssuer``, a
-one-level CA whose key lives in the HSM — for tests, bootstrap identities (the KMC's self-signed
-certificate before the CA certifies it) and sites without the embedded CA. Production certificates come
-from ``ca_bridge`` (GM/T 0015 profiles, DER templates); this is the small shared builder the packages
-would otherwise each write again.
+"""A plain X.509 v3 certificate builder (RFC 5280 §4.1) over a signing callable — for bootstrap
+identities (the KMC's self-signed certificate before the CA certifies it) and the tests' one-level issuer
+(``tests/localca.py``). Certificates are issued only by ``ca_bridge``'s ``EmbeddedCA`` (GM/T 0015
+profiles, DER templates); this builder certifies nothing on its own.
 
 Extensions: basicConstraints (critical, CA certificates only), keyUsage (critical; keyCertSign + cRLSign
 for a CA, else digitalSignature + nonRepudiation), subjectKeyIdentifier / authorityKeyIdentifier (RFC 5280
@@ -15,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +21,7 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import pem, x509
 
 from pkicore import asn1 as _asn1  # noqa: F401  (SM2/SM3 names for asn1crypto)
-from pkicore.algorithms import Algorithm, algorithm
+from pkicore.algorithms import Algorithm
 
 GMSSL_MAX_VALIDITY_DAYS = 3653          # GmSSL 3 X509_VALIDITY_MAX_DAYS: notAfter - notBefore
 
@@ -75,42 +73,6 @@ def build_certificate(*, subject: x509.Name, issuer: x509.Name, spki: bytes, iss
     })
     return x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": signature_algorithm_id(alg),
                              "signature_value": sign(tbs.dump())}).dump()
-
-
-@dataclass
-class LocalIssuer:
-    """A one-level CA over an HSM key: ``km`` signs with ``label`` (any object with
-    ``sign(label, data, mechanism)``)."""
-
-    km: object
-    label: str
-    alg: Algorithm
-    certificate: bytes
-
-    @classmethod
-    def create(cls, km, label: str, spki: bytes, alg_name: str = "sm2-sm3",
-               common_name: str = "RA Centre Test CA", days: int = 3650) -> "LocalIssuer":
-        """Self-sign a CA certificate for the key pair ``label`` whose SPKI is ``spki``."""
-        issuer = cls(km, label, algorithm(alg_name), b"")
-        subject = simple_name(common_name)
-        issuer.certificate = build_certificate(subject=subject, issuer=subject, spki=spki, issuer_spki=spki,
-                                               alg=issuer.alg, sign=issuer._sign, ca=True, days=days)
-        return issuer
-
-    def _sign(self, tbs: bytes) -> bytes:
-        return self.km.sign(self.label, tbs, self.alg.mechanism)
-
-    @property
-    def name(self) -> x509.Name:
-        return x509.Certificate.load(self.certificate).subject
-
-    def issue(self, spki: bytes, common_name: str, *, organization: str = "RA Centre", days: int = 730,
-              not_before: dt.datetime | None = None, timestamping: bool = False) -> bytes:
-        """An end-entity signing certificate (a TSA's with the critical id-kp-timeStamping EKU)."""
-        cert = x509.Certificate.load(self.certificate)
-        return build_certificate(subject=simple_name(common_name, organization), issuer=cert.subject, spki=spki,
-                                 issuer_spki=cert.public_key.dump(), alg=self.alg, sign=self._sign, days=days,
-                                 not_before=not_before, extended_key_usage=("time_stamping",) if timestamping else ())
 
 
 def read_certificates(path: str | Path, *, error: type[Exception] = ValueError) -> tuple[bytes, ...]:

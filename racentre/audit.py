@@ -1049,18 +1049,3 @@ def _check_export_chains(doc: dict, spki: bytes | None, problems: list[Problem])
                                     f"checkpoint #{signed[0][0]}", writer=writer, seq=last_seq,
                                     checkpoint=signed[0][0]))
     return len(doc["rows"]), len(doc["links"]), len(checkpoints)
-
-
-# ----------------------------------------------------------------------------- demo
-def write_demo_artefacts(services, out_dir) -> list[str]:
-    """For ``racentre demo``: export the whole trail as ``audit-export.json`` with ``audit-export.json.sig``
-    and ``audit-public-key.pem``, verified before returning; returns the file names written."""
-    out = Path(out_dir)
-    label = services.config.audit.key_label
-    result = export_range(services.db, services.key_manager, out / "audit-export.json", key_label=label,
-                          actor="demo", public_key_path=out / "audit-public-key.pem",
-                          checkpointer=site_checkpointer(services))
-    check = verify_export(result.path, public_key_info=load_public_key(result.public_key_path))
-    if not check.ok:
-        raise AuditError("the demo audit export does not verify: " + "; ".join(map(str, check.problems)))
-    return [p.name for p in result.files()]

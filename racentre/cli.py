@@ -16,8 +16,8 @@ from ra.cli import ra_group, ra_revoke
 from racentre.accounts import enabled_principal
 from racentre.audit_cli import audit_group
 from racentre.config import CONFIG_ENV, DatabaseConfig, example_file, load_config, locate_config
-from racentre.console.cli import console_group
-from racentre.demo import demo_command
+from racentre.console.cli import console_group, user_group
+from racentre.demo.cli import demo_command, demo_team_command, totp_command
 from racentre.migrate import head, require_current
 from racentre.serve import serve_command, tsa_serve_command
 from racentre.setup_cli import setup_command
@@ -105,6 +105,8 @@ tsa_group.add_command(tsa_serve_command)      # `racentre tsa serve`: serving is
 cli.add_command(tsa_group)
 cli.add_command(kms_group)
 cli.add_command(seal_group)
+console_group.add_command(demo_team_command)    # the demo's RA team (racentre.demo.team)
+user_group.add_command(totp_command)
 cli.add_command(console_group)
 cli.add_command(audit_group)
 cli.add_command(trust_group)

@@ -38,7 +38,7 @@ from racentre.config import Config
 from racentre.schema import SchemaError, require_current
 from racentre.secretbox import SecretBox
 from racentre.site import Site, build_seal_service
-from seal.services import SealService, standalone_seal_service
+from seal.services import SealService, unprovisioned_seal_service
 from timestamp.services import TsaService
 from trust.evidence import EvidenceSigner, default_algorithm
 from trust.services import TrustService
@@ -239,11 +239,12 @@ class Services:
     @cached_property
     def seal(self) -> SealService:
         """The seal service. On a set-up site: the seal maker certified by our CA, our TSA's units, our
-        CRLs and OCSP for PAdES B-LT. Before ``racentre setup`` (no CA yet, and no TSA certificate): the
-        package's stand-alone maker with its local issuer, without timestamps."""
+        CRLs and OCSP for PAdES B-LT. Before ``racentre setup`` (no CA yet, and no TSA certificate): no
+        seal maker (seals are made once our CA has certified one: the embedded CA is the only issuer) and
+        no timestamps; verification against ``[seal]`` trust lists."""
         if self.site.provisioned:
             return build_seal_service(self.site, self, self.tsa)
-        return standalone_seal_service(self.key_manager, self.db, self.config.seal)
+        return unprovisioned_seal_service(self.key_manager, self.db, self.config.seal)
 
     @cached_property
     def trust(self) -> TrustService:

@@ -8,7 +8,7 @@ import click
 
 def _service(ctx):
     """The seal service of the site (``racentre.services.Services.seal``: the CA-certified seal maker,
-    the site's TSA and revocation info once the site is set up; the stand-alone maker before)."""
+    the site's TSA and revocation info once the site is set up; before, no maker: verification only)."""
     return ctx.obj["services"].seal
 
 

@@ -93,7 +93,9 @@ def _record(row: SealRow) -> SealRecord:
 class SealRegistry:
     """Seal making and management over a database and the key manager."""
 
-    def __init__(self, db: sessionmaker[Session], km: KeyManager, maker: SealMaker):
+    def __init__(self, db: sessionmaker[Session], km: KeyManager, maker: SealMaker | None):
+        """``maker``: the seal-making authority (GB/T 38540 §6) with its CA-issued certificate; None on a
+        site without a CA yet, whose registry reads, uses and verifies seals but makes none."""
         self.db = db
         self.km = km
         self.maker = maker
@@ -114,6 +116,9 @@ class SealRegistry:
                   width_mm: int, height_mm: int, signers: list[Signer], valid_start: dt.datetime | None = None,
                   valid_end: dt.datetime | None = None, valid_days: int = 365, users: tuple[str, ...] = ()
                   ) -> SealRecord:
+        if self.maker is None:
+            raise SealConflict("no seal maker certificate yet: run `racentre setup`, which has the site's CA "
+                               "certify the seal-making authority")
         if seal_type not in ses.SEAL_TYPES:
             raise SealError(f"unknown seal type {seal_type!r} (one of {', '.join(ses.SEAL_TYPES)})")
         if not name.strip() or len(name) > 128 or not unit.strip() or len(unit) > 128:

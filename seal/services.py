@@ -2,8 +2,8 @@
 seal a principal may use (signing record audited; timestamped by a TSA unit of the seal key's family,
 seal.timestamps), and verification.
 
-``default_maker`` provisions a seal-making authority in the HSM with a local issuer (labels
-``seal-ca`` / ``seal-maker``) for sites and demos without the embedded CA.
+The seal maker's certificate comes from the site's CA (``racentre.site.Site.seal_maker``); this package
+issues no certificate.
 """
 from __future__ import annotations
 
@@ -13,15 +13,13 @@ from typing import Callable
 
 from asn1crypto import pem, tsp, x509
 
-from hsm import KeyManager, KeyNotFound
-from pkicore.algorithms import algorithm
+from hsm import KeyManager
 from pkicore.errors import ErrorCode
 from pkicore.validation import RevocationSource, TrustPolicy
 from seal import anchor, ofd, pdf
 from seal.config import SealConfig
 from seal.errors import BadDocument, SealError
-from seal.pki import KeyAndCert, LocalIssuer, ensure_key
-from seal.registry import SealMaker, SealRegistry, SealUse, sign_with
+from seal.registry import SealRegistry, SealUse, sign_with
 from seal.report import DocumentReport
 from seal.timestamps import SealTimestamps, TsaUnitRef, refusal
 from seal.validation import SealPolicy
@@ -149,36 +147,14 @@ def _ofd_timestamper(unit: TsaUnitRef, digest: str) -> Callable[[bytes], bytes]:
     return stamp
 
 
-def default_maker(km: KeyManager, *, ca_label: str = "seal-ca", maker_label: str = "seal-maker",
-                  vid: str = "RACENTRE") -> tuple[SealMaker, LocalIssuer]:
-    """The seal-making authority (key ``maker_label``) with a certificate from a local issuer
-    (``ca_label``); both keys are created in the HSM on first use. The certificates are re-issued per
-    process; production sites bind a CA-issued maker certificate instead."""
-    issuer = LocalIssuer.create(km, ca_label, common_name="RA Centre Seal CA")
-    alg = algorithm("sm2-sm3")
-    spki = ensure_key(km, maker_label, alg)
-    cert = issuer.issue(spki, "RA Centre Seal Maker")
-    return SealMaker(maker_label, cert, alg, vid), issuer
-
-
-def standalone_seal_service(km: KeyManager, db, config: SealConfig | None = None) -> SealService:
-    """The seal service of a site without a CA yet (before ``racentre setup``) or of the package alone:
-    the ``default_maker`` with its local issuer as the only trust, no timestamps; ``config``: the
-    operator's ``[seal]`` trust list and revocation policy."""
+def unprovisioned_seal_service(km: KeyManager, db, config: SealConfig | None = None) -> SealService:
+    """The seal service of a site without a CA yet (before ``racentre setup``): no seal maker (making a
+    seal is refused until the site's CA certifies one; the embedded CA is the only issuer, issue 16 §2),
+    no timestamps; seals already made are used and verified against the operator's ``[seal]`` trust list
+    and revocation policy (``config``)."""
     config = config or SealConfig()
-    maker, issuer = default_maker(km)
-    return SealService(SealRegistry(db, km, maker), trust=(issuer.certificate,), chain=(issuer.certificate,),
-                       trust_list=config.trust_list(), require_revocation=config.require_revocation)
-
-
-def unit_signer(km: KeyManager, issuer: LocalIssuer, label: str, unit: str) -> KeyAndCert:
-    """A unit's signing key in the HSM (created when absent) with a certificate from ``issuer``."""
-    alg = algorithm("sm2-sm3")
-    try:
-        spki = km.public_key_info(label)
-    except KeyNotFound:
-        spki = ensure_key(km, label, alg)
-    return KeyAndCert(label, issuer.issue(spki, f"{unit} Signing", organization=unit), alg)
+    return SealService(SealRegistry(db, km, None), trust_list=config.trust_list(),
+                       require_revocation=config.require_revocation)
 
 
 def cert_der(data: bytes) -> bytes:

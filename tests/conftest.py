@@ -42,7 +42,22 @@ def pytest_sessionfinish(session, exitstatus):
 # ---------------------------------------------------------------------------- tiers (setup.cfg markers)
 # Every test keeps running in CI (scripts/test.sh); `scripts/test.sh --fast` leaves out the marked tiers.
 _SLOW_DIRS = ("tests/e2e/", "tests/interop/", "tests/unit/console/", "tests/unit/softtoken/")
-_SLOW_TESTS = {"tests/unit/test_sqlite_writer_lock.py::test_processes_serialise_through_the_lock_file"}
+# Unit tests that start interpreters or make RSA-4096 keys: seconds each, measured with --durations on the
+# fast tier (issue 16: the fast tier runs well under a minute); CI runs them all the same.
+_SLOW_TESTS = {
+    "tests/unit/test_sqlite_writer_lock.py::test_processes_serialise_through_the_lock_file",
+    "tests/unit/test_schema_guard.py::test_concurrent_upgrades_of_an_empty_schema_both_succeed",
+    "tests/unit/test_schema_guard.py::test_commands_refuse_an_empty_schema",
+    "tests/unit/test_schema_guard.py::test_commands_and_serve_refuse_an_older_schema",
+    "tests/unit/test_schema_guard.py::test_commands_and_serve_refuse_a_newer_schema",
+    "tests/unit/test_schema_guard.py::test_a_running_node_stops_serving_once_another_version_upgraded_the_schema",
+    "tests/unit/seal/test_pades.py::test_bytes_reserved_never_too_small",
+    "tests/unit/test_architecture.py::test_narrow_interfaces_and_lower_packages_load_nothing_of_the_app",
+    "tests/unit/test_architecture.py::test_the_contract_fails_on_an_upward_import",
+    "tests/unit/hsm/test_ensure_key.py::test_racing_processes_make_one_key_each",
+    "tests/unit/test_worker_footprint.py::test_serving_modules_do_not_load_alembic_or_openpyxl",
+    "tests/unit/hsm/test_softtoken_conf.py::test_the_token_runs_with_the_configured_slots",
+}
 _HSM_FIXTURES = {"softtoken_km", "softhsm_km", "any_km", "softtoken_config", "softhsm_config", "services"}
 
 

@@ -3,8 +3,8 @@
 
 The units' certificates are not a setting: `racentre setup` (or `racentre tsa provision`) has the site's
 CA certify each unit key and keeps the certificate in the database, where every node reads it.
-``TsaConfig.certs_dir`` (``<unit>.pem`` files) serves only a TSA built outside a site (tests,
-``timestamp.demo``) and cannot be set in racentre.toml.
+``TsaConfig.certs_dir`` (``<unit>.pem`` files) serves only a TSA built outside a site (tests) and
+cannot be set in racentre.toml.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ A site's TSA reads its unit certificates from the database, where the site's CA 
 it issued (``racentre.site.Site.tsa_certificates``), so every node that shares the database and the
 HSM serves the same units without any local file, and a node that started before a certificate was
 issued takes it up without a restart (``TsaService`` looks again while a unit is missing). A TSA outside
-a site (tests, ``timestamp.demo``) reads ``certs_dir/<unit>.pem`` files instead (``certificate_files``).
+a site (tests) reads ``certs_dir/<unit>.pem`` files instead (``certificate_files``).
 """
 from __future__ import annotations
 
@@ -19,23 +19,26 @@ from typing import Callable, Sequence
 from asn1crypto import pem, x509
 
 from hsm import KeyManager, KeyNotFound
-from pkicore.algorithms import algorithm
+from pkicore.algorithms import Algorithm, algorithm
 from timestamp.clock import ClockMonitor
 from timestamp.config import TsaConfig, TsaConfigError
 from timestamp.errors import TsaError
 from timestamp.models import archiver
-from timestamp.provision import StandaloneIssuer, ensure_key
 from timestamp.tsa import SerialNumbers, TimeStampAuthority, TsaUnit
 from timestamp.verify import TokenVerification, load_certificates, verify_token
 
 log = logging.getLogger(__name__)
 
-STANDALONE_CA_LABEL = "tsa-standalone-ca"
-
-# (key SPKI DER, unit name) -> [TSA certificate DER, issuing CA DER, ...]: issues (or returns) one
+# (key SPKI DER, unit name) -> [TSA certificate DER, issuing CA DER, ...]: issues (or returns) one; a site
+# wires its CA's (racentre.site.Site.tsa_issuer: EmbeddedCA, profile ``tsa``), tests a local test issuer
 CertificateIssuer = Callable[[bytes, str], list[bytes]]
 # (unit name, key SPKI DER) -> [TSA certificate DER, issuing CA DER, ..., root DER], or None when none exists
 CertificateSource = Callable[[str, bytes], "Sequence[bytes] | None"]
+
+
+def ensure_key(km: KeyManager, label: str, alg: Algorithm) -> bytes:
+    """The key pair ``label`` (generated when absent); returns its SubjectPublicKeyInfo DER."""
+    return km.ensure_key_pair(label, alg.key_algorithm)
 
 
 def read_unit_certificates(path: Path) -> tuple[bytes, tuple[bytes, ...]]:
@@ -50,7 +53,7 @@ def read_unit_certificates(path: Path) -> tuple[bytes, tuple[bytes, ...]]:
 
 def certificate_files(config: TsaConfig) -> CertificateSource:
     """Unit certificates from ``certs_dir/<unit>.pem`` (certificate, then its issuing CAs): a TSA outside
-    a site (tests, ``timestamp.demo``)."""
+    a site (tests)."""
     def find(unit: str, _spki: bytes) -> list[bytes] | None:
         path = config.cert_file(unit)
         if not path.is_file():
@@ -90,24 +93,6 @@ def build_authority(config: TsaConfig, km: KeyManager, *, certificates: Certific
         units, digests=config.digest_list(), accept_policies=config.accepted_policies(),
         clock=clock or ClockMonitor(require_sync=config.require_sync, max_error_ms=config.error_bound_ms()),
         serials=serials or SerialNumbers(config.node_id), archive=archive)
-
-
-def standalone_issuer(km: KeyManager, config: TsaConfig) -> CertificateIssuer:
-    """Certificates from HSM-backed one-level CAs, one per key family (SM2 units under an SM2 CA,
-    ECDSA under ECDSA, RSA under RSA, so each unit's chain is checkable by tools without SM2): for a TSA
-    outside a site only (``timestamp.demo``); a site's units are certified by its own CA."""
-    cas: dict[str, StandaloneIssuer] = {}
-    family = {"sm2": "sm2-sm3", "ec": "ecdsa-sha256", "rsa": "rsa-sha256"}
-    units = config.unit_configs()
-
-    def issue(spki: bytes, unit: str) -> list[bytes]:
-        kind = algorithm(units[unit].algorithm).key_type
-        if kind not in cas:
-            cas[kind] = StandaloneIssuer.create(km, f"{STANDALONE_CA_LABEL}-{kind}", family[kind],
-                                                common_name=f"RA Centre TSA CA ({kind.upper()})")
-        ca = cas[kind]
-        return [ca.issue_tsa(spki, f"RA Centre TSA {unit}"), ca.certificate]
-    return issue
 
 
 def provision(config: TsaConfig, km: KeyManager, issuer: CertificateIssuer) -> dict[str, list[bytes]]:

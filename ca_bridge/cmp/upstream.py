@@ -239,6 +239,9 @@ class CmpCA:
                 out[request_id] = "failed"
             except UpstreamUnavailable:
                 out[request_id] = "pending"
+            except Exception:  # noqa: BLE001 - one unreadable queue row must not stop the sweep of the others
+                log.exception("CMP queue row %s could not be carried on; it stays queued", request_id)
+                out[request_id] = "error"
         return out
 
     # ----------------------------------------------------------------------------- the queue

@@ -1,5 +1,6 @@
-"""``racentre console user add|list|disable|enable|reset-totp|set-password|bind-cert|totp`` and
-``racentre console demo-team``: officer accounts (one officer: console login, API token, CLI ``--as``).
+"""``racentre console user add|list|disable|enable|reset-totp|set-password|bind-cert``: officer accounts
+(one officer: console login, API token, CLI ``--as``). The demo's ``racentre console demo-team`` and
+``racentre console user totp`` are the demo's (``racentre.demo.cli``, attached by ``racentre.cli``).
 
 Passwords are read from a prompt (hidden, twice) or from standard input with ``--password-stdin``,
 never from the command line; the TOTP secret is printed once, as an otpauth:// URI for the officer's
@@ -16,7 +17,6 @@ from access.auth import ROLES, create_token
 from pkicore.audit import record
 from pkicore.db import transaction
 from racentre import accounts, totp
-from racentre.console import team
 from seal.services import cert_der
 
 
@@ -76,42 +76,6 @@ def add_command(ctx, name, roles, display_name, password, password_stdin, cert_p
         _show_secret(name, secret)
     if token:
         click.echo(f"API token for {name} (shown once; Authorization: Bearer ...): {token}")
-
-
-@user_group.command("totp")
-@click.argument("name")
-@click.pass_context
-def totp_command(ctx, name):
-    """Print the current one-time code of demo officer NAME (only accounts `racentre console demo-team`
-    made; audited). A real officer's code is only in their authenticator app."""
-    with transaction(_db(ctx)) as session:
-        click.echo(team.current_code(session, name, _box(ctx), actor="cli"))
-
-
-@console_group.command("demo-team")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
-              help="also write the logins (password, TOTP secrets, API tokens) to this file, mode 0600")
-@click.option("--password-stdin", is_flag=True, help="read the team's password from standard input")
-@click.pass_context
-def demo_team_command(ctx, out_path, password_stdin):
-    """Create (or reset) the demo's RA team: one officer per role, enough for every four-eyes rule."""
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else team.new_password()
-    with transaction(_db(ctx)) as session:
-        creds = team.create_team(session, _box(ctx), password)
-    lines = [f"{c.member.name:<6} {c.member.display_name:<4} {','.join(c.member.roles):<21} {c.member.duty}"
-             for c in creds]
-    click.echo("\n".join(lines))
-    if out_path:
-        body = [f"# RA centre demo team (written by racentre console demo-team); password of every officer: "
-                f"{password}", "# name\troles\tTOTP secret (base32)\totpauth URI\tAPI token"]
-        body += [f"{c.member.name}\t{','.join(c.member.roles)}\t{c.totp_secret}\t{c.otpauth_uri}\t{c.api_token}"
-                 for c in creds]
-        target = Path(out_path)
-        target.touch(mode=0o600, exist_ok=True)
-        target.chmod(0o600)
-        target.write_text("\n".join(body) + "\n", encoding="utf-8")
-    if not password_stdin:
-        click.echo(f"password of every officer: {password}")
 
 
 @user_group.command("list")

@@ -131,7 +131,7 @@ def test_cli_seals_like_the_service_once_the_site_is_set_up(site, tmp_path):
     term against our root with only what the document carries."""
     from seal.pdf import verify_pdf
     from seal.validation import SealPolicy
-    from seal.samplepdf import make_pdf
+    from racentre.demo.samples import make_pdf
     with sqlite3.connect(site / "var" / "racentre.db") as conn:
         seal_id, principal = conn.execute("select seal_id, principal from seal_user order by id desc").fetchone()
         roots = [row[0] for row in conn.execute("select certificate from ca_authority where parent_id is null")]

@@ -29,7 +29,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from racentre.console import demo  # noqa: E402
+from racentre.demo import screenshots  # noqa: E402
 from tests.unit.console.site import PASSWORD  # noqa: E402
 
 SETUP = """
@@ -105,7 +105,7 @@ def shots():
 def browser(tmp_path_factory):
     os.environ.setdefault("SE_OFFLINE", "1")            # Selenium Manager must not try to download
     profile = tmp_path_factory.mktemp("chromium-profile")
-    driver = demo.chromium(profile)
+    driver = screenshots.chromium(profile)
     driver.implicitly_wait(5)
     yield driver
     driver.quit()
@@ -115,7 +115,7 @@ def browser(tmp_path_factory):
 def _login(driver, base, person):
     name, secret = person
     driver.delete_all_cookies()
-    demo.login(driver, base, name, PASSWORD, secret)
+    screenshots.login(driver, base, name, PASSWORD, secret)
     WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "whoami")))
     assert name in driver.find_element(By.ID, "whoami").text
 
@@ -180,7 +180,7 @@ def test_four_eyes_in_the_browser(site, browser, shots):
 
 def test_demo_copies_the_screenshots(site, shots, tmp_path):
     assert list(shots.glob("*.png")), "run after the browser walk"
-    written = demo.write_screenshots(shots, tmp_path / "demo-out")
+    written = screenshots.write_screenshots(shots, tmp_path / "demo-out")
     assert sorted(Path(p).name for p in written) == sorted(p.name for p in shots.glob("*.png"))
     assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
 

@@ -2,8 +2,8 @@
 own), and ``every_profile``: a certificate of every profile for every key family it accepts, issued the
 way the site issues them (``EmbeddedCA.issue`` for subscribers, ``racentre.site.Site.certify`` for
 the TSA, the KMC and the seal maker), with each hierarchy's CRLs and OCSP responses;
-``local_issuer_certificates``: what ``pkicore.certificate`` builds for sites without the embedded CA (the
-seal and TSA test PKIs' ``LocalIssuer`` CAs and end entities, the KMC's bootstrap self-signed certificate)."""
+``local_issuer_certificates``: what ``pkicore.certificate`` builds outside the embedded CA (the seal and TSA
+test PKIs' ``tests.localca.LocalIssuer`` CAs and end entities, the KMC's bootstrap self-signed certificate)."""
 from __future__ import annotations
 
 import secrets
@@ -21,7 +21,7 @@ from racentre.migrate import import_models
 from racentre.site import Site
 from tests.unit.ca_bridge.helpers import ec_spki, ocsp_request, request, rsa_spki, sm2_spki
 from tests.unit.seal.sealpki import seal_pki  # noqa: F401 - the seal test PKI fixture (LocalIssuer)
-from tests.unit.timestamp.pki import tsa_pki  # noqa: F401 - the TSA test PKI fixture (StandaloneIssuer)
+from tests.unit.timestamp.pki import tsa_pki  # noqa: F401 - the TSA test PKI fixture (LocalIssuer)
 
 KINDS = ("sm2", "ecdsa", "rsa")
 # subscriber profiles (IssueRequest through the RA) and the subject keys each is tried with, per hierarchy

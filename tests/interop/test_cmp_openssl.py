@@ -20,7 +20,7 @@ from ca_bridge.cmp.views import bp as cmp_bp
 from pkicore.algorithms import algorithm
 from pkicore.keys import verify_signature
 from racentre.config import Config, ServiceConfig
-from racentre.demo_cmp import demo_cmp
+from racentre.demo.cmp import demo_cmp
 from racentre.web import create_app
 from tests.e2e.demo_checks import check_cmp_artefacts
 from tests.cmp_support import EcKey, cmp_server, served
@@ -201,7 +201,7 @@ def test_sm2_openssl_30_signs_with_an_empty_id_and_is_refused_saying_why(cmp):
 
 
 def test_demo_cmp_artefacts(embedded_ca, softtoken_km, tmp_path):
-    """``racentre demo``'s CMP step (racentre.demo_cmp) on this CA, checked as demo_checks checks it."""
+    """``racentre demo``'s CMP step (racentre.demo.cmp) on this CA, checked as demo_checks checks it."""
     require_openssl()
     services = SimpleNamespace(ca=embedded_ca, cmp=cmp_server(embedded_ca))
     app = create_app(Config(service=ServiceConfig(public_url="http://ca.test")), softtoken_km, embedded_ca.db,

@@ -156,7 +156,7 @@ def gmssl_or_none():
 
 
 def test_local_issuer_certificates_follow_the_gmssl_rules(local_issuer_certificates, gmssl_or_none):
-    """pkicore.certificate (LocalIssuer for seal/timestamp test and stand-alone sites, the KMC's bootstrap
+    """pkicore.certificate (the tests' LocalIssuer for the seal/TSA test PKIs, the KMC's bootstrap
     certificate): CA certificates with critical cA TRUE, end entities without basicConstraints."""
     kinds = {"ca": "ca", "end-entity": "other", "tsa": "other"}
     broken = {f"{c.profile}/{c.key}/{i}": rule_violations(c.der, kinds[c.profile])

@@ -23,7 +23,7 @@ from pyhanko.sign.general import check_ess_certid
 from seal import ofd, pdf, ses
 from seal.errors import SealError
 from seal.registry import SealMaker, SealRegistry, Signer
-from seal.samplepdf import make_ofd, make_pdf
+from racentre.demo.samples import make_ofd, make_pdf
 from seal.services import SealService
 from seal.timestamps import SealTimestamps, token_family
 from tests.interop.bouncycastle import bc_verify_many, require_bc

@@ -9,8 +9,8 @@ import pytest
 from asn1crypto import cms
 
 from seal import ofd, pdf, ses, timestamps
-from seal.pki import make_signer
-from seal.samplepdf import make_ofd, make_pdf
+from tests.localca import make_signer
+from racentre.demo.samples import make_ofd, make_pdf
 from seal.timestamps import SealTimestamps
 from tests.interop.bouncycastle import bc_verify_many, require_bc
 from tests.unit.seal.sealpki import TESTDATA, ecdsa_pki, seal_pki, stamp_png, tsa  # noqa: F401

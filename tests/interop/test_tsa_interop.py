@@ -20,7 +20,6 @@ from asn1crypto import pem, tsp
 from tests.interop.bouncycastle import assert_bc_fails, assert_bc_ok, bc_available, bc_verify_many
 from tests.interop.openssl_cli import openssl_available, run_openssl, ts_verify
 from tests.unit.timestamp.test_views import make_app
-from timestamp.demo import write_demo_artefacts
 from timestamp.services import TsaService
 from timestamp.tsa import TimeStampResp
 
@@ -218,23 +217,3 @@ def _minimal_pdf() -> bytes:
         out += b"%010d 00000 n \n" % off
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
     return bytes(out)
-
-
-def test_demo_artefacts(tsa_pki, tmp_path):
-    import dataclasses
-
-    tag = secrets.token_hex(3)
-    config = dataclasses.replace(tsa_pki.config, key=f"demo-tsa-{tag}", units="", certs_dir=str(tmp_path / "certs"))
-    services = types.SimpleNamespace(config=types.SimpleNamespace(tsa=config), key_manager=tsa_pki.km)
-    out = tmp_path / "demo"
-    names = write_demo_artefacts(services, out)
-    for name in ("tsa.pem", "tsa-data.bin", "tsq.der", "tsr.der", "ecdsa/tsq.der", "ecdsa/tsr.der"):
-        assert name in names and (out / name).is_file()
-    q = tsp.TimeStampReq.load((out / "tsq.der").read_bytes())
-    assert q["nonce"].native and q["cert_req"].native and q["message_imprint"]["hash_algorithm"]["algorithm"].native == "sm3"
-    if bc_available():
-        assert_bc_ok(bc_verify_many([["tsp", out / "tsr.der", "--data", out / "tsa-data.bin",
-                                      "--cert", out / "tsa.pem", "--ca", out / "tsa-ca.pem"]])[0])
-    if openssl_available():
-        r = ts_verify(out / "ecdsa/tsr.der", out / "ecdsa/tsa-ca.pem", queryfile=out / "ecdsa/tsq.der")
-        assert r.ok, r.stderr

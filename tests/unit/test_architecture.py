@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import re
 import configparser
+import logging
 import subprocess
 import sys
 import textwrap
@@ -34,7 +35,18 @@ def test_import_linter_contracts_are_kept(monkeypatch):
     or a cycle between the modules of a package fails here, naming the import chain."""
     monkeypatch.chdir(ROOT)
     monkeypatch.syspath_prepend(str(ROOT))
-    assert lint_imports(config_filename=str(SETUP_CFG), no_cache=True, no_logo=True) == 0
+    # import-linter configures logging (dictConfig, which disables every logger that exists): put the
+    # loggers back as they were, or a later test's caplog sees nothing of e.g. "seal.pdf"
+    loggers = [lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    state = [(lg, lg.disabled, lg.level, lg.propagate, list(lg.handlers)) for lg in loggers]
+    root = (logging.root.level, list(logging.root.handlers))
+    try:
+        assert lint_imports(config_filename=str(SETUP_CFG), no_cache=True, no_logo=True) == 0
+    finally:
+        for lg, disabled, level, propagate, handlers in state:
+            lg.disabled, lg.level, lg.propagate, lg.handlers[:] = disabled, level, propagate, handlers
+        logging.root.setLevel(root[0])
+        logging.root.handlers[:] = root[1]
 
 
 def test_every_package_is_under_the_contracts():

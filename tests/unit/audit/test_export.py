@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from pkicore.audit import body_digest, link_hash
-from racentre.audit import (export_range, load_public_key, parse_bound, verify, verify_export,
-                            write_demo_artefacts)
+from racentre.audit import export_range, load_public_key, parse_bound, verify, verify_export
 from racentre.audit_cli import audit_group
 from racentre.config import AuditConfig
+from racentre.demo.audit import write_audit_export
 from tests.unit.audit.helpers import LABEL, add, build_trail, rows
 
 
@@ -137,7 +137,7 @@ def test_demo_artefacts(nodes, softtoken_km, tmp_path):
     a, b = nodes
     add(a, 3)
     services = SimpleNamespace(db=a, key_manager=softtoken_km, config=SimpleNamespace(audit=AuditConfig(key_label=LABEL)))
-    written = write_demo_artefacts(services, tmp_path / "demo")
+    written = write_audit_export(services, tmp_path / "demo")
     assert written == ["audit-export.json", "audit-export.json.sig", "audit-public-key.pem"]
     for name in written:
         assert (tmp_path / "demo" / name).stat().st_size > 0

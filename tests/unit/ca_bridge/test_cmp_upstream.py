@@ -108,7 +108,14 @@ def test_a_request_that_never_arrived_is_sent_again_under_its_transaction(upstre
         cmp_ca.issue(request)
     tid = _outbox(upstream.ca, request.request_id).transaction_id
     line.fault = None
-    assert cmp_ca.retry_pending()[request.request_id] == "issued"
+    broken = f"broken-{secrets.token_hex(4)}"          # a queue row nobody can carry on must not stop the sweep
+    with upstream.ca.db() as s, s.begin():
+        s.add(CmpOutbox(request_id=broken, transaction_id=secrets.token_hex(16), state="sent",
+                        request={"profile": "server"}, attempts=1, chain=[], status="good"))
+    swept = cmp_ca.retry_pending()
+    assert swept[request.request_id] == "issued" and swept[broken] == "error"
+    with upstream.ca.db() as s, s.begin():
+        s.delete(s.get(CmpOutbox, broken))
     row = _outbox(upstream.ca, request.request_id)
     assert row.transaction_id == tid and row.state == "issued" and _certificates_for(upstream.ca, tid) == 1
 

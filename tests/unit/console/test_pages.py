@@ -13,7 +13,7 @@ from asn1crypto import pem
 from sqlalchemy import select
 
 from pkicore.audit import AuditEvent
-from seal.pki import LocalIssuer, make_signer
+from tests.localca import LocalIssuer, make_signer
 from tests.unit.console.site import app_for, csrf_of, login, officer, vetted_unit_request
 from tests.unit.seal.sealpki import png_bytes
 

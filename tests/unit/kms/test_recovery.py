@@ -121,11 +121,9 @@ def test_recipient_must_be_ours_or_listed_and_approvers_see_it(escrow, archived,
     from asn1crypto import x509
 
     from kms.recovery import ApprovalBook
-    from pkicore.certificate import LocalIssuer
+    from tests.localca import LocalIssuer
     from tests.unit.kms.conftest import with_recipients
-    label = f"recipient-ca-{secrets.token_hex(3)}"
-    issuer = LocalIssuer.create(softtoken_km, label, softtoken_km.generate_key_pair(label, "sm2").public_key_info,
-                                common_name="Test Issuing CA")
+    issuer = LocalIssuer.create(softtoken_km, f"recipient-ca-{secrets.token_hex(3)}", common_name="Test Issuing CA")
     court_spki = x509.Certificate.load(court[1]).public_key.dump()
     issued = issuer.issue(court_spki, "示范市中级人民法院")
     plain = ApprovalBook(escrow.db, escrow.config, issuers=lambda: [issuer.certificate])

@@ -15,7 +15,7 @@ from pkicore.cms import (CmsSigner, SignedDataTemplate, der_set_of, ess_cert_id_
                          signature_timestamp_attribute, verify_signed_data)
 from tests.interop.bouncycastle import assert_bc_fails, assert_bc_ok, bc_available, bc_verify_many
 from tests.interop.openssl_cli import cms_verify, openssl_available
-from timestamp.provision import StandaloneIssuer, ensure_key
+from tests.localca import LocalIssuer, ensure_key
 
 ALGS = ["sm2-sm3", "ecdsa-sha256", "rsa-sha256"]
 
@@ -26,7 +26,7 @@ def signers(softtoken_km):
     out = {}
     for name in ALGS:
         alg = algorithm(name)
-        ca = StandaloneIssuer.create(km, f"cms-ca-{name}-{secrets.token_hex(4)}", name)
+        ca = LocalIssuer.create(km, f"cms-ca-{name}-{secrets.token_hex(4)}", name)
         label = f"cms-ee-{name}-{secrets.token_hex(4)}"
         spki = ensure_key(km, label, alg)
         cert = ca.issue_tsa(spki, f"CMS signer {name}", timestamping=False)

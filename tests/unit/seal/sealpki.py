@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from pkicore.algorithms import algorithm
-from seal.pki import LocalIssuer, ensure_key, make_signer
+from tests.localca import LocalIssuer, ensure_key, make_signer
 from timestamp.tsa import TimeStampAuthority, TsaUnit
 
 # OFD and seal samples made by other implementations (ofdrw's test resources, Apache-2.0), kept in
@@ -56,7 +56,7 @@ def tsa(seal_pki):
     from timestamp.tsa import TimeStampAuthority, TsaUnit
     km, ca = seal_pki["km"], seal_pki["ca"]
     label = _label("seal-tsa")
-    from seal.pki import ensure_key
+    from tests.localca import ensure_key
     from pkicore.algorithms import algorithm
     spki = ensure_key(km, label, algorithm("sm2-sm3"))
     cert = ca.issue(spki, "Seal Test TSA", timestamping=True)

@@ -11,7 +11,7 @@ import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from seal import anchor, ofd, pdf
-from seal.samplepdf import make_ofd, make_pdf
+from racentre.demo.samples import make_ofd, make_pdf
 from tests.unit.seal.test_views import _make, client  # noqa: F401 - the /seal app fixture
 
 UNIT = "杭州市财政局"

@@ -26,8 +26,8 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from seal.validation import SealPolicy
 from seal import pades, pdf
-from seal.pki import LocalIssuer, make_signer
-from seal.samplepdf import make_pdf
+from tests.localca import LocalIssuer, make_signer
+from racentre.demo.samples import make_pdf
 from timestamp.tsa import TimeStampAuthority, TsaUnit
 
 LONG = "中华人民共和国浙江省杭州市人民政府办公厅电子政务外网数字证书认证中心"

@@ -16,8 +16,8 @@ from pyhanko_certvalidator import ValidationContext
 from seal.validation import SealPolicy
 from seal import pdf
 from seal.errors import BadDocument, SealError
-from seal.pki import LocalIssuer, make_signer
-from seal.samplepdf import make_pdf
+from tests.localca import LocalIssuer, make_signer
+from racentre.demo.samples import make_pdf
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from racentre.migrate import import_models
 from seal.validation import SealPolicy
 from seal import pdf
 from seal.errors import SealError
-from seal.samplepdf import make_pdf
+from racentre.demo.samples import make_pdf
 from timestamp.tsa import TimeStampAuthority, TsaUnit
 
 UNIT = (("country_name", "CN"), ("organization_name", "杭州市财政局"), ("common_name", "杭州市财政局"))

@@ -26,10 +26,10 @@ from racentre.web import create_app
 from seal import ofd, pdf, ses, views
 from seal.cli import seal_group
 from seal.errors import SealError
-from seal.pki import ensure_key
+from tests.localca import ensure_key
 from seal.registry import SealMaker, SealRegistry, Signer, signer_algorithm
-from seal.samplepdf import make_ofd, make_pdf
-from seal.services import SealService, default_maker, standalone_seal_service
+from racentre.demo.samples import make_ofd, make_pdf
+from seal.services import SealService, unprovisioned_seal_service
 from seal.timestamps import NoTimestampUnit, SealTimestamps, TsaUnitRef, token_family
 from seal.validation import SealPolicy
 from timestamp.config import TsaConfig
@@ -235,10 +235,12 @@ def test_a_tsa_refusal_is_a_503_not_a_500(db, seal_pki, ecdsa_pki, stamp_png):
             refused.value.public_message
 
 
-def test_cli_seal_make_takes_the_algorithm_from_the_certificate(db, softtoken_km, ecdsa_pki, stamp_png, tmp_path):
+def test_cli_seal_make_takes_the_algorithm_from_the_certificate(db, seal_pki, ecdsa_pki, stamp_png, tmp_path):
     """``racentre seal make`` with an ECDSA unit certificate: ecdsa-sha256 without --algorithm; a
     --algorithm of another family is refused when the seal is made."""
-    services = types.SimpleNamespace(key_manager=softtoken_km, db=db, seal=standalone_seal_service(softtoken_km, db))
+    km, m = seal_pki["km"], seal_pki["maker"]
+    registry = SealRegistry(db, km, SealMaker(m.label, m.certificate, m.alg))
+    services = types.SimpleNamespace(key_manager=km, db=db, seal=SealService(registry))
     u = ecdsa_pki["unit"]
     (tmp_path / "unit.der").write_bytes(u.certificate)
     (tmp_path / "seal.png").write_bytes(stamp_png)
@@ -247,8 +249,24 @@ def test_cli_seal_make_takes_the_algorithm_from_the_certificate(db, softtoken_km
     made = CliRunner().invoke(seal_group, argv, obj={"services": services})
     assert made.exit_code == 0, made.output
     seal_id = int(made.output.split()[1])
-    maker, _ = default_maker(softtoken_km)
-    assert SealRegistry(db, softtoken_km, maker).use(seal_id, "clerk-e").signer.alg.name == "ecdsa-sha256"
+    assert registry.use(seal_id, "clerk-e").signer.alg.name == "ecdsa-sha256"
     refused = CliRunner().invoke(seal_group, argv + ["--algorithm", "sm2-sm3"], obj={"services": services})
     assert isinstance(refused.exception, SealError)
     assert "algorithm sm2-sm3 does not sign with the certificate's ECDSA secp256r1 key" in str(refused.exception)
+
+
+def test_a_site_without_a_ca_makes_no_seal(db, softtoken_km, ecdsa_pki, stamp_png, tmp_path):
+    """Before ``racentre setup`` the seal service has no maker (only the site's CA certifies one): making a
+    seal is refused with a conflict naming the fix."""
+    services = types.SimpleNamespace(key_manager=softtoken_km, db=db,
+                                     seal=unprovisioned_seal_service(softtoken_km, db))
+    assert services.seal.registry.maker is None
+    u = ecdsa_pki["unit"]
+    (tmp_path / "unit.der").write_bytes(u.certificate)
+    (tmp_path / "seal.png").write_bytes(stamp_png)
+    refused = CliRunner().invoke(seal_group, ["make", "--unit", "Unit E", "--name", "Unit E 公章", "--picture",
+                                              str(tmp_path / "seal.png"), "--key-label", u.label, "--cert",
+                                              str(tmp_path / "unit.der"), "--user", "clerk-e"],
+                                 obj={"services": services})
+    assert isinstance(refused.exception, SealError), refused.output
+    assert refused.exception.code == ErrorCode.CONFLICT and "racentre setup" in str(refused.exception)

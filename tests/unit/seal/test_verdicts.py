@@ -29,8 +29,8 @@ from pkicore.sm2 import sm3
 from racentre.migrate import import_models
 from seal import ofd, pdf, ses
 from seal.cli import seal_group
-from seal.pki import LocalIssuer, ensure_key
-from seal.samplepdf import make_pdf
+from tests.localca import LocalIssuer, ensure_key
+from racentre.demo.samples import make_pdf
 from seal.validation import SealPolicy, SealState
 from seal.verify import verify_document
 from tests.unit.seal.sealpki import TESTDATA, rezip as _rezip

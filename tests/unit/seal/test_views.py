@@ -16,7 +16,7 @@ from racentre.config import Config
 from racentre.web import create_app
 from seal import views
 from seal.registry import SealMaker, SealRegistry
-from seal.samplepdf import make_pdf
+from racentre.demo.samples import make_pdf
 from seal.services import SealService
 from seal.timestamps import SealTimestamps
 from tests.unit.seal.sealpki import TESTDATA, unit_of

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from timestamp.config import TsaConfig
-from timestamp.provision import StandaloneIssuer
+from tests.localca import LocalIssuer
 from timestamp.services import write_certificate_files
 
 
@@ -17,7 +17,7 @@ from timestamp.services import write_certificate_files
 class TsaPki:
     config: TsaConfig
     km: object
-    ca: dict            # algorithm -> StandaloneIssuer
+    ca: dict            # algorithm -> LocalIssuer
     certs_dir: Path
 
     def ca_file(self, unit: str) -> Path:
@@ -45,7 +45,7 @@ def tsa_pki(softtoken_km, tmp_path_factory) -> TsaPki:
     config = make_tsa_config(certs_dir, tag)
     cas = {}
     for unit, alg in UNIT_ALGS.items():
-        cas[unit] = StandaloneIssuer.create(km, f"tsa-test-ca-{unit}-{tag}", alg,
+        cas[unit] = LocalIssuer.create(km, f"tsa-test-ca-{unit}-{tag}", alg,
                                             common_name=f"TSA Test CA {alg}")
         (certs_dir / f"{unit}-ca.pem").write_bytes(pem.armor("CERTIFICATE", cas[unit].certificate))
 

@@ -1,139 +1,34 @@
-"""`racentre demo --out DIR`: drives every capability through its real path and writes the artefacts
-that outside verifiers check (README "Demo artefacts"; each issue lists its own).
-
-Every step goes through the service's REST API — over HTTP to the running service with ``--url``
-(as scripts/demo.sh does), else through the same app in process — over the configured HSM and
-database; the demo only creates the API tokens of its demo staff and, like a subscriber's client,
-makes its own keys and CSRs with OpenSSL (the unit's sealing key is generated in the HSM and its CSR
-signed there).
-
-- HSM (issue 2): ``hsm-sm2-pub.pem``, ``hsm-sm2-msg.bin``, ``hsm-sm2-sig.der``.
-- RA + CA (issue 3), for SM2 and under ``ecdsa/`` for ECDSA P-256: ``root-ca.pem``, ``issuing-ca.pem``,
-  ``civil-servant-sign.pem``, ``civil-servant-enc.pem``, ``unit.pem``, ``server.pem``, ``server.csr``,
-  ``revoked.pem``, ``crl.der``, ``ocsp-request.der``, ``ocsp-response.der``.
-- KMC (issue 4): ``subscriber-sign-key.pem``, ``enc-envelope.der``, ``enc-envelope-signed.der``,
-  ``kmc.pem``, ``recovered-envelope.der`` (2-of-3 recovery to ``recovery-recipient.pem``).
-- TSA (issue 5): ``tsa.pem``, ``tsa-data.bin``, ``tsq.der``, ``tsr.der``, ``ecdsa/tsq.der``, ``ecdsa/tsr.der``.
-- Seals (issue 6): ``seal.esl``, ``seal-maker.pem``, ``unsealed.pdf``, ``sealed.pdf``, ``sealed.ofd``,
-  ``sealed-verify.json``; ``verify-report.json`` (issue 13: our verifier's indication for every sealed
-  artefact, and TOTAL_FAILED / HASH_FAILURE for a sealed OFD changed afterwards); ``ecdsa/sealed.pdf`` (an
-  ECDSA seal with an ECDSA timestamp, issue 13).
-- Console (issue 7): ``screenshots/*.png`` of the main pages in headless Chromium.
-- Trust services (issue 18), under ``trust/``: ``app-signed.p7s`` (attached SM2 SignedData by the demo
-  application's HSM key, with signing time and an SM2 signature timestamp), ``app-signed-detached.p7s`` +
-  ``app-signed-content.bin``, ``app.pem`` (its certificate), ``verify-report.json`` (our verdicts: the
-  signature valid, code 1; the detached one over altered content TOTAL_FAILED / HASH_FAILURE),
-  ``login-challenge.json`` + ``login-result.json`` (the civil servant's key, ``subscriber-sign-key.pem``,
-  answers a login challenge with a raw SM2 signature made by OpenSSL with distid), ``login-replay.json``
-  (the same answer again: refused), ``evidence.der`` (the signed, timestamped evidence record of the login,
-  trust/evidence.py), ``evidence.json`` (its content), ``evidence-signer.pem``; ``app-enc.pem`` (the
-  application's encryption certificate, key in the HSM) and ``envelope.der`` (GM/T 0010 EnvelopedData to it,
-  which the demo opens again through the API).
-- CMP (issue 19, ``racentre.demo_cmp``): ``cmp/ir.der``, ``cmp/ip.der``, ``cmp/certconf.der``,
-  ``cmp/pkiconf.der``, ``cmp/rr.der``, ``cmp/rp.der``, ``cmp/cert.pem`` — ``openssl cmp`` against the CA.
-- Audit (issue 7): ``audit-export.json``, ``audit-export.json.sig`` (SM2 by the HSM audit key) and
-  ``audit-public-key.pem``, as ``racentre audit export`` writes them.
-"""
+"""The demo's flows through the REST API (``racentre.demo.client``), as staff, subscribers and
+applications use it: RA + CA for each hierarchy, KMC escrow and 2-of-3 recovery, TSA, seals, trust
+services; each writes its artefacts (listed in ``racentre.demo``)."""
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
 import json
+import math
 import secrets
 import subprocess
-import urllib.error
-import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
-import click
 from asn1crypto import cms, ocsp, pem, tsp, x509
+from PIL import Image, ImageDraw
 
 from access.auth import create_token
 from gmt0014.messages import public_key_hash
-from hsm import KeyManager, KeyNotFound
-from pkicore import algorithm, verify_signature
+from pkicore import algorithm
 from pkicore.csr import build_csr
 from pkicore.db import transaction
 from ra.id_numbers import id_check_character, org_code_check_character, uscc_check_character
-from racentre.app import build_app
-from racentre.audit import write_demo_artefacts as write_audit_export
-from racentre.demo_cmp import demo_cmp
-from racentre.setup_cli import setup_site
-from seal.demo import demo_picture
-from seal.samplepdf import make_ofd, make_pdf
+from racentre.demo.client import Client, DemoError, Reply, multipart
+from racentre.demo.samples import make_ofd, make_pdf
 
-try:     # screenshots need selenium and Debian's chromium (installed by scripts/setup.sh with the [test] extra)
-    from racentre.console.demo import write_screenshots
-except ImportError:       # pragma: no cover - a production install without the test extra
-    write_screenshots = None
-
-DEMO_SM2_KEY = "demo-sm2"
 DISTID = "distid:1234567812345678"
 STAFF = {"operator": "ra_operator", "officer-a": "ra_officer", "officer-b": "ra_officer", "applicant": "applicant",
          "admin": "ra_admin", "clerk": "api_client", "kro-1": "key_recovery_officer",
          "kro-2": "key_recovery_officer", "kro-3": "key_recovery_officer", "app": "application"}
-
-
-class DemoError(click.ClickException):
-    pass
-
-
-# ---------------------------------------------------------------------------------------------- transport
-@dataclass
-class Reply:
-    status: int
-    content_type: str
-    data: bytes
-
-    def json(self) -> dict:
-        return json.loads(self.data)
-
-
-class Client:
-    """The REST API, over HTTP (``url``) or in process (a Flask app's test client)."""
-
-    def __init__(self, *, app=None, url: str | None = None):
-        self.app_client = app.test_client() if app is not None else None
-        self.url = url.rstrip("/") if url else None
-
-    def call(self, method: str, path: str, token: str | None = None, *, json_body=None, data: bytes | None = None,
-             content_type: str | None = None, expect: int = 200) -> Reply:
-        headers = {}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if json_body is not None:
-            data, content_type = json.dumps(json_body).encode(), "application/json"
-        if content_type:
-            headers["Content-Type"] = content_type
-        if self.app_client is not None:
-            r = self.app_client.open(path, method=method, data=data, headers=headers)
-            reply = Reply(r.status_code, r.headers.get("Content-Type", ""), r.data)
-        else:
-            req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-            try:
-                with urllib.request.urlopen(req, timeout=120) as resp:
-                    reply = Reply(resp.status, resp.headers.get("Content-Type", ""), resp.read())
-            except urllib.error.HTTPError as exc:
-                reply = Reply(exc.code, exc.headers.get("Content-Type", ""), exc.read())
-        if reply.status != expect:
-            raise DemoError(f"{method} {path}: HTTP {reply.status} (expected {expect}): {reply.data[:300]!r}")
-        return reply
-
-
-def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
-    """RFC 7578 form data (names and file names are ours, ASCII)."""
-    boundary = "racentre-" + secrets.token_hex(12)
-    parts = []
-    for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-                     + value.encode() + b"\r\n")
-    for name, (filename, content) in files.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                     f"Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def _openssl(*args: str, data: bytes | None = None) -> bytes:
@@ -159,22 +54,6 @@ def _write(out: Path, name: str, content: bytes, written: list[str], base: Path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
     written.append(str(path.relative_to(base)))
-
-
-# ---------------------------------------------------------------------------------------------- HSM
-def demo_hsm(km: KeyManager, out: Path) -> list[str]:
-    try:
-        info = km.find_key(DEMO_SM2_KEY)
-    except KeyNotFound:
-        info = km.generate_key_pair(DEMO_SM2_KEY, "sm2")
-    message = "RA 中心数字认证系统 demo message ".encode() + secrets.token_hex(16).encode()
-    signature = km.sign(DEMO_SM2_KEY, message)
-    if not verify_signature(info.public_key_info, algorithm("sm2-sm3"), message, signature):
-        raise click.ClickException("the HSM's SM2 signature did not verify; refusing to write it")
-    (out / "hsm-sm2-pub.pem").write_bytes(pem.armor("PUBLIC KEY", info.public_key_info))
-    (out / "hsm-sm2-msg.bin").write_bytes(message)
-    (out / "hsm-sm2-sig.der").write_bytes(signature)
-    return ["hsm-sm2-pub.pem", "hsm-sm2-msg.bin", "hsm-sm2-sig.der"]
 
 
 # ---------------------------------------------------------------------------------------------- the demo
@@ -481,6 +360,22 @@ class Demo:
         self.write("evidence.json", json.dumps(record, ensure_ascii=False, indent=2).encode(), "trust")
 
 
+def demo_picture(size: int = 240) -> bytes:
+    """A red round seal picture (transparent PNG)."""
+    img = Image.new("RGBA", (size, size), (255, 255, 255, 0))
+    d = ImageDraw.Draw(img)
+    d.ellipse((6, 6, size - 6, size - 6), outline=(220, 0, 0, 255), width=10)
+    c = size / 2
+    star = [(c + (size * 0.18 if i % 2 == 0 else size * 0.07)
+             * math.cos(math.pi / 2 + i * math.pi / 5),
+             c - (size * 0.18 if i % 2 == 0 else size * 0.07)
+             * math.sin(math.pi / 2 + i * math.pi / 5)) for i in range(10)]
+    d.polygon(star, fill=(220, 0, 0, 255))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
 def _tampered_ofd(data: bytes) -> bytes:
     """The OFD with one word of its first page changed (a protected file): the demo's negative case."""
     src = zipfile.ZipFile(io.BytesIO(data))
@@ -516,36 +411,3 @@ def _demo_uscc() -> str:
     org8 = "".join(secrets.choice("0123456789") for _ in range(8))
     first17 = "11330100" + org8 + org_code_check_character(org8)
     return first17 + uscc_check_character(first17)
-
-
-def run_demo(services, out: Path, url: str | None = None) -> list[str]:
-    out.mkdir(parents=True, exist_ok=True)
-    setup_site(services, kinds=("sm2", "ecdsa"))      # idempotent; scripts/demo.sh ran `racentre setup` already
-    written = demo_hsm(services.key_manager, out)
-    client = Client(url=url) if url else Client(app=build_app(services))
-    demo = Demo(services, client, out)
-    sm2 = demo.hierarchy("sm2")
-    ecdsa = demo.hierarchy("ecdsa")
-    demo.key_escrow(sm2)
-    demo.timestamps()
-    demo.seals(sm2, ecdsa)
-    demo.trust()
-    written += demo.written
-    written += demo_cmp(services, client.app_client.application if client.app_client else None, out, url)
-    if write_screenshots is None:
-        click.echo("no screenshots: selenium (the [test] extra) is not installed", err=True)
-    else:     # the console in headless Chromium, logged in as a throw-away auditor + RA admin
-        written += [str(Path(p).relative_to(out)) for p in write_screenshots(services, out)]
-    written += write_audit_export(services, out)      # the auditor's signed export of the whole trail
-    (out / "manifest.json").write_text(json.dumps({"artefacts": written}, indent=2))
-    return written
-
-
-@click.command("demo")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="artefact directory")
-@click.option("--url", default=None, help="the running service (default: the same app in this process)")
-@click.pass_context
-def demo_command(ctx, out_dir, url):
-    """Run the demo flows through the REST API and write their artefacts into DIR."""
-    for name in run_demo(ctx.obj["services"], Path(out_dir), url):
-        click.echo(f"wrote {Path(out_dir) / name}")
