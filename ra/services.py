@@ -19,7 +19,7 @@ from pkicore.db import as_utc, reading, transaction
 from pkicore.envelope import enveloped_key_from_signed_and_enveloped
 from pkicore.errors import PkiError
 
-from ra import bulk, records, workflow
+from ra import bulk, intake, records, workflow
 from ra.config import RaConfig
 from ra.errors import ConflictError, KmcKeyNotReserved, NotFound, ValidationError
 from ra.models import CertRequest, CivilServant, RequestState, RequestType, Server, Unit
@@ -114,6 +114,23 @@ class RaService:
                                   "this CA has no key-management centre to generate one")
         with transaction(self.db) as session:
             return self._request_dict(session, workflow.submit(session, actor, policy=self.policy, **fields))
+
+    def intake(self, actor: Actor, **fields) -> dict:
+        """受理: subject (new or registered), documents and a new request in one transaction (``ra.intake``)."""
+        if fields.get("type") == RequestType.CIVIL_SERVANT_DUAL.value and not fields.get("enc_csr") \
+                and not self.escrows_keys:
+            raise ValidationError("a civil-servant dual request needs an encryption CSR (enc_csr): "
+                                  "this CA has no key-management centre to generate one")
+        with transaction(self.db) as session:
+            return self._request_dict(session, intake.intake(session, actor, policy=self.policy, **fields))
+
+    def documents_received(self, request_id: int) -> list[str] | None:
+        """The documents recorded at 受理 (``ra.intake``), or None for a request not entered at the counter."""
+        with reading(self.db) as session:
+            event = session.scalar(select(AuditEvent).where(
+                AuditEvent.target_type == workflow.TARGET, AuditEvent.target_id == str(request_id),
+                AuditEvent.action == intake.DOCUMENTS_ACTION).order_by(AuditEvent.id.desc()).limit(1))
+            return None if event is None else list(event.detail.get("documents", []))
 
     def vet(self, actor: Actor, request_id: int, *, documents_checked: bool, note: str | None = None) -> dict:
         with transaction(self.db) as session:

@@ -21,6 +21,7 @@ from pkicore.openapi import PROBLEM_SCHEMA, SECURITY_SCHEMES, op
 from ra.openapi import openapi_fragment as ra_fragment
 from access.auth import endpoint_roles
 from racentre.console.openapi import openapi_fragment as console_fragment
+from racentre.console.openapi_desk import openapi_fragment as console_desk_fragment
 from seal.openapi import openapi_fragment as seal_fragment
 from timestamp.openapi import openapi_fragment as tsa_fragment
 from timestamp.schemas import VERIFY_BODY, VERIFY_FORM
@@ -48,7 +49,8 @@ authority, the key-management centre, electronic seals, the HSM's health, and th
 
 def _fragments() -> list[dict]:
     return [hsm_fragment(), ca_fragment(), ra_fragment(), tsa_fragment(VERIFY_BODY, VERIFY_FORM), kms_fragment(),
-            seal_fragment(), trust_fragment(), console_fragment(), _docs_fragment()]
+            seal_fragment(), trust_fragment(), console_fragment(), console_desk_fragment(),
+            _docs_fragment()]
 
 
 def _docs_fragment() -> dict:

@@ -16,7 +16,7 @@ from asn1crypto import pem, tsp, x509
 from hsm import KeyManager
 from pkicore.errors import ErrorCode
 from pkicore.validation import RevocationSource, TrustPolicy
-from seal import anchor, ofd, pdf
+from seal import anchor, geometry, ofd, pdf
 from seal.config import SealConfig
 from seal.errors import BadDocument, SealError
 from seal.registry import SealRegistry, SealUse, sign_with
@@ -78,6 +78,25 @@ class SealService:
                                      document_sha256=hashlib.sha256(data).hexdigest(),
                                      sealed_sha256=hashlib.sha256(sealed).hexdigest())
         return sealed
+
+    def placement_box(self, seal_id: int, data: bytes, placement: Placement = Placement()
+                      ) -> tuple[geometry.Box, tuple[float, float]]:
+        """Where ``seal`` would put seal ``seal_id`` on ``data`` (an anchor resolved as sealing resolves it), as
+        a box from the page's top-left corner, with the page's size in mm: the officers' preview."""
+        kind = document_type(data)
+        if kind not in ("pdf", "ofd"):
+            raise BadDocument("the document is neither a PDF nor an OFD package")
+        record = self.registry.get(seal_id)
+        if placement.anchor:
+            placement = self._anchored(record, kind, data, placement)
+        count = geometry.page_count(data)
+        page = 0 if placement.page is None else placement.page
+        index = page + count if page < 0 else page
+        if not 0 <= index < count:
+            raise SealError(f"the document has no page {page + 1 if page >= 0 else page}")
+        width, height = geometry.page_size(data, index)
+        top = height - placement.y_mm - record.height_mm if kind == "pdf" else placement.y_mm
+        return geometry.Box(index, placement.x_mm, top, record.width_mm, record.height_mm), (width, height)
 
     @staticmethod
     def _anchored(use: SealUse, kind: str, data: bytes, placement: Placement) -> Placement:

@@ -144,3 +144,13 @@ def pick(requested: str | None, cookie: str | None) -> str:
 
 def translate(key: str, lang: str) -> str:
     return MESSAGES.get(lang, {}).get(key) or MESSAGES[DEFAULT].get(key) or key
+
+
+def _merge_desk() -> None:
+    from racentre.console.i18n_desk import MESSAGES as DESK   # the counter pages' messages (pages_desk)
+    for lang, messages in DESK.items():
+        for key, text in messages.items():
+            MESSAGES[lang].setdefault(key, text)
+
+
+_merge_desk()

@@ -28,6 +28,7 @@ from pkicore.audit import record
 from pkicore.db import as_utc, transaction, utcnow
 from pkicore.errors import ErrorCode, PkiError
 from ra.workflow import Actor
+from racentre.console.columns import column_key   # the Chinese headers of 批量导入 (姓名, 身份证号, ...)
 from racentre.console.models import ConsoleJob
 
 log = logging.getLogger(__name__)
@@ -111,10 +112,10 @@ def kek_chunk(ctx: JobContext, job: ConsoleJob) -> Chunk:
 
 def _rows_from_header(header, records) -> list[dict]:
     """Roster rows from a header and value tuples, the same checks whatever the file format."""
-    header = [str(h).strip().lower() if h is not None else "" for h in header or []]
+    header = [column_key(str(h)) or "" if h is not None else "" for h in header or []]
     if not {"name", "id_number"} <= set(header):
-        raise JobError("the roster's header names the columns name and id_number "
-                       "(optional: department, position, contact)")
+        raise JobError("the roster's header names the columns 姓名 (name) and 身份证号 (id_number) "
+                       "(optional: 部门 department, 职务 position, 联系方式 contact)")
     rows = []
     for values in records:
         row = {}

@@ -18,7 +18,7 @@ from pkicore.audit import record
 from pkicore.db import transaction
 from ra.errors import ValidationError
 from racentre import audit as audit_trail
-from racentre.console import formats, jobs, queries
+from racentre.console import formats, jobs, pages_desk, queries
 from racentre.console.blueprint import bp, db, render
 from seal import views as seal_views
 from seal.registry import Signer, signer_algorithm
@@ -93,9 +93,11 @@ def seal_status(seal_id: int, action: str):
 @require_roles(*SEAL_READERS)
 def seal_verify():
     """Upload a sealed PDF/OFD or a bare seal (.esl): the same report as POST /seal/verify and
-    `racentre seal verify` (one policy, seal.validation), in the officer's language."""
+    `racentre seal verify` (one policy, seal.validation), in the officer's language, with a sketch of each
+    sealed page showing where the seals sit (numbered as in the report)."""
     report = None
     name = None
+    previews = []
     if request.method == "POST":
         upload = request.files.get("document")
         data = upload.read(seal_views.MAX_DOCUMENT + 1) if upload is not None else b""
@@ -105,7 +107,8 @@ def seal_verify():
             raise seal_views.DocumentTooLarge(f"document larger than {seal_views.MAX_DOCUMENT} bytes")
         name = upload.filename
         report = _seals().verify(data).as_dict()
-    return render("seal_verify.html", report=report, filename=name)
+        previews = pages_desk.verification_previews(data)
+    return render("seal_verify.html", report=report, filename=name, previews=previews)
 
 
 # -------------------------------------------------------------------------------------- key recovery

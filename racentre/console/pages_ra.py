@@ -110,7 +110,8 @@ def _subject_record(req: dict) -> dict:
 def request_detail(rid: int):
     req = ra().get_request(rid)
     return render("request.html", req=req, record=_subject_record(req), unit=ra().get_subject("unit", req["unit_id"]),
-                  csrs=queries.csr_details(db(), rid), may_approve=_may_approve(req))
+                  csrs=queries.csr_details(db(), rid), may_approve=_may_approve(req),
+                  documents=ra().documents_received(rid))
 
 
 @bp.post("/requests/<int:rid>/vet")

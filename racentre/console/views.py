@@ -11,7 +11,7 @@ from flask import current_app, g, redirect, request, url_for
 from access.auth import add_principal_source, public, require_roles
 from pkicore.errors import PkiError
 from racentre import accounts, certauth
-from racentre.console import pages_ops, pages_ra, queries, sessions, throttle  # noqa: F401 - pages register routes on bp
+from racentre.console import pages_desk, pages_ops, pages_ra, queries, sessions, throttle  # noqa: F401 - pages register routes on bp
 from racentre.console.blueprint import (STAFF, bp, config, db, login_page, render, session_cookie_name,
                                         session_principal, set_cookie, t)
 from racentre.console.charts import bar_chart

@@ -28,7 +28,8 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--window-size=1280,900", "--lang=zh-CN")
 PAGES = (("dashboard", "/console/"), ("requests", "/console/requests?state="), ("certificates", "/console/certificates"),
          ("seals", "/console/seals"), ("recovery", "/console/recovery"), ("audit", "/console/audit?verify=1"),
-         ("jobs", "/console/jobs"))
+         ("jobs", "/console/jobs"), ("people", "/console/people"), ("units", "/console/units"),
+         ("roster", "/console/roster"))
 
 
 def chromium(user_data_dir: str | Path) -> webdriver.Chrome:

@@ -170,7 +170,7 @@ def test_xlsx_roster_import_is_resumable_and_idempotent(app, services):
     assert len(ra.list_subjects("civil-servant", unit_id=unit["id"])) == 5
     # the same refusals as for CSV, at submission
     workbook = openpyxl.Workbook()
-    workbook.active.append(["姓名", "身份证号"])
+    workbook.active.append(["序号", "备注"])         # neither 姓名 nor 身份证号 (nor name, id_number)
     workbook.active.append(["张三", helpers.id_number()])
     no_header = io.BytesIO()
     workbook.save(no_header)
