@@ -15,16 +15,17 @@ paragraph "One officer is one identity"), with the thresholds of ``[ra] approval
 2. only a ``vetted`` request can be approved: else ``REFUSED`` (``ConflictError``);
 3. separation of duties: the submitter may not approve, nor the vetter (the person who checked the
    identity does not also authorise it): ``REFUSED`` (``DutiesNotSeparated``). An officer who asks for a
-   revocation is its submitter *and* its first approval (``submitter_is_first_approver``), so rule 1
+   revocation (or suspension, release) is its submitter *and* its first approval (``submitter_is_first_approver``), so rule 1
    answers them first;
 4. persons, not credentials: officers are named by the person (a console login, an API token made
    ``--officer NAME`` and the CLI's ``--as NAME`` all resolve to ``NAME`` in ``access.auth``), and each
    counts once however often they appear among the prior approvals;
 5. four eyes: the approvals counted with this one against the request type's threshold
    (``Policy.approvals``: civil-servant and unit 2, server 1 by default, ``[ra] approvals`` overrides).
-   Below it: ``WAITING`` (n of m). At it: the request is carried out -- ``ISSUE`` for new and renewal
-   requests, ``REKEY`` (issue, then revoke the replaced certificates as superseded) and ``REVOKE`` for
-   revocation requests.
+   Below it: ``WAITING`` (n of m). At it the request is carried out: ``CHANGE_STATUS`` for the kinds that
+   issue nothing (``STATUS_KINDS``: revocation, suspension 冻结, release 解冻 of the target's
+   certificates), ``ISSUE`` for the others (new, renewal, re-key, re-issue; whether that issuance also
+   supersedes the target's certificates is ``ra.workflow.supersedes``, a matter of carrying it out).
 """
 from __future__ import annotations
 
@@ -36,10 +37,13 @@ from ra.errors import ConflictError, DutiesNotSeparated, RaError
 from ra.models import RequestKind, RequestState
 
 
+# kinds that issue nothing: they change the status of the target request's certificates (four-eyes as revocation)
+STATUS_KINDS = (RequestKind.REVOCATION.value, RequestKind.SUSPEND.value, RequestKind.RESUME.value)
+
+
 class Verdict(str, enum.Enum):
-    ISSUE = "issue"            # threshold reached: issue the certificates
-    REKEY = "rekey"            # threshold reached: issue, then revoke the replaced certificates
-    REVOKE = "revoke"          # threshold reached: revoke the target request's certificates
+    ISSUE = "issue"                    # threshold reached: issue the certificates
+    CHANGE_STATUS = "change-status"    # threshold reached: revoke / suspend / release the target's certificates
     WAITING = "waiting"        # approval recorded, n of m
     UNCHANGED = "unchanged"    # this officer approved already: nothing to do
     REFUSED = "refused"        # not allowed: ``Decision.error`` says why
@@ -96,17 +100,16 @@ class Decision:
 
     @property
     def issues(self) -> bool:
-        return self.verdict in (Verdict.ISSUE, Verdict.REKEY)
+        return self.verdict is Verdict.ISSUE
 
     @property
-    def revokes(self) -> bool:
-        return self.verdict in (Verdict.REVOKE, Verdict.REKEY)
+    def changes_status(self) -> bool:
+        return self.verdict is Verdict.CHANGE_STATUS
 
 
-_COMPLETING = frozenset((Verdict.ISSUE, Verdict.REKEY, Verdict.REVOKE))
+_COMPLETING = frozenset((Verdict.ISSUE, Verdict.CHANGE_STATUS))
 _RECORDED = _COMPLETING | {Verdict.WAITING}
 _UNCHANGED = Decision(Verdict.UNCHANGED)
-_CARRY_OUT = {RequestKind.REVOCATION.value: Verdict.REVOKE, RequestKind.REKEY.value: Verdict.REKEY}
 
 
 def decide(request: RequestFacts, approved_by: Iterable[str], officer: str,
@@ -126,10 +129,11 @@ def decide(request: RequestFacts, approved_by: Iterable[str], officer: str,
     count, threshold = len(prior) + 1, thresholds[request.type]
     if count < threshold:
         return Decision(Verdict.WAITING, count, threshold)
-    return Decision(_CARRY_OUT.get(request.kind, Verdict.ISSUE), count, threshold)
+    return Decision(Verdict.CHANGE_STATUS if request.kind in STATUS_KINDS else Verdict.ISSUE, count, threshold)
 
 
 def submitter_is_first_approver(kind: str, role: str) -> bool:
-    """An RA officer who asks for a revocation is its first approval (README "Roles and staffing": with two
-    officers a revocation reaches 2 of 2 when the other approves; the submitter cannot approve again)."""
-    return kind == RequestKind.REVOCATION.value and role == "ra_officer"
+    """An RA officer who asks for a revocation, suspension or release (``STATUS_KINDS``) is its first
+    approval (README "Roles and staffing": with two officers it reaches 2 of 2 when the other approves;
+    the submitter cannot approve again)."""
+    return kind in STATUS_KINDS and role == "ra_officer"

@@ -6,7 +6,7 @@ Each request is judged on its own and the answer says, per request, what happene
 
 * ``issued`` -- this approval reached the threshold and the CA issued (GM/T 0034 pairs: both or none);
 * ``approved`` -- the approval was recorded, the threshold is not reached yet;
-* ``revoked`` -- a revocation request was carried out;
+* ``revoked`` -- a revocation request was carried out (``suspended``/``resumed``: a 冻结/解冻 request);
 * ``awaiting_ca`` -- this approval reached the threshold and the requests are queued for an upstream CA
   (``DeferredIssuanceCA``, CMP): the RA service collects them after the commit (``issued`` or ``failed``
   then, or still awaiting the CA when it is down or slow: its sweeper carries on);
@@ -46,7 +46,7 @@ from ra.records import SELECT_NAMES, subjects
 from ra.workflow import TARGET, Actor, Policy
 
 MAX_BATCH = 500
-RESULTS = ("issued", "approved", "revoked", "awaiting_ca", "unchanged", "failed")       # what an Outcome's result can be
+RESULTS = ("issued", "approved", "revoked", "suspended", "resumed", "awaiting_ca", "unchanged", "failed")  # an Outcome's result
 
 _SELECT_REQUESTS = (select(CertRequest.id, CertRequest.type, CertRequest.kind, CertRequest.state,
                            CertRequest.unit_id, CertRequest.civil_servant_id, CertRequest.server_id,
@@ -154,8 +154,8 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
             outcomes[rid] = Outcome(rid, "failed", row.state, error=decision.error)
         elif decision.verdict is Verdict.WAITING:
             pending.append((row, decision))
-        elif decision.revokes or row.sign_spki is None:
-            carried_out.append(rid)           # revocations, re-keys, and requests enrolled over CMP
+        elif workflow.carries_out_one_by_one(row.kind, policy) or row.sign_spki is None:
+            carried_out.append(rid)           # revocations, 冻结/解冻, superseding issuance, requests enrolled over CMP
         else:
             issuing.append((row, decision))
 

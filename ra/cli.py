@@ -17,6 +17,7 @@ from access.auth import ROLES, ApiToken, Forbidden, create_token, token_list, to
 from pkicore import audit
 from pkicore.db import as_utc, reading, transaction, utcnow
 
+from ra.models import RequestKind
 from ra.services import RaService
 from ra.workflow import Actor
 
@@ -208,7 +209,7 @@ def request_group():
 
 @request_group.command("submit")
 @click.option("--type", "rtype", required=True, type=click.Choice(["civil-servant-dual", "unit", "server"]))
-@click.option("--kind", default="new", type=click.Choice(["new", "renewal", "rekey", "revocation"]))
+@click.option("--kind", default="new", type=click.Choice([k.value for k in RequestKind]))
 @click.option("--subject-id", type=int, default=None)
 @click.option("--csr", type=click.Path(exists=True, dir_okay=False), default=None, help="PEM or DER")
 @click.option("--enc-csr", type=click.Path(exists=True, dir_okay=False), default=None)

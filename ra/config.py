@@ -41,6 +41,9 @@ class RaConfig(Configurable):
     max_csr_size: int = setting(_DEFAULT.max_csr_size, doc="largest PKCS#10 request accepted (bytes)", example=8192)
     check_org_code: bool = setting(_DEFAULT.check_org_code,
                                    doc="check the GB 11714 digit inside unified social credit codes")
+    renewal_supersedes: bool = setting(_DEFAULT.renewal_supersedes,
+                                       doc="换发 (renewal): revoke the renewed certificates (superseded) when the new "
+                                           "ones are issued\n(re-key and 补发 always do)", example=False)
 
     @classmethod
     def process_entries(cls, values: dict, base) -> dict:
@@ -73,7 +76,8 @@ class RaConfig(Configurable):
         try:
             return Policy.from_mapping({"approvals": dict(self.approvals),
                                         "profiles": {k: dict(v) for k, v in self.profiles.items()},
-                                        "max_csr_size": self.max_csr_size, "check_org_code": self.check_org_code})
+                                        "max_csr_size": self.max_csr_size, "check_org_code": self.check_org_code,
+                                        "renewal_supersedes": self.renewal_supersedes})
         except (ValidationError, TypeError, ValueError) as exc:
             raise ConfigError(f"[ra]: {exc}") from exc
 

@@ -30,7 +30,10 @@ class RequestKind(str, enum.Enum):
     NEW = "new"
     RENEWAL = "renewal"
     REKEY = "rekey"
+    REISSUE = "reissue"        # 补发: a new key after the old one was lost; the old certificates are superseded
     REVOCATION = "revocation"
+    SUSPEND = "suspend"        # 冻结: RFC 5280 certificateHold of the target's certificates
+    RESUME = "resume"          # 解冻: their release (removeFromCRL, RFC 5280 §5.3.1)
 
 
 class RequestState(str, enum.Enum):
@@ -40,6 +43,8 @@ class RequestState(str, enum.Enum):
     AWAITING_CA = "awaiting_ca"   # 等待上级CA: approved, queued for an upstream CA (CMP); swept until issued/failed
     ISSUED = "issued"
     REVOKED = "revoked"        # a revocation request that was carried out
+    SUSPENDED = "suspended"    # a suspension (冻结) request that was carried out
+    RESUMED = "resumed"        # a release (解冻) request that was carried out
     REJECTED = "rejected"
     RETURNED = "returned"      # 退回补正: sent back for correction (reason in reject_reason); resubmitted -> submitted
     FAILED = "failed"          # the upstream CA refused an approved request (its reason in reject_reason); final
@@ -214,7 +219,7 @@ class RaCertificate(Base):
     key_envelope: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     not_before: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     not_after: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(16), default="good")
+    status: Mapped[str] = mapped_column(String(16), default="good")     # good | hold (冻结) | revoked
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
 

@@ -146,9 +146,9 @@ _SCHEMAS = {
     "BulkOutcome": {"type": "object", "required": ["id", "result", "state"], "properties": {
         "id": _INT,
         "result": {"enum": list(RESULTS),
-                   "description": "issued/revoked: this approval carried the request out; approved: recorded, "
-                                  "below the threshold; awaiting_ca: at the threshold, queued for the upstream CA "
-                                  "(CMP) which is down or still processing, collected by the sweep; unchanged: "
+                   "description": "issued/revoked/suspended/resumed: this approval carried the request out; approved: "
+                                  "recorded, below the threshold; awaiting_ca: at the threshold, queued for the upstream "
+                                  "CA (CMP) which is down or still processing, collected by the sweep; unchanged: "
                                   "already approved by this officer; failed: refused, nothing of this request was "
                                   "written (or the upstream CA refused it: state failed, its reason in the error)"},
         "state": {"enum": [s.value for s in RequestState] + [None]},
@@ -169,7 +169,7 @@ _SCHEMAS = {
         "identity": {"type": "array", "items": {"type": "array", "items": _STR}}}},
     "Certificate": {"type": "object", "properties": {
         "usage": {"enum": ["sign", "enc"]}, "profile": _STR, "ca": _STR, "serial": {"type": "string", "description": "hex"},
-        "ca_request_id": _STR, "not_before": _TIME, "not_after": _TIME, "status": {"enum": ["good", "revoked"]},
+        "ca_request_id": _STR, "not_before": _TIME, "not_after": _TIME, "status": {"enum": ["good", "hold", "revoked"]},
         "revoked_at": _TIME, "revocation_reason": _NSTR,
         "key_escrowed": {"type": "boolean", "description": "the KMC generated the key (GM/T 0034)"}}},
     "AuditEvent": {"type": "object", "properties": {

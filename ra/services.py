@@ -222,11 +222,10 @@ class RaService:
         for rid in one_by_one:              # revocations and re-keys: a transaction each, as approve
             try:
                 done = self.approve(actor, rid)
-                outcomes[rid] = bulk.Outcome(rid, "revoked" if done["state"] == RequestState.REVOKED.value
-                                             else "issued" if done["state"] == RequestState.ISSUED.value
-                                             else done["state"] if done["state"] in (RequestState.AWAITING_CA.value,
-                                                                                     RequestState.FAILED.value)
-                                             else "approved", done["state"], done["certificates"])
+                finished = (RequestState.REVOKED.value, RequestState.SUSPENDED.value, RequestState.RESUMED.value,
+                            RequestState.ISSUED.value, RequestState.AWAITING_CA.value, RequestState.FAILED.value)
+                outcomes[rid] = bulk.Outcome(rid, done["state"] if done["state"] in finished else "approved",
+                                             done["state"], done["certificates"])
             except PkiError as exc:
                 with reading(self.db) as session:
                     state = session.scalar(select(CertRequest.state).where(CertRequest.id == rid))

@@ -39,7 +39,7 @@ from pkicore.errors import ErrorCode, PkiError
 from pkicore.oids import OID
 
 from ra import approval
-from ra.approval import Verdict
+from ra.approval import STATUS_KINDS, Verdict
 from ra.csr import MAX_CSR_SIZE, KeyInfo, check_public_key, load_public_key_info, parse_csr, subject_conflicts
 from ra.errors import ConflictError, CsrError, DutiesNotSeparated, IssuanceFailed, KmcKeyNotReserved, NotFound, ValidationError
 from ra.id_numbers import validate_hostname, validate_id_number, validate_ip, validate_name, validate_uscc
@@ -47,6 +47,13 @@ from ra.models import (Approval, CertRequest, CivilServant, RaCertificate, Reque
                        RequestType, Server, ServerName, Unit)
 
 TARGET = "ra_request"          # audit target_type of requests
+# the RA certificate statuses (ra_certificate.status) each kind of request acts on in its target request
+TARGET_STATUSES = {RequestKind.RENEWAL.value: ("good",), RequestKind.REKEY.value: ("good",),
+                   RequestKind.REISSUE.value: ("good", "hold"), RequestKind.REVOCATION.value: ("good", "hold"),
+                   RequestKind.SUSPEND.value: ("good",), RequestKind.RESUME.value: ("hold",)}
+DONE_STATES = {RequestKind.REVOCATION.value: RequestState.REVOKED.value,
+               RequestKind.SUSPEND.value: RequestState.SUSPENDED.value,
+               RequestKind.RESUME.value: RequestState.RESUMED.value}
 SUBJECT_TARGETS = {"unit": "ra_unit", "civil-servant": "ra_civil_servant", "server": "ra_server"}
 
 
@@ -70,6 +77,7 @@ class Policy:
         RequestType.SERVER.value: {"sign": "server"}}))
     max_csr_size: int = MAX_CSR_SIZE
     check_org_code: bool = True          # check the GB 11714 digit inside unified social credit codes
+    renewal_supersedes: bool = True      # 换发: the renewed certificates are revoked (superseded) at issuance
 
     @classmethod
     def from_mapping(cls, config: Mapping | None) -> "Policy":
@@ -86,7 +94,7 @@ class Policy:
             if name not in profiles:
                 raise ValidationError(f"ra.profiles.{name}: unknown request type")
             profiles[name].update(mapping)
-        unknown = set(config) - {"max_csr_size", "check_org_code"}
+        unknown = set(config) - {"max_csr_size", "check_org_code", "renewal_supersedes"}
         if unknown:
             raise ValidationError(f"unknown RA settings: {', '.join(sorted(unknown))}")
         return cls(approvals=MappingProxyType(approvals), profiles=MappingProxyType(profiles), **config)
@@ -285,11 +293,12 @@ def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subj
            sign_csr: bytes | str | None = None, enc_csr: bytes | str | None = None,
            enc_public_key: bytes | str | None = None, target_request_id: int | None = None,
            revocation_reason: str | None = None, policy: Policy = Policy(), enrol_by_cmp: bool = False) -> CertRequest:
-    """Record a request. New requests name their subject; renewal, re-key and revocation requests
-    name the issued request whose certificates they replace or revoke. CSRs are parsed and their
-    proof of possession checked now, so bad input fails at once (400) rather than at vetting.
-    ``enrol_by_cmp``: a new server or unit request without a CSR: once vetted and approved, an officer
-    issues a one-time CMP secret bound to it and the subscriber enrols over CMP (``cmp_enrolment``)."""
+    """Record a request. New requests name their subject; renewal (换发), re-key, re-issue (补发),
+    revocation, suspension (冻结) and release (解冻) requests name the issued request whose certificates they
+    replace, revoke, hold or release. CSRs are parsed and their proof of possession checked now, so bad input
+    fails at once (400) rather than at vetting. ``enrol_by_cmp``: a new server or unit request without a CSR:
+    once vetted and approved, an officer issues a one-time CMP secret bound to it and the subscriber enrols
+    over CMP (``cmp_enrolment``)."""
     rtype, rkind = _parse_type(type), _parse_kind(kind)
     req = CertRequest(type=rtype.value, kind=rkind.value, state=RequestState.SUBMITTED.value,
                       submitted_by=actor.name, checks={})
@@ -314,15 +323,25 @@ def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subj
             raise ValidationError(f"subject_id does not match the subject of request {target.id}")
         req.target_request_id = target.id
         req.unit_id, req.civil_servant_id, req.server_id = target.unit_id, target.civil_servant_id, target.server_id
+        if rkind in (RequestKind.SUSPEND, RequestKind.RESUME) and not _target_certificates(session, target.id,
+                                                                                          rkind.value):
+            raise ConflictError(f"request {target.id} has no certificate "
+                                f"{'in force' if rkind is RequestKind.SUSPEND else 'on hold'} to {rkind.value}")
     if enrol_by_cmp:
         if rkind is not RequestKind.NEW or rtype is RequestType.CIVIL_SERVANT_DUAL:
             raise ValidationError("enrolment over CMP is for new server and unit requests")
         if sign_csr or enc_csr or enc_public_key or revocation_reason is not None:
             raise ValidationError("a request enrolled over CMP carries no CSR: the key is made at enrolment")
-    elif rkind is RequestKind.REVOCATION:
+    elif rkind.value in STATUS_KINDS:
         if sign_csr or enc_csr or enc_public_key:
-            raise ValidationError("revocation requests carry no CSR or public key")
-        req.revocation_reason = _parse_reason(revocation_reason).value
+            raise ValidationError(f"{rkind.value} requests carry no CSR or public key")
+        if rkind is RequestKind.REVOCATION:
+            req.revocation_reason = _parse_reason(revocation_reason).value
+        elif revocation_reason is not None:
+            raise ValidationError("only revocation requests take a revocation reason")
+        else:      # RFC 5280 §5.3.1: certificateHold, released by removeFromCRL
+            req.revocation_reason = (RevocationReason.certificate_hold if rkind is RequestKind.SUSPEND
+                                     else RevocationReason.remove_from_crl).value
     else:
         if revocation_reason is not None:
             raise ValidationError("only revocation requests take a revocation reason")
@@ -333,7 +352,7 @@ def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subj
            target_id=req.id, type=req.type, kind=req.kind, unit_id=req.unit_id,
            target_request_id=req.target_request_id)
     if approval.submitter_is_first_approver(rkind.value, actor.role):
-        # an officer who asks for a revocation is its first approver (ra.approval)
+        # an officer who asks for a revocation, suspension or release is its first approver (ra.approval)
         req.approvals.append(Approval(officer=actor.name))
         session.flush()
         record(session, actor=actor.name, role=actor.role, action="ra.request.approve", target_type=TARGET,
@@ -405,10 +424,15 @@ def _check(checks: dict, name: str, fn) -> None:
         checks[name] = {"ok": False, "detail": exc.public_message}
 
 
-def _active_certificates(session: Session, request_id: int) -> list[RaCertificate]:
+def _active_certificates(session: Session, request_id: int, statuses=("good",)) -> list[RaCertificate]:
     return list(session.scalars(select(RaCertificate).where(RaCertificate.request_id == request_id,
-                                                            RaCertificate.status == "good")
+                                                            RaCertificate.status.in_(statuses))
                                 .order_by(RaCertificate.id)))
+
+
+def _target_certificates(session: Session, request_id: int, kind: str) -> list[RaCertificate]:
+    """The certificates of ``request_id`` a request of ``kind`` acts on (``TARGET_STATUSES``)."""
+    return _active_certificates(session, request_id, TARGET_STATUSES[kind])
 
 
 def _identity_check(session: Session, req: CertRequest, policy: Policy) -> str:
@@ -462,7 +486,7 @@ def _key_check(session: Session, req: CertRequest) -> str:
         if spki is None:
             continue
         others = session.scalars(select(RaCertificate).join(CertRequest).where(
-            RaCertificate.public_key_info == spki, RaCertificate.status == "good"))
+            RaCertificate.public_key_info == spki, RaCertificate.status.in_(("good", "hold"))))
         for cert in others:
             same_subject = (cert.request.unit_id, cert.request.civil_servant_id, cert.request.server_id) == (
                 req.unit_id, req.civil_servant_id, req.server_id)
@@ -470,20 +494,23 @@ def _key_check(session: Session, req: CertRequest) -> str:
                 raise ConflictError("the public key is already certified for another subject")
             if req.kind != RequestKind.RENEWAL.value:
                 raise ConflictError("the public key is already certified; use a renewal or a new key")
-    if req.kind in (RequestKind.RENEWAL.value, RequestKind.REKEY.value):
-        old = {c.public_key_info for c in _active_certificates(session, req.target_request_id) if c.usage == "sign"}
+    if req.kind in (RequestKind.RENEWAL.value, RequestKind.REKEY.value, RequestKind.REISSUE.value):
+        old = {c.public_key_info for c in _target_certificates(session, req.target_request_id, req.kind)
+               if c.usage == "sign"}
         if req.kind == RequestKind.RENEWAL.value and req.sign_spki not in old:
             raise ValidationError("a renewal must keep the signing key of the certificate it renews")
-        if req.kind == RequestKind.REKEY.value and req.sign_spki in old:
+        if req.kind != RequestKind.RENEWAL.value and req.sign_spki in old:
             raise ValidationError("a re-key needs a new signing key")
     return "key not certified for anyone else"
 
 
 def _target_check(session: Session, req: CertRequest) -> str:
-    active = _active_certificates(session, req.target_request_id)
+    active = _target_certificates(session, req.target_request_id, req.kind)
     if not active:
-        raise ConflictError(f"request {req.target_request_id} has no certificate in force")
-    return "certificates in force: " + ", ".join(f"{c.ca}/{c.serial}" for c in active)
+        held = req.kind == RequestKind.RESUME.value
+        raise ConflictError(f"request {req.target_request_id} has no certificate {'on hold' if held else 'in force'}")
+    return ("certificates on hold: " if req.kind == RequestKind.RESUME.value else "certificates in force: ") + \
+        ", ".join(f"{c.ca}/{c.serial}" for c in active)
 
 
 def vet(session: Session, actor: Actor, request_id: int, *, documents_checked: bool, note: str | None = None,
@@ -507,7 +534,7 @@ def vet(session: Session, actor: Actor, request_id: int, *, documents_checked: b
 
     _check(checks, "documents", documents)
     _check(checks, "identity", lambda: _identity_check(session, req, policy))
-    if req.kind == RequestKind.REVOCATION.value:
+    if req.kind in STATUS_KINDS:
         _check(checks, "target", lambda: _target_check(session, req))
     else:
         _check(checks, "csr", lambda: _csr_check(req, policy))
@@ -567,7 +594,7 @@ def ca_request_id(req: CertRequest, usage: str) -> str:
 def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
             policy: Policy = Policy(), escrowed: EscrowedKey | None = None) -> CertRequest:
     """An officer's approval, as ``ra.approval.decide`` rules it. At the type's threshold the request is
-    carried out in this transaction (issue through ``ca``, revoke, or both for a re-key); a CA failure
+    carried out in this transaction (issue through ``ca``, or revoke / suspend / release); a CA failure
     raises and rolls everything back. Approving again a
     request one has already approved returns it unchanged (a retry never issues twice). ``escrowed``:
     the KMC key reserved beforehand (``escrow_needed``) for a dual request's encryption certificate."""
@@ -626,8 +653,8 @@ def return_for_correction(session: Session, actor: Actor, request_id: int, reaso
     req = _lock(session, request_id)
     if req.state not in (RequestState.SUBMITTED.value, RequestState.VETTED.value):
         raise ConflictError(f"request {req.id} is {req.state}; only submitted or vetted requests can be returned")
-    if req.kind == RequestKind.REVOCATION.value:
-        raise ValidationError("a revocation request is approved or rejected, not returned for correction")
+    if req.kind in STATUS_KINDS:
+        raise ValidationError(f"a {req.kind} request is approved or rejected, not returned for correction")
     req.state = RequestState.RETURNED.value
     req.rejected_by, req.reject_reason = actor.name, reason
     _flush(session)
@@ -675,7 +702,7 @@ def emergency_revoke(session: Session, actor: Actor, target_request_id: int, jus
     target = _get(session, CertRequest, target_request_id, "request")
     if target.state != RequestState.ISSUED.value or target.kind == RequestKind.REVOCATION.value:
         raise ConflictError(f"request {target.id} has no issued certificates to revoke")
-    if not _active_certificates(session, target.id):
+    if not _target_certificates(session, target.id, RequestKind.REVOCATION.value):
         raise ConflictError(f"request {target.id} has no certificate in force")
     now = utcnow()
     req = CertRequest(type=target.type, kind=RequestKind.REVOCATION.value, state=RequestState.APPROVED.value,
@@ -688,7 +715,7 @@ def emergency_revoke(session: Session, actor: Actor, target_request_id: int, jus
     session.flush()
     record(session, actor=actor.name, role=actor.role, action="ra.request.emergency_revoke", target_type=TARGET,
            target_id=req.id, target_request_id=target.id, reason=why.value, justification=justification)
-    _revoke_all(session, actor, req, target.id, why, ca)
+    _revoke_all(session, actor, req, target.id, why, ca, TARGET_STATUSES[RequestKind.REVOCATION.value])
     req.state, req.completed_at = RequestState.REVOKED.value, utcnow()
     _flush(session)
     return req
@@ -707,12 +734,15 @@ def ca_call(what: str, fn, *args, **kwargs):
 
 def _carry_out(session: Session, actor: Actor, req: CertRequest, ca: CABackend, policy: Policy,
                escrowed: EscrowedKey | None, verdict: Verdict) -> None:
-    """What ``ra.approval.decide`` said the final approval does: revoke, issue, or issue then revoke the
-    replaced certificates as superseded (re-key)."""
-    if verdict is Verdict.REVOKE:
+    """What ``ra.approval.decide`` said the final approval does: change the status of the target's
+    certificates (revoke, suspend, release), or issue (then supersede the target's, ``supersedes``)."""
+    if verdict is Verdict.CHANGE_STATUS:
         reason = RevocationReason(req.revocation_reason)
-        _revoke_all(session, actor, req, req.target_request_id, reason, ca)
-        req.state, req.completed_at = RequestState.REVOKED.value, utcnow()
+        if req.kind == RequestKind.RESUME.value:
+            _release_all(session, actor, req, req.target_request_id, ca)
+        else:
+            _revoke_all(session, actor, req, req.target_request_id, reason, ca, TARGET_STATUSES[req.kind])
+        req.state, req.completed_at = DONE_STATES[req.kind], utcnow()
         return
     if cmp_enrolment(req):
         # approved; the certificate comes when the subscriber enrols with the one-time secret an officer
@@ -723,9 +753,23 @@ def _carry_out(session: Session, actor: Actor, req: CertRequest, ca: CABackend, 
     if not _issue(session, actor, req, ca, policy, escrowed):
         req.state = RequestState.AWAITING_CA.value       # a re-key revokes the old certificates when issued
         return
-    if verdict is Verdict.REKEY:
-        _revoke_all(session, actor, req, req.target_request_id, RevocationReason.superseded, ca)
+    if supersedes(req.kind, policy):
+        _revoke_all(session, actor, req, req.target_request_id, RevocationReason.superseded, ca,
+                    TARGET_STATUSES[req.kind])
     req.state, req.completed_at = RequestState.ISSUED.value, utcnow()
+
+
+def supersedes(kind: str, policy: Policy) -> bool:
+    """Whether issuing a request of ``kind`` revokes its target's certificates (superseded, RFC 5280 §5.3.1):
+    re-key and re-issue (补发) always, renewal (换发) when ``policy.renewal_supersedes``."""
+    return kind in (RequestKind.REKEY.value, RequestKind.REISSUE.value) or \
+        (kind == RequestKind.RENEWAL.value and policy.renewal_supersedes)
+
+
+def carries_out_one_by_one(kind: str, policy: Policy) -> bool:
+    """Whether approving a request of ``kind`` at its threshold changes other certificates' status (the bulk
+    engine leaves those to ``approve``, a transaction each)."""
+    return kind in STATUS_KINDS or supersedes(kind, policy)
 
 
 def _issue(session: Session, actor: Actor, req: CertRequest, ca: CABackend, policy: Policy,
@@ -804,8 +848,9 @@ def complete_from_ca(session: Session, request_id: int, results: Mapping[str, Is
                target_id=req.id, usage=usage, profile=issued.profile, ca=issued.ca, serial=format(issued.serial, "x"),
                ca_request_id=ca_request_id_)
     _flush(session)
-    if req.kind == RequestKind.REKEY.value:
-        _revoke_all(session, actor, req, req.target_request_id, RevocationReason.superseded, ca)
+    if supersedes(req.kind, policy):
+        _revoke_all(session, actor, req, req.target_request_id, RevocationReason.superseded, ca,
+                    TARGET_STATUSES[req.kind])
     req.state, req.completed_at = RequestState.ISSUED.value, utcnow()
     _flush(session)
     return req
@@ -879,18 +924,36 @@ def ra_certificate_fields(usage: str, ca_request: IssueRequest, issued: IssuedCe
 
 
 def _revoke_all(session: Session, actor: Actor, req: CertRequest, target_id: int, reason: RevocationReason,
-                ca: CABackend) -> None:
-    certificates = _active_certificates(session, target_id)
+                ca: CABackend, statuses=("good",)) -> None:
+    """Revoke the target's certificates in ``statuses`` at the CA in this transaction. certificateHold
+    makes them ``hold`` (冻结, released by ``_release_all``); any other reason makes them ``revoked`` (a held
+    certificate too: RFC 5280 §5.3.1, the hold made permanent)."""
+    certificates = _active_certificates(session, target_id, statuses)
     if not certificates:
         raise ConflictError(f"request {target_id} has no certificate in force")
     for cert in certificates:
         status = ca_call("revoke a certificate", ca.revoke, cert.ca, cert.serial_int, reason, session=session)
-        cert.status = "revoked"
+        cert.status = "hold" if reason is RevocationReason.certificate_hold else "revoked"
         cert.revoked_at = status.revoked_at or utcnow()
         cert.revocation_reason = reason.value
-        record(session, actor=actor.name, role=actor.role, action="ra.certificate.revoke", target_type=TARGET,
+        record(session, actor=actor.name, role=actor.role, target_type=TARGET,
+               action="ra.certificate.hold" if cert.status == "hold" else "ra.certificate.revoke",
                target_id=req.id, ca=cert.ca, serial=cert.serial, reason=reason.value,
                certificate_request_id=target_id)
+
+
+def _release_all(session: Session, actor: Actor, req: CertRequest, target_id: int, ca: CABackend) -> None:
+    """解冻: release the target's certificates on hold (removeFromCRL, RFC 5280 §5.3.1): good again at the CA
+    (the next CRL drops them, a delta CRL lists them with removeFromCRL, OCSP answers good) and in the RA."""
+    certificates = _active_certificates(session, target_id, ("hold",))
+    if not certificates:
+        raise ConflictError(f"request {target_id} has no certificate on hold")
+    for cert in certificates:
+        ca_call("release a certificate", ca.revoke, cert.ca, cert.serial_int, RevocationReason.remove_from_crl,
+                session=session)
+        cert.status, cert.revoked_at, cert.revocation_reason = "good", None, None
+        record(session, actor=actor.name, role=actor.role, action="ra.certificate.release", target_type=TARGET,
+               target_id=req.id, ca=cert.ca, serial=cert.serial, certificate_request_id=target_id)
 
 
 def request_summary_subject(session: Session, req: CertRequest) -> dict:

@@ -157,7 +157,7 @@ def _error(exc):
         status, message = exc.code or 500, exc.description
     else:
         status = STATUS.get(exc.code, 500)
-        message = exc.public_message
+        message = i18n.message(exc.public_message, g.get("lang", i18n.DEFAULT))
     if status == 401:
         return login_page(401, t("session_expired"))
     if status >= 500:

@@ -38,6 +38,8 @@ class ConsoleConfig(Configurable):
     job_batch: int = setting(50, doc="rows per job chunk")
     timezone: str = setting("Asia/Shanghai", doc="the zone the console shows times in (IANA name; Beijing time)",
                             example="Asia/Urumqi")
+    expiry_notice_days: int = setting(30, doc="即将过期: certificates ending within this many days are listed on the "
+                                              "expiry page and announced on the officers' home page", example=60)
 
     def __post_init__(self):
         self.proxy_networks()
@@ -49,8 +51,9 @@ class ConsoleConfig(Configurable):
         if self.secure_cookies not in ("auto", "always", "never"):
             raise ConsoleConfigError("console.secure_cookies is auto, always or never")
         if min(self.idle_timeout, self.absolute_timeout, self.lockout_failures, self.job_batch,
-               self.throttle_failures, self.throttle_window) < 1:
-            raise ConsoleConfigError("console timeouts, lockout_failures, throttle_* and job_batch are positive")
+               self.throttle_failures, self.throttle_window) < 1 or not 1 <= self.expiry_notice_days <= 3660:
+            raise ConsoleConfigError("console timeouts, lockout_failures, throttle_* and job_batch are positive; "
+                                     "expiry_notice_days is from 1 to 3660")
 
     def proxy_networks(self) -> tuple:
         try:

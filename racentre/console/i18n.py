@@ -2,6 +2,10 @@
 A key missing from a language falls back to Chinese, then to the key itself."""
 from __future__ import annotations
 
+import re
+
+from racentre.console import formats
+
 LANGUAGES = ("zh", "en")
 DEFAULT = "zh"
 
@@ -154,3 +158,154 @@ def _merge_desk() -> None:
 
 
 _merge_desk()
+
+# --- the certificate lifecycle (冻结/解冻, 换发/补发, 即将过期, SM2 envelope) and the words of the services: request
+# types and kinds, check names, job results (issue 17)
+_LIFECYCLE = {
+    "zh": {
+        "hold": "已冻结", "suspended": "已冻结", "resumed": "已解冻", "remove_from_crl": "解除冻结",
+        "aa_compromise": "属性机构泄露", "result_suspended": "已冻结", "result_resumed": "已解冻",
+        "type_civil-servant-dual": "公务员双证书（签名+加密）", "type_unit": "单位证书", "type_server": "服务器证书",
+        "kind_new": "新申请", "kind_renewal": "换发（原密钥更新）", "kind_rekey": "换发（更换密钥）",
+        "kind_reissue": "补发（遗失后）", "kind_revocation": "吊销", "kind_suspend": "冻结", "kind_resume": "解冻",
+        "check_documents": "证件核验", "check_identity": "身份信息", "check_csr": "证书请求", "check_subject": "主体一致性",
+        "check_key": "公钥唯一性", "check_target": "原证书状态", "check_emergency": "紧急吊销理由",
+        "lifecycle": "证书业务", "suspend_cert": "冻结（需双人审批）", "resume_cert": "解冻（需双人审批）",
+        "open_request": "待办申请",
+        "lifecycle_note": "冻结、解冻、换发和补发都作为申请经审核、双人审批后执行，全程记入审计日志；"
+                          "冻结的证书在 CRL 和 OCSP 中显示为“证书冻结”，解冻后恢复有效。",
+        "renew_note_renewal": "原密钥更新：沿用原签名密钥，不填写证书请求时使用原申请的证书请求。",
+        "renew_note_rekey": "更换密钥：须提供用新密钥生成的证书请求。",
+        "renew_note_reissue": "补发：USB Key 遗失或损坏后用新密钥补发（原证书冻结中亦可）。",
+        "renew_supersedes": "新证书签发时，原证书随即以“已被替代”吊销。",
+        "renew_csr_optional": "证书请求（PEM，可不填）", "renew_csr_required": "新的证书请求（PEM）",
+        "renew_enc_csr": "加密证书请求（PEM）", "renew_enc_csr_kmc": "加密证书请求（PEM，可不填：由密钥管理中心生成加密密钥）",
+        "submit_request": "提交申请", "expiring": "即将过期", "days_left": "剩余天数",
+        "expiring_summary": "{days} 天内到期的有效证书：{n} 张", "expiry_notice": "{n} 张证书将在 {days} 天内到期，请安排换发",
+        "expiring_truncated": "只列出了最早到期的 2000 张，请按单位筛选。",
+        "envelope_sm2": "加密密钥数字信封（SM2，USB Key）", "envelope_p7": "加密密钥数字信封（GM/T 0010）",
+        "job_crl": "重新生成 CRL", "job_kek-rotation": "轮换 KEK", "job_import-civil-servants": "导入公务员名册",
+        "failed_job": "失败", "job_created": "新增", "job_existing": "已存在", "job_errors": "错误", "job_signed": "已签发 CRL 的 CA",
+        "job_active_version": "当前 KEK 版本", "job_row": "行", "centre_own": "本中心自用证书",
+    },
+    "en": {
+        "hold": "On hold", "suspended": "Suspended", "resumed": "Resumed", "remove_from_crl": "removed from CRL",
+        "aa_compromise": "AA compromise", "result_suspended": "suspended", "result_resumed": "resumed",
+        "type_civil-servant-dual": "Civil servant (signing + encryption)", "type_unit": "Unit", "type_server": "Server",
+        "kind_new": "New", "kind_renewal": "Renewal (same key)", "kind_rekey": "Re-key", "kind_reissue": "Re-issue (after loss)",
+        "kind_revocation": "Revocation", "kind_suspend": "Suspension", "kind_resume": "Release",
+        "check_documents": "Documents", "check_identity": "Identity", "check_csr": "CSR", "check_subject": "Subject",
+        "check_key": "Key", "check_target": "Target certificates", "check_emergency": "Emergency justification",
+        "lifecycle": "Lifecycle", "suspend_cert": "Suspend (four-eyes)", "resume_cert": "Resume (four-eyes)",
+        "open_request": "Open request",
+        "lifecycle_note": "Suspension, release, renewal and re-issue are requests, vetted and approved by two officers, "
+                          "audited; a suspended certificate shows as certificateHold in the CRL and OCSP, good again "
+                          "once released.",
+        "renew_note_renewal": "Renewal keeps the signing key; without a CSR the original request's CSR is used.",
+        "renew_note_rekey": "Re-key: paste a CSR made with the new key.",
+        "renew_note_reissue": "Re-issue after the USB key was lost or broken, with a new key (also when on hold).",
+        "renew_supersedes": "When the new certificates are issued the old ones are revoked (superseded).",
+        "renew_csr_optional": "CSR (PEM, optional)", "renew_csr_required": "New CSR (PEM)",
+        "renew_enc_csr": "Encryption CSR (PEM)", "renew_enc_csr_kmc": "Encryption CSR (PEM, optional: the KMC makes the key)",
+        "submit_request": "Submit request", "expiring": "Expiring", "days_left": "Days left",
+        "expiring_summary": "Certificates in force ending within {days} days: {n}",
+        "expiry_notice": "{n} certificates end within {days} days: plan their renewal",
+        "expiring_truncated": "Only the first 2000 are listed: filter by unit.",
+        "envelope_sm2": "Encryption key envelope (SM2, USB key)", "envelope_p7": "Encryption key envelope (GM/T 0010)",
+        "job_crl": "Regenerate CRLs", "job_kek-rotation": "KEK rotation", "job_import-civil-servants": "Roster import",
+        "failed_job": "failed", "job_created": "created", "job_existing": "existing", "job_errors": "errors",
+        "job_signed": "CAs with new CRLs", "job_active_version": "active KEK version", "job_row": "row",
+        "centre_own": "the centre's own",
+    },
+}
+for _lang, _extra in _LIFECYCLE.items():
+    for _key, _text in _extra.items():
+        MESSAGES[_lang].setdefault(_key, _text)
+
+# What the services say (their public messages and check details are English), in Chinese: (pattern, text);
+# {0}, {1}... are the pattern's groups, each translated again (a state name, a nested message).
+_SERVICE_ZH = [
+    (r"request (\d+) not found", "申请 {0} 不存在"),
+    (r"(unit|civil servant|server) (\d+) not found", "{0} {1} 不存在"),
+    (r"request (\d+) is (\w+), only vetted requests can be approved", "申请 {0} 当前为“{1}”，只有已审核的申请才能批准"),
+    (r"request (\d+) is (\w+), only submitted requests can be vetted", "申请 {0} 当前为“{1}”，只有已提交的申请才能审核"),
+    (r"request (\d+) is (\w+) and can no longer be rejected", "申请 {0} 当前为“{1}”，已不能拒绝"),
+    (r"request (\d+) is (\w+); only submitted or vetted requests can be returned", "申请 {0} 当前为“{1}”，只有已提交或已审核的申请才能退回补正"),
+    (r"request (\d+) is (\w+); only returned requests can be resubmitted", "申请 {0} 当前为“{1}”，只有已退回的申请才能重新提交"),
+    (r"request (\d+) has no certificate in force", "申请 {0} 没有有效的证书"),
+    (r"request (\d+) has no certificate on hold", "申请 {0} 没有处于冻结状态的证书"),
+    (r"request (\d+) has no certificate in force to suspend", "申请 {0} 没有可冻结的有效证书"),
+    (r"request (\d+) has no certificate on hold to resume", "申请 {0} 没有可解冻的冻结证书"),
+    (r"request (\d+) has no issued certificates to (\w+)", "申请 {0} 没有已签发的证书"),
+    (r"an officer cannot approve a request they submitted", "提交人不能批准自己提交的申请"),
+    (r"an officer cannot approve a request they vetted", "审核人不能批准自己审核的申请"),
+    (r"the submitter of a request cannot vet it", "提交人不能审核自己提交的申请"),
+    (r"only the submitter or an RA operator can resubmit a returned request", "只有提交人或受理员可以重新提交退回的申请"),
+    (r"confirm that the identity documents were checked.*", "请先确认已核验身份证件；申请未作更改"),
+    (r"a rejection needs a reason", "拒绝须填写原因"),
+    (r".* needs a reason", "须填写原因"),
+    (r"the (rejection )?reason is longer than (\d+) characters", "原因不能超过 {1} 个字符"),
+    (r"a (\w+) request is approved or rejected, not returned for correction", "此类申请只能批准或拒绝，不能退回补正"),
+    (r"a renewal must keep the signing key of the certificate it renews", "原密钥更新须沿用原证书的签名密钥"),
+    (r"a re-key needs a new signing key", "更换密钥或补发须使用新的签名密钥"),
+    (r"the public key is already certified for another subject", "该公钥已为其他主体签发过证书"),
+    (r"the public key is already certified; use a renewal or a new key", "该公钥已签发过证书：请办理原密钥更新或使用新密钥"),
+    (r"a CSR is required", "须提供证书请求 (CSR)"),
+    (r"a re-key or re-issue needs the subscriber's new certificate request \(CSR\)", "更换密钥或补发须提供用新密钥生成的证书请求"),
+    (r"this certificate was not issued through an RA request", "此证书不是通过 RA 申请签发的"),
+    (r"this certificate has no encryption key generated by the key-management centre", "此证书的加密密钥不是由密钥管理中心生成的，没有数字信封"),
+    (r"(\w+) requests carry no CSR or public key", "此类申请不带证书请求或公钥"),
+    (r"only revocation requests take a revocation reason", "只有吊销申请才填写吊销原因"),
+    (r"the request was changed concurrently; reload and retry", "申请已被他人同时修改，请刷新后重试"),
+    (r"the change conflicts with a concurrent one; reload and retry", "与他人同时进行的操作冲突，请刷新后重试"),
+    (r"the CA failed to .*; nothing was recorded", "CA 处理失败，未作任何记录"),
+    (r"kind is one of .*", "业务类型无效"),
+    (r"days is a whole number from 1 to 3660", "天数须为 1 到 3660 的整数"),
+    (r"CSR subject has (\w+)=(.+), the vetted record has none", "证书请求主体含 {0}={1}，登记信息中没有此项"),
+    (r"CSR subject (\w+)=(.+) contradicts the vetted record", "证书请求主体 {0}={1} 与登记信息不符"),
+    (r"vetting failed: (.+)", "审核未通过：{0}"),
+    (r"(documents|identity|csr|subject|key|target): (.+)", "{0}：{1}"),
+    (r"passed", "通过"),
+    (r"identity documents checked by the operator", "受理员已核验身份证件"),
+    (r"identity number and unit code valid", "身份证号与统一社会信用代码有效"),
+    (r"host names, addresses and unit code valid", "主机名、IP 地址与统一社会信用代码有效"),
+    (r"unit code valid", "统一社会信用代码有效"),
+    (r"proof of possession verified \((.+)\)", "私钥持有证明已验证（{0}）"),
+    (r"CSR subject consistent with (.+)", "证书请求主体与登记信息一致：{0}"),
+    (r"key not certified for anyone else", "公钥未为他人签发过证书"),
+    (r"certificates in force: (.+)", "有效证书：{0}"),
+    (r"certificates on hold: (.+)", "冻结中的证书：{0}"),
+    (r"internal error \(see the service log\)", "内部错误（详见服务日志）"),
+]
+_SERVICE_PATTERNS = [(re.compile(p + r"\Z", re.S), text) for p, text in _SERVICE_ZH]
+_MAX_MESSAGE = 4000
+_PAIRS = re.compile(r"[a-z_]+=[^,=]*(, [a-z_]+=[^,=]*)*\Z")
+
+
+def message(text, lang: str) -> str:
+    """A service's message (an error's public message, a vetting check's detail, a job's error) in ``lang``:
+    the services speak English; Chinese officers read the Chinese of the first matching pattern (parts such as
+    a request state or the failed checks of a rejection translated too), or the text itself when none matches."""
+    if not isinstance(text, str) or lang != "zh" or len(text) > _MAX_MESSAGE:
+        return text
+    for pattern, template in _SERVICE_PATTERNS:
+        found = pattern.match(text)
+        if found and not ("; " in text and template.count("{") == 1 and template.startswith("{0}")):
+            return template.format(*(_word(g, lang) for g in found.groups()))
+    if "; " in text:
+        return "；".join(message(part, lang) for part in text.split("; "))
+    return text
+
+
+def _word(part: str | None, lang: str) -> str:
+    if part is None:
+        return ""
+    if part in MESSAGES["zh"] and " " not in part:
+        return translate(part, lang)
+    if part in ("documents", "identity", "csr", "subject", "key", "target"):
+        return translate("check_" + part, lang)
+    if part in ("civil servant", "unit", "server"):
+        return {"civil servant": "公务员", "unit": "单位", "server": "服务器"}[part]
+    if _PAIRS.match(part):          # a subject as the services list it: C=CN, O=…, CN=… (RFC 4514 short names)
+        return ", ".join(f"{formats.SHORT.get(k, k)}={v}" for k, v in (p.split("=", 1) for p in part.split(", ")))
+    return message(part, lang) if " " in part or ":" in part else part

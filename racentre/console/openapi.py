@@ -137,6 +137,29 @@ def openapi_fragment() -> dict:
         "/console/jobs/kek-rotation": {"post": _post("rotate the KMC's KEK and rewrap in the background", _form())},
         "/console/jobs/import": {"post": _post("import a roster of civil servants (CSV, Chinese headers)", _form(
             ["unit_id", "roster"], multipart=True, unit_id=ID, roster={"type": "string", "format": "binary"}))},
+        "/console/certificates/{ca_name}/{serial}/{action}": {"post": _post(
+            "冻结/解冻: open a suspension (certificateHold) or release (removeFromCRL) request for the certificate's RA "
+            "request, four-eyes like revocation", _form(), params=(
+                CA_NAME, SERIAL, path_param("action", {"enum": ["suspend", "resume"]}, example="suspend")))},
+        "/console/certificates/{ca_name}/{serial}/renew": {
+            "get": _page("换发/补发: the renewal, re-key or re-issue form for a certificate", errors=(400, 404), params=(
+                CA_NAME, SERIAL, query_param("kind", {"enum": ["renewal", "rekey", "reissue"]}))),
+            "post": _post("open a renewal, re-key or re-issue request (vetted and approved like issuance)", _form(
+                ["kind"], kind={"enum": ["renewal", "rekey", "reissue"]},
+                csr={"type": "string", "maxLength": 20000, "description": "PEM; optional for a renewal"},
+                enc_csr={"type": "string", "maxLength": 20000, "description": "PEM; a dual pair's encryption CSR"}),
+                params=(CA_NAME, SERIAL))},
+        "/console/certificates/{ca_name}/{serial}/envelope": {"get": op(
+            "download the KMC's envelope of a dual-certificate subscriber's encryption key (p7: GM/T 0010 "
+            "SignedAndEnvelopedData; sm2env: GB/T 35276 SM2EnvelopedKey), audited", TAG, roles=(), console=True,
+            errors=(400, 404), params=(CA_NAME, SERIAL, query_param("format", {"enum": ["p7", "sm2env"]})),
+            ok={"description": "the envelope (DER)", "content": {"application/octet-stream": {"schema": {
+                "type": "string", "format": "binary"}}}})},
+        "/console/expiring": {"get": _page("即将过期: certificates in force ending within N days (default [console] "
+                                           "expiry_notice_days), per unit; ?format=csv exports them", errors=(400,),
+                                           params=(query_param("days", {"type": "integer", "minimum": 1, "maximum": 3660}),
+                                                   query_param("unit", {"type": "string", "maxLength": 128}),
+                                                   query_param("format", {"enum": ["html", "csv"]})))},
         "/console/static/{filename}": {"get": op("the console's style sheets and scripts", TAG, roles=None, errors=(404,),
                                                  params=(path_param("filename", {"type": "string", "maxLength": 128},
                                                                     example="console.css"),),

@@ -26,9 +26,9 @@ from racentre.console import formats, queries
 from racentre.console.blueprint import bp, db, render, t
 
 READERS = ("ra_operator", "ra_officer", "ra_admin", "auditor")
-RA_REVOCATION_REASONS = [r.value for r in RevocationReason
+RA_REVOCATION_REASONS = [r.value for r in RevocationReason        # 冻结/解冻 have their own requests (pages_lifecycle)
                          if r not in (RevocationReason.remove_from_crl, RevocationReason.ca_compromise,
-                                      RevocationReason.aa_compromise)]
+                                      RevocationReason.aa_compromise, RevocationReason.certificate_hold)]
 
 
 def ra():

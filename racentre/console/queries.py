@@ -126,6 +126,7 @@ def search_certificates(db: sessionmaker[Session], *, text: str = "", status: st
     query = query.order_by(*CERT_SORTS[search.sort]).offset((search.page - 1) * limit).limit(limit + 1)
     with db() as session:
         return [{"ca": name, "serial": c.serial, "subject": c.subject, "profile": c.profile, "status": c.status,
+                 "held": c.status == "revoked" and c.reason == "certificate_hold",
                  "request_id": c.request_id, "not_after": as_utc(c.not_after), "created_at": as_utc(c.created_at),
                  "unit": unit, "person": person, "host": host}
                 for c, name, unit, person, host in session.execute(query)]
@@ -250,7 +251,9 @@ def statistics(db: sessionmaker[Session], start: dt.datetime, end: dt.datetime) 
             .group_by(CertRequest.unit_id)).all())
         revoked = dict(session.execute(
             select(CertRequest.unit_id, func.count()).join(RaCertificate, RaCertificate.request_id == CertRequest.id)
-            .where(RaCertificate.revoked_at >= start, RaCertificate.revoked_at < end).group_by(CertRequest.unit_id)).all())
+            .where(RaCertificate.revoked_at >= start, RaCertificate.revoked_at < end,
+                   RaCertificate.status == "revoked")           # not those on hold (冻结)
+            .group_by(CertRequest.unit_id)).all())
         pending = dict(session.execute(select(CertRequest.unit_id, func.count())
                                        .where(CertRequest.state.in_(pending_states)).group_by(CertRequest.unit_id)).all())
         ids = set(issued) | set(revoked) | set(pending)

@@ -1,6 +1,6 @@
 """Console pages for logging in and out and the dashboard; ``init_app`` wires the console into the app
 (racentre.app.build_app): blueprint, principal sources (console session; client certificates for the
-API) and the job runner. The other pages live in ``pages_ra`` and ``pages_ops``."""
+API) and the job runner. The other pages live in ``pages_ra``, ``pages_lifecycle`` and ``pages_ops``."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,7 +11,7 @@ from flask import current_app, g, redirect, request, url_for
 from access.auth import add_principal_source, public, require_roles
 from pkicore.errors import PkiError
 from racentre import accounts, certauth
-from racentre.console import pages_desk, pages_ops, pages_ra, queries, sessions, throttle  # noqa: F401 - pages register routes on bp
+from racentre.console import pages_desk, pages_lifecycle, pages_ops, pages_ra, queries, sessions, throttle  # noqa: F401 - pages register routes on bp
 from racentre.console.blueprint import (STAFF, bp, config, db, login_page, render, session_cookie_name,
                                         session_principal, set_cookie, t)
 from racentre.console.charts import bar_chart
@@ -114,7 +114,7 @@ def _health() -> list[dict]:
 def index():
     series = queries.issuance_per_day(db())
     return render("dashboard.html", counts=queries.pending_counts(db()), health=_health(),
-                  chart=bar_chart(series, title=t("issuance_per_day")))
+                  chart=bar_chart(series, title=t("issuance_per_day")), expiry=pages_lifecycle.expiry_notice())
 
 
 @public("the site's front page sends browsers to the officers' console (its own login guards it)")

@@ -27,9 +27,9 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
          "--window-size=1280,900", "--lang=zh-CN")
 PAGES = (("dashboard", "/console/"), ("requests", "/console/requests?state="), ("certificates", "/console/certificates"),
-         ("seals", "/console/seals"), ("recovery", "/console/recovery"), ("audit", "/console/audit?verify=1"),
-         ("jobs", "/console/jobs"), ("people", "/console/people"), ("units", "/console/units"),
-         ("roster", "/console/roster"))
+         ("expiring", "/console/expiring?days=3660"), ("seals", "/console/seals"), ("recovery", "/console/recovery"),
+         ("audit", "/console/audit?verify=1"), ("jobs", "/console/jobs"), ("people", "/console/people"),
+         ("units", "/console/units"), ("roster", "/console/roster"))
 
 
 def chromium(user_data_dir: str | Path) -> webdriver.Chrome:

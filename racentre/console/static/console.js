@@ -13,15 +13,18 @@ document.addEventListener("DOMContentLoaded", function () {
     fetch(box.dataset.poll, {credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (r) { return r.json(); })
       .then(function (job) {
-        document.getElementById("job-state").textContent = job.state;
+        var shown = document.getElementById("job-state");
+        shown.textContent = JSON.parse(shown.dataset.labels || "{}")[job.state] || job.state;
+        shown.dataset.state = job.state;
         var bar = document.getElementById("job-progress");
         bar.max = job.total || 1; bar.value = job.progress;
         document.getElementById("job-count").textContent = job.progress + "/" + (job.total === null ? "?" : job.total);
         document.getElementById("job-result").textContent = JSON.stringify(job.result, null, 2);
         if (job.state === "queued" || job.state === "running") { window.setTimeout(poll, 1500); }
+        else { window.location.reload(); }   // the finished job's results, as the page words them
       });
   }
-  var state = document.getElementById("job-state").textContent;
+  var state = document.getElementById("job-state").dataset.state;
   if (state === "queued" || state === "running") { window.setTimeout(poll, 1000); }
 });
 document.addEventListener("DOMContentLoaded", function () {

@@ -62,6 +62,14 @@ class FakeCA:
                 raise FakeCAError("upstream CA refused the revocation")
             if ca != self.name or not any(c.serial == serial for c in self.issued.values()):
                 raise FakeCAError(f"unknown certificate {ca}/{serial:x}")
+            if reason is RevocationReason.remove_from_crl:      # RFC 5280: only a hold is released
+                held = self.revoked.get(serial)
+                if held is None or held.reason is not RevocationReason.certificate_hold:
+                    raise FakeCAError(f"certificate {serial:x} is not on hold")
+                del self.revoked[serial]
+                return CertificateStatus(serial, ca, "good")
+            if serial in self.revoked and self.revoked[serial].reason is RevocationReason.certificate_hold:
+                del self.revoked[serial]                          # a hold made permanent
             status = self.revoked.get(serial) or CertificateStatus(
                 serial, ca, "revoked", dt.datetime.now(dt.timezone.utc).replace(microsecond=0), reason)
             self.revoked[serial] = status

@@ -26,13 +26,18 @@ CASES = [
     ("server: one approval issues", facts("server"), [], A, DEFAULT, Verdict.ISSUE, 1, 1, None),
     ("dual: second issues", facts("civil-servant-dual"), [A], B, DEFAULT, Verdict.ISSUE, 2, 2, None),
     ("renewal issues", facts(kind="renewal"), [A], B, DEFAULT, Verdict.ISSUE, 2, 2, None),
-    ("re-key issues and revokes", facts(kind="rekey"), [A], B, DEFAULT, Verdict.REKEY, 2, 2, None),
-    ("revocation revokes", facts(kind="revocation"), [A], B, DEFAULT, Verdict.REVOKE, 2, 2, None),
+    ("re-key issues", facts(kind="rekey"), [A], B, DEFAULT, Verdict.ISSUE, 2, 2, None),
+    ("re-issue issues", facts(kind="reissue"), [A], B, DEFAULT, Verdict.ISSUE, 2, 2, None),
+    ("revocation changes status", facts(kind="revocation"), [A], B, DEFAULT, Verdict.CHANGE_STATUS, 2, 2, None),
+    ("suspension changes status", facts(kind="suspend"), [A], B, DEFAULT, Verdict.CHANGE_STATUS, 2, 2, None),
+    ("release changes status", facts(kind="resume"), [A], B, DEFAULT, Verdict.CHANGE_STATUS, 2, 2, None),
+    ("server revocation: one approval", facts("server", "revocation"), [], A, DEFAULT, Verdict.CHANGE_STATUS,
+     1, 1, None),
     ("revocation waits below the threshold", facts(kind="revocation"), [], A, DEFAULT, Verdict.WAITING, 1, 2, None),
     ("officer who asked for a revocation: unchanged",
      facts(kind="revocation", submitted_by=A), [A], A, DEFAULT, Verdict.UNCHANGED, 0, 0, None),
     ("second officer completes an officer's revocation",
-     facts(kind="revocation", submitted_by=A), [A], B, DEFAULT, Verdict.REVOKE, 2, 2, None),
+     facts(kind="revocation", submitted_by=A), [A], B, DEFAULT, Verdict.CHANGE_STATUS, 2, 2, None),
     ("approved already: unchanged", facts(), [A], A, DEFAULT, Verdict.UNCHANGED, 0, 0, None),
     ("approved already, issued since: unchanged", facts(state="issued"), [A, B], A, DEFAULT,
      Verdict.UNCHANGED, 0, 0, None),
@@ -64,10 +69,10 @@ def test_decision_table(name, request_facts, prior, officer, thresholds, verdict
         assert decision.error is None
     else:
         assert type(decision.error) is error
-    assert decision.records == (verdict in (Verdict.WAITING, Verdict.ISSUE, Verdict.REKEY, Verdict.REVOKE))
-    assert decision.completes == (verdict in (Verdict.ISSUE, Verdict.REKEY, Verdict.REVOKE))
-    assert decision.issues == (verdict in (Verdict.ISSUE, Verdict.REKEY))
-    assert decision.revokes == (verdict in (Verdict.REVOKE, Verdict.REKEY))
+    assert decision.records == (verdict in (Verdict.WAITING, Verdict.ISSUE, Verdict.CHANGE_STATUS))
+    assert decision.completes == (verdict in (Verdict.ISSUE, Verdict.CHANGE_STATUS))
+    assert decision.issues == (verdict is Verdict.ISSUE)
+    assert decision.changes_status == (verdict is Verdict.CHANGE_STATUS)
 
 
 def test_refusal_messages_are_the_ones_the_api_has_always_given():
@@ -90,8 +95,9 @@ def _readme_rule(request: Facts, prior: list[str], officer: str, thresholds: dic
     persons = len(set(prior) | {officer})
     if persons < thresholds[request.type]:
         return Verdict.WAITING
-    return {"new": Verdict.ISSUE, "renewal": Verdict.ISSUE, "rekey": Verdict.REKEY,
-            "revocation": Verdict.REVOKE}[request.kind]
+    return {"new": Verdict.ISSUE, "renewal": Verdict.ISSUE, "rekey": Verdict.ISSUE, "reissue": Verdict.ISSUE,
+            "revocation": Verdict.CHANGE_STATUS, "suspend": Verdict.CHANGE_STATUS,
+            "resume": Verdict.CHANGE_STATUS}[request.kind]
 
 
 PEOPLE = (SUB, VET, A, B, C)
@@ -131,7 +137,9 @@ def test_facts_from_a_request_dict():
 
 
 @pytest.mark.parametrize("kind,role,first", [
-    ("revocation", "ra_officer", True), ("revocation", "ra_operator", False), ("revocation", "applicant", False),
-    ("new", "ra_officer", False), ("rekey", "ra_officer", False), ("renewal", "ra_officer", False)])
+    ("revocation", "ra_officer", True), ("suspend", "ra_officer", True), ("resume", "ra_officer", True),
+    ("revocation", "ra_operator", False), ("revocation", "applicant", False), ("suspend", "ra_operator", False),
+    ("new", "ra_officer", False), ("rekey", "ra_officer", False), ("renewal", "ra_officer", False),
+    ("reissue", "ra_officer", False)])
 def test_an_officer_asking_for_a_revocation_is_its_first_approver(kind, role, first):
     assert submitter_is_first_approver(kind, role) is first

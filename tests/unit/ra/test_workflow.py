@@ -418,3 +418,75 @@ def test_listing_and_policy(ra, unit, person):
         Policy.from_mapping({"approvals": {"server": 0}})
     with pytest.raises(ValidationError):
         Policy.from_mapping({"colour": "red"})
+
+
+def test_suspend_and_resume_through_the_revocation_gate(ra, ca, person):
+    """冻结/解冻 (issue 17): RFC 5280 certificateHold and its release (removeFromCRL) of a request's
+    certificates, four-eyes like revocation; a held pair can be revoked for good (the hold made permanent) or
+    re-issued (补发), not renewed; the KMC key pre-step never runs for them."""
+    issued, _ = issued_dual(ra, person)
+    with pytest.raises(ConflictError, match="no certificate on hold"):
+        ra.submit(APPLICANT, type="civil-servant-dual", kind="resume", target_request_id=issued["id"])
+    with pytest.raises(ValidationError, match="only revocation requests"):
+        ra.submit(APPLICANT, type="civil-servant-dual", kind="suspend", target_request_id=issued["id"],
+                  revocation_reason="key_compromise")
+    hold = ra.submit(OFFICER_A, type="civil-servant-dual", kind="suspend", target_request_id=issued["id"])
+    assert hold["revocation_reason"] == "certificate_hold" and [a["officer"] for a in hold["approvals"]] == ["officer-a"]
+    assert ra.vet(OPERATOR, hold["id"], documents_checked=True)["checks"]["target"]["ok"]
+    with pytest.raises(ValidationError, match="not returned"):
+        ra.return_for_correction(OFFICER_B, hold["id"], "no")
+    done = ra.approve(OFFICER_B, hold["id"])
+    assert done["state"] == "suspended"
+    assert {(c["status"], c["revocation_reason"]) for c in ra.get_request(issued["id"])["certificates"]} == {
+        ("hold", "certificate_hold")}
+    assert all(ca.revoked[int(c["serial"], 16)].reason is RevocationReason.certificate_hold
+               for c in issued["certificates"])
+    renewal = ra.submit(APPLICANT, type="civil-servant-dual", kind="renewal", target_request_id=issued["id"],
+                        sign_csr=tongsuo_sm2_csr(tongsuo_sm2_key()))
+    assert "no certificate in force" in ra.vet(OPERATOR, renewal["id"], documents_checked=True)["checks"]["target"]["detail"]
+    release = ra.submit(APPLICANT, type="civil-servant-dual", kind="resume", target_request_id=issued["id"])
+    assert release["approvals"] == [] and release["revocation_reason"] == "remove_from_crl"
+    ra.vet(OPERATOR, release["id"], documents_checked=True)
+    ra.approve(OFFICER_A, release["id"])
+    outcome = ra.approve_many(OFFICER_B, [release["id"]])
+    assert [o["result"] for o in outcome] == ["resumed"]
+    assert {(c["status"], c["revocation_reason"]) for c in ra.get_request(issued["id"])["certificates"]} == {
+        ("good", None)}
+    assert all(int(c["serial"], 16) not in ca.revoked for c in issued["certificates"])
+    # held again, then revoked for good: the revocation takes the held certificates
+    again = ra.submit(OFFICER_A, type="civil-servant-dual", kind="suspend", target_request_id=issued["id"])
+    ra.vet(OPERATOR, again["id"], documents_checked=True)
+    ra.approve(OFFICER_B, again["id"])
+    revocation = ra.submit(OFFICER_A, type="civil-servant-dual", kind="revocation", target_request_id=issued["id"],
+                           revocation_reason="key_compromise")
+    ra.vet(OPERATOR, revocation["id"], documents_checked=True)
+    assert ra.approve(OFFICER_C, revocation["id"])["state"] == "revoked"
+    assert {(c["status"], c["revocation_reason"]) for c in ra.get_request(issued["id"])["certificates"]} == {
+        ("revoked", "key_compromise")}
+
+
+def test_reissue_supersedes_held_certificates_and_renewal_follows_the_policy(db, ca, person):
+    """补发 after loss: a new key, the old certificates (on hold too) revoked as superseded at issuance; a
+    renewal supersedes the renewed certificates unless ``renewal_supersedes = false``."""
+    keeping = build_ra_service(db, ca, Policy(renewal_supersedes=False))
+    issued, sign_key = issued_dual(keeping, person)
+    renewal = keeping.submit(APPLICANT, type="civil-servant-dual", kind="renewal", target_request_id=issued["id"],
+                             sign_csr=tongsuo_sm2_csr(sign_key))
+    keeping.vet(OPERATOR, renewal["id"], documents_checked=True)
+    keeping.approve(OFFICER_A, renewal["id"])
+    assert keeping.approve(OFFICER_B, renewal["id"])["state"] == "issued"
+    assert {c["status"] for c in keeping.get_request(issued["id"])["certificates"]} == {"good"}
+    ra = build_ra_service(db, ca)
+    hold = ra.submit(OFFICER_A, type="civil-servant-dual", kind="suspend", target_request_id=renewal["id"])
+    ra.vet(OPERATOR, hold["id"], documents_checked=True)
+    ra.approve(OFFICER_B, hold["id"])
+    reissue = ra.submit(APPLICANT, type="civil-servant-dual", kind="reissue", target_request_id=renewal["id"],
+                        sign_csr=tongsuo_sm2_csr(tongsuo_sm2_key()), enc_public_key=tongsuo_spki(tongsuo_sm2_key()))
+    vetted = ra.vet(OPERATOR, reissue["id"], documents_checked=True)
+    assert vetted["state"] == "vetted" and "certificates in force" in vetted["checks"]["target"]["detail"]
+    ra.approve(OFFICER_A, reissue["id"])
+    outcome = ra.approve_many(OFFICER_B, [reissue["id"]])
+    assert [o["result"] for o in outcome] == ["issued"]
+    assert {(c["status"], c["revocation_reason"]) for c in ra.get_request(renewal["id"])["certificates"]} == {
+        ("revoked", "superseded")}
+    assert {c["status"] for c in ra.get_request(reissue["id"])["certificates"]} == {"good"}
