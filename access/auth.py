@@ -22,13 +22,17 @@ from flask import current_app, g, request
 from sqlalchemy import Boolean, DateTime, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from pkicore import audit
+from pkicore import audit, generation
 from pkicore.db import Base, as_utc, reading, utcnow
 from pkicore.errors import ErrorCode, PkiError
 
 # application: an e-government application using the trust services (trust/) with its own HSM keys
 ROLES = ("applicant", "ra_operator", "ra_officer", "ra_admin", "auditor", "api_client", "key_recovery_officer",
          "application")
+
+
+# the db_generation row every change of the api_token table bumps in its transaction (access.tokens)
+TOKEN_GENERATION = "api_token"
 
 
 class AuthError(PkiError):
@@ -91,6 +95,7 @@ def create_token(session: Session, name: str, roles: list[str] | tuple[str, ...]
     token = "rac_" + secrets.token_urlsafe(32)
     session.add(ApiToken(name=name, token_hash=_hash(token), roles=",".join(sorted(set(roles))),
                          expires_at=expires_at, officer=officer if officer != name else None))
+    generation.bump(session, TOKEN_GENERATION)
     return token
 
 
@@ -118,6 +123,7 @@ def token_set_disabled(session: Session, name: str, disabled: bool, *, actor: st
     """Disable (or enable again) the API token of principal ``name``; audited."""
     row = _token_row(session, name)
     row.disabled = disabled
+    generation.bump(session, TOKEN_GENERATION)
     audit.record(session, actor=actor, role="ra_admin", action="auth.token." + ("disable" if disabled else "enable"),
                  target_type="api_token", target_id=name)
 
@@ -126,6 +132,7 @@ def token_set_expiry(session: Session, name: str, expires_at: dt.datetime | None
     """Let the token of ``name`` expire at ``expires_at`` (now: at once; None: never); audited."""
     row = _token_row(session, name)
     row.expires_at = expires_at
+    generation.bump(session, TOKEN_GENERATION)
     audit.record(session, actor=actor, role="ra_admin", action="auth.token.expire", target_type="api_token",
                  target_id=name, expires_at=expires_at.isoformat() if expires_at else None)
 

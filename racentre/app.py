@@ -19,10 +19,11 @@ from ra import views as ra_views
 from racentre import fastpath, openapi
 from racentre.console import views as console_views
 from racentre.services import Services
-from racentre.web import create_app
+from racentre.web import create_app, refusing
 from seal import views as seal_views
 from timestamp import views as tsa_views
 from trust import views as trust_views
+from trust.fastpath import TrustVerifyFastPath
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,16 @@ def _wire_seal(app: Flask, services: Services) -> None:
 
 def _wire_trust(app: Flask, services: Services) -> None:
     trust_views.install(app, lambda: services.trust, require_roles)    # the CA and the TSA: on first use
+
+    def dumps(obj) -> str:          # as jsonify writes it (flask.json.provider.DefaultJSONProvider.response)
+        provider = app.json
+        if (getattr(provider, "compact", None) is None and app.debug) or getattr(provider, "compact", None) is False:
+            return provider.dumps(obj, indent=2)
+        return provider.dumps(obj, separators=(",", ":"))
+
+    fastpath.install(app, "api", TrustVerifyFastPath(
+        lambda: trust_views.service_of(app), services.token_and_revocation_state,
+        services.token_table.principal, dumps, refused=lambda: refusing(app)))
 
 
 # What serving each package means: its service from the composition root (racentre.services.Services)

@@ -76,7 +76,7 @@ def main(argv: list[str]) -> None:
 
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^`|~0-9A-Za-z]+\Z")          # RFC 9110 token, no underscore
-_POST_TARGET = re.compile(rb"/(?:tsa(?:/[0-9A-Za-z.-]*)?|ocsp(?:/[0-9A-Za-z._-]+)?)\Z")
+_POST_TARGET = re.compile(rb"/(?:tsa(?:/[0-9A-Za-z.-]*)?|ocsp(?:/[0-9A-Za-z._-]+)?|api/v1/trust/verify)\Z")
 _GET_TARGET = re.compile(rb"/ocsp/[0-9A-Za-z._-]+/[0-9A-Za-z+/=%._-]+\Z")
 _FALLBACK_FIELDS = frozenset({b"TRANSFER-ENCODING", b"EXPECT", b"SCRIPT_NAME", b"UPGRADE", b"HTTP2-SETTINGS",
                              b"IF-NONE-MATCH", b"IF-MODIFIED-SINCE"})
@@ -84,8 +84,9 @@ _FALLBACK_FIELDS = frozenset({b"TRANSFER-ENCODING", b"EXPECT", b"SCRIPT_NAME", b
 
 def simple_request(data: bytes):
     """A complete, plain HTTP/1.x request for a fast path that is all of ``data`` (one read) — POST
-    /tsa[/<unit>], POST /ocsp[/<ca>] with a body, GET /ocsp/<ca>/<request> without one — -> (method, path, (major,
-    minor), content type, content length, connection header or None, body); anything else (incomplete,
+    /tsa[/<unit>], POST /ocsp[/<ca>], POST /api/v1/trust/verify with a body, GET /ocsp/<ca>/<request> without
+    one — -> (method, path, (major, minor), content type, content length, connection header or None, body,
+    Authorization header or None); anything else (incomplete,
     a pipelined next request, odd syntax, obs-fold, duplicate or unusual fields, a query target) ->
     None, and gunicorn's own parser takes it. The path is as sent (not yet percent-decoded)."""
     if data.startswith(b"POST /"):
@@ -102,7 +103,7 @@ def simple_request(data: bytes):
     if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0") or not target.match(parts[1]) \
             or len(lines) > 101:
         return None
-    ctype = length = connection = None
+    ctype = length = connection = authorization = None
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
         if not sep or not _TOKEN.match(name) or b"\n" in value or b"\r" in value or b"\x00" in value:
@@ -117,6 +118,10 @@ def simple_request(data: bytes):
             if length is not None or not value.isdigit() or len(value) > 9:
                 return None
             length = value
+        elif name == b"AUTHORIZATION":
+            if authorization is not None:
+                return None
+            authorization = value
         elif name == b"CONNECTION":
             connection = value.lower()
             if connection not in (b"close", b"keep-alive"):
@@ -129,7 +134,8 @@ def simple_request(data: bytes):
         return None
     version = (1, 1) if parts[2] == b"HTTP/1.1" else (1, 0)
     return (method, parts[1].decode("ascii"), version, (ctype or b"").decode("latin-1"),
-            (length or b"").decode("ascii"), connection, data[end + 4:])
+            (length or b"").decode("ascii"), connection, data[end + 4:],
+            authorization.decode("latin-1") if authorization is not None else None)
 
 
 class _BoundedSocket(socket.socket):
@@ -482,8 +488,8 @@ class FastPathThreadWorker(ThreadWorker):
     def _fast_answers(self, batch) -> list:
         try:
             return self._fast.answer_many([
-                (method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length, body)
-                for _, _, _, (method, path, _, ctype, length, _, body) in batch])
+                (method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length, body, authorization)
+                for _, _, _, (method, path, _, ctype, length, _, body, authorization) in batch])
         except Exception:  # noqa: BLE001 - nothing answered yet: the gthread path answers them the usual way
             self.log.exception("fast path failed; handing the requests to the thread pool")
             return [None] * len(batch)
@@ -505,8 +511,8 @@ class FastPathThreadWorker(ThreadWorker):
         batch, self._waiting = self._waiting, []
         try:
             staged = self._fast.stage_many([
-                (method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length, body)
-                for _, _, _, (method, path, _, ctype, length, _, body) in batch])
+                (method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length, body, authorization)
+                for _, _, _, (method, path, _, ctype, length, _, body, authorization) in batch])
         except Exception:  # noqa: BLE001 - nothing answered yet: the gthread path answers them the usual way
             self.log.exception("fast path failed; handing the requests to the thread pool")
             self._send_replies(batch, [None] * len(batch))
@@ -552,7 +558,7 @@ class FastPathThreadWorker(ThreadWorker):
             self.log.exception("fast path: writing after a batch failed")
 
     def _send_inline(self, conn, client, request, reply: tuple[str, bytes]) -> None:
-        _, _, version, _, _, connection, _ = request
+        _, _, version, _, _, connection, _, _ = request
         content_type, extra, reply = reply[0], reply[2] if len(reply) > 2 else (), reply[1]
         self.nr += 1
         if self.nr >= self.max_requests and self.alive:

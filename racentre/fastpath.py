@@ -6,10 +6,18 @@ gets the PATH_INFO-style path (percent-decoded) and returns ``(content type, bod
 body, ((header, value), ...))`` with further response headers — for a 200 answer, calling ``read(n)`` once
 for a body; or None, with nothing read, when the request belongs to the Flask
 app and its error handling (the answer must then be what the Flask view gives; tests hold them equal).
+
+A *buffered* handler (one with ``answer_buffered``; the trust services' verification, whose answer depends
+on the body and the bearer token) may decline after seeing the body: it says from the request line alone
+whether it ``wants(method, path, content type, length)`` the request, then ``answer_buffered(requests)``
+gets ``(method, path, query, content type, authorization, body)`` each and returns one reply or None each;
+for a declined request the body is handed on to Flask unchanged.
+
 A conditional request (If-None-Match, If-Modified-Since: RFC 7232) always goes to the app, which may answer
 304; the hot paths answer 200 only."""
 from __future__ import annotations
 
+import io
 from typing import Callable, Protocol, Sequence
 
 
@@ -27,6 +35,7 @@ class FastHandler(Protocol):
     # ``answers()`` (no I/O: the ``answer_many`` results), ``writes()`` (whether ``write`` has work) and
     # ``write()`` (may block; the answers are sent after it), only ``read`` and ``write`` run off the main
     # thread, else the whole ``answer_many``
+    # or, instead of ``answer``: ``wants`` and ``answer_buffered`` (module docstring)
 
 
 class FastPaths:
@@ -51,30 +60,45 @@ class FastPaths:
 
     def answer(self, method: str, path: str, content_type: str, length: str,
                read: Callable[[int], bytes]) -> tuple[str, bytes] | None:
+        """A reply from the handler of ``path``, or None. Buffered handlers answer in ``__call__`` (where
+        a declined body can be handed on), never here."""
         handler = self._handler(path)
-        return None if handler is None else handler.answer(method, path, content_type, length, read)
+        if handler is None or hasattr(handler, "answer_buffered"):
+            return None
+        return handler.answer(method, path, content_type, length, read)
 
-    def answer_many(self, requests: Sequence[tuple[str, str, str, str, bytes]]) -> list[tuple[str, bytes] | None]:
-        """``answer`` for requests that arrived together (``(method, path, content type, length, body)``
-        each), handed to each handler's ``answer_many`` when it has one."""
+    def answer_many(self, requests: Sequence[tuple]) -> list[tuple[str, bytes] | None]:
+        """``answer`` for requests that arrived together (``(method, path, content type, length, body[,
+        authorization])`` each), handed to each handler's ``answer_many`` (or ``answer_buffered``) when it
+        has one."""
         out: list[tuple[str, bytes] | None] = [None] * len(requests)
         groups: dict[int, tuple[FastHandler, list[int]]] = {}
         for i, request in enumerate(requests):
             handler = self._handler(request[1])
             if handler is not None:
                 groups.setdefault(id(handler), (handler, []))[1].append(i)
+        requests = [r if len(r) == 6 else (*r, None) for r in requests]
         for handler, indices in groups.values():
+            if hasattr(handler, "answer_buffered"):
+                taken = [i for i in indices if handler.wants(*requests[i][:4])]
+                if taken:
+                    replies = handler.answer_buffered([(m, p, "", ct, auth, body)
+                                                       for m, p, ct, _, body, auth in (requests[i] for i in taken)])
+                    for i, reply in zip(taken, replies):
+                        out[i] = reply
+                continue
+            requests5 = [r[:5] for r in requests]
             many = getattr(handler, "answer_many", None)
             if many is not None:
-                for i, reply in zip(indices, many([requests[i] for i in indices])):
+                for i, reply in zip(indices, many([requests5[i] for i in indices])):
                     out[i] = reply
                 continue
             for i in indices:
-                method, path, ctype, length, body = requests[i]
+                method, path, ctype, length, body = requests5[i]
                 out[i] = handler.answer(method, path, ctype, length, lambda n, b=body: b[:n])
         return out
 
-    def stage_many(self, requests: Sequence[tuple[str, str, str, str, bytes]]) -> "Staged":
+    def stage_many(self, requests: Sequence[tuple]) -> "Staged":
         """``answer_many`` in stages for requests of ``blocking`` handlers: ``read()`` and ``write()`` may
         block (run them off the thread that reads requests), ``answers()`` between them does no I/O."""
         groups: dict[int, tuple[FastHandler, list[int]]] = {}
@@ -86,15 +110,30 @@ class FastPaths:
         for handler, indices in groups.values():
             chosen = [requests[i] for i in indices]
             stage = getattr(handler, "stage_many", None)
-            parts.append((indices, stage(chosen) if stage is not None else _WholeBatch(self, chosen)))
+            parts.append((indices, stage([r[:5] for r in chosen]) if stage is not None
+                          else _WholeBatch(self, chosen)))
         return Staged(len(requests), parts)
+
+    def _buffered(self, handler, environ) -> tuple[str, bytes] | None:
+        method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        ctype, length = environ.get("CONTENT_TYPE", ""), environ.get("CONTENT_LENGTH") or ""
+        if "HTTP_TRANSFER_ENCODING" in environ or not handler.wants(method, path, ctype, length):
+            return None
+        body = environ["wsgi.input"].read(int(length)) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)          # for Flask, should the handler decline
+        return handler.answer_buffered([(method, path, environ.get("QUERY_STRING", ""), ctype,
+                                         environ.get("HTTP_AUTHORIZATION"), body)])[0]
 
     def __call__(self, environ, start_response):
         if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ:
             return self.wsgi_app(environ, start_response)          # a conditional request: the app judges it
-        reply = self.answer(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
-                            environ.get("CONTENT_TYPE", ""), environ.get("CONTENT_LENGTH") or "",
-                            environ["wsgi.input"].read)
+        handler = self._handler(environ.get("PATH_INFO", ""))
+        if handler is not None and hasattr(handler, "answer_buffered"):
+            reply = self._buffered(handler, environ)
+        else:
+            reply = self.answer(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
+                                environ.get("CONTENT_TYPE", ""), environ.get("CONTENT_LENGTH") or "",
+                                environ["wsgi.input"].read)
         if reply is None:
             return self.wsgi_app(environ, start_response)
         content_type, body = reply[0], reply[1]

@@ -22,7 +22,7 @@ from racentre.audit import site_checkpointer, start_periodic_checkpoints
 from racentre.config import Config
 from racentre.schema import SchemaError, require_current
 from racentre.services import Services
-from racentre.web import MAX_ANY_BODY
+from racentre.web import MAX_ANY_BODY, REFUSAL_KEY
 from timestamp.errors import TsaError
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ def watch_schema(app, engine, interval: float) -> None:
                 log.warning("schema check failed: %s", exc)
 
     threading.Thread(target=check, name="racentre-schema-watch", daemon=True).start()
+    app.extensions[REFUSAL_KEY] = lambda: state["error"]        # the trust fast path asks (racentre.web.refusing)
 
     @app.before_request
     def _refuse_on_another_schema():

@@ -20,12 +20,13 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from access.tokens import TOKEN_GENERATION, TOKEN_ROWS, TokenTable
 from ca_bridge.cmp.client import MacCredentials
 from ca_bridge.cmp.server import CmpServer
 from ca_bridge.cmp.upstream import CmpCA, adopt_outbox, signature_credentials
 from ca_bridge.cmp.upstream import HttpTransport as CmpHttpTransport
 from ca_bridge.embedded import EmbeddedCA
-from ca_bridge.revinfo import revocation_info
+from ca_bridge.revinfo import IssuerCrls, revocation_info
 from gmt0014.client import HttpTransport, InProcessTransport
 from hsm import KeyManager, open_key_manager
 from kms.services import KmsParts, build_kmc
@@ -265,19 +266,48 @@ class Services:
 
         return TrustService(
             self.db, self.key_manager, ca=lambda: self.ca, roots=site.roots, intermediates=site.issuing,
-            revocation_info=lambda certs: revocation_info(self.ca, certs, with_ocsp=False), tsa=self.tsa,
+            revocation_info=lambda certs: revocation_info(self.ca, certs, with_ocsp=False, crls_from=self._issuer_crls),
+            tsa=self.tsa,
             evidence_signer=evidence_signer, config=config, organization=site.organization,
             revocation_state=self._revocation_state())
+
+    @cached_property
+    def _issuer_crls(self) -> IssuerCrls:
+        """Each CA's current CRL kept for the trust services (ca_bridge.revinfo.IssuerCrls), checked against
+        the CA's revocation counter on the hot-path reader."""
+        def seq(ca_id: int) -> int:
+            rows = self.hot_reader.rows("SELECT revocation_seq FROM ca_authority WHERE id = ?", (ca_id,))
+            return rows[0][0] if rows else -1
+        return IssuerCrls(self.ca, seq)
+
+    @cached_property
+    def hot_reader(self) -> HotReader:
+        """The hot paths' DBAPI reader (pkicore.db.HotReader) for the trust services."""
+        return HotReader(self.engine)
 
     def _revocation_state(self):
         """() -> every CA's revocation counter (``ca_bridge.crl.bump_revocation_seq``: bumped in the
         transaction of every status change), one small query on the hot-path reader: the trust services'
         validation cache keys on it, so a revocation on any node is seen by the next verification."""
-        reader = HotReader(self.engine)
+        reader = self.hot_reader
 
         def state() -> tuple:
             return tuple(reader.rows("SELECT id, revocation_seq FROM ca_authority ORDER BY id", ()))
         return state
+
+    def token_and_revocation_state(self) -> tuple[int, tuple]:
+        """(the ``api_token`` generation, ``_revocation_state()``'s value) in one statement: what the trust
+        verification fast path (trust.fastpath) reads once per batch of requests."""
+        rows = self.hot_reader.rows(
+            "SELECT -1, value FROM db_generation WHERE name = ? "
+            "UNION ALL SELECT id, revocation_seq FROM ca_authority ORDER BY 1", (TOKEN_GENERATION,))
+        generation = next((value for key, value in rows if key == -1), 0)
+        return generation, tuple(tuple(row) for row in rows if row[0] != -1)
+
+    @cached_property
+    def token_table(self) -> TokenTable:
+        """Every API token in memory for the hot paths (access.tokens), reloaded when its generation moves."""
+        return TokenTable(lambda: self.hot_reader.rows(TOKEN_ROWS, ()))
 
     def close(self) -> None:
         if "key_manager" in self.__dict__:

@@ -184,6 +184,16 @@ class BoundedIntConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+REFUSAL_KEY = "racentre.refusal"      # app.extensions: () -> why the node refuses every request, or None
+
+
+def refusing(app) -> bool:
+    """Whether ``app`` refuses requests now (``racentre.serve.watch_schema``: another schema): hot paths
+    that read tables then leave the request to Flask, which gives the refusal."""
+    why = app.extensions.get(REFUSAL_KEY)
+    return why is not None and why() is not None
+
+
 MAX_JSON_DEPTH = 32
 
 

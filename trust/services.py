@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 from typing import Callable, Hashable, Iterable
 
@@ -65,6 +66,7 @@ class TrustService:
                            self.config.require_revocation)
 
     def tsa_policy(self) -> TrustPolicy:
+        """The TSA anchors: the default policy (``verify`` hands its default policy over as this one)."""
         return self.policy()
 
     def policy_summary(self, policy: TrustPolicy) -> dict:
@@ -115,11 +117,13 @@ class TrustService:
     def verify(self, application: str, *, role: str, signature: bytes, data: bytes | None = None,
                certificate: bytes | None = None, form: str = "cms", user_id: bytes | None = None,
                algorithm: str | None = None, trust: tuple[bytes, ...] | None = None,
-               evidence: bool = False) -> dict:
-        """SOF_VerifySignedData (raw: ``certificate`` and ``data`` needed) or SOF_VerifySignedMessage (cms)."""
+               evidence: bool = False, state: Hashable = None) -> dict:
+        """SOF_VerifySignedData (raw: ``certificate`` and ``data`` needed) or SOF_VerifySignedMessage (cms).
+        ``state``: the revocation state read for this request (``ValidationCache.check``), else read here."""
         policy = self.policy(trust)
         report = self.verify_report(signature, data=data, certificate=certificate, form=form, user_id=user_id,
-                                    algorithm=algorithm, policy=policy)
+                                    algorithm=algorithm, policy=policy, state=state,
+                                    tsa_policy=policy if trust is None else None)
         out = report.as_dict()
         if evidence:
             signers = [_summary(s.signer) for s in report.signers if s.signer is not None]
@@ -131,16 +135,22 @@ class TrustService:
 
     def verify_report(self, signature: bytes, *, data: bytes | None = None, certificate: bytes | None = None,
                       form: str = "cms", user_id: bytes | None = None, algorithm: str | None = None,
-                      policy: TrustPolicy | None = None, at: dt.datetime | None = None) -> VerifyReport:
-        """The report behind ``verify``; ``at``: the validation time when no timestamp proves one (now)."""
+                      policy: TrustPolicy | None = None, at: dt.datetime | None = None,
+                      state: Hashable = None, tsa_policy: TrustPolicy | None = None) -> VerifyReport:
+        """The report behind ``verify``; ``at``: the validation time when no timestamp proves one (now);
+        ``tsa_policy``: ``tsa_policy()`` when the caller has it already."""
         policy = policy or self.policy()
+        tsa = tsa_policy or self.tsa_policy()
+        check, time_check = self.cache.check, self.cache.time_proof
+        if state is not None:
+            check, time_check = (functools.partial(check, state=state), functools.partial(time_check, state=state))
         if form == "raw":
             if certificate is None or data is None:
                 raise TrustError("a raw signature needs the data and the certificate")
-            return verify_raw(data, signature, certificate, policy, self.tsa_policy(), user_id=user_id,
-                              algorithm_name=algorithm, at=at, check=self.cache.check)
+            return verify_raw(data, signature, certificate, policy, tsa, user_id=user_id,
+                              algorithm_name=algorithm, at=at, check=check, time_check=time_check)
         if form == "cms":
-            return verify_cms(signature, policy, self.tsa_policy(), content=data, at=at, check=self.cache.check)
+            return verify_cms(signature, policy, tsa, content=data, at=at, check=check, time_check=time_check)
         raise TrustError("form must be raw or cms")
 
     def validate_certificate(self, certificate: bytes, *, at: dt.datetime | None = None) -> dict:

@@ -42,15 +42,19 @@ FIELDS = {
 _build_lock = threading.Lock()
 
 
-def _service() -> TrustService:
-    """The app's TrustService, built on first use (the CA and the TSA need a provisioned site)."""
-    service = current_app.extensions.get(EXTENSION_KEY)
+def service_of(app) -> TrustService:
+    """``app``'s TrustService, built on first use (the CA and the TSA need a provisioned site)."""
+    service = app.extensions.get(EXTENSION_KEY)
     if not isinstance(service, TrustService):
         with _build_lock:
-            service = current_app.extensions[EXTENSION_KEY]
+            service = app.extensions[EXTENSION_KEY]
             if not isinstance(service, TrustService):
-                service = current_app.extensions[EXTENSION_KEY] = service()
+                service = app.extensions[EXTENSION_KEY] = service()
     return service
+
+
+def _service() -> TrustService:
+    return service_of(current_app)
 
 
 def _payload(kind: str) -> dict:

@@ -165,7 +165,7 @@ _LIFECYCLE = {
     "zh": {
         "hold": "已冻结", "suspended": "已冻结", "resumed": "已解冻", "remove_from_crl": "解除冻结",
         "aa_compromise": "属性机构泄露", "result_suspended": "已冻结", "result_resumed": "已解冻",
-        "type_civil-servant-dual": "公务员双证书（签名+加密）", "type_unit": "单位证书", "type_server": "服务器证书",
+        "type_civil-servant-dual": "公务员双证书（签名+加密）", "type_unit": "单位证书", "type_server": "应用服务器证书",
         "kind_new": "新申请", "kind_renewal": "换发（原密钥更新）", "kind_rekey": "换发（更换密钥）",
         "kind_reissue": "补发（遗失后）", "kind_revocation": "吊销", "kind_suspend": "冻结", "kind_resume": "解冻",
         "check_documents": "证件核验", "check_identity": "身份信息", "check_csr": "证书请求", "check_subject": "主体一致性",

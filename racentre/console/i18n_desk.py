@@ -4,7 +4,6 @@ from __future__ import annotations
 MESSAGES: dict[str, dict[str, str]] = {
     "zh": {
         "intake": "受理", "people": "人员", "units": "单位", "roster_import": "批量导入", "seal_sign": "签章",
-        "type_civil-servant-dual": "公务员证书（签名＋加密双证书）", "type_unit": "单位证书", "type_server": "应用服务器证书",
         "documents_checklist": "身份材料核验清单", "documents_required": "必需", "documents_received": "受理时收到的材料",
         "doc_id_card": "申请人身份证", "doc_unit_letter": "单位介绍信或授权书", "doc_business_licence": "营业执照或统一社会信用代码证书",
         "doc_agent_id_card": "经办人身份证", "doc_authorisation": "单位授权书（加盖公章）", "doc_domain_proof": "域名或 IP 地址的使用证明",
@@ -15,7 +14,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "or_upload": "或上传文件", "enc_source": "加密密钥", "enc_kmc": "由密钥管理中心（KMC）生成并托管（GM/T 0034 双证书）",
         "enc_csr_own": "申请人自备加密密钥（提交加密证书请求）", "enc_csr": "加密证书请求（PEM）",
         "key_note": "私钥只在申请人的 USB Key 或密码设备中生成，本中心不代为生成签名私钥；加密密钥对可由 KMC 生成。",
-        "submit_request": "提交申请", "form_has_errors": "表单有错误，请按提示修改后重新提交（已填写的内容已保留）",
+        "form_has_errors": "表单有错误，请按提示修改后重新提交（已填写的内容已保留）",
         "intake_refused": "申请未被受理", "choose_type": "请选择申请类型", "choose_unit": "请选择单位或登记新单位",
         "csr_required": "请粘贴或上传签名证书请求", "enc_csr_required": "请粘贴或上传加密证书请求",
         "csr_too_large": "证书请求文件过大", "field_name": "姓名", "field_id_number": "身份证号",
@@ -41,8 +40,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "en": {
         "intake": "Request entry", "people": "People", "units": "Units", "roster_import": "Roster import",
-        "seal_sign": "Seal a document", "type_civil-servant-dual": "Civil servant (signing + encryption pair)",
-        "type_unit": "Unit certificate", "type_server": "Server certificate",
+        "seal_sign": "Seal a document",
         "documents_checklist": "Identity documents checklist", "documents_required": "required",
         "documents_received": "Documents received at entry", "doc_id_card": "Applicant's identity card",
         "doc_unit_letter": "Unit's letter of introduction or authorisation",
@@ -57,7 +55,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "enc_csr_own": "The applicant's own encryption key (encryption CSR)", "enc_csr": "Encryption CSR (PEM)",
         "key_note": "Private keys are generated only in the applicant's USB key or HSM; this centre does not generate "
                     "signing keys; the KMC may generate the encryption pair.",
-        "submit_request": "Submit", "form_has_errors": "The form has errors; correct them and submit again (your input is kept)",
+        "form_has_errors": "The form has errors; correct them and submit again (your input is kept)",
         "intake_refused": "The request was not accepted", "choose_type": "Choose the request type",
         "choose_unit": "Choose a unit or register a new one", "csr_required": "Paste or upload the signing CSR",
         "enc_csr_required": "Paste or upload the encryption CSR", "csr_too_large": "The CSR file is too large",

@@ -1,5 +1,6 @@
 """racentre.arbiter.simple_request: the main thread's reader of the bytes read from a kept-alive connection
-takes only one complete, plain POST /tsa[/<unit>], POST /ocsp[/<ca>] or GET /ocsp/<ca>/<request> and
+takes only one complete, plain POST /tsa[/<unit>], POST /ocsp[/<ca>], POST /api/v1/trust/verify or GET
+/ocsp/<ca>/<request> and
 leaves everything else to gunicorn's parser."""
 from __future__ import annotations
 
@@ -17,22 +18,33 @@ def req(body=b"\x30\x00", *, line=b"POST /tsa HTTP/1.1", fields=b"Host: x\r\n" +
 
 
 def test_plain_requests_are_read():
-    assert simple_request(req(b"abc")) == ("POST", "/tsa", (1, 1), "application/timestamp-query", "3", None, b"abc")
+    assert simple_request(req(b"abc")) == ("POST", "/tsa", (1, 1), "application/timestamp-query", "3", None, b"abc", None)
     assert simple_request(req(line=b"POST /tsa/ecdsa HTTP/1.0", fields=CT + b"Connection: Keep-Alive\r\n")) == \
-        ("POST", "/tsa/ecdsa", (1, 0), "application/timestamp-query", "2", b"keep-alive", b"\x30\x00")
+        ("POST", "/tsa/ecdsa", (1, 0), "application/timestamp-query", "2", b"keep-alive", b"\x30\x00", None)
     assert simple_request(req(line=b"POST /tsa/ HTTP/1.1", fields=b"content-type:  x/y ; a=b \t\r\n")) == \
-        ("POST", "/tsa/", (1, 1), "x/y ; a=b", "2", None, b"\x30\x00")
+        ("POST", "/tsa/", (1, 1), "x/y ; a=b", "2", None, b"\x30\x00", None)
 
 
 def test_ocsp_requests_are_read():
     assert simple_request(req(line=b"POST /ocsp HTTP/1.1", fields=OT)) == \
-        ("POST", "/ocsp", (1, 1), "application/ocsp-request", "2", None, b"\x30\x00")
+        ("POST", "/ocsp", (1, 1), "application/ocsp-request", "2", None, b"\x30\x00", None)
     assert simple_request(req(line=b"POST /ocsp/issuing-sm2 HTTP/1.1", fields=OT)) == \
-        ("POST", "/ocsp/issuing-sm2", (1, 1), "application/ocsp-request", "2", None, b"\x30\x00")
+        ("POST", "/ocsp/issuing-sm2", (1, 1), "application/ocsp-request", "2", None, b"\x30\x00", None)
     get = b"GET /ocsp/issuing-sm2/MEUw%2BQ/A= HTTP/1.1\r\nHost: x\r\n\r\n"
-    assert simple_request(get) == ("GET", "/ocsp/issuing-sm2/MEUw%2BQ/A=", (1, 1), "", "", None, b"")
+    assert simple_request(get) == ("GET", "/ocsp/issuing-sm2/MEUw%2BQ/A=", (1, 1), "", "", None, b"", None)
     assert simple_request(get.replace(b"\r\n\r\n", b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")) == \
-        ("GET", "/ocsp/issuing-sm2/MEUw%2BQ/A=", (1, 1), "", "0", b"close", b"")
+        ("GET", "/ocsp/issuing-sm2/MEUw%2BQ/A=", (1, 1), "", "0", b"close", b"", None)
+
+
+def test_trust_verify_requests_are_read_with_their_authorization():
+    line, ct = b"POST /api/v1/trust/verify HTTP/1.1", b"Content-Type: application/json\r\n"
+    assert simple_request(req(b"{}", line=line, fields=ct + b"Authorization: Bearer rac_x\r\n")) == \
+        ("POST", "/api/v1/trust/verify", (1, 1), "application/json", "2", None, b"{}", "Bearer rac_x")
+    assert simple_request(req(b"{}", line=line, fields=ct))[-1] is None
+    twice = ct + b"Authorization: Bearer a\r\nAuthorization: Bearer b\r\n"
+    assert simple_request(req(b"{}", line=line, fields=twice)) is None         # duplicate: gunicorn's parser
+    for other in (b"POST /api/v1/trust/sign HTTP/1.1", b"POST /api/v1/trust/verify?x=1 HTTP/1.1"):
+        assert simple_request(req(b"{}", line=other, fields=ct)) is None
 
 
 @pytest.mark.parametrize("data", [

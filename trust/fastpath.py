@@ -1,0 +1,107 @@
+"""The verification hot path (``racentre.fastpath``; issue 18's speed goal): POST /api/v1/trust/verify with a
+bearer token and an ordinary JSON body — a CMS SignedData (``signature``, attached, or detached with
+``data``), no evidence — answered without Flask, the ORM or a query per token.
+
+Per batch of requests that arrived together: one statement (``state``) reads the ``api_token`` generation
+and every CA's revocation counter; the token comes from ``access.tokens.TokenTable`` at that generation,
+and the certificate result from the validation cache keyed on that revocation state
+(``trust.verify.ValidationCache``) — so a token disabled or a certificate revoked on any node is seen by
+the next request, never after a delay or by a local clock. The signature itself is verified for every
+request (pkicore.cms reads the ordinary SignedData by hand).
+
+The answer is the Flask view's (``trust.views.verify``; tests hold the bytes equal). Anything else — another
+path or method, a query, another content type, no or an unknown, disabled, expired or unfit token, other
+fields (raw signatures, evidence, user IDs), invalid JSON or base64, a body over ``MAX_BODY``, a schema
+the node does not serve, an error while verifying — is declined and goes to the Flask app, whose
+authentication, checks and error answers apply.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Callable, Hashable
+
+from access.auth import Principal
+from trust.services import TrustService
+from trust.views import VERIFIERS
+
+PATH = "/api/v1/trust/verify"
+MAX_BODY = 1 << 20           # larger bodies (big signed documents) take the ordinary path, off the main thread
+MAX_NESTING = 32             # racentre.web.MAX_JSON_DEPTH: deeper JSON is Flask's to refuse
+FIELDS = frozenset({"signature", "data", "form"})
+REPLY_TYPE = "application/json"
+
+
+class TrustVerifyFastPath:
+    """A buffered ``racentre.fastpath`` handler for the segment "api" that takes only ``PATH``."""
+
+    # its answers read the database (the state statement; a token table reload or a certificate not in the
+    # validation cache): the serving worker answers its batches off the main thread (racentre.arbiter)
+    blocking = True
+
+    def __init__(self, service: Callable[[], TrustService], state: Callable[[], tuple[int, Hashable]],
+                 principal: Callable[[str, int], Principal | None], dumps: Callable[[dict], str],
+                 refused: Callable[[], bool] = lambda: False):
+        self.service = service            # the app's TrustService (built on first use), or an exception
+        self.state = state                # () -> (api_token generation, revocation state), one statement
+        self.principal = principal        # (token, generation) -> active Principal or None
+        self.dumps = dumps                # the app's JSON, as jsonify writes it (without the newline)
+        self.refused = refused            # True while the node refuses requests (racentre.serve.watch_schema)
+
+    def wants(self, method: str, path: str, content_type: str, length: str) -> bool:
+        return (method == "POST" and path == PATH and length.isdigit() and int(length) <= MAX_BODY
+                and content_type.split(";", 1)[0].strip().lower() == "application/json")
+
+    @staticmethod
+    def _request(query: str, authorization: str | None, body: bytes) -> tuple[str, bytes, bytes | None] | None:
+        """(token, signature, data) of a request this path takes, else None."""
+        if query or not authorization:
+            return None
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        if body.count(b"[") + body.count(b"{") > MAX_NESTING:
+            return None
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(payload, dict) or not payload.keys() <= FIELDS or payload.get("form", "cms") != "cms":
+            return None
+        signature, data = payload.get("signature"), payload.get("data")
+        if not isinstance(signature, str) or not isinstance(data, (str, type(None))):
+            return None
+        try:
+            return (token, base64.b64decode(signature, validate=True),
+                    base64.b64decode(data, validate=True) if data is not None else None)
+        except (binascii.Error, ValueError):
+            return None
+
+    def answer_buffered(self, requests) -> list[tuple[str, bytes] | None]:
+        out: list[tuple[str, bytes] | None] = [None] * len(requests)
+        taken = []
+        for i, (method, path, query, content_type, authorization, body) in enumerate(requests):
+            if self.wants(method, path, content_type, str(len(body))):
+                request = self._request(query, authorization, body)
+                if request is not None:
+                    taken.append((i, request))
+        if not taken or self.refused():
+            return out
+        try:
+            service = self.service()
+            generation, revocation = self.state()
+        except Exception:  # noqa: BLE001 - not built, or the database away: Flask answers (and reports) it
+            return out
+        for i, (token, signature, data) in taken:
+            principal = self.principal(token, generation)
+            if principal is None or not principal.roles & set(VERIFIERS):
+                continue
+            try:
+                report = service.verify(principal.name, role=principal.role_for(VERIFIERS), signature=signature,
+                                        data=data, state=revocation)
+            except Exception:  # noqa: BLE001 - bad input or a failure: the view gives the error answer
+                continue
+            out[i] = (REPLY_TYPE, (self.dumps(report) + "\n").encode("utf-8"))
+        return out
