@@ -31,7 +31,7 @@ class Transport(Protocol):
 
 
 class InProcessTransport:
-    """The embedded KMC: hand the DER to a KmcService in this process."""
+    """The embedded KMC: hand the DER to a Gmt0014Endpoint in this process."""
 
     def __init__(self, service):
         self.service = service

@@ -19,7 +19,7 @@ from gmt0014 import messages as m
 from gmt0014.messages import public_key_hash
 from kms.errors import EscrowConflict, EscrowError, EscrowNotFound
 from kms.escrow import EscrowRequest, KeyEscrow
-from kms.models import KmcSetting, SeenRequest
+from kms.models import KmsSetting, SeenRequest
 from kms.recovery import authorise_subscriber_restore
 from pkicore.algorithms import algorithm
 from pkicore.audit import RefusalTally, record
@@ -59,7 +59,7 @@ class TrustedCA:
         return cls(der, public_key_hash(spki).hex(), cert.subject.human_friendly, cert.subject, spki)
 
 
-class KmcService:
+class Gmt0014Endpoint:
     """GM/T 0014 server side over a KeyEscrow. Trusted CAs: those given here or configured
     (``KmsConfig.trusted_cas``), those trusted in process (``trust``, the embedded KMC) and those an
     operator stored in the KMC database (``trust(..., persist=True)``, ``racentre kms trust-ca``; read at
@@ -89,9 +89,9 @@ class KmcService:
                 raise EscrowError("only a CA certificate with an SM2 key can be trusted to call the KMC")
             with transaction(self.escrow.db) as s:
                 name = _TRUST_PREFIX + ca.ca_id[:_TRUST_ID_LEN]
-                row = s.get(KmcSetting, name)
+                row = s.get(KmsSetting, name)
                 if row is None:
-                    s.add(KmcSetting(name=name, value=ca_certificate))
+                    s.add(KmsSetting(name=name, value=ca_certificate))
                 else:
                     row.value = ca_certificate
                 bump(s, KMC_SETTINGS)
@@ -104,7 +104,7 @@ class KmcService:
         generation = self._stored_watch.read()
         with self.escrow.db() as s:
             stored = [bytes(r.value) for r in s.scalars(
-                select(KmcSetting).where(KmcSetting.name.startswith(_TRUST_PREFIX)))]
+                select(KmsSetting).where(KmsSetting.name.startswith(_TRUST_PREFIX)))]
         for der in stored:
             self.trust(der)
         self._stored_watch.loaded(generation)

@@ -32,7 +32,7 @@ from hsm.errors import SignatureInvalid
 from kms.config import KmsConfig
 from kms.errors import EscrowConflict, EscrowError, EscrowNotFound, TamperDetected
 from kms.identity import self_signed_certificate
-from kms.models import EscrowedKey, KekVersion, KmcSetting
+from kms.models import EscrowedKey, KekVersion, KmsSetting
 from kms.recovery import (DestructionAuthorisation, ExportAuthorisation, RecoveryAuthorisation, consume)
 from pkicore.audit import record
 from pkicore.db import as_utc, reading, transaction, utcnow
@@ -105,9 +105,9 @@ class KeyEscrow:
         self.km.ensure_key_pair(self.sign_label, "sm2")        # several nodes may race here: the key manager
         self.km.ensure_secret_key(self.mac_label, "sm4")       # makes each under its creation lock
         with transaction(self.db) as session:
-            if session.get(KmcSetting, "certificate") is None:
+            if session.get(KmsSetting, "certificate") is None:
                 cert = self_signed_certificate(self.km, self.sign_label, self.config.kmc_subject)
-                session.add(KmcSetting(name="certificate", value=cert))
+                session.add(KmsSetting(name="certificate", value=cert))
                 bump(session, KMC_SETTINGS)
                 record(session, actor=actor, role="system", action="kms.identity.self_signed",
                        target_type="kms_identity", target_id=self.sign_label)
@@ -137,7 +137,7 @@ class KeyEscrow:
         if self._certificate is None or self._certificate_watch.due():
             generation = self._certificate_watch.read()
             with reading(self.db) as session:
-                value = session.scalar(select(KmcSetting.value).where(KmcSetting.name == "certificate"))
+                value = session.scalar(select(KmsSetting.value).where(KmsSetting.name == "certificate"))
             if value is None:
                 raise EscrowError("the KMC is not set up (run setup())")
             self._certificate = bytes(value)
@@ -154,9 +154,9 @@ class KeyEscrow:
         if cert.public_key.dump() != self.public_key_info:
             raise EscrowError("the certificate does not certify the KMC signing key")
         with transaction(self.db) as session:
-            row = session.get(KmcSetting, "certificate")
+            row = session.get(KmsSetting, "certificate")
             if row is None:
-                session.add(KmcSetting(name="certificate", value=certificate))
+                session.add(KmsSetting(name="certificate", value=certificate))
             else:
                 row.value = certificate
             bump(session, KMC_SETTINGS)          # every process's KeyEscrow.certificate reloads

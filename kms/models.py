@@ -88,7 +88,7 @@ class SeenRequest(Base):
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class KmcSetting(Base):
+class KmsSetting(Base):
     """Small KMC state: its certificate (DER, hex) and similar single values."""
 
     __tablename__ = "kms_setting"
@@ -98,4 +98,4 @@ class KmcSetting(Base):
 
 
 TABLES = [KekVersion.__table__, EscrowedKey.__table__, ApprovalRequest.__table__, Approval.__table__,
-          SeenRequest.__table__, KmcSetting.__table__]
+          SeenRequest.__table__, KmsSetting.__table__]

@@ -12,16 +12,19 @@ from dataclasses import dataclass
 
 from gmt0014.client import InProcessTransport, KmcClient
 from kms.config import KmsConfig
-from kms.endpoint import KmcService
+from kms.endpoint import Gmt0014Endpoint
 from kms.escrow import KeyEscrow
 from kms.recovery import ApprovalBook
 
 
 @dataclass
-class Kmc:
+class KmsParts:
+    """The KMC's parts as ``build_kmc`` assembles them: the escrow (the domain), the M-of-N approval book
+    and the GM/T 0014 endpoint."""
+
     escrow: KeyEscrow
     book: ApprovalBook
-    service: KmcService
+    service: Gmt0014Endpoint
 
     def client_for_ca(self, ca_certificate: bytes, sign) -> KmcClient:
         """An in-process GM/T 0014 client for a CA (trusted here on the spot): ``sign(data) -> DER``."""
@@ -31,7 +34,7 @@ class Kmc:
 
 
 def build_kmc(key_manager, db, config: KmsConfig | None = None, *, setup_lock=nullcontext,
-              recipient_issuers=None, recipient_revocation=None) -> Kmc:
+              recipient_issuers=None, recipient_revocation=None) -> KmsParts:
     """Set up (idempotently) and return the KMC. Its tables (``kms_*``) come with the schema
     (``racentre db upgrade``), embedded or stand-alone alike. ``setup_lock()``: held while the KMC's
     keys, bootstrap certificate and first KEK are looked for and made, so the workers and nodes that
@@ -42,8 +45,8 @@ def build_kmc(key_manager, db, config: KmsConfig | None = None, *, setup_lock=nu
     escrow = KeyEscrow(key_manager, db, config or KmsConfig())
     with setup_lock():
         escrow.setup()
-    service = KmcService(escrow)
+    service = Gmt0014Endpoint(escrow)
     # recovered keys go to subscribers of the CAs this KMC serves (or the configured recipient list)
     book = ApprovalBook(db, escrow.config, issuers=recipient_issuers or (
         lambda: [ca.certificate for ca in list(service.trusted.values())]), revocation=recipient_revocation)
-    return Kmc(escrow, book, service)
+    return KmsParts(escrow, book, service)

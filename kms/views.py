@@ -12,7 +12,7 @@ from gmt0014.messages import CONTENT_TYPE
 from kms.errors import EscrowError
 from kms.recovery import Officer
 from kms.schemas import EXPORT, IMPORT, OPEN_REQUEST, REWRAP_QUERY
-from kms.services import Kmc
+from kms.services import KmsParts
 from pkicore import inputs
 
 bp = Blueprint("kms", __name__, url_prefix="/kmc/v1")
@@ -20,7 +20,7 @@ bp = Blueprint("kms", __name__, url_prefix="/kmc/v1")
 OFFICER, ADMIN, AUDITOR = "key_recovery_officer", "ra_admin", "auditor"
 
 
-def _kmc() -> Kmc:
+def _kmc() -> KmsParts:
     return current_app.extensions["racentre.kms"]
 
 

@@ -29,6 +29,7 @@ ID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 ID_SIGNING_TIME = "1.2.840.113549.1.9.5"
 ID_SIGNING_CERTIFICATE = "1.2.840.113549.1.9.16.2.12"
 ID_SIGNING_CERTIFICATE_V2 = "1.2.840.113549.1.9.16.2.47"
+ID_SIGNATURE_TIME_STAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"   # RFC 3161 Appendix A, id-aa-signatureTimeStampToken
 # GM/T 0010-2012 §7 content types: the same structures as RFC 5652 under Chinese OIDs (REFERENCES §1)
 GM_DATA = "1.2.156.10197.6.1.4.2.1"
 GM_SIGNED_DATA = "1.2.156.10197.6.1.4.2.2"
@@ -94,6 +95,8 @@ def der_oid(dotted: str) -> bytes:
 
 def der_set_of(items: Sequence[bytes]) -> bytes:
     """DER SET OF: elements sorted as octet strings (X.690 §11.6)."""
+    if len(items) == 1:
+        return tlv(0x31, items[0])
     longest = max((len(i) for i in items), default=0)
     return tlv(0x31, b"".join(sorted(items, key=lambda i: i.ljust(longest, b"\x00"))))
 
@@ -145,6 +148,15 @@ def ess_cert_id_v2(cert_der: bytes, digest: str = "sha256") -> bytes:
     return tlv(0x30, alg + tlv(0x04, hashlib.new(digest, cert_der).digest()) + issuer_serial)
 
 
+def default_ess_digest(digest: str) -> str:
+    """The hash of the ESSCertIDv2 in our signing-certificate-v2 attributes (RFC 5035 §3 lets the signer
+    choose): SM3 when the signature digests with SM3 (the SM2 family keeps to SM algorithms; Bouncy Castle,
+    pyHanko and our verifier accept it: seal.pades's docstring has the evidence), else SHA-256, the DEFAULT
+    and so omitted."""
+    return "sm3" if digest == "sm3" else "sha256"
+
+
+
 def signing_certificate_v2_attribute(cert_der: bytes, digest: str = "sha256") -> bytes:
     return _attribute(ID_SIGNING_CERTIFICATE_V2, tlv(0x30, tlv(0x30, ess_cert_id_v2(cert_der, digest))))
 
@@ -155,6 +167,8 @@ def issuer_and_serial(cert_der: bytes) -> bytes:
 
 
 # ------------------------------------------------------------------ building
+
+_V1, _V3 = der_integer(1), der_integer(3)        # CMSVersion values of a SignedData
 
 SignFunction = Callable[[bytes], bytes]
 
@@ -169,28 +183,62 @@ class CmsSigner:
     chain: tuple[bytes, ...] = ()      # further certificates to carry (issuing CAs)
 
 
-class SignedDataTemplate:
-    """Every constant DER piece of a SignedData for one signer, computed once.
+def signature_timestamp_attribute(token: bytes) -> bytes:
+    """The unsigned attribute id-aa-signatureTimeStampToken (RFC 3161 Appendix A) holding ``token`` (a
+    TimeStampToken ContentInfo DER over the SignerInfo's signature value)."""
+    return _attribute(ID_SIGNATURE_TIME_STAMP_TOKEN, token)
 
-    ``build(content, content_type)`` then costs one digest, one signature and concatenation.
+
+class SignedDataTemplate:
+    """Every constant DER piece of a SignedData (RFC 5652 §5) for one signer, computed once: the one
+    SignedData/SignerInfo builder of the code base (TSA tokens, trust-service signatures and evidence,
+    PAdES seals).
+
+    ``build(content, content_type)`` costs one digest, one signature and concatenation. Where the
+    signature is made by someone else (pyHanko's interrupted PDF signing: the digest is the document's
+    /ByteRange digest and the HSM call is pyHanko's), a template made by ``external`` gives the bytes to
+    sign (``signed_attributes(digest)``) and the ContentInfo (``content_info(signed_attributes, signature)``).
     """
+
+    signer: CmsSigner | None
 
     def __init__(self, signer: CmsSigner, *, ess_digest: str | None = None, include_chain: bool = True):
         alg = signer.algorithm
         self.signer = signer
-        self.digest_name = alg.digest
-        self._digest_alg = algorithm_identifier(DIGEST_OIDS[alg.digest])
-        self._digest_algs_set = tlv(0x31, self._digest_alg)
-        self._sig_alg = signature_algorithm_identifier(alg)
-        self._sid = issuer_and_serial(signer.certificate)
-        certs = [signer.certificate, *(signer.chain if include_chain else ())]
-        self._certs_only_signer = tlv(0xA0, signer.certificate)
-        self._certs_all = tlv(0xA0, b"".join(certs))
-        ess = ess_digest or ("sm3" if alg.digest == "sm3" else "sha256")
-        self._ess_attr = signing_certificate_v2_attribute(signer.certificate, ess)
+        self._prepare(signer.certificate, alg.digest, algorithm_identifier(DIGEST_OIDS[alg.digest]),
+                      signature_algorithm_identifier(alg),
+                      tlv(0xA0, b"".join([signer.certificate, *(signer.chain if include_chain else ())])),
+                      ess_digest)
+
+    @classmethod
+    def external(cls, certificate: bytes, digest: str, signature_algorithm: bytes, *,
+                 digest_algorithm: bytes | None = None, certificate_set: Sequence[bytes] = (),
+                 ess_digest: str | None = None) -> "SignedDataTemplate":
+        """A template without a signing callable (``build`` refuses): the AlgorithmIdentifier DERs as the
+        signer writes them (``digest_algorithm`` defaults to ours, parameters absent), and the
+        certificates to carry as a DER SET OF (X.690 §11.6: sorted) rather than in the given order."""
+        self = cls.__new__(cls)
+        self.signer = None
+        self._prepare(certificate, digest, digest_algorithm or algorithm_identifier(DIGEST_OIDS[digest]),
+                      signature_algorithm, b"\xa0" + der_set_of(list(certificate_set) or [certificate])[1:],
+                      ess_digest)
+        return self
+
+    def _prepare(self, certificate: bytes, digest: str, digest_algorithm: bytes, signature_algorithm: bytes,
+                 certificates: bytes, ess_digest: str | None) -> None:
+        self.certificate = certificate
+        self.digest_name = digest
+        self._digest_alg = digest_algorithm
+        self._digest_algs_set = tlv(0x31, digest_algorithm)
+        self._sig_alg = signature_algorithm
+        self._sid = issuer_and_serial(certificate)
+        self._certs_only_signer = tlv(0xA0, certificate)
+        self._certs_all = certificates
+        self._ess_attr = signing_certificate_v2_attribute(certificate, ess_digest or default_ess_digest(digest))
         self._content_type_attrs: dict[str, bytes] = {}
-        self._signer_info_version = der_integer(1)
-        self._digest_proto = hashlib.new(self.digest_name)   # copy() skips the by-name lookup per token
+        self._signer_info_version = _V1
+        self._digest_proto = hashlib.new(digest)   # copy() skips the by-name lookup per token
+        self.digest_size = self._digest_proto.digest_size
 
     def _content_type_attr(self, content_type: str) -> bytes:
         attr = self._content_type_attrs.get(content_type)
@@ -204,40 +252,68 @@ class SignedDataTemplate:
         h.update(content)
         return h.digest()
 
+    def signed_attributes(self, message_digest: bytes, content_type: str = ID_DATA, *,
+                          signing_time: dt.datetime | None = None, extra_attributes: Sequence[bytes] = ()) -> bytes:
+        """DER SET OF the signed attributes (RFC 5652 §5.3, §5.4: what the signature covers): content-type,
+        message-digest (``message_digest``, the content's digest), signing-certificate-v2 (RFC 5035),
+        ``extra_attributes`` and signing-time when given."""
+        if len(message_digest) != self.digest_size:
+            raise ValueError(f"a {self.digest_name} digest has {self.digest_size} bytes, not {len(message_digest)}")
+        return self._signed_attributes(message_digest, content_type, signing_time, extra_attributes)
+
+    def _signed_attributes(self, message_digest: bytes, content_type: str, signing_time: dt.datetime | None,
+                           extra_attributes: Sequence[bytes]) -> bytes:
+        attrs = [self._content_type_attr(content_type), _attribute(ID_MESSAGE_DIGEST, tlv(0x04, message_digest)),
+                 self._ess_attr, *extra_attributes]
+        if signing_time is not None:
+            attrs.append(_attribute(ID_SIGNING_TIME, signing_time_value(signing_time)))
+        return der_set_of(attrs)
+
+    def content_info(self, signed_attributes: bytes, signature: bytes, content_type: str = ID_DATA, *,
+                     content: bytes | None = None, unsigned_attributes: Sequence[bytes] = (),
+                     include_certificates: bool = True, chain: bool = True,
+                     outer_type: str = ID_SIGNED_DATA) -> bytes:
+        """ContentInfo DER of the SignedData (RFC 5652 §5.1) with one SignerInfo (§5.3) over
+        ``signed_attributes`` (``signed_attributes()``) and ``signature``; ``content`` None: detached.
+        ``unsigned_attributes``: Attribute DERs for unsignedAttrs (e.g. ``signature_timestamp_attribute``)."""
+        return self._content_info(signed_attributes, signature, content_type, content, list(unsigned_attributes),
+                                  include_certificates, chain, outer_type)
+
+    def _content_info(self, signed_attributes: bytes, signature: bytes, content_type: str, content: bytes | None,
+                      unsigned_attributes: Sequence[bytes], include_certificates: bool, chain: bool,
+                      outer_type: str) -> bytes:
+        unsigned = b"\xa1" + der_set_of(unsigned_attributes)[1:] if unsigned_attributes else b""
+        signer_info = tlv(0x30, self._signer_info_version + self._sid + self._digest_alg
+                          + b"\xa0" + signed_attributes[1:] + self._sig_alg + tlv(0x04, signature) + unsigned)
+        econtent = der_oid(content_type)
+        if content is not None:
+            econtent += tlv(0xA0, tlv(0x04, content))
+        version = _V1 if content_type in _DATA_TYPES else _V3   # RFC 5652 §5.1 (GM/T 0010 data: 1 too)
+        certs = b""
+        if include_certificates:
+            certs = self._certs_all if chain else self._certs_only_signer
+        signed_data = tlv(0x30, version + self._digest_algs_set + tlv(0x30, econtent) + certs
+                          + tlv(0x31, signer_info))
+        return tlv(0x30, der_oid(outer_type) + tlv(0xA0, signed_data))
+
     def build(self, content: bytes, content_type: str = ID_DATA, *, detached: bool = False,
               signing_time: dt.datetime | None = None, include_certificates: bool = True,
               chain: bool = True, extra_attributes: Sequence[bytes] = (),
               unsigned_attributes: Callable[[bytes], Sequence[bytes]] | None = None,
               outer_type: str = ID_SIGNED_DATA) -> bytes:
-        """ContentInfo DER of a SignedData over ``content`` (RFC 5652 §5.1, §5.3, §5.4).
+        """ContentInfo DER of a SignedData over ``content`` (RFC 5652 §5.1, §5.3, §5.4), signed by the
+        signer's callable: ``signed_attributes`` then ``content_info`` (positionally, for the TSA's hot path).
 
         ``unsigned_attributes(signature)`` gives the SignerInfo's unsignedAttrs (RFC 5652 §5.3), e.g. an
         RFC 3161 signatureTimeStampToken over the signature value; ``outer_type`` GM_SIGNED_DATA with
         ``content_type`` GM_DATA gives the GM/T 0010 §7 form."""
-        attrs = [self._content_type_attr(content_type),
-                 _attribute(ID_MESSAGE_DIGEST, tlv(0x04, self._digest(content))),
-                 self._ess_attr, *extra_attributes]
-        if signing_time is not None:
-            attrs.append(_attribute(ID_SIGNING_TIME, signing_time_value(signing_time)))
-        signed_attrs = der_set_of(attrs)
+        if self.signer is None:
+            raise TypeError("this template has no signing callable: use signed_attributes() and content_info()")
+        signed_attrs = self._signed_attributes(self._digest(content), content_type, signing_time, extra_attributes)
         signature = self.signer.sign(signed_attrs)
-        unsigned = b""
-        if unsigned_attributes is not None:
-            extra = list(unsigned_attributes(signature))
-            if extra:
-                unsigned = b"\xa1" + der_set_of(extra)[1:]
-        signer_info = tlv(0x30, self._signer_info_version + self._sid + self._digest_alg
-                          + b"\xa0" + signed_attrs[1:] + self._sig_alg + tlv(0x04, signature) + unsigned)
-        econtent = der_oid(content_type)
-        if not detached:
-            econtent += tlv(0xA0, tlv(0x04, content))
-        version = 1 if content_type in _DATA_TYPES else 3   # RFC 5652 §5.1 (GM/T 0010 data: 1 too)
-        certs = b""
-        if include_certificates:
-            certs = self._certs_all if chain else self._certs_only_signer
-        signed_data = tlv(0x30, der_integer(version) + self._digest_algs_set + tlv(0x30, econtent) + certs
-                          + tlv(0x31, signer_info))
-        return tlv(0x30, der_oid(outer_type) + tlv(0xA0, signed_data))
+        unsigned = list(unsigned_attributes(signature)) if unsigned_attributes is not None else ()
+        return self._content_info(signed_attrs, signature, content_type, None if detached else content, unsigned,
+                                  include_certificates, chain, outer_type)
 
 
 def sign_data(content: bytes, signer: CmsSigner, *, content_type: str = ID_DATA, detached: bool = False,
@@ -754,6 +830,7 @@ def digest_algorithm_der(name: str) -> bytes:
 
 
 __all__ = ["CmsSigner", "CmsVerification", "SignedDataTemplate", "sign_data", "verify_signed_data",
+           "signature_timestamp_attribute", "default_ess_digest", "ID_SIGNATURE_TIME_STAMP_TOKEN",
            "ess_cert_id_v2", "der_integer", "der_length", "der_oid", "der_set_of", "tlv", "generalized_time",
            "algorithm_identifier", "signature_algorithm_identifier", "digest_algorithm_der",
            "ID_DATA", "ID_SIGNED_DATA", "DIGEST_OIDS", "DIGEST_BY_OID"]

@@ -1,6 +1,6 @@
 """Bulk approval: one officer approves many requests in one call and one transaction (EJBCA's
-"approve selected", a unit enrolling its staff), with the same rules and the same records as
-``workflow.approve`` for each request.
+"approve selected", a unit enrolling its staff), with the same rule (``ra.approval.decide``, which
+``workflow.approve`` asks too) and the same records as ``workflow.approve`` for each request.
 
 Each request is judged on its own and the answer says, per request, what happened:
 
@@ -38,8 +38,9 @@ from pkicore.audit import record_many
 from pkicore.db import IDS, as_utc, select_in, utcnow
 from pkicore.errors import PkiError
 
-from ra import workflow
-from ra.errors import ConflictError, DutiesNotSeparated, IssuanceFailed, NotFound, ValidationError
+from ra import approval, workflow
+from ra.approval import Decision, Verdict
+from ra.errors import ConflictError, IssuanceFailed, NotFound, ValidationError
 from ra.models import Approval, CertRequest, RaCertificate, RequestState, RequestType
 from ra.records import SELECT_NAMES, subjects
 from ra.workflow import TARGET, Actor, Policy
@@ -145,27 +146,18 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
         if row is None:
             outcomes[rid] = Outcome(rid, "failed", error=NotFound(f"request {rid} not found"))
             continue
-        if actor.name in approvers[rid]:
+        decision = approval.decide(row, approvers[rid], actor.name, policy.approvals)
+        if decision.verdict is Verdict.UNCHANGED:
             outcomes[rid] = Outcome(rid, "unchanged", row.state)
             unchanged.append(rid)
-            continue
-        error = None
-        if row.state != RequestState.VETTED.value:
-            error = ConflictError(f"request {rid} is {row.state}, only vetted requests can be approved")
-        elif actor.name == row.submitted_by:
-            error = DutiesNotSeparated("an officer cannot approve a request they submitted")
-        elif actor.name == row.vetted_by:
-            error = DutiesNotSeparated("an officer cannot approve a request they vetted")
-        if error is not None:
-            outcomes[rid] = Outcome(rid, "failed", row.state, error=error)
-            continue
-        count = len(approvers[rid]) + 1
-        if count < policy.approvals[row.type]:
-            pending.append((row, count))
+        elif decision.error is not None:
+            outcomes[rid] = Outcome(rid, "failed", row.state, error=decision.error)
+        elif decision.verdict is Verdict.WAITING:
+            pending.append((row, decision))
         elif workflow.carries_out_one_by_one(row.kind, policy) or row.sign_spki is None:
             carried_out.append(rid)           # revocations, 冻结/解冻, superseding issuance, requests enrolled over CMP
         else:
-            issuing.append((row, count))
+            issuing.append((row, decision))
 
     issued = _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes)
     _write(session, connection, actor, pending, issued, policy, outcomes)
@@ -180,9 +172,9 @@ def approve_many(session: Session, actor: Actor, request_ids: Sequence[int], ca:
 
 
 def _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes) -> list:
-    """Issue the certificates of every request whose approval completes it: [(row, count, [(usage,
-    IssueRequest, IssuedCertificate)])] for those the CA issued, [(row, count, None)] for those queued for
-    a ``DeferredIssuanceCA``; refusals go to ``outcomes``."""
+    """Issue the certificates of every request whose approval completes it: [(row, decision, [(usage,
+    IssueRequest, IssuedCertificate)])] for those the CA issued, [(row, decision, None)] for those queued
+    for a ``DeferredIssuanceCA``; refusals go to ``outcomes``."""
     if not issuing:
         return []
     rows = [row for row, _ in issuing]
@@ -191,7 +183,7 @@ def _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes) 
     for server_id, kind, value in select_in(connection, SELECT_NAMES, list(servers)):
         names[server_id][0 if kind == "dns" else 1].append(value)
     planned, groups = [], []
-    for row, count in issuing:
+    for row, decision in issuing:
         person, server = people.get(row.civil_servant_id), servers.get(row.server_id)
         dns, ips = names[row.server_id] if server is not None else ((), ())
         try:
@@ -203,29 +195,29 @@ def _issue(session, connection, actor, issuing, ca, policy, escrowed, outcomes) 
         except PkiError as exc:
             outcomes[row.id] = Outcome(row.id, "failed", row.state, error=exc)
             continue
-        planned.append((row, count, pairs))
+        planned.append((row, decision, pairs))
         groups.append([r for _, r in pairs])
     if isinstance(ca, DeferredIssuanceCA):
         # queued with this transaction (their transactionIDs durable before anything is sent); collected
         # after the commit
         workflow.ca_call("queue the requests for the CA", ca.enqueue, [r for g in groups for r in g], session)
-        return [(row, count, None) for row, count, _ in planned]
+        return [(row, decision, None) for row, decision, _ in planned]
     results = workflow.ca_call("issue certificates", issue_groups, ca, groups, session)
     done = []
-    for (row, count, pairs), result in zip(planned, results):
+    for (row, decision, pairs), result in zip(planned, results):
         if isinstance(result, PkiError):
             outcomes[row.id] = Outcome(row.id, "failed", row.state, error=result)
             continue
         if [c.request_id for c in result] != [r.request_id for _, r in pairs]:
             raise IssuanceFailed("the CA answered for another request")
-        done.append((row, count, [(usage, r, c) for (usage, r), c in zip(pairs, result)]))
+        done.append((row, decision, [(usage, r, c) for (usage, r), c in zip(pairs, result)]))
     return done
 
 
 def _write(session, connection, actor, pending, issued, policy, outcomes) -> None:
     """Approvals, state changes, RA certificate rows and audit rows: one statement per table."""
     now = utcnow()
-    approved = [(row, count) for row, count in pending] + [(row, count) for row, count, _ in issued]
+    approved = [(row, decision) for row, decision in pending] + [(row, decision) for row, decision, _ in issued]
     if not approved:
         return
     connection.execute(_INSERT_APPROVALS, [{"request_id": row.id, "officer": actor.name, "at": now}
@@ -236,11 +228,11 @@ def _write(session, connection, actor, pending, issued, policy, outcomes) -> Non
                                      else RequestState.AWAITING_CA.value, "done": now if triples is not None else None}
                                     for row, _, triples in issued])
     certificates, events = [], []
-    for row, count in pending:
-        events.append(_approve_event(actor, row, count, policy))
+    for row, decision in pending:
+        events.append(_approve_event(actor, row, decision))
         outcomes[row.id] = Outcome(row.id, "approved", row.state)
-    for row, count, triples in issued:
-        events.append(_approve_event(actor, row, count, policy))
+    for row, decision, triples in issued:
+        events.append(_approve_event(actor, row, decision))
         if triples is None:                   # queued for an upstream CA
             events.append({"actor": actor.name, "role": actor.role, "action": "ra.request.awaiting_ca",
                            "target_type": TARGET, "target_id": row.id,
@@ -263,9 +255,9 @@ def _write(session, connection, actor, pending, issued, policy, outcomes) -> Non
     record_many(session, events)
 
 
-def _approve_event(actor: Actor, row, count: int, policy: Policy) -> dict:
+def _approve_event(actor: Actor, row, decision: Decision) -> dict:
     return {"actor": actor.name, "role": actor.role, "action": "ra.request.approve", "target_type": TARGET,
-            "target_id": row.id, "detail": {"approvals": count, "threshold": policy.approvals[row.type]}}
+            "target_id": row.id, "detail": {"approvals": decision.approvals, "threshold": decision.threshold}}
 
 
 def _update(connection, statement, params: list[dict]) -> None:

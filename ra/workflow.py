@@ -1,11 +1,12 @@
 """The RA workflow (domain; no Flask): register subjects, submit, vet, four-eyes approve, reject, and
 issue or revoke through the CA inside the approving transaction.
 
-Separation of duties (decided here, configurable only in the approval thresholds):
-* the vetter must not be the submitter;
-* an approver must be neither the submitter nor the vetter (the person who checked the identity does
-  not also authorise it), and each officer counts once per request (unique (request, officer));
-* civil-servant and unit requests need two distinct officers, server requests one (``Policy``).
+Separation of duties (configurable only in the approval thresholds):
+* the vetter must not be the submitter (``vet``);
+* who may approve and what an approval comes to is ``ra.approval.decide`` (one pure rule, shared with
+  ``ra.bulk`` and the console): an approver is neither the submitter nor the vetter, each officer counts
+  once per request (also unique (request, officer) in the database), and civil-servant and unit requests
+  need two distinct officers, server requests one (``Policy``).
 
 Every call takes the caller's session and writes ``pkicore.audit.record`` rows in it, so the state
 change, the CA's certificate rows (an embedded CA joins the session) and the audit trail commit or
@@ -38,6 +39,8 @@ from pkicore.db import utcnow
 from pkicore.errors import ErrorCode, PkiError
 from pkicore.oids import OID
 
+from ra import approval
+from ra.approval import STATUS_KINDS, Verdict
 from ra.csr import MAX_CSR_SIZE, KeyInfo, check_public_key, load_public_key_info, parse_csr, subject_conflicts
 from ra.errors import ConflictError, CsrError, DutiesNotSeparated, IssuanceFailed, KmcKeyNotReserved, NotFound, ValidationError
 from ra.id_numbers import validate_hostname, validate_id_number, validate_ip, validate_name, validate_uscc
@@ -45,8 +48,6 @@ from ra.models import (Approval, CertRequest, CivilServant, RaCertificate, Reque
                        RequestType, Server, ServerName, Unit)
 
 TARGET = "ra_request"          # audit target_type of requests
-# kinds that issue nothing: they change the status of the target request's certificates (four-eyes as revocation)
-STATUS_KINDS = (RequestKind.REVOCATION.value, RequestKind.SUSPEND.value, RequestKind.RESUME.value)
 # the RA certificate statuses (ra_certificate.status) each kind of request acts on in its target request
 TARGET_STATUSES = {RequestKind.RENEWAL.value: ("good",), RequestKind.REKEY.value: ("good",),
                    RequestKind.REISSUE.value: ("good", "hold"), RequestKind.REVOCATION.value: ("good", "hold"),
@@ -351,9 +352,8 @@ def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subj
     record(session, actor=actor.name, role=actor.role, action="ra.request.submit", target_type=TARGET,
            target_id=req.id, type=req.type, kind=req.kind, unit_id=req.unit_id,
            target_request_id=req.target_request_id)
-    if rkind.value in STATUS_KINDS and actor.role == "ra_officer":
-        # an officer who asks for a revocation is its first approver (issue 17: with two officers a
-        # revocation reaches 2 of 2 when the other one approves; the submitter still cannot approve again)
+    if approval.submitter_is_first_approver(rkind.value, actor.role):
+        # an officer who asks for a revocation, suspension or release is its first approver (ra.approval)
         req.approvals.append(Approval(officer=actor.name))
         session.flush()
         record(session, actor=actor.name, role=actor.role, action="ra.request.approve", target_type=TARGET,
@@ -581,9 +581,7 @@ def escrow_needed(session: Session, actor: Actor, request_id: int, *,
         return None
     req = session.get(CertRequest, request_id)
     if req is None or req.type != RequestType.CIVIL_SERVANT_DUAL.value or req.enc_spki is not None \
-            or req.kind in STATUS_KINDS or req.state != RequestState.VETTED.value \
-            or any(a.officer == actor.name for a in req.approvals) \
-            or len(req.approvals) + 1 < policy.approvals[req.type]:
+            or not approval.decide(req, (a.officer for a in req.approvals), actor.name, policy.approvals).issues:
         return None
     person = session.get(CivilServant, req.civil_servant_id)
     return EscrowedKeyRequest(request_id=ca_request_id(req, "enc"), profile=policy.profiles[req.type]["enc"],
@@ -596,32 +594,27 @@ def ca_request_id(req: CertRequest, usage: str) -> str:
 
 def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
             policy: Policy = Policy(), escrowed: EscrowedKey | None = None) -> CertRequest:
-    """An officer's approval. At the type's threshold the request is carried out in this transaction
-    (issue through ``ca`` or revoke); a CA failure raises and rolls everything back. Approving again a
+    """An officer's approval, as ``ra.approval.decide`` rules it. At the type's threshold the request is
+    carried out in this transaction (issue through ``ca``, or revoke / suspend / release); a CA failure
+    raises and rolls everything back. Approving again a
     request one has already approved returns it unchanged (a retry never issues twice). ``escrowed``:
     the KMC key reserved beforehand (``escrow_needed``) for a dual request's encryption certificate."""
     req = _lock(session, request_id)
-    already = any(a.officer == actor.name for a in req.approvals)
-    if already:
-        return req                                        # idempotent retry (whatever the state now)
-    if req.state != RequestState.VETTED.value:
-        raise ConflictError(f"request {req.id} is {req.state}, only vetted requests can be approved")
-    if actor.name == req.submitted_by:
-        raise DutiesNotSeparated("an officer cannot approve a request they submitted")
-    if actor.name == req.vetted_by:
-        raise DutiesNotSeparated("an officer cannot approve a request they vetted")
     # _lock loaded the approvals after taking the row lock, so they are every committed one: no COUNT
+    decision = approval.decide(req, (a.officer for a in req.approvals), actor.name, policy.approvals)
+    if decision.verdict is Verdict.UNCHANGED:
+        return req                                        # idempotent retry (whatever the state now)
+    if decision.error is not None:
+        raise decision.error
     req.approvals.append(Approval(officer=actor.name))
     _flush(session)
-    count = len(req.approvals)
     # a vetted request has no certificates yet (they are added with the move to issued): none to load
     set_committed_value(req, "certificates", [])
-    threshold = policy.approvals[req.type]
     record(session, actor=actor.name, role=actor.role, action="ra.request.approve", target_type=TARGET,
-           target_id=req.id, approvals=count, threshold=threshold)
-    if count >= threshold:
+           target_id=req.id, approvals=decision.approvals, threshold=decision.threshold)
+    if decision.completes:
         req.state = RequestState.APPROVED.value
-        _carry_out(session, actor, req, ca, policy, escrowed)
+        _carry_out(session, actor, req, ca, policy, escrowed, decision.verdict)
     _flush(session)
     return req
 
@@ -687,8 +680,8 @@ def resubmit(session: Session, actor: Actor, request_id: int, *, sign_csr=None, 
                   enc_csr, enc_public_key, policy, req.target_request_id)
     else:
         _subject_check(session, req, policy)
-    for approval in list(req.approvals):
-        session.delete(approval)
+    for prior in list(req.approvals):
+        session.delete(prior)
     req.approvals.clear()
     req.state, req.vetted_by, req.vetted_at, req.checks = RequestState.SUBMITTED.value, None, None, {}
     req.rejected_by = req.reject_reason = None
@@ -741,8 +734,10 @@ def ca_call(what: str, fn, *args, **kwargs):
 
 
 def _carry_out(session: Session, actor: Actor, req: CertRequest, ca: CABackend, policy: Policy,
-               escrowed: EscrowedKey | None = None) -> None:
-    if req.kind in STATUS_KINDS:
+               escrowed: EscrowedKey | None, verdict: Verdict) -> None:
+    """What ``ra.approval.decide`` said the final approval does: change the status of the target's
+    certificates (revoke, suspend, release), or issue (then supersede the target's, ``supersedes``)."""
+    if verdict is Verdict.CHANGE_STATUS:
         reason = RevocationReason(req.revocation_reason)
         if req.kind == RequestKind.RESUME.value:
             _release_all(session, actor, req, req.target_request_id, ca)

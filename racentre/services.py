@@ -29,7 +29,7 @@ from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.revinfo import IssuerCrls, revocation_info
 from gmt0014.client import HttpTransport, InProcessTransport
 from hsm import KeyManager, open_key_manager
-from kms.services import Kmc, build_kmc
+from kms.services import KmsParts, build_kmc
 from pkicore.audit import bind_node
 from pkicore.db import HotReader, make_engine, make_session_factory, named_lock
 from pkicore.errors import ErrorCode, PkiError
@@ -156,7 +156,7 @@ class Services:
         return self.config.kmc.kmc_certificate()
 
     @cached_property
-    def kmc(self) -> Kmc:
+    def kmc(self) -> KmsParts:
         """The embedded key-management centre (GM/T 0034 escrow, GM/T 0014 endpoint, recovery) over this
         HSM and database, set up once (its keys and bootstrap certificate under a lock of the database,
         so workers and nodes starting together make them once). Once the site's CA exists, the CA

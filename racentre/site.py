@@ -21,7 +21,7 @@ from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import UnknownCA
 from ca_bridge.revinfo import revocation_info
 from hsm import KeyManager
-from kms.services import Kmc
+from kms.services import KmsParts
 from pkicore.algorithms import algorithm
 from seal.registry import SealMaker, SealRegistry
 from seal.services import SealService
@@ -126,7 +126,7 @@ class Site:
         spki = self.km.ensure_key_pair(label, "sm2")
         return self.certify("trust-evidence", spki, "trust-evidence", f"{self.organization} Trust Evidence")
 
-    def connect_kmc(self, kmc: Kmc) -> None:
+    def connect_kmc(self, kmc: KmsParts) -> None:
         """Certify the KMC signing key by the CA (replacing its bootstrap self-signed certificate) and let
         the KMC trust our SM2 issuing CAs (GM/T 0014 requests they sign). The CA reaches the KMC through
         the link ``racentre.services.Services.ca`` attached once."""

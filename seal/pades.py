@@ -1,8 +1,8 @@
-"""PAdES CMS SignedData (ETSI EN 319 142-1 §5.3 B-B, §5.4 B-T; RFC 5652 §5) by DER concatenation, for
-pyHanko's interrupted signing (``PdfSigner.async_digest_doc_for_signing`` / ``PdfTBSDocument.finish_signing``).
+"""PAdES CMS SignedData (ETSI EN 319 142-1 §5.3 B-B, §5.4 B-T; RFC 5652 §5) from ``pkicore.cms``'s
+``SignedDataTemplate`` (the one SignedData builder), for pyHanko's interrupted signing (``PdfSigner.async_digest_doc_for_signing`` / ``PdfTBSDocument.finish_signing``).
 
 pyHanko keeps the PDF part (field, visible appearance, /ByteRange, /DSS); the SignedData put into /Contents
-is built here the way pyHanko 0.38's ``Signer.async_sign(use_pades=True)`` builds it, byte for byte:
+is set up here the way pyHanko 0.38's ``Signer.async_sign(use_pades=True)`` builds it, byte for byte:
 
 * signed attributes (a DER SET OF, sorted): content-type ``data``, message-digest, signing-certificate-v2
   (RFC 5035 ESSCertIDv2, issuerSerial present; see "ESSCertIDv2 hash" below); no signing-time (PAdES
@@ -15,8 +15,8 @@ is built here the way pyHanko 0.38's ``Signer.async_sign(use_pades=True)`` build
   by the HSM with the default user ID; RSA/ECDSA as asn1crypto names them (RSA with NULL parameters,
   SHA-2 digest identifiers with NULL parameters as asn1crypto writes them).
 
-ESSCertIDv2 hash (``ess_digest``): SM3 (hashAlgorithm 1.2.156.10197.1.401, no parameters) when the seal
-signs with SM2/SM3; SHA-256, the DEFAULT and so omitted, for ECDSA and RSA — pyHanko's own choice for
+ESSCertIDv2 hash (``pkicore.cms.default_ess_digest``, the rule of every SignedData we make): SM3
+(hashAlgorithm 1.2.156.10197.1.401, no parameters) when the seal signs with SM2/SM3; SHA-256, the DEFAULT and so omitted, for ECDSA and RSA — pyHanko's own choice for
 every key type. RFC 5035 §3 lets the signer pick any hash; GM/T 0031 / GB/T 38540 tools expect the SM2 family
 to use SM3 throughout, and a SHA-256 hash inside an SM2/SM3 signature is the one non-SM algorithm left. What
 outside verifiers do with an SM3 ESSCertIDv2 (checked in tests/unit/seal/test_pades.py and
@@ -39,29 +39,23 @@ tests/interop/test_seal_interop.py):
 pyHanko builds the CMS itself for encrypted documents and as the fallback; ``seal.pdf.HsmSigner`` makes
 it write the same SM3 ESSCertIDv2 for SM2 keys, so both paths give the same bytes.
 
-The AlgorithmIdentifiers are pyHanko's own objects, dumped once; every other constant piece comes from
-``pkicore.cms``. ``PadesTemplate`` holds only bytes, so one template serves every thread and document of a
-signer; per document the work is one digest, one HSM signature, the TSA call and some concatenation.
+Why pyHanko does not build it on the direct path: its ``Signer.async_sign`` builds the whole CMS as
+asn1crypto objects per document (what the template precomputes once per signer), and its size estimate
+signs a dummy CMS first; the template gives pyHanko an exact ``bytes_reserved`` instead. What is
+pyHanko's here is only what must match it byte for byte: the AlgorithmIdentifiers (its mechanism object and
+asn1crypto's digest identifier, dumped once) and its choice of certificates (``_certificate_set``).
+``SignedDataTemplate`` keeps only constant bytes per signer (and a content-type cache), so one template
+serves every thread and document of a signer; per document the work is one HSM signature, the TSA call
+and some concatenation.
 """
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 
 from asn1crypto import algos, x509
 
-from pkicore.cms import (ID_CONTENT_TYPE, ID_DATA, ID_MESSAGE_DIGEST, ID_SIGNED_DATA, der_integer, der_oid,
-                         der_set_of, issuer_and_serial, signing_certificate_v2_attribute, tlv)
-
-ID_SIGNATURE_TIME_STAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"   # RFC 3161 Appendix A, id-aa-signatureTimeStampToken
-
-_CONTENT_TYPE_DATA = tlv(0x30, der_oid(ID_CONTENT_TYPE) + tlv(0x31, der_oid(ID_DATA)))
-_MESSAGE_DIGEST_OID = der_oid(ID_MESSAGE_DIGEST)
-_TST_OID = der_oid(ID_SIGNATURE_TIME_STAMP_TOKEN)
-_VERSION_1 = der_integer(1)
-_ENCAP_DATA = tlv(0x30, der_oid(ID_DATA))          # detached: eContentType only
-_SIGNED_DATA_OID = der_oid(ID_SIGNED_DATA)
+from pkicore.cms import SignedDataTemplate, default_ess_digest, der_integer, signature_timestamp_attribute, tlv
 
 # Room left beside the exact size of the CMS for what a TSA may vary between two tokens (serial number,
 # nonce, fraction digits of genTime, signature length: a few bytes in practice) and for safety.
@@ -83,35 +77,27 @@ def max_signature_size(public_key: "x509.PublicKeyInfo | bytes") -> int:
 
 @dataclass(frozen=True)
 class PadesTemplate:
-    """The constant DER pieces of one signer's PAdES SignedData."""
+    """One signer's PAdES SignedData: ``pkicore.cms.SignedDataTemplate`` (the one SignedData builder) set
+    up as pyHanko writes it, plus the sizing pyHanko's placeholder needs."""
 
     digest: str                 # hashlib name of the message digest (sm3, sha256, ...)
-    digest_length: int
-    digest_algorithm: bytes     # AlgorithmIdentifier DER
-    signature_algorithm: bytes  # AlgorithmIdentifier DER
-    sid: bytes                  # IssuerAndSerialNumber DER
-    ess_attribute: bytes        # signing-certificate-v2 Attribute DER
-    certificates: bytes         # [0] IMPLICIT CertificateSet DER
+    cms: SignedDataTemplate     # SignedDataTemplate.external: no signing callable, pyHanko signs
     signature_max: int          # longest signature value the key makes
 
+    @property
+    def digest_length(self) -> int:
+        return self.cms.digest_size
+
     def signed_attributes(self, document_digest: bytes) -> bytes:
-        """DER SET OF the signed attributes: what the signature covers (RFC 5652 §5.4)."""
-        if len(document_digest) != self.digest_length:
-            raise ValueError(f"a {self.digest} digest has {self.digest_length} bytes, not {len(document_digest)}")
-        message_digest = tlv(0x30, _MESSAGE_DIGEST_OID + tlv(0x31, tlv(0x04, document_digest)))
-        return der_set_of([_CONTENT_TYPE_DATA, message_digest, self.ess_attribute])
+        """DER SET OF the signed attributes: what the signature covers (RFC 5652 §5.4): content-type
+        ``data``, message-digest, signing-certificate-v2; no signing-time (see the module docstring)."""
+        return self.cms.signed_attributes(document_digest)
 
     def content_info(self, signed_attributes: bytes, signature: bytes, timestamp_token: bytes | None = None) -> bytes:
-        """ContentInfo DER of the SignedData; ``timestamp_token`` (a TimeStampToken ContentInfo DER over
-        the signature value) becomes the signature-time-stamp-token unsigned attribute."""
-        unsigned = b""
-        if timestamp_token is not None:
-            unsigned = tlv(0xA1, tlv(0x30, _TST_OID + tlv(0x31, timestamp_token)))
-        signer_info = tlv(0x30, _VERSION_1 + self.sid + self.digest_algorithm + b"\xa0" + signed_attributes[1:]
-                          + self.signature_algorithm + tlv(0x04, signature) + unsigned)
-        signed_data = tlv(0x30, _VERSION_1 + tlv(0x31, self.digest_algorithm) + _ENCAP_DATA + self.certificates
-                          + tlv(0x31, signer_info))
-        return tlv(0x30, _SIGNED_DATA_OID + tlv(0xA0, signed_data))
+        """ContentInfo DER of the detached SignedData; ``timestamp_token`` (a TimeStampToken ContentInfo DER
+        over the signature value) becomes the signature-time-stamp-token unsigned attribute (B-T)."""
+        unsigned = () if timestamp_token is None else (signature_timestamp_attribute(timestamp_token),)
+        return self.cms.content_info(signed_attributes, signature, unsigned_attributes=unsigned)
 
     def size_bound(self, timestamp_token_size: int | None = None) -> int:
         """Exact DER size of the longest SignedData this template makes with a token of that size."""
@@ -126,10 +112,10 @@ class PadesTemplate:
         return 2 * (self.size_bound(timestamp_token_size) + slack)
 
 
-def _certificate_set(signing_cert: bytes, chain: tuple[bytes, ...], embed_roots: bool) -> bytes:
+def _certificate_set(signing_cert: bytes, chain: tuple[bytes, ...], embed_roots: bool) -> list[bytes]:
     """The certificates as pyHanko's ``_package_signature`` carries them: every certificate of its
     registry (deduplicated by issuer and serial there; self-signed ones only with ``embed_roots``) plus
-    the signer's, in a DER SET OF."""
+    the signer's (the template writes them as a DER SET OF)."""
     seen, certs = set(), []
     for der in chain:
         cert = x509.Certificate.load(der)
@@ -139,14 +125,7 @@ def _certificate_set(signing_cert: bytes, chain: tuple[bytes, ...], embed_roots:
         if embed_roots or cert.self_signed == "no":
             certs.append(der)
     certs.append(signing_cert)
-    return b"\xa0" + der_set_of(certs)[1:]
-
-
-def ess_digest(digest: str) -> str:
-    """The hash of the ESSCertIDv2 in the signing-certificate-v2 attribute: SM3 in the SM2 family (the
-    signature digests with SM3), SHA-256 — the RFC 5035 DEFAULT, omitted — otherwise (see the module
-    docstring for the evidence)."""
-    return "sm3" if digest == "sm3" else "sha256"
+    return certs
 
 
 @functools.lru_cache(maxsize=256)
@@ -157,11 +136,11 @@ def template(signing_cert: bytes, chain: tuple[bytes, ...], digest: str, signatu
     if cert.serial_number < 0 or der_integer(cert.serial_number) != cert["tbs_certificate"]["serial_number"].dump():
         raise ValueError("certificate serial number not in minimal DER: leave the CMS to pyHanko")
     return PadesTemplate(
-        digest=digest, digest_length=hashlib.new(digest).digest_size,
-        digest_algorithm=algos.DigestAlgorithm({"algorithm": digest}).dump(),
-        signature_algorithm=signature_algorithm, sid=issuer_and_serial(signing_cert),
-        ess_attribute=signing_certificate_v2_attribute(signing_cert, ess_digest(digest)),
-        certificates=_certificate_set(signing_cert, chain, embed_roots),
+        digest=digest,
+        cms=SignedDataTemplate.external(
+            signing_cert, digest, signature_algorithm,
+            digest_algorithm=algos.DigestAlgorithm({"algorithm": digest}).dump(),
+            certificate_set=_certificate_set(signing_cert, chain, embed_roots), ess_digest=default_ess_digest(digest)),
         signature_max=max_signature_size(cert.public_key))
 
 

@@ -62,6 +62,7 @@ from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
 import pkicore  # noqa: F401 - registers sm3 / sm2_sm3 / the SM2 curve with asn1crypto
 from hsm import KeyManager
 from pkicore.algorithms import Algorithm
+from pkicore.cms import default_ess_digest
 from pkicore.errors import ErrorCode
 from pkicore.names import display_name
 from pkicore.validation import (Finding, RevocationSource, Sm2SignatureValidator, SubIndication, failed,
@@ -110,13 +111,13 @@ class HsmSigner(signers.Signer):
         return pades.template(self.certificate, self.chain, self.alg.digest, self._mechanism, self.embed_roots)
 
     def _signed_attr_provider_spec(self, attr_settings, timestamper=None, use_cades=False, is_pdf_sig=True):
-        """pyHanko's signed attributes, with the ESSCertIDv2 hashed by ``pades.ess_digest`` (SM3 for SM2
+        """pyHanko's signed attributes, with the ESSCertIDv2 hashed by ``pkicore.cms.default_ess_digest`` (SM3 for SM2
         keys), so that the CMS pyHanko builds (encrypted documents, the fallback) equals the template's.
         (pyHanko 0.38 ``Signer._signed_attr_provider_spec``; its ``SigningCertificateV2Provider`` always
         hashes with SHA-256.)"""
         spec = super()._signed_attr_provider_spec(attr_settings, timestamper=timestamper, use_cades=use_cades,
                                                   is_pdf_sig=is_pdf_sig)
-        ess = pades.ess_digest(self.alg.digest)
+        ess = default_ess_digest(self.alg.digest)
         return spec if ess == "sha256" else _EssDigestSpec(spec, ess)
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:

@@ -19,8 +19,8 @@ from typing import Callable
 from asn1crypto import tsp
 
 from hsm import KeyManager
-from pkicore.cms import (GM_DATA, GM_SIGNED_DATA, ID_DATA, ID_SIGNED_DATA, CmsSigner, SignedDataTemplate, der_oid,
-                         der_set_of, tlv)
+from pkicore.cms import (GM_DATA, GM_SIGNED_DATA, ID_DATA, ID_SIGNATURE_TIME_STAMP_TOKEN, ID_SIGNED_DATA, CmsSigner,
+                         SignedDataTemplate, signature_timestamp_attribute)
 from pkicore.sm2 import DEFAULT_USER_ID
 from timestamp.errors import TsaError
 from timestamp.tsa import TimeStampResp
@@ -28,7 +28,7 @@ from timestamp.services import TsaService
 from trust.errors import TrustConflict, TrustError, TrustUnavailable
 from trust.keys import AppKey
 
-ID_AA_SIGNATURE_TIMESTAMP = "1.2.840.113549.1.9.16.2.14"
+ID_AA_SIGNATURE_TIMESTAMP = ID_SIGNATURE_TIME_STAMP_TOKEN
 # signer key family -> TSA unit families whose tokens that family's verifiers can check, preferred first
 TSA_FAMILIES = {"sm2": ("sm2",), "ec": ("ec", "rsa"), "rsa": ("rsa", "ec")}
 MAX_USER_ID = 1024
@@ -92,9 +92,7 @@ def cms_signer(km: KeyManager, key: AppKey) -> CmsSigner:
                      algorithm=alg, chain=key.chain)
 
 
-def timestamp_attribute(token: bytes) -> bytes:
-    """The unsigned attribute id-aa-signatureTimeStampToken (RFC 3161 Appendix A) holding ``token``."""
-    return tlv(0x30, der_oid(ID_AA_SIGNATURE_TIMESTAMP) + der_set_of([token]))
+timestamp_attribute = signature_timestamp_attribute   # id-aa-signatureTimeStampToken (pkicore.cms)
 
 
 def sign_cms(km: KeyManager, key: AppKey, data: bytes, *, detached: bool = False, gm: bool = False,

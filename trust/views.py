@@ -4,7 +4,7 @@ certificate information and validation, envelopes, certificate login, evidence r
 
 JSON in, JSON out; binary values as base64 (certificates also as PEM). Bad input gives 400 with the
 reason. The blueprint is made by ``create_blueprint(require_roles)``: the composition root passes its
-role check (racentre.auth), so this package imports nothing above it.
+role check (access.auth), so this package imports nothing above it.
 """
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ class KmcElsewhere(PkiError):
 
 
 def local_kmc(extensions: Mapping):
-    """The in-process KMC (``kms.services.Kmc``), or a clear error when the KMC is a separate service."""
+    """The in-process KMC (``kms.services.KmsParts``), or a clear error when the KMC is a separate service."""
     kmc = extensions.get("racentre.kms")
     if kmc is None:
         raise KmcElsewhere("the key-management centre runs as a separate service here ([kmc] url): "

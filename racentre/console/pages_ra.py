@@ -17,6 +17,7 @@ from ca_bridge.api import RevocationReason
 from pkicore import inputs
 from pkicore.audit import record
 from pkicore.db import transaction, utcnow
+from ra import approval
 from ra.bulk import RESULTS
 from ra.errors import ValidationError
 from ra.models import RequestState, RequestType
@@ -52,11 +53,14 @@ def _int_arg(name: str) -> int | None:
 
 
 def _may_approve(req: dict) -> bool:
-    """Whether this officer may approve ``req`` (a request dict of the service): four-eyes, so neither
-    its submitter, nor its vetter, nor an officer who approved it already. The service checks again."""
-    officers = {a["officer"] for a in req["approvals"]}
-    return ("ra_officer" in g.principal.roles and req["state"] == "vetted"
-            and g.principal.name not in officers | {req["submitted_by"], req["vetted_by"]})
+    """Whether this officer may approve ``req`` (a request dict of the service): an ``ra_officer`` whose
+    approval ``ra.approval.decide`` would record (not the submitter, not the vetter, not one who approved
+    it already). The service decides again when the officer approves."""
+    if "ra_officer" not in g.principal.roles:
+        return False
+    decision = approval.decide(approval.Facts.of(req), (a["officer"] for a in req["approvals"]), g.principal.name,
+                               ra().policy.approvals)
+    return decision.records
 
 
 def _form_ids(name: str) -> list[int]:

@@ -13,7 +13,7 @@ from asn1crypto import pem
 
 from gmt0014 import messages as m
 from gmt0014.client import InProcessTransport, KmcClient
-from kms.endpoint import KmcService
+from kms.endpoint import Gmt0014Endpoint
 from kms.identity import self_signed_certificate
 from pkicore.envelope import parse_signed_and_enveloped, parse_sm2_enveloped_key, signed_content
 from tests.interop.bouncycastle import assert_bc_fails, assert_bc_ok, bc_verify_many, require_bc
@@ -50,7 +50,7 @@ def test_bouncy_castle_verifies_kmc_signatures(kmc, softtoken_km, tmp_path):
     ca_label = f"ca-{secrets.token_hex(4)}"
     softtoken_km.generate_key_pair(ca_label, "sm2")
     ca_cert = self_signed_certificate(softtoken_km, ca_label, (("common_name", "Interop CA"),))
-    service = KmcService(kmc, [ca_cert])
+    service = Gmt0014Endpoint(kmc, [ca_cert])
     client = KmcClient(InProcessTransport(service), ca_certificate=ca_cert,
                        sign=lambda d: softtoken_km.sign(ca_label, d), kmc_certificate=kmc.certificate)
     now = dt.datetime.now(dt.timezone.utc)

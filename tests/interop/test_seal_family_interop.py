@@ -9,6 +9,7 @@ And the SM2 family's SM3 ESSCertIDv2 (seal.pades): Bouncy Castle and pyHanko che
 signed CMS whose ESSCertIDv2 names another certificate is refused by both."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import secrets
@@ -126,7 +127,7 @@ def test_ecdsa_ofd_seal_timestamp_verifies_with_openssl(service, ecdsa_pki, stam
 
 
 def test_sm2_seal_sm3_ess_cert_id_is_checked_by_bouncy_castle_and_pyhanko(seal_pki, tmp_path):
-    """The SM2 seal's signing-certificate-v2 names its certificate by SM3 (seal.pades.ess_digest); BC (its
+    """The SM2 seal's signing-certificate-v2 names its certificate by SM3 (pkicore.cms.default_ess_digest); BC (its
     ESSCertIDv2 parser and SM3) and pyHanko (``check_ess_certid``, through cryptography's SM3) match it. The
     twin — same template, signed correctly, but the ESSCertIDv2 of the CA certificate — is refused by both,
     so both really read the attribute."""
@@ -135,7 +136,9 @@ def test_sm2_seal_sm3_ess_cert_id_is_checked_by_bouncy_castle_and_pyhanko(seal_p
     signer = pdf.HsmSigner(km, u.label, u.certificate, u.alg, chain=[ca.certificate])
     template = signer.pades_template()
     content = b"%PDF-1.7 bytes the seal covers " + secrets.token_bytes(32)
-    wrong = dataclasses.replace(template, ess_attribute=signing_certificate_v2_attribute(ca.certificate, "sm3"))
+    wrong_cms = copy.copy(template.cms)
+    wrong_cms._ess_attr = signing_certificate_v2_attribute(ca.certificate, "sm3")  # noqa: SLF001 - the twin
+    wrong = dataclasses.replace(template, cms=wrong_cms)
     argv = []
     for name, t in (("right", template), ("wrong", wrong)):
         attrs = t.signed_attributes(hashlib.new("sm3", content).digest())

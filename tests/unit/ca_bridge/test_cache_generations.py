@@ -14,7 +14,7 @@ from sqlalchemy import select
 from ca_bridge.api import EscrowedKeyRequest
 from ca_bridge.embedded import EmbeddedCA
 from gmt0014.client import InProcessTransport
-from kms.endpoint import KmcService
+from kms.endpoint import Gmt0014Endpoint
 from kms.escrow import KeyEscrow
 from kms.identity import self_signed_certificate
 from pkicore.db import transaction
@@ -113,7 +113,7 @@ def test_a_kmc_certificate_installed_by_another_process_is_used_without_restart(
     tag = f"k{secrets.token_hex(4)}-"
     ca = EmbeddedCA(softtoken_km, db, PUBLIC_URL, name_prefix=tag)
     ca.init_hierarchy(kinds=("sm2",), label_prefix=tag)
-    service = KmcService(serving, [ca.directory.get(f"{tag}issuing-sm2").certificate])
+    service = Gmt0014Endpoint(serving, [ca.directory.get(f"{tag}issuing-sm2").certificate])
     ca.attach_kmc(InProcessTransport(service), lambda: serving.certificate)
     old = serving.certificate
     assert ca.kmc.client(ca.directory.get(f"{tag}issuing-sm2")).kmc_certificate == old

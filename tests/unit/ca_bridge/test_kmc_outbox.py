@@ -23,7 +23,7 @@ from ca_bridge.models import EscrowAttempt, KmcNotification
 from gmt0014.client import HttpTransport, InProcessTransport
 from gmt0014.errors import KmcUnreachable, ProtocolError
 from gmt0014.messages import CARequest
-from kms.endpoint import KmcService
+from kms.endpoint import Gmt0014Endpoint
 from kms.models import EscrowedKey
 from pkicore.audit import AuditEvent
 from pkicore.db import as_utc, transaction, utcnow
@@ -85,7 +85,7 @@ def site(authority, softtoken_km, db):
         session.execute(delete(KmcNotification))
         session.execute(delete(EscrowAttempt))
     escrow = make_escrow(softtoken_km, db)
-    service = KmcService(escrow, [authority.directory.get(f"{authority.name_prefix}issuing-sm2").certificate])
+    service = Gmt0014Endpoint(escrow, [authority.directory.get(f"{authority.name_prefix}issuing-sm2").certificate])
     link = FlakyTransport(InProcessTransport(service))
     authority.attach_kmc(link, escrow.certificate)
     yield SimpleNamespace(ca=authority, kmc=authority.kmc, link=link, escrow=escrow, db=db, service=service)
@@ -381,7 +381,7 @@ def test_a_transient_refusal_is_retried(site, authority):
     """A KMC that does not (yet) trust the CA answers a verified Failure too, but an operator can fix that:
     the row stays pending."""
     name, serial = _issue_escrowed(site.ca)
-    site.link.real = InProcessTransport(KmcService(site.escrow, [site.escrow.certificate]))   # trusts no CA of ours
+    site.link.real = InProcessTransport(Gmt0014Endpoint(site.escrow, [site.escrow.certificate]))   # trusts no CA of ours
     site.ca.revoke(name, serial, RevocationReason.key_compromise)
     row = _row(site.db, serial)
     assert row.done_at is None and row.attempts == 1 and row.last_error

@@ -55,7 +55,7 @@ def test_init_token_from_pin_files_demo_team_and_one_officer_identity(tmp_path, 
     import os
     import subprocess
     import sys
-    from racentre.auth import authenticate
+    from access.auth import authenticate
     (tmp_path / "softtoken").mkdir()
     (tmp_path / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\n")
     (tmp_path / "user.pin").write_text("init-user-pin\n")

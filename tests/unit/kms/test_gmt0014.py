@@ -1,4 +1,4 @@
-"""GM/T 0014 CARequest/KMRespond between a CA (KmcClient) and the KMC (KmcService): round trips, bad
+"""GM/T 0014 CARequest/KMRespond between a CA (KmcClient) and the KMC (Gmt0014Endpoint): round trips, bad
 signatures, unknown CAs, replays, stale requests and ErrorPkgRespond for bad requests."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from gmt0014 import messages as m
 from gmt0014.client import InProcessTransport, KmcClient
 from gmt0014.errors import ProtocolError
-from kms.endpoint import KmcService
+from kms.endpoint import Gmt0014Endpoint
 from kms.identity import self_signed_certificate
 from tests.unit.kms.helpers import audit
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
@@ -31,7 +31,7 @@ def ca(softtoken_km):
 
 @pytest.fixture
 def service(escrow, ca):
-    return KmcService(escrow, [ca[1]])
+    return Gmt0014Endpoint(escrow, [ca[1]])
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from gmt0014 import messages as m
 from gmt0014.client import InProcessTransport, KmcClient
 from kms.identity import self_signed_certificate
-from kms.endpoint import KmcService
+from kms.endpoint import Gmt0014Endpoint
 from kms.views import bp
 from pkicore.audit import AuditEvent, RefusalTally
 from racentre.audit import verify
@@ -25,7 +25,7 @@ def _action() -> str:
     return f"kms.request.refused.test-{secrets.token_hex(6)}"
 
 
-def _still_clock(service: KmcService) -> KmcService:
+def _still_clock(service: Gmt0014Endpoint) -> Gmt0014Endpoint:
     """The service's refusal counts on a clock that stays inside one window (the test says when it ends)."""
     service.refusals = RefusalTally(service.escrow.db, action=_action(), target_type="kms",
                                     clock=lambda: 1_000_010.0)
@@ -43,7 +43,7 @@ def _rows(escrow, action: str, *sources: str) -> list[AuditEvent]:
 
 
 def test_a_thousand_junk_requests_write_one_row(escrow):
-    service = _still_clock(KmcService(escrow, []))
+    service = _still_clock(Gmt0014Endpoint(escrow, []))
     started = time.perf_counter()
     for i in range(1000):
         answer = service.handle(b"\x30\x03\x02\x01" + bytes([i % 256]), source=f"10.0.0.{i % 3}")
@@ -93,9 +93,9 @@ def test_many_sources_are_capped(escrow):
 
 
 def test_junk_over_http_is_counted_by_client_address(escrow):
-    service = _still_clock(KmcService(escrow, []))
+    service = _still_clock(Gmt0014Endpoint(escrow, []))
     app = Flask("kmc-flood")
-    app.extensions["racentre.kms"] = type("Kmc", (), {"service": service})()
+    app.extensions["racentre.kms"] = type("KmsParts", (), {"service": service})()
     app.register_blueprint(bp)
     client = app.test_client()
     for _ in range(200):
@@ -114,7 +114,7 @@ def test_a_trusted_cas_requests_are_not_counted_but_their_replays_are(escrow, so
     label = f"ca-{secrets.token_hex(4)}"
     softtoken_km.generate_key_pair(label, "sm2")
     cert = self_signed_certificate(softtoken_km, label, (("country_name", "CN"), ("common_name", "Flood CA")))
-    service = _still_clock(KmcService(escrow, [cert]))
+    service = _still_clock(Gmt0014Endpoint(escrow, [cert]))
     client = KmcClient(InProcessTransport(service), ca_certificate=cert,
                        sign=lambda data: softtoken_km.sign(label, data), kmc_certificate=escrow.certificate)
     der = client.build_request([m.RevokeKey(secrets.randbits(60))], task_no=99)

@@ -17,7 +17,7 @@ from gmt0014 import messages as m
 from gmt0014.client import InProcessTransport, KmcClient
 from gmt0014.errors import ProtocolError
 from kms.config import KmsConfigError
-from kms.endpoint import KmcService
+from kms.endpoint import Gmt0014Endpoint
 from kms.errors import EscrowError
 from kms.identity import self_signed_certificate, subject_name
 from pkicore.algorithms import algorithm
@@ -91,18 +91,18 @@ def test_remote_kmc_needs_its_certificate(tmp_path):
 # ------------------------------------------------------------------------------ stored trust
 def test_trusted_ca_stored_in_the_kmc_database_is_picked_up_by_a_running_service(escrow, softtoken_km, subscriber):
     label, ca_cert = _sm2_ca(softtoken_km, "Remote Issuing CA")
-    running = KmcService(escrow)                 # a serving KMC, started before the CA was trusted
+    running = Gmt0014Endpoint(escrow)                 # a serving KMC, started before the CA was trusted
     client = KmcClient(InProcessTransport(running), ca_certificate=ca_cert,
                        sign=lambda d: softtoken_km.sign(label, d), kmc_certificate=escrow.certificate)
     with pytest.raises(ProtocolError) as refused:
         client.apply_key(secrets.randbits(60), subscriber[1], *_window())
     assert refused.value.err_no == m.ErrNo.UNKNOWN_CA
-    KmcService(escrow).trust(ca_cert, persist=True, actor="cli")      # `racentre kms trust-ca`, another process
+    Gmt0014Endpoint(escrow).trust(ca_cert, persist=True, actor="cli")      # `racentre kms trust-ca`, another process
     got = client.apply_key(serial := secrets.randbits(60), subscriber[1], *_window())
     assert got.user_cert_no == serial
     assert "kms.ca.trusted" in audit(escrow, "ca")
     # a restarted service trusts it from the start
-    assert any(ca.certificate == ca_cert for ca in KmcService(escrow).trusted.values())
+    assert any(ca.certificate == ca_cert for ca in Gmt0014Endpoint(escrow).trusted.values())
 
 
 def test_only_sm2_ca_certificates_can_be_stored(escrow, softtoken_km):
@@ -110,7 +110,7 @@ def test_only_sm2_ca_certificates_can_be_stored(escrow, softtoken_km):
     softtoken_km.generate_key_pair(label, "sm2")
     leaf = self_signed_certificate(softtoken_km, label, (("common_name", "not a CA"),))
     with pytest.raises(EscrowError, match="CA certificate"):
-        KmcService(escrow).trust(leaf, persist=True)
+        Gmt0014Endpoint(escrow).trust(leaf, persist=True)
 
 
 # ---------------------------------------------------------------------------- serve --packages

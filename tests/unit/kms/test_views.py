@@ -15,10 +15,10 @@ from access.auth import create_token
 from gmt0014 import messages as m
 from gmt0014.client import KmcClient
 from kms.cli import kms_group
-from kms.endpoint import KmcService
+from kms.endpoint import Gmt0014Endpoint
 from kms.identity import self_signed_certificate
 from kms.recovery import ApprovalBook
-from kms.services import Kmc
+from kms.services import KmsParts
 from kms.views import bp
 from pkicore.envelope import parse_signed_and_enveloped
 from racentre.config import Config
@@ -31,7 +31,7 @@ from tests.unit.kms.subscriber import (mul, openssl_sm2_certificate, openssl_sm2
 
 @pytest.fixture
 def kmc(escrow, court):
-    return Kmc(escrow, ApprovalBook(escrow.db, with_recipients(escrow.config, court[2])), KmcService(escrow))
+    return KmsParts(escrow, ApprovalBook(escrow.db, with_recipients(escrow.config, court[2])), Gmt0014Endpoint(escrow))
 
 
 @pytest.fixture

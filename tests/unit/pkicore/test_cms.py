@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 
 import pytest
@@ -10,7 +11,8 @@ from asn1crypto import cms as asn1_cms
 from asn1crypto import pem
 
 from pkicore.algorithms import algorithm
-from pkicore.cms import CmsSigner, SignedDataTemplate, der_set_of, ess_cert_id_v2, sign_data, verify_signed_data
+from pkicore.cms import (CmsSigner, SignedDataTemplate, der_set_of, ess_cert_id_v2, sign_data,
+                         signature_timestamp_attribute, verify_signed_data)
 from tests.interop.bouncycastle import assert_bc_fails, assert_bc_ok, bc_available, bc_verify_many
 from tests.interop.openssl_cli import cms_verify, openssl_available
 from tests.localca import LocalIssuer, ensure_key
@@ -121,3 +123,43 @@ def test_openssl_verifies(signers, name, tmp_path):
     (tmp_path / "ca.pem").write_bytes(pem.armor("CERTIFICATE", ca.certificate))
     result = cms_verify(tmp_path / "sd.der", tmp_path / "ca.pem")
     assert result.ok, result.stderr
+
+
+@pytest.mark.parametrize("name", ALGS)
+def test_build_is_signed_attributes_then_content_info(signers, name):
+    """The two halves a signer outside the template uses (seal.pades: pyHanko's interrupted signing) give
+    the bytes ``build`` gives, timestamp attribute included."""
+    signer, _ = signers[name]
+    template = SignedDataTemplate(signer)
+    content, token = b"two halves", asn1_cms.ContentInfo({"content_type": "data", "content": b"token"}).dump()
+    signatures = []
+
+    def sign(data):
+        signatures.append(signer.sign(data))
+        return signatures[-1]
+
+    whole = SignedDataTemplate(CmsSigner(sign, signer.certificate, signer.algorithm, signer.chain)).build(
+        content, detached=True, unsigned_attributes=lambda s: [signature_timestamp_attribute(token)])
+    digest = hashlib.new(signer.algorithm.digest, content).digest()
+    halves = template.content_info(template.signed_attributes(digest), signatures[-1],
+                                   unsigned_attributes=[signature_timestamp_attribute(token)])
+    assert halves == whole
+    assert verify_signed_data(whole, content=content).ok
+    si = asn1_cms.ContentInfo.load(whole)["content"]["signer_infos"][0]
+    assert si["unsigned_attrs"][0]["type"].native == "signature_time_stamp_token"
+    assert si["unsigned_attrs"][0]["values"][0].dump() == token
+    with pytest.raises(ValueError, match="bytes, not 3"):
+        template.signed_attributes(b"abc")
+
+
+def test_external_template_sorts_its_certificates_and_cannot_sign(signers):
+    signer, ca = signers["ecdsa-sha256"]
+    template = SignedDataTemplate.external(signer.certificate, "sha256", bytes.fromhex("300a06082a8648ce3d040302"),
+                                           certificate_set=[signer.certificate, ca.certificate])
+    with pytest.raises(TypeError):
+        template.build(b"x")
+    der = template.content_info(template.signed_attributes(hashlib.sha256(b"x").digest()),
+                                signer.sign(template.signed_attributes(hashlib.sha256(b"x").digest())))
+    certs = [c.dump() for c in asn1_cms.ContentInfo.load(der)["content"]["certificates"]]
+    assert certs == sorted([signer.certificate, ca.certificate]) and len(certs) == 2
+    assert verify_signed_data(der, content=b"x").ok
