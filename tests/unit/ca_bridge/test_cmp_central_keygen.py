@@ -25,7 +25,7 @@ from ca_bridge.cmp.upstream import CmpCA, UpstreamUnavailable, signature_credent
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.models import EscrowReservation, IssuedCert
 from gmt0014.client import InProcessTransport
-from kms.endpoint import KmcService
+from kms.endpoint import Gmt0014Endpoint
 from kms.models import EscrowedKey
 from pkicore.envelope import (alg_id, build_sm2_enveloped_key, parse_signed_and_enveloped, parse_sm2_enveloped_key,
                               verify_signed_and_enveloped)
@@ -52,7 +52,7 @@ def upstream(softtoken_km, db):
     ca.test_tag = tag
     escrow = make_escrow(softtoken_km, db)
     issuing = ca.directory.get(f"{tag}issuing-sm2").certificate
-    ca.attach_kmc(InProcessTransport(KmcService(escrow, [issuing])), escrow.certificate)
+    ca.attach_kmc(InProcessTransport(Gmt0014Endpoint(escrow, [issuing])), escrow.certificate)
     server = cmp_server(ca)
     label = f"{tag}ra-ckg"
     spki = ca.km.ensure_key_pair(label, "sm2")
