@@ -22,8 +22,9 @@ from flask import current_app, g, request
 from sqlalchemy import Boolean, DateTime, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from pkicore import audit, generation
-from pkicore.db import Base, as_utc, reading, utcnow
+from audit import trail as audit
+from store import generation
+from store.db import Base, as_utc, reading, utcnow
 from pkicore.errors import ErrorCode, PkiError
 
 # application: an e-government application using the trust services (trust/) with its own HSM keys

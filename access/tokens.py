@@ -3,7 +3,7 @@ the same decision as ``access.auth.authenticate`` without the ORM or a query per
 
 ``TokenTable`` holds every API token's row (SHA-256 of the token, principal, officer, roles, expiry,
 disabled) in memory. Every change of the ``api_token`` table bumps the ``api_token`` generation row in
-the same transaction (``access.auth``: create, disable/enable, expiry; pkicore.generation), and the caller
+the same transaction (``access.auth``: create, disable/enable, expiry; store.generation), and the caller
 hands ``principal`` the generation it read for this request — the trust fast path reads it in the one
 statement that also reads the CAs' revocation counters — so a token disabled, expired or re-issued on
 any node is seen by the very next request, never after a delay. The generation is read *before* the rows
@@ -20,7 +20,7 @@ import threading
 from typing import Callable
 
 from access.auth import TOKEN_GENERATION, Principal
-from pkicore.db import db_datetime
+from store.db import db_datetime
 
 __all__ = ["TOKEN_GENERATION", "TOKEN_ROWS", "TokenTable"]
 TOKEN_ROWS = "SELECT token_hash, name, officer, roles, expires_at, disabled FROM api_token"

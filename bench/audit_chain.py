@@ -1,4 +1,4 @@
-"""Cost of chaining one audit row (pkicore.audit: canonical JSON of the row, SM3 body digest, SM3 link),
+"""Cost of chaining one audit row (audit.trail: canonical JSON of the row, SM3 body digest, SM3 link),
 in microseconds per row, beside one bare SM3 of the same body bytes (hashlib through OpenSSL) measured
 in the same run. One figure per line. (Was a timed unit test; timings belong here, not in the suite.)
 
@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pkicore.audit import body_digest, link_hash  # noqa: E402
+from audit.trail import body_digest, link_hash  # noqa: E402
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import cpu_count, rate_and_cpu, run_workers, scratch_key_manager, scratch_key_manager_at  # noqa: E402,E501
 from kms.escrow import EscrowRequest, KeyEscrow  # noqa: E402
 from kms.identity import subject_name  # noqa: E402
-from pkicore.db import Base, make_engine, make_session_factory  # noqa: E402
+from store.db import Base, make_engine, make_session_factory  # noqa: E402
 from pkicore.envelope import Party  # noqa: E402
 from racentre.migrate import import_models  # noqa: E402
 

@@ -149,7 +149,7 @@ class Site:
 
 def prepare(services, count: int) -> tuple[list[int], dict[str, str]]:
     """``count`` vetted server requests (one final approval away from issuance) and API tokens."""
-    from pkicore.db import transaction
+    from store.db import transaction
     from ra.workflow import Actor
     from access.auth import create_token
     ra = services.ra
@@ -331,7 +331,7 @@ def inprocess_issue_rate(services, count: int) -> float:
 SPLIT = (
     ("hsm_sign", r"KeyManager\.sign \("),                       # C_SignInit/C_Sign through python-pkcs11
     ("der_building", r"CertificateTemplate\.build|certbuilder\.py"),
-    ("audit_rows", r"pkicore/audit\.py"),                     # audit INSERTs, chaining hooks
+    ("audit_rows", r"audit/trail\.py"),                     # audit INSERTs, chaining hooks
     ("db_begin_commit", r"do_commit|_sqlite_begin|Connection\.commit|SessionTransaction\.commit"),
     ("auth_token_lookup", r"\bauthenticate \(|current_principal \("),
     ("ca_issue_sql", r"EmbeddedCA\.(_?issue|issue_groups) \("),   # idempotency SELECT, certificate INSERT

@@ -23,9 +23,9 @@ from ca_bridge.models import CertificateAuthority, IssuedCert
 from ca_bridge.profiles import Profile, load_profiles
 from hsm import KeyManager, KeyNotFound
 from pkicore.algorithms import algorithm
-from pkicore.audit import record
-from pkicore.db import transaction, utcnow
-from pkicore.generation import CA_AUTHORITIES, bump
+from audit.trail import record
+from store.db import transaction, utcnow
+from store.generation import CA_AUTHORITIES, bump
 
 log = logging.getLogger(__name__)
 ACTOR_ROLE = "ca"          # the audit role of rows the CA writes itself

@@ -15,8 +15,8 @@ from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import BadEncoding, IssuanceError
 from ca_bridge.kmc_link import KmcLink, pending_notifications
 from pkicore.algorithms import algorithm
-from pkicore.audit import record
-from pkicore.db import transaction
+from audit.trail import record
+from store.db import transaction
 from pkicore.keys import verify_signature
 
 

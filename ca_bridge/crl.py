@@ -24,7 +24,7 @@ from ca_bridge.certbuilder import signature_algorithm
 from ca_bridge.directory import CaDirectory, CaInfo
 from ca_bridge.models import CertificateAuthority, CrlRecord, IssuedCert
 from hsm import KeyManager
-from pkicore.db import as_utc, reading, transaction, utcnow
+from store.db import as_utc, reading, transaction, utcnow
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The CAs this process serves, read from the database into frozen ``CaInfo`` rows (certificate, key
 label, issuer hashes), so the issuance, CRL and OCSP paths never reload them per request; reloaded when
-another process or node changed the hierarchy (``pkicore.generation``: seen within a second, no restart)."""
+another process or node changed the hierarchy (``store.generation``: seen within a second, no restart)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ca_bridge.errors import UnknownCA
 from ca_bridge.models import CertificateAuthority
 from pkicore.algorithms import Algorithm, algorithm
-from pkicore.db import reading
-from pkicore.generation import CA_AUTHORITIES, CHECK_INTERVAL, GenerationWatch
+from store.db import reading
+from store.generation import CA_AUTHORITIES, CHECK_INTERVAL, GenerationWatch
 
 MISS_RELOAD_INTERVAL = 1.0   # seconds between reloads caused by unknown names
 CERTID_DIGESTS = ("sha1", "sha256", "sha384", "sha512", "sm3")

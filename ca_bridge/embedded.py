@@ -35,8 +35,8 @@ from ca_bridge.ocsp import OcspResponder
 from ca_bridge.profiles import Profile, get_profile, load_profiles
 from ca_bridge.store import DbStatusStore, to_status
 from hsm import KeyManager
-from pkicore.audit import record, record_many
-from pkicore.db import IDS, as_utc, reading, select_in, transaction, utcnow
+from audit.trail import record, record_many
+from store.db import IDS, as_utc, reading, select_in, transaction, utcnow
 from pkicore.errors import PkiError
 
 log = logging.getLogger(__name__)

@@ -46,8 +46,8 @@ from gmt0014.client import KmcClient, Transport
 from gmt0014.errors import KmcRefused, KmcUnreachable
 from gmt0014.messages import ErrNo
 from hsm import KeyManager
-from pkicore.audit import record
-from pkicore.db import after_commit, as_utc, reading, transaction, utcnow
+from audit.trail import record
+from store.db import after_commit, as_utc, reading, transaction, utcnow
 from pkicore.errors import ErrorCode, PkiError
 
 log = logging.getLogger(__name__)

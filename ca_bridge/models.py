@@ -11,7 +11,7 @@ from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, Intege
                         UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pkicore.db import Base, utcnow
+from store.db import Base, utcnow
 
 _BIGID = BigInteger().with_variant(Integer, "sqlite")
 

@@ -44,7 +44,7 @@ from ca_bridge.errors import StatusUnavailable
 from ca_bridge.store import Current, OcspStore, StoredResponse, status_key
 from hsm import KeyManager
 from pkicore.cms import DIGEST_OIDS, der_oid, generalized_time, read_tlv, tlv
-from pkicore.db import utcnow
+from store.db import utcnow
 from pkicore.errors import PkiError
 
 log = logging.getLogger(__name__)

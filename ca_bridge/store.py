@@ -2,7 +2,7 @@
 interface over the issued-certificate table, so the responder never reaches into CA internals, plus the
 table of pre-produced OCSP responses (RFC 5019 §2.2.1) shared by every node.
 
-The responder's reads are the hot path: one statement each through ``pkicore.db.HotReader`` (the
+The responder's reads are the hot path: one statement each through ``store.db.HotReader`` (the
 current status and any pre-produced response of one certificate come back together, in one snapshot),
 so a response is never served for a status the database no longer holds."""
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ca_bridge.api import CertificateStatus, RevocationReason
 from ca_bridge.directory import CaDirectory
 from ca_bridge.errors import StatusUnavailable
 from ca_bridge.models import IssuedCert, PreProducedOcsp
-from pkicore.db import HotReader, as_utc, db_datetime, reading, transaction
+from store.db import HotReader, as_utc, db_datetime, reading, transaction
 
 
 @dataclass(frozen=True)

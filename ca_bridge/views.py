@@ -34,7 +34,7 @@ from access.auth import require_roles
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import CaError
 from ca_bridge.ocsp import OcspRefusal, parse_request
-from pkicore.db import as_utc
+from store.db import as_utc
 from pkicore import inputs
 from pkicore.errors import ErrorCode
 

@@ -18,7 +18,7 @@ from asn1crypto import x509
 from gmt0014 import messages as m
 from gmt0014.errors import KmcRefused, KmcUnreachable, ProtocolError
 from pkicore.algorithms import algorithm
-from pkicore.db import utcnow
+from store.db import utcnow
 from pkicore.errors import ErrorCode
 from pkicore.keys import verify_signature
 from pkicore.oids import OID

@@ -12,8 +12,8 @@ from asn1crypto import pem
 
 from hsm import KEY_SPECS, HsmConfig, init_token
 from hsm.errors import HsmError
-from pkicore.audit import record
-from pkicore.db import transaction
+from audit.trail import record
+from store.db import transaction
 from pkicore.secret import Secret
 
 

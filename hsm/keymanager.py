@@ -116,7 +116,7 @@ class KeyManager:
     every use of the label fails. Every token key is therefore looked for and made under
     ``creation_lock(label)``. The default covers the threads of one process; a service shares its
     token with other processes and hosts and passes a lock of its database
-    (``racentre.services.Services`` wires ``pkicore.db.named_lock``), never a local file."""
+    (``racentre.services.Services`` wires ``store.db.named_lock``), never a local file."""
 
     def __init__(self, config: HsmConfig, *, creation_lock: CreationLock | None = None):
         self.config = config

@@ -22,10 +22,10 @@ from kms.escrow import EscrowRequest, KeyEscrow
 from kms.models import KmsSetting, SeenRequest
 from kms.recovery import authorise_subscriber_restore
 from pkicore.algorithms import algorithm
-from pkicore.audit import RefusalTally, record
-from pkicore.db import transaction, utcnow
+from audit.trail import RefusalTally, record
+from store.db import transaction, utcnow
 from pkicore.envelope import Party
-from pkicore.generation import KMC_SETTINGS, GenerationWatch, bump
+from store.generation import KMC_SETTINGS, GenerationWatch, bump
 from pkicore.keys import point_from_public_key_info, verify_signature
 from pkicore.oids import OID
 from pkicore.sm2 import SM2PublicKey
@@ -64,7 +64,7 @@ class Gmt0014Endpoint:
     (``KmsConfig.trusted_cas``), those trusted in process (``trust``, the embedded KMC) and those an
     operator stored in the KMC database (``trust(..., persist=True)``, ``racentre kms trust-ca``; read at
     start, again when an unknown CA calls, and within a second of a change made anywhere
-    (``pkicore.generation``), so a running stand-alone KMC needs no restart)."""
+    (``store.generation``), so a running stand-alone KMC needs no restart)."""
 
     def __init__(self, escrow: KeyEscrow, trusted_cas: tuple[bytes, ...] | list[bytes] = (), *,
                  refusal_window: float = 60.0):

@@ -34,10 +34,10 @@ from kms.errors import EscrowConflict, EscrowError, EscrowNotFound, TamperDetect
 from kms.identity import self_signed_certificate
 from kms.models import EscrowedKey, KekVersion, KmsSetting
 from kms.recovery import (DestructionAuthorisation, ExportAuthorisation, RecoveryAuthorisation, consume)
-from pkicore.audit import record
-from pkicore.db import as_utc, reading, transaction, utcnow
+from audit.trail import record
+from store.db import as_utc, reading, transaction, utcnow
 from pkicore.envelope import Party, build_signed_and_enveloped, build_sm2_enveloped_key
-from pkicore.generation import KMC_SETTINGS, GenerationWatch, bump
+from store.generation import KMC_SETTINGS, GenerationWatch, bump
 from pkicore.keys import KeyProblem, inspect_key, point_from_public_key_info, verify_signature
 from pkicore.algorithms import algorithm
 from pkicore.sm2 import sm3
@@ -133,7 +133,7 @@ class KeyEscrow:
     @property
     def certificate(self) -> bytes:
         """The KMC's certificate, cached; read again once another process or node installed a new one
-        (``pkicore.generation``, looked at most once a second; read-only, so safe inside a transaction)."""
+        (``store.generation``, looked at most once a second; read-only, so safe inside a transaction)."""
         if self._certificate is None or self._certificate_watch.due():
             generation = self._certificate_watch.read()
             with reading(self.db) as session:

@@ -10,7 +10,7 @@ import datetime as dt
 from sqlalchemy import (BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pkicore.db import Base, utcnow
+from store.db import Base, utcnow
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 

@@ -6,7 +6,7 @@ here: by ``ApprovalBook.authorise`` once M distinct, unexpired approvals by hold
 ``key_recovery_officer`` (members of the configured panel of N, when one is named) are on record, or —
 for a subscriber's own lost key — by ``authorise_subscriber_restore`` from a GM/T 0014 RestoreKeyReq
 whose CA signature ``kms.endpoint`` has verified. Each is single-use: ``kms.escrow`` marks the request
-used in the same transaction as the operation. Every step is audited (pkicore.audit).
+used in the same transaction as the operation. Every step is audited (audit.trail).
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from kms.config import KmsConfig
 from kms.errors import ApprovalError, EscrowNotFound
 from kms.models import Approval, ApprovalRequest, EscrowedKey
-from pkicore.audit import record
-from pkicore.db import as_utc, transaction, utcnow
+from audit.trail import record
+from store.db import as_utc, transaction, utcnow
 from pkicore.errors import ErrorCode
 from pkicore.names import display_name
 from pkicore.validation import RevocationSource, SubIndication, TrustPolicy, validate_certificate

@@ -34,8 +34,8 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from ca_bridge.api import CABackend, DeferredIssuanceCA, EscrowedKey, EscrowedKeyRequest, issue_groups
-from pkicore.audit import record_many
-from pkicore.db import IDS, as_utc, select_in, utcnow
+from audit.trail import record_many
+from store.db import IDS, as_utc, select_in, utcnow
 from pkicore.errors import PkiError
 
 from ra import approval, workflow

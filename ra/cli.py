@@ -14,8 +14,8 @@ import click
 from sqlalchemy import select
 
 from access.auth import ROLES, ApiToken, Forbidden, create_token, token_list, token_set_disabled, token_set_expiry
-from pkicore import audit
-from pkicore.db import as_utc, reading, transaction, utcnow
+from audit import trail as audit
+from store.db import as_utc, reading, transaction, utcnow
 
 from ra.models import RequestKind
 from ra.services import RaService

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from pkicore.audit import record
+from audit.trail import record
 
 from ra import workflow
 from ra.errors import ValidationError

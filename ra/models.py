@@ -14,7 +14,7 @@ from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Integer, LargeBi
                         UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from pkicore.db import Base, as_utc, utcnow
+from store.db import Base, as_utc, utcnow
 
 # Relationships name their targets module-qualified: the declarative registry is shared by every package
 # (kms.models also has an ``Approval``).

@@ -14,7 +14,7 @@ from typing import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pkicore.db import IDS, select_in
+from store.db import IDS, select_in
 from ra.models import Approval, CertRequest, CivilServant, RaCertificate, Server, ServerName, Unit, request_fields
 from ra.workflow import Policy, identity_pairs, subject_rdns
 

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from ca_bridge.api import CABackend, DeferredIssuanceCA, KeyEscrowCA, RevocationReason
-from pkicore.audit import AuditEvent
-from pkicore.db import as_utc, reading, transaction
+from audit.trail import AuditEvent
+from store.db import as_utc, reading, transaction
 from pkicore.envelope import enveloped_key_from_signed_and_enveloped, parse_signed_and_enveloped
 from pkicore.errors import PkiError
 

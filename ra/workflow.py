@@ -8,7 +8,7 @@ Separation of duties (configurable only in the approval thresholds):
   once per request (also unique (request, officer) in the database), and civil-servant and unit requests
   need two distinct officers, server requests one (``Policy``).
 
-Every call takes the caller's session and writes ``pkicore.audit.record`` rows in it, so the state
+Every call takes the caller's session and writes ``audit.trail.record`` rows in it, so the state
 change, the CA's certificate rows (an embedded CA joins the session) and the audit trail commit or
 roll back together. CA calls are idempotent on ``ra-<request id>-<sign|enc>``: a retried approval
 never issues a second certificate.
@@ -34,8 +34,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ca_bridge.api import (CABackend, DeferredIssuanceCA, EscrowedKey, EscrowedKeyRequest, IssuedCertificate,
                            IssueRequest, RevocationReason)
-from pkicore.audit import record
-from pkicore.db import utcnow
+from audit.trail import record
+from store.db import utcnow
 from pkicore.errors import ErrorCode, PkiError
 from pkicore.oids import OID
 

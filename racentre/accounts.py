@@ -1,6 +1,6 @@
 """Officer accounts: roles, password (scrypt, ``racentre.passwords``) + TOTP (RFC 6238, ``racentre.totp``),
 an optional client certificate bound by its SHA-256 fingerprint, and lock-out after repeated failures
-within a time window. Every login, failure, lock-out and account change is audited (pkicore.audit).
+within a time window. Every login, failure, lock-out and account change is audited (audit.trail).
 
 TOTP keys are stored sealed (``racentre.secretbox``: SM4-CBC + SM4-CMAC under two SM4 keys in the HSM,
 ``TOTP_ENC_KEY`` and ``TOTP_MAC_KEY``), bound to the account's name; a sealed key that fails its
@@ -20,8 +20,8 @@ from sqlalchemy import BigInteger, Boolean, DateTime, Integer, LargeBinary, Stri
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from access.auth import ROLES, AuthError, Principal
-from pkicore.audit import record
-from pkicore.db import Base, as_utc, transaction, utcnow
+from audit.trail import record
+from store.db import Base, as_utc, transaction, utcnow
 from pkicore.errors import ErrorCode, PkiError
 from racentre import passwords, totp
 from racentre.secretbox import SecretBox, SecretBoxError

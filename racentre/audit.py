@@ -1,6 +1,6 @@
 """The tamper-evident audit trail's HSM side: signed checkpoints, verification and the auditor export.
 
-``pkicore.audit`` holds the tables, the per-writer hash chains and the canonical encoding; this module
+``audit.trail`` holds the tables, the per-writer hash chains and the canonical encoding; this module
 adds what needs the HSM audit key (an SM2 key generated in the HSM on first use, label from
 ``[audit] key_label``), after REFERENCES.md §8:
 
@@ -10,7 +10,7 @@ adds what needs the HSM audit key (an SM2 key generated in the HSM on first use,
   number and hash replace the site's HSM anchor (a private token data object, PKCS#11 v2.40 §4.5, by
   compare-and-set under a lock of the database), it carries an RFC 3161 token of our TSA over SM3 of the
   signed bytes, and it is written to an append-only sink (a file on another host, syslog). One at a time
-  across workers and nodes (``pkicore.db.named_lock``). ``racentre serve`` runs ``start_periodic_checkpoints``
+  across workers and nodes (``store.db.named_lock``). ``racentre serve`` runs ``start_periodic_checkpoints``
   (every 60 s / 10,000 rows while the chains move), cron ``racentre audit checkpoint``; ``verify`` and
   ``export`` checkpoint too.
 * ``verify(db, spki, km=...)``: recomputes every row hash and link, every checkpoint hash, link,
@@ -45,10 +45,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hsm import DataConflict, HsmError, KeyManager, KeyNotFound
 from pkicore import algorithm, verify_signature
-from pkicore.audit import (CHECKPOINT_GENESIS, HASH_ALGORITHM, AuditCheckpoint, AuditEvent, AuditSite, AuditWriter,
+from audit.trail import (CHECKPOINT_GENESIS, HASH_ALGORITHM, AuditCheckpoint, AuditEvent, AuditSite, AuditWriter,
                            body_digest, canonical_json, canonical_time, chain_heads, checkpoint_tbs, heads_digest,
                            link_hash, record, row_hash, sm3_hex, writer_genesis)
-from pkicore.db import as_utc, named_lock, transaction, utcnow
+from store.db import as_utc, named_lock, transaction, utcnow
 from pkicore.errors import ErrorCode, PkiError
 from timestamp.verify import verify_token
 
@@ -888,7 +888,7 @@ def export_range(db: sessionmaker[Session], km: KeyManager, out: str | Path, *, 
         "range": {"from": _bound_text(start), "to": _bound_text(end)},
         "hash_algorithm": HASH_ALGORITHM,
         "signature_algorithm": "sm2-with-sm3 (GB/T 32918.2, user ID 1234567812345678), DER",
-        "encoding": "see pkicore/audit.py: row hash = SM3(tag|lp(writer)|lp(seq)|lp(prev_hash)|lp(body_digest))",
+        "encoding": "see audit/trail.py: row hash = SM3(tag|lp(writer)|lp(seq)|lp(prev_hash)|lp(body_digest))",
         "key_fingerprint": key_fingerprint(spki),
         "public_key": public_pem,
         "writers": sorted(writers, key=lambda w: w["id"]),

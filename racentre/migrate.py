@@ -22,10 +22,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from pkicore.db import Base, lock_key
+from store.db import Base, lock_key
 from racentre.schema import MIGRATIONS, SchemaError, current, head, known, require_current  # noqa: F401 (API)
 
-MODEL_MODULES = ("pkicore.audit", "pkicore.generation", "access.auth", "ca_bridge.models", "ca_bridge.cmp.models",
+MODEL_MODULES = ("audit.trail", "store.generation", "access.auth", "ca_bridge.models", "ca_bridge.cmp.models",
                  "ra.models", "kms.models", "timestamp.models", "seal.models", "trust.models", "racentre.accounts", "racentre.console.models")
 
 
@@ -53,7 +53,7 @@ UPGRADE_LOCK = "schema-upgrade"
 def _lock_for_upgrade(connection) -> None:
     """Serialise schema changes: on PostgreSQL an advisory lock held until this transaction ends (a second
     upgrader waits here, then finds the schema current and does nothing); SQLite's BEGIN IMMEDIATE
-    (pkicore.db) already admits one writer."""
+    (store.db) already admits one writer."""
     if connection.dialect.name == "postgresql":
         schema = connection.execute(text("select current_schema()")).scalar_one()
         connection.execute(text("select pg_advisory_xact_lock(:k)"), {"k": lock_key(schema, UPGRADE_LOCK)})

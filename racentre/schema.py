@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
-from pkicore.db import READ_ONLY
+from store.db import READ_ONLY
 from pkicore.errors import ErrorCode, PkiError
 
 MIGRATIONS = Path(__file__).with_name("migrations")

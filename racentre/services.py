@@ -8,7 +8,7 @@ RA (``ra``), the TSA (``tsa``), the seal service (``seal``) and the site's own i
 
 The database is used only at this code's schema revision (``engine`` refuses any other, see
 ``racentre.migrate.require_current``); ``upgrade_database`` is the one way to change it. The key
-manager makes token keys under a lock of the database (``pkicore.db.named_lock``), so nodes sharing
+manager makes token keys under a lock of the database (``store.db.named_lock``), so nodes sharing
 one HSM and one database never create two keys with one label.
 """
 from __future__ import annotations
@@ -30,8 +30,8 @@ from ca_bridge.revinfo import IssuerCrls, revocation_info
 from gmt0014.client import HttpTransport, InProcessTransport
 from hsm import KeyManager, open_key_manager
 from kms.services import KmsParts, build_kmc
-from pkicore.audit import bind_node
-from pkicore.db import HotReader, make_engine, make_session_factory, named_lock
+from audit.trail import bind_node
+from store.db import HotReader, make_engine, make_session_factory, named_lock
 from pkicore.errors import ErrorCode, PkiError
 from ra.services import RaService, build_ra_service
 from ra.workflow import record_cmp_enrolment
@@ -91,7 +91,7 @@ class Services:
 
     def key_creation_lock(self, label: str):
         """The lock under which a token key ``label`` is looked for and made: a lock of the database
-        every node of the site shares (``pkicore.db.named_lock``), named after the token and the label."""
+        every node of the site shares (``store.db.named_lock``), named after the token and the label."""
         return named_lock(self.database, f"hsm-key\0{self.config.hsm.token}\0{label}")
 
     @cached_property
@@ -283,7 +283,7 @@ class Services:
 
     @cached_property
     def hot_reader(self) -> HotReader:
-        """The hot paths' DBAPI reader (pkicore.db.HotReader) for the trust services."""
+        """The hot paths' DBAPI reader (store.db.HotReader) for the trust services."""
         return HotReader(self.engine)
 
     def _revocation_state(self):

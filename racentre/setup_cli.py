@@ -5,7 +5,7 @@ audit checkpoint key, the officers' TOTP sealing keys), the TSA units' certifica
 the database, so every node serves them), the KMC's certificate (and its trust of our SM2 issuing CAs),
 the seal maker's and the trust evidence key's certificates, the audit trail's site identity and its first HSM-anchored checkpoint.
 Safe to re-run, and to run on several nodes at once: the whole set-up holds one lock of the database
-(``pkicore.db.named_lock``), so a second run waits and then finds everything made.
+(``store.db.named_lock``), so a second run waits and then finds everything made.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from asn1crypto import x509
 from sqlalchemy import select
 
 from pkicore.algorithms import algorithm
-from pkicore.audit import AuditCheckpoint
-from pkicore.db import named_lock
+from audit.trail import AuditCheckpoint
+from store.db import named_lock
 from racentre.accounts import totp_box
 from racentre.audit import ensure_audit_key, ensure_site, site_checkpointer, site_id_of
 from racentre.site import Site

@@ -9,7 +9,7 @@ import enum
 from sqlalchemy import (BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from pkicore.db import Base, utcnow
+from store.db import Base, utcnow
 
 
 def _id_type():

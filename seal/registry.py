@@ -1,6 +1,6 @@
 """The seal registry (GB/T 38540 §8 seal management): a seal administrator makes SESeal v4 seals for units,
 signed in the HSM by the seal-making authority; seals are listed, suspended, resumed, revoked and expired;
-staff are authorised per seal; every change and every use is audited (pkicore.audit) in its transaction.
+staff are authorised per seal; every change and every use is audited (audit.trail) in its transaction.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hsm import KeyManager
-from pkicore import audit
+from audit import trail as audit
 from pkicore.algorithms import Algorithm, algorithm
-from pkicore.db import as_utc, reading, transaction, utcnow
+from store.db import as_utc, reading, transaction, utcnow
 from seal import ses
 from seal.errors import SealConflict, SealError, SealForbidden, SealNotFound
 from seal.models import SealRow, SealSignerRow, SealStatus, SealUserRow, SigningRecordRow

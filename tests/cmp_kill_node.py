@@ -22,7 +22,7 @@ from ca_bridge.cmp import asn1
 from ca_bridge.cmp.upstream import CmpCA, HttpTransport, signature_credentials
 from ca_bridge.embedded import EmbeddedCA
 from hsm import HsmConfig, KeyManager, SoftTokenConfig
-from pkicore.db import make_engine, make_session_factory
+from store.db import make_engine, make_session_factory
 from pkicore.secret import Secret
 from ra.services import RaService
 from ra.workflow import Actor

@@ -144,7 +144,7 @@ def any_km(request):
 def db(request, tmp_path_factory):
     """A session factory on a fresh schema: SQLite in a temp file, and PostgreSQL (CI: 127.0.0.1:5432,
     database test) in a schema of its own that is dropped afterwards."""
-    from pkicore.db import Base, make_session_factory
+    from store.db import Base, make_session_factory
     from racentre.migrate import import_models
     import_models()
     with empty_engine(request.param, tmp_path_factory.mktemp("db"), "racentre") as engine:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy
 
-from pkicore.db import make_engine
+from store.db import make_engine
 from racentre.migrate import upgrade
 
 POSTGRES_URL = os.environ.get("RACENTRE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -6,7 +6,7 @@ import datetime as dt
 from sqlalchemy import DateTime, LargeBinary, String
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from pkicore.db import Base, transaction
+from store.db import Base, transaction
 from timestamp.tsa import IssuedToken
 
 

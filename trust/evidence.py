@@ -3,7 +3,7 @@ record for later dispute, stored in the database and retrievable by id; issuing 
 
 Format (``racentre-trust-evidence/1``): a CMS SignedData (RFC 5652 §5, DER, ContentInfo id-signedData)
 with the record *attached* as eContent of type id-data. The record is canonical JSON — UTF-8, keys
-sorted, no whitespace (``pkicore.audit.canonical_json``), so the signed bytes are reproducible::
+sorted, no whitespace (``audit.trail.canonical_json``), so the signed bytes are reproducible::
 
     {"format": "racentre-trust-evidence/1",
      "id": "<32 hex>",                      # the record's id (database key, URL)
@@ -35,11 +35,11 @@ from typing import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from hsm import KeyManager
-from pkicore import audit
+from audit import trail as audit
 from pkicore.algorithms import Algorithm, algorithm
-from pkicore.audit import canonical_json, canonical_time
+from audit.trail import canonical_json, canonical_time
 from pkicore.cms import CmsSigner, SignedDataTemplate, verify_signed_data
-from pkicore.db import reading, transaction, utcnow
+from store.db import reading, transaction, utcnow
 from trust.errors import TrustNotFound
 from trust.models import TrustEvidence
 from trust.signing import Timestamper, timestamp_attribute

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.api import CABackend, IssueRequest
 from hsm import KeyManager
-from pkicore import audit
+from audit import trail as audit
 from pkicore.algorithms import Algorithm, algorithm
-from pkicore.db import as_utc, reading, transaction
+from store.db import as_utc, reading, transaction
 from pkicore.errors import PkiError
 from pkicore.oids import OID
 from trust.errors import TrustError, TrustForbidden, TrustNotFound

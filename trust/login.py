@@ -24,8 +24,8 @@ from typing import Callable
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from pkicore import audit
-from pkicore.db import as_utc, transaction, utcnow
+from audit import trail as audit
+from store.db import as_utc, transaction, utcnow
 from trust.certinfo import mask_id
 from trust.models import TrustChallenge
 from trust.verify import VerifyReport

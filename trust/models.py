@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, Boolean, DateTime, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pkicore.db import Base, utcnow
+from store.db import Base, utcnow
 
 
 def _id_type():

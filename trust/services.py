@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.api import CABackend
 from hsm import KeyManager
-from pkicore import audit
-from pkicore.db import transaction, utcnow
+from audit import trail as audit
+from store.db import transaction, utcnow
 from pkicore.validation import RevocationSource, TrustPolicy, validate_certificate
 from timestamp.services import TsaService
 from trust import envelope

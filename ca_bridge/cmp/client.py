@@ -13,7 +13,7 @@ from ca_bridge.cmp import asn1
 from ca_bridge.cmp.protection import (ProtectionError, is_mac, mac_value, pbm_algorithm, protected_part,
                                       verify_mac, verify_signature_protection)
 from pkicore.algorithms import Algorithm
-from pkicore.db import utcnow
+from store.db import utcnow
 
 
 @dataclass(frozen=True)

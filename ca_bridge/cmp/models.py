@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import JSON, DateTime, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pkicore.db import Base, utcnow
+from store.db import Base, utcnow
 
 
 class CmpSecret(Base):

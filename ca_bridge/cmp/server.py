@@ -50,8 +50,8 @@ from ca_bridge.directory import CaInfo
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import CaError
 from ca_bridge.models import IssuedCert
-from pkicore.audit import record
-from pkicore.db import as_utc, transaction, utcnow
+from audit.trail import record
+from store.db import as_utc, transaction, utcnow
 from pkicore.errors import ErrorCode, PkiError
 from pkicore.keys import verify_signature
 from pkicore.oids import OID

@@ -49,7 +49,7 @@ from ca_bridge.cmp.protection import signature_algorithm
 from ca_bridge.cmp.server import REG_CTRL_PROTOCOL_ENCR_KEY, cert_hash
 from ca_bridge.errors import CaError, CertificateNotFound, IssuanceError
 from pkicore.algorithms import algorithm
-from pkicore.db import as_utc, transaction, utcnow
+from store.db import as_utc, transaction, utcnow
 from pkicore.errors import ErrorCode
 from pkicore.keys import verify_signature
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from access.auth import ROLES, create_token
-from pkicore.audit import record
-from pkicore.db import transaction
+from audit.trail import record
+from store.db import transaction
 from racentre import accounts, totp
 from seal.services import cert_der
 

@@ -24,8 +24,8 @@ from typing import Callable, Mapping
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pkicore.audit import record
-from pkicore.db import as_utc, transaction, utcnow
+from audit.trail import record
+from store.db import as_utc, transaction, utcnow
 from pkicore.errors import ErrorCode, PkiError
 from ra.workflow import Actor
 from racentre.console.columns import column_key   # the Chinese headers of 批量导入 (姓名, 身份证号, ...)

@@ -24,8 +24,8 @@ from flask import Response, g, redirect, request, url_for
 from sqlalchemy import select
 
 from access.auth import require_roles
-from pkicore.audit import record
-from pkicore.db import as_utc, transaction, utcnow
+from audit.trail import record
+from store.db import as_utc, transaction, utcnow
 from ra.errors import NotFound, ValidationError
 from ra.models import CertRequest, RaCertificate, RequestKind, RequestState
 from racentre.console import formats, i18n, queries

@@ -14,8 +14,8 @@ from access.auth import require_roles
 from gmt0014.messages import public_key_hash
 from kms.recovery import Officer
 from pkicore import inputs
-from pkicore.audit import record
-from pkicore.db import transaction
+from audit.trail import record
+from store.db import transaction
 from ra.errors import ValidationError
 from racentre import audit as audit_trail
 from racentre.console import formats, jobs, pages_desk, queries

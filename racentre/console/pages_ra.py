@@ -15,8 +15,8 @@ from flask import Response, current_app, g, redirect, request, url_for
 from access.auth import require_roles
 from ca_bridge.api import RevocationReason
 from pkicore import inputs
-from pkicore.audit import record
-from pkicore.db import transaction, utcnow
+from audit.trail import record
+from store.db import transaction, utcnow
 from ra import approval
 from ra.bulk import RESULTS
 from ra.errors import ValidationError

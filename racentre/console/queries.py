@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.models import CertificateAuthority, IssuedCert
 from kms.models import ApprovalRequest, EscrowedKey
-from pkicore.audit import AuditEvent
-from pkicore.db import as_utc, utcnow
+from audit.trail import AuditEvent
+from store.db import as_utc, utcnow
 from ra.csr import parse_csr
 from ra.models import CertRequest, CivilServant, RaCertificate, Server, ServerName, Unit
 from racentre.console.formats import dn

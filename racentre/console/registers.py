@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pkicore.db import as_utc
+from store.db import as_utc
 from ra.models import CertRequest, CivilServant, RaCertificate, Server, ServerName, Unit
 
 PAGE_SIZE = 50

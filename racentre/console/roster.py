@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from pkicore.db import transaction
+from store.db import transaction
 from pkicore.errors import PkiError
 from ra import workflow
 from ra.errors import ValidationError

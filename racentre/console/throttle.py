@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pkicore.audit import record
-from pkicore.db import as_utc, transaction, utcnow
+from audit.trail import record
+from store.db import as_utc, transaction, utcnow
 from racentre.certauth import _from_trusted_proxy
 from racentre.console.config import ConsoleConfig
 from racentre.console.models import ConsoleLoginFailure

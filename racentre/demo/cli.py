@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from pkicore.db import transaction
+from store.db import transaction
 from racentre import accounts
 from racentre.demo import team
 from racentre.demo.run import run_demo

@@ -20,7 +20,7 @@ from access.auth import create_token
 from gmt0014.messages import public_key_hash
 from pkicore import algorithm
 from pkicore.csr import build_csr
-from pkicore.db import transaction
+from store.db import transaction
 from ra.id_numbers import id_check_character, org_code_check_character, uscc_check_character
 from racentre.demo.client import Client, DemoError, Reply, multipart
 from racentre.demo.samples import make_ofd, make_pdf

@@ -17,7 +17,7 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from pkicore.db import transaction
+from store.db import transaction
 from racentre import accounts, totp
 from racentre.app import build_app
 

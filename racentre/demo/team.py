@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pkicore.audit import record
+from audit.trail import record
 from pkicore.errors import ErrorCode
 from racentre import accounts, totp
 from access.auth import ApiToken, create_token

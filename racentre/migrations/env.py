@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from pkicore.db import Base
+from store.db import Base
 from racentre.migrate import import_models
 
 import_models()

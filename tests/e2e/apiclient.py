@@ -8,7 +8,7 @@ import secrets
 
 from access.auth import create_token
 from hsm import init_token
-from pkicore.db import transaction
+from store.db import transaction
 from pkicore.secret import Secret
 from racentre.app import build_app
 from racentre.config import Config, DatabaseConfig, ServiceConfig

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from pkicore.audit import body_digest, link_hash
+from audit.trail import body_digest, link_hash
 from tests.pgschema import empty_engine, url_of
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,8 +16,8 @@ from sqlalchemy import func, select, text
 from ca_bridge.api import IssueRequest
 from ca_bridge.models import IssuedCert
 from kms.models import EscrowedKey
-from pkicore.audit import AuditEvent
-from pkicore.db import transaction
+from audit.trail import AuditEvent
+from store.db import transaction
 from racentre.audit import verify
 from ra.models import Approval, RaCertificate
 from tests.e2e.apiclient import api_client, site_on

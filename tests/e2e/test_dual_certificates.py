@@ -13,7 +13,7 @@ from asn1crypto import crl as asn1_crl, ocsp as asn1_ocsp, pem, x509
 from sqlalchemy import select
 
 from kms.models import EscrowedKey
-from pkicore.db import transaction
+from store.db import transaction
 from pkicore.envelope import parse_signed_and_enveloped, parse_sm2_enveloped_key, verify_signed_and_enveloped
 from tests.e2e.apiclient import api_client, site_services
 from tests.pgschema import database_url
@@ -164,7 +164,7 @@ def test_rejecting_after_a_failed_approval_gives_the_reserved_kmc_key_back(clien
     stays (a retry reuses it). Rejecting the request afterwards deletes the reservation and tells the KMC
     (RevokeKeyReq), so the archive keeps no live key that no certificate names; both steps are audited."""
     from ca_bridge.models import EscrowReservation
-    from pkicore.audit import AuditEvent
+    from audit.trail import AuditEvent
     rid = _one_approval_from_issuance(client, tmp_path, "杭州市拒绝局", "李四")
 
     def broken_issue(*args, **kwargs):
@@ -247,7 +247,7 @@ def test_a_revocation_the_kmc_missed_is_delivered_by_racentre_ca_kmc_retry(clien
     from ca_bridge.cli import ca_group
     from ca_bridge.models import KmcNotification
     from gmt0014.errors import ProtocolError
-    from pkicore.db import utcnow
+    from store.db import utcnow
     from pkicore.errors import ErrorCode
     rid = _one_approval_from_issuance(client, tmp_path, "杭州市外联局", "赵六")
     done = client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b")
@@ -295,7 +295,7 @@ def test_racentre_serve_sweeps_the_kmc_outbox(client, services, tmp_path, monkey
     from ca_bridge.api import RevocationReason
     from ca_bridge.models import KmcNotification
     from gmt0014.errors import ProtocolError
-    from pkicore.db import utcnow
+    from store.db import utcnow
     from pkicore.errors import ErrorCode
     from racentre.serve import service_app
     from racentre.app import DEFAULT_PACKAGES

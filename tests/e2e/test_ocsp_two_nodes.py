@@ -25,7 +25,7 @@ from asn1crypto import ocsp, x509
 
 from access.auth import create_token
 from pkicore.algorithms import algorithm
-from pkicore.db import make_engine, make_session_factory, transaction
+from store.db import make_engine, make_session_factory, transaction
 from pkicore.keys import verify_signature
 from tests.interop.bouncycastle import assert_bc_ok, bc_available, bc_verify_many
 from tests.pgschema import database_url

@@ -6,7 +6,7 @@ hours behind (libfaketime). On SQLite and PostgreSQL:
   database's revocation counter, not from comparing the late node's revocation time with thisUpdate);
   a CRL the late node signs does not move thisUpdate back;
 * a hierarchy added and a KMC certificate installed by the CLI are served by the running node A
-  without a restart (``pkicore.generation``).
+  without a restart (``store.generation``).
 """
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from access.auth import create_token
 from ca_bridge.models import EscrowReservation
 from gmt0014.client import HttpTransport
 from kms.models import EscrowedKey
-from pkicore.db import transaction
+from store.db import transaction
 from pkicore.envelope import parse_signed_and_enveloped, verify_signed_and_enveloped
 from racentre.app import build_app
 from racentre.cli import cli

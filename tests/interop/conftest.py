@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ca_bridge.api import RevocationReason
 from ca_bridge.embedded import EmbeddedCA
 from kms.identity import self_signed_certificate
-from pkicore.db import Base, make_engine, make_session_factory
+from store.db import Base, make_engine, make_session_factory
 from racentre.migrate import import_models
 from racentre.site import Site
 from tests.unit.ca_bridge.helpers import ec_spki, ocsp_request, request, rsa_spki, sm2_spki

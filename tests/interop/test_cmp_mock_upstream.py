@@ -25,7 +25,7 @@ from ca_bridge.cmp.client import MacCredentials, SignatureCredentials
 from ca_bridge.cmp.models import CmpOutbox
 from ca_bridge.cmp.upstream import CmpCA, HttpTransport, UpstreamRefused, UpstreamUnavailable
 from pkicore.algorithms import algorithm
-from pkicore.db import Base
+from store.db import Base
 from racentre.migrate import import_models
 from tests.cmp_support import EcKey
 from tests.interop.openssl_cli import require_openssl

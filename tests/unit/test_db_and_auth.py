@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from access.auth import ApiToken, AuthError, authenticate, create_token
-from pkicore.audit import events_for, record
-from pkicore.db import transaction, utcnow
+from audit.trail import events_for, record
+from store.db import transaction, utcnow
 
 
 def test_audit_row_rolls_back_with_a_failed_change(db):

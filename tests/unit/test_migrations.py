@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy
 
-from pkicore.db import Base
+from store.db import Base
 from racentre.migrate import differences, import_models, upgrade
 from tests.pgschema import empty_engine
 

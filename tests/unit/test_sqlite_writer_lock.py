@@ -1,4 +1,4 @@
-"""pkicore.db.SqliteWriterLock: SQLite write transactions take a mutex + flock before BEGIN IMMEDIATE and
+"""store.db.SqliteWriterLock: SQLite write transactions take a mutex + flock before BEGIN IMMEDIATE and
 give it back after COMMIT/ROLLBACK, so waiting writers are handed the database at once (instead of
 sleeping in SQLite's busy handler) and no transaction is lost or interleaved."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from pkicore.db import SqliteWriterLock, make_engine
+from store.db import SqliteWriterLock, make_engine
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_reading_takes_no_writer_lock_and_refuses_to_write(engine, tmp_path):
     from sqlalchemy import Column, Integer, MetaData, Table
     from sqlalchemy.orm import registry
 
-    from pkicore.db import make_session_factory, reading
+    from store.db import make_session_factory, reading
     lock = SqliteWriterLock.for_file(str(tmp_path / "lock.db"))
     factory = make_session_factory(engine)
     lock.acquire()                      # a writer holds the database: a reader still reads at once
@@ -144,7 +144,7 @@ def test_new_sqlite_database_is_private(tmp_path):
 
     from sqlalchemy import text
 
-    from pkicore.db import make_engine
+    from store.db import make_engine
     path = tmp_path / "site" / "var" / "racentre.db"
     engine = make_engine(f"sqlite:///{path}")
     with engine.begin() as conn:

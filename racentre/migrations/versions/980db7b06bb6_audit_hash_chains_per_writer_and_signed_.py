@@ -1,7 +1,7 @@
 """audit hash chains per writer and signed checkpoints
 
 Rows written before this revision are chained in id order into one writer, ``legacy/980db7b06bb6``,
-with the same canonical hashing as new rows (pkicore.audit, encoding v1); the first checkpoint then signs
+with the same canonical hashing as new rows (audit.trail, encoding v1); the first checkpoint then signs
 them. Their integrity before the upgrade is not provable; from here on it is.
 
 Revision ID: 980db7b06bb6
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from pkicore.audit import body_digest, genesis_hash, link_hash
+from audit.trail import body_digest, genesis_hash, link_hash
 
 
 revision = '980db7b06bb6'

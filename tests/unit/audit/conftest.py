@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pkicore.audit import bind_node
-from pkicore.db import Base, make_session_factory
+from audit.trail import bind_node
+from store.db import Base, make_session_factory
 from racentre.migrate import import_models
 from tests.pgschema import empty_engine
 from tests.unit.audit.helpers import second_node

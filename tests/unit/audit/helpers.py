@@ -7,8 +7,8 @@ import secrets
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from pkicore.audit import bind_node, record
-from pkicore.db import make_engine, make_session_factory, transaction
+from audit.trail import bind_node, record
+from store.db import make_engine, make_session_factory, transaction
 from racentre.audit import checkpoint
 
 LABEL = "audit-test"

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from hsm import HsmError
-from pkicore.audit import body_digest, link_hash
+from audit.trail import body_digest, link_hash
 from racentre.audit import (ANCHOR_APPLICATION, AuditTampered, Checkpointer, CheckpointSink, anchor_label,
                             audit_public_key, checkpoint, ensure_site, read_anchor, read_sink, verify)
 from tests.unit.audit.helpers import LABEL, add, build_trail, named, rows, sql
@@ -176,8 +176,8 @@ def test_the_sink_keeps_each_checkpoint_and_verify_compares(site, tmp_path):
 
 
 def test_anchors_of_two_sites_on_one_token_do_not_interfere(site, tmp_path):
-    from pkicore.db import Base, make_session_factory
-    from pkicore.db import make_engine
+    from store.db import Base, make_session_factory
+    from store.db import make_engine
     other = make_session_factory(make_engine(f"sqlite:///{tmp_path}/other-site.db"))
     Base.metadata.create_all(other.kw["bind"])
     add(other, 2)

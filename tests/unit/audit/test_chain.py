@@ -1,4 +1,4 @@
-"""Per-writer hash chains (pkicore.audit) on SQLite and PostgreSQL: the canonical encoding survives both
+"""Per-writer hash chains (audit.trail) on SQLite and PostgreSQL: the canonical encoding survives both
 databases' round trips, two nodes interleave, rollbacks and savepoints leave no gap, a failed COMMIT
 retires its writer, and concurrent threads produce valid chains."""
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 from gmssl import sm3 as gm_sm3
 from sqlalchemy import func, select
 
-from pkicore.audit import (AuditEvent, AuditWriter, body_digest, canonical_json, link_hash, record, record_many,
+from audit.trail import (AuditEvent, AuditWriter, body_digest, canonical_json, link_hash, record, record_many,
                            row_hash)
-from pkicore.db import transaction
+from store.db import transaction
 from racentre.audit import audit_public_key, ensure_audit_key, verify
 from tests.unit.audit.helpers import LABEL, add, build_trail, rows
 from tests.threads import run_threads

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from pkicore.audit import body_digest, link_hash
+from audit.trail import body_digest, link_hash
 from racentre.audit import export_range, load_public_key, parse_bound, verify, verify_export
 from racentre.audit_cli import audit_group
 from racentre.config import AuditConfig

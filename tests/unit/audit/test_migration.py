@@ -8,8 +8,8 @@ import importlib.util
 import pytest
 from sqlalchemy import text
 
-from pkicore.db import make_session_factory, transaction
-from pkicore.audit import record
+from store.db import make_session_factory, transaction
+from audit.trail import record
 from racentre.migrate import MIGRATIONS, upgrade
 from racentre.audit import verify
 from tests.pgschema import empty_engine

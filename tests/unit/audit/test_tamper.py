@@ -17,7 +17,7 @@ from gmssl import sm2 as gm_sm2
 from sqlalchemy import text
 
 from pkicore import point_from_public_key_info
-from pkicore.audit import AuditCheckpoint, body_digest, checkpoint_tbs, link_hash, sm3_hex
+from audit.trail import AuditCheckpoint, body_digest, checkpoint_tbs, link_hash, sm3_hex
 from pkicore.signatures import der_to_raw
 from pkicore.sm2 import SM2PublicKey, sm2_e
 from racentre.audit import audit_public_key, checkpoint, verify

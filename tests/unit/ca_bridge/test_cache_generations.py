@@ -1,6 +1,6 @@
 """Per-process caches follow changes made by another process, node or CLI run, without a restart
 (issue 14): the CA directory (a hierarchy added elsewhere) and the KMC certificate (installed elsewhere),
-through ``pkicore.generation``. Two objects over one database stand for two processes: each has its own
+through ``store.generation``. Two objects over one database stand for two processes: each has its own
 cache and sees the other's change only through the database. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from gmt0014.client import InProcessTransport
 from kms.endpoint import Gmt0014Endpoint
 from kms.escrow import KeyEscrow
 from kms.identity import self_signed_certificate
-from pkicore.db import transaction
+from store.db import transaction
 from pkicore.envelope import verify_signed_and_enveloped
-from pkicore.generation import DbGeneration, GenerationWatch, bump, read
+from store.generation import DbGeneration, GenerationWatch, bump, read
 from tests.unit.ca_bridge.conftest import PUBLIC_URL
 from tests.unit.ca_bridge.helpers import ec_spki, request, sm2_spki
 from tests.unit.kms.helpers import make_escrow, wipe

@@ -23,7 +23,7 @@ from ca_bridge.cmp.client import CmpClientError, MacCredentials, build_message, 
 from ca_bridge.cmp.models import CmpOutbox, CmpTransaction
 from ca_bridge.cmp.upstream import CmpCA, UpstreamUnavailable, UpstreamWaiting, signature_credentials
 from ca_bridge.models import IssuedCert
-from pkicore.audit import AuditEvent
+from audit.trail import AuditEvent
 from ra.services import RaService
 from ra.workflow import Actor, Policy
 from tests.cmp_support import cmp_server
@@ -292,7 +292,7 @@ def test_cmpca_refuses_a_wrong_recipnonce_and_keeps_the_request(upstream):
 def test_an_old_queue_file_is_adopted_once_keeping_its_transaction_ids(ca, tmp_path):
     """A queue an earlier version kept beside a SQLite database (``<db>-cmp-outbox``) is copied into the
     site database: a request already sent keeps its transactionID (never a second one), once."""
-    from pkicore.db import Base, make_engine, make_session_factory
+    from store.db import Base, make_engine, make_session_factory
     from ca_bridge.cmp.upstream import adopt_outbox
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db-cmp-outbox'}")
     Base.metadata.create_all(engine, tables=[CmpOutbox.__table__])

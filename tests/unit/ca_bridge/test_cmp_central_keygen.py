@@ -84,7 +84,7 @@ class Line:
 def ra_db(db, tmp_path_factory):
     """The RA node's own database (of the same kind as the CA node's): the RA's transaction may wait on an
     answer of the CA (an rr while it records a refusal), which on one SQLite file would wait on itself."""
-    from pkicore.db import Base, make_session_factory
+    from store.db import Base, make_session_factory
     kind = "sqlite" if db.kw["bind"].dialect.name == "sqlite" else "postgresql"
     with empty_engine(kind, tmp_path_factory.mktemp("ra-node"), "ranode") as engine:
         Base.metadata.create_all(engine)

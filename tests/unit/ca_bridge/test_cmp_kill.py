@@ -33,7 +33,7 @@ from ca_bridge.api import IssueRequest
 from ca_bridge.cmp.models import CmpOutbox, CmpTransaction
 from ca_bridge.cmp.upstream import CmpCA, HttpTransport, signature_credentials
 from ca_bridge.models import IssuedCert
-from pkicore.db import Base, make_session_factory
+from store.db import Base, make_session_factory
 from ra.services import RaService
 from ra.workflow import Actor
 from racentre.migrate import import_models

@@ -13,7 +13,7 @@ from asn1crypto import crl as asn1_crl
 from ca_bridge import crl as crl_module
 from ca_bridge import embedded as embedded_module
 from ca_bridge.api import RevocationReason
-from pkicore.db import transaction, utcnow
+from store.db import transaction, utcnow
 from tests.unit.ca_bridge.helpers import request
 from tests.unit.ca_bridge.test_revocation_crl import entries, own_ca  # noqa: F401 - the fixture
 

@@ -103,7 +103,7 @@ def test_rsa_hierarchy(softtoken_km, db):
 def test_hierarchy_certificates_are_audited_like_any_issuance(ca, db):
     """Issue 15: the issuing-CA and OCSP-signer certificates `ca init` makes have their
     ca.certificate.issue rows (by the CA that signed each), beside ca.hierarchy.create."""
-    from pkicore import audit
+    from audit import trail as audit
     issuing = ca.directory.get(f"{ca.test_tag}issuing-sm2")
     root = ca.directory.get(f"{ca.test_tag}root-sm2")
     with db() as s:

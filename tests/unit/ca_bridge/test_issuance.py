@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from ca_bridge.api import CABackend, IssuedCertificate
 from ca_bridge.errors import IssuanceError, RequestConflict, UnknownCA, UnknownProfile, UnsupportedKey
 from ca_bridge.models import IssuedCert
-from pkicore.audit import AuditEvent
-from pkicore.db import transaction
+from audit.trail import AuditEvent
+from store.db import transaction
 from pkicore.oids import OID
 from tests.unit.ca_bridge.conftest import PUBLIC_URL
 from tests.unit.ca_bridge.helpers import ID_NUMBER, USCC, ec_spki, extensions, parse, request, rsa_spki, sm2_spki

@@ -25,8 +25,8 @@ from gmt0014.errors import KmcUnreachable, ProtocolError
 from gmt0014.messages import CARequest
 from kms.endpoint import Gmt0014Endpoint
 from kms.models import EscrowedKey
-from pkicore.audit import AuditEvent
-from pkicore.db import as_utc, transaction, utcnow
+from audit.trail import AuditEvent
+from store.db import as_utc, transaction, utcnow
 from pkicore.errors import ErrorCode
 from tests.threads import run_threads
 from tests.unit.ca_bridge.helpers import request, sm2_spki

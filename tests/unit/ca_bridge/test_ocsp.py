@@ -21,7 +21,7 @@ from ca_bridge.revinfo import revocation_info
 from ca_bridge.store import StoredResponse
 from ca_bridge.views import OcspFastPath, bp
 from pkicore.algorithms import algorithm
-from pkicore.db import Base, make_engine, make_session_factory, utcnow
+from store.db import Base, make_engine, make_session_factory, utcnow
 from pkicore.keys import verify_signature
 from racentre import fastpath
 from racentre.migrate import import_models

@@ -25,8 +25,8 @@ from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.models import PreProducedOcsp
 from ca_bridge.store import StoredResponse
 from ca_bridge.views import OcspFastPath, bp
-from pkicore.audit import AuditEvent
-from pkicore.db import reading, utcnow
+from audit.trail import AuditEvent
+from store.db import reading, utcnow
 from racentre import fastpath
 from racentre.web import create_app
 from tests.unit.ca_bridge.conftest import PUBLIC_URL

@@ -15,7 +15,7 @@ from ca_bridge.cli import ca_group
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import HierarchyExists
 from ca_bridge.views import bp
-from pkicore.db import transaction
+from store.db import transaction
 from racentre.web import create_app
 from tests.unit.ca_bridge.helpers import request
 

@@ -9,7 +9,7 @@ import secrets
 import time
 
 from hsm import init_token
-from pkicore.db import transaction
+from store.db import transaction
 from pkicore.secret import Secret
 from ra.services import build_ra_service
 from ra.workflow import Actor

@@ -10,7 +10,7 @@ import secrets
 import pytest
 from sqlalchemy import func, select
 
-from pkicore.audit import AuditEvent
+from audit.trail import AuditEvent
 from ra.models import Approval, CertRequest, RaCertificate
 from ra.services import build_ra_service
 from ra.workflow import Actor

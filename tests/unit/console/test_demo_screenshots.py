@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from pkicore.audit import AuditEvent
+from audit.trail import AuditEvent
 from racentre import accounts
 from racentre.demo import screenshots
 

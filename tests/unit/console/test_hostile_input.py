@@ -11,7 +11,7 @@ from sqlalchemy import exc as sa_exc
 from werkzeug.routing import IntegerConverter
 
 from access.auth import ROLES, create_token
-from pkicore.db import transaction
+from store.db import transaction
 from racentre.web import MAX_JSON_DEPTH, json_depth_exceeded
 from tests.unit.console.site import app_for, officer, session_cookie
 
@@ -141,7 +141,7 @@ def test_four_eyes_counts_persons_not_credentials(hostile, services):
     person: approving a two-officer request through both leaves it at 1/2; a second person completes it."""
     import re
 
-    from pkicore import audit
+    from audit import trail as audit
     from access.auth import authenticate
     from tests.unit.console.site import vetted_unit_request
     app, _ = hostile

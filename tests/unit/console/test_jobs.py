@@ -15,7 +15,7 @@ import openpyxl
 import pytest
 from sqlalchemy import update
 
-from pkicore.db import transaction, utcnow
+from store.db import transaction, utcnow
 from ra.workflow import Actor
 from racentre.console import jobs
 from racentre.console.jobs import JobRunner

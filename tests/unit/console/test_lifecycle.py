@@ -14,7 +14,7 @@ import pytest
 from asn1crypto import crl as asn1_crl, ocsp, pem
 from sqlalchemy import select
 
-from pkicore.audit import AuditEvent
+from audit.trail import AuditEvent
 from ra.workflow import Actor
 from racentre.console import i18n
 from tests.unit.ca_bridge.helpers import ocsp_request

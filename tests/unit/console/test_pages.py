@@ -12,7 +12,7 @@ import pytest
 from asn1crypto import pem
 from sqlalchemy import select
 
-from pkicore.audit import AuditEvent
+from audit.trail import AuditEvent
 from tests.localca import LocalIssuer, make_signer
 from tests.unit.console.site import app_for, csrf_of, login, officer, vetted_unit_request
 from tests.unit.seal.sealpki import png_bytes

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from access.auth import PUBLIC_ENDPOINTS, ROLES, create_token, endpoint_roles
-from pkicore.db import transaction
+from store.db import transaction
 from tests.unit.console.site import app_for, officer, session_cookie
 
 VALUES = {"collection": "units", "usage": "sign", "action": "suspend", "ca": "nosuch-ca", "ca_name": "nosuch-ca",

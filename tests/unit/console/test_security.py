@@ -16,8 +16,8 @@ from asn1crypto import pem, x509
 from sqlalchemy import select, update
 
 from ca_bridge.api import IssueRequest, RevocationReason
-from pkicore.audit import AuditEvent
-from pkicore.db import transaction, utcnow
+from audit.trail import AuditEvent
+from store.db import transaction, utcnow
 from pkicore.oids import OID
 from racentre.accounts import OfficerAccount
 from racentre.console.models import ConsoleLoginFailure, ConsoleSession

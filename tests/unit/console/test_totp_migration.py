@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
-from pkicore.db import make_session_factory, transaction
+from store.db import make_session_factory, transaction
 from racentre import accounts, passwords, totp
 from racentre.migrate import MIGRATIONS, downgrade, upgrade
 from tests.pgschema import empty_engine

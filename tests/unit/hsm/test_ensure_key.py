@@ -1,6 +1,6 @@
 """KeyManager.ensure_key_pair / ensure_secret_key / generate_*: processes starting together on one token
 (gunicorn workers, or nodes sharing a network HSM) end up with exactly one key per label, and every
-process gets that key, when they share a database lock (``pkicore.db.named_lock``, as
+process gets that key, when they share a database lock (``store.db.named_lock``, as
 ``racentre.services.Services`` wires it) — a PostgreSQL advisory lock, or SQLite's lock files."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ WORKER = """
 import json, sys
 from hsm import HsmError, KeyManager
 from hsm.config import HsmConfig, SoftTokenConfig
-from pkicore.db import make_engine, named_lock
+from store.db import make_engine, named_lock
 from pkicore.secret import Secret
 module, token, pin, tokdir, label, url = sys.argv[1:7]
 engine = make_engine(url)

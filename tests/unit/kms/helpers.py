@@ -11,7 +11,7 @@ from kms.escrow import KeyEscrow
 from kms.identity import subject_name
 from kms.models import TABLES
 from kms.recovery import Officer
-from pkicore.audit import AuditEvent
+from audit.trail import AuditEvent
 from pkicore.envelope import Party
 
 OFFICERS = [Officer(f"officer-{i}", frozenset({"key_recovery_officer"})) for i in range(1, 4)]

@@ -11,7 +11,7 @@ import pytest
 from kms.errors import EscrowConflict, TamperDetected
 from kms.models import EscrowedKey
 from kms.recovery import authorise_subscriber_restore
-from pkicore.db import Base, make_engine, make_session_factory
+from store.db import Base, make_engine, make_session_factory
 from pkicore.envelope import Party, parse_sm2_enveloped_key
 from tests.unit.kms.helpers import OFFICERS, audit, escrow_one, make_escrow
 from tests.unit.kms.subscriber import mul, public_point, sm2_decrypt, sm4_ecb_decrypt

@@ -14,7 +14,7 @@ from gmt0014.client import InProcessTransport, KmcClient
 from kms.identity import self_signed_certificate
 from kms.endpoint import Gmt0014Endpoint
 from kms.views import bp
-from pkicore.audit import AuditEvent, RefusalTally
+from audit.trail import AuditEvent, RefusalTally
 from racentre.audit import verify
 
 

@@ -1,4 +1,4 @@
-"""``pkicore.db.after_commit``: work owed once a unit of work has committed (the CA's GM/T 0014
+"""``store.db.after_commit``: work owed once a unit of work has committed (the CA's GM/T 0014
 RevokeKeyReq, ``ca_bridge.kmc_link``) runs after COMMIT, outside SQLAlchemy's hooks, in order; never after
 a rollback, a failed commit or a released savepoint alone; and no listener on ``Session`` is left
 installed globally for it."""
@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pkicore.audit import AuditEvent, record
-from pkicore.db import after_commit, reading, transaction
+from audit.trail import AuditEvent, record
+from store.db import after_commit, reading, transaction
 
 
 def _count(db, action: str) -> int:
@@ -46,4 +46,4 @@ def test_no_global_after_commit_listener_sends_anything():
     import kms.endpoint  # noqa: F401
 
     listeners = [f"{f.__module__}.{f.__name__}" for f in Session.dispatch.after_commit._clslevel[Session]]
-    assert not [name for name in listeners if not name.startswith("pkicore.audit.")], listeners
+    assert not [name for name in listeners if not name.startswith("audit.trail.")], listeners

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from pkicore.audit import AuditEvent, events_for
+from audit.trail import AuditEvent, events_for
 from ra.errors import IssuanceFailed, ValidationError
 from ra.models import Approval, RaCertificate
 from ra.workflow import Actor

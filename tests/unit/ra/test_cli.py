@@ -102,7 +102,7 @@ def test_cli_approves_several_requests_in_one_call(run, tmp_path):
 def test_token_list_disable_enable_expire(run, db):
     """Issue 15: an operator can see, disable, enable and expire API tokens from the CLI; each change is
     audited and takes effect on the next request."""
-    from pkicore import audit
+    from audit import trail as audit
     from access.auth import AuthError, authenticate
     tag = helpers.tag()
     name = f"tok-{tag}"
@@ -134,7 +134,7 @@ def test_as_names_the_officer_across_console_account_and_tokens(db, tmp_path):
     """Issue 17: `--as wang` works for wang's console account (no token of that name) and for a token that
     acts for officer wang (`ra token create wang-api --officer wang`); either way the actor is the person
     wang, so wang cannot approve through the CLI what wang vetted, and a role wang lacks is refused."""
-    from pkicore.db import transaction
+    from store.db import transaction
     from racentre import accounts
     ca = FakeCA()
     services = SimpleNamespace(db=db, config=Config(), key_manager=None, ra=build_ra_service(db, ca))

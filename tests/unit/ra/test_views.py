@@ -7,7 +7,7 @@ import pytest
 from asn1crypto import pem
 
 from access.auth import create_token
-from pkicore.db import transaction
+from store.db import transaction
 from ra.openapi import openapi_document
 from ra.services import build_ra_service
 from ra.views import EXTENSION, RA_MAX_BODY, bp

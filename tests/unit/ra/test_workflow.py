@@ -10,7 +10,7 @@ from asn1crypto import x509 as asn1_x509
 from sqlalchemy import func, select
 
 from ca_bridge.api import CABackend, RevocationReason
-from pkicore.audit import events_for
+from audit.trail import events_for
 from pkicore.oids import OID
 from ra.errors import ConflictError, CsrError, DutiesNotSeparated, IssuanceFailed, NotFound, ValidationError
 from ra.models import Approval, CertRequest, RaCertificate

@@ -26,7 +26,7 @@ from ca_bridge.api import IssueRequest, RevocationReason
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.revinfo import revocation_info
 from pkicore.algorithms import algorithm
-from pkicore.db import Base, make_engine, make_session_factory
+from store.db import Base, make_engine, make_session_factory
 from racentre.migrate import import_models
 from seal.validation import SealPolicy
 from seal import pdf

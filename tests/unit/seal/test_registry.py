@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from pkicore import audit
+from audit import trail as audit
 from seal import ses
 from seal.errors import BadPicture, SealConflict, SealError, SealForbidden
 from seal.picture import validate_picture

@@ -18,7 +18,7 @@ from pyhanko.sign.general import check_ess_certid
 
 from access.auth import create_token
 from pkicore.algorithms import algorithm
-from pkicore.db import transaction
+from store.db import transaction
 from pkicore.errors import ErrorCode
 from pkicore.sm2 import sm3
 from racentre.config import Config

@@ -24,7 +24,7 @@ from ca_bridge.revinfo import revocation_info
 from pkicore.algorithms import algorithm
 from pkicore.certificate import build_certificate, simple_name
 from pkicore.cms import CmsSigner, sign_data
-from pkicore.db import Base, make_engine, make_session_factory
+from store.db import Base, make_engine, make_session_factory
 from pkicore.sm2 import sm3
 from racentre.migrate import import_models
 from seal import ofd, pdf, ses

@@ -10,8 +10,8 @@ import tempfile
 import pytest
 
 from access.auth import create_token
-from pkicore import audit
-from pkicore.db import transaction
+from audit import trail as audit
+from store.db import transaction
 from racentre.config import Config
 from racentre.web import create_app
 from seal import views

@@ -13,7 +13,7 @@ from asn1crypto import tsp, x509
 
 from ca_bridge.api import IssueRequest, RevocationReason
 from ca_bridge.embedded import EmbeddedCA
-from pkicore.db import Base, make_engine, make_session_factory
+from store.db import Base, make_engine, make_session_factory
 from racentre.migrate import import_models
 from timestamp.tsa import TimeStampAuthority, TsaUnit
 from timestamp.verify import verify_token

@@ -16,7 +16,7 @@ from tongsuopy.crypto.asymciphers import ec as ts_ec
 
 from ca_bridge.api import IssueRequest
 from hsm import init_token
-from pkicore.db import transaction
+from store.db import transaction
 from pkicore.oids import OID
 from pkicore.secret import Secret
 from access.auth import create_token

@@ -22,7 +22,7 @@ from access.auth import create_token, token_set_disabled, token_set_expiry
 from ca_bridge.api import RevocationReason
 from pkicore.algorithms import algorithm
 from pkicore.cms import CmsSigner, SignedDataTemplate, verify_signed_data
-from pkicore.db import make_engine, make_session_factory, transaction
+from store.db import make_engine, make_session_factory, transaction
 from racentre.web import REFUSAL_KEY
 from trust.fastpath import PATH
 from tests.unit.trust.site import b64, issue_user, unb64

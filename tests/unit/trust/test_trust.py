@@ -21,9 +21,9 @@ from sqlalchemy import select, update
 from ca_bridge import crl as ca_crl
 from ca_bridge.api import RevocationReason
 from pkicore.algorithms import algorithm
-from pkicore.audit import AuditEvent
+from audit.trail import AuditEvent
 from pkicore.cms import CmsSigner, SignedDataTemplate, verify_signed_data
-from pkicore.db import reading, transaction
+from store.db import reading, transaction
 from pkicore.envelope import parse_sm2_cipher
 from pkicore.keys import verify_signature
 from pkicore.signatures import raw_to_der

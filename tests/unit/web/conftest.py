@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pkicore.db import transaction
+from store.db import transaction
 from access.auth import ROLES, create_token
 from racentre.setup_cli import setup_site
 from tests.pgschema import database_url

@@ -219,7 +219,7 @@ def select_in(connection, statement, ids) -> list:
     return rows
 
 
-_AFTER_COMMIT = "pkicore.db.after_commit"
+_AFTER_COMMIT = "store.db.after_commit"
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
@@ -262,7 +262,7 @@ def reading(factory: sessionmaker[Session]):
 @event.listens_for(Session, "before_flush")
 def _no_writes_when_reading(session: Session, _context, _instances) -> None:
     if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
-        raise RuntimeError("a read-only unit of work (pkicore.db.reading) tried to write")
+        raise RuntimeError("a read-only unit of work (store.db.reading) tried to write")
 
 
 def lock_key(schema: str, name: str) -> int:

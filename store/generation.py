@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from pkicore.db import Base, reading
+from store.db import Base, reading
 
 log = logging.getLogger(__name__)
 

@@ -58,7 +58,7 @@ from sqlalchemy import (JSON, BigInteger, DateTime, Integer, String, Text, Uniqu
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
-from pkicore.db import Base, as_utc, transaction, utcnow
+from store.db import Base, as_utc, transaction, utcnow
 
 ROW_TAG = b"racentre.audit.row.v1"
 BODY_TAG = b"racentre.audit.body.v1"
