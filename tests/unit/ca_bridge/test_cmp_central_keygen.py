@@ -43,6 +43,18 @@ SUBMITTER, VETTER, FIRST, SECOND = (Actor(n, "ra_officer") for n in ("officer-a"
                                                                        "officer-d"))
 
 
+@pytest.fixture(params=["sqlite", "postgresql"], scope="module")
+def db(request, tmp_path_factory):
+    """This module's own database: other tests of the session change the shared one under a CA and KMC
+    (test_cache_generations installs another KMC certificate, which the KMC made here would then follow)."""
+    from store.db import Base, make_session_factory
+    from racentre.migrate import import_models
+    import_models()
+    with empty_engine(request.param, tmp_path_factory.mktemp("ckg-db"), "ckg") as engine:
+        Base.metadata.create_all(engine)
+        yield make_session_factory(engine)
+
+
 @pytest.fixture(scope="module")
 def upstream(softtoken_km, db):
     """A CA node of ours (SM2 hierarchy, a KMC behind it) serving CMP, and an RA identity it registered."""
