@@ -1,4 +1,4 @@
-"""API-token authentication for the hot paths that answer before Flask (``racentre.fastpath``; issue 18):
+"""API-token authentication for the hot paths that answer before Flask (``racentre.fastpath``):
 the same decision as ``access.auth.authenticate`` without the ORM or a query per request.
 
 ``TokenTable`` holds every API token's row (SHA-256 of the token, principal, officer, roles, expiry,

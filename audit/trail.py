@@ -461,7 +461,7 @@ def chain_heads(session: Session) -> list[ChainHead]:
 # ----------------------------------------------------------------------------- refusals, counted
 class RefusalTally:
     """Refusals of requests from sources that did not authenticate, counted instead of written one by one,
-    so that nobody can flood the trail with junk (issue 15: 1,000 junk GM/T 0014 requests wrote 1,000 rows).
+    so that nobody can flood the trail with junk (1,000 junk GM/T 0014 requests wrote 1,000 rows).
 
     Counts are kept per (source, reason) in memory for one window of ``window`` seconds (aligned on the
     clock) and written as ONE audit row per window and process when the window is over: at the first

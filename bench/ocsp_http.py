@@ -14,7 +14,7 @@ The workloads take turns for ``--rounds`` rounds (each figure is the mean over i
 median of the rounds'), so a busy neighbour on a shared machine weighs on the OCSP figures and the TSA's
 reference alike.
 
-Goals (issue 14): fresh >= 0.8 x the TSA's rate with p99 <= 20 ms; pre-produced >= 2 x the TSA's rate;
+Goals: fresh >= 0.8 x the TSA's rate with p99 <= 20 ms; pre-produced >= 2 x the TSA's rate;
 RSS of the service <= 300 MiB.
 
     apt-get install wrk

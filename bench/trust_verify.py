@@ -1,4 +1,4 @@
-"""CMS SignedData verifications per second over HTTP with full certificate validation (issue 18):
+"""CMS SignedData verifications per second over HTTP with full certificate validation:
 `racentre.serve.serve(workers=2)` in a subprocess (the timestamp and trust packages) on a fresh site (`racentre
 setup`, an application key made by `racentre trust key create`), 64 keep-alive clients in another process
 posting `POST /api/v1/trust/verify` with an attached SM2 SignedData (the application's signature, its

@@ -1,4 +1,4 @@
-"""Errors of the certificate authority (issue 3, CA half): PkiError subclasses by meaning; racentre.web
+"""Errors of the certificate authority: PkiError subclasses by meaning; racentre.web
 maps their codes to HTTP (400/404/409), the public message never carries key material."""
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ class Gmt0014Endpoint:
                  refusal_window: float = 60.0):
         self.escrow = escrow
         # refusals before a request is authenticated (junk, unknown CA, bad signature, stale, replayed) are
-        # counted per source and reason, one audit row per window: nobody floods the trail (issue 15)
+        # counted per source and reason, one audit row per window: nobody floods the trail
         self.refusals = RefusalTally(escrow.db, action="kms.request.refused", target_type="kms",
                                      window=refusal_window)
         self.trusted = {}

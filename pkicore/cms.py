@@ -411,7 +411,7 @@ def check_ess_certificate(attr_values_der: bytes, oid: str, cert_der: bytes) -> 
 
 
 # ------------------------------------------------------------------ verifying, DER by hand
-# Measured hot (issue 18: trust verification over HTTP spent ~1 ms of ~2.3 ms per request in asn1crypto's
+# Measured hot (trust verification over HTTP spent ~1 ms of ~2.3 ms per request in asn1crypto's
 # lazy parsing of the SignedData, the signer certificate and the ESS attribute): the ordinary shape —
 # strict DER, certificates as plain Certificates, an issuerAndSerialNumber sid whose issuer is byte-equal to
 # the first certificate of that serial, id-ecPublicKey (named curve) or RSA keys — is read by hand here.

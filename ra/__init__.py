@@ -1,1 +1,1 @@
-"""ra: the registration authority - subjects, requests, vetting, four-eyes approval (issue 3)."""
+"""ra: the registration authority - subjects, requests, vetting, four-eyes approval."""

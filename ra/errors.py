@@ -1,4 +1,4 @@
-"""Errors of the registration authority (issue 3): PkiError subclasses by meaning; racentre.web maps
+"""Errors of the registration authority: PkiError subclasses by meaning; racentre.web maps
 their codes to HTTP."""
 from __future__ import annotations
 

@@ -364,7 +364,7 @@ def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subj
 def _set_keys(session: Session, req: CertRequest, rtype: RequestType, rkind: RequestKind, sign_csr, enc_csr,
               enc_public_key, policy: Policy, target_request_id) -> None:
     """Parse the CSRs (proof of possession) and check their subject against the registered subject now, at
-    submission, so a wrong subject is refused (400) before anyone vets it (issue 17)."""
+    submission, so a wrong subject is refused (400) before anyone vets it."""
     if not sign_csr:
         raise ValidationError("a CSR is required")
     sign = parse_csr(sign_csr, max_size=policy.max_csr_size)
@@ -525,7 +525,7 @@ def vet(session: Session, actor: Actor, request_id: int, *, documents_checked: b
     if actor.name == req.submitted_by:
         raise DutiesNotSeparated("the submitter of a request cannot vet it")
     if documents_checked is not True:
-        # a missing tick is the operator's slip, not the applicant's fault: refused, nothing recorded (issue 17)
+        # a missing tick is the operator's slip, not the applicant's fault: refused, nothing recorded
         raise ValidationError("confirm that the identity documents were checked (documents_checked) before "
                               "vetting; the request is unchanged")
     checks: dict = {}

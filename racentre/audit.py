@@ -6,7 +6,7 @@ adds what needs the HSM audit key (an SM2 key generated in the HSM on first use,
 
 * ``checkpoint(db, km)``: one ``audit_checkpoint`` row that signs (SM2 with SM3, GB/T 32918.2, default
   user ID) every chain's head (writer, seq, hash), the previous checkpoint's hash, the key's
-  fingerprint and the site identity (``audit_site``). Anchored outside the database (issue 15): its
+  fingerprint and the site identity (``audit_site``). Anchored outside the database: its
   number and hash replace the site's HSM anchor (a private token data object, PKCS#11 v2.40 §4.5, by
   compare-and-set under a lock of the database), it carries an RFC 3161 token of our TSA over SM3 of the
   signed bytes, and it is written to an append-only sink (a file on another host, syslog). One at a time

@@ -2,7 +2,7 @@
 graph is read from racentre/migrations/versions/*.py (each file's ``revision`` and ``down_revision``) and
 the database's revision from Alembic's ``alembic_version`` table. Serving processes check the schema
 through this module only, so none of them loads Alembic (~11 MiB of resident memory per worker; the
-service's RSS is bounded, issue 14); ``racentre.migrate`` changes the schema, with Alembic, and a test
+service's RSS is bounded); ``racentre.migrate`` changes the schema, with Alembic, and a test
 holds this module's head equal to Alembic's."""
 from __future__ import annotations
 

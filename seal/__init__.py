@@ -1,4 +1,4 @@
-"""seal: GB/T 38540 electronic seals, PDF and OFD sealing, verification (issue 6)."""
+"""seal: GB/T 38540 electronic seals, PDF and OFD sealing, verification."""
 import warnings
 
 from cryptography.utils import CryptographyDeprecationWarning

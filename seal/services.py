@@ -168,7 +168,7 @@ def _ofd_timestamper(unit: TsaUnitRef, digest: str) -> Callable[[bytes], bytes]:
 
 def unprovisioned_seal_service(km: KeyManager, db, config: SealConfig | None = None) -> SealService:
     """The seal service of a site without a CA yet (before ``racentre setup``): no seal maker (making a
-    seal is refused until the site's CA certifies one; the embedded CA is the only issuer, issue 16 §2),
+    seal is refused until the site's CA certifies one; the embedded CA is the only issuer),
     no timestamps; seals already made are used and verified against the operator's ``[seal]`` trust list
     and revocation policy (``config``)."""
     config = config or SealConfig()

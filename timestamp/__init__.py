@@ -1,1 +1,1 @@
-"""timestamp: the RFC 3161 / GM/T 0033 trusted-time service (issue 5)."""
+"""timestamp: the RFC 3161 / GM/T 0033 trusted-time service."""

@@ -1,4 +1,4 @@
-"""The verification hot path (``racentre.fastpath``; issue 18's speed goal): POST /api/v1/trust/verify with a
+"""The verification hot path (``racentre.fastpath``; measured hot): POST /api/v1/trust/verify with a
 bearer token and an ordinary JSON body — a CMS SignedData (``signature``, attached, or detached with
 ``data``), no evidence — answered without Flask, the ORM or a query per token.
 

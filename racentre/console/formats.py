@@ -1,4 +1,4 @@
-"""How the console shows names and times to officers (issue 17): distinguished names in the order they are
+"""How the console shows names and times to officers: distinguished names in the order they are
 read on a certificate with the short attribute names officers know (``C=CN, O=杭州市数据资源局, CN=陈晓明``,
 RFC 4514 §3 names, most significant first as X.501 orders them), and times in the site's zone (``[console]
 timezone``, default Asia/Shanghai: Beijing time), never raw ISO strings in UTC."""

@@ -160,7 +160,7 @@ def _merge_desk() -> None:
 _merge_desk()
 
 # --- the certificate lifecycle (冻结/解冻, 换发/补发, 即将过期, SM2 envelope) and the words of the services: request
-# types and kinds, check names, job results (issue 17)
+# types and kinds, check names, job results
 _LIFECYCLE = {
     "zh": {
         "hold": "已冻结", "suspended": "已冻结", "resumed": "已解冻", "remove_from_crl": "解除冻结",

@@ -148,7 +148,7 @@ def _parse_xlsx(data: bytes) -> list[dict]:
             if sum(info.file_size for info in archive.infolist()) > MAX_UNPACKED:
                 raise JobError(f"the XLSX roster unpacks to more than {MAX_UNPACKED // (1024 * 1024)} MiB")
         # imported here, on the first XLSX roster, not by every serving worker: openpyxl is ~12 MiB of
-        # resident memory per process, and the service's RSS is bounded (issue 14)
+        # resident memory per process, and the service's RSS is bounded
         import openpyxl
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except JobError:

@@ -1,4 +1,4 @@
-"""Console pages of the counter (issue 17): 受理 (request entry for a 公务员, a 单位 or an 应用服务器 with the
+"""Console pages of the counter: 受理 (request entry for a 公务员, a 单位 or an 应用服务器 with the
 identity documents checklist, ``ra.intake``), the person and unit registries (人员、单位) with each one's
 requests and certificates, roster import (批量导入, ``racentre.console.roster``: Chinese headers, one
 outcome per row, all or nothing), and sealing a PDF/OFD (签章) with a preview of where the seal goes

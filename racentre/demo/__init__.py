@@ -16,19 +16,19 @@ database; the demo only creates the API tokens of its demo staff and, like a sub
 makes its own keys and CSRs with OpenSSL (the unit's sealing key is generated in the HSM and its CSR
 signed there).
 
-- HSM (issue 2): ``hsm-sm2-pub.pem``, ``hsm-sm2-msg.bin``, ``hsm-sm2-sig.der``.
-- RA + CA (issue 3), for SM2 and under ``ecdsa/`` for ECDSA P-256: ``root-ca.pem``, ``issuing-ca.pem``,
+- HSM: ``hsm-sm2-pub.pem``, ``hsm-sm2-msg.bin``, ``hsm-sm2-sig.der``.
+- RA + CA, for SM2 and under ``ecdsa/`` for ECDSA P-256: ``root-ca.pem``, ``issuing-ca.pem``,
   ``civil-servant-sign.pem``, ``civil-servant-enc.pem``, ``unit.pem``, ``server.pem``, ``server.csr``,
   ``revoked.pem``, ``crl.der``, ``ocsp-request.der``, ``ocsp-response.der``.
-- KMC (issue 4): ``subscriber-sign-key.pem``, ``enc-envelope.der``, ``enc-envelope-signed.der``,
+- KMC: ``subscriber-sign-key.pem``, ``enc-envelope.der``, ``enc-envelope-signed.der``,
   ``kmc.pem``, ``recovered-envelope.der`` (2-of-3 recovery to ``recovery-recipient.pem``).
-- TSA (issue 5): ``tsa.pem``, ``tsa-data.bin``, ``tsq.der``, ``tsr.der``, ``ecdsa/tsq.der``, ``ecdsa/tsr.der``.
-- Seals (issue 6): ``seal.esl``, ``seal-maker.pem``, ``unsealed.pdf``, ``sealed.pdf``, ``sealed.ofd``,
-  ``sealed-verify.json``; ``verify-report.json`` (issue 13: our verifier's indication for every sealed
+- TSA: ``tsa.pem``, ``tsa-data.bin``, ``tsq.der``, ``tsr.der``, ``ecdsa/tsq.der``, ``ecdsa/tsr.der``.
+- Seals: ``seal.esl``, ``seal-maker.pem``, ``unsealed.pdf``, ``sealed.pdf``, ``sealed.ofd``,
+  ``sealed-verify.json``; ``verify-report.json`` (our verifier's indication for every sealed
   artefact, and TOTAL_FAILED / HASH_FAILURE for a sealed OFD changed afterwards); ``ecdsa/sealed.pdf`` (an
-  ECDSA seal with an ECDSA timestamp, issue 13).
-- Console (issue 7): ``screenshots/*.png`` of the main pages in headless Chromium.
-- Trust services (issue 18), under ``trust/``: ``app-signed.p7s`` (attached SM2 SignedData by the demo
+  ECDSA seal with an ECDSA timestamp).
+- Console: ``screenshots/*.png`` of the main pages in headless Chromium.
+- Trust services, under ``trust/``: ``app-signed.p7s`` (attached SM2 SignedData by the demo
   application's HSM key, with signing time and an SM2 signature timestamp), ``app-signed-detached.p7s`` +
   ``app-signed-content.bin``, ``app.pem`` (its certificate), ``verify-report.json`` (our verdicts: the
   signature valid, code 1; the detached one over altered content TOTAL_FAILED / HASH_FAILURE),
@@ -38,8 +38,8 @@ signed there).
   trust/evidence.py), ``evidence.json`` (its content), ``evidence-signer.pem``; ``app-enc.pem`` (the
   application's encryption certificate, key in the HSM) and ``envelope.der`` (GM/T 0010 EnvelopedData to it,
   which the demo opens again through the API).
-- CMP (issue 19, ``racentre.demo.cmp``): ``cmp/ir.der``, ``cmp/ip.der``, ``cmp/certconf.der``,
+- CMP (``racentre.demo.cmp``): ``cmp/ir.der``, ``cmp/ip.der``, ``cmp/certconf.der``,
   ``cmp/pkiconf.der``, ``cmp/rr.der``, ``cmp/rp.der``, ``cmp/cert.pem`` — ``openssl cmp`` against the CA.
-- Audit (issue 7): ``audit-export.json``, ``audit-export.json.sig`` (SM2 by the HSM audit key) and
+- Audit: ``audit-export.json``, ``audit-export.json.sig`` (SM2 by the HSM audit key) and
   ``audit-public-key.pem``, as ``racentre audit export`` writes them.
 """

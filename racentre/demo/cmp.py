@@ -1,4 +1,4 @@
-"""The CMP part of ``racentre demo`` (issue 19): OpenSSL 3.0's ``openssl cmp`` client against the served
+"""The CMP part of ``racentre demo``: OpenSSL 3.0's ``openssl cmp`` client against the served
 CA — an ir protected by a one-time secret an officer issued for a vetted server subject, then an rr
 signed with the certificate it got — keeping what went over the wire (``-reqout``/``-rspout``):
 ``cmp/ir.der``, ``cmp/ip.der``, ``cmp/certconf.der``, ``cmp/pkiconf.der``, ``cmp/rr.der``, ``cmp/rp.der``,

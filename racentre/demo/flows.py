@@ -301,7 +301,7 @@ class Demo:
         self.write("verify-report.json", json.dumps(summary, ensure_ascii=False, indent=2).encode())
 
 
-    # ------------------------------------------------------------------ trust services (issue 18)
+    # ------------------------------------------------------------------ trust services
     def trust(self) -> None:
         """An application signs with its HSM key; we verify; a civil servant logs in with its USB key (here
         OpenSSL over subscriber-sign-key.pem, SM2 with the default ID); the evidence record of the login."""

@@ -1,4 +1,4 @@
-"""The demo's RA team (issue 17 "first hour"): one officer account per role and enough people for every
+"""The demo's RA team (the first hour of a new RA team): one officer account per role and enough people for every
 four-eyes rule of ``ra.workflow`` (submitter ≠ vetter ≠ the two approvers) and ``kms.recovery`` (M = 2 of
 N = 3 key-recovery officers, the requester not counting), each with a console login (password + TOTP)
 and an API token acting for the same officer, so console, CLI (``--as NAME``) and REST are one person.

@@ -1,4 +1,4 @@
-"""Trust services (issue 18): application keys, login challenges, evidence records
+"""Trust services: application keys, login challenges, evidence records
 
 Revision ID: b7c3e9d2a1f5
 Revises: e7a3c9d41f58
