@@ -25,6 +25,20 @@ def cmp_server(ca, **kw) -> CmpServer:
     return CmpServer(ca, SecretBox(ca.km, f"{tag}cmp-enc", f"{tag}cmp-mac"), label_prefix=tag, **kw)
 
 
+def ra_node_server(ca, label: str, key: str = "ec-p256", **kw) -> CmpServer:
+    """Our CA's CMP server with a registered RA identity to protect requests with: an HSM key ``label``
+    certified under the ``cmp-ra`` profile (RA mode), and the CA's roots as the anchors answers chain to."""
+    from ca_bridge.api import IssueRequest
+    from ca_bridge.cmp.upstream import signature_credentials
+    server = cmp_server(ca, **kw)
+    spki = ca.km.ensure_key_pair(label, key)
+    ra_cert = ca.issue(IssueRequest(request_id=f"ra-node-{label}", profile="cmp-ra",
+                                    subject=(("country_name", "CN"), ("common_name", "RA node")), public_key_info=spki))
+    server.credentials = signature_credentials(ca.km, label, ra_cert.certificate)
+    server.anchors = [i.certificate for i in ca.authorities().values() if i.is_root]
+    return server
+
+
 class EcKey:
     """A subscriber's P-256 key: SPKI, PEM and an ECDSA-SHA256 signer."""
 

@@ -26,7 +26,7 @@ from ca_bridge.models import IssuedCert
 from audit.trail import AuditEvent
 from ra.services import RaService
 from ra.workflow import Actor, Policy
-from tests.cmp_support import cmp_server
+from tests.cmp_support import ra_node_server, cmp_server
 from tests.unit.ra.helpers import uscc
 
 SUBMITTER, VETTER, APPROVER = (Actor(n, "ra_officer") for n in ("officer-a", "officer-b", "officer-c"))
@@ -35,13 +35,7 @@ SUBMITTER, VETTER, APPROVER = (Actor(n, "ra_officer") for n in ("officer-a", "of
 @pytest.fixture(scope="module")
 def upstream(ca):
     """Our CA's CMP server, and an RA identity (HSM key, cmp-ra certificate) to protect with."""
-    server = cmp_server(ca)
-    label = f"{ca.test_tag}ra-await-{secrets.token_hex(3)}"
-    spki = ca.km.ensure_key_pair(label, "ec-p256")
-    ra_cert = ca.issue(IssueRequest(request_id=f"ra-node-{label}", profile="cmp-ra",
-                                    subject=(("country_name", "CN"), ("common_name", "RA node")), public_key_info=spki))
-    server.credentials = signature_credentials(ca.km, label, ra_cert.certificate)
-    server.anchors = [i.certificate for i in ca.authorities().values() if i.is_root]
+    server = ra_node_server(ca, f"{ca.test_tag}ra-await-{secrets.token_hex(3)}")
     return server
 
 

@@ -32,7 +32,7 @@ from pkicore.envelope import (alg_id, build_sm2_enveloped_key, parse_signed_and_
 from pkicore.oids import OID
 from ra.services import RaService
 from ra.workflow import Actor, Policy
-from tests.cmp_support import EcKey, cmp_server
+from tests.cmp_support import ra_node_server, EcKey, cmp_server
 from tests.pgschema import empty_engine
 from tests.unit.kms.helpers import escrow_one, make_escrow
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
@@ -65,13 +65,7 @@ def upstream(softtoken_km, db):
     escrow = make_escrow(softtoken_km, db)
     issuing = ca.directory.get(f"{tag}issuing-sm2").certificate
     ca.attach_kmc(InProcessTransport(Gmt0014Endpoint(escrow, [issuing])), escrow.certificate)
-    server = cmp_server(ca)
-    label = f"{tag}ra-ckg"
-    spki = ca.km.ensure_key_pair(label, "sm2")
-    ra_cert = ca.issue(IssueRequest(request_id=f"ra-node-{label}", profile="cmp-ra",
-                                    subject=(("country_name", "CN"), ("common_name", "RA node")), public_key_info=spki))
-    server.credentials = signature_credentials(ca.km, label, ra_cert.certificate)
-    server.anchors = [i.certificate for i in ca.authorities().values() if i.is_root]
+    server = ra_node_server(ca, f"{tag}ra-ckg", "sm2")
     server.escrow = escrow
     return server
 

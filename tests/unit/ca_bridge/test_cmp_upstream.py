@@ -15,20 +15,14 @@ from ca_bridge.api import IssueRequest, RevocationReason
 from ca_bridge.cmp.models import CmpOutbox, CmpTransaction
 from ca_bridge.cmp.upstream import CmpCA, UpstreamRefused, UpstreamUnavailable, signature_credentials
 from ca_bridge.models import IssuedCert
-from tests.cmp_support import EcKey, cmp_server
+from tests.cmp_support import ra_node_server, EcKey, cmp_server
 from tests.unit.ca_bridge.helpers import SUBJECT_SERVER
 
 
 @pytest.fixture(scope="module")
 def upstream(ca):
     """Our CA node's CMP server, and an RA identity for this test module (HSM key, cmp-ra profile)."""
-    server = cmp_server(ca)
-    label = f"{ca.test_tag}ra-node-{secrets.token_hex(3)}"
-    spki = ca.km.ensure_key_pair(label, "ec-p256")
-    ra_cert = ca.issue(IssueRequest(request_id=f"ra-node-{label}", profile="cmp-ra",
-                                    subject=(("country_name", "CN"), ("common_name", "RA node")), public_key_info=spki))
-    server.credentials = signature_credentials(ca.km, label, ra_cert.certificate)
-    server.anchors = [i.certificate for i in ca.authorities().values() if i.is_root]
+    server = ra_node_server(ca, f"{ca.test_tag}ra-node-{secrets.token_hex(3)}")
     return server
 
 
