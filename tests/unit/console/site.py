@@ -85,6 +85,20 @@ def csrf_of(page_html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', page_html).group(1)
 
 
+def logged_in(app, services: Services, roles=("ra_officer",)):
+    """A test client logged in (password and TOTP) as a new officer with ``roles``: (client, name)."""
+    name, secret = officer(services, list(roles), password=True)
+    client = app.test_client()
+    assert login(client, name, secret).status_code == 303
+    return client, name
+
+
+def post_form(client, page_path: str, action_path: str, **data):
+    """Send a console form as the browser does: with the CSRF token of the page it is on."""
+    token = csrf_of(client.get(page_path).get_data(as_text=True))
+    return client.post(action_path, data={"csrf_token": token, **data})
+
+
 def vetted_unit_request(services: Services, ra_service=None) -> int:
     """A unit certificate request (two approvals needed), submitted by an applicant and vetted by an
     operator through the RA service; returns its id."""

@@ -14,7 +14,7 @@ from audit.trail import AuditEvent
 from ra.models import Approval, CertRequest, RaCertificate
 from ra.services import build_ra_service
 from ra.workflow import Actor
-from tests.unit.console.site import app_for, csrf_of, login, officer, vetted_unit_request
+from tests.unit.console.site import logged_in as _client, app_for, csrf_of, login, officer, vetted_unit_request
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
 
@@ -49,13 +49,6 @@ def _server_request(ra, unit, *, submitted_by: str | None = None) -> int:
                     sign_csr=tongsuo_sm2_csr(tongsuo_sm2_key(), {"common_name": host}))
     ra.vet(operator, req["id"], documents_checked=True)
     return req["id"]
-
-
-def _client(app, services, roles):
-    name, secret = officer(services, roles, password=True)
-    client = app.test_client()
-    assert login(client, name, secret).status_code == 303
-    return client, name
 
 
 def _state(services, rid):

@@ -19,7 +19,7 @@ from pkicore.oids import OID
 from ra.models import CivilServant, Server, Unit
 from ca_bridge.api import IssueRequest
 from racentre.demo.samples import make_ofd, make_pdf
-from tests.unit.console.site import app_for, csrf_of, login, officer
+from tests.unit.console.site import logged_in as _client, app_for, csrf_of, login, officer
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
 from tests.unit.seal.sealpki import png_bytes
@@ -30,13 +30,6 @@ CS = "civil-servant-dual"
 @pytest.fixture(scope="module")
 def app(services):
     return app_for(services)
-
-
-def _client(app, services, roles):
-    name, secret = officer(services, roles, password=True)
-    client = app.test_client()
-    assert login(client, name, secret).status_code == 303
-    return client, name
 
 
 def _csr(common_name: str) -> str:

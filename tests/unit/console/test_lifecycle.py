@@ -18,7 +18,7 @@ from audit.trail import AuditEvent
 from ra.workflow import Actor
 from racentre.console import i18n
 from tests.unit.ca_bridge.helpers import ocsp_request
-from tests.unit.console.site import app_for, csrf_of, login, officer
+from tests.unit.console.site import logged_in as _client, post_form as _post, app_for, csrf_of, login, officer
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
 
@@ -26,18 +26,6 @@ from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
 @pytest.fixture(scope="module")
 def app(services):
     return app_for(services)
-
-
-def _client(app, services, roles):
-    name, secret = officer(services, roles, password=True)
-    client = app.test_client()
-    assert login(client, name, secret).status_code == 303
-    return client, name
-
-
-def _post(client, page_path, action_path, **data):
-    token = csrf_of(client.get(page_path).get_data(as_text=True))
-    return client.post(action_path, data={"csrf_token": token, **data})
 
 
 def _issued_unit(app) -> dict:

@@ -14,25 +14,13 @@ from sqlalchemy import select
 
 from audit.trail import AuditEvent
 from tests.localca import LocalIssuer, make_signer
-from tests.unit.console.site import app_for, csrf_of, login, officer, vetted_unit_request
+from tests.unit.console.site import logged_in as _officer_client, post_form as _post, app_for, csrf_of, login, officer, vetted_unit_request
 from tests.unit.seal.sealpki import png_bytes
 
 
 @pytest.fixture(scope="module")
 def app(services):
     return app_for(services)
-
-
-def _officer_client(app, services, roles):
-    name, secret = officer(services, roles, password=True)
-    client = app.test_client()
-    assert login(client, name, secret).status_code == 303
-    return client, name
-
-
-def _post(client, page_path, action_path, **data):
-    token = csrf_of(client.get(page_path).get_data(as_text=True))
-    return client.post(action_path, data={"csrf_token": token, **data})
 
 
 def test_four_eyes_approval_in_the_console(app, services):

@@ -21,7 +21,7 @@ from store.db import transaction, utcnow
 from pkicore.oids import OID
 from racentre.accounts import OfficerAccount
 from racentre.console.models import ConsoleLoginFailure, ConsoleSession
-from tests.unit.console.site import PASSWORD, app_for, code_for, csrf_of, login, login_csrf, officer
+from tests.unit.console.site import logged_in as _logged_in, PASSWORD, app_for, code_for, csrf_of, login, login_csrf, officer
 from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import ec_key, spki_der, tongsuo_sm2_key, tongsuo_spki
 
@@ -31,13 +31,6 @@ PROXY = "10.9.8.7"
 @pytest.fixture(scope="module")
 def app(services):
     return app_for(services)
-
-
-def _logged_in(app, services, roles=("ra_officer",)):
-    name, secret = officer(services, list(roles), password=True)
-    client = app.test_client()
-    assert login(client, name, secret).status_code == 303
-    return client, name
 
 
 def test_csrf_is_required_on_every_form(app, services):
