@@ -227,3 +227,30 @@ def toml_value(value: Any) -> str:
         items = [f"{k if _BARE_KEY.match(k) else json.dumps(k)} = {toml_value(v)}" for k, v in value.items()]
         return "{ " + ", ".join(items) + " }" if items else "{}"
     return json.dumps(str(value), ensure_ascii=False)
+
+
+class TrustListSection:
+    """Mixin (before ``Configurable``) for a verifying section with a trust list (``[seal]``, ``[trust]``):
+    its ``trust_anchor_files`` are resolved against the configuration file's folder and read on demand;
+    ``CONFIG_ERROR`` is the section's error class."""
+
+    CONFIG_ERROR: type[ConfigError] = ConfigError
+
+    @classmethod
+    def process_entries(cls, values: dict[str, Any], base: Path) -> dict[str, Any]:
+        """File names resolved against ``base``."""
+        if "trust_anchor_files" in values:
+            values["trust_anchor_files"] = tuple(str(base / f) for f in values["trust_anchor_files"])
+        return values
+
+    def trust_list(self) -> tuple[bytes, ...]:
+        """The configured trust anchors (DER), read now (a file that cannot be read is a configuration error)."""
+        from pkicore.certificate import read_certificates
+        out: list[bytes] = []
+        for path in self.trust_anchor_files:
+            try:
+                out += read_certificates(path)
+            except (OSError, ValueError) as exc:
+                raise self.CONFIG_ERROR(f"{self.SECTION}.trust_anchor_files: cannot read a certificate from {path}") \
+                    from exc
+        return tuple(out)

@@ -7,11 +7,9 @@ NO_CERTIFICATE_CHAIN_FOUND, SOF_ValidateCert −1 (trust.verify, trust.verdict).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from pkicore.certificate import read_certificates
 from pkicore.errors import ErrorCode
-from pkicore.settings import ConfigError, Configurable, setting
+from pkicore.settings import ConfigError, Configurable, TrustListSection, setting
 
 
 class TrustConfigError(ConfigError):
@@ -19,7 +17,8 @@ class TrustConfigError(ConfigError):
 
 
 @dataclass(frozen=True)
-class TrustConfig(Configurable):
+class TrustConfig(TrustListSection, Configurable):
+    CONFIG_ERROR = TrustConfigError
     SECTION = "trust"
     DOC = "Trust services for applications (签名验签, 身份认证, 责任认定): verification policy, login, evidence."
     trust_anchor_files: tuple[str, ...] = setting(
@@ -38,20 +37,3 @@ class TrustConfig(Configurable):
             raise TrustConfigError("trust.challenge_ttl must be between 10 and 3600 seconds")
         if self.id_mask_head < 0 or self.id_mask_tail < 0 or self.id_mask_head + self.id_mask_tail > 12:
             raise TrustConfigError("trust.id_mask_head + id_mask_tail must be between 0 and 12")
-
-    @classmethod
-    def process_entries(cls, values: dict, base: Path) -> dict:
-        """File names resolved against ``base``."""
-        if "trust_anchor_files" in values:
-            values["trust_anchor_files"] = tuple(str(base / f) for f in values["trust_anchor_files"])
-        return values
-
-    def trust_list(self) -> tuple[bytes, ...]:
-        """The configured trust anchors (DER), read now."""
-        out: list[bytes] = []
-        for path in self.trust_anchor_files:
-            try:
-                out += read_certificates(path)
-            except (OSError, ValueError) as exc:
-                raise TrustConfigError(f"trust.trust_anchor_files: cannot read a certificate from {path}") from exc
-        return tuple(out)
