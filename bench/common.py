@@ -357,6 +357,8 @@ def run_wrk(port: int, script: Path, seconds: float, connections: int, threads: 
         raise RuntimeError(f"wrk failed: {out.stdout[-1000:]} {out.stderr[-1000:]}")
     out = out.stdout
     result = {"rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    done = re.search(r"^\s*(\d+) requests in", out, re.M)
+    result["requests"] = int(done.group(1)) if done else 0
     for pct, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
         result[f"p{pct}_ms"] = float(value) * _UNITS[unit]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -374,7 +376,23 @@ def combine(runs: list[dict]) -> dict:
     return {"rate": sum(r["rate"] for r in runs) / len(runs), "p50_ms": median("p50_ms"), "p99_ms": median("p99_ms"),
             "non_2xx": sum(r["non_2xx"] for r in runs),
             "socket_errors": " ".join(r["socket_errors"] for r in runs).strip(),
-            "rates": [round(r["rate"]) for r in runs]}
+            "rates": [round(r["rate"]) for r in runs],
+            "requests": sum(r.get("requests", 0) for r in runs),
+            "cpu_s": sum(r.get("cpu_s", 0.0) for r in runs)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by a process tree (the service: arbiter and workers), from
+    /proc/<pid>/stat; load-independent where wall-clock rates are not (a shared box)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])           # utime, stime
+    return total / tick
 
 
 def load_average() -> str:

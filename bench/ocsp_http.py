@@ -14,6 +14,9 @@ The workloads take turns for ``--rounds`` rounds (each figure is the mean over i
 median of the rounds'), so a busy neighbour on a shared machine weighs on the OCSP figures and the TSA's
 reference alike.
 
+Each figure comes with the service's CPU time (user + system, all its processes) per request over the
+same runs: on a shared machine the CPU a request costs is comparable between runs where rates are not.
+
 Goals: fresh >= 0.8 x the TSA's rate with p99 <= 20 ms; pre-produced >= 2 x the TSA's rate;
 RSS of the service <= 300 MiB.
 
@@ -42,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 from asn1crypto import ocsp, tsp, x509  # noqa: E402
 
-from bench.common import (BenchServer, combine, free_port, load_average, lua_script,  # noqa: E402
-                          openssl_speed_sm2, run_wrk, tree_pids)
+from bench.common import (BenchServer, combine, cpu_seconds, free_port, load_average,  # noqa: E402
+                          lua_script, openssl_speed_sm2, run_wrk, tree_pids)
 
 MIB = 1024 * 1024
 
@@ -228,6 +231,12 @@ class MemorySampler(threading.Thread):
         self.join()
 
 
+def cpu_per_request(result: dict) -> float:
+    """The service's CPU (user + system, all its processes) per answered request, in microseconds: what a
+    request costs the server whatever else the machine runs (the same-run rates share the load)."""
+    return result["cpu_s"] / result["requests"] * 1e6 if result.get("requests") else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=12.0, help="per workload, over all rounds")
@@ -275,8 +284,10 @@ def main() -> None:
             runs = {name: [] for name in loads}
             for _ in range(args.rounds):
                 for name in loads:
-                    runs[name].append(run_wrk(port, scripts[name], args.seconds / args.rounds, args.connections,
-                                              args.wrk_threads))
+                    cpu = cpu_seconds(server.pid)
+                    run = run_wrk(port, scripts[name], args.seconds / args.rounds, args.connections, args.wrk_threads)
+                    run["cpu_s"] = cpu_seconds(server.pid) - cpu
+                    runs[name].append(run)
                 loads_seen.append(load_average())
             results = {name: combine(r) for name, r in runs.items()}
             sampler.stop()
@@ -294,6 +305,8 @@ def main() -> None:
     tag = f"{args.workers}workers_{args.connections}conns_{db}"
     print(f"tsa_http_sm2_tokens_per_s_{tag} {tsa:.0f}  # same server, same load, rounds {results['tsa_sm2']['rates']}")
     print(f"tsa_http_sm2_latency_p99_ms {results['tsa_sm2'].get('p99_ms', float('nan')):.1f}")
+    tsa_cpu = cpu_per_request(results["tsa_sm2"])
+    print(f"tsa_http_sm2_service_cpu_us_per_request {tsa_cpu:.0f}  # user+sys of all service processes / requests")
     goals = {"fresh": (0.8, "goal >= 0.8 x TSA"), "preproduced": (2.0, "goal >= 2 x TSA")}
     for name, r in results.items():
         if not name.startswith("ocsp_"):
@@ -303,6 +316,7 @@ def main() -> None:
               f"rounds {r['rates']}")
         print(f"{name}_latency_p50_ms {r.get('p50_ms', float('nan')):.1f}")
         print(f"{name}_latency_p99_ms {r.get('p99_ms', float('nan')):.1f}  # goal <= 20")
+        print(f"{name}_service_cpu_us_per_request {cpu_per_request(r):.0f}  # {cpu_per_request(r) / tsa_cpu:.2f} x TSA's")
     for name, r in results.items():
         if r["non_2xx"] or r["socket_errors"]:
             print(f"{name}_errors non-2xx {r['non_2xx']} {r['socket_errors']}")

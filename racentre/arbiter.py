@@ -1,9 +1,11 @@
 """The gunicorn arbiter of `racentre serve --workers N` (N > 1), kept small: `racentre serve` execs a fresh
 interpreter on this module (``exec_arbiter``), which loads only gunicorn, the configuration and the hot-path
 worker below, and each worker loads the service itself after the fork (``racentre.serve.worker_app``). So
-the arbiter is not an image of everything the CLI imported (the service's RSS is the arbiter's ~35 MiB plus
+the arbiter is not an image of everything the CLI imported (the service's RSS is the arbiter's ~25 MiB plus
 the workers', instead of a third full copy), and no PKCS#11 module or database pool ever lives in it. The
-configuration travels in an anonymous memory file (memfd), never on disk or in argv.
+configuration travels in an anonymous memory file (memfd), never on disk or in argv; the arbiter keeps it
+pickled and only each worker unpickles it, so the arbiter never imports the configuration's classes (and
+with them SQLAlchemy and every package's settings: ~40 MiB it would hold for nothing).
 
 ``FastPathThreadWorker``: gunicorn's gthread worker plus the hot paths of ``racentre.fastpath``.
 """
@@ -36,8 +38,9 @@ WORKER_CLASS = "racentre.arbiter.FastPathThreadWorker"
 
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, config, packages: tuple[str, ...], options: dict):
-        self._config = config
+    def __init__(self, config: bytes, packages: tuple[str, ...], options: dict):
+        self._pickled_config = config           # a pickled racentre.config.Config, unpickled in the workers
+        self._config = None
         self._packages = packages
         self._options = options
         super().__init__()
@@ -47,6 +50,7 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):  # runs in each worker, after the fork: the service is imported here, not in the arbiter
+        self._config = pickle.loads(self._pickled_config)
         return importlib.import_module("racentre.serve").worker_app(self._config, self._packages)
 
 
@@ -55,7 +59,7 @@ def exec_arbiter(config, packages: tuple[str, ...], options: dict) -> None:
     ``options`` over ``packages``; ``config`` (a ``racentre.config.Config``, secrets included) is handed
     over in a memfd that the new process reads and closes. Never returns."""
     fd = os.memfd_create("racentre-serve", 0)            # no MFD_CLOEXEC: the exec'd interpreter inherits it
-    os.write(fd, pickle.dumps((config, packages, options)))
+    os.write(fd, pickle.dumps((pickle.dumps(config), packages, options)))
     os.lseek(fd, 0, os.SEEK_SET)
     env = dict(os.environ)
     # glibc gives each thread that allocates its own malloc arena (up to 8 x cores): with 8 threads per

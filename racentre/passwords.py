@@ -2,6 +2,9 @@
 recommendation), 16-byte random salt, 32-byte output, stored in a PHC-style string that carries its
 parameters (``$scrypt$ln=17,r=8,p=1$<salt>$<hash>``) so they can be raised later without breaking
 old hashes (``needs_rehash``).
+
+zxcvbn (~12 MiB of dictionaries) is imported by the first strength check, not with this module: a serving
+worker that sets no password does not carry it (tests/unit/test_worker_footprint.py).
 """
 from __future__ import annotations
 
@@ -10,8 +13,6 @@ import hashlib
 import hmac
 import secrets
 from typing import Iterable
-
-from zxcvbn import zxcvbn
 
 LOG_N, R, P = 17, 8, 1
 DKLEN = 32
@@ -47,6 +48,7 @@ def check_strength(password: str, user_inputs: Iterable[str] = ()) -> None:
         raise WeakPassword(f"a password has at least {MIN_LENGTH} characters")
     if len(password) > MAX_LENGTH:
         raise WeakPassword(f"a password has at most {MAX_LENGTH} characters")
+    from zxcvbn import zxcvbn
     verdict = zxcvbn(password[:SCORED_PREFIX], user_inputs=[u for u in user_inputs if u][:10])
     if verdict["score"] < MIN_SCORE:
         hint = verdict["feedback"].get("warning") or "it is too easy to guess"

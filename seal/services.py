@@ -4,26 +4,32 @@ seal.timestamps), and verification.
 
 The seal maker's certificate comes from the site's CA (``racentre.site.Site.seal_maker``); this package
 issues no certificate.
+
+The document modules (``seal.pdf`` with pyHanko's signer and validator, ``seal.ofd``, ``seal.geometry``,
+``seal.anchor``, ``seal.verify``) are imported when a document is first sealed, placed or verified, never
+when the service is built: a serving worker that makes no seal does not carry them (~20 MiB each,
+tests/unit/test_worker_footprint.py).
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from asn1crypto import pem, tsp, x509
 
 from hsm import KeyManager
 from pkicore.errors import ErrorCode
 from pkicore.validation import RevocationSource, TrustPolicy
-from seal import anchor, geometry, ofd, pdf
 from seal.config import SealConfig
 from seal.errors import BadDocument, SealError
 from seal.registry import SealRegistry, SealUse, sign_with
 from seal.report import DocumentReport
 from seal.timestamps import SealTimestamps, TsaUnitRef, refusal
 from seal.validation import SealPolicy
-from seal.verify import document_type, verify_document
+
+if TYPE_CHECKING:
+    from seal import geometry, pdf
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class SealService:
     def seal(self, seal_id: int, data: bytes, *, principal: str, role: str, token: str | None = None,
              placement: Placement = Placement()) -> bytes:
         """Seal a PDF or OFD with seal ``seal_id`` if ``principal`` may use it; the signing record is audited."""
+        from seal.verify import document_type
         kind = document_type(data)
         if kind not in ("pdf", "ofd"):
             raise BadDocument("the document is neither a PDF nor an OFD package")
@@ -83,6 +90,8 @@ class SealService:
                       ) -> tuple[geometry.Box, tuple[float, float]]:
         """Where ``seal`` would put seal ``seal_id`` on ``data`` (an anchor resolved as sealing resolves it), as
         a box from the page's top-left corner, with the page's size in mm: the officers' preview."""
+        from seal import geometry
+        from seal.verify import document_type
         kind = document_type(data)
         if kind not in ("pdf", "ofd"):
             raise BadDocument("the document is neither a PDF nor an OFD package")
@@ -101,6 +110,7 @@ class SealService:
     @staticmethod
     def _anchored(use: SealUse, kind: str, data: bytes, placement: Placement) -> Placement:
         """The seal centred over the anchor text (AnchorNotFound, a 400, when it is not there)."""
+        from seal import anchor, ofd, pdf
         if kind == "ofd":
             pages = ofd.page_contents(data)
             if placement.page is not None:
@@ -112,6 +122,7 @@ class SealService:
         return Placement(found.page, found.cx / pdf.MM - use.width_mm / 2, found.cy / pdf.MM - use.height_mm / 2)
 
     def _apply(self, use: SealUse, kind: str, data: bytes, placement: Placement) -> bytes:
+        from seal import ofd, pdf
         if placement.anchor:
             placement = self._anchored(use, kind, data, placement)
         elif placement.page is None:
@@ -144,6 +155,7 @@ class SealService:
     def verify(self, data: bytes, *, trust: tuple[bytes, ...] | None = None) -> DocumentReport:
         """A PDF, OFD or bare seal under this site's policy; ``trust`` replaces the trust anchors (the
         CLI's --trust), never adds to them silently."""
+        from seal.verify import verify_document
         policy = self.policy
         if trust is not None:
             policy = SealPolicy(policy.trust.with_anchors(trust), policy.tsa, policy.seal_state)

@@ -21,7 +21,7 @@ from ra.models import RequestType
 from ra.workflow import Actor
 from racentre.console import columns, queries, registers, roster
 from racentre.console.blueprint import bp, db, render, t
-from seal import geometry, ses
+from seal import ses
 from seal import views as seal_views
 from seal.services import Placement
 
@@ -353,6 +353,7 @@ def seal_sign_post():
     if seal_id not in {s.id for s in _usable_seals()}:
         raise ValidationError(t("seal_not_yours"))
     box, page_mm = service.placement_box(seal_id, data, placement)
+    from seal import geometry          # with pyHanko: loaded by the first document handled (seal.services)
     _, picture = seal_picture_bytes(seal_id)
     png = geometry.sketch(page_mm, [box], picture=picture, text=geometry.text_boxes(data, box.page))
     preview = {"image": _data_uri(png), "page": box.page + 1, "x": round(box.x, 1), "y": round(box.y, 1),
@@ -365,6 +366,7 @@ def seal_sign_post():
 def verification_previews(data: bytes) -> list[dict]:
     """For the verification page: one sketch per page that carries seals, each seal boxed and numbered as in
     the report (an unreadable layout gives no sketch, never an error: the report stands on its own)."""
+    from seal import geometry          # with pyHanko: loaded by the first document handled (seal.services)
     try:
         boxes = geometry.seal_boxes(data)
         pages = sorted({b.page for b in boxes})[:10]
