@@ -12,6 +12,11 @@
   signed and kept. Status and kept response are read in one statement, so a revocation committed on
   any node makes the kept response unusable at once. Requests that arrive together (``respond_many``)
   share one status read.
+* answers remembered by a process (``AnswerMemo``, used by the serving workers' hot path): a pre-produced
+  answer is served again for the same request bytes without parsing or a status read while it is due for
+  no refresh, the directory is the one it was made under, and its CA's revocation counter (read once per
+  batch, after the requests arrived, before any status: ``OcspStore.generations``) has not moved — a
+  revocation committed on any node moves it, so the next batch answers from the database again.
 * the status store unreadable (database down) -> tryLater.
 * status from an ``OcspStore`` (``ca_bridge.store``), never from CA internals.
 * protocol errors are OCSPResponses without a body (§4.2.1): undecodable request -> malformedRequest,
@@ -41,7 +46,7 @@ from ca_bridge.api import CertificateStatus
 from ca_bridge.certbuilder import signature_algorithm
 from ca_bridge.directory import CERTID_DIGESTS, CaDirectory, CaInfo
 from ca_bridge.errors import StatusUnavailable
-from ca_bridge.store import Current, OcspStore, StoredResponse, status_key
+from ca_bridge.store import KEPT, Current, OcspStore, StoredResponse, status_key
 from hsm import KeyManager
 from pkicore.cms import DIGEST_OIDS, der_oid, generalized_time, read_tlv, tlv
 from store.db import utcnow
@@ -213,6 +218,9 @@ class OcspBatch:
     serials: dict = field(default_factory=dict)                 # CA name -> serials to read
     current: dict | None = None                                 # CA name -> serial -> Current (None: unreadable)
     to_keep: dict = field(default_factory=dict)                 # CA name -> new pre-produced responses
+    plain: bool = False                                         # some request may get a pre-produced answer
+    generations: dict | None = None                             # OcspStore.generations, when read (AnswerMemo)
+    cacheable: dict = field(default_factory=dict)               # index -> (CA id, refresh time): pre-produced
 
 
 class OcspResponder:
@@ -296,7 +304,17 @@ class OcspResponder:
                 continue
             batch.work.append((i, ca, parsed))
             batch.serials.setdefault(ca.name, set()).update(parsed.serials)
+            batch.plain = batch.plain or (parsed.nonce is None and len(parsed.serials) == 1)
         return batch
+
+    def generations(self) -> dict[int, int] | None:
+        """``OcspStore.generations`` (CA id -> revocation counter, ``KEPT`` -> purges), None when unreadable.
+        Blocks on the database: read it before the statuses it vouches for (``AnswerMemo``)."""
+        try:
+            return self.store.generations()
+        except StatusUnavailable as exc:
+            log.error("OCSP: %s", exc, exc_info=exc)
+            return None
 
     def read(self, batch: "OcspBatch") -> None:
         """The status (and kept responses) of every certificate of the batch: one statement per CA. Blocks on
@@ -323,7 +341,9 @@ class OcspResponder:
                     memo = (ca.id, parsed.serials[0], parsed.digests[0], parsed.cert_ids[0])
                     if memo not in produced:
                         produced[memo] = self._pre_produced(ca, parsed, now_ca[parsed.serials[0]], now, times, keep)
-                    out[i] = produced[memo]
+                    out[i], refresh_after = produced[memo]
+                    if refresh_after is not None:
+                        batch.cacheable[i] = (ca.id, refresh_after)
                 else:
                     out[i] = self._sign(ca, parsed.cert_ids, [now_ca[s].status for s in parsed.serials],
                                         parsed.nonce, times)
@@ -340,19 +360,21 @@ class OcspResponder:
             self.store.keep_responses(name, responses)
 
     def _pre_produced(self, ca: CaInfo, parsed: ParsedRequest, current: Current, now: dt.datetime,
-                      times: tuple[bytes, bytes], keep: dict[str, list]) -> bytes:
+                      times: tuple[bytes, bytes], keep: dict[str, list]) -> tuple[bytes, dt.datetime | None]:
         """RFC 5019: the kept response while it states the current status and is not due for refresh,
-        else a fresh one, to be kept for every node (unknown serials are signed each time, never kept)."""
+        else a fresh one, to be kept for every node (unknown serials are signed each time, never kept).
+        -> (response, when it is due for refresh; None for an unknown serial's)."""
         serial, digest, cert_id = parsed.serials[0], parsed.digests[0], parsed.cert_ids[0]
         key = self.kept_key(ca, current.status)
         kept = current.responses.get(digest)
         if kept is not None and kept.status_key == key and kept.cert_id == cert_id and kept.refresh_after > now:
-            return kept.der
+            return kept.der, kept.refresh_after
         der = self._sign(ca, parsed.cert_ids, [current.status], None, times)
-        if current.status.status != "unknown":
-            keep.setdefault(ca.name, []).append(
-                (serial, digest, StoredResponse(cert_id, key, (now + self.refresh).replace(microsecond=0), der)))
-        return der
+        if current.status.status == "unknown":
+            return der, None
+        refresh_after = (now + self.refresh).replace(microsecond=0)
+        keep.setdefault(ca.name, []).append((serial, digest, StoredResponse(cert_id, key, refresh_after, der)))
+        return der, refresh_after
 
     def regenerate(self, ca_name: str, *, now: dt.datetime | None = None) -> tuple[int, int]:
         """Sign afresh every pre-produced response kept for one CA (``racentre ca ocsp-regenerate``), each
@@ -403,3 +425,69 @@ class OcspResponder:
         signature = self.km.sign(signer.label, tbs, signer.mechanism)
         basic = tlv(0x30, tbs + signer.sig_alg + tlv(0x03, b"\x00" + signature) + signer.certs)
         return tlv(0x30, _RESPONSE_HEAD + tlv(0xA0, tlv(0x30, _BASIC_OID + tlv(0x04, basic))))
+
+
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    """One answer an ``AnswerMemo`` holds."""
+
+    reply: object                 # what the caller sends (e.g. an HTTP reply with its validators)
+    ca_id: int
+    seq: int                      # the CA's revocation counter read before the status the answer states
+    kept: int                     # the ``KEPT`` generation then
+    refresh_after: dt.datetime    # the response's own refresh time (half-way to nextUpdate)
+    cas: Mapping                  # the directory's CAs it was made under (a new responder certificate: not)
+
+
+class AnswerMemo:
+    """Pre-produced answers (RFC 5019 §2.2.1) one process gave, by request bytes (the POST body, the GET
+    path), served again without parsing the request or reading its status. One per serving worker; used
+    on its main thread (``get``, ``put``, ``drop``), checked on the batch thread (``holds``). An answer is
+    served again only
+
+    * before its refresh time (``get``: the time the database path stops serving it; nextUpdate is later),
+    * under the same CA directory (``get``: a reload, e.g. a new delegated responder, drops it), and
+    * while its CA's revocation counter and the purge generation are what they were when the status it
+      states was read (``holds``, against ``OcspStore.generations`` read once per batch after the batch's
+      requests arrived): every status change counts in the CA's counter in its own transaction
+      (``ca_bridge.crl.bump_revocation_seq``), so once a revocation commits — on any node — the next batch
+      answers from the database.
+
+    Unknown serials, nonce requests and refusals are never remembered. At most ``limit`` answers (the
+    oldest go first)."""
+
+    def __init__(self, limit: int = 2048):
+        self.limit = limit
+        self._entries: dict = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key, now: dt.datetime, cas: Mapping) -> Remembered | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.refresh_after <= now or entry.cas is not cas:
+            self._entries.pop(key, None)
+            return None
+        return entry
+
+    @staticmethod
+    def holds(entry: Remembered, generations: Mapping[int, int] | None) -> bool:
+        """Whether no status change of the entry's CA (and no purge) was counted since it was made."""
+        return generations is not None and generations.get(entry.ca_id) == entry.seq \
+            and generations.get(KEPT, 0) == entry.kept
+
+    def put(self, key, reply, ca_id: int, refresh_after: dt.datetime, generations: Mapping[int, int],
+            cas: Mapping) -> None:
+        """Remember ``reply``, whose status was read after ``generations`` were."""
+        seq = generations.get(ca_id)
+        if seq is None:
+            return
+        entries = self._entries
+        if key not in entries and len(entries) >= self.limit:
+            entries.pop(next(iter(entries)), None)
+        entries[key] = Remembered(reply, ca_id, seq, generations.get(KEPT, 0), refresh_after, cas)
+
+    def drop(self, key) -> None:
+        self._entries.pop(key, None)

@@ -23,6 +23,7 @@ from ca_bridge.directory import CaDirectory
 from ca_bridge.errors import StatusUnavailable
 from ca_bridge.models import IssuedCert, PreProducedOcsp
 from store.db import HotReader, as_utc, db_datetime, reading, transaction
+from store.generation import bump
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class OcspStore(Protocol):
     def keep_responses(self, ca: str, responses: Iterable[tuple[int, str, StoredResponse]], *,
                        strict: bool = False) -> None: ...
 
+    def generations(self) -> dict[int, int]: ...
+
     def kept(self, ca: str) -> list[tuple[int, str, bytes]]: ...
 
     def purge(self, ca: str, serials: Iterable[int] | None = None, session: Session | None = None) -> int: ...
@@ -83,6 +86,10 @@ _CURRENT = (
     "FROM ca_issued_cert c LEFT JOIN ca_ocsp_response r ON r.ca_id = c.ca_id AND r.serial = c.serial "
     "WHERE c.ca_id = ? AND c.serial IN ({})")
 _NONE: Mapping[str, StoredResponse] = MappingProxyType({})
+OCSP_RESPONSES = "ca_ocsp_response"        # db_generation row: an operator purged kept responses
+KEPT = -1                                  # its key in ``generations``
+_GENERATIONS = ("SELECT id, revocation_seq FROM ca_authority "
+                "UNION ALL SELECT -1, value FROM db_generation WHERE name = ?")
 
 
 class DbStatusStore:
@@ -138,6 +145,17 @@ class DbStatusStore:
             out[serial] = Current(status, MappingProxyType(kept[hex_serial]) if hex_serial in kept else _NONE)
         return out
 
+    def generations(self) -> dict[int, int]:
+        """Every CA's revocation counter (``ca_bridge.crl.bump_revocation_seq``: counted in the transaction
+        of every status change of a certificate it issued) by CA id, and under ``KEPT`` the generation of
+        operators' purges of kept responses (``purge`` outside a revocation): one statement. While a CA's
+        counter has not moved, no certificate of it changed status since (a responder may keep answers it
+        gave in memory: ``ca_bridge.ocsp.AnswerMemo``). Raises StatusUnavailable when unreadable."""
+        try:
+            return {ca_id: value for ca_id, value in self._hot.rows(_GENERATIONS, (OCSP_RESPONSES,))}
+        except self._hot.errors as exc:
+            raise StatusUnavailable("the certificate status store cannot be read") from exc
+
     def keep_responses(self, ca: str, responses: Iterable[tuple[int, str, StoredResponse]], *,
                        strict: bool = False) -> None:
         """Store (or replace) pre-produced responses, ``(serial, CertID hash algorithm, response)`` each,
@@ -174,7 +192,9 @@ class DbStatusStore:
 
     def purge(self, ca: str, serials: Iterable[int] | None = None, session: Session | None = None) -> int:
         """Delete the pre-produced responses of one CA (of ``serials`` only, when given); -> rows deleted.
-        Every node then signs afresh on the next request without a nonce."""
+        Every node then signs afresh on the next request without a nonce. Inside a caller's transaction (a
+        revocation, which counts its change itself) that is all; on its own (an operator's purge) it also
+        bumps the ``OCSP_RESPONSES`` generation, so no node answers from what it kept in memory either."""
         info = self.directory.get(ca)
         statement = delete(PreProducedOcsp).where(PreProducedOcsp.ca_id == info.id)
         if serials is not None:
@@ -182,4 +202,5 @@ class DbStatusStore:
         if session is not None:
             return session.execute(statement).rowcount or 0
         with transaction(self.db) as own:
+            bump(own, OCSP_RESPONSES)
             return own.execute(statement).rowcount or 0

@@ -33,8 +33,8 @@ from asn1crypto import ocsp as asn1_ocsp
 from access.auth import require_roles
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.errors import CaError
-from ca_bridge.ocsp import OcspRefusal, parse_request
-from store.db import as_utc
+from ca_bridge.ocsp import AnswerMemo, OcspRefusal, parse_request
+from store.db import as_utc, utcnow
 from pkicore import inputs
 from pkicore.errors import ErrorCode
 
@@ -156,20 +156,32 @@ def ocsp_get_headers(ca: EmbeddedCA, request_der: bytes, der: bytes, now: float 
     the responder replaces it (half its validity; never past nextUpdate), so a cache asks again about
     when a new one exists. Error responses and nonce answers: ``no-store`` (tryLater must not be kept,
     a nonce answer is of use to its requester only)."""
+    return get_headers(_validators(ca, request_der, der), now)
+
+
+def _validators(ca: EmbeddedCA, request_der: bytes, der: bytes) -> tuple | None:
+    """(Last-Modified, Expires, ETag, until when it may be cached) of a GET answer, or None: ``no-store``
+    (``ocsp_get_headers``)."""
     if len(der) < 16:                                   # an error status, no response bytes (RFC 6960 §4.2.1)
-        return _NO_STORE
+        return None
     try:
         if parse_request(request_der).nonce is not None:
-            return _NO_STORE
+            return None
     except OcspRefusal:
-        return _NO_STORE
+        return None
     info = _cache_info(der)
     if info is None:
-        return _NO_STORE
+        return None
     last_modified, expires, etag, this_update, next_update = info[:5]
-    now = time.time() if now is None else now
-    until = min(next_update, this_update + ca.ocsp.refresh.total_seconds())
-    max_age = max(0, int(until - now))
+    return last_modified, expires, etag, min(next_update, this_update + ca.ocsp.refresh.total_seconds())
+
+
+def get_headers(validators: tuple | None, now: float | None = None) -> tuple:
+    """The headers of a GET answer from its ``_validators`` at ``now`` (max-age counts down)."""
+    if validators is None:
+        return _NO_STORE
+    last_modified, expires, etag, until = validators
+    max_age = max(0, int(until - (time.time() if now is None else now)))
     return (("Last-Modified", last_modified), ("Expires", expires), ("ETag", etag),
             ("Cache-Control", f"max-age={max_age}, public, no-transform, must-revalidate"))
 
@@ -274,6 +286,9 @@ class OcspFastPath:
 
     def __init__(self, ca: EmbeddedCA):
         self.ca = ca
+        # pre-produced answers this worker gave, by request (ca_bridge.ocsp.AnswerMemo): served again after one
+        # read of the revocation counters per batch, without parsing or a status read (_StagedOcsp)
+        self.memo = AnswerMemo()
 
     def _route(self, method: str, path: str, content_type: str, length: str) -> tuple | None:
         """(CA name or None, POST body length or the GET path's encoded request) of a request this path
@@ -325,22 +340,65 @@ class OcspFastPath:
 
 
 class _StagedOcsp:
-    __slots__ = ("path", "taken", "batch", "size")
+    """One batch of the fast path in stages. Requests whose answer the worker remembers (``hits``: same
+    CA name in the URL, same POST body or GET path) are neither parsed nor looked up; ``read`` (the batch
+    thread) reads the revocation counters once — after every request of the batch arrived, before any
+    status — and a hit whose CA's counter moved (a revocation committed anywhere) is answered from the
+    database like the others (``ca_bridge.ocsp.AnswerMemo``)."""
+
+    __slots__ = ("path", "taken", "hits", "batch", "size", "cas")
 
     def __init__(self, path: OcspFastPath, requests):
         self.path, self.size = path, len(requests)
-        routes = [path._route(method, p, ctype, length) for method, p, ctype, length, _ in requests]
-        self.taken = [(i, route, path._body(route, lambda n, b=requests[i][4]: b[:n]))
-                      for i, route in enumerate(routes) if route is not None]
-        self.batch = path.ca.ocsp.begin([(body, route[0]) for _, route, body in self.taken])
+        ocsp, memo = path.ca.ocsp, path.memo
+        now = utcnow()
+        self.cas = cas = path.ca.directory.all()
+        self.taken, self.hits = [], []
+        for i, (method, p, ctype, length, body) in enumerate(requests):
+            route = path._route(method, p, ctype, length)
+            if route is None:
+                continue
+            key = (route[0], body[:route[1]] if method == "POST" else route[1])
+            entry = memo.get(key, now, cas) if len(memo) else None
+            if entry is not None:
+                self.hits.append((i, route, key, entry))
+            else:
+                self.taken.append((i, route, key, key[1] if method == "POST" else decode_get_request(key[1])))
+        self.batch = ocsp.begin([(body, route[0]) for _, route, _, body in self.taken], now=now)
 
     def read(self) -> None:
-        self.path.ca.ocsp.read(self.batch)
+        ocsp = self.path.ca.ocsp
+        if self.hits or self.batch.plain:
+            self.batch.generations = generations = ocsp.generations()
+            stale = [hit for hit in self.hits if not AnswerMemo.holds(hit[3], generations)]
+            if stale:                    # a status changed (or the counters are unreadable): ask the database
+                self.hits = [hit for hit in self.hits if AnswerMemo.holds(hit[3], generations)]
+                self.taken += [(i, route, key, key[1] if isinstance(route[1], int) else decode_get_request(key[1]))
+                               for i, route, key, _ in stale]
+                self.batch = ocsp.begin([(body, route[0]) for _, route, _, body in self.taken], now=self.batch.now)
+                self.batch.generations = generations
+        ocsp.read(self.batch)
 
     def answers(self) -> list[tuple | None]:
         out: list[tuple | None] = [None] * self.size
-        for (i, route, body), der in zip(self.taken, self.path.ca.ocsp.finish(self.batch)):
-            out[i] = self.path._reply(route, body, der)
+        path, memo = self.path, self.path.memo
+        if self.hits:
+            now = time.time()
+            for i, route, _, entry in self.hits:
+                out[i] = entry.reply if isinstance(route[1], int) else \
+                    (OCSP_RESPONSE_TYPE, entry.reply[1], get_headers(entry.reply[2], now))
+        batch = self.batch
+        generations, cacheable = batch.generations, batch.cacheable
+        for j, ((i, route, key, body), der) in enumerate(zip(self.taken, path.ca.ocsp.finish(batch))):
+            post = isinstance(route[1], int)
+            validators = None if post else _validators(path.ca, body, der)
+            out[i] = (OCSP_RESPONSE_TYPE, der) if post else (OCSP_RESPONSE_TYPE, der, get_headers(validators))
+            remember = cacheable.get(j)
+            if remember is not None and generations is not None:
+                memo.put(key, out[i] if post else (OCSP_RESPONSE_TYPE, der, validators), remember[0], remember[1],
+                         generations, self.cas)
+            else:
+                memo.drop(key)
         return out
 
     def writes(self) -> bool:

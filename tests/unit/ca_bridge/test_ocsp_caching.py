@@ -6,6 +6,7 @@ table ca_ocsp_response in its own transaction, so another node answers "revoked"
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import email.utils
 import hashlib
@@ -26,11 +27,12 @@ from ca_bridge.models import PreProducedOcsp
 from ca_bridge.store import StoredResponse
 from ca_bridge.views import OcspFastPath, bp
 from audit.trail import AuditEvent
-from store.db import reading, utcnow
+from store.db import make_engine, make_session_factory, reading, utcnow
 from racentre import fastpath
 from racentre.web import create_app
 from tests.unit.ca_bridge.conftest import PUBLIC_URL
 from tests.unit.ca_bridge.helpers import request, sm2_spki
+from tests.pgschema import url_of
 from tests.unit.ca_bridge.test_ocsp import _request, basic_response, statuses
 
 
@@ -220,3 +222,86 @@ def test_revoked_after_the_client_cached_the_good_answer_is_sent_whole(ca):
     revoked = client.get(url)
     again = client.get(url, headers={"If-None-Match": revoked.headers["ETag"]})
     assert again.status_code == 304 and again.headers["ETag"] == revoked.headers["ETag"] and again.data == b""
+
+
+@contextlib.contextmanager
+def _other_node(ca):
+    """Another node on the same database: its own engine (own connections), caches and status reads."""
+    engine = ca.db.kw["bind"]
+    url = url_of(engine) if engine.dialect.name == "postgresql" else engine.url.render_as_string(hide_password=False)
+    other = make_engine(url)
+    try:
+        yield EmbeddedCA(ca.km, make_session_factory(other), PUBLIC_URL, name_prefix=ca.test_tag)
+    finally:
+        other.dispose()
+
+
+def _fast_batch(path: OcspFastPath, requests) -> tuple[list, object]:
+    """One batch through the fast path's stages, as a serving worker runs them (racentre.arbiter)."""
+    staged = path.stage_many(requests)
+    staged.read()
+    out = staged.answers()
+    staged.write()
+    return out, staged
+
+
+def test_remembered_answers_end_with_a_revocation_committed_elsewhere(ca, monkeypatch):
+    """A worker remembers the pre-produced answers it gave (ca_bridge.ocsp.AnswerMemo) and serves the same
+    POST body or GET path again with no status read, the same bytes and the GET caching headers; a revocation
+    committed through another connection (another node) moves the CA's revocation counter, and the very
+    next batch answers "revoked" over POST and GET — never the remembered "good"."""
+    leaf = ca.issue(request("server", sm2_spki()))
+    name = leaf.ca
+    plain = _request(ca.directory.get(name).certificate, [leaf.serial])
+    post = ("POST", f"/ocsp/{name}", "application/ocsp-request", str(len(plain)), plain)
+    get = ("GET", f"/ocsp/{name}/{base64.b64encode(plain).decode()}", "", "", b"")
+    nonce = _request(ca.directory.get(name).certificate, [leaf.serial], nonce=secrets.token_bytes(16))
+    fresh = ("POST", f"/ocsp/{name}", "application/ocsp-request", str(len(nonce)), nonce)
+    path = OcspFastPath(ca)
+    reads = []
+    current = ca.ocsp.store.current
+    monkeypatch.setattr(ca.ocsp.store, "current", lambda *a, **k: reads.append(a) or current(*a, **k))
+
+    first, _ = _fast_batch(path, [post, get, fresh])
+    assert [statuses(basic_response(reply[1], ca, name)) for reply in first] == [{leaf.serial: "good"}] * 3
+    assert len(path.memo) == 2 and len(reads) == 1                  # the nonce answer is never remembered
+    again, staged = _fast_batch(path, [post, get])
+    assert len(staged.hits) == 2 and len(reads) == 1                # no status read, no parsing
+    assert again[0] == first[0] and again[1][1] == first[1][1]
+    assert dict(again[1][2])["ETag"] == dict(first[1][2])["ETag"]
+    assert dict(again[1][2])["Cache-Control"].startswith("max-age=")
+
+    with _other_node(ca) as node_b:
+        node_b.revoke(name, leaf.serial, RevocationReason.key_compromise)
+    after, staged = _fast_batch(path, [post, get])
+    assert not staged.hits and len(reads) == 2
+    assert [statuses(basic_response(reply[1], ca, name)) for reply in after] == [{leaf.serial: "revoked"}] * 2
+    # the revoked answer is remembered in turn, and is what Flask (conditional GET included) answers too
+    remembered, staged = _fast_batch(path, [post, get])
+    assert len(staged.hits) == 2 and remembered[0] == after[0]
+    app = create_app(None, ca.km, ca.db, services={"ca": ca}, blueprints=[bp])
+    flask = Client(app).get(get[1], headers={"If-None-Match": dict(remembered[1][2])["ETag"]})
+    assert flask.status_code == 304
+
+
+def test_remembered_answers_end_at_their_refresh_time_and_with_a_purge(ca, monkeypatch):
+    """A remembered answer is served until the time the database path would stop serving it (its refresh
+    time, half-way to nextUpdate), and an operator's `racentre ca ocsp-purge` (on any node) ends it too."""
+    leaf = ca.issue(request("server", sm2_spki()))
+    name = leaf.ca
+    plain = _request(ca.directory.get(name).certificate, [leaf.serial])
+    post = ("POST", f"/ocsp/{name}", "application/ocsp-request", str(len(plain)), plain)
+    path = OcspFastPath(ca)
+    first, _ = _fast_batch(path, [post])
+    _, staged = _fast_batch(path, [post])
+    assert len(staged.hits) == 1
+    later = utcnow() + ca.ocsp.refresh + dt.timedelta(seconds=1)
+    monkeypatch.setattr("ca_bridge.views.utcnow", lambda: later)
+    renewed, staged = _fast_batch(path, [post])
+    assert not staged.hits and renewed[0][1] != first[0][1]          # signed afresh, producedAt later
+    again, staged = _fast_batch(path, [post])
+    assert len(staged.hits) == 1 and again == renewed
+    with _other_node(ca) as node_b:
+        assert node_b.store.purge(name) >= 1
+    _, staged = _fast_batch(path, [post])
+    assert not staged.hits and _kept_rows(ca, name, leaf.serial) == 1     # read, signed and kept again
