@@ -331,6 +331,8 @@ class OcspResponder:
         out = batch.out
         if batch.current is None:
             return [der if der is not None else error_response("try_later") for der in out]
+        if not batch.work:
+            return out
         now, current, keep = batch.now, batch.current, batch.to_keep
         produced: dict[tuple, bytes] = {}          # pre-produced in this batch: asked twice, signed once
         times = self._times(now)

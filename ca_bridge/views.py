@@ -354,16 +354,17 @@ class _StagedOcsp:
         now = utcnow()
         self.cas = cas = path.ca.directory.all()
         self.taken, self.hits = [], []
-        for i, (method, p, ctype, length, body) in enumerate(requests):
-            route = path._route(method, p, ctype, length)
-            if route is None:
-                continue
-            key = (route[0], body[:route[1]] if method == "POST" else route[1])
+        for i, asked in enumerate(requests):
+            # the whole request is the key: the route it took depends on it and on the directory alone (``cas``)
+            key = asked if asked[0] == "POST" else asked[1]
             entry = memo.get(key, now, cas) if len(memo) else None
             if entry is not None:
-                self.hits.append((i, route, key, entry))
-            else:
-                self.taken.append((i, route, key, key[1] if method == "POST" else decode_get_request(key[1])))
+                self.hits.append((i, entry.reply[0], key, entry))
+                continue
+            method, p, ctype, length, body = asked
+            route = path._route(method, p, ctype, length)
+            if route is not None:
+                self.taken.append((i, route, key, body[:route[1]] if method == "POST" else decode_get_request(route[1])))
         self.batch = ocsp.begin([(body, route[0]) for _, route, _, body in self.taken], now=now)
 
     def read(self) -> None:
@@ -373,8 +374,8 @@ class _StagedOcsp:
             stale = [hit for hit in self.hits if not AnswerMemo.holds(hit[3], generations)]
             if stale:                    # a status changed (or the counters are unreadable): ask the database
                 self.hits = [hit for hit in self.hits if AnswerMemo.holds(hit[3], generations)]
-                self.taken += [(i, route, key, key[1] if isinstance(route[1], int) else decode_get_request(key[1]))
-                               for i, route, key, _ in stale]
+                self.taken += [(i, route, key, key[4][:route[1]] if isinstance(route[1], int)
+                                else decode_get_request(route[1])) for i, route, key, _ in stale]
                 self.batch = ocsp.begin([(body, route[0]) for _, route, _, body in self.taken], now=self.batch.now)
                 self.batch.generations = generations
         ocsp.read(self.batch)
@@ -384,9 +385,9 @@ class _StagedOcsp:
         path, memo = self.path, self.path.memo
         if self.hits:
             now = time.time()
-            for i, route, _, entry in self.hits:
-                out[i] = entry.reply if isinstance(route[1], int) else \
-                    (OCSP_RESPONSE_TYPE, entry.reply[1], get_headers(entry.reply[2], now))
+            for i, _, _, entry in self.hits:
+                reply = entry.reply[1]
+                out[i] = reply if len(reply) == 2 else (OCSP_RESPONSE_TYPE, reply[1], get_headers(reply[2], now))
         batch = self.batch
         generations, cacheable = batch.generations, batch.cacheable
         for j, ((i, route, key, body), der) in enumerate(zip(self.taken, path.ca.ocsp.finish(batch))):
@@ -395,8 +396,8 @@ class _StagedOcsp:
             out[i] = (OCSP_RESPONSE_TYPE, der) if post else (OCSP_RESPONSE_TYPE, der, get_headers(validators))
             remember = cacheable.get(j)
             if remember is not None and generations is not None:
-                memo.put(key, out[i] if post else (OCSP_RESPONSE_TYPE, der, validators), remember[0], remember[1],
-                         generations, self.cas)
+                memo.put(key, (route, out[i] if post else (OCSP_RESPONSE_TYPE, der, validators)), remember[0],
+                         remember[1], generations, self.cas)
             else:
                 memo.drop(key)
         return out

@@ -12,6 +12,7 @@ with them SQLAlchemy and every package's settings: ~40 MiB it would hold for not
 from __future__ import annotations
 
 import errno
+import functools
 import importlib
 import os
 import pickle
@@ -140,6 +141,18 @@ def simple_request(data: bytes):
     return (method, parts[1].decode("ascii"), version, (ctype or b"").decode("latin-1"),
             (length or b"").decode("ascii"), connection, data[end + 4:],
             authorization.decode("latin-1") if authorization is not None else None)
+
+
+def _path_info(target: str) -> str:
+    """PATH_INFO of a fast-path target (``simple_request``'s: ASCII, no query), percent-decoded as gunicorn
+    does; most have no escape to decode, and the GET targets that do (an OCSP request in base64) are mostly
+    the same few asked again and again (``_unquoted``)."""
+    return target if "%" not in target else _unquoted(target)
+
+
+@functools.lru_cache(maxsize=1024)
+def _unquoted(target: str) -> str:
+    return gunicorn_util.unquote_to_wsgi_str(target)
 
 
 class _BoundedSocket(socket.socket):
@@ -285,6 +298,11 @@ class FastPathThreadWorker(ThreadWorker):
 
     def _body_limit(self, target: bytes) -> int | None:
         try:
+            # the limit is the handler's of the first path segment: percent-decoding the rest changes nothing
+            end = target.find(b"/", 1)
+            first = target if end < 0 else target[:end]
+            if b"%" not in first:
+                return self._limits.body_limit(first.decode("latin-1"))
             return self._limits.body_limit(gunicorn_util.unquote_to_wsgi_str(target.decode("latin-1")))
         except Exception:  # noqa: BLE001 - an odd target: gunicorn's parser and the app judge it
             return None
@@ -492,7 +510,7 @@ class FastPathThreadWorker(ThreadWorker):
     def _fast_answers(self, batch) -> list:
         try:
             return self._fast.answer_many([
-                (method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length, body, authorization)
+                (method, _path_info(path), ctype, length, body, authorization)
                 for _, _, _, (method, path, _, ctype, length, _, body, authorization) in batch])
         except Exception:  # noqa: BLE001 - nothing answered yet: the gthread path answers them the usual way
             self.log.exception("fast path failed; handing the requests to the thread pool")
@@ -515,7 +533,7 @@ class FastPathThreadWorker(ThreadWorker):
         batch, self._waiting = self._waiting, []
         try:
             staged = self._fast.stage_many([
-                (method, gunicorn_util.unquote_to_wsgi_str(path), ctype, length, body, authorization)
+                (method, _path_info(path), ctype, length, body, authorization)
                 for _, _, _, (method, path, _, ctype, length, _, body, authorization) in batch])
         except Exception:  # noqa: BLE001 - nothing answered yet: the gthread path answers them the usual way
             self.log.exception("fast path failed; handing the requests to the thread pool")
