@@ -488,7 +488,10 @@ class AnswerMemo:
             return
         entries = self._entries
         if key not in entries and len(entries) >= self.limit:
-            entries.pop(next(iter(entries)), None)
+            try:
+                entries.pop(next(iter(entries)), None)
+            except (RuntimeError, StopIteration):   # changed meanwhile by another thread: make room at once
+                entries.clear()
         entries[key] = Remembered(reply, ca_id, seq, generations.get(KEPT, 0), refresh_after, cas)
 
     def drop(self, key) -> None:

@@ -24,7 +24,8 @@ from ca_bridge.api import RevocationReason
 from ca_bridge.cli import ca_group
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.models import PreProducedOcsp
-from ca_bridge.store import StoredResponse
+from ca_bridge.ocsp import AnswerMemo
+from ca_bridge.store import KEPT, StoredResponse
 from ca_bridge.views import OcspFastPath, bp
 from audit.trail import AuditEvent
 from store.db import make_engine, make_session_factory, reading, utcnow
@@ -305,3 +306,22 @@ def test_remembered_answers_end_at_their_refresh_time_and_with_a_purge(ca, monke
         assert node_b.store.purge(name) >= 1
     _, staged = _fast_batch(path, [post])
     assert not staged.hits and _kept_rows(ca, name, leaf.serial) == 1     # read, signed and kept again
+
+
+def test_answer_memo_bounds_and_validity():
+    """AnswerMemo alone: at most ``limit`` answers (the oldest go), none after its refresh time or under
+    another directory, and ``holds`` only while the CA's counter and the purge generation are unchanged
+    (an unreadable store, None, holds nothing)."""
+    memo, cas, now = AnswerMemo(limit=2), {"x": object()}, utcnow()
+    gens = {7: 3, KEPT: 1}
+    for key in ("a", "b", "c"):
+        memo.put(key, ("r", key), 7, now + dt.timedelta(seconds=60), gens, cas)
+    assert len(memo) == 2 and memo.get("a", now, cas) is None and memo.get("c", now, cas).reply == ("r", "c")
+    entry = memo.get("b", now, cas)
+    assert AnswerMemo.holds(entry, {7: 3, KEPT: 1})
+    assert not AnswerMemo.holds(entry, {7: 4, KEPT: 1}) and not AnswerMemo.holds(entry, {7: 3, KEPT: 2})
+    assert not AnswerMemo.holds(entry, {8: 3, KEPT: 1}) and not AnswerMemo.holds(entry, None)
+    assert memo.get("b", now + dt.timedelta(seconds=60), cas) is None                 # due for refresh: gone
+    assert memo.get("c", now, {"x": object()}) is None                                # another directory: gone
+    memo.put("d", ("r", "d"), 9, now + dt.timedelta(seconds=60), gens, cas)           # a CA not counted: not kept
+    assert memo.get("d", now, cas) is None
