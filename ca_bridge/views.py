@@ -159,15 +159,17 @@ def ocsp_get_headers(ca: EmbeddedCA, request_der: bytes, der: bytes, now: float 
     return get_headers(_validators(ca, request_der, der), now)
 
 
-def _validators(ca: EmbeddedCA, request_der: bytes, der: bytes) -> tuple | None:
+def _validators(ca: EmbeddedCA, request_der: bytes, der: bytes, nonce: bool | None = None) -> tuple | None:
     """(Last-Modified, Expires, ETag, until when it may be cached) of a GET answer, or None: ``no-store``
-    (``ocsp_get_headers``)."""
+    (``ocsp_get_headers``). ``nonce``: whether the request carries one, when the caller parsed it already."""
     if len(der) < 16:                                   # an error status, no response bytes (RFC 6960 §4.2.1)
         return None
-    try:
-        if parse_request(request_der).nonce is not None:
+    if nonce is None:
+        try:
+            nonce = parse_request(request_der).nonce is not None
+        except OcspRefusal:
             return None
-    except OcspRefusal:
+    if nonce:
         return None
     info = _cache_info(der)
     if info is None:
@@ -390,9 +392,10 @@ class _StagedOcsp:
                 out[i] = reply if len(reply) == 2 else (OCSP_RESPONSE_TYPE, reply[1], get_headers(reply[2], now))
         batch = self.batch
         generations, cacheable = batch.generations, batch.cacheable
+        nonces = {j: parsed.nonce is not None for j, _, parsed in batch.work}     # parsed once, in ``begin``
         for j, ((i, route, key, body), der) in enumerate(zip(self.taken, path.ca.ocsp.finish(batch))):
             post = isinstance(route[1], int)
-            validators = None if post else _validators(path.ca, body, der)
+            validators = None if post else _validators(path.ca, body, der, nonces.get(j))
             out[i] = (OCSP_RESPONSE_TYPE, der) if post else (OCSP_RESPONSE_TYPE, der, get_headers(validators))
             remember = cacheable.get(j)
             if remember is not None and generations is not None:
