@@ -342,8 +342,8 @@ class OcspFastPath:
 
 
 class _StagedOcsp:
-    """One batch of the fast path in stages. Requests whose answer the worker remembers (``hits``: same
-    CA name in the URL, same POST body or GET path) are neither parsed nor looked up; ``read`` (the batch
+    """One batch of the fast path in stages. Requests whose answer the worker remembers (``hits``: the same
+    POST — path, content type, length, body — or the same GET path) are neither routed, parsed nor looked up; ``read`` (the batch
     thread) reads the revocation counters once — after every request of the batch arrived, before any
     status — and a hit whose CA's counter moved (a revocation committed anywhere) is answered from the
     database like the others (``ca_bridge.ocsp.AnswerMemo``)."""
