@@ -251,7 +251,7 @@ class FastPathThreadWorker(ThreadWorker):
             str(getattr(self.cfg, "proxy_protocol", "off") or "off").lower() in ("off", "false") and \
             str(getattr(self.cfg, "http2_cleartext", "off") or "off").lower() not in ("prior-knowledge", "both")
         self._inline = self._fast is not None and self._gate
-        self._date_second, self._date = -1, ""
+        self._date_second, self._date, self._heads = -1, "", {}
         self._batch: list = []
         self._waiting: list = []            # requests of ``blocking`` fast paths not yet handed to the batch thread
         self._in_flight = False             # the batch thread is reading the status of a batch of them
@@ -280,13 +280,26 @@ class FastPathThreadWorker(ThreadWorker):
         now = int(time.time())
         if now != self._date_second:
             self._date_second, self._date = now, gunicorn_util.http_date(now)
+            self._heads = {}                   # their Date is this second's
         return self._date
 
     def _head(self, version, close: bool, content_type: str, length: int, extra=()) -> bytes:
-        return (f"HTTP/{version[0]}.{version[1]} 200 OK\r\nServer: {GUNICORN_SERVER}\r\n"
-                f"Date: {self._http_date()}\r\nConnection: {'close' if close else 'keep-alive'}\r\n"
-                f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n"
-                + "".join(f"{name}: {value}\r\n" for name, value in extra) + "\r\n").encode("latin-1")
+        """The status line and headers of a 200 reply; the same ones within one second (same Date) are made
+        once (pre-produced OCSP answers and their GET headers repeat)."""
+        date = self._http_date()
+        key = (date, version, close, content_type, length, extra)
+        try:
+            head = self._heads.get(key)
+        except TypeError:                      # unhashable extra headers (a list): made each time
+            head, key = None, None
+        if head is None:
+            head = (f"HTTP/{version[0]}.{version[1]} 200 OK\r\nServer: {GUNICORN_SERVER}\r\n"
+                    f"Date: {date}\r\nConnection: {'close' if close else 'keep-alive'}\r\n"
+                    f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n"
+                    + "".join(f"{name}: {value}\r\n" for name, value in extra) + "\r\n").encode("latin-1")
+            if key is not None and len(self._heads) < 256:
+                self._heads[key] = head
+        return head
 
     # ------------------------------------------------------------------ the request gate (main thread)
     def accept(self, listener):
