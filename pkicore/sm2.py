@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import cffi
@@ -225,19 +226,66 @@ def _bn(lib, ffi, value: int):
     return ffi.gc(lib.BN_bin2bn(_b32(value), 32, ffi.NULL), lib.BN_free)
 
 
-class _FastVerifier:
-    """GB/T 32918.2 §7.1 B1-B7 over Tongsuo's EC arithmetic: the generator's table once, each public key's
-    table once (kept for ``keys`` keys), per-thread scratch values."""
+class _Key:
+    """A public key as a point of the group with G's table, and its own table once made."""
 
-    def __init__(self, keys: int = 256):
+    __slots__ = ("points", "point", "table")
+
+    def __init__(self, points, point):
+        self.points, self.point, self.table = points, point, None
+
+
+class _FastVerifier:
+    """GB/T 32918.2 §7.1 B1-B7 over Tongsuo's EC arithmetic: the generator's table made once; a public key's
+    table (~80 KB, ~0.5 ms) made the second time the key is seen and kept for the ``tables`` keys used
+    last — a key seen once (or crowded out) is multiplied without a table (s·G from the generator's table
+    plus t·P by wNAF in one ``EC_POINTs_mul``: about Tongsuo's ``EVP_DigestVerify`` work), so many
+    one-off signers cost no table each. Per-thread scratch values."""
+
+    def __init__(self, tables: int = 128, keys: int = 4096):
         ffi = cffi.FFI()
         ffi.cdef(_CDEF)
         lib = ffi.dlopen(_ts_module.__file__)      # the library tongsuopy has loaded already: the same code
         self.lib, self.ffi = lib, ffi
         self.nid = lib.OBJ_sn2nid(b"SM2")
         self.base = _Precomputed(lib, ffi, self.nid, None)
-        self.key = functools.lru_cache(maxsize=keys)(lambda x, y: _Precomputed(lib, ffi, self.nid, (x, y)))
+        self.max_tables, self.max_keys = tables, keys
+        self._keys: OrderedDict = OrderedDict()            # (x, y) -> _Key, the last ``keys`` verified
+        self._tables: OrderedDict = OrderedDict()          # (x, y) -> _Key holding a table
+        self._lock = threading.Lock()
         self._local = threading.local()
+
+    def table(self, x: int, y: int) -> _Precomputed:
+        """A fixed-base table for the key (x, y); ValueError when Tongsuo refuses the point."""
+        return _Precomputed(self.lib, self.ffi, self.nid, (x, y))
+
+    def _key(self, xy: tuple[int, int]) -> tuple[_Key, bool]:
+        """(the key's entry, whether it was verified before), made on its first verification."""
+        with self._lock:
+            key = self._keys.get(xy)
+            if key is not None:
+                self._keys.move_to_end(xy)
+                return key, True
+        lib, ffi, group = self.lib, self.ffi, self.base.group
+        ctx = ffi.gc(lib.BN_CTX_new(), lib.BN_CTX_free)
+        pt = ffi.gc(lib.EC_POINT_new(group), lib.EC_POINT_free)
+        if (lib.EC_POINT_set_affine_coordinates_GFp(group, pt, _bn(lib, ffi, xy[0]), _bn(lib, ffi, xy[1]), ctx) != 1
+                or lib.EC_POINT_is_on_curve(group, pt, ctx) != 1):
+            raise ValueError("SM2 public key refused by Tongsuo")
+        key = _Key(ffi.new("const EC_POINT *[1]", [pt]), pt)
+        with self._lock:
+            self._keys[xy] = key
+            while len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+        return key, False
+
+    def _with_table(self, xy: tuple[int, int], key: _Key) -> _Precomputed:
+        table = key.table = self.table(*xy)
+        with self._lock:
+            self._tables[xy] = key
+            while len(self._tables) > self.max_tables:
+                self._tables.popitem(last=False)[1].table = None
+        return table
 
     def _scratch(self):
         s = getattr(self._local, "s", None)
@@ -248,7 +296,7 @@ class _FastVerifier:
                                  ffi.gc(lib.EC_POINT_new(group), lib.EC_POINT_free),
                                  ffi.gc(lib.BN_new(), lib.BN_free), ffi.gc(lib.BN_new(), lib.BN_free),
                                  ffi.gc(lib.BN_new(), lib.BN_free), ffi.gc(lib.BN_new(), lib.BN_free),
-                                 ffi.new("unsigned char[32]"))
+                                 ffi.new("unsigned char[32]"), ffi.new("const BIGNUM *[1]"))
         return s
 
     def verify(self, public_key: SM2PublicKey, e: bytes, r: int, s: int) -> bool:
@@ -258,19 +306,28 @@ class _FastVerifier:
         t = (r + s) % N                                                        # B5
         if t == 0:
             return False
-        lib = self.lib
-        ctx, r1, r2, bs, bt, bx, by, buf = self._scratch()
-        key = self.key(public_key.x, public_key.y)
-        if (lib.BN_bin2bn(_b32(s), 32, bs) == self.ffi.NULL or lib.BN_bin2bn(_b32(t), 32, bt) == self.ffi.NULL
-                or not self.base.mul(r1, bs, ctx) or not key.mul(r2, bt, ctx)                  # s·G, t·P
-                or lib.EC_POINT_add(self.base.group, r1, r1, r2, ctx) != 1):                    # B6
+        lib, ffi, group = self.lib, self.ffi, self.base.group
+        ctx, r1, r2, bs, bt, bx, by, buf, scalars = self._scratch()
+        if lib.BN_bin2bn(_b32(s), 32, bs) == ffi.NULL or lib.BN_bin2bn(_b32(t), 32, bt) == ffi.NULL:
             return False
-        if lib.EC_POINT_is_at_infinity(self.base.group, r1) == 1:
+        xy = (public_key.x, public_key.y)
+        key, known = self._key(xy)
+        table = key.table
+        if table is None and known and self.max_tables:
+            table = self._with_table(xy, key)
+        if table is not None:                                                  # B6: s·G + t·P, both tables
+            if not self.base.mul(r1, bs, ctx) or not table.mul(r2, bt, ctx) \
+                    or lib.EC_POINT_add(group, r1, r1, r2, ctx) != 1:
+                return False
+        else:                                                                  # B6: G's table, P by wNAF
+            scalars[0] = bt
+            if lib.EC_POINTs_mul(group, r1, bs, 1, key.points, scalars, ctx) != 1:
+                return False
+        if lib.EC_POINT_is_at_infinity(group, r1) == 1:
             return False
-        if lib.EC_POINT_get_affine_coordinates_GFp(self.base.group, r1, bx, by, ctx) != 1 \
-                or lib.BN_bn2binpad(bx, buf, 32) != 32:
+        if lib.EC_POINT_get_affine_coordinates_GFp(group, r1, bx, by, ctx) != 1 or lib.BN_bn2binpad(bx, buf, 32) != 32:
             return False
-        x1 = int.from_bytes(self.ffi.buffer(buf, 32), "big")
+        x1 = int.from_bytes(ffi.buffer(buf, 32), "big")
         return (int.from_bytes(e, "big") + x1) % N == r                        # B7
 
 

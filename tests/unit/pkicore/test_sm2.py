@@ -63,16 +63,20 @@ def test_failing_twins_are_rejected(kat_key, twin, verifier):
     assert not sm2_verify(kat_key, msg, r, s, uid)
 
 
-def test_precomputed_verification_agrees_with_tongsuo_evp_and_by_hand():
+@pytest.mark.parametrize("tables", [128, 0], ids=["key-tables", "no-key-tables"])
+def test_precomputed_verification_agrees_with_tongsuo_evp_and_by_hand(tables, monkeypatch):
     """Signatures made by Tongsuo (tongsuopy's own SM2 signing, default ID) with fresh keys: the
-    precomputed path accepts exactly what tongsuopy's EVP_DigestVerify and the hand-written B1-B7 accept —
-    the signature, and never a changed message, r, s, key or ID, nor edge values (t = 0, r or s of 0 or n)."""
+    precomputed path — with the key's own table (from its second verification on) and without (its first,
+    or no tables kept) — accepts exactly what tongsuopy's EVP_DigestVerify and the hand-written B1-B7
+    accept: the signature, and never a changed message, r, s, key or ID, nor edge values (t = 0, r or s of
+    0 or n)."""
     from tongsuopy.crypto import hashes as ts_hashes
     from tongsuopy.crypto.asymciphers import ec as ts_ec
     from tongsuopy.crypto.exceptions import InvalidSignature
 
-    fast = sm2_module._FAST
-    assert fast is not None
+    assert sm2_module._FAST is not None
+    fast = sm2_module._FastVerifier(tables=tables)
+    monkeypatch.setattr(sm2_module, "_FAST", fast)
     other = ts_ec.generate_private_key(ts_ec.SM2()).public_key().public_numbers()
     other_key = SM2PublicKey(other.x, other.y)
     for i in range(12):
@@ -103,6 +107,7 @@ def test_precomputed_verification_agrees_with_tongsuo_evp_and_by_hand():
                 except InvalidSignature:
                     evp = False
                 assert evp is expected
+        assert (fast._keys[(key.x, key.y)].table is not None) is bool(tables)
 
 
 def test_points_off_the_curve_are_refused(kat_key):
@@ -113,7 +118,9 @@ def test_points_off_the_curve_are_refused(kat_key):
     with pytest.raises(ValueError):
         SM2PublicKey(P, 0)
     with pytest.raises(ValueError):          # Tongsuo refuses it too (the key's table is never made)
-        sm2_module._FAST.key(kat_key.x, (kat_key.y + 1) % P)
+        sm2_module._FAST.table(kat_key.x, (kat_key.y + 1) % P)
+    with pytest.raises(ValueError):
+        sm2_module._FAST._key((kat_key.x, (kat_key.y + 1) % P))
 
 
 def test_spki_round_trip_and_named_curve(kat_key):
@@ -162,3 +169,24 @@ def test_hand_written_der_matches_asn1crypto():
         else:
             expected = DSASignature.from_p1363(raw).dump()
         assert raw_to_der(raw) == expected
+
+
+def test_key_tables_are_kept_for_the_last_keys_only(monkeypatch):
+    """Beyond ``tables`` keys the oldest table goes (its key verifies without one until seen again)."""
+    from tongsuopy.crypto import hashes as ts_hashes
+    from tongsuopy.crypto.asymciphers import ec as ts_ec
+
+    fast = sm2_module._FastVerifier(tables=2)
+    monkeypatch.setattr(sm2_module, "_FAST", fast)
+    signed = []
+    for _ in range(3):
+        private = ts_ec.generate_private_key(ts_ec.SM2())
+        numbers = private.public_key().public_numbers()
+        raw = der_to_raw(private.sign(b"m", ts_ec.ECDSA(ts_hashes.SM3())))
+        signed.append((SM2PublicKey(numbers.x, numbers.y), int.from_bytes(raw[:32], "big"),
+                       int.from_bytes(raw[32:], "big")))
+    for key, r, s in signed * 2:
+        assert sm2_verify(key, b"m", r, s) and not sm2_verify(key, b"n", r, s)
+    assert [xy for xy in fast._tables] == [(k.x, k.y) for k, _, _ in signed[1:]]
+    assert fast._keys[(signed[0][0].x, signed[0][0].y)].table is None
+    assert sm2_verify(signed[0][0], b"m", *signed[0][1:]) and not sm2_verify(signed[0][0], b"m", signed[0][1], 1)
