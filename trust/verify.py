@@ -44,17 +44,22 @@ TimeCheck = Callable[..., "TimeProof"]           # (token, signature, tsa_policy
 
 class ValidationCache:
     """Certificate validation results reused while nothing they depend on has changed: the key is the
-    certificate, the certificates that came with it, the trust anchors and intermediates, the validation time
-    when it is proven (a timestamp's genTime; "now" otherwise), and the site's *revocation state* — a value
-    that changes whenever any certificate status changes at the CA (each CA's revocation counter,
-    ``ca_bridge.crl.bump_revocation_seq``), read fresh for every verification. A revocation committed on
-    any node therefore misses the cache at once; a "now" result is kept at most ``ttl`` seconds and never
-    past the certificate's notAfter, so expiry is not missed either. Nothing is cached when the state is
-    unknown (no ``revocation_state``)."""
+    certificate, the certificates that came with it, the trust anchors and intermediates (so a change of
+    the trust list or of our CAs misses), the validation time when it is proven (a timestamp's genTime;
+    "now" otherwise), and the site's *revocation state* — a value that changes whenever any certificate
+    status changes at the CA (each CA's revocation counter, ``ca_bridge.crl.bump_revocation_seq``), read
+    fresh for every verification. A revocation committed on any node therefore misses the cache at once.
+    Time: a "now" result whose path was built is kept up to ``path_ttl`` seconds and never past its
+    ``valid_until`` (the first notBefore/notAfter ahead in the path, the CRLs' nextUpdate:
+    pkicore.validation), so a repeat signer is cheap while expiry and a stale CRL are not missed; any other
+    result at most ``ttl`` seconds and never past the certificate's notAfter. Nothing is cached when the
+    state is unknown (no ``revocation_state``)."""
 
-    def __init__(self, revocation_state: Callable[[], Hashable] | None, *, ttl: float = 10.0, size: int = 4096):
+    def __init__(self, revocation_state: Callable[[], Hashable] | None, *, ttl: float = 10.0,
+                 path_ttl: float = 3600.0, size: int = 4096):
         self.revocation_state = revocation_state
         self.ttl = ttl
+        self.path_ttl = path_ttl
         self.size = size
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
@@ -85,9 +90,13 @@ class ValidationCache:
         result = validate_certificate(cert_der, policy, at=at, proven=proven, extra_certs=extra_certs,
                                       key_usage=key_usage)
         until = now + self.ttl
-        if not proven and result.not_after is not None:
-            left = (result.not_after - dt.datetime.now(dt.timezone.utc)).total_seconds()
-            until = min(until, now + max(0.0, left))
+        if not proven:
+            bound, ttl = ((result.valid_until, self.path_ttl) if result.valid_until is not None
+                          else (result.not_after, self.ttl))
+            until = now + ttl
+            if bound is not None:
+                left = (bound - dt.datetime.now(dt.timezone.utc)).total_seconds()
+                until = min(until, now + max(0.0, left))
         self._keep(key, until, result)
         return result
 
