@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import enum
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -202,6 +203,37 @@ class CertificateResult:
                 "revocation_reason": self.revocation_reason}
 
 
+def parsed_certificate(der: bytes) -> x509.Certificate:
+    """A certificate (a trust anchor, one of our CAs, one that came with a signature) parsed once for every
+    validation that meets it: asn1crypto parses lazily and keeps what it worked out (the RFC 4518 prepared
+    names that pyhanko-certvalidator compares, extensions), which was ~30 % of a new signer's path
+    validation. Shared only when it parses in full (``native``) first, so threads only read it; one that
+    does not (e.g. UTF-8 bytes in an IA5String) is loaded afresh each time, as before."""
+    shared = _fully_parsed(x509.Certificate, der)
+    return shared if shared is not None else x509.Certificate.load(der)
+
+
+def parsed_crl(der: bytes) -> crl.CertificateList:
+    """A CRL parsed once (each CA's current one, kept until it changes: ca_bridge.revinfo.IssuerCrls), shared
+    on the terms of ``parsed_certificate``."""
+    shared = _fully_parsed(crl.CertificateList, der)
+    return shared if shared is not None else crl.CertificateList.load(der)
+
+
+@functools.lru_cache(maxsize=256)
+def _fully_parsed(kind, der: bytes):
+    try:
+        parsed = kind.load(der)
+        parsed.native                                     # noqa: B018 - every field parsed now
+        if kind is x509.Certificate:
+            parsed.subject.hashable, parsed.issuer.hashable    # noqa: B018 - and the names prepared
+        else:
+            parsed.issuer.hashable                             # noqa: B018
+    except (ValueError, TypeError, KeyError, UnicodeError):
+        return None
+    return parsed
+
+
 def _time_bound(certs, crls, moment: dt.datetime) -> dt.datetime | None:
     """The earliest validity boundary after ``moment`` among ``certs`` (notBefore, notAfter) and the CRLs'
     nextUpdate; None when a CRL has no nextUpdate or cannot be read (the verdict's lifetime is not known)."""
@@ -274,9 +306,10 @@ def validate_certificate(cert_der: bytes, policy: TrustPolicy, *, at: dt.datetim
         ocsps += list(got_ocsps)
     try:
         context = ValidationContext(
-            trust_roots=[x509.Certificate.load(c) for c in policy.trust_anchors],
-            other_certs=[x509.Certificate.load(c) for c in (*policy.other_certs, *extra_certs)],
-            crls=crls, ocsps=[o for o in ocsps if not is_sm2_ocsp(o)], moment=moment, allow_fetching=False,
+            trust_roots=[parsed_certificate(bytes(c)) for c in policy.trust_anchors],
+            other_certs=[parsed_certificate(bytes(c)) for c in (*policy.other_certs, *extra_certs)],
+            crls=[parsed_crl(bytes(c)) if isinstance(c, (bytes, bytearray)) else c for c in crls],
+            ocsps=[o for o in ocsps if not is_sm2_ocsp(o)], moment=moment, allow_fetching=False,
             retroactive_revinfo=True, revocation_mode="hard-fail" if policy.require_revocation else "soft-fail",
             signature_validator=Sm2SignatureValidator())
         path = asyncio.run(CertificateValidator(cert, validation_context=context).async_validate_path())
