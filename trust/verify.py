@@ -165,6 +165,7 @@ class SignerReport:
     claimed_signing_time: dt.datetime | None = None
     timestamp: TimeProof | None = None
     findings: tuple[Finding, ...] = field(default=())
+    certificate_der: bytes | None = field(default=None, repr=False, compare=False)     # the signer certificate
 
     @property
     def indication(self) -> Indication:
@@ -183,12 +184,18 @@ class SignerReport:
 
     def as_dict(self) -> dict:
         cert = certificate_verdict(self.certificate) if self.certificate is not None else None
-        return {"index": self.index, "valid": self.indication == Indication.TOTAL_PASSED,
-                "indication": self.indication.value,
-                "sub_indication": self.sub_indication.value if self.sub_indication else None,
+        return self.as_dict_with(cert, self.signer)
+
+    def as_dict_with(self, certificate, signer) -> dict:
+        """``as_dict`` with the values given for "certificate" and "signer" (the two large parts, which a
+        caller may render once per certificate result: trust.fastpath)."""
+        ind, sub = worst(self.findings)
+        return {"index": self.index, "valid": ind == Indication.TOTAL_PASSED, "indication": ind.value,
+                "sub_indication": sub.value if sub else None,
                 "reason": self.reason, "signature_valid": self.signature_valid,
                 "signature_reasons": list(self.signature_reasons), "algorithm": self.algorithm,
-                "certificate_code": cert["code"] if cert else None, "certificate": cert, "signer": self.signer,
+                "certificate_code": sof_code(self.certificate) if self.certificate is not None else None,
+                "certificate": certificate, "signer": signer,
                 "claimed_signing_time": self.claimed_signing_time.isoformat() if self.claimed_signing_time else None,
                 "timestamp": self.timestamp.as_dict() if self.timestamp else None,
                 "findings": [f.as_dict() for f in self.findings]}
@@ -216,7 +223,9 @@ class VerifyReport:
     def valid(self) -> bool:
         return bool(self.signers) and self.indication == Indication.TOTAL_PASSED
 
-    def as_dict(self) -> dict:
+    def as_dict(self, signers: list | None = None) -> dict:
+        """The JSON answer; ``signers``: the values for "signers" when the caller renders them (else each
+        SignerReport's ``as_dict``)."""
         ind, sub = worst(self.all_findings)
         if not self.signers and not self.findings:
             ind, sub = Indication.INDETERMINATE, SubIndication.SIGNED_DATA_NOT_FOUND
@@ -231,7 +240,8 @@ class VerifyReport:
         return {"kind": self.kind, "valid": self.valid, "indication": ind.value,
                 "sub_indication": sub.value if sub else None, "reason": reason, "certificate_code": code,
                 "detached": self.detached, "content_sha256": self.content_sha256,
-                "signers": [s.as_dict() for s in self.signers], "findings": [f.as_dict() for f in self.findings]}
+                "signers": [s.as_dict() for s in self.signers] if signers is None else signers,
+                "findings": [f.as_dict() for f in self.findings]}
 
 
 def signature_algorithm_for(cert: x509.Certificate, name: str | None = None) -> Algorithm:
@@ -293,7 +303,8 @@ def _evaluate(index: int, intact: bool, reasons: tuple[str, ...], cert_der: byte
         signer = cached_cert_info(cert_der)
     except TrustError:
         signer = None
-    return SignerReport(index, intact, reasons, result, signer, alg, claimed, proof, tuple(findings))
+    return SignerReport(index, intact, reasons, result, signer, alg, claimed, proof, tuple(findings),
+                        certificate_der=cert_der)
 
 
 def verify_raw(data: bytes, signature: bytes, certificate: bytes, policy: TrustPolicy, tsa_policy: TrustPolicy, *,

@@ -26,7 +26,7 @@ from pkicore.algorithms import algorithm
 from pkicore.cms import CmsSigner, SignedDataTemplate, verify_signed_data
 from store.db import make_engine, make_session_factory, transaction
 from racentre.web import REFUSAL_KEY
-from trust.fastpath import PATH
+from trust.fastpath import PATH, _Rendered
 from tests.unit.trust.site import b64, issue_user, unb64
 
 DATA = "快速路径 verify ".encode() * 8
@@ -71,14 +71,31 @@ def test_the_fast_answer_is_the_views(site):
     bodies = [{"signature": attached}, {"signature": detached, "data": b64(DATA)},
               {"signature": detached, "data": b64(DATA + b"!")}, {"signature": detached, "form": "cms"},
               {"signature": b64(b"\x30\x03\x02\x01\x01")}]
-    for body in bodies:
+    for body in bodies * 2:      # the second time with the certificate's parts rendered already (_Rendered)
         reply = _fast(handler, tok, body)
         assert reply is not None, body
         view = _flask(flask_only, tok, body)
         assert view.status_code == 200
         assert (reply[0], reply[1]) == (view.content_type, view.data), body
+    assert handler.render.on
     assert json.loads(_fast(handler, tok, bodies[0])[1])["valid"] is True
     assert json.loads(_fast(handler, tok, bodies[2])[1])["sub_indication"] == "HASH_FAILURE"
+
+
+def test_rendering_in_parts_is_checked_against_the_whole_answer(services, site):
+    """trust.fastpath._Rendered: a report rendered from parts equals the whole rendering; with a JSON
+    writer whose parts do not splice (indented output), the first check turns splicing off and every answer
+    is the whole rendering."""
+    handler, _, _, attached, _ = site
+    report = services.trust.verify_report(unb64(attached))
+    compact = _Rendered(lambda o: json.dumps(o, separators=(",", ":"), sort_keys=True))
+    for _ in range(2):
+        assert compact(report) == json.dumps(report.as_dict(), separators=(",", ":"), sort_keys=True)
+    assert compact.on
+    indented = _Rendered(lambda o: json.dumps(o, indent=2, sort_keys=True))
+    for _ in range(2):
+        assert indented(report) == json.dumps(report.as_dict(), indent=2, sort_keys=True)
+    assert not indented.on
 
 
 def test_what_the_fast_path_leaves_to_flask(services, client, site):
