@@ -62,6 +62,7 @@ class ValidationCache:
         self.path_ttl = path_ttl
         self.size = size
         self._items: OrderedDict = OrderedDict()
+        self._digests: dict[int, tuple[bytes, bytes]] = {}
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -76,7 +77,7 @@ class ValidationCache:
                                         key_usage=key_usage)
         if state is None:
             state = self.revocation_state()
-        key = (hashlib.sha256(cert_der).digest(), hashlib.sha256(b"".join(extra_certs)).digest(),
+        key = (self._sha256(cert_der), tuple(self._sha256(c) for c in extra_certs),
                hash((policy.trust_anchors, policy.other_certs, policy.require_revocation)), key_usage,
                at if proven else None, state)
         now = time.monotonic()
@@ -123,6 +124,18 @@ class ValidationCache:
         proof = check_time(token, signature, tsa_policy)
         self._keep(key, now + self.ttl, proof)
         return proof
+
+    def _sha256(self, der: bytes) -> bytes:
+        """SHA-256 of a certificate, remembered by object: the hand reader (pkicore.cms) hands the same bytes
+        object back for a certificate it has read before, so a repeat signer's are not hashed again."""
+        kept = self._digests.get(id(der))
+        if kept is not None and kept[0] is der:
+            return kept[1]
+        digest = hashlib.sha256(der).digest()
+        if len(self._digests) >= self.size:
+            self._digests.clear()
+        self._digests[id(der)] = (der, digest)
+        return digest
 
     def _keep(self, key, until: float, value) -> None:
         with self._lock:
