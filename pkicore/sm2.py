@@ -28,7 +28,7 @@ from tongsuopy.crypto import hashes as _ts_hashes
 from tongsuopy.crypto.asymciphers import ec as _ts_ec
 from tongsuopy.crypto.exceptions import InvalidSignature as _TsInvalidSignature
 
-from pkicore.signatures import raw_to_der
+from pkicore.signatures import der_to_ints, raw_to_der
 
 DEFAULT_USER_ID = b"1234567812345678"
 """GB/T 35276 §8 / GM/T 0009 default signer ID (ENTL = 0x0080)."""
@@ -337,9 +337,31 @@ class _FastVerifier:
         return (int.from_bytes(e, "big") + x1) % N == r                        # B7
 
 
+_ENTRY_POINTS = ("OBJ_sn2nid", "EC_GROUP_new_by_curve_name", "EC_GROUP_free", "EC_GROUP_get0_generator",
+                 "EC_GROUP_get0_order", "EC_GROUP_set_generator", "EC_GROUP_precompute_mult", "EC_POINT_new",
+                 "EC_POINT_free", "EC_POINT_set_affine_coordinates_GFp", "EC_POINT_get_affine_coordinates_GFp",
+                 "EC_POINT_is_on_curve", "EC_POINT_add", "EC_POINT_is_at_infinity", "EC_POINTs_mul", "BN_new",
+                 "BN_free", "BN_set_word", "BN_bin2bn", "BN_bn2binpad", "BN_CTX_new", "BN_CTX_free")
+
+
 def _fast_verifier() -> _FastVerifier | None:
+    """The verifier, once every entry point resolves and it agrees with Tongsuo's own SM2 (a signature made
+    by tongsuopy verifies, with and without the key's table, and a changed message does not); else None."""
     try:
-        return _FastVerifier()
+        fast = _FastVerifier()
+        for name in _ENTRY_POINTS:
+            getattr(fast.lib, name)
+        private = _ts_ec.generate_private_key(_ts_ec.SM2())
+        numbers = private.public_key().public_numbers()
+        key = SM2PublicKey(numbers.x, numbers.y)
+        r, s = der_to_ints(private.sign(b"self-test", _ts_ec.ECDSA(_ts_hashes.SM3())))
+        z = sm2_z(key)
+        for _ in range(2):                    # the key's first verification (no table), then with its table
+            if not fast.verify(key, sm3(z + b"self-test"), r, s) or fast.verify(key, sm3(z + b"self-tesT"), r, s):
+                return None
+        fast._keys.clear()
+        fast._tables.clear()
+        return fast
     except (OSError, AttributeError, ValueError, cffi.CDefError):    # a tongsuopy without these entry points
         return None
 

@@ -190,3 +190,12 @@ def test_key_tables_are_kept_for_the_last_keys_only(monkeypatch):
     assert [xy for xy in fast._tables] == [(k.x, k.y) for k, _, _ in signed[1:]]
     assert fast._keys[(signed[0][0].x, signed[0][0].y)].table is None
     assert sm2_verify(signed[0][0], b"m", *signed[0][1:]) and not sm2_verify(signed[0][0], b"m", signed[0][1], 1)
+
+
+@pytest.mark.parametrize("answer", [True, False], ids=["accepts-anything", "refuses-everything"])
+def test_a_precomputed_verifier_that_disagrees_with_tongsuo_is_not_used(monkeypatch, answer):
+    """pkicore.sm2._fast_verifier checks the verifier against a signature tongsuopy makes (and its changed
+    twin) before it is used; one that gets either wrong is dropped for tongsuopy's EVP verification."""
+    assert sm2_module._fast_verifier() is not None
+    monkeypatch.setattr(sm2_module._FastVerifier, "verify", lambda self, key, e, r, s: answer)
+    assert sm2_module._fast_verifier() is None
