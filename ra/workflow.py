@@ -589,7 +589,12 @@ def escrow_needed(session: Session, actor: Actor, request_id: int, *,
 
 
 def ca_request_id(req: CertRequest, usage: str) -> str:
-    return f"ra-{req.id}-{usage}"
+    return f"{ca_request_prefix(req.id)}{usage}"
+
+
+def ca_request_prefix(request_id: int) -> str:
+    """What the CA request ids of RA request ``request_id`` start with (``ra-<id>-``, then the usage)."""
+    return f"ra-{request_id}-"
 
 
 def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
@@ -805,7 +810,7 @@ CA_ACTOR = Actor("upstream-ca", "system")      # who moves a request on when the
 
 def awaited_ca_requests(rtype: str, request_id: int, policy: Policy) -> list[tuple[str, str]]:
     """(usage, CA request id) of each certificate an ``awaiting_ca`` request waits for."""
-    return [(usage, f"ra-{request_id}-{usage}") for usage in policy.profiles[rtype]]
+    return [(usage, f"{ca_request_prefix(request_id)}{usage}") for usage in policy.profiles[rtype]]
 
 
 def complete_from_ca(session: Session, request_id: int, results: Mapping[str, IssuedCertificate | PkiError],
@@ -813,8 +818,10 @@ def complete_from_ca(session: Session, request_id: int, results: Mapping[str, Is
     """The upstream CA answered every request of an ``awaiting_ca`` request (``results``: usage -> the
     certificate, or the ``PkiError`` of its refusal). All issued: the certificates are recorded, a
     re-key's old certificates revoked, state ``issued``. One refused: state ``failed`` with the CA's
-    reason (final; certificates of the group the CA did issue are revoked there). A request no longer
-    awaiting the CA (another worker completed it) is returned unchanged: never recorded twice."""
+    reason (final; certificates of the group the CA did issue are revoked there: the revocation is queued
+    in this transaction, ``DeferredIssuanceCA.queue_revocation``, and sent after the commit -- nothing
+    goes over the network while this transaction holds its locks). A request no longer awaiting the CA
+    (another worker completed it) is returned unchanged: never recorded twice."""
     req = _lock(session, request_id)
     if req.state != RequestState.AWAITING_CA.value:
         return req
@@ -825,7 +832,14 @@ def complete_from_ca(session: Session, request_id: int, results: Mapping[str, Is
         for usage, issued in results.items():
             if isinstance(issued, IssuedCertificate):
                 try:
-                    ca.revoke(issued.ca, issued.serial, RevocationReason.cessation_of_operation, session=session)
+                    if isinstance(ca, DeferredIssuanceCA):
+                        queued = ca.queue_revocation(issued.ca, issued.serial, RevocationReason.cessation_of_operation,
+                                                     session)
+                        record(session, actor=actor.name, role=actor.role, action="ra.certificate.revocation_queued",
+                               target_type=TARGET, target_id=req.id, usage=usage, serial=format(issued.serial, "x"),
+                               ca_request_id=queued)
+                    else:
+                        ca.revoke(issued.ca, issued.serial, RevocationReason.cessation_of_operation, session=session)
                 except PkiError as exc:                 # kept in the audit row: an officer revokes it by hand
                     record(session, actor=actor.name, role=actor.role, action="ra.certificate.orphaned",
                            target_type=TARGET, target_id=req.id, usage=usage, serial=format(issued.serial, "x"),

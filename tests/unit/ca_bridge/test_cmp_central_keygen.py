@@ -6,6 +6,10 @@ the KMC's envelope; the RA records it and the subscriber opens it with independe
 decryption, SM4 through pyca/cryptography). A lost answer is polled, never issued twice; a CA that cannot
 generate the key refuses, and the request fails with its reason.
 
+A refusal of one certificate of the pair revokes the other at the upstream CA: the rr is queued with the
+request's failure and sent after its commit (never inside the RA's transaction: on one SQLite file in one
+process the CA's answer would wait on that transaction's lock), retried by the sweep, sent once.
+
 The upstream is our CMP server in-process over the same database as the RA (SQLite and PostgreSQL), with a
 CA of its own and a KMC (``kms``) behind it."""
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ca_bridge.cmp.models import CmpOutbox
 from ca_bridge.cmp.upstream import CmpCA, UpstreamUnavailable, signature_credentials
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.models import EscrowReservation, IssuedCert
+from audit.trail import AuditEvent
 from gmt0014.client import InProcessTransport
 from kms.endpoint import Gmt0014Endpoint
 from kms.models import EscrowedKey
@@ -74,10 +79,12 @@ class Line:
     """The wire to the upstream; ``lose`` drops the answer to the next message of that body type."""
 
     def __init__(self, server):
-        self.server, self.lose, self.bodies = server, None, []
+        self.server, self.lose, self.bodies, self.down = server, None, [], set()
 
     def __call__(self, der, profile=None):
         body = asn1.PKIMessage.load(der)["body"]
+        if body.name in self.down:
+            raise UpstreamUnavailable("the upstream CA cannot be reached (test)")
         self.bodies.append((body.name, profile))
         _, answer = self.server.handle(der, profile)
         if self.lose is not None and self.lose == (body.name, profile):
@@ -88,8 +95,7 @@ class Line:
 
 @pytest.fixture(scope="module")
 def ra_db(db, tmp_path_factory):
-    """The RA node's own database (of the same kind as the CA node's): the RA's transaction may wait on an
-    answer of the CA (an rr while it records a refusal), which on one SQLite file would wait on itself."""
+    """The RA node's own database (of the same kind as the CA node's): the RA and the CA as two nodes."""
     from store.db import Base, make_session_factory
     kind = "sqlite" if db.kw["bind"].dialect.name == "sqlite" else "postgresql"
     with empty_engine(kind, tmp_path_factory.mktemp("ra-node"), "ranode") as engine:
@@ -195,6 +201,70 @@ def test_a_ca_without_a_kmc_refuses_and_the_request_fails_with_its_reason(upstre
         assert sign_row.state == "issued" and sign_row.status == "revoked"
     with upstream.ca.db() as s:
         assert s.scalar(select(IssuedCert.status).where(IssuedCert.serial == sign_row.serial)) == "revoked"
+
+
+def _refused_enc(ra, upstream, rid):
+    """The second approval, with the CA node's KMC gone: the signing certificate is issued, the encryption
+    certificate refused (the CA takes no centrally generated keys)."""
+    kmc, upstream.ca.kmc = upstream.ca.kmc, None
+    try:
+        return ra.approve(SECOND, rid)
+    finally:
+        upstream.ca.kmc = kmc
+
+
+def _upstream_status(upstream, serial):
+    with upstream.ca.db() as s:
+        return s.scalar(select(IssuedCert.status).where(IssuedCert.serial == serial))
+
+
+def test_a_refusal_on_one_database_revokes_the_pairs_other_certificate_after_the_commit(upstream, tmp_path):
+    """RA and CA on one database in one process: the refusal is recorded promptly (no wait on the RA's own
+    lock), and the signing certificate the CA issued for the pair is revoked there by one rr."""
+    import time
+    ra, line = _ra(upstream)
+    rid, _, _ = _vetted_dual(ra, tmp_path)
+    ra.approve(FIRST, rid)
+    started = time.monotonic()
+    done = _refused_enc(ra, upstream, rid)
+    elapsed = time.monotonic() - started
+    assert done["state"] == "failed" and "takes no centrally generated keys" in done["reject_reason"], done
+    assert elapsed < 20, f"the refusal took {elapsed:.1f} s (a wait on the database lock?)"
+    with upstream.ca.db() as s:
+        sign_row = s.get(CmpOutbox, f"ra-{rid}-sign")
+        rr_row = s.get(CmpOutbox, f"rr-ra-{rid}-sign")
+        assert sign_row.status == "revoked" and sign_row.revocation_reason == "cessation_of_operation"
+        assert (rr_row.kind, rr_row.state, rr_row.attempts) == ("rr", "done", 1)
+    assert _upstream_status(upstream, sign_row.serial) == "revoked"
+    assert [b for b, _ in line.bodies].count("rr") == 1
+    assert ra.collect_awaiting() is not None and [b for b, _ in line.bodies].count("rr") == 1    # never again
+    with upstream.ca.db() as s:
+        actions = list(s.scalars(select(AuditEvent.action).where(AuditEvent.target_type == "ra_request",
+                                                                 AuditEvent.target_id == str(rid))))
+    assert "ra.certificate.revocation_queued" in actions and "ra.certificate.orphaned" not in actions
+
+
+def test_the_upstream_down_for_the_revocation_leaves_it_queued_for_the_sweep(upstream, tmp_path):
+    ra, line = _ra(upstream)
+    rid, _, _ = _vetted_dual(ra, tmp_path)
+    ra.approve(FIRST, rid)
+    line.down = {"rr"}
+    assert _refused_enc(ra, upstream, rid)["state"] == "failed"         # recorded: the rr waits
+    with upstream.ca.db() as s:
+        serial = s.get(CmpOutbox, f"ra-{rid}-sign").serial
+        rr_row = s.get(CmpOutbox, f"rr-ra-{rid}-sign")
+        assert rr_row.state == "sent" and rr_row.claimed_until is None
+    assert _upstream_status(upstream, serial) == "good"
+    assert ra.collect_awaiting() is not None and _upstream_status(upstream, serial) == "good"   # still down
+    line.down = set()
+    ra.collect_awaiting()                                                 # the sweep sends it
+    assert _upstream_status(upstream, serial) == "revoked"
+    ra.collect_awaiting()
+    ra.ca.retry_pending(skip_prefix="ra-")                                # and `racentre ca cmp-sweep`'s pass
+    assert [b for b, _ in line.bodies].count("rr") == 1                  # delivered once, never again
+    with upstream.ca.db() as s:
+        assert s.get(CmpOutbox, f"rr-ra-{rid}-sign").state == "done"
+        assert s.get(CmpOutbox, f"ra-{rid}-sign").status == "revoked"
 
 
 def test_the_central_key_request_is_for_a_registered_ra_only(upstream):
