@@ -350,12 +350,26 @@ class CmpServer:
                 or not can(profile):
             raise CmpFailure(f"profile {profile} takes no centrally generated keys here (no key-management "
                              "centre for it)", "bad_cert_template", "not_authorized")
+        self._not_replayed(message)
         subject = request["cert_template"]["subject"]
         common = [v for t, v in (rdns(subject) if subject.native is not None else ()) if t == "common_name"]
         escrow = EscrowedKeyRequest(request_id=f"cmp-{self._tid(message)}", profile=profile,
                                     subscriber_public_key_info=encr_key.dump(),
                                     user_name=common[0] if common else None)
         return sender, self.ca.prepare_escrowed_key(escrow)
+
+    def _not_replayed(self, message: asn1.PKIMessage) -> None:
+        """Before the KMC makes a key: a senderNonce seen before or a transactionID in use is refused here
+        (read-only; RFC 4210 §5.1.1), so a replay never has a key made that nothing would give back (the
+        refusal of a replay keeps the key, which is the original's). ``_authenticate`` and
+        ``_new_transaction`` check again in the message's transaction."""
+        nonce = message["header"]["sender_nonce"].native
+        with self.db() as session:
+            if nonce is not None and session.get(CmpNonce, nonce.hex()) is not None:
+                raise CmpFailure("this senderNonce was seen before: replayed message refused", "bad_sender_nonce")
+            if session.get(CmpTransaction, self._tid(message)) is not None:
+                raise CmpFailure("this transactionID is in use: replayed or clashing request refused",
+                                 "transaction_id_in_use")
 
     def _release_central(self, central: EscrowedKey | None, failure: CmpFailure) -> None:
         """A centrally generated key whose request was refused goes back to the KMC (RevokeKeyReq after

@@ -6,6 +6,10 @@ the KMC's envelope; the RA records it and the subscriber opens it with independe
 decryption, SM4 through pyca/cryptography). A lost answer is polled, never issued twice; a CA that cannot
 generate the key refuses, and the request fails with its reason.
 
+Malformed, truncated, altered, wrongly protected and replayed central-key-generation crs get 4xx or a CMP
+error, never a 5xx, and leave no KMC key reserved, no certificate and no open transaction (a replay is
+refused before the KMC is asked for a key).
+
 A refusal of one certificate of the pair revokes the other at the upstream CA: the rr is queued with the
 request's failure and sent after its commit (never inside the RA's transaction: on one SQLite file in one
 process the CA's answer would wait on that transaction's lock), retried by the sweep, sent once.
@@ -17,7 +21,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from asn1crypto import x509
+from asn1crypto import core, x509
 from sqlalchemy import func, select
 
 from ca_bridge.api import IssueRequest
@@ -337,3 +341,125 @@ def public_point_bytes(spki: bytes) -> bytes:
     x, y = public_point(spki)
     return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
 
+
+
+# ------------------------------------------------------------------ malformed central-key-generation messages
+
+class Capture(Line):
+    """The wire, keeping the DER of every message sent."""
+
+    def __init__(self, server):
+        super().__init__(server)
+        self.sent = []
+
+    def __call__(self, der, profile=None):
+        self.sent.append((der, profile))
+        return super().__call__(der, profile)
+
+
+def _central_cr(upstream, encr_spki: bytes, *, subject=None, template_extra=None, popo=None, cert_req_id=0,
+                body="cr", credentials=None, controls=None):
+    template = {"subject": subject or x509.Name.build({"common_name": f"王五{secrets.token_hex(3)}"}),
+                **(template_extra or {})}
+    request = asn1.CertRequest({"cert_req_id": cert_req_id, "cert_template": template, "controls": controls or [
+        {"type": "1.3.6.1.5.5.7.5.1.6", "value": asn1.keys.PublicKeyInfo.load(encr_spki)}]})
+    msg = {"cert_req": request}
+    if popo is not None:
+        msg["popo"] = popo
+    return build_message(body, asn1.CertReqMessages([asn1.CertReqMsg(msg)]), credentials or upstream.credentials)
+
+
+def _kmc_state(db):
+    """What a refused message must not leave: KMC keys reserved or attempted, certificates, transactions."""
+    from ca_bridge.cmp.models import CmpTransaction
+    from ca_bridge.models import EscrowAttempt
+    return {model.__name__: _count(db, model) for model in (EscrowReservation, EscrowAttempt, IssuedCert, EscrowedKey)} \
+        | {"open transactions": _count(db, CmpTransaction, CmpTransaction.state.notin_(("rejected", "confirmed", "done")))}
+
+
+def test_malformed_and_replayed_central_key_requests_are_refused_and_leave_no_key_reserved(upstream, tmp_path):
+    """Central-key-generation crs (no publicKey, a protocolEncrKey control) -- malformed, truncated, altered,
+    wrongly protected, replayed -- over HTTP: 4xx or a CMP error, never a 5xx; afterwards no KMC key stays
+    reserved or attempted for them, no certificate or open transaction is written (a key the KMC made for a
+    refused request is given back to it: EscrowedKey rows, archived by the KMC, may grow, never reservations)."""
+    import random
+    from ca_bridge.cmp.client import MacCredentials
+    from tests.cmp_support import served_app
+    client = served_app(upstream, upstream.ca.km, upstream.ca.db).test_client()
+
+    def post(der, profile="civil-servant-enc"):
+        response = client.post(f"/.well-known/cmp/p/{profile}", data=der, headers={"Content-Type": "application/pkixcmp"})
+        assert response.status_code < 500, (response.status_code, der[:40].hex())
+        assert response.status_code in (200, 400), response.status_code
+        answer = asn1.PKIMessage.load(response.data)
+        body = answer["body"]
+        if body.name == "error":
+            info = body.chosen["pki_status_info"]
+        else:                                       # a cp (ip) whose one response is a rejection
+            assert body.name in ("cp", "ip"), body.name
+            info = body.chosen["response"][0]["status"]
+        assert info["status"].native == "rejection" or info["status"].native == 2, info.native
+        assert info["status_string"].native                                   # says why
+        return info
+
+    # a legitimate dual request first: its enc cr (issued) is what the replays and mutants start from
+    ra = RaService(upstream.ca.db, CmpCA(upstream.ca.db, capture := Capture(upstream), upstream.credentials,
+                                         upstream.anchors, name="upstream"), Policy())
+    rid, _, spki_sub = _vetted_dual(ra, tmp_path)
+    ra.approve(FIRST, rid)
+    assert ra.approve(SECOND, rid)["state"] == "issued"
+    legit, profile = next((d, p) for d, p in capture.sent
+                          if asn1.PKIMessage.load(d)["body"].name == "cr" and p == "civil-servant-enc")
+
+    rng = random.Random(1919)
+    cases = [legit]                                                           # the exact replay
+    cut = sorted({rng.randrange(1, len(legit)) for _ in range(12)}) + [len(legit) - 1, 2]
+    cases += [legit[:n] for n in cut]                                         # truncated
+    for _ in range(16):                                                       # bit flips (the signature breaks)
+        blob = bytearray(legit)
+        blob[rng.randrange(len(blob))] ^= 1 << rng.randrange(8)
+        cases.append(bytes(blob))
+    cases += [legit + b"\x00", b"\x30\x84\xff\xff\xff\xff" + legit]           # trailing byte, a length lie
+    ec_key = EcKey()
+    end_entity = SignatureCredentials(_end_entity_certificate(upstream, ec_key), ec_key.algorithm, ec_key.sign)
+    replayed_tid = asn1.PKIMessage.load(legit)["header"]["transaction_id"].native
+    cases += [
+        build_message("cr", asn1.PKIMessage.load(legit)["body"].chosen, upstream.credentials,
+                      transaction_id=replayed_tid).dump(),                    # the same transaction, a new nonce
+        _central_cr(upstream, ec_key.spki).dump(),                            # the key to encrypt to is not SM2
+        _central_cr(upstream, spki_sub, cert_req_id=5).dump(),                # certReqId must be 0
+        _central_cr(upstream, spki_sub, popo=asn1.ProofOfPossession(name="ra_verified", value=core.Null())).dump(),
+        _central_cr(upstream, spki_sub).dump(),                               # a subject the profile does not take
+        _central_cr(upstream, spki_sub, body="ir").dump(),
+        _central_cr(upstream, spki_sub, credentials=MacCredentials(b"no-such-ref", b"s" * 32)).dump(),
+        _central_cr(upstream, spki_sub, credentials=end_entity).dump(),       # an end entity, not an RA
+        _central_cr(upstream, spki_sub, controls=[{"type": "1.3.6.1.5.5.7.5.1.6",
+                                                   "value": core.OctetString(b"not a key")}]).dump(),
+        _central_cr(upstream, spki_sub, controls=[{"type": "1.3.6.1.5.5.7.5.1.6",
+                                                   "value": core.Any.load(spki_sub[:-1] + b"\x00")}]).dump(),
+    ]
+    unprotected = asn1.PKIMessage.load(_central_cr(upstream, spki_sub).dump())
+    cases.append(asn1.PKIMessage({"header": unprotected["header"], "body": unprotected["body"]}).dump())
+    refused = _central_cr(upstream, spki_sub).dump()                         # refused after the KMC made its key
+    cases += [refused, refused]                                               # ... and its replay: no new key
+    before = _kmc_state(upstream.ca.db)
+    with upstream.ca.db() as s:
+        last_key = s.scalar(select(func.max(EscrowedKey.id)))
+    for der in cases:
+        post(der, profile)
+    post(_central_cr(upstream, spki_sub).dump(), "no-such-profile")
+    post(_central_cr(upstream, spki_sub).dump(), "server")                   # a profile without key escrow
+    after = _kmc_state(upstream.ca.db)
+    assert after.pop("EscrowedKey") > before.pop("EscrowedKey")              # the KMC did make keys for some...
+    assert after == before                                                    # ... none stays reserved
+    with upstream.ca.db() as s:                                               # every one went back to the KMC
+        made = s.execute(select(EscrowedKey.user_name, EscrowedKey.status).where(EscrowedKey.id > last_key)).all()
+    assert made and all(status == "revoked" for _, status in made), made
+    assert ra.get_request(rid)["state"] == "issued" and ra.key_envelope(rid)          # the real pair unharmed
+
+
+def _end_entity_certificate(upstream, key: EcKey) -> bytes:
+    """An end entity's certificate for ``key`` from the CA node (not a registered RA)."""
+    return upstream.ca.issue(IssueRequest(request_id=f"ee-{secrets.token_hex(4)}", profile="server",
+                                          subject=(("country_name", "CN"), ("common_name", "ee.zj.gov.cn")),
+                                          public_key_info=key.spki, dns_names=("ee.zj.gov.cn",), ca=None)).certificate
