@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -169,6 +170,26 @@ def cert_hash(cert_der: bytes, hash_alg: str | None = None) -> bytes:
     if hash_alg == "sm3":
         return sm3(cert_der)
     return hashlib.new(hash_alg, cert_der).digest()
+
+
+@functools.lru_cache(maxsize=256)
+def _signed_by(certificate: bytes, issuer_certificate: bytes) -> bool:
+    """Whether ``issuer_certificate``'s key signed ``certificate`` (RFC 5280 §6.1.3 (a)(1)). A pure function
+    of the two encodings, so remembered: a sender's protection certificate is checked once per process, not
+    for every message (its validity period and status are checked for every message)."""
+    cert = x509.Certificate.load(certificate)
+    alg = signature_algorithm(cert["signature_algorithm"])
+    issuer_spki = x509.Certificate.load(issuer_certificate).public_key.dump()
+    return alg is not None and verify_signature(issuer_spki, alg, cert["tbs_certificate"].dump(), cert.signature)
+
+
+@functools.lru_cache(maxsize=256)
+def _sender_facts(certificate: bytes) -> tuple[bool, str]:
+    """Whether a protection certificate is a registered RA's (id-kp-cmcRA, RFC 6402 §2.10) and its subject
+    for the audit trail: parsed once per certificate (a pure function of its encoding)."""
+    cert = x509.Certificate.load(certificate)
+    eku = cert.extended_key_usage_value
+    return eku is not None and ID_KP_CMC_RA in [p.dotted for p in eku], cert.subject.human_friendly
 
 
 class CmpServer:
@@ -464,7 +485,8 @@ class CmpServer:
 
     def _signature_sender(self, message: asn1.PKIMessage) -> _Sender:
         extra = message["extra_certs"]
-        if extra.native is None or len(extra) == 0:
+        # absent, or empty (not .native: that converted every certificate of the chain, for each message)
+        if isinstance(extra, core.Void) or len(extra) == 0:
             raise CmpFailure("a signed message carries its protection certificate first in extraCerts "
                              "(RFC 9483 §3.3)", "signer_not_trusted")
         cert = extra[0]
@@ -482,10 +504,8 @@ class CmpServer:
                              "signer_not_trusted")
         if row.certificate != cert.dump():
             raise CmpFailure("the protection certificate is not the one this CA issued", "signer_not_trusted")
-        eku = cert.extended_key_usage_value
-        is_ra = eku is not None and ID_KP_CMC_RA in [p.dotted for p in eku]
-        return _Sender("ra" if is_ra else "end-entity", cert.subject.human_friendly, certificate=cert,
-                       issuer=issuer, profile=row.profile)
+        is_ra, name = _sender_facts(row.certificate)
+        return _Sender("ra" if is_ra else "end-entity", name, certificate=cert, issuer=issuer, profile=row.profile)
 
     def _our_issuer(self, cert: x509.Certificate) -> CaInfo:
         """The CA of ours that signed ``cert`` (by name, then by key: two CAs may share a name across a
@@ -496,8 +516,7 @@ class CmpServer:
         if not candidates:
             raise CmpFailure("the protection certificate was not issued by this CA", "signer_not_trusted")
         for info in candidates:
-            issuer_spki = x509.Certificate.load(info.certificate).public_key.dump()
-            if alg is not None and verify_signature(issuer_spki, alg, cert["tbs_certificate"].dump(), cert.signature):
+            if alg is not None and _signed_by(cert.dump(), info.certificate):
                 break
         else:
             raise CmpFailure("the protection certificate's signature does not verify", "signer_not_trusted")
