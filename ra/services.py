@@ -284,7 +284,8 @@ class RaService:
                 continue
             try:
                 with transaction(self.db) as session:
-                    state = workflow.complete_from_ca(session, rid, results, self.ca, self.policy).state
+                    completed = workflow.complete_from_ca(session, rid, results, self.ca, self.policy)
+                    state, kind, target = completed.state, completed.kind, completed.target_request_id
             except PkiError as exc:          # e.g. a re-key's revocation of the old certificates: next sweep
                 log.warning("request %s: the CA's answer could not be recorded yet: %s", rid, exc.public_message)
                 out[rid] = RequestState.AWAITING_CA.value
@@ -295,6 +296,9 @@ class RaService:
                 # the revocations of the certificates the CA did issue for the refused group, queued in that
                 # transaction: sent now that it committed (down: the sweep below, or the next, sends them)
                 self._send_revocations(prefix=f"rr-{workflow.ca_request_prefix(rid)}")
+            elif state == RequestState.ISSUED.value and target is not None \
+                    and workflow.supersedes(kind, self.policy):
+                self._send_revocations(prefix=f"rr-{workflow.ca_request_prefix(target)}")    # a re-key's old ones
         if request_ids is None and not down:
             self._send_revocations()
         return out

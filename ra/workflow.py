@@ -866,8 +866,9 @@ def complete_from_ca(session: Session, request_id: int, results: Mapping[str, Is
                ca_request_id=ca_request_id_)
     _flush(session)
     if supersedes(req.kind, policy):
+        # the old certificates' rr queued with this completion and sent after its commit (as a refusal's)
         _revoke_all(session, actor, req, req.target_request_id, RevocationReason.superseded, ca,
-                    TARGET_STATUSES[req.kind])
+                    TARGET_STATUSES[req.kind], queue=isinstance(ca, DeferredIssuanceCA))
     req.state, req.completed_at = RequestState.ISSUED.value, utcnow()
     _flush(session)
     return req
@@ -953,17 +954,23 @@ def ra_certificate_fields(usage: str, ca_request: IssueRequest, issued: IssuedCe
 
 
 def _revoke_all(session: Session, actor: Actor, req: CertRequest, target_id: int, reason: RevocationReason,
-                ca: CABackend, statuses=("good",)) -> None:
+                ca: CABackend, statuses=("good",), *, queue: bool = False) -> None:
     """Revoke the target's certificates in ``statuses`` at the CA in this transaction. certificateHold
     makes them ``hold`` (冻结, released by ``_release_all``); any other reason makes them ``revoked`` (a held
-    certificate too: RFC 5280 §5.3.1, the hold made permanent)."""
+    certificate too: RFC 5280 §5.3.1, the hold made permanent). ``queue`` (a ``DeferredIssuanceCA``): the
+    revocations are queued in this transaction and sent after its commit (``queue_revocation``)."""
     certificates = _active_certificates(session, target_id, statuses)
     if not certificates:
         raise ConflictError(f"request {target_id} has no certificate in force")
     for cert in certificates:
-        status = ca_call("revoke a certificate", ca.revoke, cert.ca, cert.serial_int, reason, session=session)
+        if queue:
+            ca_call("queue a revocation for the CA", ca.queue_revocation, cert.ca, cert.serial_int, reason, session)
+            revoked_at = None
+        else:
+            revoked_at = ca_call("revoke a certificate", ca.revoke, cert.ca, cert.serial_int, reason,
+                                 session=session).revoked_at
         cert.status = "hold" if reason is RevocationReason.certificate_hold else "revoked"
-        cert.revoked_at = status.revoked_at or utcnow()
+        cert.revoked_at = revoked_at or utcnow()
         cert.revocation_reason = reason.value
         record(session, actor=actor.name, role=actor.role, target_type=TARGET,
                action="ra.certificate.hold" if cert.status == "hold" else "ra.certificate.revoke",
