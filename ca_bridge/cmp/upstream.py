@@ -21,6 +21,10 @@ request at once. The upstream down, slow or answering garbage -> ``UpstreamUnava
 ``UpstreamWaiting``) and the row stays to be collected again; a refusal -> the row is marked failed with
 the CA's reason and ``UpstreamRefused`` carries it. Nothing is lost across a kill -9 of either side: the
 row is durable, and the upstream CA holds the transaction (``tests/unit/ca_bridge/test_cmp_kill.py``).
+
+A revocation the RA decides while recording a CA answer (the other certificate of a refused pair, a
+re-key's old ones) is queued the same way: a row of kind ``rr`` written in the RA's transaction
+(``queue_revocation``) and sent after its commit (``send_revocations``, and every sweep until it goes).
 """
 from __future__ import annotations
 
