@@ -9,8 +9,9 @@ archived and reserved for it; the signing certificate already issued and confirm
 
 * the RA is killed -9: a sweep in a new process (this one) polls the transaction and gets the same
   certificate and the same key envelope;
-* the upstream is killed -9: the RA's approval answers ``awaiting_ca``; the upstream is restarted and a
-  sweep collects the pair.
+* the upstream is killed -9 (after committing, or before handling the encryption certificate's cr): the
+  RA's approval answers ``awaiting_ca``; the upstream is restarted and a sweep collects the pair (polled,
+  or re-sent under the same transactionID).
 
 Each ends with the request ``issued``: exactly one signing and one encryption certificate at the CA, each
 for its transaction and confirmed, exactly one KMC key (archived under the encryption certificate's serial,
@@ -180,10 +181,13 @@ def test_the_ra_killed_after_the_ca_committed_the_pair_loses_nothing(node, ra_db
         upstream.kill9()
 
 
-def test_the_ca_killed_after_committing_the_pair_loses_nothing(node, ra_db, tmp_path):
+@pytest.mark.parametrize("hold", ["after", "before"])
+def test_the_ca_killed_mid_exchange_loses_nothing(node, ra_db, tmp_path, hold):
+    """``after``: killed after committing the encryption certificate and its KMC key (the sweep polls it);
+    ``before``: killed before handling its cr (the sweep re-sends it under the same transactionID)."""
     ca, _, link = node
     upstream = _upstream(node, tmp_path)
-    upstream.start(hold="after")
+    upstream.start(hold=hold)
     last_key = _last_key(node)
     try:
         rid, d_sub = _vetted_and_first_approval(node, upstream, ra_db, tmp_path)
