@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from audit.trail import body_digest, link_hash
-from tests.e2e.cli_session import CliSession
+from tests.cli_session import CliSession
 from tests.pgschema import empty_engine, url_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ class Site:
 
     def verify(self, own_process: bool = False) -> subprocess.CompletedProcess:
         """`racentre audit verify`: in a process of its own, or (read-only, the token's files untouched
-        since the session started) the next command of one long-lived interpreter (tests/e2e/cli_session.py)."""
+        since the session started) the next command of one long-lived interpreter (tests/cli_session.py)."""
         if own_process:
             return self.run("audit", "verify", "--no-checkpoint", check=False)
         if self.session is None:

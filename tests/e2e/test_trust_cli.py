@@ -3,7 +3,7 @@ directory): key create/list/certificate, sign (CMS with timestamp, raw), verify 
 indication), validate (SOF_ValidateCert exit code), cert-info (GM/T 0015 identity), encrypt/decrypt to the
 application's own key, and the refusals a bad input gets (exit 2 with the reason, no traceback).
 `setup` and the key creations run in processes of their own; the commands after them run one after another
-in one more interpreter (tests/e2e/cli_session.py), which finds the keys only on the token's files."""
+in one more interpreter (tests/cli_session.py), which finds the keys only on the token's files."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ import sys
 
 from asn1crypto import cms, x509
 
-from tests.e2e.cli_session import CliSession, child_env
+from tests.cli_session import CliSession, child_env
 from tests.pgschema import migrated
 
 

@@ -99,6 +99,6 @@ class CliSession:
 def child_env(**extra) -> dict:
     """This process's environment without RACENTRE_* settings, with PYTHONPATH at the repository."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     env.update(extra)
     return env
