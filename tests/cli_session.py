@@ -5,7 +5,8 @@ most of its time there. A ``CliSession`` starts one interpreter (with the enviro
 the test gives it, so with its own token directory, and without tests/conftest.py) and runs each command
 through ``racentre.cli.main``, the console script's own entry point: the same PkiError -> exit 2 and
 Click handling, a fresh argv, stdin, stdout and stderr per command (click.testing's isolation), and an
-exception that escapes is printed as a traceback with exit status 1, as the interpreter would. Each
+exception that escapes is printed as a traceback with exit status 1, as the interpreter would. Usage lines
+name the program "racentre" (as the console script does; `python -m racentre.cli` names itself so). Each
 command builds its own services from the configuration, as in a fresh process; what the session shares is
 the loaded PKCS#11 module, so a test that must prove that something reached the token's files runs that
 step in a process of its own (``subprocess.run``) before it starts the session.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 _DRIVER = r"""
 import json, os, sys, traceback
+from click import formatting
 from click.testing import CliRunner
 requests = sys.stdin
 replies = os.fdopen(os.dup(1), "w")
@@ -33,6 +35,7 @@ for line in requests:
     os.chdir(request["cwd"])
     with runner.isolation(input=request["stdin"]) as streams:
         sys.argv = ["racentre", *request["args"]]
+        formatting.FORCED_WIDTH = None     # the isolation's fixed 80 columns: a process measures its terminal
         code = 0
         try:
             main()
