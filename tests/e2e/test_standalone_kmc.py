@@ -39,6 +39,7 @@ from racentre.app import build_app
 from racentre.cli import cli
 from racentre.config import load_config
 from racentre.services import Services
+from tests.cli_session import CliSession
 from tests.conftest import SOFTTOKEN_DIR, USER_PIN
 from tests.pgschema import POSTGRES_URL, postgres_unreachable, schema_engine
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
@@ -64,6 +65,7 @@ class KmcProcess:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
+        self.commands: CliSession | None = None
         self.certificate: Path | None = None      # its signing certificate, issued by the CA site
         self.csr: Path | None = None              # the CSR it was issued from
         (root / "softtoken").mkdir(parents=True)
@@ -76,9 +78,18 @@ class KmcProcess:
                         RACENTRE_SOFTTOKEN_SO_PIN="kmc-so-pin", RACENTRE_DATABASE_URL=database_url)
 
     def run(self, *args) -> str:
-        done = subprocess.run([*RACENTRE, *args], capture_output=True, env=self.env, cwd=self.root, timeout=120)
-        assert done.returncode == 0, done.stderr.decode()
-        return done.stdout.decode()
+        """`racentre ARGS` for the KMC: the deployment's commands, one after another in one interpreter of
+        the KMC's own (tests/cli_session.py; closed by ``end_commands`` before the KMC serves)."""
+        if self.commands is None:
+            self.commands = CliSession(self.env, self.root, timeout=120)
+        done = self.commands.run(*args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def end_commands(self) -> None:
+        if self.commands is not None:
+            self.commands.close()
+            self.commands = None
 
     def start(self) -> None:
         # [service] packages = "hsm,kms" in its file: a plain `racentre serve` serves only the KMC
@@ -212,6 +223,7 @@ def _deploy(kmc: KmcProcess, site: Site, tmp_path: Path):
     assert "(kmc)" in issued
     kmc.run("kms", "install-certificate", str(tmp_path / "kmc.pem"))
     assert "trusted CA" in kmc.run("kms", "trust-ca", str(site.issuing_ca))
+    kmc.end_commands()                             # what it serves, `racentre serve` reads from its files
     kmc.start()
     kmc.certificate, kmc.csr = tmp_path / "kmc.pem", tmp_path / "kmc.csr"
     site.rebuild(url=kmc.url, certificate_file=str(kmc.certificate))
