@@ -414,4 +414,12 @@ def test_audit_filters_by_day_and_exports_csv_which_is_itself_audited(app, servi
     assert {r[4] for r in rows[1:]} >= {"ra.request.submit", "ra.request.vet"}
     log = auditor.get("/console/audit", query_string={"action": "audit.export", "actor": name}).get_data(as_text=True)
     assert "audit.export" in log
+    # filtered by operator and action too (their names are record()'s own arguments): exported, and audited
+    by_action = auditor.get("/console/audit", query_string={"actor": "operator-setup", "action": "ra.request",
+                                                            "format": "csv"})
+    assert by_action.status_code == 200 and by_action.mimetype == "text/csv"
+    with services.db() as session:
+        detail = session.scalars(select(AuditEvent.detail).where(AuditEvent.action == "audit.export")
+                                 .order_by(AuditEvent.id.desc())).first()
+    assert detail["filter_actor"] == "operator-setup" and detail["filter_action"] == "ra.request"
     assert auditor.get("/console/audit", query_string={"from": "yesterday"}).status_code == 400
