@@ -17,13 +17,13 @@ from racentre.app import build_app
 from racentre.demo.audit import write_audit_export
 from racentre.demo.client import Client
 from racentre.demo.cmp import demo_cmp
-from racentre.demo.flows import Demo
+from racentre.demo.flows import Demo, demo_id_number, demo_uscc
 from racentre.setup_cli import setup_site
 
-try:     # screenshots need selenium and Debian's chromium (installed by scripts/setup.sh with the [test] extra)
-    from racentre.demo.screenshots import write_screenshots
+try:     # the console day needs selenium and Debian's chromium (installed by scripts/setup.sh with the [test] extra)
+    from racentre.demo import walk
 except ImportError:       # pragma: no cover - a production install without the test extra
-    write_screenshots = None
+    walk = None
 
 DEMO_SM2_KEY = "demo-sm2"
 
@@ -57,10 +57,13 @@ def run_demo(services, out: Path, url: str | None = None) -> list[str]:
     demo.trust()
     written += demo.written
     written += demo_cmp(services, client.app_client.application if client.app_client else None, out, url)
-    if write_screenshots is None:
-        click.echo("no screenshots: selenium (the [test] extra) is not installed", err=True)
-    else:     # the console in headless Chromium, logged in as a throw-away auditor + RA admin
-        written += [str(Path(p).relative_to(out)) for p in write_screenshots(services, out)]
+    missing = "selenium (the [test] extra) is not installed" if walk is None else walk.browser_missing()
+    if missing:
+        click.echo(f"demo: NO console screenshots (the team's day in Chromium was skipped): {missing}", err=True)
+    else:     # the demo team's day in the console, in headless Chromium (racentre.demo.walk)
+        written += walk.console_day(services, out, tag=demo.tag, id_number=demo_id_number(), uscc=demo_uscc(),
+                                    recipient_pem=(out / "recovery-recipient.pem").read_text(),
+                                    seal_id=demo.seal_id, unsealed_pdf=out / "unsealed.pdf")
     written += write_audit_export(services, out)      # the auditor's signed export of the whole trail
     (out / "manifest.json").write_text(json.dumps({"artefacts": written}, indent=2))
     return written
