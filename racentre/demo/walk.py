@@ -112,6 +112,15 @@ class Day:
             self.sessions[name] = self.d.get_cookies()
         self.current = name
 
+    def log_out_all(self) -> None:
+        """Each officer's 退出 at the end of the day: no console session outlives the walk's browser."""
+        for name in list(self.sessions):
+            self.act_as(name)
+            self.open("/console/")
+            self.click(self.d.find_element(By.CSS_SELECTOR, "form[action$='/logout'] button"))
+            del self.sessions[name]
+            self.current = None
+
     def open(self, path: str) -> None:
         self.d.get(self.base + path)
 
@@ -436,6 +445,7 @@ def run_day(base: str, logins: dict[str, tuple[str, str]], out: Path, **inputs) 
         day = Day(driver, base, logins, target, downloads)
         try:
             facts = walk(day, work=work, **inputs)
+            day.log_out_all()
         except (WalkError, WebDriverException) as exc:
             day.shot("failed", f"失败：{exc}")
             raise WalkError(f"the console day stopped at step {len(day.shots)} as {day.current} "

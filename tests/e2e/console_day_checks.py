@@ -116,6 +116,15 @@ def check_console_day(out: Path, db_path: Path) -> None:
         exports = _rows(conn, "SELECT detail FROM audit_event WHERE actor = 'wu' AND action = 'audit.export' "
                               "AND id > ?", started)
         assert len(exports) == 1 and json.loads(exports[0][0])["filter_action"] == "ra.request"
+        # each officer logged in once with password + one-time code, and logged out at the end of the day
+        first = _rows(conn, "SELECT max(id) FROM audit_event WHERE actor = 'zhao' AND action = 'console.login' "
+                            "AND id < ?", started)[0][0]
+        team = ("zhao", "qian", "sun", "wang", "zhou", "wu", "zheng", "feng", "chen")
+        for name in team:
+            assert _rows(conn, "SELECT count(*) FROM audit_event WHERE actor = ? AND action = 'console.login' "
+                               "AND id >= ?", name, first)[0][0] == 1, name
+            assert _rows(conn, "SELECT count(*) FROM console_session WHERE account = ? AND ended_at IS NULL",
+                         name)[0][0] == 0, name
     # the envelope chen downloaded opens with the court's key to the civil servant's encryption key
     envelope = (out / "console-day" / day["downloads"]["recovered key envelope"]).read_bytes()
     assert mul(_open(_private_d(out / "recovery-recipient-key.pem"), envelope)) == public_point(enc.public_key.dump())
