@@ -440,7 +440,12 @@ def run_day(base: str, logins: dict[str, tuple[str, str]], out: Path, **inputs) 
         folder.mkdir(parents=True)
     profile = tempfile.mkdtemp(prefix="racentre-chromium-")
     work = Path(tempfile.mkdtemp(prefix="racentre-day-"))
-    driver = screenshots.chromium(profile)
+    try:
+        driver = screenshots.chromium(profile)
+    except WebDriverException as exc:
+        shutil.rmtree(profile, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+        raise WalkError(f"headless Chromium did not start: {exc.msg}") from exc
     try:
         day = Day(driver, base, logins, target, downloads)
         try:

@@ -148,6 +148,7 @@ def test_the_demo_team_runs_its_day_in_the_console(site, demo_run):
     if walk.browser_missing():
         assert b"NO console screenshots" in demo.stderr and not (out / "screenshots").exists()
         return
+    assert b"FAILED" not in demo.stderr, demo.stderr.decode(errors="replace")[-3000:]
     check_console_day(out, site / "var" / "racentre.db")
 
 
