@@ -205,7 +205,7 @@ class Day:
         self.click(self.by_id("approve"), confirm=True)
 
     def certificate_of(self, rid: int) -> str:
-        """The first certificate the request page links to (signing first), as "CA/serial"."""
+        """The first certificate the request page links to, as "CA/serial"."""
         self.open(f"/console/requests/{rid}")
         links = self.d.find_elements(By.CSS_SELECTOR, "#issued a.cert-link")
         if not links:
@@ -451,6 +451,9 @@ def run_day(base: str, logins: dict[str, tuple[str, str]], out: Path, **inputs) 
         try:
             facts = walk(day, work=work, **inputs)
             day.log_out_all()
+            blocked = [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+            if blocked:       # a script or style the console's CSP refused: some page did not work as shown
+                raise WalkError(f"the console's Content Security Policy blocked: {blocked[:3]}")
         except (WalkError, WebDriverException) as exc:
             day.shot("failed", f"失败：{exc}")
             raise WalkError(f"the console day stopped at step {len(day.shots)} as {day.current} "
