@@ -63,7 +63,7 @@ def run_demo(services, out: Path, url: str | None = None) -> list[str]:
         click.echo(f"demo: NO console screenshots (the team's day in Chromium was skipped): {missing}", err=True)
     else:     # the demo team's day in the console, in headless Chromium (racentre.demo.walk)
         try:
-            written += walk.console_day(services, out, tag=demo.tag, id_number=demo_id_number(), uscc=demo_uscc(),
+            written += walk.console_day(services, out, url, tag=demo.tag, id_number=demo_id_number(), uscc=demo_uscc(),
                                         recipient_pem=(out / "recovery-recipient.pem").read_text(),
                                         seal_id=demo.seal_id, unsealed_pdf=out / "unsealed.pdf")
         except walk.WalkError as exc:     # said loudly; the rest of the demo (and its login) still follows

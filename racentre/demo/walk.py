@@ -468,21 +468,25 @@ def run_day(base: str, logins: dict[str, tuple[str, str]], out: Path, **inputs) 
         shutil.rmtree(work, ignore_errors=True)
 
 
-def console_day(services, out: Path, **inputs) -> list[str]:
+def console_day(services, out: Path, url: str | None = None, **inputs) -> list[str]:
     """``racentre demo``'s walk: the demo team (``racentre.demo.team``, created or reset here with a fresh
     password that `racentre console demo-team` replaces for the people who use the demo) logs in to the
-    console served over ``services`` on a loopback port. Returns the files written, relative to ``out``."""
+    console of the running service at ``url`` (scripts/demo.sh), or without one to the console served over
+    ``services`` on a loopback port. Returns the files written, relative to ``out``."""
     password = new_password()
     with transaction(services.db) as session:
         creds = create_team(session, accounts.totp_box(services.key_manager), password)
     logins = {c.member.name: (password, c.totp_secret) for c in creds}
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)   # one browser's page loads are not an overload
-    server = waitress.create_server(build_app(services), host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        shots, facts = run_day(f"http://127.0.0.1:{server.effective_port}", logins, out, **inputs)
-    finally:
-        server.close()
+    if url:
+        shots, facts = run_day(url.rstrip("/"), logins, out, **inputs)
+    else:
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)   # one browser's pages are not an overload
+        server = waitress.create_server(build_app(services), host="127.0.0.1", port=0, threads=4)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            shots, facts = run_day(f"http://127.0.0.1:{server.effective_port}", logins, out, **inputs)
+        finally:
+            server.close()
     return ([f"screenshots/{s.file}" for s in shots] + ["screenshots/index.html"]
             + [f"console-day/{name}" for name in facts.downloads.values()] + ["console-day/day.json"])

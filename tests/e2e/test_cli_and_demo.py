@@ -244,6 +244,10 @@ def test_demo_sh_ends_at_a_login(tmp_path):
         assert roles.count("ra_operator") == 2 and roles.count("ra_officer") == 2
         assert roles.count("key_recovery_officer") == 3 and {"ra_admin", "auditor"} <= set(roles)
         assert "racentre console user totp NAME" in text and "deprecat" not in text.lower()
+        # the team's day ran against the served console (its outcomes: test_the_demo_team_runs_its_day_...)
+        day = tmp_path / "demo-out" / "screenshots"
+        assert f"{day}/index.html" in text and len(list(day.glob("[0-9][0-9]-*-by-*.png"))) == 23, text
+        assert not list(day.glob("*-failed-by-*")), text
         assert (tmp_path / "var" / "demo" / "officers.tsv").stat().st_mode & 0o077 == 0
 
         front = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", f"{url}/"],
