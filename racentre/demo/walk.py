@@ -474,8 +474,11 @@ def console_day(services, out: Path, url: str | None = None, **inputs) -> list[s
     console of the running service at ``url`` (scripts/demo.sh), or without one to the console served over
     ``services`` on a loopback port. Returns the files written, relative to ``out``."""
     password = new_password()
-    with transaction(services.db) as session:
-        creds = create_team(session, accounts.totp_box(services.key_manager), password)
+    try:
+        with transaction(services.db) as session:
+            creds = create_team(session, accounts.totp_box(services.key_manager), password)
+    except accounts.AccountError as exc:      # e.g. a site's own officer is called zhao
+        raise WalkError(f"the demo team cannot be made here: {exc.public_message}") from exc
     logins = {c.member.name: (password, c.totp_secret) for c in creds}
     if url:
         shots, facts = run_day(url.rstrip("/"), logins, out, **inputs)
