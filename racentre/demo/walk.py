@@ -392,6 +392,7 @@ def walk(day: Day, *, tag: str, id_number: str, uscc: str, recipient_pem: str, s
     day.open("/console/seals/verify")
     day.d.find_element(By.CSS_SELECTOR, "input[type=file][name=document]").send_keys(str(sealed))
     day.click(day.d.find_element(By.CSS_SELECTOR, "form[enctype] button[type=submit]"))
+    day.expect("verify-report", "TOTAL_PASSED", "签章验证 of the sealed PDF")
     day.shot("verify", f"签章验证：上传盖章后的文件，验证结论与印章位置（{sealed.name}）", day.by_id("verify-report"))
 
     # 审计: wu filters the day's RA actions and exports them; the export itself is in the trail
