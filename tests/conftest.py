@@ -6,6 +6,7 @@ Tests that need a fresh directory run the token in a subprocess.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -15,6 +16,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _test_tmpdir() -> str | None:
+    """Where the suite's temporary files go (this process's and its children's): RACENTRE_TEST_TMPDIR, else
+    TMPDIR when set, else /dev/shm when it is a writable directory - tmpfs, where the software token's and
+    SQLite's fsyncs (every key made, every commit) cost nothing - else the system's default."""
+    chosen = os.environ.get("RACENTRE_TEST_TMPDIR") or os.environ.get("TMPDIR")
+    if chosen:
+        return chosen
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+if _test_tmpdir():
+    os.environ["TMPDIR"] = tempfile.tempdir = _test_tmpdir()
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="racentre-tests-"))
 SOFTTOKEN_DIR = _SESSION_DIR / "softtoken"
 SOFTTOKEN_DIR.mkdir()
@@ -79,6 +95,51 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.hsm)
         if path.startswith(_SLOW_DIRS) or item.nodeid.split("[")[0] in _SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """A directory whose tests are all ``slow`` is not even imported when ``-m`` leaves out every slow
+    test (``scripts/test.sh --fast``): its items would all be deselected, and importing them costs about
+    a second of the fast tier's collection."""
+    rel = Path(collection_path).resolve()
+    if ROOT not in rel.parents:
+        return None
+    rel = rel.relative_to(ROOT).as_posix() + "/"
+    if rel.startswith(_SLOW_DIRS) and _markexpr_leaves_out_slow(config):
+        return True
+    return None
+
+
+def _markexpr_leaves_out_slow(config) -> bool:
+    """Whether the ``-m`` expression is false for every test marked ``slow``, whatever its other markers
+    (each identifier of the expression tried on and off). Anything unexpected: False (collect as usual)."""
+    cached = getattr(config, "_racentre_leaves_out_slow", None)
+    if cached is None:
+        cached = config._racentre_leaves_out_slow = _leaves_out_slow(config.option.markexpr or "")
+    return cached
+
+
+def _leaves_out_slow(markexpr: str) -> bool:
+    if not markexpr:
+        return False
+    try:
+        from _pytest.mark.expression import Expression
+        expr = Expression.compile(markexpr)
+        others = sorted(expr.idents() - {"slow"})
+        if len(others) > 8:
+            return False
+        for values in itertools.product((False, True), repeat=len(others)):
+            on = {"slow", *(name for name, value in zip(others, values) if value)}
+
+            def matcher(name, /, _on=frozenset(on), **kwargs):
+                if kwargs:
+                    raise ValueError("marker arguments")
+                return name in _on
+            if expr.evaluate(matcher):
+                return False
+        return True
+    except Exception:  # noqa: BLE001 - a private pytest API: on any doubt collect everything
+        return False
 
 
 _SOURCES: dict[str, str] = {}

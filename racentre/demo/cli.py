@@ -26,10 +26,12 @@ def _box(ctx):
 @click.command("demo")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="artefact directory")
 @click.option("--url", default=None, help="the running service (default: the same app in this process)")
+@click.option("--console-day/--no-console-day", default=True, show_default=True,
+              help="the demo team's day in the console, in headless Chromium, with screenshots")
 @click.pass_context
-def demo_command(ctx, out_dir, url):
+def demo_command(ctx, out_dir, url, console_day):
     """Run the demo flows through the REST API and write their artefacts into DIR."""
-    for name in run_demo(ctx.obj["services"], Path(out_dir), url):
+    for name in run_demo(ctx.obj["services"], Path(out_dir), url, console_day=console_day):
         click.echo(f"wrote {Path(out_dir) / name}")
 
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 import pytest
 
 from audit.trail import bind_node
-from store.db import Base, make_session_factory
-from racentre.migrate import import_models
-from tests.pgschema import empty_engine
+from store.db import make_session_factory
+from tests.pgschema import models_engine
 from tests.unit.audit.helpers import second_node
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fresh_db(request, tmp_path):
-    import_models()
-    with empty_engine(request.param, tmp_path, "audit") as engine:
-        Base.metadata.create_all(engine)
+    with models_engine(request.param, tmp_path, "audit") as engine:
         yield make_session_factory(engine)
 
 

@@ -18,13 +18,14 @@ import pytest
 from asn1crypto import x509
 from click.testing import CliRunner
 
+from ca_bridge import ca as hierarchy
 from ca_bridge.api import IssueRequest, RevocationReason
 from ca_bridge.embedded import EmbeddedCA
 from ca_bridge.revinfo import revocation_info
 from pkicore.algorithms import algorithm
 from pkicore.certificate import build_certificate, simple_name
 from pkicore.cms import CmsSigner, sign_data
-from store.db import Base, make_engine, make_session_factory
+from store.db import Base, make_engine, make_session_factory, utcnow
 from pkicore.sm2 import sm3
 from racentre.migrate import import_models
 from seal import ofd, pdf, ses
@@ -34,6 +35,7 @@ from racentre.demo.samples import make_pdf
 from seal.validation import SealPolicy, SealState
 from seal.verify import verify_document
 from tests.unit.seal.sealpki import TESTDATA, rezip as _rezip
+from timestamp.clock import ClockMonitor
 from timestamp.tsa import TimeStampAuthority, TsaUnit
 
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -61,7 +63,12 @@ def site(softtoken_km, tmp_path_factory):
     tag = f"vd{secrets.token_hex(3)}-"
     km = softtoken_km
     ca = EmbeddedCA(km, make_session_factory(engine), "http://ca.test:8600", name_prefix=tag)
-    ca.init_hierarchy(kinds=("sm2",), label_prefix=tag)
+    # made a minute ago (as the leaves' notBefore, ca_bridge.embedded.BACKDATE): the "tsa_behind" unit, whose
+    # clock runs two seconds behind, stamps inside the CAs' validity
+    hierarchy.init_hierarchy(km, ca.db, ca.public_url, kinds=("sm2",), prefix=tag, label_prefix=tag,
+                             profiles=ca.profiles, config=ca.config, now=utcnow().replace(microsecond=0)
+                             - dt.timedelta(minutes=1))
+    ca.directory.reload()
 
     def certify(label, profile, subject, identity=()):
         spki = km.ensure_key_pair(label, "sm2")
@@ -71,12 +78,16 @@ def site(softtoken_km, tmp_path_factory):
     unit, maker, tsa_cert = (certify(f"{tag}unit", "unit", UNIT, USCC),
                              certify(f"{tag}maker", "seal-maker", (("common_name", "示范市 Seal Maker"),)),
                              certify(f"{tag}tsa", "tsa", (("common_name", "示范市 TSA"),)))
-    tsa = TimeStampAuthority({"default": TsaUnit(
-        "default", key_manager=km, key_label=f"{tag}tsa", algorithm_name="sm2-sm3", certificate=tsa_cert.certificate,
-        chain=tuple(tsa_cert.chain), policy="1.3.6.1.4.1.58011.1.1")}, digests=["sm3"])
+    tsa_unit = TsaUnit("default", key_manager=km, key_label=f"{tag}tsa", algorithm_name="sm2-sm3",
+                       certificate=tsa_cert.certificate, chain=tuple(tsa_cert.chain), policy="1.3.6.1.4.1.58011.1.1")
+    tsa = TimeStampAuthority({"default": tsa_unit}, digests=["sm3"])
+    # CRL revocation dates have whole seconds: a token two seconds older than a revocation made now
+    behind = TimeStampAuthority({"default": tsa_unit}, digests=["sm3"],
+                                clock=ClockMonitor(clock=lambda: time.time() - 2.0))
     root = ca.authorities()[f"{tag}root-sm2"].certificate
     other = LocalIssuer.create(km, f"{tag}other-root", common_name="Unrelated Test Root")
-    return {"ca": ca, "km": km, "tag": tag, "unit": unit, "maker": maker, "tsa": tsa, "root": root, "other": other,
+    return {"ca": ca, "km": km, "tag": tag, "unit": unit, "maker": maker, "tsa": tsa, "tsa_behind": behind,
+            "root": root, "other": other,
             "policy": SealPolicy.anchored([root], revocation_info=lambda certs: revocation_info(ca, certs),
                                           other_certs=unit.chain)}
 
@@ -96,23 +107,23 @@ def _png() -> bytes:
     return png_bytes(40, 40)
 
 
-def _timestamper(site):
+def _timestamper(site, tsa: str = "tsa"):
     def stamp(signature: bytes) -> bytes:
         from asn1crypto import tsp
         query = tsp.TimeStampReq({"version": "v1", "message_imprint": {
             "hash_algorithm": {"algorithm": "sm3"}, "hashed_message": sm3(signature)}, "cert_req": True}).dump()
-        return tsp.TimeStampResp.load(site["tsa"].respond(query))["time_stamp_token"].dump()
+        return tsp.TimeStampResp.load(site[tsa].respond(query))["time_stamp_token"].dump()
     return stamp
 
 
 def _seal_ofd(site, data: bytes = HELLO, *, signer_label: str | None = None, signer_cert: bytes | None = None,
-              seal_der: bytes | None = None, timestamp: bool = True, **kw) -> bytes:
+              seal_der: bytes | None = None, timestamp: bool = True, tsa: str = "tsa", **kw) -> bytes:
     km = site["km"]
     label = signer_label or f"{site['tag']}unit"
     cert = signer_cert or site["unit"].certificate
     return ofd.seal_ofd(data, seal_der=seal_der or _seal_der(site, cert), signer_cert=cert,
                         sign=lambda d: km.sign(label, d), alg=algorithm("sm2-sm3"),
-                        timestamp=_timestamper(site) if timestamp else None, **kw)
+                        timestamp=_timestamper(site, tsa) if timestamp else None, **kw)
 
 
 # ------------------------------------------------------------------ trust anchors
@@ -204,8 +215,8 @@ def test_revoked_signer(site):
     issued = ca.issue(IssueRequest(request_id=f"{label}-req", profile="unit", subject=UNIT, public_key_info=spki,
                                    identity=USCC))
     seal_der = _seal_der(site, issued.certificate)
-    before = _seal_ofd(site, signer_label=label, signer_cert=issued.certificate, seal_der=seal_der)
-    time.sleep(1.1)                                  # CRL revocation dates have whole seconds
+    before = _seal_ofd(site, signer_label=label, signer_cert=issued.certificate, seal_der=seal_der,
+                       tsa="tsa_behind")         # stamped two seconds before the revocation
     ca.revoke(issued.ca, issued.serial, RevocationReason.key_compromise)
     after = _seal_ofd(site, signer_label=label, signer_cert=issued.certificate, seal_der=seal_der)
     bare = _seal_ofd(site, signer_label=label, signer_cert=issued.certificate, seal_der=seal_der, timestamp=False)

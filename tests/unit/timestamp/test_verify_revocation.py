@@ -4,6 +4,7 @@ the token is invalid; after it, only a key or CA compromise invalidates it. Our 
 TSA certificate (critical id-kp-timeStamping) and publishes the CRLs."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 import time
@@ -11,10 +12,12 @@ import time
 import pytest
 from asn1crypto import tsp, x509
 
+from ca_bridge import ca as hierarchy
 from ca_bridge.api import IssueRequest, RevocationReason
 from ca_bridge.embedded import EmbeddedCA
-from store.db import Base, make_engine, make_session_factory
+from store.db import Base, make_engine, make_session_factory, utcnow
 from racentre.migrate import import_models
+from timestamp.clock import ClockMonitor
 from timestamp.tsa import TimeStampAuthority, TsaUnit
 from timestamp.verify import verify_token
 
@@ -26,21 +29,32 @@ def site(softtoken_km, tmp_path_factory):
     Base.metadata.create_all(engine)
     tag = f"tv{secrets.token_hex(3)}-"
     ca = EmbeddedCA(softtoken_km, make_session_factory(engine), "http://ca.test:8600", name_prefix=tag)
-    ca.init_hierarchy(kinds=("sm2",), label_prefix=tag)
+    # made a minute ago (as the leaves' notBefore, ca_bridge.embedded.BACKDATE), so that a TSA whose clock
+    # runs SKEW behind stamps inside the CAs' validity
+    hierarchy.init_hierarchy(ca.km, ca.db, ca.public_url, kinds=("sm2",), prefix=tag, label_prefix=tag,
+                             profiles=ca.profiles, config=ca.config, now=utcnow().replace(microsecond=0)
+                             - dt.timedelta(minutes=1))
+    ca.directory.reload()
     root = ca.authorities()[f"{tag}root-sm2"].certificate
     yield {"ca": ca, "km": softtoken_km, "tag": tag, "root": root}
     engine.dispose()
 
 
-def _tsa(site):
-    """A fresh TSA unit (own key, own certificate) so that each test revokes its own."""
+SKEW = 2.0      # seconds: CRL revocation dates have whole seconds
+
+
+def _tsa(site, skew: float = 0.0):
+    """A fresh TSA unit (own key, own certificate) so that each test revokes its own; its clock runs
+    ``skew`` seconds ahead of the CA's (behind when negative): a token stamped SKEW after, or before, a
+    revocation without waiting for the seconds to pass."""
     label = f"{site['tag']}tsa-{secrets.token_hex(3)}"
     spki = site["km"].ensure_key_pair(label, "sm2")
     issued = site["ca"].issue(IssueRequest(request_id=f"{label}-req", profile="tsa", public_key_info=spki,
                                            subject=(("country_name", "CN"), ("common_name", label))))
     unit = TsaUnit("default", key_manager=site["km"], key_label=label, algorithm_name="sm2-sm3",
                    certificate=issued.certificate, chain=tuple(issued.chain), policy="1.3.6.1.4.1.58011.1.1")
-    return TimeStampAuthority({"default": unit}, digests=["sm3"]), issued
+    clock = ClockMonitor(clock=lambda: time.time() + skew)
+    return TimeStampAuthority({"default": unit}, digests=["sm3"], clock=clock), issued
 
 
 def _token(tsa, data: bytes) -> bytes:
@@ -79,9 +93,8 @@ def test_untrusted_anchor_is_refused(site):
 
 
 def test_revoked_before_gentime_invalidates(site):
-    tsa, issued = _tsa(site)
+    tsa, issued = _tsa(site, SKEW)
     site["ca"].revoke(issued.ca, issued.serial, RevocationReason.superseded)
-    time.sleep(1.1)
     result = verify_token(_token(tsa, b"doc"), data=b"doc", trust=[site["root"]], crls=_crls(site, issued))
     assert not result.ok and any("revoked" in r for r in result.reasons), result.reasons
 
@@ -89,17 +102,15 @@ def test_revoked_before_gentime_invalidates(site):
 def test_revoked_after_gentime(site):
     """RFC 3161 §4: a later revocation for another reason leaves earlier tokens valid (with a warning); a
     key compromise invalidates them all."""
-    tsa, issued = _tsa(site)
+    tsa, issued = _tsa(site, -SKEW)
     token = _token(tsa, b"doc")
-    time.sleep(1.1)
     site["ca"].revoke(issued.ca, issued.serial, RevocationReason.superseded)
     later = verify_token(token, data=b"doc", trust=[site["root"]], crls=_crls(site, issued))
     assert later.ok, later.reasons
     assert any("revoked after genTime" in w for w in later.warnings), later.warnings
 
-    tsa2, issued2 = _tsa(site)
+    tsa2, issued2 = _tsa(site, -SKEW)
     token2 = _token(tsa2, b"doc")
-    time.sleep(1.1)
     site["ca"].revoke(issued2.ca, issued2.serial, RevocationReason.key_compromise)
     compromised = verify_token(token2, data=b"doc", trust=[site["root"]], crls=_crls(site, issued2))
     assert not compromised.ok and any("key_compromise" in r for r in compromised.reasons), compromised.reasons
