@@ -216,15 +216,19 @@ def request_group():
 @click.option("--enc-public-key", type=click.Path(exists=True, dir_okay=False), default=None, help="SPKI PEM/DER")
 @click.option("--target", "target_request_id", type=int, default=None, help="renewal/rekey/revocation: request id")
 @click.option("--reason", "revocation_reason", default=None, help="revocation reason (RFC 5280 name)")
+@click.option("--status-reason", default=None, metavar="TEXT",
+              help="suspend/resume/revocation: the officer's reason in their own words (shown on the request, audited)")
 @click.option("--role", default="applicant", type=click.Choice(["applicant", "api_client", "ra_operator"]))
 @click.option("--enrol-by-cmp", is_flag=True, help="no CSR: once approved, the subscriber enrols over CMP with a "
                                                    "one-time secret (racentre ra request cmp-secret)")
 @_AS
 @click.pass_context
 def submit(ctx, rtype, kind, subject_id, csr, enc_csr, enc_public_key, target_request_id, revocation_reason,
-           role, enrol_by_cmp, as_name):
+           status_reason, role, enrol_by_cmp, as_name):
     actor = _actor(ctx, as_name, role)
     extra = {"enrol_by_cmp": True} if enrol_by_cmp else {}
+    if status_reason is not None:
+        extra["status_reason"] = status_reason
     _echo(_service(ctx).submit(actor, type=rtype, kind=kind, subject_id=subject_id, sign_csr=_read(csr),
                                enc_csr=_read(enc_csr), enc_public_key=_read(enc_public_key),
                                target_request_id=target_request_id, revocation_reason=revocation_reason, **extra))

@@ -333,3 +333,32 @@ def test_reissue_of_a_dual_pair_gets_a_new_kmc_key_and_its_envelope(app, service
     assert new_enc["key_escrowed"] and new_enc["serial"] != enc["serial"]
     envelope = operator.get(f"/console/certificates/{new_enc['ca']}/{new_enc['serial']}/envelope?format=sm2env")
     assert envelope.status_code == 200 and envelope.data == ra.key_envelope(rid, "sm2-enveloped-key")
+
+
+def test_suspend_with_the_officers_reason_shown_audited_and_exported(app, services):
+    """冻结 from the certificate page with the officer's reason (free text): shown on the request page,
+    in the audit rows of the request and of the hold, and in the auditor's CSV export; too long is refused in
+    Chinese (the form keeps the limit as maxlength too)."""
+    issued = _issued_unit(app)
+    cert = issued["cert"]
+    page = f"/console/certificates/{cert['ca']}/{cert['serial']}"
+    a, _ = _client(app, services, ["ra_officer"])
+    b, _ = _client(app, services, ["ra_officer"])
+    operator, _ = _client(app, services, ["ra_operator"])
+    shown = a.get(page).get_data(as_text=True)
+    assert 'name="status_reason"' in shown and 'maxlength="500"' in shown and "原因说明" in shown
+    refused = _post(a, page, page + "/suspend", status_reason="长" * 501)
+    assert refused.status_code == 400 and "原因说明不能超过 500 个字符" in refused.get_data(as_text=True)
+    words = "单位公章遗失，<b>暂停</b>使用"
+    asked = _post(a, page, page + "/suspend", status_reason=words)
+    assert asked.status_code == 303
+    rid = int(asked.headers["Location"].rsplit("/", 1)[1])
+    detail = a.get(f"/console/requests/{rid}").get_data(as_text=True)
+    assert 'id="request-status-reason">单位公章遗失，&lt;b&gt;暂停&lt;/b&gt;使用<' in detail
+    _vet(operator, rid)
+    assert _post(b, f"/console/requests/{rid}", f"/console/requests/{rid}/approve").status_code == 303
+    auditor, _ = _client(app, services, ["auditor"])
+    exported = auditor.get("/console/audit", query_string={"target": f"ra_request:{rid}", "format": "csv"})
+    rows = list(csv.reader(io.StringIO(exported.data.decode("utf-8-sig"))))
+    with_reason = {r[4] for r in rows[1:] if words in r[7]}
+    assert with_reason == {"ra.request.submit", "ra.certificate.hold"}, rows
