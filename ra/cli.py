@@ -17,6 +17,7 @@ from access.auth import ROLES, ApiToken, Forbidden, create_token, token_list, to
 from audit import trail as audit
 from store.db import as_utc, reading, transaction, utcnow
 
+from ca_bridge.api import RevocationReason
 from ra.models import RequestKind
 from ra.services import RaService
 from ra.workflow import Actor
@@ -315,8 +316,16 @@ def emergency_revoke(ctx, request_id, justification, as_name):
 
 
 def ra_revoke(ctx, request_id: int, reason: str, as_name: str, justification: str) -> dict:
-    """``racentre ca revoke`` of a certificate issued through RA request ``request_id``: the RA's immediate,
-    audited revocation by officer ``as_name`` (``RaService.emergency_revoke`` with ``reason``)."""
+    """``racentre ca revoke`` of a certificate issued through RA request ``request_id``, as the RA does it (one
+    path, one truth): a revocation or a hold (certificateHold, 挂失) is the RA's immediate, audited action of
+    officer ``as_name`` (``RaService.emergency_revoke`` with ``reason``); a release (removeFromCRL) is a 解冻
+    request submitted by the officer (their first approval, ``justification`` its reason), carried out when
+    vetted and approved under the ``[ra] approvals`` policy, as from the console."""
+    if reason == RevocationReason.remove_from_crl.value:
+        original = _service(ctx).get_request(request_id)
+        return _service(ctx).submit(_actor(ctx, as_name, "ra_officer"), type=original["type"],
+                                    kind=RequestKind.RESUME.value, target_request_id=request_id,
+                                    status_reason=justification)
     return _service(ctx).emergency_revoke(_actor(ctx, as_name, "ra_officer"), request_id, justification,
                                           reason=reason)
 

@@ -720,16 +720,22 @@ def emergency_revoke(session: Session, actor: Actor, target_request_id: int, jus
     keyCompromise unless another is given: ``racentre ca revoke`` of an RA certificate comes here too),
     without vetting or a second approval, and must say why. The revocation is its own request (kind
     revocation, state revoked) naming the officer, and audited as ``ra.request.emergency_revoke`` with the
-    justification, for the auditor's review; the RA and the CA then show the same status."""
+    justification, for the auditor's review; the RA and the CA then show the same status.
+
+    With reason certificateHold (挂失: the holder reports the USB key lost, ``racentre ca revoke --reason
+    certificate_hold``) it is an immediate 冻结 of the certificates in force: a request of kind suspend, state
+    suspended, audited as ``ra.request.emergency_suspend``; their release (解冻) is a resume request through
+    the four-eyes gate (RFC 5280 §5.3.1: the hold is reversible, its release is not an emergency)."""
     justification = _reason(justification, "an emergency revocation")
     why = _parse_reason(reason)
+    kind = RequestKind.SUSPEND if why is RevocationReason.certificate_hold else RequestKind.REVOCATION
     target = _get(session, CertRequest, target_request_id, "request")
     if target.state != RequestState.ISSUED.value or target.kind == RequestKind.REVOCATION.value:
         raise ConflictError(f"request {target.id} has no issued certificates to revoke")
-    if not _target_certificates(session, target.id, RequestKind.REVOCATION.value):
+    if not _target_certificates(session, target.id, kind.value):
         raise ConflictError(f"request {target.id} has no certificate in force")
     now = utcnow()
-    req = CertRequest(type=target.type, kind=RequestKind.REVOCATION.value, state=RequestState.APPROVED.value,
+    req = CertRequest(type=target.type, kind=kind.value, state=RequestState.APPROVED.value,
                       submitted_by=actor.name, vetted_by=actor.name, vetted_at=now, unit_id=target.unit_id,
                       civil_servant_id=target.civil_servant_id, server_id=target.server_id,
                       target_request_id=target.id, revocation_reason=why.value,
@@ -738,10 +744,11 @@ def emergency_revoke(session: Session, actor: Actor, target_request_id: int, jus
     session.add(req)
     req.approvals.append(Approval(officer=actor.name))
     session.flush()
-    record(session, actor=actor.name, role=actor.role, action="ra.request.emergency_revoke", target_type=TARGET,
+    record(session, actor=actor.name, role=actor.role, target_type=TARGET,
+           action="ra.request.emergency_suspend" if kind is RequestKind.SUSPEND else "ra.request.emergency_revoke",
            target_id=req.id, target_request_id=target.id, reason=why.value, justification=justification)
-    _revoke_all(session, actor, req, target.id, why, ca, TARGET_STATUSES[RequestKind.REVOCATION.value])
-    req.state, req.completed_at = RequestState.REVOKED.value, utcnow()
+    _revoke_all(session, actor, req, target.id, why, ca, TARGET_STATUSES[kind.value])
+    req.state, req.completed_at = DONE_STATES[kind.value], utcnow()
     _flush(session)
     return req
 
