@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from racentre.console import formats
+from racentre.console import formats, i18n_services
 
 LANGUAGES = ("zh", "en")
 DEFAULT = "zh"
@@ -188,6 +188,8 @@ _LIFECYCLE = {
         "failed_job": "失败", "job_created": "新增", "job_existing": "已存在", "job_errors": "错误", "job_signed": "已签发 CRL 的 CA",
         "job_active_version": "当前 KEK 版本", "job_row": "行", "centre_own": "本中心自用证书",
         "status_reason": "原因说明", "status_reason_hint": "如：USB Key 遗失，本人电话挂失",
+        "http_400": "请求无效", "http_404": "页面不存在", "http_405": "不支持此请求方式", "http_413": "上传内容过大",
+        "http_415": "不支持此内容类型",
     },
     "en": {
         "hold": "On hold", "suspended": "Suspended", "resumed": "Resumed", "remove_from_crl": "removed from CRL",
@@ -218,6 +220,8 @@ _LIFECYCLE = {
         "job_signed": "CAs with new CRLs", "job_active_version": "active KEK version", "job_row": "row",
         "centre_own": "the centre's own",
         "status_reason": "Reason (free text)", "status_reason_hint": "e.g. USB key reported lost by phone",
+        "http_400": "Bad request", "http_404": "No such page", "http_405": "Method not allowed",
+        "http_413": "Upload too large", "http_415": "Unsupported content type",
     },
 }
 for _lang, _extra in _LIFECYCLE.items():
@@ -283,7 +287,7 @@ _SERVICE_ZH = [
     (r"certificates on hold: (.+)", "冻结中的证书：{0}"),
     (r"internal error \(see the service log\)", "内部错误（详见服务日志）"),
 ]
-_SERVICE_PATTERNS = [(re.compile(p + r"\Z", re.S), text) for p, text in _SERVICE_ZH]
+_SERVICE_PATTERNS = [(re.compile(p + r"\Z", re.S), text) for p, text in _SERVICE_ZH + i18n_services.SERVICE_ZH]
 _MAX_MESSAGE = 4000
 _PAIRS = re.compile(r"[a-z_]+=[^,=]*(, [a-z_]+=[^,=]*)*\Z")
 
@@ -306,6 +310,8 @@ def message(text, lang: str) -> str:
 def _word(part: str | None, lang: str) -> str:
     if part is None:
         return ""
+    if part in i18n_services.FIELDS:
+        return i18n_services.FIELDS[part]
     if part in MESSAGES["zh"] and " " not in part:
         return translate(part, lang)
     if part in ("documents", "identity", "csr", "subject", "key", "target"):
