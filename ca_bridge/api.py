@@ -129,11 +129,17 @@ class DeferredIssuanceCA(Protocol):
     RA's "awaiting the CA" state and the queued requests commit together, before anything is sent);
     ``collect`` then carries a queued request on, outside any transaction, and is idempotent on
     ``request_id``: the certificate, or ``PkiError`` -- code ``UPSTREAM_UNAVAILABLE`` while the CA is
-    down or still processing (collect again later), any other code when the CA refused it."""
+    down or still processing (collect again later), any other code when the CA refused it.
+    ``queue_revocation`` likewise queues a revocation in the caller's transaction, and
+    ``send_revocations`` sends the queued ones after its commit (and on every sweep until they go)."""
 
     def enqueue(self, requests, session: Session) -> None: ...
 
     def collect(self, request_id: str) -> IssuedCertificate: ...
+
+    def queue_revocation(self, ca: str, serial: int, reason: RevocationReason, session: Session) -> str: ...
+
+    def send_revocations(self, *, prefix: str = ...) -> dict[str, str]: ...
 
 
 def issue_groups(ca: CABackend, groups, session: Session | None = None) -> list:

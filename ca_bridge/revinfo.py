@@ -12,6 +12,7 @@ from asn1crypto import ocsp, x509
 
 from ca_bridge import crl
 from ca_bridge.embedded import EmbeddedCA
+from pkicore.validation import parsed_certificate
 
 
 class RevocationInfo(NamedTuple):
@@ -70,7 +71,7 @@ def revocation_info(ca: EmbeddedCA, certificates: Iterable[bytes], *, with_ocsp:
         if der in seen:
             continue
         seen.add(der)
-        cert = x509.Certificate.load(der)
+        cert = parsed_certificate(bytes(der))       # our CAs' and repeat signers': parsed once
         if cert.self_signed != "no":
             continue
         # by name and key identifier: two CAs may share a name (RFC 5280 §4.2.1.1 AKI tells them apart)

@@ -496,6 +496,20 @@ def _read_certificate(der: bytes) -> _Cert:
     return _Cert(der, serial, issuer, spki, kind)
 
 
+_DIGESTS: dict[str, object] = {}
+
+
+def _hash(name: str, data: bytes) -> bytes:
+    """``hashlib.new(name, data).digest()`` from a copy of a hash object made once per name (the by-name
+    lookup costs as much as hashing a certificate)."""
+    proto = _DIGESTS.get(name)
+    if proto is None:
+        proto = _DIGESTS[name] = hashlib.new(name)
+    h = proto.copy()
+    h.update(data)
+    return h.digest()
+
+
 def _first_value(values_der: bytes, tag: int) -> bytes:
     """The content of the first value of an attribute's values SET, which must carry ``tag``."""
     start, end = _tlv(values_der, 0, 0x31, len(values_der))
@@ -528,7 +542,7 @@ def _ess_reason(values_der: bytes, oid: str, cert: _Cert) -> str | None:
             parts = parts[1:]
     if not parts or parts[0][0] != 0x04 or len(parts) > 2:
         raise _Odd
-    if hashlib.new(digest, cert.der).digest() != body[parts[0][2]:parts[0][3]]:
+    if _hash(digest, cert.der) != body[parts[0][2]:parts[0][3]]:
         return "ESS signing-certificate hash does not match the signer certificate"
     if len(parts) == 2:                                          # issuerSerial
         if parts[1][0] != 0x30:
@@ -645,7 +659,7 @@ def _verify_signed_data_by_hand(data: bytes, content: bytes | None, extra_certif
     if payload is None or alg is None or alg.key_type != cert.key_kind:
         raise _Odd                                               # the refusals are asn1crypto's to word
     signing_time = None
-    md = hashlib.new(digest, payload).digest()
+    md = _hash(digest, payload)
     if to_sign is None:
         if content_type not in _DATA_TYPES:
             reasons.append("signed attributes are required for content types other than data")

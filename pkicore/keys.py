@@ -4,6 +4,7 @@ EC points, and software signature verification for public keys held outside the 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -173,6 +174,16 @@ def point_from_public_key_info(spki_der: bytes) -> tuple[str, bytes]:
     return key.curve, key.point
 
 
+@functools.lru_cache(maxsize=1024)
+def _sm2_public_key(spki_der: bytes) -> SM2PublicKey | None:
+    """The SM2 point of an SPKI (checked on the curve once per key), or None when it is not one."""
+    try:
+        curve, point = point_from_public_key_info(spki_der)
+        return SM2PublicKey.from_point(point) if curve == "sm2p256v1" else None
+    except ValueError:
+        return None
+
+
 def verify_signature(spki_der: bytes, alg: Algorithm, data: bytes, signature_der: bytes,
                      user_id: bytes = DEFAULT_USER_ID) -> bool:
     """Verify a DER-encoded signature over ``data`` with a public key given as SPKI DER.
@@ -180,17 +191,14 @@ def verify_signature(spki_der: bytes, alg: Algorithm, data: bytes, signature_der
     SM2 goes through pkicore.sm2 (Tongsuo); ECDSA/RSA through pyca/cryptography.
     """
     if alg.key_type == "sm2":
-        try:
-            curve, point = point_from_public_key_info(spki_der)
-        except ValueError:
-            return False
-        if curve != "sm2p256v1":
+        key = _sm2_public_key(bytes(spki_der))
+        if key is None:
             return False
         try:
             r, s = der_to_ints(signature_der)
         except ValueError:
             return False
-        return sm2_verify(SM2PublicKey.from_point(point), data, r, s, user_id)
+        return sm2_verify(key, data, r, s, user_id)
     key = serialization.load_der_public_key(spki_der)
     digest = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}[alg.digest]
     try:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import enum
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from asn1crypto import ocsp, x509
+from asn1crypto import crl, ocsp, x509
 from cryptography.exceptions import InvalidSignature
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import (DisallowedAlgorithmError, ExpiredError, InsufficientRevinfoError,
@@ -178,6 +179,10 @@ class CertificateResult:
     revocation_reason: str | None = None
     revocation_reason_code: str | None = None     # RFC 5280 §5.3.1 CRLReason name, e.g. "key_compromise"
     warnings: tuple[str, ...] = field(default=())
+    # for a path validated at "now": the first instant at which time alone may change this verdict — the
+    # earliest notBefore/notAfter ahead among the path's certificates and nextUpdate among the CRLs used
+    # (RFC 5280 §6.1.3 (a)(2), §5.1.2.5); None when not known (no path built, or a CRL without nextUpdate)
+    valid_until: dt.datetime | None = None
 
     @property
     def indication(self) -> Indication:
@@ -196,6 +201,56 @@ class CertificateResult:
                 "validation_time": _iso(self.validation_time), "time_proven": self.time_proven,
                 "path": list(self.path), "revoked_at": _iso(self.revoked_at),
                 "revocation_reason": self.revocation_reason}
+
+
+def parsed_certificate(der: bytes) -> x509.Certificate:
+    """A certificate (a trust anchor, one of our CAs, one that came with a signature) parsed once for every
+    validation that meets it: asn1crypto parses lazily and keeps what it worked out (the RFC 4518 prepared
+    names that pyhanko-certvalidator compares, extensions), which was ~30 % of a new signer's path
+    validation. Shared only when it parses in full (``native``) first, so threads only read it; one that
+    does not (e.g. UTF-8 bytes in an IA5String) is loaded afresh each time, as before."""
+    shared = _fully_parsed(x509.Certificate, der)
+    return shared if shared is not None else x509.Certificate.load(der)
+
+
+def parsed_crl(der: bytes) -> crl.CertificateList:
+    """A CRL parsed once (each CA's current one, kept until it changes: ca_bridge.revinfo.IssuerCrls), shared
+    on the terms of ``parsed_certificate``."""
+    shared = _fully_parsed(crl.CertificateList, der)
+    return shared if shared is not None else crl.CertificateList.load(der)
+
+
+@functools.lru_cache(maxsize=256)
+def _fully_parsed(kind, der: bytes):
+    try:
+        parsed = kind.load(der)
+        parsed.native                                     # noqa: B018 - every field parsed now
+        if kind is x509.Certificate:
+            parsed.subject.hashable, parsed.issuer.hashable    # noqa: B018 - and the names prepared
+        else:
+            parsed.issuer.hashable                             # noqa: B018
+    except (ValueError, TypeError, KeyError, UnicodeError):
+        return None
+    return parsed
+
+
+def _time_bound(certs, crls, moment: dt.datetime) -> dt.datetime | None:
+    """The earliest validity boundary after ``moment`` among ``certs`` (notBefore, notAfter) and the CRLs'
+    nextUpdate; None when a CRL has no nextUpdate or cannot be read (the verdict's lifetime is not known)."""
+    bounds = []
+    for c in certs:
+        bounds += [c.not_valid_before, c.not_valid_after]
+    for der in crls:
+        try:
+            tbs = (der if isinstance(der, crl.CertificateList) else crl.CertificateList.load(der))["tbs_cert_list"]
+            next_update = tbs["next_update"].native
+        except (ValueError, TypeError, KeyError):
+            return None
+        if next_update is None:
+            return None
+        bounds.append(next_update)
+    ahead = [b for b in bounds if b > moment]
+    return min(ahead) if ahead else None
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -251,15 +306,17 @@ def validate_certificate(cert_der: bytes, policy: TrustPolicy, *, at: dt.datetim
         ocsps += list(got_ocsps)
     try:
         context = ValidationContext(
-            trust_roots=[x509.Certificate.load(c) for c in policy.trust_anchors],
-            other_certs=[x509.Certificate.load(c) for c in (*policy.other_certs, *extra_certs)],
-            crls=crls, ocsps=[o for o in ocsps if not is_sm2_ocsp(o)], moment=moment, allow_fetching=False,
+            trust_roots=[parsed_certificate(bytes(c)) for c in policy.trust_anchors],
+            other_certs=[parsed_certificate(bytes(c)) for c in (*policy.other_certs, *extra_certs)],
+            crls=[parsed_crl(bytes(c)) if isinstance(c, (bytes, bytearray)) else c for c in crls],
+            ocsps=[o for o in ocsps if not is_sm2_ocsp(o)], moment=moment, allow_fetching=False,
             retroactive_revinfo=True, revocation_mode="hard-fail" if policy.require_revocation else "soft-fail",
             signature_validator=Sm2SignatureValidator())
         path = asyncio.run(CertificateValidator(cert, validation_context=context).async_validate_path())
-        names = tuple(display_name(c.subject) for c in path.iter_certs(include_root=True)) \
-            if hasattr(path, "iter_certs") else ()
-        return CertificateResult(tuple(findings), **base, path=names)
+        certs = tuple(path.iter_certs(include_root=True)) if hasattr(path, "iter_certs") else ()
+        names = tuple(display_name(c.subject) for c in certs)
+        until = _time_bound(certs, crls, moment) if certs and at is None else None
+        return CertificateResult(tuple(findings), **base, path=names, valid_until=until)
     except RevokedError as exc:
         ee = getattr(exc, "is_ee_cert", True)
         reason = exc.reason.human_friendly if exc.reason is not None else None

@@ -249,7 +249,8 @@ class RaService:
         each CA request (outside any transaction), then record the outcome in a transaction of its own
         (``workflow.complete_from_ca``). Request id -> the state now (``issued``, ``failed``, or still
         ``awaiting_ca``), or the ``PkiError`` of the CA's refusal for a ``failed`` one. The sweep stops
-        early when the CA cannot be reached (the rest wait for the next one)."""
+        early when the CA cannot be reached (the rest wait for the next one). A refused group's queued
+        revocations are sent after its commit; the sweep (no ``request_ids``) also retries those still queued."""
         if not isinstance(self.ca, DeferredIssuanceCA):
             return {}
         query = (select(CertRequest.id, CertRequest.type).where(CertRequest.state == RequestState.AWAITING_CA.value)
@@ -259,6 +260,7 @@ class RaService:
         with reading(self.db) as session:
             rows = list(session.execute(query))
         out: dict = {}
+        down = False
         for rid, rtype in rows:
             results, pending, down = {}, False, False
             for usage, ca_request_id in workflow.awaited_ca_requests(rtype, rid, self.policy):
@@ -282,14 +284,30 @@ class RaService:
                 continue
             try:
                 with transaction(self.db) as session:
-                    state = workflow.complete_from_ca(session, rid, results, self.ca, self.policy).state
+                    completed = workflow.complete_from_ca(session, rid, results, self.ca, self.policy)
+                    state, kind, target = completed.state, completed.kind, completed.target_request_id
             except PkiError as exc:          # e.g. a re-key's revocation of the old certificates: next sweep
                 log.warning("request %s: the CA's answer could not be recorded yet: %s", rid, exc.public_message)
                 out[rid] = RequestState.AWAITING_CA.value
                 continue
             refusal = next((r for r in results.values() if isinstance(r, PkiError)), None)
             out[rid] = refusal if state == RequestState.FAILED.value and refusal is not None else state
+            if state == RequestState.FAILED.value:
+                # the revocations of the certificates the CA did issue for the refused group, queued in that
+                # transaction: sent now that it committed (down: the sweep below, or the next, sends them)
+                self._send_revocations(prefix=f"rr-{workflow.ca_request_prefix(rid)}")
+            elif state == RequestState.ISSUED.value and target is not None \
+                    and workflow.supersedes(kind, self.policy):
+                self._send_revocations(prefix=f"rr-{workflow.ca_request_prefix(target)}")    # a re-key's old ones
+        if request_ids is None and not down:
+            self._send_revocations()
         return out
+
+    def _send_revocations(self, **kw) -> None:
+        try:
+            self.ca.send_revocations(**kw)
+        except Exception:  # noqa: BLE001 - a queued revocation stays queued; the sweep retries it
+            log.exception("queued revocations for the upstream CA could not be sent; they stay queued")
 
     def start_collect_sweep(self, interval: float) -> threading.Event | None:
         """A daemon thread running ``collect_awaiting`` every ``interval`` seconds until the returned event

@@ -597,7 +597,12 @@ def escrow_needed(session: Session, actor: Actor, request_id: int, *,
 
 
 def ca_request_id(req: CertRequest, usage: str) -> str:
-    return f"ra-{req.id}-{usage}"
+    return f"{ca_request_prefix(req.id)}{usage}"
+
+
+def ca_request_prefix(request_id: int) -> str:
+    """What the CA request ids of RA request ``request_id`` start with (``ra-<id>-``, then the usage)."""
+    return f"ra-{request_id}-"
 
 
 def approve(session: Session, actor: Actor, request_id: int, ca: CABackend, *,
@@ -836,7 +841,7 @@ CA_ACTOR = Actor("upstream-ca", "system")      # who moves a request on when the
 
 def awaited_ca_requests(rtype: str, request_id: int, policy: Policy) -> list[tuple[str, str]]:
     """(usage, CA request id) of each certificate an ``awaiting_ca`` request waits for."""
-    return [(usage, f"ra-{request_id}-{usage}") for usage in policy.profiles[rtype]]
+    return [(usage, f"{ca_request_prefix(request_id)}{usage}") for usage in policy.profiles[rtype]]
 
 
 def complete_from_ca(session: Session, request_id: int, results: Mapping[str, IssuedCertificate | PkiError],
@@ -844,8 +849,10 @@ def complete_from_ca(session: Session, request_id: int, results: Mapping[str, Is
     """The upstream CA answered every request of an ``awaiting_ca`` request (``results``: usage -> the
     certificate, or the ``PkiError`` of its refusal). All issued: the certificates are recorded, a
     re-key's old certificates revoked, state ``issued``. One refused: state ``failed`` with the CA's
-    reason (final; certificates of the group the CA did issue are revoked there). A request no longer
-    awaiting the CA (another worker completed it) is returned unchanged: never recorded twice."""
+    reason (final; certificates of the group the CA did issue are revoked there: the revocation is queued
+    in this transaction, ``DeferredIssuanceCA.queue_revocation``, and sent after the commit -- nothing
+    goes over the network while this transaction holds its locks). A request no longer awaiting the CA
+    (another worker completed it) is returned unchanged: never recorded twice."""
     req = _lock(session, request_id)
     if req.state != RequestState.AWAITING_CA.value:
         return req
@@ -856,7 +863,14 @@ def complete_from_ca(session: Session, request_id: int, results: Mapping[str, Is
         for usage, issued in results.items():
             if isinstance(issued, IssuedCertificate):
                 try:
-                    ca.revoke(issued.ca, issued.serial, RevocationReason.cessation_of_operation, session=session)
+                    if isinstance(ca, DeferredIssuanceCA):
+                        queued = ca.queue_revocation(issued.ca, issued.serial, RevocationReason.cessation_of_operation,
+                                                     session)
+                        record(session, actor=actor.name, role=actor.role, action="ra.certificate.revocation_queued",
+                               target_type=TARGET, target_id=req.id, usage=usage, serial=format(issued.serial, "x"),
+                               ca_request_id=queued)
+                    else:
+                        ca.revoke(issued.ca, issued.serial, RevocationReason.cessation_of_operation, session=session)
                 except PkiError as exc:                 # kept in the audit row: an officer revokes it by hand
                     record(session, actor=actor.name, role=actor.role, action="ra.certificate.orphaned",
                            target_type=TARGET, target_id=req.id, usage=usage, serial=format(issued.serial, "x"),
@@ -883,8 +897,9 @@ def complete_from_ca(session: Session, request_id: int, results: Mapping[str, Is
                ca_request_id=ca_request_id_)
     _flush(session)
     if supersedes(req.kind, policy):
+        # the old certificates' rr queued with this completion and sent after its commit (as a refusal's)
         _revoke_all(session, actor, req, req.target_request_id, RevocationReason.superseded, ca,
-                    TARGET_STATUSES[req.kind])
+                    TARGET_STATUSES[req.kind], queue=isinstance(ca, DeferredIssuanceCA))
     req.state, req.completed_at = RequestState.ISSUED.value, utcnow()
     _flush(session)
     return req
@@ -970,17 +985,23 @@ def ra_certificate_fields(usage: str, ca_request: IssueRequest, issued: IssuedCe
 
 
 def _revoke_all(session: Session, actor: Actor, req: CertRequest, target_id: int, reason: RevocationReason,
-                ca: CABackend, statuses=("good",)) -> None:
+                ca: CABackend, statuses=("good",), *, queue: bool = False) -> None:
     """Revoke the target's certificates in ``statuses`` at the CA in this transaction. certificateHold
     makes them ``hold`` (冻结, released by ``_release_all``); any other reason makes them ``revoked`` (a held
-    certificate too: RFC 5280 §5.3.1, the hold made permanent)."""
+    certificate too: RFC 5280 §5.3.1, the hold made permanent). ``queue`` (a ``DeferredIssuanceCA``): the
+    revocations are queued in this transaction and sent after its commit (``queue_revocation``)."""
     certificates = _active_certificates(session, target_id, statuses)
     if not certificates:
         raise ConflictError(f"request {target_id} has no certificate in force")
     for cert in certificates:
-        status = ca_call("revoke a certificate", ca.revoke, cert.ca, cert.serial_int, reason, session=session)
+        if queue:
+            ca_call("queue a revocation for the CA", ca.queue_revocation, cert.ca, cert.serial_int, reason, session)
+            revoked_at = None
+        else:
+            revoked_at = ca_call("revoke a certificate", ca.revoke, cert.ca, cert.serial_int, reason,
+                                 session=session).revoked_at
         cert.status = "hold" if reason is RevocationReason.certificate_hold else "revoked"
-        cert.revoked_at = status.revoked_at or utcnow()
+        cert.revoked_at = revoked_at or utcnow()
         cert.revocation_reason = reason.value
         record(session, actor=actor.name, role=actor.role, target_type=TARGET,
                action="ra.certificate.hold" if cert.status == "hold" else "ra.certificate.revoke",

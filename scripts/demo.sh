@@ -99,6 +99,9 @@ cat <<TEXT
   REST:             Authorization: Bearer <the officer's API token in $dir/officers.tsv>
   artefacts:        $artefacts files in $(cd "$out" && pwd)   (logs: $dir/setup.log, demo.log, serve.log)
 TEXT
+if [ -s "$out/screenshots/index.html" ]; then
+  echo "  一天 the day:     $(cd "$out" && pwd)/screenshots/index.html   (the team's day in the console, step by step)"
+fi
 if [ "${RACENTRE_DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
 echo "Press Ctrl-C to stop."
 wait $server

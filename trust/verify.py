@@ -44,19 +44,25 @@ TimeCheck = Callable[..., "TimeProof"]           # (token, signature, tsa_policy
 
 class ValidationCache:
     """Certificate validation results reused while nothing they depend on has changed: the key is the
-    certificate, the certificates that came with it, the trust anchors and intermediates, the validation time
-    when it is proven (a timestamp's genTime; "now" otherwise), and the site's *revocation state* — a value
-    that changes whenever any certificate status changes at the CA (each CA's revocation counter,
-    ``ca_bridge.crl.bump_revocation_seq``), read fresh for every verification. A revocation committed on
-    any node therefore misses the cache at once; a "now" result is kept at most ``ttl`` seconds and never
-    past the certificate's notAfter, so expiry is not missed either. Nothing is cached when the state is
-    unknown (no ``revocation_state``)."""
+    certificate, the certificates that came with it, the trust anchors and intermediates (so a change of
+    the trust list or of our CAs misses), the validation time when it is proven (a timestamp's genTime;
+    "now" otherwise), and the site's *revocation state* — a value that changes whenever any certificate
+    status changes at the CA (each CA's revocation counter, ``ca_bridge.crl.bump_revocation_seq``), read
+    fresh for every verification. A revocation committed on any node therefore misses the cache at once.
+    Time: a "now" result whose path was built is kept up to ``path_ttl`` seconds and never past its
+    ``valid_until`` (the first notBefore/notAfter ahead in the path, the CRLs' nextUpdate:
+    pkicore.validation), so a repeat signer is cheap while expiry and a stale CRL are not missed; any other
+    result at most ``ttl`` seconds and never past the certificate's notAfter. Nothing is cached when the
+    state is unknown (no ``revocation_state``)."""
 
-    def __init__(self, revocation_state: Callable[[], Hashable] | None, *, ttl: float = 10.0, size: int = 4096):
+    def __init__(self, revocation_state: Callable[[], Hashable] | None, *, ttl: float = 10.0,
+                 path_ttl: float = 3600.0, size: int = 4096):
         self.revocation_state = revocation_state
         self.ttl = ttl
+        self.path_ttl = path_ttl
         self.size = size
         self._items: OrderedDict = OrderedDict()
+        self._digests: dict[int, tuple[bytes, bytes]] = {}
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -71,7 +77,7 @@ class ValidationCache:
                                         key_usage=key_usage)
         if state is None:
             state = self.revocation_state()
-        key = (hashlib.sha256(cert_der).digest(), hashlib.sha256(b"".join(extra_certs)).digest(),
+        key = (self._sha256(cert_der), tuple(self._sha256(c) for c in extra_certs),
                hash((policy.trust_anchors, policy.other_certs, policy.require_revocation)), key_usage,
                at if proven else None, state)
         now = time.monotonic()
@@ -85,9 +91,13 @@ class ValidationCache:
         result = validate_certificate(cert_der, policy, at=at, proven=proven, extra_certs=extra_certs,
                                       key_usage=key_usage)
         until = now + self.ttl
-        if not proven and result.not_after is not None:
-            left = (result.not_after - dt.datetime.now(dt.timezone.utc)).total_seconds()
-            until = min(until, now + max(0.0, left))
+        if not proven:
+            bound, ttl = ((result.valid_until, self.path_ttl) if result.valid_until is not None
+                          else (result.not_after, self.ttl))
+            until = now + ttl
+            if bound is not None:
+                left = (bound - dt.datetime.now(dt.timezone.utc)).total_seconds()
+                until = min(until, now + max(0.0, left))
         self._keep(key, until, result)
         return result
 
@@ -114,6 +124,18 @@ class ValidationCache:
         proof = check_time(token, signature, tsa_policy)
         self._keep(key, now + self.ttl, proof)
         return proof
+
+    def _sha256(self, der: bytes) -> bytes:
+        """SHA-256 of a certificate, remembered by object: the hand reader (pkicore.cms) hands the same bytes
+        object back for a certificate it has read before, so a repeat signer's are not hashed again."""
+        kept = self._digests.get(id(der))
+        if kept is not None and kept[0] is der:
+            return kept[1]
+        digest = hashlib.sha256(der).digest()
+        if len(self._digests) >= self.size:
+            self._digests.clear()
+        self._digests[id(der)] = (der, digest)
+        return digest
 
     def _keep(self, key, until: float, value) -> None:
         with self._lock:
@@ -156,6 +178,7 @@ class SignerReport:
     claimed_signing_time: dt.datetime | None = None
     timestamp: TimeProof | None = None
     findings: tuple[Finding, ...] = field(default=())
+    certificate_der: bytes | None = field(default=None, repr=False, compare=False)     # the signer certificate
 
     @property
     def indication(self) -> Indication:
@@ -174,12 +197,18 @@ class SignerReport:
 
     def as_dict(self) -> dict:
         cert = certificate_verdict(self.certificate) if self.certificate is not None else None
-        return {"index": self.index, "valid": self.indication == Indication.TOTAL_PASSED,
-                "indication": self.indication.value,
-                "sub_indication": self.sub_indication.value if self.sub_indication else None,
+        return self.as_dict_with(cert, self.signer)
+
+    def as_dict_with(self, certificate, signer) -> dict:
+        """``as_dict`` with the values given for "certificate" and "signer" (the two large parts, which a
+        caller may render once per certificate result: trust.fastpath)."""
+        ind, sub = worst(self.findings)
+        return {"index": self.index, "valid": ind == Indication.TOTAL_PASSED, "indication": ind.value,
+                "sub_indication": sub.value if sub else None,
                 "reason": self.reason, "signature_valid": self.signature_valid,
                 "signature_reasons": list(self.signature_reasons), "algorithm": self.algorithm,
-                "certificate_code": cert["code"] if cert else None, "certificate": cert, "signer": self.signer,
+                "certificate_code": sof_code(self.certificate) if self.certificate is not None else None,
+                "certificate": certificate, "signer": signer,
                 "claimed_signing_time": self.claimed_signing_time.isoformat() if self.claimed_signing_time else None,
                 "timestamp": self.timestamp.as_dict() if self.timestamp else None,
                 "findings": [f.as_dict() for f in self.findings]}
@@ -207,7 +236,9 @@ class VerifyReport:
     def valid(self) -> bool:
         return bool(self.signers) and self.indication == Indication.TOTAL_PASSED
 
-    def as_dict(self) -> dict:
+    def as_dict(self, signers: list | None = None) -> dict:
+        """The JSON answer; ``signers``: the values for "signers" when the caller renders them (else each
+        SignerReport's ``as_dict``)."""
         ind, sub = worst(self.all_findings)
         if not self.signers and not self.findings:
             ind, sub = Indication.INDETERMINATE, SubIndication.SIGNED_DATA_NOT_FOUND
@@ -222,7 +253,8 @@ class VerifyReport:
         return {"kind": self.kind, "valid": self.valid, "indication": ind.value,
                 "sub_indication": sub.value if sub else None, "reason": reason, "certificate_code": code,
                 "detached": self.detached, "content_sha256": self.content_sha256,
-                "signers": [s.as_dict() for s in self.signers], "findings": [f.as_dict() for f in self.findings]}
+                "signers": [s.as_dict() for s in self.signers] if signers is None else signers,
+                "findings": [f.as_dict() for f in self.findings]}
 
 
 def signature_algorithm_for(cert: x509.Certificate, name: str | None = None) -> Algorithm:
@@ -284,7 +316,8 @@ def _evaluate(index: int, intact: bool, reasons: tuple[str, ...], cert_der: byte
         signer = cached_cert_info(cert_der)
     except TrustError:
         signer = None
-    return SignerReport(index, intact, reasons, result, signer, alg, claimed, proof, tuple(findings))
+    return SignerReport(index, intact, reasons, result, signer, alg, claimed, proof, tuple(findings),
+                        certificate_der=cert_der)
 
 
 def verify_raw(data: bytes, signature: bytes, certificate: bytes, policy: TrustPolicy, tsa_policy: TrustPolicy, *,

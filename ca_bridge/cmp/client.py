@@ -3,6 +3,7 @@ CertReqMsgs with signature proof of possession (RFC 4211 §4.1), and check answe
 transactionID and that recipNonce echoes our senderNonce (RFC 4210 §5.1.1)."""
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from typing import Callable
@@ -62,6 +63,15 @@ def cert_req_msg(*, public_key_info: bytes, sign_pop: Callable[[bytes], bytes], 
     return asn1.CertReqMsg({"cert_req": cert_req, "popo": popo})
 
 
+@functools.lru_cache(maxsize=64)
+def _sender_of(certificate: bytes) -> tuple[bytes, bytes | None]:
+    """The subject (DER) and subjectKeyIdentifier of a protection certificate: the header's sender and
+    senderKID (RFC 9483 §3.1). Parsed once per certificate, not for every message (a pure function of the
+    bytes)."""
+    cert = x509.Certificate.load(certificate)
+    return cert.subject.dump(), cert.key_identifier
+
+
 def build_message(body_name: str, body, credentials, *, transaction_id: bytes | None = None,
                   sender_nonce: bytes | None = None, recip_nonce: bytes | None = None,
                   sender: x509.Name | None = None, recipient: x509.Name | None = None,
@@ -83,11 +93,11 @@ def build_message(body_name: str, body, credentials, *, transaction_id: bytes | 
         header["sender_kid"] = credentials.reference
     else:
         header["protection_alg"] = algorithm_identifier(credentials.algorithm)
-        cert = x509.Certificate.load(credentials.certificate)
+        subject, key_id = _sender_of(credentials.certificate)
         if sender is None:
-            header["sender"] = x509.GeneralName(name="directory_name", value=cert.subject)
-        if cert.key_identifier:
-            header["sender_kid"] = cert.key_identifier
+            header["sender"] = x509.GeneralName(name="directory_name", value=x509.Name.load(subject))
+        if key_id:
+            header["sender_kid"] = key_id
     h = asn1.PKIHeader(header)
     b = asn1.PKIBody(name=body_name, value=body)
     data = protected_part(h, b)

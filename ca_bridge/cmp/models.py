@@ -70,8 +70,9 @@ class CmpOutbox(Base):
 
     request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     transaction_id: Mapped[str] = mapped_column(String(128), unique=True)          # hex
-    state: Mapped[str] = mapped_column(String(16))      # new | sent | waiting | issued | failed
-    kind: Mapped[str | None] = mapped_column(String(8), nullable=True)             # cr | p10cr, once sent
+    state: Mapped[str] = mapped_column(String(16))      # new | sent | waiting | issued | failed (| done: an rr)
+    # cr | p10cr, once sent; rr: a queued revocation (``CmpCA.queue_revocation``), request = ca, serial, reason
+    kind: Mapped[str | None] = mapped_column(String(8), nullable=True)
     request: Mapped[dict] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -40,9 +40,10 @@ class ProtectionError(ValueError):
 
 
 def protected_part(header: asn1.PKIHeader, body: asn1.PKIBody) -> bytes:
-    """DER of ProtectedPart from the header and body exactly as received (RFC 4210 §5.1.3)."""
+    """DER of ProtectedPart from the header and body exactly as received (RFC 4210 §5.1.3): the SEQUENCE
+    of their two encodings, as they are (no parse and re-encode: the bytes would be the same)."""
     inner = header.dump() + body.dump()
-    return asn1.ProtectedPart.load(b"\x30" + _length(len(inner)) + inner).dump()
+    return b"\x30" + _length(len(inner)) + inner
 
 
 def _length(n: int) -> bytes:

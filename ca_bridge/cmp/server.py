@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -169,6 +170,26 @@ def cert_hash(cert_der: bytes, hash_alg: str | None = None) -> bytes:
     if hash_alg == "sm3":
         return sm3(cert_der)
     return hashlib.new(hash_alg, cert_der).digest()
+
+
+@functools.lru_cache(maxsize=256)
+def _signed_by(certificate: bytes, issuer_certificate: bytes) -> bool:
+    """Whether ``issuer_certificate``'s key signed ``certificate`` (RFC 5280 §6.1.3 (a)(1)). A pure function
+    of the two encodings, so remembered: a sender's protection certificate is checked once per process, not
+    for every message (its validity period and status are checked for every message)."""
+    cert = x509.Certificate.load(certificate)
+    alg = signature_algorithm(cert["signature_algorithm"])
+    issuer_spki = x509.Certificate.load(issuer_certificate).public_key.dump()
+    return alg is not None and verify_signature(issuer_spki, alg, cert["tbs_certificate"].dump(), cert.signature)
+
+
+@functools.lru_cache(maxsize=256)
+def _sender_facts(certificate: bytes) -> tuple[bool, str]:
+    """Whether a protection certificate is a registered RA's (id-kp-cmcRA, RFC 6402 §2.10) and its subject
+    for the audit trail: parsed once per certificate (a pure function of its encoding)."""
+    cert = x509.Certificate.load(certificate)
+    eku = cert.extended_key_usage_value
+    return eku is not None and ID_KP_CMC_RA in [p.dotted for p in eku], cert.subject.human_friendly
 
 
 class CmpServer:
@@ -350,12 +371,26 @@ class CmpServer:
                 or not can(profile):
             raise CmpFailure(f"profile {profile} takes no centrally generated keys here (no key-management "
                              "centre for it)", "bad_cert_template", "not_authorized")
+        self._not_replayed(message)
         subject = request["cert_template"]["subject"]
         common = [v for t, v in (rdns(subject) if subject.native is not None else ()) if t == "common_name"]
         escrow = EscrowedKeyRequest(request_id=f"cmp-{self._tid(message)}", profile=profile,
                                     subscriber_public_key_info=encr_key.dump(),
                                     user_name=common[0] if common else None)
         return sender, self.ca.prepare_escrowed_key(escrow)
+
+    def _not_replayed(self, message: asn1.PKIMessage) -> None:
+        """Before the KMC makes a key: a senderNonce seen before or a transactionID in use is refused here
+        (read-only; RFC 4210 §5.1.1), so a replay never has a key made that nothing would give back (the
+        refusal of a replay keeps the key, which is the original's). ``_authenticate`` and
+        ``_new_transaction`` check again in the message's transaction."""
+        nonce = message["header"]["sender_nonce"].native
+        with self.db() as session:
+            if nonce is not None and session.get(CmpNonce, nonce.hex()) is not None:
+                raise CmpFailure("this senderNonce was seen before: replayed message refused", "bad_sender_nonce")
+            if session.get(CmpTransaction, self._tid(message)) is not None:
+                raise CmpFailure("this transactionID is in use: replayed or clashing request refused",
+                                 "transaction_id_in_use")
 
     def _release_central(self, central: EscrowedKey | None, failure: CmpFailure) -> None:
         """A centrally generated key whose request was refused goes back to the KMC (RevokeKeyReq after
@@ -450,7 +485,8 @@ class CmpServer:
 
     def _signature_sender(self, message: asn1.PKIMessage) -> _Sender:
         extra = message["extra_certs"]
-        if extra.native is None or len(extra) == 0:
+        # absent, or empty (not .native: that converted every certificate of the chain, for each message)
+        if isinstance(extra, core.Void) or len(extra) == 0:
             raise CmpFailure("a signed message carries its protection certificate first in extraCerts "
                              "(RFC 9483 §3.3)", "signer_not_trusted")
         cert = extra[0]
@@ -468,10 +504,8 @@ class CmpServer:
                              "signer_not_trusted")
         if row.certificate != cert.dump():
             raise CmpFailure("the protection certificate is not the one this CA issued", "signer_not_trusted")
-        eku = cert.extended_key_usage_value
-        is_ra = eku is not None and ID_KP_CMC_RA in [p.dotted for p in eku]
-        return _Sender("ra" if is_ra else "end-entity", cert.subject.human_friendly, certificate=cert,
-                       issuer=issuer, profile=row.profile)
+        is_ra, name = _sender_facts(row.certificate)
+        return _Sender("ra" if is_ra else "end-entity", name, certificate=cert, issuer=issuer, profile=row.profile)
 
     def _our_issuer(self, cert: x509.Certificate) -> CaInfo:
         """The CA of ours that signed ``cert`` (by name, then by key: two CAs may share a name across a
@@ -482,8 +516,7 @@ class CmpServer:
         if not candidates:
             raise CmpFailure("the protection certificate was not issued by this CA", "signer_not_trusted")
         for info in candidates:
-            issuer_spki = x509.Certificate.load(info.certificate).public_key.dump()
-            if alg is not None and verify_signature(issuer_spki, alg, cert["tbs_certificate"].dump(), cert.signature):
+            if alg is not None and _signed_by(cert.dump(), info.certificate):
                 break
         else:
             raise CmpFailure("the protection certificate's signature does not verify", "signer_not_trusted")

@@ -21,6 +21,10 @@ request at once. The upstream down, slow or answering garbage -> ``UpstreamUnava
 ``UpstreamWaiting``) and the row stays to be collected again; a refusal -> the row is marked failed with
 the CA's reason and ``UpstreamRefused`` carries it. Nothing is lost across a kill -9 of either side: the
 row is durable, and the upstream CA holds the transaction (``tests/unit/ca_bridge/test_cmp_kill.py``).
+
+A revocation the RA decides while recording a CA answer (the other certificate of a refused pair, a
+re-key's old ones) is queued the same way: a row of kind ``rr`` written in the RA's transaction
+(``queue_revocation``) and sent after its commit (``send_revocations``, and every sweep until it goes).
 """
 from __future__ import annotations
 
@@ -58,6 +62,7 @@ log = logging.getLogger(__name__)
 CMP_TYPE = "application/pkixcmp"
 PRINTABLE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
 MAX_ANSWER = 1024 * 1024
+RR_PREFIX = "rr-"              # the id of a queued revocation: rr-<the request id its certificate was issued under>
 
 
 class UpstreamUnavailable(CaError):
@@ -217,6 +222,64 @@ class CmpCA:
         log.info("upstream revocation of %x %s", serial, "(already revoked there)" if already else "")
         return CertificateStatus(serial, ca, "revoked", now, RevocationReason(reason))
 
+    def queue_revocation(self, ca: str, serial: int, reason: RevocationReason, session: Session) -> str:
+        """Queue the rr of a certificate issued through this queue in the caller's transaction (``session``,
+        on this queue's database): a row of kind ``rr`` (id ``rr-<the certificate's request id>``), durable
+        with the caller's state change and sent after its commit (``send_revocations``; the sweeps retry
+        it), never over the network inside the caller's transaction. Queued twice: the one row. Its id."""
+        cert_row = session.scalar(select(CmpOutbox).where(CmpOutbox.serial == format(serial, "x"),
+                                                          CmpOutbox.state == "issued"))
+        if cert_row is None:
+            raise CertificateNotFound(f"no certificate {serial:x} was issued through {self.name}")
+        request_id = f"{RR_PREFIX}{cert_row.request_id}"
+        if session.get(CmpOutbox, request_id, with_for_update=True) is None:
+            session.add(CmpOutbox(request_id=request_id, transaction_id=secrets.token_hex(16), state="new",
+                                  kind="rr", request={"ca": ca, "serial": format(serial, "x"),
+                                                      "reason": RevocationReason(reason).value},
+                                  attempts=0, chain=[], status="good"))
+            session.flush()
+        return request_id
+
+    def send_revocations(self, *, prefix: str = RR_PREFIX) -> dict[str, str]:
+        """Send the queued revocations (rows of kind ``rr`` whose id starts with ``prefix``), each under its
+        lease: request id -> ``revoked`` (the upstream CA revoked it, or had already), ``failed`` (it
+        refused: the row keeps its reason), or ``pending`` (down or slow: the next sweep sends it)."""
+        with self.db() as s:
+            ids = list(s.scalars(select(CmpOutbox.request_id).where(
+                CmpOutbox.kind == "rr", CmpOutbox.state.in_(PENDING), CmpOutbox.request_id.startswith(prefix))
+                .order_by(CmpOutbox.created_at)))
+        out = {}
+        for request_id in ids:
+            out[request_id] = self._send_revocation(request_id)
+            if out[request_id] == "pending":
+                break                               # the upstream is down: the rest wait for the next sweep
+        return out
+
+    def _send_revocation(self, request_id: str) -> str:
+        try:
+            row = self._claim(request_id)
+        except UpstreamWaiting:
+            return "pending"
+        if row.state not in PENDING:                # another worker sent it meanwhile
+            return "revoked" if row.state == "done" else row.state
+        try:
+            self._mark(request_id, state="sent", attempts=row.attempts + 1)
+            fields = row.request
+            try:
+                self.revoke(fields["ca"], int(fields["serial"], 16), RevocationReason(fields["reason"]))
+            except UpstreamRefused as exc:
+                log.error("the upstream CA refused the queued revocation of %s (revoke it by hand): %s",
+                          fields["serial"], exc.public_message)
+                self._mark(request_id, state="failed", reason=exc.public_message[:2000])
+                return "failed"
+            except UpstreamUnavailable as exc:
+                log.info("queued revocation of %s not sent yet: %s", fields["serial"], exc.public_message)
+                return "pending"
+            self._mark(request_id, state="done")
+            return "revoked"
+        finally:
+            self._mark(request_id, claimed_until=None)
+
     def status(self, ca: str, serial: int, session: Session | None = None) -> CertificateStatus:
         with contextlib.nullcontext(session) if session is not None else self.db() as s:
             row = s.scalar(select(CmpOutbox).where(CmpOutbox.serial == format(serial, "x")))
@@ -231,12 +294,15 @@ class CmpCA:
         """Carry on every queued, sent or waiting request (a sweeper's call, e.g. from cron), but those whose
         id starts with ``skip_prefix`` (the RA's, which its own sweep collects): request id -> state."""
         with self.db() as s:
-            query = select(CmpOutbox.request_id).where(CmpOutbox.state.in_(PENDING))
+            query = select(CmpOutbox.request_id, CmpOutbox.kind).where(CmpOutbox.state.in_(PENDING))
             if skip_prefix:
                 query = query.where(~CmpOutbox.request_id.startswith(skip_prefix))
-            ids = list(s.scalars(query))
+            rows = list(s.execute(query))
         out = {}
-        for request_id in ids:
+        for request_id, kind in rows:
+            if kind == "rr":
+                out[request_id] = self._send_revocation(request_id)
+                continue
             try:
                 self.collect(request_id)
                 out[request_id] = "issued"

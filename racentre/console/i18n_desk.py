@@ -37,6 +37,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "no_usable_seals": "您没有可用的印章（需由管理员授权）", "seal_positions": "印章位置示意",
         "page_size": "页面尺寸", "seal_size": "印章尺寸", "mm": "毫米", "seal_picture": "印模", "intake_for_this": "为此人受理新申请",
         "preview_corner": "印章左上角（自页面左上角量起，毫米）",
+        "execute_recovery": "执行恢复并下载", "recovery_pending": "待审批", "recovery_used": "已执行",
     },
     "en": {
         "intake": "Request entry", "people": "People", "units": "Units", "roster_import": "Roster import",
@@ -85,5 +86,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "seal_positions": "Where the seals are", "page_size": "Page size", "seal_size": "Seal size", "mm": "mm",
         "seal_picture": "Seal picture", "intake_for_this": "Enter a new request for this person",
         "preview_corner": "the seal's top-left corner (from the page's top-left, mm)",
+        "execute_recovery": "Execute the recovery and download", "recovery_pending": "pending",
+        "recovery_used": "executed",
     },
 }

@@ -132,6 +132,13 @@ def openapi_fragment() -> dict:
                             "Location": {"schema": {"type": "string"}}}})},
         "/console/recovery/{rid}/approve": {"post": _post("approve a key recovery request", _form(),
                                                           params=(path_param("rid", ID, example=12),))},
+        "/console/recovery/{rid}/recover": {"post": op(
+            "execute an approved key recovery: the key enveloped to the request's recipient, downloaded once", TAG,
+            roles=(), console=True, errors=(400, 403, 404, 409),
+            body_content=_form(format={"enum": ["sm2-enveloped-key", "signed-and-enveloped"]}),
+            params=(path_param("rid", ID, example=12),),
+            ok={"description": "the enveloped key (DER)", "content": {"application/octet-stream": {"schema": {
+                "type": "string", "format": "binary"}}}})},
         "/console/audit": {"get": _page("the audit trail, filtered; ?verify=1 checks the chain", errors=(400,), params=(
             query_param("actor", {"type": "string", "maxLength": 128}), query_param("action", {"type": "string", "maxLength": 64}),
             query_param("target", {"type": "string", "maxLength": 160}), query_param("before", ID),

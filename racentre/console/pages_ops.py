@@ -156,6 +156,27 @@ def recovery_approve(rid: int):
     return _back("console.recovery")
 
 
+RECOVERY_FORMATS = {"sm2-enveloped-key": ("enveloped_key", "GB/T 35276 SM2EnvelopedKey"),
+                    "signed-and-enveloped": ("signed_and_enveloped", "GM/T 0010 SignedAndEnvelopedData")}
+
+
+@bp.post("/recovery/<int:rid>/recover")
+@require_roles("ra_admin", "key_recovery_officer")
+def recovery_execute(rid: int):
+    """执行恢复: an approved judicial recovery (M distinct unexpired approvals, ``ApprovalBook.authorise``) is
+    carried out once (``KeyEscrow.recover`` consumes the request) and the key, enveloped to the recipient
+    certificate the request names, is downloaded: GB/T 35276 SM2EnvelopedKey (``format=sm2-enveloped-key``,
+    the default) or the KMC-signed GM/T 0010 SignedAndEnvelopedData; the same as POST
+    /kmc/v1/approval-requests/{id}/recover."""
+    fmt = request.form.get("format") or "sm2-enveloped-key"
+    if fmt not in RECOVERY_FORMATS:
+        raise ValidationError(f"format is one of {', '.join(RECOVERY_FORMATS)}")
+    kmc = jobs.local_kmc(current_app.extensions)
+    delivery = kmc.escrow.recover(kmc.book.authorise(rid, actor=g.principal.name), actor=g.principal.name)
+    return Response(getattr(delivery, RECOVERY_FORMATS[fmt][0]), mimetype="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="recovery-{rid}-{fmt}.der"'})
+
+
 # ----------------------------------------------------------------------------------------- statistics
 
 STATS_READERS = ("auditor", "ra_admin", "ra_officer")
@@ -228,7 +249,7 @@ def audit():
         with transaction(db()) as session:
             record(session, actor=g.principal.name, role=g.role, action="audit.export", target_type="audit_event",
                    target_id=f"{rows[-1].id}-{rows[0].id}" if rows else "-", rows=len(rows), format="csv",
-                   **{k: v for k, v in filters.items() if v}, **({"from": first} if first else {}),
+                   **{f"filter_{k}": v for k, v in filters.items() if v}, **({"from": first} if first else {}),
                    **({"to": last} if last else {}))
         out = io.StringIO()
         writer = csv.writer(out)

@@ -104,7 +104,7 @@ class Demo:
         work.mkdir(parents=True, exist_ok=True)
         try:
             unit = self.api("POST", "/api/v1/ra/units", "operator", expect=201, json_body={
-                "name": f"示范市数据资源局-{kind}-{self.tag}", "uscc": _demo_uscc(),
+                "name": f"示范市数据资源局-{kind}-{self.tag}", "uscc": demo_uscc(),
                 "legal_representative": "王五"}).json()
             result = {"unit_name": unit["name"], "unit": self._unit_certificate(kind, sub, unit)}
             result.update(self._dual_pair(kind, sub, unit["id"], work))
@@ -134,7 +134,7 @@ class Demo:
         """A civil servant's signing + encryption pair; the subscriber makes its own signing key and CSR
         (OpenSSL, default SM2 ID). SM2: the KMC generates the encryption key; ECDSA: the subscriber's."""
         person = self.api("POST", "/api/v1/ra/civil-servants", "operator", expect=201, json_body={
-            "name": "张三", "id_number": _demo_id_number(), "unit_id": unit_id, "department": "办公室",
+            "name": "张三", "id_number": demo_id_number(), "unit_id": unit_id, "department": "办公室",
             "position": "科员"}).json()
         key = work / "subscriber-sign-key.pem"
         body = {"type": "civil-servant-dual", "subject_id": person["id"],
@@ -207,7 +207,7 @@ class Demo:
         # RA; the KMC envelopes recovered keys only to certificates of our CAs or its recipient list
         recipient_key = self.out / "recovery-recipient-key.pem"      # the court's own key, not the centre's
         court = self.api("POST", "/api/v1/ra/units", "operator", expect=201, json_body={
-            "name": f"示范市中级人民法院-{self.tag}", "uscc": _demo_uscc(), "legal_representative": "赵六"}).json()
+            "name": f"示范市中级人民法院-{self.tag}", "uscc": demo_uscc(), "legal_representative": "赵六"}).json()
         csr = _openssl_key_and_csr(recipient_key, f"/CN={court['name']}", "sm2")
         recipient_key.chmod(0o600)
         self.written.append(recipient_key.name)
@@ -266,6 +266,7 @@ class Demo:
         """The SM2 unit's seal on a PDF (twice) and an OFD; with ``ecdsa`` also ``ecdsa/sealed.pdf``; our
         verifier's reports on all of them."""
         seal = self._make_seal(sm2, "示范市数据资源局公章")
+        self.seal_id = seal["id"]          # the console day (racentre.demo.walk) seals with it too
         self.write("seal.esl", self.api("GET", f"/seal/seals/{seal['id']}/esl", "admin").data)
         self.write("seal-maker.pem", pem.armor("CERTIFICATE", self.services.site.seal_maker().certificate))
         unsealed = make_pdf(2, title="RA Centre demo official document")
@@ -399,14 +400,14 @@ def _ocsp_request(issuer_der: bytes, serial: int) -> bytes:
         "request_extensions": [{"extn_id": "nonce", "critical": False, "extn_value": secrets.token_bytes(16)}]}}).dump()
 
 
-def _demo_id_number() -> str:
+def demo_id_number() -> str:
     """A GB 11643 citizen number (born 1980-1989, random sequence) with its check character."""
     first17 = (f"330106198{secrets.randbelow(10)}0{secrets.randbelow(9) + 1}1{secrets.randbelow(9)}"
                f"{secrets.randbelow(900) + 100}")
     return first17 + id_check_character(first17)
 
 
-def _demo_uscc() -> str:
+def demo_uscc() -> str:
     """A GB 32100 unified social credit code over a random GB 11714 organization code."""
     org8 = "".join(secrets.choice("0123456789") for _ in range(8))
     first17 = "11330100" + org8 + org_code_check_character(org8)

@@ -1,6 +1,7 @@
 """The demo's one entry point, ``run_demo`` (behind ``racentre demo --out DIR [--url URL]``, which
 scripts/demo.sh runs against the served app: ``racentre.demo.cli``), in the order of README "Demo artefacts": the HSM, then
-every flow through the REST API (``racentre.demo.flows``), CMP, console screenshots and the audit export,
+every flow through the REST API (``racentre.demo.flows``), CMP, the team's day in the console
+(``racentre.demo.walk``: headless Chromium, screenshots) and the audit export,
 and ``manifest.json`` listing what was written."""
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from racentre.app import build_app
 from racentre.demo.audit import write_audit_export
 from racentre.demo.client import Client
 from racentre.demo.cmp import demo_cmp
-from racentre.demo.flows import Demo
+from racentre.demo.flows import Demo, demo_id_number, demo_uscc
 from racentre.setup_cli import setup_site
 
-try:     # screenshots need selenium and Debian's chromium (installed by scripts/setup.sh with the [test] extra)
-    from racentre.demo.screenshots import write_screenshots
+try:     # the console day needs selenium and Debian's chromium (installed by scripts/setup.sh with the [test] extra)
+    from racentre.demo import walk
 except ImportError:       # pragma: no cover - a production install without the test extra
-    write_screenshots = None
+    walk = None
 
 DEMO_SM2_KEY = "demo-sm2"
 
@@ -57,10 +58,16 @@ def run_demo(services, out: Path, url: str | None = None) -> list[str]:
     demo.trust()
     written += demo.written
     written += demo_cmp(services, client.app_client.application if client.app_client else None, out, url)
-    if write_screenshots is None:
-        click.echo("no screenshots: selenium (the [test] extra) is not installed", err=True)
-    else:     # the console in headless Chromium, logged in as a throw-away auditor + RA admin
-        written += [str(Path(p).relative_to(out)) for p in write_screenshots(services, out)]
+    missing = "selenium (the [test] extra) is not installed" if walk is None else walk.browser_missing()
+    if missing:
+        click.echo(f"demo: NO console screenshots (the team's day in Chromium was skipped): {missing}", err=True)
+    else:     # the demo team's day in the console, in headless Chromium (racentre.demo.walk)
+        try:
+            written += walk.console_day(services, out, url, tag=demo.tag, id_number=demo_id_number(), uscc=demo_uscc(),
+                                        recipient_pem=(out / "recovery-recipient.pem").read_text(),
+                                        seal_id=demo.seal_id, unsealed_pdf=out / "unsealed.pdf")
+        except walk.WalkError as exc:     # said loudly; the rest of the demo (and its login) still follows
+            click.echo(f"demo: the team's day in the console FAILED: {exc}", err=True)
     written += write_audit_export(services, out)      # the auditor's signed export of the whole trail
     (out / "manifest.json").write_text(json.dumps({"artefacts": written}, indent=2))
     return written

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from audit.trail import body_digest, link_hash
+from tests.cli_session import CliSession
 from tests.pgschema import empty_engine, url_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +28,7 @@ TABLES = ("audit_site", "audit_writer", "audit_event", "audit_checkpoint")
 class Site:
     def __init__(self, root: Path, url: str, engine):
         self.dir, self.engine = root / "site", engine
+        self.session: CliSession | None = None
         self.dir.mkdir()
         (root / "remote").mkdir()
         self.sink = root / "remote" / "checkpoints.jsonl"       # stands in for a file on another host
@@ -57,8 +59,19 @@ class Site:
         with self.engine.connect() as conn:
             return list(conn.execute(text(statement), params))
 
-    def verify(self) -> subprocess.CompletedProcess:
-        return self.run("audit", "verify", "--no-checkpoint", check=False)
+    def verify(self, own_process: bool = False) -> subprocess.CompletedProcess:
+        """`racentre audit verify`: in a process of its own, or (read-only, the token's files untouched
+        since the session started) the next command of one long-lived interpreter (tests/cli_session.py)."""
+        if own_process:
+            return self.run("audit", "verify", "--no-checkpoint", check=False)
+        if self.session is None:
+            self.session = CliSession(self.env, self.dir)
+        return self.session.run("audit", "verify", "--no-checkpoint")
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
 
     def snapshot(self) -> None:
         for t in TABLES:
@@ -80,7 +93,10 @@ def site(request, tmp_path):
         assert "audit site identity" in out and "anchored in the HSM" in out
         s.run("audit", "export", "--out", str(tmp_path / "review.json"))     # a second process, a second writer
         s.run("audit", "checkpoint")
-        yield s
+        try:
+            yield s
+        finally:
+            s.close()
 
 
 def test_an_insider_with_the_database_is_named_by_verify(site):
@@ -164,15 +180,16 @@ def test_an_insider_with_the_database_is_named_by_verify(site):
     site.sql("update audit_checkpoint set tsa_token = :t where seq = 1", t=t1)
 
     # 8. someone with the token directory but no PIN: edits the anchor's sealed value, then deletes it
+    #    (each verify in a fresh process, which reads the token's files at C_Initialize)
     [anchor_file] = [f for f in (site.dir / "softtoken").rglob("*.obj") if b"racentre-audit-anchor:" in f.read_bytes()]
     raw = bytearray(anchor_file.read_bytes())
     raw[-40] ^= 1                          # inside the sealed part (the file ends with its SHA-256)
     body = bytes(raw[:-32])
     anchor_file.write_bytes(body + hashlib.sha256(body).digest())
-    findings["anchor edited without the PIN"] = out = site.verify()
+    findings["anchor edited without the PIN"] = out = site.verify(own_process=True)
     assert out.returncode == 1 and "[anchor] the HSM anchor of site" in out.stdout and "cannot be read" in out.stdout
     anchor_file.unlink()
-    findings["anchor deleted without the PIN"] = out = site.verify()
+    findings["anchor deleted without the PIN"] = out = site.verify(own_process=True)
     assert out.returncode == 1 and "[anchor] the HSM holds no anchor" in out.stdout
     for case, out in findings.items():          # what an operator sees, in the test log
         print(f"== {case}: exit {out.returncode}\n{out.stdout}")

@@ -3,7 +3,8 @@ the CA node serves ``/.well-known/cmp`` (``racentre serve``); the RA node has ``
 with its protection key in its own token and a certificate the CA node issued under ``cmp-ra``
 (id-kp-cmcRA, RA mode). Server requests vetted and approved at the RA node are issued by the CA node;
 a revocation at the RA node reaches the CA node's CRL; a civil servant's dual pair gets its encryption key
-from the CA node's KMC (central key generation, RFC 9483 §4.1.6) and the subscriber opens its envelope."""
+from the CA node's KMC (central key generation, RFC 9483 §4.1.6) and the subscriber opens its envelope.
+On SQLite (a file per node) and PostgreSQL (a schema per node)."""
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ import pytest
 from asn1crypto import crl as asn1_crl, x509
 
 from pkicore.envelope import parse_signed_and_enveloped, verify_signed_and_enveloped
+from tests.pgschema import empty_engine, url_of
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,14 +32,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _node(tmp: Path, name: str, softtoken_module, extra: str = "") -> dict:
+def _node(tmp: Path, name: str, softtoken_module, extra: str = "", database_url: str | None = None) -> dict:
+    """A node's folder, token and configuration; its database ``database_url`` (a SQLite file of its own
+    when None)."""
     home = tmp / name
     (home / "softtoken").mkdir(parents=True)
     (home / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\n")
     port = _free_port()
+    url = database_url or f"sqlite:///{home}/{name}.db"
     (home / "racentre.toml").write_text(
         f'[hsm]\ntoken = "{name}"\nmodule = "{softtoken_module}"\n[softtoken]\ndir = "softtoken"\nauto_init = true\n'
-        f'[database]\nurl = "sqlite:///{home}/{name}.db"\n[service]\npublic_url = "http://127.0.0.1:{port}"\n' + extra)
+        f'[database]\nurl = "{url}"\n[service]\npublic_url = "http://127.0.0.1:{port}"\n' + extra)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env.update(RACENTRE_CONFIG=str(home / "racentre.toml"), RACENTRE_HSM_PIN=f"{name}-pin",
                RACENTRE_SOFTTOKEN_SO_PIN=f"{name}-so-pin", PYTHONPATH=str(ROOT))
@@ -70,10 +75,10 @@ def _serve(node):
     raise AssertionError("the CA node did not start")
 
 
-def two_nodes(tmp_path, softtoken_module):
-    ca = _node(tmp_path, "ca-node", softtoken_module)
+def two_nodes(tmp_path, softtoken_module, ca_url: str | None = None, ra_url: str | None = None):
+    ca = _node(tmp_path, "ca-node", softtoken_module, database_url=ca_url)
     _run(ca, "-m", "racentre.cli", "setup", "--with-ecdsa")
-    ra = _node(tmp_path, "ra-node", softtoken_module)
+    ra = _node(tmp_path, "ra-node", softtoken_module, database_url=ra_url)
     _run(ra, "-m", "racentre.cli", "db", "upgrade")
     spki = _step(ra, "ra-key", "ra-cmp")
     _step(ca, "certify-ra", spki, str(ra["home"] / "ra-cert.pem"), str(ra["home"] / "roots.pem"))
@@ -83,9 +88,20 @@ def two_nodes(tmp_path, softtoken_module):
     return ca, ra
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def databases(request, tmp_path):
+    """The two nodes' databases: two SQLite files, or two PostgreSQL schemas (``tests.pgschema``)."""
+    if request.param == "sqlite":
+        yield None, None
+        return
+    with empty_engine("postgresql", tmp_path, "cmpca") as ca_engine, \
+            empty_engine("postgresql", tmp_path, "cmpra") as ra_engine:
+        yield url_of(ca_engine), url_of(ra_engine)
+
+
 @pytest.mark.timeout(900)          # two sites set up from scratch, two tokens, a served CA node: minutes on 2 cores
-def test_ra_node_enrols_and_revokes_through_the_ca_node(tmp_path, softtoken_module):
-    ca, ra = two_nodes(tmp_path, softtoken_module)
+def test_ra_node_enrols_and_revokes_through_the_ca_node(tmp_path, softtoken_module, databases):
+    ca, ra = two_nodes(tmp_path, softtoken_module, *databases)
     proc, authorities = _serve(ca)
     try:
         result = json.loads(_step(ra, "enrol-servers", "2"))

@@ -176,11 +176,3 @@ def test_four_eyes_in_the_browser(site, browser, shots):
     browser.save_screenshot(str(shots / "dashboard-en.png"))
     assert _csp_violations(browser) == []
     assert len(list(shots.glob("*.png"))) >= 10
-
-
-def test_demo_copies_the_screenshots(site, shots, tmp_path):
-    assert list(shots.glob("*.png")), "run after the browser walk"
-    written = screenshots.write_screenshots(shots, tmp_path / "demo-out")
-    assert sorted(Path(p).name for p in written) == sorted(p.name for p in shots.glob("*.png"))
-    assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
-

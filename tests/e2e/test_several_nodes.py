@@ -1,6 +1,7 @@
 """Several nodes on one database and one token (issue 14), as operators run them: node A is a real
-`racentre serve` process; node B is the operator CLI in other processes, one of them with its clock two
-hours behind (libfaketime). On SQLite and PostgreSQL:
+`racentre serve` process; node B is the operator CLI in other processes: one interpreter that runs its
+commands one after another (tests/cli_session.py) and, with its clock two hours behind (libfaketime), a
+process per command. On SQLite and PostgreSQL:
 
 * a certificate revoked on the late node is on the CRL node A serves next (freshness comes from the
   database's revocation counter, not from comparing the late node's revocation time with thisUpdate);
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 from asn1crypto import crl as asn1_crl, pem, x509
 
+from tests.cli_session import CliSession
 from tests.pgschema import database_url
 from tests.unit.ra.csr_tools import openssl_csr
 
@@ -65,7 +67,8 @@ def site(request, tmp_path_factory, softtoken_module):
                 except OSError:
                     assert node_a.poll() is None and time.monotonic() < deadline, node_a.stdout.read().decode()
                     time.sleep(0.3)
-            yield root, base
+            with CliSession(_env(root), root, timeout=180) as node_b:
+                yield root, base, node_b
         finally:
             node_a.terminate()
             node_a.communicate(timeout=30)
@@ -80,7 +83,8 @@ def _env(root: Path, extra: dict | None = None) -> dict:
 
 
 def run(root: Path, *args, behind: bool = False) -> subprocess.CompletedProcess:
-    """The CLI as node B; ``behind``: its clock two hours slow (libfaketime; monotonic clocks untouched)."""
+    """The CLI in a process of its own; ``behind``: its clock two hours slow (libfaketime; monotonic clocks
+    untouched)."""
     prefix, extra = [], {}
     if behind:
         prefix, extra = [FAKETIME, "-f", BEHIND], {"DONT_FAKE_MONOTONIC": "1"}
@@ -112,10 +116,10 @@ def eventually(check, seconds: float = 10.0):
 
 @pytest.mark.skipif(FAKETIME is None, reason="libfaketime not installed (Debian package faketime)")
 def test_a_revocation_on_a_node_whose_clock_is_behind_is_on_the_crl_another_node_serves(site, tmp_path):
-    root, base = site
+    root, base, node_b = site
     csr = openssl_csr(tmp_path, "tsa", "/C=CN/O=RA Centre/CN=Node TSA", sm2=True)
     (tmp_path / "tsa.csr").write_bytes(csr)
-    issued = run(root, "ca", "issue", "--profile", "tsa", "--csr", str(tmp_path / "tsa.csr"),
+    issued = node_b.run("ca", "issue", "--profile", "tsa", "--csr", str(tmp_path / "tsa.csr"),
                  "--out", str(tmp_path / "tsa.pem"))
     assert issued.returncode == 0, issued.stderr
     serial = x509.Certificate.load(pem.unarmor((tmp_path / "tsa.pem").read_bytes())[2]).serial_number
@@ -144,21 +148,21 @@ def test_a_revocation_on_a_node_whose_clock_is_behind_is_on_the_crl_another_node
 
 
 def test_a_hierarchy_and_a_kmc_certificate_changed_by_the_cli_are_served_without_restart(site, tmp_path):
-    root, base = site
+    root, base, node_b = site
     names = {a["name"] for a in json.loads(get(base, "/ca"))["authorities"]}
     assert "issuing-sm2" in names and "issuing-ecdsa" not in names
-    added = run(root, "setup", "--with-ecdsa")
+    added = node_b.run("setup", "--with-ecdsa")
     assert added.returncode == 0, added.stderr
     assert eventually(lambda: "issuing-ecdsa" in {a["name"] for a in json.loads(get(base, "/ca"))["authorities"]}), \
         "node A still lists the CAs it loaded at start"
 
     old = get(base, "/kmc/v1/certificate")
-    csr = run(root, "kms", "csr", "--out", str(tmp_path / "kmc.csr"))
+    csr = node_b.run("kms", "csr", "--out", str(tmp_path / "kmc.csr"))
     assert csr.returncode == 0, csr.stderr
-    issued = run(root, "ca", "issue", "--profile", "kmc", "--csr", str(tmp_path / "kmc.csr"),
+    issued = node_b.run("ca", "issue", "--profile", "kmc", "--csr", str(tmp_path / "kmc.csr"),
                  "--out", str(tmp_path / "kmc.pem"))
     assert issued.returncode == 0, issued.stderr
-    installed = run(root, "kms", "install-certificate", str(tmp_path / "kmc.pem"))
+    installed = node_b.run("kms", "install-certificate", str(tmp_path / "kmc.pem"))
     assert installed.returncode == 0, installed.stderr
     new = pem.unarmor((tmp_path / "kmc.pem").read_bytes())[2]
     assert new != pem.unarmor(old)[2]

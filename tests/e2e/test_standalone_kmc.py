@@ -39,6 +39,7 @@ from racentre.app import build_app
 from racentre.cli import cli
 from racentre.config import load_config
 from racentre.services import Services
+from tests.cli_session import CliSession
 from tests.conftest import SOFTTOKEN_DIR, USER_PIN
 from tests.pgschema import POSTGRES_URL, postgres_unreachable, schema_engine
 from tests.unit.kms.subscriber import mul, openssl_sm2_key, public_point, sm2_decrypt, sm4_ecb_decrypt
@@ -64,7 +65,9 @@ class KmcProcess:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
+        self.commands: CliSession | None = None
         self.certificate: Path | None = None      # its signing certificate, issued by the CA site
+        self.csr: Path | None = None              # the CSR it was issued from
         (root / "softtoken").mkdir(parents=True)
         (root / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\n")
         (root / "racentre.toml").write_text(
@@ -75,9 +78,18 @@ class KmcProcess:
                         RACENTRE_SOFTTOKEN_SO_PIN="kmc-so-pin", RACENTRE_DATABASE_URL=database_url)
 
     def run(self, *args) -> str:
-        done = subprocess.run([*RACENTRE, *args], capture_output=True, env=self.env, cwd=self.root, timeout=120)
-        assert done.returncode == 0, done.stderr.decode()
-        return done.stdout.decode()
+        """`racentre ARGS` for the KMC: the deployment's commands, one after another in one interpreter of
+        the KMC's own (tests/cli_session.py; closed by ``end_commands`` before the KMC serves)."""
+        if self.commands is None:
+            self.commands = CliSession(self.env, self.root, timeout=120)
+        done = self.commands.run(*args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def end_commands(self) -> None:
+        if self.commands is not None:
+            self.commands.close()
+            self.commands = None
 
     def start(self) -> None:
         # [service] packages = "hsm,kms" in its file: a plain `racentre serve` serves only the KMC
@@ -174,10 +186,12 @@ def ca_site(tmp_path_factory, softtoken_config):
     site.services.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def kmc(request, tmp_path, softtoken_module, ca_site):
-    """A stand-alone KMC certified by the CA site from its CSR, trusting the CA site's issuing CA, serving;
-    the CA site's app reaches it by [kmc] url with its certificate."""
+@pytest.fixture(params=["sqlite", "postgresql"], scope="module")
+def kmc_deployment(request, tmp_path_factory, softtoken_module, ca_site):
+    """A stand-alone KMC certified by the CA site from its CSR, trusting the CA site's issuing CA, serving.
+    One deployment per database for the module (each costs five `racentre` processes); ``kmc`` hands it
+    to each test as the deployment left it."""
+    tmp_path = tmp_path_factory.mktemp(f"kmc-{request.param}")
     if request.param == "sqlite":
         process = KmcProcess(tmp_path / "kmc", f"sqlite:///{tmp_path / 'kmc' / 'kmc.db'}")
         yield from _deploy(process, ca_site, tmp_path)
@@ -189,6 +203,18 @@ def kmc(request, tmp_path, softtoken_module, ca_site):
         yield from _deploy(KmcProcess(tmp_path / "kmc", _pg_url(engine)), ca_site, tmp_path)
 
 
+@pytest.fixture
+def kmc(kmc_deployment, ca_site):
+    """The module's KMC, serving, and the CA site's app reaching it by [kmc] url with its certificate (as
+    after `_deploy`: a test may have stopped the KMC or pointed the CA site elsewhere)."""
+    if kmc_deployment.proc is None:
+        kmc_deployment.start()
+    kmc_settings = ca_site.services.config.kmc
+    if (kmc_settings.url, kmc_settings.certificate_file) != (kmc_deployment.url, str(kmc_deployment.certificate)):
+        ca_site.rebuild(url=kmc_deployment.url, certificate_file=str(kmc_deployment.certificate))
+    return kmc_deployment
+
+
 def _deploy(kmc: KmcProcess, site: Site, tmp_path: Path):
     kmc.run("db", "upgrade")                       # its own database, its own schema step
     kmc.run("kms", "csr", "--out", str(tmp_path / "kmc.csr"))
@@ -197,8 +223,9 @@ def _deploy(kmc: KmcProcess, site: Site, tmp_path: Path):
     assert "(kmc)" in issued
     kmc.run("kms", "install-certificate", str(tmp_path / "kmc.pem"))
     assert "trusted CA" in kmc.run("kms", "trust-ca", str(site.issuing_ca))
+    kmc.end_commands()                             # what it serves, `racentre serve` reads from its files
     kmc.start()
-    kmc.certificate = tmp_path / "kmc.pem"
+    kmc.certificate, kmc.csr = tmp_path / "kmc.pem", tmp_path / "kmc.csr"
     site.rebuild(url=kmc.url, certificate_file=str(kmc.certificate))
     try:
         yield kmc
@@ -285,11 +312,11 @@ def test_dual_certificate_from_a_standalone_kmc(ca_site, kmc, tmp_path):
     assert final.status_code == 200 and final.json["state"] == "revoked", final.json
     assert kmc.archive_status(enc.serial_number) == "revoked"
     # the KMC certificate is issued once per key: asking again gives the same one
-    site.cli("ca", "issue", "--profile", "kmc", "--csr", str(tmp_path / "kmc.csr"), "--out", str(tmp_path / "again.pem"))
+    site.cli("ca", "issue", "--profile", "kmc", "--csr", str(kmc.csr), "--out", str(tmp_path / "again.pem"))
     assert (tmp_path / "again.pem").read_bytes() == kmc.certificate.read_bytes()
 
 
-@pytest.mark.parametrize("kmc", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("kmc_deployment", ["sqlite"], indirect=True)
 def test_kmc_down_refuses_the_approval_until_it_is_back(ca_site, kmc, tmp_path):
     site = ca_site
     rid, _ = _vetted_dual_request(site, tmp_path)
@@ -303,7 +330,7 @@ def test_kmc_down_refuses_the_approval_until_it_is_back(ca_site, kmc, tmp_path):
     assert kmc.archive_status(int(enc["serial"], 16)) == "active"
 
 
-@pytest.mark.parametrize("kmc", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("kmc_deployment", ["sqlite"], indirect=True)
 def test_kmc_with_another_certificate_or_url_is_refused(ca_site, kmc, tmp_path):
     site = ca_site
     rid, _ = _vetted_dual_request(site, tmp_path)

@@ -1,17 +1,18 @@
-"""`racentre trust ...` in subprocesses on a site of its own (`racentre setup` on SQLite, its own token
+"""`racentre trust ...` in child interpreters on a site of its own (`racentre setup` on SQLite, its own token
 directory): key create/list/certificate, sign (CMS with timestamp, raw), verify (exit codes 0 / 1 by the
 indication), validate (SOF_ValidateCert exit code), cert-info (GM/T 0015 identity), encrypt/decrypt to the
-application's own key, and the refusals a bad input gets (exit 2 with the reason, no traceback)."""
+application's own key, and the refusals a bad input gets (exit 2 with the reason, no traceback).
+`setup` and the key creations run in processes of their own; the commands after them run one after another
+in one more interpreter (tests/cli_session.py), which finds the keys only on the token's files."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 from asn1crypto import cms, x509
 
-from tests.conftest import ROOT
+from tests.cli_session import CliSession, child_env
 from tests.pgschema import migrated
 
 
@@ -25,24 +26,37 @@ def _site(tmp_path):
                       'auto_init = true\nso_pin_file = "so.pin"\n'
                       f'[database]\nurl = "{migrated(f"sqlite:///{tmp_path}/db.sqlite")}"\n'
                       '[service]\npublic_url = "http://trust-cli.test"\n[tsa]\npolicy = "1.2.3.4.1"\nrequire_sync = false\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = child_env()
+    session: list[CliSession] = []
 
-    def run(*args, ok=True):
-        proc = subprocess.run([sys.executable, "-m", "racentre.cli", "--config", str(config), *map(str, args)],
-                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    def run(*args, ok=True, own_process=False):
+        if own_process:
+            proc = subprocess.run([sys.executable, "-m", "racentre.cli", "--config", str(config), *map(str, args)],
+                                  capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        else:
+            if not session:
+                session.append(CliSession(env, tmp_path))
+            proc = session[0].run("--config", config, *args)
         if ok:
             assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
         return proc
-    return run
+    return run, session
 
 
 def test_trust_commands(tmp_path):
-    run = _site(tmp_path)
-    run("setup")
-    created = run("trust", "key", "create", "cli-app", "--cn", "cli.gov.test", "--dns", "cli.gov.test")
+    run, session = _site(tmp_path)
+    try:
+        _trust_commands(run, tmp_path)
+    finally:
+        for s in session:
+            s.close()
+
+
+def _trust_commands(run, tmp_path):
+    run("setup", own_process=True)
+    created = run("trust", "key", "create", "cli-app", "--cn", "cli.gov.test", "--dns", "cli.gov.test", own_process=True)
     assert "已创建密钥" in created.stdout
-    run("trust", "key", "create", "cli-app", "--purpose", "encrypt", "--cn", "cli.gov.test")
+    run("trust", "key", "create", "cli-app", "--purpose", "encrypt", "--cn", "cli.gov.test", own_process=True)
     keys = json.loads(run("trust", "key", "list", "--json").stdout)
     assert [k["purpose"] for k in keys] == ["sign", "encrypt"] and keys[0]["application"] == "cli-app"
     content = tmp_path / "content.txt"

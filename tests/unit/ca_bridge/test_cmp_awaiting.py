@@ -2,7 +2,8 @@
 or loses its answer leaves the request ``awaiting_ca`` (等待上级CA) -- committed with the queued CA request
 and its transactionID -- and the sweep (``RaService.collect_awaiting``) carries it on until it is issued,
 or failed with the CA's reason; never a second certificate. Also: the client's recipNonce check (RFC 4210
-§5.1.1) and the choice of p10cr (the subscriber's CSR, its POP passed through) or cr (raVerified).
+§5.1.1) and the choice of p10cr (the subscriber's CSR, its POP passed through) or cr (raVerified). A re-key's
+old certificate is revoked at the upstream by an rr queued with the completion and sent after its commit.
 
 The upstream is our own CMP server in-process, over the same database as the RA (SQLite and PostgreSQL)."""
 from __future__ import annotations
@@ -299,3 +300,31 @@ def test_an_old_queue_file_is_adopted_once_keeping_its_transaction_ids(ca, tmp_p
     row = _outbox(ca, rid)
     assert row.transaction_id == tid and row.state == "sent" and row.attempts == 1
     engine.dispose()
+
+
+def test_a_rekey_through_the_upstream_revokes_the_old_certificate_after_the_commit(upstream):
+    """A re-key's old certificate is revoked (superseded) at the upstream CA by an rr queued with the
+    re-key's completion and sent after its commit: on one database in one process the completion does not
+    wait on its own lock, and the rr goes once."""
+    import time
+    ra, line = _ra(upstream)
+    rid, csr = _vetted_server_request(ra)
+    old = ra.approve(APPROVER, rid)
+    assert old["state"] == "issued"
+    host = x509.Certificate.load(ra.certificate(rid, "sign")).subject.native["common_name"]
+    _, new_csr = _key_and_csr(host)
+    rekey = ra.submit(SUBMITTER, type="server", kind="rekey", target_request_id=rid, sign_csr=new_csr)
+    ra.vet(VETTER, rekey["id"], documents_checked=True)
+    started = time.monotonic()
+    done = ra.approve(APPROVER, rekey["id"])
+    elapsed = time.monotonic() - started
+    assert done["state"] == "issued", done
+    assert elapsed < 20, f"the re-key took {elapsed:.1f} s (a wait on the database lock?)"
+    old_cert = ra.get_request(rid)["certificates"][0]
+    assert (old_cert["status"], old_cert["revocation_reason"]) == ("revoked", "superseded")
+    with upstream.ca.db() as s:
+        assert s.scalar(select(IssuedCert.status).where(IssuedCert.serial == old_cert["serial"])) == "revoked"
+        assert s.get(CmpOutbox, f"rr-ra-{rid}-sign").state == "done"
+    assert line.bodies.count("rr") == 1
+    ra.collect_awaiting()
+    assert line.bodies.count("rr") == 1

@@ -89,7 +89,7 @@ def _child(role: str, args: dict, **popen) -> subprocess.Popen:
 class Upstream:
     def __init__(self, ca, link, tmp_path):
         self.ca, self.link, self.port, self.marker = ca, link, _free_port(), tmp_path / "held"
-        self.proc = None
+        self.proc, self.extra = None, {}
 
     @property
     def url(self) -> str:
@@ -99,7 +99,7 @@ class Upstream:
         self.marker.unlink(missing_ok=True)
         self.proc = _child("upstream", {**self.link["token"], "db": self.link["ca_db"], "tag": self.ca.test_tag,
                                         "public_url": PUBLIC_URL, "port": self.port, "hold": hold,
-                                        "seconds": seconds, "marker": str(self.marker)})
+                                        "seconds": seconds, "marker": str(self.marker), **self.extra})
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:

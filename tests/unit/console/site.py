@@ -2,6 +2,7 @@
 database, the SM2 hierarchy, and the full app from racentre.app.build_app. Plus officers and sessions."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import re
@@ -13,7 +14,7 @@ from store.db import transaction
 from pkicore.secret import Secret
 from ra.services import build_ra_service
 from ra.workflow import Actor
-from racentre import accounts, totp
+from racentre import accounts, passwords, totp
 from racentre.app import build_app
 from racentre.config import Config, DatabaseConfig, ServiceConfig
 from racentre.console import sessions
@@ -25,6 +26,22 @@ from tests.unit.ra import helpers
 from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key
 
 PASSWORD = "correct horse battery staple"
+# The test officers' passwords are hashed at scrypt N=2^12 (4 MiB, ~10 ms) instead of the production N=2^17
+# (128 MiB, ~0.3 s of CPU): the stored hash carries its parameters, so every later check of these accounts
+# (in this process or in a `racentre serve` child) costs the same small amount. What a test proves about
+# logins, lock-outs and throttling is counted in attempts, not in CPU; the production cost itself is
+# checked by test_totp_passwords.py::test_scrypt_hashes, and accounts made otherwise (CLI, demo) keep it.
+TEST_PASSWORD_LOG_N = 12
+
+
+@contextlib.contextmanager
+def cheap_password_hashing():
+    """Hash new passwords at TEST_PASSWORD_LOG_N within the block (tests only; restored on the way out)."""
+    saved, passwords.LOG_N = passwords.LOG_N, TEST_PASSWORD_LOG_N
+    try:
+        yield
+    finally:
+        passwords.LOG_N = saved
 
 
 def make_services(url: str, hsm_config, console: ConsoleConfig | None = None) -> Services:
@@ -48,7 +65,7 @@ def officer(services: Services, roles, *, password: bool = False, cert_der: byte
     """A new officer account; (name, TOTP secret or None). Without a password it gets a placeholder
     certificate binding (accounts need one way to log in)."""
     name = f"{'-'.join(sorted(roles))}-{secrets.token_hex(3)}"
-    with transaction(services.db) as session:
+    with transaction(services.db) as session, cheap_password_hashing():
         _, secret = accounts.add_account(session, name=name, roles=roles, actor="test",
                                          box=accounts.totp_box(services.key_manager), password=PASSWORD if password else None,
                                          cert_der=cert_der if cert_der or password else secrets.token_bytes(32))

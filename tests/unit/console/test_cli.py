@@ -10,6 +10,7 @@ from racentre import accounts, totp
 from racentre.cli import cli
 from racentre.services import Services
 from racentre.config import load_config
+from tests.cli_session import CliSession
 from tests.pgschema import migrated
 from tests.unit.console.site import PASSWORD
 
@@ -51,11 +52,12 @@ def test_init_token_from_pin_files_demo_team_and_one_officer_identity(tmp_path, 
     the command line) and the service then logs in with them; `console demo-team` makes one officer per role
     (two operators, two approvers, three key-recovery officers), writes their logins to a 0600 file and gives
     each an API token that authenticates as the same officer; `console user totp` shows a demo officer's
-    current code and refuses any other account; `user add --api-token` makes an officer's REST credential."""
+    current code and refuses any other account; `user add --api-token` makes an officer's REST credential.
+    The commands after the token is initialised run one after another in one more interpreter
+    (tests/cli_session.py), started after `hsm info` proved the PIN files open the token."""
     import os
     import subprocess
     import sys
-    from access.auth import authenticate
     (tmp_path / "softtoken").mkdir()
     (tmp_path / "softtoken" / "softtoken.conf").write_text("pbkdf2_iterations = 1000\n")
     (tmp_path / "user.pin").write_text("init-user-pin\n")
@@ -67,16 +69,22 @@ def test_init_token_from_pin_files_demo_team_and_one_officer_identity(tmp_path, 
     env = {k: v for k, v in os.environ.items() if not k.startswith("RACENTRE_")}
     env["RACENTRE_CONFIG"] = str(tmp_path / "racentre.toml")
 
-    def run(*args, stdin=None):
+    def fresh(*args, stdin=None):
         return subprocess.run([sys.executable, "-m", "racentre.cli", *args], cwd=tmp_path, env=env, input=stdin,
                               capture_output=True, text=True, timeout=120)
 
-    assert run("hsm", "info").returncode == 2                      # no such token yet, and no auto_init
-    init = run("hsm", "init-token", stdin="")                       # nothing to type: the PINs are configured
+    assert fresh("hsm", "info").returncode == 2                    # no such token yet, and no auto_init
+    init = fresh("hsm", "init-token", stdin="")                     # nothing to type: the PINs are configured
     assert init.returncode == 0, init.stderr
     assert "initialised token 'init-from-files'" in init.stdout and "SO PIN from the configuration" in init.stdout
     assert "init-user-pin" not in init.stdout + init.stderr and "init-so-pin" not in init.stdout + init.stderr
-    assert run("hsm", "info").returncode == 0                       # the service's PIN file opens it
+    assert fresh("hsm", "info").returncode == 0                     # the service's PIN file opens it
+    with CliSession(env, tmp_path) as session:
+        _demo_team_and_identities(session.run, tmp_path)
+
+
+def _demo_team_and_identities(run, tmp_path):
+    from access.auth import authenticate
 
     team = run("console", "demo-team", "--out", str(tmp_path / "officers.tsv"))
     assert team.returncode == 0, team.stderr

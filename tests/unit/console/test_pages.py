@@ -272,6 +272,49 @@ def test_recovery_lookup_by_person_and_hex_serial_then_open_and_see_the_holder(a
     assert "CN=示范市中级人民法院" in listing
 
 
+def test_recovery_executed_from_the_console_once_approved(app, services):
+    """执行恢复 (issue 17): refused before M approvals (403) and with an unknown format (400); with 2 of 3 the
+    console downloads the SM2EnvelopedKey, which opens with the recipient's key to the archived encryption
+    key; the request is then used (a second execution is refused) and the recovery audited as its executor."""
+    from asn1crypto import x509
+    from pkicore.envelope import parse_sm2_enveloped_key
+    from tests.unit.kms.subscriber import mul, public_point, sm2_decrypt, sm4_ecb_decrypt
+    from tests.unit.ra.csr_tools import tongsuo_spki, tongsuo_sm2_key
+    issued = _issued_dual(app, services, "王芳")
+    court_key = tongsuo_sm2_key()
+    court = services.site.certify(f"court-{secrets.token_hex(3)}", tongsuo_spki(court_key), "seal-maker", "示范市中级人民法院")
+    admin, _ = _officer_client(app, services, ["ra_admin"])
+    assert _post(admin, "/console/recovery", "/console/recovery/open", ca=issued["enc"]["ca"], serial=issued["enc"]["serial"],
+                 reason="法院裁定 2026-22", recipient_certificate=pem.armor("CERTIFICATE", court.certificate).decode()
+                 ).status_code == 303
+    rid = max(_kms_ids(services))
+    executor, executor_name = _officer_client(app, services, ["key_recovery_officer"])
+    assert _post(executor, "/console/recovery", f"/console/recovery/{rid}/recover").status_code == 403
+    for _ in range(2):
+        approver, _ = _officer_client(app, services, ["key_recovery_officer"])
+        assert _post(approver, "/console/recovery", f"/console/recovery/{rid}/approve").status_code == 303
+    assert f'id="recover-{rid}"' in executor.get("/console/recovery").get_data(as_text=True)
+    assert _post(executor, "/console/recovery", f"/console/recovery/{rid}/recover", format="zip").status_code == 400
+    done = _post(executor, "/console/recovery", f"/console/recovery/{rid}/recover")
+    assert done.status_code == 200 and f"recovery-{rid}-sm2-enveloped-key.der" in done.headers["Content-Disposition"]
+    envelope = parse_sm2_enveloped_key(done.data)
+    d = int.from_bytes(sm4_ecb_decrypt(sm2_decrypt(court_key.private_numbers().private_value, envelope.sym_encrypted_key),
+                                       envelope.encrypted_private_key), "big")
+    enc = services.ca.certificate(issued["enc"]["ca"], int(issued["enc"]["serial"], 16)).certificate
+    assert mul(d) == public_point(x509.Certificate.load(enc).public_key.dump())
+    assert services_kmc(app).book.status(rid)["state"] == "used"
+    assert _post(executor, "/console/recovery", f"/console/recovery/{rid}/recover").status_code == 403
+    with services.db() as session:
+        actors = session.scalars(select(AuditEvent.actor).where(AuditEvent.action == "kms.key.recovered",
+                                                                AuditEvent.target_type == "kms_key")).all()
+    assert executor_name in actors
+
+
+def _kms_ids(services) -> list[int]:
+    from racentre.console import queries
+    return queries.kms_request_ids(services.db)
+
+
 def _court_spki() -> bytes:
     from tests.unit.ra.csr_tools import tongsuo_spki, tongsuo_sm2_key
     return tongsuo_spki(tongsuo_sm2_key())
@@ -414,4 +457,12 @@ def test_audit_filters_by_day_and_exports_csv_which_is_itself_audited(app, servi
     assert {r[4] for r in rows[1:]} >= {"ra.request.submit", "ra.request.vet"}
     log = auditor.get("/console/audit", query_string={"action": "audit.export", "actor": name}).get_data(as_text=True)
     assert "audit.export" in log
+    # filtered by operator and action too (their names are record()'s own arguments): exported, and audited
+    by_action = auditor.get("/console/audit", query_string={"actor": "operator-setup", "action": "ra.request",
+                                                            "format": "csv"})
+    assert by_action.status_code == 200 and by_action.mimetype == "text/csv"
+    with services.db() as session:
+        detail = session.scalars(select(AuditEvent.detail).where(AuditEvent.action == "audit.export")
+                                 .order_by(AuditEvent.id.desc())).first()
+    assert detail["filter_actor"] == "operator-setup" and detail["filter_action"] == "ra.request"
     assert auditor.get("/console/audit", query_string={"from": "yesterday"}).status_code == 400

@@ -15,7 +15,7 @@ from store.db import make_session_factory, transaction
 from racentre import accounts, passwords, totp
 from racentre.migrate import MIGRATIONS, downgrade, upgrade
 from tests.pgschema import empty_engine
-from tests.unit.console.site import PASSWORD
+from tests.unit.console.site import PASSWORD, cheap_password_hashing
 
 _spec = importlib.util.spec_from_file_location(
     "totp_rev", MIGRATIONS / "versions" / "5c0e7a9d2b41_officer_totp_keys_sealed_under_hsm_keys.py")
@@ -36,7 +36,8 @@ def _columns(engine) -> set[str]:
 def test_plain_totp_secrets_are_sealed_by_the_upgrade(engine, softtoken_km):
     upgrade(engine, REVISION.down_revision)
     secrets_by_name = {"wang": totp.new_secret(), "li": totp.new_secret()}
-    password_hash = passwords.hash_password(PASSWORD)
+    with cheap_password_hashing():                           # tests/unit/console/site.py
+        password_hash = passwords.hash_password(PASSWORD)
     with engine.begin() as conn:
         for name, secret in secrets_by_name.items():
             conn.execute(text("insert into officer_account (name, display_name, roles, password_hash, totp_secret, "
@@ -76,7 +77,7 @@ def test_a_sealed_key_swapped_between_accounts_fails_the_login(engine, softtoken
     upgrade(engine, key_manager=softtoken_km)
     db = make_session_factory(engine)
     box = accounts.totp_box(softtoken_km)
-    with transaction(db) as session:
+    with transaction(db) as session, cheap_password_hashing():
         _, wang = accounts.add_account(session, name="wang", roles=["ra_officer"], actor="t", box=box,
                                        password=PASSWORD)
         accounts.add_account(session, name="li", roles=["ra_officer"], actor="t", box=box, password=PASSWORD)

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pkicore import (algorithm, der_to_raw, point_from_public_key_info, public_key_info_from_point, raw_to_der,
                      sm2_e, sm2_verify, sm2_verify_digest, sm2_z, verify_signature)
+from pkicore import sm2 as sm2_module
 from pkicore.sm2 import GX, GY, N, P, SM2PublicKey, _jmul
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors"
@@ -33,7 +34,18 @@ def test_z_and_e_match_the_standard(kat_key):
     assert sm2_e(kat_key, bytes.fromhex(KAT["message"]), uid).hex().upper() == KAT["e"]
 
 
-def test_standard_signature_verifies_through_tongsuo_and_by_hand(kat_key):
+@pytest.fixture(params=["precomputed", "evp"])
+def verifier(request, monkeypatch):
+    """sm2_verify with Tongsuo's EC arithmetic over precomputed tables, and without (tongsuopy's EVP
+    verification for the default ID, the hand-written one for others)."""
+    if request.param == "precomputed":
+        assert sm2_module._FAST is not None, "tongsuopy's library lacks the EC entry points"
+    else:
+        monkeypatch.setattr(sm2_module, "_FAST", None)
+    return request.param
+
+
+def test_standard_signature_verifies_through_tongsuo_and_by_hand(kat_key, verifier):
     msg, r, s = bytes.fromhex(KAT["message"]), int(KAT["r"], 16), int(KAT["s"], 16)
     assert sm2_verify(kat_key, msg, r, s)  # default ID -> Tongsuo (C)
     assert sm2_verify_digest(kat_key, bytes.fromhex(KAT["e"]), r, s)  # hand-written path
@@ -43,12 +55,59 @@ def test_standard_signature_verifies_through_tongsuo_and_by_hand(kat_key):
 
 
 @pytest.mark.parametrize("twin", KAT["invalid"], ids=lambda t: t["why"])
-def test_failing_twins_are_rejected(kat_key, twin):
+def test_failing_twins_are_rejected(kat_key, twin, verifier):
     msg = bytes.fromhex(twin.get("message", KAT["message"]))
     r = int(twin.get("r", KAT["r"]), 16)
     s = int(twin.get("s", KAT["s"]), 16)
     uid = bytes.fromhex(twin.get("user_id", KAT["user_id"]))
     assert not sm2_verify(kat_key, msg, r, s, uid)
+
+
+@pytest.mark.parametrize("tables", [128, 0], ids=["key-tables", "no-key-tables"])
+def test_precomputed_verification_agrees_with_tongsuo_evp_and_by_hand(tables, monkeypatch):
+    """Signatures made by Tongsuo (tongsuopy's own SM2 signing, default ID) with fresh keys: the
+    precomputed path — with the key's own table (from its second verification on) and without (its first,
+    or no tables kept) — accepts exactly what tongsuopy's EVP_DigestVerify and the hand-written B1-B7
+    accept: the signature, and never a changed message, r, s, key or ID, nor edge values (t = 0, r or s of
+    0 or n)."""
+    from tongsuopy.crypto import hashes as ts_hashes
+    from tongsuopy.crypto.asymciphers import ec as ts_ec
+    from tongsuopy.crypto.exceptions import InvalidSignature
+
+    assert sm2_module._FAST is not None
+    fast = sm2_module._FastVerifier(tables=tables)
+    monkeypatch.setattr(sm2_module, "_FAST", fast)
+    other = ts_ec.generate_private_key(ts_ec.SM2()).public_key().public_numbers()
+    other_key = SM2PublicKey(other.x, other.y)
+    for i in range(12):
+        private = ts_ec.generate_private_key(ts_ec.SM2())
+        numbers = private.public_key().public_numbers()
+        key = SM2PublicKey(numbers.x, numbers.y)
+        msg = bytes([i]) * (i * 7 + 1)
+        der = private.sign(msg, ts_ec.ECDSA(ts_hashes.SM3()))
+        r, s = der_to_raw(der)[:32], der_to_raw(der)[32:]
+        r, s = int.from_bytes(r, "big"), int.from_bytes(s, "big")
+        cases = [(key, msg, r, s, sm2_module.DEFAULT_USER_ID, True),
+                 (key, msg + b"x", r, s, sm2_module.DEFAULT_USER_ID, False),
+                 (key, msg, (r + 1) % N, s, sm2_module.DEFAULT_USER_ID, False),
+                 (key, msg, r, (s + 1) % N or 1, sm2_module.DEFAULT_USER_ID, False),
+                 (key, msg, r, N - r, sm2_module.DEFAULT_USER_ID, False),          # t = 0 (B5)
+                 (key, msg, r, N, sm2_module.DEFAULT_USER_ID, False),
+                 (key, msg, 0, s, sm2_module.DEFAULT_USER_ID, False),
+                 (other_key, msg, r, s, sm2_module.DEFAULT_USER_ID, False),
+                 (key, msg, r, s, b"another id", False)]
+        for pub, m, rr, ss, uid, expected in cases:
+            assert sm2_verify(pub, m, rr, ss, uid) is expected
+            assert sm2_verify_digest(pub, sm2_e(pub, m, uid), rr, ss) is expected
+            if uid == sm2_module.DEFAULT_USER_ID and 1 <= rr < N and 1 <= ss < N:
+                try:
+                    sm2_module._tongsuo_key(pub.x, pub.y).verify(raw_to_der(rr.to_bytes(32, "big") + ss.to_bytes(32, "big")),
+                                                                m, ts_ec.ECDSA(ts_hashes.SM3()))
+                    evp = True
+                except InvalidSignature:
+                    evp = False
+                assert evp is expected
+        assert (fast._keys[(key.x, key.y)].table is not None) is bool(tables)
 
 
 def test_points_off_the_curve_are_refused(kat_key):
@@ -58,6 +117,10 @@ def test_points_off_the_curve_are_refused(kat_key):
         SM2PublicKey.from_point(b"\x02" + kat_key.point[1:33])  # compressed form is not GM/T 0009
     with pytest.raises(ValueError):
         SM2PublicKey(P, 0)
+    with pytest.raises(ValueError):          # Tongsuo refuses it too (the key's table is never made)
+        sm2_module._FAST.table(kat_key.x, (kat_key.y + 1) % P)
+    with pytest.raises(ValueError):
+        sm2_module._FAST._key((kat_key.x, (kat_key.y + 1) % P))
 
 
 def test_spki_round_trip_and_named_curve(kat_key):
@@ -106,3 +169,33 @@ def test_hand_written_der_matches_asn1crypto():
         else:
             expected = DSASignature.from_p1363(raw).dump()
         assert raw_to_der(raw) == expected
+
+
+def test_key_tables_are_kept_for_the_last_keys_only(monkeypatch):
+    """Beyond ``tables`` keys the oldest table goes (its key verifies without one until seen again)."""
+    from tongsuopy.crypto import hashes as ts_hashes
+    from tongsuopy.crypto.asymciphers import ec as ts_ec
+
+    fast = sm2_module._FastVerifier(tables=2)
+    monkeypatch.setattr(sm2_module, "_FAST", fast)
+    signed = []
+    for _ in range(3):
+        private = ts_ec.generate_private_key(ts_ec.SM2())
+        numbers = private.public_key().public_numbers()
+        raw = der_to_raw(private.sign(b"m", ts_ec.ECDSA(ts_hashes.SM3())))
+        signed.append((SM2PublicKey(numbers.x, numbers.y), int.from_bytes(raw[:32], "big"),
+                       int.from_bytes(raw[32:], "big")))
+    for key, r, s in signed * 2:
+        assert sm2_verify(key, b"m", r, s) and not sm2_verify(key, b"n", r, s)
+    assert [xy for xy in fast._tables] == [(k.x, k.y) for k, _, _ in signed[1:]]
+    assert fast._keys[(signed[0][0].x, signed[0][0].y)].table is None
+    assert sm2_verify(signed[0][0], b"m", *signed[0][1:]) and not sm2_verify(signed[0][0], b"m", signed[0][1], 1)
+
+
+@pytest.mark.parametrize("answer", [True, False], ids=["accepts-anything", "refuses-everything"])
+def test_a_precomputed_verifier_that_disagrees_with_tongsuo_is_not_used(monkeypatch, answer):
+    """pkicore.sm2._fast_verifier checks the verifier against a signature tongsuopy makes (and its changed
+    twin) before it is used; one that gets either wrong is dropped for tongsuopy's EVP verification."""
+    assert sm2_module._fast_verifier() is not None
+    monkeypatch.setattr(sm2_module._FastVerifier, "verify", lambda self, key, e, r, s: answer)
+    assert sm2_module._fast_verifier() is None

@@ -6,8 +6,10 @@ next request; untrusted and altered signatures still fail."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import secrets
+import time
 
 import pytest
 from asn1crypto import cms as asn1_cms
@@ -24,7 +26,7 @@ from pkicore.algorithms import algorithm
 from pkicore.cms import CmsSigner, SignedDataTemplate, verify_signed_data
 from store.db import make_engine, make_session_factory, transaction
 from racentre.web import REFUSAL_KEY
-from trust.fastpath import PATH
+from trust.fastpath import PATH, _Rendered
 from tests.unit.trust.site import b64, issue_user, unb64
 
 DATA = "快速路径 verify ".encode() * 8
@@ -69,14 +71,31 @@ def test_the_fast_answer_is_the_views(site):
     bodies = [{"signature": attached}, {"signature": detached, "data": b64(DATA)},
               {"signature": detached, "data": b64(DATA + b"!")}, {"signature": detached, "form": "cms"},
               {"signature": b64(b"\x30\x03\x02\x01\x01")}]
-    for body in bodies:
+    for body in bodies * 2:      # the second time with the certificate's parts rendered already (_Rendered)
         reply = _fast(handler, tok, body)
         assert reply is not None, body
         view = _flask(flask_only, tok, body)
         assert view.status_code == 200
         assert (reply[0], reply[1]) == (view.content_type, view.data), body
+    assert handler.render.on
     assert json.loads(_fast(handler, tok, bodies[0])[1])["valid"] is True
     assert json.loads(_fast(handler, tok, bodies[2])[1])["sub_indication"] == "HASH_FAILURE"
+
+
+def test_rendering_in_parts_is_checked_against_the_whole_answer(services, site):
+    """trust.fastpath._Rendered: a report rendered from parts equals the whole rendering; with a JSON
+    writer whose parts do not splice (indented output), the first check turns splicing off and every answer
+    is the whole rendering."""
+    handler, _, _, attached, _ = site
+    report = services.trust.verify_report(unb64(attached))
+    compact = _Rendered(lambda o: json.dumps(o, separators=(",", ":"), sort_keys=True))
+    for _ in range(2):
+        assert compact(report) == json.dumps(report.as_dict(), separators=(",", ":"), sort_keys=True)
+    assert compact.on
+    indented = _Rendered(lambda o: json.dumps(o, indent=2, sort_keys=True))
+    for _ in range(2):
+        assert indented(report) == json.dumps(report.as_dict(), indent=2, sort_keys=True)
+    assert not indented.on
 
 
 def test_what_the_fast_path_leaves_to_flask(services, client, site):
@@ -162,6 +181,79 @@ def test_revoked_untrusted_and_altered_still_fail_on_the_fast_path(services, sit
     assert not report["valid"] and report["sub_indication"] == "HASH_FAILURE"
 
 
+def test_a_repeat_signer_is_validated_once_until_its_path_or_a_crl_could_change(services, site, monkeypatch):
+    """The validation cache keeps a path built at "now" past the short ``ttl``, up to ``valid_until``: the
+    earliest notAfter in the path or nextUpdate of the CRLs used — at that instant (here: the monotonic clock
+    moved there) the certificate is validated again."""
+    handler, _, token, _, _ = site
+    _, tok = token()
+    user = issue_user(services)
+    signed = b64(SignedDataTemplate(CmsSigner(user.sign, user.certificate, algorithm("sm2-sm3"))).build(DATA))
+    cache = services.trust.cache
+    monkeypatch.setattr(cache, "ttl", 0.0)            # what the path's bound does not cover expires at once
+    assert json.loads(_fast(handler, tok, {"signature": signed})[1])["valid"]
+    misses = cache.misses
+    key, (until, result) = next((k, v) for k, v in reversed(cache._items.items())
+                                if k[0] == hashlib.sha256(user.certificate).digest())
+    ee = x509.Certificate.load(user.certificate)
+    crls = services.trust.revocation_info([user.certificate])[0]
+    next_updates = [asn1_crl.CertificateList.load(c)["tbs_cert_list"]["next_update"].native for c in crls]
+    assert result.valid_until is not None and result.valid_until <= min([ee.not_valid_after, *next_updates])
+    for _ in range(3):
+        assert json.loads(_fast(handler, tok, {"signature": signed})[1])["valid"]
+    assert cache.misses == misses                     # beyond ttl = 0: the path's bound holds
+    now = dt.datetime.now(dt.timezone.utc)
+    left = (result.valid_until - now).total_seconds()
+    real = time.monotonic
+    monkeypatch.setattr("trust.verify.time.monotonic", lambda: real() + left + 1)
+    assert json.loads(_fast(handler, tok, {"signature": signed})[1])["valid"]
+    assert cache.misses == misses + 1                 # past the bound: validated again
+
+
+def test_a_cached_signer_revoked_through_another_connection_fails_at_once(services, site):
+    """A revocation committed through another engine (as another node would) moves the CA's revocation
+    counter: the next request misses the cached path and answers revoked (−3); so does a hold (−4)."""
+    handler, _, token, _, _ = site
+    _, tok = token()
+    cache = services.trust.cache
+    users = [issue_user(services) for _ in range(2)]
+    signed = [b64(SignedDataTemplate(CmsSigner(u.sign, u.certificate, algorithm("sm2-sm3"))).build(DATA))
+              for u in users]
+    for body in signed * 2:
+        assert json.loads(_fast(handler, tok, {"signature": body})[1])["valid"]
+    hits = cache.hits
+    assert json.loads(_fast(handler, tok, {"signature": signed[0]})[1])["valid"] and cache.hits == hits + 1
+    other = make_session_factory(make_engine(services.config.database.url))
+    try:
+        for user, reason, code in ((users[0], RevocationReason.key_compromise, -3),
+                                   (users[1], RevocationReason.certificate_hold, -4)):
+            with transaction(other) as session:
+                services.ca.revoke("issuing-sm2", x509.Certificate.load(user.certificate).serial_number, reason,
+                                   session=session)
+            body = signed[users.index(user)]
+            report = json.loads(_fast(handler, tok, {"signature": body})[1])
+            assert not report["valid"] and report["certificate_code"] == code, report["reason"]
+    finally:
+        other.kw["bind"].dispose()
+
+
+def test_a_cached_signer_is_untrusted_at_once_when_the_trust_anchors_change(services, site, monkeypatch):
+    """The trust anchors are part of the cache key: a cached VALID path is not reused once they change (our
+    roots, or the trust list a request names), and comes back when they are restored."""
+    handler, _, token, attached, _ = site
+    _, tok = token()
+    assert json.loads(_fast(handler, tok, {"signature": attached})[1])["valid"]
+    trust = services.trust
+    ecdsa_root = services.ca.authorities()["root-ecdsa"].certificate
+    report = trust.verify("app1", role="application", signature=unb64(attached), trust=(ecdsa_root,))
+    assert not report["valid"] and report["certificate_code"] == -1, report["reason"]
+    monkeypatch.setattr(trust, "_roots", lambda: (ecdsa_root,))
+    untrusted = json.loads(_fast(handler, tok, {"signature": attached})[1])
+    assert not untrusted["valid"] and untrusted["certificate_code"] == -1, untrusted["reason"]
+    monkeypatch.undo()
+    assert json.loads(_fast(handler, tok, {"signature": attached})[1])["valid"]
+
+
 def test_crls_are_gathered_once_per_issuer_until_a_revocation(services, monkeypatch):
     """ca_bridge.revinfo.IssuerCrls (the trust services' revocation information): one CRL fetch per issuer
     while its revocation counter stays; a revocation at that CA gives the next gathering a CRL listing it."""
@@ -207,3 +299,4 @@ def test_timestamp_proofs_are_reused_until_a_revocation_and_a_compromised_tsa_fa
     after = json.loads(_fast(handler, tok, {"signature": stamped})[1])
     assert not after["signers"][0]["timestamp"]["proven"], after
     assert any("revoked" in r for r in after["signers"][0]["timestamp"]["reasons"]), after["signers"][0]["timestamp"]
+

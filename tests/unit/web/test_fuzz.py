@@ -1,7 +1,8 @@
 """Issue 15: a bounded fuzz run of every route — schemathesis over the full OpenAPI document (positive and
 negative cases of each operation, through Flask's test client: WSGI, no network), then a DER/JSON mutation
 corpus (truncations, bit flips, length-field lies, deep nesting, huge integers) against the binary and
-parsing endpoints (OCSP POST and GET, TSA, KMC GM/T 0014, seal verification, CSR submission, /tsa/verify).
+parsing endpoints (OCSP POST and GET, TSA, KMC GM/T 0014, seal verification, CSR submission, /tsa/verify, and
+CMP: an RA-signed central-key-generation cr, whose mutants must leave no KMC key reserved).
 On SQLite and PostgreSQL; seeded and deterministic; no answer may be a 5xx. The counts (cases per
 endpoint, 5xx) are printed (`pytest -s`) for the record.
 
@@ -15,17 +16,25 @@ import copy
 import datetime as dt
 import json
 import random
+import secrets
 import time
 
 import pytest
 import schemathesis
-from asn1crypto import tsp
+from asn1crypto import core, tsp, x509
 from hypothesis import HealthCheck, Phase, given, settings
+from sqlalchemy import func, select
 from schemathesis.generation.modes import GenerationMode
 
+from ca_bridge.api import IssueRequest
+from ca_bridge.cmp import asn1 as cmp_asn1
+from ca_bridge.cmp.client import build_message
+from ca_bridge.cmp.upstream import signature_credentials
+from ca_bridge.models import EscrowAttempt, EscrowReservation
 from gmt0014 import messages as gmt0014
 from tests.unit.ca_bridge.helpers import ocsp_request
 from tests.unit.ra.csr_tools import tongsuo_sm2_csr, tongsuo_sm2_key, tongsuo_spki
+from tests.unit.ra.helpers import id_number
 from tests.unit.seal.test_anchor import _page_pdf
 
 pytestmark = pytest.mark.slow
@@ -176,7 +185,30 @@ def _seeds(site) -> dict:
         [gmt0014.ApplyKey(0x5EED, spki, now, now + dt.timedelta(days=365), None)])
     csr = tongsuo_sm2_csr(tongsuo_sm2_key(), {"common_name": "fuzz.example.gov.cn"})
     return {"ocsp": ocsp, "tsa": query, "token": token, "kmc": apply, "pdf": _page_pdf(b"BT /F1 12 Tf (fuzz) Tj ET"),
-            "csr": csr, "issuing": issuing.name}
+            "csr": csr, "issuing": issuing.name, "cmp_central": _central_keygen_cr(services, spki)}
+
+
+def _central_keygen_cr(services, encr_spki: bytes) -> bytes:
+    """A central-key-generation cr (no publicKey; the key to encrypt the new private key to in the
+    protocolEncrKey control, RFC 9483 §4.1.6), signed by an RA the site's CA registered (cmp-ra)."""
+    label = f"fuzz-ra-{secrets.token_hex(3)}"
+    ra_spki = services.key_manager.ensure_key_pair(label, "sm2")
+    ra_cert = services.ca.issue(IssueRequest(request_id=f"ra-node-{label}", profile="cmp-ra", public_key_info=ra_spki,
+                                             subject=(("country_name", "CN"), ("common_name", "RA node (fuzz)"))))
+    identity = {"extn_id": "1.2.156.10260.4.1.1.1", "critical": False,       # GM/T 0015 identity (as the RA sends it)
+                "extn_value": core.ParsableOctetString(core.PrintableString(id_number()).dump())}
+    request = cmp_asn1.CertRequest({"cert_req_id": 0, "cert_template": {"subject": x509.Name.build(
+        {"country_name": "CN", "organization_name": "杭州市测试局", "common_name": "王五"}), "extensions": [identity]},
+        "controls": [
+        {"type": "1.3.6.1.5.5.7.5.1.6", "value": cmp_asn1.keys.PublicKeyInfo.load(encr_spki)}]})
+    return build_message("cr", cmp_asn1.CertReqMessages([cmp_asn1.CertReqMsg({"cert_req": request})]),
+                         signature_credentials(services.key_manager, label, ra_cert.certificate)).dump()
+
+
+def _kmc_reserved(services) -> int:
+    """KMC keys reserved or attempted for a certificate not issued (what a refused request must not leave)."""
+    with services.db() as s:
+        return sum(s.scalar(select(func.count()).select_from(model)) for model in (EscrowReservation, EscrowAttempt))
 
 
 def test_mutation_corpus_no_5xx(site):
@@ -211,6 +243,17 @@ def test_mutation_corpus_no_5xx(site):
         post("POST /kmc/v1/request", "/kmc/v1/request", blob, gmt0014.CONTENT_TYPE)
     for blob in mutants(seeds["pdf"], rng, MUTANTS) + [b"PK\x03\x04" + blob for blob in mutants(seeds["pdf"], rng, 5)]:
         post("POST /seal/verify", "/seal/verify", blob, "application/pdf", auth)
+    reserved = _kmc_reserved(site.services)
+    for blob in mutants(seeds["cmp_central"], rng, MUTANTS):
+        post("POST /.well-known/cmp/p/{profile} (central keygen)", "/.well-known/cmp/p/civil-servant-enc", blob,
+             "application/pkixcmp")
+    assert _kmc_reserved(site.services) == reserved             # no mutant left a KMC key reserved
+    answers = [cmp_asn1.PKIMessage.load(post("POST /.well-known/cmp/p/{profile} (central keygen)",
+                                             "/.well-known/cmp/p/civil-servant-enc", seeds["cmp_central"],
+                                             "application/pkixcmp").data)["body"] for _ in range(2)]
+    assert answers[0].name == "cp" and answers[0].chosen["response"][0]["status"]["status"].native == 0, answers[0].chosen["response"][0]["status"].native
+    assert answers[1].name == "error"                              # the replay, refused ...
+    assert _kmc_reserved(site.services) == reserved + 1         # ... and no second key: the genuine one's only
     for blob in mutants(seeds["csr"], rng, MUTANTS):
         body = {"type": "server", "subject_id": 1, "csr": base64.b64encode(blob).decode()}
         post("POST /api/v1/ra/requests (CSR)", "/api/v1/ra/requests", json.dumps(body).encode(), "application/json",
