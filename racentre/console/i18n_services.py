@@ -226,6 +226,7 @@ SERVICE_ZH = [
     (r"the CSV roster is malformed: (.+)", "CSV 名册格式有误"),
     (r"the roster's header needs the columns 姓名 and 身份证号 .*", "名册表头须包含“姓名”和“身份证号”两列（可选：单位、统一社会信用代码、法定代表人、部门、职务、手机、邮箱）"),
     (r"format is p7 or sm2env", "格式须为 p7 或 sm2env"),
+    (r"format is one of (.+)", "格式须为以下之一：{0}"),
     (r"picture and certificate files are required", "须上传印章图片和证书文件"),
     (r"name the principal to authorise", "请填写要授权的人员"),
     (r"choose a certificate from the look-up \(CA and hexadecimal serial\)", "请从查询结果中选择证书（CA 和十六进制序列号）"),
