@@ -13,7 +13,8 @@ from racentre.console.i18n import message
 from tests.unit.console import service_words
 from tests.unit.console.site import app_for, csrf_of, logged_in
 
-ENGLISH = re.compile(r"[A-Za-z]{2,}(?:[ ,;:'()/-]+[A-Za-z]{2,}){3,}")      # four English words in a row
+_WORD = r"(?<![\w-])[A-Za-z]{2,}(?![\w-])"          # a word, not part of an identifier (sm2-enveloped-key)
+ENGLISH = re.compile(_WORD + r"(?:[ ,;:'()/]+" + _WORD + r"){3,}")      # four English words in a row
 SHOWN = re.compile(r'class="(?:flash error|field-error)"[^>]*>(.*?)</(?:p|span|div|li)>', re.S)
 ROLES = ["ra_operator", "ra_officer", "ra_admin", "auditor", "key_recovery_officer"]
 
