@@ -81,11 +81,14 @@ def crl_command(ctx, name, delta, out, new):
 @click.option("--justification", default=None, help="why (audited): required for a certificate issued through the RA")
 @click.pass_context
 def revoke_command(ctx, serial, ca_name, reason, as_name, justification):
-    """Revoke certificate SERIAL (hexadecimal) issued by --ca.
+    """Revoke certificate SERIAL (hexadecimal) issued by --ca (--reason certificate_hold: hold it;
+    remove_from_crl: release the hold).
 
-    A certificate issued through an RA request is revoked through the RA (one path, one truth: the RA's
-    request and certificate records show it revoked too), as officer --as with a --justification, audited
-    like the console's emergency revocation."""
+    A certificate issued through an RA request changes status through the RA (one path, one truth: the RA's
+    request and certificate records always say what the CA's CRL and OCSP say), as officer --as with a
+    --justification: a revocation or a hold (挂失) at once, audited like the console's emergency revocation; a
+    release (解冻) as a resume request through the four-eyes gate, like the console's 解冻 (its vetting and
+    second approval follow: `racentre ra request vet|approve ID`)."""
     try:
         number = int(serial, 16)
     except ValueError:
@@ -95,12 +98,22 @@ def revoke_command(ctx, serial, ca_name, reason, as_name, justification):
     if ra_request is not None:
         ra_revoke = ctx.obj.get("ra_revoke")
         if ra_revoke is None or not as_name or not justification:
-            raise click.UsageError(f"{ca_name}/{number:x} was issued through RA request {ra_request}: it is revoked "
-                                   "through the RA, so that the RA shows it revoked too. Give --as OFFICER (an RA "
+            what = "released (解冻) by an RA resume request" if reason == RevocationReason.remove_from_crl.value \
+                else "revoked or held through the RA"
+            raise click.UsageError(f"{ca_name}/{number:x} was issued through RA request {ra_request}: it is {what}, "
+                                   "so that the RA shows the same status as the CA. Give --as OFFICER (an RA "
                                    "officer) and --justification TEXT, or use `racentre ra request emergency-revoke "
-                                   f"{ra_request}` or a revocation request.")
+                                   f"{ra_request}` or `racentre ra request submit --kind revocation|suspend|resume "
+                                   f"--target {ra_request}`.")
         done = ra_revoke(ctx, ra_request, reason, as_name, justification)
-        click.echo(f"{ca_name}/{number:x}: revoked ({reason}) through RA revocation request {done['id']}")
+        if done["kind"] == "resume" and done["state"] != "resumed":
+            click.echo(f"{ca_name}/{number:x}: still on hold; release (解冻) request {done['id']} submitted with "
+                       f"{len(done['approvals'])} of {done.get('approvals_required', '?')} approvals. Next: "
+                       f"`racentre ra request vet {done['id']} --documents-checked --as OPERATOR`, then "
+                       f"`racentre ra request approve {done['id']} --as ANOTHER_OFFICER`.")
+        else:
+            click.echo(f"{ca_name}/{number:x}: {done['state']} ({reason}) through RA {done['kind']} request "
+                       f"{done['id']}")
         return
     status = ca.revoke(ca_name, number, RevocationReason(reason))
     click.echo(f"{ca_name}/{number:x}: {status.status}" + (f" ({status.reason.value})" if status.reason else ""))

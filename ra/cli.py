@@ -17,6 +17,7 @@ from access.auth import ROLES, ApiToken, Forbidden, create_token, token_list, to
 from audit import trail as audit
 from store.db import as_utc, reading, transaction, utcnow
 
+from ca_bridge.api import RevocationReason
 from ra.models import RequestKind
 from ra.services import RaService
 from ra.workflow import Actor
@@ -216,15 +217,19 @@ def request_group():
 @click.option("--enc-public-key", type=click.Path(exists=True, dir_okay=False), default=None, help="SPKI PEM/DER")
 @click.option("--target", "target_request_id", type=int, default=None, help="renewal/rekey/revocation: request id")
 @click.option("--reason", "revocation_reason", default=None, help="revocation reason (RFC 5280 name)")
+@click.option("--status-reason", default=None, metavar="TEXT",
+              help="suspend/resume/revocation: the officer's reason in their own words (shown on the request, audited)")
 @click.option("--role", default="applicant", type=click.Choice(["applicant", "api_client", "ra_operator"]))
 @click.option("--enrol-by-cmp", is_flag=True, help="no CSR: once approved, the subscriber enrols over CMP with a "
                                                    "one-time secret (racentre ra request cmp-secret)")
 @_AS
 @click.pass_context
 def submit(ctx, rtype, kind, subject_id, csr, enc_csr, enc_public_key, target_request_id, revocation_reason,
-           role, enrol_by_cmp, as_name):
+           status_reason, role, enrol_by_cmp, as_name):
     actor = _actor(ctx, as_name, role)
     extra = {"enrol_by_cmp": True} if enrol_by_cmp else {}
+    if status_reason is not None:
+        extra["status_reason"] = status_reason
     _echo(_service(ctx).submit(actor, type=rtype, kind=kind, subject_id=subject_id, sign_csr=_read(csr),
                                enc_csr=_read(enc_csr), enc_public_key=_read(enc_public_key),
                                target_request_id=target_request_id, revocation_reason=revocation_reason, **extra))
@@ -311,8 +316,16 @@ def emergency_revoke(ctx, request_id, justification, as_name):
 
 
 def ra_revoke(ctx, request_id: int, reason: str, as_name: str, justification: str) -> dict:
-    """``racentre ca revoke`` of a certificate issued through RA request ``request_id``: the RA's immediate,
-    audited revocation by officer ``as_name`` (``RaService.emergency_revoke`` with ``reason``)."""
+    """``racentre ca revoke`` of a certificate issued through RA request ``request_id``, as the RA does it (one
+    path, one truth): a revocation or a hold (certificateHold, 挂失) is the RA's immediate, audited action of
+    officer ``as_name`` (``RaService.emergency_revoke`` with ``reason``); a release (removeFromCRL) is a 解冻
+    request submitted by the officer (their first approval, ``justification`` its reason), carried out when
+    vetted and approved under the ``[ra] approvals`` policy, as from the console."""
+    if reason == RevocationReason.remove_from_crl.value:
+        original = _service(ctx).get_request(request_id)
+        return _service(ctx).submit(_actor(ctx, as_name, "ra_officer"), type=original["type"],
+                                    kind=RequestKind.RESUME.value, target_request_id=request_id,
+                                    status_reason=justification)
     return _service(ctx).emergency_revoke(_actor(ctx, as_name, "ra_officer"), request_id, justification,
                                           reason=reason)
 

@@ -50,6 +50,9 @@ class RequestState(str, enum.Enum):
     FAILED = "failed"          # the upstream CA refused an approved request (its reason in reject_reason); final
 
 
+MAX_STATUS_REASON = 500      # ``CertRequest.status_reason``: one or two sentences, as on a paper form
+
+
 def _id_type():
     return BigInteger().with_variant(Integer, "sqlite")
 
@@ -161,6 +164,8 @@ class CertRequest(Base):
     enc_csr: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     enc_spki: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # the officer's own words for a suspension (冻结), release (解冻) or revocation: shown on the request, audited
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     submitted_by: Mapped[str] = mapped_column(String(128))
     submitted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     vetted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -245,6 +250,7 @@ def request_fields(r, approvals, certificates) -> dict:
         "id": r.id, "type": r.type, "kind": r.kind, "state": r.state, "unit_id": r.unit_id,
         "civil_servant_id": r.civil_servant_id, "server_id": r.server_id,
         "target_request_id": r.target_request_id, "revocation_reason": r.revocation_reason,
+        "status_reason": r.status_reason,
         "submitted_by": r.submitted_by, "submitted_at": _iso(r.submitted_at),
         "vetted_by": r.vetted_by, "vetted_at": _iso(r.vetted_at), "checks": r.checks or {},
         "rejected_by": r.rejected_by, "reject_reason": r.reject_reason,

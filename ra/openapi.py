@@ -9,7 +9,7 @@ from ca_bridge.api import RevocationReason
 from pkicore.inputs import MAX_ID
 from pkicore.openapi import PROBLEM_SCHEMA, PROBLEM_TYPE, ref
 from ra.bulk import RESULTS
-from ra.models import RequestKind, RequestState, RequestType
+from ra.models import MAX_STATUS_REASON, RequestKind, RequestState, RequestType
 
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message"],
@@ -29,6 +29,15 @@ _EXAMPLES = {
     "Revoke": {"reason": "key_compromise"},
     "Empty": {},
     "BulkApprove": {"request_ids": [101, 102, 103]},
+}
+# further examples of a schema (JSON Schema ``examples``, OpenAPI 3.1 §4.8.24): 冻结 and 解冻 with the officer's reason
+_SCHEMA_EXAMPLES = {
+    "RequestSubmit": [
+        {"type": "civil-servant-dual", "kind": "suspend", "target_request_id": 101,
+         "status_reason": "本人电话挂失：USB Key 遗失，待找回后解冻"},
+        {"type": "civil-servant-dual", "kind": "resume", "target_request_id": 101,
+         "status_reason": "USB Key 已找回，本人持身份证到窗口申请解冻"},
+    ],
 }
 
 
@@ -136,7 +145,10 @@ _SCHEMAS = {
         target_request_id={**_NINT, "description": "renewal, rekey, revocation: the issued request"},
         revocation_reason={"enum": [r.value for r in RevocationReason] + [None]},
         enrol_by_cmp={"type": ["boolean", "null"], "description": "server or unit, new, no CSR: once approved, "
-                      "the subscriber enrols over CMP with an officer's one-time secret (cmp-secret)"}),
+                      "the subscriber enrols over CMP with an officer's one-time secret (cmp-secret)"},
+        status_reason={"type": ["string", "null"], "maxLength": MAX_STATUS_REASON,
+                       "description": "suspend (冻结), resume (解冻), revocation: the officer's reason in their own "
+                                      "words, shown on the request and in its audit rows"}),
     "Vet": _obj(["documents_checked"], documents_checked={"type": "boolean"}, note=_NSTR),
     "Reject": _obj(["reason"], reason=_STR),
     "Resubmit": _obj([], csr=_NSTR, enc_csr=_NSTR, enc_public_key=_NSTR),
@@ -159,7 +171,8 @@ _SCHEMAS = {
     "Request": {"type": "object", "properties": {
         "id": _INT, "type": {"enum": [t.value for t in RequestType]}, "kind": {"enum": [k.value for k in RequestKind]},
         "state": {"enum": [s.value for s in RequestState]}, "unit_id": _INT, "civil_servant_id": _NINT,
-        "server_id": _NINT, "target_request_id": _NINT, "revocation_reason": _NSTR, "submitted_by": _STR,
+        "server_id": _NINT, "target_request_id": _NINT, "revocation_reason": _NSTR, "status_reason": _NSTR,
+        "submitted_by": _STR,
         "submitted_at": _TIME, "vetted_by": _NSTR, "vetted_at": _TIME,
         "checks": {"type": "object", "additionalProperties": {"type": "object", "properties": {
             "ok": {"type": "boolean"}, "detail": _STR}}},
@@ -178,6 +191,8 @@ _SCHEMAS = {
         "id": _INT, "at": _TIME, "actor": _STR, "role": _STR, "action": _STR, "target_type": _STR,
         "target_id": _STR, "detail": {"type": "object"}}},
 }
+for _name, _more in _SCHEMA_EXAMPLES.items():
+    _SCHEMAS[_name]["examples"] = [_EXAMPLES[_name], *_more]
 
 _REQUEST = {"description": "the request", **_json(_ref("Request"))}
 _RID = _path_param("request_id")

@@ -135,7 +135,7 @@ def get_subject(collection, subject_id):
 
 _SUBMIT_FIELDS = {"type": "str", "kind": "str", "subject_id": "int?", "csr": "str?", "enc_csr": "str?",
                   "enc_public_key": "str?", "target_request_id": "int?", "revocation_reason": "str?",
-                  "enrol_by_cmp": "bool?"}
+                  "enrol_by_cmp": "bool?", "status_reason": "str?"}
 
 
 @bp.post("/ra/requests")

@@ -21,6 +21,7 @@ it and moves the request to ``awaiting_ca`` (等待上级CA); after the commit t
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
@@ -44,8 +45,8 @@ from ra.approval import STATUS_KINDS, Verdict
 from ra.csr import MAX_CSR_SIZE, KeyInfo, check_public_key, load_public_key_info, parse_csr, subject_conflicts
 from ra.errors import ConflictError, CsrError, DutiesNotSeparated, IssuanceFailed, KmcKeyNotReserved, NotFound, ValidationError
 from ra.id_numbers import validate_hostname, validate_id_number, validate_ip, validate_name, validate_uscc
-from ra.models import (Approval, CertRequest, CivilServant, RaCertificate, RequestKind, RequestState,
-                       RequestType, Server, ServerName, Unit)
+from ra.models import (MAX_STATUS_REASON, Approval, CertRequest, CivilServant, RaCertificate, RequestKind,
+                       RequestState, RequestType, Server, ServerName, Unit)
 
 TARGET = "ra_request"          # audit target_type of requests
 # the RA certificate statuses (ra_certificate.status) each kind of request acts on in its target request
@@ -293,13 +294,16 @@ def _parse_reason(value: str | None) -> RevocationReason:
 def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subject_id: int | None = None,
            sign_csr: bytes | str | None = None, enc_csr: bytes | str | None = None,
            enc_public_key: bytes | str | None = None, target_request_id: int | None = None,
-           revocation_reason: str | None = None, policy: Policy = Policy(), enrol_by_cmp: bool = False) -> CertRequest:
+           revocation_reason: str | None = None, policy: Policy = Policy(), enrol_by_cmp: bool = False,
+           status_reason: str | None = None) -> CertRequest:
     """Record a request. New requests name their subject; renewal (换发), re-key, re-issue (补发),
     revocation, suspension (冻结) and release (解冻) requests name the issued request whose certificates they
     replace, revoke, hold or release. CSRs are parsed and their proof of possession checked now, so bad input
     fails at once (400) rather than at vetting. ``enrol_by_cmp``: a new server or unit request without a CSR:
     once vetted and approved, an officer issues a one-time CMP secret bound to it and the subscriber enrols
-    over CMP (``cmp_enrolment``)."""
+    over CMP (``cmp_enrolment``). ``status_reason``: the officer's own words for a suspension, release or
+    revocation (free text, at most ``MAX_STATUS_REASON`` characters), kept on the request and in its audit
+    rows."""
     rtype, rkind = _parse_type(type), _parse_kind(kind)
     req = CertRequest(type=rtype.value, kind=rkind.value, state=RequestState.SUBMITTED.value,
                       submitted_by=actor.name, checks={})
@@ -336,6 +340,7 @@ def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subj
     elif rkind.value in STATUS_KINDS:
         if sign_csr or enc_csr or enc_public_key:
             raise ValidationError(f"{rkind.value} requests carry no CSR or public key")
+        req.status_reason = status_reason_text(status_reason)
         if rkind is RequestKind.REVOCATION:
             req.revocation_reason = _parse_reason(revocation_reason).value
         elif revocation_reason is not None:
@@ -346,12 +351,15 @@ def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subj
     else:
         if revocation_reason is not None:
             raise ValidationError("only revocation requests take a revocation reason")
+        if status_reason is not None and status_reason.strip():
+            raise ValidationError("only suspension, release and revocation requests take a status reason")
         _set_keys(session, req, rtype, rkind, sign_csr, enc_csr, enc_public_key, policy, target_request_id)
     session.add(req)
     session.flush()
     record(session, actor=actor.name, role=actor.role, action="ra.request.submit", target_type=TARGET,
            target_id=req.id, type=req.type, kind=req.kind, unit_id=req.unit_id,
-           target_request_id=req.target_request_id)
+           target_request_id=req.target_request_id,
+           **({"status_reason": req.status_reason} if req.status_reason else {}))
     if approval.submitter_is_first_approver(rkind.value, actor.role):
         # an officer who asks for a revocation, suspension or release is its first approver (ra.approval)
         req.approvals.append(Approval(officer=actor.name))
@@ -644,6 +652,21 @@ def reject(session: Session, actor: Actor, request_id: int, reason: str) -> Cert
 MAX_REASON = 2000
 
 
+def status_reason_text(value) -> str | None:
+    """The officer's free-text reason for a suspension, release or revocation: trimmed, at most
+    ``MAX_STATUS_REASON`` characters, no control characters but line breaks; blank is None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("status_reason must be text")
+    value = value.strip()
+    if len(value) > MAX_STATUS_REASON:
+        raise ValidationError(f"the status reason is longer than {MAX_STATUS_REASON} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\n\t" for ch in value):
+        raise ValidationError("the status reason contains control characters")
+    return value or None
+
+
 def _reason(reason, what: str) -> str:
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationError(f"{what} needs a reason")
@@ -702,27 +725,35 @@ def emergency_revoke(session: Session, actor: Actor, target_request_id: int, jus
     keyCompromise unless another is given: ``racentre ca revoke`` of an RA certificate comes here too),
     without vetting or a second approval, and must say why. The revocation is its own request (kind
     revocation, state revoked) naming the officer, and audited as ``ra.request.emergency_revoke`` with the
-    justification, for the auditor's review; the RA and the CA then show the same status."""
+    justification, for the auditor's review; the RA and the CA then show the same status.
+
+    With reason certificateHold (挂失: the holder reports the USB key lost, ``racentre ca revoke --reason
+    certificate_hold``) it is an immediate 冻结 of the certificates in force: a request of kind suspend, state
+    suspended, audited as ``ra.request.emergency_suspend``; their release (解冻) is a resume request through
+    the four-eyes gate (RFC 5280 §5.3.1: the hold is reversible, its release is not an emergency)."""
     justification = _reason(justification, "an emergency revocation")
     why = _parse_reason(reason)
+    kind = RequestKind.SUSPEND if why is RevocationReason.certificate_hold else RequestKind.REVOCATION
     target = _get(session, CertRequest, target_request_id, "request")
     if target.state != RequestState.ISSUED.value or target.kind == RequestKind.REVOCATION.value:
         raise ConflictError(f"request {target.id} has no issued certificates to revoke")
-    if not _target_certificates(session, target.id, RequestKind.REVOCATION.value):
+    if not _target_certificates(session, target.id, kind.value):
         raise ConflictError(f"request {target.id} has no certificate in force")
     now = utcnow()
-    req = CertRequest(type=target.type, kind=RequestKind.REVOCATION.value, state=RequestState.APPROVED.value,
+    req = CertRequest(type=target.type, kind=kind.value, state=RequestState.APPROVED.value,
                       submitted_by=actor.name, vetted_by=actor.name, vetted_at=now, unit_id=target.unit_id,
                       civil_servant_id=target.civil_servant_id, server_id=target.server_id,
                       target_request_id=target.id, revocation_reason=why.value,
+                      status_reason=justification[:MAX_STATUS_REASON],
                       checks={"emergency": {"ok": True, "detail": justification}})
     session.add(req)
     req.approvals.append(Approval(officer=actor.name))
     session.flush()
-    record(session, actor=actor.name, role=actor.role, action="ra.request.emergency_revoke", target_type=TARGET,
+    record(session, actor=actor.name, role=actor.role, target_type=TARGET,
+           action="ra.request.emergency_suspend" if kind is RequestKind.SUSPEND else "ra.request.emergency_revoke",
            target_id=req.id, target_request_id=target.id, reason=why.value, justification=justification)
-    _revoke_all(session, actor, req, target.id, why, ca, TARGET_STATUSES[RequestKind.REVOCATION.value])
-    req.state, req.completed_at = RequestState.REVOKED.value, utcnow()
+    _revoke_all(session, actor, req, target.id, why, ca, TARGET_STATUSES[kind.value])
+    req.state, req.completed_at = DONE_STATES[kind.value], utcnow()
     _flush(session)
     return req
 
@@ -975,7 +1006,7 @@ def _revoke_all(session: Session, actor: Actor, req: CertRequest, target_id: int
         record(session, actor=actor.name, role=actor.role, target_type=TARGET,
                action="ra.certificate.hold" if cert.status == "hold" else "ra.certificate.revoke",
                target_id=req.id, ca=cert.ca, serial=cert.serial, reason=reason.value,
-               certificate_request_id=target_id)
+               certificate_request_id=target_id, **_status_reason(req))
 
 
 def _release_all(session: Session, actor: Actor, req: CertRequest, target_id: int, ca: CABackend) -> None:
@@ -989,7 +1020,13 @@ def _release_all(session: Session, actor: Actor, req: CertRequest, target_id: in
                 session=session)
         cert.status, cert.revoked_at, cert.revocation_reason = "good", None, None
         record(session, actor=actor.name, role=actor.role, action="ra.certificate.release", target_type=TARGET,
-               target_id=req.id, ca=cert.ca, serial=cert.serial, certificate_request_id=target_id)
+               target_id=req.id, ca=cert.ca, serial=cert.serial, certificate_request_id=target_id,
+               **_status_reason(req))
+
+
+def _status_reason(req: CertRequest) -> dict:
+    """The audit detail of the officer's reason, when the request has one."""
+    return {"status_reason": req.status_reason} if req.status_reason else {}
 
 
 def request_summary_subject(session: Session, req: CertRequest) -> dict:

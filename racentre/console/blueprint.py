@@ -153,8 +153,9 @@ def login_page(status: int = 200, message: str | None = None):
 
 
 def _error(exc):
-    if isinstance(exc, HTTPException):
-        status, message = exc.code or 500, exc.description
+    if isinstance(exc, HTTPException):             # werkzeug's own words are English: the status in Chinese
+        status = exc.code or 500
+        message = t(f"http_{status}") if f"http_{status}" in i18n.MESSAGES["zh"] else exc.description
     else:
         status = STATUS.get(exc.code, 500)
         message = i18n.message(exc.public_message, g.get("lang", i18n.DEFAULT))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pkicore.inputs import MAX_ID
 from pkicore.openapi import fragment, json_content, op, path_param, query_param
+from ra.models import MAX_STATUS_REASON
 
 TAG = "Console"
 HTML = {"description": "the page (HTML)", "content": {"text/html": {"schema": {"type": "string"}}}}
@@ -21,6 +22,13 @@ REASONS = ["unspecified", "key_compromise", "ca_compromise", "affiliation_change
 def _form(required: list[str] | None = None, multipart: bool = False, **props) -> dict:
     schema = {"type": "object", "properties": {"csrf_token": CSRF, **props}, "required": ["csrf_token", *(required or [])]}
     return {"multipart/form-data" if multipart else "application/x-www-form-urlencoded": {"schema": schema}}
+
+
+STATUS_REASON = {"type": "string", "maxLength": MAX_STATUS_REASON,
+                 "description": "the officer's reason in their own words: shown on the request, audited"}
+_HOLD_FORM = _form(status_reason=STATUS_REASON)
+_HOLD_FORM["application/x-www-form-urlencoded"]["example"] = {"csrf_token": "…",
+                                                              "status_reason": "本人电话挂失：USB Key 遗失"}
 
 
 def _page(summary: str, *, params=(), errors=(404,)) -> dict:
@@ -68,7 +76,8 @@ def openapi_fragment() -> dict:
         "/console/certificates/{ca_name}/{serial}": {"get": _page("one certificate: subject, chain, status",
                                                                   params=(CA_NAME, SERIAL), errors=(400, 404))},
         "/console/certificates/{ca_name}/{serial}/request-revocation": {"post": _post(
-            "open an RA revocation request for the certificate", _form(reason={"enum": REASONS}),
+            "open an RA revocation request for the certificate", _form(reason={"enum": REASONS},
+                                                                        status_reason=STATUS_REASON),
             params=(CA_NAME, SERIAL))},
         "/console/certificates/{ca_name}/{serial}/revoke": {"post": _post(
             "revoke a certificate not issued through the RA (the centre's own)", _form(reason={"enum": REASONS}),
@@ -146,7 +155,7 @@ def openapi_fragment() -> dict:
             ["unit_id", "roster"], multipart=True, unit_id=ID, roster={"type": "string", "format": "binary"}))},
         "/console/certificates/{ca_name}/{serial}/{action}": {"post": _post(
             "冻结/解冻: open a suspension (certificateHold) or release (removeFromCRL) request for the certificate's RA "
-            "request, four-eyes like revocation", _form(), params=(
+            "request, four-eyes like revocation, with the officer's reason (status_reason, free text)", _HOLD_FORM, params=(
                 CA_NAME, SERIAL, path_param("action", {"enum": ["suspend", "resume"]}, example="suspend")))},
         "/console/certificates/{ca_name}/{serial}/renew": {
             "get": _page("换发/补发: the renewal, re-key or re-issue form for a certificate", errors=(400, 404), params=(

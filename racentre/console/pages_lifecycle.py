@@ -87,10 +87,12 @@ def _target(ca_name: str, serial: str) -> int:
 @require_roles(*SUBMITTERS)
 def certificate_hold(ca_name: str, serial: str, action: str):
     """冻结 (certificateHold) or 解冻 (removeFromCRL) of the certificates of this certificate's RA request: a
-    request of kind ``suspend``/``resume`` through the four-eyes gate of revocation (RFC 5280 §5.3.1)."""
+    request of kind ``suspend``/``resume`` through the four-eyes gate of revocation (RFC 5280 §5.3.1), with the
+    officer's reason (``status_reason``, free text) shown on the request and audited."""
     rid = _target(ca_name, serial)
     original = ra().get_request(rid)
-    result = ra().submit(actor(), type=original["type"], kind=action, target_request_id=rid)
+    result = ra().submit(actor(), type=original["type"], kind=action, target_request_id=rid,
+                         status_reason=request.form.get("status_reason") or None)
     return redirect(url_for("console.request_detail", rid=result["id"]), code=303)
 
 

@@ -21,7 +21,7 @@ from ra import approval
 from ra.bulk import RESULTS
 from ra.errors import ValidationError
 from ra.models import RequestState, RequestType
-from ra.workflow import Actor
+from ra.workflow import MAX_STATUS_REASON, Actor
 from racentre.console import formats, queries
 from racentre.console.blueprint import bp, db, render, t
 
@@ -241,7 +241,8 @@ def certificate_detail(ca_name: str, serial: str):
     row = ca().certificate(ca_name, _serial(serial))
     return render("certificate.html", row=row, ca_name=ca_name, view=_certificate_view(row), chain=_chain(ca_name),
                   ra_request=_ra_request_id(row), reasons=RA_REVOCATION_REASONS,
-                  ca_reasons=[r.value for r in RevocationReason if r != RevocationReason.remove_from_crl])
+                  ca_reasons=[r.value for r in RevocationReason if r != RevocationReason.remove_from_crl],
+                  status_reason_max=MAX_STATUS_REASON)
 
 
 @bp.post("/certificates/<ca_name>/<serial>/request-revocation")
@@ -253,7 +254,8 @@ def request_revocation(ca_name: str, serial: str):
         raise ValidationError("this certificate was not issued through an RA request")
     original = ra().get_request(rid)
     result = ra().submit(actor(), type=original["type"], kind="revocation", target_request_id=rid,
-                         revocation_reason=request.form.get("reason") or None)
+                         revocation_reason=request.form.get("reason") or None,
+                         status_reason=request.form.get("status_reason") or None)
     return redirect(url_for("console.request_detail", rid=result["id"]), code=303)
 
 

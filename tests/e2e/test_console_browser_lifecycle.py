@@ -5,7 +5,9 @@ an operator opens 换发 from the certificate page; the 即将过期 page lists 
 buttons are on screen at 1366×768; no CSP violations."""
 from __future__ import annotations
 
+import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from asn1crypto import ocsp
@@ -37,11 +39,22 @@ ra.vet(clerk, req["id"], documents_checked=True)
 ra.approve(Actor("officer-setup-a", "ra_officer"), req["id"])
 cert = ra.approve(Actor("officer-setup-b", "ra_officer"), req["id"])["certificates"][0]
 issuer = s.ca.directory.get(cert["ca"]).certificate.hex()
+# a civil servant's dual pair, the encryption key made by the KMC (its envelope: 制证); the subscriber's signing key
+person, _ = ra.add_civil_servant(clerk, name="钱信封", id_number=helpers.id_number(), unit_id=unit["id"])
+sign_key = tongsuo_sm2_key()
+dual = ra.submit(Actor("applicant-life", "applicant"), type="civil-servant-dual", subject_id=person["id"],
+                 sign_csr=tongsuo_sm2_csr(sign_key, {"common_name": "钱信封"}))
+ra.vet(clerk, dual["id"], documents_checked=True)
+ra.approve(Actor("officer-setup-a", "ra_officer"), dual["id"])
+enc = [c for c in ra.approve(Actor("officer-setup-b", "ra_officer"), dual["id"])["certificates"] if c["usage"] == "enc"][0]
 # a one-time code is good for one login: one account per login below
 people = {who: officer(s, [role], password=True) for who, role in (
     ("asker", "ra_officer"), ("vetter", "ra_operator"), ("approver", "ra_officer"),
-    ("asker2", "ra_officer"), ("vetter2", "ra_operator"), ("approver2", "ra_officer"), ("renewer", "ra_operator"))}
-print(json.dumps({"people": people, "rid": req["id"], "cert": [cert["ca"], cert["serial"]], "issuer": issuer}))
+    ("asker2", "ra_officer"), ("vetter2", "ra_operator"), ("approver2", "ra_officer"), ("renewer", "ra_operator"),
+    ("maker", "ra_officer"), ("auditor", "auditor"))}
+print(json.dumps({"people": people, "rid": req["id"], "cert": [cert["ca"], cert["serial"]], "issuer": issuer,
+                  "enc": [enc["ca"], enc["serial"]], "dual_rid": dual["id"],
+                  "sign_d": format(sign_key.private_numbers().private_value, "x")}))
 s.close()
 """
 
@@ -145,4 +158,72 @@ def test_renewal_from_the_certificate_page_and_the_expiry_page(site, browser, sh
     assert browser.find_element(By.ID, "expiring-csv").is_displayed()
     assert "3660 天内到期的有效证书" in browser.find_element(By.ID, "expiring-summary").text
     browser.save_screenshot(str(shots / "expiring.png"))
+    assert _csp_violations(browser) == []
+
+
+def _downloaded(directory: Path, before: set[str], timeout: float = 20) -> Path:
+    """The file Chromium finished writing into ``directory`` since ``before`` (no .crdownload left)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = [p for p in directory.iterdir() if p.name not in before]
+        if new and not any(p.suffix == ".crdownload" for p in new):
+            return new[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no download in {directory}: {sorted(p.name for p in directory.iterdir())}")
+
+
+def _status_of(driver, url: str) -> int:
+    """The HTTP status of a GET of ``url`` with this browser session's cookies (fetch from the page)."""
+    return driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {credentials: 'same-origin'}).then(r => done(r.status), e => done(String(e)));", url)
+
+
+def test_sm2_envelope_downloaded_by_an_officer_opens_to_the_encryption_key(site, browser, tmp_path):  # noqa: F811
+    """制证 in Chromium: an officer clicks the two envelope links on the encryption certificate's page (visible at
+    1366×768); the files Chromium saves are the GB/T 35276 SM2EnvelopedKey and the GM/T 0010
+    SignedAndEnvelopedData, and both open with the subscriber's signing key, by code independent of ours (SM2
+    decryption with the C3 check in tests.unit.kms.subscriber, SM4 from pyca), to the private key of the
+    certificate's public key. An auditor sees no link and gets 403; each download is audited."""
+    from asn1crypto import x509
+    from pkicore.envelope import parse_signed_and_enveloped, parse_sm2_enveloped_key
+    from tests.unit.kms.subscriber import mul, sm2_decrypt, sm4_ecb_decrypt
+    base, data, engine = site
+    ca_name, serial = data["enc"]
+    page = f"{base}/console/certificates/{ca_name}/{serial}"
+    d_sub = int(data["sign_d"], 16)
+    with engine.connect() as conn:
+        der = conn.execute(text("SELECT certificate FROM ra_certificate WHERE ca = :c AND serial = :s"),
+                           {"c": ca_name, "s": serial}).scalar_one()
+    point = x509.Certificate.load(der).public_key["public_key"].native
+    q = (int.from_bytes(point[1:33], "big"), int.from_bytes(point[33:], "big"))
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.set_window_size(1366, 768)
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    _login(browser, base, data["people"]["maker"])
+    browser.get(page)
+    opened = {}
+    for link, suffix in (("download-envelope", "sm2env.der"), ("download-envelope-p7", "envelope.p7b")):
+        before = {p.name for p in downloads.iterdir()}
+        _on_screen(browser, link).click()
+        saved = _downloaded(downloads, before)
+        assert saved.name == f"{ca_name}-{serial}-{suffix}", saved.name
+        opened[suffix] = saved.read_bytes()
+    envelope = parse_sm2_enveloped_key(opened["sm2env.der"])
+    sm4_key = sm2_decrypt(d_sub, envelope.sym_encrypted_key)
+    assert mul(int.from_bytes(sm4_ecb_decrypt(sm4_key, envelope.encrypted_private_key), "big")) == q
+    signed = parse_signed_and_enveloped(opened["envelope.p7b"])
+    sm4_key = sm2_decrypt(d_sub, signed.encrypted_key)
+    assert mul(int.from_bytes(sm4_ecb_decrypt(sm4_key, signed.encrypted_content), "big")) == q
+    assert _status_of(browser, f"{page}/envelope?format=sm2env") == 200
+    _login(browser, base, data["people"]["auditor"])
+    browser.get(page)
+    assert browser.find_elements(By.ID, "download-envelope") == []
+    assert _status_of(browser, f"{page}/envelope?format=sm2env") == 403
+    assert _status_of(browser, f"{page}/envelope?format=p7") == 403
+    with engine.connect() as conn:
+        who = conn.execute(text("SELECT actor FROM audit_event WHERE action = 'console.key_envelope.download' "
+                                "AND target_id = :t"), {"t": f"{ca_name}/{serial}"}).scalars().all()
+    assert who == [data["people"]["maker"][0]] * 3
     assert _csp_violations(browser) == []

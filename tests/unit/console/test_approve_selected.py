@@ -147,7 +147,7 @@ def test_a_non_integer_id_is_a_400(app, services, ra, unit, bad):
     rid = _server_request(ra, unit)
     token = csrf_of(client.get(QUEUE).get_data(as_text=True))
     resp = client.post(ACTION, data={"csrf_token": token, "request_id": [str(rid), bad]})
-    assert resp.status_code == 400 and "request_id must be a number" in resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "申请编号须为数字" in resp.get_data(as_text=True)
     assert _state(services, rid) == "vetted" and _approvals(services, rid) == []
 
 
@@ -158,7 +158,7 @@ def test_more_than_500_is_a_clear_error(app, services, ra, unit):
     ids = [str(rid)] + [str(10 ** 9 + i) for i in range(500)]
     resp = client.post(ACTION, data={"csrf_token": token, "request_id": ids})
     page = resp.get_data(as_text=True)
-    assert resp.status_code == 400 and 'id="message">at most 500 requests per call' in page
+    assert resp.status_code == 400 and 'id="message">一次最多处理 500 个申请' in page
     assert _state(services, rid) == "vetted" and _approvals(services, rid) == []
     exactly = client.post(ACTION, data={"csrf_token": token, "request_id": ids[:500]})
     assert exactly.status_code == 200 and _state(services, rid) == "issued"

@@ -206,6 +206,58 @@ def test_roster_xlsx_registers_new_units_by_credit_code(app, services):
     assert contacts == {"手机 13912345678"}
 
 
+def test_roster_checks_without_the_writer_lock_and_a_concurrent_registration_writes_nothing(services, monkeypatch):
+    """批量导入 of many rows holds no write transaction while the rows are checked: another officer registers
+    someone meanwhile at once (on SQLite the writer lock is free; the old import held it for the whole file). That
+    person is one of the roster's: the import then writes nothing and says which row (all or nothing kept), and
+    the same roster imports once checked again (that row 已登记). Audit rows as ``workflow`` writes them."""
+    import threading
+    from audit.trail import AuditEvent
+    from racentre.console import roster
+    from ra.workflow import Actor, add_civil_servant
+    from store.db import transaction
+    unit = _unit(services)
+    people = [(f"周{i:03d}{helpers.tag()}", helpers.id_number()) for i in range(300)]
+    people = list(dict(((i, (n, i)) for n, i in people)).values())        # distinct identity numbers
+    data = "\n".join(["姓名,身份证号,部门"] + [f"{n},{i},办公室" for n, i in people]).encode()
+    racer_name, racer_id = people[7]
+    done = threading.Event()
+    original, calls = roster._contact, []
+
+    def register_meanwhile():
+        with transaction(services.db) as session:
+            add_civil_servant(session, Actor("other-officer", "ra_operator"), name=racer_name, id_number=racer_id,
+                              unit_id=unit["id"])
+        done.set()
+
+    def contact_then_race(row):
+        calls.append(1)
+        if len(calls) == 150:          # half-way through the checks: another officer's write must not wait
+            racer = threading.Thread(target=register_meanwhile)
+            racer.start()
+            racer.join(timeout=20)
+            assert done.is_set(), "a writer waited for the roster's checks"
+        return original(row)
+
+    monkeypatch.setattr(roster, "_contact", contact_then_race)
+    actor = Actor(f"clerk-{helpers.tag()}", "ra_operator")
+    outcomes, written = roster.run(services.db, actor, data, default_unit_id=unit["id"])
+    assert done.is_set() and not written
+    raced = [o for o in outcomes if o.result == "failed"]
+    assert [(o.row, o.message) for o in raced] == [(9, "检查期间此人或其单位已被他人登记：请重新检查")]
+    assert _count(services, CivilServant, unit_id=unit["id"]) == 1                   # only the other officer's
+    monkeypatch.setattr(roster, "_contact", original)
+    outcomes, written = roster.run(services.db, actor, data, default_unit_id=unit["id"])
+    assert written and [o.result for o in outcomes].count("existing") == 1
+    assert _count(services, CivilServant, unit_id=unit["id"]) == len(people)
+    with services.db() as session:
+        audited = session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.actor == actor.name, AuditEvent.action == "ra.civil_servant.add"))
+        suffixes = {e.detail["id_number_suffix"] for e in session.scalars(select(AuditEvent).where(
+            AuditEvent.actor == actor.name).limit(5))}
+    assert audited == len(people) - 1 and all(len(x) == 4 for x in suffixes)
+
+
 @pytest.fixture(scope="module")
 def seal_for(app, services):
     """An active seal of a unit whose signing key is in the HSM, usable by a new RA officer."""

@@ -333,3 +333,106 @@ def test_reissue_of_a_dual_pair_gets_a_new_kmc_key_and_its_envelope(app, service
     assert new_enc["key_escrowed"] and new_enc["serial"] != enc["serial"]
     envelope = operator.get(f"/console/certificates/{new_enc['ca']}/{new_enc['serial']}/envelope?format=sm2env")
     assert envelope.status_code == 200 and envelope.data == ra.key_envelope(rid, "sm2-enveloped-key")
+
+
+def test_suspend_with_the_officers_reason_shown_audited_and_exported(app, services):
+    """冻结 from the certificate page with the officer's reason (free text): shown on the request page,
+    in the audit rows of the request and of the hold, and in the auditor's CSV export; too long is refused in
+    Chinese (the form keeps the limit as maxlength too)."""
+    issued = _issued_unit(app)
+    cert = issued["cert"]
+    page = f"/console/certificates/{cert['ca']}/{cert['serial']}"
+    a, _ = _client(app, services, ["ra_officer"])
+    b, _ = _client(app, services, ["ra_officer"])
+    operator, _ = _client(app, services, ["ra_operator"])
+    shown = a.get(page).get_data(as_text=True)
+    assert 'name="status_reason"' in shown and 'maxlength="500"' in shown and "原因说明" in shown
+    refused = _post(a, page, page + "/suspend", status_reason="长" * 501)
+    assert refused.status_code == 400 and "原因说明不能超过 500 个字符" in refused.get_data(as_text=True)
+    words = "单位公章遗失，<b>暂停</b>使用"
+    asked = _post(a, page, page + "/suspend", status_reason=words)
+    assert asked.status_code == 303
+    rid = int(asked.headers["Location"].rsplit("/", 1)[1])
+    detail = a.get(f"/console/requests/{rid}").get_data(as_text=True)
+    assert 'id="request-status-reason">单位公章遗失，&lt;b&gt;暂停&lt;/b&gt;使用<' in detail
+    _vet(operator, rid)
+    assert _post(b, f"/console/requests/{rid}", f"/console/requests/{rid}/approve").status_code == 303
+    auditor, _ = _client(app, services, ["auditor"])
+    exported = auditor.get("/console/audit", query_string={"target": f"ra_request:{rid}", "format": "csv"})
+    rows = list(csv.reader(io.StringIO(exported.data.decode("utf-8-sig"))))
+    with_reason = {r[4] for r in rows[1:] if words in r[7]}
+    assert with_reason == {"ra.request.submit", "ra.certificate.hold"}, rows
+
+
+def _cli(services, group, *args):
+    """A ``racentre ca|ra`` command as the racentre CLI wires it (officers by console name, RA revocation)."""
+    from click.testing import CliRunner
+    from ra.cli import ra_revoke
+    from racentre.accounts import enabled_principal
+    obj = {"services": services, "ra_revoke": ra_revoke,
+           "officer_principal": lambda name: enabled_principal(services.db, name, "cli")}
+    return CliRunner().invoke(group, list(args), obj=obj)
+
+
+def _same_status_everywhere(app, cert, rid) -> str:
+    """The certificate's status as the RA records it (有效/冻结/吊销), checked against the CA's OCSP answer, its
+    CRL and the console's certificate page; returns the RA's status."""
+    ra_status = [c["status"] for c in app.extensions["racentre.ra"].get_request(rid)["certificates"]
+                 if c["serial"] == cert["serial"]][0]
+    ocsp_status, ocsp_reason = _ocsp_status(app, cert["ca"], cert["serial"])
+    entry = _crl_entry(app, cert["ca"], cert["serial"])
+    if ra_status == "good":
+        assert (ocsp_status, entry) == ("good", None), (ocsp_status, ocsp_reason)
+    elif ra_status == "hold":
+        assert (ocsp_status, ocsp_reason, _reason(entry)) == ("revoked", "certificate_hold", "certificate_hold")
+    else:
+        assert ocsp_status == "revoked" and ocsp_reason == _reason(entry) != "certificate_hold", (ocsp_reason, entry)
+    return ra_status
+
+
+def test_cli_revoke_hold_and_release_keep_the_ra_and_the_ca_in_step(app, services):
+    """One path, one truth: `racentre ca revoke` of an RA certificate acts through the RA. certificate_hold (挂失)
+    is the officer's immediate, audited 冻结 (an RA suspend request); remove_from_crl is a 解冻 request through the
+    four-eyes gate (vetted, approved by a second officer, from the CLI too) and nothing is released before;
+    key_compromise revokes at once. After every step the RA's status is what the CA's OCSP and CRL say."""
+    from ca_bridge.cli import ca_group
+    from ra.cli import ra_group
+    issued = _issued_unit(app)
+    cert, rid = issued["cert"], issued["request"]["id"]
+    a, _ = officer(services, ["ra_officer"])
+    b, _ = officer(services, ["ra_officer"])
+    op, _ = officer(services, ["ra_operator"])
+    revoke = ("revoke", cert["serial"], "--ca", cert["ca"])
+    assert _same_status_everywhere(app, cert, rid) == "good"
+    held = _cli(services, ca_group, *revoke, "--reason", "certificate_hold", "--as", a, "--justification", "本人电话挂失")
+    assert held.exit_code == 0, held.output
+    assert "suspended (certificate_hold) through RA suspend request" in held.output
+    assert _same_status_everywhere(app, cert, rid) == "hold"
+    suspend = app.extensions["racentre.ra"].get_request(int(held.output.rsplit(" ", 1)[1]))
+    assert (suspend["kind"], suspend["state"], suspend["status_reason"]) == ("suspend", "suspended", "本人电话挂失")
+    again = _cli(services, ca_group, *revoke, "--reason", "certificate_hold", "--as", b, "--justification", "再次")
+    assert "no certificate in force" in str(again.exception) and _same_status_everywhere(app, cert, rid) == "hold"
+    # the release: without an officer it says which command to use; with one it is a 解冻 request, still on hold
+    bare = _cli(services, ca_group, *revoke, "--reason", "remove_from_crl")
+    assert bare.exit_code == 2 and "released (解冻) by an RA resume request" in bare.output
+    assert "--kind revocation|suspend|resume" in bare.output
+    asked = _cli(services, ca_group, *revoke, "--reason", "remove_from_crl", "--as", a, "--justification", "USB Key 已找回")
+    assert asked.exit_code == 0, asked.output
+    found = re.search(r"release \(解冻\) request (\d+) submitted with 1 of 2 approvals", asked.output)
+    assert found and f"racentre ra request approve {found.group(1)}" in asked.output, asked.output
+    release = int(found.group(1))
+    assert _same_status_everywhere(app, cert, rid) == "hold"
+    assert _cli(services, ra_group, "request", "vet", str(release), "--documents-checked", "--as", op).exit_code == 0
+    assert _same_status_everywhere(app, cert, rid) == "hold"
+    approved = _cli(services, ra_group, "request", "approve", str(release), "--as", b)
+    assert approved.exit_code == 0 and '"state": "resumed"' in approved.output, approved.output
+    assert _same_status_everywhere(app, cert, rid) == "good"
+    # revoked for good from the CLI: the RA says revoked as the CA does
+    gone = _cli(services, ca_group, *revoke, "--reason", "key_compromise", "--as", b, "--justification", "私钥泄露")
+    assert gone.exit_code == 0 and "revoked (key_compromise) through RA revocation request" in gone.output
+    assert _same_status_everywhere(app, cert, rid) == "revoked"
+    with services.db() as session:
+        actions = {e.action for e in session.scalars(select(AuditEvent).where(
+            AuditEvent.target_type == "ra_request", AuditEvent.actor.in_((a, b))))}
+    assert {"ra.request.emergency_suspend", "ra.certificate.hold", "ra.request.submit", "ra.certificate.release",
+            "ra.request.emergency_revoke", "ra.certificate.revoke"} <= actions

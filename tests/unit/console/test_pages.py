@@ -93,7 +93,7 @@ def test_recovery_page_with_the_kmc_elsewhere(app, services):
     kmc = app.extensions.pop("racentre.kms")
     try:
         page = client.get("/console/recovery")
-        assert page.status_code == 404 and "separate service" in page.get_data(as_text=True)
+        assert page.status_code == 404 and "独立服务" in page.get_data(as_text=True)
     finally:
         app.extensions["racentre.kms"] = kmc
     assert client.get("/console/recovery").status_code == 200

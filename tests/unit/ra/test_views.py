@@ -102,6 +102,24 @@ def test_dual_flow_over_http(client, ca):
     assert client("POST", f"/api/v1/ra/requests/{rid}/revoke", "other_applicant").status_code == 404
 
 
+def test_suspend_with_a_reason_over_http(client, ca):
+    """冻结 over REST with the officer's reason (``status_reason``): on the request, too long is a 400."""
+    unit = _unit(client)
+    body = {"type": "unit", "subject_id": unit["id"],
+            "csr": pem.armor("CERTIFICATE REQUEST", tongsuo_sm2_csr(tongsuo_sm2_key(),
+                                                                    {"common_name": unit["name"]})).decode()}
+    rid = client("POST", "/api/v1/ra/requests", "applicant", json=body).json["id"]
+    client("POST", f"/api/v1/ra/requests/{rid}/vet", "operator", json={"documents_checked": True})
+    client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_a")
+    assert client("POST", f"/api/v1/ra/requests/{rid}/approve", "officer_b").json["state"] == "issued"
+    suspend = {"type": "unit", "kind": "suspend", "target_request_id": rid}
+    too_long = client("POST", "/api/v1/ra/requests", "operator", json={**suspend, "status_reason": "长" * 501})
+    assert too_long.status_code == 400 and "500" in too_long.json["detail"]
+    resp = client("POST", "/api/v1/ra/requests", "operator", json={**suspend, "status_reason": "单位公章遗失，暂停使用"})
+    assert resp.status_code == 201 and resp.json["status_reason"] == "单位公章遗失，暂停使用"
+    assert client("GET", f"/api/v1/ra/requests/{resp.json['id']}", "officer_a").json["status_reason"] == "单位公章遗失，暂停使用"
+
+
 def test_server_flow_and_reject(client, ca):
     unit = _unit(client)
     host = helpers.host()

@@ -465,6 +465,48 @@ def test_suspend_and_resume_through_the_revocation_gate(ra, ca, person):
         ("revoked", "key_compromise")}
 
 
+def test_suspend_and_resume_carry_the_officers_reason(ra, ca, db, person):
+    """冻结/解冻 with the officer's own words (``status_reason``): kept on the request, in the submit audit row
+    and in the certificates' hold/release rows; length-limited, no control characters, refused on a kind
+    that is not a status change; an emergency revocation keeps its justification as the reason."""
+    issued, _ = issued_dual(ra, person)
+    words = "本人电话挂失：USB Key 遗失"
+    hold = ra.submit(OFFICER_A, type="civil-servant-dual", kind="suspend", target_request_id=issued["id"],
+                     status_reason=f"  {words}\n（王科长批示）  ")
+    assert hold["status_reason"] == f"{words}\n（王科长批示）"
+    assert ra.get_request(hold["id"])["status_reason"] == hold["status_reason"]
+    assert hold["id"] in [r["id"] for r in ra.list_requests(state="submitted")
+                          if r["status_reason"] == hold["status_reason"]]
+    ra.vet(OPERATOR, hold["id"], documents_checked=True)
+    assert ra.approve(OFFICER_B, hold["id"])["state"] == "suspended"
+    with db() as session:
+        rows = {e.action: e.detail for e in events_for(session, "ra_request", hold["id"])}
+    assert rows["ra.request.submit"]["status_reason"] == hold["status_reason"]
+    assert rows["ra.certificate.hold"]["status_reason"] == hold["status_reason"]
+    for bad, match in (("字" * 501, "longer than 500"), ("a\x00b", "control characters"), (42, "must be text")):
+        with pytest.raises(ValidationError, match=match):
+            ra.submit(OFFICER_A, type="civil-servant-dual", kind="resume", target_request_id=issued["id"],
+                      status_reason=bad)
+    release = ra.submit(APPLICANT, type="civil-servant-dual", kind="resume", target_request_id=issued["id"],
+                        status_reason="字" * 500)
+    assert len(release["status_reason"]) == 500
+    quiet = ra.submit(APPLICANT, type="civil-servant-dual", kind="resume", target_request_id=issued["id"],
+                      status_reason="   ")
+    assert quiet["status_reason"] is None
+    with pytest.raises(ValidationError, match="only suspension, release and revocation"):
+        ra.submit(APPLICANT, type="civil-servant-dual", kind="renewal", target_request_id=issued["id"],
+                  sign_csr=tongsuo_sm2_csr(tongsuo_sm2_key()), status_reason="换发")
+    ra.vet(OPERATOR, release["id"], documents_checked=True)
+    ra.approve(OFFICER_A, release["id"])
+    assert ra.approve(OFFICER_B, release["id"])["state"] == "resumed"
+    with db() as session:
+        released = [e.detail for e in events_for(session, "ra_request", release["id"])
+                    if e.action == "ra.certificate.release"]
+    assert len(released) == 2 and all(d["status_reason"] == "字" * 500 for d in released)
+    gone = ra.emergency_revoke(OFFICER_C, issued["id"], "私钥疑似泄露，紧急吊销")
+    assert gone["status_reason"] == "私钥疑似泄露，紧急吊销"
+
+
 def test_reissue_supersedes_held_certificates_and_renewal_follows_the_policy(db, ca, person):
     """补发 after loss: a new key, the old certificates (on hold too) revoked as superseded at issuance; a
     renewal supersedes the renewed certificates unless ``renewal_supersedes = false``."""

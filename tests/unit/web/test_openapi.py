@@ -91,3 +91,14 @@ def test_request_examples_fit_their_schemas(site):
             assert not errors, (method, path, errors)
             checked += 1
     assert checked >= 15, checked
+    named = 0
+    for name, schema in doc["components"]["schemas"].items():      # JSON Schema ``examples`` of a schema
+        for example in schema.get("examples", ()):
+            root = {**schema, "components": doc["components"]}
+            errors = [e.message for e in jsonschema_rs.validator_for(root).iter_errors(example)]
+            assert not errors, (name, example, errors)
+            named += 1
+    submit = doc["components"]["schemas"]["RequestSubmit"]["examples"]
+    assert {e.get("kind") for e in submit} >= {"suspend", "resume"} and all(
+        e["status_reason"] for e in submit if e.get("kind") in ("suspend", "resume")), submit
+    assert named >= 3, named
