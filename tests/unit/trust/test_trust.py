@@ -27,6 +27,7 @@ from store.db import reading, transaction
 from pkicore.envelope import parse_sm2_cipher
 from pkicore.keys import verify_signature
 from pkicore.signatures import raw_to_der
+from trust import envelope
 from trust.models import TrustChallenge
 from trust.openapi import BODIES, openapi_document
 from trust.envelope import EnvelopedContentInfo, _sm4_cbc
@@ -298,10 +299,23 @@ def test_envelope_for_an_application_decrypts_with_its_hsm_key(client, keys):
     opened = client("POST", "/api/v1/trust/envelopes/decrypt", "app2", json={"envelope": env})
     assert opened.status_code == 200 and unb64(opened.json["data"]) == DATA
     assert client("POST", "/api/v1/trust/envelopes/decrypt", "app1", json={"envelope": env}).status_code == 404
+    # the SM2-encrypted content key altered: SM2's C3 hash (GB/T 32918.4 §7.1 B4-B7) refuses it, always
+    info = envelope.EnvelopedContentInfo.load(unb64(env))
+    ri = info["content"]["recipient_infos"][0]
+    key = bytearray(ri["encrypted_key"].native)
+    key[-40] ^= 1
+    ri["encrypted_key"] = bytes(key)
+    bad = client("POST", "/api/v1/trust/envelopes/decrypt", "app2",
+                 json={"envelope": b64(envelope.EnvelopedContentInfo.load(info.dump(force=True)).dump())})
+    assert bad.status_code == 400, bad.json
+    # the content altered: EnvelopedData has no integrity (GM/T 0010 §8, as RFC 5652 §6), so the padding
+    # may happen to be valid; the original data never comes back
     broken = bytearray(unb64(env))
     broken[-3] ^= 1
     bad = client("POST", "/api/v1/trust/envelopes/decrypt", "app2", json={"envelope": b64(bytes(broken))})
-    assert bad.status_code == 400
+    assert bad.status_code == 400 or (bad.status_code == 200 and unb64(bad.json["data"]) != DATA)
+    assert client("POST", "/api/v1/trust/envelopes/decrypt", "app2",
+                  json={"envelope": b64(unb64(env)[:-20])}).status_code == 400
 
 
 # ---------------------------------------------------------------- login
