@@ -5,9 +5,11 @@ outcome per row, XLSX and CSV), and sealing with a position preview, then verifi
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import re
 import secrets
+from zoneinfo import ZoneInfo
 
 import pytest
 from asn1crypto import pem
@@ -326,6 +328,10 @@ def test_seal_preview_then_seal_then_verify(app, services, seal_for):
     report = client.post("/console/seals/verify", content_type="multipart/form-data", data={
         "csrf_token": token, "document": (io.BytesIO(sealed.data), "sealed.pdf")}).get_data(as_text=True)
     assert 'id="verify-report"' in report and 'id="verify-page-2"' in report and "#1" in report
+    # the signing time in the console's zone (Beijing by default), to the second, not the service's ISO UTC
+    shown_time = re.search(r'<td class="signing-time">([^<]*)<br>', report).group(1)
+    at = dt.datetime.strptime(shown_time, "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert abs((at - dt.datetime.now(dt.timezone.utc)).total_seconds()) < 600, shown_time
     shown = re.search(r'src="(data:image/png;base64,[^"]+)" alt="[^"]*" class="page-sketch" id="verify-page-2"', report)
     image = Image.open(io.BytesIO(base64.b64decode(shown.group(1).split(",", 1)[1]))).convert("RGB")
     assert image.getpixel((round(120 * scale), round(207 * scale))) == (200, 0, 0)      # the box's top edge
