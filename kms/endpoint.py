@@ -27,6 +27,7 @@ from store.db import transaction, utcnow
 from pkicore.envelope import Party
 from store.generation import KMC_SETTINGS, GenerationWatch, bump
 from pkicore.keys import point_from_public_key_info, verify_signature
+from pkicore.names import display_name
 from pkicore.oids import OID
 from pkicore.sm2 import SM2PublicKey
 
@@ -56,7 +57,7 @@ class TrustedCA:
     def load(cls, der: bytes) -> "TrustedCA":
         cert = x509.Certificate.load(der, strict=True)
         spki = cert.public_key.dump()
-        return cls(der, public_key_hash(spki).hex(), cert.subject.human_friendly, cert.subject, spki)
+        return cls(der, public_key_hash(spki).hex(), display_name(cert.subject), cert.subject, spki)
 
 
 class Gmt0014Endpoint:

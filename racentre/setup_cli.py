@@ -40,6 +40,7 @@ def _setup(services, kinds: tuple[str, ...]) -> list[str]:
             chain = issue_tsa(spki, name)
             done.append(f"TSA unit {name}: certificate issued by our CA "
                         f"({x509.Certificate.load(chain[1]).subject.human_friendly})")
+            services.tsa.retry_now()    # a TSA this process could not build before is built on next use
     # a stand-alone KMC ([kmc] url) is certified from its CSR instead: racentre ca issue --profile kmc ...
     if not services.config.kmc.remote:
         kmc = services.kmc          # built on a site with a CA: certified by it, trusting its SM2 issuing CAs

@@ -155,6 +155,13 @@ class TsaService:
                 raise TsaError(self._failure.public_message)
             return self._authority
 
+    def retry_now(self) -> None:
+        """The certificate source changed in this process (``racentre setup`` issued TSA certificates): a TSA
+        that could not be built is built again on its next use, not only after ``retry_seconds``."""
+        with self._lock:
+            if self._authority is None:
+                self._next_build = 0.0
+
     def _build(self) -> None:
         try:
             archive = None

@@ -270,6 +270,7 @@ def seal_for(app, services):
         spki = km.ensure_key_pair(unit_config.key, algorithm(unit_config.algorithm).key_algorithm)
         if services.site.tsa_certificates(unit_name, spki) is None:
             issue_tsa(spki, unit_name)
+            services.tsa.retry_now()      # as racentre setup does: a page that asked the TSA before is not stuck
     tag = secrets.token_hex(3)
     unit = f"签章测试单位{tag}"
     # the unit's sealing key in the HSM, certified by the site's own CA (PDF seals are PAdES B-LT: the chain

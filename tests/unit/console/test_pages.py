@@ -270,6 +270,9 @@ def test_recovery_lookup_by_person_and_hex_serial_then_open_and_see_the_holder(a
     row = listing[listing.rfind("<tr>", 0, at):at]
     assert "陈晓明" in row and issued["person"]["id_number"] in row and serial.upper() in row
     assert "CN=示范市中级人民法院" in listing
+    # the key's CA as the KMC knows it (GM/T 0014), in the short names officers read: C=CN, O=…, CN=…
+    holder = re.search(r'<td class="key-holder">.*?</td>', row, re.S).group(0)
+    assert "CN=" in holder and "Common Name" not in holder, holder
 
 
 def test_recovery_executed_from_the_console_once_approved(app, services):

@@ -51,6 +51,24 @@ def test_retries_are_throttled(tsa_pki):
     assert source.calls == 1               # one look per retry_seconds (2 s), not one per query
 
 
+def test_setup_in_this_process_is_taken_up_at_once(tsa_pki):
+    """``retry_now`` (called by ``racentre setup`` after issuing TSA certificates): the next use builds
+    the TSA without waiting out the retry period; an authority already built is left as it is."""
+    source = Source(tsa_pki.config, present=False)
+    service = TsaService(tsa_pki.config, tsa_pki.km, certificates=source)
+    with pytest.raises(TsaError):
+        service.authority
+    source.present = True
+    with pytest.raises(TsaError):          # within retry_seconds: the failure is remembered
+        service.authority
+    service.retry_now()
+    assert _stamp(service)
+    calls = source.calls
+    service.retry_now()                    # built: nothing is rebuilt
+    _stamp(service)
+    assert source.calls == calls
+
+
 def test_a_failed_refresh_keeps_serving(tsa_pki):
     source = Source(tsa_pki.config, present=True)
     service = TsaService(tsa_pki.config, tsa_pki.km, certificates=source)
