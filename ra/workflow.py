@@ -144,27 +144,38 @@ def add_unit(session: Session, actor: Actor, *, name: str, uscc: str, legal_repr
     return unit, True
 
 
+def civil_servant_fields(name: str, id_number: str, department: str | None = None, position: str | None = None,
+                         contact: str | None = None) -> dict:
+    """A civil servant's fields as registered: names checked (``validate_name``), the 身份证号 by GB 11643
+    (``validate_id_number``); empty optional fields are None. Used by ``add_civil_servant`` and the roster
+    import, which must refuse exactly what it refuses."""
+    return {"name": validate_name(name, "name"), "id_number": validate_id_number(id_number),
+            "department": validate_name(department, "department") if department else None,
+            "position": validate_name(position, "position") if position else None,
+            "contact": validate_name(contact, "contact", 128) if contact else None}
+
+
+def check_same_person(existing, name: str, unit_id: int) -> None:
+    """A 身份证号 already registered is the same person only under the same name in the same unit."""
+    if existing.name != name:
+        raise ConflictError("identity number is already registered under a different name "
+                            f"(civil servant {existing.id})")
+    if existing.unit_id != unit_id:
+        raise ConflictError(f"identity number is already registered in unit {existing.unit_id}")
+
+
 def add_civil_servant(session: Session, actor: Actor, *, name: str, id_number: str, unit_id: int,
                       department: str | None = None, position: str | None = None,
                       contact: str | None = None) -> tuple[CivilServant, bool]:
     """Register a civil servant; (person, created). The same identity number with another name or
     another unit is a conflict; with the same name and unit it returns the existing row."""
-    name = validate_name(name, "name")
-    id_number = validate_id_number(id_number)
+    fields = civil_servant_fields(name, id_number, department, position, contact)
     unit = _get(session, Unit, unit_id, "unit")
-    department = validate_name(department, "department") if department else None
-    position = validate_name(position, "position") if position else None
-    contact = validate_name(contact, "contact", 128) if contact else None
-    existing = session.scalar(select(CivilServant).where(CivilServant.id_number == id_number))
+    existing = session.scalar(select(CivilServant).where(CivilServant.id_number == fields["id_number"]))
     if existing is not None:
-        if existing.name != name:
-            raise ConflictError("identity number is already registered under a different name "
-                                f"(civil servant {existing.id})")
-        if existing.unit_id != unit.id:
-            raise ConflictError(f"identity number is already registered in unit {existing.unit_id}")
+        check_same_person(existing, fields["name"], unit.id)
         return existing, False
-    person = CivilServant(name=name, id_number=id_number, unit_id=unit.id, department=department,
-                          position=position, contact=contact, created_by=actor.name)
+    person = CivilServant(**fields, unit_id=unit.id, created_by=actor.name)
     session.add(person)
     session.flush()
     # the audit detail names the person but never the full identity number

@@ -22,9 +22,9 @@ from audit.trail import record, record_many
 from store.db import IDS, IN_CHUNK, reading, select_in, transaction
 from pkicore.errors import PkiError
 from ra.errors import ConflictError, ValidationError
-from ra.id_numbers import validate_id_number, validate_name, validate_uscc
+from ra.id_numbers import validate_name, validate_uscc
 from ra.models import CivilServant, Unit
-from ra.workflow import Actor, Policy
+from ra.workflow import Actor, Policy, check_same_person, civil_servant_fields
 from racentre.console.columns import column_key
 from racentre.console.jobs import MAX_ROSTER, MAX_UNPACKED, XLSX_MAGIC, JobError, _cell_text
 
@@ -225,22 +225,14 @@ def _check(session, actor: Actor, rows: list[tuple[int, dict]], default_unit_id:
             contact = _contact(row)
             unit = known.unit_for(row, default_unit_id, policy)
             out.unit = unit.name
-            name = validate_name(row.get("name", ""), "name")
-            id_number = validate_id_number(id_number)
-            department = validate_name(row["department"], "department") if row.get("department") else None
-            position = validate_name(row["position"], "position") if row.get("position") else None
-            contact = validate_name(contact, "contact", 128) if contact else None
-            existing = known.people.get(id_number)
+            fields = civil_servant_fields(row.get("name", ""), id_number, row.get("department"),
+                                          row.get("position"), contact)
+            existing = known.people.get(fields["id_number"])
             if existing is not None:
-                if existing.name != name:
-                    raise ConflictError("identity number is already registered under a different name "
-                                        f"(civil servant {existing.id})")
-                if existing.unit_id != unit.id:
-                    raise ConflictError(f"identity number is already registered in unit {existing.unit_id}")
+                check_same_person(existing, fields["name"], unit.id)
                 out.result = "existing"
                 continue
-            people.append((out, {"name": name, "id_number": id_number, "unit": unit, "department": department,
-                                 "position": position, "contact": contact, "created_by": actor.name}))
+            people.append((out, {**fields, "unit": unit, "created_by": actor.name}))
             out.result = "created"
         except PkiError as exc:
             out.message = exc.public_message
