@@ -144,7 +144,8 @@ def tree_pids(pid: int) -> list[int]:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and all its descendants (Linux /proc), in seconds."""
+    """utime + stime of a process and all its descendants (Linux /proc), in seconds: the service's CPU
+    (arbiter and workers), load-independent where wall-clock rates are not (a shared box)."""
     total = 0
     for p in tree_pids(pid):
         try:
@@ -379,20 +380,6 @@ def combine(runs: list[dict]) -> dict:
             "rates": [round(r["rate"]) for r in runs],
             "requests": sum(r.get("requests", 0) for r in runs),
             "cpu_s": sum(r.get("cpu_s", 0.0) for r in runs)}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used so far by a process tree (the service: arbiter and workers), from
-    /proc/<pid>/stat; load-independent where wall-clock rates are not (a shared box)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for p in tree_pids(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])           # utime, stime
-    return total / tick
 
 
 def load_average() -> str:

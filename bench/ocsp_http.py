@@ -45,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 from asn1crypto import ocsp, tsp, x509  # noqa: E402
 
-from bench.common import (BenchServer, combine, cpu_seconds, free_port, load_average,  # noqa: E402
-                          lua_script, openssl_speed_sm2, run_wrk, tree_pids)
+from bench.common import (BenchServer, combine, free_port, load_average,  # noqa: E402
+                          lua_script, openssl_speed_sm2, run_wrk, tree_cpu_seconds, tree_pids)
 
 MIB = 1024 * 1024
 
@@ -284,9 +284,9 @@ def main() -> None:
             runs = {name: [] for name in loads}
             for _ in range(args.rounds):
                 for name in loads:
-                    cpu = cpu_seconds(server.pid)
+                    cpu = tree_cpu_seconds(server.pid)
                     run = run_wrk(port, scripts[name], args.seconds / args.rounds, args.connections, args.wrk_threads)
-                    run["cpu_s"] = cpu_seconds(server.pid) - cpu
+                    run["cpu_s"] = tree_cpu_seconds(server.pid) - cpu
                     runs[name].append(run)
                 loads_seen.append(load_average())
             results = {name: combine(r) for name, r in runs.items()}
