@@ -56,19 +56,23 @@ def _url(engine) -> str:
     return url_of(engine) if engine.dialect.name == "postgresql" else engine.url.render_as_string(hide_password=False)
 
 
-@pytest.fixture(scope="module")
-def link(ca, softtoken_module):
-    """What both processes need: the token, the CA's database, an RA identity (HSM key, cmp-ra certificate)."""
-    label = f"{ca.test_tag}ra-kill-{secrets.token_hex(3)}"
-    spki = ca.km.ensure_key_pair(label, "ec-p256")
+def ra_link(ca, softtoken_module, engine, label: str, key_type: str, common_name: str) -> dict:
+    """What both processes need: the token, the CA's database, an RA identity (HSM key ``label``, cmp-ra
+    certificate issued by ``ca``)."""
+    spki = ca.km.ensure_key_pair(label, key_type)
     cert = ca.issue(IssueRequest(request_id=f"ra-node-{label}", profile="cmp-ra",
-                                 subject=(("country_name", "CN"), ("common_name", "RA node (kill)")),
+                                 subject=(("country_name", "CN"), ("common_name", common_name)),
                                  public_key_info=spki)).certificate
     token = {"module": softtoken_module, "token": ca.km.config.token, "pin": ca.km.config.pin.reveal(),
              "token_dir": os.environ["RACENTRE_SOFTTOKEN_DIR"]}
     return {"token": token, "ra_key": label, "ra_cert": cert,
-            "anchors": [i.certificate for i in ca.authorities().values() if i.is_root],
-            "ca_db": _url(ca.db.kw["bind"])}
+            "anchors": [i.certificate for i in ca.authorities().values() if i.is_root], "ca_db": _url(engine)}
+
+
+@pytest.fixture(scope="module")
+def link(ca, softtoken_module):
+    return ra_link(ca, softtoken_module, ca.db.kw["bind"], f"{ca.test_tag}ra-kill-{secrets.token_hex(3)}",
+                   "ec-p256", "RA node (kill)")
 
 
 @pytest.fixture

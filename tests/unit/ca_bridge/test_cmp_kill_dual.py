@@ -43,7 +43,7 @@ from store.db import Base, make_session_factory
 from tests.pgschema import empty_engine
 from tests.unit.ca_bridge.conftest import PUBLIC_URL
 from tests.unit.ca_bridge.test_cmp_central_keygen import FIRST, SECOND, _vetted_dual
-from tests.unit.ca_bridge.test_cmp_kill import Upstream, _child, _state, _url
+from tests.unit.ca_bridge.test_cmp_kill import Upstream, _child, _state, _url, ra_link
 from tests.unit.kms.helpers import make_escrow
 from tests.unit.kms.subscriber import mul, public_point, sm2_decrypt, sm4_ecb_decrypt
 
@@ -66,16 +66,7 @@ def node(request, softtoken_km, softtoken_module, tmp_path_factory):
         escrow = make_escrow(softtoken_km, db)
         issuing = ca.directory.get(f"{tag}issuing-sm2").certificate
         ca.attach_kmc(InProcessTransport(Gmt0014Endpoint(escrow, [issuing])), escrow.certificate)
-        label = f"{tag}ra-kill"
-        spki = ca.km.ensure_key_pair(label, "sm2")
-        cert = ca.issue(IssueRequest(request_id=f"ra-node-{label}", profile="cmp-ra",
-                                     subject=(("country_name", "CN"), ("common_name", "RA node (kill, dual)")),
-                                     public_key_info=spki)).certificate
-        token = {"module": softtoken_module, "token": ca.km.config.token, "pin": ca.km.config.pin.reveal(),
-                 "token_dir": os.environ["RACENTRE_SOFTTOKEN_DIR"]}
-        link = {"token": token, "ra_key": label, "ra_cert": cert,
-                "anchors": [i.certificate for i in ca.authorities().values() if i.is_root], "ca_db": _url(engine)}
-        yield ca, escrow, link
+        yield ca, escrow, ra_link(ca, softtoken_module, engine, f"{tag}ra-kill", "sm2", "RA node (kill, dual)")
 
 
 @pytest.fixture
