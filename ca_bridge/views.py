@@ -311,6 +311,7 @@ class OcspFastPath:
 
     @staticmethod
     def _body(route, read) -> bytes:
+        """The DER request of a routed request: ``read(length)`` of a POST, the GET path's request decoded."""
         request = route[1]
         return read(request) if isinstance(request, int) else decode_get_request(request)
 
@@ -341,6 +342,13 @@ class OcspFastPath:
         return _StagedOcsp(self, requests)
 
 
+def _request_der(route, body: bytes) -> bytes:
+    """``OcspFastPath._body`` of a request whose body was read already: the POST body's first ``length``
+    octets, or the GET path's request decoded."""
+    request = route[1]
+    return body[:request] if isinstance(request, int) else decode_get_request(request)
+
+
 class _StagedOcsp:
     """One batch of the fast path in stages. Requests whose answer the worker remembers (``hits``: the same
     POST — path, content type, length, body — or the same GET path) are neither routed, parsed nor looked up; ``read`` (the batch
@@ -361,12 +369,12 @@ class _StagedOcsp:
             key = asked if asked[0] == "POST" else asked[1]
             entry = memo.get(key, now, cas) if len(memo) else None
             if entry is not None:
-                self.hits.append((i, entry.reply[0], key, entry))
+                self.hits.append((i, entry.reply[0], key, entry, asked[4]))
                 continue
             method, p, ctype, length, body = asked
             route = path._route(method, p, ctype, length)
             if route is not None:
-                self.taken.append((i, route, key, body[:route[1]] if method == "POST" else decode_get_request(route[1])))
+                self.taken.append((i, route, key, _request_der(route, body)))
         self.batch = ocsp.begin([(body, route[0]) for _, route, _, body in self.taken], now=now)
 
     def read(self) -> None:
@@ -376,8 +384,7 @@ class _StagedOcsp:
             stale = [hit for hit in self.hits if not AnswerMemo.holds(hit[3], generations)]
             if stale:                    # a status changed (or the counters are unreadable): ask the database
                 self.hits = [hit for hit in self.hits if AnswerMemo.holds(hit[3], generations)]
-                self.taken += [(i, route, key, key[4][:route[1]] if isinstance(route[1], int)
-                                else decode_get_request(route[1])) for i, route, key, _ in stale]
+                self.taken += [(i, route, key, _request_der(route, body)) for i, route, key, _, body in stale]
                 self.batch = ocsp.begin([(body, route[0]) for _, route, _, body in self.taken], now=self.batch.now)
                 self.batch.generations = generations
         ocsp.read(self.batch)
@@ -387,7 +394,7 @@ class _StagedOcsp:
         path, memo = self.path, self.path.memo
         if self.hits:
             now = time.time()
-            for i, _, _, entry in self.hits:
+            for i, _, _, entry, _ in self.hits:
                 reply = entry.reply[1]
                 out[i] = reply if len(reply) == 2 else (OCSP_RESPONSE_TYPE, reply[1], get_headers(reply[2], now))
         batch = self.batch
