@@ -370,7 +370,7 @@ def submit(session: Session, actor: Actor, *, type: str, kind: str = "new", subj
     record(session, actor=actor.name, role=actor.role, action="ra.request.submit", target_type=TARGET,
            target_id=req.id, type=req.type, kind=req.kind, unit_id=req.unit_id,
            target_request_id=req.target_request_id,
-           **({"status_reason": req.status_reason} if req.status_reason else {}))
+           **_status_reason(req))
     if approval.submitter_is_first_approver(rkind.value, actor.role):
         # an officer who asks for a revocation, suspension or release is its first approver (ra.approval)
         req.approvals.append(Approval(officer=actor.name))
