@@ -122,6 +122,11 @@ class CABackend(Protocol):
     def status(self, ca: str, serial: int, session: Session | None = None) -> CertificateStatus: ...
 
 
+# The id of a queued revocation (``DeferredIssuanceCA.queue_revocation``): this prefix and the request id the
+# certificate was issued under, so ``send_revocations(prefix=...)`` can send those of one RA request.
+REVOCATION_PREFIX = "rr-"
+
+
 @runtime_checkable
 class DeferredIssuanceCA(Protocol):
     """Optional capability of a CA reached over a network (``CmpCA``): the RA does not call it inside its

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from ca_bridge.api import CABackend, DeferredIssuanceCA, KeyEscrowCA, RevocationReason
+from ca_bridge.api import REVOCATION_PREFIX, CABackend, DeferredIssuanceCA, KeyEscrowCA, RevocationReason
 from audit.trail import AuditEvent
 from store.db import as_utc, reading, transaction
 from pkicore.envelope import enveloped_key_from_signed_and_enveloped, parse_signed_and_enveloped
@@ -295,10 +295,10 @@ class RaService:
             if state == RequestState.FAILED.value:
                 # the revocations of the certificates the CA did issue for the refused group, queued in that
                 # transaction: sent now that it committed (down: the sweep below, or the next, sends them)
-                self._send_revocations(prefix=f"rr-{workflow.ca_request_prefix(rid)}")
+                self._send_revocations(prefix=REVOCATION_PREFIX + workflow.ca_request_prefix(rid))
             elif state == RequestState.ISSUED.value and target is not None \
                     and workflow.supersedes(kind, self.policy):
-                self._send_revocations(prefix=f"rr-{workflow.ca_request_prefix(target)}")    # a re-key's old ones
+                self._send_revocations(prefix=REVOCATION_PREFIX + workflow.ca_request_prefix(target))  # a re-key's old ones
         if request_ids is None and not down:
             self._send_revocations()
         return out

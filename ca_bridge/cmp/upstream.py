@@ -42,7 +42,7 @@ from asn1crypto import core, crl as asn1_crl, csr as asn1_csr, x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca_bridge.api import CertificateStatus, IssuedCertificate, IssueRequest, RevocationReason
+from ca_bridge.api import REVOCATION_PREFIX, CertificateStatus, IssuedCertificate, IssueRequest, RevocationReason
 from ca_bridge.certbuilder import encode_general_names, encode_name
 from ca_bridge.cmp import asn1
 from ca_bridge.cmp.keypkg import from_encrypted_key
@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 CMP_TYPE = "application/pkixcmp"
 PRINTABLE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
 MAX_ANSWER = 1024 * 1024
-RR_PREFIX = "rr-"              # the id of a queued revocation: rr-<the request id its certificate was issued under>
 
 
 class UpstreamUnavailable(CaError):
@@ -231,7 +230,7 @@ class CmpCA:
                                                           CmpOutbox.state == "issued"))
         if cert_row is None:
             raise CertificateNotFound(f"no certificate {serial:x} was issued through {self.name}")
-        request_id = f"{RR_PREFIX}{cert_row.request_id}"
+        request_id = f"{REVOCATION_PREFIX}{cert_row.request_id}"
         if session.get(CmpOutbox, request_id, with_for_update=True) is None:
             session.add(CmpOutbox(request_id=request_id, transaction_id=secrets.token_hex(16), state="new",
                                   kind="rr", request={"ca": ca, "serial": format(serial, "x"),
@@ -240,7 +239,7 @@ class CmpCA:
             session.flush()
         return request_id
 
-    def send_revocations(self, *, prefix: str = RR_PREFIX) -> dict[str, str]:
+    def send_revocations(self, *, prefix: str = REVOCATION_PREFIX) -> dict[str, str]:
         """Send the queued revocations (rows of kind ``rr`` whose id starts with ``prefix``), each under its
         lease: request id -> ``revoked`` (the upstream CA revoked it, or had already), ``failed`` (it
         refused: the row keeps its reason), or ``pending`` (down or slow: the next sweep sends it)."""
