@@ -242,7 +242,7 @@ def _time_bound(certs, crls, moment: dt.datetime) -> dt.datetime | None:
         bounds += [c.not_valid_before, c.not_valid_after]
     for der in crls:
         try:
-            tbs = (der if isinstance(der, crl.CertificateList) else crl.CertificateList.load(der))["tbs_cert_list"]
+            tbs = (der if isinstance(der, crl.CertificateList) else parsed_crl(bytes(der)))["tbs_cert_list"]
             next_update = tbs["next_update"].native
         except (ValueError, TypeError, KeyError):
             return None
