@@ -15,8 +15,9 @@
 * answers remembered by a process (``AnswerMemo``, used by the serving workers' hot path): a pre-produced
   answer is served again for the same request bytes without parsing or a status read while it is due for
   no refresh, the directory is the one it was made under, and its CA's revocation counter (read once per
-  batch, after the requests arrived, before any status: ``OcspStore.generations``) has not moved — a
-  revocation committed on any node moves it, so the next batch answers from the database again.
+  batch, after the requests arrived, before any status: ``OcspStore.generations``; on PostgreSQL a batch
+  of remembered answers sends that one statement without waiting, ``generations_nowait``) has not moved —
+  a revocation committed on any node moves it, so the next batch answers from the database again.
 * the status store unreadable (database down) -> tryLater.
 * status from an ``OcspStore`` (``ca_bridge.store``), never from CA internals.
 * protocol errors are OCSPResponses without a body (§4.2.1): undecodable request -> malformedRequest,
@@ -316,6 +317,26 @@ class OcspResponder:
             log.error("OCSP: %s", exc, exc_info=exc)
             return None
 
+    def generations_nowait(self):
+        """``generations`` without waiting on the database (``DbStatusStore.generations_nowait``): the
+        mapping, a pending read (``fileno()``, ``ready()``, then ``result()`` is the mapping), or None — then
+        ``generations`` where waiting is allowed. None too when the store has no such read or it failed
+        (logged)."""
+        nowait = getattr(self.store, "generations_nowait", None)
+        if nowait is None:
+            return None
+        try:
+            return nowait()
+        except StatusUnavailable as exc:
+            log.warning("OCSP: %s", exc)
+            return None
+
+    def prepare_nowait(self) -> None:
+        """Let ``generations_nowait`` answer from now on (blocks: a thread that may wait)."""
+        prepare = getattr(self.store, "prepare_nowait", None)
+        if prepare is not None:
+            prepare()
+
     def read(self, batch: "OcspBatch") -> None:
         """The status (and kept responses) of every certificate of the batch: one statement per CA. Blocks on
         the database; an unreadable store makes every pending answer tryLater."""
@@ -444,8 +465,8 @@ class Remembered:
 class AnswerMemo:
     """Pre-produced answers (RFC 5019 §2.2.1) one process gave, by request bytes (the POST body, the GET
     path), served again without parsing the request or reading its status. One per serving worker; used
-    on its main thread (``get``, ``put``, ``drop``), checked on the batch thread (``holds``). An answer is
-    served again only
+    on its main thread (``get``, ``put``, ``drop``), checked on the batch thread or, for a batch of
+    remembered answers only on PostgreSQL, the main thread (``holds``). An answer is served again only
 
     * before its refresh time (``get``: the time the database path stops serving it; nextUpdate is later),
     * under the same CA directory (``get``: a reload, e.g. a new delegated responder, drops it), and

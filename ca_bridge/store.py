@@ -57,6 +57,9 @@ class OcspStore(Protocol):
 
     def generations(self) -> dict[int, int]: ...
 
+    # optional: ``generations_nowait()`` and ``prepare_nowait()`` (``DbStatusStore``): the counters read
+    # without the calling thread waiting (a serving worker's main thread, ``racentre.arbiter``)
+
     def kept(self, ca: str) -> list[tuple[int, str, bytes]]: ...
 
     def purge(self, ca: str, serials: Iterable[int] | None = None, session: Session | None = None) -> int: ...
@@ -90,6 +93,10 @@ OCSP_RESPONSES = "ca_ocsp_response"        # db_generation row: an operator purg
 KEPT = -1                                  # its key in ``generations``
 _GENERATIONS = ("SELECT id, revocation_seq FROM ca_authority "
                 "UNION ALL SELECT -1, value FROM db_generation WHERE name = ?")
+
+
+def _generations(rows) -> dict[int, int]:
+    return {int(ca_id): int(value) for ca_id, value in rows}
 
 
 class DbStatusStore:
@@ -155,6 +162,22 @@ class DbStatusStore:
             return {ca_id: value for ca_id, value in self._hot.rows(_GENERATIONS, (OCSP_RESPONSES,))}
         except self._hot.errors as exc:
             raise StatusUnavailable("the certificate status store cannot be read") from exc
+
+    def generations_nowait(self):
+        """``generations`` sent without the calling thread waiting on the database (``HotReader.start``,
+        PostgreSQL): a pending read (``fileno()``, ``ready()``, then ``result()`` is the mapping), or None —
+        read ``generations`` where waiting is allowed. Raises StatusUnavailable when unreadable."""
+        try:
+            return self._hot.start(_GENERATIONS, (OCSP_RESPONSES,), _generations)
+        except self._hot.errors as exc:
+            raise StatusUnavailable("the certificate status store cannot be read") from exc
+
+    def prepare_nowait(self) -> None:
+        """Make ``generations_nowait`` possible from now on (blocks on the database: a thread that may wait)."""
+        try:
+            self._hot.open_nowait(_GENERATIONS)
+        except self._hot.errors as exc:
+            log.warning("the status store's non-blocking reader is not open: %s", exc)
 
     def keep_responses(self, ca: str, responses: Iterable[tuple[int, str, StoredResponse]], *,
                        strict: bool = False) -> None:

@@ -351,12 +351,13 @@ def _request_der(route, body: bytes) -> bytes:
 
 class _StagedOcsp:
     """One batch of the fast path in stages. Requests whose answer the worker remembers (``hits``: the same
-    POST — path, content type, length, body — or the same GET path) are neither routed, parsed nor looked up; ``read`` (the batch
-    thread) reads the revocation counters once — after every request of the batch arrived, before any
-    status — and a hit whose CA's counter moved (a revocation committed anywhere) is answered from the
-    database like the others (``ca_bridge.ocsp.AnswerMemo``)."""
+    POST — path, content type, length, body — or the same GET path) are neither routed, parsed nor looked
+    up; ``read`` (the batch thread) reads the revocation counters once — after every request of the batch
+    arrived, before any status — and a hit whose CA's counter moved (a revocation committed anywhere) is
+    answered from the database like the others (``ca_bridge.ocsp.AnswerMemo``). A batch of hits only may
+    be read by ``read_nowait`` instead (the main thread; PostgreSQL)."""
 
-    __slots__ = ("path", "taken", "hits", "batch", "size", "cas")
+    __slots__ = ("path", "taken", "hits", "batch", "size", "cas", "_pending")
 
     def __init__(self, path: OcspFastPath, requests):
         self.path, self.size = path, len(requests)
@@ -376,6 +377,31 @@ class _StagedOcsp:
             if route is not None:
                 self.taken.append((i, route, key, _request_der(route, body)))
         self.batch = ocsp.begin([(body, route[0]) for _, route, _, body in self.taken], now=now)
+        self._pending = None
+
+    def read_nowait(self):
+        """``read`` on the calling thread without waiting on the database, for a batch of remembered answers
+        only (nothing to parse or look up: the revocation counters are all it reads, started now — after
+        every request of the batch arrived — through ``OcspResponder.generations_nowait``). -> True: read,
+        ``answers`` may follow; a pending read: wait until its ``fileno()`` is readable and its ``ready()``
+        says True, then call ``read_nowait`` again; False: call ``read`` on a thread that may wait (statuses
+        to read, a counter moved, the counters unreadable, or no read without waiting now)."""
+        if self.taken or not self.hits:
+            return False
+        pending, self._pending = self._pending, None
+        if pending is None:
+            got = self.path.ca.ocsp.generations_nowait()
+            if got is None or isinstance(got, dict):
+                generations = got
+            else:
+                self._pending = got
+                return got
+        else:
+            generations = pending.result()
+        if generations is None or not all(AnswerMemo.holds(hit[3], generations) for hit in self.hits):
+            return False
+        self.batch.generations, self.batch.current = generations, {}
+        return True
 
     def read(self) -> None:
         ocsp = self.path.ca.ocsp
@@ -388,6 +414,8 @@ class _StagedOcsp:
                 self.batch = ocsp.begin([(body, route[0]) for _, route, _, body in self.taken], now=self.batch.now)
                 self.batch.generations = generations
         ocsp.read(self.batch)
+        if self.hits:                    # answers are remembered: let the next batches read without waiting
+            ocsp.prepare_nowait()
 
     def answers(self) -> list[tuple | None]:
         out: list[tuple | None] = [None] * self.size

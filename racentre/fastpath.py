@@ -34,7 +34,8 @@ class FastHandler(Protocol):
     # the reading of other requests; with ``stage_many(requests)`` -> an object with ``read()`` (may block),
     # ``answers()`` (no I/O: the ``answer_many`` results), ``writes()`` (whether ``write`` has work) and
     # ``write()`` (may block; the answers are sent after it), only ``read`` and ``write`` run off the main
-    # thread, else the whole ``answer_many``
+    # thread, else the whole ``answer_many``; the object may also offer ``read_nowait()`` (``Staged``), a
+    # read the main thread does or waits for on its poller without blocking
     # or, instead of ``answer``: ``wants`` and ``answer_buffered`` (module docstring)
 
 
@@ -170,6 +171,15 @@ class Staged:
     def read(self) -> None:
         for _, part in self.parts:
             part.read()
+
+    def read_nowait(self):
+        """``read`` without waiting, where the one handler's stage offers it (its ``read_nowait``: True —
+        read; False — call ``read`` off this thread; or a pending read to wait for: its ``fileno()``
+        readable and ``ready()`` True, then ``read_nowait`` again)."""
+        if len(self.parts) != 1:
+            return False
+        nowait = getattr(self.parts[0][1], "read_nowait", None)
+        return nowait() if nowait is not None else False
 
     def answers(self) -> list:
         out: list = [None] * self.size

@@ -333,6 +333,8 @@ class HotReader:
         self._qmark = engine.dialect.paramstyle == "qmark"
         self._local = threading.local()
         self.errors = (engine.dialect.loaded_dbapi.Error, SQLAlchemyError)   # what ``rows`` may raise
+        self._nowait_lock = threading.Lock()
+        self._nowait_pid, self._nowait, self._nowait_busy = os.getpid(), None, False   # ``start``'s connection
 
     def _connection(self):
         local = self._local
@@ -347,6 +349,67 @@ class HotReader:
                 conn.dbapi_connection.autocommit = True
             local.conn = conn
         return local.conn
+
+    # -------------------------------------------------------- without waiting (a serving worker's main thread)
+    def open_nowait(self, sql: str) -> None:
+        """Open the connection ``start`` uses for ``sql`` (one statement per reader), if there is none, and
+        prepare the statement on it. PostgreSQL only (a SQLite read is a file read: ``rows`` on a thread that
+        may wait). Blocks on the database: call it from a thread that may wait, never from the one ``start``
+        serves; the connection is handed over whole, prepared."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        from psycopg import pq                          # PostgreSQL's driver (loaded already)
+        if self._nowait_pid != os.getpid():             # never a connection inherited over fork
+            self._nowait_pid, self._nowait, self._nowait_busy = os.getpid(), None, False
+            self._nowait_lock = threading.Lock()
+        with self._nowait_lock:
+            current = self._nowait
+            if current is not None:
+                if current[1] != sql:
+                    raise ValueError("a HotReader reads one statement without waiting")
+                return
+            conn = self._pool.connect()
+            try:
+                conn.rollback()                         # the pool's pre-ping may have begun one
+                conn.dbapi_connection.autocommit = True
+                res = conn.dbapi_connection.pgconn.prepare(_NOWAIT_STATEMENT, _numbered(sql).encode())
+                if res.status != pq.ExecStatus.COMMAND_OK:
+                    raise self.engine.dialect.loaded_dbapi.Error((res.error_message or b"").decode(errors="replace"))
+            except BaseException:
+                conn.invalidate()
+                raise
+            self._nowait = (conn, sql)
+
+    def start(self, sql: str, params: tuple, convert: Callable = list) -> "PendingRows | None":
+        """``rows(sql, params)`` through ``convert``, sent without the calling thread waiting on the database
+        (a serving worker's main thread, which reads every client's requests): a ``PendingRows``, the
+        statement (prepared by ``open_nowait``) sent on a non-blocking connection of this process's own.
+        None — not now: no such connection is open (``open_nowait``; SQLite never has one), or it is busy
+        with an earlier statement; the caller then reads with ``rows`` on a thread that may wait. Raises the
+        driver's errors (the connection is dropped; ``open_nowait`` opens another). One thread calls it."""
+        current = self._nowait
+        if current is None or current[1] != sql or self._nowait_busy or self._nowait_pid != os.getpid():
+            return None
+        pg = current[0].dbapi_connection.pgconn
+        try:
+            pg.nonblocking = 1
+            pg.send_query_prepared(_NOWAIT_STATEMENT, [str(p).encode() for p in params])
+            if pg.flush() != 0:                         # not all sent without waiting: never expected when idle
+                self._drop_nowait()
+                return None
+        except self.errors:
+            self._drop_nowait()
+            raise
+        self._nowait_busy = True
+        return PendingRows(self, pg, convert)
+
+    def _drop_nowait(self) -> None:
+        current, self._nowait, self._nowait_busy = self._nowait, None, False
+        if current is not None:
+            try:
+                current[0].invalidate()
+            except Exception:  # noqa: BLE001 - the connection is gone either way
+                pass
 
     def _sql(self, sql: str) -> str:
         return sql if self._qmark else sql.replace("?", "%s")
@@ -371,6 +434,63 @@ class HotReader:
                 if attempt:
                     raise
         raise AssertionError("unreachable")
+
+
+_NOWAIT_STATEMENT = b"racentre_hot"          # the name of ``HotReader.start``'s prepared statement
+
+
+def _numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's own ``$1, $2 ...`` (a prepared statement's)."""
+    parts = sql.split("?")
+    return "".join(part + (f"${i + 1}" if i < len(parts) - 1 else "") for i, part in enumerate(parts))
+
+
+class PendingRows:
+    """A statement ``HotReader.start`` sent on its non-blocking PostgreSQL connection: wait until
+    ``fileno()`` is readable, call ``ready()`` (True once the whole result is in; it may raise the driver's
+    errors), then ``result()``. ``abandon()`` gives the statement up (the connection is closed)."""
+
+    __slots__ = ("_reader", "_pg", "_convert", "_rows", "_error")
+
+    def __init__(self, reader: "HotReader", pg, convert: Callable):
+        self._reader, self._pg, self._convert = reader, pg, convert
+        self._rows: list[tuple] = []
+        self._error: str | None = None
+
+    def fileno(self) -> int:
+        return self._pg.socket
+
+    def ready(self) -> bool:
+        from psycopg import pq                      # PostgreSQL only: psycopg is loaded already
+        pg = self._pg
+        try:
+            pg.consume_input()
+            while not pg.is_busy():
+                res = pg.get_result()
+                if res is None:                     # the statement is over: the connection is idle again
+                    self._reader._nowait_busy = False
+                    if self._error is not None:
+                        raise self._reader.engine.dialect.loaded_dbapi.Error(self._error)
+                    return True
+                if res.status == pq.ExecStatus.TUPLES_OK:
+                    self._rows = [tuple(None if v is None else v.decode() for v in
+                                        (res.get_value(r, c) for c in range(res.nfields)))
+                                  for r in range(res.ntuples)]
+                else:
+                    self._error = (res.error_message or b"").decode(errors="replace") or str(res.status)
+        except self._reader.engine.dialect.loaded_dbapi.Error:
+            self._reader._drop_nowait()
+            raise
+        return False
+
+    def result(self):
+        """The rows (values as text, as PostgreSQL sends them), through the caller's ``convert``."""
+        return self._convert(self._rows)
+
+    def abandon(self) -> None:
+        current = self._reader._nowait
+        if current is not None and current[0].dbapi_connection.pgconn is self._pg:
+            self._reader._drop_nowait()
 
 
 def db_datetime(value) -> dt.datetime | None:

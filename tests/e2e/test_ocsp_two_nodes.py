@@ -47,11 +47,13 @@ def _free_port() -> int:
 class Node:
     """One `racentre serve --workers 2` on the shared site configuration, with its own port and node id."""
 
-    def __init__(self, site: Path, env: dict, name: str):
+    def __init__(self, site: Path, env: dict, name: str, database_url: str):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(site / f"{name}.log", "wb")
-        node_env = dict(env, RACENTRE_AUDIT_NODE_ID=name)
+        self.application_name = f"racentre-{name}-{secrets.token_hex(4)}"   # its connections in pg_stat_activity
+        node_env = dict(env, RACENTRE_AUDIT_NODE_ID=name,
+                        RACENTRE_DATABASE_URL=f"{database_url}&application_name={self.application_name}")
         self.proc = subprocess.Popen([sys.executable, "-m", "racentre.cli", "serve", "--workers", "2",
                                       "--port", str(self.port)], cwd=site, env=node_env,
                                      stdout=self.log, stderr=self.log)
@@ -140,11 +142,11 @@ def site(tmp_path_factory, softtoken_module):
         with transaction(make_session_factory(engine)) as session:
             tokens = {who: create_token(session, f"{who}-{tag}", roles) for who, roles in ROLES.items()}
         engine.dispose()
-        nodes = [Node(root, env, "node-a"), Node(root, env, "node-b")]
+        nodes = [Node(root, env, "node-a", url), Node(root, env, "node-b", url)]
         try:
             for node in nodes:
                 node.wait()
-            yield root, nodes, tokens
+            yield root, nodes, tokens, url
         finally:
             logs = [node.stop() for node in nodes]
         for text in logs:
@@ -199,7 +201,7 @@ def _answer(der: bytes, responder: x509.Certificate, serial: int, nonce: bytes |
 
 
 def test_node_b_says_revoked_right_after_node_a_revoked(site):
-    root, (node_a, node_b), tokens = site
+    root, (node_a, node_b), tokens, url = site
     ca = "issuing-sm2"
     issuer = node_b.call("GET", "/ca")          # the CA list, read from the shared database
     assert ca in {a["name"] for a in issuer["authorities"]}
@@ -222,6 +224,12 @@ def test_node_b_says_revoked_right_after_node_a_revoked(site):
     nonce = secrets.token_bytes(16)
     assert _answer(node_b.ocsp(ca, ocsp_request(issuer_der, [serial], "sha1", nonce), "POST"),
                    signer, serial, nonce) == "good"
+
+    # node B's workers remember the answer they gave on kept-alive connections (their main threads): for it
+    # they read only the revocation counters (on PostgreSQL, sent on a non-blocking connection)
+    with ThreadPoolExecutor(4) as pool:
+        for kept in pool.map(lambda _: node_b.kept_alive(ca, [("POST", plain), ("GET", plain)] * 4), range(8)):
+            assert set(kept) == {first}
 
     _revoke(node_a, tokens, rid)
 
@@ -250,6 +258,19 @@ def test_node_b_says_revoked_right_after_node_a_revoked(site):
             asked = ocsp.OCSPRequest.load(body)["tbs_request"]["request_extensions"].native
             nonce = asked[0]["extn_value"] if asked else None
             assert _answer(der, signer, serial, nonce) == "revoked", (i, method)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(client, range(8)))
+
+    # PostgreSQL ends every connection of node B (a restart, a failover): its answers go on, still revoked
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            ended = conn.exec_driver_sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                         "WHERE application_name = %(name)s",
+                                         {"name": node_b.application_name}).scalar()
+    finally:
+        engine.dispose()
+    assert ended >= 2                                     # every worker's connections (a read without waiting's too)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(client, range(8)))
 

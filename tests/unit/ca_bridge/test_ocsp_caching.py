@@ -11,6 +11,7 @@ import datetime as dt
 import email.utils
 import hashlib
 import secrets
+import selectors
 import time
 from types import SimpleNamespace
 from urllib.parse import quote
@@ -283,6 +284,63 @@ def test_remembered_answers_end_with_a_revocation_committed_elsewhere(ca, monkey
     app = create_app(None, ca.km, ca.db, services={"ca": ca}, blueprints=[bp])
     flask = Client(app).get(get[1], headers={"If-None-Match": dict(remembered[1][2])["ETag"]})
     assert flask.status_code == 304
+
+
+def _worker_batch(path: OcspFastPath, requests) -> tuple[list, str]:
+    """One batch as a serving worker's main thread takes it (racentre.arbiter ``_read_nowait``): the read
+    without waiting when the stage offers one (waited for as the poller does), else ``read`` (the batch
+    thread). -> (answers, "nowait" or "thread")."""
+    staged = fastpath.Staged(len(requests), [(list(range(len(requests))), path.stage_many(requests))])
+    how = "thread"
+    read = staged.read_nowait()
+    if read is not False and read is not True:
+        with selectors.DefaultSelector() as waiter:
+            waiter.register(read.fileno(), selectors.EVENT_READ)
+            while not (waiter.select(10) and read.ready()):
+                pass
+        read = staged.read_nowait()
+    if read is True:
+        how = "nowait"
+    else:
+        staged.read()
+    out = staged.answers()
+    staged.write()
+    return out, how
+
+
+def test_remembered_answers_read_the_counters_without_waiting_on_postgresql(ca, monkeypatch):
+    """On PostgreSQL a batch of remembered answers sends its one statement — the revocation counters — on a
+    non-blocking connection whose answer the worker's main thread waits for on its poller (the batch
+    thread opened that connection once answers were remembered); on SQLite the batch thread reads. A
+    revocation committed through another node's connections moves its CA's counter: that batch is read by
+    the batch thread and answers "revoked" over POST and GET."""
+    postgres = ca.db.kw["bind"].dialect.name == "postgresql"
+    leaf = ca.issue(request("server", sm2_spki()))
+    name = leaf.ca
+    plain = _request(ca.directory.get(name).certificate, [leaf.serial])
+    post = ("POST", f"/ocsp/{name}", "application/ocsp-request", str(len(plain)), plain)
+    get = ("GET", f"/ocsp/{name}/{base64.b64encode(plain).decode()}", "", "", b"")
+    path = OcspFastPath(ca)
+    reads = []
+    current = ca.ocsp.store.current
+    monkeypatch.setattr(ca.ocsp.store, "current", lambda *a, **k: reads.append(a) or current(*a, **k))
+
+    first, how = _worker_batch(path, [post, get])              # nothing remembered yet: statuses read
+    assert how == "thread" and len(reads) == 1 and len(path.memo) == 2
+    again, how = _worker_batch(path, [post, get])              # remembered (the connection is opened now)
+    assert len(reads) == 1
+    for _ in range(3):
+        again, how = _worker_batch(path, [get, post])
+        assert how == ("nowait" if postgres else "thread") and len(reads) == 1
+        assert again[1] == first[0] and again[0][1] == first[1][1]
+
+    with _other_node(ca) as node_b:
+        node_b.revoke(name, leaf.serial, RevocationReason.key_compromise)
+    after, how = _worker_batch(path, [post, get])
+    assert how == "thread" and len(reads) == 2                 # the counter moved: statuses read again
+    assert [statuses(basic_response(reply[1], ca, name)) for reply in after] == [{leaf.serial: "revoked"}] * 2
+    remembered, how = _worker_batch(path, [post, get])
+    assert how == ("nowait" if postgres else "thread") and len(reads) == 2 and remembered[0] == after[0]
 
 
 def test_remembered_answers_end_at_their_refresh_time_and_with_a_purge(ca, monkeypatch):
