@@ -40,6 +40,8 @@ from typing import Callable, Sequence
 
 from asn1crypto import core, crl as asn1_crl, csr as asn1_csr, x509
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.api import REVOCATION_PREFIX, CertificateStatus, IssuedCertificate, IssueRequest, RevocationReason
@@ -58,6 +60,9 @@ from pkicore.errors import ErrorCode
 from pkicore.keys import verify_signature
 
 log = logging.getLogger(__name__)
+
+_OUTBOX = CmpOutbox.__table__
+_INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}     # as store.generation.bump
 
 CMP_TYPE = "application/pkixcmp"
 PRINTABLE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
@@ -225,18 +230,20 @@ class CmpCA:
         """Queue the rr of a certificate issued through this queue in the caller's transaction (``session``,
         on this queue's database): a row of kind ``rr`` (id ``rr-<the certificate's request id>``), durable
         with the caller's state change and sent after its commit (``send_revocations``; the sweeps retry
-        it), never over the network inside the caller's transaction. Queued twice: the one row. Its id."""
+        it), never over the network inside the caller's transaction. Queued twice (two nodes at once too):
+        the one row. Its id."""
         cert_row = session.scalar(select(CmpOutbox).where(CmpOutbox.serial == format(serial, "x"),
                                                           CmpOutbox.state == "issued"))
         if cert_row is None:
             raise CertificateNotFound(f"no certificate {serial:x} was issued through {self.name}")
         request_id = f"{REVOCATION_PREFIX}{cert_row.request_id}"
-        if session.get(CmpOutbox, request_id, with_for_update=True) is None:
-            session.add(CmpOutbox(request_id=request_id, transaction_id=secrets.token_hex(16), state="new",
-                                  kind="rr", request={"ca": ca, "serial": format(serial, "x"),
-                                                      "reason": RevocationReason(reason).value},
-                                  attempts=0, chain=[], status="good"))
-            session.flush()
+        # one statement, so two nodes queueing the same rr at once get the one row: the second waits on the
+        # primary key for the first's commit, then inserts nothing (a check-then-insert let both see no row)
+        insert = _INSERTS[session.get_bind().dialect.name]
+        session.execute(insert(_OUTBOX).values(
+            request_id=request_id, transaction_id=secrets.token_hex(16), state="new", kind="rr",
+            request={"ca": ca, "serial": format(serial, "x"), "reason": RevocationReason(reason).value},
+            attempts=0, chain=[], status="good").on_conflict_do_nothing(index_elements=[_OUTBOX.c.request_id]))
         return request_id
 
     def send_revocations(self, *, prefix: str = REVOCATION_PREFIX) -> dict[str, str]:
