@@ -40,8 +40,6 @@ from typing import Callable, Sequence
 
 from asn1crypto import core, crl as asn1_crl, csr as asn1_csr, x509
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.api import REVOCATION_PREFIX, CertificateStatus, IssuedCertificate, IssueRequest, RevocationReason
@@ -55,14 +53,13 @@ from ca_bridge.cmp.protection import signature_algorithm
 from ca_bridge.cmp.server import REG_CTRL_PROTOCOL_ENCR_KEY, cert_hash
 from ca_bridge.errors import CaError, CertificateNotFound, IssuanceError
 from pkicore.algorithms import algorithm
-from store.db import as_utc, transaction, utcnow
+from store.db import as_utc, transaction, upsert_insert, utcnow
 from pkicore.errors import ErrorCode
 from pkicore.keys import verify_signature
 
 log = logging.getLogger(__name__)
 
 _OUTBOX = CmpOutbox.__table__
-_INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}     # as store.generation.bump
 
 CMP_TYPE = "application/pkixcmp"
 PRINTABLE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
@@ -239,7 +236,7 @@ class CmpCA:
         request_id = f"{REVOCATION_PREFIX}{cert_row.request_id}"
         # one statement, so two nodes queueing the same rr at once get the one row: the second waits on the
         # primary key for the first's commit, then inserts nothing (a check-then-insert let both see no row)
-        insert = _INSERTS[session.get_bind().dialect.name]
+        insert = upsert_insert(session.get_bind().dialect.name)
         session.execute(insert(_OUTBOX).values(
             request_id=request_id, transaction_id=secrets.token_hex(16), state="new", kind="rr",
             request={"ca": ca, "serial": format(serial, "x"), "reason": RevocationReason(reason).value},
