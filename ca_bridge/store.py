@@ -15,14 +15,13 @@ from typing import Iterable, Mapping, Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_bridge.api import CertificateStatus, RevocationReason
 from ca_bridge.directory import CaDirectory
 from ca_bridge.errors import StatusUnavailable
 from ca_bridge.models import IssuedCert, PreProducedOcsp
-from store.db import HotReader, as_utc, db_datetime, reading, transaction
+from store.db import HotReader, as_utc, db_datetime, reading, transaction, upsert_insert
 from store.generation import bump
 
 
@@ -107,7 +106,7 @@ class DbStatusStore:
         self.directory = directory
         engine = db.kw["bind"]
         self._hot = HotReader(engine)
-        self._upsert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[engine.dialect.name]
+        self._upsert = upsert_insert(engine.dialect.name)
 
     def status(self, ca: str, serial: int, session: Session | None = None) -> CertificateStatus:
         info = self.directory.get(ca)

@@ -493,6 +493,14 @@ class PendingRows:
             self._reader._drop_nowait()
 
 
+def upsert_insert(dialect: str):
+    """The INSERT construct of ``dialect`` ("postgresql" or "sqlite", an engine's ``dialect.name``): both
+    have ``on_conflict_do_nothing`` / ``on_conflict_do_update``, so one statement inserts or keeps a row
+    even when two nodes write it at once (a check-then-insert would let both see no row)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+
+
 def db_datetime(value) -> dt.datetime | None:
     """A DateTime column read by ``HotReader`` as an aware UTC datetime (SQLite stores UTC text)."""
     if value is None or isinstance(value, dt.datetime):

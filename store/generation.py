@@ -14,11 +14,9 @@ import threading
 import time
 
 from sqlalchemy import BigInteger, String, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from store.db import Base, reading
+from store.db import Base, reading, upsert_insert
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +34,12 @@ class DbGeneration(Base):
 
 
 _TABLE = DbGeneration.__table__
-_INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
 
 
 def bump(session: Session, name: str) -> None:
     """Count one change of the data ``name`` in ``session``'s transaction (an upsert: the row need not
     exist, and concurrent first bumps do not collide)."""
-    insert = _INSERTS[session.get_bind().dialect.name]
+    insert = upsert_insert(session.get_bind().dialect.name)
     statement = insert(_TABLE).values(name=name, value=1)
     session.execute(statement.on_conflict_do_update(index_elements=[_TABLE.c.name],
                                                     set_={"value": _TABLE.c.value + 1}))

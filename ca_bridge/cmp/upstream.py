@@ -53,11 +53,13 @@ from ca_bridge.cmp.protection import signature_algorithm
 from ca_bridge.cmp.server import REG_CTRL_PROTOCOL_ENCR_KEY, cert_hash
 from ca_bridge.errors import CaError, CertificateNotFound, IssuanceError
 from pkicore.algorithms import algorithm
-from store.db import as_utc, transaction, utcnow
+from store.db import as_utc, transaction, upsert_insert, utcnow
 from pkicore.errors import ErrorCode
 from pkicore.keys import verify_signature
 
 log = logging.getLogger(__name__)
+
+_OUTBOX = CmpOutbox.__table__
 
 CMP_TYPE = "application/pkixcmp"
 PRINTABLE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
@@ -225,18 +227,20 @@ class CmpCA:
         """Queue the rr of a certificate issued through this queue in the caller's transaction (``session``,
         on this queue's database): a row of kind ``rr`` (id ``rr-<the certificate's request id>``), durable
         with the caller's state change and sent after its commit (``send_revocations``; the sweeps retry
-        it), never over the network inside the caller's transaction. Queued twice: the one row. Its id."""
+        it), never over the network inside the caller's transaction. Queued twice (two nodes at once too):
+        the one row. Its id."""
         cert_row = session.scalar(select(CmpOutbox).where(CmpOutbox.serial == format(serial, "x"),
                                                           CmpOutbox.state == "issued"))
         if cert_row is None:
             raise CertificateNotFound(f"no certificate {serial:x} was issued through {self.name}")
         request_id = f"{REVOCATION_PREFIX}{cert_row.request_id}"
-        if session.get(CmpOutbox, request_id, with_for_update=True) is None:
-            session.add(CmpOutbox(request_id=request_id, transaction_id=secrets.token_hex(16), state="new",
-                                  kind="rr", request={"ca": ca, "serial": format(serial, "x"),
-                                                      "reason": RevocationReason(reason).value},
-                                  attempts=0, chain=[], status="good"))
-            session.flush()
+        # one statement, so two nodes queueing the same rr at once get the one row: the second waits on the
+        # primary key for the first's commit, then inserts nothing (a check-then-insert let both see no row)
+        insert = upsert_insert(session.get_bind().dialect.name)
+        session.execute(insert(_OUTBOX).values(
+            request_id=request_id, transaction_id=secrets.token_hex(16), state="new", kind="rr",
+            request={"ca": ca, "serial": format(serial, "x"), "reason": RevocationReason(reason).value},
+            attempts=0, chain=[], status="good").on_conflict_do_nothing(index_elements=[_OUTBOX.c.request_id]))
         return request_id
 
     def send_revocations(self, *, prefix: str = REVOCATION_PREFIX) -> dict[str, str]:

@@ -2,20 +2,24 @@
 is in the HSM and whose certificate carries id-kp-cmcRA; issuance with certConf, replays of the same
 request id answered from the durable outbox, a lost answer or a lost request recovered under the same
 transactionID without a second certificate, a refusal recorded with the CA's reason, a malformed answer,
-and revocation by rr."""
+revocation by rr, and a queued rr written once however many times and nodes queue it."""
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 
 import pytest
 from asn1crypto import x509
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from ca_bridge.api import IssueRequest, RevocationReason
 from ca_bridge.cmp.models import CmpOutbox, CmpTransaction
 from ca_bridge.cmp.upstream import CmpCA, UpstreamRefused, UpstreamUnavailable, signature_credentials
 from ca_bridge.models import IssuedCert
+from store.db import make_engine, make_session_factory, transaction
 from tests.cmp_support import ra_node_server, EcKey, cmp_server
+from tests.pgschema import url_of
 from tests.unit.ca_bridge.helpers import SUBJECT_SERVER
 
 
@@ -147,3 +151,74 @@ def test_revocation_goes_out_as_rr(upstream):
     assert upstream.ca.status(issuer, issued.serial).status == "revoked"
     assert cmp_ca.status("upstream", issued.serial).status == "revoked"
 
+
+
+def _rr_rows(ca, request_id):
+    with ca.db() as s:
+        return s.scalar(select(func.count()).select_from(CmpOutbox).where(CmpOutbox.request_id == f"rr-{request_id}"))
+
+
+def test_a_revocation_queued_twice_in_one_transaction_is_one_row(upstream):
+    cmp_ca, line = _cmp_ca(upstream)
+    request = _request()
+    issued = cmp_ca.issue(request)
+    sent = line.sent
+    with transaction(upstream.ca.db) as session:
+        first = cmp_ca.queue_revocation("upstream", issued.serial, RevocationReason.key_compromise, session)
+        second = cmp_ca.queue_revocation("upstream", issued.serial, RevocationReason.superseded, session)
+    assert first == second == f"rr-{request.request_id}" and _rr_rows(upstream.ca, request.request_id) == 1
+    row = _outbox(upstream.ca, first)
+    assert row.kind == "rr" and row.state == "new" and row.request["reason"] == "key_compromise"
+    assert line.sent == sent                                     # nothing over the network in the transaction
+
+
+def _lock_waiter(engine) -> bool:
+    """Whether a session of ``engine``'s database waits on a lock (PostgreSQL; SQLite: the writer lock, not
+    visible: the thread's being alive says it)."""
+    if engine.dialect.name != "postgresql":
+        return True
+    with engine.connect() as conn:
+        return bool(conn.execute(text("select count(*) from pg_stat_activity where wait_event_type = 'Lock' "
+                                      "and query like '%cmp_outbox%'")).scalar())
+
+
+def test_two_nodes_queueing_the_same_revocation_at_once_write_one_row(upstream):
+    """Two nodes (two engines on the one database) queue the rr of one certificate in their own uncommitted
+    transactions: the second waits for the first's commit (PostgreSQL: on the primary key, as neither sees
+    the other's row before; SQLite: on the writer lock), then finds the row, and both have its id."""
+    cmp_ca, _ = _cmp_ca(upstream)
+    request = _request()
+    issued = cmp_ca.issue(request)
+    engine = upstream.ca.db.kw["bind"]
+    other = make_engine(url_of(engine) if engine.dialect.name == "postgresql"
+                        else engine.url.render_as_string(hide_password=False))
+    try:
+        second_node = CmpCA(make_session_factory(other), Line(upstream), upstream.credentials, upstream.anchors,
+                            name="upstream")
+        queued: list[str] = []
+        failures: list[BaseException] = []
+
+        def queue():                    # the other node's RA, while the first node's transaction is open
+            try:
+                with transaction(second_node.db) as session:
+                    queued.append(second_node.queue_revocation("upstream", issued.serial,
+                                                               RevocationReason.superseded, session))
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                failures.append(exc)
+
+        with transaction(upstream.ca.db) as session:
+            first = cmp_ca.queue_revocation("upstream", issued.serial, RevocationReason.key_compromise, session)
+            node = threading.Thread(target=queue)
+            node.start()
+            deadline = time.monotonic() + 20
+            while not _lock_waiter(engine) and node.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)
+            assert node.is_alive() and not failures, "the second node did not wait for the first's commit"
+        node.join(20)
+        assert not node.is_alive() and not failures, failures
+    finally:
+        other.dispose()
+    assert queued == [first] == [f"rr-{request.request_id}"]
+    assert _rr_rows(upstream.ca, request.request_id) == 1
+    assert _outbox(upstream.ca, first).request["reason"] == "key_compromise"     # the first node's row
