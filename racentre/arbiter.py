@@ -593,21 +593,24 @@ class FastPathThreadWorker(ThreadWorker):
             self._batch_read(batch, staged, None)
             return True
         self._pending = (read, batch, staged, time.monotonic() + self._NOWAIT_TIMEOUT)
+        arrived = False
         try:
             waiter = select.poll()
             waiter.register(read.fileno(), select.POLLIN)
             deadline = time.monotonic() + self._NOWAIT_BLOCK
-            while (left := deadline - time.monotonic()) > 0 and waiter.poll(left * 1000):
-                if read.ready():
-                    self._pending = None
-                    self._read_done(batch, staged)
-                    return True
-            self.poller.register(read.fileno(), selectors.EVENT_READ, self._on_pending_readable)
+            while not arrived and (left := deadline - time.monotonic()) > 0 and waiter.poll(left * 1000):
+                arrived = read.ready()
+            if not arrived:
+                self.poller.register(read.fileno(), selectors.EVENT_READ, self._on_pending_readable)
         except Exception as exc:  # noqa: BLE001 - the connection failed: the batch thread reads it the usual way
             self.log.warning("fast path: a read without waiting failed (%s); the batch thread reads it", exc)
             self._pending = None
             read.abandon()
             self._to_batch_thread(batch, staged)
+            return True
+        if arrived:
+            self._pending = None
+            self._read_done(batch, staged)
         return True
 
     def _on_pending_readable(self, _fd) -> None:
