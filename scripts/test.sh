@@ -10,13 +10,21 @@ if [ "${1:-}" = "--fast" ]; then
   shift
   FAST=(-m "not slow and not postgres and not java and not browser" -q)
 fi
+# Two processes by default (pytest-xdist; --dist loadfile: a test module runs in one process, so its fixtures are
+# made once): the suite waits on the child processes and servers it starts much of the time, so one process
+# keeps less than one of CI's two cores busy. RACENTRE_TEST_PROCESSES=0 runs it in this process.
+PROCESSES="${RACENTRE_TEST_PROCESSES:-2}"
+PARALLEL=()
+if [ "$PROCESSES" != "0" ]; then
+  PARALLEL=(-n "$PROCESSES" --dist loadfile)
+fi
 scripts/setup.sh
 # pytest keeps its assertion-rewritten test modules, and Python the project's modules, as bytecode in the
 # (ignored) __pycache__ folders: with PYTHONDONTWRITEBYTECODE set, every run - and every child
 # interpreter a test starts - compiles them all again (about 6 s of CPU of the fast tier's 35)
 unset PYTHONDONTWRITEBYTECODE
 set +e
-.venv/bin/python -m pytest "${FAST[@]}" "$@"
+.venv/bin/python -m pytest "${PARALLEL[@]}" "${FAST[@]}" "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

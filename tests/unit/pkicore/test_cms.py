@@ -87,7 +87,8 @@ def test_ess_cert_id_mismatch(signers):
 
 
 @pytest.mark.parametrize("blob", [b"", b"\x30", b"\x30\x03\x02\x01", b"\x04\x00", secrets.token_bytes(64),
-                                  bytes.fromhex("3080060b2a864886f70d0109100104a0800000")])
+                                  bytes.fromhex("3080060b2a864886f70d0109100104a0800000")],
+                         ids=["empty", "lone-tag", "short-sequence", "empty-octets", "random", "indefinite"])
 def test_malformed_input_is_a_verdict_not_an_exception(blob):
     result = verify_signed_data(blob)
     assert not result.ok and result.reasons

@@ -40,7 +40,7 @@ def _sm2_point() -> bytes:
 @pytest.mark.parametrize("spki, family, curve, bits, name", [
     (SM2, "sm2", "sm2p256v1", 256, "sm2"), (P256, "ec", "secp256r1", 256, "ec-p256"),
     (P384, "ec", "secp384r1", 384, "ec-p384"), (RSA, "rsa", None, 2048, "rsa-2048"),
-])
+], ids=["sm2", "ec-p256", "ec-p384", "rsa-2048"])     # ids, not the generated keys: the same in every process
 def test_valid_keys(spki, family, curve, bits, name):
     key = inspect_key(spki)
     assert (key.family, key.curve, key.bits, key.profile_name, key.spki) == (family, curve, bits, name, spki)
