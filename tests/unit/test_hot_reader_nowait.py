@@ -55,6 +55,7 @@ def test_sqlite_never_reads_without_waiting(tmp_path):
         assert _ints(reader.rows(SQL, (1,))) == [(1, 10), (2, 20)]
 
 
+@pytest.mark.postgres
 def test_a_read_without_waiting_sees_what_was_committed_before_it(engine):
     reader = HotReader(engine)
     assert reader.start(SQL, (1,), _ints) is None            # not opened yet: the caller reads the usual way
@@ -74,6 +75,7 @@ def test_a_read_without_waiting_sees_what_was_committed_before_it(engine):
     assert _wait(reader.start(SQL, (3,), list)) == [("3", "30")]   # values as PostgreSQL sends text
 
 
+@pytest.mark.postgres
 def test_a_connection_the_server_ended_is_dropped_and_reopened(engine):
     reader = HotReader(engine)
     reader.open_nowait(SQL)
@@ -90,6 +92,7 @@ def test_a_connection_the_server_ended_is_dropped_and_reopened(engine):
     assert _wait(reader.start(SQL, (1,), _ints)) == [(1, 10), (2, 20)]
 
 
+@pytest.mark.postgres
 def test_an_abandoned_read_closes_its_connection(engine):
     reader = HotReader(engine)
     reader.open_nowait(SQL)
