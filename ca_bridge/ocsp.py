@@ -318,10 +318,9 @@ class OcspResponder:
             return None
 
     def generations_nowait(self):
-        """``generations`` without waiting on the database (``DbStatusStore.generations_nowait``): the
-        mapping, a pending read (``fileno()``, ``ready()``, then ``result()`` is the mapping), or None — then
-        ``generations`` where waiting is allowed. None too when the store has no such read or it failed
-        (logged)."""
+        """``generations`` without waiting on the database (``DbStatusStore.generations_nowait``): a pending
+        read (``fileno()``, ``ready()``, then ``result()`` is the mapping), or None — then ``generations``
+        where waiting is allowed. None too when the store has no such read or it failed (logged)."""
         nowait = getattr(self.store, "generations_nowait", None)
         if nowait is None:
             return None

@@ -390,15 +390,10 @@ class _StagedOcsp:
             return False
         pending, self._pending = self._pending, None
         if pending is None:
-            got = self.path.ca.ocsp.generations_nowait()
-            if got is None or isinstance(got, dict):
-                generations = got
-            else:
-                self._pending = got
-                return got
-        else:
-            generations = pending.result()
-        if generations is None or not all(AnswerMemo.holds(hit[3], generations) for hit in self.hits):
+            self._pending = self.path.ca.ocsp.generations_nowait()
+            return self._pending if self._pending is not None else False
+        generations = pending.result()
+        if not all(AnswerMemo.holds(hit[3], generations) for hit in self.hits):
             return False
         self.batch.generations, self.batch.current = generations, {}
         return True
