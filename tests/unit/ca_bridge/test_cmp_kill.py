@@ -127,6 +127,15 @@ class Upstream:
             assert proc.poll() is None, proc.stdout.read().decode()
             time.sleep(0.1)
 
+    def kill_mid_exchange(self, ra_proc: subprocess.Popen) -> None:
+        """Kill this upstream -9 once it holds ``ra_proc``'s request: the RA's connection drops, and the RA
+        process ends well, its request awaiting the CA (not 503, not lost)."""
+        self.wait_for_marker(ra_proc)
+        self.kill9()
+        out = ra_proc.communicate(timeout=120)[0].decode("utf-8", "replace")
+        assert ra_proc.returncode == 0, out[-3000:]
+        assert json.loads(out.strip().splitlines()[-1]) == {"state": "awaiting_ca"}
+
 
 def _ra_process(link, upstream: Upstream, ra_engine, rid: int) -> subprocess.Popen:
     return _child("ra", {**link["token"], "db": _url(ra_engine), "url": upstream.url, "ra_key": link["ra_key"],
@@ -197,11 +206,7 @@ def test_the_upstream_killed_mid_exchange_loses_nothing_and_issues_once(ca, link
     try:
         rid = _vetted(ca, link, upstream, ra_db)
         ra_proc = _ra_process(link, upstream, ra_db, rid)
-        upstream.wait_for_marker(ra_proc)
-        upstream.kill9()                                # mid-exchange: the RA's connection drops
-        out = ra_proc.communicate(timeout=120)[0].decode("utf-8", "replace")
-        assert ra_proc.returncode == 0, out[-3000:]
-        assert json.loads(out.strip().splitlines()[-1]) == {"state": "awaiting_ca"}     # not 503, not lost
+        upstream.kill_mid_exchange(ra_proc)
         assert _state(ra_db, rid) == ("awaiting_ca", "sent")
         upstream.start()                                # restarted
         _sweep_until_issued(_sweeping_ra(ca, link, upstream, ra_db), rid)
